@@ -1,0 +1,151 @@
+# nsign: one static musl binary with busybox-style applets.
+#   make              build/nsign (installs and builds the pinned dependencies first if needed)
+#   make test         every test; ends with "N passed, N failed"
+#   make demo         the local end-to-end demo of the enclave flow
+#   make test-asan    unit tests under ASan+UBSan     make fuzz   libFuzzer targets (clang)
+#   make repro-check  two builds in two directories must be byte-identical
+# O=DIR puts objects and binaries in DIR (default build). V=1 shows commands.
+
+O ?= build
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+export LC_ALL := C
+export TZ := UTC
+export SOURCE_DATE_EPOCH ?= 1700000000
+unexport LIBRARY_PATH CPATH C_INCLUDE_PATH
+
+DEPS := build/deps
+DEPS_HOST := build/deps-host
+DEPS_STAMP := $(DEPS)/.built
+DEPS_HOST_STAMP := $(DEPS_HOST)/.built
+include scripts/nanopb.mk
+
+CC := musl-gcc
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter -Wvla -Wno-format-truncation -Werror
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -O2 -g0 $(WARN) -fstack-protector-strong \
+	-ffile-prefix-map=$(CURDIR)=. -fno-ident -ffunction-sections -fdata-sections \
+	$(PB_DEFINES) -DMBEDTLS_CONFIG_FILE='"nsign_mbedtls_config.h"' -Isrc -Iapplets -I$(O)/gen
+CFLAGS := $(CFLAGS_COMMON) -I$(DEPS)/include
+LDFLAGS := -static -Wl,--gc-sections -Wl,--build-id=none -s
+LIBS := -L$(DEPS)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsodium -lcjson \
+	-lprotobuf-nanopb -lpthread
+
+APPLET_NAMES := $(shell sh scripts/applets.sh)
+PROTOS := $(wildcard proto/*.proto)
+GEN_C := $(patsubst proto/%.proto,$(O)/gen/%.pb.c,$(PROTOS))
+GEN_H := $(GEN_C:.c=.h)
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+APPLET_SRC := $(wildcard applets/*.c)
+LIB_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(LIB_SRC)) $(patsubst $(O)/gen/%.c,$(O)/obj/gen/%.o,$(GEN_C))
+APPLET_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(APPLET_SRC))
+UNIT_SRC := $(wildcard test/unit/test_*.c)
+UNIT_BIN := $(patsubst test/unit/%.c,$(O)/test/%,$(UNIT_SRC))
+FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
+
+.PHONY: all deps deps-host links test test-unit test-asan test-asan-build fuzz demo repro-check clean image eif bench
+all: $(O)/nsign links
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/pins.sh scripts/deps.sh scripts/build-deps.sh scripts/nanopb.mk src/nsign_mbedtls_config.h
+	$(Q)bash scripts/deps.sh all
+	$(Q)bash scripts/build-deps.sh musl
+	$(Q)touch $@
+deps-host: $(DEPS_HOST_STAMP)
+$(DEPS_HOST_STAMP): $(DEPS_STAMP)
+	$(Q)bash scripts/build-deps.sh host
+	$(Q)touch $@
+
+$(O)/gen/%.pb.c $(O)/gen/%.pb.h: proto/%.proto proto/%.options $(DEPS_STAMP)
+	@mkdir -p $(O)/gen
+	$(if $(Q),@echo "  PROTOC  $<")
+	$(Q)protoc -Iproto --nanopb_out=$(O)/gen $<
+proto/%.options: ;
+
+$(O)/obj/gen/%.o: $(O)/gen/%.c $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -Wno-error -MMD -MP -c $< -o $@
+
+$(O)/obj/%.o: %.c $(DEPS_STAMP) | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(O)/libnsign.a: $(LIB_OBJ)
+	$(Q)rm -f $@ && ar rcD $@ $^
+
+$(O)/nsign: $(O)/obj/src/main.o $(APPLET_OBJ) $(O)/libnsign.a
+	$(if $(Q),@echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(O)/obj/src/main.o $(APPLET_OBJ) $(O)/libnsign.a $(LIBS)
+
+links: $(O)/nsign
+	@mkdir -p $(O)/bin
+	$(Q)ln -sf ../nsign $(O)/bin/nsign
+	$(Q)for a in $(APPLET_NAMES); do ln -sf ../nsign $(O)/bin/$$a; done
+
+$(O)/test/%: test/unit/%.c test/unit/t.h $(O)/libnsign.a
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) -Itest/unit -MMD -MP $(LDFLAGS) -o $@ $< $(O)/libnsign.a $(LIBS)
+
+test-unit: $(UNIT_BIN)
+	$(Q)bash test/run.sh unit $(O)
+
+# Sanitizer and fuzz builds use the system compiler (glibc) and the host build of the same deps.
+ASAN_O := $(O)/asan
+ASAN_CC := clang
+ASAN_CFLAGS := $(filter-out -Werror -fstack-protector-strong -Wno-format-truncation,$(CFLAGS_COMMON)) -I$(DEPS_HOST)/include \
+	-I$(ASAN_O)/gen -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined -DNS_TEST_ASAN=1
+ASAN_LIBS := -L$(DEPS_HOST)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsodium -lcjson \
+	-lprotobuf-nanopb -lpthread
+ASAN_LIB_OBJ := $(patsubst %.c,$(ASAN_O)/obj/%.o,$(LIB_SRC)) $(patsubst $(O)/gen/%.c,$(ASAN_O)/obj/gen/%.o,$(GEN_C))
+ASAN_UNIT := $(patsubst test/unit/%.c,$(ASAN_O)/test/%,$(UNIT_SRC))
+
+$(ASAN_O)/obj/gen/%.o: $(O)/gen/%.c $(DEPS_HOST_STAMP)
+	@mkdir -p $(dir $@)
+	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) -I$(O)/gen -c $< -o $@
+$(ASAN_O)/obj/%.o: %.c $(DEPS_HOST_STAMP) | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) -I$(O)/gen -MMD -MP -c $< -o $@
+$(ASAN_O)/libnsign.a: $(ASAN_LIB_OBJ)
+	$(Q)rm -f $@ && ar rcD $@ $^
+$(ASAN_O)/test/%: test/unit/%.c test/unit/t.h $(ASAN_O)/libnsign.a
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  ASAN    $@")
+	$(Q)$(ASAN_CC) $(ASAN_CFLAGS) -I$(O)/gen -Itest/unit -o $@ $< $(ASAN_O)/libnsign.a $(ASAN_LIBS)
+
+test-asan-build: $(ASAN_UNIT)
+test-asan: test-asan-build
+	$(Q)bash test/run.sh asan $(O)
+
+FUZZ_O := $(O)/fuzz
+FUZZ_CFLAGS := $(filter-out -Werror -fstack-protector-strong -Wno-format-truncation,$(CFLAGS_COMMON)) -I$(DEPS_HOST)/include \
+	-I$(O)/gen -O1 -g -fsanitize=address,undefined,fuzzer-no-link -DNS_FUZZ=1
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_O)/obj/%.o,$(LIB_SRC)) $(patsubst $(O)/gen/%.c,$(FUZZ_O)/obj/gen/%.o,$(GEN_C))
+FUZZ_BIN := $(patsubst test/fuzz/%.c,$(FUZZ_O)/%,$(FUZZ_SRC))
+$(FUZZ_O)/obj/gen/%.o: $(O)/gen/%.c $(DEPS_HOST_STAMP)
+	@mkdir -p $(dir $@)
+	$(Q)clang $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_O)/obj/%.o: %.c $(DEPS_HOST_STAMP) | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(Q)clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+$(FUZZ_O)/libnsign.a: $(FUZZ_LIB_OBJ)
+	$(Q)rm -f $@ && ar rcD $@ $^
+$(FUZZ_O)/%: test/fuzz/%.c $(FUZZ_O)/libnsign.a
+	$(if $(Q),@echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_O)/libnsign.a $(ASAN_LIBS)
+fuzz: $(FUZZ_BIN)
+
+test: all $(UNIT_BIN)
+	$(Q)bash test/run.sh all $(O)
+
+demo: all
+	$(Q)bash test/demo.sh $(O)
+
+repro-check:
+	$(Q)bash scripts/repro-check.sh
+
+clean:
+	rm -rf $(O)/obj $(O)/nsign $(O)/bin $(O)/test $(O)/gen $(O)/libnsign.a $(O)/asan $(O)/fuzz
+
+-include $(shell find $(O)/obj $(O)/asan/obj $(O)/fuzz/obj -name '*.d' 2>/dev/null)

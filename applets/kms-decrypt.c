@@ -1,0 +1,12 @@
+/* kms-decrypt: not implemented yet; its issue replaces this file. */
+#include "../applets/applets.h"
+#include "cli.h"
+
+int kms_decrypt_main(int argc, char **argv)
+{
+    if (ns_cli_wants_help(argc, argv)) {
+        printf("usage: nsign kms-decrypt ...\n\nNot implemented yet.\n");
+        return 0;
+    }
+    return ns_cli_not_implemented();
+}

@@ -1,0 +1,12 @@
+/* s3-get: not implemented yet; its issue replaces this file. */
+#include "../applets/applets.h"
+#include "cli.h"
+
+int s3_get_main(int argc, char **argv)
+{
+    if (ns_cli_wants_help(argc, argv)) {
+        printf("usage: nsign s3-get ...\n\nNot implemented yet.\n");
+        return 0;
+    }
+    return ns_cli_not_implemented();
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Installs what nsign needs to build and test on a Debian 12 machine, idempotently:
+# apt packages (toolchain, test peers), a deb-src entry derived from the deb one,
+# and the pinned Debian source packages of the five libraries, unpacked under build/src.
+# Usage: scripts/deps.sh [apt|src|all]   (default all). Safe to run again; does little when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/pins.sh
+
+what=${1:-all}
+stamp=build/.deps-apt-$(echo "${APT_PACKAGES[*]}" | sha256sum | cut -c1-12)
+
+need_root() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "deps: must run as root to install packages (try: sudo make deps)" >&2
+        exit 1
+    fi
+}
+
+ensure_deb_src() {
+    local f=/etc/apt/sources.list.d/debian.sources
+    if grep -qsh '^Types:.*deb-src' /etc/apt/sources.list.d/*.sources 2>/dev/null ||
+        grep -qsh '^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null; then
+        return 0
+    fi
+    need_root
+    if [ -f "$f" ]; then
+        echo "deps: adding a deb-src entry derived from $f"
+        sed -n 's/^Types: deb$/Types: deb-src/;p' "$f" >/etc/apt/sources.list.d/nsign-deb-src.sources
+    elif [ -f /etc/apt/sources.list ]; then
+        grep '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' >/etc/apt/sources.list.d/nsign-deb-src.list
+    else
+        echo "deps: no Debian apt source found to derive a deb-src entry from" >&2
+        exit 1
+    fi
+    APT_UPDATED=0
+}
+
+APT_UPDATED=${APT_UPDATED:-0}
+apt_update() {
+    if [ "$APT_UPDATED" = 0 ]; then
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+}
+
+do_apt() {
+    mkdir -p build
+    [ -f "$stamp" ] && return 0
+    local missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        need_root
+        ensure_deb_src
+        apt_update
+        echo "deps: installing ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    touch "$stamp"
+}
+
+do_src() {
+    mkdir -p build/src
+    local name ver dir
+    for pin in "${SRC_PINS[@]}"; do
+        name=${pin%%=*}
+        ver=${pin#*=}
+        dir=build/src/$name-$ver
+        [ -f "$dir/.nsign-unpacked" ] && continue
+        ensure_deb_src
+        rm -rf "$dir" build/src/dl-"$name"
+        mkdir -p build/src/dl-"$name"
+        echo "deps: apt-get source $name=$ver"
+        if ! (cd build/src/dl-"$name" && apt-get source -qq "$name=$ver" >/dev/null 2>dl.log); then
+            apt_update
+            if ! (cd build/src/dl-"$name" && apt-get source -qq "$name=$ver" >/dev/null 2>dl.log); then
+                now=$(apt-cache showsrc "$name" 2>/dev/null | awk '/^Version:/{print $2}' | sort -V | tail -1)
+                echo "deps: source package $name=$ver is not available from the archive any more." >&2
+                echo "deps: the archive now has $name=${now:-<none>}; update the pin in scripts/pins.sh." >&2
+                exit 1
+            fi
+        fi
+        local sub
+        sub=$(find build/src/dl-"$name" -mindepth 1 -maxdepth 1 -type d | head -1)
+        mv "$sub" "$dir"
+        rm -rf build/src/dl-"$name"
+        touch "$dir/.nsign-unpacked"
+    done
+}
+
+case "$what" in
+apt) do_apt ;;
+src) do_apt; do_src ;;
+all) do_apt; do_src ;;
+*) echo "usage: scripts/deps.sh [apt|src|all]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,76 @@
+/* log: see log.h. Lines are assembled in a stack buffer and written with one write(2). */
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NS_LOG_LINE_MAX 1024
+
+static const char *log_applet = "nsign";
+static ns_log_level log_min = NS_LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void ns_log_init(const char *applet)
+{
+    log_applet = applet;
+    ns_log_from_env();
+}
+
+const char *ns_log_applet(void)
+{
+    return log_applet;
+}
+
+void ns_log_set_level(ns_log_level min)
+{
+    log_min = min;
+}
+
+void ns_log_from_env(void)
+{
+    const char *v = getenv("NSIGN_LOG");
+    if (v == NULL) {
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(v, level_names[i]) == 0) {
+            log_min = (ns_log_level)i;
+        }
+    }
+}
+
+void ns_log(ns_log_level level, const char *fmt, ...)
+{
+    char line[NS_LOG_LINE_MAX];
+    if (level < log_min) {
+        return;
+    }
+    int n = snprintf(line, sizeof line, "nsign %s: %s ", log_applet, level_names[level]);
+    if (n < 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof line - 2) {
+        len = sizeof line - 2;
+    }
+    line[len++] = '\n';
+    ssize_t w = write(2, line, len);
+    (void)w;
+}
+
+void ns_log_err(ns_err e, const char *what)
+{
+    const char *d = ns_err_msg();
+    if (what != NULL && what[0] != '\0') {
+        ns_error("%s: %s", what, d[0] ? d : ns_err_name(e));
+    } else {
+        ns_error("%s", d[0] ? d : ns_err_name(e));
+    }
+}

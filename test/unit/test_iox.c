@@ -1,0 +1,89 @@
+/* Unit tests for iox: atomic output (commit and abort), bounded reads, number parsing. */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "iox.h"
+#include "t.h"
+
+int main(void)
+{
+    char dir[] = "/tmp/ns-test-iox-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "temp dir");
+    char path[128];
+    snprintf(path, sizeof path, "%s/out.bin", dir);
+
+    ns_out o;
+    CHECK_ERR(ns_out_open(&o, path), NS_OK, "open output");
+    CHECK_ERR(ns_out_write(&o, "hello", 5), NS_OK, "write");
+    CHECK(access(path, F_OK) != 0, "nothing at the final path before commit");
+    CHECK_ERR(ns_out_commit(&o), NS_OK, "commit");
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && st.st_size == 5, "committed file has the content");
+    CHECK((st.st_mode & 0777) == 0600, "committed file is 0600");
+
+    char path2[160];
+    snprintf(path2, sizeof path2, "%s/aborted.bin", dir);
+    CHECK_ERR(ns_out_open(&o, path2), NS_OK, "open second output");
+    CHECK_ERR(ns_out_write(&o, "partial", 7), NS_OK, "write partial");
+    ns_out_abort(&o);
+    CHECK(access(path2, F_OK) != 0, "abort leaves no file");
+    int n = 0;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ls -A %s | wc -l", dir);
+    FILE *p = popen(cmd, "r");
+    if (p && fscanf(p, "%d", &n) != 1) {
+        n = -1;
+    }
+    if (p) {
+        pclose(p);
+    }
+    CHECK(n == 1, "abort leaves no temp file either (%d entries)", n);
+
+    CHECK_ERR(ns_out_open(&o, "/nonexistent-dir/x"), NS_E_IO, "unwritable directory is an error");
+
+    ns_buf b;
+    ns_buf_init(&b, 4);
+    CHECK_ERR(ns_read_path(path, &b), NS_E_TOO_BIG, "read_path enforces the cap");
+    ns_buf_free(&b);
+    ns_buf_init(&b, 5);
+    CHECK_ERR(ns_read_path(path, &b), NS_OK, "read_path exactly at the cap");
+    CHECK(b.len == 5 && memcmp(b.data, "hello", 5) == 0, "read_path content");
+    ns_buf_free(&b);
+    ns_buf_init(&b, 5);
+    CHECK_ERR(ns_read_path("/nonexistent", &b), NS_E_NOT_FOUND, "missing file is NOT_FOUND");
+    ns_buf_free(&b);
+
+    uint64_t v;
+    CHECK_ERR(ns_parse_size("64K", UINT64_MAX, &v), NS_OK, "size 64K");
+    CHECK(v == 65536, "size 64K value");
+    CHECK_ERR(ns_parse_size("2G", UINT64_MAX, &v), NS_OK, "size 2G");
+    CHECK(v == 2147483648ull, "size 2G value");
+    CHECK_ERR(ns_parse_size("1X", UINT64_MAX, &v), NS_E_USAGE, "bad suffix");
+    CHECK_ERR(ns_parse_size("99999999999999999999", UINT64_MAX, &v), NS_E_USAGE, "overflow");
+    CHECK_ERR(ns_parse_uint("-1", 100, &v), NS_E_USAGE, "negative");
+    CHECK_ERR(ns_parse_uint("101", 100, &v), NS_E_USAGE, "over max");
+    int64_t ms;
+    CHECK_ERR(ns_parse_seconds("2.5", &ms), NS_OK, "seconds 2.5");
+    CHECK(ms == 2500, "seconds 2.5 value");
+    CHECK_ERR(ns_parse_seconds("3", &ms), NS_OK, "seconds 3");
+    CHECK(ms == 3000, "seconds 3 value");
+    CHECK_ERR(ns_parse_seconds("1.", &ms), NS_E_USAGE, "seconds '1.'");
+    CHECK_ERR(ns_parse_seconds("x", &ms), NS_E_USAGE, "seconds 'x'");
+
+    int fds[2];
+    CHECK(pipe(fds) == 0, "pipe");
+    CHECK(write(fds[1], "abc", 3) == 3, "pipe write");
+    close(fds[1]);
+    char rb[8];
+    CHECK_ERR(ns_read_full(fds[0], rb, 4, 1000), NS_E_TRUNCATED, "read_full on short input");
+    close(fds[0]);
+    CHECK(pipe(fds) == 0, "pipe 2");
+    CHECK_ERR(ns_read_full(fds[0], rb, 1, 100), NS_E_TIMEOUT, "read_full times out");
+    close(fds[0]);
+    close(fds[1]);
+
+    unlink(path);
+    rmdir(dir);
+    T_DONE();
+}
