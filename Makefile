@@ -42,11 +42,11 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(O)/test/%,$(UNIT_SRC))
 FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
 
-.PHONY: all deps deps-host links test test-unit test-asan test-asan-build fuzz demo repro-check clean image eif bench
+.PHONY: apt-deps all deps deps-host links test test-unit test-asan test-asan-build fuzz demo repro-check clean image eif bench
 all: $(O)/nsign links
 
 deps: $(DEPS_STAMP)
-$(DEPS_STAMP): scripts/pins.sh scripts/deps.sh scripts/build-deps.sh scripts/nanopb.mk src/nsign_mbedtls_config.h
+$(DEPS_STAMP): scripts/pins.sh scripts/build-deps.sh scripts/nanopb.mk src/nsign_mbedtls_config.h
 	$(Q)bash scripts/deps.sh all
 	$(Q)bash scripts/build-deps.sh musl
 	$(Q)touch $@
@@ -136,10 +136,13 @@ $(FUZZ_O)/%: test/fuzz/%.c $(FUZZ_O)/libnsign.a
 	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_O)/libnsign.a $(ASAN_LIBS)
 fuzz: $(FUZZ_BIN)
 
-test: all $(UNIT_BIN)
+# apt packages for tests can change without touching the libraries: check them on every run.
+apt-deps:
+	$(Q)bash scripts/deps.sh apt
+test: apt-deps all $(UNIT_BIN)
 	$(Q)bash test/run.sh all $(O)
 
-demo: all
+demo: apt-deps all
 	$(Q)bash test/demo.sh $(O)
 
 repro-check:

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 . scripts/pins.sh
 
 what=${1:-all}
+mapfile -t APT_PACKAGES < <(sed 's/#.*//' scripts/apt-packages.txt | tr -s ' \t' '\n' | sed '/^$/d')
 stamp=build/.deps-apt-$(echo "${APT_PACKAGES[*]}" | sha256sum | cut -c1-12)
 
 need_root() {
