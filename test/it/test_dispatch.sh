@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Dispatch: --list, --version, --help, symlinks, unknown applets, and the static binary itself.
+. "$(dirname "$0")/../lib/tap.sh"
+N=$NSIGN
+list=$("$N" --list)
+check "--list prints the twelve applets of DESIGN.md" test "$(echo "$list" | wc -l)" = 12
+for a in fetch-creds s3-get vsock-push vsock-recv kms-decrypt age-decrypt bridge sign-service \
+    enclave-entrypoint run-enclave stop-enclave eif; do
+    echo "$list" | grep -qx "$a" || fail "--list names $a"
+    out=$("$N" "$a" --help 2>&1); rc=$?
+    check "$a --help exits 0 and prints usage" test "$rc" = 0 -a -n "$out"
+    out2=$("$NS_BUILD/bin/$a" --help 2>&1); rc2=$?
+    check "symlink $a dispatches like 'nsign $a'" test "$rc2" = 0 -a "$out" = "$out2"
+done
+check "--version" bash -c "'$N' --version | grep -Eq '^nsign [0-9]+\.[0-9]+\.[0-9]+'"
+"$N" no-such-applet >/dev/null 2>/tmp/ns-disp.$$; rc=$?
+check "unknown applet exits 127" test "$rc" = 127
+check "unknown applet error names a hint" grep -q "nsign --list" /tmp/ns-disp.$$
+rm -f /tmp/ns-disp.$$
+"$N" >/dev/null 2>&1; rc=$?
+check "no applet is a usage error (2)" test "$rc" = 2
+check "binary is statically linked" bash -c "file -L '$N' | grep -q 'statically linked'"
+check "binary has no interpreter" bash -c "! readelf -l '$N' | grep -q INTERP"
+check "binary is x86-64" bash -c "file -L '$N' | grep -q x86-64"
+size=$(stat -c %s "$N")
+check "binary is well under 2 MiB stripped ($size bytes)" test "$size" -lt 2097152
+tap_done
