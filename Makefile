@@ -58,8 +58,17 @@ $(DEPS_HOST_STAMP): $(DEPS_STAMP)
 $(O)/gen/%.pb.c $(O)/gen/%.pb.h: proto/%.proto proto/%.options $(DEPS_STAMP)
 	@mkdir -p $(O)/gen
 	$(if $(Q),@echo "  PROTOC  $<")
-	$(Q)protoc -Iproto --nanopb_out=$(O)/gen $<
+	$(Q)protoc -Iproto --nanopb_out=-Iproto:$(O)/gen $<
 proto/%.options: ;
+
+# The serialized FileDescriptorProtos of proto/*.proto as a C array, for gRPC server reflection.
+GEN_H += $(O)/gen/proto_descriptors.h
+$(O)/gen/proto_descriptors.h: $(PROTOS)
+	@mkdir -p $(O)/gen
+	$(Q)protoc -Iproto --descriptor_set_out=$(O)/gen/proto_descriptors.pb $(PROTOS)
+	$(Q){ echo 'static const unsigned char ns_proto_descriptors[] = {'; \
+	  od -An -v -tx1 $(O)/gen/proto_descriptors.pb | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '};'; } >$@.tmp && mv $@.tmp $@
 
 $(O)/obj/gen/%.o: $(O)/gen/%.c $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
