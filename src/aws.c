@@ -1,0 +1,2 @@
+/* aws: see aws.h. (stub: being implemented) */
+#include "aws.h"

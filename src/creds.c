@@ -1,0 +1,2 @@
+/* creds: see creds.h. (stub: being implemented) */
+#include "creds.h"

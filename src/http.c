@@ -1,0 +1,2 @@
+/* http: see http.h. (stub: being implemented) */
+#include "http.h"

@@ -1,0 +1,2 @@
+/* imds: see imds.h. (stub: being implemented) */
+#include "imds.h"

@@ -1,0 +1,2 @@
+/* tls: see tls.h. (stub: being implemented) */
+#include "tls.h"
