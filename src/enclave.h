@@ -1,0 +1,129 @@
+/*
+ * enclave: the in-enclave boot of nsign (enclave-entrypoint), as a sequence of named steps.
+ *
+ *   receive   credentials (7100), KMS-encrypted age key (7101), age-encrypted shares (7102),
+ *             concurrently and in any order, into memory (secret buffers)
+ *   kms       decrypt the age key through the KMS proxy, with NSM attestation
+ *   wipe      the credentials and the age-key ciphertext
+ *   age       decrypt the shares with the age identity; wipe the identity
+ *   serve     hand the keys to sign-service in memory; it runs until stop is set
+ *
+ * The configuration comes from the seed's environment variables (ports, CIDs, region,
+ * timeouts) with NSIGN_ENCLAVE_* overrides for every address, so the same flow runs over
+ * unix/tcp on a development machine. The steps' real work is behind ns_enclave_ops so the
+ * orchestration (order, concurrency, wiping, which step failed) is unit-tested with fakes and
+ * this module does not depend on the modules doing the work. Nothing here prints: each step
+ * is reported through ops->on_step with its duration and result.
+ */
+#ifndef NS_ENCLAVE_H
+#define NS_ENCLAVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "err.h"
+
+#define NS_ENCLAVE_CREDS_MAX (64 * 1024)          /* the credentials JSON */
+#define NS_ENCLAVE_AGE_KEY_CT_MAX (64 * 1024)     /* KMS ciphertext of the age identity */
+#define NS_ENCLAVE_AGE_KEY_MAX (16 * 1024)        /* the age identity file, plaintext */
+#define NS_ENCLAVE_SHARES_CT_MAX (16 * 1024 * 1024) /* age ciphertext of the key shares */
+#define NS_ENCLAVE_SHARES_MAX (16 * 1024 * 1024)  /* key shares JSON, plaintext */
+#define NS_ENCLAVE_REGION_MAX 64
+#define NS_ENCLAVE_KEY_ID_MAX 2048
+#define NS_ENCLAVE_URL_MAX 512
+#define NS_ENCLAVE_MODULES_MAX 1024
+
+typedef struct {
+    /* Receivers of the three payloads (default vsock:any:7100/7101/7102). */
+    ns_addr creds_listen;
+    ns_addr age_key_listen;
+    ns_addr shares_listen;
+    int recv_timeout_ms; /* whole receive phase; default 600 s */
+    /* sign-service (default tcp:127.0.0.1:50051) and the ingress bridge to it. */
+    ns_addr sign_listen;
+    int ingress_enabled;
+    ns_addr ingress_listen; /* default vsock:any:50051 */
+    int sign_threads;       /* 0 = one per core */
+    /* Egress bridge tcp:127.0.0.1:8080 -> vsock:3:8080. */
+    int egress_enabled;
+    ns_addr egress_listen;
+    ns_addr egress_connect;
+    /* KMS. */
+    ns_addr kms_proxy; /* default vsock:3:5000 */
+    char region[NS_ENCLAVE_REGION_MAX];
+    char kms_endpoint[NS_ENCLAVE_URL_MAX]; /* "" = https://kms.REGION.amazonaws.com */
+    char kms_key_id[NS_ENCLAVE_KEY_ID_MAX]; /* "" = none (symmetric keys need none) */
+    char ca_bundle[NS_ENCLAVE_URL_MAX];     /* "" = the embedded Amazon roots */
+    int attest;                             /* 1 on, 0 off, -1 auto (on when an NSM exists) */
+    /* PID 1 duties. */
+    int heartbeat_enabled;
+    ns_addr heartbeat; /* default vsock:3:9000 */
+    int heartbeat_timeout_ms;
+    char modules[NS_ENCLAVE_MODULES_MAX]; /* comma-separated .ko paths */
+} ns_enclave_cfg;
+
+/* Looks a variable up (getenv in production, a table in tests); NULL when unset. */
+typedef const char *(*ns_enclave_getenv_fn)(const char *name, void *ctx);
+
+/*
+ * Fills cfg from the environment. Seed variables: AWS_CREDS_VSOCK_PORT (7100),
+ * AGE_KEY_VSOCK_PORT (7101), KEY_SHARES_VSOCK_PORT (7102), VSOCK_PORT (50051),
+ * HOST_EGRESS_VSOCK_PORT (8080), KMS_PROXY_PORT (5000), PARENT_CID (3), AWS_REGION
+ * (us-east-1), HOST_EGRESS_ENABLED (1). nsign's: NSIGN_ENCLAVE_{CREDS,AGE_KEY,SHARES,SIGN,
+ * INGRESS,EGRESS_LISTEN,EGRESS_CONNECT,KMS_PROXY,HEARTBEAT}_ADDR ("none" disables the ingress,
+ * egress and heartbeat), NSIGN_ENCLAVE_RECV_TIMEOUT (seconds), NSIGN_ENCLAVE_SIGN_THREADS,
+ * NSIGN_ENCLAVE_ATTEST (1/0/auto), NSIGN_MODULES, KMS_KEY_ID, AWS_ENDPOINT_URL_KMS,
+ * AWS_CA_BUNDLE. is_pid1 turns the heartbeat on by default.
+ */
+ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx, int is_pid1)
+    NS_MUST_CHECK;
+
+typedef enum {
+    NS_STEP_RECEIVE,
+    NS_STEP_RECV_CREDS,
+    NS_STEP_RECV_AGE_KEY,
+    NS_STEP_RECV_SHARES,
+    NS_STEP_KMS,
+    NS_STEP_WIPE,
+    NS_STEP_AGE,
+    NS_STEP_LOAD_KEYS,
+    NS_STEP_SERVE,
+    NS_STEP_COUNT
+} ns_enclave_step;
+
+const char *ns_enclave_step_name(ns_enclave_step s);
+
+/*
+ * The work of each step. ctx is passed back. Every function must leave its outputs either
+ * filled or empty, and must not keep pointers to its inputs after returning.
+ */
+typedef struct {
+    void *ctx;
+    /* Accept one frame on the listening socket into out (initialised, secret, with its max).
+     * A shutdown(2) of listen_fd by another thread must make it return promptly. */
+    ns_err (*recv)(void *ctx, int listen_fd, int timeout_ms, ns_buf *out);
+    /* KMS-decrypt ct with the credentials JSON; plaintext into out (secret). */
+    ns_err (*kms_decrypt)(void *ctx, const ns_enclave_cfg *cfg, const ns_buf *creds_json,
+                          const ns_buf *ct, ns_buf *out);
+    /* age-decrypt ct with the identity file; plaintext into out (secret). */
+    ns_err (*age_decrypt)(void *ctx, const ns_buf *identity, const ns_buf *ct, ns_buf *out);
+    /* Parse the keys JSON into the signer's own secret memory (keys_json is wiped after). */
+    ns_err (*load_keys)(void *ctx, const ns_buf *keys_json);
+    /* Serve until *stop; returns when stopped or on a fatal error. */
+    ns_err (*serve)(void *ctx, const ns_enclave_cfg *cfg, volatile int *stop);
+    /* Called after each step with its duration; e is NS_OK or the failure (detail in
+     * ns_err_msg on the calling thread). */
+    void (*on_step)(void *ctx, ns_enclave_step step, int64_t ms, ns_err e, const char *detail);
+} ns_enclave_ops;
+
+/*
+ * Runs receive -> kms -> wipe -> age -> load_keys -> serve. On failure returns the error of
+ * the first failing step (its name in *failed). Every secret buffer is wiped before return,
+ * on every path.
+ */
+ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, volatile int *stop,
+                      ns_enclave_step *failed) NS_MUST_CHECK;
+
+#endif

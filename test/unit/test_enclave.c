@@ -1,0 +1,310 @@
+/*
+ * test_enclave: the enclave-entrypoint configuration (seed variables, overrides, bad values)
+ * and the orchestration of ns_enclave_run with fake steps: payloads received in any order,
+ * each step reported, the failing step named, later steps never run after a failure, and
+ * every buffer handed to a step in secret memory.
+ */
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "enclave.h"
+#include "iox.h"
+#include "t.h"
+
+/* ---- config ---- */
+
+static const char *const *t_env;
+
+static const char *fake_getenv(const char *name, void *ctx)
+{
+    (void)ctx;
+    for (size_t i = 0; t_env && t_env[i]; i += 2) {
+        if (strcmp(t_env[i], name) == 0) {
+            return t_env[i + 1];
+        }
+    }
+    return NULL;
+}
+
+static int addr_is(const ns_addr *a, const char *want)
+{
+    char s[NS_ADDR_STR_MAX];
+    ns_addr_format(a, s, sizeof s);
+    if (strcmp(s, want) != 0) {
+        printf("#   got %s want %s\n", s, want);
+        return 0;
+    }
+    return 1;
+}
+
+static void test_cfg(void)
+{
+    ns_enclave_cfg c;
+    t_env = NULL;
+    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "defaults load");
+    CHECK(addr_is(&c.creds_listen, "vsock:any:7100"), "creds on vsock:any:7100");
+    CHECK(addr_is(&c.age_key_listen, "vsock:any:7101"), "age key on vsock:any:7101");
+    CHECK(addr_is(&c.shares_listen, "vsock:any:7102"), "shares on vsock:any:7102");
+    CHECK(addr_is(&c.sign_listen, "tcp:127.0.0.1:50051"), "sign-service on 127.0.0.1:50051");
+    CHECK(c.ingress_enabled && addr_is(&c.ingress_listen, "vsock:any:50051"), "ingress 50051");
+    CHECK(c.egress_enabled && addr_is(&c.egress_listen, "tcp:127.0.0.1:8080") &&
+              addr_is(&c.egress_connect, "vsock:3:8080"),
+          "egress tcp:127.0.0.1:8080 -> vsock:3:8080");
+    CHECK(addr_is(&c.kms_proxy, "vsock:3:5000"), "kms proxy vsock:3:5000");
+    CHECK(strcmp(c.region, "us-east-1") == 0, "region us-east-1");
+    CHECK(c.attest == -1, "attestation auto");
+    CHECK(!c.heartbeat_enabled && c.modules[0] == '\0', "no heartbeat or modules unless PID 1");
+    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 1), NS_OK, "pid1 defaults load");
+    CHECK(c.heartbeat_enabled && addr_is(&c.heartbeat, "vsock:3:9000"), "pid1: heartbeat 9000");
+    CHECK(strcmp(c.modules, "/nsm.ko") == 0, "pid1: loads /nsm.ko");
+
+    static const char *const env1[] = {"AWS_CREDS_VSOCK_PORT", "8100", "KMS_PROXY_PORT", "6000",
+                                       "PARENT_CID", "5", "VSOCK_PORT", "9051",
+                                       "HOST_EGRESS_ENABLED", "0", "AWS_REGION", "eu-west-1",
+                                       "NSIGN_ENCLAVE_SHARES_ADDR", "unix:/tmp/x.sock",
+                                       "NSIGN_ENCLAVE_INGRESS_ADDR", "none",
+                                       "NSIGN_ENCLAVE_HEARTBEAT_ADDR", "tcp:127.0.0.1:9",
+                                       "NSIGN_ENCLAVE_RECV_TIMEOUT", "2.5",
+                                       "NSIGN_ENCLAVE_ATTEST", "0", NULL};
+    t_env = env1;
+    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "overrides load");
+    CHECK(addr_is(&c.creds_listen, "vsock:any:8100"), "AWS_CREDS_VSOCK_PORT honoured");
+    CHECK(addr_is(&c.kms_proxy, "vsock:5:6000"), "KMS_PROXY_PORT and PARENT_CID honoured");
+    CHECK(addr_is(&c.sign_listen, "tcp:127.0.0.1:9051"), "VSOCK_PORT moves the sign-service");
+    CHECK(!c.egress_enabled, "HOST_EGRESS_ENABLED=0 disables egress");
+    CHECK(!c.ingress_enabled, "ingress none");
+    CHECK(addr_is(&c.shares_listen, "unix:/tmp/x.sock"), "address override");
+    CHECK(c.heartbeat_enabled && addr_is(&c.heartbeat, "tcp:127.0.0.1:9"),
+          "explicit heartbeat address enables it");
+    CHECK(c.recv_timeout_ms == 2500, "receive timeout 2.5 s");
+    CHECK(c.attest == 0 && strcmp(c.region, "eu-west-1") == 0, "attest off, region");
+
+    static const char *const bad[][3] = {
+        {"AWS_CREDS_VSOCK_PORT", "70x", "non-numeric port"},
+        {"AGE_KEY_VSOCK_PORT", "0", "port 0"},
+        {"VSOCK_PORT", "70000", "tcp port > 65535"},
+        {"NSIGN_ENCLAVE_CREDS_ADDR", "vsock:nope:1", "bad address"},
+        {"NSIGN_ENCLAVE_CREDS_ADDR", "none", "creds cannot be none"},
+        {"NSIGN_ENCLAVE_RECV_TIMEOUT", "-1", "negative timeout"},
+        {"NSIGN_ENCLAVE_ATTEST", "maybe", "bad attest flag"},
+        {"HOST_EGRESS_ENABLED", "yes", "bad egress flag"},
+        {"NSIGN_ENCLAVE_SIGN_THREADS", "100000", "too many threads"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *env[] = {bad[i][0], bad[i][1], NULL};
+        t_env = env;
+        CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_E_USAGE, "rejects %s",
+                  bad[i][2]);
+        CHECK(strstr(ns_err_msg(), bad[i][0]) != NULL, "error names %s", bad[i][0]);
+    }
+    t_env = NULL;
+}
+
+/* ---- orchestration with fake steps ---- */
+
+typedef struct {
+    int fail_at; /* ns_enclave_step to fail, or NS_STEP_COUNT */
+    int block_recv; /* which recv blocks until shut down (-1: none) */
+    int calls[NS_STEP_COUNT];
+    ns_err reported[NS_STEP_COUNT];
+    int reports;
+    int order[16];
+    pthread_mutex_t mu;
+    char keys_seen[64];
+} fake;
+
+/* Which receiver a listening fd belongs to: the last character of its unix socket path. */
+static int fake_index(int fd)
+{
+    struct sockaddr_un sa;
+    socklen_t n = sizeof sa;
+    memset(&sa, 0, sizeof sa);
+    if (getsockname(fd, (struct sockaddr *)&sa, &n) != 0 || sa.sun_family != AF_UNIX) {
+        return -1;
+    }
+    size_t l = strlen(sa.sun_path);
+    return l ? sa.sun_path[l - 1] - '0' : -1;
+}
+
+static ns_err fake_recv(void *ctx, int fd, int timeout_ms, ns_buf *out)
+{
+    fake *f = ctx;
+    int idx = fake_index(fd);
+    ENSURE(idx >= 0 && idx < 3, NS_E_INTERNAL, "unexpected listener");
+    ENSURE(out->secret, NS_E_INTERNAL, "receive buffer is not secret memory");
+    ns_enclave_step s = (ns_enclave_step)(NS_STEP_RECV_CREDS + idx);
+    pthread_mutex_lock(&f->mu);
+    f->calls[s]++;
+    pthread_mutex_unlock(&f->mu);
+    if (f->block_recv == idx) {
+        /* Waits like a receiver whose sender never comes, until the run shuts it down. */
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, timeout_ms);
+        ENSURE(r > 0, NS_E_TIMEOUT, "fake receiver timed out");
+        int c = accept(fd, NULL, NULL);
+        ENSURE(c < 0, NS_E_INTERNAL, "nobody should connect");
+        BAIL(NS_E_CLOSED, "receiver shut down");
+    }
+    if (f->fail_at == (int)s) {
+        BAIL(NS_E_AUTH, "fake frame digest mismatch on receiver %d", idx);
+    }
+    static const char *const payloads[] = {"{creds}", "age-ct", "shares-ct"};
+    return ns_buf_append_str(out, payloads[idx]);
+}
+
+static int buf_is(const ns_buf *b, const char *s)
+{
+    return b->len == strlen(s) && memcmp(b->data, s, b->len) == 0;
+}
+
+static ns_err fake_kms(void *ctx, const ns_enclave_cfg *cfg, const ns_buf *creds, const ns_buf *ct,
+                       ns_buf *out)
+{
+    fake *f = ctx;
+    f->calls[NS_STEP_KMS]++;
+    ENSURE(buf_is(creds, "{creds}") && buf_is(ct, "age-ct"), NS_E_INTERNAL, "kms inputs wrong");
+    if (f->fail_at == NS_STEP_KMS) {
+        BAIL(NS_E_REMOTE, "fake KMS: AccessDeniedException");
+    }
+    ENSURE(out->secret, NS_E_INTERNAL, "age key buffer is not secret memory");
+    return ns_buf_append_str(out, "AGE-SECRET-KEY-1FAKE");
+}
+
+static ns_err fake_age(void *ctx, const ns_buf *id, const ns_buf *ct, ns_buf *out)
+{
+    fake *f = ctx;
+    f->calls[NS_STEP_AGE]++;
+    ENSURE(out->secret, NS_E_INTERNAL, "keys buffer is not secret memory");
+    ENSURE(buf_is(id, "AGE-SECRET-KEY-1FAKE") && buf_is(ct, "shares-ct"), NS_E_INTERNAL,
+           "age inputs wrong");
+    if (f->fail_at == NS_STEP_AGE) {
+        BAIL(NS_E_AUTH, "fake age: header MAC mismatch");
+    }
+    return ns_buf_append_str(out, "{\"version\":1}");
+}
+
+static ns_err fake_load(void *ctx, const ns_buf *keys)
+{
+    fake *f = ctx;
+    f->calls[NS_STEP_LOAD_KEYS]++;
+    snprintf(f->keys_seen, sizeof f->keys_seen, "%.*s", (int)keys->len, (const char *)keys->data);
+    if (f->fail_at == NS_STEP_LOAD_KEYS) {
+        BAIL(NS_E_PARSE, "fake keys: entry 0 has no id");
+    }
+    return NS_OK;
+}
+
+static ns_err fake_serve(void *ctx, const ns_enclave_cfg *cfg, volatile int *stop)
+{
+    fake *f = ctx;
+    f->calls[NS_STEP_SERVE]++;
+    if (f->fail_at == NS_STEP_SERVE) {
+        BAIL(NS_E_IO, "fake serve: address in use");
+    }
+    return *stop ? NS_OK : ns_fail(NS_E_INTERNAL, "stop not set");
+}
+
+static void fake_step(void *ctx, ns_enclave_step s, int64_t ms, ns_err e, const char *detail)
+{
+    fake *f = ctx;
+    f->reported[s] = e;
+    if (f->reports < 16) {
+        f->order[f->reports] = s;
+    }
+    f->reports++;
+    CHECK(ms >= 0 && detail != NULL, "step %s reported with a duration and detail",
+          ns_enclave_step_name(s));
+}
+
+static char t_dir[64];
+
+static void run_case(fake *f, int fail_at, int block, ns_err want, ns_enclave_step want_step,
+                     const char *what)
+{
+    ns_enclave_cfg c;
+    char p[128];
+    t_env = NULL;
+    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "%s: config", what);
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "unix:%s/r%d", t_dir, i);
+        ns_addr *a = i == 0 ? &c.creds_listen : i == 1 ? &c.age_key_listen : &c.shares_listen;
+        CHECK_ERR(ns_addr_parse(a, p), NS_OK, "%s: address %d", what, i);
+    }
+    c.recv_timeout_ms = 20000;
+    memset(f, 0, sizeof *f);
+    pthread_mutex_init(&f->mu, NULL);
+    f->fail_at = fail_at;
+    f->block_recv = block;
+    ns_enclave_ops ops = {f, fake_recv, fake_kms, fake_age, fake_load, fake_serve, fake_step};
+    volatile int stop = 1;
+    ns_enclave_step failed = NS_STEP_COUNT;
+    CHECK_ERR(ns_enclave_run(&c, &ops, &stop, &failed), want, "%s: result", what);
+    CHECK(failed == want_step, "%s: failed step is %s (got %s)", what,
+          ns_enclave_step_name(want_step), ns_enclave_step_name(failed));
+    pthread_mutex_destroy(&f->mu);
+}
+
+static void test_run(void)
+{
+    fake f;
+    snprintf(t_dir, sizeof t_dir, "/tmp/ns-test-enclave-%d", (int)getpid());
+    CHECK(mkdir(t_dir, 0700) == 0, "scratch dir");
+
+    run_case(&f, NS_STEP_COUNT, -1, NS_OK, NS_STEP_COUNT, "happy path");
+    CHECK(f.calls[NS_STEP_RECV_CREDS] == 1 && f.calls[NS_STEP_RECV_AGE_KEY] == 1 &&
+              f.calls[NS_STEP_RECV_SHARES] == 1 && f.calls[NS_STEP_KMS] == 1 &&
+              f.calls[NS_STEP_AGE] == 1 && f.calls[NS_STEP_LOAD_KEYS] == 1 &&
+              f.calls[NS_STEP_SERVE] == 1,
+          "every step ran once");
+    CHECK(strcmp(f.keys_seen, "{\"version\":1}") == 0, "keys handed over in memory");
+    CHECK(f.reports >= 8 && f.order[f.reports - 1] == NS_STEP_SERVE, "serve reported last");
+    int wipe_after_kms = 0;
+    for (int i = 1; i < f.reports && i < 16; i++) {
+        if (f.order[i] == NS_STEP_WIPE && f.order[i - 1] == NS_STEP_KMS) {
+            wipe_after_kms = 1;
+        }
+    }
+    CHECK(wipe_after_kms, "credentials wiped right after kms-decrypt");
+
+    run_case(&f, NS_STEP_RECV_AGE_KEY, 2, NS_E_AUTH, NS_STEP_RECV_AGE_KEY,
+             "bad age-key frame while shares never come");
+    CHECK(f.calls[NS_STEP_KMS] == 0 && f.calls[NS_STEP_SERVE] == 0, "nothing after a bad frame");
+    CHECK(f.reported[NS_STEP_RECV_SHARES] == NS_E_CLOSED, "waiting receiver was shut down");
+    CHECK(strstr(ns_err_msg(), "digest mismatch") != NULL, "error carries the receiver's detail");
+
+    run_case(&f, NS_STEP_KMS, -1, NS_E_REMOTE, NS_STEP_KMS, "kms fails");
+    CHECK(f.calls[NS_STEP_AGE] == 0 && f.calls[NS_STEP_SERVE] == 0, "no age/serve after kms");
+    CHECK(strstr(ns_err_msg(), "AccessDenied") != NULL, "kms detail kept");
+    run_case(&f, NS_STEP_AGE, -1, NS_E_AUTH, NS_STEP_AGE, "age fails");
+    CHECK(f.calls[NS_STEP_LOAD_KEYS] == 0, "no key load after age failure");
+    run_case(&f, NS_STEP_LOAD_KEYS, -1, NS_E_PARSE, NS_STEP_LOAD_KEYS, "bad keys");
+    CHECK(f.calls[NS_STEP_SERVE] == 0, "no serve with bad keys");
+    run_case(&f, NS_STEP_SERVE, -1, NS_E_IO, NS_STEP_SERVE, "serve fails");
+
+    /* A listener that cannot be created names its receiver. */
+    ns_enclave_cfg c;
+    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "config");
+    CHECK_ERR(ns_addr_parse(&c.creds_listen, "unix:/nonexistent-dir/x"), NS_OK, "bad path");
+    memset(&f, 0, sizeof f);
+    ns_enclave_ops ops = {&f, fake_recv, fake_kms, fake_age, fake_load, fake_serve, fake_step};
+    volatile int stop = 1;
+    ns_enclave_step failed;
+    CHECK(ns_enclave_run(&c, &ops, &stop, &failed) != NS_OK && failed == NS_STEP_RECV_CREDS,
+          "unusable listen address fails receive-credentials");
+    CHECK(strstr(ns_err_msg(), "/nonexistent-dir/x") != NULL, "error names the address");
+    rmdir(t_dir);
+}
+
+int main(void)
+{
+    test_cfg();
+    test_run();
+    T_DONE();
+}
