@@ -13,8 +13,8 @@
  * Canonical URI: non-S3 services (default) remove dot segments and repeated slashes
  * (unless NS_SIGV4_NO_NORMALIZE) and then URI-encode the path as given (so a path already
  * percent-encoded on the wire is encoded a second time, as AWS specifies); with NS_SIGV4_S3 the
- * path is used exactly as sent. Canonical query: split on '&' and the first '=', each key and
- * value percent-decoded and re-encoded (RFC 3986 unreserved kept, uppercase hex), sorted by key
+ * path is used exactly as sent. Canonical query: split on '&' and the first '=' (an empty pair
+ * counts as "="), each key and value percent-decoded and re-encoded (RFC 3986 unreserved kept, uppercase hex), sorted by key
  * then value. Canonical headers: names lowercased, values trimmed with inner whitespace runs
  * collapsed to one space, repeated names joined with ',' in the order given, sorted by name.
  * Every header passed in is signed: the caller chooses (host and x-amz-date at least; the session
