@@ -157,6 +157,13 @@ demo: apt-deps all
 repro-check:
 	$(Q)bash scripts/repro-check.sh
 
+# The enclave image (Dockerfile.enclave, docker or buildah) and the reproducible EIF (no Docker;
+# KERNEL=path picks the kernel, default eif/kernel.sh). Outputs in $(O)/eif/; see eif/README.md.
+image: all
+	$(Q)bash eif/image.sh $(O)/eif $(O)/nsign
+eif: all
+	$(Q)bash eif/build.sh $(O)/eif $(O)/nsign
+
 clean:
 	rm -rf $(O)/obj $(O)/nsign $(O)/bin $(O)/test $(O)/gen $(O)/libnsign.a $(O)/asan $(O)/fuzz
 

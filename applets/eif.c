@@ -1,12 +1,439 @@
-/* eif: not implemented yet; its issue replaces this file. */
+/*
+ * eif: build a reproducible EIF, describe one (PCRs as nitro-cli prints them), and write the
+ * deterministic cpio archives its ramdisks are made of.
+ *
+ *   nsign eif build --kernel F --cmdline S --ramdisk F [--ramdisk F...] -o OUT
+ *   nsign eif describe FILE
+ *   nsign eif cpio DIR [-o OUT]
+ *
+ * The format and the rules the reader enforces are in src/eif.h; the recipe that assembles the
+ * enclave's rootfs and calls these is eif/build.sh.
+ */
+#include <cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "../applets/applets.h"
+#include "buf.h"
 #include "cli.h"
+#include "codec.h"
+#include "cpio.h"
+#include "eif.h"
+#include "iox.h"
+#include "log.h"
+#include "version.h"
+
+#define EIF_MAX_FILE (1ull << 31)    /* an EIF read by describe */
+#define EIF_MAX_INPUT (1ull << 30)   /* one kernel or ramdisk */
+#define EIF_MAX_RAMDISKS (NS_EIF_MAX_SECTIONS - 4)
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: nsign eif build --kernel FILE (--cmdline STR | --cmdline-file FILE)\n"
+            "                       --ramdisk FILE [--ramdisk FILE...] --output FILE [options]\n"
+            "       nsign eif describe FILE\n"
+            "       nsign eif cpio DIR [--output FILE]\n"
+            "\n"
+            "build     writes an EIF v4 (kernel, cmdline, metadata, ramdisks) and prints its\n"
+            "          measurements as JSON, like `nitro-cli build-enclave`. The first ramdisk is\n"
+            "          the bootstrap (PCR1 = kernel+cmdline+ramdisk[0]); the others are the\n"
+            "          application (PCR2). The output depends only on the inputs and\n"
+            "          SOURCE_DATE_EPOCH (the metadata's BuildTime).\n"
+            "  --kernel FILE          bzImage (x86_64) or Image (aarch64)\n"
+            "  --cmdline STR          kernel command line\n"
+            "  --cmdline-file FILE    kernel command line from a file (trailing newlines dropped)\n"
+            "  --ramdisk FILE         cpio or cpio.gz; repeat, in order (1..%d)\n"
+            "  -o, --output FILE      the EIF, written atomically\n"
+            "  --name NAME            metadata ImageName (default: nsign-enclave)\n"
+            "  --image-version V      metadata ImageVersion (default: %s)\n"
+            "  --kernel-version V     metadata KernelVersion (default: unknown)\n"
+            "  --arch ARCH            x86_64 (default) or aarch64\n"
+            "describe  validates FILE (every format rule and the CRC) and prints EifVersion,\n"
+            "          Measurements (PCR0, PCR1, PCR2, and PCR8 when signed), IsSigned, CheckCRC,\n"
+            "          ImageName, ImageVersion, Metadata, Cmdline and Sections as JSON.\n"
+            "cpio      writes a newc archive of the tree under DIR: sorted, owner 0, modes 0755/\n"
+            "          0644, mtime SOURCE_DATE_EPOCH (default 0). Output defaults to stdout.\n"
+            "\n"
+            "exit: 0 ok, 1 failure (bad or unreadable input), 2 usage\n",
+            EIF_MAX_RAMDISKS, NSIGN_VERSION);
+}
+
+static ns_err source_date_epoch(uint64_t *out)
+{
+    const char *s = getenv("SOURCE_DATE_EPOCH");
+    *out = 0;
+    if (s == NULL || *s == 0) {
+        return NS_OK;
+    }
+    if (ns_parse_uint(s, UINT32_MAX, out) != NS_OK) {
+        BAIL(NS_E_USAGE, "SOURCE_DATE_EPOCH=%s is not a number of seconds (0..2^32-1)", s);
+    }
+    return NS_OK;
+}
+
+static ns_err write_out(const char *path, const uint8_t *p, size_t n)
+{
+    ns_out o;
+    GUARD(ns_out_open(&o, path));
+    ns_err e = ns_out_write(&o, p, n);
+    if (e == NS_OK) {
+        e = ns_out_commit(&o);
+    }
+    if (e != NS_OK) {
+        ns_out_abort(&o);
+        return ns_fail_ctx(e, "writing %s", path);
+    }
+    return NS_OK;
+}
+
+static void hex48(char out[2 * NS_EIF_PCR_LEN + 1], const uint8_t *pcr)
+{
+    if (ns_hex_encode(out, 2 * NS_EIF_PCR_LEN + 1, pcr, NS_EIF_PCR_LEN) != NS_OK) {
+        out[0] = 0;
+    }
+}
+
+/* {"HashAlgorithm": ..., "PCR0": ..., ...} as nitro-cli prints it. */
+static cJSON *measurements(const ns_eif_info *info)
+{
+    char h[2 * NS_EIF_PCR_LEN + 1];
+    cJSON *m = cJSON_CreateObject();
+    if (m == NULL) {
+        return NULL;
+    }
+    cJSON_AddStringToObject(m, "HashAlgorithm", "Sha384 { ... }");
+    hex48(h, info->pcr0);
+    cJSON_AddStringToObject(m, "PCR0", h);
+    hex48(h, info->pcr1);
+    cJSON_AddStringToObject(m, "PCR1", h);
+    hex48(h, info->pcr2);
+    cJSON_AddStringToObject(m, "PCR2", h);
+    if (info->is_signed) {
+        hex48(h, info->pcr8);
+        cJSON_AddStringToObject(m, "PCR8", h);
+    }
+    return m;
+}
+
+/* cJSON indents with tabs; nitro-cli (serde_json) with two spaces and ": ". Raw tabs only occur
+ * as formatting (cJSON escapes them inside strings), so the rewrite is safe. */
+static int put_pretty(const char *s)
+{
+    char prev = 0;
+    for (; *s; prev = *s++) {
+        if (*s == '\t') {
+            if (prev == ':') {
+                putchar(' ');
+            } else {
+                fputs("  ", stdout);
+            }
+        } else {
+            putchar(*s);
+        }
+    }
+    return putchar('\n') != EOF;
+}
+
+static int print_json(cJSON *root)
+{
+    char *s = root ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (s == NULL) {
+        ns_error("out of memory printing JSON");
+        return NS_EXIT_FAIL;
+    }
+    int ok = put_pretty(s) && fflush(stdout) == 0;
+    cJSON_free(s);
+    if (!ok) {
+        ns_error("cannot write to standard output");
+        return NS_EXIT_FAIL;
+    }
+    return NS_EXIT_OK;
+}
+
+/* The reference metadata nests the build facts; describe-eif prints them flat. */
+static void add_metadata(cJSON *root, const ns_eif_info *info)
+{
+    if (info->metadata == NULL) {
+        return;
+    }
+    cJSON *md = cJSON_ParseWithLength((const char *)info->metadata, info->metadata_len);
+    if (md == NULL || !cJSON_IsObject(md)) {
+        ns_warn("metadata section is not a JSON object; not shown");
+        cJSON_Delete(md);
+        return;
+    }
+    cJSON *name = cJSON_DetachItemFromObjectCaseSensitive(md, "ImageName");
+    cJSON *ver = cJSON_DetachItemFromObjectCaseSensitive(md, "ImageVersion");
+    cJSON *bm = cJSON_DetachItemFromObjectCaseSensitive(md, "BuildMetadata");
+    cJSON_AddItemToObject(root, "ImageName", name ? name : cJSON_CreateNull());
+    cJSON_AddItemToObject(root, "ImageVersion", ver ? ver : cJSON_CreateNull());
+    cJSON *flat = cJSON_IsObject(bm) ? bm : cJSON_CreateObject();
+    if (flat != bm) {
+        cJSON_Delete(bm);
+    }
+    cJSON *child;
+    while ((child = md->child) != NULL) {
+        cJSON_DetachItemViaPointer(md, child);
+        cJSON_AddItemToObject(flat, child->string, child);
+    }
+    cJSON_Delete(md);
+    cJSON_AddItemToObject(root, "Metadata", flat);
+}
+
+static int cmd_describe(int argc, char **argv)
+{
+    if (argc != 2) {
+        return ns_cli_usage_error("describe takes exactly one FILE");
+    }
+    const char *path = argv[1];
+    ns_buf f;
+    ns_buf_init(&f, EIF_MAX_FILE);
+    ns_err e = ns_read_path(path, &f);
+    ns_eif_info info;
+    if (e == NS_OK) {
+        e = ns_eif_parse(&info, f.data, f.len);
+    }
+    if (e != NS_OK) {
+        ns_log_err(e, path);
+        ns_buf_free(&f);
+        return NS_EXIT_FAIL;
+    }
+    cJSON *root = cJSON_CreateObject();
+    if (root != NULL) {
+        cJSON_AddNumberToObject(root, "EifVersion", info.version);
+        cJSON_AddItemToObject(root, "Measurements", measurements(&info));
+        cJSON_AddBoolToObject(root, "IsSigned", info.is_signed);
+        cJSON_AddBoolToObject(root, "CheckCRC", 1);
+        cJSON_AddStringToObject(root, "Arch",
+                                (info.flags & NS_EIF_FLAG_ARM64) ? "aarch64" : "x86_64");
+        add_metadata(root, &info);
+        char *cl = strndup((const char *)info.cmdline, info.cmdline_len);
+        cJSON_AddStringToObject(root, "Cmdline", cl ? cl : "");
+        free(cl);
+        cJSON *secs = cJSON_AddArrayToObject(root, "Sections");
+        for (int i = 0; secs != NULL && i < info.num_sections; i++) {
+            cJSON *s = cJSON_CreateObject();
+            cJSON_AddStringToObject(s, "Type", ns_eif_section_name(info.sections[i].type));
+            cJSON_AddNumberToObject(s, "Offset", (double)info.sections[i].offset);
+            cJSON_AddNumberToObject(s, "Size", (double)info.sections[i].size);
+            cJSON_AddItemToArray(secs, s);
+        }
+    }
+    ns_buf_free(&f);
+    return print_json(root);
+}
+
+static int cmd_cpio(int argc, char **argv)
+{
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {NULL, 0, NULL, 0}};
+    const char *out = "-";
+    int c;
+    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        if (c == 'o') {
+            out = optarg;
+        } else {
+            return ns_cli_usage_error("unknown option for cpio");
+        }
+    }
+    if (optind != argc - 1) {
+        return ns_cli_usage_error("cpio takes exactly one DIR");
+    }
+    uint64_t mtime;
+    ns_err e = source_date_epoch(&mtime);
+    if (e != NS_OK) {
+        ns_log_err(e, "cpio");
+        return NS_EXIT_USAGE;
+    }
+    ns_buf b;
+    ns_buf_init(&b, NS_CPIO_MAX_BYTES);
+    e = ns_cpio_write_dir(&b, argv[optind], (uint32_t)mtime);
+    if (e == NS_OK) {
+        e = write_out(out, b.data, b.len);
+    }
+    ns_buf_free(&b);
+    if (e != NS_OK) {
+        ns_log_err(e, argv[optind]);
+        return NS_EXIT_FAIL;
+    }
+    return NS_EXIT_OK;
+}
+
+static ns_err read_input(const char *what, const char *path, ns_buf *b)
+{
+    ns_buf_init(b, EIF_MAX_INPUT);
+    ns_err e = ns_read_path(path, b);
+    if (e != NS_OK) {
+        return ns_fail_ctx(e, "%s", what);
+    }
+    return NS_OK;
+}
+
+static int cmd_build(int argc, char **argv)
+{
+    enum { O_KERNEL = 256, O_CMDLINE, O_CMDLINE_FILE, O_RAMDISK, O_NAME, O_IVER, O_KVER, O_ARCH };
+    static const struct option opts[] = {
+        {"kernel", required_argument, NULL, O_KERNEL},
+        {"cmdline", required_argument, NULL, O_CMDLINE},
+        {"cmdline-file", required_argument, NULL, O_CMDLINE_FILE},
+        {"ramdisk", required_argument, NULL, O_RAMDISK},
+        {"output", required_argument, NULL, 'o'},
+        {"name", required_argument, NULL, O_NAME},
+        {"image-version", required_argument, NULL, O_IVER},
+        {"kernel-version", required_argument, NULL, O_KVER},
+        {"arch", required_argument, NULL, O_ARCH},
+        {NULL, 0, NULL, 0}};
+    const char *kernel = NULL, *cmdline = NULL, *cmdline_file = NULL, *out = NULL;
+    const char *ramdisks[EIF_MAX_RAMDISKS];
+    size_t nr = 0;
+    ns_eif_meta meta = {"nsign-enclave", NSIGN_VERSION, 0, "nsign", NSIGN_VERSION, "linux",
+                        "unknown"};
+    uint16_t flags = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (c) {
+        case O_KERNEL:
+            kernel = optarg;
+            break;
+        case O_CMDLINE:
+            cmdline = optarg;
+            break;
+        case O_CMDLINE_FILE:
+            cmdline_file = optarg;
+            break;
+        case O_RAMDISK:
+            if (nr == EIF_MAX_RAMDISKS) {
+                return ns_cli_usage_error("at most %d --ramdisk", EIF_MAX_RAMDISKS);
+            }
+            ramdisks[nr++] = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case O_NAME:
+            meta.image_name = optarg;
+            break;
+        case O_IVER:
+            meta.image_version = optarg;
+            break;
+        case O_KVER:
+            meta.kernel_version = optarg;
+            break;
+        case O_ARCH:
+            if (strcmp(optarg, "aarch64") == 0) {
+                flags = NS_EIF_FLAG_ARM64;
+            } else if (strcmp(optarg, "x86_64") != 0) {
+                return ns_cli_usage_error("--arch must be x86_64 or aarch64");
+            }
+            break;
+        default:
+            return ns_cli_usage_error("unknown option for build");
+        }
+    }
+    if (optind != argc) {
+        return ns_cli_usage_error("unexpected argument '%s'", argv[optind]);
+    }
+    if (kernel == NULL || out == NULL || nr == 0 || (cmdline == NULL) == (cmdline_file == NULL)) {
+        return ns_cli_usage_error(
+            "build needs --kernel, one of --cmdline/--cmdline-file, --ramdisk and --output");
+    }
+    if (strcmp(out, "-") == 0) {
+        return ns_cli_usage_error("--output must be a file (the measurements go to stdout)");
+    }
+    ns_buf kb, cb, mb, eif, rb[EIF_MAX_RAMDISKS];
+    ns_eif_blob rblob[EIF_MAX_RAMDISKS];
+    ns_buf_init(&kb, 0);
+    ns_buf_init(&cb, NS_EIF_MAX_CMDLINE_LEN + 2);
+    ns_buf_init(&mb, NS_EIF_MAX_METADATA_LEN);
+    ns_buf_init(&eif, EIF_MAX_FILE);
+    size_t loaded = 0;
+    ns_eif_info info;
+    ns_err e = source_date_epoch(&meta.build_time);
+    if (e == NS_OK) {
+        e = read_input("kernel", kernel, &kb);
+    }
+    if (e == NS_OK && cmdline_file != NULL) {
+        e = read_input("cmdline", cmdline_file, &cb);
+        while (e == NS_OK && cb.len > 0 &&
+               (cb.data[cb.len - 1] == '\n' || cb.data[cb.len - 1] == '\r')) {
+            cb.len--;
+        }
+    } else if (e == NS_OK) {
+        e = ns_buf_append_str(&cb, cmdline);
+    }
+    for (; e == NS_OK && loaded < nr; loaded++) {
+        e = read_input("ramdisk", ramdisks[loaded], &rb[loaded]);
+        rblob[loaded] = (ns_eif_blob){rb[loaded].data, rb[loaded].len};
+    }
+    if (e == NS_OK) {
+        e = ns_eif_metadata(&mb, &meta);
+    }
+    if (e == NS_OK) {
+        ns_eif_input in = {.kernel = {kb.data, kb.len},
+                           .cmdline = {cb.data, cb.len},
+                           .metadata = {mb.data, mb.len},
+                           .ramdisks = rblob,
+                           .n_ramdisks = nr,
+                           .flags = flags};
+        e = ns_eif_build(&eif, &in);
+    }
+    /* Read back what was built: the same checks describe runs, and the PCRs to print. */
+    if (e == NS_OK) {
+        e = ns_eif_parse(&info, eif.data, eif.len);
+    }
+    if (e == NS_OK) {
+        e = write_out(out, eif.data, eif.len);
+    }
+    size_t eif_len = eif.len;
+    ns_buf_free(&kb);
+    ns_buf_free(&cb);
+    ns_buf_free(&mb);
+    ns_buf_free(&eif);
+    for (size_t i = 0; i < loaded; i++) {
+        ns_buf_free(&rb[i]);
+    }
+    if (e != NS_OK) {
+        ns_log_err(e, "build");
+        return NS_EXIT_FAIL;
+    }
+    char pcr0[2 * NS_EIF_PCR_LEN + 1];
+    hex48(pcr0, info.pcr0);
+    ns_info("wrote EIF path=%s bytes=%zu ramdisks=%zu pcr0=%s", out, eif_len, nr, pcr0);
+    cJSON *root = cJSON_CreateObject();
+    if (root != NULL) {
+        cJSON_AddItemToObject(root, "Measurements", measurements(&info));
+    }
+    return print_json(root);
+}
 
 int eif_main(int argc, char **argv)
 {
-    if (ns_cli_wants_help(argc, argv)) {
-        printf("usage: nsign eif ...\n\nNot implemented yet.\n");
-        return 0;
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+                      strcmp(argv[1], "help") == 0)) {
+        usage(stdout);
+        return NS_EXIT_OK;
     }
-    return ns_cli_not_implemented();
+    if (ns_cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return NS_EXIT_OK;
+    }
+    if (argc < 2) {
+        usage(stderr);
+        return NS_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "build") == 0) {
+        return cmd_build(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "describe") == 0) {
+        return cmd_describe(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "cpio") == 0) {
+        return cmd_cpio(argc - 1, argv + 1);
+    }
+    return ns_cli_usage_error("unknown command '%s' (build, describe or cpio)", cmd);
 }

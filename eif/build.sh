@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# eif/build.sh OUT NSIGN: the reproducible enclave image recipe (`make eif`; no Docker).
+#
+# Writes into OUT/:
+#   rootfs/        the application tree: bin/nsign and one symlink per applet (also the
+#                  Dockerfile.enclave context)
+#   bootstrap/     the boot tree (ramdisk[0], measured in PCR1)
+#   bootstrap.cpio, app.cpio   their deterministic newc archives (`nsign eif cpio`)
+#   nsign.eif      the EIF (`nsign eif build`); measurements.json its PCRs
+#
+# Two layouts, picked by the kernel:
+#   nitro   kernel = nitro-cli's blobs (NITRO_BLOBS, default /usr/share/nitro_enclaves/blobs):
+#           ramdisk[0] = AWS's init + nsm.ko, ramdisk[1] = rootfs/ + cmd + env, exactly the
+#           layout `nitro-cli build-enclave` makes; AWS's init runs /bin/enclave-entrypoint.
+#   nsign   any other kernel (KERNEL=..., e.g. the pinned Debian one): ramdisk[0] = mount points
+#           and the kernel modules in MODULES, ramdisk[1] = rootfs/ at /; the command line's
+#           rdinit=/bin/enclave-entrypoint makes nsign PID 1, so nsign and a kernel are enough.
+#
+# Environment: KERNEL (default: eif/kernel.sh), CMDLINE (default: the blobs' cmdline, or
+# NSIGN_CMDLINE below), MODULES (space-separated .ko files, nsign layout), KERNEL_VERSION,
+# IMAGE_NAME, IMAGE_VERSION, SOURCE_DATE_EPOCH (default 0: every mtime and the metadata time).
+# The output depends only on the nsign binary, the kernel, the modules and these variables.
+set -euo pipefail
+out=${1:?usage: eif/build.sh OUT NSIGN}
+nsign=${2:?usage: eif/build.sh OUT NSIGN}
+here=$(cd "$(dirname "$0")" && pwd)
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0} LC_ALL=C TZ=UTC
+NSIGN_CMDLINE="reboot=k panic=30 pci=off console=ttyS0 random.trust_cpu=on rdinit=/bin/enclave-entrypoint"
+blobs=${NITRO_BLOBS:-/usr/share/nitro_enclaves/blobs}
+kernel=${KERNEL:-$(bash "$here/kernel.sh")}
+[ -f "$kernel" ] || { echo "eif/build.sh: kernel $kernel not found" >&2; exit 1; }
+[ -x "$nsign" ] || { echo "eif/build.sh: $nsign is not an executable nsign" >&2; exit 1; }
+layout=nsign
+if [ "$(dirname "$(readlink -f "$kernel")")" = "$(readlink -f "$blobs" 2>/dev/null || true)" ]; then
+    layout=nitro
+fi
+kver=${KERNEL_VERSION:-}
+if [ -z "$kver" ]; then
+    case $(basename "$kernel") in vmlinuz-*) kver=$(basename "$kernel"); kver=${kver#vmlinuz-} ;; esac
+    [ -z "$kver" ] && [ -f "$blobs/bzImage.config" ] && [ $layout = nitro ] &&
+        kver=$(sed -n 's/^# Linux.* \([0-9][^ ]*\) Kernel Configuration$/\1/p' "$blobs/bzImage.config" | head -1)
+    kver=${kver:-unknown}
+fi
+
+mkdir -p "$out"
+rm -rf "$out/rootfs" "$out/bootstrap" "$out/app"
+# The application tree: the binary and its applet links (also the image context).
+mkdir -p "$out/rootfs/bin"
+cp "$nsign" "$out/rootfs/bin/nsign"
+chmod 0755 "$out/rootfs/bin/nsign"
+for a in $("$nsign" --list); do ln -s nsign "$out/rootfs/bin/$a"; done
+
+mkdir -p "$out/bootstrap"
+if [ $layout = nitro ]; then
+    cmdline=${CMDLINE:-$(cat "$blobs/cmdline")}
+    cp "$blobs/init" "$out/bootstrap/init"
+    cp "$blobs/nsm.ko" "$out/bootstrap/nsm.ko"
+    mkdir -p "$out/bootstrap/dev"
+    mkdir -p "$out/app"
+    cp -a "$out/rootfs" "$out/app/rootfs"
+    for d in dev proc run sys tmp var; do mkdir -p "$out/app/rootfs/$d"; done
+    printf '/bin/enclave-entrypoint\n' >"$out/app/cmd"
+    printf 'PATH=/bin\n' >"$out/app/env"
+    appdir=$out/app
+else
+    cmdline=${CMDLINE:-$NSIGN_CMDLINE}
+    for d in dev proc sys tmp run lib/modules; do mkdir -p "$out/bootstrap/$d"; done
+    for m in ${MODULES:-}; do cp "$m" "$out/bootstrap/lib/modules/"; done
+    appdir=$out/rootfs
+fi
+
+"$nsign" eif cpio "$out/bootstrap" -o "$out/bootstrap.cpio"
+"$nsign" eif cpio "$appdir" -o "$out/app.cpio"
+"$nsign" eif build --kernel "$kernel" --cmdline "$cmdline" \
+    --ramdisk "$out/bootstrap.cpio" --ramdisk "$out/app.cpio" \
+    --name "${IMAGE_NAME:-nsign-enclave}" --image-version "${IMAGE_VERSION:-$("$nsign" --version | sed 's/^nsign //')}" \
+    --kernel-version "$kver" -o "$out/nsign.eif" >"$out/measurements.json"
+echo "eif/build.sh: layout=$layout kernel=$kernel eif=$out/nsign.eif" >&2
+cat "$out/measurements.json"
