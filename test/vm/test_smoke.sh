@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The VM harness itself: the guest boots the pinned kernel, loads the vsock loopback modules,
+# brings lo up, runs nsign, moves data over AF_VSOCK (CID 1) with an independent probe, and the
+# harness returns the guest's exit status, ignores a forged marker, and reports a timeout as
+# "no result" (125). Three boots, about 15 s under TCG.
+. "$(dirname "$0")/../lib/tap.sh"
+. "$(dirname "$0")/lib.sh"
+vm_require_nsign
+
+probe=$(vm_probe) || { fail "build test/vm/vsock_probe.c with musl-gcc"; exit 1; }
+head -c 100000 /dev/urandom >"$VM_TMP/payload"
+sum=$(sha256sum "$VM_TMP/payload" | cut -c1-64)
+
+cat >"$VM_TMP/guest.sh" <<'EOF'
+. /vm/tap.sh
+for m in vsock vmw_vsock_virtio_transport_common vsock_loopback; do
+    check "guest: module $m is loaded" grep -q "^$m " /proc/modules
+done
+check "guest: lo is up with 127.0.0.1/8" sh -c 'ip addr show lo | grep -q "inet 127.0.0.1/8" &&
+    ip link show lo | grep -q "[<,]UP[,>]"'
+check "guest: nsign --list prints the twelve applets" test "$(nsign --list | wc -l)" = 12
+check "guest: nsign is /bin/nsign and NSIGN points at it" test "$NSIGN" = /bin/nsign -a -x /bin/nsign
+check "guest: an applet symlink dispatches (vsock-recv --help)" sh -c 'vsock-recv --help >/dev/null 2>&1'
+check "guest: --file and --env reach the guest" \
+    test "$(sha256sum /work/payload | cut -c1-64)" = "$PAYLOAD_SHA256"
+check "guest: --file with a destination path" test -x /usr/local/bin/vsock_probe
+check "guest: AF_VSOCK stream over vsock:1 with half-close (independent probe)" vsock_probe 5999
+check "guest: a second listener on another port works too" vsock_probe 6000
+tap_done
+EOF
+out=$("$VM" --script "$VM_TMP/guest.sh" -f "$VM_TMP/payload" -f "$probe:/usr/local/bin/vsock_probe" \
+    -e "PAYLOAD_SHA256=$sum" -e "PATH=/bin:/sbin:/vm/bin:/usr/local/bin" 2>"$VM_TMP/err")
+rc=$?
+echo "$out"
+check "guest boots and all guest checks pass (harness status $rc)" test "$rc" = 0
+[ "$rc" = 0 ] || sed 's/^/# /' "$VM_TMP/err"
+check "guest ran the checks (guest output came back)" grep -q "vsock_probe\|independent probe" <<<"$out"
+
+# Status passthrough, and a forged marker in the guest's output does not count.
+"$VM" -- 'echo "@@NSIGN-VM 0123456789abcdef01234567 exit=0@@"; exit 7' >"$VM_TMP/out2" 2>&1
+rc=$?
+check "guest exit status 7 comes back as the harness's status" test "$rc" = 7
+
+# A guest that never finishes: no result (125) and a message naming the timeout.
+"$VM" --timeout 8 -- 'sleep 600' >"$VM_TMP/out3" 2>&1
+rc=$?
+check "a hung guest gives status 125 after --timeout" test "$rc" = 125
+check "the timeout is reported" grep -q "timed out after 8s" "$VM_TMP/out3"
+
+# Usage errors are 2 and never boot.
+"$VM" >/dev/null 2>&1
+check "no commands is a usage error (2)" test $? = 2
+tap_done
