@@ -1,0 +1,69 @@
+/*
+ * bridge: the forwarding engine of `nsign bridge` (replaces socat and vsock-proxy).
+ *
+ * Each pair listens on one address and forwards every accepted connection to its connect
+ * address (vsock, tcp or unix on either side). One thread, one epoll loop, non-blocking
+ * sockets, non-blocking connects. Data moves by splice(2) through a pipe per direction (zero
+ * copy) and falls back to read/write through a 64 KiB buffer where a socket family refuses
+ * splice. Invariants:
+ *   - bounded: at most one pipe (or one buffer) of data in flight per direction; a slow reader
+ *     stalls its writer (the engine stops reading) instead of buffering;
+ *   - half-close: EOF read on one side becomes shutdown(SHUT_WR) on the other once the data in
+ *     flight is written; a connection ends when both directions ended;
+ *   - an error (reset, refused, timeout) closes only its connection; the loop never fails
+ *     because of a peer;
+ *   - --allow: when an allow-list is given, every connect target must be on it; checked when
+ *     the bridge starts and again at each connect. Names are resolved at connect time.
+ * The engine logs one line per closed connection (it is a daemon loop: there is no caller to
+ * return a per-connection event to) and nothing else besides listener start and rejections.
+ * It blocks SIGPIPE in the calling thread while it runs. No global state: several bridges may
+ * run in threads of one process.
+ */
+#ifndef NS_BRIDGE_H
+#define NS_BRIDGE_H
+
+#include <stddef.h>
+
+#include "addr.h"
+#include "err.h"
+
+#define NS_BRIDGE_MAX_PAIRS 64
+#define NS_BRIDGE_DEFAULT_MAX_CONNS 1024
+#define NS_BRIDGE_DEFAULT_CONNECT_TIMEOUT_MS 10000
+/* *stop is checked at least this often. */
+#define NS_BRIDGE_TICK_MS 100
+
+typedef struct {
+    ns_addr listen;
+    ns_addr connect;
+} ns_bridge_pair;
+
+typedef struct {
+    const ns_bridge_pair *pairs;
+    size_t npairs;
+    /* Allowed connect targets: "HOST:PORT" (tcp) or a full address; NULL/0 = no allow-list. */
+    const char *const *allow;
+    size_t nallow;
+    int max_conns;          /* concurrent connections over all pairs; <= 0: default */
+    int idle_timeout_ms;    /* close a connection with no data either way for this long; <= 0: never */
+    int connect_timeout_ms; /* <= 0: default */
+} ns_bridge_cfg;
+
+typedef struct ns_bridge ns_bridge;
+
+/*
+ * Validates cfg (allow-list included) and binds every listener, so that when this returns
+ * NS_OK connections are already being queued. The cfg is copied.
+ */
+ns_err ns_bridge_listen(const ns_bridge_cfg *cfg, ns_bridge **out) NS_MUST_CHECK;
+/* The bound port of pair i's listener (tcp/vsock; useful with port 0), 0 for unix. */
+unsigned ns_bridge_port(const ns_bridge *b, size_t i);
+/* Runs the loop until *stop becomes non-zero; then closes every connection and returns NS_OK. */
+ns_err ns_bridge_serve(ns_bridge *b, volatile int *stop) NS_MUST_CHECK;
+/* Closes the listeners (unlinking unix socket files it created) and frees b. NULL is fine. */
+void ns_bridge_free(ns_bridge *b);
+
+/* ns_bridge_listen + ns_bridge_serve + ns_bridge_free. */
+ns_err ns_bridge_run(const ns_bridge_cfg *cfg, volatile int *stop) NS_MUST_CHECK;
+
+#endif
