@@ -705,10 +705,9 @@ static ns_err unwrap_scrypt(age_unwrap *u, const ns_age_header *h, const ns_age_
 
 static ns_err unwrap_file_key(age_unwrap *u, const ns_age_header *h)
 {
-    int n_scrypt = 0, n_x25519 = 0, n_pq = 0;
+    int n_scrypt = 0, n_pq = 0;
     for (size_t i = 0; i < h->nstanzas; i++) {
         n_scrypt += arg_eq(h, &h->stanzas[i], 0, "scrypt");
-        n_x25519 += arg_eq(h, &h->stanzas[i], 0, "X25519");
         n_pq += arg_eq(h, &h->stanzas[i], 0, "mlkem768x25519");
     }
     ENSURE(n_scrypt == 0 || h->nstanzas == 1, NS_E_PARSE,
@@ -725,10 +724,10 @@ static ns_err unwrap_file_key(age_unwrap *u, const ns_age_header *h)
             return NS_OK;
         }
     }
-    if (n_pq > 0 || (u->sec->n_pq_ids > 0 && n_x25519 == 0 && n_scrypt == 0)) {
+    if (n_pq > 0 || (u->sec->n_pq_ids > 0 && u->sec->nids == 0 && n_scrypt == 0)) {
         BAIL(NS_E_UNSUPPORTED,
-             "no identity matched; the file has post-quantum mlkem768x25519 stanzas, which nsign "
-             "does not support: encrypt to an X25519 recipient");
+             "no identity matched; post-quantum mlkem768x25519 recipients/identities are not "
+             "supported by nsign: encrypt to an X25519 recipient");
     }
     if (n_scrypt > 0) {
         ENSURE(u->opts->passphrase != NULL, NS_E_NO_MATCH,
