@@ -1,12 +1,134 @@
-/* sign-service: not implemented yet; its issue replaces this file. */
+/*
+ * sign-service: the gRPC signing server (nsign.v1.Signer, health, reflection) over HTTP/2
+ * cleartext. A coordinator: reads the keys file into secret memory, hands it to signsvc, serves
+ * until SIGTERM/SIGINT, wipes the keys on the way out. See README "### sign-service".
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "../applets/applets.h"
+#include "buf.h"
 #include "cli.h"
+#include "iox.h"
+#include "log.h"
+#include "secret.h"
+#include "signsvc.h"
+
+#define DEFAULT_LISTEN "tcp:127.0.0.1:50051"
+
+static volatile int g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void usage(void)
+{
+    printf("usage: nsign sign-service --keys FILE|-|fd:N [--listen ADDR] [--threads N]\n"
+           "                          [--max-msg SIZE]\n"
+           "\n"
+           "Serves the keys of a keys file (version 1, see README) over gRPC on HTTP/2 cleartext:\n"
+           "nsign.v1.Signer (ListKeys, GetPublicKey, Sign, Attest), grpc.health.v1.Health/Check\n"
+           "and server reflection (grpcurl -plaintext HOST:PORT list). One audit line per Sign.\n"
+           "\n"
+           "options:\n"
+           "  --keys FILE|-|fd:N  the keys file (JSON); read once, kept in locked memory\n"
+           "  --listen ADDR       tcp:HOST:PORT, unix:PATH or vsock:CID:PORT (default %s)\n"
+           "  --threads N         event loops (default 0 = one per online CPU)\n"
+           "  --max-msg SIZE      largest request message, e.g. 4M (default 4M, like gRPC)\n"
+           "\n"
+           "SIGTERM or SIGINT stops it cleanly (GOAWAY to clients, keys wiped).\n"
+           "exit codes: 0 stopped by a signal, 1 failure (bad keys file, cannot listen), 2 usage\n",
+           DEFAULT_LISTEN);
+}
+
+static void on_listening(const char *addr, void *arg)
+{
+    const ns_signsvc_cfg *cfg = arg;
+    ns_info("serving addr=%s threads=%d max_msg=%zu", addr,
+            cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), cfg->max_msg);
+}
 
 int sign_service_main(int argc, char **argv)
 {
     if (ns_cli_wants_help(argc, argv)) {
-        printf("usage: nsign sign-service ...\n\nNot implemented yet.\n");
-        return 0;
+        usage();
+        return NS_EXIT_OK;
     }
-    return ns_cli_not_implemented();
+    const char *keys_path = NULL;
+    const char *listen = DEFAULT_LISTEN;
+    ns_signsvc_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_msg = 4u * 1024 * 1024;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint64_t n;
+        if (strcmp(a, "--keys") == 0 && v) {
+            keys_path = v;
+        } else if (strcmp(a, "--listen") == 0 && v) {
+            listen = v;
+        } else if (strcmp(a, "--threads") == 0 && v) {
+            if (ns_parse_uint(v, 256, &n) != NS_OK) {
+                return ns_cli_usage_error("--threads: expected 0-256, got '%s'", v);
+            }
+            cfg.threads = (int)n;
+        } else if (strcmp(a, "--max-msg") == 0 && v) {
+            if (ns_parse_size(v, 64u * 1024 * 1024, &n) != NS_OK || n == 0) {
+                return ns_cli_usage_error("--max-msg: expected a size from 1 to 64M, got '%s'", v);
+            }
+            cfg.max_msg = (size_t)n;
+        } else {
+            return ns_cli_usage_error("unknown option or missing value: '%s'", a);
+        }
+        i++;
+    }
+    if (keys_path == NULL) {
+        return ns_cli_usage_error("--keys is required");
+    }
+    if (ns_addr_parse(&cfg.listen, listen) != NS_OK) {
+        return ns_cli_usage_error("--listen: %s", ns_err_msg());
+    }
+    ns_err e = ns_secret_process_init();
+    if (e != NS_OK) {
+        ns_log_err(e, "sign-service");
+        return NS_EXIT_FAIL;
+    }
+    ns_buf json;
+    ns_buf_init_secret(&json, NS_SIGNKEYS_JSON_MAX);
+    ns_signsvc_keys *keys = NULL;
+    e = ns_read_path(keys_path, &json);
+    if (e == NS_OK) {
+        e = ns_signsvc_load_keys(&keys, json.data, json.len);
+    } else {
+        e = ns_fail_ctx(e, "reading the keys file %s", keys_path);
+    }
+    ns_buf_free(&json);
+    if (e != NS_OK) {
+        ns_log_err(e, "keys");
+        return NS_EXIT_FAIL;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGTERM, &sa, NULL);
+    (void)sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    (void)sigaction(SIGPIPE, &sa, NULL);
+    ns_info("keys loaded count=%zu", keys->count);
+    cfg.on_listening = on_listening;
+    cfg.on_listening_arg = &cfg;
+    e = ns_signsvc_run(&cfg, keys, &g_stop);
+    ns_signsvc_keys_free(keys);
+    if (e != NS_OK) {
+        ns_log_err(e, "serve");
+        return NS_EXIT_FAIL;
+    }
+    ns_info("stopped");
+    return NS_EXIT_OK;
 }

@@ -1,0 +1,273 @@
+/*
+ * ecdsa: deterministic ECDSA with low-S and recovery ids on mbedtls 2.28 (see ecdsa.h).
+ *
+ * Recovery (SEC 1 v2, 4.1.6): R = (r, y) with y's parity = recid (both curves have p = 3 mod 4,
+ * so y = (x^3 + ax + b)^((p+1)/4)), Q = r^-1 (sR - eG). The id is found by recovering with
+ * id 0 and comparing with the known public key; R.x >= n (ids 2 and 3) has probability about
+ * 2^-128 on these curves and is reported as an error rather than silently mishandled.
+ */
+#include "ecdsa.h"
+
+#include <mbedtls/asn1write.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/ecp.h>
+#include <string.h>
+
+#include "rng.h"
+
+/* One group per curve per thread: mbedtls caches the generator's comb table in the group. */
+static __thread mbedtls_ecp_group tl_grp[2];
+static __thread int tl_loaded[2];
+
+static ns_err group(ns_ecdsa_curve curve, mbedtls_ecp_group **g)
+{
+    int i = curve == NS_ECDSA_P256 ? 0 : 1;
+    if (!tl_loaded[i]) {
+        mbedtls_ecp_group_init(&tl_grp[i]);
+        int rv = mbedtls_ecp_group_load(&tl_grp[i], curve == NS_ECDSA_P256
+                                                         ? MBEDTLS_ECP_DP_SECP256R1
+                                                         : MBEDTLS_ECP_DP_SECP256K1);
+        ENSURE(rv == 0, NS_E_CRYPTO, "ecdsa: cannot load curve (mbedtls -0x%04x)", -rv);
+        tl_loaded[i] = 1;
+    }
+    *g = &tl_grp[i];
+    return NS_OK;
+}
+
+ns_err ns_ecdsa_public(ns_ecdsa_curve curve, const uint8_t dbytes[32], uint8_t pub[65])
+{
+    mbedtls_ecp_group *g;
+    GUARD(group(curve, &g));
+    mbedtls_mpi d;
+    mbedtls_ecp_point q;
+    mbedtls_mpi_init(&d);
+    mbedtls_ecp_point_init(&q);
+    size_t olen = 0;
+    ns_err rc = NS_OK;
+    if (mbedtls_mpi_read_binary(&d, dbytes, 32) != 0 || mbedtls_ecp_check_privkey(g, &d) != 0) {
+        rc = ns_fail(NS_E_PARSE, "private key is not a valid scalar (must be 0 < d < n)");
+    } else if (mbedtls_ecp_mul(g, &q, &d, &g->G, ns_rng_mbedtls, NULL) != 0 ||
+               mbedtls_ecp_point_write_binary(g, &q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, pub,
+                                              65) != 0 ||
+               olen != 65) {
+        rc = ns_fail(NS_E_CRYPTO, "cannot derive the public key");
+    }
+    mbedtls_mpi_free(&d);
+    mbedtls_ecp_point_free(&q);
+    return rc;
+}
+
+/* e = digest as an integer mod n (for 256-bit n no bit truncation applies). */
+static int digest_mpi(const mbedtls_ecp_group *g, const uint8_t digest[32], mbedtls_mpi *e)
+{
+    int rv = mbedtls_mpi_read_binary(e, digest, 32);
+    if (rv == 0 && mbedtls_mpi_cmp_mpi(e, &g->N) >= 0) {
+        rv = mbedtls_mpi_sub_mpi(e, e, &g->N);
+    }
+    return rv;
+}
+
+static int recover_point(mbedtls_ecp_group *g, const uint8_t digest[32], const mbedtls_mpi *r,
+                         const mbedtls_mpi *s, int recid, mbedtls_ecp_point *q)
+{
+    mbedtls_mpi y, t, e, rinv, u1, u2;
+    mbedtls_ecp_point rp;
+    int rv;
+    mbedtls_mpi_init(&y), mbedtls_mpi_init(&t), mbedtls_mpi_init(&e), mbedtls_mpi_init(&rinv);
+    mbedtls_mpi_init(&u1), mbedtls_mpi_init(&u2);
+    mbedtls_ecp_point_init(&rp);
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        if ((rv = (x)) != 0) {                                                                     \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+    /* y^2 = x^3 + ax + b (mbedtls leaves A empty for a = -3 curves) */
+    TRY(mbedtls_mpi_mul_mpi(&t, r, r));
+    TRY(mbedtls_mpi_mod_mpi(&t, &t, &g->P));
+    if (g->A.p == NULL) {
+        TRY(mbedtls_mpi_sub_int(&t, &t, 3));
+    } else {
+        TRY(mbedtls_mpi_add_mpi(&t, &t, &g->A));
+    }
+    TRY(mbedtls_mpi_mul_mpi(&t, &t, r));
+    TRY(mbedtls_mpi_add_mpi(&t, &t, &g->B));
+    TRY(mbedtls_mpi_mod_mpi(&t, &t, &g->P));
+    /* y = t^((p+1)/4) */
+    TRY(mbedtls_mpi_add_int(&y, &g->P, 1));
+    TRY(mbedtls_mpi_shift_r(&y, 2));
+    TRY(mbedtls_mpi_exp_mod(&y, &t, &y, &g->P, NULL));
+    if ((int)mbedtls_mpi_get_bit(&y, 0) != recid) {
+        TRY(mbedtls_mpi_sub_mpi(&y, &g->P, &y));
+    }
+    TRY(mbedtls_mpi_copy(&rp.X, r));
+    TRY(mbedtls_mpi_copy(&rp.Y, &y));
+    TRY(mbedtls_mpi_lset(&rp.Z, 1));
+    TRY(mbedtls_ecp_check_pubkey(g, &rp)); /* r was not an x coordinate: not this id */
+    /* Q = u1 G + u2 R with u1 = -e/r, u2 = s/r (mod n) */
+    TRY(digest_mpi(g, digest, &e));
+    TRY(mbedtls_mpi_inv_mod(&rinv, r, &g->N));
+    TRY(mbedtls_mpi_mul_mpi(&u1, &e, &rinv));
+    TRY(mbedtls_mpi_mod_mpi(&u1, &u1, &g->N));
+    if (mbedtls_mpi_cmp_int(&u1, 0) != 0) {
+        TRY(mbedtls_mpi_sub_mpi(&u1, &g->N, &u1));
+    }
+    TRY(mbedtls_mpi_mul_mpi(&u2, s, &rinv));
+    TRY(mbedtls_mpi_mod_mpi(&u2, &u2, &g->N));
+    TRY(mbedtls_ecp_muladd(g, q, &u1, &g->G, &u2, &rp));
+#undef TRY
+out:
+    mbedtls_mpi_free(&y), mbedtls_mpi_free(&t), mbedtls_mpi_free(&e), mbedtls_mpi_free(&rinv);
+    mbedtls_mpi_free(&u1), mbedtls_mpi_free(&u2);
+    mbedtls_ecp_point_free(&rp);
+    return rv;
+}
+
+static int point_is(mbedtls_ecp_group *g, const mbedtls_ecp_point *q, const uint8_t pub[65])
+{
+    uint8_t buf[65];
+    size_t olen = 0;
+    return mbedtls_ecp_point_write_binary(g, q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, buf, 65) == 0 &&
+           olen == 65 && memcmp(buf, pub, 65) == 0;
+}
+
+static ns_err write_der(const mbedtls_mpi *r, const mbedtls_mpi *s, uint8_t der[72], size_t *len)
+{
+    uint8_t buf[80];
+    uint8_t *p = buf + sizeof buf;
+    int n = 0, k;
+    if ((k = mbedtls_asn1_write_mpi(&p, buf, s)) < 0) {
+        goto fail;
+    }
+    n += k;
+    if ((k = mbedtls_asn1_write_mpi(&p, buf, r)) < 0) {
+        goto fail;
+    }
+    n += k;
+    if ((k = mbedtls_asn1_write_len(&p, buf, (size_t)n)) < 0) {
+        goto fail;
+    }
+    n += k;
+    if ((k = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) <
+        0) {
+        goto fail;
+    }
+    n += k;
+    if (n > 72) {
+        goto fail;
+    }
+    memcpy(der, p, (size_t)n);
+    *len = (size_t)n;
+    return NS_OK;
+fail:
+    BAIL(NS_E_CRYPTO, "ecdsa: cannot encode the DER signature");
+}
+
+ns_err ns_ecdsa_sign(ns_ecdsa_curve curve, const uint8_t dbytes[32], const uint8_t pub[65],
+                     const uint8_t digest[32], uint8_t sig[64], uint8_t der[72], size_t *der_len,
+                     int *recid)
+{
+    mbedtls_ecp_group *g;
+    GUARD(group(curve, &g));
+    mbedtls_mpi d, r, s, half;
+    mbedtls_ecp_point q;
+    mbedtls_mpi_init(&d), mbedtls_mpi_init(&r), mbedtls_mpi_init(&s), mbedtls_mpi_init(&half);
+    mbedtls_ecp_point_init(&q);
+    ns_err rc = NS_OK;
+    int rv = mbedtls_mpi_read_binary(&d, dbytes, 32);
+    if (rv == 0) {
+        rv = mbedtls_ecdsa_sign_det_ext(g, &r, &s, &d, digest, 32, MBEDTLS_MD_SHA256,
+                                        ns_rng_mbedtls, NULL);
+    }
+    mbedtls_mpi_free(&d); /* zeroes the scalar */
+    if (rv == 0) {
+        rv = mbedtls_mpi_copy(&half, &g->N);
+    }
+    if (rv == 0) {
+        rv = mbedtls_mpi_shift_r(&half, 1);
+    }
+    if (rv == 0 && mbedtls_mpi_cmp_mpi(&s, &half) > 0) {
+        rv = mbedtls_mpi_sub_mpi(&s, &g->N, &s);
+    }
+    if (rv == 0) {
+        rv = mbedtls_mpi_write_binary(&r, sig, 32);
+    }
+    if (rv == 0) {
+        rv = mbedtls_mpi_write_binary(&s, sig + 32, 32);
+    }
+    if (rv != 0) {
+        rc = ns_fail(NS_E_CRYPTO, "ecdsa: signing failed (mbedtls -0x%04x)", -rv);
+        goto out;
+    }
+    *recid = -1;
+    for (int id = 0; id < 2 && *recid < 0; id++) {
+        if (recover_point(g, digest, &r, &s, id, &q) == 0 && point_is(g, &q, pub)) {
+            *recid = id;
+        }
+    }
+    if (*recid < 0) {
+        rc = ns_fail(NS_E_CRYPTO, "ecdsa: no recovery id reproduces the public key");
+        goto out;
+    }
+    rc = write_der(&r, &s, der, der_len);
+out:
+    mbedtls_mpi_free(&r), mbedtls_mpi_free(&s), mbedtls_mpi_free(&half);
+    mbedtls_ecp_point_free(&q);
+    return rc;
+}
+
+ns_err ns_ecdsa_verify(ns_ecdsa_curve curve, const uint8_t pub[65], const uint8_t digest[32],
+                       const uint8_t sig[64])
+{
+    mbedtls_ecp_group *g;
+    GUARD(group(curve, &g));
+    mbedtls_mpi r, s;
+    mbedtls_ecp_point q;
+    mbedtls_mpi_init(&r), mbedtls_mpi_init(&s);
+    mbedtls_ecp_point_init(&q);
+    int rv = mbedtls_ecp_point_read_binary(g, &q, pub, 65);
+    if (rv == 0) {
+        rv = mbedtls_mpi_read_binary(&r, sig, 32);
+    }
+    if (rv == 0) {
+        rv = mbedtls_mpi_read_binary(&s, sig + 32, 32);
+    }
+    if (rv == 0) {
+        rv = mbedtls_ecdsa_verify(g, digest, 32, &q, &r, &s);
+    }
+    mbedtls_mpi_free(&r), mbedtls_mpi_free(&s);
+    mbedtls_ecp_point_free(&q);
+    ENSURE(rv == 0, NS_E_AUTH, "ecdsa: signature does not verify");
+    return NS_OK;
+}
+
+ns_err ns_ecdsa_recover(ns_ecdsa_curve curve, const uint8_t digest[32], const uint8_t sig[64],
+                        int recid, uint8_t pub[65])
+{
+    mbedtls_ecp_group *g;
+    GUARD(group(curve, &g));
+    ENSURE(recid == 0 || recid == 1, NS_E_USAGE, "ecdsa: recovery id must be 0 or 1");
+    mbedtls_mpi r, s;
+    mbedtls_ecp_point q;
+    mbedtls_mpi_init(&r), mbedtls_mpi_init(&s);
+    mbedtls_ecp_point_init(&q);
+    size_t olen = 0;
+    int rv = mbedtls_mpi_read_binary(&r, sig, 32);
+    if (rv == 0) {
+        rv = mbedtls_mpi_read_binary(&s, sig + 32, 32);
+    }
+    if (rv == 0 && (mbedtls_mpi_cmp_int(&r, 0) <= 0 || mbedtls_mpi_cmp_mpi(&r, &g->N) >= 0 ||
+                    mbedtls_mpi_cmp_int(&s, 0) <= 0 || mbedtls_mpi_cmp_mpi(&s, &g->N) >= 0)) {
+        rv = -1;
+    }
+    if (rv == 0) {
+        rv = recover_point(g, digest, &r, &s, recid, &q);
+    }
+    if (rv == 0) {
+        rv = mbedtls_ecp_point_write_binary(g, &q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, pub, 65);
+    }
+    mbedtls_mpi_free(&r), mbedtls_mpi_free(&s);
+    mbedtls_ecp_point_free(&q);
+    ENSURE(rv == 0 && olen == 65, NS_E_CRYPTO, "ecdsa: cannot recover a public key");
+    return NS_OK;
+}

@@ -1,0 +1,849 @@
+/*
+ * h2server: gRPC over HTTP/2 cleartext with nghttp2 (see h2server.h for the contract).
+ *
+ * nghttp2 does HPACK, flow control (automatic WINDOW_UPDATE) and frame validation, including
+ * the rapid-reset and CONTINUATION-flood mitigations of the pinned version. This file owns the
+ * gRPC layer: per-stream request buffers with hard caps, routing, deadlines, and the
+ * response shapes (headers + DATA + trailers, or Trailers-Only for an early error).
+ * Invariant: a stream is answered at most once (s->answered); after that its input is dropped.
+ */
+#include "h2server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "grpc.h"
+#include "iox.h"
+#include "log.h"
+
+#define PATH_MAX_LEN 128
+#define OUT_MAX (NS_H2_OUT_HIGH + 64u * 1024) /* mem_send chunks are at most ~16 KiB each */
+#define RESP_MAX (1024u * 1024)               /* one stream's queued response bytes */
+#define READ_CHUNK (16u * 1024)
+#define READS_PER_WAKE 8
+#define EVENTS_MAX 64
+#define TICK_MS 50
+#define LOOP_WAIT_MS 100
+
+static const char HTTP1_REPLY[] = "HTTP/1.1 505 HTTP Version Not Supported\r\n"
+                                  "Content-Type: text/plain\r\nContent-Length: 60\r\n"
+                                  "Connection: close\r\n\r\n"
+                                  "this is a gRPC server: HTTP/2 with prior knowledge only.\r\n\r\n";
+
+typedef struct stream {
+    struct stream *prev, *next;
+    int32_t id;
+    int method;    /* route() result; -1 unknown */
+    int streaming; /* bidi: answer each message */
+    int is_post;
+    int ct_ok;
+    int path_too_long;
+    int answered;     /* response headers (or Trailers-Only) submitted */
+    int done;         /* the final status is known; trailers follow the queued data */
+    int status;       /* final gRPC status */
+    int64_t deadline; /* ms on CLOCK_MONOTONIC; -1 none */
+    size_t nmsg;      /* request messages handled (streaming) or seen (unary) */
+    char path[PATH_MAX_LEN];
+    char msg[NS_GRPC_MSG_MAX];
+    ns_buf in;  /* request bytes not yet consumed */
+    ns_buf out; /* framed response bytes not yet handed to nghttp2 */
+    size_t out_off;
+} stream;
+
+struct ns_h2_conn {
+    nghttp2_session *s;
+    const ns_h2_handler *h;
+    size_t max_msg;
+    size_t in_total; /* sum of all streams' in.len */
+    size_t in_cap;
+    size_t preface_got; /* bytes of the client magic matched so far */
+    int preface_ok;
+    int fatal; /* HTTP/1 client or protocol error: flush and close */
+    stream *streams;
+    ns_buf out;
+    size_t out_off;
+    char peer[NS_H2_PEER_MAX];
+};
+
+static void stream_free(ns_h2_conn *c, stream *s)
+{
+    if (s->prev) {
+        s->prev->next = s->next;
+    } else {
+        c->streams = s->next;
+    }
+    if (s->next) {
+        s->next->prev = s->prev;
+    }
+    c->in_total -= s->in.len;
+    ns_buf_free(&s->in);
+    ns_buf_free(&s->out);
+    free(s);
+}
+
+static void in_drop(ns_h2_conn *c, stream *s)
+{
+    c->in_total -= s->in.len;
+    ns_buf_free(&s->in);
+}
+
+static void in_consume(ns_h2_conn *c, stream *s, size_t n)
+{
+    c->in_total -= n;
+    ns_buf_consume(&s->in, n);
+}
+
+/* --- responses --- */
+
+static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *source, void *user)
+{
+    (void)source, (void)user;
+    stream *s = nghttp2_session_get_stream_user_data(session, id);
+    if (s == NULL) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    size_t left = s->out.len - s->out_off;
+    size_t n = left < length ? left : length;
+    memcpy(buf, s->out.data + s->out_off, n);
+    s->out_off += n;
+    if (s->out_off == s->out.len) {
+        ns_buf_reset(&s->out);
+        s->out_off = 0;
+        if (s->done) {
+            char st[16], enc[NS_GRPC_MSG_MAX * 3 + 1];
+            snprintf(st, sizeof st, "%d", s->status);
+            size_t elen = ns_grpc_percent_encode(enc, sizeof enc, s->msg);
+            nghttp2_nv tr[2] = {
+                {(uint8_t *)"grpc-status", (uint8_t *)st, 11, strlen(st), NGHTTP2_NV_FLAG_NONE},
+                {(uint8_t *)"grpc-message", (uint8_t *)enc, 12, elen, NGHTTP2_NV_FLAG_NONE},
+            };
+            if (nghttp2_submit_trailer(session, id, tr, elen ? 2 : 1) != 0) {
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+            }
+            *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        } else if (n == 0) {
+            return NGHTTP2_ERR_DEFERRED;
+        }
+    }
+    return (ssize_t)n;
+}
+
+#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
+
+/* Sends the response headers with a body that read_body streams from s->out. */
+static int start_body(ns_h2_conn *c, stream *s)
+{
+    nghttp2_nv hdr[2] = {NV(":status", "200"), NV("content-type", "application/grpc")};
+    nghttp2_data_provider prov = {.source = {.ptr = s}, .read_callback = read_body};
+    s->answered = 1;
+    return nghttp2_submit_response(c->s, s->id, hdr, 2, &prov);
+}
+
+/* The final status of a stream: in the trailers after queued data, or Trailers-Only. */
+static void finish(ns_h2_conn *c, stream *s, int status, const char *msg)
+{
+    if (s->done) {
+        return;
+    }
+    s->done = 1;
+    s->status = status;
+    snprintf(s->msg, sizeof s->msg, "%s", msg ? msg : "");
+    in_drop(c, s);
+    if (s->answered) {
+        (void)nghttp2_session_resume_data(c->s, s->id);
+        return;
+    }
+    s->answered = 1;
+    char st[16], enc[NS_GRPC_MSG_MAX * 3 + 1];
+    snprintf(st, sizeof st, "%d", status);
+    size_t elen = ns_grpc_percent_encode(enc, sizeof enc, s->msg);
+    nghttp2_nv hdr[4] = {
+        NV(":status", "200"),
+        NV("content-type", "application/grpc"),
+        {(uint8_t *)"grpc-status", (uint8_t *)st, 11, strlen(st), NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)"grpc-message", (uint8_t *)enc, 12, elen, NGHTTP2_NV_FLAG_NONE},
+    };
+    if (nghttp2_submit_response(c->s, s->id, hdr, elen ? 4 : 3, NULL) != 0) {
+        (void)nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+    }
+}
+
+/* A plain HTTP error (not gRPC): wrong method or content type. */
+static void http_error(ns_h2_conn *c, stream *s, const char *code)
+{
+    nghttp2_nv hdr[1] = {{(uint8_t *)":status", (uint8_t *)code, 7, strlen(code), 0}};
+    s->answered = s->done = 1;
+    in_drop(c, s);
+    if (nghttp2_submit_response(c->s, s->id, hdr, 1, NULL) != 0) {
+        (void)nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+    }
+}
+
+/* Runs the handler on one message; queues its framed response. Returns the gRPC status. */
+static int run_call(ns_h2_conn *c, stream *s, const uint8_t *msg, size_t len)
+{
+    if (s->deadline >= 0 && ns_now_ms() >= s->deadline) {
+        finish(c, s, NS_GRPC_DEADLINE_EXCEEDED, "deadline exceeded before the request was handled");
+        return NS_GRPC_DEADLINE_EXCEEDED;
+    }
+    if (s->out.max == 0) {
+        ns_buf_init(&s->out, RESP_MAX);
+    }
+    size_t start = s->out.len;
+    uint8_t prefix[NS_GRPC_PREFIX_LEN] = {0};
+    char emsg[NS_GRPC_MSG_MAX] = "";
+    if (ns_buf_append(&s->out, prefix, sizeof prefix) != NS_OK) {
+        finish(c, s, NS_GRPC_RESOURCE_EXHAUSTED, "response queue full");
+        return NS_GRPC_RESOURCE_EXHAUSTED;
+    }
+    ns_h2_req req = {.peer = c->peer, .msg = msg, .len = len};
+    int st = c->h->call(c->h->app, s->method, &req, &s->out, emsg, sizeof emsg);
+    if (st != NS_GRPC_OK) {
+        s->out.len = start;
+        finish(c, s, st, emsg[0] ? emsg : ns_grpc_status_name(st));
+        return st;
+    }
+    ns_grpc_frame_prefix(s->out.data + start, (uint32_t)(s->out.len - start - NS_GRPC_PREFIX_LEN));
+    s->nmsg++;
+    return NS_GRPC_OK;
+}
+
+/* Streaming: handle every complete message buffered so far. */
+static void pump_streaming(ns_h2_conn *c, stream *s)
+{
+    for (;;) {
+        ns_cur cur;
+        const uint8_t *msg;
+        size_t len;
+        ns_cur_init(&cur, s->in.data, s->in.len);
+        ns_err e = ns_grpc_frame_next(&cur, c->max_msg, &msg, &len);
+        if (e == NS_E_TRUNCATED) {
+            break;
+        }
+        if (e != NS_OK) {
+            finish(c, s, ns_grpc_status_from_err(e), ns_err_msg());
+            return;
+        }
+        if (!s->answered && start_body(c, s) != 0) {
+            finish(c, s, NS_GRPC_INTERNAL, "cannot start the response");
+            return;
+        }
+        if (run_call(c, s, msg, len) != NS_GRPC_OK) {
+            return;
+        }
+        in_consume(c, s, cur.pos);
+    }
+    if (s->answered) {
+        (void)nghttp2_session_resume_data(c->s, s->id);
+    }
+}
+
+/* The request half-closed: answer it. */
+static void end_of_request(ns_h2_conn *c, stream *s)
+{
+    if (s->done) {
+        return;
+    }
+    if (s->streaming) {
+        pump_streaming(c, s);
+        if (!s->done) {
+            if (s->in.len != 0) {
+                finish(c, s, NS_GRPC_INTERNAL, "request ended inside a message");
+            } else {
+                if (!s->answered && start_body(c, s) != 0) {
+                    finish(c, s, NS_GRPC_INTERNAL, "cannot start the response");
+                    return;
+                }
+                finish(c, s, NS_GRPC_OK, NULL);
+            }
+        }
+        return;
+    }
+    ns_cur cur;
+    const uint8_t *msg;
+    size_t len;
+    ns_cur_init(&cur, s->in.data, s->in.len);
+    ns_err e = ns_grpc_frame_next(&cur, c->max_msg, &msg, &len);
+    if (e == NS_E_TRUNCATED) {
+        finish(c, s, NS_GRPC_INTERNAL,
+               s->in.len ? "request ended inside a message" : "unary call without a request message");
+        return;
+    }
+    if (e != NS_OK) {
+        finish(c, s, ns_grpc_status_from_err(e), ns_err_msg());
+        return;
+    }
+    if (ns_cur_left(&cur) != 0) {
+        finish(c, s, NS_GRPC_INTERNAL, "unary call with more than one request message");
+        return;
+    }
+    if (run_call(c, s, msg, len) != NS_GRPC_OK) {
+        return;
+    }
+    in_drop(c, s);
+    if (start_body(c, s) != 0) {
+        s->answered = 0;
+        finish(c, s, NS_GRPC_INTERNAL, "cannot start the response");
+        return;
+    }
+    finish(c, s, NS_GRPC_OK, NULL);
+}
+
+/* The request headers are complete: validate and route. */
+static void headers_done(ns_h2_conn *c, stream *s)
+{
+    char m[NS_GRPC_MSG_MAX];
+    if (!s->is_post) {
+        http_error(c, s, "405");
+        return;
+    }
+    if (!s->ct_ok) {
+        http_error(c, s, "415");
+        return;
+    }
+    s->method = s->path_too_long ? -1 : c->h->route(c->h->app, s->path, &s->streaming);
+    if (s->method < 0) {
+        snprintf(m, sizeof m, "unknown method %.*s", 100, s->path);
+        finish(c, s, NS_GRPC_UNIMPLEMENTED, m);
+    }
+}
+
+/* --- nghttp2 callbacks --- */
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *f, void *user)
+{
+    ns_h2_conn *c = user;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        return 0;
+    }
+    stream *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    s->id = f->hd.stream_id;
+    s->method = -1;
+    s->deadline = -1;
+    ns_buf_init(&s->in, c->max_msg + NS_GRPC_PREFIX_LEN);
+    s->next = c->streams;
+    if (c->streams) {
+        c->streams->prev = s;
+    }
+    c->streams = s;
+    nghttp2_session_set_stream_user_data(session, s->id, s);
+    return 0;
+}
+
+static int hdr_is(const uint8_t *name, size_t n, const char *want)
+{
+    return n == strlen(want) && memcmp(name, want, n) == 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *f, const uint8_t *name,
+                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user)
+{
+    (void)flags, (void)user;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        return 0; /* client trailers carry nothing we use */
+    }
+    stream *s = nghttp2_session_get_stream_user_data(session, f->hd.stream_id);
+    if (s == NULL) {
+        return 0;
+    }
+    if (hdr_is(name, nlen, ":method")) {
+        s->is_post = vlen == 4 && memcmp(value, "POST", 4) == 0;
+    } else if (hdr_is(name, nlen, ":path")) {
+        if (vlen >= sizeof s->path) {
+            s->path_too_long = 1;
+        } else {
+            memcpy(s->path, value, vlen);
+            s->path[vlen] = 0;
+            s->path_too_long = memchr(value, 0, vlen) != NULL;
+        }
+    } else if (hdr_is(name, nlen, "content-type")) {
+        /* application/grpc, optionally +proto or ;params */
+        s->ct_ok = vlen >= 16 && memcmp(value, "application/grpc", 16) == 0 &&
+                   (vlen == 16 || value[16] == '+' || value[16] == ';');
+    } else if (hdr_is(name, nlen, "grpc-timeout")) {
+        int64_t ms;
+        if (ns_grpc_parse_timeout((const char *)value, vlen, &ms) == NS_OK) {
+            s->deadline = ns_now_ms() + ms;
+        }
+    }
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *f, void *user)
+{
+    ns_h2_conn *c = user;
+    if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) {
+        return 0;
+    }
+    stream *s = nghttp2_session_get_stream_user_data(session, f->hd.stream_id);
+    if (s == NULL) {
+        return 0;
+    }
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        headers_done(c, s);
+    }
+    if (f->hd.type == NGHTTP2_DATA && s->streaming && !s->done) {
+        pump_streaming(c, s);
+    }
+    if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->done) {
+        end_of_request(c, s);
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *user)
+{
+    (void)flags;
+    ns_h2_conn *c = user;
+    stream *s = nghttp2_session_get_stream_user_data(session, id);
+    if (s == NULL || s->done) {
+        return 0; /* answered already (error or deadline): drop the rest */
+    }
+    if (c->in_total + len > c->in_cap) {
+        finish(c, s, NS_GRPC_RESOURCE_EXHAUSTED, "too much request data buffered on this connection");
+        return 0;
+    }
+    if (ns_buf_append(&s->in, data, len) != NS_OK) {
+        char m[NS_GRPC_MSG_MAX];
+        snprintf(m, sizeof m, "request message exceeds the limit of %zu bytes", c->max_msg);
+        finish(c, s, NS_GRPC_RESOURCE_EXHAUSTED, m);
+        return 0;
+    }
+    c->in_total += len;
+    /* Refuse an oversized message from its prefix, before buffering it. */
+    ns_cur cur;
+    const uint8_t *msg;
+    size_t mlen;
+    ns_cur_init(&cur, s->in.data, s->in.len);
+    ns_err e = ns_grpc_frame_next(&cur, c->max_msg, &msg, &mlen);
+    if (e != NS_OK && e != NS_E_TRUNCATED) {
+        finish(c, s, ns_grpc_status_from_err(e), ns_err_msg());
+    } else if (e == NS_OK && !s->streaming && ns_cur_left(&cur) != 0) {
+        finish(c, s, NS_GRPC_INTERNAL, "unary call with more than one request message");
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t code, void *user)
+{
+    (void)code;
+    stream *s = nghttp2_session_get_stream_user_data(session, id);
+    if (s != NULL) {
+        nghttp2_session_set_stream_user_data(session, id, NULL);
+        stream_free(user, s);
+    }
+    return 0;
+}
+
+/* --- the connection state machine --- */
+
+ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer)
+{
+    ns_h2_conn *c = calloc(1, sizeof *c);
+    nghttp2_session_callbacks *cb = NULL;
+    ENSURE(c != NULL, NS_E_NOMEM, "h2: out of memory for a connection");
+    c->h = h;
+    c->max_msg = h->max_msg ? h->max_msg : NS_GRPC_MAX_MSG_DEFAULT;
+    c->in_cap = NS_H2_CONN_IN_MAX;
+    if (c->in_cap < 2 * (c->max_msg + NS_GRPC_PREFIX_LEN)) {
+        c->in_cap = 2 * (c->max_msg + NS_GRPC_PREFIX_LEN);
+    }
+    snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
+    ns_buf_init(&c->out, OUT_MAX);
+    if (nghttp2_session_callbacks_new(&cb) != 0) {
+        free(c);
+        BAIL(NS_E_NOMEM, "h2: out of memory for nghttp2 callbacks");
+    }
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    int rv = nghttp2_session_server_new(&c->s, cb, c);
+    nghttp2_session_callbacks_del(cb);
+    if (rv != 0) {
+        free(c);
+        BAIL(NS_E_NOMEM, "h2: cannot create an nghttp2 session: %s", nghttp2_strerror(rv));
+    }
+    *cp = c;
+    return NS_OK;
+}
+
+static ns_err check_preface(ns_h2_conn *c, const uint8_t *p, size_t n)
+{
+    static const char magic[] = NGHTTP2_CLIENT_MAGIC;
+    size_t want = NGHTTP2_CLIENT_MAGIC_LEN - c->preface_got;
+    size_t k = n < want ? n : want;
+    if (memcmp(p, magic + c->preface_got, k) != 0) {
+        c->fatal = 1;
+        ns_buf_reset(&c->out);
+        c->out_off = 0;
+        GUARD(ns_buf_append(&c->out, HTTP1_REPLY, sizeof HTTP1_REPLY - 1));
+        BAIL(NS_E_PROTO, "h2: client did not send the HTTP/2 preface (an HTTP/1 client?)");
+    }
+    c->preface_got += k;
+    if (c->preface_got == NGHTTP2_CLIENT_MAGIC_LEN) {
+        c->preface_ok = 1;
+        nghttp2_settings_entry iv[] = {
+            {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, NS_H2_MAX_STREAMS},
+            {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 16384},
+        };
+        int rv = nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, iv, 2);
+        ENSURE(rv == 0, NS_E_INTERNAL, "h2: cannot queue SETTINGS: %s", nghttp2_strerror(rv));
+    }
+    return NS_OK;
+}
+
+ns_err ns_h2_conn_recv(ns_h2_conn *c, const uint8_t *p, size_t n)
+{
+    if (c->fatal) {
+        return NS_E_CLOSED;
+    }
+    if (!c->preface_ok) {
+        GUARD(check_preface(c, p, n));
+    }
+    ssize_t rv = nghttp2_session_mem_recv(c->s, p, n);
+    if (rv < 0) {
+        c->fatal = 1;
+        BAIL(NS_E_PROTO, "h2: protocol error from %s: %s", c->peer, nghttp2_strerror((int)rv));
+    }
+    return NS_OK;
+}
+
+ns_err ns_h2_conn_pending(ns_h2_conn *c, const uint8_t **p, size_t *n)
+{
+    if (c->out_off == c->out.len) {
+        ns_buf_reset(&c->out);
+        c->out_off = 0;
+    }
+    while (c->preface_ok && !c->fatal && c->out.len < NS_H2_OUT_HIGH) {
+        const uint8_t *data;
+        ssize_t k = nghttp2_session_mem_send(c->s, &data);
+        if (k < 0) {
+            c->fatal = 1;
+            BAIL(NS_E_PROTO, "h2: cannot send to %s: %s", c->peer, nghttp2_strerror((int)k));
+        }
+        if (k == 0) {
+            break;
+        }
+        GUARD(ns_buf_append(&c->out, data, (size_t)k));
+    }
+    *p = c->out.data + c->out_off;
+    *n = c->out.len - c->out_off;
+    return NS_OK;
+}
+
+void ns_h2_conn_sent(ns_h2_conn *c, size_t n)
+{
+    c->out_off += n;
+}
+
+void ns_h2_conn_tick(ns_h2_conn *c, int64_t now)
+{
+    for (stream *s = c->streams; s; s = s->next) {
+        if (!s->done && s->deadline >= 0 && now >= s->deadline) {
+            finish(c, s, NS_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+        }
+    }
+}
+
+int ns_h2_conn_done(const ns_h2_conn *c)
+{
+    if (c->fatal) {
+        return 1;
+    }
+    if (!c->preface_ok) {
+        return 0;
+    }
+    return !nghttp2_session_want_read(c->s) && !nghttp2_session_want_write(c->s);
+}
+
+int ns_h2_conn_want_read(const ns_h2_conn *c)
+{
+    return !c->fatal && c->out.len - c->out_off < NS_H2_OUT_HIGH;
+}
+
+void ns_h2_conn_shutdown(ns_h2_conn *c)
+{
+    if (c->preface_ok && !c->fatal) {
+        (void)nghttp2_session_terminate_session(c->s, NGHTTP2_NO_ERROR);
+    }
+}
+
+void ns_h2_conn_free(ns_h2_conn *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    nghttp2_session_del(c->s);
+    while (c->streams) {
+        stream_free(c, c->streams);
+    }
+    ns_buf_free(&c->out);
+    free(c);
+}
+
+/* --- the event loops --- */
+
+typedef struct econn {
+    struct econn *prev, *next;
+    int fd;
+    uint32_t events;
+    ns_h2_conn *c;
+} econn;
+
+typedef struct {
+    const ns_h2_handler *h;
+    volatile int *stop;
+    int lfd;
+    pthread_t tid;
+    ns_err err;
+    char errmsg[256];
+} worker;
+
+static void econn_close(int ep, econn **head, econn *e)
+{
+    (void)epoll_ctl(ep, EPOLL_CTL_DEL, e->fd, NULL);
+    close(e->fd);
+    ns_h2_conn_free(e->c);
+    if (e->prev) {
+        e->prev->next = e->next;
+    } else {
+        *head = e->next;
+    }
+    if (e->next) {
+        e->next->prev = e->prev;
+    }
+    free(e);
+}
+
+/* Writes what it can. Returns -1 on a write error. */
+static int econn_flush(econn *e)
+{
+    for (;;) {
+        const uint8_t *p;
+        size_t n;
+        if (ns_h2_conn_pending(e->c, &p, &n) != NS_OK) {
+            return -1;
+        }
+        if (n == 0) {
+            return 0;
+        }
+        ssize_t w = send(e->fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+        }
+        ns_h2_conn_sent(e->c, (size_t)w);
+    }
+}
+
+/* Services one connection; returns 0 to keep it, -1 to close it. */
+static int econn_service(int ep, econn *e, uint32_t ev)
+{
+    uint8_t buf[READ_CHUNK];
+    int eof = 0;
+    if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) && ns_h2_conn_want_read(e->c)) {
+        for (int i = 0; i < READS_PER_WAKE && ns_h2_conn_want_read(e->c); i++) {
+            ssize_t r = recv(e->fd, buf, sizeof buf, 0);
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                break;
+            }
+            if (r <= 0) {
+                eof = 1;
+                break;
+            }
+            if (ns_h2_conn_recv(e->c, buf, (size_t)r) != NS_OK) {
+                ns_debug("closing connection peer=%s reason=\"%s\"", e->c->peer, ns_err_msg());
+                break;
+            }
+        }
+    }
+    if (econn_flush(e) != 0 || eof) {
+        return -1;
+    }
+    const uint8_t *p;
+    size_t n;
+    if (ns_h2_conn_pending(e->c, &p, &n) != NS_OK) {
+        return -1;
+    }
+    if (n == 0 && ns_h2_conn_done(e->c)) {
+        return -1;
+    }
+    uint32_t want = EPOLLRDHUP | (ns_h2_conn_want_read(e->c) ? EPOLLIN : 0) | (n ? EPOLLOUT : 0);
+    if (want != e->events) {
+        struct epoll_event ee = {.events = want, .data.ptr = e};
+        if (epoll_ctl(ep, EPOLL_CTL_MOD, e->fd, &ee) != 0) {
+            return -1;
+        }
+        e->events = want;
+    }
+    return 0;
+}
+
+static void accept_some(worker *w, int ep, econn **head, int *nconn)
+{
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            return; /* EAGAIN (another loop took it), or a transient error like EMFILE */
+        }
+        if (*nconn >= NS_H2_MAX_CONNS_PER_THREAD) {
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails on unix: fine */
+        econn *e = calloc(1, sizeof *e);
+        char peer[NS_H2_PEER_MAX];
+        ns_addr_peer(fd, peer, sizeof peer);
+        if (e == NULL || ns_h2_conn_new(&e->c, w->h, peer) != NS_OK) {
+            free(e);
+            close(fd);
+            continue;
+        }
+        e->fd = fd;
+        e->events = EPOLLIN | EPOLLRDHUP;
+        struct epoll_event ee = {.events = e->events, .data.ptr = e};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ee) != 0) {
+            ns_h2_conn_free(e->c);
+            free(e);
+            close(fd);
+            continue;
+        }
+        e->next = *head;
+        if (*head) {
+            (*head)->prev = e;
+        }
+        *head = e;
+        (*nconn)++;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    econn *head = NULL;
+    int nconn = 0;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) {
+        w->err = ns_fail_errno(NS_E_IO, "sign-service: epoll_create1");
+        snprintf(w->errmsg, sizeof w->errmsg, "%s", ns_err_msg());
+        *w->stop = 1;
+        return NULL;
+    }
+    struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = NULL};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, w->lfd, &lev) != 0) {
+        w->err = ns_fail_errno(NS_E_IO, "sign-service: epoll_ctl on the listener");
+        snprintf(w->errmsg, sizeof w->errmsg, "%s", ns_err_msg());
+        close(ep);
+        *w->stop = 1;
+        return NULL;
+    }
+    int64_t last_tick = ns_now_ms();
+    struct epoll_event evs[EVENTS_MAX];
+    while (!*w->stop) {
+        int n = epoll_wait(ep, evs, EVENTS_MAX, LOOP_WAIT_MS);
+        for (int i = 0; i < n; i++) {
+            econn *e = evs[i].data.ptr;
+            if (e == NULL) {
+                accept_some(w, ep, &head, &nconn);
+            } else if (econn_service(ep, e, evs[i].events) != 0) {
+                econn_close(ep, &head, e);
+                nconn--;
+            }
+        }
+        int64_t now = ns_now_ms();
+        if (now - last_tick >= TICK_MS) {
+            last_tick = now;
+            for (econn *e = head, *next; e; e = next) {
+                next = e->next;
+                ns_h2_conn_tick(e->c, now);
+                if (econn_service(ep, e, 0) != 0) {
+                    econn_close(ep, &head, e);
+                    nconn--;
+                }
+            }
+        }
+    }
+    /* Clean shutdown: GOAWAY to every client, one best-effort flush, close. */
+    while (head) {
+        ns_h2_conn_shutdown(head->c);
+        (void)econn_flush(head);
+        econn_close(ep, &head, head);
+    }
+    close(ep);
+    return NULL;
+}
+
+ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, volatile int *stop)
+{
+    enum { MAX_THREADS = 256 };
+    int n = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) {
+        n = 1;
+    }
+    if (n > MAX_THREADS) {
+        n = MAX_THREADS;
+    }
+    int lfd;
+    GUARD(ns_addr_listen(&cfg->listen, 1024, NS_LISTEN_NONBLOCK, &lfd));
+    ns_addr bound = cfg->listen;
+    if (bound.kind == NS_ADDR_TCP) {
+        uint32_t port;
+        if (ns_addr_local_port(lfd, &port) == NS_OK) {
+            bound.port = (uint16_t)port;
+        }
+    }
+    worker *ws = calloc((size_t)n, sizeof *ws);
+    if (ws == NULL) {
+        close(lfd);
+        BAIL(NS_E_NOMEM, "sign-service: out of memory for %d event loops", n);
+    }
+    int started = 0;
+    ns_err rc = NS_OK;
+    for (; started < n; started++) {
+        ws[started] = (worker){.h = h, .stop = stop, .lfd = lfd};
+        if (pthread_create(&ws[started].tid, NULL, worker_main, &ws[started]) != 0) {
+            rc = ns_fail(NS_E_NOMEM, "sign-service: cannot start event loop %d of %d", started, n);
+            *stop = 1;
+            break;
+        }
+    }
+    if (rc == NS_OK && cfg->on_listening) {
+        char name[NS_ADDR_STR_MAX];
+        ns_addr_format(&bound, name, sizeof name);
+        cfg->on_listening(name, cfg->on_listening_arg);
+    }
+    for (int i = 0; i < started; i++) {
+        pthread_join(ws[i].tid, NULL);
+        if (rc == NS_OK && ws[i].err != NS_OK) {
+            rc = ns_fail(ws[i].err, "%s", ws[i].errmsg);
+        }
+    }
+    free(ws);
+    close(lfd);
+    if (cfg->listen.kind == NS_ADDR_UNIX && cfg->listen.path[0] != '@') {
+        ns_io_unlink_stale_socket(cfg->listen.path);
+    }
+    return rc;
+}

@@ -1,0 +1,86 @@
+/*
+ * h2server: a gRPC server transport on HTTP/2 cleartext (prior knowledge) with nghttp2.
+ *
+ * Two layers. ns_h2_conn is one connection as a byte-in/byte-out state machine (no sockets), so
+ * the whole request path can be unit-tested and fuzzed in memory. ns_h2_serve runs one epoll
+ * event loop per thread over a shared listening socket (EPOLLEXCLUSIVE wakes one loop per
+ * connection), non-blocking throughout.
+ *
+ * Per request: POST only (else HTTP 405), content-type application/grpc[+...] (else 415), the
+ * path routed by the handler (unknown: UNIMPLEMENTED), grpc-timeout honoured (DEADLINE_EXCEEDED
+ * when it passes before the answer), messages above max_msg refused (RESOURCE_EXHAUSTED) from
+ * their prefix alone. Unary methods are answered when the request half-closes with exactly one
+ * message; streaming methods answer each message as it completes. Errors before any response
+ * use a Trailers-Only response. A client that does not start with the HTTP/2 preface gets an
+ * HTTP/1.1 505 answer and the connection is closed.
+ *
+ * Memory per connection is bounded: at most NS_H2_MAX_STREAMS concurrent streams, each request
+ * buffer at most max_msg + 5 bytes, all request buffers together at most NS_H2_CONN_IN_MAX (or
+ * 2 * max_msg + 10 if larger), output at most NS_H2_OUT_HIGH before reading stops.
+ */
+#ifndef NS_H2SERVER_H
+#define NS_H2SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "err.h"
+
+#define NS_H2_MAX_STREAMS 128
+#define NS_H2_CONN_IN_MAX (16u * 1024 * 1024)
+#define NS_H2_OUT_HIGH (256u * 1024)
+#define NS_H2_MAX_CONNS_PER_THREAD 4096
+#define NS_H2_PEER_MAX 128
+
+/* One request message handed to the application. */
+typedef struct {
+    const char *peer;   /* "tcp:127.0.0.1:5555", for audit logs */
+    const uint8_t *msg; /* the message bytes (no prefix) */
+    size_t len;
+} ns_h2_req;
+
+typedef struct {
+    void *app;
+    size_t max_msg; /* 0 = NS_GRPC_MAX_MSG_DEFAULT */
+    /* A method index >= 0 for a known path ("/pkg.Service/Method"), -1 otherwise.
+     * *streaming = 1 when each request message is answered as it arrives. */
+    int (*route)(void *app, const char *path, int *streaming);
+    /* Handles one message: appends the response message (no prefix) to out and returns
+     * NS_GRPC_OK, or returns another status and writes a human message into msg. */
+    int (*call)(void *app, int method, const ns_h2_req *req, ns_buf *out, char *msg,
+                size_t msgcap);
+} ns_h2_handler;
+
+typedef struct ns_h2_conn ns_h2_conn;
+
+ns_err ns_h2_conn_new(ns_h2_conn **c, const ns_h2_handler *h, const char *peer) NS_MUST_CHECK;
+/* Feeds bytes received from the peer. NS_E_PROTO/NS_E_CLOSED: close after flushing output. */
+ns_err ns_h2_conn_recv(ns_h2_conn *c, const uint8_t *p, size_t n) NS_MUST_CHECK;
+/* Bytes to send (pointer into the connection's buffer; valid until the next call). */
+ns_err ns_h2_conn_pending(ns_h2_conn *c, const uint8_t **p, size_t *n) NS_MUST_CHECK;
+/* Marks n bytes of the pending output as written. */
+void ns_h2_conn_sent(ns_h2_conn *c, size_t n);
+/* Answers requests whose deadline has passed. */
+void ns_h2_conn_tick(ns_h2_conn *c, int64_t now_ms);
+/* Whether the connection has nothing left to do and may be closed (after output drains). */
+int ns_h2_conn_done(const ns_h2_conn *c);
+/* Whether more input should be read now (false while output is above NS_H2_OUT_HIGH). */
+int ns_h2_conn_want_read(const ns_h2_conn *c);
+/* Starts a graceful shutdown (GOAWAY). */
+void ns_h2_conn_shutdown(ns_h2_conn *c);
+void ns_h2_conn_free(ns_h2_conn *c);
+
+typedef struct {
+    ns_addr listen;
+    int threads;                                  /* 0 = one per online CPU */
+    void (*on_listening)(const char *addr, void *arg); /* once bound, with the actual address */
+    void *on_listening_arg;
+} ns_h2_serve_cfg;
+
+/* Serves until *stop becomes non-zero (checked at least every 100 ms); then closes cleanly. */
+ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, volatile int *stop)
+    NS_MUST_CHECK;
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * signkeys: the signing keys of sign-service: the keys file (version 1), parsed strictly into
+ * secret memory, with public keys derived at load, and the three signing operations.
+ *
+ *   {"version":1,"keys":[{"id":"payments","algorithm":"ed25519","private_key":"<base64>"},
+ *                        {"id":"eth-hot","algorithm":"ecdsa-secp256k1","private_key":"<hex>"},
+ *                        {"id":"api","algorithm":"ecdsa-p256","private_key":"<hex>"}]}
+ *
+ * ed25519: standard base64 of the 32-byte seed (or of the 64-byte seed || public key, whose
+ * public half must match the seed). ecdsa-*: exactly 64 hex digits, the big-endian scalar,
+ * 0 < d < n. ids: 1-64 characters of [A-Za-z0-9._-], unique. 1 to NS_SIGNKEYS_MAX keys. No
+ * other members anywhere. Errors name the entry and the problem, never key material. The JSON
+ * parser's own copies of the private key strings are wiped before they are freed.
+ *
+ * The loaded set is read-only and may be shared by any number of threads.
+ */
+#ifndef NS_SIGNKEYS_H
+#define NS_SIGNKEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define NS_SIGNKEYS_MAX 64
+#define NS_SIGNKEY_ID_MAX 64
+#define NS_SIGNKEYS_JSON_MAX (1024u * 1024)
+#define NS_SIGNKEY_PUB_MAX 65
+#define NS_SIGNKEY_SPKI_MAX 96
+#define NS_SIGNKEY_SIG_MAX 64
+#define NS_SIGNKEY_DER_MAX 72
+
+typedef enum { NS_ALG_ED25519 = 1, NS_ALG_P256 = 2, NS_ALG_SECP256K1 = 3 } ns_sign_alg;
+
+typedef struct {
+    char id[NS_SIGNKEY_ID_MAX + 1];
+    ns_sign_alg alg;
+    uint8_t priv[64]; /* ed25519: libsodium secret key (seed || pk); ecdsa: 32-byte scalar */
+    uint8_t pub[NS_SIGNKEY_PUB_MAX];
+    size_t pub_len; /* 32 (ed25519) or 65 (SEC1 uncompressed) */
+} ns_signkey;
+
+typedef struct ns_signkeys {
+    size_t count;
+    ns_signkey keys[NS_SIGNKEYS_MAX]; /* sorted by id (bytewise) */
+    uint8_t commitment[32];           /* see ns_signkeys_commitment */
+} ns_signkeys;
+
+typedef struct {
+    uint8_t sig[NS_SIGNKEY_SIG_MAX];
+    size_t sig_len;
+    uint8_t der[NS_SIGNKEY_DER_MAX];
+    size_t der_len; /* 0 for ed25519 */
+    int recid;      /* ecdsa: 0 or 1; ed25519: 0 */
+    uint8_t digest[32];
+    int has_digest; /* ecdsa */
+} ns_signature;
+
+/* Parses and validates a keys file into secret memory. */
+ns_err ns_signkeys_load(ns_signkeys **out, const uint8_t *json, size_t len) NS_MUST_CHECK;
+/* Wipes and frees. NULL is fine. */
+void ns_signkeys_free(ns_signkeys *k);
+
+const ns_signkey *ns_signkeys_find(const ns_signkeys *k, const char *id);
+/* "ed25519", "ecdsa-p256", "ecdsa-secp256k1". */
+const char *ns_sign_alg_name(ns_sign_alg alg);
+
+/* DER SubjectPublicKeyInfo of a key (RFC 8410 for Ed25519, RFC 5480 for ECDSA). */
+ns_err ns_signkey_spki(const ns_signkey *key, uint8_t *out, size_t cap, size_t *len)
+    NS_MUST_CHECK;
+
+/*
+ * Signs. Ed25519: msg is required (digest must be NULL). ECDSA: either msg (its SHA-256 is
+ * signed) or a 32-byte digest. NS_E_USAGE for a wrong combination or digest length.
+ */
+ns_err ns_signkey_sign(const ns_signkey *key, const uint8_t *msg, size_t msg_len, int has_msg,
+                       const uint8_t *digest, size_t digest_len, ns_signature *out) NS_MUST_CHECK;
+
+/*
+ * The commitment placed in Attest's user_data: SHA-256 over
+ *   "nsign-keys-v1\n" || for each key in id order: u8 len(id) || id || u8 len(alg) || alg ||
+ *   u8 len(pub) || pub
+ * where alg is ns_sign_alg_name and pub the raw public key (32 bytes or 65-byte SEC1).
+ */
+const uint8_t *ns_signkeys_commitment(const ns_signkeys *k);
+
+#endif

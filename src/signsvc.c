@@ -1,0 +1,520 @@
+/*
+ * signsvc: the gRPC services of sign-service (see signsvc.h).
+ *
+ * Messages are nanopb structs generated from the protos in proto/. Reflection serves the
+ * FileDescriptorProtos of those same files, embedded by the Makefile as
+ * gen/proto_descriptors.h (a serialized FileDescriptorSet); our protos import nothing, so each
+ * answer is one file. Symbols are mapped to files by package prefix.
+ */
+#include "signsvc.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+#include "grpc.h"
+#include "grpc_health.pb.h"
+#include "grpc_reflection.pb.h"
+#include "log.h"
+#include "nsign.pb.h"
+#include "nsm.h"
+#include "proto_descriptors.h"
+
+#define ATTEST_DOC_MAX (32u * 1024)
+#define DESC_FILES_MAX 8
+#define DIGEST_LOG_BYTES 8
+
+enum { M_LIST, M_GETPUB, M_SIGN, M_ATTEST, M_HEALTH, M_REFLECT, M_COUNT };
+
+static const char *const method_paths[M_COUNT] = {
+    "/nsign.v1.Signer/ListKeys",
+    "/nsign.v1.Signer/GetPublicKey",
+    "/nsign.v1.Signer/Sign",
+    "/nsign.v1.Signer/Attest",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+};
+
+static const char *const service_names[] = {
+    "nsign.v1.Signer",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+};
+
+/* --- embedded descriptors --- */
+
+typedef struct {
+    const uint8_t *bytes; /* one serialized FileDescriptorProto */
+    size_t len;
+    char name[128];
+    char package[128];
+} desc_file;
+
+static desc_file desc_files[DESC_FILES_MAX];
+static size_t desc_count;
+static pthread_once_t desc_once = PTHREAD_ONCE_INIT;
+
+static int varint(ns_cur *c, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        uint8_t b;
+        if (ns_cur_u8(c, &b) != NS_OK) {
+            return -1;
+        }
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Walks length-delimited fields of a message: returns 1 with the field, 0 at end, -1 on error. */
+static int next_bytes_field(ns_cur *c, uint32_t *tag, const uint8_t **p, size_t *n)
+{
+    while (ns_cur_left(c) > 0) {
+        uint64_t key, len;
+        if (varint(c, &key) != 0) {
+            return -1;
+        }
+        switch (key & 7) {
+        case 0:
+            if (varint(c, &len) != 0) {
+                return -1;
+            }
+            break;
+        case 1:
+            if (ns_cur_skip(c, 8) != NS_OK) {
+                return -1;
+            }
+            break;
+        case 5:
+            if (ns_cur_skip(c, 4) != NS_OK) {
+                return -1;
+            }
+            break;
+        case 2:
+            if (varint(c, &len) != 0 || len > ns_cur_left(c) ||
+                ns_cur_slice(c, p, (size_t)len) != NS_OK) {
+                return -1;
+            }
+            *tag = (uint32_t)(key >> 3);
+            *n = (size_t)len;
+            return 1;
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void copy_str(char *dst, size_t cap, const uint8_t *p, size_t n)
+{
+    if (n >= cap) {
+        n = cap - 1;
+    }
+    memcpy(dst, p, n);
+    dst[n] = 0;
+}
+
+static void desc_init(void)
+{
+    ns_cur set;
+    uint32_t tag;
+    const uint8_t *p;
+    size_t n;
+    ns_cur_init(&set, ns_proto_descriptors, sizeof ns_proto_descriptors);
+    while (desc_count < DESC_FILES_MAX && next_bytes_field(&set, &tag, &p, &n) == 1) {
+        if (tag != 1) {
+            continue;
+        }
+        desc_file *f = &desc_files[desc_count++];
+        f->bytes = p;
+        f->len = n;
+        ns_cur file;
+        const uint8_t *fp;
+        size_t fn;
+        ns_cur_init(&file, p, n);
+        while (next_bytes_field(&file, &tag, &fp, &fn) == 1) {
+            if (tag == 1) {
+                copy_str(f->name, sizeof f->name, fp, fn);
+            } else if (tag == 2) {
+                copy_str(f->package, sizeof f->package, fp, fn);
+            }
+        }
+    }
+}
+
+static const desc_file *desc_by_name(const char *name)
+{
+    for (size_t i = 0; i < desc_count; i++) {
+        if (strcmp(desc_files[i].name, name) == 0) {
+            return &desc_files[i];
+        }
+    }
+    return NULL;
+}
+
+static const desc_file *desc_by_symbol(const char *sym)
+{
+    const desc_file *best = NULL;
+    size_t best_len = 0;
+    if (sym[0] == '.') {
+        sym++;
+    }
+    for (size_t i = 0; i < desc_count; i++) {
+        size_t pl = strlen(desc_files[i].package);
+        if (strncmp(sym, desc_files[i].package, pl) == 0 && (sym[pl] == '.' || sym[pl] == 0) &&
+            pl >= best_len) {
+            best = &desc_files[i];
+            best_len = pl;
+        }
+    }
+    return best;
+}
+
+/* --- helpers --- */
+
+static int fail(char *msg, size_t cap, int status, const char *fmt, ...) NS_PRINTF(4, 5);
+static int fail(char *msg, size_t cap, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static int encode(ns_buf *out, const pb_msgdesc_t *fields, const void *m, char *msg, size_t cap)
+{
+    size_t size = 0;
+    if (!pb_get_encoded_size(&size, fields, m) || ns_buf_reserve(out, size) != NS_OK) {
+        return fail(msg, cap, NS_GRPC_RESOURCE_EXHAUSTED, "response too large");
+    }
+    pb_ostream_t os = pb_ostream_from_buffer(out->data + out->len, size);
+    if (!pb_encode(&os, fields, m)) {
+        return fail(msg, cap, NS_GRPC_INTERNAL, "cannot encode the response: %s", PB_GET_ERROR(&os));
+    }
+    out->len += os.bytes_written;
+    return NS_GRPC_OK;
+}
+
+static int decode(const ns_h2_req *req, const pb_msgdesc_t *fields, void *m, const char *what,
+                  char *msg, size_t cap)
+{
+    pb_istream_t is = pb_istream_from_buffer(req->msg, req->len);
+    if (!pb_decode(&is, fields, m)) {
+        return fail(msg, cap, NS_GRPC_INVALID_ARGUMENT, "malformed %s: %s", what,
+                    PB_GET_ERROR(&is));
+    }
+    return NS_GRPC_OK;
+}
+
+static nsign_v1_Algorithm alg_pb(ns_sign_alg a)
+{
+    return a == NS_ALG_ED25519 ? nsign_v1_Algorithm_ED25519
+           : a == NS_ALG_P256  ? nsign_v1_Algorithm_ECDSA_P256
+                               : nsign_v1_Algorithm_ECDSA_SECP256K1;
+}
+
+static void key_info(const ns_signkey *k, nsign_v1_KeyInfo *ki)
+{
+    size_t n = 0;
+    snprintf(ki->key_id, sizeof ki->key_id, "%s", k->id);
+    ki->algorithm = alg_pb(k->alg);
+    memcpy(ki->public_key.bytes, k->pub, k->pub_len);
+    ki->public_key.size = (pb_size_t)k->pub_len;
+    if (ns_signkey_spki(k, ki->public_key_der.bytes, sizeof ki->public_key_der.bytes, &n) ==
+        NS_OK) {
+        ki->public_key_der.size = (pb_size_t)n;
+    }
+}
+
+/* --- methods --- */
+
+static int do_list(ns_signkeys *ks, ns_buf *out, char *msg, size_t cap)
+{
+    static __thread nsign_v1_ListKeysResponse r; /* ~16 KiB: not on the stack */
+    memset(&r, 0, sizeof r);
+    for (size_t i = 0; i < ks->count; i++) {
+        key_info(&ks->keys[i], &r.keys[i]);
+    }
+    r.keys_count = (pb_size_t)ks->count;
+    return encode(out, nsign_v1_ListKeysResponse_fields, &r, msg, cap);
+}
+
+static int do_getpub(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
+{
+    nsign_v1_GetPublicKeyRequest q = nsign_v1_GetPublicKeyRequest_init_zero;
+    int st = decode(req, nsign_v1_GetPublicKeyRequest_fields, &q, "GetPublicKeyRequest", msg, cap);
+    if (st != NS_GRPC_OK) {
+        return st;
+    }
+    const ns_signkey *k = ns_signkeys_find(ks, q.key_id);
+    if (k == NULL) {
+        return fail(msg, cap, NS_GRPC_NOT_FOUND, "no key with id \"%.64s\"", q.key_id);
+    }
+    nsign_v1_GetPublicKeyResponse r = nsign_v1_GetPublicKeyResponse_init_zero;
+    r.has_key = true;
+    key_info(k, &r.key);
+    return encode(out, nsign_v1_GetPublicKeyResponse_fields, &r, msg, cap);
+}
+
+static void audit(const char *key, const uint8_t *digest, const char *peer, int st)
+{
+    char hex[2 * DIGEST_LOG_BYTES + 1] = "-";
+    if (digest && ns_hex_encode(hex, sizeof hex, digest, DIGEST_LOG_BYTES) != NS_OK) {
+        hex[0] = 0;
+    }
+    ns_info("sign key=%s digest=%s peer=%s status=%s", key[0] ? key : "-", hex, peer,
+            ns_grpc_status_name(st));
+}
+
+static int do_sign(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
+{
+    nsign_v1_SignRequest q = nsign_v1_SignRequest_init_zero;
+    int st = decode(req, nsign_v1_SignRequest_fields, &q, "SignRequest", msg, cap);
+    if (st != NS_GRPC_OK) {
+        audit("", NULL, req->peer, st);
+        return st;
+    }
+    ns_signature sig;
+    uint8_t logd[32];
+    const uint8_t *logp = NULL;
+    const ns_signkey *k = ns_signkeys_find(ks, q.key_id);
+    int has_msg = q.which_input == nsign_v1_SignRequest_message_tag;
+    const uint8_t *m = NULL;
+    size_t mlen = 0;
+    if (has_msg && q.input.message) {
+        m = q.input.message->bytes;
+        mlen = q.input.message->size;
+    }
+    if (k == NULL) {
+        st = fail(msg, cap, NS_GRPC_NOT_FOUND, "no key with id \"%.64s\"", q.key_id);
+    } else if (q.which_input == 0) {
+        st = fail(msg, cap, NS_GRPC_INVALID_ARGUMENT, "SignRequest needs message or digest");
+    } else {
+        ns_err e = ns_signkey_sign(k, m, mlen, has_msg,
+                                   has_msg ? NULL : q.input.digest.bytes,
+                                   has_msg ? 0 : q.input.digest.size, &sig);
+        if (e != NS_OK) {
+            st = fail(msg, cap, ns_grpc_status_from_err(e) == NS_GRPC_INTERNAL
+                                    ? NS_GRPC_INTERNAL
+                                    : NS_GRPC_INVALID_ARGUMENT,
+                      "%s", ns_err_msg());
+        } else if (sig.has_digest) {
+            logp = sig.digest;
+        } else {
+            crypto_hash_sha256(logd, m, mlen);
+            logp = logd;
+        }
+    }
+    if (st == NS_GRPC_OK) {
+        nsign_v1_SignResponse r = nsign_v1_SignResponse_init_zero;
+        snprintf(r.key_id, sizeof r.key_id, "%s", k->id);
+        r.algorithm = alg_pb(k->alg);
+        memcpy(r.signature.bytes, sig.sig, sig.sig_len);
+        r.signature.size = (pb_size_t)sig.sig_len;
+        memcpy(r.signature_der.bytes, sig.der, sig.der_len);
+        r.signature_der.size = (pb_size_t)sig.der_len;
+        r.recovery_id = (uint32_t)sig.recid;
+        if (sig.has_digest) {
+            memcpy(r.digest.bytes, sig.digest, 32);
+            r.digest.size = 32;
+        }
+        st = encode(out, nsign_v1_SignResponse_fields, &r, msg, cap);
+    }
+    audit(q.key_id, logp, req->peer, st);
+    pb_release(nsign_v1_SignRequest_fields, &q);
+    return st;
+}
+
+static bool enc_doc(pb_ostream_t *os, const pb_field_t *f, void *const *arg)
+{
+    const ns_buf *doc = *arg;
+    return pb_encode_tag_for_field(os, f) && pb_encode_string(os, doc->data, doc->len);
+}
+
+static int do_attest(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
+{
+    nsign_v1_AttestRequest q = nsign_v1_AttestRequest_init_zero;
+    int st = decode(req, nsign_v1_AttestRequest_fields, &q, "AttestRequest (nonce <= 512 bytes)",
+                    msg, cap);
+    if (st != NS_GRPC_OK) {
+        return st;
+    }
+    ns_buf doc;
+    ns_buf_init(&doc, ATTEST_DOC_MAX);
+    ns_err e = ns_nsm_attest(&doc, ks->commitment, sizeof ks->commitment,
+                             q.nonce.size ? q.nonce.bytes : NULL, q.nonce.size, NULL, 0);
+    if (e != NS_OK) {
+        ns_buf_free(&doc);
+        return fail(msg, cap, ns_grpc_status_from_err(e) == NS_GRPC_UNAVAILABLE
+                                  ? NS_GRPC_UNAVAILABLE
+                                  : NS_GRPC_INTERNAL,
+                    "attestation failed: %s", ns_err_msg());
+    }
+    nsign_v1_AttestResponse r = nsign_v1_AttestResponse_init_zero;
+    r.attestation_document.funcs.encode = enc_doc;
+    r.attestation_document.arg = &doc;
+    memcpy(r.user_data.bytes, ks->commitment, 32);
+    r.user_data.size = 32;
+    st = encode(out, nsign_v1_AttestResponse_fields, &r, msg, cap);
+    ns_buf_free(&doc);
+    return st;
+}
+
+static int do_health(const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
+{
+    grpc_health_v1_HealthCheckRequest q = grpc_health_v1_HealthCheckRequest_init_zero;
+    int st = decode(req, grpc_health_v1_HealthCheckRequest_fields, &q, "HealthCheckRequest", msg,
+                    cap);
+    if (st != NS_GRPC_OK) {
+        return st;
+    }
+    int known = q.service[0] == 0;
+    for (size_t i = 0; i < sizeof service_names / sizeof *service_names; i++) {
+        known |= strcmp(q.service, service_names[i]) == 0;
+    }
+    if (!known) {
+        return fail(msg, cap, NS_GRPC_NOT_FOUND, "unknown service \"%.100s\"", q.service);
+    }
+    grpc_health_v1_HealthCheckResponse r = grpc_health_v1_HealthCheckResponse_init_zero;
+    r.status = grpc_health_v1_HealthCheckResponse_ServingStatus_SERVING;
+    return encode(out, grpc_health_v1_HealthCheckResponse_fields, &r, msg, cap);
+}
+
+static bool enc_file(pb_ostream_t *os, const pb_field_t *f, void *const *arg)
+{
+    const desc_file *d = *arg;
+    return pb_encode_tag_for_field(os, f) && pb_encode_string(os, d->bytes, d->len);
+}
+
+static int do_reflect(const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
+{
+    static __thread grpc_reflection_v1alpha_ServerReflectionRequest q;
+    static __thread grpc_reflection_v1alpha_ServerReflectionResponse r;
+    memset(&q, 0, sizeof q);
+    memset(&r, 0, sizeof r);
+    int st = decode(req, grpc_reflection_v1alpha_ServerReflectionRequest_fields, &q,
+                    "ServerReflectionRequest", msg, cap);
+    if (st != NS_GRPC_OK) {
+        return st;
+    }
+    pthread_once(&desc_once, desc_init);
+    snprintf(r.valid_host, sizeof r.valid_host, "%s", q.host);
+    r.has_original_request = true;
+    r.original_request = q;
+    const desc_file *d = NULL;
+    const char *what = "";
+    switch (q.which_message_request) {
+    case grpc_reflection_v1alpha_ServerReflectionRequest_list_services_tag:
+        r.which_message_response = grpc_reflection_v1alpha_ServerReflectionResponse_list_services_response_tag;
+        for (size_t i = 0; i < sizeof service_names / sizeof *service_names; i++) {
+            snprintf(r.message_response.list_services_response.service[i].name,
+                     sizeof r.message_response.list_services_response.service[i].name, "%s",
+                     service_names[i]);
+        }
+        r.message_response.list_services_response.service_count =
+            sizeof service_names / sizeof *service_names;
+        return encode(out, grpc_reflection_v1alpha_ServerReflectionResponse_fields, &r, msg, cap);
+    case grpc_reflection_v1alpha_ServerReflectionRequest_file_by_filename_tag:
+        what = q.message_request.file_by_filename;
+        d = desc_by_name(what);
+        break;
+    case grpc_reflection_v1alpha_ServerReflectionRequest_file_containing_symbol_tag:
+        what = q.message_request.file_containing_symbol;
+        d = desc_by_symbol(what);
+        break;
+    case grpc_reflection_v1alpha_ServerReflectionRequest_file_containing_extension_tag:
+        what = q.message_request.file_containing_extension.containing_type;
+        break;
+    case grpc_reflection_v1alpha_ServerReflectionRequest_all_extension_numbers_of_type_tag:
+        what = q.message_request.all_extension_numbers_of_type;
+        break;
+    default:
+        return fail(msg, cap, NS_GRPC_INVALID_ARGUMENT, "empty ServerReflectionRequest");
+    }
+    if (d != NULL) {
+        r.which_message_response =
+            grpc_reflection_v1alpha_ServerReflectionResponse_file_descriptor_response_tag;
+        r.message_response.file_descriptor_response.file_descriptor_proto.funcs.encode = enc_file;
+        r.message_response.file_descriptor_response.file_descriptor_proto.arg = (void *)d;
+    } else {
+        r.which_message_response =
+            grpc_reflection_v1alpha_ServerReflectionResponse_error_response_tag;
+        r.message_response.error_response.error_code = NS_GRPC_NOT_FOUND;
+        snprintf(r.message_response.error_response.error_message,
+                 sizeof r.message_response.error_response.error_message, "not found: %.200s",
+                 what);
+    }
+    return encode(out, grpc_reflection_v1alpha_ServerReflectionResponse_fields, &r, msg, cap);
+}
+
+/* --- the handler --- */
+
+static int route(void *app, const char *path, int *streaming)
+{
+    (void)app;
+    for (int i = 0; i < M_COUNT; i++) {
+        if (strcmp(path, method_paths[i]) == 0) {
+            *streaming = i == M_REFLECT;
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int call(void *app, int method, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
+{
+    ns_signkeys *ks = app;
+    switch (method) {
+    case M_LIST:
+        return do_list(ks, out, msg, cap);
+    case M_GETPUB:
+        return do_getpub(ks, req, out, msg, cap);
+    case M_SIGN:
+        return do_sign(ks, req, out, msg, cap);
+    case M_ATTEST:
+        return do_attest(ks, req, out, msg, cap);
+    case M_HEALTH:
+        return do_health(req, out, msg, cap);
+    case M_REFLECT:
+        return do_reflect(req, out, msg, cap);
+    default:
+        return fail(msg, cap, NS_GRPC_UNIMPLEMENTED, "unknown method");
+    }
+}
+
+void ns_signsvc_handler(ns_h2_handler *h, ns_signsvc_keys *keys, size_t max_msg)
+{
+    *h = (ns_h2_handler){.app = keys, .max_msg = max_msg, .route = route, .call = call};
+}
+
+ns_err ns_signsvc_load_keys(ns_signsvc_keys **keys, const uint8_t *json, size_t len)
+{
+    return ns_signkeys_load(keys, json, len);
+}
+
+void ns_signsvc_keys_free(ns_signsvc_keys *keys)
+{
+    ns_signkeys_free(keys);
+}
+
+ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, volatile int *stop)
+{
+    ns_h2_handler h;
+    ENSURE(keys != NULL && keys->count > 0, NS_E_USAGE, "sign-service: no keys loaded");
+    ns_signsvc_handler(&h, keys, cfg->max_msg);
+    pthread_once(&desc_once, desc_init);
+    ns_h2_serve_cfg sc = {.listen = cfg->listen,
+                          .threads = cfg->threads,
+                          .on_listening = cfg->on_listening,
+                          .on_listening_arg = cfg->on_listening_arg};
+    return ns_h2_serve(&sc, &h, stop);
+}

@@ -1,0 +1,45 @@
+/*
+ * signsvc: the sign-service gRPC services over h2server: nsign.v1.Signer (ListKeys,
+ * GetPublicKey, Sign, Attest), grpc.health.v1.Health/Check and
+ * grpc.reflection.v1alpha.ServerReflection (file descriptors embedded at build time), with one
+ * audit log line per Sign (key id, digest prefix, peer, status; never key material).
+ *
+ * Status mapping: unknown key NOT_FOUND; malformed protobuf, wrong digest length or a
+ * message/digest mismatch INVALID_ARGUMENT; no NSM (outside an enclave) UNAVAILABLE; the
+ * transport adds UNIMPLEMENTED, RESOURCE_EXHAUSTED and DEADLINE_EXCEEDED (see h2server.h).
+ */
+#ifndef NS_SIGNSVC_H
+#define NS_SIGNSVC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "err.h"
+#include "h2server.h"
+#include "signkeys.h"
+
+typedef struct ns_signkeys ns_signsvc_keys;
+
+typedef struct {
+    ns_addr listen;
+    int threads;    /* 0 = one per core */
+    size_t max_msg; /* 0 = 4 MiB */
+    /* Optional: called once the listener is bound, with the actual address (port 0 resolved). */
+    void (*on_listening)(const char *addr, void *arg);
+    void *on_listening_arg;
+} ns_signsvc_cfg;
+
+/* Validates strictly and copies into secret memory; the caller then wipes its json. */
+ns_err ns_signsvc_load_keys(ns_signsvc_keys **keys, const uint8_t *json, size_t len)
+    NS_MUST_CHECK;
+/* Serves until *stop (checked at least every 200 ms). keys must outlive the call. */
+ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, volatile int *stop)
+    NS_MUST_CHECK;
+/* Wipes and frees. */
+void ns_signsvc_keys_free(ns_signsvc_keys *keys);
+
+/* The gRPC handler over keys, for running the request path without sockets (tests, fuzzing). */
+void ns_signsvc_handler(ns_h2_handler *h, ns_signsvc_keys *keys, size_t max_msg);
+
+#endif
