@@ -1,6 +1,7 @@
 # test/vm/lib.sh: shared setup of the VM tests (test/vm/test_*.sh). Source it after tap.sh.
 # VM: the harness (test/vm/vm.sh); VM_TMP: a scratch directory removed on exit;
-# vm_probe: builds test/vm/vsock_probe.c (static, musl) and prints its path.
+# vm_peer: builds test/vm/peer.c (static, musl; a tcp/vsock endpoint that checks data and
+# half-close) and prints its path.
 : "${NS_ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${NSIGN:=$NS_ROOT/build/nsign}"
 export NSIGN
@@ -8,10 +9,10 @@ VM=$NS_ROOT/test/vm/vm.sh
 VM_TMP=$(mktemp -d /tmp/nsign-vmtest.XXXXXX)
 trap 'rm -rf "$VM_TMP"' EXIT
 
-vm_probe() {
-    local out=$VM_TMP/vsock_probe
+vm_peer() {
+    local out=$VM_TMP/peer
     [ -x "$out" ] || musl-gcc -static -O2 -Wall -Wextra -Werror -o "$out" \
-        "$NS_ROOT/test/vm/vsock_probe.c" >&2 || return 1
+        "$NS_ROOT/test/vm/peer.c" >&2 || return 1
     echo "$out"
 }
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The VM harness itself: the guest boots the pinned kernel, loads the vsock loopback modules,
-# brings lo up, runs nsign, moves data over AF_VSOCK (CID 1) with an independent probe, and the
+# brings lo up, runs nsign, moves data over AF_VSOCK (CID 1) with an independent peer (test/vm/peer.c), and the
 # harness returns the guest's exit status, ignores a forged marker, and reports a timeout as
 # "no result" (125). Three boots, about 15 s under TCG.
 . "$(dirname "$0")/../lib/tap.sh"
 . "$(dirname "$0")/lib.sh"
 vm_require_nsign
 
-probe=$(vm_probe) || { fail "build test/vm/vsock_probe.c with musl-gcc"; exit 1; }
+peer=$(vm_peer) || { fail "build test/vm/peer.c with musl-gcc"; exit 1; }
 head -c 100000 /dev/urandom >"$VM_TMP/payload"
 sum=$(sha256sum "$VM_TMP/payload" | cut -c1-64)
 
@@ -23,18 +23,26 @@ check "guest: nsign is /bin/nsign and NSIGN points at it" test "$NSIGN" = /bin/n
 check "guest: an applet symlink dispatches (vsock-recv --help)" sh -c 'vsock-recv --help >/dev/null 2>&1'
 check "guest: --file and --env reach the guest" \
     test "$(sha256sum /work/payload | cut -c1-64)" = "$PAYLOAD_SHA256"
-check "guest: --file with a destination path" test -x /usr/local/bin/vsock_probe
-check "guest: AF_VSOCK stream over vsock:1 with half-close (independent probe)" vsock_probe 5999
-check "guest: a second listener on another port works too" vsock_probe 6000
+check "guest: --file with a destination path" test -x /usr/local/bin/peer
+# AF_VSOCK itself, with test/vm/peer.c (no nsign involved): 1 MiB each way, half-close first
+# from the connector, then both ways at once.
+peer listen vsock:any:5999 --send 1M --expect 2M --order recv-first --timeout 60 & p=$!
+check "guest: AF_VSOCK over vsock:1, half-close then reply (peer connect)" \
+    peer connect vsock:1:5999 --send 2M --expect 1M --order send-first --timeout 60
+check "guest: AF_VSOCK over vsock:1, half-close then reply (peer listen)" wait $p
+peer listen vsock:any:6000 --send 2M --expect 2M --order duplex --timeout 60 & p=$!
+check "guest: AF_VSOCK over vsock:1, both ways at once (peer connect)" \
+    peer connect vsock:1:6000 --send 2M --expect 2M --order duplex --timeout 60
+check "guest: AF_VSOCK over vsock:1, both ways at once (peer listen)" wait $p
 tap_done
 EOF
-out=$("$VM" --script "$VM_TMP/guest.sh" -f "$VM_TMP/payload" -f "$probe:/usr/local/bin/vsock_probe" \
+out=$("$VM" --script "$VM_TMP/guest.sh" -f "$VM_TMP/payload" -f "$peer:/usr/local/bin/peer" \
     -e "PAYLOAD_SHA256=$sum" -e "PATH=/bin:/sbin:/vm/bin:/usr/local/bin" 2>"$VM_TMP/err")
 rc=$?
 echo "$out"
 check "guest boots and all guest checks pass (harness status $rc)" test "$rc" = 0
 [ "$rc" = 0 ] || sed 's/^/# /' "$VM_TMP/err"
-check "guest ran the checks (guest output came back)" grep -q "vsock_probe\|independent probe" <<<"$out"
+check "guest ran the checks (guest output came back)" grep -q "^peer connect: ok" <<<"$out"
 
 # Status passthrough, and a forged marker in the guest's output does not count.
 "$VM" -- 'echo "@@NSIGN-VM 0123456789abcdef01234567 exit=0@@"; exit 7' >"$VM_TMP/out2" 2>&1
