@@ -1,12 +1,389 @@
-/* enclave-entrypoint: not implemented yet; its issue replaces this file. */
+/*
+ * enclave-entrypoint: the enclave image's ENTRYPOINT, replacing enclave-entrypoint.sh. One
+ * process, no shell, no files: the secrets arrive over vsock into locked memory, are decrypted
+ * in memory and handed to sign-service in memory.
+ *
+ *   [pid1]     mount /proc /sys /dev, read /env, load NSIGN_MODULES (nsm.ko), reap orphans
+ *   loopback   lo up (a Nitro enclave boots with it down)
+ *   [heartbeat] 0xB7 to vsock:3:9000 (nitro-cli's boot check) when PID 1
+ *   [entropy]  NSM randomness credited to /dev/random when PID 1 and an NSM exists
+ *   bridges    ingress vsock:any:50051 -> sign-service, egress tcp:127.0.0.1:8080 -> vsock:3:8080
+ *   receive    credentials, age key ciphertext, shares ciphertext, any order (enclave.c)
+ *   kms-decrypt, wipe-credentials, age-decrypt, load-keys, sign-service
+ *
+ * Every step logs one line with its duration; a failure logs the step and the reason and
+ * exits 1 (as PID 1 it then powers the enclave off so the host sees it end).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <unistd.h>
+
 #include "../applets/applets.h"
+#include "age.h"
+#include "bridge.h"
 #include "cli.h"
+#include "creds.h"
+#include "enclave.h"
+#include "frame.h"
+#include "iox.h"
+#include "log.h"
+#include "nsm.h"
+#include "pid1.h"
+#include "secret.h"
+#if __has_include("kms.h")
+#include "kms.h"
+#define EE_HAVE_KMS 1
+#endif
+#if __has_include("signsvc.h")
+#include "signsvc.h"
+#define EE_HAVE_SIGNSVC 1
+#endif
+
+static const char usage_text[] =
+    "usage: nsign enclave-entrypoint [--pid1]\n"
+    "\n"
+    "The enclave's boot, in one process: brings lo up, starts the ingress and egress bridges,\n"
+    "receives the credentials, the KMS-encrypted age key and the age-encrypted key shares (in\n"
+    "any order), decrypts the age key with KMS (with NSM attestation) through the KMS proxy,\n"
+    "decrypts the shares, wipes the credentials and the age key, and serves the keys with\n"
+    "sign-service. Each step logs its duration; a failure names the step and exits 1.\n"
+    "As PID 1 (or with --pid1) it also mounts /proc, /sys and /dev, loads /env and the kernel\n"
+    "modules in NSIGN_MODULES (default /nsm.ko), reaps orphans, seeds /dev/random from the NSM\n"
+    "and sends the Nitro boot heartbeat.\n"
+    "\n"
+    "environment (the seed's names and defaults):\n"
+    "  AWS_CREDS_VSOCK_PORT=7100 AGE_KEY_VSOCK_PORT=7101 KEY_SHARES_VSOCK_PORT=7102\n"
+    "  VSOCK_PORT=50051 (ingress, and sign-service on 127.0.0.1)  HOST_EGRESS_ENABLED=1\n"
+    "  HOST_EGRESS_VSOCK_PORT=8080  KMS_PROXY_PORT=5000  PARENT_CID=3  AWS_REGION=us-east-1\n"
+    "  KMS_KEY_ID, AWS_ENDPOINT_URL_KMS, AWS_CA_BUNDLE (tests), NSM_DEVICE (tests)\n"
+    "overrides (any nsign address; \"none\" disables ingress, egress or heartbeat):\n"
+    "  NSIGN_ENCLAVE_CREDS_ADDR, NSIGN_ENCLAVE_AGE_KEY_ADDR, NSIGN_ENCLAVE_SHARES_ADDR,\n"
+    "  NSIGN_ENCLAVE_SIGN_ADDR, NSIGN_ENCLAVE_INGRESS_ADDR, NSIGN_ENCLAVE_EGRESS_LISTEN_ADDR,\n"
+    "  NSIGN_ENCLAVE_EGRESS_CONNECT_ADDR, NSIGN_ENCLAVE_KMS_PROXY_ADDR,\n"
+    "  NSIGN_ENCLAVE_HEARTBEAT_ADDR, NSIGN_ENCLAVE_RECV_TIMEOUT=600 (seconds),\n"
+    "  NSIGN_ENCLAVE_SIGN_THREADS=0 (one per core), NSIGN_ENCLAVE_ATTEST=auto|1|0,\n"
+    "  NSIGN_MODULES=/nsm.ko (comma-separated, PID 1 only)\n"
+    "\n"
+    "exit status: 0 stopped by SIGTERM/SIGINT, 1 a step failed, 2 usage.\n";
+
+static volatile int g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static const char *real_getenv(const char *name, void *ctx)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
+/* ---- the steps' work, bound to the modules ---- */
+
+typedef struct {
+    const ns_enclave_cfg *cfg;
+    int64_t t_start; /* for the boot-to-serving figure in the log */
+#ifdef EE_HAVE_SIGNSVC
+    ns_signsvc_keys *keys;
+#endif
+} ee_ctx;
+
+static ns_err ee_recv(void *ctx, int listen_fd, int timeout_ms, ns_buf *out)
+{
+    return ns_frame_recv_on(listen_fd, out->max, timeout_ms, out);
+}
+
+static ns_err ee_kms(void *vctx, const ns_enclave_cfg *cfg, const ns_buf *creds_json,
+                     const ns_buf *ct, ns_buf *out)
+{
+#ifdef EE_HAVE_KMS
+    ns_creds *creds = NULL;
+    GUARD(ns_creds_new(&creds));
+    ns_err e = ns_creds_parse_json(creds, creds_json->data, creds_json->len);
+    if (e == NS_OK) {
+        e = ns_creds_check_fresh(creds, time(NULL));
+    }
+    if (e != NS_OK) {
+        ns_creds_free(creds);
+        return ns_fail_ctx(e, "credentials received on the credentials port");
+    }
+    ns_kms_decrypt_req req;
+    memset(&req, 0, sizeof req);
+    req.region = cfg->region;
+    req.endpoint = cfg->kms_endpoint[0] ? cfg->kms_endpoint : NULL;
+    req.proxy = &cfg->kms_proxy;
+    req.key_id = cfg->kms_key_id[0] ? cfg->kms_key_id : NULL;
+    req.attest = cfg->attest < 0 ? ns_nsm_available() : cfg->attest;
+    req.ca_bundle = cfg->ca_bundle[0] ? cfg->ca_bundle : NULL;
+    e = ns_kms_decrypt(out, &req, creds, ct->data, ct->len);
+    ns_creds_free(creds);
+    return e;
+#else
+    (void)vctx;
+    (void)cfg;
+    (void)creds_json;
+    (void)ct;
+    (void)out;
+    BAIL(NS_E_UNSUPPORTED, "this build has no KMS module");
+#endif
+}
+
+static ns_err ee_age(void *ctx, const ns_buf *identity, const ns_buf *ct, ns_buf *out)
+{
+    return ns_age_decrypt_mem(out, ct->data, ct->len, (const char *)identity->data,
+                              identity->len);
+}
+
+static ns_err ee_load_keys(void *vctx, const ns_buf *keys_json)
+{
+#ifdef EE_HAVE_SIGNSVC
+    ee_ctx *c = vctx;
+    return ns_signsvc_load_keys(&c->keys, keys_json->data, keys_json->len);
+#else
+    (void)vctx;
+    (void)keys_json;
+    BAIL(NS_E_UNSUPPORTED, "this build has no sign-service module");
+#endif
+}
+
+#ifdef EE_HAVE_SIGNSVC
+static void ee_on_listening(const char *addr, void *arg)
+{
+    ee_ctx *c = arg;
+    ns_info("SERVING addr=%s since_start_ms=%lld", addr, (long long)(ns_now_ms() - c->t_start));
+}
+#endif
+
+static ns_err ee_serve(void *vctx, const ns_enclave_cfg *cfg, volatile int *stop)
+{
+#ifdef EE_HAVE_SIGNSVC
+    ee_ctx *c = vctx;
+    ns_signsvc_cfg scfg;
+    char a[NS_ADDR_STR_MAX];
+    memset(&scfg, 0, sizeof scfg);
+    scfg.listen = cfg->sign_listen;
+    scfg.threads = cfg->sign_threads;
+    ns_addr_format(&cfg->sign_listen, a, sizeof a);
+    scfg.on_listening = ee_on_listening;
+    scfg.on_listening_arg = c;
+    ns_info("step=sign-service starting listen=%s", a);
+    ns_err e = ns_signsvc_run(&scfg, c->keys, stop);
+    ns_signsvc_keys_free(c->keys);
+    c->keys = NULL;
+    return e;
+#else
+    (void)vctx;
+    (void)cfg;
+    (void)stop;
+    BAIL(NS_E_UNSUPPORTED, "this build has no sign-service module");
+#endif
+}
+
+static void ee_on_step(void *ctx, ns_enclave_step step, int64_t ms, ns_err e, const char *detail)
+{
+    if (e == NS_OK) {
+        ns_info("step=%s ok ms=%lld", ns_enclave_step_name(step), (long long)ms);
+    } else {
+        ns_error("step=%s failed ms=%lld error=\"%s: %s\"", ns_enclave_step_name(step),
+                 (long long)ms, ns_err_name(e), detail ? detail : "");
+    }
+}
+
+/* ---- PID-1 and early steps ---- */
+
+/* Runs one early step, logging its duration; returns its result. */
+#define EARLY(name, expr)                                                                          \
+    do {                                                                                           \
+        int64_t t0_ = ns_now_ms();                                                                 \
+        ns_err e_ = (expr);                                                                        \
+        if (e_ != NS_OK) {                                                                         \
+            ns_error("step=%s failed ms=%lld error=\"%s: %s\"", name,                              \
+                     (long long)(ns_now_ms() - t0_), ns_err_name(e_), ns_err_msg());               \
+            return e_;                                                                             \
+        }                                                                                          \
+        ns_info("step=%s ok ms=%lld", name, (long long)(ns_now_ms() - t0_));                       \
+    } while (0)
+
+static ns_err pid1_setup(void)
+{
+    int n = 0;
+    EARLY("mount", ns_pid1_mount_all(""));
+    EARLY("env", ns_pid1_load_env("/env", &n));
+    EARLY("reaper", ns_pid1_reap_children());
+    return NS_OK;
+}
+
+static ns_err early_steps(const ns_enclave_cfg *cfg, int is_pid1)
+{
+    int n = 0;
+    if (cfg->modules[0]) {
+        EARLY("modules", ns_pid1_load_modules(cfg->modules, &n));
+    }
+    EARLY("loopback", ns_netif_up("lo"));
+    if (cfg->heartbeat_enabled) {
+        EARLY("heartbeat", ns_pid1_heartbeat(&cfg->heartbeat, cfg->heartbeat_timeout_ms));
+    }
+    if (is_pid1 && ns_nsm_available()) {
+        int64_t t0 = ns_now_ms();
+        ns_err e = ns_pid1_seed_entropy("/dev/random", NS_PID1_ENTROPY_BYTES);
+        if (e != NS_OK) {
+            /* The nsm hwrng feeds the pool anyway; this only speeds early boot up. */
+            ns_warn("step=entropy skipped error=\"%s\"", ns_err_msg());
+        } else {
+            ns_info("step=entropy ok ms=%lld bytes=%d", (long long)(ns_now_ms() - t0),
+                    NS_PID1_ENTROPY_BYTES);
+        }
+    }
+    return NS_OK;
+}
+
+typedef struct {
+    ns_bridge *b;
+    ns_err e;
+    char detail[256];
+} bridge_job;
+
+static void *bridge_thread(void *arg)
+{
+    bridge_job *j = arg;
+    j->e = ns_bridge_serve(j->b, &g_stop);
+    if (j->e != NS_OK) {
+        ns_error("bridges stopped error=\"%s: %s\"", ns_err_name(j->e), ns_err_msg());
+    }
+    return NULL;
+}
+
+static ns_err start_bridges(const ns_enclave_cfg *cfg, bridge_job *job, pthread_t *th,
+                            int *started)
+{
+    static ns_bridge_pair pairs[2];
+    ns_bridge_cfg bc;
+    size_t n = 0;
+    *started = 0;
+    if (cfg->ingress_enabled) {
+        pairs[n].listen = cfg->ingress_listen;
+        pairs[n].connect = cfg->sign_listen;
+        n++;
+    }
+    if (cfg->egress_enabled) {
+        pairs[n].listen = cfg->egress_listen;
+        pairs[n].connect = cfg->egress_connect;
+        n++;
+    }
+    if (n == 0) {
+        ns_info("step=bridges skipped (ingress and egress disabled)");
+        return NS_OK;
+    }
+    memset(&bc, 0, sizeof bc);
+    bc.pairs = pairs;
+    bc.npairs = n;
+    int64_t t0 = ns_now_ms();
+    ns_err e = ns_bridge_listen(&bc, &job->b);
+    if (e != NS_OK) {
+        ns_error("step=bridges failed error=\"%s: %s\"", ns_err_name(e), ns_err_msg());
+        return e;
+    }
+    if (pthread_create(th, NULL, bridge_thread, job) != 0) {
+        ns_bridge_free(job->b);
+        job->b = NULL;
+        e = ns_fail(NS_E_INTERNAL, "cannot start the bridge thread");
+        ns_error("step=bridges failed error=\"%s\"", ns_err_msg());
+        return e;
+    }
+    *started = 1;
+    char l1[NS_ADDR_STR_MAX] = "-", l2[NS_ADDR_STR_MAX] = "-";
+    if (cfg->ingress_enabled) {
+        ns_addr_format(&cfg->ingress_listen, l1, sizeof l1);
+    }
+    if (cfg->egress_enabled) {
+        ns_addr_format(&cfg->egress_listen, l2, sizeof l2);
+    }
+    ns_info("step=bridges ok ms=%lld ingress=%s egress=%s", (long long)(ns_now_ms() - t0), l1,
+            l2);
+    return NS_OK;
+}
+
+static int finish(int rc, int is_pid1)
+{
+    if (is_pid1) {
+        /* PID 1 must not return: power the enclave off so the host sees it end. */
+        ns_info("powering off (exit status %d)", rc);
+        sync();
+        reboot(RB_POWER_OFF);
+    }
+    return rc;
+}
 
 int enclave_entrypoint_main(int argc, char **argv)
 {
+    static ns_enclave_cfg cfg;
+    int is_pid1 = getpid() == 1;
     if (ns_cli_wants_help(argc, argv)) {
-        printf("usage: nsign enclave-entrypoint ...\n\nNot implemented yet.\n");
-        return 0;
+        fputs(usage_text, stdout);
+        return NS_EXIT_OK;
     }
-    return ns_cli_not_implemented();
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--pid1") == 0) {
+            is_pid1 = 1;
+        } else {
+            return ns_cli_usage_error("unknown argument '%s'", argv[i]);
+        }
+    }
+    int64_t t_start = ns_now_ms();
+    ns_log_from_env();
+    ns_info("starting pid=%d pid1=%d", (int)getpid(), is_pid1);
+    if (is_pid1 && pid1_setup() != NS_OK) {
+        return finish(NS_EXIT_FAIL, is_pid1);
+    }
+    if (ns_secret_process_init() != NS_OK) {
+        ns_warn("cannot make the process non-dumpable: %s", ns_err_msg());
+    }
+    ns_err e = ns_enclave_cfg_load(&cfg, real_getenv, NULL, is_pid1);
+    if (e != NS_OK) {
+        ns_error("step=config failed error=\"%s: %s\"", ns_err_name(e), ns_err_msg());
+        return finish(NS_EXIT_USAGE, is_pid1);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (early_steps(&cfg, is_pid1) != NS_OK) {
+        return finish(NS_EXIT_FAIL, is_pid1);
+    }
+    bridge_job bj;
+    pthread_t bth;
+    int bridges = 0;
+    memset(&bj, 0, sizeof bj);
+    if (start_bridges(&cfg, &bj, &bth, &bridges) != NS_OK) {
+        return finish(NS_EXIT_FAIL, is_pid1);
+    }
+    ee_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.cfg = &cfg;
+    ctx.t_start = t_start;
+    ns_enclave_ops ops = {&ctx, ee_recv, ee_kms, ee_age, ee_load_keys, ee_serve, ee_on_step};
+    ns_enclave_step failed = NS_STEP_COUNT;
+    ns_info("waiting for secrets (timeout %d s)", cfg.recv_timeout_ms / 1000);
+    e = ns_enclave_run(&cfg, &ops, &g_stop, &failed);
+    g_stop = 1;
+    if (bridges) {
+        pthread_join(bth, NULL);
+        ns_bridge_free(bj.b);
+    }
+    if (e != NS_OK) {
+        ns_error("boot failed step=%s: no key material was kept", ns_enclave_step_name(failed));
+        return finish(NS_EXIT_FAIL, is_pid1);
+    }
+    ns_info("stopped");
+    return finish(NS_EXIT_OK, is_pid1);
 }

@@ -1,12 +1,808 @@
-/* run-enclave: not implemented yet; its issue replaces this file. */
+/*
+ * run-enclave: the whole host side of the seed's run-enclave.sh, in one supervised process.
+ *
+ *   check        nitro-cli present, EIF present, no enclave of the same name running
+ *   fetch-creds  IMDSv2 credentials, kept in memory (secret), never in argv or a file
+ *   s3-get       AGE_KEY_S3_URI and KEY_SHARES_S3_URI, ciphertext, kept in memory
+ *   kms-proxy    bridge vsock:any:KMS_PROXY_PORT -> KMS_PROXY_DEST_HOST:PORT (allow-listed)
+ *   nitro-cli    run-enclave --eif-path --cpu-count --memory --enclave-cid --enclave-name
+ *   bridges      ingress tcp:0.0.0.0:HOST_GRPC_PORT -> vsock:CID:VSOCK_PORT, egress
+ *                vsock:any:HOST_EGRESS_VSOCK_PORT -> HOST_EGRESS_TARGET_HOST:PORT
+ *   push         the three payloads with vsock-push, retried until the enclave listens
+ *   supervise    restarts a bridge that dies (bounded); SIGTERM/SIGINT stops the bridges and
+ *                terminates the enclave
+ *
+ * The applets it runs (fetch-creds, s3-get, bridge, vsock-push) are this same binary, so each
+ * step is also a command a user can run alone; --dry-run prints them. Secrets go to children
+ * through pipes. A lock file (NSIGN_RUN_DIR/ENCLAVE_NAME.pid) lets stop-enclave find us.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "../applets/applets.h"
+#include "addr.h"
+#include "buf.h"
 #include "cli.h"
+#include "iox.h"
+#include "log.h"
+#include "secret.h"
+#include "supervise.h"
+
+#define RE_CREDS_MAX (64 * 1024)
+#define RE_AGE_KEY_MAX (64 * 1024)
+#define RE_SHARES_MAX (16 * 1024 * 1024)
+#define RE_NITRO_OUT_MAX (256 * 1024)
+#define RE_FETCH_TIMEOUT_MS (120 * 1000)
+#define RE_S3_TIMEOUT_MS (30 * 60 * 1000)
+#define RE_NITRO_TIMEOUT_MS (10 * 60 * 1000)
+#define RE_STOP_GRACE_MS 3000
+#define RE_RESTARTS_MAX 5
+#define RE_RESTART_BACKOFF_MS 1000
+#define RE_TICK_MS 100
+#define RE_STR 512
+
+static const char usage_text[] =
+    "usage: nsign run-enclave [--dry-run]\n"
+    "\n"
+    "Starts the signing enclave and stays in the foreground supervising its bridges: fetches\n"
+    "credentials (IMDSv2), downloads the KMS-encrypted age key and the age-encrypted key shares\n"
+    "from S3 into memory, starts the KMS proxy, runs `nitro-cli run-enclave`, starts the ingress\n"
+    "and egress bridges and pushes the three payloads (retrying until the enclave listens).\n"
+    "SIGTERM or SIGINT stops the bridges and terminates the enclave; so does `nsign stop-enclave`.\n"
+    "\n"
+    "options:\n"
+    "  --dry-run   print every step (the exact commands) and exit\n"
+    "\n"
+    "environment (the seed's names and defaults):\n"
+    "  AGE_KEY_S3_URI, KEY_SHARES_S3_URI   required: s3://BUCKET/KEY of the two ciphertexts\n"
+    "  AWS_REGION=us-east-1  EIF_PATH=target/sign-service.enclave.eif\n"
+    "  ENCLAVE_NAME=sign-service-enclave  ENCLAVE_CID=16  CPU_COUNT=2  MEMORY_MIB=512\n"
+    "  DEBUG_MODE=0  CONSOLE_FILE=target/sign-service-enclave-console.log\n"
+    "  CONSOLE_STREAM_ENABLED=$DEBUG_MODE  (debug mode: nitro-cli console appended to CONSOLE_FILE)\n"
+    "  HOST_GRPC_PORT=50051  VSOCK_PORT=50051\n"
+    "  HOST_EGRESS_ENABLED=1  HOST_EGRESS_TARGET_HOST=127.0.0.1  HOST_EGRESS_TARGET_PORT=8080\n"
+    "  HOST_EGRESS_VSOCK_PORT=8080\n"
+    "  AWS_CREDS_VSOCK_PORT=7100  AGE_KEY_VSOCK_PORT=7101  KEY_SHARES_VSOCK_PORT=7102\n"
+    "  KMS_PROXY_ENABLE=1  KMS_PROXY_PORT=5000  KMS_PROXY_DEST_HOST=kms.$AWS_REGION.amazonaws.com\n"
+    "  KMS_PROXY_DEST_PORT=443\n"
+    "  READINESS_TIMEOUT_SECONDS   how long the pushes retry until the enclave listens; default\n"
+    "                              READINESS_SLEEP_SECONDS (5) + VSOC_TRANSFER_RETRIES (20) + 35\n"
+    "  NITRO_CLI=nitro-cli         the nitro-cli executable\n"
+    "  NSIGN_RUN_DIR=/run/nsign    where the lock file ENCLAVE_NAME.pid lives\n"
+    "  every address can be overridden (tcp:, unix: or vsock: syntax), e.g. to run the flow on\n"
+    "  one machine: NSIGN_HOST_CREDS_ADDR, NSIGN_HOST_AGE_KEY_ADDR, NSIGN_HOST_SHARES_ADDR (push\n"
+    "  targets), NSIGN_HOST_GRPC_LISTEN, NSIGN_HOST_GRPC_CONNECT, NSIGN_HOST_EGRESS_LISTEN,\n"
+    "  NSIGN_HOST_EGRESS_CONNECT, NSIGN_HOST_KMS_PROXY_LISTEN, NSIGN_HOST_KMS_PROXY_CONNECT\n"
+    "  fetch-creds, s3-get and the bridges read their own variables too (AWS_ENDPOINT_URL_S3,\n"
+    "  AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_CA_BUNDLE...).\n"
+    "\n"
+    "exit status: 0 stopped by a signal after a successful start, 1 a step failed, 2 usage.\n";
+
+typedef struct {
+    char self[4096];
+    char nitro[4096];
+    char nitro_name[RE_STR];
+    char eif[RE_STR], name[RE_STR], console_file[RE_STR], run_dir[RE_STR];
+    char cpu[32], mem[32], cid[32];
+    int debug, console_stream;
+    char age_uri[RE_STR], shares_uri[RE_STR];
+    char creds_push[NS_ADDR_STR_MAX], age_push[NS_ADDR_STR_MAX], shares_push[NS_ADDR_STR_MAX];
+    char grpc_listen[NS_ADDR_STR_MAX], grpc_connect[NS_ADDR_STR_MAX];
+    int egress;
+    char egress_listen[NS_ADDR_STR_MAX], egress_connect[NS_ADDR_STR_MAX];
+    int kms;
+    char kms_listen[NS_ADDR_STR_MAX], kms_connect[NS_ADDR_STR_MAX], kms_allow[RE_STR];
+    int readiness_s;
+} re_cfg;
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return (v && *v) ? v : def;
+}
+
+static ns_err copy_str(char *out, size_t cap, const char *v, const char *what)
+{
+    ENSURE(strlen(v) < cap, NS_E_TOO_BIG, "%s: longer than %zu bytes", what, cap - 1);
+    memcpy(out, v, strlen(v) + 1);
+    return NS_OK;
+}
+
+static ns_err env_uint(const char *name, uint64_t def, uint64_t max, uint64_t *out)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0') {
+        *out = def;
+        return NS_OK;
+    }
+    if (ns_parse_uint(v, max, out) != NS_OK) {
+        BAIL(NS_E_USAGE, "%s=%s: want a number up to %llu", name, v, (unsigned long long)max);
+    }
+    return NS_OK;
+}
+
+static ns_err env_bool(const char *name, int def, int *out)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0') {
+        *out = def;
+    } else if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0) {
+        *out = 1;
+    } else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) {
+        *out = 0;
+    } else {
+        BAIL(NS_E_USAGE, "%s=%s: want 1 or 0", name, v);
+    }
+    return NS_OK;
+}
+
+/* An address: NAME if set, else the default text; validated with the address parser. */
+static ns_err env_addr(const char *name, const char *def, char *out)
+{
+    const char *v = env_or(name, def);
+    ns_addr a;
+    ns_err e = ns_addr_parse(&a, v);
+    if (e != NS_OK) {
+        return ns_fail_ctx(e, "%s", name);
+    }
+    return copy_str(out, NS_ADDR_STR_MAX, v, name);
+}
+
+static ns_err cfg_load(re_cfg *c)
+{
+    uint64_t cid, cpu, mem, grpc, vport, eg_t, eg_v, p_creds, p_age, p_shares, kms_p, kms_dp;
+    uint64_t sleep_s, retries, ready;
+    char def[RE_STR], region[128];
+    memset(c, 0, sizeof *c);
+
+    GUARD(copy_str(c->eif, sizeof c->eif, env_or("EIF_PATH", "target/sign-service.enclave.eif"),
+                   "EIF_PATH"));
+    GUARD(copy_str(c->name, sizeof c->name, env_or("ENCLAVE_NAME", "sign-service-enclave"),
+                   "ENCLAVE_NAME"));
+    GUARD(copy_str(c->console_file, sizeof c->console_file,
+                   env_or("CONSOLE_FILE", "target/sign-service-enclave-console.log"),
+                   "CONSOLE_FILE"));
+    GUARD(copy_str(c->run_dir, sizeof c->run_dir, env_or("NSIGN_RUN_DIR", "/run/nsign"),
+                   "NSIGN_RUN_DIR"));
+    GUARD(copy_str(c->nitro_name, sizeof c->nitro_name, env_or("NITRO_CLI", "nitro-cli"),
+                   "NITRO_CLI"));
+    for (const char *p = c->name; *p; p++) {
+        ENSURE(*p != '/' && *p != '\n', NS_E_USAGE, "ENCLAVE_NAME must not contain '/'");
+    }
+    GUARD(env_uint("ENCLAVE_CID", 16, 0xFFFFFFFEull, &cid));
+    ENSURE(cid > 3, NS_E_USAGE, "ENCLAVE_CID=%llu: CIDs 0-3 are reserved; use 4 or more",
+           (unsigned long long)cid);
+    GUARD(env_uint("CPU_COUNT", 2, 1024, &cpu));
+    GUARD(env_uint("MEMORY_MIB", 512, 1 << 24, &mem));
+    ENSURE(cpu > 0 && mem > 0, NS_E_USAGE, "CPU_COUNT and MEMORY_MIB must be positive");
+    snprintf(c->cid, sizeof c->cid, "%llu", (unsigned long long)cid);
+    snprintf(c->cpu, sizeof c->cpu, "%llu", (unsigned long long)cpu);
+    snprintf(c->mem, sizeof c->mem, "%llu", (unsigned long long)mem);
+    GUARD(env_bool("DEBUG_MODE", 0, &c->debug));
+    GUARD(env_bool("CONSOLE_STREAM_ENABLED", c->debug, &c->console_stream));
+
+    GUARD(copy_str(c->age_uri, sizeof c->age_uri, env_or("AGE_KEY_S3_URI", ""), "AGE_KEY_S3_URI"));
+    GUARD(copy_str(c->shares_uri, sizeof c->shares_uri, env_or("KEY_SHARES_S3_URI", ""),
+                   "KEY_SHARES_S3_URI"));
+    ENSURE(c->age_uri[0] && c->shares_uri[0], NS_E_USAGE,
+           "AGE_KEY_S3_URI and KEY_SHARES_S3_URI must be set, e.g. "
+           "AGE_KEY_S3_URI=s3://bucket/enclave/age-private.key.enc "
+           "KEY_SHARES_S3_URI=s3://bucket/enclave/service_key_shares.json.age");
+    ENSURE(strncmp(c->age_uri, "s3://", 5) == 0 && strncmp(c->shares_uri, "s3://", 5) == 0,
+           NS_E_USAGE, "AGE_KEY_S3_URI and KEY_SHARES_S3_URI must start with s3://");
+
+    GUARD(env_uint("AWS_CREDS_VSOCK_PORT", 7100, 0xFFFFFFFFull, &p_creds));
+    GUARD(env_uint("AGE_KEY_VSOCK_PORT", 7101, 0xFFFFFFFFull, &p_age));
+    GUARD(env_uint("KEY_SHARES_VSOCK_PORT", 7102, 0xFFFFFFFFull, &p_shares));
+    snprintf(def, sizeof def, "vsock:%s:%llu", c->cid, (unsigned long long)p_creds);
+    GUARD(env_addr("NSIGN_HOST_CREDS_ADDR", def, c->creds_push));
+    snprintf(def, sizeof def, "vsock:%s:%llu", c->cid, (unsigned long long)p_age);
+    GUARD(env_addr("NSIGN_HOST_AGE_KEY_ADDR", def, c->age_push));
+    snprintf(def, sizeof def, "vsock:%s:%llu", c->cid, (unsigned long long)p_shares);
+    GUARD(env_addr("NSIGN_HOST_SHARES_ADDR", def, c->shares_push));
+
+    GUARD(env_uint("HOST_GRPC_PORT", 50051, 65535, &grpc));
+    GUARD(env_uint("VSOCK_PORT", 50051, 0xFFFFFFFFull, &vport));
+    snprintf(def, sizeof def, "tcp:0.0.0.0:%llu", (unsigned long long)grpc);
+    GUARD(env_addr("NSIGN_HOST_GRPC_LISTEN", def, c->grpc_listen));
+    snprintf(def, sizeof def, "vsock:%s:%llu", c->cid, (unsigned long long)vport);
+    GUARD(env_addr("NSIGN_HOST_GRPC_CONNECT", def, c->grpc_connect));
+
+    GUARD(env_bool("HOST_EGRESS_ENABLED", 1, &c->egress));
+    GUARD(env_uint("HOST_EGRESS_TARGET_PORT", 8080, 65535, &eg_t));
+    GUARD(env_uint("HOST_EGRESS_VSOCK_PORT", 8080, 0xFFFFFFFFull, &eg_v));
+    snprintf(def, sizeof def, "vsock:any:%llu", (unsigned long long)eg_v);
+    GUARD(env_addr("NSIGN_HOST_EGRESS_LISTEN", def, c->egress_listen));
+    const char *eh = env_or("HOST_EGRESS_TARGET_HOST", "127.0.0.1");
+    snprintf(def, sizeof def, strchr(eh, ':') ? "tcp:[%s]:%llu" : "tcp:%s:%llu", eh,
+             (unsigned long long)eg_t);
+    GUARD(env_addr("NSIGN_HOST_EGRESS_CONNECT", def, c->egress_connect));
+
+    GUARD(env_bool("KMS_PROXY_ENABLE", 1, &c->kms));
+    GUARD(env_uint("KMS_PROXY_PORT", 5000, 0xFFFFFFFFull, &kms_p));
+    GUARD(env_uint("KMS_PROXY_DEST_PORT", 443, 65535, &kms_dp));
+    snprintf(region, sizeof region, "%s", env_or("AWS_REGION", "us-east-1"));
+    snprintf(def, sizeof def, "kms.%s.amazonaws.com", region);
+    char dest[RE_STR];
+    GUARD(copy_str(dest, sizeof dest, env_or("KMS_PROXY_DEST_HOST", def), "KMS_PROXY_DEST_HOST"));
+    snprintf(c->kms_allow, sizeof c->kms_allow, "%s:%llu", dest, (unsigned long long)kms_dp);
+    snprintf(def, sizeof def, "vsock:any:%llu", (unsigned long long)kms_p);
+    GUARD(env_addr("NSIGN_HOST_KMS_PROXY_LISTEN", def, c->kms_listen));
+    snprintf(def, sizeof def, "tcp:%s:%llu", dest, (unsigned long long)kms_dp);
+    GUARD(env_addr("NSIGN_HOST_KMS_PROXY_CONNECT", def, c->kms_connect));
+    if (getenv("NSIGN_HOST_KMS_PROXY_CONNECT") != NULL) {
+        /* The allow-list entry follows the overridden target. */
+        ns_addr a;
+        GUARD(ns_addr_parse(&a, c->kms_connect));
+        if (a.kind == NS_ADDR_TCP) {
+            snprintf(c->kms_allow, sizeof c->kms_allow,
+                     strchr(a.host, ':') ? "[%s]:%u" : "%s:%u", a.host, a.port);
+        } else {
+            c->kms_allow[0] = '\0';
+        }
+    }
+
+    GUARD(env_uint("READINESS_SLEEP_SECONDS", 5, 3600, &sleep_s));
+    GUARD(env_uint("VSOC_TRANSFER_RETRIES", 20, 3600, &retries));
+    GUARD(env_uint("READINESS_TIMEOUT_SECONDS", sleep_s + retries + 35, 86400, &ready));
+    ENSURE(ready > 0, NS_E_USAGE, "READINESS_TIMEOUT_SECONDS must be positive");
+    c->readiness_s = (int)ready;
+    return NS_OK;
+}
+
+/* ---- steps ---- */
+
+static int g_dry;
+static int g_step;
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    g_stop = sig;
+}
+
+/* Prints the command of a step (dry run) or logs that it starts. */
+static void show(const char *step, char *const argv[], const char *note)
+{
+    char line[4096];
+    size_t n = 0;
+    for (int i = 0; argv[i] && n < sizeof line - 1; i++) {
+        int w = snprintf(line + n, sizeof line - n, "%s%s", i ? " " : "", argv[i]);
+        if (w < 0) {
+            break;
+        }
+        n += (size_t)w;
+    }
+    if (n >= sizeof line) {
+        n = sizeof line - 1;
+    }
+    line[n] = '\0';
+    g_step++;
+    if (g_dry) {
+        printf("%2d %-12s %s%s%s\n", g_step, step, line, note ? "   # " : "", note ? note : "");
+    } else {
+        ns_info("step=%s run=\"%s\"%s%s", step, line, note ? " note=" : "", note ? note : "");
+    }
+}
+
+static void step_ok(const char *step, int64_t t0)
+{
+    ns_info("step=%s ok ms=%lld", step, (long long)(ns_now_ms() - t0));
+}
+
+/* Runs a child to completion; out may be NULL. */
+static ns_err run_step(const char *step, char *const argv[], const uint8_t *in, size_t in_len,
+                       ns_buf *out, int timeout_ms)
+{
+    int st = -1;
+    char s[64];
+    ns_err e = ns_run(argv, in, in_len, out, timeout_ms, &st);
+    if (e != NS_OK) {
+        return ns_fail_ctx(e, "%s", step);
+    }
+    if (!ns_status_ok(st)) {
+        ns_status_str(st, s, sizeof s);
+        BAIL(NS_E_REMOTE, "%s failed (%s); its error is logged above", step, s);
+    }
+    return NS_OK;
+}
+
+typedef struct {
+    re_cfg *c;
+    ns_child kms, bridges, console;
+    int kms_restarts, bridge_restarts;
+    int enclave_started;
+    int lock_fd;
+    char lock_path[RE_STR + 64];
+    ns_buf creds, age_ct, shares_ct;
+} re_state;
+
+static void build_kms_argv(re_state *s, char **av)
+{
+    int n = 0;
+    av[n++] = s->c->self;
+    av[n++] = "bridge";
+    if (s->c->kms_allow[0]) {
+        av[n++] = "--allow";
+        av[n++] = s->c->kms_allow;
+    }
+    av[n++] = s->c->kms_listen;
+    av[n++] = s->c->kms_connect;
+    av[n] = NULL;
+}
+
+static void build_bridges_argv(re_state *s, char **av)
+{
+    int n = 0;
+    av[n++] = s->c->self;
+    av[n++] = "bridge";
+    av[n++] = s->c->grpc_listen;
+    av[n++] = s->c->grpc_connect;
+    if (s->c->egress) {
+        av[n++] = s->c->egress_listen;
+        av[n++] = s->c->egress_connect;
+    }
+    av[n] = NULL;
+}
+
+static ns_err nitro_error(const ns_buf *out, const char *what, re_cfg *c, int st)
+{
+    char s[64];
+    const char *text = out->len ? (const char *)out->data : "";
+    ns_status_str(st, s, sizeof s);
+    /* Echo nitro-cli's own words: they carry its error code and log path. */
+    if (out->len) {
+        ns_warn("nitro-cli said: %.*s", (int)(out->len > 2000 ? 2000 : out->len), text);
+    }
+    if (strstr(text, "llocator") || strstr(text, "nsufficient memory") ||
+        strstr(text, "E26") || strstr(text, "E27") || strstr(text, "hugepage")) {
+        BAIL(NS_E_REMOTE,
+             "%s failed (%s): the enclave allocator has too little memory or CPUs: set "
+             "memory_mib >= %s and cpu_count >= %s in /etc/nitro_enclaves/allocator.yaml, then "
+             "`systemctl restart nitro-enclaves-allocator.service`",
+             what, s, c->mem, c->cpu);
+    }
+    BAIL(NS_E_REMOTE,
+         "%s failed (%s): see nitro-cli's message above and /var/log/nitro_enclaves/; if the "
+         "enclave failed to boot, rerun with DEBUG_MODE=1 and read its console (%s, or "
+         "`%s console --enclave-name %s`)",
+         what, s, c->console_file, c->nitro_name, c->name);
+}
+
+static ns_err step_check(re_state *s)
+{
+    re_cfg *c = s->c;
+    struct stat st;
+    char *av[4] = {c->nitro, "describe-enclaves", NULL, NULL};
+    show("check", av, "refuse to start twice; EIF and nitro-cli present");
+    if (g_dry) {
+        return NS_OK;
+    }
+    int64_t t0 = ns_now_ms();
+    if (stat(c->eif, &st) != 0) {
+        BAIL(NS_E_NOT_FOUND, "EIF not found at %s: build it (make eif) or set EIF_PATH", c->eif);
+    }
+    uint64_t need = (uint64_t)st.st_size * 4 / (1024 * 1024) + 1;
+    if (need > strtoull(c->mem, NULL, 10)) {
+        ns_warn("MEMORY_MIB=%s is below 4x the EIF size (%llu MiB); nitro-cli will likely refuse",
+                c->mem, (unsigned long long)need);
+    }
+    ns_buf out;
+    int rc = -1;
+    ns_buf_init(&out, RE_NITRO_OUT_MAX);
+    ns_err e = ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &rc);
+    if (e == NS_OK && !ns_status_ok(rc)) {
+        e = nitro_error(&out, "nitro-cli describe-enclaves", c, rc);
+    }
+    if (e == NS_OK) {
+        char pat[RE_STR + 32];
+        snprintf(pat, sizeof pat, "\"EnclaveName\": \"%s\"", c->name);
+        GUARD_GOTO(ns_buf_cstr(&out), e, done);
+        if (strstr((const char *)out.data, pat) != NULL) {
+            e = ns_fail(NS_E_USAGE,
+                        "enclave %s is already running: stop it first (nsign stop-enclave)",
+                        c->name);
+        }
+    }
+done:
+    ns_buf_free(&out);
+    if (e == NS_OK) {
+        step_ok("check", t0);
+    }
+    return e;
+}
+
+static ns_err step_downloads(re_state *s)
+{
+    re_cfg *c = s->c;
+    char *fc[] = {c->self, "fetch-creds", NULL};
+    char *s1[] = {c->self, "s3-get", c->age_uri, "-", NULL};
+    char *s2[] = {c->self, "s3-get", c->shares_uri, "-", NULL};
+    int64_t t0;
+
+    show("fetch-creds", fc, "stdout kept in locked memory, never on disk");
+    if (!g_dry) {
+        t0 = ns_now_ms();
+        GUARD(run_step("fetch-creds", fc, NULL, 0, &s->creds, RE_FETCH_TIMEOUT_MS));
+        step_ok("fetch-creds", t0);
+    }
+    show("s3-get", s1, "age key ciphertext, in memory");
+    if (!g_dry) {
+        t0 = ns_now_ms();
+        GUARD(run_step("s3-get age key", s1, NULL, 0, &s->age_ct, RE_S3_TIMEOUT_MS));
+        step_ok("s3-get", t0);
+    }
+    show("s3-get", s2, "key shares ciphertext, in memory");
+    if (!g_dry) {
+        t0 = ns_now_ms();
+        GUARD(run_step("s3-get key shares", s2, NULL, 0, &s->shares_ct, RE_S3_TIMEOUT_MS));
+        step_ok("s3-get", t0);
+    }
+    return NS_OK;
+}
+
+static ns_err step_kms_proxy(re_state *s)
+{
+    char *av[8];
+    if (!s->c->kms) {
+        if (!g_dry) {
+            ns_info("step=kms-proxy skipped (KMS_PROXY_ENABLE=0)");
+        } else {
+            printf("   kms-proxy    skipped (KMS_PROXY_ENABLE=0)\n");
+        }
+        return NS_OK;
+    }
+    build_kms_argv(s, av);
+    show("kms-proxy", av, "supervised");
+    if (g_dry) {
+        return NS_OK;
+    }
+    GUARD(ns_spawn(&s->kms, av, NS_SPAWN_STDIN_NULL, -1));
+    return NS_OK;
+}
+
+static ns_err step_nitro_run(re_state *s)
+{
+    re_cfg *c = s->c;
+    char *av[16];
+    int n = 0;
+    av[n++] = c->nitro;
+    av[n++] = "run-enclave";
+    av[n++] = "--eif-path";
+    av[n++] = c->eif;
+    av[n++] = "--cpu-count";
+    av[n++] = c->cpu;
+    av[n++] = "--memory";
+    av[n++] = c->mem;
+    av[n++] = "--enclave-cid";
+    av[n++] = c->cid;
+    av[n++] = "--enclave-name";
+    av[n++] = c->name;
+    if (c->debug) {
+        av[n++] = "--debug-mode";
+    }
+    av[n] = NULL;
+    show("nitro-cli", av, c->debug ? "DEBUG MODE: PCRs are all zeros, never in production" : NULL);
+    if (g_dry) {
+        return NS_OK;
+    }
+    int64_t t0 = ns_now_ms();
+    ns_buf out;
+    int st = -1;
+    ns_buf_init(&out, RE_NITRO_OUT_MAX);
+    ns_err e = ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st);
+    if (e == NS_OK && !ns_status_ok(st)) {
+        e = nitro_error(&out, "nitro-cli run-enclave", c, st);
+    }
+    if (e == NS_OK) {
+        s->enclave_started = 1;
+        const char *id = NULL;
+        if (ns_buf_cstr(&out) == NS_OK) {
+            id = strstr((const char *)out.data, "\"EnclaveID\"");
+        }
+        char idbuf[128] = "";
+        if (id && sscanf(id, "\"EnclaveID\": \"%127[^\"]\"", idbuf) == 1) {
+            ns_info("enclave started name=%s id=%s cid=%s", c->name, idbuf, c->cid);
+        }
+        step_ok("nitro-cli", t0);
+    } else {
+        /* nitro-cli may have started it before failing (e.g. no heartbeat): clean up quietly. */
+        s->enclave_started = 2;
+    }
+    ns_buf_free(&out);
+    return e;
+}
+
+static ns_err step_console(re_state *s)
+{
+    re_cfg *c = s->c;
+    char *av[] = {c->nitro, "console", "--enclave-name", c->name, NULL};
+    if (!c->debug || !c->console_stream) {
+        if (!g_dry) {
+            ns_info("console not streamed (%s)",
+                    c->debug ? "CONSOLE_STREAM_ENABLED=0" : "production mode has no console");
+        }
+        return NS_OK;
+    }
+    show("console", av, c->console_file);
+    if (g_dry) {
+        return NS_OK;
+    }
+    int fd = open(c->console_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return ns_fail_errno(NS_E_IO, "open CONSOLE_FILE %s", c->console_file);
+    }
+    ns_err e = ns_spawn(&s->console, av, NS_SPAWN_STDIN_NULL, fd);
+    close(fd);
+    return e;
+}
+
+static ns_err step_bridges(re_state *s)
+{
+    char *av[10];
+    build_bridges_argv(s, av);
+    show("bridges", av, s->c->egress ? "ingress and egress, supervised" : "ingress, supervised");
+    if (g_dry) {
+        return NS_OK;
+    }
+    GUARD(ns_spawn(&s->bridges, av, NS_SPAWN_STDIN_NULL, -1));
+    return NS_OK;
+}
+
+static ns_err step_push(re_state *s)
+{
+    re_cfg *c = s->c;
+    char tmo[32];
+    snprintf(tmo, sizeof tmo, "%d", c->readiness_s);
+    char *p1[] = {c->self, "vsock-push", "--timeout", tmo, c->creds_push, "-", NULL};
+    char *p2[] = {c->self, "vsock-push", "--timeout", tmo, c->age_push, "-", NULL};
+    char *p3[] = {c->self, "vsock-push", "--timeout", tmo, c->shares_push, "-", NULL};
+    int64_t t0;
+    ns_err e;
+    show("push", p1, "credentials through a pipe");
+    show("push", p2, "age key ciphertext");
+    show("push", p3, "key shares ciphertext");
+    if (g_dry) {
+        return NS_OK;
+    }
+    t0 = ns_now_ms();
+    e = run_step("push credentials", p1, s->creds.data, s->creds.len, NULL,
+                 (c->readiness_s + 30) * 1000);
+    ns_buf_free(&s->creds);
+    GUARD(e);
+    GUARD(run_step("push age key", p2, s->age_ct.data, s->age_ct.len, NULL,
+                   (c->readiness_s + 30) * 1000));
+    GUARD(run_step("push key shares", p3, s->shares_ct.data, s->shares_ct.len, NULL,
+                   (c->readiness_s + 120) * 1000));
+    ns_buf_free(&s->age_ct);
+    ns_buf_free(&s->shares_ct);
+    step_ok("push", t0);
+    return NS_OK;
+}
+
+static void terminate_enclave(re_state *s)
+{
+    char *av[] = {s->c->nitro, "terminate-enclave", "--enclave-name", s->c->name, NULL};
+    ns_buf out;
+    int st = -1;
+    if (!s->enclave_started) {
+        return;
+    }
+    ns_buf_init(&out, RE_NITRO_OUT_MAX);
+    ns_info("terminating enclave name=%s", s->c->name);
+    if ((ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st) != NS_OK || !ns_status_ok(st)) &&
+        s->enclave_started == 1) {
+        ns_warn("nitro-cli terminate-enclave --enclave-name %s failed: run it by hand",
+                s->c->name);
+    }
+    ns_buf_free(&out);
+    s->enclave_started = 0;
+}
+
+static void stop_all(re_state *s)
+{
+    ns_child_stop(&s->bridges, RE_STOP_GRACE_MS);
+    ns_child_stop(&s->kms, RE_STOP_GRACE_MS);
+    terminate_enclave(s);
+    ns_child_stop(&s->console, RE_STOP_GRACE_MS);
+}
+
+/* Restarts a dead bridge (bounded); a bridge that keeps dying fails the run. */
+static ns_err supervise_child(re_state *s, ns_child *ch, int *restarts, const char *what,
+                              void (*build)(re_state *, char **))
+{
+    int exited = 0, st = 0;
+    char buf[64];
+    if (ch->pid == 0) {
+        return NS_OK;
+    }
+    GUARD(ns_child_poll(ch, &exited, &st));
+    if (!exited) {
+        return NS_OK;
+    }
+    ns_status_str(st, buf, sizeof buf);
+    ENSURE(*restarts < RE_RESTARTS_MAX, NS_E_REMOTE,
+           "the %s bridge exited (%s) %d times; giving up (its errors are logged above)", what,
+           buf, RE_RESTARTS_MAX + 1);
+    (*restarts)++;
+    ns_warn("%s bridge exited (%s); restarting (%d/%d)", what, buf, *restarts, RE_RESTARTS_MAX);
+    usleep(RE_RESTART_BACKOFF_MS * 1000);
+    char *av[10];
+    build(s, av);
+    return ns_spawn(ch, av, NS_SPAWN_STDIN_NULL, -1);
+}
+
+static ns_err take_lock(re_state *s)
+{
+    re_cfg *c = s->c;
+    if (mkdir(c->run_dir, 0700) != 0 && errno != EEXIST) {
+        return ns_fail_errno(NS_E_IO, "mkdir NSIGN_RUN_DIR %s", c->run_dir);
+    }
+    snprintf(s->lock_path, sizeof s->lock_path, "%s/%s.pid", c->run_dir, c->name);
+    s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        return ns_fail_errno(NS_E_IO, "open lock file %s", s->lock_path);
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t n = pread(s->lock_fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        close(s->lock_fd);
+        s->lock_fd = -1;
+        BAIL(NS_E_USAGE, "another run-enclave for %s is running (pid %s, lock %s)", c->name,
+             strtok(pid, "\n") ? pid : "?", s->lock_path);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pid, (size_t)n, 0) != n) {
+        return ns_fail_errno(NS_E_IO, "write lock file %s", s->lock_path);
+    }
+    return NS_OK;
+}
+
+static void release_lock(re_state *s)
+{
+    if (s->lock_fd >= 0) {
+        unlink(s->lock_path);
+        close(s->lock_fd);
+        s->lock_fd = -1;
+    }
+}
 
 int run_enclave_main(int argc, char **argv)
 {
+    static re_cfg cfg;
+    static re_state st;
+    ns_err e;
+
     if (ns_cli_wants_help(argc, argv)) {
-        printf("usage: nsign run-enclave ...\n\nNot implemented yet.\n");
-        return 0;
+        fputs(usage_text, stdout);
+        return NS_EXIT_OK;
     }
-    return ns_cli_not_implemented();
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dry-run") == 0) {
+            g_dry = 1;
+        } else {
+            return ns_cli_usage_error("unknown argument '%s'", argv[i]);
+        }
+    }
+    ns_log_from_env();
+    e = cfg_load(&cfg);
+    if (e != NS_OK) {
+        ns_log_err(e, "configuration");
+        return e == NS_E_USAGE ? NS_EXIT_USAGE : NS_EXIT_FAIL;
+    }
+    memset(&st, 0, sizeof st);
+    st.c = &cfg;
+    st.lock_fd = -1;
+    st.kms.pid = st.bridges.pid = st.console.pid = 0;
+    st.kms.in_fd = st.kms.out_fd = st.bridges.in_fd = st.bridges.out_fd = -1;
+    st.console.in_fd = st.console.out_fd = -1;
+    ns_buf_init_secret(&st.creds, RE_CREDS_MAX);
+    ns_buf_init(&st.age_ct, RE_AGE_KEY_MAX);
+    ns_buf_init(&st.shares_ct, RE_SHARES_MAX);
+
+    e = ns_self_exe(cfg.self, sizeof cfg.self);
+    if (e == NS_OK && ns_which(cfg.nitro_name, cfg.nitro, sizeof cfg.nitro) != NS_OK) {
+        if (g_dry) {
+            snprintf(cfg.nitro, sizeof cfg.nitro, "%s", cfg.nitro_name);
+        } else {
+            e = ns_fail(NS_E_NOT_FOUND,
+                        "%s not found: install the AWS Nitro Enclaves CLI "
+                        "(aws-nitro-enclaves-cli) or set NITRO_CLI to its path",
+                        cfg.nitro_name);
+        }
+    }
+    if (e != NS_OK) {
+        ns_log_err(e, "run-enclave");
+        return NS_EXIT_FAIL;
+    }
+    if (g_dry) {
+        printf("run-enclave plan for enclave %s (cid %s, %s vCPUs, %s MiB, eif %s):\n", cfg.name,
+               cfg.cid, cfg.cpu, cfg.mem, cfg.eif);
+    } else {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        if (ns_secret_process_init() != NS_OK) {
+            ns_warn("cannot make the process non-dumpable: %s", ns_err_msg());
+        }
+        e = take_lock(&st);
+        if (e != NS_OK) {
+            ns_log_err(e, "run-enclave");
+            return NS_EXIT_FAIL;
+        }
+    }
+
+    const char *failed = "check";
+    GUARD_GOTO(step_check(&st), e, out);
+    failed = "download";
+    GUARD_GOTO(step_downloads(&st), e, out);
+    failed = "kms-proxy";
+    GUARD_GOTO(step_kms_proxy(&st), e, out);
+    failed = "nitro-cli";
+    GUARD_GOTO(step_nitro_run(&st), e, out);
+    failed = "console";
+    GUARD_GOTO(step_console(&st), e, out);
+    failed = "bridges";
+    GUARD_GOTO(step_bridges(&st), e, out);
+    failed = "push";
+    e = step_push(&st);
+    if (e != NS_OK) {
+        e = ns_fail_ctx(e, "the enclave did not take its secrets (did it boot? %s)",
+                        cfg.debug ? "see CONSOLE_FILE" : "rerun with DEBUG_MODE=1 to see its console");
+        goto out;
+    }
+    if (g_dry) {
+        printf("%2d %-12s until SIGTERM/SIGINT: restart a dead bridge (at most %d times), then "
+               "stop the bridges and `%s terminate-enclave --enclave-name %s`\n",
+               ++g_step, "supervise", RE_RESTARTS_MAX, cfg.nitro, cfg.name);
+        return NS_EXIT_OK;
+    }
+    ns_info("enclave %s is running: gRPC at %s; waiting for SIGTERM", cfg.name, cfg.grpc_listen);
+    failed = "supervise";
+    while (!g_stop) {
+        GUARD_GOTO(supervise_child(&st, &st.bridges, &st.bridge_restarts, "ingress/egress",
+                                   build_bridges_argv),
+                   e, out);
+        GUARD_GOTO(supervise_child(&st, &st.kms, &st.kms_restarts, "KMS proxy", build_kms_argv),
+                   e, out);
+        usleep(RE_TICK_MS * 1000);
+    }
+    ns_info("signal %d: stopping bridges and the enclave", (int)g_stop);
+out:
+    if (g_dry) {
+        if (e != NS_OK) {
+            ns_log_err(e, failed);
+        }
+        return e == NS_OK ? NS_EXIT_OK : NS_EXIT_FAIL;
+    }
+    ns_buf_free(&st.creds);
+    ns_buf_free(&st.age_ct);
+    ns_buf_free(&st.shares_ct);
+    if (e != NS_OK) {
+        ns_log_err(e, failed);
+        if (cfg.debug && st.enclave_started) {
+            ns_warn("DEBUG_MODE=1: leaving enclave %s running for `%s console --enclave-name %s`;"
+                    " stop it with nsign stop-enclave",
+                    cfg.name, cfg.nitro_name, cfg.name);
+            st.enclave_started = 0;
+        }
+    }
+    stop_all(&st);
+    release_lock(&st);
+    ns_info("stopped");
+    return e == NS_OK ? NS_EXIT_OK : NS_EXIT_FAIL;
 }

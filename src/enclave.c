@@ -19,6 +19,7 @@
 #define ENCLAVE_DEFAULT_RECV_TIMEOUT_MS (600 * 1000)
 #define ENCLAVE_DEFAULT_HEARTBEAT_TIMEOUT_MS (10 * 1000)
 #define ENCLAVE_THREADS_MAX 256
+#define ENCLAVE_STOP_POLL_MS 50
 
 static const char *const step_names[NS_STEP_COUNT] = {
     [NS_STEP_RECEIVE] = "receive",         [NS_STEP_RECV_CREDS] = "receive-credentials",
@@ -200,6 +201,7 @@ typedef struct recv_job {
     struct recv_job *all; /* the three jobs, to shut the others down on failure */
     pthread_mutex_t *mu;
     int *failed;
+    int *done; /* finished receivers, under mu */
 } recv_job;
 
 static void recv_abort_others(recv_job *self)
@@ -227,6 +229,9 @@ static void *recv_thread(void *arg)
         }
         pthread_mutex_unlock(j->mu);
     }
+    pthread_mutex_lock(j->mu);
+    (*j->done)++;
+    pthread_mutex_unlock(j->mu);
     return NULL;
 }
 
@@ -252,7 +257,7 @@ static void bufs_free(enclave_bufs *b)
 }
 
 static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, enclave_bufs *b,
-                          ns_enclave_step *failed)
+                          volatile int *stop, ns_enclave_step *failed)
 {
     const ns_addr *addrs[3] = {&cfg->creds_listen, &cfg->age_key_listen, &cfg->shares_listen};
     ns_buf *outs[3] = {&b->creds, &b->age_ct, &b->shares_ct};
@@ -261,7 +266,7 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
     recv_job jobs[3];
     pthread_t th[3];
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    int any_failed = 0, started = 0;
+    int any_failed = 0, started = 0, done = 0;
     ns_err e = NS_OK;
     int64_t t0 = ns_now_ms();
 
@@ -289,6 +294,7 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
         jobs[i].all = jobs;
         jobs[i].mu = &mu;
         jobs[i].failed = &any_failed;
+        jobs[i].done = &done;
         if (pthread_create(&th[i], NULL, recv_thread, &jobs[i]) != 0) {
             pthread_mutex_lock(&mu);
             any_failed = 1;
@@ -299,6 +305,22 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
             break;
         }
         started++;
+    }
+    /* A stop request (SIGTERM) while waiting shuts the listeners down like a failure does. */
+    for (;;) {
+        pthread_mutex_lock(&mu);
+        int finished = done == started;
+        if (!finished && *stop && !any_failed) {
+            any_failed = 1;
+            for (int i = 0; i < 3; i++) {
+                shutdown(jobs[i].fd, SHUT_RDWR);
+            }
+        }
+        pthread_mutex_unlock(&mu);
+        if (finished) {
+            break;
+        }
+        usleep(ENCLAVE_STOP_POLL_MS * 1000);
     }
     for (int i = 0; i < started; i++) {
         pthread_join(th[i], NULL);
@@ -352,7 +374,7 @@ ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, vola
     *failed = NS_STEP_COUNT;
 
     t0 = ns_now_ms();
-    e = receive_all(cfg, ops, &b, failed);
+    e = receive_all(cfg, ops, &b, stop, failed);
     if (e != NS_OK) {
         goto out;
     }

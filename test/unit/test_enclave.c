@@ -208,7 +208,7 @@ static ns_err fake_serve(void *ctx, const ns_enclave_cfg *cfg, volatile int *sto
     if (f->fail_at == NS_STEP_SERVE) {
         BAIL(NS_E_IO, "fake serve: address in use");
     }
-    return *stop ? NS_OK : ns_fail(NS_E_INTERNAL, "stop not set");
+    return NS_OK;
 }
 
 static void fake_step(void *ctx, ns_enclave_step s, int64_t ms, ns_err e, const char *detail)
@@ -224,6 +224,16 @@ static void fake_step(void *ctx, ns_enclave_step s, int64_t ms, ns_err e, const 
 }
 
 static char t_dir[64];
+
+static volatile int t_stop;
+
+static void *stop_later(void *arg)
+{
+    (void)arg;
+    usleep(200 * 1000);
+    t_stop = 1;
+    return NULL;
+}
 
 static void run_case(fake *f, int fail_at, int block, ns_err want, ns_enclave_step want_step,
                      const char *what)
@@ -243,9 +253,16 @@ static void run_case(fake *f, int fail_at, int block, ns_err want, ns_enclave_st
     f->fail_at = fail_at;
     f->block_recv = block;
     ns_enclave_ops ops = {f, fake_recv, fake_kms, fake_age, fake_load, fake_serve, fake_step};
-    volatile int stop = 1;
     ns_enclave_step failed = NS_STEP_COUNT;
-    CHECK_ERR(ns_enclave_run(&c, &ops, &stop, &failed), want, "%s: result", what);
+    pthread_t th;
+    t_stop = 0;
+    if (fail_at == NS_STEP_COUNT && block >= 0) {
+        pthread_create(&th, NULL, stop_later, NULL); /* SIGTERM while waiting for a payload */
+    }
+    CHECK_ERR(ns_enclave_run(&c, &ops, &t_stop, &failed), want, "%s: result", what);
+    if (fail_at == NS_STEP_COUNT && block >= 0) {
+        pthread_join(th, NULL);
+    }
     CHECK(failed == want_step, "%s: failed step is %s (got %s)", what,
           ns_enclave_step_name(want_step), ns_enclave_step_name(failed));
     pthread_mutex_destroy(&f->mu);
@@ -279,6 +296,10 @@ static void test_run(void)
     CHECK(f.reported[NS_STEP_RECV_SHARES] == NS_E_CLOSED, "waiting receiver was shut down");
     CHECK(strstr(ns_err_msg(), "digest mismatch") != NULL, "error carries the receiver's detail");
 
+    run_case(&f, NS_STEP_COUNT, 0, NS_E_CLOSED, NS_STEP_RECV_CREDS,
+             "stop requested while credentials never come");
+    CHECK(f.calls[NS_STEP_KMS] == 0, "nothing after a stop during receive");
+
     run_case(&f, NS_STEP_KMS, -1, NS_E_REMOTE, NS_STEP_KMS, "kms fails");
     CHECK(f.calls[NS_STEP_AGE] == 0 && f.calls[NS_STEP_SERVE] == 0, "no age/serve after kms");
     CHECK(strstr(ns_err_msg(), "AccessDenied") != NULL, "kms detail kept");
@@ -294,9 +315,9 @@ static void test_run(void)
     CHECK_ERR(ns_addr_parse(&c.creds_listen, "unix:/nonexistent-dir/x"), NS_OK, "bad path");
     memset(&f, 0, sizeof f);
     ns_enclave_ops ops = {&f, fake_recv, fake_kms, fake_age, fake_load, fake_serve, fake_step};
-    volatile int stop = 1;
     ns_enclave_step failed;
-    CHECK(ns_enclave_run(&c, &ops, &stop, &failed) != NS_OK && failed == NS_STEP_RECV_CREDS,
+    t_stop = 0;
+    CHECK(ns_enclave_run(&c, &ops, &t_stop, &failed) != NS_OK && failed == NS_STEP_RECV_CREDS,
           "unusable listen address fails receive-credentials");
     CHECK(strstr(ns_err_msg(), "/nonexistent-dir/x") != NULL, "error names the address");
     rmdir(t_dir);
