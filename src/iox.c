@@ -273,6 +273,16 @@ ns_err ns_out_open(ns_out *o, const char *path)
     }
     ENSURE(strlen(path) + 16 < sizeof o->path, NS_E_USAGE, "output path too long");
     snprintf(o->path, sizeof o->path, "%s", path);
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        int dfd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (dfd < 0) {
+            return ns_fail_errno(NS_E_IO, "cannot open %s for writing", path);
+        }
+        o->fd = dfd;
+        o->is_direct = 1;
+        return NS_OK;
+    }
     char dirbuf[4096];
     snprintf(dirbuf, sizeof dirbuf, "%s", path);
     char *base = strrchr(dirbuf, '/');
@@ -312,6 +322,12 @@ ns_err ns_out_commit(ns_out *o)
         return NS_OK;
     }
     ENSURE(o->fd >= 0, NS_E_INTERNAL, "output not open");
+    if (o->is_direct) {
+        int rc = close(o->fd);
+        o->fd = -1;
+        ENSURE(rc == 0, NS_E_IO, "closing %s failed", o->path);
+        return NS_OK;
+    }
     if (fsync(o->fd) != 0) {
         ns_err e = ns_fail_errno(NS_E_IO, "fsync %s", o->tmp);
         ns_out_abort(o);

@@ -45,10 +45,13 @@ ns_err ns_parse_seconds(const char *s, int64_t *ms) NS_MUST_CHECK;
 typedef struct {
     int fd;
     int is_stdout;
+    int is_direct; /* an existing non-regular file (/dev/null, a FIFO): written in place */
     char path[4096];
     char tmp[4096];
 } ns_out;
 
+/* A path naming an existing device, FIFO or socket (/dev/null, /dev/stdout) is written in place:
+ * renaming a temp file over it would replace the device node itself. */
 ns_err ns_out_open(ns_out *o, const char *path) NS_MUST_CHECK;
 ns_err ns_out_write(ns_out *o, const void *p, size_t n) NS_MUST_CHECK;
 /* fsync + rename (file) or flush (stdout). */
