@@ -101,8 +101,11 @@ static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx)
     char where[96];
     snprintf(where, sizeof where, "keys file: keys[%zu]", idx);
     ENSURE(cJSON_IsObject(ent), NS_E_PARSE, "%s: expected an object", where);
-    GUARD(members_check(ent, allowed, 3, where));
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(ent, "id");
+    if (cJSON_IsString(id) && id_valid(id->valuestring)) {
+        snprintf(where, sizeof where, "keys file: keys[%zu] (id \"%s\")", idx, id->valuestring);
+    }
+    GUARD(members_check(ent, allowed, 3, where));
     const cJSON *alg = cJSON_GetObjectItemCaseSensitive(ent, "algorithm");
     const cJSON *pk = cJSON_GetObjectItemCaseSensitive(ent, "private_key");
     ENSURE(cJSON_IsString(id), NS_E_PARSE, "%s: \"id\" must be a string", where);
