@@ -44,6 +44,8 @@
 /* When accept fails for lack of descriptors, stop accepting for this long. */
 #define BRIDGE_ACCEPT_PAUSE_MS 100
 #define BRIDGE_BACKLOG 512
+/* Consecutive hang-up events that moved nothing before a connection is declared dead. */
+#define BRIDGE_MAX_HUP_SPINS 64
 
 enum { TAG_LISTENER = 1, TAG_SIDE = 2 };
 
@@ -82,6 +84,7 @@ struct conn {
     dir d[2];  /* 0: client -> target, 1: target -> client */
     int connecting;
     int dead;
+    int hup_spins;
     uint64_t id;
     size_t pair;
     int64_t t_start, t_last, connect_deadline;
@@ -264,6 +267,12 @@ static ns_err dir_fill(conn *c, int i, int *progress)
             *progress = 1;
             return NS_OK;
         }
+        if (n == 0 && d->inpipe > 0) {
+            /* tcp_splice_read answers 0, not EAGAIN, when the pipe is full and a FIN is queued
+             * behind unread data: only an empty pipe makes 0 mean EOF */
+            d->pipe_full = 1;
+            return NS_OK;
+        }
         if (n == 0) {
             d->eof = 1;
             *progress = 1;
@@ -392,12 +401,26 @@ static void conn_pump(ns_bridge *b, conn *c, uint32_t ev, int hit)
         conn_close(b, c, "done");
         return;
     }
-    if (!any && hit >= 0 && (ev & (EPOLLERR | EPOLLHUP))) {
-        /* an error or hang-up that no read or write could act on: end it, do not spin */
+    if (!any && hit >= 0 && (ev & EPOLLERR)) {
+        /* a pending socket error that no read or write surfaced */
         int err = 0;
         socklen_t len = sizeof err;
         (void)getsockopt(c->s[hit].fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        conn_close(b, c, err == ECONNRESET ? "reset" : (ev & EPOLLERR) ? "error" : "hangup");
+        if (err != 0) {
+            char reason[160];
+            snprintf(reason, sizeof reason, "\"%s: %s\"", hit == 0 ? "client" : "target",
+                     strerror(err));
+            conn_close(b, c, reason);
+            return;
+        }
+    }
+    /*
+     * A hang-up with nothing to do is normal (e.g. the target closed while its data waits for a
+     * slow client: the socket leaves the epoll set below). Many in a row would be a spin.
+     */
+    c->hup_spins = (!any && (ev & (EPOLLHUP | EPOLLERR))) ? c->hup_spins + 1 : 0;
+    if (c->hup_spins > BRIDGE_MAX_HUP_SPINS) {
+        conn_close(b, c, "hangup");
         return;
     }
     for (int k = 0; k < 2; k++) {
