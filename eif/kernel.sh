@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 EIF_KERNEL_PKG=${EIF_KERNEL_PKG:-linux-image-6.1.0-56-cloud-amd64}
 blobs=${NITRO_BLOBS:-/usr/share/nitro_enclaves/blobs}
 if [ -f "$blobs/bzImage" ]; then echo "$blobs/bzImage"; exit 0; fi
-pick() { find "$@" -path '*/boot/vmlinuz-*' -type f 2>/dev/null | LC_ALL=C sort | tail -1; }
+pick() { find "$@" -path '*/boot/vmlinuz-*' -type f 2>/dev/null | LC_ALL=C sort | tail -1 || true; }
 k=$(pick build/vm-cache build/eif-cache)
 if [ -z "$k" ] && [ "${1:-}" = --fetch ]; then
     mkdir -p build/eif-cache
