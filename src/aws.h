@@ -81,6 +81,7 @@ typedef struct {
 
 /* Headers of one signed request: pass hdrs/n to ns_http_send (Host is added by http). */
 typedef struct {
+    char host[NS_HTTP_HOST_MAX + 8];
     char amz_date[NS_SIGV4_AMZ_DATE_LEN + 1];
     char payload_hash[NS_SIGV4_HASH_HEX_LEN + 1];
     char authz[NS_SIGV4_AUTHZ_MAX];
