@@ -59,8 +59,92 @@ static const doc_case cases[] = {
      1725719886508ull, 0x00, 1024, 1024, 1},
 };
 
-int main(void)
+static void print_hex_field(const char *name, const ns_att_bytes *b)
 {
+    if (!b->present) {
+        printf(",\"%s\":null", name);
+        return;
+    }
+    printf(",\"%s\":\"", name);
+    for (size_t i = 0; i < b->len; i++) {
+        printf("%02x", b->p[i]);
+    }
+    printf("\"");
+}
+
+/*
+ * "test_cose dump FILE ROOT_DER": prints the decoded document as one JSON line, for the
+ * conformance runner test/vectors/test_attestation.py (which compares it with summary.json).
+ */
+static int dump(const char *path, const char *root_path)
+{
+    ns_buf raw, doc, root;
+    ns_att_doc d;
+    ns_cose_sign1 s;
+    ns_buf_init(&raw, 1 << 20);
+    ns_buf_init(&doc, 1 << 20);
+    ns_buf_init(&root, 1 << 20);
+    if (ns_read_path(path, &raw) != NS_OK || ns_read_path(root_path, &root) != NS_OK) {
+        fprintf(stderr, "%s\n", ns_err_msg());
+        return 2;
+    }
+    size_t n = strlen(path);
+    if (n > 4 && strcmp(path + n - 4, ".b64") == 0) {
+        if (ns_buf_reserve(&doc, raw.len) != NS_OK ||
+            ns_b64_decode(doc.data, raw.len, &doc.len, (const char *)raw.data, raw.len, 0) !=
+                NS_OK) {
+            return 2;
+        }
+    } else if (ns_buf_append(&doc, raw.data, raw.len) != NS_OK) {
+        return 2;
+    }
+    if (ns_cose_sign1_parse(&s, doc.data, doc.len) != NS_OK ||
+        ns_att_doc_parse(&d, s.payload, s.payload_len) != NS_OK) {
+        printf("{\"parse_error\":\"%s\"}\n", ns_err_msg());
+        return 0;
+    }
+    ns_err v = ns_att_verify(&d, doc.data, doc.len, root.data, root.len);
+    printf("{\"cose_sign1_bytes\":%zu,\"protected_header_hex\":\"", doc.len);
+    for (size_t i = 0; i < s.protected_len; i++) {
+        printf("%02x", s.protected_hdr[i]);
+    }
+    printf("\",\"payload_bytes\":%zu,\"module_id\":\"%.*s\",\"digest\":\"%.*s\"", s.payload_len,
+           (int)d.module_id.len, (const char *)d.module_id.p, (int)d.digest.len,
+           (const char *)d.digest.p);
+    printf(",\"timestamp_ms\":%llu,\"pcrs\":{", (unsigned long long)d.timestamp);
+    int first = 1;
+    for (size_t i = 0; i < d.npcr; i++) {
+        if (!d.pcr[i].present) {
+            continue;
+        }
+        printf("%s\"%zu\":\"", first ? "" : ",", i);
+        for (size_t j = 0; j < d.pcr[i].len; j++) {
+            printf("%02x", d.pcr[i].p[j]);
+        }
+        printf("\"");
+        first = 0;
+    }
+    printf("}");
+    print_hex_field("public_key_hex", &d.public_key);
+    print_hex_field("user_data_hex", &d.user_data);
+    print_hex_field("nonce_hex", &d.nonce);
+    if (d.ncabundle) {
+        printf(",\"cabundle_len\":%zu", d.ncabundle);
+    } else {
+        printf(",\"cabundle_len\":null");
+    }
+    printf(",\"verify\":\"%s\"}\n", ns_err_name(v));
+    ns_buf_free(&raw);
+    ns_buf_free(&doc);
+    ns_buf_free(&root);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "dump") == 0) {
+        return dump(argv[2], argv[3]);
+    }
     mbedtls_x509_crt root;
     char rootpath[1024];
     mbedtls_x509_crt_init(&root);
