@@ -1,12 +1,255 @@
-/* kms-decrypt: not implemented yet; its issue replaces this file. */
+/*
+ * kms-decrypt: KMS Decrypt of one ciphertext blob, with Nitro attestation inside an enclave.
+ *
+ * Replaces kmstool-enclave-cli: credentials come from --creds FILE|- or the AWS_* environment
+ * (never argv), the TLS session to KMS runs end to end through --proxy (vsock:3:5000 in the
+ * enclave), and with attestation KMS returns the plaintext encrypted to an ephemeral RSA key
+ * bound into the NSM's attestation document, so the proxy and the host never see it.
+ * The plaintext is held in locked memory and written once, to stdout or atomically to -o FILE.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "../applets/applets.h"
+#include "addr.h"
+#include "aws.h"
+#include "buf.h"
 #include "cli.h"
+#include "codec.h"
+#include "creds.h"
+#include "imds.h"
+#include "iox.h"
+#include "kms.h"
+#include "log.h"
+#include "nsm.h"
+
+#define KMSD_INPUT_MAX (16 * 1024) /* ciphertext file (binary blob or base64 text) */
+
+static void usage(void)
+{
+    printf("usage: nsign kms-decrypt [options] [CIPHERTEXT_FILE|-]\n"
+           "\n"
+           "Decrypts a KMS ciphertext blob (binary, or base64 with --base64) read from\n"
+           "CIPHERTEXT_FILE or standard input (default) and writes the plaintext to standard\n"
+           "output or -o FILE (0600, atomic). Inside a Nitro Enclave (when /dev/nsm exists or\n"
+           "NSM_DEVICE is set) it attests by default: an ephemeral RSA-2048 key is bound into\n"
+           "an NSM attestation document, KMS answers with CiphertextForRecipient (CMS) for that\n"
+           "key, and the plaintext is decrypted inside the enclave.\n"
+           "\n"
+           "  --proxy ADDRESS              reach KMS through this address (e.g. vsock:3:5000);\n"
+           "                               TLS still runs end to end (default: direct)\n"
+           "  --key-id ID                  key ID/ARN/alias the ciphertext must be under\n"
+           "  --encryption-context K=V     encryption context pair (repeatable)\n"
+           "  --grant-token TOKEN          grant token (repeatable, at most 10)\n"
+           "  --attest | --no-attest       force attestation on or off (default: on when an\n"
+           "                               NSM is present)\n"
+           "  --region REGION              default AWS_REGION, AWS_DEFAULT_REGION, us-east-1\n"
+           "  --endpoint URL               default AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL,\n"
+           "                               https://kms.REGION.amazonaws.com\n"
+           "  --ca-bundle FILE             trust these roots (default AWS_CA_BUNDLE, else the\n"
+           "                               embedded Amazon roots)\n"
+           "  --creds FILE|-               credentials JSON {AccessKeyId, SecretAccessKey,\n"
+           "                               Token, Expiration} (default: AWS_ACCESS_KEY_ID,\n"
+           "                               AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; outside an\n"
+           "                               enclave then IMDS)\n"
+           "  --base64                     the input is base64 text (whitespace ignored)\n"
+           "  -o, --output FILE            write the plaintext here instead of stdout\n"
+           "\n"
+           "Environment: NSM_DEVICE=unix:PATH uses a software NSM (tests).\n"
+           "Exit: 0 decrypted, 1 failure (the message says what KMS refused and what to\n"
+           "check), 2 usage.\n");
+}
+
+static ns_err read_ciphertext(const char *path, int b64, ns_buf *ct)
+{
+    ns_buf raw;
+    ns_err rc;
+    ns_buf_init(&raw, KMSD_INPUT_MAX);
+    rc = ns_read_path(path, &raw);
+    if (rc != NS_OK) {
+        ns_buf_free(&raw);
+        return ns_fail_ctx(rc, "ciphertext %s", path);
+    }
+    if (!b64) {
+        rc = ns_buf_append(ct, raw.data, raw.len);
+    } else {
+        size_t j = 0, n = 0;
+        for (size_t i = 0; i < raw.len; i++) {
+            uint8_t ch = raw.data[i];
+            if (ch != ' ' && ch != '\n' && ch != '\r' && ch != '\t') {
+                raw.data[j++] = ch;
+            }
+        }
+        rc = ns_buf_reserve(ct, ns_b64_dec_max(j));
+        if (rc == NS_OK) {
+            rc = ns_b64_decode(ct->data, ct->max, &n, (const char *)raw.data, j, 0);
+            if (rc != NS_OK) {
+                rc = ns_fail(NS_E_PARSE, "ciphertext %s is not base64", path);
+            }
+            ct->len = n;
+        }
+    }
+    ns_buf_free(&raw);
+    return rc;
+}
+
+static ns_err get_creds(ns_creds **c, const char *path)
+{
+    ns_err rc = ns_aws_creds(c, path);
+    if (rc != NS_E_NOT_FOUND) {
+        return rc;
+    }
+    if (ns_nsm_available()) {
+        BAIL(NS_E_NOT_FOUND, "no AWS credentials: pass --creds FILE|- or set AWS_ACCESS_KEY_ID, "
+                             "AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (an enclave has no IMDS)");
+    }
+    ns_imds m;
+    GUARD(ns_imds_init(&m, NULL));
+    GUARD(ns_creds_new(c));
+    rc = ns_imds_fetch_creds(&m, NULL, *c, NULL, 0);
+    if (rc != NS_OK) {
+        ns_creds_free(*c);
+        *c = NULL;
+        return ns_fail_ctx(rc, "no --creds or AWS_* credentials, and IMDS");
+    }
+    return NS_OK;
+}
 
 int kms_decrypt_main(int argc, char **argv)
 {
+    static const struct option opts[] = {
+        {"proxy", required_argument, NULL, 'p'},
+        {"key-id", required_argument, NULL, 'k'},
+        {"encryption-context", required_argument, NULL, 'e'},
+        {"grant-token", required_argument, NULL, 'g'},
+        {"attest", no_argument, NULL, 'A'},
+        {"no-attest", no_argument, NULL, 'N'},
+        {"region", required_argument, NULL, 'r'},
+        {"endpoint", required_argument, NULL, 'E'},
+        {"ca-bundle", required_argument, NULL, 'c'},
+        {"creds", required_argument, NULL, 'C'},
+        {"base64", no_argument, NULL, 'b'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *context[NS_KMS_CONTEXT_MAX], *grants[NS_KMS_GRANTS_MAX];
+    const char *creds_path = NULL, *output = "-", *input = "-", *proxy_s = NULL;
+    int attest = -1, b64 = 0;
+    ns_addr proxy;
+    ns_kms_decrypt_req req;
+    memset(&req, 0, sizeof req);
+    ns_log_from_env();
     if (ns_cli_wants_help(argc, argv)) {
-        printf("usage: nsign kms-decrypt ...\n\nNot implemented yet.\n");
-        return 0;
+        usage();
+        return NS_EXIT_OK;
     }
-    return ns_cli_not_implemented();
+    optind = 1;
+    for (int ch; (ch = getopt_long(argc, argv, "+o:", opts, NULL)) != -1;) {
+        switch (ch) {
+        case 'p':
+            proxy_s = optarg;
+            break;
+        case 'k':
+            req.key_id = optarg;
+            break;
+        case 'e':
+            if (req.ncontext == NS_KMS_CONTEXT_MAX) {
+                return ns_cli_usage_error("more than %d --encryption-context pairs",
+                                          NS_KMS_CONTEXT_MAX);
+            }
+            if (strchr(optarg, '=') == NULL || optarg[0] == '=') {
+                return ns_cli_usage_error("--encryption-context '%s' is not KEY=VALUE", optarg);
+            }
+            context[req.ncontext++] = optarg;
+            break;
+        case 'g':
+            if (req.ngrant == NS_KMS_GRANTS_MAX) {
+                return ns_cli_usage_error("more than %d --grant-token", NS_KMS_GRANTS_MAX);
+            }
+            grants[req.ngrant++] = optarg;
+            break;
+        case 'A':
+            attest = 1;
+            break;
+        case 'N':
+            attest = 0;
+            break;
+        case 'r':
+            req.region = optarg;
+            break;
+        case 'E':
+            req.endpoint = optarg;
+            break;
+        case 'c':
+            req.ca_bundle = optarg;
+            break;
+        case 'C':
+            creds_path = optarg;
+            break;
+        case 'b':
+            b64 = 1;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        default:
+            return ns_cli_usage_error("unknown option");
+        }
+    }
+    if (argc - optind > 1) {
+        return ns_cli_usage_error("at most one CIPHERTEXT_FILE");
+    }
+    if (optind < argc) {
+        input = argv[optind];
+    }
+    if (creds_path != NULL && strcmp(creds_path, "-") == 0 && strcmp(input, "-") == 0) {
+        return ns_cli_usage_error("--creds - and the ciphertext cannot both come from stdin");
+    }
+    if (proxy_s != NULL) {
+        if (ns_addr_parse(&proxy, proxy_s) != NS_OK) {
+            return ns_cli_usage_error("invalid --proxy '%s': %s", proxy_s, ns_err_msg());
+        }
+        req.proxy = &proxy;
+    }
+    req.context_kv = context;
+    req.grant_tokens = grants;
+    req.attest = attest >= 0 ? attest : ns_nsm_available();
+
+    ns_buf ct, pt;
+    ns_creds *creds = NULL;
+    ns_out out;
+    int out_open = 0;
+    ns_err rc;
+    const char *what = "read ciphertext";
+    ns_buf_init(&ct, KMSD_INPUT_MAX);
+    ns_buf_init_secret(&pt, NS_KMS_PLAINTEXT_MAX * 2);
+    GUARD_GOTO(read_ciphertext(input, b64, &ct), rc, fail);
+    what = "credentials";
+    GUARD_GOTO(get_creds(&creds, creds_path), rc, fail);
+    what = "decrypt";
+    ns_info("decrypting bytes=%zu attest=%d proxy=%s", ct.len, req.attest,
+            proxy_s != NULL ? proxy_s : "none");
+    GUARD_GOTO(ns_kms_decrypt(&pt, &req, creds, ct.data, ct.len), rc, fail);
+    ns_creds_free(creds);
+    creds = NULL;
+    what = "write plaintext";
+    GUARD_GOTO(ns_out_open(&out, output), rc, fail);
+    out_open = 1;
+    GUARD_GOTO(ns_out_write(&out, pt.data, pt.len), rc, fail);
+    GUARD_GOTO(ns_out_commit(&out), rc, fail);
+    ns_info("decrypted bytes=%zu", pt.len);
+    ns_buf_free(&pt);
+    ns_buf_free(&ct);
+    return NS_EXIT_OK;
+fail:
+    ns_log_err(rc, what);
+    if (out_open) {
+        ns_out_abort(&out);
+    }
+    ns_creds_free(creds);
+    ns_buf_free(&pt);
+    ns_buf_free(&ct);
+    return NS_EXIT_FAIL;
 }

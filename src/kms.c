@@ -1,0 +1,250 @@
+/*
+ * kms: KMS Decrypt with or without a Nitro attestation Recipient (see kms.h).
+ * JSON is written here (a fixed, small shape) and read with creds.h's strict flat-object reader.
+ */
+#include "kms.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "aws.h"
+#include "cms.h"
+#include "codec.h"
+#include "cose.h"
+#include "nsm.h"
+#include "secret.h"
+
+#define KMS_TARGET "TrentService.Decrypt"
+#define KMS_KEY_ALG "RSAES_OAEP_SHA_256"
+#define KMS_CODE_MAX 128
+#define KMS_MSG_MAX 512
+
+/* JSON string with the escapes RFC 8259 requires; control bytes as \u00XX. */
+static ns_err json_str(ns_buf *b, const char *s, size_t n)
+{
+    GUARD(ns_buf_append_u8(b, '"'));
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            GUARD(ns_buf_append_u8(b, '\\'));
+            GUARD(ns_buf_append_u8(b, ch));
+        } else if (ch < 0x20) {
+            GUARD(ns_buf_printf(b, "\\u%04x", ch));
+        } else {
+            GUARD(ns_buf_append_u8(b, ch));
+        }
+    }
+    return ns_buf_append_u8(b, '"');
+}
+
+static ns_err json_b64(ns_buf *b, const uint8_t *p, size_t n)
+{
+    size_t enc = ns_b64_enc_len(n, NS_B64_PAD);
+    GUARD(ns_buf_append_u8(b, '"'));
+    GUARD(ns_buf_reserve(b, enc + 1));
+    GUARD(ns_b64_encode((char *)b->data + b->len, enc + 1, p, n, NS_B64_PAD));
+    b->len += enc;
+    return ns_buf_append_u8(b, '"');
+}
+
+ns_err ns_kms_decrypt_body(ns_buf *out, const ns_kms_decrypt_req *req, const uint8_t *ciphertext,
+                           size_t ciphertext_len, const uint8_t *attestation_doc,
+                           size_t attestation_doc_len)
+{
+    ENSURE(ciphertext_len > 0 && ciphertext_len <= NS_KMS_CIPHERTEXT_MAX, NS_E_USAGE,
+           "kms: ciphertext of %zu bytes (KMS accepts 1..%d)", ciphertext_len,
+           NS_KMS_CIPHERTEXT_MAX);
+    ENSURE(req->ncontext <= NS_KMS_CONTEXT_MAX, NS_E_USAGE, "kms: more than %d context pairs",
+           NS_KMS_CONTEXT_MAX);
+    ENSURE(req->ngrant <= NS_KMS_GRANTS_MAX, NS_E_USAGE, "kms: more than %d grant tokens",
+           NS_KMS_GRANTS_MAX);
+    GUARD(ns_buf_append_str(out, "{\"CiphertextBlob\":"));
+    GUARD(json_b64(out, ciphertext, ciphertext_len));
+    if (req->ncontext > 0) {
+        GUARD(ns_buf_append_str(out, ",\"EncryptionContext\":{"));
+        for (size_t i = 0; i < req->ncontext; i++) {
+            const char *kv = req->context_kv[i];
+            const char *eq = strchr(kv, '=');
+            ENSURE(eq != NULL && eq != kv, NS_E_USAGE,
+                   "kms: encryption context '%s' is not KEY=VALUE", kv);
+            for (size_t j = 0; j < i; j++) {
+                const char *o = req->context_kv[j];
+                ENSURE(!(strncmp(o, kv, (size_t)(eq - kv)) == 0 && o[eq - kv] == '='),
+                       NS_E_USAGE, "kms: encryption context key '%.*s' given twice",
+                       (int)(eq - kv), kv);
+            }
+            if (i > 0) {
+                GUARD(ns_buf_append_u8(out, ','));
+            }
+            GUARD(json_str(out, kv, (size_t)(eq - kv)));
+            GUARD(ns_buf_append_u8(out, ':'));
+            GUARD(json_str(out, eq + 1, strlen(eq + 1)));
+        }
+        GUARD(ns_buf_append_u8(out, '}'));
+    }
+    if (req->key_id != NULL) {
+        GUARD(ns_buf_append_str(out, ",\"KeyId\":"));
+        GUARD(json_str(out, req->key_id, strlen(req->key_id)));
+    }
+    if (req->ngrant > 0) {
+        GUARD(ns_buf_append_str(out, ",\"GrantTokens\":["));
+        for (size_t i = 0; i < req->ngrant; i++) {
+            if (i > 0) {
+                GUARD(ns_buf_append_u8(out, ','));
+            }
+            GUARD(json_str(out, req->grant_tokens[i], strlen(req->grant_tokens[i])));
+        }
+        GUARD(ns_buf_append_u8(out, ']'));
+    }
+    if (attestation_doc != NULL) {
+        GUARD(ns_buf_append_str(out, ",\"Recipient\":{\"AttestationDocument\":"));
+        GUARD(json_b64(out, attestation_doc, attestation_doc_len));
+        GUARD(ns_buf_append_str(out, ",\"KeyEncryptionAlgorithm\":\"" KMS_KEY_ALG "\"}"));
+    }
+    return ns_buf_append_u8(out, '}');
+}
+
+ns_err ns_kms_error(int status, const char *code, const char *msg)
+{
+    const char *m = msg[0] ? msg : "(no message)";
+    if (strcmp(code, "AccessDeniedException") == 0) {
+        BAIL(NS_E_DENIED, "KMS denied Decrypt (AccessDeniedException: %s): check the key policy "
+                          "grants kms:Decrypt to this role and that kms:RecipientAttestation "
+                          "conditions match this enclave's measurements (a debug-mode enclave "
+                          "has all-zero PCRs)", m);
+    }
+    if (strcmp(code, "InvalidCiphertextException") == 0) {
+        BAIL(NS_E_AUTH, "KMS rejected the ciphertext (InvalidCiphertextException: %s): check "
+                        "that it is a KMS ciphertext blob and that --encryption-context matches "
+                        "the one used to encrypt", m);
+    }
+    if (strcmp(code, "IncorrectKeyException") == 0) {
+        BAIL(NS_E_NO_MATCH, "KMS says the ciphertext was not encrypted under the given key "
+                            "(IncorrectKeyException: %s): check --key-id", m);
+    }
+    if (strcmp(code, "ThrottlingException") == 0) {
+        BAIL(NS_E_REMOTE, "KMS kept throttling Decrypt after retries (ThrottlingException: %s): "
+                          "lower the request rate or raise the KMS quota", m);
+    }
+    if (strcmp(code, "NotFoundException") == 0) {
+        BAIL(NS_E_NOT_FOUND, "KMS key not found (NotFoundException: %s): check --key-id and "
+                             "the region", m);
+    }
+    if (strcmp(code, "DisabledException") == 0 || strcmp(code, "KMSInvalidStateException") == 0) {
+        BAIL(NS_E_REMOTE, "the KMS key cannot be used now (%s: %s)", code, m);
+    }
+    if (code[0] == 0) {
+        BAIL(NS_E_REMOTE, "KMS Decrypt failed with HTTP %d and no error type", status);
+    }
+    BAIL(NS_E_REMOTE, "KMS Decrypt failed with HTTP %d: %s: %s", status, code, m);
+}
+
+/* Decodes the base64 string member key of the JSON response into out (secret). */
+static ns_err json_b64_member(const ns_buf *resp, const char *key, ns_buf *out)
+{
+    ns_buf s;
+    ns_err rc;
+    size_t n = 0;
+    ns_buf_init_secret(&s, NS_KMS_RESP_MAX);
+    GUARD_GOTO(ns_json_get_string(resp->data, resp->len, key, &s), rc, out);
+    GUARD_GOTO(ns_buf_reserve(out, ns_b64_dec_max(s.len)), rc, out);
+    rc = ns_b64_decode(out->data + out->len, out->max - out->len, &n, (const char *)s.data, s.len,
+                       NS_B64_PAD);
+    if (rc != NS_OK) {
+        rc = ns_fail(NS_E_PROTO, "kms: %s in the response is not base64", key);
+        goto out;
+    }
+    out->len += n;
+out:
+    ns_buf_free(&s);
+    return rc;
+}
+
+ns_err ns_kms_decrypt(ns_buf *plaintext, const ns_kms_decrypt_req *req, const ns_creds *creds,
+                      const uint8_t *ciphertext, size_t ciphertext_len)
+{
+    ns_err rc = NS_OK;
+    char region[NS_AWS_REGION_MAX];
+    ns_url url;
+    int custom = 0;
+    ns_tls_ca *ca = NULL;
+    ns_cms_key *key = NULL;
+    ns_buf doc, body, resp, cms;
+    ns_buf_init(&doc, NS_ATT_DOC_MAX);
+    ns_buf_init(&body, NS_KMS_REQ_MAX);
+    ns_buf_init_secret(&resp, NS_KMS_RESP_MAX);
+    ns_buf_init(&cms, NS_KMS_RESP_MAX);
+
+    GUARD_GOTO(ns_aws_region(region, req->region), rc, out);
+    if (req->endpoint != NULL) {
+        GUARD_GOTO(ns_url_parse(&url, req->endpoint), rc, out);
+    } else {
+        GUARD_GOTO(ns_aws_endpoint(&url, "kms", region, &custom), rc, out);
+    }
+    if (url.tls) {
+        GUARD_GOTO(ns_aws_trust(&ca, req->ca_bundle), rc, out);
+    }
+    if (req->attest) {
+        uint8_t spki[NS_CMS_SPKI_MAX];
+        size_t spki_len = 0;
+        GUARD_GOTO(ns_cms_key_generate(&key), rc, out);
+        GUARD_GOTO(ns_cms_key_spki(key, spki, sizeof spki, &spki_len), rc, out);
+        rc = ns_nsm_attest(&doc, NULL, 0, NULL, 0, spki, spki_len);
+        if (rc != NS_OK) {
+            rc = ns_fail_ctx(rc, "kms: attestation document for the Recipient");
+            goto out;
+        }
+    }
+    GUARD_GOTO(ns_kms_decrypt_body(&body, req, ciphertext, ciphertext_len,
+                                   req->attest ? doc.data : NULL, doc.len),
+               rc, out);
+
+    ns_aws_client c;
+    memset(&c, 0, sizeof c);
+    c.service = "kms";
+    c.region = region;
+    c.creds = creds;
+    c.endpoint = &url;
+    c.via = req->proxy;
+    c.ca = ca;
+    c.timeout_ms = 0;
+    ns_retry_default(&c.retry);
+    int status = 0;
+    GUARD_GOTO(ns_aws_json_call(&c, KMS_TARGET, body.data, body.len, &status, &resp), rc, out);
+    if (status != 200) {
+        char code[KMS_CODE_MAX], msg[KMS_MSG_MAX];
+        ns_aws_json_error(resp.data, resp.len, code, sizeof code, msg, sizeof msg);
+        rc = ns_kms_error(status, code, msg);
+        goto out;
+    }
+    if (req->attest) {
+        rc = json_b64_member(&resp, "CiphertextForRecipient", &cms);
+        if (rc == NS_E_NOT_FOUND) {
+            rc = ns_fail(NS_E_PROTO, "kms: the Decrypt response has no CiphertextForRecipient "
+                                     "(was the Recipient ignored?)");
+        }
+        GUARD_GOTO(rc, rc, out);
+        rc = ns_cms_decrypt(plaintext, key, cms.data, cms.len);
+        if (rc != NS_OK) {
+            rc = ns_fail_ctx(rc, "kms: CiphertextForRecipient");
+            goto out;
+        }
+    } else {
+        rc = json_b64_member(&resp, "Plaintext", plaintext);
+        if (rc == NS_E_NOT_FOUND) {
+            rc = ns_fail(NS_E_PROTO, "kms: the Decrypt response has no Plaintext");
+        }
+        GUARD_GOTO(rc, rc, out);
+    }
+out:
+    ns_cms_key_free(key);
+    ns_buf_free(&doc);
+    ns_buf_free(&body); /* holds only the ciphertext blob (not secret) */
+    ns_buf_free(&resp); /* secret: Plaintext of a non-attested call */
+    ns_buf_free(&cms);
+    ns_tls_ca_free(ca);
+    if (rc != NS_OK) {
+        ns_buf_reset(plaintext);
+    }
+    return rc;
+}
