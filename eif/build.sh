@@ -35,12 +35,11 @@ if [ "$(dirname "$(readlink -f "$kernel")")" = "$(readlink -f "$blobs" 2>/dev/nu
     layout=nitro
 fi
 kver=${KERNEL_VERSION:-}
-if [ -z "$kver" ]; then
-    case $(basename "$kernel") in vmlinuz-*) kver=$(basename "$kernel"); kver=${kver#vmlinuz-} ;; esac
-    [ -z "$kver" ] && [ -f "$blobs/bzImage.config" ] && [ $layout = nitro ] &&
-        kver=$(sed -n 's/^# Linux.* \([0-9][^ ]*\) Kernel Configuration$/\1/p' "$blobs/bzImage.config" | head -1)
-    kver=${kver:-unknown}
+if [ -z "$kver" ] && command -v file >/dev/null 2>&1; then
+    # "Linux kernel x86 boot executable bzImage, version 6.1.0-56-amd64 (...)"
+    kver=$(file -bL "$kernel" | sed -n 's/.*, version \([^ ,]*\).*/\1/p')
 fi
+kver=${kver:-unknown}
 
 mkdir -p "$out"
 rm -rf "$out/rootfs" "$out/bootstrap" "$out/app"

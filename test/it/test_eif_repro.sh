@@ -63,6 +63,27 @@ check "bootstrap ramdisk: mount points (got $boot)" test "$boot" = "dev lib lib/
 grep -q 'rdinit=/bin/enclave-entrypoint' "$tmp/cmdline"
 check "default command line makes enclave-entrypoint PID 1" test $? = 0
 
+# The nitro layout, with a stand-in for nitro-cli's blobs directory (no real blobs here).
+mkdir -p "$tmp/blobs"
+cp "$kernel" "$tmp/blobs/bzImage"
+printf 'reboot=k panic=30 pci=off nomodules console=ttyS0\n' >"$tmp/blobs/cmdline"
+printf 'aws-init' >"$tmp/blobs/init"
+printf 'nsm-module' >"$tmp/blobs/nsm.ko"
+(cd "$tmp/a" && NITRO_BLOBS=$tmp/blobs bash src/eif/build.sh nitro "$NSIGN" >/dev/null 2>nitro.err)
+check "nitro layout: build with NITRO_BLOBS" test $? = 0
+grep -q 'layout=nitro' "$tmp/a/nitro.err"
+check "nitro layout picked for the blobs' kernel" test $? = 0
+boot=$(cpio -it --quiet <"$tmp/a/nitro/bootstrap.cpio" | tr '\n' ' ')
+check "nitro layout: ramdisk[0] = dev, init, nsm.ko (got $boot)" test "$boot" = "dev init nsm.ko "
+app=$(cpio -it --quiet <"$tmp/a/nitro/app.cpio")
+check "nitro layout: ramdisk[1] has cmd, env, rootfs/bin/nsign" \
+    grep -qx rootfs/bin/nsign <<<"$app"
+mkdir "$tmp/x" && (cd "$tmp/x" && cpio -id --quiet cmd env <"$tmp/a/nitro/app.cpio")
+check "nitro layout: cmd runs /bin/enclave-entrypoint" test "$(cat "$tmp/x/cmd")" = /bin/enclave-entrypoint
+check "nitro layout: env sets PATH" test "$(cat "$tmp/x/env")" = PATH=/bin
+"$NSIGN" eif describe "$tmp/a/nitro/nsign.eif" >"$tmp/nitro.json"
+check "nitro layout: cmdline from the blobs" test "$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Cmdline"])' "$tmp/nitro.json")" = "reboot=k panic=30 pci=off nomodules console=ttyS0"
+
 # make eif itself (same recipe through the Makefile target).
 KERNEL=$kernel make -s O="$NS_BUILD" eif >"$tmp/make.json" 2>"$tmp/make.err"
 rc=$?
