@@ -9,6 +9,7 @@
 #include "eif.h"
 
 #include <cJSON.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -162,10 +163,10 @@ static ns_err cbor_byte_array(ns_cur *c, uint8_t *out, size_t cap, size_t *len)
     return NS_OK;
 }
 
-/* PEM "CERTIFICATE" block to DER. */
-static ns_err pem_to_der(const uint8_t *pem, size_t n, uint8_t *der, size_t cap, size_t *der_len)
+/* PEM "CERTIFICATE" block to DER; b64 is scratch space of at least n bytes. */
+static ns_err pem_to_der(const uint8_t *pem, size_t n, char *b64, uint8_t *der, size_t cap,
+                         size_t *der_len)
 {
-    static char b64[NS_EIF_MAX_CERT_LEN];
     size_t bl = 0;
     size_t blen = strlen(PEM_BEGIN), elen = strlen(PEM_END);
     size_t i = 0;
@@ -181,7 +182,6 @@ static ns_err pem_to_der(const uint8_t *pem, size_t n, uint8_t *der, size_t cap,
         if (ch == '\n' || ch == '\r' || ch == ' ' || ch == '\t') {
             continue;
         }
-        ENSURE(bl < sizeof b64, NS_E_TOO_BIG, "eif: signature: certificate too large");
         b64[bl++] = (char)ch;
     }
     ENSURE(i < n, NS_E_PARSE, "eif: signature: certificate has no PEM END line");
@@ -192,10 +192,14 @@ static ns_err pem_to_der(const uint8_t *pem, size_t n, uint8_t *der, size_t cap,
     return NS_OK;
 }
 
-static ns_err parse_signature(const uint8_t *p, size_t n, uint8_t pcr8[NS_EIF_PCR_LEN])
+/* Walks the whole signature array; PCR8 comes from entry 0's certificate. */
+static ns_err parse_signature_with(const uint8_t *p, size_t n, uint8_t *scratch,
+                                   uint8_t pcr8[NS_EIF_PCR_LEN])
 {
-    static uint8_t cert[NS_EIF_MAX_CERT_LEN];
-    static uint8_t der[NS_EIF_MAX_CERT_LEN];
+    /* scratch: PEM bytes, then its base64 text, then the DER, each NS_EIF_MAX_CERT_LEN. */
+    uint8_t *cert = scratch;
+    char *b64 = (char *)scratch + NS_EIF_MAX_CERT_LEN;
+    uint8_t *der = scratch + 2 * NS_EIF_MAX_CERT_LEN;
     ns_cur c;
     uint8_t major;
     uint64_t count;
@@ -211,7 +215,7 @@ static ns_err parse_signature(const uint8_t *p, size_t n, uint8_t pcr8[NS_EIF_PC
         ENSURE(major == 5 && pairs == 2, NS_E_PARSE,
                "eif: signature: entry %u is not a map of 2 keys", (unsigned)i);
         GUARD(cbor_key(&c, "signing_certificate"));
-        GUARD(cbor_byte_array(&c, i == 0 ? cert : NULL, sizeof cert, &len));
+        GUARD(cbor_byte_array(&c, i == 0 ? cert : NULL, NS_EIF_MAX_CERT_LEN, &len));
         if (i == 0) {
             cert_len = len;
         }
@@ -223,7 +227,7 @@ static ns_err parse_signature(const uint8_t *p, size_t n, uint8_t pcr8[NS_EIF_PC
     }
     ENSURE(ns_cur_left(&c) == 0, NS_E_PARSE, "eif: signature: trailing bytes after the CBOR");
     ENSURE(sig_len > 0, NS_E_PARSE, "eif: signature: empty COSE_Sign1");
-    GUARD(pem_to_der(cert, cert_len, der, sizeof der, &der_len));
+    GUARD(pem_to_der(cert, cert_len, b64, der, NS_EIF_MAX_CERT_LEN, &der_len));
     pcr_acc a;
     GUARD(pcr_start(&a));
     ns_err e = pcr_update(&a, der, der_len);
@@ -232,6 +236,15 @@ static ns_err parse_signature(const uint8_t *p, size_t n, uint8_t pcr8[NS_EIF_PC
         return e;
     }
     return pcr_finish(&a, pcr8);
+}
+
+static ns_err parse_signature(const uint8_t *p, size_t n, uint8_t pcr8[NS_EIF_PCR_LEN])
+{
+    uint8_t *scratch = malloc(3 * NS_EIF_MAX_CERT_LEN);
+    ENSURE(scratch != NULL, NS_E_NOMEM, "eif: out of memory reading the signature section");
+    ns_err e = parse_signature_with(p, n, scratch, pcr8);
+    free(scratch);
+    return e;
 }
 
 /* --- reader --- */
