@@ -83,7 +83,7 @@ static ns_err read_ciphertext(const char *path, int b64, ns_buf *ct)
         }
         rc = ns_buf_reserve(ct, ns_b64_dec_max(j));
         if (rc == NS_OK) {
-            rc = ns_b64_decode(ct->data, ct->max, &n, (const char *)raw.data, j, 0);
+            rc = ns_b64_decode(ct->data, ns_b64_dec_max(j), &n, (const char *)raw.data, j, 0);
             if (rc != NS_OK) {
                 rc = ns_fail(NS_E_PARSE, "ciphertext %s is not base64", path);
             }

@@ -148,8 +148,8 @@ static ns_err json_b64_member(const ns_buf *resp, const char *key, ns_buf *out)
     ns_buf_init_secret(&s, NS_KMS_RESP_MAX);
     GUARD_GOTO(ns_json_get_string(resp->data, resp->len, key, &s), rc, out);
     GUARD_GOTO(ns_buf_reserve(out, ns_b64_dec_max(s.len)), rc, out);
-    rc = ns_b64_decode(out->data + out->len, out->max - out->len, &n, (const char *)s.data, s.len,
-                       NS_B64_PAD);
+    rc = ns_b64_decode(out->data + out->len, ns_b64_dec_max(s.len), &n, (const char *)s.data,
+                       s.len, NS_B64_PAD);
     if (rc != NS_OK) {
         rc = ns_fail(NS_E_PROTO, "kms: %s in the response is not base64", key);
         goto out;
