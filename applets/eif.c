@@ -25,8 +25,8 @@
 #include "log.h"
 #include "version.h"
 
-#define EIF_MAX_FILE (1ull << 31)    /* an EIF read by describe */
-#define EIF_MAX_INPUT (1ull << 30)   /* one kernel or ramdisk */
+#define EIF_MAX_FILE (1ull << 31)  /* an EIF read by describe */
+#define EIF_MAX_INPUT (1ull << 30) /* one kernel or ramdisk */
 #define EIF_MAX_RAMDISKS (NS_EIF_MAX_SECTIONS - 4)
 
 static void usage(FILE *f)
@@ -276,22 +276,21 @@ static ns_err read_input(const char *what, const char *path, ns_buf *b)
 static int cmd_build(int argc, char **argv)
 {
     enum { O_KERNEL = 256, O_CMDLINE, O_CMDLINE_FILE, O_RAMDISK, O_NAME, O_IVER, O_KVER, O_ARCH };
-    static const struct option opts[] = {
-        {"kernel", required_argument, NULL, O_KERNEL},
-        {"cmdline", required_argument, NULL, O_CMDLINE},
-        {"cmdline-file", required_argument, NULL, O_CMDLINE_FILE},
-        {"ramdisk", required_argument, NULL, O_RAMDISK},
-        {"output", required_argument, NULL, 'o'},
-        {"name", required_argument, NULL, O_NAME},
-        {"image-version", required_argument, NULL, O_IVER},
-        {"kernel-version", required_argument, NULL, O_KVER},
-        {"arch", required_argument, NULL, O_ARCH},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"kernel", required_argument, NULL, O_KERNEL},
+                                         {"cmdline", required_argument, NULL, O_CMDLINE},
+                                         {"cmdline-file", required_argument, NULL, O_CMDLINE_FILE},
+                                         {"ramdisk", required_argument, NULL, O_RAMDISK},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"name", required_argument, NULL, O_NAME},
+                                         {"image-version", required_argument, NULL, O_IVER},
+                                         {"kernel-version", required_argument, NULL, O_KVER},
+                                         {"arch", required_argument, NULL, O_ARCH},
+                                         {NULL, 0, NULL, 0}};
     const char *kernel = NULL, *cmdline = NULL, *cmdline_file = NULL, *out = NULL;
     const char *ramdisks[EIF_MAX_RAMDISKS];
     size_t nr = 0;
-    ns_eif_meta meta = {"nsign-enclave", NSIGN_VERSION, 0, "nsign", NSIGN_VERSION, "linux",
-                        "unknown"};
+    ns_eif_meta meta = {"nsign-enclave", NSIGN_VERSION, 0,        "nsign",
+                        NSIGN_VERSION,   "linux",       "unknown"};
     uint16_t flags = 0;
     int c;
     while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {

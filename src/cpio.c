@@ -50,16 +50,15 @@ static ns_err put_header(ns_buf *out, uint32_t ino, uint32_t mode, uint32_t nlin
                          uint64_t filesize, size_t namesize)
 {
     char h[NS_CPIO_HEADER_LEN + 1];
-    int n = snprintf(h, sizeof h,
-                     "%s%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", CPIO_MAGIC,
-                     ino, mode, 0u, 0u, nlink, mtime, (uint32_t)filesize, 0u, 0u, 0u, 0u,
-                     (uint32_t)namesize, 0u);
+    int n = snprintf(h, sizeof h, "%s%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+                     CPIO_MAGIC, ino, mode, 0u, 0u, nlink, mtime, (uint32_t)filesize, 0u, 0u, 0u,
+                     0u, (uint32_t)namesize, 0u);
     ENSURE(n == NS_CPIO_HEADER_LEN, NS_E_INTERNAL, "cpio: header formatting failed");
     return ns_buf_append(out, h, NS_CPIO_HEADER_LEN);
 }
 
-static ns_err put_entry(ns_buf *out, uint32_t ino, const char *name, uint32_t mode,
-                        uint32_t nlink, uint32_t mtime, const uint8_t *data, size_t len)
+static ns_err put_entry(ns_buf *out, uint32_t ino, const char *name, uint32_t mode, uint32_t nlink,
+                        uint32_t mtime, const uint8_t *data, size_t len)
 {
     static const uint8_t zeros[4] = {0};
     size_t namesize = strlen(name) + 1;
@@ -86,12 +85,10 @@ ns_err ns_cpio_add(ns_buf *out, uint32_t ino, const char *name, uint32_t mode, u
     uint32_t type = mode & 0170000u;
     ENSURE(type == NS_CPIO_DIR || type == NS_CPIO_REG || type == NS_CPIO_LNK, NS_E_UNSUPPORTED,
            "cpio: '%s': only directories, regular files and symlinks are supported", name);
-    ENSURE(type != NS_CPIO_DIR || len == 0, NS_E_USAGE, "cpio: directory '%s' with contents",
-           name);
+    ENSURE(type != NS_CPIO_DIR || len == 0, NS_E_USAGE, "cpio: directory '%s' with contents", name);
     ENSURE(type != NS_CPIO_LNK || (len > 0 && memchr(data, 0, len) == NULL), NS_E_USAGE,
            "cpio: symlink '%s' needs a target without NUL bytes", name);
-    ENSURE(len <= UINT32_MAX, NS_E_TOO_BIG, "cpio: '%s' is larger than 4 GiB (newc limit)",
-           name);
+    ENSURE(len <= UINT32_MAX, NS_E_TOO_BIG, "cpio: '%s' is larger than 4 GiB (newc limit)", name);
     return put_entry(out, ino, name, mode & 0177777u, type == NS_CPIO_DIR ? 2 : 1, mtime, data,
                      len);
 }
@@ -130,8 +127,8 @@ static ns_err list_push(path_list *l, const char *parent, const char *name)
     }
     size_t plen = strlen(parent), nlen = strlen(name);
     size_t total = plen + (plen ? 1 : 0) + nlen;
-    ENSURE(total <= NS_CPIO_MAX_NAME, NS_E_TOO_BIG, "cpio: path %s/%s longer than %d bytes",
-           parent, name, NS_CPIO_MAX_NAME);
+    ENSURE(total <= NS_CPIO_MAX_NAME, NS_E_TOO_BIG, "cpio: path %s/%s longer than %d bytes", parent,
+           name, NS_CPIO_MAX_NAME);
     char *s = malloc(total + 1);
     ENSURE(s != NULL, NS_E_NOMEM, "cpio: out of memory listing the tree");
     snprintf(s, total + 1, "%s%s%s", parent, plen ? "/" : "", name);
@@ -168,8 +165,8 @@ static ns_err list_dir(path_list *l, const char *root, const char *rel)
     return e;
 }
 
-static ns_err add_path(ns_buf *out, const char *root, const char *rel, uint32_t ino,
-                       uint32_t mtime, int *is_dir)
+static ns_err add_path(ns_buf *out, const char *root, const char *rel, uint32_t ino, uint32_t mtime,
+                       int *is_dir)
 {
     char path[NS_CPIO_MAX_NAME * 2 + 2];
     snprintf(path, sizeof path, "%s/%s", root, rel);
@@ -188,14 +185,12 @@ static ns_err add_path(ns_buf *out, const char *root, const char *rel, uint32_t 
         if (n < 0) {
             return ns_fail_errno(NS_E_IO, "cpio: cannot read symlink %s", path);
         }
-        ENSURE((size_t)n < sizeof target, NS_E_TOO_BIG, "cpio: symlink %s target too long",
-               path);
+        ENSURE((size_t)n < sizeof target, NS_E_TOO_BIG, "cpio: symlink %s target too long", path);
         return ns_cpio_add(out, ino, rel, NS_CPIO_LNK | 0777, mtime, (const uint8_t *)target,
                            (size_t)n);
     }
     ENSURE(S_ISREG(st.st_mode), NS_E_UNSUPPORTED,
-           "cpio: %s is not a directory, regular file or symlink; remove it from the tree",
-           path);
+           "cpio: %s is not a directory, regular file or symlink; remove it from the tree", path);
     ns_buf data;
     ns_buf_init(&data, CPIO_MAX_FILE);
     ns_err e = ns_read_path(path, &data);

@@ -18,8 +18,8 @@
 #include "err.h"
 
 #define NS_CPIO_HEADER_LEN 110
-#define NS_CPIO_MAX_NAME 4096      /* bytes of a path inside the archive, without the NUL */
-#define NS_CPIO_MAX_ENTRIES 65536  /* files + directories + symlinks in one tree */
+#define NS_CPIO_MAX_NAME 4096          /* bytes of a path inside the archive, without the NUL */
+#define NS_CPIO_MAX_ENTRIES 65536      /* files + directories + symlinks in one tree */
 #define NS_CPIO_MAX_BYTES (1ull << 31) /* a whole archive (the buffer's cap) */
 
 /* Entry types, as the st_mode type bits of the archive. */

@@ -90,8 +90,7 @@ static ns_err pcr_finish(pcr_acc *a, uint8_t out[NS_EIF_PCR_LEN])
     mbedtls_sha512_free(&a->h);
     ENSURE(rc == 0, NS_E_CRYPTO, "eif: sha384 finish failed");
     memcpy(ext + NS_EIF_PCR_LEN, full, NS_EIF_PCR_LEN);
-    ENSURE(mbedtls_sha512_ret(ext, sizeof ext, full, 1) == 0, NS_E_CRYPTO,
-           "eif: sha384 failed");
+    ENSURE(mbedtls_sha512_ret(ext, sizeof ext, full, 1) == 0, NS_E_CRYPTO, "eif: sha384 failed");
     memcpy(out, full, NS_EIF_PCR_LEN);
     return NS_OK;
 }
@@ -132,11 +131,11 @@ static ns_err cbor_key(ns_cur *c, const char *want)
     uint64_t len;
     const uint8_t *s;
     GUARD(cbor_head(c, &major, &len));
-    ENSURE(major == 3 && len == strlen(want), NS_E_PARSE,
-           "eif: signature: expected map key \"%s\"", want);
+    ENSURE(major == 3 && len == strlen(want), NS_E_PARSE, "eif: signature: expected map key \"%s\"",
+           want);
     GUARD(ns_cur_slice(c, &s, (size_t)len));
-    ENSURE(memcmp(s, want, (size_t)len) == 0, NS_E_PARSE,
-           "eif: signature: expected map key \"%s\"", want);
+    ENSURE(memcmp(s, want, (size_t)len) == 0, NS_E_PARSE, "eif: signature: expected map key \"%s\"",
+           want);
     return NS_OK;
 }
 
@@ -153,8 +152,7 @@ static ns_err cbor_byte_array(ns_cur *c, uint8_t *out, size_t cap, size_t *len)
     for (uint64_t i = 0; i < n; i++) {
         uint64_t v;
         GUARD(cbor_head(c, &major, &v));
-        ENSURE(major == 0 && v <= 0xff, NS_E_PARSE,
-               "eif: signature: array element is not a byte");
+        ENSURE(major == 0 && v <= 0xff, NS_E_PARSE, "eif: signature: array element is not a byte");
         if (out != NULL) {
             out[i] = (uint8_t)v;
         }
@@ -294,8 +292,8 @@ static ns_err check_sections(ns_eif_info *info, const uint8_t *p, size_t n, ns_c
             break;
         case NS_EIF_SEC_CMDLINE:
             cmdlines++;
-            ENSURE(size <= NS_EIF_MAX_CMDLINE_LEN, NS_E_TOO_BIG,
-                   "eif: command line over %d bytes", NS_EIF_MAX_CMDLINE_LEN);
+            ENSURE(size <= NS_EIF_MAX_CMDLINE_LEN, NS_E_TOO_BIG, "eif: command line over %d bytes",
+                   NS_EIF_MAX_CMDLINE_LEN);
             ENSURE(memchr(p + pos, 0, (size_t)size) == NULL, NS_E_PARSE,
                    "eif: command line holds a NUL byte");
             info->cmdline = p + pos;
@@ -393,14 +391,12 @@ ns_err ns_eif_parse(ns_eif_info *info, const uint8_t *p, size_t n)
     GUARD(ns_cur_be64(&c, &info->default_cpus));
     GUARD(ns_cur_be16(&c, &reserved));
     GUARD(ns_cur_be16(&c, &info->num_sections));
-    ENSURE(info->version >= EIF_MIN_VERSION && info->version <= NS_EIF_VERSION,
-           NS_E_UNSUPPORTED, "eif: version %u (supported: %d..%d)", info->version,
-           EIF_MIN_VERSION, NS_EIF_VERSION);
-    ENSURE((info->flags & ~NS_EIF_FLAG_ARM64) == 0, NS_E_PARSE,
-           "eif: reserved header flags 0x%x", info->flags);
+    ENSURE(info->version >= EIF_MIN_VERSION && info->version <= NS_EIF_VERSION, NS_E_UNSUPPORTED,
+           "eif: version %u (supported: %d..%d)", info->version, EIF_MIN_VERSION, NS_EIF_VERSION);
+    ENSURE((info->flags & ~NS_EIF_FLAG_ARM64) == 0, NS_E_PARSE, "eif: reserved header flags 0x%x",
+           info->flags);
     ENSURE(reserved == 0, NS_E_PARSE, "eif: reserved header field is 0x%x, not 0", reserved);
-    ENSURE(info->num_sections >= NS_EIF_MIN_SECTIONS &&
-               info->num_sections <= NS_EIF_MAX_SECTIONS,
+    ENSURE(info->num_sections >= NS_EIF_MIN_SECTIONS && info->num_sections <= NS_EIF_MAX_SECTIONS,
            NS_E_PARSE, "eif: %u sections (allowed: %d..%d)", info->num_sections,
            NS_EIF_MIN_SECTIONS, NS_EIF_MAX_SECTIONS);
     GUARD(check_sections(info, p, n, &c));
@@ -444,8 +440,7 @@ ns_err ns_eif_build(ns_buf *out, const ns_eif_input *in)
            "eif: metadata must be 1..%u bytes", NS_EIF_MAX_METADATA_LEN);
     ENSURE(in->signature.len <= NS_EIF_MAX_SIGNATURE_LEN, NS_E_TOO_BIG,
            "eif: signature over %d bytes", NS_EIF_MAX_SIGNATURE_LEN);
-    ENSURE((in->flags & ~NS_EIF_FLAG_ARM64) == 0, NS_E_USAGE, "eif: unknown flags 0x%x",
-           in->flags);
+    ENSURE((in->flags & ~NS_EIF_FLAG_ARM64) == 0, NS_E_USAGE, "eif: unknown flags 0x%x", in->flags);
     types[ns] = NS_EIF_SEC_KERNEL;
     secs[ns++] = in->kernel;
     types[ns] = NS_EIF_SEC_CMDLINE;
@@ -499,8 +494,7 @@ ns_err ns_eif_metadata(ns_buf *out, const ns_eif_meta *m)
     cJSON *root = cJSON_CreateObject();
     cJSON *bm = cJSON_CreateObject();
     char *s = NULL;
-    if (root == NULL || bm == NULL ||
-        !cJSON_AddStringToObject(root, "ImageName", m->image_name) ||
+    if (root == NULL || bm == NULL || !cJSON_AddStringToObject(root, "ImageName", m->image_name) ||
         !cJSON_AddStringToObject(root, "ImageVersion", m->image_version) ||
         !cJSON_AddStringToObject(bm, "BuildTime", when) ||
         !cJSON_AddStringToObject(bm, "BuildTool", m->build_tool) ||

@@ -86,7 +86,7 @@ typedef struct {
     ns_eif_blob cmdline;  /* without a trailing NUL */
     ns_eif_blob metadata; /* JSON object, see ns_eif_metadata */
     const ns_eif_blob *ramdisks;
-    size_t n_ramdisks; /* >= 1; [0] is the bootstrap ramdisk (PCR1), the rest PCR2 */
+    size_t n_ramdisks;     /* >= 1; [0] is the bootstrap ramdisk (PCR1), the rest PCR2 */
     ns_eif_blob signature; /* optional (len 0: unsigned) */
     uint16_t flags;
     uint64_t default_mem;  /* 0: NS_EIF_DEFAULT_MEM */

@@ -64,23 +64,26 @@ int main(void)
 {
     ns_buf b;
     ns_buf_init(&b, 1 << 20);
-    CHECK_ERR(ns_cpio_add(&b, 1, "init", NS_CPIO_REG | 0755, 1700000000,
-                          (const uint8_t *)"hello", 5),
-              NS_OK, "add a file");
+    CHECK_ERR(
+        ns_cpio_add(&b, 1, "init", NS_CPIO_REG | 0755, 1700000000, (const uint8_t *)"hello", 5),
+        NS_OK, "add a file");
+    /* clang-format off */
     static const char want[] = "070701"
-                               "00000001" "000081ED" "00000000" "00000000" "00000001"
-                               "6553F100" "00000005" "00000000" "00000000" "00000000"
-                               "00000000" "00000005" "00000000"
-                               "init\0\0"
-                               "hello\0\0\0";
+        "00000001" "000081ED" "00000000" "00000000"  /* ino, mode, uid, gid */
+        "00000001" "6553F100" "00000005" "00000000"  /* nlink, mtime, filesize, devmajor */
+        "00000000" "00000000" "00000000" "00000005"  /* devminor, rdevmajor, rdevminor, namesize */
+        "00000000"                                   /* check */
+        "init\0\0"                                   /* name + NUL, padded to 4 from the start */
+        "hello\0\0\0";                              /* data, padded to 4 */
+    /* clang-format on */
     CHECK(b.len == sizeof want - 1 && memcmp(b.data, want, b.len) == 0,
           "newc header, name padded to 4, data padded to 4");
     ns_buf_reset(&b);
     CHECK_ERR(ns_cpio_trailer(&b), NS_OK, "trailer");
     CHECK(b.len == 124 && memcmp(b.data + 110, "TRAILER!!!", 11) == 0, "trailer entry");
 
-    static const char *const bad[] = {"", "/abs", "a/../b", "a//b", "a/", ".", "./a", "..",
-                                      "TRAILER!!!"};
+    static const char *const bad[] = {"",  "/abs", "a/../b", "a//b",      "a/",
+                                      ".", "./a",  "..",     "TRAILER!!!"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         CHECK_ERR(ns_cpio_add(&b, 1, bad[i], NS_CPIO_REG | 0644, 0, NULL, 0), NS_E_USAGE,
                   "rejects name '%s'", bad[i]);

@@ -6,7 +6,7 @@
 #include "mbedtls/sha512.h"
 #include "t.h"
 
-#define KAT_PCR2_ONE_RAMDISK                                                                        \
+#define KAT_PCR2_ONE_RAMDISK                                                                       \
     "21b9efbc184807662e966d34f390821309eeac6802309798826296bf3e8bec7c10edb30948c90ba67310f7b964fc" \
     "500a"
 
@@ -292,10 +292,10 @@ static void test_negative(void)
     NEG(NS_E_PARSE, 1, "num_sections 1", ns_put_be16(F + 26, 1));
     NEG(NS_E_PARSE, 1, "num_sections 0", ns_put_be16(F + 26, 0));
     NEG(NS_E_PARSE, 1, "num_sections 33", ns_put_be16(F + 26, 33));
-    NEG(NS_E_PARSE, 1, "num_sections larger than the sections present",
-        ns_put_be16(F + 26, 6));
+    NEG(NS_E_PARSE, 1, "num_sections larger than the sections present", ns_put_be16(F + 26, 6));
     NEG(NS_E_PARSE, 1, "num_sections smaller than the sections present (trailing data)",
-        ns_put_be16(F + 26, 4); ns_put_be64(F + 28 + 32, 0); ns_put_be64(F + 284 + 32, 0));
+        ns_put_be16(F + 26, 4);
+        ns_put_be64(F + 28 + 32, 0); ns_put_be64(F + 284 + 32, 0));
     NEG(NS_E_PARSE, 1, "unused offset entry not zero", ns_put_be64(F + 28 + 8 * 31, 7));
     NEG(NS_E_PARSE, 1, "unused size entry not zero", ns_put_be64(F + 284 + 8 * 5, 7));
     NEG(NS_E_PARSE, 1, "first section not at 548", ns_put_be64(F + 28, 560));
@@ -303,12 +303,11 @@ static void test_negative(void)
     NEG(NS_E_PARSE, 1, "overlapping sections", ns_put_be64(F + 36, 548 + 12 + 3));
     NEG(NS_E_PARSE, 1, "offsets out of order", ns_put_be64(F + 36, 548));
     NEG(NS_E_PARSE, 1, "offset near 2^64 (overflow)", ns_put_be64(F + 36, UINT64_MAX - 4));
-    NEG(NS_E_PARSE, 1, "header size disagrees with section header",
-        ns_put_be64(F + 284, 5));
-    NEG(NS_E_PARSE, 1, "both sizes agree but section is shorter",
-        ns_put_be64(F + 284, 5); ns_put_be64(F + 548 + 4, 5));
-    NEG(NS_E_TRUNCATED, 1, "size near 2^64",
-        ns_put_be64(F + 284, UINT64_MAX); ns_put_be64(F + 548 + 4, UINT64_MAX));
+    NEG(NS_E_PARSE, 1, "header size disagrees with section header", ns_put_be64(F + 284, 5));
+    NEG(NS_E_PARSE, 1, "both sizes agree but section is shorter", ns_put_be64(F + 284, 5);
+        ns_put_be64(F + 548 + 4, 5));
+    NEG(NS_E_TRUNCATED, 1, "size near 2^64", ns_put_be64(F + 284, UINT64_MAX);
+        ns_put_be64(F + 548 + 4, UINT64_MAX));
     NEG(NS_E_PARSE, 1, "section type 0 (invalid)", ns_put_be16(F + 548, 0));
     NEG(NS_E_PARSE, 1, "section type 6 (unknown)", ns_put_be16(F + 548, 6));
     NEG(NS_E_PARSE, 1, "section flags not zero", ns_put_be16(F + 548 + 2, 1));
@@ -361,8 +360,7 @@ static void test_negative(void)
     n = mk(F, sizeof F, 4, (tsec[]){{NS_EIF_SEC_KERNEL, "", 0}, BASE[1], BASE[2], BASE[3]}, 4);
     fix_crc(F, n);
     CHECK_ERR(ns_eif_parse(&info, F, n), NS_E_PARSE, "rejects: empty kernel");
-    n = mk(F, sizeof F, 4,
-           (tsec[]){BASE[0], {NS_EIF_SEC_CMDLINE, "a\0b", 3}, BASE[2], BASE[3]}, 4);
+    n = mk(F, sizeof F, 4, (tsec[]){BASE[0], {NS_EIF_SEC_CMDLINE, "a\0b", 3}, BASE[2], BASE[3]}, 4);
     fix_crc(F, n);
     CHECK_ERR(ns_eif_parse(&info, F, n), NS_E_PARSE, "rejects: NUL in the cmdline");
     static char longcl[NS_EIF_MAX_CMDLINE_LEN + 1];
