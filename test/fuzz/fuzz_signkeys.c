@@ -1,0 +1,36 @@
+/* libFuzzer target: the keys file parser. Whatever loads must sign and verify. */
+#include <sodium.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ecdsa.h"
+#include "signkeys.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    ns_signkeys *k = NULL;
+    if (ns_signkeys_load(&k, data, size) != NS_OK) {
+        if (k != NULL) {
+            __builtin_trap();
+        }
+        return 0;
+    }
+    if (k->count == 0 || k->count > NS_SIGNKEYS_MAX) {
+        __builtin_trap();
+    }
+    ns_signature s;
+    const ns_signkey *key = &k->keys[0];
+    if (ns_signkey_sign(key, (const uint8_t *)"m", 1, 1, NULL, 0, &s) != NS_OK) {
+        __builtin_trap();
+    }
+    if (key->alg == NS_ALG_ED25519) {
+        if (crypto_sign_verify_detached(s.sig, (const uint8_t *)"m", 1, key->pub) != 0) {
+            __builtin_trap();
+        }
+    } else if (ns_ecdsa_verify(key->alg == NS_ALG_P256 ? NS_ECDSA_P256 : NS_ECDSA_SECP256K1,
+                               key->pub, s.digest, s.sig) != NS_OK) {
+        __builtin_trap();
+    }
+    ns_signkeys_free(k);
+    return 0;
+}

@@ -1,0 +1,228 @@
+/* Unit tests for signkeys (keys file v1, signing) and ecdsa (RFC 6979, low-S, recovery). */
+#include <sodium.h>
+#include <string.h>
+
+#include "codec.h"
+#include "ecdsa.h"
+#include "signkeys.h"
+#include "t.h"
+
+#define ED_SEED_B64 "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
+#define ED_PUB_HEX "79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664"
+#define RFC_D "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721"
+#define K1_ONE "0000000000000000000000000000000000000000000000000000000000000001"
+#define K1_GX "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+#define K1_GY "483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8"
+#define P256_N_MINUS_1 "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632550"
+#define P256_N "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"
+
+static const char GOOD[] =
+    "{\"version\":1,\"keys\":["
+    "{\"id\":\"payments\",\"algorithm\":\"ed25519\",\"private_key\":\"" ED_SEED_B64 "\"},"
+    "{\"id\":\"eth-hot\",\"algorithm\":\"ecdsa-secp256k1\",\"private_key\":\"" K1_ONE "\"},"
+    "{\"id\":\"api\",\"algorithm\":\"ecdsa-p256\",\"private_key\":\"" RFC_D "\"}]}\n";
+
+static ns_err load(ns_signkeys **k, const char *s)
+{
+    return ns_signkeys_load(k, (const uint8_t *)s, strlen(s));
+}
+
+static int hex_is(const uint8_t *p, size_t n, const char *hex)
+{
+    char buf[256];
+    return ns_hex_encode(buf, sizeof buf, p, n) == NS_OK && strcmp(buf, hex) == 0;
+}
+
+static void bad(const char *desc, const char *json, ns_err want, const char *needle)
+{
+    ns_signkeys *k = (ns_signkeys *)1;
+    ns_err e = load(&k, json);
+    CHECK(e == want && k == NULL && strstr(ns_err_msg(), needle) != NULL &&
+              strstr(ns_err_msg(), "AQIDBAUG") == NULL && strstr(ns_err_msg(), "c9afa9d8") == NULL,
+          "refused: %s (%s)", desc, ns_err_msg());
+}
+
+static void test_load(void)
+{
+    ns_signkeys *k = NULL;
+    CHECK(load(&k, GOOD) == NS_OK && k != NULL && k->count == 3, "load: 3 keys");
+    if (k == NULL) {
+        return;
+    }
+    CHECK(strcmp(k->keys[0].id, "api") == 0 && strcmp(k->keys[1].id, "eth-hot") == 0 &&
+              strcmp(k->keys[2].id, "payments") == 0,
+          "load: sorted by id");
+    const ns_signkey *ed = ns_signkeys_find(k, "payments");
+    CHECK(ed && ed->alg == NS_ALG_ED25519 && hex_is(ed->pub, 32, ED_PUB_HEX),
+          "load: ed25519 public key derived (cross-checked with python-cryptography)");
+    const ns_signkey *k1 = ns_signkeys_find(k, "eth-hot");
+    CHECK(k1 && k1->pub_len == 65 && k1->pub[0] == 4 && hex_is(k1->pub + 1, 32, K1_GX) &&
+              hex_is(k1->pub + 33, 32, K1_GY),
+          "load: secp256k1 d = 1 gives the generator");
+    CHECK(ns_signkeys_find(k, "nope") == NULL && ns_signkeys_find(k, "") == NULL,
+          "find: unknown ids");
+    uint8_t spki[96];
+    size_t n;
+    CHECK(ns_signkey_spki(ed, spki, sizeof spki, &n) == NS_OK && n == 44 && spki[0] == 0x30,
+          "spki: ed25519 is 44 bytes");
+    CHECK(ns_signkey_spki(k1, spki, sizeof spki, &n) == NS_OK && n == 88, "spki: secp256k1 88");
+    CHECK(ns_signkey_spki(ns_signkeys_find(k, "api"), spki, sizeof spki, &n) == NS_OK && n == 91,
+          "spki: p256 91");
+    CHECK_ERR(ns_signkey_spki(k1, spki, 80, &n), NS_E_TOO_BIG, "spki: small buffer");
+
+    /* The commitment does not depend on file order. */
+    static const char REORDERED[] =
+        "{\"keys\":["
+        "{\"algorithm\":\"ecdsa-p256\",\"private_key\":\"" RFC_D "\",\"id\":\"api\"},"
+        "{\"id\":\"payments\",\"algorithm\":\"ed25519\",\"private_key\":\"" ED_SEED_B64 "\"},"
+        "{\"id\":\"eth-hot\",\"algorithm\":\"ecdsa-secp256k1\",\"private_key\":\"" K1_ONE
+        "\"}],\"version\":1}";
+    ns_signkeys *k2 = NULL;
+    CHECK(load(&k2, REORDERED) == NS_OK &&
+              memcmp(ns_signkeys_commitment(k), ns_signkeys_commitment(k2), 32) == 0,
+          "commitment: independent of file order");
+    ns_signkeys_free(k2);
+    ns_signkeys_free(k);
+    ns_signkeys_free(NULL);
+}
+
+static void test_bad(void)
+{
+    bad("empty input", "", NS_E_PARSE, "not valid JSON");
+    bad("not an object", "[1]", NS_E_PARSE, "expected a JSON object");
+    bad("version 2", "{\"version\":2,\"keys\":[]}", NS_E_UNSUPPORTED, "must be 1");
+    bad("version as a string", "{\"version\":\"1\",\"keys\":[]}", NS_E_UNSUPPORTED, "must be 1");
+    bad("no keys", "{\"version\":1}", NS_E_PARSE, "must be an array");
+    bad("empty keys", "{\"version\":1,\"keys\":[]}", NS_E_PARSE, "empty");
+    bad("duplicate member", "{\"version\":1,\"version\":1,\"keys\":[]}", NS_E_PARSE,
+        "duplicate member");
+    bad("unknown member", "{\"version\":1,\"keys\":[],\"z\":0}", NS_E_PARSE, "unknown member");
+    bad("entry not an object", "{\"version\":1,\"keys\":[7]}", NS_E_PARSE, "keys[0]: expected");
+    bad("missing private_key",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"ed25519\"}]}", NS_E_PARSE,
+        "keys[0] (id \"a\"): \"private_key\" must be a string");
+    bad("bad id", "{\"version\":1,\"keys\":[{\"id\":\"a b\",\"algorithm\":\"ed25519\","
+                  "\"private_key\":\"" ED_SEED_B64 "\"}]}",
+        NS_E_PARSE, "id must be");
+    bad("empty id", "{\"version\":1,\"keys\":[{\"id\":\"\",\"algorithm\":\"ed25519\","
+                    "\"private_key\":\"" ED_SEED_B64 "\"}]}",
+        NS_E_PARSE, "id must be");
+    bad("duplicate id",
+        "{\"version\":1,\"keys\":["
+        "{\"id\":\"a\",\"algorithm\":\"ed25519\",\"private_key\":\"" ED_SEED_B64 "\"},"
+        "{\"id\":\"a\",\"algorithm\":\"ecdsa-p256\",\"private_key\":\"" RFC_D "\"}]}",
+        NS_E_PARSE, "keys[1]: duplicate id \"a\"");
+    bad("unknown algorithm", "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"rsa\","
+                             "\"private_key\":\"00\"}]}",
+        NS_E_PARSE, "unknown algorithm");
+    bad("ed25519 key not base64", "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":"
+                                  "\"ed25519\",\"private_key\":\"****\"}]}",
+        NS_E_PARSE, "must be base64");
+    bad("ed25519 key with whitespace", "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":"
+                                       "\"ed25519\",\"private_key\":\" " ED_SEED_B64 "\"}]}",
+        NS_E_PARSE, "must be base64");
+    bad("p256 scalar = n", "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"ecdsa-p256\","
+                           "\"private_key\":\"" P256_N "\"}]}",
+        NS_E_PARSE, "not a valid scalar");
+    bad("p256 scalar with 0x", "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":"
+                               "\"ecdsa-p256\",\"private_key\":\"0x" RFC_D "\"}]}",
+        NS_E_PARSE, "64 hex digits");
+    bad("p256 scalar not hex", "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":"
+                               "\"ecdsa-p256\",\"private_key\":\"zz" RFC_D "\"}]}",
+        NS_E_PARSE, "64 hex digits");
+    bad("trailing data", "{\"version\":1,\"keys\":[]} {}", NS_E_PARSE, "trailing data");
+    /* 65 keys */
+    static char many[65 * 120 + 64];
+    size_t o = (size_t)snprintf(many, sizeof many, "{\"version\":1,\"keys\":[");
+    for (int i = 0; i < 65; i++) {
+        o += (size_t)snprintf(many + o, sizeof many - o,
+                              "%s{\"id\":\"k%d\",\"algorithm\":\"ed25519\",\"private_key\":\"%s\"}",
+                              i ? "," : "", i, ED_SEED_B64);
+    }
+    snprintf(many + o, sizeof many - o, "]}");
+    bad("65 keys", many, NS_E_TOO_BIG, "at most 64");
+}
+
+static void test_sign(void)
+{
+    ns_signkeys *k = NULL;
+    if (load(&k, GOOD) != NS_OK) {
+        CHECK(0, "sign: load");
+        return;
+    }
+    ns_signature s;
+    const ns_signkey *ed = ns_signkeys_find(k, "payments");
+    CHECK(ns_signkey_sign(ed, (const uint8_t *)"hi", 2, 1, NULL, 0, &s) == NS_OK &&
+              s.sig_len == 64 && s.der_len == 0 &&
+              crypto_sign_verify_detached(s.sig, (const uint8_t *)"hi", 2, ed->pub) == 0,
+          "sign: ed25519 verifies");
+    uint8_t d32[32] = {1};
+    CHECK_ERR(ns_signkey_sign(ed, NULL, 0, 0, d32, 32, &s), NS_E_USAGE, "sign: ed25519 + digest");
+
+    /* RFC 6979 A.2.5: P-256, SHA-256, "sample"; s low-S normalised (n - s). */
+    const ns_signkey *p = ns_signkeys_find(k, "api");
+    CHECK(ns_signkey_sign(p, (const uint8_t *)"sample", 6, 1, NULL, 0, &s) == NS_OK &&
+              hex_is(s.sig, 32,
+                     "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716") &&
+              hex_is(s.sig + 32, 32,
+                     "0834e36ad29a83bf2bc9385e491d6099c8fdf9d1ed67aa7ea5f51f93782857a9"),
+          "sign: RFC 6979 A.2.5 vector, low-S");
+    CHECK(s.der_len >= 8 && s.der[0] == 0x30 && s.der[1] == s.der_len - 2, "sign: DER form");
+    CHECK(ns_ecdsa_verify(NS_ECDSA_P256, p->pub, s.digest, s.sig) == NS_OK, "sign: p256 verifies");
+    uint8_t rec[65];
+    CHECK(ns_ecdsa_recover(NS_ECDSA_P256, s.digest, s.sig, s.recid, rec) == NS_OK &&
+              memcmp(rec, p->pub, 65) == 0,
+          "sign: p256 recovery id recovers the key");
+    CHECK(ns_ecdsa_recover(NS_ECDSA_P256, s.digest, s.sig, !s.recid, rec) != NS_OK ||
+              memcmp(rec, p->pub, 65) != 0,
+          "sign: the other recovery id does not");
+    s.sig[40] ^= 1;
+    CHECK_ERR(ns_ecdsa_verify(NS_ECDSA_P256, p->pub, s.digest, s.sig), NS_E_AUTH,
+              "verify: a flipped bit fails");
+
+    const ns_signkey *k1 = ns_signkeys_find(k, "eth-hot");
+    int ids[2] = {0, 0};
+    for (int i = 0; i < 24; i++) {
+        d32[0] = (uint8_t)i;
+        if (ns_signkey_sign(k1, NULL, 0, 0, d32, 32, &s) != NS_OK) {
+            CHECK(0, "sign: secp256k1 digest %d", i);
+            continue;
+        }
+        ids[s.recid & 1]++;
+        uint8_t half_n[32];
+        size_t hn = 0;
+        if (ns_hex_decode(half_n, 32, &hn,
+                          "7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0",
+                          64) != NS_OK ||
+            ns_ecdsa_verify(NS_ECDSA_SECP256K1, k1->pub, d32, s.sig) != NS_OK ||
+            memcmp(s.sig + 32, half_n, 32) > 0 ||
+            ns_ecdsa_recover(NS_ECDSA_SECP256K1, d32, s.sig, s.recid, rec) != NS_OK ||
+            memcmp(rec, k1->pub, 65) != 0) {
+            CHECK(0, "sign: secp256k1 digest %d verifies, low-S, recovers", i);
+        }
+    }
+    CHECK(ids[0] > 0 && ids[1] > 0, "sign: secp256k1, 24 digests: verify, low-S, recover; both "
+                                    "recovery ids seen (%d/%d)",
+          ids[0], ids[1]);
+    CHECK_ERR(ns_signkey_sign(k1, NULL, 0, 0, d32, 31, &s), NS_E_USAGE, "sign: 31-byte digest");
+    CHECK_ERR(ns_signkey_sign(k1, NULL, 0, 0, NULL, 0, &s), NS_E_USAGE, "sign: no input");
+    CHECK_ERR(ns_ecdsa_recover(NS_ECDSA_SECP256K1, d32, s.sig, 2, rec), NS_E_USAGE,
+              "recover: id 2 refused");
+    uint8_t zero[64] = {0};
+    CHECK(ns_ecdsa_recover(NS_ECDSA_SECP256K1, d32, zero, 0, rec) != NS_OK,
+          "recover: r = s = 0 refused");
+    uint8_t d[32], pub[65];
+    size_t n;
+    CHECK(ns_hex_decode(d, 32, &n, P256_N_MINUS_1, 64) == NS_OK &&
+              ns_ecdsa_public(NS_ECDSA_P256, d, pub) == NS_OK,
+          "public: d = n - 1 is valid");
+    ns_signkeys_free(k);
+}
+
+int main(void)
+{
+    test_load();
+    test_bad();
+    test_sign();
+    T_DONE();
+}
