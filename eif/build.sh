@@ -13,11 +13,14 @@
 #           ramdisk[0] = AWS's init + nsm.ko, ramdisk[1] = rootfs/ + cmd + env, exactly the
 #           layout `nitro-cli build-enclave` makes; AWS's init runs /bin/enclave-entrypoint.
 #   nsign   any other kernel (KERNEL=..., e.g. the pinned Debian one): ramdisk[0] = mount points
-#           and the kernel modules in MODULES, ramdisk[1] = rootfs/ at /; the command line's
-#           rdinit=/bin/enclave-entrypoint makes nsign PID 1, so nsign and a kernel are enough.
+#           and the kernel modules in MODULES (at /NAME.ko), ramdisk[1] = rootfs/ at / plus
+#           /env (NSIGN_MODULES=/NAME.ko,... and the lines of ENCLAVE_ENV, read by PID 1); the
+#           command line's rdinit=/bin/enclave-entrypoint makes nsign PID 1, so nsign and a
+#           kernel are enough.
 #
 # Environment: KERNEL (default: eif/kernel.sh), CMDLINE (default: the blobs' cmdline, or
-# NSIGN_CMDLINE below), MODULES (space-separated .ko files, nsign layout), KERNEL_VERSION,
+# NSIGN_CMDLINE below), MODULES (space-separated .ko files, nsign layout), ENCLAVE_ENV (a file
+# of KEY=VALUE lines for enclave-entrypoint, nsign layout), KERNEL_VERSION,
 # IMAGE_NAME, IMAGE_VERSION, SOURCE_DATE_EPOCH (default 0: every mtime and the metadata time).
 # The output depends only on the nsign binary, the kernel, the modules and these variables.
 set -euo pipefail
@@ -63,9 +66,18 @@ if [ $layout = nitro ]; then
     appdir=$out/app
 else
     cmdline=${CMDLINE:-$NSIGN_CMDLINE}
-    for d in dev proc sys tmp run lib/modules; do mkdir -p "$out/bootstrap/$d"; done
-    for m in ${MODULES:-}; do cp "$m" "$out/bootstrap/lib/modules/"; done
-    appdir=$out/rootfs
+    for d in dev proc sys tmp run; do mkdir -p "$out/bootstrap/$d"; done
+    # Modules sit at the bootstrap's root; /env tells enclave-entrypoint (PID 1) which to load.
+    mods=
+    for m in ${MODULES:-}; do
+        cp "$m" "$out/bootstrap/$(basename "$m")"
+        mods=${mods:+$mods,}/$(basename "$m")
+    done
+    mkdir -p "$out/app"
+    cp -a "$out/rootfs/." "$out/app/"
+    { echo "NSIGN_MODULES=$mods"; if [ -n "${ENCLAVE_ENV:-}" ]; then cat "$ENCLAVE_ENV"; fi; } \
+        >"$out/app/env"
+    appdir=$out/app
 fi
 
 "$nsign" eif cpio "$out/bootstrap" -o "$out/bootstrap.cpio"

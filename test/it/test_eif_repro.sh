@@ -59,7 +59,18 @@ check "app ramdisk holds every applet link" test $missing = 0
 cpio -itv --quiet <"$tmp/a/out/app.cpio" | grep -q 'bin/enclave-entrypoint -> nsign'
 check "bin/enclave-entrypoint -> nsign" test $? = 0
 boot=$(cpio -it --quiet <"$tmp/a/out/bootstrap.cpio" | tr '\n' ' ')
-check "bootstrap ramdisk: mount points (got $boot)" test "$boot" = "dev lib lib/modules proc run sys tmp "
+check "bootstrap ramdisk: mount points (got $boot)" test "$boot" = "dev proc run sys tmp "
+mkdir "$tmp/env1" && (cd "$tmp/env1" && cpio -id --quiet env <"$tmp/a/out/app.cpio")
+check "app ramdisk: /env loads no modules by default" test "$(cat "$tmp/env1/env")" = "NSIGN_MODULES="
+printf 'fake-module' >"$tmp/vsock.ko"; printf 'fake-nsm' >"$tmp/nsm.ko"
+printf 'NSIGN_LOG=debug\n' >"$tmp/extra.env"
+(cd "$tmp/a" && KERNEL=$kernel MODULES="$tmp/nsm.ko $tmp/vsock.ko" ENCLAVE_ENV=$tmp/extra.env \
+    bash src/eif/build.sh mods "$NSIGN" >/dev/null 2>&1)
+boot=$(cpio -it --quiet <"$tmp/a/mods/bootstrap.cpio" | tr '\n' ' ')
+check "MODULES land at the bootstrap's root (got $boot)" test "$boot" = "dev nsm.ko proc run sys tmp vsock.ko "
+mkdir "$tmp/env2" && (cd "$tmp/env2" && cpio -id --quiet env <"$tmp/a/mods/app.cpio")
+check "/env names them for enclave-entrypoint, then ENCLAVE_ENV" \
+    test "$(cat "$tmp/env2/env")" = "$(printf 'NSIGN_MODULES=/nsm.ko,/vsock.ko\nNSIGN_LOG=debug')"
 grep -q 'rdinit=/bin/enclave-entrypoint' "$tmp/cmdline"
 check "default command line makes enclave-entrypoint PID 1" test $? = 0
 
