@@ -23,3 +23,22 @@ vm_require_nsign() {
         exit 1
     fi
 }
+
+# vm_run_guest SCRIPT [vm.sh OPTIONS...]: runs a guest script that prints TAP lines (with
+# /vm/tap.sh), with the peer tool at /bin/peer; echoes the guest's output and adds one line for
+# the harness's own verdict. Returns the guest's status.
+vm_run_guest() {
+    local script=$1 rc
+    shift
+    local peer
+    peer=$(vm_peer) || { fail "build test/vm/peer.c with musl-gcc"; return 1; }
+    "$VM" --script "$script" -f "$peer:/bin/peer" "$@" 2>"$VM_TMP/vm.err"
+    rc=$?
+    if [ "$rc" = 125 ]; then
+        fail "the VM returned a result (harness: $(head -1 "$VM_TMP/vm.err"))"
+        sed 's/^/# /' "$VM_TMP/vm.err"
+    else
+        check "the guest script exits 0 (status $rc)" test "$rc" = 0
+    fi
+    return "$rc"
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The VM harness itself: the guest boots the pinned kernel, loads the vsock loopback modules,
-# brings lo up, runs nsign, moves data over AF_VSOCK (CID 1) with an independent peer (test/vm/peer.c), and the
-# harness returns the guest's exit status, ignores a forged marker, and reports a timeout as
-# "no result" (125). Three boots, about 15 s under TCG.
+# brings lo up, runs nsign, moves data over AF_VSOCK (CID 1) with an independent endpoint
+# (test/vm/peer.c), and the harness returns the guest's exit status, ignores a forged marker,
+# and reports a timeout as "no result" (125). Three boots, about 15 s under TCG.
 . "$(dirname "$0")/../lib/tap.sh"
 . "$(dirname "$0")/lib.sh"
 vm_require_nsign

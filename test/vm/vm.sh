@@ -55,8 +55,9 @@ Options:
 
 Exit status: the guest's status; 125 when no result came back (boot failure, timeout, guest
 setup failure); 2 usage.
-Guest: PATH=/bin:/sbin:/vm/bin; busybox applets in /vm/bin; TAP helpers in /vm/tap.sh
-(ok, fail, check, check_fails, skip, tap_done); NSIGN=/bin/nsign; writable /work and /tmp.
+Guest: PATH=/bin:/sbin:/vm/bin; busybox applets in /vm/bin; NSIGN=/bin/nsign; writable /work
+and /tmp; `. /vm/guest.sh` loads the TAP helpers (ok, fail, check, check_fails, skip,
+tap_done) and wait_until, tcp_listening, show (test/vm/guest.sh).
 EOF
 }
 
@@ -186,8 +187,8 @@ end "exit=$?"
 EOF
 )
 bb_sum=$(sha256sum "$BUSYBOX" | cut -c1-64)
-key=$( (echo "$init_text"; echo "$bb_sum"; cat "${base_kos[@]}" "$ROOT/test/lib/tap.sh" |
-    sha256sum) | sha256sum | cut -c1-16)
+key=$( (echo "$init_text"; echo "$bb_sum"; cat "${base_kos[@]}" "$ROOT/test/lib/tap.sh" \
+    "$ROOT/test/vm/guest.sh" | sha256sum) | sha256sum | cut -c1-16)
 base=$CACHE/initramfs-base-$key.cpio
 if [ ! -f "$base" ]; then
     b=$work/base
@@ -199,6 +200,7 @@ if [ ! -f "$base" ]; then
     printf '%s\n' "$init_text" >"$b/vm/init"
     chmod 755 "$b/vm/init"
     cp "$ROOT/test/lib/tap.sh" "$b/vm/tap.sh"
+    cp "$ROOT/test/vm/guest.sh" "$b/vm/guest.sh"
     cp "${base_kos[@]}" "$b/vm/modules/"
     mkdir -p "$CACHE"
     mkcpio "$b" "$base.tmp.$$"
