@@ -44,6 +44,8 @@ static void usage(void)
            "  --idle-timeout S        close a connection idle both ways for S seconds\n"
            "                          (default 0 = never)\n"
            "  --connect-timeout S     give up connecting to CONNECT after S seconds (default %d)\n"
+           "  --no-splice             copy with read/write instead of splice(2) (the fallback\n"
+           "                          used where a socket family refuses splice)\n"
            "\n"
            "Logs one line per closed connection: from, to, up (client->target bytes), down\n"
            "(target->client bytes), ms, reason. Stops cleanly on SIGTERM/SIGINT.\n"
@@ -82,6 +84,7 @@ int bridge_main(int argc, char **argv)
         {"max-conns", required_argument, NULL, 'm'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"connect-timeout", required_argument, NULL, 'c'},
+        {"no-splice", no_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -120,6 +123,9 @@ int bridge_main(int argc, char **argv)
             if (parse_timeout("--connect-timeout", optarg, &cfg.connect_timeout_ms) != 0) {
                 return NS_EXIT_USAGE;
             }
+            break;
+        case 'n':
+            cfg.no_splice = 1;
             break;
         default:
             return ns_cli_usage_error("unknown option");

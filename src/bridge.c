@@ -100,6 +100,7 @@ struct ns_bridge {
     ns_addr allow[BRIDGE_MAX_ALLOW];
     size_t nallow;
     int max_conns, idle_ms, connect_ms;
+    int no_splice;
     int ep;
     conn *live, *dead;
     size_t nconns;
@@ -483,7 +484,8 @@ static void on_accept(ns_bridge *b, listener *l)
             c->s[i].c = c;
             c->d[i].pipe_r = c->d[i].pipe_w = -1;
             /* splice where both families allow it; the runtime fallback covers the rest */
-            c->d[i].copy = !ns_addr_can_splice(&p->listen) || !ns_addr_can_splice(&p->connect);
+            c->d[i].copy = b->no_splice || !ns_addr_can_splice(&p->listen) ||
+                           !ns_addr_can_splice(&p->connect);
         }
         c->s[0].fd = fd;
         c->s[1].fd = -1;
@@ -544,6 +546,7 @@ ns_err ns_bridge_listen(const ns_bridge_cfg *cfg, ns_bridge **out)
     }
     b->max_conns = cfg->max_conns > 0 ? cfg->max_conns : NS_BRIDGE_DEFAULT_MAX_CONNS;
     b->idle_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : 0;
+    b->no_splice = cfg->no_splice;
     b->connect_ms =
         cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : NS_BRIDGE_DEFAULT_CONNECT_TIMEOUT_MS;
     ns_err e = NS_OK;

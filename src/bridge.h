@@ -47,6 +47,7 @@ typedef struct {
     int max_conns;          /* concurrent connections over all pairs; <= 0: default */
     int idle_timeout_ms;    /* close a connection with no data either way for this long; <= 0: never */
     int connect_timeout_ms; /* <= 0: default */
+    int no_splice;          /* always read/write (the fallback path; for tests and debugging) */
 } ns_bridge_cfg;
 
 typedef struct ns_bridge ns_bridge;
