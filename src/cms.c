@@ -111,6 +111,12 @@ static int ber_at_end(const ber_cont *k)
     return ns_cur_left(k->c) >= 2 && k->c->p[k->c->pos] == 0 && k->c->p[k->c->pos + 1] == 0;
 }
 
+/* Whether the container has another element and its identifier octet is tag. */
+static int ber_next_is(const ber_cont *k, uint8_t tag)
+{
+    return !ber_at_end(k) && ns_cur_left(k->c) > 0 && k->c->p[k->c->pos] == tag;
+}
+
 static ns_err ber_leave(ber_cont *k, const char *what)
 {
     ENSURE(ber_at_end(k), NS_E_PARSE, "cms: %s: unexpected element at offset %zu", what,
@@ -195,13 +201,13 @@ static ns_err oaep_params(ber_cont *alg)
     ENSURE(!ber_at_end(alg), NS_E_UNSUPPORTED,
            "cms: RSAES-OAEP without parameters means SHA-1; KMS uses SHA-256");
     GUARD(ber_enter(alg, 0x30, &prm, "RSAES-OAEP parameters"));
-    if (!ber_at_end(&prm) && prm.c->p[prm.c->pos] == 0xa0) {
+    if (ber_next_is(&prm, 0xa0)) {
         GUARD(ber_enter(&prm, 0xa0, &t, "OAEP hashAlgorithm"));
         GUARD(alg_sha256(&t, "OAEP hash algorithm"));
         GUARD(ber_leave(&t, "OAEP hashAlgorithm"));
         hash_seen = 1;
     }
-    if (!ber_at_end(&prm) && prm.c->p[prm.c->pos] == 0xa1) {
+    if (ber_next_is(&prm, 0xa1)) {
         GUARD(ber_enter(&prm, 0xa1, &t, "OAEP maskGenAlgorithm"));
         GUARD(ber_enter(&t, 0x30, &mgf, "OAEP maskGenAlgorithm"));
         GUARD(ber_oid(&mgf, OID_MGF1, sizeof OID_MGF1, "OAEP mask generation function"));
@@ -210,7 +216,7 @@ static ns_err oaep_params(ber_cont *alg)
         GUARD(ber_leave(&t, "OAEP maskGenAlgorithm"));
         mgf_seen = 1;
     }
-    if (!ber_at_end(&prm) && prm.c->p[prm.c->pos] == 0xa2) {
+    if (ber_next_is(&prm, 0xa2)) {
         ber_cont ps;
         const uint8_t *p = NULL;
         size_t n = 0;
@@ -293,7 +299,7 @@ ns_err ns_cms_parse(ns_cms_env *e, const uint8_t *ber, size_t n)
     GUARD(ber_enter(&explicit0, 0x30, &env, "EnvelopedData"));
     GUARD(ber_small_int(&env, &version, "EnvelopedData version"));
     ENSURE(version <= 2, NS_E_UNSUPPORTED, "cms: EnvelopedData version %u", version);
-    ENSURE(!ber_at_end(&env) && env.c->p[env.c->pos] == 0x31, NS_E_UNSUPPORTED,
+    ENSURE(ber_next_is(&env, 0x31), NS_E_UNSUPPORTED,
            "cms: originatorInfo is not supported");
     GUARD(ber_enter(&env, 0x31, &rinfos, "recipientInfos"));
     GUARD(ber_enter(&rinfos, 0x30, &ktri, "KeyTransRecipientInfo"));
@@ -302,7 +308,8 @@ ns_err ns_cms_parse(ns_cms_env *e, const uint8_t *ber, size_t n)
            "cms: KeyTransRecipientInfo version %u", version);
     {
         size_t at = ktri.c->pos;
-        ENSURE(!ber_at_end(&ktri), NS_E_PARSE, "cms: recipient identifier missing");
+        ENSURE(!ber_at_end(&ktri) && ns_cur_left(ktri.c) > 0, NS_E_PARSE,
+               "cms: recipient identifier missing");
         uint8_t t = ktri.c->p[at];
         if (t == 0x80) {
             GUARD(ber_prim(&ktri, 0x80, &e->rid, &e->rid_len, "subjectKeyIdentifier"));
@@ -345,7 +352,7 @@ ns_err ns_cms_parse(ns_cms_env *e, const uint8_t *ber, size_t n)
            "cms: AES-CBC content of %zu bytes is not a positive multiple of 16",
            e->ciphertext_len);
     GUARD(ber_leave(&eci, "EncryptedContentInfo"));
-    if (!ber_at_end(&env) && env.c->p[env.c->pos] == 0xa1) {
+    if (ber_next_is(&env, 0xa1)) {
         GUARD(ber_skip(env.c)); /* unprotectedAttrs: not needed to decrypt */
     }
     GUARD(ber_leave(&env, "EnvelopedData"));
