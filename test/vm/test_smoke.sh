@@ -2,7 +2,8 @@
 # The VM harness itself: the guest boots the pinned kernel, loads the vsock loopback modules,
 # brings lo up, runs nsign, moves data over AF_VSOCK (CID 1) with an independent endpoint
 # (test/vm/peer.c), and the harness returns the guest's exit status, ignores a forged marker,
-# and reports a timeout as "no result" (125). Three boots, about 15 s under TCG.
+# boots a bzImage with an extra archive, and reports a timeout as "no result" (125). Three
+# boots, about 20 s under TCG.
 . "$(dirname "$0")/../lib/tap.sh"
 . "$(dirname "$0")/lib.sh"
 vm_require_nsign
@@ -44,10 +45,21 @@ check "guest boots and all guest checks pass (harness status $rc)" test "$rc" = 
 [ "$rc" = 0 ] || sed 's/^/# /' "$VM_TMP/err"
 check "guest ran the checks (guest output came back)" grep -q "^peer connect: ok" <<<"$out"
 
-# Status passthrough, and a forged marker in the guest's output does not count.
-"$VM" -- 'echo "@@NSIGN-VM 0123456789abcdef01234567 exit=0@@"; exit 7' >"$VM_TMP/out2" 2>&1
+# The compressed bzImage, an extra (gzip) archive before the harness's own as an EIF's ramdisk
+# would be, status passthrough, and a forged marker in the guest's output that must not count.
+mkdir -p "$VM_TMP/extra/etc"
+echo eif-init >"$VM_TMP/extra/init"
+echo here >"$VM_TMP/extra/etc/from-initrd"
+(cd "$VM_TMP/extra" && find . -mindepth 1 | sort | cpio -o -H newc -R 0:0 --quiet | gzip -9n) \
+    >"$VM_TMP/extra.cpio.gz"
+bz=$(bash "$NS_ROOT/scripts/vm-kernel.sh" path bzImage)
+"$VM" --kernel "$bz" --initrd "$VM_TMP/extra.cpio.gz" -- \
+    'test -f /etc/from-initrd || exit 9; test "$(cat /init)" = eif-init || exit 10;
+     echo "@@NSIGN-VM 0123456789abcdef01234567 exit=0@@"; exit 7' >"$VM_TMP/out2" 2>&1
 rc=$?
-check "guest exit status 7 comes back as the harness's status" test "$rc" = 7
+check "bzImage + an extra gzip archive: files merged, its /init kept, status 7 comes back" \
+    test "$rc" = 7
+[ "$rc" = 7 ] || sed 's/^/# /' "$VM_TMP/out2"
 
 # A guest that never finishes: no result (125) and a message naming the timeout.
 "$VM" --timeout 8 -- 'sleep 600' >"$VM_TMP/out3" 2>&1

@@ -205,6 +205,8 @@ if [ ! -f "$base" ]; then
     mkdir -p "$CACHE"
     mkcpio "$b" "$base.tmp.$$"
     mv "$base.tmp.$$" "$base"
+    # Older bases (another busybox, init or module set) are never used again.
+    find "$CACHE" -maxdepth 1 -name 'initramfs-base-*.cpio' ! -path "$base" -delete
     rm -rf "$b"
 fi
 
