@@ -96,7 +96,8 @@ def tls_material():
 def start_nsm(name, *extra):
     sock = os.path.join(tmp, name + ".sock")
     p = subprocess.Popen([PY, os.path.join(HERE, "fakes", "nsm_fake.py"), "--socket", sock,
-                          "--ca-dir", os.path.join(tmp, "nsmca-" + name)] + list(extra))
+                          "--ca-dir", os.path.join(tmp, "nsmca-" + name),
+                          "--log", os.path.join(tmp, name + ".json")] + list(extra))
     procs.append(p)
     if not wait_file(sock, p):
         return None
@@ -255,7 +256,30 @@ def main():
     check(r.returncode == 1 and b"ThrottlingException" in r.stderr and len(dec) == 3,
           "persistent throttling gives up after AWS_MAX_ATTEMPTS", r.stderr)
 
-    # 7. usage
+    # 7. the NSM saw a fresh RSA-2048 public key each time (ephemeral)
+    with open(os.path.join(tmp, "nsm.json")) as f:
+        keys = [x["public_key"] for x in json.load(f) if x["kind"] == "Attestation"]
+    check(len(keys) >= 2 and all(len(k) == 2 * 294 and k.startswith("30820122") for k in keys),
+          "attestation requests carry a 294-byte RSA-2048 SubjectPublicKeyInfo")
+    check(len(set(keys)) == len(keys), "a new key for every run")
+
+    # 8. credentials from --creds FILE (the seed's JSON document); expired ones refused
+    cj = os.path.join(tmp, "creds.json")
+    exp = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1))
+    with open(cj, "w") as f:
+        json.dump({"AccessKeyId": AKID, "SecretAccessKey": SECRET, "Token": TOKEN,
+                   "Expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ")}, f)
+    env = dict(base_env, AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="", AWS_SESSION_TOKEN="")
+    r = run(ctx_args + ["--creds", cj, ctfile], env)
+    check(r.returncode == 0 and r.stdout == secret, "--creds FILE", r.stderr)
+    with open(cj, "w") as f:
+        json.dump({"AccessKeyId": AKID, "SecretAccessKey": SECRET, "Token": TOKEN,
+                   "Expiration": "2020-01-01T00:00:00Z"}, f)
+    r = run(ctx_args + ["--creds", cj, ctfile], env)
+    check(r.returncode == 1 and b"expired" in r.stderr.lower() and r.stdout == b"",
+          "expired --creds refused", r.stderr)
+
+    # 9. usage
     r = run(["--encryption-context", "novalue", ctfile], base_env)
     check(r.returncode == 2, "malformed --encryption-context is a usage error")
     r = run(["--creds", "-"], base_env, stdin=b"")

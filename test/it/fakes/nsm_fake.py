@@ -159,11 +159,11 @@ def main():
                 resp, kind = {"Error": "InputTooLarge"}, "too-large"
             else:
                 resp, kind = handle(raw, chain, args, log)
-            conn.sendall(cbor2.dumps(resp))
-            if args.log:
+            if args.log:  # before answering, so a client that got its answer sees the log
                 with open(args.log + ".tmp", "w") as f:
                     json.dump(log, f)
                 os.rename(args.log + ".tmp", args.log)
+            conn.sendall(cbor2.dumps(resp))
         except Exception as e:  # one bad client must not stop the fake
             print("nsm_fake: %s" % e, file=sys.stderr)
         finally:
