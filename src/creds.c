@@ -435,6 +435,10 @@ static ns_err copy_field(char *dst, size_t cap, const ns_buf *src, const char *w
 {
     ENSURE(src->len < cap, NS_E_TOO_BIG, "credentials: %s is longer than %zu bytes", what,
            cap - 1);
+    if (src->len == 0) {
+        dst[0] = '\0';
+        return NS_OK;
+    }
     ENSURE(memchr(src->data, '\0', src->len) == NULL, NS_E_PARSE,
            "credentials: %s contains a NUL byte", what);
     memcpy(dst, src->data, src->len);

@@ -206,6 +206,9 @@ static void xml_tag(const ns_buf *b, const char *tag, char *out, size_t cap)
     snprintf(open, sizeof open, "<%s>", tag);
     snprintf(close, sizeof close, "</%s>", tag);
     out[0] = '\0';
+    if (b->len == 0) {
+        return;
+    }
     const uint8_t *s = memmem(b->data, b->len, open, strlen(open));
     if (s == NULL) {
         return;
