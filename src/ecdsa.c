@@ -1,19 +1,21 @@
 /*
  * ecdsa: deterministic ECDSA with low-S and recovery ids on mbedtls 2.28 (see ecdsa.h).
  *
- * Recovery (SEC 1 v2, 4.1.6): R = (r, y) with y's parity = recid (both curves have p = 3 mod 4,
- * so y = (x^3 + ax + b)^((p+1)/4)), Q = r^-1 (sR - eG). The id is found by recovering with
- * id 0 and comparing with the known public key; R.x >= n (ids 2 and 3) has probability about
- * 2^-128 on these curves and is reported as an error rather than silently mishandled.
+ * The recovery id comes from R itself during signing (see ns_ecdsa_sign). Recovery (SEC 1 v2,
+ * 4.1.6) is for tests and clients: R = (r, y) with y's parity = recid (both curves have
+ * p = 3 mod 4, so y = (x^3 + ax + b)^((p+1)/4)), Q = r^-1 (sR - eG). R.x >= n (ids 2 and 3) has
+ * probability about 2^-128 on these curves and is reported as an error, never mishandled.
  */
 #include "ecdsa.h"
 
 #include <mbedtls/asn1write.h>
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
+#include <mbedtls/hmac_drbg.h>
 #include <string.h>
 
 #include "rng.h"
+#include "secret.h"
 
 /* One group per curve per thread: mbedtls caches the generator's comb table in the group. */
 static __thread mbedtls_ecp_group tl_grp[2];
@@ -123,14 +125,6 @@ out:
     return rv;
 }
 
-static int point_is(mbedtls_ecp_group *g, const mbedtls_ecp_point *q, const uint8_t pub[65])
-{
-    uint8_t buf[65];
-    size_t olen = 0;
-    return mbedtls_ecp_point_write_binary(g, q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, buf, 65) == 0 &&
-           olen == 65 && memcmp(buf, pub, 65) == 0;
-}
-
 static ns_err write_der(const mbedtls_mpi *r, const mbedtls_mpi *s, uint8_t der[72], size_t *len)
 {
     uint8_t buf[80];
@@ -163,56 +157,88 @@ fail:
     BAIL(NS_E_CRYPTO, "ecdsa: cannot encode the DER signature");
 }
 
-ns_err ns_ecdsa_sign(ns_ecdsa_curve curve, const uint8_t dbytes[32], const uint8_t pub[65],
-                     const uint8_t digest[32], uint8_t sig[64], uint8_t der[72], size_t *der_len,
-                     int *recid)
+/*
+ * RFC 6979 signing written out (rather than mbedtls_ecdsa_sign_det_ext) so that R is in hand:
+ * its y parity is the recovery id, for free. The nonce derivation is mbedtls's own: HMAC_DRBG
+ * (SHA-256) seeded with int2octets(d) || bits2octets(h), k drawn by mbedtls_ecp_gen_privkey,
+ * so signatures are bit-identical to mbedtls_ecdsa_sign_det_ext (the RFC 6979 vectors in the
+ * unit tests check this). As in mbedtls, the inversion is blinded: s = t(e + rd) / (kt).
+ */
+ns_err ns_ecdsa_sign(ns_ecdsa_curve curve, const uint8_t dbytes[32], const uint8_t digest[32],
+                     uint8_t sig[64], uint8_t der[72], size_t *der_len, int *recid)
 {
     mbedtls_ecp_group *g;
     GUARD(group(curve, &g));
-    mbedtls_mpi d, r, s, half;
-    mbedtls_ecp_point q;
-    mbedtls_mpi_init(&d), mbedtls_mpi_init(&r), mbedtls_mpi_init(&s), mbedtls_mpi_init(&half);
-    mbedtls_ecp_point_init(&q);
-    ns_err rc = NS_OK;
-    int rv = mbedtls_mpi_read_binary(&d, dbytes, 32);
-    if (rv == 0) {
-        rv = mbedtls_ecdsa_sign_det_ext(g, &r, &s, &d, digest, 32, MBEDTLS_MD_SHA256,
-                                        ns_rng_mbedtls, NULL);
-    }
-    mbedtls_mpi_free(&d); /* zeroes the scalar */
-    if (rv == 0) {
-        rv = mbedtls_mpi_copy(&half, &g->N);
-    }
-    if (rv == 0) {
-        rv = mbedtls_mpi_shift_r(&half, 1);
-    }
-    if (rv == 0 && mbedtls_mpi_cmp_mpi(&s, &half) > 0) {
-        rv = mbedtls_mpi_sub_mpi(&s, &g->N, &s);
-    }
-    if (rv == 0) {
-        rv = mbedtls_mpi_write_binary(&r, sig, 32);
-    }
-    if (rv == 0) {
-        rv = mbedtls_mpi_write_binary(&s, sig + 32, 32);
-    }
-    if (rv != 0) {
-        rc = ns_fail(NS_E_CRYPTO, "ecdsa: signing failed (mbedtls -0x%04x)", -rv);
-        goto out;
-    }
-    *recid = -1;
-    for (int id = 0; id < 2 && *recid < 0; id++) {
-        if (recover_point(g, digest, &r, &s, id, &q) == 0 && point_is(g, &q, pub)) {
-            *recid = id;
+    mbedtls_mpi d, e, k, t, r, s, half;
+    mbedtls_ecp_point rp;
+    mbedtls_hmac_drbg_context drbg;
+    uint8_t seed[64];
+    int rv, id = 0;
+    mbedtls_mpi_init(&d), mbedtls_mpi_init(&e), mbedtls_mpi_init(&k), mbedtls_mpi_init(&t);
+    mbedtls_mpi_init(&r), mbedtls_mpi_init(&s), mbedtls_mpi_init(&half);
+    mbedtls_ecp_point_init(&rp);
+    mbedtls_hmac_drbg_init(&drbg);
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        if ((rv = (x)) != 0) {                                                                     \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+    TRY(mbedtls_mpi_read_binary(&d, dbytes, 32));
+    TRY(digest_mpi(g, digest, &e));
+    memcpy(seed, dbytes, 32);
+    TRY(mbedtls_mpi_write_binary(&e, seed + 32, 32));
+    TRY(mbedtls_hmac_drbg_seed_buf(&drbg, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), seed, 64));
+    for (int tries = 0;; tries++) {
+        if (tries > 10) {
+            rv = MBEDTLS_ERR_ECP_RANDOM_FAILED;
+            goto out;
+        }
+        TRY(mbedtls_ecp_gen_privkey(g, &k, mbedtls_hmac_drbg_random, &drbg));
+        TRY(mbedtls_ecp_mul(g, &rp, &k, &g->G, ns_rng_mbedtls, NULL));
+        TRY(mbedtls_mpi_mod_mpi(&r, &rp.X, &g->N));
+        if (mbedtls_mpi_cmp_int(&r, 0) == 0) {
+            continue;
+        }
+        id = (int)mbedtls_mpi_get_bit(&rp.Y, 0) | (mbedtls_mpi_cmp_mpi(&rp.X, &g->N) >= 0 ? 2 : 0);
+        TRY(mbedtls_ecp_gen_privkey(g, &t, ns_rng_mbedtls, NULL));
+        TRY(mbedtls_mpi_mul_mpi(&s, &r, &d));
+        TRY(mbedtls_mpi_add_mpi(&s, &e, &s));
+        TRY(mbedtls_mpi_mul_mpi(&s, &s, &t));
+        TRY(mbedtls_mpi_mul_mpi(&k, &k, &t));
+        TRY(mbedtls_mpi_mod_mpi(&k, &k, &g->N));
+        TRY(mbedtls_mpi_inv_mod(&k, &k, &g->N));
+        TRY(mbedtls_mpi_mul_mpi(&s, &s, &k));
+        TRY(mbedtls_mpi_mod_mpi(&s, &s, &g->N));
+        if (mbedtls_mpi_cmp_int(&s, 0) != 0) {
+            break;
         }
     }
-    if (*recid < 0) {
-        rc = ns_fail(NS_E_CRYPTO, "ecdsa: no recovery id reproduces the public key");
-        goto out;
+    /* low-S: s and n - s both verify; negating s mirrors R, flipping the y parity */
+    TRY(mbedtls_mpi_copy(&half, &g->N));
+    TRY(mbedtls_mpi_shift_r(&half, 1));
+    if (mbedtls_mpi_cmp_mpi(&s, &half) > 0) {
+        TRY(mbedtls_mpi_sub_mpi(&s, &g->N, &s));
+        id ^= 1;
     }
-    rc = write_der(&r, &s, der, der_len);
+    TRY(mbedtls_mpi_write_binary(&r, sig, 32));
+    TRY(mbedtls_mpi_write_binary(&s, sig + 32, 32));
+#undef TRY
 out:
+    ns_wipe(seed, sizeof seed);
+    mbedtls_hmac_drbg_free(&drbg);
+    mbedtls_mpi_free(&d), mbedtls_mpi_free(&e), mbedtls_mpi_free(&k), mbedtls_mpi_free(&t);
+    mbedtls_ecp_point_free(&rp);
+    ns_err rc = NS_OK;
+    if (rv != 0) {
+        rc = ns_fail(NS_E_CRYPTO, "ecdsa: signing failed (mbedtls -0x%04x)", -rv);
+    } else if (id > 1) {
+        rc = ns_fail(NS_E_CRYPTO, "ecdsa: R.x >= n (probability ~2^-128): no 0/1 recovery id");
+    } else {
+        *recid = id;
+        rc = write_der(&r, &s, der, der_len);
+    }
     mbedtls_mpi_free(&r), mbedtls_mpi_free(&s), mbedtls_mpi_free(&half);
-    mbedtls_ecp_point_free(&q);
     return rc;
 }
 

@@ -30,10 +30,9 @@ ns_err ns_ecdsa_public(ns_ecdsa_curve curve, const uint8_t d[NS_ECDSA_SCALAR_LEN
 
 /*
  * Signs a 32-byte digest: sig = r || s with s <= n/2, der = the same as ECDSA-Sig-Value,
- * *recid = 0 or 1. pub is the key's public point (used to compute the recovery id).
+ * *recid = 0 or 1 (the y parity of R, after low-S normalisation).
  */
 ns_err ns_ecdsa_sign(ns_ecdsa_curve curve, const uint8_t d[NS_ECDSA_SCALAR_LEN],
-                     const uint8_t pub[NS_ECDSA_PUB_LEN],
                      const uint8_t digest[NS_ECDSA_DIGEST_LEN], uint8_t sig[NS_ECDSA_SIG_LEN],
                      uint8_t der[NS_ECDSA_DER_MAX], size_t *der_len, int *recid) NS_MUST_CHECK;
 

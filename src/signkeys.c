@@ -326,7 +326,7 @@ ns_err ns_signkey_sign(const ns_signkey *key, const uint8_t *msg, size_t msg_len
     }
     out->has_digest = 1;
     GUARD(ns_ecdsa_sign(key->alg == NS_ALG_P256 ? NS_ECDSA_P256 : NS_ECDSA_SECP256K1, key->priv,
-                        key->pub, out->digest, out->sig, out->der, &out->der_len, &out->recid));
+                        out->digest, out->sig, out->der, &out->der_len, &out->recid));
     out->sig_len = 64;
     return NS_OK;
 }

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# bench/sign.sh [BUILD_DIR]: sign-service throughput and latency against the raw signer, in one
+# run. For Ed25519 and secp256k1 (and P-256):
+#   (a) raw signatures/s on all cores with the exact call the service makes per request;
+#   (b) h2load driving nsign.v1.Signer/Sign at 64 concurrent streams (4 connections x 16).
+# Prints RPS, p50/p99 latency (from h2load's per-request log) and RPS/raw. Goals from the issue:
+# ratio >= 0.5, p99 <= 5 ms. For secp256k1 it also measures libsecp256k1 (recoverable signing)
+# when libsecp256k1-dev is installed, to show what mbedtls's generic ECP code costs.
+# Env: SECONDS_PER_RUN (default 10), STREAMS (64), CONNS (4), THREADS (cores).
+# Not a test: no pass/fail, numbers only. Needs h2load (nghttp2-client) and /usr/bin/python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+O=${1:-build}
+DUR=${SECONDS_PER_RUN:-10}
+STREAMS=${STREAMS:-64}
+CONNS=${CONNS:-4}
+CORES=$(nproc)
+THREADS=${THREADS:-$CORES}
+NSIGN=$O/nsign
+PY=/usr/bin/python3
+command -v h2load >/dev/null || { echo "bench/sign.sh: h2load missing: apt-get install nghttp2-client" >&2; exit 1; }
+[ -x "$NSIGN" ] || { echo "bench/sign.sh: $NSIGN missing: run make O=$O" >&2; exit 1; }
+work=$(mktemp -d /tmp/nsign-bench-sign.XXXXXX)
+srv=
+cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+# The raw signer, linked against the same libraries as the binary.
+musl-gcc -std=c11 -D_GNU_SOURCE -O2 -Isrc -Ibuild/deps/include -o "$work/sign_raw" bench/sign_raw.c \
+    "$O/libnsign.a" -Lbuild/deps/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsodium -lcjson \
+    -lprotobuf-nanopb -lpthread -static
+have_ref=0
+if [ -f /usr/include/secp256k1_recovery.h ]; then
+    gcc -O2 -o "$work/sign_ref" bench/sign_ref_secp256k1.c -lsecp256k1 -lpthread && have_ref=1
+fi
+
+# Keys and framed requests.
+"$PY" - "$work" <<'PYEOF'
+import json, os, subprocess, sys
+w = sys.argv[1]
+json.dump({"version": 1, "keys": [
+    {"id": "ed25519", "algorithm": "ed25519", "private_key": "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="},
+    {"id": "secp256k1", "algorithm": "ecdsa-secp256k1", "private_key": "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"},
+    {"id": "p256", "algorithm": "ecdsa-p256", "private_key": "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721"}]},
+    open(os.path.join(w, "keys.json"), "w"))
+subprocess.run(["protoc", "-Iproto", "--python_out=" + w, "nsign.proto"], check=True)
+sys.path.insert(0, w)
+import nsign_pb2 as pb
+for kid in ("ed25519", "secp256k1", "p256"):
+    m = pb.SignRequest(key_id=kid, message=b"benchmark message, 32 bytes ...").SerializeToString()
+    open(os.path.join(w, kid + ".req"), "wb").write(b"\0" + len(m).to_bytes(4, "big") + m)
+PYEOF
+
+port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$NSIGN" sign-service --keys "$work/keys.json" --listen "tcp:127.0.0.1:$port" 2>"$work/server.log" &
+srv=$!
+for _ in $(seq 100); do grep -q "serving addr=" "$work/server.log" && break; sleep 0.1; done
+grep -q "serving addr=" "$work/server.log" || { cat "$work/server.log"; exit 1; }
+
+echo "sign-service benchmark: $CORES cores, $DUR s per run, $STREAMS concurrent streams ($CONNS connections), server threads = cores"
+printf '%-10s %12s %12s %10s %9s %9s %8s\n' alg raw/s rpc/s ratio p50_ms p99_ms errors
+for alg in ed25519 secp256k1 p256; do
+    raw=$("$work/sign_raw" "$alg" "$THREADS" "$DUR")
+    # Sanity: one call answered with grpc-status 0 before timing anything.
+    curl -s --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' \
+        --data-binary @"$work/$alg.req" -D "$work/hdr" -o /dev/null "http://127.0.0.1:$port/nsign.v1.Signer/Sign"
+    grep -qi '^grpc-status: 0' "$work/hdr" || { echo "bench: Sign $alg did not return OK"; cat "$work/hdr"; exit 1; }
+    rm -f "$work/h2load.log"
+    h2load -D "$DUR" -c "$CONNS" -m $((STREAMS / CONNS)) -t 1 --warm-up-time=1 \
+        -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/$alg.req" \
+        --log-file="$work/h2load.log" "http://127.0.0.1:$port/nsign.v1.Signer/Sign" >"$work/h2load.out" 2>&1 || true
+    "$PY" - "$work/h2load.out" "$work/h2load.log" "$raw" "$alg" <<'PYEOF'
+import re, sys
+out = open(sys.argv[1]).read()
+raw = float(sys.argv[3])
+m = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", out)
+rps = float(m.group(3)) if m else 0.0
+m2 = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+errs = int(m2.group(2)) + int(m2.group(3)) if m2 else -1
+lat = sorted(int(l.split()[2]) for l in open(sys.argv[2]) if l.strip())
+p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000.0 if lat else float("nan")
+print("%-10s %12.0f %12.0f %10.2f %9.2f %9.2f %8d" % (sys.argv[4], raw, rps, rps / raw if raw else 0, p(0.50), p(0.99), errs))
+PYEOF
+done
+if [ $have_ref = 1 ]; then
+    ref=$("$work/sign_ref" "$THREADS" "$DUR")
+    ours=$("$work/sign_raw" secp256k1 "$THREADS" "$DUR")
+    printf 'secp256k1 raw: mbedtls (RFC 6979 + low-S + recovery id) %s/s, libsecp256k1 (recoverable) %s/s, ratio %s\n' \
+        "$ours" "$ref" "$("$PY" -c "print('%.2f' % ($ours / $ref))")"
+else
+    echo "secp256k1 reference: libsecp256k1-dev not installed (apt-get install libsecp256k1-dev)"
+fi
