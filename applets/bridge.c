@@ -102,8 +102,7 @@ int bridge_main(int argc, char **argv)
         switch (c) {
         case 'a':
             if (cfg.nallow >= NS_BRIDGE_MAX_PAIRS) {
-                return ns_cli_usage_error("too many --allow entries (max %d)",
-                                          NS_BRIDGE_MAX_PAIRS);
+                return ns_cli_usage_error("too many --allow entries (max %d)", NS_BRIDGE_MAX_PAIRS);
             }
             allow[cfg.nallow++] = optarg;
             break;

@@ -315,8 +315,8 @@ static ns_err dir_drain(conn *c, int i, int *progress)
     dir *d = &c->d[i];
     int dst = c->s[1 - i].fd;
     if (d->inpipe > 0) {
-        ssize_t n = splice(d->pipe_r, NULL, dst, NULL, d->inpipe,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        ssize_t n =
+            splice(d->pipe_r, NULL, dst, NULL, d->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
             d->inpipe -= (size_t)n;
             d->bytes += (uint64_t)n;
@@ -484,8 +484,8 @@ static void on_accept(ns_bridge *b, listener *l)
             c->s[i].c = c;
             c->d[i].pipe_r = c->d[i].pipe_w = -1;
             /* splice where both families allow it; the runtime fallback covers the rest */
-            c->d[i].copy = b->no_splice || !ns_addr_can_splice(&p->listen) ||
-                           !ns_addr_can_splice(&p->connect);
+            c->d[i].copy =
+                b->no_splice || !ns_addr_can_splice(&p->listen) || !ns_addr_can_splice(&p->connect);
         }
         c->s[0].fd = fd;
         c->s[1].fd = -1;
@@ -547,8 +547,8 @@ ns_err ns_bridge_listen(const ns_bridge_cfg *cfg, ns_bridge **out)
     b->max_conns = cfg->max_conns > 0 ? cfg->max_conns : NS_BRIDGE_DEFAULT_MAX_CONNS;
     b->idle_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : 0;
     b->no_splice = cfg->no_splice;
-    b->connect_ms =
-        cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : NS_BRIDGE_DEFAULT_CONNECT_TIMEOUT_MS;
+    b->connect_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms
+                                                : NS_BRIDGE_DEFAULT_CONNECT_TIMEOUT_MS;
     ns_err e = NS_OK;
     for (size_t i = 0; i < cfg->nallow && e == NS_OK; i++) {
         e = parse_allow(&b->allow[i], cfg->allow[i]);

@@ -44,8 +44,8 @@ typedef struct {
     /* Allowed connect targets: "HOST:PORT" (tcp) or a full address; NULL/0 = no allow-list. */
     const char *const *allow;
     size_t nallow;
-    int max_conns;          /* concurrent connections over all pairs; <= 0: default */
-    int idle_timeout_ms;    /* close a connection with no data either way for this long; <= 0: never */
+    int max_conns;       /* concurrent connections over all pairs; <= 0: default */
+    int idle_timeout_ms; /* close a connection with no data either way for this long; <= 0: never */
     int connect_timeout_ms; /* <= 0: default */
     int no_splice;          /* always read/write (the fallback path; for tests and debugging) */
 } ns_bridge_cfg;

@@ -42,8 +42,8 @@ ns_err ns_frame_header_parse(ns_frame_header *h, const uint8_t *p, size_t n, uin
     const uint8_t *magic;
     uint8_t version, r0, r1, r2;
     ns_cur_init(&c, p, n);
-    ENSURE(n >= NS_FRAME_HEADER_LEN, NS_E_TRUNCATED, "frame header truncated: %zu of %d bytes",
-           n, NS_FRAME_HEADER_LEN);
+    ENSURE(n >= NS_FRAME_HEADER_LEN, NS_E_TRUNCATED, "frame header truncated: %zu of %d bytes", n,
+           NS_FRAME_HEADER_LEN);
     GUARD(ns_cur_slice(&c, &magic, 4));
     ENSURE(memcmp(magic, NS_FRAME_MAGIC, 4) == 0, NS_E_PROTO,
            "not an nsign frame (bad magic): is the sender vsock-push?");
@@ -175,8 +175,8 @@ static ns_err recv_full(int fd, uint8_t *p, size_t n, int64_t deadline, const ch
     while (off < n) {
         size_t got;
         GUARD(recv_some(fd, p + off, n - off, deadline, &got, what));
-        ENSURE(got > 0, NS_E_TRUNCATED, "connection closed after %zu of %zu bytes while %s", off,
-               n, what);
+        ENSURE(got > 0, NS_E_TRUNCATED, "connection closed after %zu of %zu bytes while %s", off, n,
+               what);
         off += got;
     }
     return NS_OK;
@@ -198,8 +198,8 @@ static void sleep_ms(int ms)
  * One attempt on a connected fd. *retry is set when the frame may be sent again: the
  * connection ended before any status byte arrived.
  */
-static ns_err send_once(int fd, const uint8_t hdr[NS_FRAME_HEADER_LEN], const uint8_t *p,
-                        size_t n, int64_t deadline, int *retry)
+static ns_err send_once(int fd, const uint8_t hdr[NS_FRAME_HEADER_LEN], const uint8_t *p, size_t n,
+                        int64_t deadline, int *retry)
 {
     *retry = 0;
     ns_set_nonblock(fd, 1);

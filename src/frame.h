@@ -65,8 +65,7 @@ uint8_t ns_frame_status_for(ns_err e);
 /* Human text of a status byte. */
 const char *ns_frame_status_str(uint8_t st);
 /* SHA-256 of p. */
-ns_err ns_frame_digest(uint8_t out[NS_FRAME_DIGEST_LEN], const uint8_t *p,
-                       size_t n) NS_MUST_CHECK;
+ns_err ns_frame_digest(uint8_t out[NS_FRAME_DIGEST_LEN], const uint8_t *p, size_t n) NS_MUST_CHECK;
 
 /*
  * Sends p as one frame to `to`, retrying the connection every retry_interval_ms until

@@ -95,8 +95,7 @@ int main(void)
     CHECK_ERR(read_frame(frame, sizeof frame, 1024, &out), NS_E_AUTH, "corrupted payload");
     frame[NS_FRAME_HEADER_LEN + 1] ^= 1;
     ns_buf_reset(&out);
-    CHECK_ERR(read_frame(frame, sizeof frame - 1, 1024, &out), NS_E_TRUNCATED,
-              "truncated payload");
+    CHECK_ERR(read_frame(frame, sizeof frame - 1, 1024, &out), NS_E_TRUNCATED, "truncated payload");
     ns_buf_reset(&out);
     CHECK_ERR(read_frame(frame, 20, 1024, &out), NS_E_TRUNCATED, "truncated header");
     ns_buf_reset(&out);
