@@ -101,8 +101,9 @@ static ns_err get_creds(ns_creds **c, const char *path)
         return rc;
     }
     if (ns_nsm_available()) {
-        BAIL(NS_E_NOT_FOUND, "no AWS credentials: pass --creds FILE|- or set AWS_ACCESS_KEY_ID, "
-                             "AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (an enclave has no IMDS)");
+        BAIL(NS_E_NOT_FOUND,
+             "no AWS credentials: pass --creds FILE|- or set AWS_ACCESS_KEY_ID, "
+             "AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (an enclave has no IMDS)");
     }
     ns_imds m;
     GUARD(ns_imds_init(&m, NULL));

@@ -42,28 +42,33 @@ ns_err ns_cbor_head(ns_cur *c, ns_cbor_item *it)
         ENSURE(v > 0xffffffffu || it->major == NS_CBOR_SIMPLE, NS_E_PARSE,
                "cbor: non-minimal head at offset %zu", it->start);
     } else if (it->ai == 31) {
-        BAIL(NS_E_UNSUPPORTED, "cbor: indefinite length at offset %zu is not accepted",
-             it->start);
+        BAIL(NS_E_UNSUPPORTED, "cbor: indefinite length at offset %zu is not accepted", it->start);
     } else {
-        BAIL(NS_E_PARSE, "cbor: reserved additional information %u at offset %zu",
-             (unsigned)it->ai, it->start);
+        BAIL(NS_E_PARSE, "cbor: reserved additional information %u at offset %zu", (unsigned)it->ai,
+             it->start);
     }
     it->val = v;
     size_t left = ns_cur_left(c);
     switch (it->major) {
     case NS_CBOR_BSTR:
     case NS_CBOR_TSTR:
-        ENSURE(v <= left, NS_E_TRUNCATED, "cbor: string of %llu bytes at offset %zu runs past "
-               "the end (%zu left)", (unsigned long long)v, it->start, left);
+        ENSURE(v <= left, NS_E_TRUNCATED,
+               "cbor: string of %llu bytes at offset %zu runs past "
+               "the end (%zu left)",
+               (unsigned long long)v, it->start, left);
         GUARD(ns_cur_slice(c, &it->data, (size_t)v));
         break;
     case NS_CBOR_ARRAY:
-        ENSURE(v <= left, NS_E_TRUNCATED, "cbor: array of %llu items at offset %zu cannot fit "
-               "in %zu bytes", (unsigned long long)v, it->start, left);
+        ENSURE(v <= left, NS_E_TRUNCATED,
+               "cbor: array of %llu items at offset %zu cannot fit "
+               "in %zu bytes",
+               (unsigned long long)v, it->start, left);
         break;
     case NS_CBOR_MAP:
-        ENSURE(v <= left / 2, NS_E_TRUNCATED, "cbor: map of %llu pairs at offset %zu cannot "
-               "fit in %zu bytes", (unsigned long long)v, it->start, left);
+        ENSURE(v <= left / 2, NS_E_TRUNCATED,
+               "cbor: map of %llu pairs at offset %zu cannot "
+               "fit in %zu bytes",
+               (unsigned long long)v, it->start, left);
         break;
     default:
         break;
@@ -94,21 +99,21 @@ ns_err ns_cbor_skip(ns_cur *c)
 
 static const char *major_name(ns_cbor_major m)
 {
-    static const char *const names[] = {"unsigned integer", "negative integer", "byte string",
-                                        "text string", "array", "map", "tag", "simple value"};
+    static const char *const names[] = {
+        "unsigned integer", "negative integer", "byte string", "text string", "array", "map", "tag",
+        "simple value"};
     return names[m & 7];
 }
 
 ns_err ns_cbor_expect(ns_cur *c, ns_cbor_major major, ns_cbor_item *it, const char *what)
 {
     GUARD(ns_cbor_head(c, it));
-    ENSURE(it->major == major, NS_E_PARSE, "cbor: %s: expected a %s, got a %s at offset %zu",
-           what, major_name(major), major_name(it->major), it->start);
+    ENSURE(it->major == major, NS_E_PARSE, "cbor: %s: expected a %s, got a %s at offset %zu", what,
+           major_name(major), major_name(it->major), it->start);
     return NS_OK;
 }
 
-ns_err ns_cbor_bstr_or_null(ns_cur *c, const uint8_t **p, size_t *n, int *is_null,
-                            const char *what)
+ns_err ns_cbor_bstr_or_null(ns_cur *c, const uint8_t **p, size_t *n, int *is_null, const char *what)
 {
     ns_cbor_item it;
     GUARD(ns_cbor_head(c, &it));

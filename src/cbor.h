@@ -48,8 +48,8 @@ ns_err ns_cbor_head(ns_cur *c, ns_cbor_item *it) NS_MUST_CHECK;
 /* Skips one complete item (nested arrays, maps, tags), iteratively. */
 ns_err ns_cbor_skip(ns_cur *c) NS_MUST_CHECK;
 /* Reads a head that must have the given major type (what names the field for the message). */
-ns_err ns_cbor_expect(ns_cur *c, ns_cbor_major major, ns_cbor_item *it, const char *what)
-    NS_MUST_CHECK;
+ns_err ns_cbor_expect(ns_cur *c, ns_cbor_major major, ns_cbor_item *it,
+                      const char *what) NS_MUST_CHECK;
 /* Reads a byte string, or null when allow_null (then *p = NULL, *n = 0, *is_null = 1). */
 ns_err ns_cbor_bstr_or_null(ns_cur *c, const uint8_t **p, size_t *n, int *is_null,
                             const char *what) NS_MUST_CHECK;

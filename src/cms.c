@@ -61,8 +61,10 @@ static ns_err ber_hdr_read(ns_cur *c, ber_hdr *h)
     if (b < 0x80) {
         h->len = b;
     } else if (b == 0x80) {
-        ENSURE(h->tag & 0x20, NS_E_PARSE, "cms: indefinite length on a primitive element at "
-                                          "offset %zu", h->start);
+        ENSURE(h->tag & 0x20, NS_E_PARSE,
+               "cms: indefinite length on a primitive element at "
+               "offset %zu",
+               h->start);
         h->indef = 1;
         h->len = 0;
         return NS_OK;
@@ -76,8 +78,10 @@ static ns_err ber_hdr_read(ns_cur *c, ber_hdr *h)
         }
         h->len = len;
     }
-    ENSURE(h->len <= ns_cur_left(c), NS_E_TRUNCATED, "cms: element at offset %zu claims %zu "
-           "bytes, %zu left", h->start, h->len, ns_cur_left(c));
+    ENSURE(h->len <= ns_cur_left(c), NS_E_TRUNCATED,
+           "cms: element at offset %zu claims %zu "
+           "bytes, %zu left",
+           h->start, h->len, ns_cur_left(c));
     return NS_OK;
 }
 
@@ -85,8 +89,8 @@ static ns_err ber_enter_cur(ns_cur *c, uint8_t tag, ber_cont *k, const char *wha
 {
     ber_hdr h;
     GUARD(ber_hdr_read(c, &h));
-    ENSURE(h.tag == tag, NS_E_PARSE, "cms: %s: expected tag 0x%02x, got 0x%02x at offset %zu",
-           what, tag, h.tag, h.start);
+    ENSURE(h.tag == tag, NS_E_PARSE, "cms: %s: expected tag 0x%02x, got 0x%02x at offset %zu", what,
+           tag, h.tag, h.start);
     ENSURE(tag & 0x20, NS_E_INTERNAL, "cms: %s is not constructed", what);
     k->indef = h.indef;
     if (h.indef) {
@@ -119,8 +123,7 @@ static int ber_next_is(const ber_cont *k, uint8_t tag)
 
 static ns_err ber_leave(ber_cont *k, const char *what)
 {
-    ENSURE(ber_at_end(k), NS_E_PARSE, "cms: %s: unexpected element at offset %zu", what,
-           k->c->pos);
+    ENSURE(ber_at_end(k), NS_E_PARSE, "cms: %s: unexpected element at offset %zu", what, k->c->pos);
     if (k->indef) {
         GUARD(ns_cur_skip(k->c, 2));
     }
@@ -131,8 +134,10 @@ static ns_err ber_prim(ber_cont *k, uint8_t tag, const uint8_t **p, size_t *n, c
 {
     ber_hdr h;
     GUARD(ber_hdr_read(k->c, &h));
-    ENSURE(h.tag == tag && !h.indef, NS_E_PARSE, "cms: %s: expected tag 0x%02x, got 0x%02x at "
-           "offset %zu", what, tag, h.tag, h.start);
+    ENSURE(h.tag == tag && !h.indef, NS_E_PARSE,
+           "cms: %s: expected tag 0x%02x, got 0x%02x at "
+           "offset %zu",
+           what, tag, h.tag, h.start);
     *n = h.len;
     return ns_cur_slice(k->c, p, h.len);
 }
@@ -252,8 +257,10 @@ static ns_err content_walk(const uint8_t *p, size_t n, size_t *used, chunk_fn fn
         *used = c.pos;
         return NS_OK;
     }
-    ENSURE(h.tag == 0xa0, NS_E_PARSE, "cms: encryptedContent: expected tag 0x80 or 0xa0, got "
-           "0x%02x", h.tag);
+    ENSURE(h.tag == 0xa0, NS_E_PARSE,
+           "cms: encryptedContent: expected tag 0x80 or 0xa0, got "
+           "0x%02x",
+           h.tag);
     ber_cont k;
     ns_cur sub;
     k.indef = h.indef;
@@ -299,13 +306,12 @@ ns_err ns_cms_parse(ns_cms_env *e, const uint8_t *ber, size_t n)
     GUARD(ber_enter(&explicit0, 0x30, &env, "EnvelopedData"));
     GUARD(ber_small_int(&env, &version, "EnvelopedData version"));
     ENSURE(version <= 2, NS_E_UNSUPPORTED, "cms: EnvelopedData version %u", version);
-    ENSURE(ber_next_is(&env, 0x31), NS_E_UNSUPPORTED,
-           "cms: originatorInfo is not supported");
+    ENSURE(ber_next_is(&env, 0x31), NS_E_UNSUPPORTED, "cms: originatorInfo is not supported");
     GUARD(ber_enter(&env, 0x31, &rinfos, "recipientInfos"));
     GUARD(ber_enter(&rinfos, 0x30, &ktri, "KeyTransRecipientInfo"));
     GUARD(ber_small_int(&ktri, &version, "KeyTransRecipientInfo version"));
-    ENSURE(version == 0 || version == 2, NS_E_UNSUPPORTED,
-           "cms: KeyTransRecipientInfo version %u", version);
+    ENSURE(version == 0 || version == 2, NS_E_UNSUPPORTED, "cms: KeyTransRecipientInfo version %u",
+           version);
     {
         size_t at = ktri.c->pos;
         ENSURE(!ber_at_end(&ktri) && ns_cur_left(ktri.c) > 0, NS_E_PARSE,
@@ -338,8 +344,9 @@ ns_err ns_cms_parse(ns_cms_env *e, const uint8_t *ber, size_t n)
     ENSURE(pn == sizeof e->iv, NS_E_PARSE, "cms: AES-CBC IV of %zu bytes", pn);
     memcpy(e->iv, p, pn);
     GUARD(ber_leave(&calg, "contentEncryptionAlgorithm"));
-    ENSURE(!ber_at_end(&eci), NS_E_PARSE, "cms: no encryptedContent (detached content is not "
-                                          "supported)");
+    ENSURE(!ber_at_end(&eci), NS_E_PARSE,
+           "cms: no encryptedContent (detached content is not "
+           "supported)");
     {
         size_t used = 0, total = 0;
         e->content = eci.c->p + eci.c->pos;
@@ -349,8 +356,7 @@ ns_err ns_cms_parse(ns_cms_env *e, const uint8_t *ber, size_t n)
         e->ciphertext_len = total;
     }
     ENSURE(e->ciphertext_len > 0 && e->ciphertext_len % 16 == 0, NS_E_PARSE,
-           "cms: AES-CBC content of %zu bytes is not a positive multiple of 16",
-           e->ciphertext_len);
+           "cms: AES-CBC content of %zu bytes is not a positive multiple of 16", e->ciphertext_len);
     GUARD(ber_leave(&eci, "EncryptedContentInfo"));
     if (ber_next_is(&env, 0xa1)) {
         GUARD(ber_skip(env.c)); /* unprotectedAttrs: not needed to decrypt */
@@ -371,8 +377,8 @@ ns_err ns_cms_key_generate(ns_cms_key **out)
     ENSURE(k != NULL, NS_E_NOMEM, "cms: out of memory");
     mbedtls_pk_init(&k->pk);
     if (mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)) != 0 ||
-        mbedtls_rsa_gen_key(mbedtls_pk_rsa(k->pk), ns_rng_mbedtls, NULL, NS_CMS_RSA_BITS,
-                            65537) != 0) {
+        mbedtls_rsa_gen_key(mbedtls_pk_rsa(k->pk), ns_rng_mbedtls, NULL, NS_CMS_RSA_BITS, 65537) !=
+            0) {
         ns_cms_key_free(k);
         BAIL(NS_E_CRYPTO, "cms: RSA-%d key generation failed", NS_CMS_RSA_BITS);
     }

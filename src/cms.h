@@ -24,10 +24,10 @@
 #include "buf.h"
 #include "err.h"
 
-#define NS_CMS_MAX (1u << 20)     /* a CiphertextForRecipient (KMS plaintexts are <= 4 KiB) */
-#define NS_CMS_BER_DEPTH 16       /* nesting of indefinite-length elements */
+#define NS_CMS_MAX (1u << 20) /* a CiphertextForRecipient (KMS plaintexts are <= 4 KiB) */
+#define NS_CMS_BER_DEPTH 16   /* nesting of indefinite-length elements */
 #define NS_CMS_RSA_BITS 2048
-#define NS_CMS_SPKI_MAX 600       /* DER SubjectPublicKeyInfo of an RSA-2048 key: 294 bytes */
+#define NS_CMS_SPKI_MAX 600 /* DER SubjectPublicKeyInfo of an RSA-2048 key: 294 bytes */
 
 /* An RSA private key (mbedtls), wiped on free. */
 typedef struct ns_cms_key ns_cms_key;
@@ -37,8 +37,7 @@ ns_err ns_cms_key_generate(ns_cms_key **k) NS_MUST_CHECK;
 /* Loads a PEM/DER private key (tests). */
 ns_err ns_cms_key_parse(ns_cms_key **k, const uint8_t *key, size_t n) NS_MUST_CHECK;
 /* DER SubjectPublicKeyInfo of the key, what the NSM binds into the attestation document. */
-ns_err ns_cms_key_spki(const ns_cms_key *k, uint8_t *out, size_t cap, size_t *len)
-    NS_MUST_CHECK;
+ns_err ns_cms_key_spki(const ns_cms_key *k, uint8_t *out, size_t cap, size_t *len) NS_MUST_CHECK;
 void ns_cms_key_free(ns_cms_key *k);
 
 typedef struct {
@@ -59,7 +58,6 @@ ns_err ns_cms_parse(ns_cms_env *e, const uint8_t *ber, size_t n) NS_MUST_CHECK;
  * Decrypts: RSA-OAEP-SHA256 unwrap of the content key, AES-256-CBC over the chunks, PKCS#7
  * padding check. out must be a secret buffer; on failure it is reset (wiped).
  */
-ns_err ns_cms_decrypt(ns_buf *out, const ns_cms_key *k, const uint8_t *ber, size_t n)
-    NS_MUST_CHECK;
+ns_err ns_cms_decrypt(ns_buf *out, const ns_cms_key *k, const uint8_t *ber, size_t n) NS_MUST_CHECK;
 
 #endif

@@ -49,7 +49,8 @@ ns_err ns_cose_sign1_parse(ns_cose_sign1 *s, const uint8_t *p, size_t n)
             GUARD(ns_cbor_head(&h, &k));
             if (k.major == NS_CBOR_UINT && k.val == 1) {
                 GUARD(ns_cbor_head(&h, &v));
-                ENSURE(!alg_seen && v.major == NS_CBOR_NINT && v.val == (uint64_t)(-1 - COSE_ALG_ES384),
+                ENSURE(!alg_seen && v.major == NS_CBOR_NINT &&
+                           v.val == (uint64_t)(-1 - COSE_ALG_ES384),
                        NS_E_UNSUPPORTED, "cose: algorithm is not ES384 (-35)");
                 alg_seen = 1;
             } else {
@@ -184,13 +185,17 @@ ns_err ns_att_doc_parse(ns_att_doc *d, const uint8_t *payload, size_t n)
         } else if (ns_cbor_tstr_eq(&k, "pcrs")) {
             ENSURE(!have_pcrs, NS_E_PARSE, "attestation document: duplicate pcrs");
             GUARD(ns_cbor_expect(&c, NS_CBOR_MAP, &it, "pcrs"));
-            ENSURE(it.val <= NS_ATT_PCR_MAX, NS_E_TOO_BIG, "attestation document: %llu PCRs "
-                   "(max %d)", (unsigned long long)it.val, NS_ATT_PCR_MAX);
+            ENSURE(it.val <= NS_ATT_PCR_MAX, NS_E_TOO_BIG,
+                   "attestation document: %llu PCRs "
+                   "(max %d)",
+                   (unsigned long long)it.val, NS_ATT_PCR_MAX);
             for (uint64_t j = 0; j < it.val; j++) {
                 ns_cbor_item idx;
                 GUARD(ns_cbor_expect(&c, NS_CBOR_UINT, &idx, "PCR index"));
-                ENSURE(idx.val < NS_ATT_PCR_MAX, NS_E_PARSE, "attestation document: PCR "
-                       "index %llu out of range", (unsigned long long)idx.val);
+                ENSURE(idx.val < NS_ATT_PCR_MAX, NS_E_PARSE,
+                       "attestation document: PCR "
+                       "index %llu out of range",
+                       (unsigned long long)idx.val);
                 GUARD(bytes_field(&c, &d->pcr[idx.val], 0, NS_ATT_PCR_LEN_MAX, "PCR"));
                 if (idx.val + 1 > d->npcr) {
                     d->npcr = (size_t)idx.val + 1;
@@ -205,9 +210,10 @@ ns_err ns_att_doc_parse(ns_att_doc *d, const uint8_t *payload, size_t n)
             if (!(it.major == NS_CBOR_SIMPLE && it.ai == NS_CBOR_NULL)) {
                 ENSURE(it.major == NS_CBOR_ARRAY, NS_E_PARSE,
                        "attestation document: cabundle is not an array");
-                ENSURE(it.val <= NS_ATT_CABUNDLE_MAX, NS_E_TOO_BIG, "attestation document: "
-                       "cabundle has %llu certificates (max %d)", (unsigned long long)it.val,
-                       NS_ATT_CABUNDLE_MAX);
+                ENSURE(it.val <= NS_ATT_CABUNDLE_MAX, NS_E_TOO_BIG,
+                       "attestation document: "
+                       "cabundle has %llu certificates (max %d)",
+                       (unsigned long long)it.val, NS_ATT_CABUNDLE_MAX);
                 for (uint64_t j = 0; j < it.val; j++) {
                     GUARD(bytes_field(&c, &d->cabundle[j], 0, NS_ATT_DOC_MAX, "cabundle entry"));
                 }
@@ -226,8 +232,9 @@ ns_err ns_att_doc_parse(ns_att_doc *d, const uint8_t *payload, size_t n)
     }
     ENSURE(ns_cur_left(&c) == 0, NS_E_PARSE, "attestation document: trailing bytes");
     ENSURE(d->module_id.present && have_ts && have_pcrs && d->certificate.present && have_cab,
-           NS_E_PARSE, "attestation document: a required field (module_id, timestamp, pcrs, "
-                       "certificate, cabundle) is missing");
+           NS_E_PARSE,
+           "attestation document: a required field (module_id, timestamp, pcrs, "
+           "certificate, cabundle) is missing");
     ENSURE(d->digest.present && d->digest.len == 6 && memcmp(d->digest.p, "SHA384", 6) == 0,
            NS_E_UNSUPPORTED, "attestation document: digest is not SHA384");
     return NS_OK;
@@ -272,8 +279,9 @@ ns_err ns_att_verify(ns_att_doc *d, const uint8_t *cose, size_t n, const uint8_t
     ns_err rc = NS_OK;
     GUARD(ns_cose_sign1_parse(&s, cose, n));
     GUARD(ns_att_doc_parse(d, s.payload, s.payload_len));
-    ENSURE(d->ncabundle >= 1, NS_E_AUTH, "attestation document has no cabundle: it cannot "
-                                         "chain to a trusted root");
+    ENSURE(d->ncabundle >= 1, NS_E_AUTH,
+           "attestation document has no cabundle: it cannot "
+           "chain to a trusted root");
     mbedtls_x509_crt_init(&chain);
     mbedtls_x509_crt_init(&root);
     if (mbedtls_x509_crt_parse_der(&root, root_der, root_len) != 0) {
@@ -305,8 +313,9 @@ ns_err ns_att_verify(ns_att_doc *d, const uint8_t *cose, size_t n, const uint8_t
                 *q = (q[1] ? ';' : 0);
             }
         }
-        rc = ns_fail(NS_E_AUTH, "attestation: the certificate chain does not verify against "
-                                "the trusted root%s: %s",
+        rc = ns_fail(NS_E_AUTH,
+                     "attestation: the certificate chain does not verify against "
+                     "the trusted root%s: %s",
                      v.out_of_validity ? " at the document time" : "", info);
         goto out;
     }

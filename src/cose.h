@@ -22,11 +22,11 @@
 #include "err.h"
 
 #define NS_COSE_ES384_SIG_LEN 96
-#define NS_ATT_PCR_MAX 32      /* the NSM has 32 PCRs (real documents list 16) */
-#define NS_ATT_PCR_LEN_MAX 64  /* SHA-384: 48; allow SHA-512 */
-#define NS_ATT_CABUNDLE_MAX 8  /* real chains: root, regional, zonal, instance */
-#define NS_ATT_FIELD_MAX 1024  /* public_key, user_data, nonce */
-#define NS_ATT_DOC_MAX 16384   /* whole COSE_Sign1 */
+#define NS_ATT_PCR_MAX 32     /* the NSM has 32 PCRs (real documents list 16) */
+#define NS_ATT_PCR_LEN_MAX 64 /* SHA-384: 48; allow SHA-512 */
+#define NS_ATT_CABUNDLE_MAX 8 /* real chains: root, regional, zonal, instance */
+#define NS_ATT_FIELD_MAX 1024 /* public_key, user_data, nonce */
+#define NS_ATT_DOC_MAX 16384  /* whole COSE_Sign1 */
 
 typedef struct {
     const uint8_t *protected_hdr; /* bstr contents */
@@ -60,8 +60,8 @@ typedef struct {
 /* Parses the COSE_Sign1 structure (ES384 only). */
 ns_err ns_cose_sign1_parse(ns_cose_sign1 *s, const uint8_t *p, size_t n) NS_MUST_CHECK;
 /* Verifies the ES384 signature with the public key of a DER certificate. NS_E_AUTH if wrong. */
-ns_err ns_cose_sign1_verify(const ns_cose_sign1 *s, const uint8_t *cert_der, size_t cert_len)
-    NS_MUST_CHECK;
+ns_err ns_cose_sign1_verify(const ns_cose_sign1 *s, const uint8_t *cert_der,
+                            size_t cert_len) NS_MUST_CHECK;
 /* Parses the attestation document payload. Required fields must be present and typed. */
 ns_err ns_att_doc_parse(ns_att_doc *d, const uint8_t *payload, size_t n) NS_MUST_CHECK;
 /*

@@ -69,9 +69,8 @@ ns_err ns_kms_decrypt_body(ns_buf *out, const ns_kms_decrypt_req *req, const uin
                    "kms: encryption context '%s' is not KEY=VALUE", kv);
             for (size_t j = 0; j < i; j++) {
                 const char *o = req->context_kv[j];
-                ENSURE(!(strncmp(o, kv, (size_t)(eq - kv)) == 0 && o[eq - kv] == '='),
-                       NS_E_USAGE, "kms: encryption context key '%.*s' given twice",
-                       (int)(eq - kv), kv);
+                ENSURE(!(strncmp(o, kv, (size_t)(eq - kv)) == 0 && o[eq - kv] == '='), NS_E_USAGE,
+                       "kms: encryption context key '%.*s' given twice", (int)(eq - kv), kv);
             }
             if (i > 0) {
                 GUARD(ns_buf_append_u8(out, ','));
@@ -108,27 +107,37 @@ ns_err ns_kms_error(int status, const char *code, const char *msg)
 {
     const char *m = msg[0] ? msg : "(no message)";
     if (strcmp(code, "AccessDeniedException") == 0) {
-        BAIL(NS_E_DENIED, "KMS denied Decrypt (AccessDeniedException: %s): check the key policy "
-                          "grants kms:Decrypt to this role and that kms:RecipientAttestation "
-                          "conditions match this enclave's measurements (a debug-mode enclave "
-                          "has all-zero PCRs)", m);
+        BAIL(NS_E_DENIED,
+             "KMS denied Decrypt (AccessDeniedException: %s): check the key policy "
+             "grants kms:Decrypt to this role and that kms:RecipientAttestation "
+             "conditions match this enclave's measurements (a debug-mode enclave "
+             "has all-zero PCRs)",
+             m);
     }
     if (strcmp(code, "InvalidCiphertextException") == 0) {
-        BAIL(NS_E_AUTH, "KMS rejected the ciphertext (InvalidCiphertextException: %s): check "
-                        "that it is a KMS ciphertext blob and that --encryption-context matches "
-                        "the one used to encrypt", m);
+        BAIL(NS_E_AUTH,
+             "KMS rejected the ciphertext (InvalidCiphertextException: %s): check "
+             "that it is a KMS ciphertext blob and that --encryption-context matches "
+             "the one used to encrypt",
+             m);
     }
     if (strcmp(code, "IncorrectKeyException") == 0) {
-        BAIL(NS_E_NO_MATCH, "KMS says the ciphertext was not encrypted under the given key "
-                            "(IncorrectKeyException: %s): check --key-id", m);
+        BAIL(NS_E_NO_MATCH,
+             "KMS says the ciphertext was not encrypted under the given key "
+             "(IncorrectKeyException: %s): check --key-id",
+             m);
     }
     if (strcmp(code, "ThrottlingException") == 0) {
-        BAIL(NS_E_REMOTE, "KMS kept throttling Decrypt after retries (ThrottlingException: %s): "
-                          "lower the request rate or raise the KMS quota", m);
+        BAIL(NS_E_REMOTE,
+             "KMS kept throttling Decrypt after retries (ThrottlingException: %s): "
+             "lower the request rate or raise the KMS quota",
+             m);
     }
     if (strcmp(code, "NotFoundException") == 0) {
-        BAIL(NS_E_NOT_FOUND, "KMS key not found (NotFoundException: %s): check --key-id and "
-                             "the region", m);
+        BAIL(NS_E_NOT_FOUND,
+             "KMS key not found (NotFoundException: %s): check --key-id and "
+             "the region",
+             m);
     }
     if (strcmp(code, "DisabledException") == 0 || strcmp(code, "KMSInvalidStateException") == 0) {
         BAIL(NS_E_REMOTE, "the KMS key cannot be used now (%s: %s)", code, m);
@@ -148,8 +157,8 @@ static ns_err json_b64_member(const ns_buf *resp, const char *key, ns_buf *out)
     ns_buf_init_secret(&s, NS_KMS_RESP_MAX);
     GUARD_GOTO(ns_json_get_string(resp->data, resp->len, key, &s), rc, out);
     GUARD_GOTO(ns_buf_reserve(out, ns_b64_dec_max(s.len)), rc, out);
-    rc = ns_b64_decode(out->data + out->len, ns_b64_dec_max(s.len), &n, (const char *)s.data,
-                       s.len, NS_B64_PAD);
+    rc = ns_b64_decode(out->data + out->len, ns_b64_dec_max(s.len), &n, (const char *)s.data, s.len,
+                       NS_B64_PAD);
     if (rc != NS_OK) {
         rc = ns_fail(NS_E_PROTO, "kms: %s in the response is not base64", key);
         goto out;

@@ -30,16 +30,16 @@
 #define NS_KMS_RESP_MAX (64 * 1024) /* response JSON */
 
 typedef struct {
-    const char *region;           /* NULL: AWS_REGION / AWS_DEFAULT_REGION / us-east-1 */
-    const char *endpoint;         /* NULL: AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL / default */
-    const ns_addr *proxy;         /* NULL: direct; else e.g. vsock:3:5000 (TLS runs through it) */
-    const char *key_id;           /* NULL: let KMS find the key from the ciphertext */
+    const char *region;            /* NULL: AWS_REGION / AWS_DEFAULT_REGION / us-east-1 */
+    const char *endpoint;          /* NULL: AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL / default */
+    const ns_addr *proxy;          /* NULL: direct; else e.g. vsock:3:5000 (TLS runs through it) */
+    const char *key_id;            /* NULL: let KMS find the key from the ciphertext */
     const char *const *context_kv; /* "K=V" strings (split at the first '=') */
     size_t ncontext;
     const char *const *grant_tokens;
     size_t ngrant;
-    int attest;                   /* 1: NSM + Recipient; 0: plain Decrypt */
-    const char *ca_bundle;        /* NULL: AWS_CA_BUNDLE / embedded roots */
+    int attest;            /* 1: NSM + Recipient; 0: plain Decrypt */
+    const char *ca_bundle; /* NULL: AWS_CA_BUNDLE / embedded roots */
 } ns_kms_decrypt_req;
 
 /* plaintext: caller-initialised (ns_buf_init_secret, max >= NS_KMS_PLAINTEXT_MAX). */

@@ -55,8 +55,10 @@ static ns_err exchange_unix(const char *spec, const uint8_t *req, size_t req_len
     int fd = -1;
     ns_err rc;
     GUARD(ns_addr_parse(&a, spec));
-    ENSURE(a.kind == NS_ADDR_UNIX, NS_E_USAGE, "NSM_DEVICE=%s: only unix:PATH is supported "
-                                                "(the real device is %s)", spec, NSM_DEV_PATH);
+    ENSURE(a.kind == NS_ADDR_UNIX, NS_E_USAGE,
+           "NSM_DEVICE=%s: only unix:PATH is supported "
+           "(the real device is %s)",
+           spec, NSM_DEV_PATH);
     rc = ns_addr_connect(&a, NSM_UNIX_TIMEOUT_MS, &fd);
     if (rc != NS_OK) {
         return ns_fail_ctx(rc, "nsm: software NSM at %s", spec);
@@ -97,8 +99,10 @@ static ns_err exchange_dev(const uint8_t *req, size_t req_len, uint8_t *resp, si
 {
     int fd = open(NSM_DEV_PATH, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
-        return ns_fail_errno(NS_E_UNAVAILABLE, "nsm: cannot open %s (not in a Nitro Enclave, or "
-                                               "nsm.ko not loaded)", NSM_DEV_PATH);
+        return ns_fail_errno(NS_E_UNAVAILABLE,
+                             "nsm: cannot open %s (not in a Nitro Enclave, or "
+                             "nsm.ko not loaded)",
+                             NSM_DEV_PATH);
     }
     struct nsm_raw raw = {{(uint64_t)(uintptr_t)req, req_len},
                           {(uint64_t)(uintptr_t)resp, NSM_RESPONSE_MAX}};
@@ -107,8 +111,10 @@ static ns_err exchange_dev(const uint8_t *req, size_t req_len, uint8_t *resp, si
     if (r != 0) {
         return ns_fail_errno(NS_E_IO, "nsm: ioctl on %s", NSM_DEV_PATH);
     }
-    ENSURE(raw.response.len <= NSM_RESPONSE_MAX, NS_E_PROTO, "nsm: driver reported %llu "
-           "response bytes", (unsigned long long)raw.response.len);
+    ENSURE(raw.response.len <= NSM_RESPONSE_MAX, NS_E_PROTO,
+           "nsm: driver reported %llu "
+           "response bytes",
+           (unsigned long long)raw.response.len);
     *resp_len = (size_t)raw.response.len;
     return NS_OK;
 }

@@ -38,7 +38,8 @@ int main(void)
     /* Strings. */
     const uint8_t b4[] = {0x44, 0x01, 0x02, 0x03, 0x04}, tietf[] = {0x64, 'I', 'E', 'T', 'F'};
     CHECK(head_of(b4, 5, &it) == NS_OK && it.major == NS_CBOR_BSTR && it.val == 4 &&
-              it.data == b4 + 1, "bstr h'01020304' sliced in place");
+              it.data == b4 + 1,
+          "bstr h'01020304' sliced in place");
     CHECK(head_of(tietf, 5, &it) == NS_OK && ns_cbor_tstr_eq(&it, "IETF"), "tstr \"IETF\"");
     CHECK(!ns_cbor_tstr_eq(&it, "IET") && !ns_cbor_tstr_eq(&it, "IETFx"), "tstr_eq length-exact");
 
@@ -105,8 +106,8 @@ int main(void)
     /* Writer round trip. */
     ns_buf b;
     ns_buf_init(&b, 1 << 20);
-    static const uint64_t vals[] = {0, 23, 24, 255, 256, 65535, 65536, 0xffffffffull,
-                                    0x100000000ull};
+    static const uint64_t vals[] = {
+        0, 23, 24, 255, 256, 65535, 65536, 0xffffffffull, 0x100000000ull};
     int rt = 1;
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         ns_buf_reset(&b);

@@ -172,7 +172,7 @@ int main(void)
         CHECK_ERR(ns_cms_parse(&env, ct.data, ct.len), NS_E_UNSUPPORTED, "two recipients refused");
         ns_buf_free(&ct);
         CHECK(cms_encrypt(&ct, "-aes256 -stream -keyopt rsa_padding_mode:oaep -keyopt "
-                           "rsa_oaep_md:sha256"),
+                               "rsa_oaep_md:sha256"),
               "issuerAndSerialNumber recipient");
         CHECK_ERR(ns_cms_parse(&env, ct.data, ct.len), NS_OK,
                   "issuerAndSerialNumber recipient parses");
@@ -181,9 +181,9 @@ int main(void)
     }
     {
         ns_cms_env env;
-        const uint8_t deep_prefix[] = {0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
-                                       0x0d, 0x01, 0x07, 0x03, 0xa0, 0x80, 0x30, 0x80, 0x02,
-                                       0x01, 0x02, 0x31, 0x80};
+        const uint8_t deep_prefix[] = {0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                       0xf7, 0x0d, 0x01, 0x07, 0x03, 0xa0, 0x80, 0x30,
+                                       0x80, 0x02, 0x01, 0x02, 0x31, 0x80};
         CHECK_ERR(ns_cms_parse(&env, deep_prefix, sizeof deep_prefix), NS_E_TRUNCATED,
                   "indefinite layers without end");
         const uint8_t longlen[] = {0x30, 0x85, 0x01, 0x00, 0x00, 0x00, 0x00};

@@ -255,7 +255,7 @@ int main(int argc, char **argv)
                   "attestation: empty map lacks required fields");
         /* {"digest": "SHA256", ...} minimal wrong digest */
         const uint8_t dup[] = {0xa2, 0x69, 't', 'i', 'm', 'e', 's', 't', 'a', 'm', 'p', 0x01,
-                               0x69, 't', 'i', 'm', 'e', 's', 't', 'a', 'm', 'p', 0x02};
+                               0x69, 't',  'i', 'm', 'e', 's', 't', 'a', 'm', 'p', 0x02};
         CHECK_ERR(ns_att_doc_parse(&d, dup, sizeof dup), NS_E_PARSE,
                   "attestation: duplicate timestamp rejected");
         const uint8_t badpcr[] = {0xa1, 0x64, 'p', 'c', 'r', 's', 0xa1, 0x18, 0x40, 0x40};

@@ -22,8 +22,7 @@ int main(void)
     const uint8_t ct[] = {0x01, 0x02, 0x03, 0xff};
     ns_kms_decrypt_req r;
     memset(&r, 0, sizeof r);
-    CHECK(body_is(&r, ct, sizeof ct, NULL, 0, "{\"CiphertextBlob\":\"AQID/w==\"}"),
-          "minimal body");
+    CHECK(body_is(&r, ct, sizeof ct, NULL, 0, "{\"CiphertextBlob\":\"AQID/w==\"}"), "minimal body");
     const char *ctx[] = {"purpose=a=b", "q\"uote=back\\slash\n"};
     const char *grants[] = {"g1", "g2"};
     r.context_kv = ctx;
