@@ -8,6 +8,7 @@
  */
 #include "age.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #define AGE_HDR_READ 16384u           /* header bytes read per attempt */
 #define AGE_PASS_MAX 4096u            /* passphrase bytes */
 #define AGE_ARMOR_IBUF 16384u
+#define AGE_BATCH 8u                  /* chunks per read, opened on two threads */
 
 const char *ns_age_stage_name(ns_age_stage s)
 {
@@ -154,7 +156,6 @@ typedef struct {
     uint8_t key[32];   /* scratch: wrap key, MAC key, payload key */
     uint8_t ss[32];    /* X25519 shared secret */
     uint8_t mac[32];
-    uint8_t pt[NS_AGE_CHUNK];
 } age_secrets;
 
 static int is_space(uint8_t c)
@@ -749,9 +750,136 @@ static void stream_nonce(uint8_t nonce[12], uint64_t counter, int last)
     nonce[11] = last ? 1 : 0;
 }
 
-/* STREAM: chunks of 64 KiB + tag; the last one flagged and possibly shorter; buf holds one
- * encrypted chunk plus one byte of look-ahead that tells whether more follows. */
-static ns_err payload_decrypt(age_src *src, age_secrets *sec, uint8_t *buf, ns_age_sink_fn sink,
+/* One encrypted chunk to open. */
+enum { JOB_OK, JOB_AUTH, JOB_TRAILING, JOB_TRUNCATED };
+typedef struct {
+    const uint8_t *ct;
+    size_t clen; /* >= NS_AGE_TAG */
+    uint64_t counter;
+    int last;    /* what the length says: the stream's final chunk */
+    uint8_t *pt;
+    int result;
+} age_job;
+
+static int open_chunk(age_job *j, const uint8_t key[32], int last)
+{
+    uint8_t nonce[12];
+    size_t plen = j->clen - NS_AGE_TAG;
+    stream_nonce(nonce, j->counter, last);
+    return crypto_aead_chacha20poly1305_ietf_decrypt_detached(j->pt, NULL, j->ct, plen,
+                                                              j->ct + plen, NULL, 0, nonce, key);
+}
+
+static void job_run(age_job *j, const uint8_t key[32])
+{
+    if (open_chunk(j, key, j->last) == 0) {
+        j->result = JOB_OK;
+    } else if (!j->last) {
+        /* A full chunk flagged last, followed by more bytes: released, then an error. */
+        j->result = open_chunk(j, key, 1) == 0 ? JOB_TRAILING : JOB_AUTH;
+    } else if (j->clen == AGE_ENC_CHUNK) {
+        /* A full chunk not flagged last, then EOF: released, then a truncation error. */
+        j->result = open_chunk(j, key, 0) == 0 ? JOB_TRUNCATED : JOB_AUTH;
+    } else {
+        j->result = JOB_AUTH;
+    }
+}
+
+/* Chunks are independent (the nonce is the counter), so a batch is opened on two threads: this
+ * one takes the even jobs, a helper thread the odd ones. Plaintext is still released strictly in
+ * order, and only up to the first chunk that failed. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    age_job *jobs;
+    size_t njobs;
+    const uint8_t *key;
+    uint64_t gen, done;
+    int quit, running;
+    pthread_t th;
+} age_pool;
+
+static void *pool_main(void *arg)
+{
+    age_pool *p = arg;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->gen == seen && !p->quit) {
+            pthread_cond_wait(&p->cv, &p->mu);
+        }
+        if (p->quit) {
+            break;
+        }
+        seen = p->gen;
+        age_job *jobs = p->jobs;
+        size_t n = p->njobs;
+        const uint8_t *key = p->key;
+        pthread_mutex_unlock(&p->mu);
+        for (size_t i = 1; i < n; i += 2) {
+            job_run(&jobs[i], key);
+        }
+        pthread_mutex_lock(&p->mu);
+        p->done = seen;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void pool_run(age_pool *p, age_job *jobs, size_t n, const uint8_t *key)
+{
+    if (n > 1 && !p->running) {
+        pthread_mutex_init(&p->mu, NULL);
+        pthread_cond_init(&p->cv, NULL);
+        p->running = pthread_create(&p->th, NULL, pool_main, p) == 0;
+        if (!p->running) {
+            pthread_mutex_destroy(&p->mu);
+            pthread_cond_destroy(&p->cv);
+        }
+    }
+    if (n < 2 || !p->running) {
+        for (size_t i = 0; i < n; i++) {
+            job_run(&jobs[i], key);
+        }
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->jobs = jobs;
+    p->njobs = n;
+    p->key = key;
+    uint64_t gen = ++p->gen;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (size_t i = 0; i < n; i += 2) {
+        job_run(&jobs[i], key);
+    }
+    pthread_mutex_lock(&p->mu);
+    while (p->done != gen) {
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void pool_stop(age_pool *p)
+{
+    if (!p->running) {
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->th, NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    p->running = 0;
+}
+
+/* STREAM: chunks of 64 KiB + tag; the last one flagged and possibly shorter. Reads a batch of
+ * chunks plus one byte of look-ahead (which tells whether the stream goes on), opens them, and
+ * releases their plaintext in order. Memory: AGE_BATCH chunks of ciphertext and plaintext. */
+static ns_err payload_decrypt(age_src *src, age_secrets *sec, ns_age_sink_fn sink,
                               void *sink_ctx, ns_age_stage *stage)
 {
     uint8_t nonce_prefix[AGE_NONCE_PREFIX];
@@ -762,77 +890,85 @@ static ns_err payload_decrypt(age_src *src, age_secrets *sec, uint8_t *buf, ns_a
         *stage = NS_AGE_STAGE_HEADER;
         BAIL(NS_E_TRUNCATED, "the payload nonce is missing or short (%zu of 16 bytes)", got);
     }
+    const size_t ctcap = AGE_BATCH * AGE_ENC_CHUNK + 1, ptcap = AGE_BATCH * NS_AGE_CHUNK;
+    uint8_t *buf = malloc(ctcap);
+    uint8_t *pt = ns_secret_alloc(ptcap);
+    age_pool *pool = calloc(1, sizeof *pool);
+    age_job jobs[AGE_BATCH];
+    ns_err e = NS_OK;
+    if (buf == NULL || pt == NULL || pool == NULL) {
+        e = ns_fail(NS_E_NOMEM, "payload: out of memory");
+        goto out;
+    }
     hkdf32(sec->key, sec->file_key, NS_AGE_FILE_KEY, nonce_prefix, sizeof nonce_prefix,
            "payload");
-    ns_err e = NS_OK;
     size_t have = 0; /* bytes in buf */
     uint64_t counter = 0;
-    for (;;) {
-        GUARD_GOTO(src_fill(src, buf + have, AGE_ENC_CHUNK + 1 - have, &got), e, out);
+    for (int final = 0; !final;) {
+        GUARD_GOTO(src_fill(src, buf + have, ctcap - have, &got), e, out);
         have += got;
-        int last = have <= AGE_ENC_CHUNK;
-        size_t clen = last ? have : AGE_ENC_CHUNK;
-        if (clen == 0 && counter == 0) {
+        final = have < ctcap;
+        size_t data = final ? have : ctcap - 1;
+        size_t n = (data + AGE_ENC_CHUNK - 1) / AGE_ENC_CHUNK;
+        if (n == 0) {
             e = ns_fail(NS_E_TRUNCATED, "payload: no chunks after the nonce");
             goto out;
         }
-        if (clen < NS_AGE_TAG) {
-            e = ns_fail(NS_E_TRUNCATED, "payload: chunk %llu is shorter than its tag",
-                        (unsigned long long)counter);
-            goto out;
+        /* Structural checks of the stream's final chunk (only ever the last job). */
+        size_t fin_len = data - (n - 1) * AGE_ENC_CHUNK;
+        size_t njobs = n;
+        ns_err fin_err = NS_OK;
+        if (final && fin_len < NS_AGE_TAG) {
+            fin_err = NS_E_TRUNCATED;
+            njobs = n - 1;
+        } else if (final && fin_len == NS_AGE_TAG && counter + n - 1 > 0) {
+            fin_err = NS_E_PARSE;
+            njobs = n - 1;
         }
-        if (last && clen == NS_AGE_TAG && counter > 0) {
-            e = ns_fail(NS_E_PARSE, "payload: empty final chunk after a full one");
-            goto out;
+        for (size_t i = 0; i < njobs; i++) {
+            jobs[i] = (age_job){.ct = buf + i * AGE_ENC_CHUNK,
+                                .clen = i + 1 < n ? AGE_ENC_CHUNK : fin_len,
+                                .counter = counter + i,
+                                .last = final && i + 1 == n,
+                                .pt = pt + i * NS_AGE_CHUNK};
         }
-        uint8_t nonce[12];
-        stream_nonce(nonce, counter, last);
-        size_t plen = clen - NS_AGE_TAG;
-        int rc = crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-            sec->pt, NULL, buf, plen, buf + plen, NULL, 0, nonce, sec->key);
-        int trailing = 0, truncated = 0;
-        if (rc != 0 && !last) {
-            /* A full chunk flagged last, followed by more bytes: release it, then fail. */
-            stream_nonce(nonce, counter, 1);
-            rc = crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-                sec->pt, NULL, buf, plen, buf + plen, NULL, 0, nonce, sec->key);
-            trailing = rc == 0;
-        } else if (rc != 0 && clen == AGE_ENC_CHUNK) {
-            /* A full chunk not flagged last and then EOF: release it, then fail as truncated. */
-            stream_nonce(nonce, counter, 0);
-            rc = crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-                sec->pt, NULL, buf, plen, buf + plen, NULL, 0, nonce, sec->key);
-            truncated = rc == 0;
-        }
-        if (rc != 0) {
-            e = ns_fail(NS_E_AUTH,
-                        "payload: chunk %llu failed authentication (file corrupted, truncated or "
-                        "tampered with)",
-                        (unsigned long long)counter);
-            goto out;
-        }
-        if (plen > 0) {
-            e = sink(sink_ctx, sec->pt, plen);
-            ns_wipe(sec->pt, plen);
-            if (e != NS_OK) {
-                *stage = NS_AGE_STAGE_OUTPUT;
-                goto out;
+        pool_run(pool, jobs, njobs, sec->key);
+        for (size_t i = 0; i < njobs && e == NS_OK; i++) {
+            const age_job *j = &jobs[i];
+            if (j->result == JOB_AUTH) {
+                e = ns_fail(NS_E_AUTH,
+                            "payload: chunk %llu failed authentication (file corrupted, "
+                            "truncated or tampered with)",
+                            (unsigned long long)j->counter);
+                break;
+            }
+            if (j->clen > NS_AGE_TAG) {
+                e = sink(sink_ctx, j->pt, j->clen - NS_AGE_TAG);
+                if (e != NS_OK) {
+                    *stage = NS_AGE_STAGE_OUTPUT;
+                    break;
+                }
+            }
+            if (j->result == JOB_TRAILING) {
+                e = ns_fail(NS_E_PARSE, "payload: data after the final chunk");
+            } else if (j->result == JOB_TRUNCATED) {
+                e = ns_fail(NS_E_TRUNCATED,
+                            "payload: the file ends without a final chunk (truncated)");
             }
         }
-        if (trailing) {
-            e = ns_fail(NS_E_PARSE, "payload: data after the final chunk");
+        sodium_memzero(pt, njobs * NS_AGE_CHUNK); /* word-wise: ns_wipe is byte-wise */
+        if (e == NS_OK && fin_err == NS_E_TRUNCATED) {
+            e = ns_fail(fin_err, "payload: chunk %llu is shorter than its tag",
+                        (unsigned long long)(counter + n - 1));
+        } else if (e == NS_OK && fin_err == NS_E_PARSE) {
+            e = ns_fail(fin_err, "payload: empty final chunk after a full one");
+        }
+        if (e != NS_OK) {
             goto out;
         }
-        if (truncated) {
-            e = ns_fail(NS_E_TRUNCATED, "payload: the file ends without a final chunk (truncated)");
-            goto out;
-        }
-        if (last) {
-            break;
-        }
-        buf[0] = buf[AGE_ENC_CHUNK];
+        buf[0] = buf[ctcap - 1];
         have = 1;
-        counter++;
+        counter += n;
         if (counter >> 40) { /* 2^40 chunks of 64 KiB: far beyond any real file */
             e = ns_fail(NS_E_TOO_BIG, "payload: too many chunks");
             goto out;
@@ -840,14 +976,22 @@ static ns_err payload_decrypt(age_src *src, age_secrets *sec, uint8_t *buf, ns_a
     }
     *stage = NS_AGE_STAGE_NONE;
 out:
+    if (pool != NULL) {
+        pool_stop(pool);
+    }
     ns_wipe(sec->key, sizeof sec->key);
+    if (pt != NULL) {
+        ns_secret_free(pt, ptcap);
+    }
+    free(pool);
+    free(buf);
     return e;
 }
 
 /* ---------------------------------------------------------------- top level */
 
 static ns_err age_decrypt_inner(age_src *src, ns_age_header *h, ns_buf *hb, age_unwrap *u,
-                                uint8_t *chunkbuf, ns_age_sink_fn sink, void *sink_ctx,
+                                ns_age_sink_fn sink, void *sink_ctx,
                                 ns_age_stage *stage)
 {
     age_secrets *sec = u->sec;
@@ -887,7 +1031,7 @@ static ns_err age_decrypt_inner(age_src *src, ns_age_header *h, ns_buf *hb, age_
     int mac_ok = ns_ct_equal(sec->mac, h->mac, sizeof h->mac);
     ENSURE(mac_ok, NS_E_AUTH,
            "header MAC mismatch: the header was modified (or the file key is wrong)");
-    return payload_decrypt(src, sec, chunkbuf, sink, sink_ctx, stage);
+    return payload_decrypt(src, sec, sink, sink_ctx, stage);
 }
 
 ns_err ns_age_decrypt(const ns_age_input *in, const ns_age_opts *opts, ns_age_sink_fn sink,
@@ -900,13 +1044,12 @@ ns_err ns_age_decrypt(const ns_age_input *in, const ns_age_opts *opts, ns_age_si
     age_secrets *sec = ns_secret_alloc(sizeof *sec);
     age_src *src = calloc(1, sizeof *src);
     ns_age_header *h = malloc(sizeof *h);
-    uint8_t *chunkbuf = malloc(AGE_ENC_CHUNK + 1);
     ns_err e;
     age_unwrap u = {.opts = opts};
     ns_buf hb;
     ns_buf_init(&hb, NS_AGE_HEADER_MAX + AGE_HDR_READ);
     ns_buf_init_secret(&u.pass, AGE_PASS_MAX);
-    if (sec == NULL || src == NULL || h == NULL || chunkbuf == NULL) {
+    if (sec == NULL || src == NULL || h == NULL) {
         e = ns_fail(NS_E_NOMEM, "age: out of memory");
         goto out;
     }
@@ -914,7 +1057,7 @@ ns_err ns_age_decrypt(const ns_age_input *in, const ns_age_opts *opts, ns_age_si
     u.sec = sec;
     ns_age_header_init(h);
     src_init(src, in);
-    e = age_decrypt_inner(src, h, &hb, &u, chunkbuf, sink, sink_ctx, stage);
+    e = age_decrypt_inner(src, h, &hb, &u, sink, sink_ctx, stage);
     if (e != NS_OK && src->armored && src->arm.failed) {
         *stage = NS_AGE_STAGE_ARMOR;
     }
@@ -927,7 +1070,6 @@ out:
     ns_buf_free(&hb);
     free(src);
     free(h);
-    free(chunkbuf);
     return e;
 }
 
@@ -981,15 +1123,14 @@ ns_err ns_age_payload_decrypt_mem(ns_buf *out, const uint8_t file_key[NS_AGE_FIL
     ENSURE(sodium_init() >= 0, NS_E_CRYPTO, "libsodium initialisation failed");
     age_secrets *sec = ns_secret_alloc(sizeof *sec);
     age_src *s = calloc(1, sizeof *s);
-    uint8_t *chunkbuf = malloc(AGE_ENC_CHUNK + 1);
     ns_err e = NS_E_NOMEM;
-    if (sec != NULL && s != NULL && chunkbuf != NULL) {
+    if (sec != NULL && s != NULL) {
         memset(sec, 0, sizeof *sec);
         memcpy(sec->file_key, file_key, NS_AGE_FILE_KEY);
         ns_age_input in = {.fd = -1, .mem = p, .mem_len = n};
         src_init(s, &in);
         ns_age_stage st;
-        e = payload_decrypt(s, sec, chunkbuf, mem_sink, out, &st);
+        e = payload_decrypt(s, sec, mem_sink, out, &st);
     } else {
         (void)ns_fail(e, "out of memory");
     }
@@ -997,6 +1138,5 @@ ns_err ns_age_payload_decrypt_mem(ns_buf *out, const uint8_t file_key[NS_AGE_FIL
         ns_secret_free(sec, sizeof *sec);
     }
     free(s);
-    free(chunkbuf);
     return e;
 }
