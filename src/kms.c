@@ -196,11 +196,34 @@ ns_err ns_kms_decrypt(ns_buf *plaintext, const ns_kms_decrypt_req *req, const ns
     if (req->attest) {
         uint8_t spki[NS_CMS_SPKI_MAX];
         size_t spki_len = 0;
+        ns_cose_sign1 s;
+        ns_att_doc d;
+        if (!ns_nsm_available()) {
+            rc = ns_fail(NS_E_UNAVAILABLE, "kms: attestation needs an NSM (/dev/nsm inside a "
+                                           "Nitro Enclave, or NSM_DEVICE=unix:PATH); use "
+                                           "--no-attest outside an enclave");
+            goto out;
+        }
         GUARD_GOTO(ns_cms_key_generate(&key), rc, out);
         GUARD_GOTO(ns_cms_key_spki(key, spki, sizeof spki, &spki_len), rc, out);
         rc = ns_nsm_attest(&doc, NULL, 0, NULL, 0, spki, spki_len);
         if (rc != NS_OK) {
             rc = ns_fail_ctx(rc, "kms: attestation document for the Recipient");
+            goto out;
+        }
+        /* KMS encrypts to the key in the document: make sure it is ours before sending it. */
+        rc = ns_cose_sign1_parse(&s, doc.data, doc.len);
+        if (rc == NS_OK) {
+            rc = ns_att_doc_parse(&d, s.payload, s.payload_len);
+        }
+        if (rc != NS_OK) {
+            rc = ns_fail_ctx(rc, "kms: the NSM returned an unreadable attestation document");
+            goto out;
+        }
+        if (!d.public_key.present || d.public_key.len != spki_len ||
+            memcmp(d.public_key.p, spki, spki_len) != 0) {
+            rc = ns_fail(NS_E_PROTO, "kms: the attestation document does not carry the "
+                                     "ephemeral public key it was asked to bind");
             goto out;
         }
     }

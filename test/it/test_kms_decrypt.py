@@ -223,6 +223,13 @@ def main():
     check(r.returncode == 1 and b"InternalError" in r.stderr and b"attestation" in r.stderr,
           "NSM failure is reported as an attestation failure", r.stderr)
 
+    nsm_swap = start_nsm("nsmswap", "--swap-public-key")
+    before = len(log_lines(log))
+    r = run(ctx_args + [ctfile], dict(base_env, NSM_DEVICE=nsm_swap))
+    check(r.returncode == 1 and b"ephemeral public key" in r.stderr and
+          len(log_lines(log)) == before,
+          "a document binding another key is refused before anything is sent to KMS", r.stderr)
+
     # 5. a key policy on PCR0 (the software NSM reports zeros) -> AccessDenied
     port2, log2 = start_kms("kms-pcr", tls, "--require-pcr0", "11" * 48)
     r = run(ctx_args + [ctfile], dict(base_env, AWS_ENDPOINT_URL_KMS="https://localhost:%d" %

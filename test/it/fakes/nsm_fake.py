@@ -12,6 +12,7 @@ payload keys in the NSM's order, cabundle root first, 16 PCRs of 48 bytes (all z
 --pcr0 HEX). The test root is written to CA_DIR/root.pem (and .der) for the KMS fake to trust.
 
 usage: nsm_fake.py --socket PATH --ca-dir DIR [--pcr0 HEX] [--error CODE] [--log FILE]
+                   [--swap-public-key]  (a misbehaving NSM: binds some other RSA key)
 """
 import argparse
 import datetime
@@ -118,7 +119,12 @@ def handle(raw, chain, args, log):
             return {"Error": "InvalidArgument"}, "bad-attestation-request"
         pcr0 = bytes.fromhex(args.pcr0) if args.pcr0 else bytes(48)
         pcrs = {i: (pcr0 if i == 0 else bytes(48)) for i in range(16)}
-        doc = attestation(chain, pcrs, body["user_data"], body["nonce"], body["public_key"])
+        pk = body["public_key"]
+        if args.swap_public_key and pk is not None:
+            from cryptography.hazmat.primitives.asymmetric import rsa
+            pk = rsa.generate_private_key(65537, 2048).public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        doc = attestation(chain, pcrs, body["user_data"], body["nonce"], pk)
         log.append({"kind": "Attestation",
                     "public_key": (body["public_key"] or b"").hex(),
                     "user_data": body["user_data"] is not None,
@@ -134,6 +140,7 @@ def main():
     ap.add_argument("--pcr0")
     ap.add_argument("--error")
     ap.add_argument("--log")
+    ap.add_argument("--swap-public-key", action="store_true")
     args = ap.parse_args()
     chain = Chain(args.ca_dir)
     if os.path.exists(args.socket):
