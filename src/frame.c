@@ -22,9 +22,9 @@
 /* Payload bytes read per step; wiped after use (it may hold secrets). */
 #define FRAME_CHUNK 16384
 /* After a negative status, discard at most this much of the sender's data... */
-#define FRAME_DRAIN_MAX (1u << 20)
+#define FRAME_DRAIN_MAX (256u << 20)
 /* ...for at most this long, so the sender reads the status instead of a reset. */
-#define FRAME_DRAIN_MS 500
+#define FRAME_DRAIN_MS 1000
 
 void ns_frame_header_encode(uint8_t out[NS_FRAME_HEADER_LEN], uint64_t len,
                             const uint8_t digest[NS_FRAME_DIGEST_LEN])

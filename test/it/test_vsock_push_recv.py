@@ -203,6 +203,17 @@ def main():
     check(rc_r == 1 and out == b"", "oversized push: receiver fails, stdout empty", err_r)
     check(rc_p == 1 and b"rejected" in err_p, "oversized push: sender fails with the reason", err_p)
 
+    # the same over tcp with a payload larger than the socket buffers: still the reason
+    big = os.path.join(TMP, "big.bin")
+    with open(big, "wb") as f:
+        f.write(os.urandom(8 << 20))
+    a = "tcp:127.0.0.1:%d" % free_port()
+    r = start(["vsock-recv", "--timeout", "20", "--max-size", "1M", a])
+    rc_p, _, err_p = finish(start(["vsock-push", "--timeout", "5", a, big]))
+    rc_r, out, err_r = finish(r)
+    check(rc_r == 1 and out == b"" and rc_p == 1 and b"--max-size" in err_p,
+          "oversized 8 MiB push over tcp: both fail, the sender learns why", err_p + err_r)
+
     # timeouts
     a = "tcp:127.0.0.1:%d" % free_port()
     rc_p, _, err_p = finish(start(["vsock-push", "--timeout", "0.5", a, src]))
