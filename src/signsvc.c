@@ -467,6 +467,11 @@ static int route(void *app, const char *path, int *streaming)
             return i;
         }
     }
+    /* grpc.reflection.v1 has the same messages on the wire; newer grpcurl tries it first. */
+    if (strcmp(path, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo") == 0) {
+        *streaming = 1;
+        return M_REFLECT;
+    }
     return -1;
 }
 

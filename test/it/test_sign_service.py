@@ -209,6 +209,15 @@ try:
         "\"private_key\" must be a string")
     bad("trailing garbage", json.dumps(KEYS) + " x", "trailing data")
 
+    r = subprocess.run([NSIGN, "sign-service", "--listen", "tcp:127.0.0.1:1"], capture_output=True,
+                       text=True, timeout=20)
+    check(r.returncode == 2 and "--keys is required" in r.stderr, "usage: --keys required, exit 2")
+    r = subprocess.run([NSIGN, "sign-service", "--keys", keys_path, "--max-msg", "0"],
+                       capture_output=True, text=True, timeout=20)
+    check(r.returncode == 2, "usage: --max-msg 0 refused, exit 2")
+    r = subprocess.run([NSIGN, "sign-service", "--help"], capture_output=True, text=True, timeout=20)
+    check(r.returncode == 0 and "--keys" in r.stdout and "exit codes" in r.stdout, "--help")
+
     # ed25519 64-byte form (seed || public key) is accepted
     seedpk = base64.b64encode(ed_seed + raw_pub(ed.public_key())).decode()
     p64 = os.path.join(TMP, "k64.json")
@@ -375,6 +384,12 @@ try:
           "reflection: file_by_filename")
     check(outs[4].WhichOneof("message_response") == "error_response" and
           outs[4].error_response.error_code == 5, "reflection: unknown symbol is error NOT_FOUND")
+    refl1 = ch.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                             request_serializer=rpb.ServerReflectionRequest.SerializeToString,
+                             response_deserializer=rpb.ServerReflectionResponse.FromString)
+    outs1 = list(refl1(iter(reqs[:1]), timeout=10))
+    check(len(outs1) == 1 and len(outs1[0].list_services_response.service) == 3,
+          "reflection: also answered on grpc.reflection.v1 (newer grpcurl tries it first)")
     # a call built only from the reflected descriptors
     mf = message_factory.MessageFactory(pool)
     SignReq = mf.GetPrototype(pool.FindMessageTypeByName("nsign.v1.SignRequest"))
@@ -615,9 +630,12 @@ try:
 
     # --- ed25519 64-byte key form; unix listener ---
     upath = os.path.join(TMP, "s.sock")
-    p3 = subprocess.Popen([NSIGN, "sign-service", "--keys", p64, "--listen", "unix:" + upath,
-                           "--threads", "1"], stderr=subprocess.PIPE, text=True)
+    p3 = subprocess.Popen([NSIGN, "sign-service", "--keys", "-", "--listen", "unix:" + upath,
+                           "--threads", "1"], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
     procs.append(p3)
+    with open(p64, "rb") as f:
+        p3.stdin.write(f.read())
+    p3.stdin.close()
     t0 = time.time()
     while not os.path.exists(upath) and time.time() - t0 < 10 and p3.poll() is None:
         time.sleep(0.05)
@@ -630,7 +648,7 @@ try:
     except Exception as e:  # noqa: BLE001
         v = False
         print("# %s" % e)
-    check(v, "unix: listener, ed25519 key given as seed || public key")
+    check(v, "unix: listener, keys on stdin, ed25519 key given as seed || public key")
     ch3.close()
     p3.send_signal(signal.SIGTERM)
     p3.wait(timeout=10)
