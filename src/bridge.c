@@ -614,10 +614,12 @@ ns_err ns_bridge_serve(ns_bridge *b, volatile int *stop)
     (void)pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     struct epoll_event evs[BRIDGE_EVENTS];
     int64_t next_scan = 0;
+    ns_err rc = NS_OK;
     while (!*stop) {
         int n = epoll_wait(b->ep, evs, BRIDGE_EVENTS, NS_BRIDGE_TICK_MS);
         if (n < 0 && errno != EINTR) {
-            ns_warn("epoll_wait failed: %s", strerror(errno));
+            rc = ns_fail_errno(NS_E_INTERNAL, "bridge: epoll_wait failed");
+            break;
         }
         for (int i = 0; i < n; i++) {
             int tag = *(int *)evs[i].data.ptr;
@@ -655,7 +657,7 @@ ns_err ns_bridge_serve(ns_bridge *b, volatile int *stop)
     while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE) {
     }
     (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return NS_OK;
+    return rc;
 }
 
 void ns_bridge_free(ns_bridge *b)

@@ -13,7 +13,9 @@
  *   - an error (reset, refused, timeout) closes only its connection; the loop never fails
  *     because of a peer;
  *   - --allow: when an allow-list is given, every connect target must be on it; checked when
- *     the bridge starts and again at each connect. Names are resolved at connect time.
+ *     the bridge starts and again at each connect. Names are resolved at connect time, inside
+ *     the loop (getaddrinfo blocks it for the lookup: fine for the few connections a KMS
+ *     proxy sees; use an address, not a name, for a busy target).
  * The engine logs one line per closed connection (it is a daemon loop: there is no caller to
  * return a per-connection event to) and nothing else besides listener start and rejections.
  * It blocks SIGPIPE in the calling thread while it runs. No global state: several bridges may
@@ -59,7 +61,10 @@ typedef struct ns_bridge ns_bridge;
 ns_err ns_bridge_listen(const ns_bridge_cfg *cfg, ns_bridge **out) NS_MUST_CHECK;
 /* The bound port of pair i's listener (tcp/vsock; useful with port 0), 0 for unix. */
 unsigned ns_bridge_port(const ns_bridge *b, size_t i);
-/* Runs the loop until *stop becomes non-zero; then closes every connection and returns NS_OK. */
+/*
+ * Runs the loop until *stop becomes non-zero; then closes every connection (logged with
+ * reason=shutdown) and returns NS_OK. Fails only if epoll itself fails.
+ */
 ns_err ns_bridge_serve(ns_bridge *b, volatile int *stop) NS_MUST_CHECK;
 /* Closes the listeners (unlinking unix socket files it created) and frees b. NULL is fine. */
 void ns_bridge_free(ns_bridge *b);
