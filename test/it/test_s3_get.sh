@@ -68,6 +68,7 @@ start_fake tls --tls "$T/srv.pem" "$T/srv.key" --deny bkt/one
 start_fake plain
 start_fake drop --drop-after $((1 << 20))
 start_fake corrupt --corrupt
+start_fake mutate --drop-after $((1 << 20)) --mutate-after-drop
 start_fake slow --slow-down 2
 EP="https://localhost:$PORT_tls"
 
@@ -109,6 +110,12 @@ rm -f "$T/out/big"
 check "dropped connection: resumed, identical" cmp -s "$R/bkt/five" "$T/out/resumed"
 check "dropped connection: a Range request (206) pinned to the ETag" \
     bash -c "grep -q 'verified GET /bkt/five 206' '$T/drop.log' && grep -q 'resumed=1' '$T/err'"
+cp "$R/bkt/five" "$R/bkt/five-m"
+"$NSIGN" s3-get --creds "$T/creds.json" --endpoint "http://127.0.0.1:$PORT_mutate" "s3://bkt/five-m" "$T/out/mutated" 2>"$T/err"
+check "object changed while resuming: If-Match got 412, download restarted, identical" \
+    bash -c "cmp -s '$R/bkt/five-m' '$T/out/mutated' && grep -q 'five-m 412' '$T/mutate.log' && grep -q 'object changed' '$T/err'"
+"$NSIGN" s3-get --creds "$T/creds.json" --endpoint "http://127.0.0.1:$PORT_mutate" "s3://bkt/five" - 2>"$T/err" >/dev/null; rc=$?
+check "object changed while streaming to stdout: fails and says why" bash -c "[ $rc = 1 ] && grep -q 'cannot be rewound' '$T/err'"
 AWS_REGION=us-east-1 get "s3://eu-bkt/obj" "$T/out/eu" 2>"$T/err"
 check "bucket in another region: redirect followed" cmp -s "$R/eu-bkt/obj" "$T/out/eu"
 check "redirect logged with the new region" grep -q 'to=eu-west-1' "$T/err"

@@ -13,7 +13,8 @@ With x-amz-checksum-mode: ENABLED, objects up to 64 MiB get x-amz-checksum-sha25
 
 Options: --creds AKID:SECRET[:TOKEN], --region R (default us-east-1), --bucket-region B=R,
 --deny BUCKET/KEY, --drop-after N (first full GET of an object larger than N sends N body bytes
-and then drops the connection), --corrupt (flips one body byte, checksum still of the real
+and then drops the connection; with --mutate-after-drop the object's ETag changes right after,
+as if it had been overwritten), --corrupt (flips one body byte, checksum still of the real
 data), --slow-down N (the first N requests answer 503 SlowDown), --tls CERT KEY.
 Prints the port once listening; one log line per request (stderr): "verified GET /b/k 200".
 """
@@ -42,6 +43,7 @@ ap.add_argument("--bucket-region", action="append", default=[])
 ap.add_argument("--deny", action="append", default=[])
 ap.add_argument("--drop-after", type=int, default=0)
 ap.add_argument("--corrupt", action="store_true")
+ap.add_argument("--mutate-after-drop", action="store_true")
 ap.add_argument("--slow-down", type=int, default=0)
 ap.add_argument("--tls", nargs=2)
 args = ap.parse_args()
@@ -221,6 +223,9 @@ class H(BaseHTTPRequestHandler):
                     self.connection.sendfile(f, start, count)
                     if limit is not None:
                         self.connection.shutdown(socket.SHUT_RDWR)
+                        if args.mutate_after_drop:
+                            st = os.stat(path)
+                            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 self.close_connection = True
