@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../applets/applets.h"
@@ -111,6 +112,12 @@ int sign_service_main(int argc, char **argv)
     if (e != NS_OK) {
         ns_log_err(e, "keys");
         return NS_EXIT_FAIL;
+    }
+    /* One descriptor per client connection: use the whole hard limit. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -33,6 +33,7 @@
 #define EVENTS_MAX 64
 #define TICK_MS 50
 #define LOOP_WAIT_MS 100
+#define ACCEPT_PAUSE_MS 100
 
 static const char HTTP1_REPLY[] = "HTTP/1.1 505 HTTP Version Not Supported\r\n"
                                   "Content-Type: text/plain\r\nContent-Length: 60\r\n"
@@ -552,13 +553,16 @@ void ns_h2_conn_sent(ns_h2_conn *c, size_t n)
     c->out_off += n;
 }
 
-void ns_h2_conn_tick(ns_h2_conn *c, int64_t now)
+int ns_h2_conn_tick(ns_h2_conn *c, int64_t now)
 {
+    int n = 0;
     for (stream *s = c->streams; s; s = s->next) {
         if (!s->done && s->deadline >= 0 && now >= s->deadline) {
             finish(c, s, NS_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+            n++;
         }
     }
+    return n;
 }
 
 int ns_h2_conn_done(const ns_h2_conn *c)
@@ -700,12 +704,17 @@ static int econn_service(int ep, econn *e, uint32_t ev)
     return 0;
 }
 
-static void accept_some(worker *w, int ep, econn **head, int *nconn)
+/* Returns -1 when out of descriptors: the caller pauses accepting (the listener stays readable,
+ * so a level-triggered loop would otherwise spin). */
+static int accept_some(worker *w, int ep, econn **head, int *nconn)
 {
     for (int i = 0; i < 64; i++) {
         int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            return; /* EAGAIN (another loop took it), or a transient error like EMFILE */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                return -1;
+            }
+            return 0; /* EAGAIN: another loop took it; ECONNABORTED and the like: next time */
         }
         if (*nconn >= NS_H2_MAX_CONNS_PER_THREAD) {
             close(fd);
@@ -737,6 +746,7 @@ static void accept_some(worker *w, int ep, econn **head, int *nconn)
         *head = e;
         (*nconn)++;
     }
+    return 0;
 }
 
 static void *worker_main(void *arg)
@@ -760,25 +770,34 @@ static void *worker_main(void *arg)
         return NULL;
     }
     int64_t last_tick = ns_now_ms();
+    int64_t accept_paused_until = -1;
     struct epoll_event evs[EVENTS_MAX];
     while (!*w->stop) {
         int n = epoll_wait(ep, evs, EVENTS_MAX, LOOP_WAIT_MS);
         for (int i = 0; i < n; i++) {
             econn *e = evs[i].data.ptr;
             if (e == NULL) {
-                accept_some(w, ep, &head, &nconn);
+                if (accept_paused_until < 0 && accept_some(w, ep, &head, &nconn) != 0) {
+                    ns_warn("out of file descriptors: not accepting for %d ms open=%d",
+                            ACCEPT_PAUSE_MS, nconn);
+                    (void)epoll_ctl(ep, EPOLL_CTL_DEL, w->lfd, NULL);
+                    accept_paused_until = ns_now_ms() + ACCEPT_PAUSE_MS;
+                }
             } else if (econn_service(ep, e, evs[i].events) != 0) {
                 econn_close(ep, &head, e);
                 nconn--;
             }
         }
         int64_t now = ns_now_ms();
+        if (accept_paused_until >= 0 && now >= accept_paused_until &&
+            epoll_ctl(ep, EPOLL_CTL_ADD, w->lfd, &lev) == 0) {
+            accept_paused_until = -1;
+        }
         if (now - last_tick >= TICK_MS) {
             last_tick = now;
             for (econn *e = head, *next; e; e = next) {
                 next = e->next;
-                ns_h2_conn_tick(e->c, now);
-                if (econn_service(ep, e, 0) != 0) {
+                if (ns_h2_conn_tick(e->c, now) != 0 && econn_service(ep, e, 0) != 0) {
                     econn_close(ep, &head, e);
                     nconn--;
                 }

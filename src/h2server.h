@@ -62,8 +62,8 @@ ns_err ns_h2_conn_recv(ns_h2_conn *c, const uint8_t *p, size_t n) NS_MUST_CHECK;
 ns_err ns_h2_conn_pending(ns_h2_conn *c, const uint8_t **p, size_t *n) NS_MUST_CHECK;
 /* Marks n bytes of the pending output as written. */
 void ns_h2_conn_sent(ns_h2_conn *c, size_t n);
-/* Answers requests whose deadline has passed. */
-void ns_h2_conn_tick(ns_h2_conn *c, int64_t now_ms);
+/* Answers requests whose deadline has passed; returns how many (output may be pending). */
+int ns_h2_conn_tick(ns_h2_conn *c, int64_t now_ms);
 /* Whether the connection has nothing left to do and may be closed (after output drains). */
 int ns_h2_conn_done(const ns_h2_conn *c);
 /* Whether more input should be read now (false while output is above NS_H2_OUT_HIGH). */

@@ -265,13 +265,24 @@ static int do_getpub(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *m
     return encode(out, nsign_v1_GetPublicKeyResponse_fields, &r, msg, cap);
 }
 
+/* One line per Sign. The key id comes from the client: anything outside the id alphabet is
+ * replaced, so a request cannot forge log lines or fields. */
 static void audit(const char *key, const uint8_t *digest, const char *peer, int st)
 {
     char hex[2 * DIGEST_LOG_BYTES + 1] = "-";
+    char id[NS_SIGNKEY_ID_MAX + 1];
+    size_t i = 0;
+    for (; key[i] && i < NS_SIGNKEY_ID_MAX; i++) {
+        char c = key[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        id[i] = ok ? c : '?';
+    }
+    id[i] = 0;
     if (digest && ns_hex_encode(hex, sizeof hex, digest, DIGEST_LOG_BYTES) != NS_OK) {
         hex[0] = 0;
     }
-    ns_info("sign key=%s digest=%s peer=%s status=%s", key[0] ? key : "-", hex, peer,
+    ns_info("sign key=%s digest=%s peer=%s status=%s", id[0] ? id : "-", hex, peer,
             ns_grpc_status_name(st));
 }
 

@@ -312,6 +312,8 @@ try:
           "Sign: RFC 6979 A.2.5 vector (P-256, SHA-256, \"sample\"), s normalised to n - s")
 
     # --- bad requests ---
+    c, d = code_of(sign, pb.SignRequest(key_id="evil\nstatus=OK x", message=b"x"), timeout=10)
+    check(c == grpc.StatusCode.NOT_FOUND, "Sign: a key id with a newline is NOT_FOUND", c)
     c, d = code_of(sign, pb.SignRequest(key_id="nope", message=b"x"), timeout=10)
     check(c == grpc.StatusCode.NOT_FOUND, "Sign: unknown key is NOT_FOUND", c)
     c, d = code_of(sign, pb.SignRequest(key_id="eth-hot", digest=b"\x01" * 31), timeout=10)
@@ -540,6 +542,49 @@ try:
     for c_ in chans:
         c_.close()
 
+    # --- out of file descriptors: the server pauses accepting, then recovers ---
+    import resource
+
+    def lowfd():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+    p4port = free_port()
+    p4 = subprocess.Popen([NSIGN, "sign-service", "--keys", keys_path, "--listen",
+                           "tcp:127.0.0.1:%d" % p4port, "--threads", "1"],
+                          stderr=subprocess.DEVNULL, preexec_fn=lowfd)
+    procs.append(p4)
+    t0 = time.time()
+    socks = []
+    while time.time() - t0 < 10:
+        try:
+            socks.append(socket.create_connection(("127.0.0.1", p4port), timeout=1))
+            break
+        except OSError:
+            time.sleep(0.05)
+    for _ in range(60):
+        try:
+            socks.append(socket.create_connection(("127.0.0.1", p4port), timeout=2))
+        except OSError:
+            break
+    time.sleep(0.5)
+    alive = p4.poll() is None
+    for s_ in socks:
+        s_.close()
+    ch4 = grpc.insecure_channel("127.0.0.1:%d" % p4port)
+    hc4 = unary(ch4, "/grpc.health.v1.Health/Check", hpb.HealthCheckRequest, hpb.HealthCheckResponse)
+    st4 = None
+    t0 = time.time()
+    while time.time() - t0 < 15 and st4 is None:
+        try:
+            st4 = hc4(hpb.HealthCheckRequest(), timeout=2).status
+        except grpc.RpcError:
+            time.sleep(0.2)
+    check(alive and st4 == hpb.HealthCheckResponse.SERVING,
+          "%d connections against a 40-descriptor limit: still up, serves once they close" % len(socks))
+    ch4.close()
+    p4.send_signal(signal.SIGTERM)
+    p4.wait(timeout=10)
+
     # --- audit log: one line per Sign, never key material ---
     with open(logpath) as f:
         log = f.read()
@@ -548,6 +593,9 @@ try:
     check("status=NOT_FOUND" in log and "status=INVALID_ARGUMENT" in log,
           "audit: failed Sign calls logged with their status")
     check(not any(s in log or s[:16] in log for s in secrets_text), "audit: no key material in the log")
+    check("key=evil?status?OK?x digest=- " in log and "\nstatus=OK x" not in log,
+          "audit: a client-chosen key id cannot forge log lines",
+          [l for l in log.splitlines() if "evil" in l or l.startswith("status")])
 
     # --- clean shutdown on SIGTERM ---
     ch.close()
