@@ -215,7 +215,7 @@ ns_err ns_http_send(ns_http *h, const char *method, const char *target, const ns
            NS_E_USAGE, "http: bad method or request target");
     h->head_request = strcmp(method, "HEAD") == 0;
     ns_buf b;
-    ns_buf_init(&b, NS_HTTP_REQ_HEAD_MAX);
+    ns_buf_init_secret(&b, NS_HTTP_REQ_HEAD_MAX); /* carries the session token */
     ns_err e;
     GUARD_GOTO(ns_buf_printf(&b, "%s %s HTTP/1.1\r\n", method, target), e, out);
     int have_host = 0;

@@ -50,6 +50,13 @@ check "no temporary file left next to it" bash -c "[ \$(ls -A '$T' | grep -c nsi
 check "the written document is accepted by s3-get's --creds parser" \
     "$PY" -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/creds.json"
 
+code=$(curl -s -o /dev/null -w '%{http_code}' "$URL_ok/latest/meta-data/iam/security-credentials/")
+check "fake is IMDSv2: a GET without a token is refused (401)" test "$code" = 401
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 0' "$URL_ok/latest/api/token")
+check "fake is IMDSv2: a token TTL out of range is refused (400)" test "$code" = 400
+tok=$(curl -s -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 1' "$URL_ok/latest/api/token"); sleep 1.2
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-aws-ec2-metadata-token: $tok" "$URL_ok/latest/meta-data/iam/security-credentials/")
+check "fake is IMDSv2: an expired token is refused (401)" test "$code" = 401
 fc "$URL_norole" >/dev/null 2>"$T/err"; rc=$?
 check "no role attached: exit 1" test $rc = 1
 check "no role attached: says so" grep -q "no IAM role is attached" "$T/err"

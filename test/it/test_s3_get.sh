@@ -96,6 +96,17 @@ check "--via connects elsewhere, TLS still verifies the endpoint host" cmp -s "$
 n_ver=$(grep -c '^s3_fake: verified' "$T/tls.log"); n_all=$(grep -c '^s3_fake: ' "$T/tls.log")
 check "every request so far had a valid signature ($n_ver/$n_all)" test "$n_ver" = "$n_all" -a "$n_all" -ge 7
 
+# --- the fake is as strict as S3: an independent signer passes, unsigned/forged requests fail ---
+E3=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+code=$(curl -s -o "$T/out/curl" -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AKID:$SECRET" \
+    -H "x-amz-security-token: $TOKEN" -H "x-amz-content-sha256: $E3" "http://127.0.0.1:$PORT_plain/bkt/five")
+check "fake accepts curl --aws-sigv4 (an independent signer)" bash -c "[ '$code' = 200 ] && cmp -s '$R/bkt/five' '$T/out/curl'"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT_plain/bkt/five")
+check "fake refuses an unsigned request (403)" test "$code" = 403
+code=$(curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AKID:forged" \
+    -H "x-amz-security-token: $TOKEN" -H "x-amz-content-sha256: $E3" "http://127.0.0.1:$PORT_plain/bkt/five")
+check "fake refuses a forged signature (403)" test "$code" = 403
+
 # --- 1 GiB over plain http: constant memory ---
 /usr/bin/time -f '%M' -o "$T/rss" "$NSIGN" s3-get --creds "$T/creds.json" \
     --endpoint "http://127.0.0.1:$PORT_plain" "s3://bkt/big" "$T/out/big" 2>/dev/null
