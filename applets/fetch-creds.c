@@ -40,9 +40,12 @@ static void usage(void)
 int fetch_creds_main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"role", required_argument, NULL, 'r'},  {"format", required_argument, NULL, 'f'},
-        {"output", required_argument, NULL, 'o'}, {"endpoint", required_argument, NULL, 'e'},
-        {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {"role", required_argument, NULL, 'r'},
+        {"format", required_argument, NULL, 'f'},
+        {"output", required_argument, NULL, 'o'},
+        {"endpoint", required_argument, NULL, 'e'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *role = NULL, *out_path = "-", *endpoint = NULL;

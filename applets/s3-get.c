@@ -72,13 +72,27 @@ int s3_get_main(int argc, char **argv)
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "+", opts, NULL)) != -1;) {
         switch (c) {
-        case 'c': creds_path = optarg; break;
-        case 'r': region_arg = optarg; break;
-        case 'e': endpoint_arg = optarg; break;
-        case 'a': bundle = optarg; break;
-        case 'v': via_arg = optarg; break;
-        case 'p': prog = 1; break;
-        case 'P': prog = 0; break;
+        case 'c':
+            creds_path = optarg;
+            break;
+        case 'r':
+            region_arg = optarg;
+            break;
+        case 'e':
+            endpoint_arg = optarg;
+            break;
+        case 'a':
+            bundle = optarg;
+            break;
+        case 'v':
+            via_arg = optarg;
+            break;
+        case 'p':
+            prog = 1;
+            break;
+        case 'P':
+            prog = 0;
+            break;
         case 't':
             if (ns_parse_seconds(optarg, &timeout_ms) != NS_OK || timeout_ms <= 0 ||
                 timeout_ms > 3600000) {
@@ -150,8 +164,9 @@ int s3_get_main(int argc, char **argv)
     }
     ns_s3_result res;
     if (e == NS_OK) {
-        ns_s3_opts o = {creds, region, custom ? &ep : NULL, via_arg ? &via : NULL, ca,
-                        (int)timeout_ms, {0}, -1};
+        ns_s3_opts o = {
+            creds, region, custom ? &ep : NULL, via_arg ? &via : NULL, ca, (int)timeout_ms,
+            {0},   -1};
         ns_retry_default(&o.retry);
         if (prog == 1 || (prog == -1 && isatty(2) && strcmp(outpath, "-") != 0)) {
             o.progress_fd = 2;

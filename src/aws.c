@@ -175,8 +175,8 @@ int ns_aws_retryable_err(ns_err e)
 }
 
 ns_err ns_aws_sign(const ns_aws_client *c, ns_aws_signed *s, const char *method, const char *path,
-                   const char *query, const ns_http_hdr *extra, size_t n_extra,
-                   const uint8_t *body, size_t body_len, time_t now)
+                   const char *query, const ns_http_hdr *extra, size_t n_extra, const uint8_t *body,
+                   size_t body_len, time_t now)
 {
     ENSURE(n_extra + 6 <= NS_SIGV4_MAX_HEADERS, NS_E_TOO_BIG, "too many request headers");
     memset(s, 0, sizeof *s);
@@ -202,8 +202,9 @@ ns_err ns_aws_sign(const ns_aws_client *c, ns_aws_signed *s, const char *method,
         sh[n++] = (ns_sigv4_hdr){"x-amz-content-sha256", s->payload_hash};
         s->hdrs[s->n++] = (ns_http_hdr){"X-Amz-Content-SHA256", s->payload_hash};
     }
-    ns_sigv4_params p = {c->creds->access_key_id, c->creds->secret_access_key, c->region,
-                         c->service, s->amz_date, c->sigv4_flags};
+    ns_sigv4_params p = {
+        c->creds->access_key_id, c->creds->secret_access_key, c->region, c->service, s->amz_date,
+        c->sigv4_flags};
     ns_sigv4_req r = {method, path, query, sh, n, s->payload_hash};
     GUARD(ns_sigv4_sign(&p, &r, s->authz, sizeof s->authz));
     s->hdrs[s->n++] = (ns_http_hdr){"Authorization", s->authz};
@@ -233,8 +234,8 @@ ns_err ns_aws_request(const ns_aws_client *c, const char *method, const char *pa
     ENSURE(fl > 0 && (size_t)fl < sizeof full, NS_E_TOO_BIG, "request path too long");
     ns_buf target;
     ns_buf_init(&target, sizeof full + 8192);
-    ns_err e = ns_buf_printf(&target, "%s%s%s", full, query && query[0] ? "?" : "",
-                             query ? query : "");
+    ns_err e =
+        ns_buf_printf(&target, "%s%s%s", full, query && query[0] ? "?" : "", query ? query : "");
     if (e == NS_OK) {
         e = ns_buf_cstr(&target);
     }

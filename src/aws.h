@@ -40,8 +40,8 @@ ns_err ns_aws_region(char out[NS_AWS_REGION_MAX], const char *cli) NS_MUST_CHECK
  * Endpoint of a service ("s3", "kms"): AWS_ENDPOINT_URL_<SERVICE uppercased>, AWS_ENDPOINT_URL,
  * else https://SERVICE.REGION.amazonaws.com. *custom = 1 when it came from the environment.
  */
-ns_err ns_aws_endpoint(ns_url *u, const char *service, const char *region, int *custom)
-    NS_MUST_CHECK;
+ns_err ns_aws_endpoint(ns_url *u, const char *service, const char *region,
+                       int *custom) NS_MUST_CHECK;
 /* Trust store: cli_bundle (if non-NULL), AWS_CA_BUNDLE, else the embedded Amazon roots. */
 ns_err ns_aws_trust(ns_tls_ca **ca, const char *cli_bundle) NS_MUST_CHECK;
 /*
@@ -55,7 +55,7 @@ typedef struct {
     int max_attempts; /* total attempts including the first */
     int base_ms;
     int cap_ms;
-    int budget_ms;    /* no new attempt starts after this much time */
+    int budget_ms; /* no new attempt starts after this much time */
 } ns_retry;
 
 /* Defaults above; AWS_MAX_ATTEMPTS overrides max_attempts (1..NS_AWS_MAX_ATTEMPTS_LIMIT). */
@@ -68,15 +68,15 @@ int ns_aws_retryable_status(int status, const char *code);
 int ns_aws_retryable_err(ns_err e);
 
 typedef struct {
-    const char *service;     /* signing name: "s3", "kms" */
+    const char *service; /* signing name: "s3", "kms" */
     const char *region;
     const ns_creds *creds;
-    const ns_url *endpoint;  /* scheme/host/port (and base path) */
-    const ns_addr *via;      /* NULL = connect to the endpoint; else e.g. vsock:3:5000 */
+    const ns_url *endpoint; /* scheme/host/port (and base path) */
+    const ns_addr *via;     /* NULL = connect to the endpoint; else e.g. vsock:3:5000 */
     const ns_tls_ca *ca;
-    int timeout_ms;          /* per socket wait; <= 0: NS_HTTP_TIMEOUT_MS_DEFAULT */
+    int timeout_ms; /* per socket wait; <= 0: NS_HTTP_TIMEOUT_MS_DEFAULT */
     ns_retry retry;
-    unsigned sigv4_flags;    /* NS_SIGV4_S3 for S3 */
+    unsigned sigv4_flags; /* NS_SIGV4_S3 for S3 */
 } ns_aws_client;
 
 /* Headers of one signed request: pass hdrs/n to ns_http_send (Host is added by http). */
@@ -95,8 +95,8 @@ typedef struct {
  * Authorization. Pointers in s->hdrs refer to s, c->creds and extra: keep them alive.
  */
 ns_err ns_aws_sign(const ns_aws_client *c, ns_aws_signed *s, const char *method, const char *path,
-                   const char *query, const ns_http_hdr *extra, size_t n_extra,
-                   const uint8_t *body, size_t body_len, time_t now) NS_MUST_CHECK;
+                   const char *query, const ns_http_hdr *extra, size_t n_extra, const uint8_t *body,
+                   size_t body_len, time_t now) NS_MUST_CHECK;
 
 /*
  * One signed request with retries. path is relative to the endpoint's base path. The final
@@ -106,8 +106,8 @@ ns_err ns_aws_sign(const ns_aws_client *c, ns_aws_signed *s, const char *method,
  */
 ns_err ns_aws_request(const ns_aws_client *c, const char *method, const char *path,
                       const char *query, const ns_http_hdr *extra, size_t n_extra,
-                      const uint8_t *body, size_t body_len, int *status, ns_buf *resp)
-    NS_MUST_CHECK;
+                      const uint8_t *body, size_t body_len, int *status,
+                      ns_buf *resp) NS_MUST_CHECK;
 /* AWS JSON 1.1: POST / with X-Amz-Target: target, Content-Type: application/x-amz-json-1.1. */
 ns_err ns_aws_json_call(const ns_aws_client *c, const char *target, const uint8_t *body,
                         size_t body_len, int *status, ns_buf *resp) NS_MUST_CHECK;

@@ -45,7 +45,7 @@ static int hex4(const uint8_t *p, uint32_t *v)
     *v = 0;
     for (int k = 0; k < 4; k++) {
         uint8_t h = p[k];
-        int d = h >= '0' && h <= '9' ? h - '0'
+        int d = h >= '0' && h <= '9'   ? h - '0'
                 : h >= 'a' && h <= 'f' ? h - 'a' + 10
                 : h >= 'A' && h <= 'F' ? h - 'A' + 10
                                        : -1;
@@ -110,14 +110,30 @@ static ns_err jstring(jcur *c, ns_buf *out)
         uint8_t e = c->p[c->i++];
         uint8_t lit = 0;
         switch (e) {
-        case '"': lit = '"'; break;
-        case '\\': lit = '\\'; break;
-        case '/': lit = '/'; break;
-        case 'b': lit = '\b'; break;
-        case 'f': lit = '\f'; break;
-        case 'n': lit = '\n'; break;
-        case 'r': lit = '\r'; break;
-        case 't': lit = '\t'; break;
+        case '"':
+            lit = '"';
+            break;
+        case '\\':
+            lit = '\\';
+            break;
+        case '/':
+            lit = '/';
+            break;
+        case 'b':
+            lit = '\b';
+            break;
+        case 'f':
+            lit = '\f';
+            break;
+        case 'n':
+            lit = '\n';
+            break;
+        case 'r':
+            lit = '\r';
+            break;
+        case 't':
+            lit = '\t';
+            break;
         case 'u': {
             uint32_t cp, lo;
             if (c->n - c->i < 4 || hex4(c->p + c->i, &cp) != 0) {
@@ -300,8 +316,7 @@ ns_err ns_json_get_string(const uint8_t *json, size_t len, const char *key, ns_b
     }
     for (;;) {
         if (++members > NS_JSON_MEMBERS_MAX) {
-            e = ns_fail(NS_E_TOO_BIG, "JSON object has more than %d members",
-                        NS_JSON_MEMBERS_MAX);
+            e = ns_fail(NS_E_TOO_BIG, "JSON object has more than %d members", NS_JSON_MEMBERS_MAX);
             goto out;
         }
         jws(&c);
@@ -402,11 +417,10 @@ ns_err ns_creds_parse_time(const char *s, int64_t *out)
     int Y, M, D, h, m, sec;
     size_t n = strlen(s);
     ENSURE(n >= 20 && s[4] == '-' && s[7] == '-' && (s[10] == 'T' || s[10] == ' ') &&
-               s[13] == ':' && s[16] == ':' && digits(s, 4, &Y) == 0 &&
-               digits(s + 5, 2, &M) == 0 && digits(s + 8, 2, &D) == 0 &&
-               digits(s + 11, 2, &h) == 0 && digits(s + 14, 2, &m) == 0 &&
-               digits(s + 17, 2, &sec) == 0 && M >= 1 && M <= 12 && D >= 1 && D <= 31 &&
-               h <= 23 && m <= 59 && sec <= 60,
+               s[13] == ':' && s[16] == ':' && digits(s, 4, &Y) == 0 && digits(s + 5, 2, &M) == 0 &&
+               digits(s + 8, 2, &D) == 0 && digits(s + 11, 2, &h) == 0 &&
+               digits(s + 14, 2, &m) == 0 && digits(s + 17, 2, &sec) == 0 && M >= 1 && M <= 12 &&
+               D >= 1 && D <= 31 && h <= 23 && m <= 59 && sec <= 60,
            NS_E_PARSE, "Expiration \"%.40s\" is not an ISO-8601 UTC time like 2026-01-02T03:04:05Z",
            s);
     const char *t = s + 19;
@@ -433,8 +447,7 @@ ns_err ns_creds_parse_time(const char *s, int64_t *out)
 
 static ns_err copy_field(char *dst, size_t cap, const ns_buf *src, const char *what)
 {
-    ENSURE(src->len < cap, NS_E_TOO_BIG, "credentials: %s is longer than %zu bytes", what,
-           cap - 1);
+    ENSURE(src->len < cap, NS_E_TOO_BIG, "credentials: %s is longer than %zu bytes", what, cap - 1);
     if (src->len == 0) {
         dst[0] = '\0';
         return NS_OK;
@@ -478,8 +491,8 @@ ns_err ns_creds_parse_json(ns_creds *c, const uint8_t *json, size_t len)
     GUARD_GOTO(copy_field(c->access_key_id, sizeof c->access_key_id, &b, "AccessKeyId"), e, out);
     ns_buf_reset(&b);
     GUARD_GOTO(ns_json_get_string(json, len, "SecretAccessKey", &b), e, out);
-    GUARD_GOTO(copy_field(c->secret_access_key, sizeof c->secret_access_key, &b,
-                          "SecretAccessKey"), e, out);
+    GUARD_GOTO(copy_field(c->secret_access_key, sizeof c->secret_access_key, &b, "SecretAccessKey"),
+               e, out);
     ns_buf_reset(&b);
     GUARD_GOTO(get_opt(json, len, "Token", &b, &present), e, out);
     if (!present) {
@@ -540,8 +553,8 @@ ns_err ns_creds_from_env(ns_creds *c)
     ENSURE(ak != NULL && ak[0] != '\0', NS_E_NOT_FOUND, "AWS_ACCESS_KEY_ID is not set");
     ns_err e;
     GUARD_GOTO(env_copy(c->access_key_id, sizeof c->access_key_id, "AWS_ACCESS_KEY_ID"), e, bad);
-    GUARD_GOTO(env_copy(c->secret_access_key, sizeof c->secret_access_key,
-                        "AWS_SECRET_ACCESS_KEY"), e, bad);
+    GUARD_GOTO(env_copy(c->secret_access_key, sizeof c->secret_access_key, "AWS_SECRET_ACCESS_KEY"),
+               e, bad);
     if (c->secret_access_key[0] == '\0') {
         e = ns_fail(NS_E_USAGE, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
         goto bad;
@@ -551,8 +564,7 @@ ns_err ns_creds_from_env(ns_creds *c)
         GUARD_GOTO(env_copy(c->session_token, sizeof c->session_token, "AWS_SECURITY_TOKEN"), e,
                    bad);
     }
-    GUARD_GOTO(env_copy(c->expiration, sizeof c->expiration, "AWS_CREDENTIAL_EXPIRATION"), e,
-               bad);
+    GUARD_GOTO(env_copy(c->expiration, sizeof c->expiration, "AWS_CREDENTIAL_EXPIRATION"), e, bad);
     if (c->expiration[0]) {
         GUARD_GOTO(ns_creds_parse_time(c->expiration, &c->expires_at), e, bad);
     }

@@ -62,7 +62,7 @@ ns_err ns_creds_to_env(const ns_creds *c, ns_buf *out) NS_MUST_CHECK;
  * for secrets). NS_E_NOT_FOUND when absent; NS_E_PARSE when the document is malformed or the
  * member is not a string. Non-string members are validated and skipped.
  */
-ns_err ns_json_get_string(const uint8_t *json, size_t len, const char *key, ns_buf *out)
-    NS_MUST_CHECK;
+ns_err ns_json_get_string(const uint8_t *json, size_t len, const char *key,
+                          ns_buf *out) NS_MUST_CHECK;
 
 #endif

@@ -282,8 +282,8 @@ ns_err ns_http_parse_head(ns_http_resp *r, char *head, size_t len)
     char *sl = next_line(head, len, &pos);
     ENSURE(sl != NULL, NS_E_PROTO, "http: no status line");
     ENSURE(strncmp(sl, "HTTP/1.", 7) == 0 && (sl[7] == '0' || sl[7] == '1') && sl[8] == ' ' &&
-               sl[9] >= '1' && sl[9] <= '5' && sl[10] >= '0' && sl[10] <= '9' &&
-               sl[11] >= '0' && sl[11] <= '9' && (sl[12] == ' ' || sl[12] == '\0'),
+               sl[9] >= '1' && sl[9] <= '5' && sl[10] >= '0' && sl[10] <= '9' && sl[11] >= '0' &&
+               sl[11] <= '9' && (sl[12] == ' ' || sl[12] == '\0'),
            NS_E_PROTO, "http: bad status line \"%.60s\"", sl);
     r->status = (sl[9] - '0') * 100 + (sl[10] - '0') * 10 + (sl[11] - '0');
     snprintf(r->reason, sizeof r->reason, "%s", sl[12] ? sl + 13 : "");
@@ -402,8 +402,7 @@ static ns_err read_line(ns_http *h, char *line, size_t cap, size_t *len)
     size_t n = 0;
     for (;;) {
         GUARD(fill(h));
-        ENSURE(!h->eof, NS_E_TRUNCATED, "%s closed the connection inside a chunked body",
-               h->host);
+        ENSURE(!h->eof, NS_E_TRUNCATED, "%s closed the connection inside a chunked body", h->host);
         char c = (char)h->rbuf[h->rpos++];
         if (c == '\n') {
             if (n > 0 && line[n - 1] == '\r') {
@@ -433,7 +432,7 @@ static ns_err chunk_advance(ns_http *h)
         size_t i = 0;
         for (; i < n; i++) {
             char c = line[i];
-            int d = c >= '0' && c <= '9' ? c - '0'
+            int d = c >= '0' && c <= '9'   ? c - '0'
                     : c >= 'a' && c <= 'f' ? c - 'a' + 10
                     : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                            : -1;
@@ -443,8 +442,8 @@ static ns_err chunk_advance(ns_http *h)
             ENSURE(v < (1ull << 58), NS_E_PROTO, "http: chunk size from %s too large", h->host);
             v = v * 16 + (uint64_t)d;
         }
-        ENSURE(i > 0 && (i == n || line[i] == ';' || line[i] == ' ' || line[i] == '\t'),
-               NS_E_PROTO, "http: bad chunk size line from %s", h->host);
+        ENSURE(i > 0 && (i == n || line[i] == ';' || line[i] == ' ' || line[i] == '\t'), NS_E_PROTO,
+               "http: bad chunk size line from %s", h->host);
         if (v == 0) {
             /* trailers: skipped, bounded like a head */
             size_t total = 0;

@@ -21,7 +21,7 @@
 #include "tls.h"
 
 #define NS_HTTP_HOST_MAX 256
-#define NS_HTTP_BASE_MAX 1024      /* path prefix of an endpoint URL */
+#define NS_HTTP_BASE_MAX 1024 /* path prefix of an endpoint URL */
 #define NS_HTTP_HEAD_MAX (32 * 1024)
 #define NS_HTTP_MAX_HEADERS 64
 #define NS_HTTP_REQ_HEAD_MAX (16 * 1024)
@@ -29,11 +29,11 @@
 
 /* "https://host[:port][/base]" or "http://..."; host may be [IPv6]. */
 typedef struct {
-    int tls;                          /* https */
-    char host[NS_HTTP_HOST_MAX];      /* without brackets */
-    uint16_t port;                    /* 443/80 unless given */
-    int port_given;                   /* the URL named a port (then Host carries it) */
-    char base[NS_HTTP_BASE_MAX];      /* path prefix without trailing '/', "" for none */
+    int tls;                     /* https */
+    char host[NS_HTTP_HOST_MAX]; /* without brackets */
+    uint16_t port;               /* 443/80 unless given */
+    int port_given;              /* the URL named a port (then Host carries it) */
+    char base[NS_HTTP_BASE_MAX]; /* path prefix without trailing '/', "" for none */
 } ns_url;
 
 ns_err ns_url_parse(ns_url *u, const char *s) NS_MUST_CHECK;
@@ -46,18 +46,18 @@ typedef struct {
 } ns_http_hdr;
 
 typedef struct {
-    const ns_url *url;       /* scheme, host (SNI/verify/Host) and port */
-    const ns_addr *via;      /* NULL: connect to url host:port; else to this address */
-    const ns_tls_ca *ca;     /* required when url->tls */
-    int timeout_ms;          /* each connect/handshake/read/write wait; < 0: none */
+    const ns_url *url;   /* scheme, host (SNI/verify/Host) and port */
+    const ns_addr *via;  /* NULL: connect to url host:port; else to this address */
+    const ns_tls_ca *ca; /* required when url->tls */
+    int timeout_ms;      /* each connect/handshake/read/write wait; < 0: none */
 } ns_http_dest;
 
 typedef struct {
-    int status;                         /* 200 */
+    int status; /* 200 */
     char reason[64];
     size_t n_headers;
     ns_http_hdr headers[NS_HTTP_MAX_HEADERS]; /* point into the connection's head buffer */
-    int64_t content_length;             /* -1 when absent */
+    int64_t content_length;                   /* -1 when absent */
     int chunked;
 } ns_http_resp;
 

@@ -91,8 +91,8 @@ static ns_err get_token(const ns_imds *m, ns_buf *tok)
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", m->token_ttl_s);
     int st = 0;
-    ns_err e = imds_call(m, "PUT", "/latest/api/token", "X-aws-ec2-metadata-token-ttl-seconds",
-                         ttl, &st, tok);
+    ns_err e = imds_call(m, "PUT", "/latest/api/token", "X-aws-ec2-metadata-token-ttl-seconds", ttl,
+                         &st, tok);
     if (e == NS_E_TIMEOUT) {
         return ns_fail(NS_E_TIMEOUT,
                        "IMDS at %s did not answer the token PUT within %d ms: from a container "
@@ -102,8 +102,9 @@ static ns_err get_token(const ns_imds *m, ns_buf *tok)
                        m->url.host, m->timeout_ms);
     }
     if (e != NS_OK) {
-        return ns_fail_ctx(e, "IMDS at %s unreachable (is this an EC2 instance? "
-                              "AWS_EC2_METADATA_SERVICE_ENDPOINT overrides the address)",
+        return ns_fail_ctx(e,
+                           "IMDS at %s unreachable (is this an EC2 instance? "
+                           "AWS_EC2_METADATA_SERVICE_ENDPOINT overrides the address)",
                            m->url.host);
     }
     if (st == 403) {
@@ -112,9 +113,11 @@ static ns_err get_token(const ns_imds *m, ns_buf *tok)
                           "options)");
     }
     if (st == 404 || st == 405 || st == 501) {
-        BAIL(NS_E_UNSUPPORTED, "IMDS answered the token PUT with %d: this endpoint only speaks "
-                               "IMDSv1, which nsign does not use; enable IMDSv2 "
-                               "(HttpTokens=required)", st);
+        BAIL(NS_E_UNSUPPORTED,
+             "IMDS answered the token PUT with %d: this endpoint only speaks "
+             "IMDSv1, which nsign does not use; enable IMDSv2 "
+             "(HttpTokens=required)",
+             st);
     }
     ENSURE(st == 200, NS_E_REMOTE, "IMDS token PUT answered HTTP %d", st);
     ENSURE(tok->len > 0 && tok->len <= NS_IMDS_TOKEN_MAX, NS_E_PROTO,
@@ -138,8 +141,8 @@ ns_err ns_imds_fetch_creds(const ns_imds *m, const char *role, ns_creds *c, char
     ns_err e;
     GUARD_GOTO(get_token(m, &tok), e, out);
     if (role && role[0]) {
-        ENSURE(strlen(role) <= NS_IMDS_ROLE_MAX && strpbrk(role, "/ \r\n?#%") == NULL,
-               NS_E_USAGE, "role name \"%.60s\" is not a valid IAM role name", role);
+        ENSURE(strlen(role) <= NS_IMDS_ROLE_MAX && strpbrk(role, "/ \r\n?#%") == NULL, NS_E_USAGE,
+               "role name \"%.60s\" is not a valid IAM role name", role);
         snprintf(rname, sizeof rname, "%s", role);
     } else {
         GUARD_GOTO(imds_call(m, "GET", NS_IMDS_PATH_CREDS, "X-aws-ec2-metadata-token",
@@ -177,12 +180,13 @@ ns_err ns_imds_fetch_creds(const ns_imds *m, const char *role, ns_creds *c, char
         }
     }
     snprintf(path, sizeof path, "%s%s", NS_IMDS_PATH_CREDS, rname);
-    GUARD_GOTO(imds_call(m, "GET", path, "X-aws-ec2-metadata-token", (const char *)tok.data, &st,
-                         &body),
-               e, out);
+    GUARD_GOTO(
+        imds_call(m, "GET", path, "X-aws-ec2-metadata-token", (const char *)tok.data, &st, &body),
+        e, out);
     if (st == 404) {
-        e = ns_fail(NS_E_NOT_FOUND, "IMDS has no credentials for role \"%s\" (404): check the "
-                                    "name of the instance profile's role",
+        e = ns_fail(NS_E_NOT_FOUND,
+                    "IMDS has no credentials for role \"%s\" (404): check the "
+                    "name of the instance profile's role",
                     rname);
         goto out;
     }

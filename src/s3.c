@@ -34,8 +34,7 @@
 ns_err ns_s3_uri_parse(ns_s3_uri *u, const char *s)
 {
     memset(u, 0, sizeof *u);
-    ENSURE(strncmp(s, "s3://", 5) == 0, NS_E_USAGE, "\"%.200s\" is not an s3://BUCKET/KEY URI",
-           s);
+    ENSURE(strncmp(s, "s3://", 5) == 0, NS_E_USAGE, "\"%.200s\" is not an s3://BUCKET/KEY URI", s);
     const char *b = s + 5;
     const char *slash = strchr(b, '/');
     ENSURE(slash != NULL && slash[1] != '\0', NS_E_USAGE,
@@ -116,7 +115,8 @@ static void ck_reset(checksum *k)
     }
 }
 
-/* Picks the strongest full-object checksum in the response; composite ("...-N") ones are skipped. */
+/* Picks the strongest full-object checksum in the response; composite ("...-N") ones are skipped.
+ */
 static void ck_from_response(checksum *k, const ns_http_resp *r)
 {
     static const struct {
@@ -238,46 +238,53 @@ static ns_err s3_error(int status, const char *code, const char *msg, const ns_s
             BAIL(NS_E_NOT_FOUND, "s3://%s/%s: 404 NoSuchBucket: there is no bucket \"%s\"%s",
                  u->bucket, u->key, u->bucket, m);
         }
-        BAIL(NS_E_NOT_FOUND, "s3://%s/%s: 404 %s: there is no object with key \"%s\" in bucket "
+        BAIL(NS_E_NOT_FOUND,
+             "s3://%s/%s: 404 %s: there is no object with key \"%s\" in bucket "
              "\"%s\" (keys are case-sensitive)%s",
              u->bucket, u->key, code[0] ? code : "Not Found", u->key, u->bucket, m);
     }
     if (status == 403) {
         if (strcmp(code, "SignatureDoesNotMatch") == 0) {
-            BAIL(NS_E_AUTH, "s3://%s/%s: 403 SignatureDoesNotMatch: the secret access key does "
+            BAIL(NS_E_AUTH,
+                 "s3://%s/%s: 403 SignatureDoesNotMatch: the secret access key does "
                  "not belong to access key %s, or the clock is off%s",
                  u->bucket, u->key, c->access_key_id, m);
         }
         if (strcmp(code, "InvalidAccessKeyId") == 0) {
-            BAIL(NS_E_AUTH, "s3://%s/%s: 403 InvalidAccessKeyId: AWS does not know access key "
+            BAIL(NS_E_AUTH,
+                 "s3://%s/%s: 403 InvalidAccessKeyId: AWS does not know access key "
                  "%s: fetch fresh credentials (nsign fetch-creds)%s",
                  u->bucket, u->key, c->access_key_id, m);
         }
         if (strcmp(code, "ExpiredToken") == 0 || strcmp(code, "TokenRefreshRequired") == 0 ||
             strcmp(code, "InvalidToken") == 0) {
-            BAIL(NS_E_EXPIRED, "s3://%s/%s: 403 %s: the session token is expired or invalid: "
+            BAIL(NS_E_EXPIRED,
+                 "s3://%s/%s: 403 %s: the session token is expired or invalid: "
                  "fetch fresh credentials (nsign fetch-creds)%s",
                  u->bucket, u->key, code, m);
         }
         if (strcmp(code, "RequestTimeTooSkewed") == 0) {
-            BAIL(NS_E_AUTH, "s3://%s/%s: 403 RequestTimeTooSkewed: this machine's clock is off "
+            BAIL(NS_E_AUTH,
+                 "s3://%s/%s: 403 RequestTimeTooSkewed: this machine's clock is off "
                  "by more than 15 minutes%s",
                  u->bucket, u->key, m);
         }
-        BAIL(NS_E_DENIED, "s3://%s/%s: 403 %s: access key %s is not allowed s3:GetObject on "
+        BAIL(NS_E_DENIED,
+             "s3://%s/%s: 403 %s: access key %s is not allowed s3:GetObject on "
              "arn:aws:s3:::%s/%s (check the role's policy and the bucket policy; for an SSE-KMS "
              "object also kms:Decrypt on its key)%s",
-             u->bucket, u->key, code[0] ? code : "Forbidden", c->access_key_id, u->bucket,
-             u->key, m);
+             u->bucket, u->key, code[0] ? code : "Forbidden", c->access_key_id, u->bucket, u->key,
+             m);
     }
     if (status == 301 || status == 307 || strcmp(code, "PermanentRedirect") == 0 ||
         strcmp(code, "AuthorizationHeaderMalformed") == 0) {
-        BAIL(NS_E_REMOTE, "s3://%s/%s: %d %s: the bucket is not in region %s and S3 did not say "
+        BAIL(NS_E_REMOTE,
+             "s3://%s/%s: %d %s: the bucket is not in region %s and S3 did not say "
              "which region it is in: set AWS_REGION or --region%s",
              u->bucket, u->key, status, code, region, m);
     }
-    BAIL(NS_E_REMOTE, "s3://%s/%s: HTTP %d %s%s", u->bucket, u->key, status,
-         code[0] ? code : "", m);
+    BAIL(NS_E_REMOTE, "s3://%s/%s: HTTP %d %s%s", u->bucket, u->key, status, code[0] ? code : "",
+         m);
 }
 
 /* ------------------------------------------------------------------------------ progress */
@@ -444,8 +451,7 @@ static ns_err attempt(getter *g, ns_aws_client *c, step *next, int64_t t0)
             char reg[NS_AWS_REGION_MAX];
             e = ns_aws_region(reg, hreg);
             if (e == NS_OK) {
-                ns_info("region redirect bucket=%s from=%s to=%s", g->u->bucket, g->region,
-                        reg);
+                ns_info("region redirect bucket=%s from=%s to=%s", g->u->bucket, g->region, reg);
                 snprintf(g->region, sizeof g->region, "%s", reg);
                 *next = STEP_REDIRECT;
             }
@@ -473,8 +479,8 @@ static ns_err attempt(getter *g, ns_aws_client *c, step *next, int64_t t0)
             GUARD_GOTO(restart_output(g), e, out);
         }
         if (r.content_length < 0 && !r.chunked) {
-            e = ns_fail(NS_E_PROTO, "s3://%s/%s: the response has no Content-Length",
-                        g->u->bucket, g->u->key);
+            e = ns_fail(NS_E_PROTO, "s3://%s/%s: the response has no Content-Length", g->u->bucket,
+                        g->u->key);
             goto out;
         }
         g->total = r.content_length >= 0 ? (uint64_t)r.content_length : 0;
@@ -487,8 +493,10 @@ static ns_err attempt(getter *g, ns_aws_client *c, step *next, int64_t t0)
             start != g->have || (g->have_total && total != g->total) ||
             (etag && strcmp(etag, g->etag) != 0) ||
             (r.content_length >= 0 && (uint64_t)r.content_length != total - start)) {
-            e = ns_fail(NS_E_PROTO, "s3://%s/%s: the resumed part does not continue the download "
-                        "(Content-Range/ETag mismatch)", g->u->bucket, g->u->key);
+            e = ns_fail(NS_E_PROTO,
+                        "s3://%s/%s: the resumed part does not continue the download "
+                        "(Content-Range/ETag mismatch)",
+                        g->u->bucket, g->u->key);
             goto out;
         }
         g->res->resumed++;
@@ -521,8 +529,8 @@ static ns_err attempt(getter *g, ns_aws_client *c, step *next, int64_t t0)
         goto out;
     }
     if (g->have_total && g->have != g->total) {
-        e = ns_fail(NS_E_TRUNCATED, "s3://%s/%s: got %llu of %llu bytes", g->u->bucket,
-                    g->u->key, (unsigned long long)g->have, (unsigned long long)g->total);
+        e = ns_fail(NS_E_TRUNCATED, "s3://%s/%s: got %llu of %llu bytes", g->u->bucket, g->u->key,
+                    (unsigned long long)g->have, (unsigned long long)g->total);
         goto out;
     }
     if (!g->have_total) {
@@ -554,8 +562,8 @@ ns_err ns_s3_get(const ns_s3_opts *o, const ns_s3_uri *u, const char *outpath, n
     int64_t start = t0;
     int tries = 0, redirects = 0, resumes = 0;
     for (;;) {
-        ns_aws_client c = {"s3", g->region, o->creds, &g->ep, o->via, o->ca,
-                           o->timeout_ms, o->retry, NS_SIGV4_S3};
+        ns_aws_client c = {"s3",  g->region,     o->creds, &g->ep,     o->via,
+                           o->ca, o->timeout_ms, o->retry, NS_SIGV4_S3};
         step next = STEP_DONE;
         uint64_t before = g->have;
         e = attempt(g, &c, &next, t0);

@@ -22,7 +22,7 @@
 
 #define NS_S3_BUCKET_MAX 63
 #define NS_S3_KEY_MAX 1024
-#define NS_S3_CHUNK (64 * 1024)  /* the one body buffer */
+#define NS_S3_CHUNK (64 * 1024) /* the one body buffer */
 #define NS_S3_ERRBODY_MAX (16 * 1024)
 
 typedef struct {
@@ -35,24 +35,24 @@ ns_err ns_s3_uri_parse(ns_s3_uri *u, const char *s) NS_MUST_CHECK;
 
 typedef struct {
     const ns_creds *creds;
-    const char *region;      /* initial region */
-    const ns_url *endpoint;  /* NULL: AWS (virtual-hosted, regional); else custom (path style) */
-    const ns_addr *via;      /* NULL: direct */
+    const char *region;     /* initial region */
+    const ns_url *endpoint; /* NULL: AWS (virtual-hosted, regional); else custom (path style) */
+    const ns_addr *via;     /* NULL: direct */
     const ns_tls_ca *ca;
     int timeout_ms;
     ns_retry retry;
-    int progress_fd;         /* >= 0: a progress line on this fd (a TTY); -1: none */
+    int progress_fd; /* >= 0: a progress line on this fd (a TTY); -1: none */
 } ns_s3_opts;
 
 typedef struct {
-    uint64_t bytes;          /* object size written */
-    int resumed;             /* number of Range resumes */
-    char checksum[32];       /* algorithm verified ("sha256", "md5-etag", "" = none) */
+    uint64_t bytes;                 /* object size written */
+    int resumed;                    /* number of Range resumes */
+    char checksum[32];              /* algorithm verified ("sha256", "md5-etag", "" = none) */
     char region[NS_AWS_REGION_MAX]; /* region finally used */
 } ns_s3_result;
 
 /* Downloads u into outpath ("-" = stdout, streamed; a file: atomic, 0600). */
-ns_err ns_s3_get(const ns_s3_opts *o, const ns_s3_uri *u, const char *outpath, ns_s3_result *res)
-    NS_MUST_CHECK;
+ns_err ns_s3_get(const ns_s3_opts *o, const ns_s3_uri *u, const char *outpath,
+                 ns_s3_result *res) NS_MUST_CHECK;
 
 #endif

@@ -24,8 +24,8 @@ static const char hexu[] = "0123456789ABCDEF";
 
 static int is_unreserved(uint8_t c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 /* Python's str.split() whitespace in ASCII (botocore's header trimming uses it). */
@@ -433,8 +433,7 @@ ns_err ns_sigv4_signature(char sig_hex[65], const ns_sigv4_params *p, const uint
     return NS_OK;
 }
 
-ns_err ns_sigv4_sign(const ns_sigv4_params *p, const ns_sigv4_req *r, char *authz,
-                     size_t authz_cap)
+ns_err ns_sigv4_sign(const ns_sigv4_params *p, const ns_sigv4_req *r, char *authz, size_t authz_cap)
 {
     GUARD(check_params(p));
     ENSURE(p->access_key_id && p->access_key_id[0], NS_E_USAGE, "sigv4: no access key id");

@@ -14,12 +14,13 @@
  * (unless NS_SIGV4_NO_NORMALIZE) and then URI-encode the path as given (so a path already
  * percent-encoded on the wire is encoded a second time, as AWS specifies); with NS_SIGV4_S3 the
  * path is used exactly as sent. Canonical query: split on '&' and the first '=' (an empty pair
- * counts as "="), each key and value percent-decoded and re-encoded (RFC 3986 unreserved kept, uppercase hex), sorted by key
- * then value. Canonical headers: names lowercased, values trimmed with inner whitespace runs
- * collapsed to one space, repeated names joined with ',' in the order given, sorted by name.
- * Every header passed in is signed: the caller chooses (host and x-amz-date at least; the session
- * token header unless the service wants it added after signing). The secret key and the derived
- * signing key live only on the stack of ns_sigv4_sign* and are wiped before return.
+ * counts as "="), each key and value percent-decoded and re-encoded (RFC 3986 unreserved kept,
+ * uppercase hex), sorted by key then value. Canonical headers: names lowercased, values trimmed
+ * with inner whitespace runs collapsed to one space, repeated names joined with ',' in the order
+ * given, sorted by name. Every header passed in is signed: the caller chooses (host and x-amz-date
+ * at least; the session token header unless the service wants it added after signing). The secret
+ * key and the derived signing key live only on the stack of ns_sigv4_sign* and are wiped before
+ * return.
  */
 #ifndef NS_SIGV4_H
 #define NS_SIGV4_H
@@ -32,9 +33,9 @@
 #include "err.h"
 
 #define NS_SIGV4_MAX_HEADERS 64
-#define NS_SIGV4_CREQ_MAX (64 * 1024)  /* canonical request and its parts */
-#define NS_SIGV4_AUTHZ_MAX 2048        /* Authorization header value */
-#define NS_SIGV4_AMZ_DATE_LEN 16       /* "20150830T123600Z" */
+#define NS_SIGV4_CREQ_MAX (64 * 1024) /* canonical request and its parts */
+#define NS_SIGV4_AUTHZ_MAX 2048       /* Authorization header value */
+#define NS_SIGV4_AMZ_DATE_LEN 16      /* "20150830T123600Z" */
 #define NS_SIGV4_HASH_HEX_LEN 64
 #define NS_SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
 /* hex(sha256("")): the payload hash of every GET. */
@@ -58,12 +59,12 @@ typedef struct {
 } ns_sigv4_params;
 
 typedef struct {
-    const char *method;        /* "GET" */
-    const char *path;          /* request-target path as sent, e.g. "/bucket/a%20b" */
-    const char *query;         /* after '?', as sent; NULL or "" for none */
+    const char *method; /* "GET" */
+    const char *path;   /* request-target path as sent, e.g. "/bucket/a%20b" */
+    const char *query;  /* after '?', as sent; NULL or "" for none */
     const ns_sigv4_hdr *headers;
-    size_t n_headers;          /* <= NS_SIGV4_MAX_HEADERS; all are signed */
-    const char *payload_hash;  /* lowercase hex sha256 of the body, or UNSIGNED-PAYLOAD */
+    size_t n_headers;         /* <= NS_SIGV4_MAX_HEADERS; all are signed */
+    const char *payload_hash; /* lowercase hex sha256 of the body, or UNSIGNED-PAYLOAD */
 } ns_sigv4_req;
 
 /* Canonical request into creq (appended); signed_headers (optional) gets "host;x-amz-date". */

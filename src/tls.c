@@ -34,7 +34,7 @@ struct ns_tls_ca {
 struct ns_tls {
     int fd;
     int timeout_ms;
-    int io_errno;   /* errno of the last failed read/write, 0 if none */
+    int io_errno; /* errno of the last failed read/write, 0 if none */
     int timed_out;
     char host[256];
     mbedtls_ssl_context ssl;
@@ -51,8 +51,10 @@ static ns_err ca_parse(ns_tls_ca **out, const uint8_t *data, size_t len, const c
         char m[128];
         mbedtls_strerror(r, m, sizeof m);
         ns_tls_ca_free(ca);
-        BAIL(NS_E_TLS, "no certificate could be read from %s (%s): give a PEM bundle of CA "
-             "certificates", what, m);
+        BAIL(NS_E_TLS,
+             "no certificate could be read from %s (%s): give a PEM bundle of CA "
+             "certificates",
+             what, m);
     }
     *out = ca;
     return NS_OK;
@@ -145,8 +147,7 @@ static int bio_recv(void *ctx, unsigned char *p, size_t n)
 static ns_err tls_fail(ns_tls *t, int r, const char *during)
 {
     if (t->timed_out || r == MBEDTLS_ERR_SSL_TIMEOUT) {
-        BAIL(NS_E_TIMEOUT, "TLS %s with %s timed out after %d ms", during, t->host,
-             t->timeout_ms);
+        BAIL(NS_E_TIMEOUT, "TLS %s with %s timed out after %d ms", during, t->host, t->timeout_ms);
     }
     if (t->io_errno) {
         BAIL(t->io_errno == ECONNRESET || t->io_errno == EPIPE ? NS_E_CLOSED : NS_E_IO,

@@ -18,8 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
         }
         ns_creds again;
-        if (ns_creds_parse_json(&again, data, size) != NS_OK ||
-            memcmp(&again, &c, sizeof c) != 0) {
+        if (ns_creds_parse_json(&again, data, size) != NS_OK || memcmp(&again, &c, sizeof c) != 0) {
             __builtin_trap();
         }
     } else if (c.access_key_id[0] != '\0' || c.secret_access_key[0] != '\0') {

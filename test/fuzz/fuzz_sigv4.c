@@ -44,8 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         h[nh].value = f[i + 1];
         nh++;
     }
-    ns_sigv4_params prm = {"AKIDEXAMPLE", "secret", "us-east-1", "service", "20150830T123600Z",
-                           (unsigned)(data[0] & 3)};
+    ns_sigv4_params prm = {"AKIDEXAMPLE", "secret",           "us-east-1",
+                           "service",     "20150830T123600Z", (unsigned)(data[0] & 3)};
     ns_sigv4_req r = {f[0][0] ? f[0] : "GET", f[1], f[2], h, nh, NS_SIGV4_EMPTY_SHA256};
     char a1[NS_SIGV4_AUTHZ_MAX], a2[NS_SIGV4_AUTHZ_MAX];
     ns_err e1 = ns_sigv4_sign(&prm, &r, a1, sizeof a1);

@@ -14,8 +14,7 @@ int main(void)
     CHECK(ns_aws_region(reg, NULL) == NS_OK && strcmp(reg, "us-east-1") == 0,
           "default region us-east-1");
     setenv("AWS_DEFAULT_REGION", "eu-west-1", 1);
-    CHECK(ns_aws_region(reg, NULL) == NS_OK && strcmp(reg, "eu-west-1") == 0,
-          "AWS_DEFAULT_REGION");
+    CHECK(ns_aws_region(reg, NULL) == NS_OK && strcmp(reg, "eu-west-1") == 0, "AWS_DEFAULT_REGION");
     setenv("AWS_REGION", "ap-south-1", 1);
     CHECK(ns_aws_region(reg, NULL) == NS_OK && strcmp(reg, "ap-south-1") == 0,
           "AWS_REGION wins over AWS_DEFAULT_REGION");
@@ -58,8 +57,10 @@ int main(void)
         }
     }
     CHECK(ok, "backoff delays within [0, min(cap, base*2^n)]");
-    CHECK(ns_aws_retryable_status(503, NULL) && ns_aws_retryable_status(400, "ThrottlingException") &&
-              ns_aws_retryable_status(429, NULL) && !ns_aws_retryable_status(400, "ValidationException") &&
+    CHECK(ns_aws_retryable_status(503, NULL) &&
+              ns_aws_retryable_status(400, "ThrottlingException") &&
+              ns_aws_retryable_status(429, NULL) &&
+              !ns_aws_retryable_status(400, "ValidationException") &&
               !ns_aws_retryable_status(403, "AccessDeniedException"),
           "retryable statuses and codes");
     CHECK(ns_aws_retryable_err(NS_E_TIMEOUT) && ns_aws_retryable_err(NS_E_CONNECT) &&
@@ -67,7 +68,8 @@ int main(void)
           "retryable transport errors (not TLS verification)");
 
     char code[64], msg[128];
-    const char *jerr = "{\"__type\":\"com.amazonaws.kms#AccessDeniedException\",\"message\":\"no\"}";
+    const char *jerr =
+        "{\"__type\":\"com.amazonaws.kms#AccessDeniedException\",\"message\":\"no\"}";
     ns_aws_json_error((const uint8_t *)jerr, strlen(jerr), code, sizeof code, msg, sizeof msg);
     CHECK(strcmp(code, "AccessDeniedException") == 0 && strcmp(msg, "no") == 0,
           "AWS JSON error: code after '#' and message");

@@ -29,18 +29,18 @@ int main(void)
 {
     ns_creds *c;
     CHECK(ns_creds_new(&c) == NS_OK, "credentials allocated in secret memory");
-    const char *imds = "{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2026-11-24T15:00:00Z\",\n"
-                       "  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"ASIAEXAMPLE\",\n"
-                       "  \"SecretAccessKey\" : \"se\\/cret+key\",\n  \"Token\" : \"tok==\",\n"
-                       "  \"Expiration\" : \"2026-11-24T21:00:00Z\", \"n\": [1, {\"a\": [true, "
-                       "null, -1.5e3]}]\n}\n";
+    const char *imds =
+        "{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2026-11-24T15:00:00Z\",\n"
+        "  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"ASIAEXAMPLE\",\n"
+        "  \"SecretAccessKey\" : \"se\\/cret+key\",\n  \"Token\" : \"tok==\",\n"
+        "  \"Expiration\" : \"2026-11-24T21:00:00Z\", \"n\": [1, {\"a\": [true, "
+        "null, -1.5e3]}]\n}\n";
     CHECK(parse(c, imds) == NS_OK && strcmp(c->access_key_id, "ASIAEXAMPLE") == 0 &&
               strcmp(c->secret_access_key, "se/cret+key") == 0 &&
               strcmp(c->session_token, "tok==") == 0 && c->expires_at == 1795554000,
           "IMDS document parsed (escapes, nested values skipped)");
     CHECK(ns_creds_check_fresh(c, 1795554000 - 3600) == NS_OK, "fresh an hour before expiry");
-    CHECK_ERR(ns_creds_check_fresh(c, 1795554000 - 30), NS_E_EXPIRED,
-              "refused within the margin");
+    CHECK_ERR(ns_creds_check_fresh(c, 1795554000 - 30), NS_E_EXPIRED, "refused within the margin");
     CHECK_ERR(ns_creds_check_fresh(c, 1795554000 + 1), NS_E_EXPIRED, "refused after expiry");
     CHECK(strstr(ns_err_msg(), "se/cret") == NULL, "expiry message holds no secret");
 
@@ -48,8 +48,7 @@ int main(void)
     ns_buf_init_secret(&out, 8192);
     CHECK(ns_creds_to_json(c, &out) == NS_OK, "to_json");
     ns_creds *c2;
-    CHECK(ns_creds_new(&c2) == NS_OK &&
-              ns_creds_parse_json(c2, out.data, out.len) == NS_OK &&
+    CHECK(ns_creds_new(&c2) == NS_OK && ns_creds_parse_json(c2, out.data, out.len) == NS_OK &&
               memcmp(c, c2, sizeof *c) == 0,
           "to_json round-trips");
     ns_buf_reset(&out);
@@ -62,7 +61,8 @@ int main(void)
               c->session_token[0] == '\0' && c->expires_at == 0,
           "long-term keys without token and expiration");
     CHECK(parse(c, "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"SessionToken\":\"T\"}") ==
-                  NS_OK && strcmp(c->session_token, "T") == 0,
+                  NS_OK &&
+              strcmp(c->session_token, "T") == 0,
           "SessionToken accepted as Token");
     char v[64];
     CHECK(get("{\"k\":\"\\u00e9\\ud83d\\ude00\\n\"}", "k", v, sizeof v) == NS_OK &&
@@ -87,8 +87,7 @@ int main(void)
          NS_E_PARSE, "bad Expiration"},
         {"{\"AccessKeyId\":\"\",\"SecretAccessKey\":\"S\"}", NS_E_PARSE, "empty key id"},
         {"{\"AccessKeyId\":\"A\\u0000\",\"SecretAccessKey\":\"S\"}", NS_E_PARSE, "NUL in a value"},
-        {"{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"x\":01}", NS_E_PARSE,
-         "leading zero"},
+        {"{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"x\":01}", NS_E_PARSE, "leading zero"},
         {"{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"x\":tru}", NS_E_PARSE, "bad literal"},
         {"{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"x\":\"\\ud800\"}", NS_E_PARSE,
          "lone surrogate"},
@@ -101,8 +100,8 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_ERR(parse(c, bad[i].doc), bad[i].want, "refused: %s", bad[i].what);
-        CHECK(c->access_key_id[0] == '\0' && c->secret_access_key[0] == '\0',
-              "wiped after: %s", bad[i].what);
+        CHECK(c->access_key_id[0] == '\0' && c->secret_access_key[0] == '\0', "wiped after: %s",
+              bad[i].what);
     }
     char deep[200];
     memset(deep, '[', sizeof deep);

@@ -71,8 +71,8 @@ int main(void)
     snprintf(sock_path, sizeof sock_path, "/tmp/nsign-http-%d.sock", (int)getpid());
     ns_url u;
     CHECK(ns_url_parse(&u, "https://kms.us-east-1.amazonaws.com") == NS_OK && u.tls &&
-              u.port == 443 && !u.port_given && strcmp(u.host, "kms.us-east-1.amazonaws.com") == 0 &&
-              u.base[0] == '\0',
+              u.port == 443 && !u.port_given &&
+              strcmp(u.host, "kms.us-east-1.amazonaws.com") == 0 && u.base[0] == '\0',
           "https URL");
     char hh[300];
     CHECK(ns_url_parse(&u, "http://[::1]:9000/prefix/") == NS_OK && !u.tls && u.port == 9000 &&
@@ -91,12 +91,15 @@ int main(void)
     CHECK(ns_http_parse_head(&r, h1, strlen(h1)) == NS_OK && r.status == 200 &&
               r.content_length == 5 && strcmp(ns_http_header(&r, "x-a"), "v") == 0,
           "head parsed, values trimmed, names case-insensitive");
-    static const char *bad[] = {
-        "HTTP/2 200 OK\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
-        "HTTP/1.1 200 OK\r\n folded\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-        "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "HTTP/1.1 200 OK\r\nA: b\r\n",
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"};
+    static const char *bad[] = {"HTTP/2 200 OK\r\n\r\n",
+                                "HTTP/1.1 20 OK\r\n\r\n",
+                                "HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
+                                "HTTP/1.1 200 OK\r\n folded\r\n\r\n",
+                                "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                                "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+                                "HTTP/1.1 200 OK\r\nA: b\r\n",
+                                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char tmp[200];
         snprintf(tmp, sizeof tmp, "%s", bad[i]);
@@ -111,8 +114,8 @@ int main(void)
               "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n"
               "A\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n",
               NS_OK, "abc0123456789");
-    body_case("100 Continue skipped", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No\r\n\r\n",
-              NS_OK, "");
+    body_case("100 Continue skipped", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No\r\n\r\n", NS_OK,
+              "");
     body_case("body until close", "HTTP/1.0 200 OK\r\n\r\nall of it", NS_OK, "all of it");
     body_case("short Content-Length body", "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nabc",
               NS_E_TRUNCATED, NULL);

@@ -139,19 +139,37 @@ static const char *SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 /* The original AWS suite: .req -> .creq, .sts, .authz. */
 static void suite_original(const char *root)
 {
-    static const char *cases[] = {
-        "get-header-key-duplicate", "get-header-value-multiline", "get-header-value-order",
-        "get-header-value-trim", "get-unreserved", "get-utf8", "get-vanilla",
-        "get-vanilla-empty-query-key", "get-vanilla-query", "get-vanilla-query-order-key",
-        "get-vanilla-query-order-key-case", "get-vanilla-query-order-value",
-        "get-vanilla-query-unreserved", "get-vanilla-utf8-query", "normalize-path/get-relative",
-        "normalize-path/get-relative-relative", "normalize-path/get-slash",
-        "normalize-path/get-slash-dot-slash", "normalize-path/get-slash-pointless-dot",
-        "normalize-path/get-slashes", "normalize-path/get-space", "post-header-key-case",
-        "post-header-key-sort", "post-header-value-case", "post-sts-token/post-sts-header-after",
-        "post-sts-token/post-sts-header-before", "post-vanilla", "post-vanilla-empty-query-value",
-        "post-vanilla-query", "post-x-www-form-urlencoded",
-        "post-x-www-form-urlencoded-parameters"};
+    static const char *cases[] = {"get-header-key-duplicate",
+                                  "get-header-value-multiline",
+                                  "get-header-value-order",
+                                  "get-header-value-trim",
+                                  "get-unreserved",
+                                  "get-utf8",
+                                  "get-vanilla",
+                                  "get-vanilla-empty-query-key",
+                                  "get-vanilla-query",
+                                  "get-vanilla-query-order-key",
+                                  "get-vanilla-query-order-key-case",
+                                  "get-vanilla-query-order-value",
+                                  "get-vanilla-query-unreserved",
+                                  "get-vanilla-utf8-query",
+                                  "normalize-path/get-relative",
+                                  "normalize-path/get-relative-relative",
+                                  "normalize-path/get-slash",
+                                  "normalize-path/get-slash-dot-slash",
+                                  "normalize-path/get-slash-pointless-dot",
+                                  "normalize-path/get-slashes",
+                                  "normalize-path/get-space",
+                                  "post-header-key-case",
+                                  "post-header-key-sort",
+                                  "post-header-value-case",
+                                  "post-sts-token/post-sts-header-after",
+                                  "post-sts-token/post-sts-header-before",
+                                  "post-vanilla",
+                                  "post-vanilla-empty-query-value",
+                                  "post-vanilla-query",
+                                  "post-x-www-form-urlencoded",
+                                  "post-x-www-form-urlencoded-parameters"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char dir[1024], base[256];
         snprintf(dir, sizeof dir, "%s/aws-sig-v4-test-suite/%s", root, cases[i]);
@@ -199,8 +217,7 @@ static void suite_original(const char *root)
             } else {
                 CHECK(e1 == NS_OK && eq_text(&gc, &creq), "original/%s: canonical request",
                       cases[i]);
-                CHECK(e2 == NS_OK && eq_text(&gs, &sts), "original/%s: string to sign",
-                      cases[i]);
+                CHECK(e2 == NS_OK && eq_text(&gs, &sts), "original/%s: string to sign", cases[i]);
                 ns_buf ga;
                 ns_buf_init(&ga, 4096);
                 ns_err e5 = ns_buf_append_str(&ga, az);
@@ -232,22 +249,44 @@ static int json_bool(const cJSON *o, const char *k)
 /* The aws-c-auth layout: header mode and query (presigned) mode per case. */
 static void suite_c_auth(const char *root)
 {
-    static const char *cases[] = {
-        "get-header-key-duplicate", "get-header-value-multiline", "get-header-value-order",
-        "get-header-value-trim", "get-relative-normalized", "get-relative-relative-normalized",
-        "get-relative-relative-unnormalized", "get-relative-unnormalized",
-        "get-slash-dot-slash-normalized", "get-slash-dot-slash-unnormalized",
-        "get-slash-normalized", "get-slash-pointless-dot-normalized",
-        "get-slash-pointless-dot-unnormalized", "get-slash-unnormalized",
-        "get-slashes-normalized", "get-slashes-unnormalized", "get-space-normalized",
-        "get-space-unnormalized", "get-unreserved", "get-utf8", "get-vanilla",
-        "get-vanilla-empty-query-key", "get-vanilla-query", "get-vanilla-query-order-encoded",
-        "get-vanilla-query-order-key-case", "get-vanilla-query-unreserved",
-        "get-vanilla-utf8-query", "get-vanilla-with-session-token", "post-header-key-case",
-        "post-header-key-sort", "post-header-value-case", "post-sts-header-after",
-        "post-sts-header-before", "post-vanilla", "post-vanilla-empty-query-value",
-        "post-vanilla-query", "post-x-www-form-urlencoded",
-        "post-x-www-form-urlencoded-parameters"};
+    static const char *cases[] = {"get-header-key-duplicate",
+                                  "get-header-value-multiline",
+                                  "get-header-value-order",
+                                  "get-header-value-trim",
+                                  "get-relative-normalized",
+                                  "get-relative-relative-normalized",
+                                  "get-relative-relative-unnormalized",
+                                  "get-relative-unnormalized",
+                                  "get-slash-dot-slash-normalized",
+                                  "get-slash-dot-slash-unnormalized",
+                                  "get-slash-normalized",
+                                  "get-slash-pointless-dot-normalized",
+                                  "get-slash-pointless-dot-unnormalized",
+                                  "get-slash-unnormalized",
+                                  "get-slashes-normalized",
+                                  "get-slashes-unnormalized",
+                                  "get-space-normalized",
+                                  "get-space-unnormalized",
+                                  "get-unreserved",
+                                  "get-utf8",
+                                  "get-vanilla",
+                                  "get-vanilla-empty-query-key",
+                                  "get-vanilla-query",
+                                  "get-vanilla-query-order-encoded",
+                                  "get-vanilla-query-order-key-case",
+                                  "get-vanilla-query-unreserved",
+                                  "get-vanilla-utf8-query",
+                                  "get-vanilla-with-session-token",
+                                  "post-header-key-case",
+                                  "post-header-key-sort",
+                                  "post-header-value-case",
+                                  "post-sts-header-after",
+                                  "post-sts-header-before",
+                                  "post-vanilla",
+                                  "post-vanilla-empty-query-value",
+                                  "post-vanilla-query",
+                                  "post-x-www-form-urlencoded",
+                                  "post-x-www-form-urlencoded-parameters"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char dir[1024];
         snprintf(dir, sizeof dir, "%s/aws-c-auth-v4/%s", root, cases[i]);
@@ -274,7 +313,11 @@ static void suite_c_auth(const char *root)
         int omit = json_bool(cj, "omit_session_token");
         char ph[65];
         ns_sigv4_sha256_hex(ph, r.body, r.body_len);
-        ns_sigv4_params p = {AKID, SECRET, "us-east-1", "service", "20150830T123600Z",
+        ns_sigv4_params p = {AKID,
+                             SECRET,
+                             "us-east-1",
+                             "service",
+                             "20150830T123600Z",
                              normalize ? 0u : NS_SIGV4_NO_NORMALIZE};
         /* header mode */
         static rawreq hr;
@@ -293,8 +336,7 @@ static void suite_c_auth(const char *root)
         ns_buf_init(&gs, 1 << 16);
         char sig[65] = "";
         ns_err e = ns_sigv4_canonical_request(&p, &q, &gc, NULL);
-        CHECK(e == NS_OK && eq_text(&gc, &hcreq), "c-auth/%s: header canonical request",
-              cases[i]);
+        CHECK(e == NS_OK && eq_text(&gc, &hcreq), "c-auth/%s: header canonical request", cases[i]);
         e = ns_sigv4_string_to_sign(&p, gc.data, gc.len, &gs);
         CHECK(e == NS_OK && eq_text(&gs, &hsts), "c-auth/%s: header string to sign", cases[i]);
         e = ns_sigv4_signature(sig, &p, gs.data, gs.len);
@@ -311,7 +353,8 @@ static void suite_c_auth(const char *root)
         ns_buf_init(&tmp, 1 << 16);
         ns_sigv4_req q0 = {qr.method, qr.path, NULL, qr.h, qr.n, ph};
         e = ns_sigv4_canonical_request(&p, &q0, &tmp, &sh);
-        ns_err e2 = ns_buf_printf(&qs, "%s%sX-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential="
+        ns_err e2 = ns_buf_printf(&qs,
+                                  "%s%sX-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential="
                                   "AKIDEXAMPLE%%2F20150830%%2Fus-east-1%%2Fservice%%2Faws4_request"
                                   "&X-Amz-Date=20150830T123600Z&X-Amz-Expires=3600",
                                   qr.query, qr.query[0] ? "&" : "");
