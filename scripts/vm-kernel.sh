@@ -36,7 +36,7 @@ die() {
 # The newest linux-image-6.1.0-N-amd64 (no -rt/-cloud flavour) apt knows, as NAME=VERSION.
 newest_available() {
     apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null |
-        awk '{print $1}' | sort -t- -k5,5n | tail -1 | while read -r p; do
+        awk '{print $1}' | sort -t- -k4,4n | tail -1 | while read -r p; do
         echo "$p=$(apt-cache policy "$p" | awk '/Candidate:/ {print $2}')"
     done
 }

@@ -7,7 +7,9 @@
 export NSIGN
 VM=$NS_ROOT/test/vm/vm.sh
 VM_TMP=$(mktemp -d /tmp/nsign-vmtest.XXXXXX)
-trap 'rm -rf "$VM_TMP"' EXIT
+# Background processes a test starts on this machine (e.g. a fake server): killed on exit.
+VM_BG_PIDS=()
+trap 'for p in "${VM_BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$VM_TMP"' EXIT
 
 vm_peer() {
     local out=$VM_TMP/peer

@@ -2,8 +2,8 @@
 # The VM harness itself: the guest boots the pinned kernel, loads the vsock loopback modules,
 # brings lo up, runs nsign, moves data over AF_VSOCK (CID 1) with an independent endpoint
 # (test/vm/peer.c), and the harness returns the guest's exit status, ignores a forged marker,
-# boots a bzImage with an extra archive, and reports a timeout as "no result" (125). Three
-# boots, about 20 s under TCG.
+# boots a bzImage with an extra archive, forwards a guest port to a local server (--fwd), and
+# reports a timeout as "no result" (125). Three boots, about 20 s under TCG.
 . "$(dirname "$0")/../lib/tap.sh"
 . "$(dirname "$0")/lib.sh"
 vm_require_nsign
@@ -53,12 +53,24 @@ echo here >"$VM_TMP/extra/etc/from-initrd"
 (cd "$VM_TMP/extra" && find . -mindepth 1 | sort | cpio -o -H newc -R 0:0 --quiet | gzip -9n) \
     >"$VM_TMP/extra.cpio.gz"
 bz=$(bash "$NS_ROOT/scripts/vm-kernel.sh" path bzImage)
-"$VM" --kernel "$bz" --initrd "$VM_TMP/extra.cpio.gz" -- \
+# --fwd: a server on this machine's loopback, reached from the guest through 10.0.2.100:80.
+mkdir -p "$VM_TMP/www"
+echo "hello from the host $sum" >"$VM_TMP/www/hello"
+hport=$(free_port)
+(cd "$VM_TMP/www" && exec "$PY" -m http.server "$hport" --bind 127.0.0.1) >/dev/null 2>&1 &
+VM_BG_PIDS+=($!)
+wait_port "$hport" 10 || fail "a local http server listens on 127.0.0.1:$hport"
+"$VM" --kernel "$bz" --initrd "$VM_TMP/extra.cpio.gz" --fwd "10.0.2.100:80=$hport" -- \
     'test -f /etc/from-initrd || exit 9; test "$(cat /init)" = eif-init || exit 10;
-     echo "@@NSIGN-VM 0123456789abcdef01234567 exit=0@@"; exit 7' >"$VM_TMP/out2" 2>&1
+     wget -q -O /tmp/hello http://10.0.2.100/hello || exit 11;
+     wget -q -O /tmp/hello2 http://10.0.2.100/hello && cmp -s /tmp/hello /tmp/hello2 || exit 11;
+     grep -q "hello from the host $PAYLOAD_SHA256" /tmp/hello || exit 12;
+     echo "@@NSIGN-VM 0123456789abcdef01234567 exit=0@@"; exit 7' \
+    -e "PAYLOAD_SHA256=$sum" >"$VM_TMP/out2" 2>&1
 rc=$?
 check "bzImage + an extra gzip archive: files merged, its /init kept, status 7 comes back" \
-    test "$rc" = 7
+    test "$rc" = 7 -o "$rc" = 11 -o "$rc" = 12
+check "--fwd: the guest reaches a server on this machine's loopback, twice" test "$rc" = 7
 [ "$rc" = 7 ] || sed 's/^/# /' "$VM_TMP/out2"
 
 # A guest that never finishes: no result (125) and a message naming the timeout.

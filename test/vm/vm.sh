@@ -46,7 +46,13 @@ Options:
   -i, --initrd PATH     cpio archive (optionally compressed) placed before the harness's own;
                         repeatable, kept in order
   -a, --append ARGS     extra kernel command line
-      --nic SPEC        qemu -nic SPEC (default none), e.g. user,restrict=on,guestfwd=...
+      --fwd IP:PORT=HOSTPORT
+                        give the guest a NIC (qemu user networking with restrict=on: no
+                        other traffic leaves the VM) on which each tcp connection to
+                        IP:PORT reaches 127.0.0.1:HOSTPORT on this machine (through socat);
+                        repeatable. The guest's eth0 is 10.0.2.15/24; use IPs in
+                        10.0.2.0/24, e.g. 10.0.2.100
+      --nic SPEC        qemu -nic SPEC instead (default none)
       --qemu ARG        extra qemu argument; repeatable
       --mem MB          guest memory (default 512)      --smp N   vCPUs (default 2)
   -l, --log FILE        also write the raw console log to FILE
@@ -80,7 +86,7 @@ die() {
 
 script='' timeout=120 nsign=${NSIGN:-$ROOT/build/nsign} kernel='' append='' nic=none
 mem=512 smp=2 log='' verbose=0
-files=() envs=() modules=() initrds=() qemu_extra=()
+files=() envs=() modules=() initrds=() qemu_extra=() fwds=()
 while [ $# -gt 0 ]; do
     case $1 in
     -s | --script) script=${2:?}; shift 2 ;;
@@ -93,6 +99,7 @@ while [ $# -gt 0 ]; do
     -i | --initrd) initrds+=("${2:?}"); shift 2 ;;
     -a | --append) append=${2:?}; shift 2 ;;
     --nic) nic=${2:?}; shift 2 ;;
+    --fwd) fwds+=("${2:?}"); shift 2 ;;
     --qemu) qemu_extra+=("${2:?}"); shift 2 ;;
     --mem) mem=${2:?}; shift 2 ;;
     --smp) smp=${2:?}; shift 2 ;;
@@ -114,6 +121,19 @@ fi
 for e in "${envs[@]}"; do
     [[ $e =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die_usage "--env wants NAME=VALUE, not $e"
 done
+if [ ${#fwds[@]} -gt 0 ]; then
+    [ "$nic" = none ] || die_usage "give either --fwd or --nic, not both"
+    nic=user,restrict=on,model=virtio-net-pci
+    for f in "${fwds[@]}"; do
+        [[ $f =~ ^(10\.0\.2\.[0-9]+):([0-9]+)=([0-9]+)$ ]] ||
+            die_usage "--fwd wants IP:PORT=HOSTPORT with IP in 10.0.2.0/24, not $f"
+        # A guestfwd to a tcp chardev carries a single connection for the VM's lifetime; a
+        # command is started per connection instead. (No commas: they would split -nic.)
+        nic+=",guestfwd=tcp:${BASH_REMATCH[1]}:${BASH_REMATCH[2]}-cmd:socat - TCP:127.0.0.1:${BASH_REMATCH[3]}"
+    done
+    modules+=(virtio_net virtio_pci)
+    command -v socat >/dev/null || die "--fwd needs socat: run scripts/deps.sh apt"
+fi
 for p in qemu-system-x86_64 cpio; do
     command -v "$p" >/dev/null || die "$p is missing: run scripts/deps.sh apt (packages in scripts/apt-packages.txt)"
 done
@@ -179,6 +199,11 @@ for m in $(cat /vm/modules.order); do
     insmod "/vm/modules/$m" || setup_fail "insmod $m"
 done
 ip link set lo up || setup_fail "bring lo up"
+if [ -f /vm/net ]; then
+    n=50
+    until [ -e /sys/class/net/eth0 ] || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+    ip link set eth0 up && ip addr add "$(cat /vm/net)" dev eth0 || setup_fail "configure eth0"
+fi
 if [ -f /vm/env ]; then . /vm/env; fi
 echo "@@NSIGN-VM $nonce start@@"
 cd /work
@@ -215,6 +240,7 @@ r=$work/run
 mkdir -p "$r/vm/modules" "$r/work" "$r/bin"
 nonce=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "$nonce" >"$r/vm/nonce"
+[ ${#fwds[@]} -eq 0 ] || echo 10.0.2.15/24 >"$r/vm/net"
 {
     for k in "${base_kos[@]}"; do basename "$k"; done
     for k in "${extra_kos[@]}"; do
