@@ -172,6 +172,14 @@ static ns_err tls_fail(ns_tls *t, int r, const char *during)
     }
     char m[160];
     mbedtls_strerror(r, m, sizeof m);
+    if (strcmp(during, "handshake") == 0 &&
+        (r == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE || r == MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION ||
+         r == MBEDTLS_ERR_SSL_NO_USABLE_CIPHERSUITE)) {
+        BAIL(NS_E_TLS,
+             "TLS handshake with %s failed: %s (the server may not offer TLS 1.2 with ECDHE and "
+             "AES-GCM or ChaCha20-Poly1305, which is what nsign speaks)",
+             t->host, m);
+    }
     BAIL(NS_E_TLS, "TLS %s with %s failed: %s", during, t->host, m);
 }
 
