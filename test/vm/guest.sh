@@ -1,6 +1,7 @@
 # test/vm/guest.sh: helpers for scripts that run inside the VM (busybox sh). The harness puts it
 # at /vm/guest.sh; `. /vm/guest.sh` also loads the TAP helpers (/vm/tap.sh: ok, fail, check,
 # check_fails, skip, tap_done).
+# shellcheck shell=dash
 . /vm/tap.sh
 
 # wait_until SECONDS CMD...: runs CMD every 0.1 s until it succeeds; 1 when SECONDS pass first.

@@ -1,4 +1,5 @@
 # test/vm/lib.sh: shared setup of the VM tests (test/vm/test_*.sh). Source it after tap.sh.
+# shellcheck shell=bash
 # VM: the harness (test/vm/vm.sh); VM_TMP: a scratch directory removed on exit;
 # vm_peer: builds test/vm/peer.c (static, musl; a tcp/vsock endpoint that checks data and
 # half-close) and prints its path.
@@ -9,7 +10,12 @@ VM=$NS_ROOT/test/vm/vm.sh
 VM_TMP=$(mktemp -d /tmp/nsign-vmtest.XXXXXX)
 # Background processes a test starts on this machine (e.g. a fake server): killed on exit.
 VM_BG_PIDS=()
-trap 'for p in "${VM_BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$VM_TMP"' EXIT
+vm_cleanup() {
+    local p
+    for p in "${VM_BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    rm -rf "$VM_TMP"
+}
+trap vm_cleanup EXIT
 
 vm_peer() {
     local out=$VM_TMP/peer

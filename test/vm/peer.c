@@ -119,8 +119,8 @@ static socklen_t parse_addr(const char *s, struct sockaddr_storage *ss)
             goto bad;
         }
         vm->svm_family = AF_VSOCK;
-        vm->svm_cid = strncmp(s + 6, "any:", 4) == 0 ? VMADDR_CID_ANY
-                                                     : (unsigned)strtoul(s + 6, NULL, 10);
+        vm->svm_cid =
+            strncmp(s + 6, "any:", 4) == 0 ? VMADDR_CID_ANY : (unsigned)strtoul(s + 6, NULL, 10);
         vm->svm_port = (unsigned)strtoul(colon + 1, NULL, 10);
         return sizeof *vm;
     }
@@ -158,8 +158,7 @@ static int open_conn(int listening, const char *addr)
         if (connect(c, (struct sockaddr *)&ss, len) == 0) {
             return c;
         }
-        if (errno != ECONNREFUSED && errno != ECONNRESET && errno != ETIMEDOUT &&
-            errno != EAGAIN) {
+        if (errno != ECONNREFUSED && errno != ECONNRESET && errno != ETIMEDOUT && errno != EAGAIN) {
             die("connect");
         }
         close(c);
@@ -223,8 +222,8 @@ int main(int argc, char **argv)
             send_done = 1;
             continue;
         }
-        struct pollfd p = {.fd = fd, .events = (short)((may_send ? POLLOUT : 0) |
-                                                       (may_recv ? POLLIN : 0))};
+        struct pollfd p = {.fd = fd,
+                           .events = (short)((may_send ? POLLOUT : 0) | (may_recv ? POLLIN : 0))};
         if (poll(&p, 1, -1) < 0) {
             if (errno == EINTR) {
                 continue;

@@ -148,13 +148,18 @@ if [ -z "$kernel" ]; then
     kernel=$(bash "$ROOT/scripts/vm-kernel.sh" path vmlinux) || die "no kernel (scripts/vm-kernel.sh failed)"
 fi
 [ -f "$kernel" ] || die "kernel $kernel does not exist"
-mapfile -t base_kos < <(bash "$ROOT/scripts/vm-kernel.sh" modules "${VSOCK_MODULES[@]}") ||
-    die "cannot get the vsock modules (scripts/vm-kernel.sh modules)"
+# (A failing command in <(...) does not fail mapfile: check what came back.)
+mapfile -t base_kos < <(bash "$ROOT/scripts/vm-kernel.sh" modules "${VSOCK_MODULES[@]}")
+[ ${#base_kos[@]} -ge ${#VSOCK_MODULES[@]} ] ||
+    die "cannot get the vsock modules (scripts/vm-kernel.sh modules ${VSOCK_MODULES[*]})"
 extra_kos=()
 if [ ${#modules[@]} -gt 0 ]; then
-    mapfile -t extra_kos < <(bash "$ROOT/scripts/vm-kernel.sh" modules "${modules[@]}") ||
-        die "cannot get modules ${modules[*]}"
+    mapfile -t extra_kos < <(bash "$ROOT/scripts/vm-kernel.sh" modules "${modules[@]}")
+    [ ${#extra_kos[@]} -ge ${#modules[@]} ] || die "cannot get modules ${modules[*]}"
 fi
+for k in "${base_kos[@]}" "${extra_kos[@]}"; do
+    [ -f "$k" ] || die "module file $k is missing"
+done
 
 work=$(mktemp -d /tmp/nsign-vm.XXXXXX)
 qpid=''
@@ -286,6 +291,7 @@ done
 # ---- boot ----
 console=$work/console.log
 cmdline="console=ttyS0 quiet panic=-1 reboot=t rdinit=/vm/init${append:+ $append}"
+# shellcheck disable=SC2054 # the commas belong to qemu's option syntax
 qemu=(qemu-system-x86_64 -nodefaults -accel tcg,thread=multi -cpu max -M pc -m "$mem" -smp "$smp"
     -nic "$nic" -no-reboot -display none -serial stdio -kernel "$kernel" -initrd "$initrd"
     -append "$cmdline" "${qemu_extra[@]}")
