@@ -297,17 +297,28 @@ static ns_err armor_line(armor_dec *a, char *line, size_t max, size_t *len, int 
     size_t n = 0;
     *eol = 0;
     for (;;) {
-        int c;
-        GUARD(armor_getc(a, &c));
-        if (c < 0) {
-            break;
+        if (a->ipos == a->ilen) {
+            int c;
+            GUARD(armor_getc(a, &c)); /* refills, or reports EOF */
+            if (c < 0) {
+                break;
+            }
+            a->ipos--;
         }
-        if (c == '\n') {
+        const uint8_t *p = a->ibuf + a->ipos;
+        size_t avail = a->ilen - a->ipos;
+        const uint8_t *nl = memchr(p, '\n', avail);
+        size_t take = nl ? (size_t)(nl - p) : avail;
+        ENSURE(take <= max - n, NS_E_PARSE, "armor: line longer than %u columns",
+               AGE_ARMOR_COLS);
+        memcpy(line + n, p, take);
+        n += take;
+        a->ipos += take;
+        if (nl) {
+            a->ipos++;
             *eol = 1;
             break;
         }
-        ENSURE(n < max, NS_E_PARSE, "armor: line longer than %u columns", AGE_ARMOR_COLS);
-        line[n++] = (char)c;
     }
     if (*eol && n > 0 && line[n - 1] == '\r') {
         n--;
@@ -374,21 +385,30 @@ static ns_err armor_next(armor_dec *a)
     return NS_OK;
 }
 
+/* Fills as much of p as the armor holds (whole lines at a time), so callers loop rarely. */
 static ns_err armor_read(armor_dec *a, uint8_t *p, size_t n, size_t *got)
 {
-    *got = 0;
-    while (a->opos == a->olen && !a->done) {
-        ns_err e = armor_next(a);
-        if (e != NS_OK) {
-            a->failed = 1;
-            return e;
+    size_t w = 0;
+    while (w < n) {
+        if (a->opos == a->olen) {
+            if (a->done) {
+                break;
+            }
+            ns_err e = armor_next(a);
+            if (e != NS_OK) {
+                a->failed = 1;
+                *got = 0;
+                return e;
+            }
+            continue;
         }
+        size_t k = a->olen - a->opos;
+        k = k < n - w ? k : n - w;
+        memcpy(p + w, a->out + a->opos, k);
+        a->opos += k;
+        w += k;
     }
-    size_t k = a->olen - a->opos;
-    k = k < n ? k : n;
-    memcpy(p, a->out + a->opos, k);
-    a->opos += k;
-    *got = k;
+    *got = w;
     return NS_OK;
 }
 
