@@ -112,8 +112,8 @@ int s3_get_main(int argc, char **argv)
         return ns_cli_usage_error("%s", ns_err_msg());
     }
     const char *outpath = argc - optind == 2 ? argv[optind + 1] : default_out(uri.key);
-    if (outpath[0] == '\0') {
-        return ns_cli_usage_error("the key ends with '/': give OUTFILE");
+    if (outpath[0] == '\0' || strcmp(outpath, ".") == 0 || strcmp(outpath, "..") == 0) {
+        return ns_cli_usage_error("no file name in the key '%s': give OUTFILE", uri.key);
     }
     char region[NS_AWS_REGION_MAX];
     if (ns_aws_region(region, region_arg) != NS_OK) {
