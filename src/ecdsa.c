@@ -12,19 +12,44 @@
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/hmac_drbg.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "rng.h"
 #include "secret.h"
 
-/* One group per curve per thread: mbedtls caches the generator's comb table in the group. */
+/* One group per curve per thread: mbedtls caches the generator's comb table in the group.
+ * A thread-specific key's destructor frees them when the thread exits. */
 static __thread mbedtls_ecp_group tl_grp[2];
 static __thread int tl_loaded[2];
+static pthread_key_t tl_key;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+static int tl_key_ok;
+
+static void groups_free(void *unused)
+{
+    (void)unused;
+    for (int i = 0; i < 2; i++) {
+        if (tl_loaded[i]) {
+            mbedtls_ecp_group_free(&tl_grp[i]);
+            tl_loaded[i] = 0;
+        }
+    }
+}
+
+static void key_init(void)
+{
+    tl_key_ok = pthread_key_create(&tl_key, groups_free) == 0;
+}
 
 static ns_err group(ns_ecdsa_curve curve, mbedtls_ecp_group **g)
 {
     int i = curve == NS_ECDSA_P256 ? 0 : 1;
     if (!tl_loaded[i]) {
+        pthread_once(&tl_once, key_init);
+        if (tl_key_ok) {
+            (void)pthread_setspecific(tl_key, &tl_loaded[0]); /* non-NULL: run the destructor */
+        }
         mbedtls_ecp_group_init(&tl_grp[i]);
         int rv = mbedtls_ecp_group_load(&tl_grp[i], curve == NS_ECDSA_P256
                                                          ? MBEDTLS_ECP_DP_SECP256R1

@@ -34,6 +34,7 @@
 #define TICK_MS 50
 #define LOOP_WAIT_MS 100
 #define ACCEPT_PAUSE_MS 100
+#define FD_WARN_EVERY_MS 10000
 
 static const char HTTP1_REPLY[] = "HTTP/1.1 505 HTTP Version Not Supported\r\n"
                                   "Content-Type: text/plain\r\nContent-Length: 60\r\n"
@@ -115,7 +116,9 @@ static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, siz
     }
     size_t left = s->out.len - s->out_off;
     size_t n = left < length ? left : length;
-    memcpy(buf, s->out.data + s->out_off, n);
+    if (n) {
+        memcpy(buf, s->out.data + s->out_off, n);
+    }
     s->out_off += n;
     if (s->out_off == s->out.len) {
         ns_buf_reset(&s->out);
@@ -543,8 +546,8 @@ ns_err ns_h2_conn_pending(ns_h2_conn *c, const uint8_t **p, size_t *n)
         }
         GUARD(ns_buf_append(&c->out, data, (size_t)k));
     }
-    *p = c->out.data + c->out_off;
     *n = c->out.len - c->out_off;
+    *p = *n ? c->out.data + c->out_off : NULL;
     return NS_OK;
 }
 
@@ -771,6 +774,7 @@ static void *worker_main(void *arg)
     }
     int64_t last_tick = ns_now_ms();
     int64_t accept_paused_until = -1;
+    int64_t last_fd_warn = -1;
     struct epoll_event evs[EVENTS_MAX];
     while (!*w->stop) {
         int n = epoll_wait(ep, evs, EVENTS_MAX, LOOP_WAIT_MS);
@@ -778,10 +782,15 @@ static void *worker_main(void *arg)
             econn *e = evs[i].data.ptr;
             if (e == NULL) {
                 if (accept_paused_until < 0 && accept_some(w, ep, &head, &nconn) != 0) {
-                    ns_warn("out of file descriptors: not accepting for %d ms open=%d",
-                            ACCEPT_PAUSE_MS, nconn);
+                    int64_t t = ns_now_ms();
+                    if (last_fd_warn < 0 || t - last_fd_warn >= FD_WARN_EVERY_MS) {
+                        ns_warn("out of file descriptors: pausing accept open=%d "
+                                "(raise the descriptor limit or reduce clients)",
+                                nconn);
+                        last_fd_warn = t;
+                    }
                     (void)epoll_ctl(ep, EPOLL_CTL_DEL, w->lfd, NULL);
-                    accept_paused_until = ns_now_ms() + ACCEPT_PAUSE_MS;
+                    accept_paused_until = t + ACCEPT_PAUSE_MS;
                 }
             } else if (econn_service(ep, e, evs[i].events) != 0) {
                 econn_close(ep, &head, e);
