@@ -2,8 +2,8 @@
 # The VM harness itself: the guest boots the pinned kernel, loads the vsock loopback modules,
 # brings lo up, runs nsign, moves data over AF_VSOCK (CID 1) with an independent endpoint
 # (test/vm/peer.c), and the harness returns the guest's exit status, ignores a forged marker,
-# boots a bzImage with an extra archive, forwards a guest port to a local server (--fwd), and
-# reports a timeout as "no result" (125). Three boots, about 20 s under TCG.
+# boots a bzImage with an extra archive, forwards a guest port to a local server (--fwd), boots
+# an EIF (--eif), and reports a timeout as "no result" (125). Four boots, 20-40 s under TCG.
 . "$(dirname "$0")/../lib/tap.sh"
 . "$(dirname "$0")/lib.sh"
 vm_require_nsign
@@ -72,6 +72,34 @@ check "bzImage + an extra gzip archive: files merged, its /init kept, status 7 c
     test "$rc" = 7 -o "$rc" = 11 -o "$rc" = 12
 check "--fwd: the guest reaches a server on this machine's loopback, twice" test "$rc" = 7
 [ "$rc" = 7 ] || sed 's/^/# /' "$VM_TMP/out2"
+
+# --eif: an EIF built by nsign from the pinned kernel and two ramdisks boots with its ramdisks
+# merged in EIF order, its command line kept aside (it says nomodules), vsock still working.
+mkdir -p "$VM_TMP/rd0" "$VM_TMP/rd1/rootfs"
+echo bootstrap >"$VM_TMP/rd0/init"
+echo first >"$VM_TMP/rd0/order"
+echo app >"$VM_TMP/rd1/rootfs/marker"
+echo second >"$VM_TMP/rd1/order"
+"$NSIGN" eif cpio "$VM_TMP/rd0" --output "$VM_TMP/rd0.cpio" &&
+    "$NSIGN" eif cpio "$VM_TMP/rd1" --output "$VM_TMP/rd1.cpio" &&
+    "$NSIGN" eif build --kernel "$bz" --cmdline "console=ttyS0 nomodules pci=off" \
+        --ramdisk "$VM_TMP/rd0.cpio" --ramdisk "$VM_TMP/rd1.cpio" --output "$VM_TMP/t.eif" \
+        >/dev/null 2>"$VM_TMP/eif.err"
+if [ $? != 0 ]; then
+    fail "nsign eif build makes a test EIF"
+    sed 's/^/# /' "$VM_TMP/eif.err"
+else
+    "$VM" --eif "$VM_TMP/t.eif" -f "$peer:/bin/peer" -- \
+        'test "$(cat /rootfs/marker)" = app || exit 20; test "$(cat /order)" = second || exit 21;
+         test "$(cat /init)" = bootstrap || exit 22; grep -q nomodules /vm/eif-cmdline || exit 23;
+         grep -q nomodules /proc/cmdline && exit 24;
+         peer listen vsock:any:5000 --send 1K --expect 1K --timeout 30 & p=$!;
+         peer connect vsock:1:5000 --send 1K --expect 1K --timeout 30 || exit 25; wait $p || exit 25' \
+        >"$VM_TMP/out4" 2>&1
+    rc=$?
+    check "--eif: ramdisks merged in EIF order, cmdline aside, vsock works (status $rc)" test "$rc" = 0
+    [ "$rc" = 0 ] || sed 's/^/# /' "$VM_TMP/out4"
+fi
 
 # A guest that never finishes: no result (125) and a message naming the timeout.
 "$VM" --timeout 8 -- 'sleep 600' >"$VM_TMP/out3" 2>&1

@@ -9,7 +9,7 @@
 #
 # The initramfs is a concatenation of cpio archives, which the kernel merges in order (a later
 # file replaces an earlier one):
-#   1. --initrd archives (e.g. an EIF's ramdisks), unchanged;
+#   1. an EIF's ramdisks (--eif), then --initrd archives, unchanged;
 #   2. the base archive, cached in build/vm-cache/ and keyed by its content: busybox, the init
 #      script and the vsock modules, all under /vm/ so that it never replaces a file of (1);
 #   3. a small per-run archive: /bin/nsign + applet links, the commands, --file copies, extra
@@ -45,6 +45,10 @@ Options:
                         scripts/vm-kernel.sh); a bzImage works too, slower
   -i, --initrd PATH     cpio archive (optionally compressed) placed before the harness's own;
                         repeatable, kept in order
+      --eif FILE        boot an EIF's kernel and ramdisks (in EIF order, before any
+                        --initrd); its command line is not used (Nitro settings such as
+                        nomodules) but is in the guest as /vm/eif-cmdline. When the EIF's
+                        kernel is the pinned package's bzImage, its vmlinux boots instead
   -a, --append ARGS     extra kernel command line
       --fwd IP:PORT=HOSTPORT
                         give the guest a NIC (qemu user networking with restrict=on: no
@@ -84,7 +88,7 @@ die() {
     exit "$EXIT_NO_RESULT"
 }
 
-script='' timeout=120 nsign=${NSIGN:-$ROOT/build/nsign} kernel='' append='' nic=none
+script='' eif='' timeout=120 nsign=${NSIGN:-$ROOT/build/nsign} kernel='' append='' nic=none
 mem=512 smp=2 log='' verbose=0
 files=() envs=() modules=() initrds=() qemu_extra=() fwds=()
 while [ $# -gt 0 ]; do
@@ -97,6 +101,7 @@ while [ $# -gt 0 ]; do
     -m | --module) modules+=("${2:?}"); shift 2 ;;
     -k | --kernel) kernel=${2:?}; shift 2 ;;
     -i | --initrd) initrds+=("${2:?}"); shift 2 ;;
+    --eif) eif=${2:?}; shift 2 ;;
     -a | --append) append=${2:?}; shift 2 ;;
     --nic) nic=${2:?}; shift 2 ;;
     --fwd) fwds+=("${2:?}"); shift 2 ;;
@@ -143,6 +148,57 @@ if [ "$nsign" != none ]; then
     [ -x "$nsign" ] || die "nsign binary $nsign is missing: build it (make O=...) or pass --nsign"
 fi
 
+[ -z "$eif" ] || [ -z "$kernel" ] || die_usage "give either --eif or --kernel, not both"
+[ -z "$eif" ] || [ -f "$eif" ] || die_usage "no such EIF: $eif"
+
+work=$(mktemp -d /tmp/nsign-vm.XXXXXX)
+qpid=''
+cleanup() {
+    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- EIF: its sections as files (format: NS_VECTORS/eif/FORMAT.md; big-endian) ----
+eif_u() { # eif_u OFFSET BYTES: an unsigned big-endian integer of the EIF
+    local h
+    h=$(od -An -tx1 -j "$1" -N "$2" "$eif" | tr -d ' \n')
+    [ ${#h} = $(($2 * 2)) ] || die "$eif: truncated at offset $1"
+    echo $((16#$h))
+}
+eif_ramdisks=()
+if [ -n "$eif" ]; then
+    [ "$(head -c 4 "$eif")" = .eif ] || die "$eif: not an EIF (magic)"
+    eif_n=$(eif_u 26 2)
+    [ "$eif_n" -ge 2 ] && [ "$eif_n" -le 32 ] || die "$eif: $eif_n sections (2..32 allowed)"
+    eif_size=$(stat -c %s "$eif")
+    for ((i = 0; i < eif_n; i++)); do
+        off=$(eif_u $((28 + 8 * i)) 8)
+        size=$(eif_u $((284 + 8 * i)) 8)
+        [ $((off + 12 + size)) -le "$eif_size" ] || die "$eif: section $i runs past the end"
+        [ "$(eif_u $((off + 4)) 8)" = "$size" ] || die "$eif: section $i size mismatch"
+        type=$(eif_u "$off" 2)
+        out=$work/eif-section-$i
+        dd if="$eif" of="$out" iflag=skip_bytes,count_bytes skip=$((off + 12)) count="$size" \
+            bs=64K status=none
+        case $type in
+        1) kernel=$out ;;
+        2) mv "$out" "$work/eif-cmdline" ;;
+        3) eif_ramdisks+=("$out") ;;
+        4 | 5) rm -f "$out" ;;
+        *) die "$eif: section $i has unknown type $type" ;;
+        esac
+    done
+    [ -n "$kernel" ] && [ ${#eif_ramdisks[@]} -gt 0 ] || die "$eif: no kernel or no ramdisk section"
+    initrds=("${eif_ramdisks[@]}" "${initrds[@]}")
+    # The pinned kernel's uncompressed twin boots in half the time.
+    pinned=$(bash "$ROOT/scripts/vm-kernel.sh" path dir) || die "no kernel (scripts/vm-kernel.sh failed)"
+    if cmp -s "$kernel" "$pinned/bzImage"; then
+        kernel=$pinned/vmlinux
+    fi
+fi
+
 # Kernel and modules from the pinned package (cached; downloads once).
 if [ -z "$kernel" ]; then
     kernel=$(bash "$ROOT/scripts/vm-kernel.sh" path vmlinux) || die "no kernel (scripts/vm-kernel.sh failed)"
@@ -160,15 +216,6 @@ fi
 for k in "${base_kos[@]}" "${extra_kos[@]}"; do
     [ -f "$k" ] || die "module file $k is missing"
 done
-
-work=$(mktemp -d /tmp/nsign-vm.XXXXXX)
-qpid=''
-cleanup() {
-    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # newc archive of directory $1 into $2: sorted, owned by root, for a stable cache key.
 mkcpio() {
@@ -246,6 +293,7 @@ mkdir -p "$r/vm/modules" "$r/work" "$r/bin"
 nonce=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "$nonce" >"$r/vm/nonce"
 [ ${#fwds[@]} -eq 0 ] || echo 10.0.2.15/24 >"$r/vm/net"
+[ -z "$eif" ] || cp "$work/eif-cmdline" "$r/vm/eif-cmdline" 2>/dev/null || : >"$r/vm/eif-cmdline"
 {
     for k in "${base_kos[@]}"; do basename "$k"; done
     for k in "${extra_kos[@]}"; do
