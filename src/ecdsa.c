@@ -51,9 +51,9 @@ static ns_err group(ns_ecdsa_curve curve, mbedtls_ecp_group **g)
             (void)pthread_setspecific(tl_key, &tl_loaded[0]); /* non-NULL: run the destructor */
         }
         mbedtls_ecp_group_init(&tl_grp[i]);
-        int rv = mbedtls_ecp_group_load(&tl_grp[i], curve == NS_ECDSA_P256
-                                                         ? MBEDTLS_ECP_DP_SECP256R1
-                                                         : MBEDTLS_ECP_DP_SECP256K1);
+        int rv =
+            mbedtls_ecp_group_load(&tl_grp[i], curve == NS_ECDSA_P256 ? MBEDTLS_ECP_DP_SECP256R1
+                                                                      : MBEDTLS_ECP_DP_SECP256K1);
         ENSURE(rv == 0, NS_E_CRYPTO, "ecdsa: cannot load curve (mbedtls -0x%04x)", -rv);
         tl_loaded[i] = 1;
     }
@@ -74,8 +74,8 @@ ns_err ns_ecdsa_public(ns_ecdsa_curve curve, const uint8_t dbytes[32], uint8_t p
     if (mbedtls_mpi_read_binary(&d, dbytes, 32) != 0 || mbedtls_ecp_check_privkey(g, &d) != 0) {
         rc = ns_fail(NS_E_PARSE, "private key is not a valid scalar (must be 0 < d < n)");
     } else if (mbedtls_ecp_mul(g, &q, &d, &g->G, ns_rng_mbedtls, NULL) != 0 ||
-               mbedtls_ecp_point_write_binary(g, &q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, pub,
-                                              65) != 0 ||
+               mbedtls_ecp_point_write_binary(g, &q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, pub, 65) !=
+                   0 ||
                olen != 65) {
         rc = ns_fail(NS_E_CRYPTO, "cannot derive the public key");
     }

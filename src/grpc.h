@@ -51,8 +51,8 @@ ns_grpc_status ns_grpc_status_from_err(ns_err e);
  * NS_E_UNSUPPORTED: the compressed flag is set (we announce no grpc-accept-encoding).
  * NS_E_PARSE: a flag byte other than 0 or 1.
  */
-ns_err ns_grpc_frame_next(ns_cur *c, size_t max_msg, const uint8_t **msg, size_t *len)
-    NS_MUST_CHECK;
+ns_err ns_grpc_frame_next(ns_cur *c, size_t max_msg, const uint8_t **msg,
+                          size_t *len) NS_MUST_CHECK;
 /* Writes the 5-byte prefix of an uncompressed message of len bytes. */
 void ns_grpc_frame_prefix(uint8_t out[NS_GRPC_PREFIX_LEN], uint32_t len);
 

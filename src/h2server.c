@@ -36,10 +36,11 @@
 #define ACCEPT_PAUSE_MS 100
 #define FD_WARN_EVERY_MS 10000
 
-static const char HTTP1_REPLY[] = "HTTP/1.1 505 HTTP Version Not Supported\r\n"
-                                  "Content-Type: text/plain\r\nContent-Length: 60\r\n"
-                                  "Connection: close\r\n\r\n"
-                                  "this is a gRPC server: HTTP/2 with prior knowledge only.\r\n\r\n";
+static const char HTTP1_REPLY[] =
+    "HTTP/1.1 505 HTTP Version Not Supported\r\n"
+    "Content-Type: text/plain\r\nContent-Length: 60\r\n"
+    "Connection: close\r\n\r\n"
+    "this is a gRPC server: HTTP/2 with prior knowledge only.\r\n\r\n";
 
 typedef struct stream {
     struct stream *prev, *next;
@@ -142,7 +143,10 @@ static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, siz
     return (ssize_t)n;
 }
 
-#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
+#define NV(n, v)                                                                                   \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE             \
+    }
 
 /* Sends the response headers with a body that read_body streams from s->out. */
 static int start_body(ns_h2_conn *c, stream *s)
@@ -280,7 +284,8 @@ static void end_of_request(ns_h2_conn *c, stream *s)
     ns_err e = ns_grpc_frame_next(&cur, c->max_msg, &msg, &len);
     if (e == NS_E_TRUNCATED) {
         finish(c, s, NS_GRPC_INTERNAL,
-               s->in.len ? "request ended inside a message" : "unary call without a request message");
+               s->in.len ? "request ended inside a message"
+                         : "unary call without a request message");
         return;
     }
     if (e != NS_OK) {
@@ -418,7 +423,8 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
         return 0; /* answered already (error or deadline): drop the rest */
     }
     if (c->in_total + len > c->in_cap) {
-        finish(c, s, NS_GRPC_RESOURCE_EXHAUSTED, "too much request data buffered on this connection");
+        finish(c, s, NS_GRPC_RESOURCE_EXHAUSTED,
+               "too much request data buffered on this connection");
         return 0;
     }
     if (ns_buf_append(&s->in, data, len) != NS_OK) {

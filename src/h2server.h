@@ -49,8 +49,7 @@ typedef struct {
     int (*route)(void *app, const char *path, int *streaming);
     /* Handles one message: appends the response message (no prefix) to out and returns
      * NS_GRPC_OK, or returns another status and writes a human message into msg. */
-    int (*call)(void *app, int method, const ns_h2_req *req, ns_buf *out, char *msg,
-                size_t msgcap);
+    int (*call)(void *app, int method, const ns_h2_req *req, ns_buf *out, char *msg, size_t msgcap);
 } ns_h2_handler;
 
 typedef struct ns_h2_conn ns_h2_conn;
@@ -74,13 +73,13 @@ void ns_h2_conn_free(ns_h2_conn *c);
 
 typedef struct {
     ns_addr listen;
-    int threads;                                  /* 0 = one per online CPU */
+    int threads;                                       /* 0 = one per online CPU */
     void (*on_listening)(const char *addr, void *arg); /* once bound, with the actual address */
     void *on_listening_arg;
 } ns_h2_serve_cfg;
 
 /* Serves until *stop becomes non-zero (checked at least every 100 ms); then closes cleanly. */
-ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, volatile int *stop)
-    NS_MUST_CHECK;
+ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h,
+                   volatile int *stop) NS_MUST_CHECK;
 
 #endif

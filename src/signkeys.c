@@ -134,8 +134,9 @@ static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx)
         k->pub_len = 32;
         int bad = n == 64 && !ns_ct_equal(raw + 32, k->pub, 32);
         ns_wipe(raw, sizeof raw);
-        ENSURE(!bad, NS_E_PARSE, "%s: the public half of the 64-byte private_key does not match "
-                                 "its seed",
+        ENSURE(!bad, NS_E_PARSE,
+               "%s: the public half of the 64-byte private_key does not match "
+               "its seed",
                where);
         return NS_OK;
     }
@@ -155,8 +156,8 @@ static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx)
         return NS_OK;
     }
     BAIL(NS_E_PARSE,
-         "%s: unknown algorithm \"%.32s\" (expected ed25519, ecdsa-p256 or ecdsa-secp256k1)",
-         where, a);
+         "%s: unknown algorithm \"%.32s\" (expected ed25519, ecdsa-p256 or ecdsa-secp256k1)", where,
+         a);
 }
 
 static void commit(ns_signkeys *ks)
@@ -320,8 +321,8 @@ ns_err ns_signkey_sign(const ns_signkey *key, const uint8_t *msg, size_t msg_len
         crypto_hash_sha256(out->digest, msg, msg_len);
     } else {
         ENSURE(digest != NULL, NS_E_USAGE, "key \"%s\": send either message or digest", key->id);
-        ENSURE(digest_len == 32, NS_E_USAGE,
-               "key \"%s\": digest must be exactly 32 bytes, got %zu", key->id, digest_len);
+        ENSURE(digest_len == 32, NS_E_USAGE, "key \"%s\": digest must be exactly 32 bytes, got %zu",
+               key->id, digest_len);
         memcpy(out->digest, digest, 32);
     }
     out->has_digest = 1;

@@ -66,8 +66,7 @@ const ns_signkey *ns_signkeys_find(const ns_signkeys *k, const char *id);
 const char *ns_sign_alg_name(ns_sign_alg alg);
 
 /* DER SubjectPublicKeyInfo of a key (RFC 8410 for Ed25519, RFC 5480 for ECDSA). */
-ns_err ns_signkey_spki(const ns_signkey *key, uint8_t *out, size_t cap, size_t *len)
-    NS_MUST_CHECK;
+ns_err ns_signkey_spki(const ns_signkey *key, uint8_t *out, size_t cap, size_t *len) NS_MUST_CHECK;
 
 /*
  * Signs. Ed25519: msg is required (digest must be NULL). ECDSA: either msg (its SHA-256 is

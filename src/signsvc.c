@@ -198,7 +198,8 @@ static int encode(ns_buf *out, const pb_msgdesc_t *fields, const void *m, char *
     }
     pb_ostream_t os = pb_ostream_from_buffer(out->data + out->len, size);
     if (!pb_encode(&os, fields, m)) {
-        return fail(msg, cap, NS_GRPC_INTERNAL, "cannot encode the response: %s", PB_GET_ERROR(&os));
+        return fail(msg, cap, NS_GRPC_INTERNAL, "cannot encode the response: %s",
+                    PB_GET_ERROR(&os));
     }
     out->len += os.bytes_written;
     return NS_GRPC_OK;
@@ -310,13 +311,12 @@ static int do_sign(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *msg
     } else if (q.which_input == 0) {
         st = fail(msg, cap, NS_GRPC_INVALID_ARGUMENT, "SignRequest needs message or digest");
     } else {
-        ns_err e = ns_signkey_sign(k, m, mlen, has_msg,
-                                   has_msg ? NULL : q.input.digest.bytes,
+        ns_err e = ns_signkey_sign(k, m, mlen, has_msg, has_msg ? NULL : q.input.digest.bytes,
                                    has_msg ? 0 : q.input.digest.size, &sig);
         if (e != NS_OK) {
-            st = fail(msg, cap, ns_grpc_status_from_err(e) == NS_GRPC_INTERNAL
-                                    ? NS_GRPC_INTERNAL
-                                    : NS_GRPC_INVALID_ARGUMENT,
+            st = fail(msg, cap,
+                      ns_grpc_status_from_err(e) == NS_GRPC_INTERNAL ? NS_GRPC_INTERNAL
+                                                                     : NS_GRPC_INVALID_ARGUMENT,
                       "%s", ns_err_msg());
         } else if (sig.has_digest) {
             logp = sig.digest;
@@ -365,9 +365,9 @@ static int do_attest(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *m
                              q.nonce.size ? q.nonce.bytes : NULL, q.nonce.size, NULL, 0);
     if (e != NS_OK) {
         ns_buf_free(&doc);
-        return fail(msg, cap, ns_grpc_status_from_err(e) == NS_GRPC_UNAVAILABLE
-                                  ? NS_GRPC_UNAVAILABLE
-                                  : NS_GRPC_INTERNAL,
+        return fail(msg, cap,
+                    ns_grpc_status_from_err(e) == NS_GRPC_UNAVAILABLE ? NS_GRPC_UNAVAILABLE
+                                                                      : NS_GRPC_INTERNAL,
                     "attestation failed: %s", ns_err_msg());
     }
     nsign_v1_AttestResponse r = nsign_v1_AttestResponse_init_zero;
@@ -383,8 +383,8 @@ static int do_attest(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *m
 static int do_health(const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
 {
     grpc_health_v1_HealthCheckRequest q = grpc_health_v1_HealthCheckRequest_init_zero;
-    int st = decode(req, grpc_health_v1_HealthCheckRequest_fields, &q, "HealthCheckRequest", msg,
-                    cap);
+    int st =
+        decode(req, grpc_health_v1_HealthCheckRequest_fields, &q, "HealthCheckRequest", msg, cap);
     if (st != NS_GRPC_OK) {
         return st;
     }
@@ -425,7 +425,8 @@ static int do_reflect(const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
     const char *what = "";
     switch (q.which_message_request) {
     case grpc_reflection_v1alpha_ServerReflectionRequest_list_services_tag:
-        r.which_message_response = grpc_reflection_v1alpha_ServerReflectionResponse_list_services_response_tag;
+        r.which_message_response =
+            grpc_reflection_v1alpha_ServerReflectionResponse_list_services_response_tag;
         for (size_t i = 0; i < sizeof service_names / sizeof *service_names; i++) {
             snprintf(r.message_response.list_services_response.service[i].name,
                      sizeof r.message_response.list_services_response.service[i].name, "%s",
@@ -461,8 +462,7 @@ static int do_reflect(const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
             grpc_reflection_v1alpha_ServerReflectionResponse_error_response_tag;
         r.message_response.error_response.error_code = NS_GRPC_NOT_FOUND;
         snprintf(r.message_response.error_response.error_message,
-                 sizeof r.message_response.error_response.error_message, "not found: %.200s",
-                 what);
+                 sizeof r.message_response.error_response.error_message, "not found: %.200s", what);
     }
     return encode(out, grpc_reflection_v1alpha_ServerReflectionResponse_fields, &r, msg, cap);
 }

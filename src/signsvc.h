@@ -31,11 +31,10 @@ typedef struct {
 } ns_signsvc_cfg;
 
 /* Validates strictly and copies into secret memory; the caller then wipes its json. */
-ns_err ns_signsvc_load_keys(ns_signsvc_keys **keys, const uint8_t *json, size_t len)
-    NS_MUST_CHECK;
+ns_err ns_signsvc_load_keys(ns_signsvc_keys **keys, const uint8_t *json, size_t len) NS_MUST_CHECK;
 /* Serves until *stop (checked at least every 200 ms). keys must outlive the call. */
-ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, volatile int *stop)
-    NS_MUST_CHECK;
+ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys,
+                      volatile int *stop) NS_MUST_CHECK;
 /* Wipes and frees. */
 void ns_signsvc_keys_free(ns_signsvc_keys *keys);
 

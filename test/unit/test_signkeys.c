@@ -101,34 +101,42 @@ static void test_bad(void)
     bad("missing private_key",
         "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"ed25519\"}]}", NS_E_PARSE,
         "keys[0] (id \"a\"): \"private_key\" must be a string");
-    bad("bad id", "{\"version\":1,\"keys\":[{\"id\":\"a b\",\"algorithm\":\"ed25519\","
-                  "\"private_key\":\"" ED_SEED_B64 "\"}]}",
+    bad("bad id",
+        "{\"version\":1,\"keys\":[{\"id\":\"a b\",\"algorithm\":\"ed25519\","
+        "\"private_key\":\"" ED_SEED_B64 "\"}]}",
         NS_E_PARSE, "id must be");
-    bad("empty id", "{\"version\":1,\"keys\":[{\"id\":\"\",\"algorithm\":\"ed25519\","
-                    "\"private_key\":\"" ED_SEED_B64 "\"}]}",
+    bad("empty id",
+        "{\"version\":1,\"keys\":[{\"id\":\"\",\"algorithm\":\"ed25519\","
+        "\"private_key\":\"" ED_SEED_B64 "\"}]}",
         NS_E_PARSE, "id must be");
     bad("duplicate id",
         "{\"version\":1,\"keys\":["
         "{\"id\":\"a\",\"algorithm\":\"ed25519\",\"private_key\":\"" ED_SEED_B64 "\"},"
         "{\"id\":\"a\",\"algorithm\":\"ecdsa-p256\",\"private_key\":\"" RFC_D "\"}]}",
         NS_E_PARSE, "keys[1]: duplicate id \"a\"");
-    bad("unknown algorithm", "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"rsa\","
-                             "\"private_key\":\"00\"}]}",
+    bad("unknown algorithm",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"rsa\","
+        "\"private_key\":\"00\"}]}",
         NS_E_PARSE, "unknown algorithm");
-    bad("ed25519 key not base64", "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":"
-                                  "\"ed25519\",\"private_key\":\"****\"}]}",
+    bad("ed25519 key not base64",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":"
+        "\"ed25519\",\"private_key\":\"****\"}]}",
         NS_E_PARSE, "must be base64");
-    bad("ed25519 key with whitespace", "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":"
-                                       "\"ed25519\",\"private_key\":\" " ED_SEED_B64 "\"}]}",
+    bad("ed25519 key with whitespace",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":"
+        "\"ed25519\",\"private_key\":\" " ED_SEED_B64 "\"}]}",
         NS_E_PARSE, "must be base64");
-    bad("p256 scalar = n", "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"ecdsa-p256\","
-                           "\"private_key\":\"" P256_N "\"}]}",
+    bad("p256 scalar = n",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"ecdsa-p256\","
+        "\"private_key\":\"" P256_N "\"}]}",
         NS_E_PARSE, "not a valid scalar");
-    bad("p256 scalar with 0x", "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":"
-                               "\"ecdsa-p256\",\"private_key\":\"0x" RFC_D "\"}]}",
+    bad("p256 scalar with 0x",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":"
+        "\"ecdsa-p256\",\"private_key\":\"0x" RFC_D "\"}]}",
         NS_E_PARSE, "64 hex digits");
-    bad("p256 scalar not hex", "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":"
-                               "\"ecdsa-p256\",\"private_key\":\"zz" RFC_D "\"}]}",
+    bad("p256 scalar not hex",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":"
+        "\"ecdsa-p256\",\"private_key\":\"zz" RFC_D "\"}]}",
         NS_E_PARSE, "64 hex digits");
     bad("trailing data", "{\"version\":1,\"keys\":[]} {}", NS_E_PARSE, "trailing data");
     /* 65 keys */
@@ -161,12 +169,12 @@ static void test_sign(void)
 
     /* RFC 6979 A.2.5: P-256, SHA-256, "sample"; s low-S normalised (n - s). */
     const ns_signkey *p = ns_signkeys_find(k, "api");
-    CHECK(ns_signkey_sign(p, (const uint8_t *)"sample", 6, 1, NULL, 0, &s) == NS_OK &&
-              hex_is(s.sig, 32,
-                     "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716") &&
-              hex_is(s.sig + 32, 32,
-                     "0834e36ad29a83bf2bc9385e491d6099c8fdf9d1ed67aa7ea5f51f93782857a9"),
-          "sign: RFC 6979 A.2.5 vector, low-S");
+    CHECK(
+        ns_signkey_sign(p, (const uint8_t *)"sample", 6, 1, NULL, 0, &s) == NS_OK &&
+            hex_is(s.sig, 32, "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716") &&
+            hex_is(s.sig + 32, 32,
+                   "0834e36ad29a83bf2bc9385e491d6099c8fdf9d1ed67aa7ea5f51f93782857a9"),
+        "sign: RFC 6979 A.2.5 vector, low-S");
     CHECK(s.der_len >= 8 && s.der[0] == 0x30 && s.der[1] == s.der_len - 2, "sign: DER form");
     CHECK(ns_ecdsa_verify(NS_ECDSA_P256, p->pub, s.digest, s.sig) == NS_OK, "sign: p256 verifies");
     uint8_t rec[65];
@@ -201,8 +209,9 @@ static void test_sign(void)
             CHECK(0, "sign: secp256k1 digest %d verifies, low-S, recovers", i);
         }
     }
-    CHECK(ids[0] > 0 && ids[1] > 0, "sign: secp256k1, 24 digests: verify, low-S, recover; both "
-                                    "recovery ids seen (%d/%d)",
+    CHECK(ids[0] > 0 && ids[1] > 0,
+          "sign: secp256k1, 24 digests: verify, low-S, recover; both "
+          "recovery ids seen (%d/%d)",
           ids[0], ids[1]);
     CHECK_ERR(ns_signkey_sign(k1, NULL, 0, 0, d32, 31, &s), NS_E_USAGE, "sign: 31-byte digest");
     CHECK_ERR(ns_signkey_sign(k1, NULL, 0, 0, NULL, 0, &s), NS_E_USAGE, "sign: no input");
