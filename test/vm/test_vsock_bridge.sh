@@ -2,8 +2,8 @@
 # A bridge chain over real AF_VSOCK in the qemu guest:
 #   client -> tcp:127.0.0.1:7300 -> [bridge A] -> vsock:1:7301 -> [bridge B] -> tcp:127.0.0.1:7302
 # carrying data both ways with half-close in either direction first, both directions at once,
-# zero bytes, and busybox nc as an unrelated client/server; the bridges log bytes each way and
-# stop cleanly on SIGTERM. The endpoints are test/vm/peer.c, which checks every byte and fails
+# zero bytes, busybox nc as an unrelated client/server, 20 concurrent connections to an echo
+# server; the bridges log bytes each way and stop cleanly on SIGTERM. The endpoints are test/vm/peer.c, which checks every byte and fails
 # at its timeout when an EOF is not propagated. One boot.
 . "$(dirname "$0")/../lib/tap.sh"
 . "$(dirname "$0")/lib.sh"
@@ -63,6 +63,33 @@ if wait_until 10 tcp_listening 7302; then
     check "busybox nc through the chain: the reply comes back whole" cmp -s /tmp/down /tmp/down.got
 else
     fail "busybox nc server listens on 7302"
+fi
+kill $s 2>/dev/null
+wait $s 2>/dev/null
+
+# 20 connections at once through the chain to an echo server (busybox nc -ll -e cat): each
+# client half-closes after its 256 KiB and must get exactly its own bytes back.
+nc -ll -p 7302 -e cat & s=$!
+if wait_until 10 tcp_listening 7302; then
+    i=0
+    pids=
+    while [ $i -lt 20 ]; do
+        head -c 262144 /dev/urandom >/tmp/e$i
+        timeout 60 nc 127.0.0.1 7300 </tmp/e$i >/tmp/e$i.back &
+        pids="$pids $!"
+        i=$((i + 1))
+    done
+    for p in $pids; do wait "$p"; done # each bounded by its timeout
+    bad=0
+    i=0
+    while [ $i -lt 20 ]; do
+        cmp -s /tmp/e$i /tmp/e$i.back || bad=$((bad + 1))
+        i=$((i + 1))
+    done
+    check "20 concurrent connections through the chain each echo their 256 KiB ($bad wrong)" \
+        test "$bad" = 0
+else
+    fail "busybox nc echo server listens on 7302"
 fi
 kill $s 2>/dev/null
 wait $s 2>/dev/null
