@@ -70,6 +70,7 @@ struct ns_h2_conn {
     size_t in_cap;
     size_t preface_got; /* bytes of the client magic matched so far */
     int preface_ok;
+    int64_t created; /* ms; a client must send its preface within NS_H2_PREFACE_TIMEOUT_MS */
     int fatal; /* HTTP/1 client or protocol error: flush and close */
     stream *streams;
     ns_buf out;
@@ -473,6 +474,7 @@ ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer)
         c->in_cap = 2 * (c->max_msg + NS_GRPC_PREFIX_LEN);
     }
     snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
+    c->created = ns_now_ms();
     ns_buf_init(&c->out, OUT_MAX);
     if (nghttp2_session_callbacks_new(&cb) != 0) {
         free(c);
@@ -565,6 +567,10 @@ void ns_h2_conn_sent(ns_h2_conn *c, size_t n)
 int ns_h2_conn_tick(ns_h2_conn *c, int64_t now)
 {
     int n = 0;
+    if (!c->preface_ok && !c->fatal && now - c->created >= NS_H2_PREFACE_TIMEOUT_MS) {
+        c->fatal = 1; /* silent or too slow to even start: free the slot */
+        return 1;
+    }
     for (stream *s = c->streams; s; s = s->next) {
         if (!s->done && s->deadline >= 0 && now >= s->deadline) {
             finish(c, s, NS_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");

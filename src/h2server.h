@@ -14,6 +14,7 @@
  * use a Trailers-Only response. A client that does not start with the HTTP/2 preface gets an
  * HTTP/1.1 505 answer and the connection is closed.
  *
+ * A client that has not sent the HTTP/2 preface within NS_H2_PREFACE_TIMEOUT_MS is dropped.
  * Memory per connection is bounded: at most NS_H2_MAX_STREAMS concurrent streams, each request
  * buffer at most max_msg + 5 bytes, all request buffers together at most NS_H2_CONN_IN_MAX (or
  * 2 * max_msg + 10 if larger), output at most NS_H2_OUT_HIGH before reading stops.
@@ -33,6 +34,7 @@
 #define NS_H2_OUT_HIGH (256u * 1024)
 #define NS_H2_MAX_CONNS_PER_THREAD 4096
 #define NS_H2_PEER_MAX 128
+#define NS_H2_PREFACE_TIMEOUT_MS 10000
 
 /* One request message handed to the application. */
 typedef struct {
@@ -61,7 +63,8 @@ ns_err ns_h2_conn_recv(ns_h2_conn *c, const uint8_t *p, size_t n) NS_MUST_CHECK;
 ns_err ns_h2_conn_pending(ns_h2_conn *c, const uint8_t **p, size_t *n) NS_MUST_CHECK;
 /* Marks n bytes of the pending output as written. */
 void ns_h2_conn_sent(ns_h2_conn *c, size_t n);
-/* Answers requests whose deadline has passed; returns how many (output may be pending). */
+/* Answers requests whose deadline has passed; returns how many (output may be pending). A
+ * connection without a complete client preface after NS_H2_PREFACE_TIMEOUT_MS becomes done. */
 int ns_h2_conn_tick(ns_h2_conn *c, int64_t now_ms);
 /* Whether the connection has nothing left to do and may be closed (after output drains). */
 int ns_h2_conn_done(const ns_h2_conn *c);

@@ -418,6 +418,16 @@ try:
     s.close()
     check(got.startswith(b"HTTP/1.1 505"), "HTTP/1.1 client: 505 and the connection closed", got[:80])
 
+    # --- a client that never sends the preface is dropped (after 10 s) ---
+    s = socket.create_connection(("127.0.0.1", port), timeout=25)
+    t0 = time.time()
+    try:
+        got = s.recv(100)
+    except OSError:
+        got = None
+    s.close()
+    check(got == b"", "silent client: connection closed by the server (preface timeout)", got)
+
     # --- raw HTTP/2 streams with python3-h2 ---
     import h2.config
     import h2.connection
