@@ -20,8 +20,10 @@ done
 check "guest: lo is up with 127.0.0.1/8" sh -c 'ip addr show lo | grep -q "inet 127.0.0.1/8" &&
     ip link show lo | grep -q "[<,]UP[,>]"'
 check "guest: nsign --list prints the twelve applets" test "$(nsign --list | wc -l)" = 12
-check "guest: nsign is /bin/nsign and NSIGN points at it" test "$NSIGN" = /bin/nsign -a -x /bin/nsign
-check "guest: an applet symlink dispatches (vsock-recv --help)" sh -c 'vsock-recv --help >/dev/null 2>&1'
+check "guest: nsign is /bin/nsign and NSIGN points at it" \
+    test "$NSIGN" = /bin/nsign -a -x /bin/nsign
+check "guest: an applet symlink dispatches (vsock-recv --help)" \
+    sh -c 'vsock-recv --help >/dev/null 2>&1'
 check "guest: --file and --env reach the guest" \
     test "$(sha256sum /work/payload | cut -c1-64)" = "$PAYLOAD_SHA256"
 check "guest: --file with a destination path" test -x /usr/local/bin/peer
@@ -94,10 +96,12 @@ else
          test "$(cat /init)" = bootstrap || exit 22; grep -q nomodules /vm/eif-cmdline || exit 23;
          grep -q nomodules /proc/cmdline && exit 24;
          peer listen vsock:any:5000 --send 1K --expect 1K --timeout 30 & p=$!;
-         peer connect vsock:1:5000 --send 1K --expect 1K --timeout 30 || exit 25; wait $p || exit 25' \
+         peer connect vsock:1:5000 --send 1K --expect 1K --timeout 30 || exit 25;
+         wait $p || exit 25' \
         >"$VM_TMP/out4" 2>&1
     rc=$?
-    check "--eif: ramdisks merged in EIF order, cmdline aside, vsock works (status $rc)" test "$rc" = 0
+    check "--eif: ramdisks merged in EIF order, cmdline aside, vsock works (status $rc)" \
+        test "$rc" = 0
     [ "$rc" = 0 ] || sed 's/^/# /' "$VM_TMP/out4"
 fi
 

@@ -3,8 +3,9 @@
 #   client -> tcp:127.0.0.1:7300 -> [bridge A] -> vsock:1:7301 -> [bridge B] -> tcp:127.0.0.1:7302
 # carrying data both ways with half-close in either direction first, both directions at once,
 # zero bytes, busybox nc as an unrelated client/server, 20 concurrent connections to an echo
-# server; the bridges log bytes each way and stop cleanly on SIGTERM. The endpoints are test/vm/peer.c, which checks every byte and fails
-# at its timeout when an EOF is not propagated. One boot.
+# server; the bridges log bytes each way and stop cleanly on SIGTERM. The endpoints are
+# test/vm/peer.c, which checks every byte and fails at its timeout when an EOF is not
+# propagated. One boot.
 . "$(dirname "$0")/../lib/tap.sh"
 . "$(dirname "$0")/lib.sh"
 vm_require_nsign
@@ -59,7 +60,8 @@ head -c 5000000 /dev/urandom >/tmp/down
 nc -l -p 7302 -e sh -c 'cat >/tmp/up.got; cat /tmp/down' & s=$!
 if wait_until 10 tcp_listening 7302; then
     timeout 60 nc 127.0.0.1 7300 </tmp/up >/tmp/down.got
-    check "busybox nc through the chain: the client's half-close reaches the server" cmp -s /tmp/up /tmp/up.got
+    check "busybox nc through the chain: the client's half-close reaches the server" \
+        cmp -s /tmp/up /tmp/up.got
     check "busybox nc through the chain: the reply comes back whole" cmp -s /tmp/down /tmp/down.got
 else
     fail "busybox nc server listens on 7302"

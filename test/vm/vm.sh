@@ -122,7 +122,8 @@ if [ -n "$script" ]; then
 else
     [ $# -gt 0 ] || die_usage "nothing to run: give COMMANDS or --script FILE"
 fi
-[[ $timeout =~ ^[0-9]+$ ]] && [ "$timeout" -gt 0 ] || die_usage "--timeout wants seconds, not $timeout"
+[[ $timeout =~ ^[0-9]+$ ]] && [ "$timeout" -gt 0 ] ||
+    die_usage "--timeout wants seconds, not $timeout"
 for e in "${envs[@]}"; do
     [[ $e =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die_usage "--env wants NAME=VALUE, not $e"
 done
@@ -134,16 +135,19 @@ if [ ${#fwds[@]} -gt 0 ]; then
             die_usage "--fwd wants IP:PORT=HOSTPORT with IP in 10.0.2.0/24, not $f"
         # A guestfwd to a tcp chardev carries a single connection for the VM's lifetime; a
         # command is started per connection instead. (No commas: they would split -nic.)
-        nic+=",guestfwd=tcp:${BASH_REMATCH[1]}:${BASH_REMATCH[2]}-cmd:socat - TCP:127.0.0.1:${BASH_REMATCH[3]}"
+        nic+=",guestfwd=tcp:${BASH_REMATCH[1]}:${BASH_REMATCH[2]}"
+        nic+="-cmd:socat - TCP:127.0.0.1:${BASH_REMATCH[3]}"
     done
     modules+=(virtio_net virtio_pci)
     command -v socat >/dev/null || die "--fwd needs socat: run scripts/deps.sh apt"
 fi
 for p in qemu-system-x86_64 cpio; do
-    command -v "$p" >/dev/null || die "$p is missing: run scripts/deps.sh apt (packages in scripts/apt-packages.txt)"
+    command -v "$p" >/dev/null ||
+        die "$p is missing: run scripts/deps.sh apt (packages in scripts/apt-packages.txt)"
 done
 [ -x "$BUSYBOX" ] || die "$BUSYBOX is missing: apt-get install busybox-static"
-file -L "$BUSYBOX" | grep -q 'statically linked' || die "$BUSYBOX is not static: install busybox-static"
+file -L "$BUSYBOX" | grep -q 'statically linked' ||
+    die "$BUSYBOX is not static: install busybox-static"
 if [ "$nsign" != none ]; then
     [ -x "$nsign" ] || die "nsign binary $nsign is missing: build it (make O=...) or pass --nsign"
 fi
@@ -193,7 +197,8 @@ if [ -n "$eif" ]; then
     [ -n "$kernel" ] && [ ${#eif_ramdisks[@]} -gt 0 ] || die "$eif: no kernel or no ramdisk section"
     initrds=("${eif_ramdisks[@]}" "${initrds[@]}")
     # The pinned kernel's uncompressed twin boots in half the time.
-    pinned=$(bash "$ROOT/scripts/vm-kernel.sh" path dir) || die "no kernel (scripts/vm-kernel.sh failed)"
+    pinned=$(bash "$ROOT/scripts/vm-kernel.sh" path dir) ||
+        die "no kernel (scripts/vm-kernel.sh failed)"
     if cmp -s "$kernel" "$pinned/bzImage"; then
         kernel=$pinned/vmlinux
     fi
@@ -201,7 +206,8 @@ fi
 
 # Kernel and modules from the pinned package (cached; downloads once).
 if [ -z "$kernel" ]; then
-    kernel=$(bash "$ROOT/scripts/vm-kernel.sh" path vmlinux) || die "no kernel (scripts/vm-kernel.sh failed)"
+    kernel=$(bash "$ROOT/scripts/vm-kernel.sh" path vmlinux) ||
+        die "no kernel (scripts/vm-kernel.sh failed)"
 fi
 [ -f "$kernel" ] || die "kernel $kernel does not exist"
 # (A failing command in <(...) does not fail mapfile: check what came back.)
@@ -269,7 +275,7 @@ key=$( (echo "$init_text"; echo "$bb_sum"; cat "${base_kos[@]}" "$ROOT/test/lib/
 base=$CACHE/initramfs-base-$key.cpio
 if [ ! -f "$base" ]; then
     b=$work/base
-    mkdir -p "$b/vm/bin" "$b/vm/modules" "$b/proc" "$b/sys" "$b/dev" "$b/tmp" "$b/work" "$b/root" "$b/bin" "$b/sbin"
+    mkdir -p "$b/vm/bin" "$b/vm/modules"
     cp "$BUSYBOX" "$b/vm/bin/busybox"
     for a in $("$BUSYBOX" --list); do
         [ "$a" = busybox ] || ln -s busybox "$b/vm/bin/$a"
@@ -369,7 +375,8 @@ printf '%s\n' "$clean" | awk -v s="@@NSIGN-VM $nonce start@@" -v e="@@NSIGN-VM $
     index($0, s) { on = 1; next }
     index($0, e) { on = 0 }
     on { print }'
-status=$(printf '%s\n' "$clean" | sed -n "s/.*@@NSIGN-VM $nonce \\([a-z-]*=\\{0,1\\}[0-9]*\\)@@.*/\\1/p" | tail -1)
+status=$(printf '%s\n' "$clean" |
+    sed -n "s/.*@@NSIGN-VM $nonce \\([a-z-]*=\\{0,1\\}[0-9]*\\)@@.*/\\1/p" | tail -1)
 case $status in
 exit=[0-9]*) exit "${status#exit=}" ;;
 setup-failed) no_result "guest setup failed (see the vm-init line)" ;;
