@@ -5,6 +5,7 @@
 # half-close) and prints its path.
 : "${NS_ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${NSIGN:=$NS_ROOT/build/nsign}"
+: "${PY:=/usr/bin/python3}"
 export NSIGN
 VM=$NS_ROOT/test/vm/vm.sh
 VM_TMP=$(mktemp -d /tmp/nsign-vmtest.XXXXXX)
