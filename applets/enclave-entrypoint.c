@@ -14,6 +14,8 @@
  * Every step logs one line with its duration; a failure logs the step and the reason and
  * exits 1 (as PID 1 it then powers the enclave off so the host sees it end).
  */
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -94,9 +96,29 @@ typedef struct {
 #endif
 } ee_ctx;
 
-static ns_err ee_recv(void *ctx, int listen_fd, int timeout_ms, ns_buf *out)
+/* Waits for a sender or a cancel, then lets the frame module accept and verify the frame. */
+static ns_err ee_recv(void *ctx, int listen_fd, int cancel_fd, int timeout_ms, ns_buf *out)
 {
-    return ns_frame_recv_on(listen_fd, out->max, timeout_ms, out);
+    int64_t deadline = ns_now_ms() + timeout_ms;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = listen_fd, .events = POLLIN},
+                              {.fd = cancel_fd, .events = POLLIN}};
+        int left = ns_ms_left(deadline);
+        ENSURE(left > 0, NS_E_TIMEOUT, "no sender connected within %d ms", timeout_ms);
+        int r = poll(p, 2, left);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            return ns_fail_errno(NS_E_IO, "poll");
+        }
+        if (p[1].revents) {
+            BAIL(NS_E_CLOSED, "cancelled: another step failed or a stop was requested");
+        }
+        if (p[0].revents) {
+            return ns_frame_recv_on(listen_fd, out->max, ns_ms_left(deadline), out);
+        }
+    }
 }
 
 static ns_err ee_kms(void *vctx, const ns_enclave_cfg *cfg, const ns_buf *creds_json,

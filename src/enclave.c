@@ -1,10 +1,11 @@
 /*
  * enclave: see enclave.h. The three receivers run on their own threads so the host may push in
- * any order; the first failure shuts the other listeners down (accept then returns at once) so
- * a bad payload fails the boot immediately instead of at the receive timeout.
+ * any order; the first failure (or a stop request) makes a cancel pipe readable, which every
+ * waiting receiver polls, so a bad payload fails the boot at once instead of at the timeout.
  */
 #include "enclave.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,23 +194,25 @@ typedef struct recv_job {
     const ns_enclave_ops *ops;
     ns_enclave_step step;
     int fd;
+    int cancel_fd; /* read end of the cancel pipe */
     int timeout_ms;
     ns_buf *out;
     ns_err e;
     char detail[ENCLAVE_DETAIL_MAX];
     int64_t ms;
-    struct recv_job *all; /* the three jobs, to shut the others down on failure */
+    struct recv_job *all; /* the three jobs */
+    int cancel_w;         /* write end of the cancel pipe */
     pthread_mutex_t *mu;
-    int *failed;
-    int *done; /* finished receivers, under mu */
+    int *failed; /* set by the first receiver that fails (or on stop), under mu */
+    int *first;  /* index of the first receiver that failed by itself, under mu */
+    int *done;   /* finished receivers, under mu */
 } recv_job;
 
-static void recv_abort_others(recv_job *self)
+static void recv_cancel(int cancel_w)
 {
-    for (int i = 0; i < 3; i++) {
-        if (&self->all[i] != self && self->all[i].fd >= 0) {
-            shutdown(self->all[i].fd, SHUT_RDWR);
-        }
+    char b = 1;
+    if (write(cancel_w, &b, 1) != 1) {
+        /* the pipe is empty and ours: this cannot fail short of a bug */
     }
 }
 
@@ -217,7 +220,7 @@ static void *recv_thread(void *arg)
 {
     recv_job *j = arg;
     int64_t t0 = ns_now_ms();
-    j->e = j->ops->recv(j->ops->ctx, j->fd, j->timeout_ms, j->out);
+    j->e = j->ops->recv(j->ops->ctx, j->fd, j->cancel_fd, j->timeout_ms, j->out);
     j->ms = ns_now_ms() - t0;
     if (j->e != NS_OK) {
         snprintf(j->detail, sizeof j->detail, "%s", ns_err_msg());
@@ -225,7 +228,8 @@ static void *recv_thread(void *arg)
         pthread_mutex_lock(j->mu);
         if (!*j->failed) {
             *j->failed = 1;
-            recv_abort_others(j);
+            *j->first = (int)(j - j->all);
+            recv_cancel(j->cancel_w);
         }
         pthread_mutex_unlock(j->mu);
     }
@@ -266,7 +270,8 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
     recv_job jobs[3];
     pthread_t th[3];
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    int any_failed = 0, started = 0, done = 0;
+    int any_failed = 0, started = 0, done = 0, first_idx = -1;
+    int cancel[2] = {-1, -1};
     ns_err e = NS_OK;
     int64_t t0 = ns_now_ms();
 
@@ -274,11 +279,17 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
     for (int i = 0; i < 3; i++) {
         jobs[i].fd = -1;
     }
+    if (pipe2(cancel, O_CLOEXEC) != 0) {
+        e = ns_fail_errno(NS_E_INTERNAL, "pipe");
+        *failed = steps[0];
+        step_done(ops, steps[0], t0, e, NULL);
+        goto out;
+    }
     /* Listen on all three first: the host's pushes retry until every listener is up. */
     for (int i = 0; i < 3; i++) {
         char name[NS_ADDR_STR_MAX];
         ns_addr_format(addrs[i], name, sizeof name);
-        e = ns_addr_listen(addrs[i], 4, 0, &jobs[i].fd);
+        e = ns_addr_listen(addrs[i], 4, NS_LISTEN_NONBLOCK, &jobs[i].fd);
         if (e != NS_OK) {
             e = ns_fail_ctx(e, "listen on %s", name);
             *failed = steps[i];
@@ -295,10 +306,13 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
         jobs[i].mu = &mu;
         jobs[i].failed = &any_failed;
         jobs[i].done = &done;
+        jobs[i].first = &first_idx;
+        jobs[i].cancel_fd = cancel[0];
+        jobs[i].cancel_w = cancel[1];
         if (pthread_create(&th[i], NULL, recv_thread, &jobs[i]) != 0) {
             pthread_mutex_lock(&mu);
             any_failed = 1;
-            recv_abort_others(&jobs[i]);
+            recv_cancel(cancel[1]);
             pthread_mutex_unlock(&mu);
             e = ns_fail(NS_E_INTERNAL, "cannot start a receiver thread");
             *failed = steps[i];
@@ -312,9 +326,7 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
         int finished = done == started;
         if (!finished && *stop && !any_failed) {
             any_failed = 1;
-            for (int i = 0; i < 3; i++) {
-                shutdown(jobs[i].fd, SHUT_RDWR);
-            }
+            recv_cancel(cancel[1]);
         }
         pthread_mutex_unlock(&mu);
         if (finished) {
@@ -328,23 +340,20 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
     if (e != NS_OK) {
         goto out;
     }
-    /* Report each receiver; the first real failure (not one we caused by shutting it down)
-     * is the step that failed. */
-    ns_enclave_step first = NS_STEP_COUNT;
-    int64_t first_end = 0;
+    /* Report each receiver. The step that failed is the first one that failed by itself, not
+     * one we shut down because of it (or, on a stop request, the first still waiting). */
+    int pick = first_idx;
     for (int i = 0; i < 3; i++) {
         if (ops->on_step) {
             ops->on_step(ops->ctx, steps[i], jobs[i].ms, jobs[i].e, jobs[i].detail);
         }
-        if (jobs[i].e != NS_OK && (first == NS_STEP_COUNT || jobs[i].ms < first_end)) {
-            first = steps[i];
-            first_end = jobs[i].ms;
-            e = jobs[i].e;
+        if (pick < 0 && jobs[i].e != NS_OK) {
+            pick = i;
         }
     }
-    if (first != NS_STEP_COUNT) {
-        *failed = first;
-        ns_fail(e, "%s", jobs[first - NS_STEP_RECV_CREDS].detail);
+    if (pick >= 0) {
+        *failed = steps[pick];
+        e = ns_fail(jobs[pick].e, "%s", jobs[pick].detail);
     }
 out:
     for (int i = 0; i < 3; i++) {
@@ -353,6 +362,11 @@ out:
         }
         if (addrs[i]->kind == NS_ADDR_UNIX && addrs[i]->path[0] != '@') {
             ns_io_unlink_stale_socket(addrs[i]->path);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        if (cancel[i] >= 0) {
+            close(cancel[i]);
         }
     }
     pthread_mutex_destroy(&mu);

@@ -101,9 +101,9 @@ const char *ns_enclave_step_name(ns_enclave_step s);
  */
 typedef struct {
     void *ctx;
-    /* Accept one frame on the listening socket into out (initialised, secret, with its max).
-     * A shutdown(2) of listen_fd by another thread must make it return promptly. */
-    ns_err (*recv)(void *ctx, int listen_fd, int timeout_ms, ns_buf *out);
+    /* Accept one frame on the (non-blocking) listening socket into out (initialised, secret,
+     * with its max). Must return promptly (NS_E_CLOSED) once cancel_fd becomes readable. */
+    ns_err (*recv)(void *ctx, int listen_fd, int cancel_fd, int timeout_ms, ns_buf *out);
     /* KMS-decrypt ct with the credentials JSON; plaintext into out (secret). */
     ns_err (*kms_decrypt)(void *ctx, const ns_enclave_cfg *cfg, const ns_buf *creds_json,
                           const ns_buf *ct, ns_buf *out);

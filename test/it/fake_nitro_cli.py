@@ -1,0 +1,227 @@
+#!/usr/bin/python3
+"""fake_nitro_cli: a stand-in for nitro-cli, for run-enclave/stop-enclave tests and the demo.
+
+An "enclave" is a local process: `run-enclave` starts FAKE_ENCLAVE_CMD (default
+"$NSIGN enclave-entrypoint") with the caller's environment, its output in
+STATE/NAME.console, and answers like nitro-cli (JSON on stdout). When
+NSIGN_ENCLAVE_HEARTBEAT_ADDR=unix:PATH is set it listens there first and, like nitro-cli,
+treats a missing 0xB7 heartbeat as a failed boot. `describe-enclaves`, `terminate-enclave
+--enclave-name N` and `console --enclave-name N` behave like the real ones. Arguments are checked
+as strictly as nitro-cli checks them. FAKE_NITRO_FAIL=allocator makes run-enclave fail the way
+nitro-cli does when the allocator has too little memory.
+
+State lives in FAKE_NITRO_STATE (required); every call is appended to STATE/calls.log.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+STATE = os.environ.get("FAKE_NITRO_STATE")
+
+
+def die(msg, code=1):
+    print(msg, file=sys.stderr)
+    sys.exit(code)
+
+
+def load():
+    try:
+        with open(os.path.join(STATE, "enclaves.json")) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
+def save(d):
+    tmp = os.path.join(STATE, "enclaves.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(d, f)
+    os.rename(tmp, os.path.join(STATE, "enclaves.json"))
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie of ours counts as dead
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def opts(args, spec):
+    """Parses --name value / --flag like nitro-cli's clap parser; unknown options fail."""
+    out, i = {}, 0
+    while i < len(args):
+        a = args[i]
+        if not a.startswith("--") or a[2:] not in spec:
+            die(f"error: Found argument '{a}' which wasn't expected", 2)
+        if spec[a[2:]]:
+            if i + 1 >= len(args):
+                die(f"error: The argument '{a}' requires a value but none was supplied", 2)
+            out[a[2:]] = args[i + 1]
+            i += 2
+        else:
+            out[a[2:]] = True
+            i += 1
+    return out
+
+
+def describe(name, e):
+    return {"EnclaveName": name, "EnclaveID": e["id"], "ProcessID": e["pid"],
+            "EnclaveCID": e["cid"], "NumberOfCPUs": e["cpus"], "CPUIDs": [1, 3][: e["cpus"]],
+            "MemoryMiB": e["mem"], "State": "RUNNING",
+            "Flags": "DEBUG_MODE" if e["debug"] else "NONE"}
+
+
+def heartbeat_listener():
+    addr = os.environ.get("NSIGN_ENCLAVE_HEARTBEAT_ADDR", "")
+    if not addr.startswith("unix:"):
+        return None
+    path = addr[5:]
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(1)
+    return s
+
+
+def run_enclave(args):
+    o = opts(args, {"eif-path": 1, "cpu-count": 1, "memory": 1, "enclave-cid": 1,
+                    "enclave-name": 1, "debug-mode": 0, "attach-console": 0})
+    for req in ("eif-path", "cpu-count", "memory"):
+        if req not in o:
+            die(f"error: The following required arguments were not provided: --{req}", 2)
+    if not os.path.isfile(o["eif-path"]):
+        die(f"[ E19 ] File operation failure. Such error appears when the system fails to "
+            f"perform the requested file operations, such as opening the EIF file "
+            f"'{o['eif-path']}'.")
+    mem, cpus = int(o["memory"]), int(o["cpu-count"])
+    if os.environ.get("FAKE_NITRO_FAIL") == "allocator":
+        die("[ E26 ] Insufficient memory requested. User provided `memory` is "
+            f"{mem} MB, but the enclave allocator has only reserved 256 MB. "
+            "For more details, please visit https://docs.aws.amazon.com/enclaves/latest/user/"
+            "cli-errors.html#E26")
+    if os.path.getsize(o["eif-path"]) * 4 > mem * 1024 * 1024:
+        die(f"[ E27 ] Insufficient memory available. memory must be at least 4x the EIF size")
+    name = o.get("enclave-name") or os.path.basename(o["eif-path"]).split(".")[0]
+    cid = int(o.get("enclave-cid", 16))
+    d = load()
+    for n, e in list(d.items()):
+        if alive(e["pid"]) and (n == name or e["cid"] == cid):
+            die(f"[ E51 ] Enclave with name or CID {cid} already running.")
+    hb = heartbeat_listener()
+    cmd = os.environ.get("FAKE_ENCLAVE_CMD")
+    argv = cmd.split() if cmd else [os.environ["NSIGN"], "enclave-entrypoint"]
+    console = open(os.path.join(STATE, f"{name}.console"), "ab")
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=console,
+                         start_new_session=True)
+    if hb is not None:
+        hb.settimeout(30)
+        try:
+            c, _ = hb.accept()
+            c.settimeout(10)
+            b = c.recv(1)
+            if b != b"\xb7":
+                raise OSError("bad heartbeat byte")
+            c.sendall(b)
+            c.close()
+        except OSError:
+            p.kill()
+            p.wait()
+            die("[ E39 ] Enclave process connection failure. The enclave did not send its "
+                "boot heartbeat; see the console for details.")
+        finally:
+            hb.close()
+            os.unlink(os.environ["NSIGN_ENCLAVE_HEARTBEAT_ADDR"][5:])
+    e = {"pid": p.pid, "cid": cid, "cpus": cpus, "mem": mem, "debug": "debug-mode" in o,
+         "id": f"i-0fake0000000000000-enc{p.pid:016x}"}
+    d[name] = e
+    save(d)
+    print("Started enclave with enclave-cid: %d, memory: %d MiB, cpu-ids: %s"
+          % (cid, mem, [1, 3][:cpus]))
+    print(json.dumps(describe(name, e), indent=2))
+
+
+def describe_enclaves(args):
+    opts(args, {})
+    d = load()
+    print(json.dumps([describe(n, e) for n, e in d.items() if alive(e["pid"])], indent=2))
+
+
+def terminate(args):
+    o = opts(args, {"enclave-name": 1, "enclave-id": 1, "all": 0})
+    d = load()
+    names = list(d) if "all" in o else [n for n, e in d.items()
+                                        if n == o.get("enclave-name") or
+                                        e["id"] == o.get("enclave-id")]
+    if not names:
+        die("[ E44 ] Enclave not found: no enclave with that name or ID is running.")
+    for n in names:
+        pid = d[n]["pid"]
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        for _ in range(100):
+            if not alive(pid):
+                break
+            time.sleep(0.05)
+        else:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        print(json.dumps({"EnclaveName": n, "EnclaveID": d[n]["id"], "Terminated": True},
+                         indent=2))
+        del d[n]
+    save(d)
+
+
+def console(args):
+    o = opts(args, {"enclave-name": 1, "enclave-id": 1, "disconnect-timeout": 1})
+    d = load()
+    name = o.get("enclave-name")
+    if name not in d:
+        die("[ E44 ] Enclave not found.")
+    if not d[name]["debug"]:
+        die("[ E21 ] Console is only available for enclaves started in debug mode.")
+    path = os.path.join(STATE, f"{name}.console")
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            elif not alive(d[name]["pid"]):
+                return
+            else:
+                time.sleep(0.1)
+
+
+def main():
+    if not STATE:
+        die("fake nitro-cli: FAKE_NITRO_STATE must be set")
+    with open(os.path.join(STATE, "calls.log"), "a") as f:
+        f.write(" ".join(sys.argv[1:]) + "\n")
+    if len(sys.argv) < 2:
+        die("usage: nitro-cli <run-enclave|describe-enclaves|terminate-enclave|console>", 2)
+    cmds = {"run-enclave": run_enclave, "describe-enclaves": describe_enclaves,
+            "terminate-enclave": terminate, "console": console}
+    if sys.argv[1] not in cmds:
+        die(f"error: Found argument '{sys.argv[1]}' which wasn't expected", 2)
+    cmds[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# test_enclave_entrypoint: the in-enclave boot over unix sockets on this machine: each step is
+# logged, and every failure path (bad credentials, malformed frame, receive timeout, missing
+# heartbeat, SIGTERM while waiting, bad configuration) names its step, exits non-zero and leaves
+# no payload on disk. The success path through KMS and sign-service is in test_enclave_flow.sh
+# and the demo (they need the KMS/NSM fakes).
+set -uo pipefail
+. "$(dirname "$0")/../lib/tap.sh"
+N=${NSIGN:?}
+T=$(mktemp -d /tmp/ns-ee.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"; }
+trap cleanup EXIT
+cd "$T" || exit 1
+
+base_env() {
+    export NSIGN_ENCLAVE_CREDS_ADDR=unix:$T/c NSIGN_ENCLAVE_AGE_KEY_ADDR=unix:$T/a
+    export NSIGN_ENCLAVE_SHARES_ADDR=unix:$T/s NSIGN_ENCLAVE_SIGN_ADDR=tcp:127.0.0.1:$(free_port)
+    export NSIGN_ENCLAVE_INGRESS_ADDR=unix:$T/g NSIGN_ENCLAVE_EGRESS_LISTEN_ADDR=tcp:127.0.0.1:0
+    export NSIGN_ENCLAVE_EGRESS_CONNECT_ADDR=unix:$T/eg NSIGN_ENCLAVE_KMS_PROXY_ADDR=unix:$T/k
+    export NSIGN_ENCLAVE_ATTEST=0 NSIGN_ENCLAVE_RECV_TIMEOUT=30
+    unset NSIGN_ENCLAVE_HEARTBEAT_ADDR
+}
+
+# start_ee LOG: runs enclave-entrypoint in the background (pid in $EE).
+start_ee() { "$N" enclave-entrypoint 2>"$1" & EE=$!; pids+=("$EE"); }
+# wait_ee SECONDS: waits for it to exit (status in $RC); RC=timeout when it did not.
+wait_ee() {
+    local i=0
+    while kill -0 "$EE" 2>/dev/null && [ $i -lt $(( $1 * 10 )) ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$EE" 2>/dev/null; then RC=timeout; kill -9 "$EE"; wait "$EE" 2>/dev/null; return; fi
+    wait "$EE"; RC=$?
+}
+push() { printf '%s' "$2" | "$N" vsock-push --timeout 10 "unix:$T/$1" - 2>>"$T/push.log"; }
+no_payload_on_disk() { ! grep -rl "AKIDTEST\|shares-ciphertext" "$T" --exclude='*.log' --exclude=push.log >/dev/null 2>&1; }
+
+check "help" "$N" enclave-entrypoint --help
+"$N" enclave-entrypoint --bogus 2>/dev/null; check "unknown option is a usage error (2)" test $? = 2
+
+base_env
+# 1. credentials without a secret key: fails at kms-decrypt, after the receive steps.
+start_ee "$T/1.log"
+push c '{"AccessKeyId":"AKIDTEST"}' && push a 'age-key-ciphertext' && push s 'shares-ciphertext'
+wait_ee 20
+check "bad credentials: exit 1" test "$RC" = 1
+check "each receive step logged with a duration" \
+    grep -q 'step=receive-credentials ok ms=[0-9]' "$T/1.log"
+check "bridges and loopback steps logged" grep -q 'step=bridges ok' "$T/1.log"
+check "failure names kms-decrypt and why" \
+    grep -q 'step=kms-decrypt failed .*SecretAccessKey' "$T/1.log"
+check "final line names the failed step" grep -q 'boot failed step=kms-decrypt' "$T/1.log"
+check "no secret in the log" bash -c "! grep -q AKIDTEST '$T/1.log'"
+check "no payload written to disk" no_payload_on_disk
+check "listeners removed" test ! -e "$T/c" -a ! -e "$T/a" -a ! -e "$T/s"
+
+# 2. a malformed frame on the shares port fails that step at once (no waiting for the rest).
+start_ee "$T/2.log"
+wait_unix "$T/s" 10
+$PY -c '
+import socket,sys
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"GARBAGE-NOT-A-FRAME"*4)
+s.shutdown(socket.SHUT_WR); s.recv(1); s.close()' "$T/s" 2>/dev/null
+wait_ee 20
+check "malformed frame: exit 1 without waiting for the other payloads" test "$RC" = 1
+check "failure names receive-shares" grep -q 'step=receive-shares failed' "$T/2.log"
+check "boot failed line" grep -q 'boot failed step=receive-shares' "$T/2.log"
+
+# 3. nothing arrives: the receive timeout fails the boot.
+NSIGN_ENCLAVE_RECV_TIMEOUT=1 start_ee "$T/3.log"
+wait_ee 20
+check "receive timeout: exit 1" test "$RC" = 1
+check "timeout names a receive step" grep -q 'step=receive-[a-z-]* failed' "$T/3.log"
+
+# 4. SIGTERM while waiting for the secrets stops promptly.
+start_ee "$T/4.log"
+wait_unix "$T/c" 10
+kill -TERM "$EE"
+wait_ee 10
+check "SIGTERM while waiting: exits (not killed by the timeout)" test "$RC" != timeout
+check "SIGTERM: nothing after receive ran" bash -c "! grep -q 'step=kms-decrypt' '$T/4.log'"
+
+# 5. heartbeat configured but nobody answers: boot fails before any listener.
+NSIGN_ENCLAVE_HEARTBEAT_ADDR=unix:$T/hb start_ee "$T/5.log"
+wait_ee 20
+check "missing heartbeat peer: exit 1" test "$RC" = 1
+check "failure names the heartbeat step" grep -q 'step=heartbeat failed' "$T/5.log"
+
+# 6. heartbeat answered by an echo peer: boot proceeds to the receivers.
+$PY -c '
+import socket,sys
+s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); c,_=s.accept()
+b=c.recv(1); c.sendall(b); c.close()' "$T/hb2" & pids+=($!)
+wait_unix "$T/hb2" 10
+NSIGN_ENCLAVE_HEARTBEAT_ADDR=unix:$T/hb2 NSIGN_ENCLAVE_RECV_TIMEOUT=1 start_ee "$T/6.log"
+wait_ee 20
+check "heartbeat echoed: step ok" grep -q 'step=heartbeat ok' "$T/6.log"
+
+# 7. bad configuration is a usage error naming the variable.
+AWS_CREDS_VSOCK_PORT=notaport start_ee "$T/7.log"
+wait_ee 10
+check "bad port variable: exit 2" test "$RC" = 2
+check "error names the variable" grep -q 'AWS_CREDS_VSOCK_PORT' "$T/7.log"
+
+tap_done
