@@ -5,8 +5,9 @@
  * path style (ENDPOINT/BUCKET/KEY) on a custom endpoint or for bucket names that are not DNS
  * labels. The key is URI-encoded once ('/' kept) and signed as sent (S3 canonical URI).
  * Integrity: Content-Length must match the bytes received; when the response carries an
- * x-amz-checksum-{sha256,sha1,crc32,crc32c} (requested with x-amz-checksum-mode: ENABLED) or a
- * single-part ETag that is an MD5, the object is verified before the output is committed.
+ * x-amz-checksum-{sha256,sha1,crc32,crc32c} (requested with x-amz-checksum-mode: ENABLED), the
+ * object is verified before the output is committed. The ETag is not checked as an MD5 (the
+ * mbedtls configuration carries no MD5, and multipart ETags are not digests of the object).
  * Resume: a connection lost mid-body is retried with "Range: bytes=N-" and "If-Match: ETAG",
  * so the parts come from the same object version (a changed object -> 412 -> start over).
  * Region: a 301/400 with x-amz-bucket-region (or a PermanentRedirect naming the region) is
@@ -47,7 +48,7 @@ typedef struct {
 typedef struct {
     uint64_t bytes;                 /* object size written */
     int resumed;                    /* number of Range resumes */
-    char checksum[32];              /* algorithm verified ("sha256", "md5-etag", "" = none) */
+    char checksum[32];              /* algorithm verified ("sha256", "sha1", "crc32", "crc32c", "" = none) */
     char region[NS_AWS_REGION_MAX]; /* region finally used */
 } ns_s3_result;
 
