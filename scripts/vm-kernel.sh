@@ -2,7 +2,7 @@
 # scripts/vm-kernel.sh: the pinned Debian kernel for the qemu test VM (test/vm/vm.sh) and for
 # test EIFs. Downloads the package with `apt-get download` (never installs a kernel), and caches
 # under build/vm-cache/<package>_<version>/:
-#   vmlinux      the uncompressed ELF kernel, booted directly by qemu (PVH: ~2-3 s per boot)
+#   vmlinux      the uncompressed ELF kernel, booted directly by qemu (PVH: ~3 s to init)
 #   bzImage      the package's compressed kernel, as shipped (what a Nitro EIF carries)
 #   config       the kernel's build config
 #   modules/     requested modules, decompressed (NAME.ko), and the package's module list

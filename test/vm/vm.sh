@@ -4,7 +4,7 @@
 #
 # Why a VM: this machine's own vsock device belongs to the infrastructure, so AF_VSOCK is only
 # ever opened inside this guest. The guest is qemu TCG (no KVM), no network device, the pinned
-# Debian kernel booted directly as an uncompressed ELF (PVH, 2-3 s per boot), busybox-static as
+# Debian kernel booted directly as an uncompressed ELF (PVH, about 4 s a run), busybox-static as
 # its shell, and the nsign binary under test as /bin/nsign with a symlink per applet.
 #
 # The initramfs is a concatenation of cpio archives, which the kernel merges in order (a later
