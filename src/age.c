@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -805,19 +806,33 @@ static void job_run(age_job *j, const uint8_t key[32])
     }
 }
 
-/* Chunks are independent (the nonce is the counter), so a batch is opened on two threads: this
- * one takes the even jobs, a helper thread the odd ones. Plaintext is still released strictly in
- * order, and only up to the first chunk that failed. */
+/* Chunks are independent (the nonce is the counter), so a batch is opened on two threads: both
+ * claim jobs from a shared counter, so neither waits for the other if it is descheduled (busy
+ * hosts). Plaintext is still released strictly in order, and only up to the first chunk that
+ * failed. */
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     age_job *jobs;
     size_t njobs;
     const uint8_t *key;
-    uint64_t gen, done;
+    atomic_size_t next;     /* next job to claim */
+    size_t busy;            /* the helper is inside a batch (under mu) */
+    uint64_t gen;
     int quit, running;
     pthread_t th;
 } age_pool;
+
+static void pool_claim(age_pool *p, age_job *jobs, size_t n, const uint8_t *key)
+{
+    for (;;) {
+        size_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= n) {
+            return;
+        }
+        job_run(&jobs[i], key);
+    }
+}
 
 static void *pool_main(void *arg)
 {
@@ -835,12 +850,11 @@ static void *pool_main(void *arg)
         age_job *jobs = p->jobs;
         size_t n = p->njobs;
         const uint8_t *key = p->key;
+        p->busy = 1;
         pthread_mutex_unlock(&p->mu);
-        for (size_t i = 1; i < n; i += 2) {
-            job_run(&jobs[i], key);
-        }
+        pool_claim(p, jobs, n, key);
         pthread_mutex_lock(&p->mu);
-        p->done = seen;
+        p->busy = 0;
         pthread_cond_broadcast(&p->cv);
     }
     pthread_mutex_unlock(&p->mu);
@@ -865,17 +879,21 @@ static void pool_run(age_pool *p, age_job *jobs, size_t n, const uint8_t *key)
         return;
     }
     pthread_mutex_lock(&p->mu);
+    while (p->busy) { /* the helper woke late for the previous batch: let it see it is done */
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
     p->jobs = jobs;
     p->njobs = n;
     p->key = key;
-    uint64_t gen = ++p->gen;
+    atomic_store(&p->next, 0);
+    p->gen++;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    for (size_t i = 0; i < n; i += 2) {
-        job_run(&jobs[i], key);
-    }
+    pool_claim(p, jobs, n, key);
+    /* All jobs are claimed; wait until the helper finished the one it may hold. It can only
+     * still be in this batch if it woke for it (gen seen) and set busy. */
     pthread_mutex_lock(&p->mu);
-    while (p->done != gen) {
+    while (p->busy) {
         pthread_cond_wait(&p->cv, &p->mu);
     }
     pthread_mutex_unlock(&p->mu);
