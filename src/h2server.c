@@ -27,7 +27,7 @@
 
 #define PATH_MAX_LEN 128
 #define OUT_MAX (NS_H2_OUT_HIGH + 64u * 1024) /* mem_send chunks are at most ~16 KiB each */
-#define RESP_MAX (1024u * 1024)               /* one stream's queued response bytes */
+#define RESP_MAX (64u * 1024) /* one stream's queued response bytes (largest: ~33 KiB Attest) */
 #define READ_CHUNK (16u * 1024)
 #define READS_PER_WAKE 8
 #define EVENTS_MAX 64

@@ -17,7 +17,8 @@
  * A client that has not sent the HTTP/2 preface within NS_H2_PREFACE_TIMEOUT_MS is dropped.
  * Memory per connection is bounded: at most NS_H2_MAX_STREAMS concurrent streams, each request
  * buffer at most max_msg + 5 bytes, all request buffers together at most NS_H2_CONN_IN_MAX (or
- * 2 * max_msg + 10 if larger), output at most NS_H2_OUT_HIGH before reading stops.
+ * 2 * max_msg + 10 if larger), 64 KiB of queued response per stream, output at most
+ * NS_H2_OUT_HIGH before reading stops.
  */
 #ifndef NS_H2SERVER_H
 #define NS_H2SERVER_H
