@@ -65,7 +65,7 @@ proto/%.options: ;
 GEN_H += $(O)/gen/proto_descriptors.h
 $(O)/gen/proto_descriptors.h: $(PROTOS)
 	@mkdir -p $(O)/gen
-	$(Q)protoc -Iproto --descriptor_set_out=$(O)/gen/proto_descriptors.pb $(PROTOS)
+	$(Q)protoc -Iproto --descriptor_set_out=$(O)/gen/proto_descriptors.pb $(sort $(PROTOS))
 	$(Q){ echo 'static const unsigned char ns_proto_descriptors[] = {'; \
 	  od -An -v -tx1 $(O)/gen/proto_descriptors.pb | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
 	  echo '};'; } >$@.tmp && mv $@.tmp $@
