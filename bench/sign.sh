@@ -7,6 +7,9 @@
 # ratio >= 0.5, p99 <= 5 ms. For secp256k1 it also measures libsecp256k1 (recoverable signing)
 # when libsecp256k1-dev is installed, to show what mbedtls's generic ECP code costs.
 # Env: SECONDS_PER_RUN (default 10), STREAMS (64), CONNS (4), THREADS (cores).
+# h2load (one thread) runs on the same host and competes with the server for cores, and the
+# server writes its audit line per Sign to a file, as in production: on a small host read the
+# ratio as a lower bound. Other load on the host makes every figure noisy; run it on an idle one.
 # Not a test: no pass/fail, numbers only. Needs h2load (nghttp2-client) and /usr/bin/python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
