@@ -9,7 +9,8 @@
  *            recv-first  read to EOF, then send BYTES, shutdown(SHUT_WR)
  *            duplex      send and read at the same time (default)
  *   The connecting side retries until the listener is up or the timeout passes; the listening
- *   side accepts one connection. Each direction carries a known pattern (seeded by who sends
+ *   side prints "peer listen: listening on ADDR" to stderr once bound, then accepts one
+ *   connection. Each direction carries a known pattern (seeded by who sends
  *   it); the reader checks every byte and that exactly --expect bytes arrive before EOF. A
  *   peer that waits for an EOF that never comes (half-close not propagated) fails at the
  *   timeout. Prints "peer: ok ..." and exits 0, or names what failed and exits 1.
@@ -143,6 +144,8 @@ static int open_conn(int listening, const char *addr)
         if (bind(l, (struct sockaddr *)&ss, len) != 0 || listen(l, 1) != 0) {
             die("bind/listen");
         }
+        /* Readiness for scripts: a vsock listener cannot be seen from outside (no netstat). */
+        fprintf(stderr, "peer listen: listening on %s\n", addr);
         int c = accept(l, NULL, NULL);
         if (c < 0) {
             die("accept");

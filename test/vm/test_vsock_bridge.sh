@@ -3,9 +3,9 @@
 #   client -> tcp:127.0.0.1:7300 -> [bridge A] -> vsock:1:7301 -> [bridge B] -> tcp:127.0.0.1:7302
 # carrying data both ways with half-close in either direction first, both directions at once,
 # zero bytes, busybox nc as an unrelated client/server, 20 concurrent connections to an echo
-# server; the bridges log bytes each way and stop cleanly on SIGTERM. The endpoints are
-# test/vm/peer.c, which checks every byte and fails at its timeout when an EOF is not
-# propagated. One boot.
+# server, a vsock target that is not listening (reset); the bridges log bytes each way and stop
+# cleanly on SIGTERM. The endpoints are test/vm/peer.c, which checks every byte and fails at its
+# timeout when an EOF is not propagated. One boot.
 . "$(dirname "$0")/../lib/tap.sh"
 . "$(dirname "$0")/lib.sh"
 vm_require_nsign
@@ -95,6 +95,26 @@ else
 fi
 kill $s 2>/dev/null
 wait $s 2>/dev/null
+
+# A vsock target nobody listens on answers with a reset (not "refused"): only that connection
+# ends, the bridge keeps serving, and once a listener appears the same pair works.
+nsign bridge tcp:127.0.0.1:7310 vsock:1:7399 2>/tmp/c.log & C=$!
+if wait_until 20 tcp_listening 7310; then
+    echo hello | timeout 30 nc 127.0.0.1 7310 >/tmp/none.out
+    check "a connection to an absent vsock target ends with no data" test ! -s /tmp/none.out
+    check "the bridge logs that connection's close" wait_until 10 grep -q "closed.*7399" /tmp/c.log
+    check "the bridge is still running" kill -0 $C
+    peer listen vsock:any:7399 --send 64K --expect 64K --timeout 30 >/tmp/s.out 2>&1 & s=$!
+    wait_until 10 grep -q listening /tmp/s.out
+    check "once a listener is up, the same pair carries data both ways" \
+        peer connect tcp:127.0.0.1:7310 --send 64K --expect 64K --timeout 30
+    check "the vsock listener behind it got every byte" wait $s
+else
+    fail "bridge C listens on tcp:127.0.0.1:7310"
+    show /tmp/c.log
+fi
+kill -TERM $C
+wait $C
 
 kill -TERM $A $B
 wait $A
