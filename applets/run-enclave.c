@@ -423,8 +423,9 @@ static ns_err step_downloads(re_state *s)
 {
     re_cfg *c = s->c;
     char *fc[] = {c->self, "fetch-creds", NULL};
-    char *s1[] = {c->self, "s3-get", c->age_uri, "-", NULL};
-    char *s2[] = {c->self, "s3-get", c->shares_uri, "-", NULL};
+    /* s3-get uses the credentials just fetched (on its stdin), like `aws s3 cp` on the role. */
+    char *s1[] = {c->self, "s3-get", "--creds", "-", c->age_uri, "-", NULL};
+    char *s2[] = {c->self, "s3-get", "--creds", "-", c->shares_uri, "-", NULL};
     int64_t t0;
 
     show("fetch-creds", fc, "stdout kept in locked memory, never on disk");
@@ -433,16 +434,18 @@ static ns_err step_downloads(re_state *s)
         GUARD(run_step("fetch-creds", fc, NULL, 0, &s->creds, RE_FETCH_TIMEOUT_MS));
         step_ok("fetch-creds", t0);
     }
-    show("s3-get", s1, "age key ciphertext, in memory");
+    show("s3-get", s1, "credentials on stdin; age key ciphertext kept in memory");
     if (!g_dry) {
         t0 = ns_now_ms();
-        GUARD(run_step("s3-get age key", s1, NULL, 0, &s->age_ct, RE_S3_TIMEOUT_MS));
+        GUARD(run_step("s3-get age key", s1, s->creds.data, s->creds.len, &s->age_ct,
+                       RE_S3_TIMEOUT_MS));
         step_ok("s3-get", t0);
     }
-    show("s3-get", s2, "key shares ciphertext, in memory");
+    show("s3-get", s2, "credentials on stdin; key shares ciphertext kept in memory");
     if (!g_dry) {
         t0 = ns_now_ms();
-        GUARD(run_step("s3-get key shares", s2, NULL, 0, &s->shares_ct, RE_S3_TIMEOUT_MS));
+        GUARD(run_step("s3-get key shares", s2, s->creds.data, s->creds.len, &s->shares_ct,
+                       RE_S3_TIMEOUT_MS));
         step_ok("s3-get", t0);
     }
     return NS_OK;

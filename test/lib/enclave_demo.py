@@ -1,0 +1,146 @@
+#!/usr/bin/python3
+"""enclave_demo: the user-side pieces of the enclave flow, for test/demo.sh and the run-enclave
+integration test (which share test/lib/enclave_flow.sh).
+
+  keys OUT                       a new service_key_shares.json (Ed25519 + ECDSA P-256 keys)
+  tls DIR                        a test CA and a server certificate for localhost, 127.0.0.1
+                                 and kms.us-east-1.amazonaws.com (DIR/ca.pem, cert.pem, key.pem)
+  kms-encrypt PORT CA IN OUT     KMS Encrypt of IN under alias/nsign-test with botocore against
+                                 the KMS fake (credentials from AWS_* of the IMDS fake)
+  sign-verify HOST:PORT KEYS     gRPC ListKeys + Sign for every key through HOST:PORT, each
+                                 signature verified against the public key derived from KEYS
+"""
+import base64
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+MESSAGE = b"nsign demo: signed inside the enclave"
+
+
+def keys(out):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    seed = os.urandom(32)
+    p256 = ec.generate_private_key(ec.SECP256R1())
+    doc = {"version": 1, "keys": [
+        {"id": "payments", "algorithm": "ed25519", "private_key": base64.b64encode(seed).decode()},
+        {"id": "api", "algorithm": "ecdsa-p256",
+         "private_key": "%064x" % p256.private_numbers().private_value}]}
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f)
+    del serialization
+
+
+def tls(d):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nsign demo CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.DNSName("kms.us-east-1.amazonaws.com"),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(ca_key, hashes.SHA256()))
+    with open(os.path.join(d, "ca.pem"), "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    with open(os.path.join(d, "cert.pem"), "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(os.path.join(d, "key.pem"), "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+
+
+def kms_encrypt(port, ca, src, dst):
+    import botocore.session
+    s = botocore.session.get_session()
+    c = s.create_client("kms", region_name="us-east-1", endpoint_url="https://localhost:%s" % port,
+                        verify=ca, aws_access_key_id=os.environ["DEMO_AKID"],
+                        aws_secret_access_key=os.environ["DEMO_SECRET"],
+                        aws_session_token=os.environ["DEMO_TOKEN"])
+    with open(src, "rb") as f:
+        blob = c.encrypt(KeyId="alias/nsign-test", Plaintext=f.read())["CiphertextBlob"]
+    with open(dst, "wb") as f:
+        f.write(blob)
+
+
+def sign_verify(target, keys_path):
+    import grpc
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+    tmp = tempfile.mkdtemp(prefix="nsign-demo-pb-")
+    subprocess.run(["protoc", "-I" + os.path.join(ROOT, "proto"), "--python_out=" + tmp,
+                    "nsign.proto"], check=True)
+    sys.path.insert(0, tmp)
+    import nsign_pb2 as pb
+    with open(keys_path) as f:
+        doc = json.load(f)
+    ok = True
+    with grpc.insecure_channel(target) as ch:
+        lk = ch.unary_unary("/nsign.v1.Signer/ListKeys",
+                            request_serializer=pb.ListKeysRequest.SerializeToString,
+                            response_deserializer=pb.ListKeysResponse.FromString)
+        sign = ch.unary_unary("/nsign.v1.Signer/Sign",
+                              request_serializer=pb.SignRequest.SerializeToString,
+                              response_deserializer=pb.SignResponse.FromString)
+        listed = sorted(k.key_id for k in lk(pb.ListKeysRequest(), timeout=10).keys)
+        print("  ListKeys -> %s" % ", ".join(listed))
+        for k in doc["keys"]:
+            r = sign(pb.SignRequest(key_id=k["id"], message=MESSAGE), timeout=10)
+            try:
+                if k["algorithm"] == "ed25519":
+                    pub = ed25519.Ed25519PrivateKey.from_private_bytes(
+                        base64.b64decode(k["private_key"])[:32]).public_key()
+                    pub.verify(r.signature, MESSAGE)
+                else:
+                    priv = ec.derive_private_key(int(k["private_key"], 16), ec.SECP256R1())
+                    rr = int.from_bytes(r.signature[:32], "big")
+                    ss = int.from_bytes(r.signature[32:], "big")
+                    priv.public_key().verify(encode_dss_signature(rr, ss), MESSAGE,
+                                             ec.ECDSA(hashes.SHA256()))
+                print("  Sign(%s, %s) -> %s...  verified against the shares file's public key"
+                      % (k["id"], k["algorithm"], r.signature.hex()[:32]))
+            except Exception as e:  # noqa: BLE001 - any verification failure is a failure
+                print("  Sign(%s) -> signature does NOT verify: %r" % (k["id"], e))
+                ok = False
+    return 0 if ok else 1
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "keys":
+        keys(*args)
+    elif cmd == "tls":
+        tls(*args)
+    elif cmd == "kms-encrypt":
+        kms_encrypt(*args)
+    elif cmd == "sign-verify":
+        sys.exit(sign_verify(*args))
+    else:
+        sys.exit("unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+# enclave_flow.sh: the whole enclave flow on one machine, shared by test/demo.sh and
+# test/it/test_run_enclave.sh. Source it with T (a scratch dir), NSIGN, PY and NS_ROOT set.
+#
+#   flow_setup     a new user's material (age identity, service key shares, KMS ciphertext,
+#                  age ciphertext) and the fakes: IMDS, S3 (TLS, SigV4-checking), KMS (TLS,
+#                  attestation required), NSM (unix socket); the fakes come from test/it/fakes
+#   flow_env       exports what run-enclave needs: the seed's variables, fake endpoints, the fake
+#                  nitro-cli (which starts `nsign enclave-entrypoint` locally) and every address
+#                  as a unix socket or 127.0.0.1 port instead of vsock
+#   flow_wait_serving SECONDS   until the enclave's console says SERVING
+# Background processes are appended to FLOW_PIDS; the caller kills them in its trap.
+FLOW_PIDS=()
+FLOW_AKID=ASIAIMDSFAKE0000001
+FLOW_SECRET='imds/fake+secret/key/0123456789abcdefABCDEF'
+FLOW_TOKEN='IQoJb3JpZ2luX2VjEFAKE//////////wEaCXVzLWVhc3QtMSJHMEUCIQ=='
+FLOW_NAME=nsign-demo
+FAKES=$NS_ROOT/test/it/fakes
+
+flow_free_port() { "$PY" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+# flow_wait_file PATH SECONDS
+flow_wait_file() {
+    local i=0
+    while [ ! -s "$1" ] && [ $i -lt $(( $2 * 20 )) ]; do sleep 0.05; i=$((i + 1)); done
+    [ -s "$1" ]
+}
+
+flow_have_fakes() {
+    for f in imds_fake.py s3_fake.py kms_fake.py nsm_fake.py; do
+        [ -f "$FAKES/$f" ] || { echo "missing $FAKES/$f"; return 1; }
+    done
+    "$PY" -c 'import botocore, cryptography, grpc' 2>/dev/null || {
+        echo "python3-botocore, python3-cryptography and python3-grpcio are needed"; return 1; }
+    command -v age >/dev/null && command -v age-keygen >/dev/null || { echo "age is needed"; return 1; }
+    command -v protoc >/dev/null || { echo "protoc is needed"; return 1; }
+}
+
+flow_setup() {
+    local h=$NS_ROOT/test/lib/enclave_demo.py
+    mkdir -p "$T/s3/demo-bucket/enclave" "$T/nitro" "$T/run" "$T/nsmca" || return 1
+    "$PY" "$h" tls "$T" || return 1
+    # The user's secrets: an age identity and the service's signing keys.
+    age-keygen -o "$T/age-private.key" 2>/dev/null || return 1
+    "$PY" "$h" keys "$T/service_key_shares.json" || return 1
+    age -r "$(age-keygen -y "$T/age-private.key")" -o \
+        "$T/s3/demo-bucket/enclave/service_key_shares.json.age" "$T/service_key_shares.json" ||
+        return 1
+    # Fakes.
+    "$PY" "$FAKES/nsm_fake.py" --socket "$T/nsm.sock" --ca-dir "$T/nsmca" \
+        --log "$T/nsm.log" 2>"$T/nsm.err" & FLOW_PIDS+=($!)
+    flow_wait_file "$T/nsmca/root.pem" 20 || { echo "NSM fake did not start"; return 1; }
+    "$PY" "$FAKES/imds_fake.py" --akid "$FLOW_AKID" --secret "$FLOW_SECRET" \
+        --token "$FLOW_TOKEN" >"$T/imds.port" 2>"$T/imds.log" & FLOW_PIDS+=($!)
+    KMS_FAKE_AKID=$FLOW_AKID KMS_FAKE_SECRET=$FLOW_SECRET KMS_FAKE_TOKEN=$FLOW_TOKEN \
+        KMS_FAKE_KEYSEED=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n') \
+        "$PY" "$FAKES/kms_fake.py" --port-file "$T/kms.port" --tls-cert "$T/cert.pem" \
+        --tls-key "$T/key.pem" --nsm-root "$T/nsmca/root.pem" --require-attestation \
+        --log "$T/kms.log" 2>"$T/kms.err" & FLOW_PIDS+=($!)
+    "$PY" "$FAKES/s3_fake.py" --root "$T/s3" --creds "$FLOW_AKID:$FLOW_SECRET:$FLOW_TOKEN" \
+        --tls "$T/cert.pem" "$T/key.pem" >"$T/s3.port" 2>"$T/s3.log" & FLOW_PIDS+=($!)
+    flow_wait_file "$T/imds.port" 20 && flow_wait_file "$T/kms.port" 20 &&
+        flow_wait_file "$T/s3.port" 20 || { echo "a fake did not start"; return 1; }
+    IMDS_PORT=$(head -1 "$T/imds.port") KMS_PORT=$(head -1 "$T/kms.port")
+    S3_PORT=$(head -1 "$T/s3.port")
+    # The age identity, encrypted under the KMS key (what the user uploads next to the shares).
+    DEMO_AKID=$FLOW_AKID DEMO_SECRET=$FLOW_SECRET DEMO_TOKEN=$FLOW_TOKEN "$PY" "$h" kms-encrypt \
+        "$KMS_PORT" "$T/ca.pem" "$T/age-private.key" \
+        "$T/s3/demo-bucket/enclave/age-private.key.enc" || return 1
+}
+
+flow_env() {
+    unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_ENDPOINT_URL \
+        AWS_ENDPOINT_URL_KMS AWS_PROFILE
+    export NSIGN NS_ROOT
+    # The seed's variables.
+    export AGE_KEY_S3_URI=s3://demo-bucket/enclave/age-private.key.enc
+    export KEY_SHARES_S3_URI=s3://demo-bucket/enclave/service_key_shares.json.age
+    export AWS_REGION=us-east-1 ENCLAVE_NAME=$FLOW_NAME ENCLAVE_CID=16 CPU_COUNT=2 MEMORY_MIB=512
+    export READINESS_TIMEOUT_SECONDS=60
+    # An EIF stand-in (the fake nitro-cli checks it exists and fits 4x in MEMORY_MIB).
+    head -c 4096 /dev/zero >"$T/nsign-demo.eif"
+    export EIF_PATH=$T/nsign-demo.eif
+    export NITRO_CLI=$NS_ROOT/test/it/fake_nitro_cli.py FAKE_NITRO_STATE=$T/nitro
+    export NSIGN_RUN_DIR=$T/run
+    # Fake AWS endpoints and the test CA (host side: fetch-creds, s3-get; enclave: KMS TLS).
+    export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:$IMDS_PORT
+    export AWS_ENDPOINT_URL_S3=https://localhost:$S3_PORT AWS_CA_BUNDLE=$T/ca.pem
+    export NSM_DEVICE=unix:$T/nsm.sock
+    # vsock replaced by unix sockets: host side ...
+    GRPC_PORT=$(flow_free_port)
+    export NSIGN_HOST_CREDS_ADDR=unix:$T/enclave-7100.sock
+    export NSIGN_HOST_AGE_KEY_ADDR=unix:$T/enclave-7101.sock
+    export NSIGN_HOST_SHARES_ADDR=unix:$T/enclave-7102.sock
+    export NSIGN_HOST_GRPC_LISTEN=tcp:127.0.0.1:$GRPC_PORT
+    export NSIGN_HOST_GRPC_CONNECT=unix:$T/enclave-50051.sock
+    export NSIGN_HOST_EGRESS_LISTEN=unix:$T/parent-8080.sock
+    export NSIGN_HOST_EGRESS_CONNECT=tcp:127.0.0.1:$(flow_free_port)
+    export NSIGN_HOST_KMS_PROXY_LISTEN=unix:$T/parent-5000.sock
+    export NSIGN_HOST_KMS_PROXY_CONNECT=tcp:127.0.0.1:$KMS_PORT
+    # ... and enclave side (inherited through the fake nitro-cli).
+    export NSIGN_ENCLAVE_CREDS_ADDR=$NSIGN_HOST_CREDS_ADDR
+    export NSIGN_ENCLAVE_AGE_KEY_ADDR=$NSIGN_HOST_AGE_KEY_ADDR
+    export NSIGN_ENCLAVE_SHARES_ADDR=$NSIGN_HOST_SHARES_ADDR
+    export NSIGN_ENCLAVE_INGRESS_ADDR=$NSIGN_HOST_GRPC_CONNECT
+    export NSIGN_ENCLAVE_SIGN_ADDR=tcp:127.0.0.1:$(flow_free_port)
+    export NSIGN_ENCLAVE_EGRESS_LISTEN_ADDR=tcp:127.0.0.1:$(flow_free_port)
+    export NSIGN_ENCLAVE_EGRESS_CONNECT_ADDR=$NSIGN_HOST_EGRESS_LISTEN
+    export NSIGN_ENCLAVE_KMS_PROXY_ADDR=$NSIGN_HOST_KMS_PROXY_LISTEN
+    export NSIGN_ENCLAVE_HEARTBEAT_ADDR=unix:$T/parent-9000.sock
+    export NSIGN_ENCLAVE_RECV_TIMEOUT=120 NSIGN_ENCLAVE_SIGN_THREADS=2
+}
+
+# flow_wait_serving SECONDS: until the enclave console shows SERVING (0) or a failure (1).
+flow_wait_serving() {
+    local c=$T/nitro/$FLOW_NAME.console i=0
+    while [ $i -lt $(( $1 * 10 )) ]; do
+        grep -q 'SERVING' "$c" 2>/dev/null && return 0
+        grep -q 'boot failed' "$c" 2>/dev/null && return 1
+        sleep 0.1; i=$((i + 1))
+    done
+    return 1
+}
