@@ -265,6 +265,37 @@ def main():
     good = sum(1 for i in range(200) if results[i] == payloads[i] + TRAILER)
     check(good == 200, "200 concurrent connections all intact", "%d of 200" % good)
 
+    # backpressure: a target that never reads stalls the client instead of filling memory
+    stall_evt = threading.Event()
+
+    def never_reads(srv, c):
+        stall_evt.wait(60)
+
+    stall = Server(never_reads)
+    fs = free_port()
+    bs = Bridge(addr_str(fs), addr_str(stall.addr))
+    s = connect(fs)
+    s.setblocking(False)
+    chunk = b"z" * (1 << 20)
+    accepted, stalls = 0, 0
+    while accepted < (512 << 20) and stalls < 20:
+        try:
+            accepted += s.send(chunk)
+            stalls = 0
+        except BlockingIOError:
+            stalls += 1
+            time.sleep(0.05)
+    rss = 0
+    for line in open("/proc/%d/status" % bs.p.pid):
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) // 1024
+    check(accepted < (128 << 20), "a reader that never reads stalls its writer",
+          "%d MiB accepted" % (accepted >> 20))
+    check(rss < 16, "the bridge does not buffer what it cannot deliver", "RSS %d MiB" % rss)
+    stall_evt.set()
+    s.close()
+    bs.stop()
+
     # peer reset by the target
     rst = Server(resets)
     fr = free_port()
