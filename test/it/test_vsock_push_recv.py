@@ -214,6 +214,15 @@ def main():
     check(rc_r == 1 and out == b"" and rc_p == 1 and b"--max-size" in err_p,
           "oversized 8 MiB push over tcp: both fail, the sender learns why", err_p + err_r)
 
+    # a receiver that cannot store: status 05, the sender says so
+    a = "unix:" + os.path.join(TMP, "nostore.sock")
+    r = start(["vsock-recv", "--timeout", "20", a, os.path.join(TMP, "no-such-dir", "o.bin")])
+    rc_p, _, err_p = finish(start(["vsock-push", "--timeout", "10", a, src]))
+    rc_r, _, err_r = finish(r)
+    check(rc_r == 1 and rc_p == 1 and b"could not store" in err_p,
+          "unwritable output: both fail, the sender learns the receiver could not store",
+          err_p + err_r)
+
     # timeouts
     a = "tcp:127.0.0.1:%d" % free_port()
     rc_p, _, err_p = finish(start(["vsock-push", "--timeout", "0.5", a, src]))
