@@ -102,7 +102,7 @@ while [ $# -gt 0 ]; do
     -k | --kernel) kernel=${2:?}; shift 2 ;;
     -i | --initrd) initrds+=("${2:?}"); shift 2 ;;
     --eif) eif=${2:?}; shift 2 ;;
-    -a | --append) append=${2:?}; shift 2 ;;
+    -a | --append) append=${2?}; shift 2 ;;
     --nic) nic=${2:?}; shift 2 ;;
     --fwd) fwds+=("${2:?}"); shift 2 ;;
     --qemu) qemu_extra+=("${2:?}"); shift 2 ;;
