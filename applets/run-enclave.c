@@ -500,7 +500,7 @@ static ns_err step_nitro_run(re_state *s)
     ns_buf out;
     int st = -1;
     ns_buf_init(&out, RE_NITRO_OUT_MAX);
-    ns_err e = ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st);
+    ns_err e = ns_run_ex(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st, NS_SPAWN_STDERR_OUT);
     if (e == NS_OK && !ns_status_ok(st)) {
         e = nitro_error(&out, "nitro-cli run-enclave", c, st);
     }

@@ -84,6 +84,9 @@ static void child_exec(char *const argv[], const char *prog, int in_r, int out_w
     }
     if (out_w >= 0) {
         dup2(out_w, 1);
+        if (flags & NS_SPAWN_STDERR_OUT) {
+            dup2(out_w, 2);
+        }
     } else if (stdout_fd >= 0) {
         dup2(stdout_fd, 1);
     }
@@ -197,9 +200,15 @@ void ns_child_stop(ns_child *c, int grace_ms)
 ns_err ns_run(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out, int timeout_ms,
               int *status)
 {
+    return ns_run_ex(argv, in, in_len, out, timeout_ms, status, 0);
+}
+
+ns_err ns_run_ex(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out, int timeout_ms,
+                 int *status, unsigned extra)
+{
     ns_child c;
     unsigned flags = (in ? NS_SPAWN_STDIN_PIPE : NS_SPAWN_STDIN_NULL) |
-                     (out ? NS_SPAWN_STDOUT_PIPE : 0);
+                     (out ? NS_SPAWN_STDOUT_PIPE | (extra & NS_SPAWN_STDERR_OUT) : 0);
     GUARD(ns_spawn(&c, argv, flags, -1));
     int64_t deadline = timeout_ms < 0 ? -1 : ns_now_ms() + timeout_ms;
     size_t written = 0;

@@ -20,6 +20,7 @@
 #define NS_SPAWN_STDIN_PIPE 1u  /* c->in_fd: write end of the child's stdin */
 #define NS_SPAWN_STDOUT_PIPE 2u /* c->out_fd: read end of the child's stdout */
 #define NS_SPAWN_STDIN_NULL 4u  /* stdin from /dev/null */
+#define NS_SPAWN_STDERR_OUT 8u  /* stderr into the stdout pipe (with NS_SPAWN_STDOUT_PIPE) */
 #define NS_SPAWN_ARGV_MAX 64
 
 typedef struct {
@@ -48,6 +49,9 @@ void ns_child_stop(ns_child *c, int grace_ms);
  */
 ns_err ns_run(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out, int timeout_ms,
               int *status) NS_MUST_CHECK;
+/* ns_run with extra spawn flags (e.g. NS_SPAWN_STDERR_OUT to collect a tool's error messages). */
+ns_err ns_run_ex(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out, int timeout_ms,
+                 int *status, unsigned flags) NS_MUST_CHECK;
 
 /* "exit 3", "killed by signal 9". */
 void ns_status_str(int status, char *out, size_t cap);

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# test_run_enclave: run-enclave and stop-enclave with a fake nitro-cli (NITRO_CLI) that starts
+# `nsign enclave-entrypoint` as a local process, the IMDS/S3/KMS/NSM fakes of test/it/fakes, and
+# unix sockets in place of vsock: --dry-run output, configuration errors, nitro-cli missing, the
+# allocator error, the whole flow to a verified Sign, SIGTERM stopping everything it started,
+# stop-enclave, a second run refused, and the failure paths (no IMDS role, wrong KMS key,
+# corrupted shares file): each names its step and leaves no key material in any file.
+set -uo pipefail
+. "$(dirname "$0")/../lib/tap.sh"
+export NSIGN=${NSIGN:?} PY=${PY:-/usr/bin/python3} NS_ROOT=${NS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+T=$(mktemp -d /tmp/ns-re.XXXXXX)
+RUNPID=
+cleanup() {
+    [ -n "$RUNPID" ] && kill -9 "$RUNPID" 2>/dev/null
+    [ -n "${FAKE_NITRO_STATE:-}" ] && "$NITRO_CLI" terminate-enclave --all >/dev/null 2>&1
+    for p in "${FLOW_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+. "$NS_ROOT/test/lib/enclave_flow.sh"
+
+# ---- without any AWS: help, dry run, configuration errors ----
+check "help" bash -c "'$NSIGN' run-enclave --help | grep -q AGE_KEY_S3_URI"
+check "stop-enclave help" bash -c "'$NSIGN' stop-enclave --help | grep -q ENCLAVE_NAME"
+"$NSIGN" run-enclave --bogus 2>/dev/null; check "unknown option: exit 2" test $? = 2
+
+(
+    unset NSIGN_HOST_CREDS_ADDR ENCLAVE_CID KMS_PROXY_ENABLE DEBUG_MODE HOST_EGRESS_ENABLED
+    AGE_KEY_S3_URI=s3://b/age.enc KEY_SHARES_S3_URI=s3://b/shares.age NITRO_CLI=nitro-cli \
+        "$NSIGN" run-enclave --dry-run >"$T/dry1" 2>&1
+    echo $? >"$T/dry1.rc"
+    AGE_KEY_S3_URI=s3://b/age.enc KEY_SHARES_S3_URI=s3://b/shares.age NITRO_CLI=nitro-cli \
+        ENCLAVE_CID=21 CPU_COUNT=4 MEMORY_MIB=2048 DEBUG_MODE=1 KMS_PROXY_ENABLE=0 \
+        HOST_EGRESS_ENABLED=0 HOST_GRPC_PORT=6000 AWS_CREDS_VSOCK_PORT=9100 \
+        "$NSIGN" run-enclave --dry-run >"$T/dry2" 2>&1
+)
+check "dry run exits 0" test "$(cat "$T/dry1.rc")" = 0
+has() { grep -qF -- "$2" "$T/$1" || { echo "# missing in $1: $2"; return 1; }; }
+check "dry run: nitro-cli with the seed's defaults" has dry1 \
+    "nitro-cli run-enclave --eif-path target/sign-service.enclave.eif --cpu-count 2 --memory 512 --enclave-cid 16 --enclave-name sign-service-enclave"
+check "dry run: fetch-creds" has dry1 " fetch-creds"
+check "dry run: s3-get of both URIs" bash -c "grep -q 's3-get --creds - s3://b/age.enc -' '$T/dry1' && grep -q 's3-get --creds - s3://b/shares.age -' '$T/dry1'"
+check "dry run: KMS proxy allow-listed to kms.us-east-1" has dry1 \
+    "bridge --allow kms.us-east-1.amazonaws.com:443 vsock:any:5000 tcp:kms.us-east-1.amazonaws.com:443"
+check "dry run: ingress and egress bridges" has dry1 \
+    "bridge tcp:0.0.0.0:50051 vsock:16:50051 vsock:any:8080 tcp:127.0.0.1:8080"
+check "dry run: three pushes to 7100/7101/7102" bash -c \
+    "grep -q 'vsock-push --timeout 60 vsock:16:7100 -' '$T/dry1' && grep -q 'vsock:16:7101 -' '$T/dry1' && grep -q 'vsock:16:7102 -' '$T/dry1'"
+check "dry run: order check, creds, s3, proxy, nitro-cli, bridges, push" bash -c \
+    "[ \"\$(awk '{print \$2}' '$T/dry1' | grep -v '^plan' | uniq | tr '\n' ' ')\" = 'check fetch-creds s3-get kms-proxy nitro-cli bridges push supervise ' ]"
+check "dry run: variables honoured" bash -c "grep -q -- '--cpu-count 4 --memory 2048 --enclave-cid 21 --enclave-name sign-service-enclave --debug-mode' '$T/dry2' && grep -q 'vsock:21:9100' '$T/dry2' && grep -q 'bridge tcp:0.0.0.0:6000 vsock:21:50051$\|bridge tcp:0.0.0.0:6000 vsock:21:50051 ' '$T/dry2'"
+check "dry run: KMS_PROXY_ENABLE=0 and HOST_EGRESS_ENABLED=0" bash -c \
+    "grep -q 'kms-proxy    skipped' '$T/dry2' && ! grep -q 'vsock:any:8080' '$T/dry2'"
+
+env -u AGE_KEY_S3_URI -u KEY_SHARES_S3_URI "$NSIGN" run-enclave 2>"$T/err"; rc=$?
+check "S3 URIs missing: exit 2 naming them" bash -c "[ $rc = 2 ] && grep -q 'AGE_KEY_S3_URI and KEY_SHARES_S3_URI must be set' '$T/err'"
+AGE_KEY_S3_URI=s3://b/a KEY_SHARES_S3_URI=s3://b/s ENCLAVE_CID=2 "$NSIGN" run-enclave 2>"$T/err"; rc=$?
+check "reserved CID: exit 2" bash -c "[ $rc = 2 ] && grep -q 'ENCLAVE_CID=2' '$T/err'"
+AGE_KEY_S3_URI=s3://b/a KEY_SHARES_S3_URI=s3://b/s NITRO_CLI=/nonexistent/nitro-cli \
+    NSIGN_RUN_DIR=$T/run0 "$NSIGN" run-enclave 2>"$T/err"; rc=$?
+check "nitro-cli missing: exit 1 with what to install" bash -c \
+    "[ $rc = 1 ] && grep -q 'install the AWS Nitro Enclaves CLI' '$T/err'"
+NSIGN_RUN_DIR=$T/run0 NITRO_CLI=$NS_ROOT/test/it/fake_nitro_cli.py FAKE_NITRO_STATE=$T \
+    "$NSIGN" stop-enclave 2>"$T/err"; rc=$?
+check "stop-enclave with nothing running: exit 0" bash -c "[ $rc = 0 ] && grep -q 'not running' '$T/err'"
+
+# ---- the whole flow ----
+if ! why=$(flow_have_fakes); then
+    skip "run-enclave end to end" "$why"
+    tap_done; exit
+fi
+if ! flow_setup >"$T/setup.log" 2>&1; then
+    fail "flow setup (fakes, material)"; sed 's/^/# /' "$T/setup.log"; tap_done; exit
+fi
+flow_env
+CONSOLE=$T/nitro/$FLOW_NAME.console
+no_secrets() {  # no plaintext age identity or signing key in any file but the user's own
+    local k1 k2
+    k1=$("$PY" -c 'import json,sys;print(json.load(open(sys.argv[1]))["keys"][0]["private_key"])' "$T/service_key_shares.json")
+    ! grep -rlF -e "AGE-SECRET-KEY-1" -e "$k1" "$T" --exclude=age-private.key \
+        --exclude=service_key_shares.json >/dev/null 2>&1
+}
+start_run() { : >"$CONSOLE"; "$NSIGN" run-enclave 2>"$T/$1.log" & RUNPID=$!; }
+stop_run() {  # SIGTERM, bounded wait; RC = exit status or "timeout"
+    kill -TERM "$RUNPID" 2>/dev/null
+    local i=0
+    while kill -0 "$RUNPID" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$RUNPID" 2>/dev/null; then RC=timeout; kill -9 "$RUNPID"; else wait "$RUNPID"; RC=$?; fi
+    RUNPID=
+}
+wait_exit() {  # waits for run-enclave to exit by itself; RC
+    local i=0
+    while kill -0 "$RUNPID" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$RUNPID" 2>/dev/null; then RC=timeout; kill -9 "$RUNPID"; else wait "$RUNPID"; RC=$?; fi
+    RUNPID=
+}
+enclave_listed() { "$NITRO_CLI" describe-enclaves | grep -q "\"EnclaveName\": \"$FLOW_NAME\""; }
+
+start_run ok
+if flow_wait_serving 120; then ok "enclave reaches SERVING"; else
+    fail "enclave reaches SERVING"; sed 's/^/# /' "$T/ok.log" "$CONSOLE"; fi
+check "each host step logged with its duration" bash -c \
+    "for s in check fetch-creds s3-get nitro-cli push; do grep -q \"step=\$s ok ms=\" '$T/ok.log' || exit 1; done"
+check "each enclave step logged with its duration" bash -c \
+    "for s in loopback heartbeat bridges receive kms-decrypt wipe-credentials age-decrypt load-keys; do grep -q \"step=\$s ok ms=\" '$CONSOLE' || exit 1; done"
+check "KMS Decrypt was attested (Recipient)" grep -q '"recipient": true' "$T/kms.log"
+check "Sign through the ingress bridge verifies against the shares file" \
+    "$PY" "$NS_ROOT/test/lib/enclave_demo.py" sign-verify "127.0.0.1:$GRPC_PORT" "$T/service_key_shares.json"
+check "lock file holds run-enclave's pid" bash -c "[ \"\$(cat '$T/run/$FLOW_NAME.pid')\" = $RUNPID ]"
+"$NSIGN" run-enclave 2>"$T/second.log"; rc=$?
+check "a second run-enclave is refused" bash -c "[ $rc = 1 ] && grep -q 'another run-enclave for $FLOW_NAME is running' '$T/second.log'"
+check "no key material in any file" no_secrets
+check "credentials never in a child's argv (log of commands)" bash -c "! grep -q '$FLOW_SECRET' '$T/ok.log' '$T/nitro/calls.log'"
+stop_run
+check "SIGTERM: run-enclave exits 0" test "$RC" = 0
+check "SIGTERM: enclave terminated" bash -c "! enclave_listed() { :; }; ! '$NITRO_CLI' describe-enclaves | grep -q '$FLOW_NAME'"
+check "SIGTERM: ingress bridge stopped" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$GRPC_PORT) 2>/dev/null"
+check "SIGTERM: KMS proxy stopped" bash -c "! $PY -c 'import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1])' '${NSIGN_HOST_KMS_PROXY_LISTEN#unix:}' 2>/dev/null"
+check "SIGTERM: lock released" test ! -e "$T/run/$FLOW_NAME.pid"
+check "terminate-enclave was called by name" grep -q "terminate-enclave --enclave-name $FLOW_NAME" "$T/nitro/calls.log"
+
+# stop-enclave stops a running run-enclave and its enclave.
+start_run stop
+flow_wait_serving 120
+"$NSIGN" stop-enclave 2>"$T/stop.err"; rc=$?
+wait_exit
+check "stop-enclave: exit 0" test "$rc" = 0
+check "stop-enclave: run-enclave exited 0" test "$RC" = 0
+check "stop-enclave: enclave gone" bash -c "! '$NITRO_CLI' describe-enclaves | grep -q '$FLOW_NAME'"
+
+# The allocator has too little memory: nitro-cli fails, the error says what to configure.
+FAKE_NITRO_FAIL=allocator start_run alloc
+wait_exit
+check "allocator error: exit 1" test "$RC" = 1
+check "allocator error: says how to configure the allocator" grep -q "allocator.yaml" "$T/alloc.log" || sed "s/^/# /" "$T/alloc.log"
+check "allocator error: KMS proxy stopped" bash -c "! $PY -c 'import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1])' '${NSIGN_HOST_KMS_PROXY_LISTEN#unix:}' 2>/dev/null"
+
+# Wrong KMS key: KMS refuses, the enclave console names kms-decrypt, no key material anywhere.
+KMS_KEY_ID=alias/other start_run wrongkey
+flow_wait_serving 60; r=$?
+check "wrong KMS key: enclave does not serve" test $r = 1
+check "wrong KMS key: console names kms-decrypt and KMS's error" \
+    grep -q 'step=kms-decrypt failed.*Incorrect\|step=kms-decrypt failed.*key' "$CONSOLE"
+check "wrong KMS key: no key material in any file" no_secrets
+stop_run
+
+# Corrupted shares file: age-decrypt fails in the enclave.
+S=$T/s3/demo-bucket/enclave/service_key_shares.json.age
+cp "$S" "$T/shares.orig"
+"$PY" -c 'import sys;p=sys.argv[1];b=bytearray(open(p,"rb").read());b[-20]^=1;open(p,"wb").write(b)' "$S"
+start_run corrupt
+flow_wait_serving 60; r=$?
+check "corrupted shares: enclave does not serve" test $r = 1
+check "corrupted shares: console names age-decrypt" grep -q 'step=age-decrypt failed' "$CONSOLE"
+check "corrupted shares: no key material in any file" no_secrets
+stop_run
+cp "$T/shares.orig" "$S"
+
+# Missing credentials: the IMDS role is gone; run-enclave stops at fetch-creds.
+kill "${FLOW_PIDS[1]}" 2>/dev/null
+"$PY" "$FAKES/imds_fake.py" --no-role >"$T/imds2.port" 2>/dev/null & FLOW_PIDS+=($!)
+flow_wait_file "$T/imds2.port" 20
+AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:$(head -1 "$T/imds2.port") start_run nocreds
+wait_exit
+check "no IMDS role: exit 1" test "$RC" = 1
+check "no IMDS role: names fetch-creds" grep -q 'fetch-creds' "$T/nocreds.log"
+check "no IMDS role: no enclave started" bash -c "! grep -q 'run-enclave --eif-path' <(tail -1 '$T/nitro/calls.log')"
+
+tap_done
