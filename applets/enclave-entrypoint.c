@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/reboot.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../applets/applets.h"
@@ -32,18 +33,12 @@
 #include "enclave.h"
 #include "frame.h"
 #include "iox.h"
+#include "kms.h"
 #include "log.h"
 #include "nsm.h"
 #include "pid1.h"
 #include "secret.h"
-#if __has_include("kms.h")
-#include "kms.h"
-#define EE_HAVE_KMS 1
-#endif
-#if __has_include("signsvc.h")
 #include "signsvc.h"
-#define EE_HAVE_SIGNSVC 1
-#endif
 
 static const char usage_text[] =
     "usage: nsign enclave-entrypoint [--pid1]\n"
@@ -91,9 +86,7 @@ static const char *real_getenv(const char *name, void *ctx)
 typedef struct {
     const ns_enclave_cfg *cfg;
     int64_t t_start; /* for the boot-to-serving figure in the log */
-#ifdef EE_HAVE_SIGNSVC
     ns_signsvc_keys *keys;
-#endif
 } ee_ctx;
 
 /* Waits for a sender or a cancel, then lets the frame module accept and verify the frame. */
@@ -124,7 +117,6 @@ static ns_err ee_recv(void *ctx, int listen_fd, int cancel_fd, int timeout_ms, n
 static ns_err ee_kms(void *vctx, const ns_enclave_cfg *cfg, const ns_buf *creds_json,
                      const ns_buf *ct, ns_buf *out)
 {
-#ifdef EE_HAVE_KMS
     ns_creds *creds = NULL;
     GUARD(ns_creds_new(&creds));
     ns_err e = ns_creds_parse_json(creds, creds_json->data, creds_json->len);
@@ -146,14 +138,6 @@ static ns_err ee_kms(void *vctx, const ns_enclave_cfg *cfg, const ns_buf *creds_
     e = ns_kms_decrypt(out, &req, creds, ct->data, ct->len);
     ns_creds_free(creds);
     return e;
-#else
-    (void)vctx;
-    (void)cfg;
-    (void)creds_json;
-    (void)ct;
-    (void)out;
-    BAIL(NS_E_UNSUPPORTED, "this build has no KMS module");
-#endif
 }
 
 static ns_err ee_age(void *ctx, const ns_buf *identity, const ns_buf *ct, ns_buf *out)
@@ -164,27 +148,18 @@ static ns_err ee_age(void *ctx, const ns_buf *identity, const ns_buf *ct, ns_buf
 
 static ns_err ee_load_keys(void *vctx, const ns_buf *keys_json)
 {
-#ifdef EE_HAVE_SIGNSVC
     ee_ctx *c = vctx;
     return ns_signsvc_load_keys(&c->keys, keys_json->data, keys_json->len);
-#else
-    (void)vctx;
-    (void)keys_json;
-    BAIL(NS_E_UNSUPPORTED, "this build has no sign-service module");
-#endif
 }
 
-#ifdef EE_HAVE_SIGNSVC
 static void ee_on_listening(const char *addr, void *arg)
 {
     ee_ctx *c = arg;
     ns_info("SERVING addr=%s since_start_ms=%lld", addr, (long long)(ns_now_ms() - c->t_start));
 }
-#endif
 
 static ns_err ee_serve(void *vctx, const ns_enclave_cfg *cfg, volatile int *stop)
 {
-#ifdef EE_HAVE_SIGNSVC
     ee_ctx *c = vctx;
     ns_signsvc_cfg scfg;
     char a[NS_ADDR_STR_MAX];
@@ -199,12 +174,6 @@ static ns_err ee_serve(void *vctx, const ns_enclave_cfg *cfg, volatile int *stop
     ns_signsvc_keys_free(c->keys);
     c->keys = NULL;
     return e;
-#else
-    (void)vctx;
-    (void)cfg;
-    (void)stop;
-    BAIL(NS_E_UNSUPPORTED, "this build has no sign-service module");
-#endif
 }
 
 static void ee_on_step(void *ctx, ns_enclave_step step, int64_t ms, ns_err e, const char *detail)
