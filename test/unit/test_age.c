@@ -74,12 +74,15 @@ static void test_identity(void)
               "non-bech32 character rejected");
 }
 
+#define MACLINE "--- 0000000000000000000000000000000000000000000\n"
+#define COLS64 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
 static const char HDR[] = "age-encryption.org/v1\n"
                           "-> X25519 abc\n"
                           "AAAA\n"
                           "-> grease a b c\n"
                           "\n"
-                          "--- 0000000000000000000000000000000000000000000\n";
+                          MACLINE;
 
 static void parse_one(const char *text, ns_err want, const char *what)
 {
@@ -119,19 +122,19 @@ static void test_header(void)
     parse_one("age-encryption.org/v2\n", NS_E_PARSE, "version v2 rejected");
     parse_one("garbage without any newline", NS_E_PARSE, "garbage rejected at once");
     parse_one("age-encryption.org/v1\r\n", NS_E_PARSE, "CRLF rejected");
-    parse_one("age-encryption.org/v1\n-> X25519  abc\n\n--- 0000000000000000000000000000000000000000000\n",
+    parse_one("age-encryption.org/v1\n-> X25519  abc\n\n" MACLINE,
               NS_E_PARSE, "empty argument rejected");
-    parse_one("age-encryption.org/v1\n->\n\n--- 0000000000000000000000000000000000000000000\n",
+    parse_one("age-encryption.org/v1\n->\n\n" MACLINE,
               NS_E_PARSE, "stanza without type rejected");
-    parse_one("age-encryption.org/v1\n-> a\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n\n"
-              "--- 0000000000000000000000000000000000000000000\n",
+    parse_one("age-encryption.org/v1\n-> a\n" COLS64 "AAAA\n\n"
+              MACLINE,
               NS_E_PARSE, "body line over 64 columns rejected");
-    parse_one("age-encryption.org/v1\n-> a\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
-              "--- 0000000000000000000000000000000000000000000\n",
+    parse_one("age-encryption.org/v1\n-> a\n" COLS64 "\n"
+              MACLINE,
               NS_E_PARSE, "missing short final body line rejected");
-    parse_one("age-encryption.org/v1\n-> a\nAB\n\n--- 0000000000000000000000000000000000000000000\n",
+    parse_one("age-encryption.org/v1\n-> a\nAB\n\n" MACLINE,
               NS_E_PARSE, "non-canonical body rejected");
-    parse_one("age-encryption.org/v1\n-> a\nAA==\n--- 0000000000000000000000000000000000000000000\n",
+    parse_one("age-encryption.org/v1\n-> a\nAA==\n" MACLINE,
               NS_E_PARSE, "padded body rejected");
     parse_one("age-encryption.org/v1\n-> a\n\n--- 000000000000000000000000000000000000000000\n",
               NS_E_PARSE, "short MAC rejected");
@@ -140,11 +143,11 @@ static void test_header(void)
     parse_one("age-encryption.org/v1\n-> a\n\n---0000000000000000000000000000000000000000000\n",
               NS_E_PARSE, "MAC without space rejected");
     parse_one("age-encryption.org/v1\n-> a 1 2 3 4 5 6 7 8\n\n"
-              "--- 0000000000000000000000000000000000000000000\n",
+              MACLINE,
               NS_E_PARSE, "too many arguments rejected");
-    parse_one("age-encryption.org/v1\n-> a \x7f\n\n--- 0000000000000000000000000000000000000000000\n",
+    parse_one("age-encryption.org/v1\n-> a \x7f\n\n" MACLINE,
               NS_E_PARSE, "non-VCHAR argument rejected");
-    parse_one("age-encryption.org/v1\n- > a\n\n--- 0000000000000000000000000000000000000000000\n",
+    parse_one("age-encryption.org/v1\n- > a\n\n" MACLINE,
               NS_E_PARSE, "bad stanza start rejected");
 }
 
@@ -240,16 +243,16 @@ static void test_decrypt_mem(void)
     ns_buf_free(&bin);
 
     static const char pq[] = "age-encryption.org/v1\n-> mlkem768x25519 AAAA\nAAAA\n"
-                             "--- 0000000000000000000000000000000000000000000\n";
+                             MACLINE;
     CHECK_ERR(dec(&out, pq, strlen(pq), K1), NS_E_UNSUPPORTED, "mlkem768x25519 only: unsupported");
     static const char scrypt[] = "age-encryption.org/v1\n-> scrypt AAAAAAAAAAAAAAAAAAAAAA 10\n"
                                  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
-                                 "--- 0000000000000000000000000000000000000000000\n";
+                                 MACLINE;
     CHECK_ERR(dec(&out, scrypt, strlen(scrypt), K1), NS_E_NO_MATCH,
               "scrypt without a passphrase source: no match");
     static const char scrypt23[] = "age-encryption.org/v1\n-> scrypt AAAAAAAAAAAAAAAAAAAAAA 23\n"
                                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
-                                   "--- 0000000000000000000000000000000000000000000\n";
+                                   MACLINE;
     CHECK_ERR(dec(&out, scrypt23, strlen(scrypt23), K1), NS_E_PARSE,
               "scrypt work factor 23 rejected before any work");
     CHECK_ERR(dec(&out, "", 0, K1), NS_E_PARSE, "empty input: header failure");
