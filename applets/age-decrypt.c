@@ -214,6 +214,11 @@ int age_decrypt_main(int argc, char **argv)
     if (strcmp(inpath, "-") == 0 && ps.file != NULL && strcmp(ps.file, "-") == 0) {
         return ns_cli_usage_error("the input and --passphrase-file cannot both be stdin");
     }
+    for (size_t i = 0; i < n_id; i++) {
+        if (strcmp(inpath, "-") == 0 && strcmp(id_files[i], "-") == 0) {
+            return ns_cli_usage_error("the input and an identity file cannot both be stdin");
+        }
+    }
     if (ns_secret_process_init() != NS_OK) {
         ns_warn("could not make the process non-dumpable");
     }

@@ -336,6 +336,10 @@ def failures(t, tmp, keys, other, passfile, outdir):
                 "--max-work-factor below the file's (18) refuses it", r.stderr)
     r = run([NSIGN, "age-decrypt", "-p", "secret", ct])
     t.check(r.returncode == 2, "no passphrase option on the command line (usage error)", r.stderr)
+    r = run([NSIGN, "age-decrypt", "-i", "-"], stdin=subprocess.DEVNULL)
+    t.check(r.returncode == 2, "identity file and input both on stdin: usage error", r.stderr)
+    r = run([NSIGN, "age-decrypt", "--max-work-factor", "31", "-i", keys[0][0], ct])
+    t.check(r.returncode == 2, "--max-work-factor above 30: usage error", r.stderr)
     r = run([NSIGN, "age-decrypt", "--help"])
     t.check(r.returncode == 0 and b"--passphrase-file" in r.stdout and b"exit codes" in r.stdout,
             "--help documents options and exit codes", r.stderr)
