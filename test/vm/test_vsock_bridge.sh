@@ -104,11 +104,14 @@ if wait_until 20 tcp_listening 7310; then
     check "a connection to an absent vsock target ends with no data" test ! -s /tmp/none.out
     check "the bridge logs that connection's close" wait_until 10 grep -q "closed.*7399" /tmp/c.log
     check "the bridge is still running" kill -0 $C
-    peer listen vsock:any:7399 --send 64K --expect 64K --timeout 30 >/tmp/s.out 2>&1 & s=$!
-    wait_until 10 grep -q listening /tmp/s.out
+    # (a file of its own: the background job may not have truncated an old one yet)
+    peer listen vsock:any:7399 --send 64K --expect 64K --timeout 30 >/tmp/s7399.out 2>&1 & s=$!
+    check "a vsock listener comes up behind the bridge" \
+        wait_until 10 grep -q listening /tmp/s7399.out
     check "once a listener is up, the same pair carries data both ways" \
         peer connect tcp:127.0.0.1:7310 --send 64K --expect 64K --timeout 30
     check "the vsock listener behind it got every byte" wait $s
+    grep -q "^peer listen: ok" /tmp/s7399.out || show /tmp/s7399.out /tmp/c.log
 else
     fail "bridge C listens on tcp:127.0.0.1:7310"
     show /tmp/c.log
