@@ -193,9 +193,11 @@ ns_err ns_parse_uint(const char *s, uint64_t max, uint64_t *out)
     uint64_t v = 0;
     for (const char *p = s; *p; p++) {
         ENSURE(*p >= '0' && *p <= '9', NS_E_USAGE, "'%s' is not a non-negative integer", s);
-        ENSURE(v <= (max - (uint64_t)(*p - '0')) / 10, NS_E_USAGE, "'%s' is larger than %llu", s,
+        uint64_t d = (uint64_t)(*p - '0');
+        /* v * 10 + d <= max, written so that no term can wrap */
+        ENSURE(v <= max / 10 && d <= max - v * 10, NS_E_USAGE, "'%s' is larger than %llu", s,
                (unsigned long long)max);
-        v = v * 10 + (uint64_t)(*p - '0');
+        v = v * 10 + d;
     }
     *out = v;
     return NS_OK;

@@ -63,6 +63,13 @@ int main(void)
     CHECK_ERR(ns_parse_size("99999999999999999999", UINT64_MAX, &v), NS_E_USAGE, "overflow");
     CHECK_ERR(ns_parse_uint("-1", 100, &v), NS_E_USAGE, "negative");
     CHECK_ERR(ns_parse_uint("101", 100, &v), NS_E_USAGE, "over max");
+    CHECK_ERR(ns_parse_uint("100", 100, &v), NS_OK, "exactly max");
+    CHECK_ERR(ns_parse_uint("5", 3, &v), NS_E_USAGE, "single digit over a max below 10");
+    CHECK_ERR(ns_parse_uint("3", 3, &v), NS_OK, "single digit equal to a max below 10");
+    CHECK_ERR(ns_parse_uint("18446744073709551615", UINT64_MAX, &v), NS_OK, "UINT64_MAX");
+    CHECK_ERR(ns_parse_uint("18446744073709551616", UINT64_MAX, &v), NS_E_USAGE, "UINT64_MAX + 1");
+    CHECK_ERR(ns_parse_size("2G", 1ull << 30, &v), NS_E_USAGE, "size over a max with suffix");
+    CHECK_ERR(ns_parse_size("1G", 1ull << 30, &v), NS_OK, "size equal to max with suffix");
     int64_t ms;
     CHECK_ERR(ns_parse_seconds("2.5", &ms), NS_OK, "seconds 2.5");
     CHECK(ms == 2500, "seconds 2.5 value");
