@@ -142,8 +142,7 @@ static ns_err ee_kms(void *vctx, const ns_enclave_cfg *cfg, const ns_buf *creds_
 
 static ns_err ee_age(void *ctx, const ns_buf *identity, const ns_buf *ct, ns_buf *out)
 {
-    return ns_age_decrypt_mem(out, ct->data, ct->len, (const char *)identity->data,
-                              identity->len);
+    return ns_age_decrypt_mem(out, ct->data, ct->len, (const char *)identity->data, identity->len);
 }
 
 static ns_err ee_load_keys(void *vctx, const ns_buf *keys_json)
@@ -250,8 +249,7 @@ static void *bridge_thread(void *arg)
     return NULL;
 }
 
-static ns_err start_bridges(const ns_enclave_cfg *cfg, bridge_job *job, pthread_t *th,
-                            int *started)
+static ns_err start_bridges(const ns_enclave_cfg *cfg, bridge_job *job, pthread_t *th, int *started)
 {
     static ns_bridge_pair pairs[2];
     ns_bridge_cfg bc;
@@ -295,8 +293,7 @@ static ns_err start_bridges(const ns_enclave_cfg *cfg, bridge_job *job, pthread_
     if (cfg->egress_enabled) {
         ns_addr_format(&cfg->egress_listen, l2, sizeof l2);
     }
-    ns_info("step=bridges ok ms=%lld ingress=%s egress=%s", (long long)(ns_now_ms() - t0), l1,
-            l2);
+    ns_info("step=bridges ok ms=%lld ingress=%s egress=%s", (long long)(ns_now_ms() - t0), l1, l2);
     return NS_OK;
 }
 

@@ -55,7 +55,8 @@ static const char usage_text[] =
     "credentials (IMDSv2), downloads the KMS-encrypted age key and the age-encrypted key shares\n"
     "from S3 into memory, starts the KMS proxy, runs `nitro-cli run-enclave`, starts the ingress\n"
     "and egress bridges and pushes the three payloads (retrying until the enclave listens).\n"
-    "SIGTERM or SIGINT stops the bridges and terminates the enclave; so does `nsign stop-enclave`.\n"
+    "SIGTERM or SIGINT stops the bridges and terminates the enclave; so does `nsign "
+    "stop-enclave`.\n"
     "\n"
     "options:\n"
     "  --dry-run   print every step (the exact commands) and exit\n"
@@ -65,7 +66,8 @@ static const char usage_text[] =
     "  AWS_REGION=us-east-1  EIF_PATH=target/sign-service.enclave.eif\n"
     "  ENCLAVE_NAME=sign-service-enclave  ENCLAVE_CID=16  CPU_COUNT=2  MEMORY_MIB=512\n"
     "  DEBUG_MODE=0  CONSOLE_FILE=target/sign-service-enclave-console.log\n"
-    "  CONSOLE_STREAM_ENABLED=$DEBUG_MODE  (debug mode: nitro-cli console appended to CONSOLE_FILE)\n"
+    "  CONSOLE_STREAM_ENABLED=$DEBUG_MODE  (debug mode: nitro-cli console appended to "
+    "CONSOLE_FILE)\n"
     "  HOST_GRPC_PORT=50051  VSOCK_PORT=50051\n"
     "  HOST_EGRESS_ENABLED=1  HOST_EGRESS_TARGET_HOST=127.0.0.1  HOST_EGRESS_TARGET_PORT=8080\n"
     "  HOST_EGRESS_VSOCK_PORT=8080\n"
@@ -242,8 +244,8 @@ static ns_err cfg_load(re_cfg *c)
         ns_addr a;
         GUARD(ns_addr_parse(&a, c->kms_connect));
         if (a.kind == NS_ADDR_TCP) {
-            snprintf(c->kms_allow, sizeof c->kms_allow,
-                     strchr(a.host, ':') ? "[%s]:%u" : "%s:%u", a.host, a.port);
+            snprintf(c->kms_allow, sizeof c->kms_allow, strchr(a.host, ':') ? "[%s]:%u" : "%s:%u",
+                     a.host, a.port);
         } else {
             c->kms_allow[0] = '\0';
         }
@@ -361,8 +363,8 @@ static ns_err nitro_error(const ns_buf *out, const char *what, re_cfg *c, int st
     if (out->len) {
         ns_warn("nitro-cli said: %.*s", (int)(out->len > 2000 ? 2000 : out->len), text);
     }
-    if (strstr(text, "llocator") || strstr(text, "nsufficient memory") ||
-        strstr(text, "E26") || strstr(text, "E27") || strstr(text, "hugepage")) {
+    if (strstr(text, "llocator") || strstr(text, "nsufficient memory") || strstr(text, "E26") ||
+        strstr(text, "E27") || strstr(text, "hugepage")) {
         BAIL(NS_E_REMOTE,
              "%s failed (%s): the enclave allocator has too little memory or CPUs: set "
              "memory_mib >= %s and cpu_count >= %s in /etc/nitro_enclaves/allocator.yaml, then "
@@ -602,8 +604,7 @@ static void terminate_enclave(re_state *s)
     ns_info("terminating enclave name=%s", s->c->name);
     if ((ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st) != NS_OK || !ns_status_ok(st)) &&
         s->enclave_started == 1) {
-        ns_warn("nitro-cli terminate-enclave --enclave-name %s failed: run it by hand",
-                s->c->name);
+        ns_warn("nitro-cli terminate-enclave --enclave-name %s failed: run it by hand", s->c->name);
     }
     ns_buf_free(&out);
     s->enclave_started = 0;
@@ -632,8 +633,8 @@ static ns_err supervise_child(re_state *s, ns_child *ch, int *restarts, const ch
     }
     ns_status_str(st, buf, sizeof buf);
     ENSURE(*restarts < RE_RESTARTS_MAX, NS_E_REMOTE,
-           "the %s bridge exited (%s) %d times; giving up (its errors are logged above)", what,
-           buf, RE_RESTARTS_MAX + 1);
+           "the %s bridge exited (%s) %d times; giving up (its errors are logged above)", what, buf,
+           RE_RESTARTS_MAX + 1);
     (*restarts)++;
     ns_warn("%s bridge exited (%s); restarting (%d/%d)", what, buf, *restarts, RE_RESTARTS_MAX);
     usleep(RE_RESTART_BACKOFF_MS * 1000);
@@ -765,7 +766,8 @@ int run_enclave_main(int argc, char **argv)
     e = step_push(&st);
     if (e != NS_OK) {
         e = ns_fail_ctx(e, "the enclave did not take its secrets (did it boot? %s)",
-                        cfg.debug ? "see CONSOLE_FILE" : "rerun with DEBUG_MODE=1 to see its console");
+                        cfg.debug ? "see CONSOLE_FILE"
+                                  : "rerun with DEBUG_MODE=1 to see its console");
         goto out;
     }
     if (g_dry) {
@@ -780,8 +782,8 @@ int run_enclave_main(int argc, char **argv)
         GUARD_GOTO(supervise_child(&st, &st.bridges, &st.bridge_restarts, "ingress/egress",
                                    build_bridges_argv),
                    e, out);
-        GUARD_GOTO(supervise_child(&st, &st.kms, &st.kms_restarts, "KMS proxy", build_kms_argv),
-                   e, out);
+        GUARD_GOTO(supervise_child(&st, &st.kms, &st.kms_restarts, "KMS proxy", build_kms_argv), e,
+                   out);
         usleep(RE_TICK_MS * 1000);
     }
     ns_info("signal %d: stopping bridges and the enclave", (int)g_stop);

@@ -23,10 +23,14 @@
 #define ENCLAVE_STOP_POLL_MS 50
 
 static const char *const step_names[NS_STEP_COUNT] = {
-    [NS_STEP_RECEIVE] = "receive",         [NS_STEP_RECV_CREDS] = "receive-credentials",
-    [NS_STEP_RECV_AGE_KEY] = "receive-age-key", [NS_STEP_RECV_SHARES] = "receive-shares",
-    [NS_STEP_KMS] = "kms-decrypt",         [NS_STEP_WIPE] = "wipe-credentials",
-    [NS_STEP_AGE] = "age-decrypt",         [NS_STEP_LOAD_KEYS] = "load-keys",
+    [NS_STEP_RECEIVE] = "receive",
+    [NS_STEP_RECV_CREDS] = "receive-credentials",
+    [NS_STEP_RECV_AGE_KEY] = "receive-age-key",
+    [NS_STEP_RECV_SHARES] = "receive-shares",
+    [NS_STEP_KMS] = "kms-decrypt",
+    [NS_STEP_WIPE] = "wipe-credentials",
+    [NS_STEP_AGE] = "age-decrypt",
+    [NS_STEP_LOAD_KEYS] = "load-keys",
     [NS_STEP_SERVE] = "sign-service",
 };
 
@@ -139,8 +143,8 @@ ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *
     }
     if (cfg->egress_enabled) {
         snprintf(a, sizeof a, "vsock:%u:%u", parent, p_egress);
-        GUARD(cfg_addr(get, ctx, "NSIGN_ENCLAVE_EGRESS_CONNECT_ADDR", a, &cfg->egress_connect,
-                       NULL));
+        GUARD(
+            cfg_addr(get, ctx, "NSIGN_ENCLAVE_EGRESS_CONNECT_ADDR", a, &cfg->egress_connect, NULL));
     }
 
     snprintf(a, sizeof a, "vsock:%u:%u", parent, p_kms);
@@ -149,8 +153,8 @@ ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *
     if (cfg->region[0] == '\0') {
         memcpy(cfg->region, "us-east-1", sizeof "us-east-1");
     }
-    GUARD(cfg_str(get, ctx, "AWS_ENDPOINT_URL_KMS", "", cfg->kms_endpoint,
-                  sizeof cfg->kms_endpoint));
+    GUARD(
+        cfg_str(get, ctx, "AWS_ENDPOINT_URL_KMS", "", cfg->kms_endpoint, sizeof cfg->kms_endpoint));
     GUARD(cfg_str(get, ctx, "KMS_KEY_ID", "", cfg->kms_key_id, sizeof cfg->kms_key_id));
     GUARD(cfg_str(get, ctx, "AWS_CA_BUNDLE", "", cfg->ca_bundle, sizeof cfg->ca_bundle));
     GUARD(cfg_flag(get, ctx, "NSIGN_ENCLAVE_ATTEST", -1, &cfg->attest));

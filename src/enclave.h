@@ -25,11 +25,11 @@
 #include "buf.h"
 #include "err.h"
 
-#define NS_ENCLAVE_CREDS_MAX (64 * 1024)          /* the credentials JSON */
-#define NS_ENCLAVE_AGE_KEY_CT_MAX (64 * 1024)     /* KMS ciphertext of the age identity */
-#define NS_ENCLAVE_AGE_KEY_MAX (16 * 1024)        /* the age identity file, plaintext */
+#define NS_ENCLAVE_CREDS_MAX (64 * 1024)            /* the credentials JSON */
+#define NS_ENCLAVE_AGE_KEY_CT_MAX (64 * 1024)       /* KMS ciphertext of the age identity */
+#define NS_ENCLAVE_AGE_KEY_MAX (16 * 1024)          /* the age identity file, plaintext */
 #define NS_ENCLAVE_SHARES_CT_MAX (16 * 1024 * 1024) /* age ciphertext of the key shares */
-#define NS_ENCLAVE_SHARES_MAX (16 * 1024 * 1024)  /* key shares JSON, plaintext */
+#define NS_ENCLAVE_SHARES_MAX (16 * 1024 * 1024)    /* key shares JSON, plaintext */
 #define NS_ENCLAVE_REGION_MAX 64
 #define NS_ENCLAVE_KEY_ID_MAX 2048
 #define NS_ENCLAVE_URL_MAX 512
@@ -53,7 +53,7 @@ typedef struct {
     /* KMS. */
     ns_addr kms_proxy; /* default vsock:3:5000 */
     char region[NS_ENCLAVE_REGION_MAX];
-    char kms_endpoint[NS_ENCLAVE_URL_MAX]; /* "" = https://kms.REGION.amazonaws.com */
+    char kms_endpoint[NS_ENCLAVE_URL_MAX];  /* "" = https://kms.REGION.amazonaws.com */
     char kms_key_id[NS_ENCLAVE_KEY_ID_MAX]; /* "" = none (symmetric keys need none) */
     char ca_bundle[NS_ENCLAVE_URL_MAX];     /* "" = the embedded Amazon roots */
     int attest;                             /* 1 on, 0 off, -1 auto (on when an NSM exists) */
@@ -77,8 +77,8 @@ typedef const char *(*ns_enclave_getenv_fn)(const char *name, void *ctx);
  * NSIGN_ENCLAVE_ATTEST (1/0/auto), NSIGN_MODULES, KMS_KEY_ID, AWS_ENDPOINT_URL_KMS,
  * AWS_CA_BUNDLE. is_pid1 turns the heartbeat on by default.
  */
-ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx, int is_pid1)
-    NS_MUST_CHECK;
+ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx,
+                           int is_pid1) NS_MUST_CHECK;
 
 typedef enum {
     NS_STEP_RECEIVE,

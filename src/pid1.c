@@ -123,8 +123,7 @@ static ns_err netif_flags(const char *ifname, int set_up, int *up)
 {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
-    ENSURE(strlen(ifname) < sizeof ifr.ifr_name, NS_E_USAGE, "interface name too long: %s",
-           ifname);
+    ENSURE(strlen(ifname) < sizeof ifr.ifr_name, NS_E_USAGE, "interface name too long: %s", ifname);
     memcpy(ifr.ifr_name, ifname, strlen(ifname));
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) {
@@ -191,7 +190,7 @@ ns_err ns_pid1_seed_entropy(const char *dev_path, size_t n)
         int entropy_count;
         int buf_size;
         uint8_t buf[NS_PID1_ENTROPY_BYTES];
-    } *req;
+    } * req;
     ENSURE(n > 0 && n <= NS_PID1_ENTROPY_BYTES, NS_E_USAGE, "entropy size %zu out of range", n);
     req = ns_secret_alloc(sizeof *req);
     ENSURE(req != NULL, NS_E_NOMEM, "no memory for entropy");

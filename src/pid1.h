@@ -18,9 +18,9 @@
 #include "err.h"
 
 #define NS_PID1_HEARTBEAT_BYTE 0xB7
-#define NS_PID1_MODULES_MAX 8       /* modules named in NSIGN_MODULES */
-#define NS_PID1_ENV_FILE_MAX 65536  /* /env as written by the EIF builder */
-#define NS_PID1_ENTROPY_BYTES 256   /* NSM randomness credited to the pool at boot */
+#define NS_PID1_MODULES_MAX 8      /* modules named in NSIGN_MODULES */
+#define NS_PID1_ENV_FILE_MAX 65536 /* /env as written by the EIF builder */
+#define NS_PID1_ENTROPY_BYTES 256  /* NSM randomness credited to the pool at boot */
 
 /*
  * Mounts proc on ROOT/proc, sysfs on ROOT/sys and devtmpfs on ROOT/dev (creating the

@@ -65,14 +65,29 @@ static void test_cfg(void)
     CHECK(c.heartbeat_enabled && addr_is(&c.heartbeat, "vsock:3:9000"), "pid1: heartbeat 9000");
     CHECK(strcmp(c.modules, "/nsm.ko") == 0, "pid1: loads /nsm.ko");
 
-    static const char *const env1[] = {"AWS_CREDS_VSOCK_PORT", "8100", "KMS_PROXY_PORT", "6000",
-                                       "PARENT_CID", "5", "VSOCK_PORT", "9051",
-                                       "HOST_EGRESS_ENABLED", "0", "AWS_REGION", "eu-west-1",
-                                       "NSIGN_ENCLAVE_SHARES_ADDR", "unix:/tmp/x.sock",
-                                       "NSIGN_ENCLAVE_INGRESS_ADDR", "none",
-                                       "NSIGN_ENCLAVE_HEARTBEAT_ADDR", "tcp:127.0.0.1:9",
-                                       "NSIGN_ENCLAVE_RECV_TIMEOUT", "2.5",
-                                       "NSIGN_ENCLAVE_ATTEST", "0", NULL};
+    static const char *const env1[] = {"AWS_CREDS_VSOCK_PORT",
+                                       "8100",
+                                       "KMS_PROXY_PORT",
+                                       "6000",
+                                       "PARENT_CID",
+                                       "5",
+                                       "VSOCK_PORT",
+                                       "9051",
+                                       "HOST_EGRESS_ENABLED",
+                                       "0",
+                                       "AWS_REGION",
+                                       "eu-west-1",
+                                       "NSIGN_ENCLAVE_SHARES_ADDR",
+                                       "unix:/tmp/x.sock",
+                                       "NSIGN_ENCLAVE_INGRESS_ADDR",
+                                       "none",
+                                       "NSIGN_ENCLAVE_HEARTBEAT_ADDR",
+                                       "tcp:127.0.0.1:9",
+                                       "NSIGN_ENCLAVE_RECV_TIMEOUT",
+                                       "2.5",
+                                       "NSIGN_ENCLAVE_ATTEST",
+                                       "0",
+                                       NULL};
     t_env = env1;
     CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "overrides load");
     CHECK(addr_is(&c.creds_listen, "vsock:any:8100"), "AWS_CREDS_VSOCK_PORT honoured");
@@ -110,7 +125,7 @@ static void test_cfg(void)
 /* ---- orchestration with fake steps ---- */
 
 typedef struct {
-    int fail_at; /* ns_enclave_step to fail, or NS_STEP_COUNT */
+    int fail_at;    /* ns_enclave_step to fail, or NS_STEP_COUNT */
     int block_recv; /* which recv blocks until shut down (-1: none) */
     int calls[NS_STEP_COUNT];
     ns_err reported[NS_STEP_COUNT];

@@ -46,10 +46,8 @@ static void test_env(void)
     CHECK(strcmp(getenv("NS_T_KEEP"), "mine") == 0, "existing variable not overridden");
 
     static const char *const bad[][2] = {
-        {"NOEQUALS\n", "line without '='"},
-        {"1ABC=x\n", "key starting with a digit"},
-        {"A-B=x\n", "key with '-'"},
-        {"=x\n", "empty key"},
+        {"NOEQUALS\n", "line without '='"},  {"1ABC=x\n", "key starting with a digit"},
+        {"A-B=x\n", "key with '-'"},         {"=x\n", "empty key"},
         {"A=x\x01y\n", "control character"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
