@@ -229,6 +229,54 @@ static int env_key_ok(const char *k, size_t n)
     return 1;
 }
 
+ns_err ns_pid1_env_parse(const uint8_t *p, size_t n, ns_pid1_env_fn fn, void *ctx)
+{
+    char line[PID1_ENV_LINE_MAX];
+    size_t pos = 0;
+    int lineno = 0;
+    while (pos < n) {
+        size_t start = pos;
+        while (pos < n && p[pos] != '\n') {
+            pos++;
+        }
+        size_t len = pos - start;
+        pos++; /* past the newline (or the end) */
+        lineno++;
+        if (len == 0 || p[start] == '#') {
+            continue;
+        }
+        ENSURE(len < sizeof line, NS_E_TOO_BIG, "line %d: longer than %d bytes", lineno,
+               PID1_ENV_LINE_MAX - 1);
+        int printable = 1;
+        for (size_t i = 0; i < len; i++) {
+            if (p[start + i] < 0x20 || p[start + i] == 0x7f) {
+                printable = 0;
+            }
+        }
+        memcpy(line, p + start, len);
+        line[len] = '\0';
+        char *eq = printable ? strchr(line, '=') : NULL;
+        ENSURE(eq != NULL && env_key_ok(line, (size_t)(eq - line)), NS_E_PARSE,
+               "line %d: want KEY=VALUE with KEY [A-Za-z_][A-Za-z0-9_]* and printable bytes",
+               lineno);
+        *eq = '\0';
+        GUARD(fn(ctx, line, eq + 1));
+    }
+    return NS_OK;
+}
+
+static ns_err env_set(void *ctx, const char *key, const char *value)
+{
+    int *count = ctx;
+    if (getenv(key) == NULL) {
+        if (setenv(key, value, 0) != 0) {
+            return ns_fail_errno(NS_E_NOMEM, "setenv %s", key);
+        }
+        (*count)++;
+    }
+    return NS_OK;
+}
+
 ns_err ns_pid1_load_env(const char *path, int *count)
 {
     *count = 0;
@@ -243,53 +291,13 @@ ns_err ns_pid1_load_env(const char *path, int *count)
     ns_buf_init(&b, NS_PID1_ENV_FILE_MAX);
     ns_err e = ns_read_fd_all(fd, &b);
     close(fd);
-    if (e != NS_OK) {
-        ns_buf_free(&b);
-        return ns_fail_ctx(e, "reading %s", path);
-    }
-    char line[PID1_ENV_LINE_MAX];
-    size_t pos = 0;
-    int lineno = 0;
-    while (pos < b.len) {
-        size_t start = pos;
-        while (pos < b.len && b.data[pos] != '\n') {
-            pos++;
-        }
-        size_t len = pos - start;
-        pos++; /* past the newline (or the end) */
-        lineno++;
-        if (len == 0 || b.data[start] == '#') {
-            continue;
-        }
-        if (len >= sizeof line) {
-            ns_buf_free(&b);
-            BAIL(NS_E_TOO_BIG, "%s line %d: longer than %d bytes", path, lineno,
-                 PID1_ENV_LINE_MAX - 1);
-        }
-        memcpy(line, b.data + start, len);
-        line[len] = '\0';
-        char *eq = strchr(line, '=');
-        int printable = 1;
-        for (size_t i = 0; i < len; i++) {
-            if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] == 0x7f) {
-                printable = 0;
-            }
-        }
-        if (!eq || !printable || !env_key_ok(line, (size_t)(eq - line))) {
-            ns_buf_free(&b);
-            BAIL(NS_E_PARSE, "%s line %d: want KEY=VALUE with KEY [A-Za-z_][A-Za-z0-9_]*", path,
-                 lineno);
-        }
-        *eq = '\0';
-        if (getenv(line) == NULL) {
-            if (setenv(line, eq + 1, 0) != 0) {
-                ns_buf_free(&b);
-                return ns_fail_errno(NS_E_NOMEM, "setenv %s", line);
-            }
-            (*count)++;
-        }
+    if (e == NS_OK) {
+        e = ns_pid1_env_parse(b.data, b.len, env_set, count);
     }
     ns_buf_free(&b);
+    if (e != NS_OK) {
+        return ns_fail_ctx(e, "%s", path);
+    }
     return NS_OK;
 }
 

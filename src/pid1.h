@@ -54,6 +54,15 @@ ns_err ns_pid1_heartbeat(const ns_addr *addr, int timeout_ms) NS_MUST_CHECK;
  */
 ns_err ns_pid1_seed_entropy(const char *dev_path, size_t n) NS_MUST_CHECK;
 
+/* Called for each KEY=VALUE of an env file, in order. */
+typedef ns_err (*ns_pid1_env_fn)(void *ctx, const char *key, const char *value);
+
+/*
+ * Parses KEY=VALUE lines (empty lines and lines starting with '#' skipped; KEY
+ * [A-Za-z_][A-Za-z0-9_]*; printable bytes only; lines under 4 KiB). No I/O: fuzzed directly.
+ */
+ns_err ns_pid1_env_parse(const uint8_t *p, size_t n, ns_pid1_env_fn fn, void *ctx) NS_MUST_CHECK;
+
 /*
  * Reads a file of KEY=VALUE lines (the /env an EIF builder writes) and sets each variable that
  * is not already set. Lines must be printable; keys [A-Za-z_][A-Za-z0-9_]*. *count = set vars.
