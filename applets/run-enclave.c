@@ -270,6 +270,13 @@ static void on_signal(int sig)
     g_stop = sig;
 }
 
+/* A signal during the start-up steps stops before the next one (then everything is undone). */
+static ns_err check_stop(void)
+{
+    ENSURE(!g_stop, NS_E_CLOSED, "stopped by signal %d before the enclave was up", (int)g_stop);
+    return NS_OK;
+}
+
 /* Prints the command of a step (dry run) or logs that it starts. */
 static void show(const char *step, char *const argv[], const char *note)
 {
@@ -754,14 +761,17 @@ int run_enclave_main(int argc, char **argv)
     GUARD_GOTO(step_check(&st), e, out);
     failed = "download";
     GUARD_GOTO(step_downloads(&st), e, out);
+    GUARD_GOTO(check_stop(), e, out);
     failed = "kms-proxy";
     GUARD_GOTO(step_kms_proxy(&st), e, out);
     failed = "nitro-cli";
     GUARD_GOTO(step_nitro_run(&st), e, out);
+    GUARD_GOTO(check_stop(), e, out);
     failed = "console";
     GUARD_GOTO(step_console(&st), e, out);
     failed = "bridges";
     GUARD_GOTO(step_bridges(&st), e, out);
+    GUARD_GOTO(check_stop(), e, out);
     failed = "push";
     e = step_push(&st);
     if (e != NS_OK) {
