@@ -78,6 +78,8 @@ static const char usage_text[] =
     "                              READINESS_SLEEP_SECONDS (5) + VSOC_TRANSFER_RETRIES (20) + 35\n"
     "  NITRO_CLI=nitro-cli         the nitro-cli executable\n"
     "  NSIGN_RUN_DIR=/run/nsign    where the lock file ENCLAVE_NAME.pid lives\n"
+    "  NSIGN_HOST_WATCH_SECONDS=10 how often to check that the enclave still runs (0: never);\n"
+    "                              when it is gone, run-enclave stops its bridges and exits 1\n"
     "  every address can be overridden (tcp:, unix: or vsock: syntax), e.g. to run the flow on\n"
     "  one machine: NSIGN_HOST_CREDS_ADDR, NSIGN_HOST_AGE_KEY_ADDR, NSIGN_HOST_SHARES_ADDR (push\n"
     "  targets), NSIGN_HOST_GRPC_LISTEN, NSIGN_HOST_GRPC_CONNECT, NSIGN_HOST_EGRESS_LISTEN,\n"
@@ -102,6 +104,7 @@ typedef struct {
     int kms;
     char kms_listen[NS_ADDR_STR_MAX], kms_connect[NS_ADDR_STR_MAX], kms_allow[RE_STR];
     int readiness_s;
+    int watch_s; /* how often to check that the enclave still runs; 0 = never */
 } re_cfg;
 
 static const char *env_or(const char *name, const char *def)
@@ -256,6 +259,9 @@ static ns_err cfg_load(re_cfg *c)
     GUARD(env_uint("READINESS_TIMEOUT_SECONDS", sleep_s + retries + 35, 86400, &ready));
     ENSURE(ready > 0, NS_E_USAGE, "READINESS_TIMEOUT_SECONDS must be positive");
     c->readiness_s = (int)ready;
+    uint64_t watch;
+    GUARD(env_uint("NSIGN_HOST_WATCH_SECONDS", 10, 86400, &watch));
+    c->watch_s = (int)watch;
     return NS_OK;
 }
 
@@ -599,6 +605,34 @@ static ns_err step_push(re_state *s)
     return NS_OK;
 }
 
+/* NS_E_CLOSED when nitro-cli no longer lists the enclave (it exited or was terminated). */
+static ns_err watch_enclave(re_state *s)
+{
+    char *av[] = {s->c->nitro, "describe-enclaves", NULL};
+    char pat[RE_STR + 32];
+    ns_buf out;
+    int st = -1;
+    ns_buf_init(&out, RE_NITRO_OUT_MAX);
+    ns_err e = ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st);
+    if (e != NS_OK || !ns_status_ok(st) || ns_buf_cstr(&out) != NS_OK) {
+        ns_buf_free(&out);
+        ns_warn("nitro-cli describe-enclaves failed; cannot tell whether %s still runs",
+                s->c->name);
+        return NS_OK;
+    }
+    snprintf(pat, sizeof pat, "\"EnclaveName\": \"%s\"", s->c->name);
+    int listed = strstr((const char *)out.data, pat) != NULL;
+    ns_buf_free(&out);
+    if (!listed) {
+        s->enclave_started = 0;
+        BAIL(NS_E_CLOSED,
+             "enclave %s is no longer running: it exited or was terminated; its console (debug "
+             "mode: %s, `%s console --enclave-name %s`) says why",
+             s->c->name, s->c->console_file, s->c->nitro_name, s->c->name);
+    }
+    return NS_OK;
+}
+
 static void terminate_enclave(re_state *s)
 {
     char *av[] = {s->c->nitro, "terminate-enclave", "--enclave-name", s->c->name, NULL};
@@ -788,7 +822,12 @@ int run_enclave_main(int argc, char **argv)
     }
     ns_info("enclave %s is running: gRPC at %s; waiting for SIGTERM", cfg.name, cfg.grpc_listen);
     failed = "supervise";
+    int64_t next_watch = ns_now_ms() + (int64_t)cfg.watch_s * 1000;
     while (!g_stop) {
+        if (cfg.watch_s > 0 && ns_now_ms() >= next_watch) {
+            GUARD_GOTO(watch_enclave(&st), e, out);
+            next_watch = ns_now_ms() + (int64_t)cfg.watch_s * 1000;
+        }
         GUARD_GOTO(supervise_child(&st, &st.bridges, &st.bridge_restarts, "ingress/egress",
                                    build_bridges_argv),
                    e, out);

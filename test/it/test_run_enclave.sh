@@ -143,7 +143,9 @@ check "wrong KMS key: enclave does not serve" test $r = 1
 check "wrong KMS key: console names kms-decrypt and KMS's error" \
     grep -q 'step=kms-decrypt failed.*Incorrect\|step=kms-decrypt failed.*key' "$CONSOLE"
 check "wrong KMS key: no key material in any file" no_secrets
-stop_run
+wait_exit
+check "wrong KMS key: run-enclave notices the enclave is gone and exits 1" bash -c \
+    "[ '$RC' = 1 ] && grep -q 'no longer running' '$T/wrongkey.log'"
 
 # Corrupted shares file: age-decrypt fails in the enclave.
 S=$T/s3/demo-bucket/enclave/service_key_shares.json.age

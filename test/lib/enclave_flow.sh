@@ -81,7 +81,7 @@ flow_env() {
     head -c 4096 /dev/zero >"$T/nsign-demo.eif"
     export EIF_PATH=$T/nsign-demo.eif
     export NITRO_CLI=$NS_ROOT/test/it/fake_nitro_cli.py FAKE_NITRO_STATE=$T/nitro
-    export NSIGN_RUN_DIR=$T/run
+    export NSIGN_RUN_DIR=$T/run NSIGN_HOST_WATCH_SECONDS=1
     # Fake AWS endpoints and the test CA (host side: fetch-creds, s3-get; enclave: KMS TLS).
     export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:$IMDS_PORT
     export AWS_ENDPOINT_URL_S3=https://localhost:$S3_PORT AWS_CA_BUNDLE=$T/ca.pem
