@@ -10,7 +10,9 @@
 #      fakes), age-decrypt, wipe, sign-service
 #   4. a gRPC Sign call through the host's ingress bridge, verified with the public keys of the
 #      shares file; then `nsign stop-enclave`
-# Here vsock is replaced by unix sockets; the same flow over real AF_VSOCK runs in the test VM.
+# Here vsock is replaced by unix sockets. Then, where qemu is available (and DEMO_VM is not 0),
+#   7. the same flow over real AF_VSOCK: the EIF's own kernel and ramdisks booted in a qemu guest
+#      (test/vm/test_e2e.sh), ending with a Sign call verified on this side
 set -uo pipefail
 cd "$(dirname "$0")/.."
 O=${1:-build}
@@ -79,5 +81,21 @@ wait "$RUNPID"; rc=$?; RUNPID=
 echo "  run-enclave exited with status $rc"
 "$NITRO_CLI" describe-enclaves | grep -q "$FLOW_NAME" && die "the enclave still runs"
 echo "  enclave terminated, bridges stopped"
+
+if [ "${DEMO_VM:-auto}" != 0 ] && command -v qemu-system-x86_64 >/dev/null &&
+    [ -f test/vm/test_e2e.sh ]; then
+    say "7. The same flow over real AF_VSOCK, in a qemu guest booted from the EIF's kernel"
+    NS_BUILD=$(cd "$O" && pwd) NS_SHARED=${NS_SHARED:-$(cd .. && pwd)/shared} \
+        PYTHONPATH=$PWD/test/lib${PYTHONPATH:+:$PYTHONPATH} \
+        bash test/vm/test_e2e.sh >"$T/vm.log" 2>&1
+    vrc=$?
+    grep -E '^(ok|not ok) ' "$T/vm.log" | sed 's/^/  /'
+    if [ $vrc != 0 ] || grep -q '^not ok' "$T/vm.log"; then
+        tail -20 "$T/vm.log" | sed 's/^/  | /'
+        die "the AF_VSOCK flow in the VM"
+    fi
+else
+    say "7. (the AF_VSOCK variant in a qemu guest is skipped: no qemu, or DEMO_VM=0)"
+fi
 
 printf '\n\033[1mdemo OK: signatures made inside the enclave verified against the shares file.\033[0m\n'
