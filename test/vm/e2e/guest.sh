@@ -1,0 +1,142 @@
+# test/vm/e2e/guest.sh: the guest half of test/vm/test_e2e.sh (busybox sh, run by test/vm/vm.sh
+# in a guest booted from the EIF's own kernel and ramdisks, so /bin/nsign is the EIF's binary).
+#
+# Both sides run here and talk over real AF_VSOCK, CID 1 standing in for the parent (3) and the
+# enclave (16): the host side is `run-enclave` (fetch-creds, s3-get, KMS proxy, the fake
+# nitro-cli, ingress bridge, pushes); the enclave side is /bin/enclave-entrypoint, started by
+# the fake nitro-cli. IMDS, S3, KMS and the NSM are fakes on the test machine's loopback,
+# reached only through qemu's guestfwd on 10.0.2.100 (restrict=on):
+#   :80 S3   :81 IMDS   :82 IMDS without a role   :443 KMS (TLS)   :9 NSM   :8 control
+# The NSM is a unix socket for nsign (NSM_DEVICE=unix:...): a bridge carries it to :9.
+# Scenarios, one after the other in this boot: missing credentials, wrong KMS key, corrupted
+# shares file, a shares file with a malformed key, then the good path, after which the test machine calls Sign through the second
+# NIC (hostfwd to the host-side ingress bridge) and says "done" on the control port.
+# shellcheck shell=dash disable=SC1091
+. /vm/guest.sh
+F=10.0.2.100
+
+# The second NIC (hostfwd for the gRPC client): find it by the MAC the test gave it.
+for n in /sys/class/net/eth*; do
+    if [ "$(cat "$n/address")" = "$E2E_GRPC_MAC" ]; then
+        ip link set "$(basename "$n")" up &&
+            ip addr add 10.0.3.15/24 dev "$(basename "$n")" && grpc_nic=$(basename "$n")
+    fi
+done
+check "the gRPC NIC ($E2E_GRPC_MAC) is configured" test -n "${grpc_nic:-}"
+
+mkdir -p /tmp/nitro /tmp/run /tmp/logs
+nsign bridge unix:/tmp/nsm.sock tcp:$F:9 2>/tmp/logs/nsm-bridge.log &
+nsm_bridge=$!
+wait_until 10 test -S /tmp/nsm.sock
+check "NSM bridge unix:/tmp/nsm.sock -> guestfwd listens" test -S /tmp/nsm.sock
+
+# The host side's settings (the seed's variables; addresses overridden for CID 1) and the
+# enclave side's (inherited through the fake nitro-cli, as /env would carry them).
+export AWS_REGION=us-east-1 EIF_PATH=/work/nsign.eif NITRO_CLI=/work/nitro-cli
+export FAKE_NITRO_STATE=/tmp/nitro NSIGN_RUN_DIR=/tmp/run CONSOLE_FILE=/tmp/logs/console.log
+export AGE_KEY_S3_URI=s3://e2e-bucket/age.key.kms KEY_SHARES_S3_URI=s3://e2e-bucket/shares.age
+export AWS_ENDPOINT_URL_S3=http://$F:80 AWS_EC2_METADATA_SERVICE_ENDPOINT=http://$F:81
+export NSIGN_HOST_KMS_PROXY_CONNECT=tcp:$F:443
+export NSIGN_HOST_CREDS_ADDR=vsock:1:7100 NSIGN_HOST_AGE_KEY_ADDR=vsock:1:7101
+export NSIGN_HOST_SHARES_ADDR=vsock:1:7102 NSIGN_HOST_GRPC_CONNECT=vsock:1:50051
+export HOST_GRPC_PORT=50052 HOST_EGRESS_ENABLED=0 READINESS_TIMEOUT_SECONDS=90
+export PARENT_CID=1 NSM_DEVICE=unix:/tmp/nsm.sock NSIGN_ENCLAVE_ATTEST=1
+export AWS_CA_BUNDLE=/work/kms-ca.pem NSIGN_ENCLAVE_RECV_TIMEOUT=90 KMS_KEY_ID=alias/nsign-test
+
+# start NAME [VAR=VALUE...]: run-enclave with ENCLAVE_NAME=NAME in the background (pid in $RE);
+# its log is /tmp/logs/NAME.run.log, the enclave's console /tmp/nitro/NAME.console.
+start() {
+    name=$1
+    shift
+    env ENCLAVE_NAME="$name" "$@" nsign run-enclave >/tmp/logs/"$name".run.log 2>&1 &
+    RE=$!
+}
+# stop: SIGTERM to run-enclave, bounded wait; status in $RC (timeout when it did not exit).
+stop() {
+    kill -TERM "$RE" 2>/dev/null
+    if wait_until 20 sh -c "! kill -0 $RE"; then wait "$RE"; RC=$?; else RC=timeout; kill -9 "$RE"; fi
+}
+console_has() { grep -q "$2" "/tmp/nitro/$1.console" 2>/dev/null; }
+exited() { ! kill -0 "$1" 2>/dev/null; }
+# settled NAME: the enclave's boot failed, or run-enclave is gone (then nothing more will come).
+settled() { console_has "$1" 'boot failed' || exited "$RE"; }
+
+# 1. Missing credentials: IMDS has no role. run-enclave stops at fetch-creds, starts no enclave.
+start nocreds AWS_EC2_METADATA_SERVICE_ENDPOINT=http://$F:82
+wait_until 60 exited "$RE"
+wait "$RE"
+rc=$?
+check "missing credentials: run-enclave exits 1" test "$rc" = 1
+check "missing credentials: the error names fetch-creds" grep -q 'fetch-creds' /tmp/logs/nocreds.run.log
+check "missing credentials: the error says no IAM role / credentials" \
+    grep -qi 'role\|credential' /tmp/logs/nocreds.run.log
+check "missing credentials: no enclave was started" \
+    sh -c '! grep -q "^run-enclave" /tmp/nitro/calls.log 2>/dev/null'
+show /tmp/logs/nocreds.run.log
+
+# 2. Wrong KMS key: the enclave asks KMS with KeyId alias/other; KMS refuses.
+start wrongkey KMS_KEY_ID=alias/other
+wait_until 120 settled wrongkey
+check "wrong KMS key: the enclave's boot fails at kms-decrypt" \
+    console_has wrongkey 'boot failed step=kms-decrypt'
+check "wrong KMS key: the console names KMS's IncorrectKeyException" \
+    console_has wrongkey 'step=kms-decrypt failed.*IncorrectKeyException'
+check "wrong KMS key: the payloads were received first" \
+    console_has wrongkey 'step=receive-shares ok'
+stop
+check "wrong KMS key: run-enclave stops on SIGTERM" test "$RC" != timeout
+show /tmp/nitro/wrongkey.console /tmp/logs/wrongkey.run.log
+
+# 3. Corrupted shares file: KMS decrypts the age identity, age-decrypt rejects the shares.
+start corrupt KEY_SHARES_S3_URI=s3://e2e-bucket/shares-corrupt.age
+wait_until 120 settled corrupt
+check "corrupted shares: kms-decrypt (attested) succeeds" console_has corrupt 'step=kms-decrypt ok'
+check "corrupted shares: the boot fails at age-decrypt" \
+    console_has corrupt 'boot failed step=age-decrypt'
+check "corrupted shares: the credentials and age key were wiped anyway" \
+    console_has corrupt 'step=wipe-credentials ok'
+check "corrupted shares: sign-service never started" \
+    sh -c '! grep -q "SERVING" /tmp/nitro/corrupt.console'
+stop
+check "corrupted shares: run-enclave stops on SIGTERM" test "$RC" != timeout
+show /tmp/nitro/corrupt.console /tmp/logs/corrupt.run.log
+
+# 4. A shares file that decrypts but holds a malformed key: load-keys fails without echoing it.
+start badkey KEY_SHARES_S3_URI=s3://e2e-bucket/shares-badkey.age
+wait_until 120 settled badkey
+check "malformed key in the shares file: age-decrypt succeeds" console_has badkey 'step=age-decrypt ok'
+check "malformed key in the shares file: the boot fails at load-keys, naming the entry" \
+    console_has badkey 'step=load-keys failed.*e2e-bad'
+stop
+check "malformed key in the shares file: run-enclave stops on SIGTERM" test "$RC" != timeout
+show /tmp/nitro/badkey.console
+
+# 5. The whole flow; the test machine then signs through the ingress bridge.
+start good
+wait_until 150 sh -c "grep -q SERVING /tmp/nitro/good.console || ! kill -0 $RE" 2>/dev/null
+check "good path: enclave-entrypoint reaches SERVING" console_has good 'SERVING'
+for s in receive-credentials receive-age-key receive-shares kms-decrypt wipe-credentials \
+    age-decrypt load-keys; do
+    check "good path: step $s ok, with its duration" console_has good "step=$s ok ms=[0-9]"
+done
+check "good path: run-enclave pushed all three payloads" grep -q 'step=push ok' /tmp/logs/good.run.log
+echo "# serving: waiting for the test machine's Sign calls"
+console_has good SERVING && wait_until 200 wget -q -O /tmp/done http://$F:8/done
+check "the test machine finished its Sign calls" test -f /tmp/done
+stop
+check "good path: run-enclave exits 0 on SIGTERM" test "$RC" = 0
+check "good path: the enclave was terminated" sh -c '! [ -f /tmp/nitro/good.pid ]'
+check "good path: terminate-enclave was called" grep -q '^terminate-enclave --enclave-name good' \
+    /tmp/nitro/calls.log
+show /tmp/nitro/good.console /tmp/logs/good.run.log
+kill "$nsm_bridge" 2>/dev/null
+
+# No secret in any file of the guest (logs, state, run dir, the EIF's tree). /vm holds the
+# harness's own files, among them the list of secret values this grep looks for.
+check "the secret search works (it finds the list of secrets itself)" \
+    grep -qF -f /vm/e2e-secrets /vm/e2e-secrets
+leaks=$(grep -rlsF -f /vm/e2e-secrets /tmp /work /bin /root /etc /run /sbin 2>/dev/null)
+check "no secret value in any file of the guest" test -z "$leaks"
+[ -z "$leaks" ] || echo "# leaked into: $leaks"
+show /tmp/logs/nsm-bridge.log
+tap_done

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# test_e2e: the whole nsign workflow end to end in one qemu boot of the EIF's own kernel and
+# ramdisks (built here by eif/build.sh from the pinned Debian kernel and the binary under test;
+# the harness adds the vsock loopback modules and runs the EIF's /bin/nsign, not its own copy).
+#
+# Inside the guest (test/vm/e2e/guest.sh), run-enclave (host side) and enclave-entrypoint
+# (enclave side, started by test/vm/e2e/nitro-cli) talk over real AF_VSOCK at CID 1. IMDS, S3,
+# KMS (TLS) and the NSM are the strict fakes of test/it/fakes on this machine's loopback, reached
+# from the guest only through qemu user networking with restrict=on and guestfwd. After the good
+# path reaches SERVING, this script calls Sign through a second NIC (hostfwd to the guest's
+# host-side ingress bridge, which carries it over vsock to the enclave) and verifies the
+# signatures against the public keys derived from the shares file (test/vm/e2e/host.py).
+# Failure paths in the same boot: missing credentials (IMDS without a role), wrong KMS key
+# (KMS_KEY_ID=alias/other), corrupted shares file (one flipped byte). Finally every secret value
+# (AWS secret and token, the age identity, the signing keys) is searched for in the console log,
+# the fakes' logs and every file of the guest.
+. "$(dirname "$0")/../lib/tap.sh"
+. "$(dirname "$0")/lib.sh"
+vm_require_nsign
+PY=/usr/bin/python3
+E2E=$NS_ROOT/test/vm/e2e
+T=$VM_TMP
+
+for tool in age age-keygen socat protoc; do
+    command -v "$tool" >/dev/null || { fail "$tool is installed (scripts/deps.sh apt)"; tap_done; exit 1; }
+done
+
+# The EIF: the pinned kernel (booted by the harness as its uncompressed twin) and this nsign.
+kernel=$(bash "$NS_ROOT/scripts/vm-kernel.sh" path bzImage) || { fail "pinned kernel"; exit 1; }
+KERNEL=$kernel bash "$NS_ROOT/eif/build.sh" "$T/eif" "$NSIGN" >"$T/eif.log" 2>&1
+check "eif/build.sh builds an EIF from the pinned kernel and the binary under test" \
+    test -f "$T/eif/nsign.eif" || { sed 's/^/# /' "$T/eif.log"; tap_done; exit 1; }
+
+# Credentials shared by the fakes (test values, but still treated as secrets below).
+export E2E_AKID=ASIAE2EFAKE000000001
+E2E_SECRET=$(head -c 30 /dev/urandom | base64 | tr -d '/+=')
+E2E_TOKEN=IQoJE2E$(head -c 48 /dev/urandom | base64 | tr -d '/+=')
+export E2E_SECRET E2E_TOKEN
+
+# bg LOGNAME CMD...: a background process on this machine, killed on exit.
+bg() {
+    local log=$1
+    shift
+    "$@" >"$T/$log.out" 2>"$T/$log.err" &
+    VM_BG_PIDS+=($!)
+}
+# port_of LOGNAME: the port a fake printed on its first stdout line (bounded wait).
+port_of() {
+    local _
+    for _ in $(seq 100); do
+        [ -s "$T/$1.out" ] && { head -1 "$T/$1.out"; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
+
+mkdir -p "$T/ctl" "$T/nsmca"
+$PY "$E2E/host.py" prepare "$T" tls
+bg nsm $PY "$NS_ROOT/test/it/fakes/nsm_fake.py" --socket "$T/nsm.sock" --ca-dir "$T/nsmca" \
+    --log "$T/nsm.json"
+wait_unix "$T/nsm.sock" 20
+nsm_port=$(free_port)
+bg nsmfwd socat TCP-LISTEN:"$nsm_port",bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:"$T/nsm.sock"
+KMS_FAKE_AKID=$E2E_AKID KMS_FAKE_SECRET=$E2E_SECRET KMS_FAKE_TOKEN=$E2E_TOKEN \
+    KMS_FAKE_KEYSEED=e2e-$$ bg kms $PY "$NS_ROOT/test/it/fakes/kms_fake.py" \
+    --port-file "$T/kms.port" --tls-cert "$T/kms-cert.pem" --tls-key "$T/kms-key.pem" \
+    --nsm-root "$T/nsmca/root.pem" --require-attestation --log "$T/kms.json"
+for _ in $(seq 100); do [ -s "$T/kms.port" ] && break; sleep 0.1; done
+kms_port=$(cat "$T/kms.port" 2>/dev/null)
+check "fakes: NSM and KMS started" test -S "$T/nsm.sock" -a -n "$kms_port"
+$PY "$E2E/host.py" prepare "$T" "$kms_port" 2>"$T/prepare.err"
+check "test material: age-encrypted shares, KMS-encrypted age identity" \
+    test -s "$T/s3/e2e-bucket/age.key.kms" -a -s "$T/s3/e2e-bucket/shares.age" ||
+    sed 's/^/# /' "$T/prepare.err"
+bg s3 $PY "$NS_ROOT/test/it/fakes/s3_fake.py" --root "$T/s3" \
+    --creds "$E2E_AKID:$E2E_SECRET:$E2E_TOKEN"
+bg imds $PY "$NS_ROOT/test/it/fakes/imds_fake.py" --akid "$E2E_AKID" --secret "$E2E_SECRET" \
+    --token "$E2E_TOKEN"
+bg imds0 $PY "$NS_ROOT/test/it/fakes/imds_fake.py" --no-role
+s3_port=$(port_of s3) imds_port=$(port_of imds) imds0_port=$(port_of imds0)
+ctl_port=$(free_port)
+bg ctl $PY -m http.server --bind 127.0.0.1 --directory "$T/ctl" "$ctl_port"
+wait_port "$ctl_port" 20
+check "fakes: S3, IMDS, IMDS without a role, control server started" \
+    test -n "$s3_port" -a -n "$imds_port" -a -n "$imds0_port"
+
+grpc_port=$(free_port)
+mac=52:54:00:e2:e0:02
+cp "$E2E/nitro-cli" "$T/nitro-cli"
+chmod 755 "$T/nitro-cli"
+# The Sign client retries until the guest's good path serves, then releases the guest.
+(
+    $PY "$E2E/host.py" sign "$grpc_port" "$T" 240 >"$T/sign.tap" 2>"$T/sign.err"
+    touch "$T/ctl/done"
+) &
+VM_BG_PIDS+=($!)
+sign_pid=$!
+
+"$VM" --script "$E2E/guest.sh" --eif "$T/eif/nsign.eif" --nsign none --timeout 280 \
+    --log "$T/console.log" \
+    -f "$T/eif/nsign.eif:/work/nsign.eif" -f "$T/nitro-cli:/work/nitro-cli" \
+    -f "$T/kms-ca.pem:/work/kms-ca.pem" -f "$T/secrets.txt:/vm/e2e-secrets" \
+    -e "E2E_GRPC_MAC=$mac" \
+    --fwd "10.0.2.100:80=$s3_port" --fwd "10.0.2.100:81=$imds_port" \
+    --fwd "10.0.2.100:82=$imds0_port" --fwd "10.0.2.100:443=$kms_port" \
+    --fwd "10.0.2.100:9=$nsm_port" --fwd "10.0.2.100:8=$ctl_port" \
+    --qemu -nic --qemu "user,restrict=on,model=virtio-net-pci,mac=$mac,net=10.0.3.0/24,hostfwd=tcp:127.0.0.1:$grpc_port-10.0.3.15:50052" \
+    2>"$T/vm.err"
+rc=$?
+if [ "$rc" = 125 ]; then
+    fail "the VM returned a result (harness: $(head -1 "$T/vm.err"))"
+    sed 's/^/# /' "$T/vm.err"
+else
+    check "the guest script exits 0 (status $rc)" test "$rc" = 0
+fi
+
+# The Sign results (the client stops retrying once it sees $T/stop).
+touch "$T/ctl/done" "$T/stop"
+for _ in $(seq 300); do kill -0 "$sign_pid" 2>/dev/null || break; sleep 0.1; done
+if grep -q '^ok - gRPC Sign' "$T/sign.tap"; then
+    cat "$T/sign.tap"
+else
+    fail "gRPC Sign through the host-side ingress bridge answers"
+    sed 's/^/# /' "$T/sign.tap" "$T/sign.err"
+fi
+check "KMS saw an attested Decrypt (Recipient with a verified NSM document)" \
+    grep -q '"recipient": *true' "$T/kms.json"
+
+# No secret value in the console log or in the fakes' logs and output.
+leaks=$(grep -lF -f "$T/secrets.txt" "$T/console.log" "$T"/*.err "$T"/*.json "$T/sign.tap" \
+    "$T/vm.err" 2>/dev/null)
+check "no secret value in the console log or the fakes' logs" test -z "$leaks"
+[ -z "$leaks" ] || echo "# leaked into: $leaks"
+tap_done
