@@ -129,6 +129,15 @@ check "stop-enclave: exit 0" test "$rc" = 0
 check "stop-enclave: run-enclave exited 0" test "$RC" = 0
 check "stop-enclave: enclave gone" bash -c "! '$NITRO_CLI' describe-enclaves | grep -q '$FLOW_NAME'"
 
+# Debug mode: the console is streamed into CONSOLE_FILE while run-enclave supervises.
+DEBUG_MODE=1 CONSOLE_FILE=$T/console.log start_run debug
+flow_wait_serving 120
+i=0; while ! grep -q SERVING "$T/console.log" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+check "debug mode: --debug-mode passed to nitro-cli" grep -q 'run-enclave .*--debug-mode' "$T/nitro/calls.log"
+check "debug mode: console streamed into CONSOLE_FILE" grep -q 'SERVING' "$T/console.log"
+stop_run
+check "debug mode: SIGTERM exits 0" test "$RC" = 0
+
 # The allocator has too little memory: nitro-cli fails, the error says what to configure.
 FAKE_NITRO_FAIL=allocator start_run alloc
 wait_exit
