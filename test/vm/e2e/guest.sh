@@ -42,6 +42,7 @@ export NSIGN_HOST_SHARES_ADDR=vsock:1:7102 NSIGN_HOST_GRPC_CONNECT=vsock:1:50051
 export HOST_GRPC_PORT=50052 HOST_EGRESS_ENABLED=0 READINESS_TIMEOUT_SECONDS=90
 export PARENT_CID=1 NSM_DEVICE=unix:/tmp/nsm.sock NSIGN_ENCLAVE_ATTEST=1
 export AWS_CA_BUNDLE=/work/kms-ca.pem NSIGN_ENCLAVE_RECV_TIMEOUT=90 KMS_KEY_ID=alias/nsign-test
+export NSIGN_HOST_WATCH_SECONDS=1
 
 # start NAME [VAR=VALUE...]: run-enclave with ENCLAVE_NAME=NAME in the background (pid in $RE);
 # its log is /tmp/logs/NAME.run.log, the enclave's console /tmp/nitro/NAME.console.
@@ -83,8 +84,11 @@ check "wrong KMS key: the console names KMS's IncorrectKeyException" \
     console_has wrongkey 'step=kms-decrypt failed.*IncorrectKeyException'
 check "wrong KMS key: the payloads were received first" \
     console_has wrongkey 'step=receive-shares ok'
+wait_until 30 exited "$RE"
 stop
-check "wrong KMS key: run-enclave stops on SIGTERM" test "$RC" != timeout
+check "wrong KMS key: run-enclave notices the enclave is gone and exits 1" test "$RC" = 1
+check "wrong KMS key: run-enclave says where the console is" \
+    grep -q 'no longer running.*console' /tmp/logs/wrongkey.run.log
 show /tmp/nitro/wrongkey.console /tmp/logs/wrongkey.run.log
 
 # 3. Corrupted shares file: KMS decrypts the age identity, age-decrypt rejects the shares.
@@ -97,8 +101,11 @@ check "corrupted shares: the credentials and age key were wiped anyway" \
     console_has corrupt 'step=wipe-credentials ok'
 check "corrupted shares: sign-service never started" \
     sh -c '! grep -q "SERVING" /tmp/nitro/corrupt.console'
+wait_until 30 exited "$RE"
 stop
-check "corrupted shares: run-enclave stops on SIGTERM" test "$RC" != timeout
+check "corrupted shares: run-enclave notices the enclave is gone and exits 1" test "$RC" = 1
+check "corrupted shares: run-enclave says where the console is" \
+    grep -q 'no longer running.*console' /tmp/logs/corrupt.run.log
 show /tmp/nitro/corrupt.console /tmp/logs/corrupt.run.log
 
 # 4. A shares file that decrypts but holds a malformed key: load-keys fails without echoing it.
@@ -107,8 +114,11 @@ wait_until 120 settled badkey
 check "malformed key in the shares file: age-decrypt succeeds" console_has badkey 'step=age-decrypt ok'
 check "malformed key in the shares file: the boot fails at load-keys, naming the entry" \
     console_has badkey 'step=load-keys failed.*e2e-bad'
+wait_until 30 exited "$RE"
 stop
-check "malformed key in the shares file: run-enclave stops on SIGTERM" test "$RC" != timeout
+check "malformed key in the shares file: run-enclave notices the enclave is gone and exits 1" test "$RC" = 1
+check "malformed key in the shares file: run-enclave says where the console is" \
+    grep -q 'no longer running.*console' /tmp/logs/badkey.run.log
 show /tmp/nitro/badkey.console
 
 # 5. The whole flow; the test machine then signs through the ingress bridge.
