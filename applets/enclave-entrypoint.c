@@ -212,7 +212,10 @@ static ns_err pid1_setup(void)
 static ns_err early_steps(const ns_enclave_cfg *cfg, int is_pid1)
 {
     int n = 0;
-    if (cfg->modules[0]) {
+    if (cfg->modules[0] && getenv("NSIGN_MODULES") == NULL && access(cfg->modules, R_OK) != 0) {
+        /* Only the default (/nsm.ko) may be absent: a kernel with the driver built in. */
+        ns_warn("step=modules skipped: no %s and NSIGN_MODULES unset", cfg->modules);
+    } else if (cfg->modules[0]) {
         EARLY("modules", ns_pid1_load_modules(cfg->modules, &n));
     }
     EARLY("loopback", ns_netif_up("lo"));
