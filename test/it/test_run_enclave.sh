@@ -96,6 +96,8 @@ wait_exit() {  # waits for run-enclave to exit by itself; RC
     RUNPID=
 }
 enclave_listed() { "$NITRO_CLI" describe-enclaves | grep -q "\"EnclaveName\": \"$FLOW_NAME\""; }
+export -f enclave_listed
+export FLOW_NAME
 
 start_run ok
 if flow_wait_serving 120; then ok "enclave reaches SERVING"; else
@@ -114,7 +116,7 @@ check "no key material in any file" no_secrets
 check "credentials never in a child's argv (log of commands)" bash -c "! grep -q '$FLOW_SECRET' '$T/ok.log' '$T/nitro/calls.log'"
 stop_run
 check "SIGTERM: run-enclave exits 0" test "$RC" = 0
-check "SIGTERM: enclave terminated" bash -c "! enclave_listed() { :; }; ! '$NITRO_CLI' describe-enclaves | grep -q '$FLOW_NAME'"
+check "SIGTERM: enclave terminated" bash -c "! enclave_listed"
 check "SIGTERM: ingress bridge stopped" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$GRPC_PORT) 2>/dev/null"
 check "SIGTERM: KMS proxy stopped" bash -c "! $PY -c 'import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1])' '${NSIGN_HOST_KMS_PROXY_LISTEN#unix:}' 2>/dev/null"
 check "SIGTERM: lock released" test ! -e "$T/run/$FLOW_NAME.pid"
@@ -127,7 +129,7 @@ flow_wait_serving 120
 wait_exit
 check "stop-enclave: exit 0" test "$rc" = 0
 check "stop-enclave: run-enclave exited 0" test "$RC" = 0
-check "stop-enclave: enclave gone" bash -c "! '$NITRO_CLI' describe-enclaves | grep -q '$FLOW_NAME'"
+check "stop-enclave: enclave gone" bash -c "! enclave_listed"
 
 # Debug mode: the console is streamed into CONSOLE_FILE while run-enclave supervises.
 DEBUG_MODE=1 CONSOLE_FILE=$T/console.log start_run debug
