@@ -22,7 +22,11 @@ E2E=$NS_ROOT/test/vm/e2e
 T=$VM_TMP
 
 for tool in age age-keygen socat protoc; do
-    command -v "$tool" >/dev/null || { fail "$tool is installed (scripts/deps.sh apt)"; tap_done; exit 1; }
+    if ! command -v "$tool" >/dev/null; then
+        fail "$tool is installed (scripts/deps.sh apt)"
+        tap_done
+        exit 1
+    fi
 done
 
 # The EIF: the pinned kernel (booted by the harness as its uncompressed twin) and this nsign.
@@ -86,6 +90,9 @@ check "fakes: S3, IMDS, IMDS without a role, control server started" \
 
 grpc_port=$(free_port)
 mac=52:54:00:e2:e0:02
+# A second NIC, also restricted, that only carries the test machine's gRPC client in.
+grpc_nic="user,restrict=on,model=virtio-net-pci,mac=$mac,net=10.0.3.0/24"
+grpc_nic+=",hostfwd=tcp:127.0.0.1:$grpc_port-10.0.3.15:50052"
 cp "$E2E/nitro-cli" "$T/nitro-cli"
 chmod 755 "$T/nitro-cli"
 # The Sign client retries until the guest's good path serves, then releases the guest.
@@ -104,7 +111,7 @@ sign_pid=$!
     --fwd "10.0.2.100:80=$s3_port" --fwd "10.0.2.100:81=$imds_port" \
     --fwd "10.0.2.100:82=$imds0_port" --fwd "10.0.2.100:443=$kms_port" \
     --fwd "10.0.2.100:9=$nsm_port" --fwd "10.0.2.100:8=$ctl_port" \
-    --qemu -nic --qemu "user,restrict=on,model=virtio-net-pci,mac=$mac,net=10.0.3.0/24,hostfwd=tcp:127.0.0.1:$grpc_port-10.0.3.15:50052" \
+    --qemu -nic --qemu "$grpc_nic" \
     2>"$T/vm.err"
 rc=$?
 if [ "$rc" = 125 ]; then

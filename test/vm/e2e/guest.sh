@@ -9,8 +9,9 @@
 #   :80 S3   :81 IMDS   :82 IMDS without a role   :443 KMS (TLS)   :9 NSM   :8 control
 # The NSM is a unix socket for nsign (NSM_DEVICE=unix:...): a bridge carries it to :9.
 # Scenarios, one after the other in this boot: missing credentials, wrong KMS key, corrupted
-# shares file, a shares file with a malformed key, then the good path, after which the test machine calls Sign through the second
-# NIC (hostfwd to the host-side ingress bridge) and says "done" on the control port.
+# shares file, a shares file with a malformed key, then the good path, after which the test
+# machine calls Sign through the second NIC (hostfwd to the host-side ingress bridge) and says
+# "done" on the control port.
 # shellcheck shell=dash disable=SC1091
 . /vm/guest.sh
 F=10.0.2.100
@@ -55,7 +56,13 @@ start() {
 # stop: SIGTERM to run-enclave, bounded wait; status in $RC (timeout when it did not exit).
 stop() {
     kill -TERM "$RE" 2>/dev/null
-    if wait_until 20 sh -c "! kill -0 $RE"; then wait "$RE"; RC=$?; else RC=timeout; kill -9 "$RE"; fi
+    if wait_until 20 exited "$RE"; then
+        wait "$RE"
+        RC=$?
+    else
+        RC=timeout
+        kill -9 "$RE"
+    fi
 }
 console_has() { grep -q "$2" "/tmp/nitro/$1.console" 2>/dev/null; }
 exited() { ! kill -0 "$1" 2>/dev/null; }
@@ -68,7 +75,8 @@ wait_until 60 exited "$RE"
 wait "$RE"
 rc=$?
 check "missing credentials: run-enclave exits 1" test "$rc" = 1
-check "missing credentials: the error names fetch-creds" grep -q 'fetch-creds' /tmp/logs/nocreds.run.log
+check "missing credentials: the error names fetch-creds" \
+    grep -q 'fetch-creds' /tmp/logs/nocreds.run.log
 check "missing credentials: the error says no IAM role / credentials" \
     grep -qi 'role\|credential' /tmp/logs/nocreds.run.log
 check "missing credentials: no enclave was started" \
@@ -111,12 +119,14 @@ show /tmp/nitro/corrupt.console /tmp/logs/corrupt.run.log
 # 4. A shares file that decrypts but holds a malformed key: load-keys fails without echoing it.
 start badkey KEY_SHARES_S3_URI=s3://e2e-bucket/shares-badkey.age
 wait_until 120 settled badkey
-check "malformed key in the shares file: age-decrypt succeeds" console_has badkey 'step=age-decrypt ok'
+check "malformed key in the shares file: age-decrypt succeeds" \
+    console_has badkey 'step=age-decrypt ok'
 check "malformed key in the shares file: the boot fails at load-keys, naming the entry" \
     console_has badkey 'step=load-keys failed.*e2e-bad'
 wait_until 30 exited "$RE"
 stop
-check "malformed key in the shares file: run-enclave notices the enclave is gone and exits 1" test "$RC" = 1
+check "malformed key in the shares file: run-enclave notices the enclave is gone and exits 1" \
+    test "$RC" = 1
 check "malformed key in the shares file: run-enclave says where the console is" \
     grep -q 'no longer running.*console' /tmp/logs/badkey.run.log
 show /tmp/nitro/badkey.console
@@ -129,7 +139,8 @@ for s in receive-credentials receive-age-key receive-shares kms-decrypt wipe-cre
     age-decrypt load-keys; do
     check "good path: step $s ok, with its duration" console_has good "step=$s ok ms=[0-9]"
 done
-check "good path: run-enclave pushed all three payloads" grep -q 'step=push ok' /tmp/logs/good.run.log
+check "good path: run-enclave pushed all three payloads" \
+    grep -q 'step=push ok' /tmp/logs/good.run.log
 echo "# serving: waiting for the test machine's Sign calls"
 console_has good SERVING && wait_until 200 wget -q -O /tmp/done http://$F:8/done
 check "the test machine finished its Sign calls" test -f /tmp/done

@@ -142,18 +142,25 @@ def sign(port, d, seconds):
     import nsign_pb2 as pb
     with open(os.path.join(d, "pub.json")) as f:
         pubs = json.load(f)
-    ch = grpc.insecure_channel("127.0.0.1:%d" % port)
-    call = ch.unary_unary("/nsign.v1.Signer/Sign", request_serializer=pb.SignRequest.SerializeToString,
-                          response_deserializer=pb.SignResponse.FromString)
+    def channel():
+        ch = grpc.insecure_channel("127.0.0.1:%d" % port)
+        return ch, ch.unary_unary("/nsign.v1.Signer/Sign",
+                                  request_serializer=pb.SignRequest.SerializeToString,
+                                  response_deserializer=pb.SignResponse.FromString)
+
     deadline = time.time() + seconds
     last = None
     resp = None
     while time.time() < deadline and not os.path.exists(os.path.join(d, "stop")):
+        # A new channel per attempt: a channel's reconnect backoff grows to minutes, and qemu's
+        # hostfwd accepts and then resets connections until the guest listens.
+        ch, call = channel()
         try:
             resp = call(pb.SignRequest(key_id="e2e-ed", message=MESSAGE), timeout=10)
             break
         except grpc.RpcError as e:
             last = "%s %s" % (e.code(), e.details())
+            ch.close()
             time.sleep(1)
     if resp is None:
         print("not ok - gRPC Sign through the host-side ingress bridge answers (last: %s)" % last)
