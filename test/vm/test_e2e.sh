@@ -14,6 +14,10 @@
 # (KMS_KEY_ID=alias/other), corrupted shares file (one flipped byte). Finally every secret value
 # (AWS secret and token, the age identity, the signing keys) is searched for in the console log,
 # the fakes' logs and every file of the guest.
+# The binary under test: $NSIGN, else $NS_BUILD/nsign (as `make demo` passes it), else build/.
+if [ -z "${NSIGN:-}" ] && [ -n "${NS_BUILD:-}" ]; then
+    export NSIGN=$NS_BUILD/nsign
+fi
 . "$(dirname "$0")/../lib/tap.sh"
 . "$(dirname "$0")/lib.sh"
 vm_require_nsign
@@ -125,7 +129,13 @@ fi
 touch "$T/ctl/done" "$T/stop"
 for _ in $(seq 300); do kill -0 "$sign_pid" 2>/dev/null || break; sleep 0.1; done
 if grep -q '^ok - gRPC Sign' "$T/sign.tap"; then
-    cat "$T/sign.tap"
+    while IFS= read -r line; do
+        case $line in
+        "ok - "*) ok "${line#ok - }" ;;
+        "not ok - "*) fail "${line#not ok - }" ;;
+        *) echo "# $line" ;;
+        esac
+    done <"$T/sign.tap"
 else
     fail "gRPC Sign through the host-side ingress bridge answers"
     sed 's/^/# /' "$T/sign.tap" "$T/sign.err"
