@@ -1,4 +1,4 @@
-/* codec: see codec.h. Table-free decoding so the decoder has no secret-indexed lookups. */
+/* codec: see codec.h. Table-free, branch-free base64 decoding: no secret-indexed lookups. */
 #include "codec.h"
 
 #include <string.h>
@@ -101,31 +101,75 @@ size_t ns_b64_dec_max(size_t n)
     return n / 4 * 3 + 3;
 }
 
-static int b64val(unsigned char c, int url)
+/*
+ * Constant-time base64 decoding (the decoder also sees private keys): the characters are mapped
+ * with mask arithmetic, with no lookups indexed by them and no branches on their values. The only
+ * data-dependent branch is "was this group of four valid", which ends the decode with an error.
+ *
+ * A group of four characters sits in the four 8-bit lanes of a uint32_t (SWAR). For a 7-bit
+ * lane value c, c + (0x80 - lo) sets the lane's top bit exactly when c >= lo and never carries
+ * into the next lane, so each range test is one add and one and for all four characters.
+ * Characters >= 0x80 are outside the alphabet and flagged first.
+ */
+#define B64_LANES 0x01010101u
+#define B64_TOPS 0x80808080u
+
+/* Lane top bits set where lane >= lo (lanes must be below 0x80, 1 <= lo <= 0x80). */
+static inline uint32_t b64_ge(uint32_t y, uint32_t lo)
 {
-    /* branchy but data-independent table-free mapping */
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
+    return (y + B64_LANES * (0x80u - lo)) & B64_TOPS;
+}
+
+/* Lane top bits where lo <= lane <= hi, widened to whole-lane masks. */
+static inline uint32_t b64_in(uint32_t y, uint32_t lo, uint32_t hi)
+{
+    uint32_t t = b64_ge(y, lo) & ~b64_ge(y, hi + 1);
+    return t | (t - (t >> 7));
+}
+
+/*
+ * Decodes four characters (c62, c63: '+' '/' or '-' '_') into their 24 bits at *bits. Returns
+ * nonzero when any of them is outside the alphabet.
+ */
+static inline uint32_t b64_group(const unsigned char q[4], uint32_t c62, uint32_t c63,
+                                 uint32_t *bits)
+{
+    uint32_t x = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+    uint32_t y = x & ~B64_TOPS;
+    uint32_t upper = b64_in(y, 'A', 'Z');
+    uint32_t lower = b64_in(y, 'a', 'z');
+    uint32_t digit = b64_in(y, '0', '9');
+    uint32_t is62 = b64_in(y, c62, c62);
+    uint32_t is63 = b64_in(y, c63, c63);
+    /* per lane: masked character minus or plus its range's offset; never borrows or carries */
+    uint32_t v = ((y & upper) - (upper & B64_LANES * 'A')) |
+                 ((y & lower) - (lower & B64_LANES * ('a' - 26))) |
+                 ((y & digit) + (digit & B64_LANES * (52 - '0'))) | (is62 & B64_LANES * 62) |
+                 (is63 & B64_LANES * 63);
+    uint32_t valid = (upper | lower | digit | is62 | is63) & ~x & B64_TOPS;
+    *bits = (v & 63) << 18 | (v >> 8 & 63) << 12 | (v >> 16 & 63) << 6 | (v >> 24 & 63);
+    return valid ^ B64_TOPS;
+}
+
+/* Offset of the first character among in[0..k) outside the alphabet (error path only). */
+static size_t b64_first_bad(const char *in, size_t k, uint32_t c62, uint32_t c63)
+{
+    size_t j = 0;
+    for (; j < k; j++) {
+        unsigned char q[4] = {(unsigned char)in[j], 'A', 'A', 'A'};
+        uint32_t bits;
+        if (b64_group(q, c62, c63, &bits) != 0) {
+            break;
+        }
     }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == (url ? '-' : '+')) {
-        return 62;
-    }
-    if (c == (url ? '_' : '/')) {
-        return 63;
-    }
-    return -1;
+    return j;
 }
 
 ns_err ns_b64_decode(uint8_t *out, size_t outcap, size_t *outlen, const char *in, size_t n,
                      unsigned flags)
 {
-    int url = (flags & NS_B64_URL) != 0;
+    uint32_t c62 = (flags & NS_B64_URL) ? '-' : '+';
+    uint32_t c63 = (flags & NS_B64_URL) ? '_' : '/';
     size_t pad = 0;
     while (pad < 2 && n > pad && in[n - 1 - pad] == '=') {
         pad++;
@@ -140,22 +184,35 @@ ns_err ns_b64_decode(uint8_t *out, size_t outcap, size_t *outlen, const char *in
     ENSURE(m % 4 != 1, NS_E_PARSE, "base64 length %zu is impossible", n);
     size_t need = m / 4 * 3 + (m % 4 == 0 ? 0 : m % 4 - 1);
     ENSURE(need <= outcap, NS_E_TOO_BIG, "base64 decodes to %zu bytes, limit %zu", need, outcap);
-    uint32_t acc = 0;
-    int bits = 0;
+    const unsigned char *p = (const unsigned char *)in;
+    size_t i = 0;
     size_t o = 0;
-    for (size_t i = 0; i < m; i++) {
-        int v = b64val((unsigned char)in[i], url);
-        ENSURE(v >= 0, NS_E_PARSE, "invalid base64 character at offset %zu", i);
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
-            acc &= (1u << bits) - 1;
+    uint32_t v;
+    /* four characters -> three bytes per step */
+    for (; i + 4 <= m; i += 4, o += 3) {
+        ENSURE(b64_group(p + i, c62, c63, &v) == 0, NS_E_PARSE,
+               "invalid base64 character at offset %zu", i + b64_first_bad(in + i, 4, c62, c63));
+        out[o] = (uint8_t)(v >> 16);
+        out[o + 1] = (uint8_t)(v >> 8);
+        out[o + 2] = (uint8_t)v;
+    }
+    /* a final group of two or three characters ('A' = 0 fills it): one or two bytes and four or
+     * two leftover bits, which NS_B64_STRICT requires to be zero */
+    uint32_t rest = 0;
+    if (i < m) {
+        size_t k = m - i;
+        unsigned char q[4] = {'A', 'A', 'A', 'A'};
+        memcpy(q, p + i, k);
+        ENSURE(b64_group(q, c62, c63, &v) == 0, NS_E_PARSE,
+               "invalid base64 character at offset %zu", i + b64_first_bad(in + i, k, c62, c63));
+        out[o++] = (uint8_t)(v >> 16);
+        if (k == 3) {
+            out[o++] = (uint8_t)(v >> 8);
         }
+        rest = k == 3 ? v & 0xffu : v & 0xffffu;
     }
     if (flags & NS_B64_STRICT) {
-        ENSURE(acc == 0, NS_E_PARSE, "non-canonical base64 (trailing bits set)");
+        ENSURE(rest == 0, NS_E_PARSE, "non-canonical base64 (trailing bits set)");
     }
     *outlen = o;
     return NS_OK;

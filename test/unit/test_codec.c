@@ -19,6 +19,50 @@ static int b64_roundtrip(const char *in, const char *want, unsigned flags)
     return n == strlen(in) && memcmp(back, in, n) == 0;
 }
 
+
+/* The alphabet value of byte c, or -1: the plain reference the branch-free decoder must match. */
+static int ref_b64(int c, int url)
+{
+    const char *a = url ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                        : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *f = c == 0 ? NULL : strchr(a, c);
+    return f ? (int)(f - a) : -1;
+}
+
+/* Every byte value in every position of a four-character group, both alphabets. */
+static int all_bytes_match_reference(void)
+{
+    for (int url = 0; url <= 1; url++) {
+        for (int c = 0; c < 256; c++) {
+            for (int pos = 0; pos < 4; pos++) {
+                char in[4] = {'A', 'A', 'A', 'A'};
+                in[pos] = (char)c;
+                uint8_t out[3];
+                size_t n;
+                ns_err e = ns_b64_decode(out, sizeof out, &n, in, 4, url ? NS_B64_URL : 0);
+                int want = ref_b64(c, url);
+                if (c == '=' && pos == 3) {
+                    continue; /* "AAA=" is padding, not a character */
+                }
+                if (want < 0) {
+                    char msg[64];
+                    snprintf(msg, sizeof msg, "at offset %d", pos);
+                    if (e != NS_E_PARSE || strstr(ns_err_msg(), msg) == NULL) {
+                        return 0;
+                    }
+                    continue;
+                }
+                uint32_t v = (uint32_t)want << (18 - 6 * pos);
+                if (e != NS_OK || n != 3 || out[0] != (uint8_t)(v >> 16) ||
+                    out[1] != (uint8_t)(v >> 8) || out[2] != (uint8_t)v) {
+                    return 0;
+                }
+            }
+        }
+    }
+    return 1;
+}
+
 int main(void)
 {
     static const char *const v[][3] = {{"", "", ""},          {"f", "Zg==", "Zg"},
@@ -46,6 +90,21 @@ int main(void)
     CHECK(n == 2 && out[0] == 0xfb && out[1] == 0xff, "url alphabet value");
     CHECK_ERR(ns_b64_decode(out, sizeof out, &n, "-_8", 3, 0), NS_E_PARSE,
               "url chars rejected in std alphabet");
+    CHECK(all_bytes_match_reference(), "every byte value at every group position, both alphabets");
+    CHECK_ERR(ns_b64_decode(out, sizeof out, &n, "Zm9vYmFyY\xc1z", 11, 0), NS_E_PARSE,
+              "a byte >= 0x80 in the final group rejected");
+    CHECK(strstr(ns_err_msg(), "offset 9") != NULL, "its offset reported: %s", ns_err_msg());
+    CHECK_ERR(ns_b64_decode(out, sizeof out, &n, "Zm9vYm[y", 8, 0), NS_E_PARSE,
+              "'[' (just past 'Z') rejected");
+    CHECK(strstr(ns_err_msg(), "offset 6") != NULL, "its offset reported: %s", ns_err_msg());
+    CHECK_ERR(ns_b64_decode(out, sizeof out, &n, "Zm9vYmFy", 8, NS_B64_STRICT), NS_OK,
+              "two full groups");
+    CHECK(n == 6 && memcmp(out, "foobar", 6) == 0, "two full groups value");
+    CHECK_ERR(ns_b64_decode(out, sizeof out, &n, "Zm9vYmE", 7, NS_B64_STRICT), NS_OK,
+              "a group and three characters");
+    CHECK(n == 5 && memcmp(out, "fooba", 5) == 0, "a group and three characters value");
+    CHECK_ERR(ns_b64_decode(out, sizeof out, &n, "Zm9vYmF", 7, NS_B64_STRICT), NS_E_PARSE,
+              "strict: two trailing bits set after three characters rejected");
 
     char hex[16];
     const uint8_t bin[] = {0x00, 0xab, 0xff};
