@@ -84,7 +84,7 @@ check "missing credentials: no enclave was started" \
 show /tmp/logs/nocreds.run.log
 
 # 2. Wrong KMS key: the enclave asks KMS with KeyId alias/other; KMS refuses.
-start wrongkey KMS_KEY_ID=alias/other
+start wrongkey KMS_KEY_ID=alias/other DEBUG_MODE=1 CONSOLE_FILE=/tmp/logs/wrongkey.console.log
 wait_until 120 settled wrongkey
 check "wrong KMS key: the enclave's boot fails at kms-decrypt" \
     console_has wrongkey 'boot failed step=kms-decrypt'
@@ -92,6 +92,9 @@ check "wrong KMS key: the console names KMS's IncorrectKeyException" \
     console_has wrongkey 'step=kms-decrypt failed.*IncorrectKeyException'
 check "wrong KMS key: the payloads were received first" \
     console_has wrongkey 'step=receive-shares ok'
+wait_until 10 grep -q 'boot failed' /tmp/logs/wrongkey.console.log
+check "wrong KMS key, debug mode: run-enclave streams the error to CONSOLE_FILE" \
+    grep -q 'boot failed step=kms-decrypt' /tmp/logs/wrongkey.console.log
 wait_until 30 exited "$RE"
 stop
 check "wrong KMS key: run-enclave notices the enclave is gone and exits 1" test "$RC" = 1
@@ -100,7 +103,8 @@ check "wrong KMS key: run-enclave says where the console is" \
 show /tmp/nitro/wrongkey.console /tmp/logs/wrongkey.run.log
 
 # 3. Corrupted shares file: KMS decrypts the age identity, age-decrypt rejects the shares.
-start corrupt KEY_SHARES_S3_URI=s3://e2e-bucket/shares-corrupt.age
+start corrupt KEY_SHARES_S3_URI=s3://e2e-bucket/shares-corrupt.age DEBUG_MODE=1 \
+    CONSOLE_FILE=/tmp/logs/corrupt.console.log
 wait_until 120 settled corrupt
 check "corrupted shares: kms-decrypt (attested) succeeds" console_has corrupt 'step=kms-decrypt ok'
 check "corrupted shares: the boot fails at age-decrypt" \
@@ -109,6 +113,9 @@ check "corrupted shares: the credentials and age key were wiped anyway" \
     console_has corrupt 'step=wipe-credentials ok'
 check "corrupted shares: sign-service never started" \
     sh -c '! grep -q "SERVING" /tmp/nitro/corrupt.console'
+wait_until 10 grep -q 'boot failed' /tmp/logs/corrupt.console.log
+check "corrupted shares, debug mode: run-enclave streams the error to CONSOLE_FILE" \
+    grep -q 'boot failed step=age-decrypt' /tmp/logs/corrupt.console.log
 wait_until 30 exited "$RE"
 stop
 check "corrupted shares: run-enclave notices the enclave is gone and exits 1" test "$RC" = 1
