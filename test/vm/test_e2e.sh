@@ -63,6 +63,7 @@ port_of() {
 }
 
 mkdir -p "$T/ctl" "$T/nsmca"
+echo nsign-e2e-egress >"$T/ctl/egress.txt"
 $PY "$E2E/host.py" prepare "$T" tls
 bg nsm $PY "$NS_ROOT/test/it/fakes/nsm_fake.py" --socket "$T/nsm.sock" --ca-dir "$T/nsmca" \
     --log "$T/nsm.json"
@@ -111,7 +112,7 @@ sign_pid=$!
     --log "$T/console.log" \
     -f "$T/eif/nsign.eif:/work/nsign.eif" -f "$T/nitro-cli:/work/nitro-cli" \
     -f "$T/kms-ca.pem:/work/kms-ca.pem" -f "$T/secrets.txt:/vm/e2e-secrets" \
-    -e "E2E_GRPC_MAC=$mac" \
+    -e "E2E_GRPC_MAC=$mac" -e "E2E_NSIGN_SHA256=$(sha256sum "$NSIGN" | cut -c1-64)" \
     --fwd "10.0.2.100:80=$s3_port" --fwd "10.0.2.100:81=$imds_port" \
     --fwd "10.0.2.100:82=$imds0_port" --fwd "10.0.2.100:443=$kms_port" \
     --fwd "10.0.2.100:9=$nsm_port" --fwd "10.0.2.100:8=$ctl_port" \

@@ -24,6 +24,8 @@ for n in /sys/class/net/eth*; do
     fi
 done
 check "the gRPC NIC ($E2E_GRPC_MAC) is configured" test -n "${grpc_nic:-}"
+check "/bin/nsign is the EIF's binary (the one under test)" \
+    test "$(sha256sum /bin/nsign | cut -c1-64)" = "$E2E_NSIGN_SHA256"
 
 mkdir -p /tmp/nitro /tmp/run /tmp/logs
 nsign bridge unix:/tmp/nsm.sock tcp:$F:9 2>/tmp/logs/nsm-bridge.log &
@@ -40,7 +42,8 @@ export AWS_ENDPOINT_URL_S3=http://$F:80 AWS_EC2_METADATA_SERVICE_ENDPOINT=http:/
 export NSIGN_HOST_KMS_PROXY_CONNECT=tcp:$F:443
 export NSIGN_HOST_CREDS_ADDR=vsock:1:7100 NSIGN_HOST_AGE_KEY_ADDR=vsock:1:7101
 export NSIGN_HOST_SHARES_ADDR=vsock:1:7102 NSIGN_HOST_GRPC_CONNECT=vsock:1:50051
-export HOST_GRPC_PORT=50052 HOST_EGRESS_ENABLED=0 READINESS_TIMEOUT_SECONDS=90
+export HOST_GRPC_PORT=50052 READINESS_TIMEOUT_SECONDS=90
+export HOST_EGRESS_TARGET_HOST=$F HOST_EGRESS_TARGET_PORT=8
 export PARENT_CID=1 NSM_DEVICE=unix:/tmp/nsm.sock NSIGN_ENCLAVE_ATTEST=1
 export AWS_CA_BUNDLE=/work/kms-ca.pem NSIGN_ENCLAVE_RECV_TIMEOUT=90 KMS_KEY_ID=alias/nsign-test
 export NSIGN_HOST_WATCH_SECONDS=1
@@ -148,6 +151,12 @@ for s in receive-credentials receive-age-key receive-shares kms-decrypt wipe-cre
 done
 check "good path: run-enclave pushed all three payloads" \
     grep -q 'step=push ok' /tmp/logs/good.run.log
+# Egress: the enclave's tcp:127.0.0.1:8080 -> vsock:1:8080 -> run-enclave's egress bridge ->
+# HOST_EGRESS_TARGET (the control server on the test machine).
+wget -q -O /tmp/egress.txt http://127.0.0.1:8080/egress.txt 2>/tmp/logs/egress.err
+check "good path: egress from the enclave reaches the host's target through both bridges" \
+    grep -q 'nsign-e2e-egress' /tmp/egress.txt
+show /tmp/logs/egress.err
 echo "# serving: waiting for the test machine's Sign calls"
 console_has good SERVING && wait_until 200 wget -q -O /tmp/done http://$F:8/done
 check "the test machine finished its Sign calls" test -f /tmp/done
