@@ -21,6 +21,8 @@
 size_t ns_hex_enc_len(size_t n);
 /* Writes lowercase hex and a NUL; outcap must be >= 2n+1. */
 ns_err ns_hex_encode(char *out, size_t outcap, const uint8_t *in, size_t n) NS_MUST_CHECK;
+/* The value 0..15 of a hex digit in either case, or -1; no branches on c. */
+int ns_hex_digit(unsigned char c);
 /* Accepts upper and lower case; odd length or a non-hex digit is NS_E_PARSE. */
 ns_err ns_hex_decode(uint8_t *out, size_t outcap, size_t *outlen, const char *in, size_t n)
     NS_MUST_CHECK;

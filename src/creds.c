@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "iox.h"
 #include "secret.h"
 
@@ -44,11 +45,7 @@ static int hex4(const uint8_t *p, uint32_t *v)
 {
     *v = 0;
     for (int k = 0; k < 4; k++) {
-        uint8_t h = p[k];
-        int d = h >= '0' && h <= '9'   ? h - '0'
-                : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                       : -1;
+        int d = ns_hex_digit(p[k]);
         if (d < 0) {
             return -1;
         }

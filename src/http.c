@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "iox.h"
 
 #define NS_HTTP_RBUF 16384
@@ -431,11 +432,7 @@ static ns_err chunk_advance(ns_http *h)
         uint64_t v = 0;
         size_t i = 0;
         for (; i < n; i++) {
-            char c = line[i];
-            int d = c >= '0' && c <= '9'   ? c - '0'
-                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                           : -1;
+            int d = ns_hex_digit((unsigned char)line[i]);
             if (d < 0) {
                 break;
             }

@@ -13,6 +13,7 @@
 #include "mbedtls/md.h"
 #include "mbedtls/sha256.h"
 
+#include "codec.h"
 #include "secret.h"
 
 #define NS_SIGV4_ALGO "AWS4-HMAC-SHA256"
@@ -35,20 +36,6 @@ static int is_ws(uint8_t c)
            (c >= 0x1c && c <= 0x1f);
 }
 
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 ns_err ns_sigv4_uri_encode(ns_buf *out, const char *s, size_t n, int keep_slash)
 {
     for (size_t i = 0; i < n; i++) {
@@ -68,9 +55,9 @@ static ns_err query_component(ns_buf *out, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         uint8_t c = (uint8_t)s[i];
-        if (c == '%' && i + 2 < n + 0 && hexval((uint8_t)s[i + 1]) >= 0 &&
-            hexval((uint8_t)s[i + 2]) >= 0) {
-            c = (uint8_t)(hexval((uint8_t)s[i + 1]) << 4 | hexval((uint8_t)s[i + 2]));
+        if (c == '%' && i + 2 < n && ns_hex_digit((uint8_t)s[i + 1]) >= 0 &&
+            ns_hex_digit((uint8_t)s[i + 2]) >= 0) {
+            c = (uint8_t)(ns_hex_digit((uint8_t)s[i + 1]) << 4 | ns_hex_digit((uint8_t)s[i + 2]));
             i += 2;
         }
         GUARD(ns_sigv4_uri_encode(out, (const char *)&c, 1, 0));

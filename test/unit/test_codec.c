@@ -116,5 +116,16 @@ int main(void)
     CHECK_ERR(ns_hex_decode(out, sizeof out, &n, "abc", 3), NS_E_PARSE, "odd hex rejected");
     CHECK_ERR(ns_hex_decode(out, sizeof out, &n, "zz", 2), NS_E_PARSE, "bad hex digit rejected");
     CHECK_ERR(ns_hex_decode(out, 1, &n, "0000", 4), NS_E_TOO_BIG, "hex decode cap");
+    int hex_ok = 1;
+    for (int c = 0; c < 256; c++) {
+        int want = -1;
+        for (int k = 0; k < 16; k++) {
+            if (c == "0123456789abcdef"[k] || c == "0123456789ABCDEF"[k]) {
+                want = k;
+            }
+        }
+        hex_ok &= ns_hex_digit((unsigned char)c) == want;
+    }
+    CHECK(hex_ok, "ns_hex_digit: every byte value, both cases");
     T_DONE();
 }
