@@ -781,6 +781,7 @@ int run_enclave_main(int argc, char **argv)
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
+        ns_run_set_cancel(&g_stop);
         if (ns_secret_process_init() != NS_OK) {
             ns_warn("cannot make the process non-dumpable: %s", ns_err_msg());
         }
@@ -846,6 +847,7 @@ out:
     ns_buf_free(&st.creds);
     ns_buf_free(&st.age_ct);
     ns_buf_free(&st.shares_ct);
+    ns_run_set_cancel(NULL); /* the clean-up (terminate-enclave) must run to completion */
     if (e != NS_OK) {
         ns_log_err(e, failed);
         if (cfg.debug && st.enclave_started) {

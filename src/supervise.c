@@ -17,6 +17,19 @@
 #include "secret.h"
 
 #define SUP_POLL_MS 20
+#define SUP_CANCEL_CHECK_MS 100
+
+static volatile sig_atomic_t *sup_cancel;
+
+void ns_run_set_cancel(volatile sig_atomic_t *flag)
+{
+    sup_cancel = flag;
+}
+
+static int cancelled(void)
+{
+    return sup_cancel != NULL && *sup_cancel != 0;
+}
 #define SUP_READ_CHUNK 65536
 
 ns_err ns_which(const char *name, char *out, size_t cap)
@@ -236,6 +249,13 @@ ns_err ns_run_ex(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *o
             e = ns_fail(NS_E_TIMEOUT, "%s did not finish within %d ms", argv[0], timeout_ms);
             break;
         }
+        if (cancelled()) {
+            e = ns_fail(NS_E_CLOSED, "%s stopped: a stop was requested", argv[0]);
+            break;
+        }
+        if (left < 0 || left > SUP_CANCEL_CHECK_MS) {
+            left = SUP_CANCEL_CHECK_MS;
+        }
         int r = poll(p, (nfds_t)n, left);
         if (r < 0 && errno != EINTR) {
             e = ns_fail_errno(NS_E_IO, "poll");
@@ -272,13 +292,22 @@ ns_err ns_run_ex(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *o
         *status = -1;
         return e;
     }
-    int left = ns_ms_left(deadline);
-    e = ns_child_wait(&c, deadline < 0 ? -1 : left, status);
-    if (e != NS_OK) {
-        ns_child_stop(&c, 1000);
-        return ns_fail(NS_E_TIMEOUT, "%s did not finish within %d ms", argv[0], timeout_ms);
+    for (;;) {
+        int exited = 0;
+        e = ns_child_poll(&c, &exited, status);
+        if (e != NS_OK || exited) {
+            return e;
+        }
+        if (cancelled()) {
+            ns_child_stop(&c, 1000);
+            return ns_fail(NS_E_CLOSED, "%s stopped: a stop was requested", argv[0]);
+        }
+        if (deadline >= 0 && ns_ms_left(deadline) == 0) {
+            ns_child_stop(&c, 1000);
+            return ns_fail(NS_E_TIMEOUT, "%s did not finish within %d ms", argv[0], timeout_ms);
+        }
+        usleep(SUP_POLL_MS * 1000);
     }
-    return NS_OK;
 }
 
 void ns_status_str(int status, char *out, size_t cap)

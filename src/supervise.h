@@ -10,6 +10,7 @@
 #ifndef NS_SUPERVISE_H
 #define NS_SUPERVISE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -52,6 +53,12 @@ ns_err ns_run(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out,
 /* ns_run with extra spawn flags (e.g. NS_SPAWN_STDERR_OUT to collect a tool's error messages). */
 ns_err ns_run_ex(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out, int timeout_ms,
                  int *status, unsigned flags) NS_MUST_CHECK;
+
+/*
+ * A flag (set by the caller's signal handler) that makes a running ns_run/ns_run_ex stop its
+ * child and return NS_E_CLOSED promptly, so SIGTERM never waits for a long step. NULL: none.
+ */
+void ns_run_set_cancel(volatile sig_atomic_t *flag);
 
 /* "exit 3", "killed by signal 9". */
 void ns_status_str(int status, char *out, size_t cap);

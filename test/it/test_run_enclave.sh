@@ -140,6 +140,19 @@ check "debug mode: console streamed into CONSOLE_FILE" grep -q 'SERVING' "$T/con
 stop_run
 check "debug mode: SIGTERM exits 0" test "$RC" = 0
 
+# SIGTERM while the pushes wait for an enclave that never listens: stops at once, not after the
+# readiness timeout, and still terminates the enclave.
+FAKE_ENCLAVE_CMD="sleep 300" NSIGN_ENCLAVE_HEARTBEAT_ADDR= start_run hang
+i=0; while ! grep -q 'step=push run=' "$T/hang.log" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5
+kill -TERM "$RUNPID"
+i=0; while kill -0 "$RUNPID" 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+if kill -0 "$RUNPID" 2>/dev/null; then RC=timeout; kill -9 "$RUNPID"; else wait "$RUNPID"; RC=$?; fi
+RUNPID=
+check "SIGTERM during the pushes: run-enclave stops well before the readiness timeout" \
+    test "$RC" != timeout
+check "SIGTERM during the pushes: the enclave is terminated" bash -c "! enclave_listed"
+
 # The allocator has too little memory: nitro-cli fails, the error says what to configure.
 FAKE_NITRO_FAIL=allocator start_run alloc
 wait_exit

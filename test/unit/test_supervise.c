@@ -3,6 +3,7 @@
  * and stdout collected (also past the pipe size), the output bound, exit statuses, the
  * deadline, stderr collection, and stopping a child that ignores nothing and one that runs on.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,16 @@
 #include "buf.h"
 #include "supervise.h"
 #include "t.h"
+
+static volatile sig_atomic_t t_cancel;
+
+static void *cancel_later(void *arg)
+{
+    (void)arg;
+    usleep(200 * 1000);
+    t_cancel = 1;
+    return NULL;
+}
 
 int main(void)
 {
@@ -56,6 +67,15 @@ int main(void)
 
     char *slow[] = {"sleep", "30", NULL};
     CHECK_ERR(ns_run(slow, NULL, 0, NULL, 300, &st), NS_E_TIMEOUT, "deadline kills a slow child");
+
+    /* A cancel flag (set by a signal handler in run-enclave) stops a long child promptly. */
+    pthread_t th;
+    ns_run_set_cancel(&t_cancel);
+    pthread_create(&th, NULL, cancel_later, NULL);
+    CHECK_ERR(ns_run(slow, NULL, 0, NULL, 30000, &st), NS_E_CLOSED, "cancel stops a slow child");
+    pthread_join(th, NULL);
+    t_cancel = 0;
+    ns_run_set_cancel(NULL);
 
     char *err[] = {"sh", "-c", "echo to-stderr >&2; echo to-stdout", NULL};
     ns_buf_init(&out, 4096);
