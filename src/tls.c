@@ -93,18 +93,31 @@ void ns_tls_ca_free(ns_tls_ca *ca)
     }
 }
 
+/*
+ * Waits up to t->timeout_ms for the socket to be ready for events (EINTR waits again): 0, or
+ * MBEDTLS_ERR_SSL_TIMEOUT with t->timed_out set. A poll error is left to the read or write.
+ */
+static int bio_wait(ns_tls *t, short events)
+{
+    struct pollfd pfd = {.fd = t->fd, .events = events};
+    int r;
+    do {
+        r = poll(&pfd, 1, t->timeout_ms);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) {
+        t->timed_out = 1;
+        return MBEDTLS_ERR_SSL_TIMEOUT;
+    }
+    return 0;
+}
+
 static int bio_send(void *ctx, const unsigned char *p, size_t n)
 {
     ns_tls *t = ctx;
-    struct pollfd pfd = {.fd = t->fd, .events = POLLOUT};
     for (;;) {
-        int r = poll(&pfd, 1, t->timeout_ms);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r == 0) {
-            t->timed_out = 1;
-            return MBEDTLS_ERR_SSL_TIMEOUT;
+        int r = bio_wait(t, POLLOUT);
+        if (r != 0) {
+            return r;
         }
         ssize_t w = write(t->fd, p, n);
         if (w < 0 && (errno == EINTR || errno == EAGAIN)) {
@@ -121,15 +134,10 @@ static int bio_send(void *ctx, const unsigned char *p, size_t n)
 static int bio_recv(void *ctx, unsigned char *p, size_t n)
 {
     ns_tls *t = ctx;
-    struct pollfd pfd = {.fd = t->fd, .events = POLLIN};
     for (;;) {
-        int r = poll(&pfd, 1, t->timeout_ms);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r == 0) {
-            t->timed_out = 1;
-            return MBEDTLS_ERR_SSL_TIMEOUT;
+        int r = bio_wait(t, POLLIN);
+        if (r != 0) {
+            return r;
         }
         ssize_t got = read(t->fd, p, n);
         if (got < 0 && (errno == EINTR || errno == EAGAIN)) {
