@@ -18,6 +18,14 @@
 #include "rng.h"
 #include "secret.h"
 
+/* An mbedtls call: a non-zero result is kept in rv and jumps to the function's cleanup (out:). */
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        if ((rv = (x)) != 0) {                                                                     \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+
 /* One group per curve per thread: mbedtls caches the generator's comb table in the group.
  * A thread-specific key's destructor frees them when the thread exits. */
 static __thread mbedtls_ecp_group tl_grp[2];
@@ -103,12 +111,6 @@ static int recover_point(mbedtls_ecp_group *g, const uint8_t digest[32], const m
     mbedtls_mpi_init(&y), mbedtls_mpi_init(&t), mbedtls_mpi_init(&e), mbedtls_mpi_init(&rinv);
     mbedtls_mpi_init(&u1), mbedtls_mpi_init(&u2);
     mbedtls_ecp_point_init(&rp);
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        if ((rv = (x)) != 0) {                                                                     \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
     /* y^2 = x^3 + ax + b (mbedtls leaves A empty for a = -3 curves) */
     TRY(mbedtls_mpi_mul_mpi(&t, r, r));
     TRY(mbedtls_mpi_mod_mpi(&t, &t, &g->P));
@@ -142,7 +144,6 @@ static int recover_point(mbedtls_ecp_group *g, const uint8_t digest[32], const m
     TRY(mbedtls_mpi_mul_mpi(&u2, s, &rinv));
     TRY(mbedtls_mpi_mod_mpi(&u2, &u2, &g->N));
     TRY(mbedtls_ecp_muladd(g, q, &u1, &g->G, &u2, &rp));
-#undef TRY
 out:
     mbedtls_mpi_free(&y), mbedtls_mpi_free(&t), mbedtls_mpi_free(&e), mbedtls_mpi_free(&rinv);
     mbedtls_mpi_free(&u1), mbedtls_mpi_free(&u2);
@@ -203,12 +204,6 @@ ns_err ns_ecdsa_sign(ns_ecdsa_curve curve, const uint8_t dbytes[32], const uint8
     mbedtls_mpi_init(&r), mbedtls_mpi_init(&s), mbedtls_mpi_init(&half);
     mbedtls_ecp_point_init(&rp);
     mbedtls_hmac_drbg_init(&drbg);
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        if ((rv = (x)) != 0) {                                                                     \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
     TRY(mbedtls_mpi_read_binary(&d, dbytes, 32));
     TRY(digest_mpi(g, digest, &e));
     memcpy(seed, dbytes, 32);
@@ -248,7 +243,6 @@ ns_err ns_ecdsa_sign(ns_ecdsa_curve curve, const uint8_t dbytes[32], const uint8
     }
     TRY(mbedtls_mpi_write_binary(&r, sig, 32));
     TRY(mbedtls_mpi_write_binary(&s, sig + 32, 32));
-#undef TRY
 out:
     ns_wipe(seed, sizeof seed);
     mbedtls_hmac_drbg_free(&drbg);
