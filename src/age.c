@@ -204,6 +204,18 @@ static ns_err parse_identities(age_secrets *sec, const char *t, size_t n)
 
 /* ---------------------------------------------------------------- input */
 
+/* Copies up to n of the bytes buf[*pos..len) to p and advances *pos; returns how many. */
+static size_t take_buffered(const uint8_t *buf, size_t len, size_t *pos, uint8_t *p, size_t n)
+{
+    size_t k = len - *pos;
+    k = k < n ? k : n;
+    if (k) {
+        memcpy(p, buf + *pos, k);
+    }
+    *pos += k;
+    return k;
+}
+
 typedef struct {
     int fd;
     const uint8_t *mem;
@@ -216,13 +228,7 @@ typedef struct {
 static ns_err raw_read_src(raw_in *r, uint8_t *p, size_t n, size_t *got)
 {
     if (r->fd < 0) {
-        size_t k = r->mem_len - r->mem_pos;
-        k = k < n ? k : n;
-        if (k) {
-            memcpy(p, r->mem + r->mem_pos, k);
-        }
-        r->mem_pos += k;
-        *got = k;
+        *got = take_buffered(r->mem, r->mem_len, &r->mem_pos, p, n);
         return NS_OK;
     }
     return ns_read_some(r->fd, p, n, got, -1);
@@ -232,11 +238,7 @@ static ns_err raw_read(raw_in *r, uint8_t *p, size_t n, size_t *got)
 {
     *got = 0;
     if (r->peek_pos < r->peek_len) {
-        size_t k = r->peek_len - r->peek_pos;
-        k = k < n ? k : n;
-        memcpy(p, r->peek + r->peek_pos, k);
-        r->peek_pos += k;
-        *got = k;
+        *got = take_buffered(r->peek, r->peek_len, &r->peek_pos, p, n);
         return NS_OK;
     }
     return raw_read_src(r, p, n, got);
@@ -425,11 +427,7 @@ typedef struct {
 static ns_err src_read(age_src *s, uint8_t *p, size_t n, size_t *got)
 {
     if (s->pre_pos < s->pre_len) {
-        size_t k = s->pre_len - s->pre_pos;
-        k = k < n ? k : n;
-        memcpy(p, s->pre + s->pre_pos, k);
-        s->pre_pos += k;
-        *got = k;
+        *got = take_buffered(s->pre, s->pre_len, &s->pre_pos, p, n);
         return NS_OK;
     }
     return s->armored ? armor_read(&s->arm, p, n, got) : raw_read(&s->raw, p, n, got);
