@@ -123,6 +123,15 @@ PUB = {
 }
 
 
+def verifies(pub, sig, msg, *alg):
+    """True when sig is a valid signature of msg under pub (alg: the ECDSA scheme for EC keys)."""
+    try:
+        pub.verify(sig, msg, *alg)
+        return True
+    except InvalidSignature:
+        return False
+
+
 def raw_pub(k):
     if isinstance(k, ed25519.Ed25519PublicKey):
         return k.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -260,30 +269,17 @@ try:
     sign = unary(ch, "/nsign.v1.Signer/Sign", pb.SignRequest, pb.SignResponse)
     msg = b"pay 10 to alice"
     r = sign(pb.SignRequest(key_id="payments", message=msg), timeout=10)
-    try:
-        PUB["payments"].verify(r.signature, msg)
-        v = True
-    except InvalidSignature:
-        v = False
+    v = verifies(PUB["payments"], r.signature, msg)
     check(v and r.algorithm == pb.ED25519 and len(r.signature) == 64, "Sign ed25519: verifies")
     r0 = sign(pb.SignRequest(key_id="payments", message=b""), timeout=10)
-    try:
-        PUB["payments"].verify(r0.signature, b"")
-        v = True
-    except InvalidSignature:
-        v = False
-    check(v, "Sign ed25519: the empty message")
+    check(verifies(PUB["payments"], r0.signature, b""), "Sign ed25519: the empty message")
 
     def check_ecdsa(kid, cname, req, digest, desc):
         r = sign(req, timeout=10)
         pub = PUB[kid]
         rr, ss = int.from_bytes(r.signature[:32], "big"), int.from_bytes(r.signature[32:], "big")
         n = CURVES[cname]["n"]
-        okv = True
-        try:
-            pub.verify(r.signature_der, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
-        except InvalidSignature:
-            okv = False
+        okv = verifies(pub, r.signature_der, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
         check(okv and r.digest == digest, "Sign %s %s: DER signature verifies" % (kid, desc))
         check(decode_dss_signature(r.signature_der) == (rr, ss) and
               encode_dss_signature(rr, ss) == r.signature_der,
@@ -337,12 +333,8 @@ try:
           "%s %s" % (c, d))
     nearly = b"b" * (4 * 1024 * 1024 - 64)
     r = sign(pb.SignRequest(key_id="payments", message=nearly), timeout=30)
-    try:
-        PUB["payments"].verify(r.signature, nearly)
-        v = True
-    except InvalidSignature:
-        v = False
-    check(v, "Sign: a message just under 4 MiB is signed")
+    check(verifies(PUB["payments"], r.signature, nearly),
+          "Sign: a message just under 4 MiB is signed")
     unk = ch.unary_unary("/nsign.v1.Signer/Nope", request_serializer=None, response_deserializer=None)
     c, d = code_of(unk, b"", timeout=10)
     check(c == grpc.StatusCode.UNIMPLEMENTED, "unknown method is UNIMPLEMENTED", c)
@@ -399,12 +391,8 @@ try:
     dyn = ch.unary_unary("/nsign.v1.Signer/Sign", request_serializer=SignReq.SerializeToString,
                          response_deserializer=SignResp.FromString)
     r = dyn(SignReq(key_id="payments", message=b"reflected"), timeout=10)
-    try:
-        PUB["payments"].verify(r.signature, b"reflected")
-        v = True
-    except InvalidSignature:
-        v = False
-    check(v, "reflection: a Sign call made from reflected descriptors only verifies")
+    check(verifies(PUB["payments"], r.signature, b"reflected"),
+          "reflection: a Sign call made from reflected descriptors only verifies")
 
     # --- an HTTP/1.1 client ---
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
