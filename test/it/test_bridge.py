@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 
-from tap import NSIGN, check, done, free_port
+from tap import NSIGN, check, done, free_port, recv_all
 
 TRAILER = b"<eof-seen>"
 TMP = tempfile.mkdtemp(prefix="ns-it-bridge-")
@@ -45,15 +45,6 @@ def connect(a, timeout=30):
     s.settimeout(timeout)
     s.connect(a if isinstance(a, str) else ("127.0.0.1", a))
     return s
-
-
-def recv_all(s):
-    out = []
-    while True:
-        d = s.recv(1 << 20)
-        if not d:
-            return b"".join(out)
-        out.append(d)
 
 
 def ends_without_data(s, reset_ok):

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import (Prehashed, decode_dss_signature,
                                                              encode_dss_signature)
 
-from tap import NSIGN, check, done, free_port, skip
+from tap import NSIGN, check, done, free_port, recv_all, skip
 
 ROOT = os.environ.get("NS_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
 TMP = tempfile.mkdtemp(prefix="nsign-sign-")
@@ -397,12 +397,7 @@ try:
     # --- an HTTP/1.1 client ---
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    got = b""
-    while True:
-        k = s.recv(4096)
-        if not k:
-            break
-        got += k
+    got = recv_all(s)
     s.close()
     check(got.startswith(b"HTTP/1.1 505"), "HTTP/1.1 client: 505 and the connection closed", got[:80])
 
@@ -623,12 +618,7 @@ try:
             except socket.timeout:
                 continue
             c_.settimeout(10)
-            buf = b""
-            while True:
-                k = c_.recv(65536)
-                if not k:
-                    break
-                buf += k
+            buf = recv_all(c_)
             try:
                 req = cbor2.loads(buf)
             except Exception:

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 
-from tap import NSIGN, check, done, free_port
+from tap import NSIGN, check, done, free_port, recv_all
 
 TMP = tempfile.mkdtemp(prefix="ns-it-push-")
 procs = []
@@ -136,13 +136,7 @@ def main():
     def fake_recv(status):
         c, _ = srv.accept()
         c.settimeout(10)
-        buf = b""
-        while True:
-            d = c.recv(65536)
-            if not d:
-                break
-            buf += d
-        got["frame"] = buf
+        got["frame"] = recv_all(c)
         c.sendall(bytes([status]))
         c.close()
 

@@ -1,6 +1,7 @@
 """tap.py: TAP-style checks for Python tests run by test/run.sh (under /usr/bin/python3).
 
 Use check(cond, desc), skip(desc, why) and finally done() (exits non-zero if any check failed).
+Helpers: free_port() (a free loopback TCP port), recv_all(sock) (reads until the peer closes).
 Environment from test/run.sh: NSIGN (the binary), NS_BUILD, NS_SHARED, NS_VECTORS.
 """
 import os
@@ -39,3 +40,13 @@ def free_port():
     p = s.getsockname()[1]
     s.close()
     return p
+
+
+def recv_all(sock):
+    """Reads sock until the peer closes it (the socket's own timeout bounds each read)."""
+    out = []
+    while True:
+        d = sock.recv(1 << 20)
+        if not d:
+            return b"".join(out)
+        out.append(d)
