@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 
-from tap import NSIGN, check, done, free_port, recv_all
+from tap import NSIGN, check, done, free_port, kill_all, recv_all
 
 TRAILER = b"<eof-seen>"
 TMP = tempfile.mkdtemp(prefix="ns-it-bridge-")
@@ -436,9 +436,6 @@ def main():
 try:
     main()
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    kill_all(procs)
     shutil.rmtree(TMP, ignore_errors=True)
 done()

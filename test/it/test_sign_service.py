@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import (Prehashed, decode_dss_signature,
                                                              encode_dss_signature)
 
-from tap import NSIGN, check, done, free_port, recv_all, skip
+from tap import NSIGN, check, done, free_port, kill_all, recv_all, skip
 
 ROOT = os.environ.get("NS_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
 TMP = tempfile.mkdtemp(prefix="nsign-sign-")
@@ -30,10 +30,7 @@ procs = []
 
 
 def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait(timeout=10)
+    kill_all(procs)
     shutil.rmtree(TMP, ignore_errors=True)
 
 

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 
-from tap import NSIGN, check, done, free_port, recv_all
+from tap import NSIGN, check, done, free_port, kill_all, recv_all
 
 TMP = tempfile.mkdtemp(prefix="ns-it-push-")
 procs = []
@@ -255,9 +255,6 @@ def main():
 try:
     main()
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    kill_all(procs)
     shutil.rmtree(TMP, ignore_errors=True)
 done()

@@ -1,7 +1,8 @@
 """tap.py: TAP-style checks for Python tests run by test/run.sh (under /usr/bin/python3).
 
 Use check(cond, desc), skip(desc, why) and finally done() (exits non-zero if any check failed).
-Helpers: free_port() (a free loopback TCP port), recv_all(sock) (reads until the peer closes).
+Helpers: free_port() (a free loopback TCP port), recv_all(sock) (reads until the peer closes),
+kill_all(procs) (kills the subprocesses still running; for a test's finally/cleanup).
 Environment from test/run.sh: NSIGN (the binary), NS_BUILD, NS_SHARED, NS_VECTORS.
 """
 import os
@@ -40,6 +41,14 @@ def free_port():
     p = s.getsockname()[1]
     s.close()
     return p
+
+
+def kill_all(procs):
+    """SIGKILLs every subprocess in procs that is still running and reaps it (bounded wait)."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
 
 
 def recv_all(sock):
