@@ -90,6 +90,23 @@ ns_err ns_buf_printf(ns_buf *b, const char *fmt, ...)
     return NS_OK;
 }
 
+ns_err ns_buf_append_json_str(ns_buf *b, const char *s, size_t n)
+{
+    GUARD(ns_buf_append_u8(b, '"'));
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ch = (uint8_t)s[i];
+        if (ch == '"' || ch == '\\') {
+            GUARD(ns_buf_append_u8(b, '\\'));
+            GUARD(ns_buf_append_u8(b, ch));
+        } else if (ch < 0x20) {
+            GUARD(ns_buf_printf(b, "\\u%04x", ch));
+        } else {
+            GUARD(ns_buf_append_u8(b, ch));
+        }
+    }
+    return ns_buf_append_u8(b, '"');
+}
+
 ns_err ns_buf_cstr(ns_buf *b)
 {
     if (b->len + 1 > b->cap) {

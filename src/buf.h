@@ -29,6 +29,9 @@ ns_err ns_buf_append(ns_buf *b, const void *p, size_t n) NS_MUST_CHECK;
 ns_err ns_buf_append_u8(ns_buf *b, uint8_t v) NS_MUST_CHECK;
 ns_err ns_buf_append_str(ns_buf *b, const char *s) NS_MUST_CHECK;
 ns_err ns_buf_printf(ns_buf *b, const char *fmt, ...) NS_MUST_CHECK NS_PRINTF(2, 3);
+/* Appends s[0..n) as a JSON string (RFC 8259): quoted, '"' and '\' escaped, control bytes as
+ * \u00XX, every other byte as it is (UTF-8 passes through). */
+ns_err ns_buf_append_json_str(ns_buf *b, const char *s, size_t n) NS_MUST_CHECK;
 /* Makes data a NUL-terminated C string (the NUL is not counted in len). */
 ns_err ns_buf_cstr(ns_buf *b) NS_MUST_CHECK;
 /* Drops the first n bytes. */

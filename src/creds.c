@@ -586,21 +586,10 @@ ns_err ns_creds_check_fresh(const ns_creds *c, time_t now)
     return NS_OK;
 }
 
+/* A NUL-terminated field as a JSON string. */
 static ns_err json_str(ns_buf *out, const char *s)
 {
-    GUARD(ns_buf_append_u8(out, '"'));
-    for (; *s; s++) {
-        uint8_t ch = (uint8_t)*s;
-        if (ch == '"' || ch == '\\') {
-            GUARD(ns_buf_append_u8(out, '\\'));
-            GUARD(ns_buf_append_u8(out, ch));
-        } else if (ch < 0x20) {
-            GUARD(ns_buf_printf(out, "\\u%04x", ch));
-        } else {
-            GUARD(ns_buf_append_u8(out, ch));
-        }
-    }
-    return ns_buf_append_u8(out, '"');
+    return ns_buf_append_json_str(out, s, strlen(s));
 }
 
 ns_err ns_creds_to_json(const ns_creds *c, ns_buf *out)

@@ -19,24 +19,6 @@
 #define KMS_CODE_MAX 128
 #define KMS_MSG_MAX 512
 
-/* JSON string with the escapes RFC 8259 requires; control bytes as \u00XX. */
-static ns_err json_str(ns_buf *b, const char *s, size_t n)
-{
-    GUARD(ns_buf_append_u8(b, '"'));
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            GUARD(ns_buf_append_u8(b, '\\'));
-            GUARD(ns_buf_append_u8(b, ch));
-        } else if (ch < 0x20) {
-            GUARD(ns_buf_printf(b, "\\u%04x", ch));
-        } else {
-            GUARD(ns_buf_append_u8(b, ch));
-        }
-    }
-    return ns_buf_append_u8(b, '"');
-}
-
 static ns_err json_b64(ns_buf *b, const uint8_t *p, size_t n)
 {
     size_t enc = ns_b64_enc_len(n, NS_B64_PAD);
@@ -75,15 +57,15 @@ ns_err ns_kms_decrypt_body(ns_buf *out, const ns_kms_decrypt_req *req, const uin
             if (i > 0) {
                 GUARD(ns_buf_append_u8(out, ','));
             }
-            GUARD(json_str(out, kv, (size_t)(eq - kv)));
+            GUARD(ns_buf_append_json_str(out, kv, (size_t)(eq - kv)));
             GUARD(ns_buf_append_u8(out, ':'));
-            GUARD(json_str(out, eq + 1, strlen(eq + 1)));
+            GUARD(ns_buf_append_json_str(out, eq + 1, strlen(eq + 1)));
         }
         GUARD(ns_buf_append_u8(out, '}'));
     }
     if (req->key_id != NULL) {
         GUARD(ns_buf_append_str(out, ",\"KeyId\":"));
-        GUARD(json_str(out, req->key_id, strlen(req->key_id)));
+        GUARD(ns_buf_append_json_str(out, req->key_id, strlen(req->key_id)));
     }
     if (req->ngrant > 0) {
         GUARD(ns_buf_append_str(out, ",\"GrantTokens\":["));
@@ -91,7 +73,7 @@ ns_err ns_kms_decrypt_body(ns_buf *out, const ns_kms_decrypt_req *req, const uin
             if (i > 0) {
                 GUARD(ns_buf_append_u8(out, ','));
             }
-            GUARD(json_str(out, req->grant_tokens[i], strlen(req->grant_tokens[i])));
+            GUARD(ns_buf_append_json_str(out, req->grant_tokens[i], strlen(req->grant_tokens[i])));
         }
         GUARD(ns_buf_append_u8(out, ']'));
     }

@@ -33,6 +33,18 @@ int main(void)
     CHECK_ERR(ns_buf_printf(&b, "%100s", "x"), NS_E_TOO_BIG, "printf past max refused");
     ns_buf_free(&b);
 
+    ns_buf_init(&b, 64);
+    CHECK_ERR(ns_buf_append_json_str(&b, "a\"b\\c\n\x01\xc3\xa9" "d", 9), NS_OK, "json string");
+    CHECK(b.len == 23 && memcmp(b.data, "\"a\\\"b\\\\c\\u000a\\u0001\xc3\xa9\"", 23) == 0,
+          "json string: quote, backslash and control bytes escaped, UTF-8 kept, stops at n");
+    ns_buf_reset(&b);
+    CHECK_ERR(ns_buf_append_json_str(&b, "", 0), NS_OK, "json string: empty");
+    CHECK(b.len == 2 && memcmp(b.data, "\"\"", 2) == 0, "json string: empty is \"\"");
+    ns_buf_free(&b);
+    ns_buf_init(&b, 4);
+    CHECK_ERR(ns_buf_append_json_str(&b, "abcd", 4), NS_E_TOO_BIG, "json string past max refused");
+    ns_buf_free(&b);
+
     const uint8_t data[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     ns_cur c;
     uint8_t u8;
