@@ -1,4 +1,5 @@
-/* codec: see codec.h. Table-free, branch-free base64 decoding: no secret-indexed lookups. */
+/* codec: see codec.h. Hex and base64 decoding are table-free and branch-free on the characters
+ * (no secret-indexed lookups): both decode private keys. */
 #include "codec.h"
 
 #include <string.h>
