@@ -285,6 +285,16 @@ ns_err ns_frame_accept(int listen_fd, int timeout_ms, int *conn_fd)
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             return ns_fail_errno(NS_E_IO, "accept failed");
         }
+        /*
+         * A unix listener that was shut down (how a caller cancels a pending receive) polls
+         * readable with POLLHUP forever while accept keeps answering EAGAIN (a tcp one answers
+         * EINVAL, handled above): stop instead of spinning.
+         */
+        struct pollfd hup = {.fd = listen_fd, .events = POLLIN};
+        if (poll(&hup, 1, 0) == 1 && (hup.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+            return ns_fail(NS_E_CLOSED, "the listening socket was shut down while waiting for a "
+                                        "sender");
+        }
         ns_err e = wait_fd(listen_fd, POLLIN, deadline, -1, "waiting for a sender");
         if (e != NS_OK) {
             return ns_fail(e, "no sender connected within %d ms", timeout_ms);

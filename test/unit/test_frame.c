@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "codec.h"
 #include "frame.h"
 #include "iox.h"
@@ -150,5 +151,22 @@ int main(void)
     ns_buf_free(&big_out);
     ns_buf_free(&out);
     rmdir(dir);
+    /* a listener shut down by the caller (cancellation) ends the wait instead of spinning */
+    {
+        char sp[64];
+        snprintf(sp, sizeof sp, "unix:/tmp/ns-test-frame-shut-%d.sock", (int)getpid());
+        ns_addr la;
+        int sfd = -1;
+        CHECK_ERR(ns_addr_parse(&la, sp), NS_OK, "parse shutdown-test address");
+        CHECK_ERR(ns_addr_listen(&la, 4, NS_LISTEN_NONBLOCK, &sfd), NS_OK, "listen (non-blocking)");
+        CHECK(shutdown(sfd, SHUT_RDWR) == 0, "shutdown the listener");
+        ns_buf sb;
+        ns_buf_init(&sb, 1024);
+        CHECK_ERR(ns_frame_recv_on(sfd, 1024, 5000, &sb), NS_E_CLOSED,
+                  "receive on a shut-down listener fails as closed, not after the timeout");
+        ns_buf_free(&sb);
+        close(sfd);
+        unlink(sp + 5);
+    }
     T_DONE();
 }
