@@ -60,6 +60,8 @@ $(O)/gen/%.pb.c $(O)/gen/%.pb.h: proto/%.proto proto/%.options $(DEPS_STAMP)
 	$(if $(Q),@echo "  PROTOC  $<")
 	$(Q)protoc -Iproto --nanopb_out=-Iproto:$(O)/gen $<
 proto/%.options: ;
+# Generated sources are outputs to keep, not intermediates for make to delete after the build.
+.SECONDARY: $(GEN_C) $(GEN_H)
 
 # The serialized FileDescriptorProtos of proto/*.proto as a C array, for gRPC server reflection.
 GEN_H += $(O)/gen/proto_descriptors.h
