@@ -107,8 +107,7 @@ int bridge_main(int argc, char **argv)
             allow[cfg.nallow++] = optarg;
             break;
         case 'm':
-            if (ns_parse_uint(optarg, BRIDGE_MAX_CONNS_LIMIT, &v) != NS_OK || v == 0 ||
-                v > BRIDGE_MAX_CONNS_LIMIT) {
+            if (ns_parse_uint(optarg, BRIDGE_MAX_CONNS_LIMIT, &v) != NS_OK || v == 0) {
                 return ns_cli_usage_error("invalid --max-conns '%s'", optarg);
             }
             cfg.max_conns = (int)v;

@@ -61,8 +61,7 @@ int vsock_push_main(int argc, char **argv)
             }
             break;
         case 'r':
-            if (ns_parse_uint(optarg, PUSH_MAX_RETRY_MS, &retry_ms) != NS_OK || retry_ms == 0 ||
-                retry_ms > PUSH_MAX_RETRY_MS) {
+            if (ns_parse_uint(optarg, PUSH_MAX_RETRY_MS, &retry_ms) != NS_OK || retry_ms == 0) {
                 return ns_cli_usage_error("invalid --retry-interval '%s' (1..%d ms)", optarg,
                                           PUSH_MAX_RETRY_MS);
             }

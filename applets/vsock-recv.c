@@ -76,9 +76,7 @@ int vsock_recv_main(int argc, char **argv)
             }
             break;
         case 'm':
-            /* the explicit bound also covers ns_parse_uint's single-digit overflow check */
-            if (ns_parse_size(optarg, RECV_MAX_MAX, &max_size) != NS_OK ||
-                max_size > RECV_MAX_MAX) {
+            if (ns_parse_size(optarg, RECV_MAX_MAX, &max_size) != NS_OK) {
                 return ns_cli_usage_error("invalid --max-size '%s' (bytes, at most 1G)", optarg);
             }
             break;
