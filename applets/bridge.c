@@ -91,7 +91,6 @@ int bridge_main(int argc, char **argv)
     static const char *allow[NS_BRIDGE_MAX_PAIRS];
     static ns_bridge_pair pairs[NS_BRIDGE_MAX_PAIRS];
     ns_bridge_cfg cfg = {.pairs = pairs, .allow = allow};
-    ns_log_from_env();
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;

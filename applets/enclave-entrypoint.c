@@ -327,7 +327,6 @@ int enclave_entrypoint_main(int argc, char **argv)
         }
     }
     int64_t t_start = ns_now_ms();
-    ns_log_from_env();
     ns_info("starting pid=%d pid1=%d", (int)getpid(), is_pid1);
     if (is_pid1 && pid1_setup() != NS_OK) {
         return finish(NS_EXIT_FAIL, is_pid1);

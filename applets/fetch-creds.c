@@ -51,7 +51,6 @@ int fetch_creds_main(int argc, char **argv)
     const char *role = NULL, *out_path = "-", *endpoint = NULL;
     int env_format = 0;
     int64_t timeout_ms = -1;
-    ns_log_from_env();
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;

@@ -141,7 +141,6 @@ int kms_decrypt_main(int argc, char **argv)
     ns_addr proxy;
     ns_kms_decrypt_req req;
     memset(&req, 0, sizeof req);
-    ns_log_from_env();
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;

@@ -738,7 +738,6 @@ int run_enclave_main(int argc, char **argv)
             return ns_cli_usage_error("unknown argument '%s'", argv[i]);
         }
     }
-    ns_log_from_env();
     e = cfg_load(&cfg);
     if (e != NS_OK) {
         ns_log_err(e, "configuration");

@@ -64,7 +64,6 @@ int s3_get_main(int argc, char **argv)
     const char *via_arg = NULL;
     int64_t timeout_ms = NS_HTTP_TIMEOUT_MS_DEFAULT;
     int prog = -1;
-    ns_log_from_env();
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;

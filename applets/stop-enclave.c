@@ -63,7 +63,6 @@ int stop_enclave_main(int argc, char **argv)
             return ns_cli_usage_error("unknown argument '%s'", argv[i]);
         }
     }
-    ns_log_from_env();
     const char *name = getenv("ENCLAVE_NAME");
     const char *nitro_name = getenv("NITRO_CLI");
     const char *run_dir = getenv("NSIGN_RUN_DIR");

@@ -47,7 +47,6 @@ int vsock_push_main(int argc, char **argv)
     };
     int64_t timeout_ms = PUSH_DEFAULT_TIMEOUT_MS;
     uint64_t retry_ms = PUSH_DEFAULT_RETRY_MS;
-    ns_log_from_env();
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;

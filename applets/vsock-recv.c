@@ -62,7 +62,6 @@ int vsock_recv_main(int argc, char **argv)
     };
     int64_t timeout_ms = 0;
     uint64_t max_size = RECV_DEFAULT_MAX;
-    ns_log_from_env();
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;
