@@ -1,4 +1,5 @@
-/* buf: see buf.h. Growth doubles up to max; secret buffers use secret.c allocations. */
+/* buf: see buf.h. Growth doubles up to max; secret buffers use secret.c allocations, cached
+ * ones tcache.c's. */
 #include "buf.h"
 
 #include <stdarg.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "secret.h"
+#include "tcache.h"
 
 #define NS_BUF_MIN_CAP 64
 
@@ -20,6 +22,12 @@ void ns_buf_init_secret(ns_buf *b, size_t max)
 {
     ns_buf_init(b, max);
     b->secret = 1;
+}
+
+void ns_buf_init_cached(ns_buf *b, size_t max)
+{
+    ns_buf_init(b, max);
+    b->cached = 1;
 }
 
 ns_err ns_buf_reserve(ns_buf *b, size_t extra)
@@ -45,6 +53,9 @@ ns_err ns_buf_reserve(ns_buf *b, size_t extra)
             memcpy(p, b->data, b->len);
             ns_secret_free(b->data, b->cap);
         }
+    } else if (b->cached) {
+        p = ns_tc_realloc(b->data, cap);
+        ENSURE(p != NULL, NS_E_NOMEM, "cannot allocate %zu bytes", cap);
     } else {
         p = realloc(b->data, cap);
         ENSURE(p != NULL, NS_E_NOMEM, "cannot allocate %zu bytes", cap);
@@ -147,6 +158,8 @@ void ns_buf_free(ns_buf *b)
     if (b->data != NULL) {
         if (b->secret) {
             ns_secret_free(b->data, b->cap);
+        } else if (b->cached) {
+            ns_tc_free(b->data);
         } else {
             free(b->data);
         }

@@ -20,10 +20,14 @@ typedef struct {
     size_t cap;
     size_t max;
     int secret;
+    int cached; /* allocated from the calling thread's block cache (tcache.h) */
 } ns_buf;
 
 void ns_buf_init(ns_buf *b, size_t max);
 void ns_buf_init_secret(ns_buf *b, size_t max);
+/* For buffers an event loop makes and frees per request: small allocations come from the
+ * thread's block cache (tcache.h) instead of malloc. Not for secrets. */
+void ns_buf_init_cached(ns_buf *b, size_t max);
 ns_err ns_buf_reserve(ns_buf *b, size_t extra) NS_MUST_CHECK;
 ns_err ns_buf_append(ns_buf *b, const void *p, size_t n) NS_MUST_CHECK;
 ns_err ns_buf_append_u8(ns_buf *b, uint8_t v) NS_MUST_CHECK;

@@ -10,6 +10,7 @@
 #include "h2server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
@@ -24,6 +25,7 @@
 #include "grpc.h"
 #include "iox.h"
 #include "log.h"
+#include "tcache.h"
 
 #define PATH_MAX_LEN 128
 #define OUT_MAX (NS_H2_OUT_HIGH + 64u * 1024) /* mem_send chunks are at most ~16 KiB each */
@@ -91,7 +93,7 @@ static void stream_free(ns_h2_conn *c, stream *s)
     c->in_total -= s->in.len;
     ns_buf_free(&s->in);
     ns_buf_free(&s->out);
-    free(s);
+    ns_tc_free(s);
 }
 
 static void in_drop(ns_h2_conn *c, stream *s)
@@ -206,7 +208,7 @@ static int run_call(ns_h2_conn *c, stream *s, const uint8_t *msg, size_t len)
         return NS_GRPC_DEADLINE_EXCEEDED;
     }
     if (s->out.max == 0) {
-        ns_buf_init(&s->out, RESP_MAX);
+        ns_buf_init_cached(&s->out, RESP_MAX);
     }
     size_t start = s->out.len;
     uint8_t prefix[NS_GRPC_PREFIX_LEN] = {0};
@@ -336,14 +338,14 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *f, vo
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) {
         return 0;
     }
-    stream *s = calloc(1, sizeof *s);
+    stream *s = ns_tc_calloc(1, sizeof *s);
     if (s == NULL) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     s->id = f->hd.stream_id;
     s->method = -1;
     s->deadline = -1;
-    ns_buf_init(&s->in, c->max_msg + NS_GRPC_PREFIX_LEN);
+    ns_buf_init_cached(&s->in, c->max_msg + NS_GRPC_PREFIX_LEN);
     s->next = c->streams;
     if (c->streams) {
         c->streams->prev = s;
@@ -462,6 +464,34 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t code, 
 
 /* --- the connection state machine --- */
 
+/* nghttp2 allocates and frees a handful of small objects per stream: serve them from the
+ * per-thread cache (see tcache.h). */
+static void *mem_malloc(size_t n, void *u)
+{
+    (void)u;
+    return ns_tc_malloc(n);
+}
+
+static void mem_free(void *p, void *u)
+{
+    (void)u;
+    ns_tc_free(p);
+}
+
+static void *mem_calloc(size_t nmemb, size_t size, void *u)
+{
+    (void)u;
+    return ns_tc_calloc(nmemb, size);
+}
+
+static void *mem_realloc(void *p, size_t n, void *u)
+{
+    (void)u;
+    return ns_tc_realloc(p, n);
+}
+
+static nghttp2_mem tc_mem = {NULL, mem_malloc, mem_free, mem_calloc, mem_realloc};
+
 ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer)
 {
     ns_h2_conn *c = calloc(1, sizeof *c);
@@ -485,7 +515,7 @@ ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
-    int rv = nghttp2_session_server_new(&c->s, cb, c);
+    int rv = nghttp2_session_server_new3(&c->s, cb, c, NULL, &tc_mem);
     nghttp2_session_callbacks_del(cb);
     if (rv != 0) {
         free(c);
@@ -625,14 +655,22 @@ typedef struct econn {
     ns_h2_conn *c;
 } econn;
 
-typedef struct {
+typedef struct worker {
     const ns_h2_handler *h;
     volatile int *stop;
     int lfd;
+    int handoff[2]; /* pipe: descriptors accepted by another loop for this one, 4 bytes each */
+    int nconn;      /* connections owned or handed over (atomic: other loops read it) */
+    struct worker *all;
+    int nworkers;
+    int index;
     pthread_t tid;
     ns_err err;
     char errmsg[256];
 } worker;
+
+/* The epoll tag of a loop's hand-off pipe (the listener's is NULL, connections' their econn). */
+static char handoff_tag;
 
 static void econn_close(int ep, econn **head, econn *e)
 {
@@ -697,6 +735,7 @@ static int econn_service(int ep, econn *e, uint32_t ev)
             }
         }
     }
+    ns_log_flush(); /* the audit lines of these requests go out before their answers */
     if (econn_flush(e) != 0 || eof) {
         return -1;
     }
@@ -719,9 +758,57 @@ static int econn_service(int ep, econn *e, uint32_t ev)
     return 0;
 }
 
+/* Takes over an accepted connection. */
+static void adopt(worker *w, int ep, econn **head, int fd)
+{
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails on unix: fine */
+    econn *e = calloc(1, sizeof *e);
+    char peer[NS_H2_PEER_MAX];
+    ns_addr_peer(fd, peer, sizeof peer);
+    if (e == NULL || ns_h2_conn_new(&e->c, w->h, peer) != NS_OK) {
+        goto drop;
+    }
+    e->fd = fd;
+    e->events = EPOLLIN | EPOLLRDHUP;
+    struct epoll_event ee = {.events = e->events, .data.ptr = e};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ee) != 0) {
+        ns_h2_conn_free(e->c);
+        goto drop;
+    }
+    e->next = *head;
+    if (*head) {
+        (*head)->prev = e;
+    }
+    *head = e;
+    ns_debug("connection peer=%s loop=%d open=%d", peer, w->index,
+             __atomic_load_n(&w->nconn, __ATOMIC_RELAXED));
+    return;
+drop:
+    free(e);
+    close(fd);
+    __atomic_sub_fetch(&w->nconn, 1, __ATOMIC_RELAXED);
+}
+
+/* The loop with the fewest connections, this one on a tie. Whichever loop wins the accept, the
+ * connections end up spread evenly, so a few busy clients use every core. */
+static worker *least_loaded(worker *w)
+{
+    worker *best = w;
+    int min = __atomic_load_n(&w->nconn, __ATOMIC_RELAXED);
+    for (int i = 0; i < w->nworkers; i++) {
+        int n = __atomic_load_n(&w->all[i].nconn, __ATOMIC_RELAXED);
+        if (n < min) {
+            min = n;
+            best = &w->all[i];
+        }
+    }
+    return best;
+}
+
 /* Returns -1 when out of descriptors: the caller pauses accepting (the listener stays readable,
  * so a level-triggered loop would otherwise spin). */
-static int accept_some(worker *w, int ep, econn **head, int *nconn)
+static int accept_some(worker *w, int ep, econn **head)
 {
     for (int i = 0; i < 64; i++) {
         int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -731,44 +818,41 @@ static int accept_some(worker *w, int ep, econn **head, int *nconn)
             }
             return 0; /* EAGAIN: another loop took it; ECONNABORTED and the like: next time */
         }
-        if (*nconn >= NS_H2_MAX_CONNS_PER_THREAD) {
+        worker *t = least_loaded(w);
+        if (__atomic_add_fetch(&t->nconn, 1, __ATOMIC_RELAXED) > NS_H2_MAX_CONNS_PER_THREAD) {
+            __atomic_sub_fetch(&t->nconn, 1, __ATOMIC_RELAXED);
             close(fd);
             continue;
         }
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails on unix: fine */
-        econn *e = calloc(1, sizeof *e);
-        char peer[NS_H2_PEER_MAX];
-        ns_addr_peer(fd, peer, sizeof peer);
-        if (e == NULL || ns_h2_conn_new(&e->c, w->h, peer) != NS_OK) {
-            free(e);
-            close(fd);
+        /* A pipe write of 4 bytes is atomic; if the pipe is full, keep the connection here. */
+        if (t != w && write(t->handoff[1], &fd, sizeof fd) == (ssize_t)sizeof fd) {
             continue;
         }
-        e->fd = fd;
-        e->events = EPOLLIN | EPOLLRDHUP;
-        struct epoll_event ee = {.events = e->events, .data.ptr = e};
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ee) != 0) {
-            ns_h2_conn_free(e->c);
-            free(e);
-            close(fd);
-            continue;
+        if (t != w) {
+            __atomic_sub_fetch(&t->nconn, 1, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&w->nconn, 1, __ATOMIC_RELAXED);
         }
-        e->next = *head;
-        if (*head) {
-            (*head)->prev = e;
-        }
-        *head = e;
-        (*nconn)++;
+        adopt(w, ep, head, fd);
     }
     return 0;
+}
+
+/* Connections another loop accepted for this one. */
+static void take_handoffs(worker *w, int ep, econn **head)
+{
+    int fds[64];
+    ssize_t r;
+    while ((r = read(w->handoff[0], fds, sizeof fds)) > 0) {
+        for (size_t i = 0; i < (size_t)r / sizeof fds[0]; i++) {
+            adopt(w, ep, head, fds[i]);
+        }
+    }
 }
 
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     econn *head = NULL;
-    int nconn = 0;
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) {
         w->err = ns_fail_errno(NS_E_IO, "sign-service: epoll_create1");
@@ -777,13 +861,16 @@ static void *worker_main(void *arg)
         return NULL;
     }
     struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = NULL};
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, w->lfd, &lev) != 0) {
+    struct epoll_event hev = {.events = EPOLLIN, .data.ptr = &handoff_tag};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, w->lfd, &lev) != 0 ||
+        epoll_ctl(ep, EPOLL_CTL_ADD, w->handoff[0], &hev) != 0) {
         w->err = ns_fail_errno(NS_E_IO, "sign-service: epoll_ctl on the listener");
         snprintf(w->errmsg, sizeof w->errmsg, "%s", ns_err_msg());
         close(ep);
         *w->stop = 1;
         return NULL;
     }
+    ns_log_batch(1);
     int64_t last_tick = ns_now_ms();
     int64_t accept_paused_until = -1;
     int64_t last_fd_warn = -1;
@@ -792,13 +879,15 @@ static void *worker_main(void *arg)
         int n = epoll_wait(ep, evs, EVENTS_MAX, LOOP_WAIT_MS);
         for (int i = 0; i < n; i++) {
             econn *e = evs[i].data.ptr;
-            if (e == NULL) {
-                if (accept_paused_until < 0 && accept_some(w, ep, &head, &nconn) != 0) {
+            if (e == (void *)&handoff_tag) {
+                take_handoffs(w, ep, &head);
+            } else if (e == NULL) {
+                if (accept_paused_until < 0 && accept_some(w, ep, &head) != 0) {
                     int64_t t = ns_now_ms();
                     if (last_fd_warn < 0 || t - last_fd_warn >= FD_WARN_EVERY_MS) {
                         ns_warn("out of file descriptors: pausing accept open=%d "
                                 "(raise the descriptor limit or reduce clients)",
-                                nconn);
+                                __atomic_load_n(&w->nconn, __ATOMIC_RELAXED));
                         last_fd_warn = t;
                     }
                     (void)epoll_ctl(ep, EPOLL_CTL_DEL, w->lfd, NULL);
@@ -806,7 +895,7 @@ static void *worker_main(void *arg)
                 }
             } else if (econn_service(ep, e, evs[i].events) != 0) {
                 econn_close(ep, &head, e);
-                nconn--;
+                __atomic_sub_fetch(&w->nconn, 1, __ATOMIC_RELAXED);
             }
         }
         int64_t now = ns_now_ms();
@@ -820,10 +909,11 @@ static void *worker_main(void *arg)
                 next = e->next;
                 if (ns_h2_conn_tick(e->c, now) != 0 && econn_service(ep, e, 0) != 0) {
                     econn_close(ep, &head, e);
-                    nconn--;
+                    __atomic_sub_fetch(&w->nconn, 1, __ATOMIC_RELAXED);
                 }
             }
         }
+        ns_log_flush();
     }
     /* Clean shutdown: GOAWAY to every client, one best-effort flush, close. */
     while (head) {
@@ -831,6 +921,8 @@ static void *worker_main(void *arg)
         (void)econn_flush(head);
         econn_close(ep, &head, head);
     }
+    ns_log_batch(0);
+    ns_tc_drain();
     close(ep);
     return NULL;
 }
@@ -861,8 +953,16 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, volatile 
     }
     int started = 0;
     ns_err rc = NS_OK;
-    for (; started < n; started++) {
-        ws[started] = (worker){.h = h, .stop = stop, .lfd = lfd};
+    int piped = 0;
+    for (; piped < n; piped++) {
+        ws[piped] = (worker){
+            .h = h, .stop = stop, .lfd = lfd, .all = ws, .nworkers = n, .index = piped};
+        if (pipe2(ws[piped].handoff, O_NONBLOCK | O_CLOEXEC) != 0) {
+            rc = ns_fail_errno(NS_E_IO, "sign-service: pipe2 for event loop %d", piped);
+            break;
+        }
+    }
+    for (; rc == NS_OK && started < n; started++) {
         if (pthread_create(&ws[started].tid, NULL, worker_main, &ws[started]) != 0) {
             rc = ns_fail(NS_E_NOMEM, "sign-service: cannot start event loop %d of %d", started, n);
             *stop = 1;
@@ -879,6 +979,15 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, volatile 
         if (rc == NS_OK && ws[i].err != NS_OK) {
             rc = ns_fail(ws[i].err, "%s", ws[i].errmsg);
         }
+    }
+    /* Connections handed over as the loops stopped were never adopted: close them. */
+    for (int i = 0; i < piped; i++) {
+        int fd;
+        while (read(ws[i].handoff[0], &fd, sizeof fd) == (ssize_t)sizeof fd) {
+            close(fd);
+        }
+        close(ws[i].handoff[0]);
+        close(ws[i].handoff[1]);
     }
     free(ws);
     close(lfd);

@@ -1,17 +1,57 @@
-/* log: see log.h. Lines are assembled in a stack buffer and written with one write(2). */
+/* log: see log.h. Lines are assembled in a stack buffer and written with one write(2), or
+ * appended to the calling thread's batch buffer while batching is on. */
 #include "log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define NS_LOG_LINE_MAX 1024
+#define NS_LOG_BATCH_MAX (16u * 1024)
 
 static const char *log_applet = "nsign";
 static ns_log_level log_min = NS_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+static __thread char *batch_buf; /* NS_LOG_BATCH_MAX bytes while batching, else NULL */
+static __thread size_t batch_len;
+
+static void write_all(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(2, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return; /* stderr is gone: nothing better to do with a log line */
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+void ns_log_flush(void)
+{
+    if (batch_len > 0) {
+        write_all(batch_buf, batch_len);
+        batch_len = 0;
+    }
+}
+
+void ns_log_batch(int on)
+{
+    if (on && batch_buf == NULL) {
+        batch_buf = malloc(NS_LOG_BATCH_MAX); /* without it, lines are written one by one */
+    } else if (!on && batch_buf != NULL) {
+        ns_log_flush();
+        free(batch_buf);
+        batch_buf = NULL;
+    }
+}
 
 void ns_log_init(const char *applet)
 {
@@ -61,8 +101,15 @@ void ns_log(ns_log_level level, const char *fmt, ...)
         len = sizeof line - 2;
     }
     line[len++] = '\n';
-    ssize_t w = write(2, line, len);
-    (void)w;
+    if (batch_buf == NULL) {
+        write_all(line, len);
+        return;
+    }
+    if (batch_len + len > NS_LOG_BATCH_MAX) {
+        ns_log_flush();
+    }
+    memcpy(batch_buf + batch_len, line, len);
+    batch_len += len;
 }
 
 void ns_log_err(ns_err e, const char *what)

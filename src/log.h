@@ -1,6 +1,12 @@
 /*
  * log: one line per event on stderr: "nsign <applet>: <level> <msg> key=value...".
  * Never pass a secret. Thread-safe (one write(2) per line).
+ *
+ * Batching: a thread that logs many lines per event (sign-service's audit line per Sign) turns
+ * it on for itself; its lines then collect in a per-thread buffer and go out with one write(2)
+ * at ns_log_flush(), which the thread calls before acting on what it logged (sign-service: before
+ * the responses are sent, so no signature leaves ahead of its audit line). A full buffer is
+ * flushed on its own; turning batching off flushes.
  */
 #ifndef NS_LOG_H
 #define NS_LOG_H
@@ -20,6 +26,11 @@ void ns_log(ns_log_level level, const char *fmt, ...) NS_PRINTF(2, 3);
 #define ns_info(...) ns_log(NS_LOG_INFO, __VA_ARGS__)
 #define ns_warn(...) ns_log(NS_LOG_WARN, __VA_ARGS__)
 #define ns_error(...) ns_log(NS_LOG_ERROR, __VA_ARGS__)
+
+/* Batches this thread's lines (on = 1) or writes them one by one again (on = 0, flushing). */
+void ns_log_batch(int on);
+/* Writes this thread's batched lines, if any. */
+void ns_log_flush(void);
 
 /* Logs the current error detail once as an error line, prefixed by what: "what: detail". */
 void ns_log_err(ns_err e, const char *what);
