@@ -73,7 +73,7 @@ struct ns_h2_conn {
     size_t preface_got; /* bytes of the client magic matched so far */
     int preface_ok;
     int64_t created; /* ms; a client must send its preface within NS_H2_PREFACE_TIMEOUT_MS */
-    int fatal; /* HTTP/1 client or protocol error: flush and close */
+    int fatal;       /* HTTP/1 client or protocol error: flush and close */
     stream *streams;
     ns_buf out;
     size_t out_off;
@@ -955,8 +955,8 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, volatile 
     ns_err rc = NS_OK;
     int piped = 0;
     for (; piped < n; piped++) {
-        ws[piped] = (worker){
-            .h = h, .stop = stop, .lfd = lfd, .all = ws, .nworkers = n, .index = piped};
+        ws[piped] =
+            (worker){.h = h, .stop = stop, .lfd = lfd, .all = ws, .nworkers = n, .index = piped};
         if (pipe2(ws[piped].handoff, O_NONBLOCK | O_CLOEXEC) != 0) {
             rc = ns_fail_errno(NS_E_IO, "sign-service: pipe2 for event loop %d", piped);
             break;

@@ -75,7 +75,8 @@ int main(void)
 
     /* 200 lines of ~100 bytes overflow the 16 KiB batch: whole lines come out early. */
     for (int i = 0; i < 200; i++) {
-        ns_info("line %03d %s", i, "................................................................");
+        ns_info("line %03d %s", i,
+                "................................................................");
     }
     size_t n = drain(got, sizeof got);
     CHECK(n > 0 && got[n - 1] == '\n' && count_lines(got) < 200,
@@ -93,6 +94,7 @@ int main(void)
     longmsg[sizeof longmsg - 1] = 0;
     ns_info("%s", longmsg);
     n = drain(got, sizeof got);
-    CHECK(n == 1024 - 1 && got[n - 1] == '\n', "an overlong line is cut to 1023 bytes plus newline");
+    CHECK(n == 1024 - 1 && got[n - 1] == '\n',
+          "an overlong line is cut to 1023 bytes plus newline");
     T_DONE();
 }
