@@ -43,6 +43,7 @@
 #define RE_S3_TIMEOUT_MS (30 * 60 * 1000)
 #define RE_NITRO_TIMEOUT_MS (10 * 60 * 1000)
 #define RE_STOP_GRACE_MS 3000
+#define RE_CONSOLE_DRAIN_MS 5000
 #define RE_RESTARTS_MAX 5
 #define RE_RESTART_BACKOFF_MS 1000
 #define RE_TICK_MS 100
@@ -334,6 +335,7 @@ typedef struct {
     ns_child kms, bridges, console;
     int kms_restarts, bridge_restarts;
     int enclave_started;
+    int left_running; /* DEBUG_MODE=1 failure: the enclave stays up for its console */
     int lock_fd;
     char lock_path[RE_STR + 64];
     ns_buf creds, age_ct, shares_ct;
@@ -656,6 +658,15 @@ static void stop_all(re_state *s)
     ns_child_stop(&s->bridges, RE_STOP_GRACE_MS);
     ns_child_stop(&s->kms, RE_STOP_GRACE_MS);
     terminate_enclave(s);
+    /* nitro-cli console exits by itself once the enclave is gone, after its last lines, which
+     * are usually why the enclave stopped: let it finish writing CONSOLE_FILE first. */
+    int st;
+    if (!s->left_running && s->console.pid > 0 &&
+        ns_child_wait(&s->console, RE_CONSOLE_DRAIN_MS, &st) != NS_OK) {
+        ns_warn("nitro-cli console still running %d ms after the enclave stopped: stopping it; "
+                "CONSOLE_FILE %s may lack the last lines",
+                RE_CONSOLE_DRAIN_MS, s->c->console_file);
+    }
     ns_child_stop(&s->console, RE_STOP_GRACE_MS);
 }
 
@@ -854,6 +865,7 @@ out:
                     " stop it with nsign stop-enclave",
                     cfg.name, cfg.nitro_name, cfg.name);
             st.enclave_started = 0;
+            st.left_running = 1;
         }
     }
     stop_all(&st);

@@ -21,6 +21,7 @@ export PYTHONPATH=$PWD/test/lib${PYTHONPATH:+:$PYTHONPATH}
 TIMEOUT=${NS_TEST_TIMEOUT:-900}
 passed=0 failed=0 skipped=0
 faillist=()
+faillines=()
 logdir=$NS_BUILD/test-logs
 mkdir -p "$logdir"
 
@@ -43,6 +44,7 @@ run_one() {
     printf '%-50s %4d passed %3d failed %3d skipped %4ds\n' "$name" "$p" "$f" "$s" $(($(date +%s) - t0))
     if [ "$f" != 0 ]; then
         faillist+=("$name")
+        mapfile -t -O "${#faillines[@]}" faillines < <(grep '^not ok' "$log" | head -10 | sed "s|^|$name: |")
         grep -E '^(not ok|#)' "$log" | head -30 | sed 's/^/    /'
         [ -n "${CI:-}" ] && tail -20 "$log" | sed 's/^/    | /'
     fi
@@ -118,6 +120,8 @@ all)
 esac
 
 if [ ${#faillist[@]} -gt 0 ]; then
+    # Repeated here so that the last lines of a long run still say what failed.
+    printf '%s\n' "${faillines[@]}"
     echo "failed: ${faillist[*]}"
     echo "logs: $logdir"
 fi

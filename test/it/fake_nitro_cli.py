@@ -8,7 +8,8 @@ NSIGN_ENCLAVE_HEARTBEAT_ADDR=unix:PATH is set it listens there first and, like n
 treats a missing 0xB7 heartbeat as a failed boot. `describe-enclaves`, `terminate-enclave
 --enclave-name N` and `console --enclave-name N` behave like the real ones. Arguments are checked
 as strictly as nitro-cli checks them. FAKE_NITRO_FAIL=allocator makes run-enclave fail the way
-nitro-cli does when the allocator has too little memory.
+nitro-cli does when the allocator has too little memory. FAKE_CONSOLE_LAG_S=N makes `console`
+deliver each piece of output N seconds after it was written (a slow console).
 
 State lives in FAKE_NITRO_STATE (required); every call is appended to STATE/calls.log.
 """
@@ -197,14 +198,17 @@ def console(args):
     if not d[name]["debug"]:
         die("[ E21 ] Console is only available for enclaves started in debug mode.")
     path = os.path.join(STATE, f"{name}.console")
+    lag = float(os.environ.get("FAKE_CONSOLE_LAG_S", "0"))
     with open(path, "rb") as f:
         while True:
+            running = alive(d[name]["pid"])
             chunk = f.read(65536)
             if chunk:
+                time.sleep(lag)
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()
-            elif not alive(d[name]["pid"]):
-                return
+            elif not running:
+                return  # read after the enclave stopped: nothing more will come
             else:
                 time.sleep(0.1)
 

@@ -171,6 +171,15 @@ wait_exit
 check "wrong KMS key: run-enclave notices the enclave is gone and exits 1" bash -c \
     "[ '$RC' = 1 ] && grep -q 'no longer running' '$T/wrongkey.log'"
 
+# Debug mode, wrong KMS key, a console that delivers the last lines late: run-enclave lets
+# `nitro-cli console` finish, so CONSOLE_FILE says why the boot failed once run-enclave has exited.
+KMS_KEY_ID=alias/other DEBUG_MODE=1 CONSOLE_FILE=$T/console-late.log FAKE_CONSOLE_LAG_S=2 \
+    start_run late
+wait_exit
+check "debug mode, enclave gone: run-enclave exits 1" test "$RC" = 1
+check "debug mode, enclave gone: CONSOLE_FILE has the boot error (console drained first)" \
+    grep -q 'boot failed step=kms-decrypt' "$T/console-late.log"
+
 # Corrupted shares file: age-decrypt fails in the enclave.
 S=$T/s3/demo-bucket/enclave/service_key_shares.json.age
 cp "$S" "$T/shares.orig"
