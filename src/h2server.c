@@ -824,11 +824,12 @@ static int accept_some(worker *w, int ep, econn **head)
             close(fd);
             continue;
         }
-        /* A pipe write of 4 bytes is atomic; if the pipe is full, keep the connection here. */
-        if (t != w && write(t->handoff[1], &fd, sizeof fd) == (ssize_t)sizeof fd) {
-            continue;
-        }
         if (t != w) {
+            /* A pipe write of 4 bytes is atomic. */
+            if (write(t->handoff[1], &fd, sizeof fd) == (ssize_t)sizeof fd) {
+                continue;
+            }
+            /* The pipe is full: keep the connection here. */
             __atomic_sub_fetch(&t->nconn, 1, __ATOMIC_RELAXED);
             __atomic_add_fetch(&w->nconn, 1, __ATOMIC_RELAXED);
         }
@@ -864,7 +865,7 @@ static void *worker_main(void *arg)
     struct epoll_event hev = {.events = EPOLLIN, .data.ptr = &handoff_tag};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, w->lfd, &lev) != 0 ||
         epoll_ctl(ep, EPOLL_CTL_ADD, w->handoff[0], &hev) != 0) {
-        w->err = ns_fail_errno(NS_E_IO, "sign-service: epoll_ctl on the listener");
+        w->err = ns_fail_errno(NS_E_IO, "sign-service: epoll_ctl on the listener or hand-off pipe");
         snprintf(w->errmsg, sizeof w->errmsg, "%s", ns_err_msg());
         close(ep);
         *w->stop = 1;

@@ -19,6 +19,8 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static __thread char *batch_buf; /* NS_LOG_BATCH_MAX bytes while batching, else NULL */
 static __thread size_t batch_len;
 
+/* Not ns_write_all (iox.h): a failed log write must not replace the thread's error detail,
+ * which the line being logged may be reporting, nor block on a non-blocking stderr. */
 static void write_all(const char *p, size_t n)
 {
     while (n > 0) {

@@ -53,20 +53,26 @@ static hdr *header(void *p)
     return (hdr *)(void *)((uint8_t *)p - HDR);
 }
 
+/* A block that bypasses the cache: a new one (old NULL), or old, a BIG block, resized. */
+static void *big_block(hdr *old, size_t n)
+{
+    if (n > SIZE_MAX - HDR) {
+        return NULL;
+    }
+    hdr *h = realloc(old, HDR + n);
+    if (h == NULL) {
+        return NULL;
+    }
+    h->cls = BIG;
+    h->size = n;
+    return user(h);
+}
+
 void *ns_tc_malloc(size_t n)
 {
     unsigned c = class_of(n ? n : 1);
     if (c == BIG) {
-        if (n > SIZE_MAX - HDR) {
-            return NULL;
-        }
-        hdr *h = malloc(HDR + n);
-        if (h == NULL) {
-            return NULL;
-        }
-        h->cls = BIG;
-        h->size = n;
-        return user(h);
+        return big_block(NULL, n);
     }
     node *f = lists[c];
     if (f != NULL) {
@@ -122,15 +128,7 @@ void *ns_tc_realloc(void *p, size_t n)
     }
     hdr *h = header(p);
     if (h->cls == BIG && class_of(n) == BIG) {
-        if (n > SIZE_MAX - HDR) {
-            return NULL;
-        }
-        hdr *g = realloc(h, HDR + n);
-        if (g == NULL) {
-            return NULL;
-        }
-        g->size = n;
-        return user(g);
+        return big_block(h, n);
     }
     size_t have = h->cls == BIG ? h->size : class_size(h->cls);
     if (n <= have && h->cls != BIG) {
