@@ -122,7 +122,9 @@ ns_err ns_addr_parse(ns_addr *a, const char *s)
         }
         for (size_t i = 0; a->host[i] != '\0'; i++) {
             unsigned char c = (unsigned char)a->host[i];
-            ENSURE(c > ' ' && c < 127 && c != '/', NS_E_USAGE,
+            /* Brackets only delimit an IPv6 host: inside one, the formatted form would not
+             * parse back. */
+            ENSURE(c > ' ' && c < 127 && c != '/' && c != '[' && c != ']', NS_E_USAGE,
                    "invalid address '%s': bad character in host", s);
         }
         uint32_t port;

@@ -44,6 +44,7 @@ int main(void)
         "", "vsock", "vsock:16", "vsock:x:1", "vsock:16:", "vsock:16:99999999999", "vsock:-1:5",
         "tcp:host", "tcp:host:", "tcp:host:65536", "tcp:host:8a", "tcp:::1:80", "tcp:[::1:80",
         "tcp:[::1]80", "unix:", "udp:1.2.3.4:5", "tcp:ho st:1", "vsock:4294967295:1",
+        "tcp:[[]:1", "tcp:[a[b]:1", "tcp:a]b:1", "tcp:[]]:1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_ERR(ns_addr_parse(&a, bad[i]), NS_E_USAGE, "rejects '%s'", bad[i]);
