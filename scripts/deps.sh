@@ -2,7 +2,7 @@
 # Installs what nsign needs to build and test on a Debian 12 machine, idempotently:
 # apt packages (toolchain, test peers), a deb-src entry derived from the deb one,
 # and the pinned Debian source packages of the five libraries, unpacked under build/src.
-# Usage: scripts/deps.sh [apt|src|all]   (default all). Safe to run again; does little when done.
+# Usage: scripts/deps.sh [apt|src|all|trixie-src]   (default all). Safe to run again; does little when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/pins.sh
@@ -36,6 +36,46 @@ ensure_deb_src() {
     fi
     APT_UPDATED=0
 }
+
+# Debian 13 (trixie) source packages: the pinned libraries, the enclave kernel and QEMU come
+# from the current stable release while the build machine stays Debian 12. Only deb-src
+# entries are added for trixie, so no installed package can be upgraded from it; the one
+# binary source added, bookworm-backports (meson and python3-pycotap for QEMU's build), is
+# NotAutomatic in Debian's archive and is never chosen unless asked for by name.
+TRIXIE_SOURCES=/etc/apt/sources.list.d/nsign-trixie.sources
+ensure_trixie_src() {
+    local want
+    want=$(cat <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: trixie trixie-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian-security
+Suites: trixie-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+)
+    if [ -f "$TRIXIE_SOURCES" ] && [ "$(cat "$TRIXIE_SOURCES")" = "$want" ]; then
+        return 0
+    fi
+    need_root
+    echo "deps: adding Debian 13 (trixie) deb-src and bookworm-backports entries ($TRIXIE_SOURCES)"
+    printf '%s\n' "$want" >"$TRIXIE_SOURCES"
+    APT_UPDATED=0
+}
+
+# Machine-wide cache for big builds (enclave kernel, QEMU), keyed by their pinned versions.
+NSIGN_CACHE=${NSIGN_CACHE:-/var/cache/nsign}
 
 APT_UPDATED=${APT_UPDATED:-0}
 apt_update() {
@@ -71,6 +111,7 @@ do_src() {
         dir=build/src/$name-$ver
         [ -f "$dir/.nsign-unpacked" ] && continue
         ensure_deb_src
+        ensure_trixie_src
         rm -rf "$dir" build/src/dl-"$name"
         mkdir -p build/src/dl-"$name"
         echo "deps: apt-get source $name=$ver"
@@ -93,7 +134,8 @@ do_src() {
 
 case "$what" in
 apt) do_apt ;;
+trixie-src) ensure_trixie_src; apt_update ;;
 src) do_apt; do_src ;;
 all) do_apt; do_src ;;
-*) echo "usage: scripts/deps.sh [apt|src|all]" >&2; exit 2 ;;
+*) echo "usage: scripts/deps.sh [apt|src|all|trixie-src]" >&2; exit 2 ;;
 esac
