@@ -65,7 +65,7 @@ proto/%.options: ;
 
 # The serialized FileDescriptorProtos of proto/*.proto as a C array, for gRPC server reflection.
 GEN_H += $(O)/gen/proto_descriptors.h
-$(O)/gen/proto_descriptors.h: $(PROTOS)
+$(O)/gen/proto_descriptors.h: $(PROTOS) $(DEPS_STAMP)
 	@mkdir -p $(O)/gen
 	$(Q)protoc -Iproto --descriptor_set_out=$(O)/gen/proto_descriptors.pb $(sort $(PROTOS))
 	$(Q){ echo 'static const unsigned char ns_proto_descriptors[] = {'; \
