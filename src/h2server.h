@@ -74,6 +74,8 @@ int ns_h2_conn_want_read(const ns_h2_conn *c);
 /* Starts a graceful shutdown (GOAWAY). */
 void ns_h2_conn_shutdown(ns_h2_conn *c);
 void ns_h2_conn_free(ns_h2_conn *c);
+/* Connections and request streams open right now, over every ns_h2_conn of the process. */
+void ns_h2_stats(long *conns, long *streams);
 
 typedef struct {
     ns_addr listen;
