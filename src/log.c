@@ -63,6 +63,10 @@ void ns_log_batch(int on)
 
 void ns_log_set_sink(void (*fn)(void *arg, const char *p, size_t n), void *arg)
 {
+    if (fn == NULL) {
+        sink_fn = NULL; /* arg stays valid for a thread that already read fn */
+        return;
+    }
     sink_arg = arg;
     sink_fn = fn;
 }
