@@ -19,6 +19,10 @@
 #include "iox.h"
 
 #define POLL_MS 100
+/* After the answer, unread input would make close() send a reset that can destroy the answer in
+ * flight (RFC 9112 9.6): read and discard up to DRAIN_MAX bytes for up to DRAIN_MS first. */
+#define DRAIN_MAX (64u * 1024)
+#define DRAIN_MS 1000
 
 static int is_tchar(uint8_t c)
 {
@@ -137,6 +141,8 @@ typedef struct {
     ns_buf out;
     size_t out_pos;
     int answered;
+    int draining;   /* answer sent, write side shut: reading what the client still sends */
+    size_t drained; /* bytes discarded while draining (bounded by DRAIN_MAX) */
     uint8_t in[NS_HTTPD_HEAD_MAX];
 } conn;
 
@@ -204,7 +210,6 @@ static void respond(ns_httpd *h, conn *c, int st, const ns_httpd_req *r)
     }
     ns_buf_free(&body);
     c->answered = 1;
-    (void)shutdown(c->fd, SHUT_RD);
 }
 
 static void conn_close(ns_httpd *h, int i)
@@ -293,7 +298,8 @@ static void *serve(void *arg)
         for (int i = 0; i < NS_HTTPD_CONNS_MAX; i++) {
             conn *c = h->conns[i];
             if (c != NULL) {
-                pf[n] = (struct pollfd){.fd = c->fd, .events = c->answered ? POLLOUT : POLLIN};
+                pf[n] = (struct pollfd){.fd = c->fd,
+                                        .events = c->answered && !c->draining ? POLLOUT : POLLIN};
                 idx[n++] = i;
             }
         }
@@ -307,7 +313,17 @@ static void *serve(void *arg)
             if (pf[j].revents == 0) {
                 continue;
             }
-            if (c->answered) {
+            if (c->draining) {
+                uint8_t sink[4096];
+                ssize_t r = read(c->fd, sink, sizeof sink);
+                if (r > 0) {
+                    c->drained += (size_t)r;
+                }
+                if ((r <= 0 && !(r < 0 && (errno == EAGAIN || errno == EINTR))) ||
+                    c->drained > DRAIN_MAX) {
+                    c->deadline = 0;
+                }
+            } else if (c->answered) {
                 conn_write(c);
             } else {
                 conn_read(h, c);
@@ -318,7 +334,12 @@ static void *serve(void *arg)
         }
         for (int j = 1; j < n; j++) {
             conn *c = h->conns[idx[j]];
-            if ((c->answered && c->out_pos >= c->out.len) || c->deadline <= now) {
+            if (c->answered && !c->draining && c->out_pos >= c->out.len && c->deadline > now) {
+                (void)shutdown(c->fd, SHUT_WR);
+                c->draining = 1;
+                c->deadline = now + DRAIN_MS;
+            }
+            if (c->deadline <= now) {
                 conn_close(h, idx[j]);
             }
         }
