@@ -39,6 +39,7 @@
 #include "pid1.h"
 #include "secret.h"
 #include "signsvc.h"
+#include "svcobs.h"
 
 static const char usage_text[] =
     "usage: nsign enclave-entrypoint [--pid1]\n"
@@ -64,6 +65,14 @@ static const char usage_text[] =
     "  NSIGN_ENCLAVE_HEARTBEAT_ADDR, NSIGN_ENCLAVE_RECV_TIMEOUT=600 (seconds),\n"
     "  NSIGN_ENCLAVE_SIGN_THREADS=0 (one per core), NSIGN_ENCLAVE_ATTEST=auto|1|0,\n"
     "  NSIGN_MODULES=/nsm.ko (comma-separated, PID 1 only)\n"
+    "observability (on by default in an enclave: PID 1 or /dev/nsm; \"none\" disables):\n"
+    "  ENCLAVE_LOG_VSOCK_PORT=7110  log lines to vsock:PARENT_CID:7110 (never blocking)\n"
+    "  AUDIT_VSOCK_PORT=7111        the signed audit trail to vsock:PARENT_CID:7111\n"
+    "  METRICS_VSOCK_PORT=7112      Prometheus metrics at GET /metrics on vsock:any:7112\n"
+    "  NSIGN_ENCLAVE_LOG_ADDR, NSIGN_ENCLAVE_AUDIT_ADDR, NSIGN_ENCLAVE_METRICS_ADDR (any\n"
+    "  address), NSIGN_ENCLAVE_AUDIT_EVERY=100 (entries per signed head),\n"
+    "  NSIGN_ENCLAVE_AUDIT_INTERVAL=10 (seconds), NSIGN_ENCLAVE_STATUS_INTERVAL=5 (seconds\n"
+    "  between the status lines run-enclave's readiness check reads)\n"
     "\n"
     "exit status: 0 stopped by SIGTERM/SIGINT, 1 a step failed, 2 usage.\n";
 
@@ -87,6 +96,7 @@ typedef struct {
     const ns_enclave_cfg *cfg;
     int64_t t_start; /* for the boot-to-serving figure in the log */
     ns_signsvc_keys *keys;
+    ns_svcobs *obs;
 } ee_ctx;
 
 /* Waits for a sender or a cancel, then lets the frame module accept and verify the frame. */
@@ -154,6 +164,7 @@ static ns_err ee_load_keys(void *vctx, const ns_buf *keys_json)
 static void ee_on_listening(const char *addr, void *arg)
 {
     ee_ctx *c = arg;
+    ns_svcobs_set_state(c->obs, "SERVING");
     ns_info("SERVING addr=%s since_start_ms=%lld", addr, (long long)(ns_now_ms() - c->t_start));
 }
 
@@ -169,7 +180,12 @@ static ns_err ee_serve(void *vctx, const ns_enclave_cfg *cfg, volatile int *stop
     scfg.on_listening = ee_on_listening;
     scfg.on_listening_arg = c;
     ns_info("step=sign-service starting listen=%s", a);
-    ns_err e = ns_signsvc_run(&scfg, c->keys, stop);
+    ns_err e = ns_svcobs_attach(c->obs, c->keys);
+    if (e == NS_OK) {
+        e = ns_signsvc_run(&scfg, c->keys, stop);
+    } else {
+        e = ns_fail_ctx(e, "audit trail");
+    }
     ns_signsvc_keys_free(c->keys);
     c->keys = NULL;
     return e;
@@ -177,6 +193,10 @@ static ns_err ee_serve(void *vctx, const ns_enclave_cfg *cfg, volatile int *stop
 
 static void ee_on_step(void *ctx, ns_enclave_step step, int64_t ms, ns_err e, const char *detail)
 {
+    ee_ctx *c = ctx;
+    if (c->obs != NULL && step != NS_STEP_SERVE) {
+        ns_svcobs_boot_step(c->obs, ns_enclave_step_name(step), (double)ms / 1000.0);
+    }
     if (e == NS_OK) {
         ns_info("step=%s ok ms=%lld", ns_enclave_step_name(step), (long long)ms);
     } else {
@@ -334,7 +354,7 @@ int enclave_entrypoint_main(int argc, char **argv)
     if (ns_secret_process_init() != NS_OK) {
         ns_warn("cannot make the process non-dumpable: %s", ns_err_msg());
     }
-    ns_err e = ns_enclave_cfg_load(&cfg, real_getenv, NULL, is_pid1);
+    ns_err e = ns_enclave_cfg_load_ex(&cfg, real_getenv, NULL, is_pid1, access("/dev/nsm", F_OK) == 0);
     if (e != NS_OK) {
         ns_error("step=config failed error=\"%s: %s\"", ns_err_name(e), ns_err_msg());
         return finish(NS_EXIT_USAGE, is_pid1);
@@ -361,6 +381,26 @@ int enclave_entrypoint_main(int argc, char **argv)
     memset(&ctx, 0, sizeof ctx);
     ctx.cfg = &cfg;
     ctx.t_start = t_start;
+    ns_svcobs_cfg ocfg = {.metrics = cfg.metrics[0] ? cfg.metrics : NULL,
+                          .log_out = cfg.log_out[0] ? cfg.log_out : NULL,
+                          .audit_out = cfg.audit_out[0] ? cfg.audit_out : NULL,
+                          .audit_every_n = cfg.audit_every_n,
+                          .audit_every_ms = cfg.audit_every_ms,
+                          .status_every_ms = cfg.status_every_ms};
+    int64_t t_obs = ns_now_ms();
+    e = ns_svcobs_start(&ctx.obs, &ocfg);
+    if (e != NS_OK) {
+        ns_error("step=observability failed error=\"%s: %s\"", ns_err_name(e), ns_err_msg());
+        g_stop = 1;
+        if (bridges) {
+            pthread_join(bth, NULL);
+            ns_bridge_free(bj.b);
+        }
+        return finish(NS_EXIT_FAIL, is_pid1);
+    }
+    ns_info("step=observability ok ms=%lld logs=%s audit=%s metrics=%s",
+            (long long)(ns_now_ms() - t_obs), ocfg.log_out ? ocfg.log_out : "none",
+            ocfg.audit_out ? ocfg.audit_out : "none", ocfg.metrics ? ocfg.metrics : "none");
     ns_enclave_ops ops = {&ctx, ee_recv, ee_kms, ee_age, ee_load_keys, ee_serve, ee_on_step};
     ns_enclave_step failed = NS_STEP_COUNT;
     ns_info("waiting for secrets (timeout %d s)", cfg.recv_timeout_ms / 1000);
@@ -372,8 +412,9 @@ int enclave_entrypoint_main(int argc, char **argv)
     }
     if (e != NS_OK) {
         ns_error("boot failed step=%s: no key material was kept", ns_enclave_step_name(failed));
-        return finish(NS_EXIT_FAIL, is_pid1);
+    } else {
+        ns_info("stopped");
     }
-    ns_info("stopped");
-    return finish(NS_EXIT_OK, is_pid1);
+    ns_svcobs_stop(ctx.obs); /* the final audit head; the last lines flushed (bounded) */
+    return finish(e != NS_OK ? NS_EXIT_FAIL : NS_EXIT_OK, is_pid1);
 }

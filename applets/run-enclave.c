@@ -8,6 +8,9 @@
  *   nitro-cli    run-enclave --eif-path --cpu-count --memory --enclave-cid --enclave-name
  *   bridges      ingress tcp:0.0.0.0:HOST_GRPC_PORT -> vsock:CID:VSOCK_PORT, egress
  *                vsock:any:HOST_EGRESS_VSOCK_PORT -> HOST_EGRESS_TARGET_HOST:PORT
+ *   observability  the enclave's log lines (to stderr, prefixed "enclave: ", and ENCLAVE_LOG_FILE)
+ *                and audit trail (AUDIT_LOG_FILE) received over vsock; readiness over HTTP;
+ *                the metrics bridge tcp:127.0.0.1:9100 -> vsock:CID:7112 runs with the bridges
  *   push         the three payloads with vsock-push, retried until the enclave listens
  *   supervise    restarts a bridge that dies (bounded); SIGTERM/SIGINT stops the bridges and
  *                terminates the enclave
@@ -18,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,9 +35,12 @@
 #include "buf.h"
 #include "cli.h"
 #include "iox.h"
+#include "httpd.h"
 #include "log.h"
+#include "logship.h"
 #include "secret.h"
 #include "supervise.h"
+#include "svcobs.h"
 
 #define RE_CREDS_MAX (64 * 1024)
 #define RE_AGE_KEY_MAX (64 * 1024)
@@ -81,6 +88,17 @@ static const char usage_text[] =
     "  NSIGN_RUN_DIR=/run/nsign    where the lock file ENCLAVE_NAME.pid lives\n"
     "  NSIGN_HOST_WATCH_SECONDS=10 how often to check that the enclave still runs (0: never);\n"
     "                              when it is gone, run-enclave stops its bridges and exits 1\n"
+    "observability (\"none\" disables each):\n"
+    "  ENCLAVE_LOG_VSOCK_PORT=7110  the enclave's log lines, received on vsock:any:7110, go to\n"
+    "                              stderr prefixed 'enclave: ' and to ENCLAVE_LOG_FILE if set\n"
+    "  AUDIT_VSOCK_PORT=7111        the signed audit trail, appended to AUDIT_LOG_FILE (default\n"
+    "                              NSIGN_RUN_DIR/ENCLAVE_NAME.audit.jsonl; nsign audit-verify)\n"
+    "  METRICS_VSOCK_PORT=7112      bridged from NSIGN_HOST_METRICS_LISTEN=tcp:127.0.0.1:9100\n"
+    "                              (GET /metrics, Prometheus text format)\n"
+    "  NSIGN_HOST_READY_LISTEN=tcp:127.0.0.1:9101  GET /ready: 200 once the enclave reports\n"
+    "                              SERVING and its last status line is at most\n"
+    "                              READY_MAX_AGE_SECONDS=15 old, 503 otherwise\n"
+    "  NSIGN_HOST_LOG_LISTEN, NSIGN_HOST_AUDIT_LISTEN, NSIGN_HOST_METRICS_CONNECT (addresses)\n"
     "  every address can be overridden (tcp:, unix: or vsock: syntax), e.g. to run the flow on\n"
     "  one machine: NSIGN_HOST_CREDS_ADDR, NSIGN_HOST_AGE_KEY_ADDR, NSIGN_HOST_SHARES_ADDR (push\n"
     "  targets), NSIGN_HOST_GRPC_LISTEN, NSIGN_HOST_GRPC_CONNECT, NSIGN_HOST_EGRESS_LISTEN,\n"
@@ -106,6 +124,12 @@ typedef struct {
     char kms_listen[NS_ADDR_STR_MAX], kms_connect[NS_ADDR_STR_MAX], kms_allow[RE_STR];
     int readiness_s;
     int watch_s; /* how often to check that the enclave still runs; 0 = never */
+    /* Observability; "" when disabled. */
+    char log_listen[NS_ADDR_STR_MAX], audit_listen[NS_ADDR_STR_MAX];
+    char metrics_listen[NS_ADDR_STR_MAX], metrics_connect[NS_ADDR_STR_MAX];
+    char ready_listen[NS_ADDR_STR_MAX];
+    char log_file[RE_STR], audit_file[RE_STR + 64];
+    int ready_max_age_s;
 } re_cfg;
 
 static const char *env_or(const char *name, const char *def)
@@ -159,6 +183,16 @@ static ns_err env_addr(const char *name, const char *def, char *out)
         return ns_fail_ctx(e, "%s", name);
     }
     return copy_str(out, NS_ADDR_STR_MAX, v, name);
+}
+
+/* The same, where "none" disables (out = ""). */
+static ns_err env_addr_opt(const char *name, const char *def, char *out)
+{
+    if (strcmp(env_or(name, def), "none") == 0) {
+        out[0] = '\0';
+        return NS_OK;
+    }
+    return env_addr(name, def, out);
 }
 
 static ns_err cfg_load(re_cfg *c)
@@ -263,6 +297,27 @@ static ns_err cfg_load(re_cfg *c)
     uint64_t watch;
     GUARD(env_uint("NSIGN_HOST_WATCH_SECONDS", 10, 86400, &watch));
     c->watch_s = (int)watch;
+
+    uint64_t p_log, p_audit, p_metrics, age;
+    GUARD(env_uint("ENCLAVE_LOG_VSOCK_PORT", 7110, 0xFFFFFFFFull, &p_log));
+    GUARD(env_uint("AUDIT_VSOCK_PORT", 7111, 0xFFFFFFFFull, &p_audit));
+    GUARD(env_uint("METRICS_VSOCK_PORT", 7112, 0xFFFFFFFFull, &p_metrics));
+    snprintf(def, sizeof def, "vsock:any:%llu", (unsigned long long)p_log);
+    GUARD(env_addr_opt("NSIGN_HOST_LOG_LISTEN", def, c->log_listen));
+    snprintf(def, sizeof def, "vsock:any:%llu", (unsigned long long)p_audit);
+    GUARD(env_addr_opt("NSIGN_HOST_AUDIT_LISTEN", def, c->audit_listen));
+    GUARD(env_addr_opt("NSIGN_HOST_METRICS_LISTEN", "tcp:127.0.0.1:9100", c->metrics_listen));
+    snprintf(def, sizeof def, "vsock:%s:%llu", c->cid, (unsigned long long)p_metrics);
+    GUARD(env_addr_opt("NSIGN_HOST_METRICS_CONNECT", def, c->metrics_connect));
+    GUARD(env_addr_opt("NSIGN_HOST_READY_LISTEN", "tcp:127.0.0.1:9101", c->ready_listen));
+    GUARD(copy_str(c->log_file, sizeof c->log_file, env_or("ENCLAVE_LOG_FILE", ""),
+                   "ENCLAVE_LOG_FILE"));
+    snprintf(def, sizeof def, "%s/%s.audit.jsonl", c->run_dir, c->name);
+    GUARD(copy_str(c->audit_file, sizeof c->audit_file, env_or("AUDIT_LOG_FILE", def),
+                   "AUDIT_LOG_FILE"));
+    GUARD(env_uint("READY_MAX_AGE_SECONDS", 15, 86400, &age));
+    ENSURE(age > 0, NS_E_USAGE, "READY_MAX_AGE_SECONDS must be positive");
+    c->ready_max_age_s = (int)age;
     return NS_OK;
 }
 
@@ -365,6 +420,10 @@ static void build_bridges_argv(re_state *s, char **av)
     if (s->c->egress) {
         av[n++] = s->c->egress_listen;
         av[n++] = s->c->egress_connect;
+    }
+    if (s->c->metrics_listen[0] && s->c->metrics_connect[0]) {
+        av[n++] = s->c->metrics_listen;
+        av[n++] = s->c->metrics_connect;
     }
     av[n] = NULL;
 }
@@ -564,9 +623,150 @@ static ns_err step_console(re_state *s)
     return e;
 }
 
+/* ---- observability: the enclave's log lines, audit trail and readiness ---- */
+
+typedef struct {
+    ns_logrecv *logs, *audit;
+    ns_httpd *ready;
+    int log_fd, audit_fd;
+    pthread_mutex_t mu;
+    char state[32];
+    int64_t last_status_ms; /* 0: never */
+    int max_age_ms;
+} re_obs;
+
+static re_obs g_obs = {.log_fd = -1, .audit_fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* One write per line: "enclave: LINE\n" on stderr (and LINE\n in ENCLAVE_LOG_FILE). Status
+ * lines feed the readiness check instead. */
+static void on_enclave_line(void *arg, const char *line, size_t n)
+{
+    char buf[NS_LOGRECV_LINE_MAX + 16];
+    re_obs *o = arg;
+    const char *tag = memmem(line, n, NS_SVCOBS_STATUS_TAG, strlen(NS_SVCOBS_STATUS_TAG));
+    if (tag != NULL && n > 6 && memcmp(line, "nsign ", 6) == 0) {
+        const char *st = tag + strlen(NS_SVCOBS_STATUS_TAG);
+        size_t k = 0;
+        pthread_mutex_lock(&o->mu);
+        while (st + k < line + n && st[k] != ' ' && k + 1 < sizeof o->state) {
+            o->state[k] = st[k];
+            k++;
+        }
+        o->state[k] = '\0';
+        o->last_status_ms = ns_now_ms();
+        pthread_mutex_unlock(&o->mu);
+        return;
+    }
+    /* Only printable bytes reach the terminal or journal: an enclave cannot send escapes. */
+    memcpy(buf, "enclave: ", 9);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)line[i];
+        buf[9 + i] = (c >= 0x20 && c != 0x7f) || c == '\t' ? (char)c : '?';
+    }
+    buf[9 + n] = '\n';
+    ssize_t w = write(2, buf, n + 10);
+    if (o->log_fd >= 0) {
+        w = write(o->log_fd, buf + 9, n + 1);
+    }
+    (void)w;
+}
+
+static void on_audit_line(void *arg, const char *line, size_t n)
+{
+    re_obs *o = arg;
+    char buf[NS_LOGRECV_LINE_MAX + 1];
+    memcpy(buf, line, n);
+    buf[n] = '\n';
+    ssize_t w = write(o->audit_fd, buf, n + 1);
+    (void)w;
+}
+
+static int serve_ready(void *arg, const ns_httpd_req *r, ns_buf *body, const char **ctype)
+{
+    re_obs *o = arg;
+    if (strcmp(r->path, "/ready") != 0 && strcmp(r->path, "/") != 0) {
+        return 404;
+    }
+    pthread_mutex_lock(&o->mu);
+    int64_t age = o->last_status_ms ? ns_now_ms() - o->last_status_ms : -1;
+    int ok = age >= 0 && age <= o->max_age_ms && strcmp(o->state, "SERVING") == 0;
+    ns_err e = ns_buf_printf(body, "%s state=%s last_status_ms_ago=%lld\n",
+                             ok ? "ready" : "not ready", o->state[0] ? o->state : "none",
+                             (long long)age);
+    pthread_mutex_unlock(&o->mu);
+    *ctype = "text/plain; charset=utf-8";
+    return e != NS_OK ? 500 : ok ? 200 : 503;
+}
+
+static ns_err step_observability(re_state *s)
+{
+    re_cfg *c = s->c;
+    ns_addr a;
+    if (g_dry) {
+        printf("%2d %-12s logs %s -> stderr 'enclave: '%s%s; audit %s -> %s; readiness %s; "
+               "metrics %s -> %s (with the bridges)\n",
+               ++g_step, "observe", c->log_listen[0] ? c->log_listen : "none",
+               c->log_file[0] ? " and " : "", c->log_file,
+               c->audit_listen[0] ? c->audit_listen : "none", c->audit_file,
+               c->ready_listen[0] ? c->ready_listen : "none",
+               c->metrics_listen[0] ? c->metrics_listen : "none", c->metrics_connect);
+        return NS_OK;
+    }
+    int64_t t0 = ns_now_ms();
+    g_obs.max_age_ms = c->ready_max_age_s * 1000;
+    if (c->log_file[0]) {
+        g_obs.log_fd = open(c->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (g_obs.log_fd < 0) {
+            return ns_fail_errno(NS_E_IO, "open ENCLAVE_LOG_FILE %s", c->log_file);
+        }
+    }
+    if (c->log_listen[0]) {
+        GUARD(ns_addr_parse(&a, c->log_listen));
+        GUARD(ns_logrecv_start(&g_obs.logs, &a, on_enclave_line, &g_obs));
+    }
+    if (c->audit_listen[0]) {
+        g_obs.audit_fd = open(c->audit_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (g_obs.audit_fd < 0) {
+            return ns_fail_errno(NS_E_IO, "open AUDIT_LOG_FILE %s", c->audit_file);
+        }
+        GUARD(ns_addr_parse(&a, c->audit_listen));
+        GUARD(ns_logrecv_start(&g_obs.audit, &a, on_audit_line, &g_obs));
+    }
+    if (c->ready_listen[0]) {
+        GUARD(ns_addr_parse(&a, c->ready_listen));
+        ns_err e = ns_httpd_start(&g_obs.ready, &a, serve_ready, &g_obs);
+        if (e != NS_OK) {
+            return ns_fail_ctx(e, "readiness listener %s", c->ready_listen);
+        }
+    }
+    ns_info("step=observe ok ms=%lld logs=%s audit=%s audit_file=%s ready=%s metrics=%s",
+            (long long)(ns_now_ms() - t0), c->log_listen[0] ? c->log_listen : "none",
+            c->audit_listen[0] ? c->audit_listen : "none", c->audit_file,
+            c->ready_listen[0] ? c->ready_listen : "none",
+            c->metrics_listen[0] ? c->metrics_listen : "none");
+    return NS_OK;
+}
+
+static void stop_observability(void)
+{
+    ns_httpd_stop(g_obs.ready);
+    ns_logrecv_stop(g_obs.logs);
+    ns_logrecv_stop(g_obs.audit);
+    g_obs.ready = NULL;
+    g_obs.logs = g_obs.audit = NULL;
+    if (g_obs.log_fd >= 0) {
+        close(g_obs.log_fd);
+    }
+    if (g_obs.audit_fd >= 0) {
+        (void)fsync(g_obs.audit_fd);
+        close(g_obs.audit_fd);
+    }
+    g_obs.log_fd = g_obs.audit_fd = -1;
+}
+
 static ns_err step_bridges(re_state *s)
 {
-    char *av[10];
+    char *av[12];
     build_bridges_argv(s, av);
     show("bridges", av, s->c->egress ? "ingress and egress, supervised" : "ingress, supervised");
     if (g_dry) {
@@ -690,7 +890,7 @@ static ns_err supervise_child(re_state *s, ns_child *ch, int *restarts, const ch
     (*restarts)++;
     ns_warn("%s bridge exited (%s); restarting (%d/%d)", what, buf, *restarts, RE_RESTARTS_MAX);
     usleep(RE_RESTART_BACKOFF_MS * 1000);
-    char *av[10];
+    char *av[12];
     build(s, av);
     return ns_spawn(ch, av, NS_SPAWN_STDIN_NULL, -1);
 }
@@ -809,6 +1009,8 @@ int run_enclave_main(int argc, char **argv)
     GUARD_GOTO(check_stop(), e, out);
     failed = "kms-proxy";
     GUARD_GOTO(step_kms_proxy(&st), e, out);
+    failed = "observe";
+    GUARD_GOTO(step_observability(&st), e, out);
     failed = "nitro-cli";
     GUARD_GOTO(step_nitro_run(&st), e, out);
     GUARD_GOTO(check_stop(), e, out);
@@ -869,6 +1071,7 @@ out:
         }
     }
     stop_all(&st);
+    stop_observability(); /* after the enclave: its last lines and final audit head are in */
     release_lock(&st);
     ns_info("stopped");
     return e == NS_OK ? NS_EXIT_OK : NS_EXIT_FAIL;

@@ -60,9 +60,12 @@ static void usage(void)
            DEFAULT_LISTEN);
 }
 
+static ns_svcobs *g_obs;
+
 static void on_listening(const char *addr, void *arg)
 {
     const ns_signsvc_cfg *cfg = arg;
+    ns_svcobs_set_state(g_obs, "SERVING");
     ns_info("serving addr=%s threads=%d max_msg=%zu", addr,
             cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), cfg->max_msg);
 }
@@ -139,6 +142,7 @@ int sign_service_main(int argc, char **argv)
         ns_log_err(e, "observability");
         return NS_EXIT_FAIL;
     }
+    g_obs = obs;
     if (ocfg.metrics != NULL) {
         ns_info("metrics addr=%s port=%u", ocfg.metrics, ns_svcobs_metrics_port(obs));
     }

@@ -105,7 +105,71 @@ static ns_err cfg_str(ns_enclave_getenv_fn get, void *ctx, const char *name, con
     return NS_OK;
 }
 
+/* An observability address: NAME, else the default when on by default, else none. */
+static ns_err cfg_obs(ns_enclave_getenv_fn get, void *ctx, const char *name, const char *def,
+                      int on, char *out)
+{
+    const char *v = get(name, ctx);
+    ns_addr a;
+    if (v == NULL || *v == '\0') {
+        v = on ? def : "none";
+    }
+    if (strcmp(v, "none") == 0) {
+        out[0] = '\0';
+        return NS_OK;
+    }
+    ns_err e = ns_addr_parse(&a, v);
+    if (e != NS_OK) {
+        return ns_fail_ctx(e, "%s", name);
+    }
+    ns_addr_format(&a, out, NS_ADDR_STR_MAX);
+    return NS_OK;
+}
+
+static ns_err cfg_obs_all(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx, int on,
+                          uint32_t parent)
+{
+    uint32_t p_log, p_audit, p_metrics;
+    char a[NS_ADDR_STR_MAX];
+    GUARD(cfg_port(get, ctx, "ENCLAVE_LOG_VSOCK_PORT", 7110, &p_log));
+    GUARD(cfg_port(get, ctx, "AUDIT_VSOCK_PORT", 7111, &p_audit));
+    GUARD(cfg_port(get, ctx, "METRICS_VSOCK_PORT", 7112, &p_metrics));
+    snprintf(a, sizeof a, "vsock:%u:%u", parent, p_log);
+    GUARD(cfg_obs(get, ctx, "NSIGN_ENCLAVE_LOG_ADDR", a, on, cfg->log_out));
+    snprintf(a, sizeof a, "vsock:%u:%u", parent, p_audit);
+    GUARD(cfg_obs(get, ctx, "NSIGN_ENCLAVE_AUDIT_ADDR", a, on, cfg->audit_out));
+    snprintf(a, sizeof a, "vsock:any:%u", p_metrics);
+    GUARD(cfg_obs(get, ctx, "NSIGN_ENCLAVE_METRICS_ADDR", a, on, cfg->metrics));
+    const char *v = get("NSIGN_ENCLAVE_AUDIT_EVERY", ctx);
+    uint64_t n;
+    if (v != NULL && *v != '\0') {
+        ENSURE(ns_parse_uint(v, 1000000, &n) == NS_OK && n > 0, NS_E_USAGE,
+               "NSIGN_ENCLAVE_AUDIT_EVERY=%s: want 1..1000000 entries", v);
+        cfg->audit_every_n = (uint32_t)n;
+    }
+    v = get("NSIGN_ENCLAVE_AUDIT_INTERVAL", ctx);
+    int64_t ms;
+    if (v != NULL && *v != '\0') {
+        ENSURE(ns_parse_seconds(v, &ms) == NS_OK && ms > 0 && ms <= 86400 * 1000, NS_E_USAGE,
+               "NSIGN_ENCLAVE_AUDIT_INTERVAL=%s: want seconds, 0 < S <= 86400", v);
+        cfg->audit_every_ms = (uint32_t)ms;
+    }
+    v = get("NSIGN_ENCLAVE_STATUS_INTERVAL", ctx);
+    if (v != NULL && *v != '\0') {
+        ENSURE(ns_parse_seconds(v, &ms) == NS_OK && ms > 0 && ms <= 3600 * 1000, NS_E_USAGE,
+               "NSIGN_ENCLAVE_STATUS_INTERVAL=%s: want seconds, 0 < S <= 3600", v);
+        cfg->status_every_ms = (uint32_t)ms;
+    }
+    return NS_OK;
+}
+
 ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx, int is_pid1)
+{
+    return ns_enclave_cfg_load_ex(cfg, get, ctx, is_pid1, 0);
+}
+
+ns_err ns_enclave_cfg_load_ex(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx,
+                              int is_pid1, int in_enclave)
 {
     uint32_t p_creds, p_age, p_shares, p_grpc, p_egress, p_kms, parent;
     char a[NS_ADDR_STR_MAX];
@@ -189,6 +253,7 @@ ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *
     cfg->heartbeat_timeout_ms = ENCLAVE_DEFAULT_HEARTBEAT_TIMEOUT_MS;
     GUARD(cfg_str(get, ctx, "NSIGN_MODULES", is_pid1 ? "/nsm.ko" : "", cfg->modules,
                   sizeof cfg->modules));
+    GUARD(cfg_obs_all(cfg, get, ctx, is_pid1 || in_enclave, parent));
     return NS_OK;
 }
 

@@ -62,6 +62,14 @@ typedef struct {
     ns_addr heartbeat; /* default vsock:3:9000 */
     int heartbeat_timeout_ms;
     char modules[NS_ENCLAVE_MODULES_MAX]; /* comma-separated .ko paths */
+    /* Observability (README "Observability"): log lines and the audit trail to the parent,
+     * metrics served on a listener. Each "" when disabled. */
+    char log_out[NS_ADDR_STR_MAX];   /* default vsock:PARENT:7110 */
+    char audit_out[NS_ADDR_STR_MAX]; /* default vsock:PARENT:7111 */
+    char metrics[NS_ADDR_STR_MAX];   /* default vsock:any:7112 */
+    uint32_t audit_every_n;          /* 0 = sign-service's default */
+    uint32_t audit_every_ms;
+    uint32_t status_every_ms; /* status lines for the host's readiness check; 0 = 5 s */
 } ns_enclave_cfg;
 
 /* Looks a variable up (getenv in production, a table in tests); NULL when unset. */
@@ -76,9 +84,17 @@ typedef const char *(*ns_enclave_getenv_fn)(const char *name, void *ctx);
  * egress and heartbeat), NSIGN_ENCLAVE_RECV_TIMEOUT (seconds), NSIGN_ENCLAVE_SIGN_THREADS,
  * NSIGN_ENCLAVE_ATTEST (1/0/auto), NSIGN_MODULES, KMS_KEY_ID, AWS_ENDPOINT_URL_KMS,
  * AWS_CA_BUNDLE. is_pid1 turns the heartbeat on by default.
+ * Observability: ENCLAVE_LOG_VSOCK_PORT (7110), AUDIT_VSOCK_PORT (7111), METRICS_VSOCK_PORT
+ * (7112), overridden by NSIGN_ENCLAVE_{LOG,AUDIT,METRICS}_ADDR ("none" disables), on by default
+ * only in an enclave (is_pid1, or in_enclave: /dev/nsm exists) so that a development run never
+ * opens AF_VSOCK by surprise; NSIGN_ENCLAVE_AUDIT_EVERY (entries), NSIGN_ENCLAVE_AUDIT_INTERVAL
+ * (seconds), NSIGN_ENCLAVE_STATUS_INTERVAL (seconds between status lines, default 5).
  */
 ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx,
                            int is_pid1) NS_MUST_CHECK;
+/* The same, saying whether this runs in an enclave (observability on by default). */
+ns_err ns_enclave_cfg_load_ex(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx,
+                              int is_pid1, int in_enclave) NS_MUST_CHECK;
 
 typedef enum {
     NS_STEP_RECEIVE,

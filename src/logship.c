@@ -290,11 +290,28 @@ static void rconn_feed(ns_logrecv *r, rconn *c, const char *p, size_t n)
     }
 }
 
+static int any_open(const ns_logrecv *r)
+{
+    for (int i = 0; i < NS_LOGRECV_CONNS; i++) {
+        if (r->c[i] != NULL) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void *receiver(void *arg)
 {
     ns_logrecv *r = arg;
     char buf[16384];
-    while (!r->stop) {
+    int64_t drain_until = 0;
+    for (;;) {
+        if (r->stop && drain_until == 0) {
+            drain_until = ns_now_ms() + NS_LOGRECV_DRAIN_MS;
+        }
+        if (r->stop && (!any_open(r) || ns_now_ms() >= drain_until)) {
+            break;
+        }
         struct pollfd pf[NS_LOGRECV_CONNS + 1];
         pf[0] = (struct pollfd){.fd = r->lfd, .events = POLLIN};
         for (int i = 0; i < NS_LOGRECV_CONNS; i++) {
@@ -323,7 +340,7 @@ static void *receiver(void *arg)
             }
             rconn_feed(r, c, buf, (size_t)k);
         }
-        if (pf[0].revents & POLLIN) {
+        if ((pf[0].revents & POLLIN) && !r->stop) {
             int fd = accept4(r->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             int placed = 0;
             for (int i = 0; fd >= 0 && i < NS_LOGRECV_CONNS && !placed; i++) {

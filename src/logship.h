@@ -26,6 +26,7 @@
 #define NS_LOGSHIP_RETRY_MS 500
 #define NS_LOGRECV_LINE_MAX 8192
 #define NS_LOGRECV_CONNS 8
+#define NS_LOGRECV_DRAIN_MS 2000 /* ns_logrecv_stop: how long open senders may still finish */
 
 typedef struct ns_logship ns_logship;
 
@@ -42,6 +43,8 @@ typedef void (*ns_logrecv_fn)(void *arg, const char *line, size_t n);
 
 ns_err ns_logrecv_start(ns_logrecv **r, const ns_addr *listen, ns_logrecv_fn fn,
                         void *arg) NS_MUST_CHECK;
+/* Stops accepting, reads what open connections still send until they close (at most
+ * NS_LOGRECV_DRAIN_MS), then frees. */
 void ns_logrecv_stop(ns_logrecv *r);
 
 #endif

@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +38,56 @@ struct ns_svcobs {
     int audit_fd;
     ns_audit *audit;
     uint8_t user_data[32];
+    pthread_t status_th;
+    int status_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stopping;
+    const char *state;
+    uint64_t status_seq;
 };
+
+/* Under o->mu. */
+static void send_status(ns_svcobs *o)
+{
+    char line[160];
+    int n = snprintf(line, sizeof line, "nsign %s%s%s seq=%llu\n", ns_log_applet(),
+                     NS_SVCOBS_STATUS_TAG, o->state, (unsigned long long)o->status_seq++);
+    if (n > 0 && (size_t)n < sizeof line) {
+        ns_logship_write(o->logs, line, (size_t)n);
+    }
+}
+
+static void *status_thread(void *arg)
+{
+    ns_svcobs *o = arg;
+    uint32_t every = o->cfg.status_every_ms ? o->cfg.status_every_ms : 5000;
+    pthread_mutex_lock(&o->mu);
+    while (!o->stopping) {
+        send_status(o);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += every / 1000;
+        ts.tv_nsec += (long)(every % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&o->cv, &o->mu, &ts);
+    }
+    pthread_mutex_unlock(&o->mu);
+    return NULL;
+}
+
+void ns_svcobs_set_state(ns_svcobs *o, const char *state)
+{
+    pthread_mutex_lock(&o->mu);
+    o->state = state;
+    if (o->logs != NULL) {
+        send_status(o);
+    }
+    pthread_mutex_unlock(&o->mu);
+}
 
 static double in_flight(void *arg)
 {
@@ -126,6 +177,9 @@ ns_err ns_svcobs_start(ns_svcobs **out, const ns_svcobs_cfg *cfg)
     ENSURE(o != NULL, NS_E_NOMEM, "observability: out of memory");
     o->cfg = *cfg;
     o->audit_fd = -1;
+    o->state = "STARTING";
+    pthread_mutex_init(&o->mu, NULL);
+    pthread_cond_init(&o->cv, NULL);
     ns_err e = ns_metrics_new(&o->reg);
     if (e == NS_OK) {
         e = families(o);
@@ -148,6 +202,11 @@ ns_err ns_svcobs_start(ns_svcobs **out, const ns_svcobs_cfg *cfg)
             e = ns_fail_ctx(e, "--log-out %s", cfg->log_out);
         } else {
             ns_log_set_sink((void (*)(void *, const char *, size_t))ns_logship_write, o->logs);
+            if (pthread_create(&o->status_th, NULL, status_thread, o) == 0) {
+                o->status_started = 1;
+            } else {
+                e = ns_fail(NS_E_NOMEM, "cannot start the status thread");
+            }
         }
     }
     if (e != NS_OK) {
@@ -238,6 +297,16 @@ void ns_svcobs_stop(ns_svcobs *o)
         return;
     }
     ns_signsvc_set_obs(NULL);
+    if (o->status_started) {
+        pthread_mutex_lock(&o->mu);
+        o->stopping = 1;
+        pthread_cond_signal(&o->cv);
+        pthread_mutex_unlock(&o->mu);
+        pthread_join(o->status_th, NULL);
+    }
+    if (o->logs != NULL) {
+        ns_svcobs_set_state(o, "STOPPING");
+    }
     ns_audit_close(o->audit); /* the final signed head */
     ns_logship_stop(o->audit_ship, FLUSH_MS);
     if (o->audit_fd >= 0) {
@@ -250,5 +319,7 @@ void ns_svcobs_stop(ns_svcobs *o)
         ns_logship_stop(o->logs, FLUSH_MS);
     }
     ns_metrics_free(o->reg);
+    pthread_mutex_destroy(&o->mu);
+    pthread_cond_destroy(&o->cv);
     free(o);
 }

@@ -28,7 +28,13 @@ typedef struct {
     const char *audit_out;   /* FILE or tcp:/unix:/vsock: ADDR, or NULL (no trail) */
     uint32_t audit_every_n;  /* 0 = 100 */
     uint32_t audit_every_ms; /* 0 = 10000 */
+    uint32_t status_every_ms; /* 0 = 5000: the status heartbeat on log_out */
 } ns_svcobs_cfg;
+
+/* With log_out, a status line goes to the log reader (not to stderr) on every state change
+ * and every status_every_ms: "nsign APPLET: status state=STATE seq=N". run-enclave's readiness
+ * check reads it: the state, and that the enclave is alive. */
+#define NS_SVCOBS_STATUS_TAG ": status state="
 
 typedef struct ns_svcobs ns_svcobs;
 
@@ -37,6 +43,8 @@ ns_err ns_svcobs_start(ns_svcobs **o, const ns_svcobs_cfg *cfg) NS_MUST_CHECK;
 /* With the keys loaded: starts the audit trail (if configured) and hooks signsvc. */
 ns_err ns_svcobs_attach(ns_svcobs *o, const ns_signsvc_keys *keys) NS_MUST_CHECK;
 void ns_svcobs_boot_step(ns_svcobs *o, const char *step, double seconds);
+/* STARTING at first; SERVING once listening; STOPPING on the way out. A static string. */
+void ns_svcobs_set_state(ns_svcobs *o, const char *state);
 /* The bound metrics port (tcp/vsock), 0 without one. */
 uint32_t ns_svcobs_metrics_port(const ns_svcobs *o);
 /* Signs the final audit head, flushes shipped lines (bounded), stops everything. */

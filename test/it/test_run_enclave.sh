@@ -48,8 +48,10 @@ check "dry run: ingress and egress bridges" has dry1 \
 check "dry run: three pushes to 7100/7101/7102" bash -c \
     "grep -q 'vsock-push --timeout 60 vsock:16:7100 -' '$T/dry1' && grep -q 'vsock:16:7101 -' '$T/dry1' && grep -q 'vsock:16:7102 -' '$T/dry1'"
 check "dry run: order check, creds, s3, proxy, nitro-cli, bridges, push" bash -c \
-    "[ \"\$(awk '{print \$2}' '$T/dry1' | grep -v '^plan' | uniq | tr '\n' ' ')\" = 'check fetch-creds s3-get kms-proxy nitro-cli bridges push supervise ' ]"
+    "[ \"\$(awk '{print \$2}' '$T/dry1' | grep -v '^plan' | uniq | tr '\n' ' ')\" = 'check fetch-creds s3-get kms-proxy observe nitro-cli bridges push supervise ' ]"
 check "dry run: variables honoured" bash -c "grep -q -- '--cpu-count 4 --memory 2048 --enclave-cid 21 --enclave-name sign-service-enclave --debug-mode' '$T/dry2' && grep -q 'vsock:21:9100' '$T/dry2' && grep -q 'bridge tcp:0.0.0.0:6000 vsock:21:50051$\|bridge tcp:0.0.0.0:6000 vsock:21:50051 ' '$T/dry2'"
+check "dry run: metrics bridged from tcp:127.0.0.1:9100 to vsock:16:7112, logs and audit on 7110/7111, readiness on 9101" bash -c \
+    "grep -q 'bridge tcp:0.0.0.0:50051 vsock:16:50051 vsock:any:8080 tcp:127.0.0.1:8080 tcp:127.0.0.1:9100 vsock:16:7112' '$T/dry1' && grep -q 'logs vsock:any:7110 .* audit vsock:any:7111 .* readiness tcp:127.0.0.1:9101' '$T/dry1'"
 check "dry run: KMS_PROXY_ENABLE=0 and HOST_EGRESS_ENABLED=0" bash -c \
     "grep -q 'kms-proxy    skipped' '$T/dry2' && ! grep -q 'vsock:any:8080' '$T/dry2'"
 
@@ -109,6 +111,31 @@ check "each enclave step logged with its duration" bash -c \
 check "KMS Decrypt was attested (Recipient)" grep -q '"recipient": true' "$T/kms.log"
 check "Sign through the ingress bridge verifies against the shares file" \
     "$PY" "$NS_ROOT/test/lib/enclave_demo.py" sign-verify "127.0.0.1:$GRPC_PORT" "$T/service_key_shares.json"
+# Observability: the enclave's logs on the host's stderr and in ENCLAVE_LOG_FILE, readiness,
+# metrics through the host's bridge, gRPC health, the audit trail.
+ready() { curl -s -o "$T/ready.out" -w '%{http_code}' "http://127.0.0.1:$READY_PORT/ready"; }
+i=0; while [ "$(ready)" != 200 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+check "readiness: 200 once the enclave reports SERVING" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$READY_PORT/ready)\" = 200 ] && grep -q 'ready state=SERVING' '$T/ready.out'"
+# A stalled enclave (SIGSTOP: no status line for longer than READY_MAX_AGE_SECONDS) is not
+# ready; once it runs again it is.
+epid=$("$NITRO_CLI" describe-enclaves | "$PY" -c 'import json,sys;print(json.load(sys.stdin)[0]["ProcessID"])')
+kill -STOP "$epid"
+i=0; while [ "$(ready)" != 503 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+check "readiness: 503 when the last status line is too old (enclave stalled)" \
+    grep -q 'not ready state=SERVING' "$T/ready.out"
+kill -CONT "$epid"
+i=0; while [ "$(ready)" != 200 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+check "readiness: 200 again once status lines resume" grep -q '^ready state=SERVING' "$T/ready.out"
+check "enclave log lines on run-enclave's stderr, prefixed 'enclave: '" \
+    grep -q '^enclave: nsign enclave-entrypoint: info SERVING addr=' "$T/ok.log"
+check "enclave log lines in ENCLAVE_LOG_FILE" grep -q '^nsign enclave-entrypoint: info step=load-keys ok' "$T/enclave.log"
+check "status lines feed readiness, not the log" bash -c "! grep -q 'status state=' '$T/ok.log' '$T/enclave.log'"
+check "Attest through the ingress bridge, gRPC health SERVING" \
+    "$PY" "$NS_ROOT/test/lib/enclave_demo.py" attest-health "127.0.0.1:$GRPC_PORT" "$T/attest.b64"
+curl -s "http://127.0.0.1:$METRICS_PORT/metrics" >"$T/metrics.txt"
+check "metrics through the host's bridge: Sign counted, boot steps timed" bash -c \
+    "grep -q '^nsign_sign_requests_total{key=\"payments\",algorithm=\"ed25519\",client=\"[^\"]*\",status=\"OK\"} 1' '$T/metrics.txt' && grep -q '^nsign_boot_step_duration_seconds{step=\"kms-decrypt\"} ' '$T/metrics.txt'"
+check "metrics through the host's bridge: promtool check metrics" bash -c "promtool check metrics <'$T/metrics.txt'"
 check "lock file holds run-enclave's pid" bash -c "[ \"\$(cat '$T/run/$FLOW_NAME.pid')\" = $RUNPID ]"
 "$NSIGN" run-enclave 2>"$T/second.log"; rc=$?
 check "a second run-enclave is refused" bash -c "[ $rc = 1 ] && grep -q 'another run-enclave for $FLOW_NAME is running' '$T/second.log'"
@@ -121,6 +148,12 @@ check "SIGTERM: ingress bridge stopped" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$
 check "SIGTERM: KMS proxy stopped" bash -c "! $PY -c 'import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1])' '${NSIGN_HOST_KMS_PROXY_LISTEN#unix:}' 2>/dev/null"
 check "SIGTERM: lock released" test ! -e "$T/run/$FLOW_NAME.pid"
 check "terminate-enclave was called by name" grep -q "terminate-enclave --enclave-name $FLOW_NAME" "$T/nitro/calls.log"
+check "readiness: refused once run-enclave stopped" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$READY_PORT/ready)\" = 000 ]"
+check "audit trail in AUDIT_LOG_FILE verifies against the enclave's Attest document" \
+    "$NSIGN" audit-verify "$T/audit.jsonl" --attestation "$T/attest.b64"
+check "audit trail: one entry per Sign (2), ended by the final head" bash -c \
+    "[ \$(grep -c '\"type\":\"entry\"' '$T/audit.jsonl') = 2 ] && tail -1 '$T/audit.jsonl' | grep -q '\"final\":true'"
+rm -f "$T/audit.jsonl" "$T/enclave.log"
 
 # stop-enclave stops a running run-enclave and its enclave.
 start_run stop
@@ -145,6 +178,7 @@ check "debug mode: SIGTERM exits 0" test "$RC" = 0
 FAKE_ENCLAVE_CMD="sleep 300" NSIGN_ENCLAVE_HEARTBEAT_ADDR= start_run hang
 i=0; while ! grep -q 'step=push run=' "$T/hang.log" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 sleep 0.5
+echo "hang-ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$READY_PORT/ready")" >"$T/hang.ready"
 kill -TERM "$RUNPID"
 i=0; while kill -0 "$RUNPID" 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
 if kill -0 "$RUNPID" 2>/dev/null; then RC=timeout; kill -9 "$RUNPID"; else wait "$RUNPID"; RC=$?; fi
@@ -152,6 +186,8 @@ RUNPID=
 check "SIGTERM during the pushes: run-enclave stops well before the readiness timeout" \
     test "$RC" != timeout
 check "SIGTERM during the pushes: the enclave is terminated" bash -c "! enclave_listed"
+check "readiness: 503 while the enclave has not reported (never booted)" \
+    grep -q 'hang-ready=503' "$T/hang.ready"
 
 # The allocator has too little memory: nitro-cli fails, the error says what to configure.
 FAKE_NITRO_FAIL=allocator start_run alloc

@@ -100,6 +100,32 @@ def sign_verify(target, keys_path):
     return 0 if ok else 1
 
 
+def attest_health(target, out):
+    """Writes the Attest document (base64) to out; exit 0 when health is SERVING too."""
+    import grpc
+    tmp = tempfile.mkdtemp(prefix="nsign-demo-pb-")
+    subprocess.run(["protoc", "-I" + os.path.join(ROOT, "proto"), "--python_out=" + tmp,
+                    "nsign.proto", "grpc_health.proto"], check=True)
+    sys.path.insert(0, tmp)
+    import grpc_health_pb2 as hpb
+    import nsign_pb2 as pb
+    with grpc.insecure_channel(target) as ch:
+        at = ch.unary_unary("/nsign.v1.Signer/Attest",
+                            request_serializer=pb.AttestRequest.SerializeToString,
+                            response_deserializer=pb.AttestResponse.FromString)
+        hc = ch.unary_unary("/grpc.health.v1.Health/Check",
+                            request_serializer=hpb.HealthCheckRequest.SerializeToString,
+                            response_deserializer=hpb.HealthCheckResponse.FromString)
+        r = at(pb.AttestRequest(nonce=os.urandom(16)), timeout=20)
+        with open(out, "w") as f:
+            f.write(base64.b64encode(r.attestation_document).decode() + "\n")
+        h = hc(hpb.HealthCheckRequest(service="nsign.v1.Signer"), timeout=10)
+        print("  Attest -> %d-byte document, audit key %s; health %s" % (
+            len(r.attestation_document), r.audit_public_key.hex()[:16],
+            hpb.HealthCheckResponse.ServingStatus.Name(h.status)))
+        return 0 if h.status == hpb.HealthCheckResponse.SERVING and r.audit_public_key else 1
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "keys":
@@ -110,6 +136,8 @@ def main():
         kms_encrypt(*args)
     elif cmd == "sign-verify":
         sys.exit(sign_verify(*args))
+    elif cmd == "attest-health":
+        sys.exit(attest_health(*args))
     else:
         sys.exit("unknown command " + cmd)
 

@@ -108,6 +108,20 @@ flow_env() {
     export NSIGN_ENCLAVE_KMS_PROXY_ADDR=$NSIGN_HOST_KMS_PROXY_LISTEN
     export NSIGN_ENCLAVE_HEARTBEAT_ADDR=unix:$T/parent-9000.sock
     export NSIGN_ENCLAVE_RECV_TIMEOUT=120 NSIGN_ENCLAVE_SIGN_THREADS=2
+    # Observability: logs, audit trail and metrics over unix sockets in place of vsock
+    # 7110/7111/7112; the host's metrics bridge and readiness check on free loopback ports.
+    METRICS_PORT=$(flow_free_port) READY_PORT=$(flow_free_port)
+    export NSIGN_HOST_LOG_LISTEN=unix:$T/parent-7110.sock
+    export NSIGN_HOST_AUDIT_LISTEN=unix:$T/parent-7111.sock
+    export NSIGN_HOST_METRICS_LISTEN=tcp:127.0.0.1:$METRICS_PORT
+    export NSIGN_HOST_METRICS_CONNECT=unix:$T/enclave-7112.sock
+    export NSIGN_HOST_READY_LISTEN=tcp:127.0.0.1:$READY_PORT READY_MAX_AGE_SECONDS=2
+    export ENCLAVE_LOG_FILE=$T/enclave.log AUDIT_LOG_FILE=$T/audit.jsonl
+    export NSIGN_ENCLAVE_LOG_ADDR=$NSIGN_HOST_LOG_LISTEN
+    export NSIGN_ENCLAVE_AUDIT_ADDR=$NSIGN_HOST_AUDIT_LISTEN
+    export NSIGN_ENCLAVE_METRICS_ADDR=$NSIGN_HOST_METRICS_CONNECT
+    export NSIGN_ENCLAVE_AUDIT_EVERY=2 NSIGN_ENCLAVE_AUDIT_INTERVAL=1
+    export NSIGN_ENCLAVE_STATUS_INTERVAL=0.3
 }
 
 # flow_wait_serving SECONDS: until the enclave console shows SERVING (0) or a failure (1).
