@@ -285,6 +285,9 @@ static ns_err start_bridges(const ns_enclave_cfg *cfg, bridge_job *job, pthread_
     memset(&bc, 0, sizeof bc);
     bc.pairs = pairs;
     bc.npairs = n;
+    /* A silent or half-closed client must not hold a slot forever (issue 15); the peers of a
+     * vsock listener are the host, so no per-peer cap here (run-enclave's tcp ingress has it). */
+    bc.idle_timeout_ms = NS_BRIDGE_INGRESS_IDLE_S * 1000;
     int64_t t0 = ns_now_ms();
     ns_err e = ns_bridge_listen(&bc, &job->b);
     if (e != NS_OK) {
@@ -306,7 +309,8 @@ static ns_err start_bridges(const ns_enclave_cfg *cfg, bridge_job *job, pthread_
     if (cfg->egress_enabled) {
         ns_addr_format(&cfg->egress_listen, l2, sizeof l2);
     }
-    ns_info("step=bridges ok ms=%lld ingress=%s egress=%s", (long long)(ns_now_ms() - t0), l1, l2);
+    ns_info("step=bridges ok ms=%lld ingress=%s egress=%s idle_timeout_s=%d",
+            (long long)(ns_now_ms() - t0), l1, l2, NS_BRIDGE_INGRESS_IDLE_S);
     return NS_OK;
 }
 
@@ -344,6 +348,7 @@ int enclave_entrypoint_main(int argc, char **argv)
     if (ns_secret_process_init() != NS_OK) {
         ns_warn("cannot make the process non-dumpable: %s", ns_err_msg());
     }
+    ns_io_raise_nofile(); /* the bridges and sign-service hold descriptors per connection */
     ns_err e = ns_enclave_cfg_load(&cfg, real_getenv, NULL, is_pid1);
     if (e != NS_OK) {
         ns_error("step=config failed error=\"%s: %s\"", ns_err_name(e), ns_err_msg());

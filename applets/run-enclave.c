@@ -30,6 +30,7 @@
 #include "../applets/applets.h"
 #include "addr.h"
 #include "buf.h"
+#include "bridge.h"
 #include "cli.h"
 #include "enclave.h"
 #include "iox.h"
@@ -74,6 +75,8 @@ static const char usage_text[] =
     "  CONSOLE_STREAM_ENABLED=$DEBUG_MODE  (debug mode: nitro-cli console appended to "
     "CONSOLE_FILE)\n"
     "  HOST_GRPC_PORT=50051  VSOCK_PORT=50051\n"
+    "    (the ingress bridge closes a connection idle both ways for 120 s and takes at most 32\n"
+    "    concurrent connections from one client IP address)\n"
     "  HOST_EGRESS_ENABLED=1  HOST_EGRESS_TARGET_HOST=127.0.0.1  HOST_EGRESS_TARGET_PORT=8080\n"
     "  HOST_EGRESS_VSOCK_PORT=8080\n"
     "  AWS_CREDS_VSOCK_PORT=7100  AGE_KEY_VSOCK_PORT=7101  KEY_SHARES_VSOCK_PORT=7102\n"
@@ -423,11 +426,19 @@ static void build_kms_argv(re_state *s, char **av)
     av[n] = NULL;
 }
 
+#define RE_STRINGIFY(x) #x
+#define RE_XSTR(x) RE_STRINGIFY(x)
+
 static void build_bridges_argv(re_state *s, char **av)
 {
     int n = 0;
     av[n++] = s->c->self;
     av[n++] = "bridge";
+    /* Idle clients and one address's flood must not starve the others (issue 15). */
+    av[n++] = "--idle-timeout";
+    av[n++] = RE_XSTR(NS_BRIDGE_INGRESS_IDLE_S);
+    av[n++] = "--max-per-peer";
+    av[n++] = RE_XSTR(NS_BRIDGE_INGRESS_PER_PEER);
     av[n++] = s->c->grpc_listen;
     av[n++] = s->c->grpc_connect;
     if (s->c->egress) {
@@ -659,7 +670,7 @@ static ns_err step_console(re_state *s)
 
 static ns_err step_bridges(re_state *s)
 {
-    char *av[10];
+    char *av[16];
     build_bridges_argv(s, av);
     show("bridges", av, s->c->egress ? "ingress and egress, supervised" : "ingress, supervised");
     if (g_dry) {
@@ -814,7 +825,7 @@ static ns_err supervise_child(re_state *s, ns_child *ch, int *restarts, const ch
     (*restarts)++;
     ns_warn("%s bridge exited (%s); restarting (%d/%d)", what, buf, *restarts, RE_RESTARTS_MAX);
     usleep(RE_RESTART_BACKOFF_MS * 1000);
-    char *av[10];
+    char *av[16];
     build(s, av);
     return ns_spawn(ch, av, NS_SPAWN_STDIN_NULL, -1);
 }

@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../applets/applets.h"
@@ -144,12 +143,7 @@ int sign_service_main(int argc, char **argv)
         ns_log_err(e, "keys");
         return NS_EXIT_FAIL;
     }
-    /* One descriptor per client connection: use the whole hard limit. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    ns_io_raise_nofile(); /* one descriptor per client connection */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

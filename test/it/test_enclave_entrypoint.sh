@@ -47,6 +47,8 @@ check "bad credentials: exit 1" test "$RC" = 1
 check "each receive step logged with a duration" \
     grep -q 'step=receive-credentials ok ms=[0-9]' "$T/1.log"
 check "bridges and loopback steps logged" grep -q 'step=bridges ok' "$T/1.log"
+check "ingress bridge has an idle timeout by default" \
+    grep -q 'step=bridges ok .*idle_timeout_s=120' "$T/1.log"
 check "failure names kms-decrypt and why" \
     grep -q 'step=kms-decrypt failed .*SecretAccessKey' "$T/1.log"
 check "final line names the failed step" grep -q 'boot failed step=kms-decrypt' "$T/1.log"
@@ -83,6 +85,15 @@ kill -TERM "$EE"
 wait_ee 10
 check "SIGTERM while waiting: exits (not killed by the timeout)" test "$RC" != timeout
 check "SIGTERM: nothing after receive ran" bash -c "! grep -q 'step=kms-decrypt' '$T/4.log'"
+
+# 4b. the descriptor limit is raised to the hard limit (bridges and sign-service need one or more
+# descriptors per connection), like the bridge and sign-service applets do.
+prlimit --nofile=64:4096 "$N" enclave-entrypoint 2>"$T/4b.log" & EE=$!; pids+=("$EE")
+wait_unix "$T/c" 10
+check "RLIMIT_NOFILE soft limit raised to the hard limit" \
+    grep -Eq '^Max open files +4096 +4096' "/proc/$EE/limits"
+kill -TERM "$EE"
+wait_ee 10
 
 # 5. heartbeat configured but nobody answers: boot fails before any listener.
 NSIGN_ENCLAVE_HEARTBEAT_ADDR=unix:$T/hb start_ee "$T/5.log"
