@@ -16,6 +16,7 @@
  * step is also a command a user can run alone; --dry-run prints them. Secrets go to children
  * through pipes. A lock file (NSIGN_RUN_DIR/ENCLAVE_NAME.pid) lets stop-enclave find us.
  */
+#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -336,6 +337,7 @@ typedef struct {
     int kms_restarts, bridge_restarts;
     int enclave_started;
     int left_running; /* DEBUG_MODE=1 failure: the enclave stays up for its console */
+    int watch_failures; /* describe-enclaves failures in a row */
     int lock_fd;
     char lock_path[RE_STR + 64];
     ns_buf creds, age_ct, shares_ct;
@@ -393,6 +395,30 @@ static ns_err nitro_error(const ns_buf *out, const char *what, re_cfg *c, int st
          what, s, c->console_file, c->nitro_name, c->name);
 }
 
+/*
+ * Whether nitro-cli's describe-enclaves output (a JSON array of objects) lists an enclave named
+ * name: 1 listed, 0 not, NS_E_PARSE when the output is not that array (then nothing is known).
+ */
+static ns_err describe_lists(const ns_buf *out, const char *name, int *listed)
+{
+    cJSON *arr = cJSON_ParseWithLength((const char *)out->data, out->len);
+    *listed = 0;
+    if (!cJSON_IsArray(arr)) {
+        cJSON_Delete(arr);
+        BAIL(NS_E_PARSE, "nitro-cli describe-enclaves did not print a JSON array");
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(it, "EnclaveName");
+        if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0) {
+            *listed = 1;
+        }
+    }
+    cJSON_Delete(arr);
+    return NS_OK;
+}
+
 static ns_err step_check(re_state *s)
 {
     re_cfg *c = s->c;
@@ -412,23 +438,24 @@ static ns_err step_check(re_state *s)
                 c->mem, (unsigned long long)need);
     }
     ns_buf out;
-    int rc = -1;
+    int rc = -1, listed = 0;
     ns_buf_init(&out, RE_NITRO_OUT_MAX);
     ns_err e = ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &rc);
-    if (e == NS_OK && !ns_status_ok(rc)) {
-        e = nitro_error(&out, "nitro-cli describe-enclaves", c, rc);
+    if (e == NS_OK && ns_status_ok(rc)) {
+        e = describe_lists(&out, c->name, &listed);
+    } else if (e == NS_OK) {
+        e = ns_fail(NS_E_REMOTE, "exit status %d", rc);
     }
-    if (e == NS_OK) {
-        char pat[RE_STR + 32];
-        snprintf(pat, sizeof pat, "\"EnclaveName\": \"%s\"", c->name);
-        GUARD_GOTO(ns_buf_cstr(&out), e, done);
-        if (strstr((const char *)out.data, pat) != NULL) {
-            e = ns_fail(NS_E_USAGE,
-                        "enclave %s is already running: stop it first (nsign stop-enclave)",
-                        c->name);
-        }
+    if (e != NS_OK) {
+        /* Not fatal: nitro-cli run-enclave refuses a name or CID in use by itself. */
+        ns_warn("nitro-cli describe-enclaves failed (%s); cannot check that %s is not already "
+                "running: nitro-cli run-enclave will refuse a duplicate",
+                ns_err_msg(), c->name);
+        e = NS_OK;
+    } else if (listed) {
+        e = ns_fail(NS_E_USAGE, "enclave %s is already running: stop it first (nsign stop-enclave)",
+                    c->name);
     }
-done:
     ns_buf_free(&out);
     if (e == NS_OK) {
         step_ok("check", t0);
@@ -607,24 +634,39 @@ static ns_err step_push(re_state *s)
     return NS_OK;
 }
 
-/* NS_E_CLOSED when nitro-cli no longer lists the enclave (it exited or was terminated). */
+/*
+ * NS_E_CLOSED when nitro-cli no longer lists the enclave (it exited or was terminated). A
+ * describe-enclaves that fails (exit status, timeout, output that is not its JSON array: e.g. a
+ * nitro-cli that cannot read some EIF's metadata) proves nothing: it is logged and tried again
+ * at the next watch, never a reason to stop the enclave.
+ */
 static ns_err watch_enclave(re_state *s)
 {
     char *av[] = {s->c->nitro, "describe-enclaves", NULL};
-    char pat[RE_STR + 32];
     ns_buf out;
-    int st = -1;
+    int st = -1, listed = 0;
     ns_buf_init(&out, RE_NITRO_OUT_MAX);
     ns_err e = ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st);
-    if (e != NS_OK || !ns_status_ok(st) || ns_buf_cstr(&out) != NS_OK) {
-        ns_buf_free(&out);
-        ns_warn("nitro-cli describe-enclaves failed; cannot tell whether %s still runs",
-                s->c->name);
+    if (e == NS_OK && !ns_status_ok(st)) {
+        char sts[64];
+        ns_status_str(st, sts, sizeof sts);
+        e = ns_fail(NS_E_REMOTE, "%s", sts);
+    }
+    if (e == NS_OK) {
+        e = describe_lists(&out, s->c->name, &listed);
+    }
+    ns_buf_free(&out);
+    if (e != NS_OK) {
+        s->watch_failures++;
+        ns_warn("nitro-cli describe-enclaves failed (%s; %d in a row): cannot tell whether %s "
+                "still runs; retrying in %d s",
+                ns_err_msg(), s->watch_failures, s->c->name, s->c->watch_s);
         return NS_OK;
     }
-    snprintf(pat, sizeof pat, "\"EnclaveName\": \"%s\"", s->c->name);
-    int listed = strstr((const char *)out.data, pat) != NULL;
-    ns_buf_free(&out);
+    if (s->watch_failures) {
+        ns_info("nitro-cli describe-enclaves answers again after %d failures", s->watch_failures);
+        s->watch_failures = 0;
+    }
     if (!listed) {
         s->enclave_started = 0;
         BAIL(NS_E_CLOSED,

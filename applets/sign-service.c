@@ -12,6 +12,7 @@
 #include "../applets/applets.h"
 #include "buf.h"
 #include "cli.h"
+#include "grpc.h"
 #include "iox.h"
 #include "log.h"
 #include "secret.h"
@@ -30,7 +31,8 @@ static void on_signal(int sig)
 static void usage(void)
 {
     printf("usage: nsign sign-service --keys FILE|-|fd:N [--listen ADDR] [--threads N]\n"
-           "                          [--max-msg SIZE]\n"
+           "                          [--max-msg SIZE] [--max-buffered SIZE]\n"
+           "                          [--idle-timeout SECONDS] [--body-timeout SECONDS]\n"
            "\n"
            "Serves the keys of a keys file (version 1, see README) over gRPC on HTTP/2 cleartext:\n"
            "nsign.v1.Signer (ListKeys, GetPublicKey, Sign, Attest), grpc.health.v1.Health/Check\n"
@@ -41,6 +43,14 @@ static void usage(void)
            "  --listen ADDR       tcp:HOST:PORT, unix:PATH or vsock:CID:PORT (default %s)\n"
            "  --threads N         event loops (default 0 = one per online CPU)\n"
            "  --max-msg SIZE      largest request message, e.g. 4M (default 4M, like gRPC)\n"
+           "  --max-buffered SIZE request bytes all connections may buffer together (default\n"
+           "                      32M, or --max-msg + 4M + 5 if larger); a message over it is\n"
+           "                      refused RESOURCE_EXHAUSTED; the last 4M is kept for messages\n"
+           "                      up to 64K. One connection buffers at most --max-msg + 256K.\n"
+           "  --idle-timeout SECONDS  close a connection without an open stream after this\n"
+           "                      (default 60; PINGs alone do not keep it open)\n"
+           "  --body-timeout SECONDS  answer DEADLINE_EXCEEDED to a request whose body stops\n"
+           "                      arriving for this long (default 10)\n"
            "\n"
            "SIGTERM or SIGINT stops it cleanly (GOAWAY to clients, keys wiped).\n"
            "exit codes: 0 stopped by a signal, 1 failure (bad keys file, cannot listen), 2 usage\n",
@@ -50,8 +60,9 @@ static void usage(void)
 static void on_listening(const char *addr, void *arg)
 {
     const ns_signsvc_cfg *cfg = arg;
-    ns_info("serving addr=%s threads=%d max_msg=%zu", addr,
-            cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), cfg->max_msg);
+    ns_info("serving addr=%s threads=%d max_msg=%zu max_buffered=%zu", addr,
+            cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), cfg->max_msg,
+            cfg->max_buffered);
 }
 
 int sign_service_main(int argc, char **argv)
@@ -83,10 +94,30 @@ int sign_service_main(int argc, char **argv)
                 return ns_cli_usage_error("--max-msg: expected a size from 1 to 64M, got '%s'", v);
             }
             cfg.max_msg = (size_t)n;
+        } else if (strcmp(a, "--max-buffered") == 0 && v) {
+            if (ns_parse_size(v, 1024u * 1024 * 1024, &n) != NS_OK || n == 0) {
+                return ns_cli_usage_error("--max-buffered: expected a size from 1 to 1G, got '%s'",
+                                          v);
+            }
+            cfg.max_buffered = (size_t)n;
+        } else if ((strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--body-timeout") == 0) && v) {
+            if (ns_parse_uint(v, 86400, &n) != NS_OK || n == 0) {
+                return ns_cli_usage_error("%s: expected 1-86400 seconds, got '%s'", a, v);
+            }
+            *(a[2] == 'i' ? &cfg.idle_ms : &cfg.body_idle_ms) = (int)n * 1000;
         } else {
             return ns_cli_usage_error("unknown option or missing value: '%s'", a);
         }
         i++;
+    }
+    size_t min_buffered = cfg.max_msg + NS_GRPC_PREFIX_LEN + NS_H2_SMALL_RESERVE;
+    if (cfg.max_buffered == 0) {
+        cfg.max_buffered =
+            NS_H2_BUFFERED_DEFAULT > min_buffered ? NS_H2_BUFFERED_DEFAULT : min_buffered;
+    } else if (cfg.max_buffered < min_buffered) {
+        return ns_cli_usage_error("--max-buffered: %zu is below --max-msg + 4M + 5 (%zu): no "
+                                  "message of the largest size could ever be accepted",
+                                  cfg.max_buffered, min_buffered);
     }
     if (keys_path == NULL) {
         return ns_cli_usage_error("--keys is required");

@@ -9,7 +9,9 @@ treats a missing 0xB7 heartbeat as a failed boot. `describe-enclaves`, `terminat
 --enclave-name N` and `console --enclave-name N` behave like the real ones. Arguments are checked
 as strictly as nitro-cli checks them. FAKE_NITRO_FAIL=allocator makes run-enclave fail the way
 nitro-cli does when the allocator has too little memory. FAKE_CONSOLE_LAG_S=N makes `console`
-deliver each piece of output N seconds after it was written (a slow console).
+deliver each piece of output N seconds after it was written (a slow console). While the file
+STATE/describe-fail exists, `describe-enclaves` fails as a nitro-cli that cannot read a running
+enclave's EIF metadata does (exit 1, an error and no JSON).
 
 State lives in FAKE_NITRO_STATE (required); every call is appended to STATE/calls.log.
 """
@@ -155,7 +157,10 @@ def run_enclave(args):
 
 
 def describe_enclaves(args):
-    opts(args, {})
+    opts(args, {"metadata": 0})
+    if os.path.exists(os.path.join(STATE, "describe-fail")):
+        die("[ E11 ] Unspecified error. Failed to describe enclave: missing field "
+            "`CustomMetadata` at line 1 column 300")
     d = load()
     print(json.dumps([describe(n, e) for n, e in d.items() if alive(e["pid"])], indent=2))
 

@@ -122,6 +122,27 @@ check "SIGTERM: KMS proxy stopped" bash -c "! $PY -c 'import socket,sys;s=socket
 check "SIGTERM: lock released" test ! -e "$T/run/$FLOW_NAME.pid"
 check "terminate-enclave was called by name" grep -q "terminate-enclave --enclave-name $FLOW_NAME" "$T/nitro/calls.log"
 
+# describe-enclaves failing (a nitro-cli that cannot read a running EIF's metadata) is logged and
+# retried; it never stops the enclave. Once it answers again, a vanished enclave is noticed.
+start_run desc
+flow_wait_serving 120
+touch "$T/nitro/describe-fail"
+i=0; while [ "$(grep -c 'describe-enclaves failed' "$T/desc.log")" -lt 3 ] && [ $i -lt 300 ]; do
+    sleep 0.1; i=$((i + 1)); done
+check "describe-enclaves failing: logged, with the count, and retried" \
+    grep -q 'describe-enclaves failed (.*3 in a row)' "$T/desc.log"
+check "describe-enclaves failing: run-enclave keeps running" kill -0 "$RUNPID"
+check "describe-enclaves failing: the enclave is not terminated" \
+    bash -c "! grep -q 'terminate-enclave' <(tail -1 '$T/nitro/calls.log')"
+check "describe-enclaves failing: the enclave still serves" \
+    "$PY" "$NS_ROOT/test/lib/enclave_demo.py" sign-verify "127.0.0.1:$GRPC_PORT" "$T/service_key_shares.json"
+rm -f "$T/nitro/describe-fail"
+"$PY" -c 'import json,os,signal,sys; d=json.load(open(sys.argv[1]))
+os.killpg(d[sys.argv[2]]["pid"], signal.SIGKILL)' "$T/nitro/enclaves.json" "$FLOW_NAME"
+wait_exit
+check "describe-enclaves answers again: the vanished enclave is noticed (exit 1)" bash -c \
+    "[ '$RC' = 1 ] && grep -q 'answers again after' '$T/desc.log' && grep -q 'no longer running' '$T/desc.log'"
+
 # stop-enclave stops a running run-enclave and its enclave.
 start_run stop
 flow_wait_serving 120

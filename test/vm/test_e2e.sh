@@ -38,6 +38,8 @@ kernel=$(bash "$NS_ROOT/scripts/vm-kernel.sh" path bzImage) || { fail "pinned ke
 KERNEL=$kernel bash "$NS_ROOT/eif/build.sh" "$T/eif" "$NSIGN" >"$T/eif.log" 2>&1
 check "eif/build.sh builds an EIF from the pinned kernel and the binary under test" \
     test -f "$T/eif/nsign.eif" || { sed 's/^/# /' "$T/eif.log"; tap_done; exit 1; }
+check "its metadata passes the strict EifIdentityInfo reader (nitro-cli can read it)" \
+    $PY "$NS_ROOT/test/lib/eif_identity.py" eif "$T/eif/nsign.eif"
 
 # Credentials shared by the fakes (test values, but still treated as secrets below).
 export E2E_AKID=ASIAE2EFAKE000000001
