@@ -6,12 +6,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../applets/applets.h"
 #include "buf.h"
 #include "cli.h"
+#include "grpc.h"
 #include "iox.h"
 #include "log.h"
 #include "secret.h"
@@ -31,7 +31,9 @@ static void on_signal(int sig)
 static void usage(void)
 {
     printf("usage: nsign sign-service --keys FILE|-|fd:N [--listen ADDR] [--threads N]\n"
-           "                          [--max-msg SIZE] [--metrics ADDR] [--log-out ADDR]\n"
+           "                          [--max-msg SIZE] [--max-buffered SIZE]\n"
+           "                          [--idle-timeout SECONDS] [--body-timeout SECONDS]\n"
+           "                          [--metrics ADDR] [--log-out ADDR]\n"
            "                          [--audit-out FILE|ADDR [--audit-every N]\n"
            "                          [--audit-interval SECONDS]]\n"
            "\n"
@@ -54,6 +56,14 @@ static void usage(void)
            "                      check it with 'nsign audit-verify'\n"
            "  --audit-every N     sign a head every N entries (default 100)\n"
            "  --audit-interval S  and every S seconds when entries were added (default 10)\n"
+           "  --max-buffered SIZE request bytes all connections may buffer together (default\n"
+           "                      32M, or --max-msg + 4M + 5 if larger); a message over it is\n"
+           "                      refused RESOURCE_EXHAUSTED; the last 4M is kept for messages\n"
+           "                      up to 64K. One connection buffers at most --max-msg + 256K.\n"
+           "  --idle-timeout SECONDS  close a connection without an open stream after this\n"
+           "                      (default 60; PINGs alone do not keep it open)\n"
+           "  --body-timeout SECONDS  answer DEADLINE_EXCEEDED to a request whose body stops\n"
+           "                      arriving for this long (default 10)\n"
            "\n"
            "SIGTERM or SIGINT stops it cleanly (GOAWAY to clients, keys wiped).\n"
            "exit codes: 0 stopped by a signal, 1 failure (bad keys file, cannot listen), 2 usage\n",
@@ -66,8 +76,9 @@ static void on_listening(const char *addr, void *arg)
 {
     const ns_signsvc_cfg *cfg = arg;
     ns_svcobs_set_state(g_obs, "SERVING");
-    ns_info("serving addr=%s threads=%d max_msg=%zu", addr,
-            cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), cfg->max_msg);
+    ns_info("serving addr=%s threads=%d max_msg=%zu max_buffered=%zu", addr,
+            cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), cfg->max_msg,
+            cfg->max_buffered);
 }
 
 int sign_service_main(int argc, char **argv)
@@ -120,10 +131,30 @@ int sign_service_main(int argc, char **argv)
                                           v);
             }
             ocfg.audit_every_ms = (uint32_t)ms;
+        } else if (strcmp(a, "--max-buffered") == 0 && v) {
+            if (ns_parse_size(v, 1024u * 1024 * 1024, &n) != NS_OK || n == 0) {
+                return ns_cli_usage_error("--max-buffered: expected a size from 1 to 1G, got '%s'",
+                                          v);
+            }
+            cfg.max_buffered = (size_t)n;
+        } else if ((strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--body-timeout") == 0) && v) {
+            if (ns_parse_uint(v, 86400, &n) != NS_OK || n == 0) {
+                return ns_cli_usage_error("%s: expected 1-86400 seconds, got '%s'", a, v);
+            }
+            *(a[2] == 'i' ? &cfg.idle_ms : &cfg.body_idle_ms) = (int)n * 1000;
         } else {
             return ns_cli_usage_error("unknown option or missing value: '%s'", a);
         }
         i++;
+    }
+    size_t min_buffered = cfg.max_msg + NS_GRPC_PREFIX_LEN + NS_H2_SMALL_RESERVE;
+    if (cfg.max_buffered == 0) {
+        cfg.max_buffered =
+            NS_H2_BUFFERED_DEFAULT > min_buffered ? NS_H2_BUFFERED_DEFAULT : min_buffered;
+    } else if (cfg.max_buffered < min_buffered) {
+        return ns_cli_usage_error("--max-buffered: %zu is below --max-msg + 4M + 5 (%zu): no "
+                                  "message of the largest size could ever be accepted",
+                                  cfg.max_buffered, min_buffered);
     }
     if (keys_path == NULL) {
         return ns_cli_usage_error("--keys is required");
@@ -170,12 +201,7 @@ int sign_service_main(int argc, char **argv)
         ns_svcobs_stop(obs);
         return NS_EXIT_FAIL;
     }
-    /* One descriptor per client connection: use the whole hard limit. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    ns_io_raise_nofile(); /* one descriptor per client connection */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

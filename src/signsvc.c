@@ -584,6 +584,9 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, volatile
     ns_h2_handler h;
     ENSURE(keys != NULL && keys->count > 0, NS_E_USAGE, "sign-service: no keys loaded");
     ns_signsvc_handler(&h, keys, cfg->max_msg);
+    h.max_buffered = cfg->max_buffered;
+    h.idle_ms = cfg->idle_ms;
+    h.body_idle_ms = cfg->body_idle_ms;
     pthread_once(&desc_once, desc_init);
     ns_h2_serve_cfg sc = {.listen = cfg->listen,
                           .threads = cfg->threads,

@@ -24,7 +24,10 @@ typedef struct ns_signkeys ns_signsvc_keys;
 typedef struct {
     ns_addr listen;
     int threads;    /* 0 = one per core */
-    size_t max_msg; /* 0 = 4 MiB */
+    size_t max_msg;      /* 0 = 4 MiB */
+    size_t max_buffered; /* request bytes buffered by all connections; 0 = h2server's default */
+    int idle_ms;         /* 0 = h2server's default (60 s) */
+    int body_idle_ms;    /* 0 = h2server's default (10 s) */
     /* Optional: called once the listener is bound, with the actual address (port 0 resolved). */
     void (*on_listening)(const char *addr, void *arg);
     void *on_listening_arg;
