@@ -122,6 +122,47 @@ static void test_cfg(void)
     t_env = NULL;
 }
 
+static void test_cfg_obs(void)
+{
+    ns_enclave_cfg c;
+    t_env = NULL;
+    CHECK_ERR(ns_enclave_cfg_load_ex(&c, fake_getenv, NULL, 0, 0), NS_OK, "obs: dev defaults");
+    CHECK(!c.log_out[0] && !c.audit_out[0] && !c.metrics[0],
+          "obs: off outside an enclave (no AF_VSOCK unasked)");
+    CHECK_ERR(ns_enclave_cfg_load_ex(&c, fake_getenv, NULL, 0, 1), NS_OK, "obs: in an enclave");
+    CHECK(strcmp(c.log_out, "vsock:3:7110") == 0 && strcmp(c.audit_out, "vsock:3:7111") == 0 &&
+              strcmp(c.metrics, "vsock:any:7112") == 0,
+          "obs: in an enclave, logs 7110 and audit 7111 to the parent, metrics on 7112");
+    CHECK_ERR(ns_enclave_cfg_load_ex(&c, fake_getenv, NULL, 1, 0), NS_OK, "obs: pid1");
+    CHECK(c.log_out[0] && c.audit_out[0] && c.metrics[0], "obs: on as PID 1");
+    static const char *const env[] = {"PARENT_CID", "5", "ENCLAVE_LOG_VSOCK_PORT", "8110",
+                                      "NSIGN_ENCLAVE_AUDIT_ADDR", "none",
+                                      "NSIGN_ENCLAVE_METRICS_ADDR", "unix:/tmp/m.sock",
+                                      "NSIGN_ENCLAVE_AUDIT_EVERY", "7",
+                                      "NSIGN_ENCLAVE_AUDIT_INTERVAL", "0.5",
+                                      "NSIGN_ENCLAVE_STATUS_INTERVAL", "2", NULL};
+    t_env = env;
+    CHECK_ERR(ns_enclave_cfg_load_ex(&c, fake_getenv, NULL, 0, 1), NS_OK, "obs: overrides");
+    CHECK(strcmp(c.log_out, "vsock:5:8110") == 0, "obs: port and parent CID honoured");
+    CHECK(!c.audit_out[0], "obs: none disables the audit address");
+    CHECK(strcmp(c.metrics, "unix:/tmp/m.sock") == 0, "obs: metrics address override");
+    CHECK(c.audit_every_n == 7 && c.audit_every_ms == 500 && c.status_every_ms == 2000,
+          "obs: audit every 7 entries / 0.5 s, status every 2 s");
+    static const char *const bad[][2] = {{"NSIGN_ENCLAVE_LOG_ADDR", "vsock:x:1"},
+                                         {"NSIGN_ENCLAVE_AUDIT_EVERY", "0"},
+                                         {"NSIGN_ENCLAVE_AUDIT_INTERVAL", "-2"},
+                                         {"NSIGN_ENCLAVE_STATUS_INTERVAL", "abc"},
+                                         {"METRICS_VSOCK_PORT", "0"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *e1[] = {bad[i][0], bad[i][1], NULL};
+        t_env = e1;
+        ns_err e = ns_enclave_cfg_load_ex(&c, fake_getenv, NULL, 0, 1);
+        CHECK(e != NS_OK && strstr(ns_err_msg(), bad[i][0]) != NULL, "obs: rejects %s=%s",
+              bad[i][0], bad[i][1]);
+    }
+    t_env = NULL;
+}
+
 /* ---- the configuration document ---- */
 
 static void test_doc(void)
@@ -446,6 +487,7 @@ static void test_run(void)
 int main(void)
 {
     test_cfg();
+    test_cfg_obs();
     test_doc();
     test_run();
     T_DONE();
