@@ -369,8 +369,8 @@ int enclave_entrypoint_main(int argc, char **argv)
         ns_warn("cannot make the process non-dumpable: %s", ns_err_msg());
     }
     ns_io_raise_nofile(); /* the bridges and sign-service hold descriptors per connection */
-    ns_err e = ns_enclave_cfg_load_ex(&cfg, real_getenv, NULL, is_pid1,
-                                      access("/dev/nsm", F_OK) == 0);
+    ns_err e =
+        ns_enclave_cfg_load_ex(&cfg, real_getenv, NULL, is_pid1, access("/dev/nsm", F_OK) == 0);
     if (e != NS_OK) {
         ns_error("step=config failed error=\"%s: %s\"", ns_err_name(e), ns_err_msg());
         return finish(NS_EXIT_USAGE, is_pid1);

@@ -794,9 +794,9 @@ static int serve_ready(void *arg, const ns_httpd_req *r, ns_buf *body, const cha
     pthread_mutex_lock(&o->mu);
     int64_t age = o->last_status_ms ? ns_now_ms() - o->last_status_ms : -1;
     int ok = age >= 0 && age <= o->max_age_ms && strcmp(o->state, "SERVING") == 0;
-    ns_err e = ns_buf_printf(body, "%s state=%s last_status_ms_ago=%lld\n",
-                             ok ? "ready" : "not ready", o->state[0] ? o->state : "none",
-                             (long long)age);
+    ns_err e =
+        ns_buf_printf(body, "%s state=%s last_status_ms_ago=%lld\n", ok ? "ready" : "not ready",
+                      o->state[0] ? o->state : "none", (long long)age);
     pthread_mutex_unlock(&o->mu);
     *ctype = "text/plain; charset=utf-8";
     return e != NS_OK ? 500 : ok ? 200 : 503;

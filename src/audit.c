@@ -467,8 +467,8 @@ ns_err ns_audit_verify(const uint8_t *log, size_t n, const uint8_t *user_data, i
         size_t len = nl ? (size_t)(nl - (log + pos)) : n - pos;
         line++;
         int64_t seq = -1;
-        ns_err e = len > NS_AUDIT_LINE_MAX ? ns_fail(NS_E_PARSE, "line over %d bytes",
-                                                     NS_AUDIT_LINE_MAX)
+        ns_err e = len > NS_AUDIT_LINE_MAX
+                       ? ns_fail(NS_E_PARSE, "line over %d bytes", NS_AUDIT_LINE_MAX)
                    : nl == NULL ? ns_fail(NS_E_TRUNCATED, "last line has no newline: cut off")
                                 : check_line(&v, (const char *)log + pos, len, &seq, &rep->heads);
         if (e != NS_OK) {
@@ -499,8 +499,9 @@ ns_err ns_audit_verify(const uint8_t *log, size_t n, const uint8_t *user_data, i
         BAIL(NS_E_AUTH,
              "line %zu: %s the final signed head: the trail was cut short, or lines were "
              "appended (use --live for a trail that is still being written)",
-             rep->line, rep->unsigned_tail ? "this entry and those after it are not covered by"
-                                           : "the trail ends without");
+             rep->line,
+             rep->unsigned_tail ? "this entry and those after it are not covered by"
+                                : "the trail ends without");
     }
     return NS_OK;
 }

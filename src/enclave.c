@@ -175,8 +175,8 @@ ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *
     return ns_enclave_cfg_load_ex(cfg, get, ctx, is_pid1, 0);
 }
 
-ns_err ns_enclave_cfg_load_ex(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx,
-                              int is_pid1, int in_enclave)
+ns_err ns_enclave_cfg_load_ex(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx, int is_pid1,
+                              int in_enclave)
 {
     uint32_t p_creds, p_age, p_shares, p_config, p_grpc, p_egress, p_kms, parent;
     char a[NS_ADDR_STR_MAX];

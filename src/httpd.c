@@ -203,8 +203,8 @@ static void respond(ns_httpd *h, conn *c, int st, const ns_httpd_req *r)
     if (ns_buf_printf(&c->out,
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
                       "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-                      st, reason(st), ctype, body.len, st == 405 ? "Allow: GET, HEAD\r\n" : "") !=
-            NS_OK ||
+                      st, reason(st), ctype, body.len,
+                      st == 405 ? "Allow: GET, HEAD\r\n" : "") != NS_OK ||
         (!head_only && ns_buf_append(&c->out, body.data, body.len) != NS_OK)) {
         c->out.len = 0;
     }
@@ -239,10 +239,11 @@ static void conn_read(ns_httpd *h, conn *c)
         return;
     }
     ns_err_clear();
-    respond(h, c, e == NS_OK           ? 200
-                  : e == NS_E_TOO_BIG  ? (c->in_len >= NS_HTTPD_HEAD_MAX ? 431 : 414)
-                  : e == NS_E_UNSUPPORTED ? 505
-                                          : 400,
+    respond(h, c,
+            e == NS_OK              ? 200
+            : e == NS_E_TOO_BIG     ? (c->in_len >= NS_HTTPD_HEAD_MAX ? 431 : 414)
+            : e == NS_E_UNSUPPORTED ? 505
+                                    : 400,
             e == NS_OK ? &r : NULL);
 }
 

@@ -26,9 +26,9 @@
 #define NS_HTTPD_BODY_MAX (8u * 1024 * 1024)
 
 typedef struct {
-    char method[8];                /* "GET", "HEAD", or another token (answered 405) */
-    char path[NS_HTTPD_PATH_MAX];  /* the target without its query string */
-    int minor;                     /* HTTP/1.minor */
+    char method[8];               /* "GET", "HEAD", or another token (answered 405) */
+    char path[NS_HTTPD_PATH_MAX]; /* the target without its query string */
+    int minor;                    /* HTTP/1.minor */
 } ns_httpd_req;
 
 /*
@@ -38,8 +38,7 @@ typedef struct {
  * NS_HTTPD_PATH_MAX (414). NS_E_UNSUPPORTED: not HTTP/1.x (505). NS_E_PARSE: malformed, or a
  * body announced (400).
  */
-ns_err ns_httpd_parse(ns_httpd_req *r, const uint8_t *p, size_t n,
-                      size_t *head_len) NS_MUST_CHECK;
+ns_err ns_httpd_parse(ns_httpd_req *r, const uint8_t *p, size_t n, size_t *head_len) NS_MUST_CHECK;
 
 /* Answers one GET/HEAD request: fills body and *ctype (static string), returns the status. */
 typedef int (*ns_httpd_fn)(void *arg, const ns_httpd_req *r, ns_buf *body, const char **ctype);

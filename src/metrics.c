@@ -124,8 +124,8 @@ static ns_err add(ns_metrics *r, ns_metric **out, ns_metric_type type, const cha
            NS_E_USAGE, "metrics: %s: buckets are for histograms (1 to %d)", name,
            NS_METRIC_BUCKETS_MAX);
     for (size_t i = 0; i < r->count; i++) {
-        ENSURE(strcmp(r->families[i]->name, name) != 0, NS_E_USAGE,
-               "metrics: %s registered twice", name);
+        ENSURE(strcmp(r->families[i]->name, name) != 0, NS_E_USAGE, "metrics: %s registered twice",
+               name);
     }
     for (size_t i = 0; i < nlabels; i++) {
         ENSURE(name_ok(labels[i], 0) && strncmp(labels[i], "__", 2) != 0 &&
@@ -139,8 +139,8 @@ static ns_err add(ns_metrics *r, ns_metric **out, ns_metric_type type, const cha
     if (max_series == 0) {
         max_series = DEFAULT_SERIES;
     }
-    ENSURE(max_series <= NS_METRIC_SERIES_MAX, NS_E_USAGE, "metrics: %s: max_series over %d",
-           name, NS_METRIC_SERIES_MAX);
+    ENSURE(max_series <= NS_METRIC_SERIES_MAX, NS_E_USAGE, "metrics: %s: max_series over %d", name,
+           NS_METRIC_SERIES_MAX);
     ns_metric *m = calloc(1, sizeof *m);
     ENSURE(m != NULL, NS_E_NOMEM, "metrics: out of memory");
     m->type = type;
@@ -352,9 +352,9 @@ static ns_err render_series(ns_buf *out, const ns_metric *m, ns_metric_series *s
 {
     if (m->type == NS_METRIC_COUNTER) {
         GUARD(put_name(out, m, "", s, NULL));
-        return ns_buf_printf(out, "%llu\n",
-                             (unsigned long long)atomic_load_explicit(&s->count,
-                                                                      memory_order_relaxed));
+        return ns_buf_printf(
+            out, "%llu\n",
+            (unsigned long long)atomic_load_explicit(&s->count, memory_order_relaxed));
     }
     if (m->type == NS_METRIC_GAUGE) {
         GUARD(put_name(out, m, "", s, NULL));

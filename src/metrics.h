@@ -54,9 +54,9 @@ ns_err ns_metrics_add_func(ns_metrics *r, ns_metric_type type, const char *name,
  * NULL: the overflow series when the family is full. Lock-free. */
 ns_metric_series *ns_metric_get(ns_metric *m, const char *const *values);
 
-void ns_metric_inc(ns_metric_series *s, uint64_t n); /* counters */
-void ns_metric_set(ns_metric_series *s, double v);   /* gauges */
-void ns_metric_add(ns_metric_series *s, double v);   /* gauges */
+void ns_metric_inc(ns_metric_series *s, uint64_t n);   /* counters */
+void ns_metric_set(ns_metric_series *s, double v);     /* gauges */
+void ns_metric_add(ns_metric_series *s, double v);     /* gauges */
 void ns_metric_observe(ns_metric_series *s, double v); /* histograms */
 
 /* Appends the exposition of every family, in registration order. */

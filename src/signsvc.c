@@ -412,8 +412,8 @@ static int do_attest(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *m
     ns_buf doc;
     ns_buf_init(&doc, ATTEST_DOC_MAX);
     const uint8_t *ud = g_obs.user_data != NULL ? g_obs.user_data : ks->commitment;
-    ns_err e = ns_nsm_attest(&doc, ud, 32, q.nonce.size ? q.nonce.bytes : NULL, q.nonce.size,
-                             NULL, 0);
+    ns_err e =
+        ns_nsm_attest(&doc, ud, 32, q.nonce.size ? q.nonce.bytes : NULL, q.nonce.size, NULL, 0);
     if (e != NS_OK) {
         ns_buf_free(&doc);
         return fail(msg, cap,

@@ -9,10 +9,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -130,7 +130,7 @@ static int is_addr(const char *s)
 static ns_err families(ns_svcobs *o)
 {
     static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                     0.025,  0.05,    0.1,    0.25,  0.5,   1,     2.5};
+                                     0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
     const char *sign_l[] = {"key", "algorithm", "client", "status"};
     const char *dur_l[] = {"key", "algorithm"};
     const char *den_l[] = {"key", "client"};
@@ -153,10 +153,9 @@ static ns_err families(ns_svcobs *o)
     o->tls_failures = ns_metric_get(m, NULL);
     GUARD(ns_metrics_add(o->reg, &o->denials, NS_METRIC_COUNTER, "nsign_policy_denials_total",
                          "Sign requests refused by the key-use policy.", 2, den_l, NULL, 0, 128));
-    GUARD(ns_metrics_add(o->reg, &o->boot_steps, NS_METRIC_GAUGE,
-                         "nsign_boot_step_duration_seconds",
-                         "Duration of each enclave boot step, in seconds.", 1, step_l, NULL, 0,
-                         32));
+    GUARD(
+        ns_metrics_add(o->reg, &o->boot_steps, NS_METRIC_GAUGE, "nsign_boot_step_duration_seconds",
+                       "Duration of each enclave boot step, in seconds.", 1, step_l, NULL, 0, 32));
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_log_lines_dropped_total",
                               "Log lines dropped because the log reader was slow or absent.",
                               log_dropped, o));

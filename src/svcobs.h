@@ -23,11 +23,11 @@
 #include "signsvc.h"
 
 typedef struct {
-    const char *metrics;     /* ADDR for GET /metrics, or NULL */
-    const char *log_out;     /* ADDR to ship log lines to, or NULL */
-    const char *audit_out;   /* FILE or tcp:/unix:/vsock: ADDR, or NULL (no trail) */
-    uint32_t audit_every_n;  /* 0 = 100 */
-    uint32_t audit_every_ms; /* 0 = 10000 */
+    const char *metrics;      /* ADDR for GET /metrics, or NULL */
+    const char *log_out;      /* ADDR to ship log lines to, or NULL */
+    const char *audit_out;    /* FILE or tcp:/unix:/vsock: ADDR, or NULL (no trail) */
+    uint32_t audit_every_n;   /* 0 = 100 */
+    uint32_t audit_every_ms;  /* 0 = 10000 */
     uint32_t status_every_ms; /* 0 = 5000: the status heartbeat on log_out */
 } ns_svcobs_cfg;
 

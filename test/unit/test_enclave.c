@@ -135,12 +135,21 @@ static void test_cfg_obs(void)
           "obs: in an enclave, logs 7110 and audit 7111 to the parent, metrics on 7112");
     CHECK_ERR(ns_enclave_cfg_load_ex(&c, fake_getenv, NULL, 1, 0), NS_OK, "obs: pid1");
     CHECK(c.log_out[0] && c.audit_out[0] && c.metrics[0], "obs: on as PID 1");
-    static const char *const env[] = {"PARENT_CID", "5", "ENCLAVE_LOG_VSOCK_PORT", "8110",
-                                      "NSIGN_ENCLAVE_AUDIT_ADDR", "none",
-                                      "NSIGN_ENCLAVE_METRICS_ADDR", "unix:/tmp/m.sock",
-                                      "NSIGN_ENCLAVE_AUDIT_EVERY", "7",
-                                      "NSIGN_ENCLAVE_AUDIT_INTERVAL", "0.5",
-                                      "NSIGN_ENCLAVE_STATUS_INTERVAL", "2", NULL};
+    static const char *const env[] = {"PARENT_CID",
+                                      "5",
+                                      "ENCLAVE_LOG_VSOCK_PORT",
+                                      "8110",
+                                      "NSIGN_ENCLAVE_AUDIT_ADDR",
+                                      "none",
+                                      "NSIGN_ENCLAVE_METRICS_ADDR",
+                                      "unix:/tmp/m.sock",
+                                      "NSIGN_ENCLAVE_AUDIT_EVERY",
+                                      "7",
+                                      "NSIGN_ENCLAVE_AUDIT_INTERVAL",
+                                      "0.5",
+                                      "NSIGN_ENCLAVE_STATUS_INTERVAL",
+                                      "2",
+                                      NULL};
     t_env = env;
     CHECK_ERR(ns_enclave_cfg_load_ex(&c, fake_getenv, NULL, 0, 1), NS_OK, "obs: overrides");
     CHECK(strcmp(c.log_out, "vsock:5:8110") == 0, "obs: port and parent CID honoured");

@@ -1,7 +1,7 @@
 /* Unit tests: the HTTP/1.1 request head parser of httpd, and the server against raw clients. */
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include "httpd.h"

@@ -121,13 +121,14 @@ int main(void)
     const char *want = "nsign test: warn log lines dropped count=";
     char *after = strstr((char *)rd.data, "after the stall\n");
     unsigned long long reported = 0;
-    for (char *p = (char *)rd.data; (p = strstr(p, want)) != NULL && (!after || p < after);
-         p++) {
+    for (char *p = (char *)rd.data; (p = strstr(p, want)) != NULL && (!after || p < after); p++) {
         reported += strtoull(p + strlen(want), NULL, 10);
     }
     CHECK(after != NULL, "sending resumed");
-    CHECK(reported == dropped, "the drop counts reported before the next line add up to %llu "
-          "(got %llu)", (unsigned long long)dropped, reported);
+    CHECK(reported == dropped,
+          "the drop counts reported before the next line add up to %llu "
+          "(got %llu)",
+          (unsigned long long)dropped, reported);
     size_t whole = 0;
     for (char *p = (char *)rd.data; (p = strstr(p, big)) != NULL; p += sizeof big) {
         whole++;

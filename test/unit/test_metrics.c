@@ -47,8 +47,8 @@ int main(void)
     CHECK_ERR(ns_metrics_add(r, &c, NS_METRIC_COUNTER, "nsign_sign_requests_total",
                              "Sign RPCs.\\ with \"odd\"\nhelp", 2, lab, NULL, 0, 0),
               NS_OK, "counter registered");
-    CHECK_ERR(ns_metrics_add(r, &g, NS_METRIC_GAUGE, "nsign_in_flight", "In flight.", 0, NULL,
-                             NULL, 0, 0),
+    CHECK_ERR(ns_metrics_add(r, &g, NS_METRIC_GAUGE, "nsign_in_flight", "In flight.", 0, NULL, NULL,
+                             0, 0),
               NS_OK, "gauge registered");
     double b[] = {0.001, 0.01, 0.1};
     const char *hl[] = {"key"};
@@ -72,9 +72,9 @@ int main(void)
     CHECK_ERR(ns_metrics_add(r, NULL, NS_METRIC_GAUGE, "nsign_y", "", 1, le, NULL, 0, 0),
               NS_E_USAGE, "label le refused");
     double bad_b[] = {0.1, 0.1};
-    CHECK_ERR(ns_metrics_add(r, NULL, NS_METRIC_HISTOGRAM, "nsign_z_seconds", "", 0, NULL, bad_b,
-                             2, 0),
-              NS_E_USAGE, "non-increasing buckets refused");
+    CHECK_ERR(
+        ns_metrics_add(r, NULL, NS_METRIC_HISTOGRAM, "nsign_z_seconds", "", 0, NULL, bad_b, 2, 0),
+        NS_E_USAGE, "non-increasing buckets refused");
     CHECK_ERR(ns_metrics_add(r, NULL, NS_METRIC_GAUGE, "nsign_w", "", 0, NULL, b, 3, 0), NS_E_USAGE,
               "buckets on a gauge refused");
 
@@ -116,9 +116,9 @@ int main(void)
     ns_buf_free(&out);
 
     /* Bounded series: max 4, then the overflow series. */
-    CHECK_ERR(ns_metrics_add(r, &small, NS_METRIC_COUNTER, "nsign_small_total", "", 1, hl, NULL, 0,
-                             4),
-              NS_OK, "bounded family");
+    CHECK_ERR(
+        ns_metrics_add(r, &small, NS_METRIC_COUNTER, "nsign_small_total", "", 1, hl, NULL, 0, 4),
+        NS_OK, "bounded family");
     char v[16];
     for (int i = 0; i < 100; i++) {
         snprintf(v, sizeof v, "client%d", i);
@@ -128,10 +128,10 @@ int main(void)
     ns_buf_init(&out, 1 << 20);
     CHECK_ERR(ns_metrics_render(r, &out), NS_OK, "render bounded");
     CHECK(ns_buf_cstr(&out) == NS_OK, "terminated");
-    CHECK(contains(&out, "nsign_small_total{key=\"_other\"} 96\n"), "label sets past the bound fold "
+    CHECK(contains(&out, "nsign_small_total{key=\"_other\"} 96\n"),
+          "label sets past the bound fold "
           "into _other");
-    CHECK(contains(&out, "nsign_small_total{key=\"client3\"} 1\n") &&
-              !contains(&out, "client4\""),
+    CHECK(contains(&out, "nsign_small_total{key=\"client3\"} 1\n") && !contains(&out, "client4\""),
           "exactly max_series label sets kept");
     ns_buf_free(&out);
 
@@ -153,9 +153,9 @@ int main(void)
 
     /* Concurrent creation of the same series: one slot per label set. */
     const char *kl[] = {"k"};
-    CHECK_ERR(ns_metrics_add(r, &g_fam, NS_METRIC_COUNTER, "nsign_race_total", "", 1, kl, NULL, 0,
-                             64),
-              NS_OK, "race family");
+    CHECK_ERR(
+        ns_metrics_add(r, &g_fam, NS_METRIC_COUNTER, "nsign_race_total", "", 1, kl, NULL, 0, 64),
+        NS_OK, "race family");
     for (int i = 0; i < 4; i++) {
         pthread_create(&th[i], NULL, creators, (void *)(long)i);
     }
