@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/obs.sh [BUILD_DIR]: what observability costs sign-service. h2load drives Ed25519 Sign (the
 # cheapest signature, so per-request overhead shows most) against two servers in alternation:
-# plain, and with --metrics, --audit-out (a file) and --log-out (a reader that drains to
-# /dev/null), ROUNDS times each, SECONDS_PER_RUN each. Prints req/s per run and the ratio of the
+# plain, and with --metrics, --audit-out and --log-out (each to a reader over a unix socket, as
+# in the enclave), ROUNDS times each, SECONDS_PER_RUN each. Prints req/s per run and the ratio of the
 # medians. Not a test: numbers only; other load on the host makes them noisy (the alternation is
 # there so that drift hits both sides alike). Needs h2load (nghttp2-client), socat.
 set -euo pipefail
@@ -32,20 +32,27 @@ open(os.path.join(w, "req"), "wb").write(b"\0" + len(m).to_bytes(4, "big") + m)
 PYEOF
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start() {  # start NAME ARGS...: prints the port
+start() {  # start NAME ARGS...: sets $port (no command substitution: the pid must stay ours)
     local name=$1; shift
-    local port; port=$(free_port)
-    "$NSIGN" sign-service --keys "$work/keys.json" --listen "tcp:127.0.0.1:$port" "$@" 2>"$work/$name.log" &
+    port=$(free_port)
+    "$NSIGN" sign-service --keys "$work/keys.json" --listen "tcp:127.0.0.1:$port" "$@" \
+        >/dev/null 2>"$work/$name.log" &
     pids+=($!)
     for _ in $(seq 100); do grep -q "serving addr=" "$work/$name.log" && break; sleep 0.1; done
-    echo "$port"
 }
 socat -u UNIX-LISTEN:"$work/logs.sock",fork OPEN:/dev/null &
 pids+=($!)
 sleep 0.3
-p_plain=$(start plain)
-p_obs=$(start obs --metrics "tcp:127.0.0.1:$(free_port)" --audit-out "$work/audit.jsonl" \
-    --log-out "unix:$work/logs.sock")
+start plain
+p_plain=$port
+# As in the enclave: the trail and the logs through their rings to readers (socat to a file and
+# to /dev/null); OBS_ARGS replaces this set (e.g. "--metrics tcp:127.0.0.1:0" alone).
+socat -u UNIX-LISTEN:"$work/audit.sock",fork OPEN:"$work/audit.jsonl",creat,append &
+pids+=($!)
+sleep 0.3
+# shellcheck disable=SC2086
+start obs ${OBS_ARGS:---metrics tcp:127.0.0.1:$(free_port) --audit-out unix:$work/audit.sock --log-out unix:$work/logs.sock}
+p_obs=$port
 
 run() {
     h2load -D "$DUR" -c 4 -m 16 -t 1 --warm-up-time=1 -H 'content-type: application/grpc' \
@@ -63,7 +70,10 @@ done
 import statistics, sys
 a = [float(x) for x in sys.argv[1].split()]
 b = [float(x) for x in sys.argv[2].split()]
-n = sum(1 for l in open(sys.argv[3]) if '"type":"entry"' in l)
+try:
+    n = sum(1 for l in open(sys.argv[3]) if '"type":"entry"' in l)
+except OSError:
+    n = 0
 print("median: plain %.0f req/s, observed %.0f req/s, ratio %.3f (%d audit entries written)"
       % (statistics.median(a), statistics.median(b), statistics.median(b) / statistics.median(a), n))
 PYEOF

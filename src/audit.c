@@ -235,28 +235,86 @@ void ns_audit_user_data(const ns_audit *a, uint8_t out[32])
     ns_audit_user_data_v2(out, a->keys, a->pub);
 }
 
+/* A bounded line builder: the entry line is built with memcpy, not snprintf, because it is
+ * formatted under the trail's lock once per Sign. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} lb;
+
+static void lb_put(lb *b, const char *s, size_t n)
+{
+    if (b->n + n <= b->cap) {
+        memcpy(b->p + b->n, s, n);
+    }
+    b->n += n;
+}
+
+#define LB_LIT(b, s) lb_put((b), (s), sizeof(s) - 1)
+
+static void lb_u64(lb *b, uint64_t v)
+{
+    char d[20];
+    size_t k = sizeof d;
+    do {
+        d[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    lb_put(b, d + k, sizeof d - k);
+}
+
+static void lb_hex32(lb *b, const uint8_t *p)
+{
+    static const char hx[] = "0123456789abcdef";
+    char h[64];
+    for (int i = 0; i < 32; i++) {
+        h[2 * i] = hx[p[i] >> 4];
+        h[2 * i + 1] = hx[p[i] & 15];
+    }
+    lb_put(b, h, 64);
+}
+
 void ns_audit_append(ns_audit *a, const char *client, const char *key, int input_is_digest,
                      const uint8_t sha256[32], const char *status)
 {
     char c[NS_AUDIT_FIELD_MAX + 1], k[NS_AUDIT_FIELD_MAX + 1], s[NS_AUDIT_FIELD_MAX + 1];
-    char sh[65], ph[65], hh[65], line[NS_AUDIT_LINE_MAX];
+    char line[NS_AUDIT_LINE_MAX];
     uint8_t h[32];
     clean(c, client);
     clean(k, key);
     clean(s, status);
-    hex32(sh, sha256);
+    /* Everything but seq, time, prev and hash is formatted before taking the lock. */
+    char tail[3 * NS_AUDIT_FIELD_MAX + 256];
+    lb t = {tail, 0, sizeof tail};
+    LB_LIT(&t, ",\"client\":\"");
+    lb_put(&t, c, strlen(c));
+    LB_LIT(&t, "\",\"key\":\"");
+    lb_put(&t, k, strlen(k));
+    if (input_is_digest) {
+        LB_LIT(&t, "\",\"input\":\"digest\",\"sha256\":\"");
+    } else {
+        LB_LIT(&t, "\",\"input\":\"message\",\"sha256\":\"");
+    }
+    lb_hex32(&t, sha256);
+    LB_LIT(&t, "\",\"status\":\"");
+    lb_put(&t, s, strlen(s));
+    LB_LIT(&t, "\",\"prev\":\"");
     pthread_mutex_lock(&a->mu);
-    int64_t t = wall_ms();
-    entry_hash(h, a->seq, (uint64_t)t, c, k, input_is_digest, sha256, s, a->prev);
-    hex32(ph, a->prev);
-    hex32(hh, h);
-    int n = snprintf(line, sizeof line,
-                     "{\"type\":\"entry\",\"seq\":%llu,\"time_ms\":%lld,\"client\":\"%s\","
-                     "\"key\":\"%s\",\"input\":\"%s\",\"sha256\":\"%s\",\"status\":\"%s\","
-                     "\"prev\":\"%s\",\"hash\":\"%s\"}\n",
-                     (unsigned long long)a->seq, (long long)t, c, k,
-                     input_is_digest ? "digest" : "message", sh, s, ph, hh);
-    emit(a, line, n);
+    int64_t tm = wall_ms();
+    entry_hash(h, a->seq, (uint64_t)tm, c, k, input_is_digest, sha256, s, a->prev);
+    lb b = {line, 0, sizeof line};
+    LB_LIT(&b, "{\"type\":\"entry\",\"seq\":");
+    lb_u64(&b, a->seq);
+    LB_LIT(&b, ",\"time_ms\":");
+    lb_u64(&b, (uint64_t)tm);
+    lb_put(&b, tail, t.n);
+    lb_hex32(&b, a->prev);
+    LB_LIT(&b, "\",\"hash\":\"");
+    lb_hex32(&b, h);
+    LB_LIT(&b, "\"}\n");
+    if (t.n <= t.cap && b.n <= b.cap) {
+        a->sink(a->arg, line, b.n);
+    }
     memcpy(a->prev, h, 32);
     a->seq++;
     if (a->seq - a->signed_count >= a->every_n) {

@@ -62,26 +62,26 @@ void ns_logship_write(ns_logship *ls, const char *p, size_t n)
         return;
     }
     pthread_mutex_lock(&ls->mu);
-    size_t nl = 0;
+    /* The drop path stays cheap (no formatting): a full ring is when writers are busiest. */
+    if (ls->len + n + (ls->dropped_pending > 0 ? sizeof note : 0) > ls->cap) {
+        size_t k = count_lines(p, n);
+        ls->dropped_total += k;
+        ls->dropped_pending += k;
+        pthread_mutex_unlock(&ls->mu);
+        return;
+    }
     if (ls->dropped_pending > 0) {
         int k = snprintf(note, sizeof note,
                          "nsign %s: warn log lines dropped count=%llu (the log reader was too slow "
                          "or absent)\n",
                          ns_log_applet(), (unsigned long long)ls->dropped_pending);
-        nl = k > 0 && (size_t)k < sizeof note ? (size_t)k : 0;
-    }
-    if (ls->len + nl + n > ls->cap) {
-        size_t k = count_lines(p, n);
-        ls->dropped_total += k;
-        ls->dropped_pending += k;
-    } else {
-        if (nl > 0) {
-            ring_put(ls, note, nl);
-            ls->dropped_pending = 0;
+        if (k > 0 && (size_t)k < sizeof note) {
+            ring_put(ls, note, (size_t)k);
         }
-        ring_put(ls, p, n);
-        pthread_cond_signal(&ls->cv);
+        ls->dropped_pending = 0;
     }
+    ring_put(ls, p, n);
+    pthread_cond_signal(&ls->cv);
     pthread_mutex_unlock(&ls->mu);
 }
 

@@ -50,6 +50,11 @@ export HOST_EGRESS_TARGET_HOST=$F HOST_EGRESS_TARGET_PORT=8
 export PARENT_CID=1 NSM_DEVICE=unix:/tmp/nsm.sock NSIGN_ENCLAVE_ATTEST=1
 export AWS_CA_BUNDLE=/work/kms-ca.pem NSIGN_ENCLAVE_RECV_TIMEOUT=90 KMS_KEY_ID=alias/nsign-test
 export NSIGN_HOST_WATCH_SECONDS=1
+# Observability over real AF_VSOCK: logs 7110 and the audit trail 7111 to the parent, metrics on
+# 7112 bridged by run-enclave to tcp:127.0.0.1:9100, readiness on tcp:127.0.0.1:9101 (defaults).
+export NSIGN_ENCLAVE_LOG_ADDR=vsock:1:7110 NSIGN_ENCLAVE_AUDIT_ADDR=vsock:1:7111
+export NSIGN_ENCLAVE_METRICS_ADDR=vsock:any:7112 NSIGN_HOST_METRICS_CONNECT=vsock:1:7112
+export NSIGN_ENCLAVE_STATUS_INTERVAL=1 READY_MAX_AGE_SECONDS=5 ENCLAVE_LOG_FILE=/tmp/logs/enclave.log
 
 # start NAME [VAR=VALUE...]: run-enclave with ENCLAVE_NAME=NAME in the background (pid in $RE);
 # its log is /tmp/logs/NAME.run.log, the enclave's console /tmp/nitro/NAME.console.
@@ -162,6 +167,15 @@ wget -q -O /tmp/egress.txt http://127.0.0.1:8080/egress.txt 2>/tmp/logs/egress.e
 check "good path: egress from the enclave reaches the host's target through both bridges" \
     grep -q 'nsign-e2e-egress' /tmp/egress.txt
 show /tmp/logs/egress.err
+wait_until 20 sh -c 'wget -q -O /tmp/ready.txt http://127.0.0.1:9101/ready'
+check "good path: readiness 200 on tcp:127.0.0.1:9101 (SERVING, recent status over vsock)" \
+    grep -q '^ready state=SERVING' /tmp/ready.txt
+check "good path: enclave log lines on run-enclave's stderr, prefixed 'enclave: '" \
+    grep -q '^enclave: nsign enclave-entrypoint: info SERVING' /tmp/logs/good.run.log
+check "good path: and in ENCLAVE_LOG_FILE" grep -q 'step=load-keys ok' /tmp/logs/enclave.log
+wget -q -O /tmp/metrics.txt http://127.0.0.1:9100/metrics 2>/tmp/logs/metrics.err
+check "good path: metrics from the enclave (vsock 7112) on tcp:127.0.0.1:9100" \
+    grep -q '^nsign_boot_step_duration_seconds{step="kms-decrypt"} ' /tmp/metrics.txt
 echo "# serving: waiting for the test machine's Sign calls"
 console_has good SERVING && wait_until 200 wget -q -O /tmp/done http://$F:8/done
 check "the test machine finished its Sign calls" test -f /tmp/done
@@ -170,6 +184,12 @@ check "good path: run-enclave exits 0 on SIGTERM" test "$RC" = 0
 check "good path: the enclave was terminated" sh -c '! [ -f /tmp/nitro/good.pid ]'
 check "good path: terminate-enclave was called" grep -q '^terminate-enclave --enclave-name good' \
     /tmp/nitro/calls.log
+check "good path: the audit trail reached the parent with one entry per Sign and a final head" \
+    sh -c 'grep -q "\"type\":\"entry\"" /tmp/run/good.audit.jsonl &&
+        tail -1 /tmp/run/good.audit.jsonl | grep -q "\"final\":true"'
+check "good path: audit-verify accepts the trail" \
+    nsign audit-verify /tmp/run/good.audit.jsonl --no-attestation
+show /tmp/run/good.audit.jsonl
 show /tmp/nitro/good.console /tmp/logs/good.run.log
 kill "$nsm_bridge" 2>/dev/null
 
