@@ -488,7 +488,10 @@ static ns_err check_head(vstate *v, rec *r)
 static ns_err check_line(vstate *v, const char *p, size_t n, int64_t *seq, size_t *heads)
 {
     cJSON *o = cJSON_ParseWithLength(p, n);
-    ENSURE(o != NULL && cJSON_IsObject(o), NS_E_PARSE, "not a JSON object");
+    if (o == NULL || !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        BAIL(NS_E_PARSE, "not a JSON object");
+    }
     rec r = {.o = o};
     const char *type = NULL;
     ns_err e = get_str(&r, "type", &type);

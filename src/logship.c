@@ -93,6 +93,14 @@ uint64_t ns_logship_dropped(ns_logship *ls)
     return d;
 }
 
+size_t ns_logship_pending(ns_logship *ls)
+{
+    pthread_mutex_lock(&ls->mu);
+    size_t n = ls->len;
+    pthread_mutex_unlock(&ls->mu);
+    return n;
+}
+
 /* Copies up to cap bytes from the ring's start (under mu). */
 static size_t ring_peek(ns_logship *ls, char *out, size_t cap)
 {

@@ -35,6 +35,8 @@ ns_err ns_logship_start(ns_logship **ls, const ns_addr *to, size_t ring_bytes) N
 void ns_logship_write(ns_logship *ls, const char *p, size_t n);
 /* Lines dropped so far. */
 uint64_t ns_logship_dropped(ns_logship *ls);
+/* Bytes queued and not yet sent. */
+size_t ns_logship_pending(ns_logship *ls);
 /* Waits up to flush_ms for the ring to drain, then stops the thread and frees. */
 void ns_logship_stop(ns_logship *ls, int flush_ms);
 

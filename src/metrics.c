@@ -151,7 +151,9 @@ static ns_err add(ns_metrics *r, ns_metric **out, ns_metric_type type, const cha
         snprintf(m->labels[i], sizeof m->labels[i], "%s", labels[i]);
         snprintf(m->overflow.values[i], sizeof m->overflow.values[i], "_other");
     }
-    memcpy(m->bounds, buckets, nbuckets * sizeof *buckets);
+    if (nbuckets > 0) {
+        memcpy(m->bounds, buckets, nbuckets * sizeof *buckets);
+    }
     m->nbuckets = nbuckets;
     m->max_series = nlabels == 0 ? 1 : max_series;
     m->nslots = 2 * m->max_series;
