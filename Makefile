@@ -106,7 +106,7 @@ ASAN_O := $(O)/asan
 ASAN_CC := clang
 ASAN_CFLAGS := $(filter-out -Werror -fstack-protector-strong -Wno-format-truncation,$(CFLAGS_COMMON)) -I$(DEPS_HOST)/include \
 	-I$(ASAN_O)/gen -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
-	-fno-sanitize-recover=undefined -DNS_TEST_ASAN=1
+	-fno-sanitize-recover=undefined -DNS_TEST_ASAN=1 -Werror=unused-result
 ASAN_LIBS := -L$(DEPS_HOST)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsodium -lcjson \
 	-lprotobuf-nanopb -lpthread
 ASAN_LIB_OBJ := $(patsubst %.c,$(ASAN_O)/obj/%.o,$(LIB_SRC)) $(patsubst $(O)/gen/%.c,$(ASAN_O)/obj/gen/%.o,$(GEN_C))
@@ -131,7 +131,7 @@ test-asan: test-asan-build
 
 FUZZ_O := $(O)/fuzz
 FUZZ_CFLAGS := $(filter-out -Werror -fstack-protector-strong -Wno-format-truncation,$(CFLAGS_COMMON)) -I$(DEPS_HOST)/include \
-	-I$(O)/gen -O1 -g -fsanitize=address,undefined,fuzzer-no-link -DNS_FUZZ=1
+	-I$(O)/gen -O1 -g -fsanitize=address,undefined,fuzzer-no-link -DNS_FUZZ=1 -Werror=unused-result
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_O)/obj/%.o,$(LIB_SRC)) $(patsubst $(O)/gen/%.c,$(FUZZ_O)/obj/gen/%.o,$(GEN_C))
 FUZZ_BIN := $(patsubst test/fuzz/%.c,$(FUZZ_O)/%,$(FUZZ_SRC))
 $(FUZZ_O)/obj/gen/%.o: $(O)/gen/%.c $(DEPS_HOST_STAMP)

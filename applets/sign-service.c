@@ -46,6 +46,14 @@ static void usage(void)
            "  --listen ADDR       tcp:HOST:PORT, unix:PATH or vsock:CID:PORT (default %s)\n"
            "  --threads N         event loops (default 0 = one per online CPU)\n"
            "  --max-msg SIZE      largest request message, e.g. 4M (default 4M, like gRPC)\n"
+           "  --max-buffered SIZE request bytes all connections may buffer together (default\n"
+           "                      32M, or --max-msg + 4M + 5 if larger); a message over it is\n"
+           "                      refused RESOURCE_EXHAUSTED; the last 4M is kept for messages\n"
+           "                      up to 64K. One connection buffers at most --max-msg + 256K.\n"
+           "  --idle-timeout SECONDS  close a connection without an open stream after this\n"
+           "                      (default 60; PINGs alone do not keep it open)\n"
+           "  --body-timeout SECONDS  answer DEADLINE_EXCEEDED to a request whose body stops\n"
+           "                      arriving for this long (default 10)\n"
            "  --metrics ADDR      serve Prometheus metrics (text format 0.0.4) at GET /metrics\n"
            "                      over plain HTTP/1.1 on ADDR (tcp:, unix: or vsock:)\n"
            "  --log-out ADDR      also send every log line to ADDR through a bounded ring that\n"
@@ -56,26 +64,15 @@ static void usage(void)
            "                      check it with 'nsign audit-verify'\n"
            "  --audit-every N     sign a head every N entries (default 100)\n"
            "  --audit-interval S  and every S seconds when entries were added (default 10)\n"
-           "  --max-buffered SIZE request bytes all connections may buffer together (default\n"
-           "                      32M, or --max-msg + 4M + 5 if larger); a message over it is\n"
-           "                      refused RESOURCE_EXHAUSTED; the last 4M is kept for messages\n"
-           "                      up to 64K. One connection buffers at most --max-msg + 256K.\n"
-           "  --idle-timeout SECONDS  close a connection without an open stream after this\n"
-           "                      (default 60; PINGs alone do not keep it open)\n"
-           "  --body-timeout SECONDS  answer DEADLINE_EXCEEDED to a request whose body stops\n"
-           "                      arriving for this long (default 10)\n"
            "\n"
            "SIGTERM or SIGINT stops it cleanly (GOAWAY to clients, keys wiped).\n"
            "exit codes: 0 stopped by a signal, 1 failure (bad keys file, cannot listen), 2 usage\n",
            DEFAULT_LISTEN);
 }
 
-static ns_svcobs *g_obs;
-
 static void on_listening(const char *addr, void *arg)
 {
     const ns_signsvc_cfg *cfg = arg;
-    ns_svcobs_set_state(g_obs, "SERVING");
     ns_info("serving addr=%s threads=%d max_msg=%zu max_buffered=%zu", addr,
             cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), cfg->max_msg,
             cfg->max_buffered);
@@ -112,6 +109,17 @@ int sign_service_main(int argc, char **argv)
                 return ns_cli_usage_error("--max-msg: expected a size from 1 to 64M, got '%s'", v);
             }
             cfg.max_msg = (size_t)n;
+        } else if (strcmp(a, "--max-buffered") == 0 && v) {
+            if (ns_parse_size(v, 1024u * 1024 * 1024, &n) != NS_OK || n == 0) {
+                return ns_cli_usage_error("--max-buffered: expected a size from 1 to 1G, got '%s'",
+                                          v);
+            }
+            cfg.max_buffered = (size_t)n;
+        } else if ((strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--body-timeout") == 0) && v) {
+            if (ns_parse_uint(v, 86400, &n) != NS_OK || n == 0) {
+                return ns_cli_usage_error("%s: expected 1-86400 seconds, got '%s'", a, v);
+            }
+            *(a[2] == 'i' ? &cfg.idle_ms : &cfg.body_idle_ms) = (int)n * 1000;
         } else if (strcmp(a, "--metrics") == 0 && v) {
             ocfg.metrics = v;
         } else if (strcmp(a, "--log-out") == 0 && v) {
@@ -131,17 +139,6 @@ int sign_service_main(int argc, char **argv)
                                           v);
             }
             ocfg.audit_every_ms = (uint32_t)ms;
-        } else if (strcmp(a, "--max-buffered") == 0 && v) {
-            if (ns_parse_size(v, 1024u * 1024 * 1024, &n) != NS_OK || n == 0) {
-                return ns_cli_usage_error("--max-buffered: expected a size from 1 to 1G, got '%s'",
-                                          v);
-            }
-            cfg.max_buffered = (size_t)n;
-        } else if ((strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--body-timeout") == 0) && v) {
-            if (ns_parse_uint(v, 86400, &n) != NS_OK || n == 0) {
-                return ns_cli_usage_error("%s: expected 1-86400 seconds, got '%s'", a, v);
-            }
-            *(a[2] == 'i' ? &cfg.idle_ms : &cfg.body_idle_ms) = (int)n * 1000;
         } else {
             return ns_cli_usage_error("unknown option or missing value: '%s'", a);
         }
@@ -173,7 +170,6 @@ int sign_service_main(int argc, char **argv)
         ns_log_err(e, "observability");
         return NS_EXIT_FAIL;
     }
-    g_obs = obs;
     if (ocfg.metrics != NULL) {
         ns_info("metrics addr=%s port=%u", ocfg.metrics, ns_svcobs_metrics_port(obs));
     }

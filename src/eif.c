@@ -603,7 +603,7 @@ ns_err ns_eif_metadata(ns_buf *out, const ns_eif_meta *m)
     }
 out:
     if (e == NS_E_NOMEM) {
-        ns_fail(e, "eif: out of memory writing the metadata JSON");
+        e = ns_fail(e, "eif: out of memory writing the metadata JSON");
     }
     cJSON_free(s);
     cJSON_Delete(bm);

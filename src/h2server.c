@@ -85,15 +85,6 @@ struct ns_h2_conn {
     char peer[NS_H2_PEER_MAX];
 };
 
-/* Process-wide gauges for the metrics (ns_h2_stats): relaxed, one add per open and close. */
-static _Atomic long stat_conns, stat_streams;
-
-void ns_h2_stats(long *conns, long *streams)
-{
-    *conns = atomic_load_explicit(&stat_conns, memory_order_relaxed);
-    *streams = atomic_load_explicit(&stat_streams, memory_order_relaxed);
-}
-
 /* Request bytes buffered (or announced by a message prefix and reserved) by every connection of
  * the process: the budget all connections share. */
 static size_t g_buffered;
@@ -168,6 +159,15 @@ static void in_release(ns_h2_conn *c, stream *s)
     c->in_total -= s->resv;
     budget_put(s->resv);
     s->resv = 0;
+}
+
+/* Process-wide gauges for the metrics (ns_h2_stats): relaxed, one add per open and close. */
+static _Atomic long stat_conns, stat_streams;
+
+void ns_h2_stats(long *conns, long *streams)
+{
+    *conns = atomic_load_explicit(&stat_conns, memory_order_relaxed);
+    *streams = atomic_load_explicit(&stat_streams, memory_order_relaxed);
 }
 
 static void stream_free(ns_h2_conn *c, stream *s)

@@ -94,10 +94,10 @@ int ns_h2_conn_want_read(const ns_h2_conn *c);
 /* Starts a graceful shutdown (GOAWAY). */
 void ns_h2_conn_shutdown(ns_h2_conn *c);
 void ns_h2_conn_free(ns_h2_conn *c);
-/* Connections and request streams open right now, over every ns_h2_conn of the process. */
-void ns_h2_stats(long *conns, long *streams);
 /* Request bytes counted against the process-wide budget right now (for tests and metrics). */
 size_t ns_h2_buffered(void);
+/* Connections and request streams open right now, over every ns_h2_conn of the process. */
+void ns_h2_stats(long *conns, long *streams);
 
 typedef struct {
     ns_addr listen;
