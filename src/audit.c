@@ -189,15 +189,15 @@ static void *timer(void *arg)
 ns_err ns_audit_new(ns_audit **out, const uint8_t keys_commitment[32], uint32_t every_n,
                     uint32_t every_ms, ns_audit_sink sink, void *arg)
 {
-    ENSURE(sodium_init() >= 0, NS_E_CRYPTO, "audit: libsodium did not initialise");
+    ENSURE(sodium_init() >= 0, NS_E_CRYPTO, "libsodium did not initialise");
     ENSURE(every_n > 0 && every_ms > 0, NS_E_USAGE,
-           "audit: heads need every_n > 0 entries and every_ms > 0");
+           "heads need every_n > 0 entries and every_ms > 0");
     ns_audit *a = calloc(1, sizeof *a);
-    ENSURE(a != NULL, NS_E_NOMEM, "audit: out of memory");
+    ENSURE(a != NULL, NS_E_NOMEM, "out of memory");
     a->sk = ns_secret_alloc(crypto_sign_SECRETKEYBYTES);
     if (a->sk == NULL) {
         free(a);
-        BAIL(NS_E_NOMEM, "audit: cannot allocate locked memory for the audit key");
+        BAIL(NS_E_NOMEM, "cannot allocate locked memory for the audit key");
     }
     crypto_sign_keypair(a->pub, a->sk);
     memcpy(a->keys, keys_commitment, 32);
@@ -219,7 +219,7 @@ ns_err ns_audit_new(ns_audit **out, const uint8_t keys_commitment[32], uint32_t 
     if (pthread_create(&a->timer, NULL, timer, a) != 0) {
         ns_secret_free(a->sk, crypto_sign_SECRETKEYBYTES);
         free(a);
-        BAIL(NS_E_NOMEM, "audit: cannot start the head timer thread");
+        BAIL(NS_E_NOMEM, "cannot start the head timer thread");
     }
     *out = a;
     return NS_OK;
@@ -516,7 +516,7 @@ static ns_err check_line(vstate *v, const char *p, size_t n, int64_t *seq, size_
 ns_err ns_audit_verify(const uint8_t *log, size_t n, const uint8_t *user_data, int live,
                        ns_audit_report *rep)
 {
-    ENSURE(sodium_init() >= 0, NS_E_CRYPTO, "audit: libsodium did not initialise");
+    ENSURE(sodium_init() >= 0, NS_E_CRYPTO, "libsodium did not initialise");
     memset(rep, 0, sizeof *rep);
     rep->seq = -1;
     vstate v;

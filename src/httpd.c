@@ -47,7 +47,7 @@ static ns_err parse_field(const uint8_t *p, size_t n, int *has_body)
     while (i < n && is_tchar(p[i])) {
         i++;
     }
-    ENSURE(i > 0 && i < n && p[i] == ':', NS_E_PARSE, "http: malformed header field name");
+    ENSURE(i > 0 && i < n && p[i] == ':', NS_E_PARSE, "malformed header field name");
     size_t name_len = i++;
     while (i < n && (p[i] == ' ' || p[i] == '\t')) {
         i++;
@@ -55,7 +55,7 @@ static ns_err parse_field(const uint8_t *p, size_t n, int *has_body)
     size_t v0 = i;
     for (; i < n; i++) {
         ENSURE(p[i] == '\t' || (p[i] >= 0x20 && p[i] != 0x7f), NS_E_PARSE,
-               "http: control byte in a header value");
+               "control byte in a header value");
     }
     size_t v1 = n;
     while (v1 > v0 && (p[v1 - 1] == ' ' || p[v1 - 1] == '\t')) {
@@ -77,44 +77,44 @@ ns_err ns_httpd_parse(ns_httpd_req *r, const uint8_t *p, size_t n, size_t *head_
     size_t limit = n < NS_HTTPD_HEAD_MAX ? n : NS_HTTPD_HEAD_MAX;
     /* A request line must start with a token: fail early on garbage instead of waiting. */
     for (size_t i = 0; i < limit && p[i] != ' '; i++) {
-        ENSURE(is_tchar(p[i]), NS_E_PARSE, "http: malformed request method");
+        ENSURE(is_tchar(p[i]), NS_E_PARSE, "malformed request method");
     }
     size_t end = head_end(p, limit);
     if (end == 0) {
-        ENSURE(n < NS_HTTPD_HEAD_MAX, NS_E_TOO_BIG, "http: request head over %u bytes",
+        ENSURE(n < NS_HTTPD_HEAD_MAX, NS_E_TOO_BIG, "request head over %u bytes",
                NS_HTTPD_HEAD_MAX);
         return NS_E_TRUNCATED;
     }
     /* Request line. */
     size_t i = 0, m = 0;
     while (p[i] != ' ') {
-        ENSURE(m + 1 < sizeof r->method, NS_E_PARSE, "http: unknown method");
+        ENSURE(m + 1 < sizeof r->method, NS_E_PARSE, "unknown method");
         r->method[m++] = (char)p[i++];
     }
-    ENSURE(m > 0, NS_E_PARSE, "http: empty method");
+    ENSURE(m > 0, NS_E_PARSE, "empty method");
     i++;
     size_t t0 = i;
     while (p[i] > 0x20 && p[i] != 0x7f) {
         i++;
     }
     size_t tlen = i - t0;
-    ENSURE(tlen > 0 && p[i] == ' ', NS_E_PARSE, "http: malformed request target");
-    ENSURE(p[t0] == '/', NS_E_PARSE, "http: request target must be an absolute path");
+    ENSURE(tlen > 0 && p[i] == ' ', NS_E_PARSE, "malformed request target");
+    ENSURE(p[t0] == '/', NS_E_PARSE, "request target must be an absolute path");
     size_t plen = 0;
     while (plen < tlen && p[t0 + plen] != '?') {
         plen++;
     }
-    ENSURE(plen < sizeof r->path, NS_E_TOO_BIG, "http: request target over %u bytes",
+    ENSURE(plen < sizeof r->path, NS_E_TOO_BIG, "request target over %u bytes",
            NS_HTTPD_PATH_MAX);
     memcpy(r->path, p + t0, plen);
     i++;
     ENSURE(end - i >= 10 && memcmp(p + i, "HTTP/", 5) == 0, NS_E_PARSE,
-           "http: malformed HTTP version");
+           "malformed HTTP version");
     ENSURE(p[i + 5] == '1' && p[i + 6] == '.' && p[i + 7] >= '0' && p[i + 7] <= '9',
-           NS_E_UNSUPPORTED, "http: only HTTP/1.x is served");
+           NS_E_UNSUPPORTED, "only HTTP/1.x is served");
     r->minor = p[i + 7] - '0';
     i += 8;
-    ENSURE(p[i] == '\r' && p[i + 1] == '\n', NS_E_PARSE, "http: malformed request line");
+    ENSURE(p[i] == '\r' && p[i + 1] == '\n', NS_E_PARSE, "malformed request line");
     i += 2;
     /* Header fields, up to the empty line. */
     int has_body = 0;
@@ -123,11 +123,11 @@ ns_err ns_httpd_parse(ns_httpd_req *r, const uint8_t *p, size_t n, size_t *head_
         while (p[e] != '\r' && p[e] != '\n') {
             e++;
         }
-        ENSURE(p[e] == '\r' && p[e + 1] == '\n', NS_E_PARSE, "http: bare LF or CR in the head");
+        ENSURE(p[e] == '\r' && p[e + 1] == '\n', NS_E_PARSE, "bare LF or CR in the head");
         GUARD(parse_field(p + i, e - i, &has_body));
         i = e + 2;
     }
-    ENSURE(!has_body, NS_E_PARSE, "http: a request body is not accepted here");
+    ENSURE(!has_body, NS_E_PARSE, "a request body is not accepted here");
     *head_len = end;
     return NS_OK;
 }
@@ -354,7 +354,7 @@ static void *serve(void *arg)
 ns_err ns_httpd_start(ns_httpd **out, const ns_addr *a, ns_httpd_fn fn, void *arg)
 {
     ns_httpd *h = calloc(1, sizeof *h);
-    ENSURE(h != NULL, NS_E_NOMEM, "http server: out of memory");
+    ENSURE(h != NULL, NS_E_NOMEM, "out of memory");
     h->fn = fn;
     h->arg = arg;
     h->addr = *a;
@@ -369,7 +369,7 @@ ns_err ns_httpd_start(ns_httpd **out, const ns_addr *a, ns_httpd_fn fn, void *ar
     if (pthread_create(&h->th, NULL, serve, h) != 0) {
         close(h->lfd);
         free(h);
-        BAIL(NS_E_NOMEM, "http server: cannot start its thread");
+        BAIL(NS_E_NOMEM, "cannot start the HTTP server thread");
     }
     *out = h;
     return NS_OK;

@@ -221,7 +221,7 @@ static void *sender(void *arg)
 ns_err ns_logship_start(ns_logship **out, const ns_addr *to, size_t ring_bytes)
 {
     ns_logship *ls = calloc(1, sizeof *ls);
-    ENSURE(ls != NULL, NS_E_NOMEM, "logship: out of memory");
+    ENSURE(ls != NULL, NS_E_NOMEM, "out of memory");
     ls->cap = ring_bytes ? ring_bytes : NS_LOGSHIP_RING_DEFAULT;
     ls->ring = malloc(ls->cap);
     ls->to = *to;
@@ -230,7 +230,7 @@ ns_err ns_logship_start(ns_logship **out, const ns_addr *to, size_t ring_bytes)
     if (ls->ring == NULL || pthread_create(&ls->th, NULL, sender, ls) != 0) {
         free(ls->ring);
         free(ls);
-        BAIL(NS_E_NOMEM, "logship: cannot allocate its ring or start its thread");
+        BAIL(NS_E_NOMEM, "cannot allocate the log ring or start its sender thread");
     }
     *out = ls;
     return NS_OK;
@@ -368,7 +368,7 @@ static void *receiver(void *arg)
 ns_err ns_logrecv_start(ns_logrecv **out, const ns_addr *listen, ns_logrecv_fn fn, void *arg)
 {
     ns_logrecv *r = calloc(1, sizeof *r);
-    ENSURE(r != NULL, NS_E_NOMEM, "log receiver: out of memory");
+    ENSURE(r != NULL, NS_E_NOMEM, "out of memory");
     r->fn = fn;
     r->arg = arg;
     r->addr = *listen;
@@ -380,7 +380,7 @@ ns_err ns_logrecv_start(ns_logrecv **out, const ns_addr *listen, ns_logrecv_fn f
     if (pthread_create(&r->th, NULL, receiver, r) != 0) {
         close(r->lfd);
         free(r);
-        BAIL(NS_E_NOMEM, "log receiver: cannot start its thread");
+        BAIL(NS_E_NOMEM, "cannot start the log receiver thread");
     }
     *out = r;
     return NS_OK;

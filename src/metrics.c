@@ -69,7 +69,7 @@ static uint64_t to_bits(double d)
 ns_err ns_metrics_new(ns_metrics **r)
 {
     *r = calloc(1, sizeof **r);
-    ENSURE(*r != NULL, NS_E_NOMEM, "metrics: out of memory");
+    ENSURE(*r != NULL, NS_E_NOMEM, "out of memory");
     return NS_OK;
 }
 
@@ -113,36 +113,36 @@ static ns_err add(ns_metrics *r, ns_metric **out, ns_metric_type type, const cha
                   const char *help, size_t nlabels, const char *const *labels,
                   const double *buckets, size_t nbuckets, size_t max_series)
 {
-    ENSURE(r->count < NS_METRIC_FAMILIES_MAX, NS_E_TOO_BIG, "metrics: more than %d families",
+    ENSURE(r->count < NS_METRIC_FAMILIES_MAX, NS_E_TOO_BIG, "more than %d families",
            NS_METRIC_FAMILIES_MAX);
-    ENSURE(name_ok(name, 1), NS_E_USAGE, "metrics: invalid metric name \"%s\"", name);
+    ENSURE(name_ok(name, 1), NS_E_USAGE, "invalid metric name \"%s\"", name);
     ENSURE(type != NS_METRIC_COUNTER || ends_with(name, "_total"), NS_E_USAGE,
-           "metrics: counter %s must end in _total", name);
-    ENSURE(nlabels <= NS_METRIC_LABELS_MAX, NS_E_USAGE, "metrics: %s has too many labels", name);
+           "counter %s must end in _total", name);
+    ENSURE(nlabels <= NS_METRIC_LABELS_MAX, NS_E_USAGE, "%s has too many labels", name);
     ENSURE(type == NS_METRIC_HISTOGRAM ? nbuckets >= 1 && nbuckets <= NS_METRIC_BUCKETS_MAX
                                        : nbuckets == 0,
-           NS_E_USAGE, "metrics: %s: buckets are for histograms (1 to %d)", name,
+           NS_E_USAGE, "%s: buckets are for histograms (1 to %d)", name,
            NS_METRIC_BUCKETS_MAX);
     for (size_t i = 0; i < r->count; i++) {
-        ENSURE(strcmp(r->families[i]->name, name) != 0, NS_E_USAGE, "metrics: %s registered twice",
+        ENSURE(strcmp(r->families[i]->name, name) != 0, NS_E_USAGE, "%s registered twice",
                name);
     }
     for (size_t i = 0; i < nlabels; i++) {
         ENSURE(name_ok(labels[i], 0) && strncmp(labels[i], "__", 2) != 0 &&
                    strcmp(labels[i], "le") != 0,
-               NS_E_USAGE, "metrics: %s: invalid label name \"%s\"", name, labels[i]);
+               NS_E_USAGE, "%s: invalid label name \"%s\"", name, labels[i]);
     }
     for (size_t i = 0; i < nbuckets; i++) {
         ENSURE(isfinite(buckets[i]) && (i == 0 || buckets[i] > buckets[i - 1]), NS_E_USAGE,
-               "metrics: %s: bucket bounds must be finite and increasing", name);
+               "%s: bucket bounds must be finite and increasing", name);
     }
     if (max_series == 0) {
         max_series = DEFAULT_SERIES;
     }
-    ENSURE(max_series <= NS_METRIC_SERIES_MAX, NS_E_USAGE, "metrics: %s: max_series over %d", name,
+    ENSURE(max_series <= NS_METRIC_SERIES_MAX, NS_E_USAGE, "%s: max_series over %d", name,
            NS_METRIC_SERIES_MAX);
     ns_metric *m = calloc(1, sizeof *m);
-    ENSURE(m != NULL, NS_E_NOMEM, "metrics: out of memory");
+    ENSURE(m != NULL, NS_E_NOMEM, "out of memory");
     m->type = type;
     snprintf(m->name, sizeof m->name, "%s", name);
     m->help = strdup(help ? help : "");
@@ -162,7 +162,7 @@ static ns_err add(ns_metrics *r, ns_metric **out, ns_metric_type type, const cha
         free(m->slots);
         free(m->help);
         free(m);
-        BAIL(NS_E_NOMEM, "metrics: out of memory");
+        BAIL(NS_E_NOMEM, "out of memory");
     }
     for (size_t i = 0; i < m->nslots; i++) {
         m->slots[i].family = m;
@@ -190,7 +190,7 @@ ns_err ns_metrics_add_func(ns_metrics *r, ns_metric_type type, const char *name,
 {
     ns_metric *m = NULL;
     ENSURE(type != NS_METRIC_HISTOGRAM && fn != NULL, NS_E_USAGE,
-           "metrics: %s: a function family is a counter or a gauge", name);
+           "%s: a function family is a counter or a gauge", name);
     GUARD(add(r, &m, type, name, help, 0, NULL, NULL, 0, 1));
     m->fn = fn;
     m->fn_arg = arg;

@@ -173,7 +173,7 @@ ns_err ns_svcobs_start(ns_svcobs **out, const ns_svcobs_cfg *cfg)
 {
     ns_addr a;
     ns_svcobs *o = calloc(1, sizeof *o);
-    ENSURE(o != NULL, NS_E_NOMEM, "observability: out of memory");
+    ENSURE(o != NULL, NS_E_NOMEM, "out of memory");
     o->cfg = *cfg;
     o->audit_fd = -1;
     o->state = "STARTING";
