@@ -1,5 +1,5 @@
 /*
- * ecdsa: deterministic ECDSA with low-S and recovery ids on mbedtls 2.28 (see ecdsa.h).
+ * ecdsa: deterministic ECDSA with low-S and recovery ids on mbedtls 3.6 (see ecdsa.h).
  *
  * The recovery id comes from R itself during signing (see ns_ecdsa_sign). Recovery (SEC 1 v2,
  * 4.1.6) is for tests and clients: R = (r, y) with y's parity = recid (both curves have
@@ -8,10 +8,19 @@
  */
 #include "ecdsa.h"
 
+/*
+ * Private-field access (mbedtls 3.6 marks the group's G, N, P, A, B and a point's X, Y, Z
+ * private, with no accessors): signing needs R's coordinates (its y parity is the recovery id,
+ * which mbedtls_ecdsa_sign_det_ext does not return), and recovery builds R from r and needs the
+ * curve constants. Only this file does it, and only reads these fields or sets a point it owns.
+ */
+#define MBEDTLS_ALLOW_PRIVATE_ACCESS
+
 #include <mbedtls/asn1write.h>
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/hmac_drbg.h>
+#include <mbedtls/md.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -105,10 +114,11 @@ static int digest_mpi(const mbedtls_ecp_group *g, const uint8_t digest[32], mbed
 static int recover_point(mbedtls_ecp_group *g, const uint8_t digest[32], const mbedtls_mpi *r,
                          const mbedtls_mpi *s, int recid, mbedtls_ecp_point *q)
 {
-    mbedtls_mpi y, t, e, rinv, u1, u2;
+    mbedtls_mpi y, t, e, rinv, u1, u2, x;
     mbedtls_ecp_point rp;
     int rv;
     mbedtls_mpi_init(&y), mbedtls_mpi_init(&t), mbedtls_mpi_init(&e), mbedtls_mpi_init(&rinv);
+    mbedtls_mpi_init(&x);
     mbedtls_mpi_init(&u1), mbedtls_mpi_init(&u2);
     mbedtls_ecp_point_init(&rp);
     /* y^2 = x^3 + ax + b (mbedtls leaves A empty for a = -3 curves) */
@@ -122,10 +132,10 @@ static int recover_point(mbedtls_ecp_group *g, const uint8_t digest[32], const m
     TRY(mbedtls_mpi_mul_mpi(&t, &t, r));
     TRY(mbedtls_mpi_add_mpi(&t, &t, &g->B));
     TRY(mbedtls_mpi_mod_mpi(&t, &t, &g->P));
-    /* y = t^((p+1)/4) */
-    TRY(mbedtls_mpi_add_int(&y, &g->P, 1));
-    TRY(mbedtls_mpi_shift_r(&y, 2));
-    TRY(mbedtls_mpi_exp_mod(&y, &t, &y, &g->P, NULL));
+    /* y = t^((p+1)/4); the exponent has its own mpi: mbedtls 3.6's exp_mod must not alias it */
+    TRY(mbedtls_mpi_add_int(&x, &g->P, 1));
+    TRY(mbedtls_mpi_shift_r(&x, 2));
+    TRY(mbedtls_mpi_exp_mod(&y, &t, &x, &g->P, NULL));
     if ((int)mbedtls_mpi_get_bit(&y, 0) != recid) {
         TRY(mbedtls_mpi_sub_mpi(&y, &g->P, &y));
     }
@@ -146,7 +156,7 @@ static int recover_point(mbedtls_ecp_group *g, const uint8_t digest[32], const m
     TRY(mbedtls_ecp_muladd(g, q, &u1, &g->G, &u2, &rp));
 out:
     mbedtls_mpi_free(&y), mbedtls_mpi_free(&t), mbedtls_mpi_free(&e), mbedtls_mpi_free(&rinv);
-    mbedtls_mpi_free(&u1), mbedtls_mpi_free(&u2);
+    mbedtls_mpi_free(&u1), mbedtls_mpi_free(&u2), mbedtls_mpi_free(&x);
     mbedtls_ecp_point_free(&rp);
     return rv;
 }
