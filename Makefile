@@ -166,6 +166,7 @@ image: all
 	$(Q)bash eif/image.sh $(O)/eif $(O)/nsign
 eif: all
 	$(Q)bash eif/build.sh $(O)/eif $(O)/nsign
+	$(Q)/usr/bin/python3 test/lib/eif_identity.py eif $(O)/eif/nsign.eif >&2
 
 clean:
 	rm -rf $(O)/obj $(O)/nsign $(O)/bin $(O)/test $(O)/gen $(O)/libnsign.a $(O)/asan $(O)/fuzz

@@ -21,7 +21,9 @@
 # Environment: KERNEL (default: eif/kernel.sh), CMDLINE (default: the blobs' cmdline, or
 # NSIGN_CMDLINE below), MODULES (space-separated .ko files, nsign layout), ENCLAVE_ENV (a file
 # of KEY=VALUE lines for enclave-entrypoint, nsign layout), KERNEL_VERSION,
-# IMAGE_NAME, IMAGE_VERSION, SOURCE_DATE_EPOCH (default 0: every mtime and the metadata time).
+# IMAGE_NAME, IMAGE_VERSION, METADATA (a JSON object file: the metadata's CustomMetadata, as
+# nitro-cli build-enclave --metadata; default null), SOURCE_DATE_EPOCH (default 0: every mtime
+# and the metadata time).
 # The output depends only on the nsign binary, the kernel, the modules and these variables.
 set -euo pipefail
 out=${1:?usage: eif/build.sh OUT NSIGN}
@@ -85,6 +87,7 @@ fi
 "$nsign" eif build --kernel "$kernel" --cmdline "$cmdline" \
     --ramdisk "$out/bootstrap.cpio" --ramdisk "$out/app.cpio" \
     --name "${IMAGE_NAME:-nsign-enclave}" --image-version "${IMAGE_VERSION:-$("$nsign" --version | sed 's/^nsign //')}" \
-    --kernel-version "$kver" -o "$out/nsign.eif" >"$out/measurements.json"
+    --kernel-version "$kver" ${METADATA:+--metadata "$METADATA"} -o "$out/nsign.eif" \
+    >"$out/measurements.json"
 echo "eif/build.sh: layout=$layout kernel=$kernel eif=$out/nsign.eif" >&2
 cat "$out/measurements.json"

@@ -14,6 +14,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "grpc.h"
@@ -266,12 +267,28 @@ static int do_getpub(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *m
     return encode(out, nsign_v1_GetPublicKeyResponse_fields, &r, msg, cap);
 }
 
-/* One line per Sign. The key id comes from the client: anything outside the id alphabet is
- * replaced, so a request cannot forge log lines or fields. */
-static void audit(const char *key, const uint8_t *digest, const char *peer, int st)
+static ns_signsvc_obs g_obs;
+
+void ns_signsvc_set_obs(const ns_signsvc_obs *o)
 {
-    char hex[2 * DIGEST_LOG_BYTES + 1] = "-";
-    char id[NS_SIGNKEY_ID_MAX + 1];
+    if (o == NULL) {
+        memset(&g_obs, 0, sizeof g_obs);
+    } else {
+        g_obs = *o;
+    }
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The key id comes from the client: anything outside the id alphabet is replaced, so a request
+ * cannot forge log lines, fields or metric labels. */
+static void clean_id(char id[NS_SIGNKEY_ID_MAX + 1], const char *key)
+{
     size_t i = 0;
     for (; key[i] && i < NS_SIGNKEY_ID_MAX; i++) {
         char c = key[i];
@@ -280,19 +297,41 @@ static void audit(const char *key, const uint8_t *digest, const char *peer, int 
         id[i] = ok ? c : '?';
     }
     id[i] = 0;
+    if (i == 0) {
+        snprintf(id, NS_SIGNKEY_ID_MAX + 1, "-");
+    }
+}
+
+/* One line per Sign, and the observer's event. */
+static void audit(const char *key, const uint8_t *digest, const char *peer, int st,
+                  const ns_signkey *k, const uint8_t *input_sha, int is_digest, double t0)
+{
+    char hex[2 * DIGEST_LOG_BYTES + 1] = "-";
+    char id[NS_SIGNKEY_ID_MAX + 1];
+    clean_id(id, key);
     if (digest && ns_hex_encode(hex, sizeof hex, digest, DIGEST_LOG_BYTES) != NS_OK) {
         hex[0] = 0;
     }
-    ns_info("sign key=%s digest=%s peer=%s status=%s", id[0] ? id : "-", hex, peer,
-            ns_grpc_status_name(st));
+    ns_info("sign key=%s digest=%s peer=%s status=%s", id, hex, peer, ns_grpc_status_name(st));
+    if (g_obs.on_sign != NULL) {
+        ns_signsvc_sign_event ev = {.key_id = id,
+                                    .alg = k ? ns_sign_alg_name(k->alg) : "-",
+                                    .peer = peer,
+                                    .status = st,
+                                    .input_sha256 = input_sha,
+                                    .input_is_digest = is_digest,
+                                    .seconds = mono_s() - t0};
+        g_obs.on_sign(g_obs.arg, &ev);
+    }
 }
 
 static int do_sign(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
 {
+    double t0 = g_obs.on_sign != NULL ? mono_s() : 0;
     nsign_v1_SignRequest q = nsign_v1_SignRequest_init_zero;
     int st = decode(req, nsign_v1_SignRequest_fields, &q, "SignRequest", msg, cap);
     if (st != NS_GRPC_OK) {
-        audit("", NULL, req->peer, st);
+        audit("", NULL, req->peer, st, NULL, NULL, 0, t0);
         return st;
     }
     ns_signature sig;
@@ -340,7 +379,18 @@ static int do_sign(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *msg
         }
         st = encode(out, nsign_v1_SignResponse_fields, &r, msg, cap);
     }
-    audit(q.key_id, logp, req->peer, st);
+    uint8_t input_sha[32];
+    const uint8_t *isha = NULL;
+    if (g_obs.on_sign != NULL) {
+        if (has_msg && logp != NULL && (k->alg == NS_ALG_ED25519 || sig.has_digest)) {
+            isha = logp; /* Ed25519: SHA-256(message); ECDSA over a message: its SHA-256 */
+        } else {
+            crypto_hash_sha256(input_sha, has_msg ? m : q.input.digest.bytes,
+                               has_msg ? mlen : q.input.digest.size);
+            isha = input_sha;
+        }
+    }
+    audit(q.key_id, logp, req->peer, st, k, isha, !has_msg, t0);
     pb_release(nsign_v1_SignRequest_fields, &q);
     return st;
 }
@@ -361,8 +411,9 @@ static int do_attest(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *m
     }
     ns_buf doc;
     ns_buf_init(&doc, ATTEST_DOC_MAX);
-    ns_err e = ns_nsm_attest(&doc, ks->commitment, sizeof ks->commitment,
-                             q.nonce.size ? q.nonce.bytes : NULL, q.nonce.size, NULL, 0);
+    const uint8_t *ud = g_obs.user_data != NULL ? g_obs.user_data : ks->commitment;
+    ns_err e = ns_nsm_attest(&doc, ud, 32, q.nonce.size ? q.nonce.bytes : NULL, q.nonce.size,
+                             NULL, 0);
     if (e != NS_OK) {
         ns_buf_free(&doc);
         return fail(msg, cap,
@@ -373,8 +424,14 @@ static int do_attest(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *m
     nsign_v1_AttestResponse r = nsign_v1_AttestResponse_init_zero;
     r.attestation_document.funcs.encode = enc_doc;
     r.attestation_document.arg = &doc;
-    memcpy(r.user_data.bytes, ks->commitment, 32);
+    memcpy(r.user_data.bytes, ud, 32);
     r.user_data.size = 32;
+    if (g_obs.audit_pub != NULL) {
+        memcpy(r.audit_public_key.bytes, g_obs.audit_pub, 32);
+        r.audit_public_key.size = 32;
+        memcpy(r.keys_commitment.bytes, ks->commitment, 32);
+        r.keys_commitment.size = 32;
+    }
     st = encode(out, nsign_v1_AttestResponse_fields, &r, msg, cap);
     ns_buf_free(&doc);
     return st;
@@ -527,6 +584,9 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, volatile
     ns_h2_handler h;
     ENSURE(keys != NULL && keys->count > 0, NS_E_USAGE, "sign-service: no keys loaded");
     ns_signsvc_handler(&h, keys, cfg->max_msg);
+    h.max_buffered = cfg->max_buffered;
+    h.idle_ms = cfg->idle_ms;
+    h.body_idle_ms = cfg->body_idle_ms;
     pthread_once(&desc_once, desc_init);
     ns_h2_serve_cfg sc = {.listen = cfg->listen,
                           .threads = cfg->threads,

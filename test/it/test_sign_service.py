@@ -190,7 +190,8 @@ try:
 
     good = KEYS["keys"]
     bad("not JSON", "{\"version\":1,", "not valid JSON")
-    bad("version 2", {"version": 2, "keys": good}, "\"version\" must be 1")
+    bad("version 3", {"version": 3, "keys": good}, "\"version\" must be 1 or 2")
+    bad("version 2 without clients", {"version": 2, "keys": good}, "version 2 needs \"clients\"")
     bad("unknown top-level member", {"version": 1, "keys": good, "x": 1}, "unknown member \"x\"")
     bad("empty key list", {"version": 1, "keys": []}, "empty")
     bad("duplicate id", {"version": 1, "keys": [good[0], dict(good[1], id="payments")]},
