@@ -64,6 +64,14 @@ proto/%.options: ;
 # Generated sources are outputs to keep, not intermediates for make to delete after the build.
 .SECONDARY: $(GEN_C) $(GEN_H)
 
+# The pinned Debian versions (scripts/pins.sh) and the musl package's, for `nsign --version`.
+GEN_H += $(O)/gen/pins.h
+$(O)/gen/pins.h: scripts/pins.sh
+	@mkdir -p $(O)/gen
+	$(Q)bash -c '. scripts/pins.sh; for p in "$${SRC_PINS[@]}"; do \
+	  n=$${p%%=*}; echo "#define NS_PIN_$${n^^} \"$${p#*=}\""; done; \
+	  echo "#define NS_PIN_MUSL \"$$(dpkg-query -W -f="\$${Version}" musl-dev)\""' >$@.tmp && mv $@.tmp $@
+
 # The serialized FileDescriptorProtos of proto/*.proto as a C array, for gRPC server reflection.
 GEN_H += $(O)/gen/proto_descriptors.h
 $(O)/gen/proto_descriptors.h: $(PROTOS) $(DEPS_STAMP)
