@@ -16,3 +16,7 @@ SRC_PINS=(
 # index. nghttp2 1.64.0-1.1+deb13u2 has the same gap and is NOT listed: its Debian patches are
 # security fixes, so it stays at deb13u1 (complete, patches applied) until the mirror has u2.
 SRC_ORIG_ONLY_OK=(nanopb)
+# Debian 13 (trixie) source packages of the big tools built once per machine into
+# ${NSIGN_CACHE:-/var/cache/nsign} (scripts/qemu.sh, scripts/kernel.sh).
+QEMU_PIN=qemu=1:10.0.13+ds-0+deb13u1
+KERNEL_PIN=linux-source-6.12=6.12.118-1
