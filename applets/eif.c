@@ -39,6 +39,7 @@ static void usage(FILE *f)
         "                       --ramdisk FILE [--ramdisk FILE...] --output FILE [options]\n"
         "       nsign eif describe FILE\n"
         "       nsign eif cpio DIR [--output FILE]\n"
+        "       nsign eif pcr16 AGE_KEY_CT SHARES_CT [CONFIG]\n"
         "\n"
         "build     writes an EIF v4 (kernel, cmdline, metadata, ramdisks) and prints its\n"
         "          measurements as JSON, like `nitro-cli build-enclave`. The first ramdisk is\n"
