@@ -97,6 +97,9 @@ const char *ns_frame_status_str(uint8_t st)
         return "SHA-256 mismatch";
     case NS_FRAME_ST_STORE_FAILED:
         return "receiver could not store the payload";
+    case NS_FRAME_ST_LOCKED:
+        return "refused: the receiver takes no more frames (the enclave's inputs are measured "
+               "and locked)";
     default:
         return "unknown status";
     }

@@ -44,6 +44,7 @@
 #define NS_FRAME_ST_TRUNCATED 0x03
 #define NS_FRAME_ST_BAD_DIGEST 0x04
 #define NS_FRAME_ST_STORE_FAILED 0x05
+#define NS_FRAME_ST_LOCKED 0x06 /* the receiver takes no more frames (enclave: inputs locked) */
 
 typedef struct {
     uint64_t len;

@@ -82,6 +82,8 @@ int main(void)
     CHECK(ns_frame_status_for(NS_E_TRUNCATED) == NS_FRAME_ST_TRUNCATED, "status truncated");
     CHECK(ns_frame_status_for(NS_E_IO) == NS_FRAME_ST_STORE_FAILED, "status store");
     CHECK(strcmp(ns_frame_status_str(0x77), "unknown status") == 0, "unknown status text");
+    CHECK(strstr(ns_frame_status_str(NS_FRAME_ST_LOCKED), "no more frames") != NULL,
+          "status 06: the receiver takes no more frames");
 
     /* ns_frame_read over a socketpair */
     uint8_t frame[NS_FRAME_HEADER_LEN + 3];
