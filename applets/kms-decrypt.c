@@ -22,6 +22,7 @@
 #include "iox.h"
 #include "kms.h"
 #include "log.h"
+#include "secret.h"
 #include "nsm.h"
 
 #define KMSD_INPUT_MAX (16 * 1024) /* ciphertext file (binary blob or base64 text) */
@@ -144,6 +145,11 @@ int kms_decrypt_main(int argc, char **argv)
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;
+    }
+    /* First, before any payload or credential is read: no core dump, no same-uid ptrace. */
+    if (ns_secret_process_init() != NS_OK) {
+        ns_log_err(NS_E_INTERNAL, "hardening the process");
+        return NS_EXIT_FAIL;
     }
     optind = 1;
     for (int ch; (ch = getopt_long(argc, argv, "+o:", opts, NULL)) != -1;) {

@@ -17,6 +17,7 @@
 #include "frame.h"
 #include "iox.h"
 #include "log.h"
+#include "secret.h"
 
 #define RECV_DEFAULT_MAX (64ull << 20)
 #define RECV_MAX_MAX (1ull << 30)
@@ -65,6 +66,11 @@ int vsock_recv_main(int argc, char **argv)
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;
+    }
+    /* First, before any payload or credential is read: no core dump, no same-uid ptrace. */
+    if (ns_secret_process_init() != NS_OK) {
+        ns_log_err(NS_E_INTERNAL, "hardening the process");
+        return NS_EXIT_FAIL;
     }
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "+", opts, NULL)) != -1;) {
