@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "iox.h"
+#include "secret.h"
 
 #define NS_HTTP_RBUF 16384
 #define NS_HTTP_CHUNK_LINE_MAX 1024
@@ -129,7 +130,9 @@ ns_err ns_http_open(ns_http **out, const ns_http_dest *d)
         GUARD(ns_addr_parse(&a, s));
     }
     ENSURE(!d->url->tls || d->ca != NULL, NS_E_INTERNAL, "https without a trust store");
-    ns_http *h = calloc(1, sizeof *h);
+    /* Secret memory: the read buffer and head hold TLS plaintext (credentials from IMDS, a KMS
+     * Plaintext); wiped when freed. */
+    ns_http *h = ns_secret_alloc(sizeof *h);
     ENSURE(h != NULL, NS_E_NOMEM, "out of memory");
     h->fd = -1;
     h->timeout_ms = d->timeout_ms;
@@ -137,7 +140,7 @@ ns_err ns_http_open(ns_http **out, const ns_http_dest *d)
     int fd;
     ns_err e = ns_addr_connect(&a, d->timeout_ms, &fd);
     if (e != NS_OK) {
-        free(h);
+        ns_secret_free(h, sizeof *h);
         char as[NS_ADDR_STR_MAX];
         ns_addr_format(&a, as, sizeof as);
         return ns_fail_ctx(e, "connecting to %s%s%s", d->url->host, d->via ? " through " : "",
@@ -146,7 +149,7 @@ ns_err ns_http_open(ns_http **out, const ns_http_dest *d)
     if (d->url->tls) {
         e = ns_tls_connect(&h->tls, fd, d->url->host, d->ca, d->timeout_ms);
         if (e != NS_OK) {
-            free(h);
+            ns_secret_free(h, sizeof *h);
             return e;
         }
     } else {
@@ -166,7 +169,7 @@ void ns_http_close(ns_http *h)
     } else if (h->fd >= 0) {
         close(h->fd);
     }
-    free(h);
+    ns_secret_free(h, sizeof *h);
 }
 
 static ns_err raw_write(ns_http *h, const void *p, size_t n)
