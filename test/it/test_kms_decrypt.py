@@ -157,6 +157,27 @@ def main():
     check(SECRET.encode() not in r.stderr and TOKEN.encode() not in r.stderr,
           "no credential in the log output")
 
+    # 1b. grant tokens kept out of argv: --grant-token-file and KMS_GRANT_TOKENS add up
+    gfile = os.path.join(tmp, "grants.txt")
+    with open(gfile, "w") as f:
+        f.write("gf1\n\ngf2,gf3\n")
+    r = run(ctx_args + ["--grant-token", "g1", "--grant-token-file", gfile], dict(
+        base_env, KMS_GRANT_TOKENS="ge1,ge2"), stdin=blob)
+    recs = [x for x in log_lines(log) if x.get("target") == "TrentService.Decrypt"]
+    last = recs[-1] if recs else {}
+    check(r.returncode == 0 and r.stdout == secret and
+          last.get("grants") == ["g1", "gf1", "gf2", "gf3", "ge1", "ge2"],
+          "grant tokens from argv, --grant-token-file and KMS_GRANT_TOKENS, in that order",
+          "%s %s" % (last.get("grants"), r.stderr.decode(errors="replace")))
+    r = run(ctx_args + ["--grant-token-file", gfile], dict(
+        base_env, KMS_GRANT_TOKENS=",".join("t%d" % i for i in range(8))), stdin=blob)
+    check(r.returncode == 1 and b"more than 10 grant tokens" in r.stderr,
+          "more than 10 grant tokens over all sources refused", r.stderr)
+    h = subprocess.run([NSIGN, "kms-decrypt", "--help"], capture_output=True, text=True)
+    check("--grant-token-file" in h.stdout and "KMS_GRANT_TOKENS" in h.stdout and
+          "/proc/PID/cmdline" in h.stdout, "--help says argv is visible and names the other "
+          "sources", h.stdout)
+
     # 2. the default endpoint (kms.us-east-1.amazonaws.com) through --proxy; -o FILE; base64 input
     b64file = os.path.join(tmp, "ct.b64")
     with open(b64file, "w") as f:
