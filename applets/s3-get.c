@@ -126,6 +126,9 @@ int s3_get_main(int argc, char **argv)
     } else {
         e = ns_aws_endpoint(&ep, "s3", region, &custom);
     }
+    if (e == NS_OK) {
+        e = ns_aws_check_scheme(&ep, "s3 endpoint");
+    }
     if (e != NS_OK) {
         return ns_cli_usage_error("%s", ns_err_msg());
     }

@@ -114,13 +114,13 @@ def encrypt(port, tls, plaintext, key_id, ctx=None):
     return c.encrypt(**kw)["CiphertextBlob"]
 
 
-def run(args, env_extra, stdin=None):
+def run(args, env_extra, stdin=None, prefix=()):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AWS_ACCESS_KEY_ID": AKID,
            "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_SESSION_TOKEN": TOKEN, "AWS_REGION": "us-east-1",
            "AWS_EC2_METADATA_DISABLED": "true"}
     env.update(env_extra)
-    return subprocess.run([NSIGN, "kms-decrypt"] + args, input=stdin, capture_output=True,
-                          env=env, timeout=120)
+    return subprocess.run(list(prefix) + [NSIGN, "kms-decrypt"] + args, input=stdin,
+                          capture_output=True, env=env, timeout=120)
 
 
 def main():
@@ -191,6 +191,21 @@ def main():
           "TLS to kms.us-east-1.amazonaws.com end to end through --proxy, -o FILE",
           r.stderr.decode(errors="replace"))
     check(ok and stat.S_IMODE(os.stat(outp).st_mode) == 0o600, "-o FILE is 0600")
+
+    # 2b. plain http:// (issue 15): never with --no-attest (the Plaintext would travel in
+    # cleartext), and otherwise only to loopback; a namespace with lo only keeps an unfixed
+    # binary from reaching anything
+    r = run(ctx_args + ["--no-attest", "--endpoint", "http://127.0.0.1:%d" % port, ctfile],
+            base_env)
+    check(r.returncode == 1 and b"plain http:// with --no-attest refused" in r.stderr,
+          "http:// endpoint with --no-attest refused", r.stderr)
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0:
+        r = run(["--endpoint", "http://192.0.2.1:80", ctfile], base_env,
+                prefix=["unshare", "-n"])
+        check(r.returncode == 1 and b"plain http:// to 192.0.2.1 refused" in r.stderr,
+              "attested, http:// to a non-loopback endpoint refused", r.stderr)
+    else:
+        skip("attested, http:// to a non-loopback endpoint refused", "no network namespace")
 
     # 3. --no-attest uses Plaintext
     r = run(ctx_args + ["--no-attest", ctfile], base_env)

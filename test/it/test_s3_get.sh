@@ -168,6 +168,18 @@ get --endpoint "https://wrong.example:$PORT_tls" --via "tcp:127.0.0.1:$PORT_tls"
 check "TLS name mismatch: says why" bash -c "[ $rc = 1 ] && grep -qi 'CN mismatch\|name' '$T/err' && grep -q 'wrong.example' '$T/err'"
 "$NSIGN" s3-get --creds "$T/creds.json" --endpoint "http://127.0.0.1:$(free_port)" --timeout 1 s3://bkt/five "$T/out/w" 2>"$T/err"; rc=$?
 check "endpoint unreachable: exit 1 after bounded retries" test $rc = 1
+# plain http:// only to loopback (issue 15). In a network namespace of its own (lo only), so a
+# binary without the check fails to connect instead of reaching anything.
+if unshare -n true 2>/dev/null; then
+    unshare -n "$NSIGN" s3-get --creds "$T/creds.json" --endpoint "http://192.0.2.1:80" s3://bkt/five "$T/out/plain" 2>"$T/err"; rc=$?
+    check "plain http:// to a non-loopback endpoint refused (usage, 2), says why" \
+        bash -c "[ $rc = 2 ] && grep -q 'plain http:// to 192.0.2.1 refused' '$T/err' && [ ! -e '$T/out/plain' ]"
+    AWS_ENDPOINT_URL_S3=http://s3.example.test unshare -n "$NSIGN" s3-get --creds "$T/creds.json" s3://bkt/five "$T/out/plain" 2>"$T/err"; rc=$?
+    check "plain http:// from AWS_ENDPOINT_URL_S3 refused too" \
+        bash -c "[ $rc = 2 ] && grep -q 'plain http:// to s3.example.test refused' '$T/err'"
+else
+    skip "plain http:// to a non-loopback endpoint refused" "cannot create a network namespace"
+fi
 "$NSIGN" s3-get s3://bkt 2>/dev/null; rc=$?
 check "URI without a key: usage error (2)" test $rc = 2
 "$NSIGN" s3-get --creds "$T/creds.json" --region 'EU WEST' s3://bkt/k 2>/dev/null; rc=$?
