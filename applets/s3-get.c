@@ -37,7 +37,10 @@ static void usage(void)
            "                     (default AWS_CA_BUNDLE)\n"
            "  --via ADDRESS      connect through this address (tcp:, unix:, vsock:) instead\n"
            "                     of the endpoint's host; TLS still verifies the endpoint\n"
-           "  --timeout S        per-read/connect timeout in seconds (default 30)\n"
+           "  --timeout S        per-read/connect timeout in seconds (default 30); the whole\n"
+           "                     response head must arrive within it too\n"
+           "  --max-time S       deadline for each whole request, body included (a resume\n"
+           "                     after a dropped connection is a new request); default none\n"
            "  --progress | --no-progress   progress line on stderr (default: when a TTY)\n"
            "\n"
            "Environment: AWS_MAX_ATTEMPTS (default 5) bounds retries (backoff with jitter) of\n"
@@ -57,12 +60,13 @@ int s3_get_main(int argc, char **argv)
         {"creds", required_argument, NULL, 'c'},    {"region", required_argument, NULL, 'r'},
         {"endpoint", required_argument, NULL, 'e'}, {"ca-bundle", required_argument, NULL, 'a'},
         {"via", required_argument, NULL, 'v'},      {"timeout", required_argument, NULL, 't'},
+        {"max-time", required_argument, NULL, 'M'},
         {"progress", no_argument, NULL, 'p'},       {"no-progress", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *creds_path = NULL, *region_arg = NULL, *endpoint_arg = NULL, *bundle = NULL;
     const char *via_arg = NULL;
-    int64_t timeout_ms = NS_HTTP_TIMEOUT_MS_DEFAULT;
+    int64_t timeout_ms = NS_HTTP_TIMEOUT_MS_DEFAULT, max_ms = 0;
     int prog = -1;
     if (ns_cli_wants_help(argc, argv)) {
         usage();
@@ -96,6 +100,13 @@ int s3_get_main(int argc, char **argv)
             if (ns_parse_seconds(optarg, &timeout_ms) != NS_OK || timeout_ms <= 0 ||
                 timeout_ms > 3600000) {
                 return ns_cli_usage_error("invalid --timeout '%s' (seconds)", optarg);
+            }
+            break;
+        case 'M':
+            if (ns_parse_seconds(optarg, &max_ms) != NS_OK || max_ms <= 0 ||
+                max_ms > 86400000) {
+                return ns_cli_usage_error("invalid --max-time '%s' (seconds, at most a day)",
+                                          optarg);
             }
             break;
         default:
@@ -168,7 +179,7 @@ int s3_get_main(int argc, char **argv)
     if (e == NS_OK) {
         ns_s3_opts o = {
             creds, region, custom ? &ep : NULL, via_arg ? &via : NULL, ca, (int)timeout_ms,
-            {0},   -1};
+            {0},   -1,         (int)max_ms};
         ns_retry_default(&o.retry);
         if (prog == 1 || (prog == -1 && isatty(2) && strcmp(outpath, "-") != 0)) {
             o.progress_fd = 2;
