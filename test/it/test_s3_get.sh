@@ -134,8 +134,12 @@ cp "$R/bkt/five" "$R/bkt/five-m"
 "$NSIGN" s3-get --creds "$T/creds.json" --endpoint "http://127.0.0.1:$PORT_mutate" "s3://bkt/five-m" "$T/out/mutated" 2>"$T/err"
 check "object changed while resuming: If-Match got 412, download restarted, identical" \
     bash -c "cmp -s '$R/bkt/five-m' '$T/out/mutated' && grep -q 'five-m 412' '$T/mutate.log' && grep -q 'object changed' '$T/err'"
-"$NSIGN" s3-get --creds "$T/creds.json" --endpoint "http://127.0.0.1:$PORT_mutate" "s3://bkt/five" - 2>"$T/err" >/dev/null; rc=$?
+"$NSIGN" s3-get --creds "$T/creds.json" --endpoint "http://127.0.0.1:$PORT_mutate" "s3://bkt/five" - 2>"$T/err" >"$T/out/stdout-partial"; rc=$?
 check "object changed while streaming to stdout: fails and says why" bash -c "[ $rc = 1 ] && grep -q 'cannot be rewound' '$T/err'"
+check "to stdout a failure leaves partial output (as --help says)" \
+    bash -c "[ -s '$T/out/stdout-partial' ] && ! cmp -s '$R/bkt/five' '$T/out/stdout-partial'"
+check "--help says stdout output is partial and unverified on failure" \
+    bash -c "'$NSIGN' s3-get --help | grep -q 'partial,' && '$NSIGN' s3-get --help | grep -q 'unverified output'"
 AWS_REGION=us-east-1 get "s3://eu-bkt/obj" "$T/out/eu" 2>"$T/err"
 check "bucket in another region: redirect followed" cmp -s "$R/eu-bkt/obj" "$T/out/eu"
 check "redirect logged with the new region" grep -q 'to=eu-west-1' "$T/err"
