@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "cpio.h"
+#include "creds.h"
 #include "eif.h"
 #include "iox.h"
 #include "log.h"
@@ -173,6 +174,10 @@ static int print_json(cJSON *root)
 static void add_metadata(cJSON *root, const ns_eif_info *info)
 {
     if (info->metadata == NULL) {
+        return;
+    }
+    if (ns_json_validate(info->metadata, info->metadata_len) != NS_OK) {
+        ns_warn("metadata section is not strict JSON (%s); not shown", ns_err_msg());
         return;
     }
     cJSON *md = cJSON_ParseWithLength((const char *)info->metadata, info->metadata_len);

@@ -308,7 +308,19 @@ ns_err ns_frame_accept(int listen_fd, int timeout_ms, int *conn_fd)
 ns_err ns_frame_read(int fd, uint64_t max_size, int timeout_ms, ns_frame_sink sink, void *ctx,
                      uint64_t *len)
 {
+    return ns_frame_read_within(fd, max_size, timeout_ms, NS_FRAME_TRANSFER_MS_DEFAULT, sink, ctx,
+                                len);
+}
+
+ns_err ns_frame_read_within(int fd, uint64_t max_size, int timeout_ms, int transfer_ms,
+                            ns_frame_sink sink, void *ctx, uint64_t *len)
+{
     int64_t deadline = deadline_of(timeout_ms);
+    /* A sender dripping a byte just inside the stall timer must still finish in time. */
+    int64_t transfer_end = ns_now_ms() + transfer_ms;
+    if (transfer_ms > 0 && (deadline < 0 || transfer_end < deadline)) {
+        deadline = transfer_end;
+    }
     uint8_t hdr[NS_FRAME_HEADER_LEN];
     uint8_t chunk[FRAME_CHUNK];
     uint8_t digest[NS_FRAME_DIGEST_LEN];
@@ -346,6 +358,15 @@ ns_err ns_frame_read(int fd, uint64_t max_size, int timeout_ms, ns_frame_sink si
     }
     if (e == NS_OK && !ns_ct_equal(digest, h.digest, sizeof digest)) {
         e = ns_fail(NS_E_AUTH, "frame payload does not match its SHA-256: corrupted in transit");
+    }
+    if (e == NS_OK) {
+        /* Exactly one frame per connection: the sender half-closes right after the payload. */
+        size_t got = 0;
+        e = recv_some(fd, chunk, 1, deadline, &got, "waiting for the sender to end the frame");
+        if (e == NS_OK && got != 0) {
+            e = ns_fail(NS_E_PROTO, "trailing data after the frame payload: a sender must close "
+                                    "its side after one frame");
+        }
     }
     mbedtls_sha256_free(&sha);
     ns_wipe(chunk, sizeof chunk);

@@ -425,7 +425,7 @@ ns_err ns_sigv4_sign(const ns_sigv4_params *p, const ns_sigv4_req *r, char *auth
     GUARD(check_params(p));
     ENSURE(p->access_key_id && p->access_key_id[0], NS_E_USAGE, "sigv4: no access key id");
     ns_buf creq, sh, sts;
-    ns_buf_init(&creq, NS_SIGV4_CREQ_MAX);
+    ns_buf_init_secret(&creq, NS_SIGV4_CREQ_MAX); /* carries x-amz-security-token */
     ns_buf_init(&sh, NS_SIGV4_AUTHZ_MAX);
     ns_buf_init(&sts, NS_SIGV4_CREQ_MAX);
     ns_err e;

@@ -100,6 +100,17 @@ int main(void)
     ns_buf_reset(&out);
     CHECK_ERR(read_frame(frame, sizeof frame - 1, 1024, &out), NS_E_TRUNCATED, "truncated payload");
     ns_buf_reset(&out);
+    {
+        /* issue 15: one frame per connection, then end of stream */
+        uint8_t longer[sizeof frame + 1];
+        memcpy(longer, frame, sizeof frame);
+        longer[sizeof frame] = 'x';
+        CHECK_ERR(read_frame(longer, sizeof longer, 1024, &out), NS_E_PROTO,
+                  "a trailing byte after a valid frame refused");
+        CHECK(ns_frame_status_for(NS_E_PROTO) == NS_FRAME_ST_BAD_HEADER,
+              "trailing data answers status 1");
+        ns_buf_reset(&out);
+    }
     CHECK_ERR(read_frame(frame, 20, 1024, &out), NS_E_TRUNCATED, "truncated header");
     ns_buf_reset(&out);
     CHECK_ERR(read_frame(frame, sizeof frame, 2, &out), NS_E_TOO_BIG, "oversized frame");

@@ -115,6 +115,19 @@ static void test_bad(void)
         "{\"id\":\"a\",\"algorithm\":\"ed25519\",\"private_key\":\"" ED_SEED_B64 "\"},"
         "{\"id\":\"a\",\"algorithm\":\"ecdsa-p256\",\"private_key\":\"" RFC_D "\"}]}",
         NS_E_PARSE, "keys[1]: duplicate id \"a\"");
+    /* issue 15: cJSON's C strings end at a NUL */
+    bad("id with \\u0000",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\\u0000b\",\"algorithm\":\"ed25519\","
+        "\"private_key\":\"" ED_SEED_B64 "\"}]}",
+        NS_E_PARSE, "\\u0000 (NUL) in a string");
+    bad("private key with \\u0000",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"ecdsa-p256\","
+        "\"private_key\":\"" RFC_D "\\u0000ff\"}]}",
+        NS_E_PARSE, "\\u0000 (NUL) in a string");
+    bad("member name with \\u0000",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"ed25519\","
+        "\"private_key\":\"" ED_SEED_B64 "\",\"x\\u0000\":1}]}",
+        NS_E_PARSE, "\\u0000 (NUL) in a string");
     bad("unknown algorithm",
         "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"rsa\","
         "\"private_key\":\"00\"}]}",
