@@ -580,8 +580,8 @@ try:
     # --- audit log: one line per Sign, never key material ---
     with open(logpath) as f:
         log = f.read()
-    check("sign key=payments digest=" + hashlib.sha256(msg).hexdigest()[:16] + " peer=tcp:127.0.0.1:" in log,
-          "audit: key id, digest prefix and peer logged", log[-500:])
+    check("sign key=payments digest=" + hashlib.sha256(msg).hexdigest()[:16] + " client=- peer=tcp:127.0.0.1:" in log,
+          "audit: key id, digest prefix, client (- without a policy) and peer logged", log[-500:])
     check("status=NOT_FOUND" in log and "status=INVALID_ARGUMENT" in log,
           "audit: failed Sign calls logged with their status")
     check(not any(s in log or s[:16] in log for s in secrets_text), "audit: no key material in the log")
