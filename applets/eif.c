@@ -32,39 +32,40 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: nsign eif build --kernel FILE (--cmdline STR | --cmdline-file FILE)\n"
-            "                       --ramdisk FILE [--ramdisk FILE...] --output FILE [options]\n"
-            "       nsign eif describe FILE\n"
-            "       nsign eif cpio DIR [--output FILE]\n"
-            "\n"
-            "build     writes an EIF v4 (kernel, cmdline, metadata, ramdisks) and prints its\n"
-            "          measurements as JSON, like `nitro-cli build-enclave`. The first ramdisk is\n"
-            "          the bootstrap (PCR1 = kernel+cmdline+ramdisk[0]); the others are the\n"
-            "          application (PCR2). The output depends only on the inputs and\n"
-            "          SOURCE_DATE_EPOCH (the metadata's BuildTime).\n"
-            "  --kernel FILE          bzImage (x86_64) or Image (aarch64)\n"
-            "  --cmdline STR          kernel command line\n"
-            "  --cmdline-file FILE    kernel command line from a file (trailing newlines dropped)\n"
-            "  --ramdisk FILE         cpio or cpio.gz; repeat, in order (1..%d)\n"
-            "  -o, --output FILE      the EIF, written atomically\n"
-            "  --name NAME            metadata ImageName (default: nsign-enclave)\n"
-            "  --image-version V      metadata ImageVersion (default: %s)\n"
-            "  --kernel-version V     metadata KernelVersion (default: unknown)\n"
-            "  --metadata FILE        metadata CustomMetadata: a JSON object of at most 4 KiB\n"
-            "                         (nitro-cli build-enclave --metadata); default null\n"
-            "  --arch ARCH            x86_64 (default) or aarch64\n"
-            "describe  validates FILE (every format rule, the CRC, and the metadata against\n"
-            "          nitro-cli's EifIdentityInfo) and prints what `nitro-cli describe-eif` does:\n"
-            "          EifVersion, Measurements (PCR0, PCR1, PCR2, and PCR8 when signed),\n"
-            "          IsSigned, CheckCRC, ImageName, ImageVersion, Metadata (the build facts,\n"
-            "          DockerInfo and the CustomMetadata members, flat); then Arch, Cmdline and\n"
-            "          Sections. Not SigningCertificate or SignatureCheck (no COSE check).\n"
-            "cpio      writes a newc archive of the tree under DIR: sorted, owner 0, modes 0755/\n"
-            "          0644, mtime SOURCE_DATE_EPOCH (default 0). Output defaults to stdout.\n"
-            "\n"
-            "exit: 0 ok, 1 failure (bad or unreadable input), 2 usage\n",
-            EIF_MAX_RAMDISKS, NSIGN_VERSION);
+    fprintf(
+        f,
+        "usage: nsign eif build --kernel FILE (--cmdline STR | --cmdline-file FILE)\n"
+        "                       --ramdisk FILE [--ramdisk FILE...] --output FILE [options]\n"
+        "       nsign eif describe FILE\n"
+        "       nsign eif cpio DIR [--output FILE]\n"
+        "\n"
+        "build     writes an EIF v4 (kernel, cmdline, metadata, ramdisks) and prints its\n"
+        "          measurements as JSON, like `nitro-cli build-enclave`. The first ramdisk is\n"
+        "          the bootstrap (PCR1 = kernel+cmdline+ramdisk[0]); the others are the\n"
+        "          application (PCR2). The output depends only on the inputs and\n"
+        "          SOURCE_DATE_EPOCH (the metadata's BuildTime).\n"
+        "  --kernel FILE          bzImage (x86_64) or Image (aarch64)\n"
+        "  --cmdline STR          kernel command line\n"
+        "  --cmdline-file FILE    kernel command line from a file (trailing newlines dropped)\n"
+        "  --ramdisk FILE         cpio or cpio.gz; repeat, in order (1..%d)\n"
+        "  -o, --output FILE      the EIF, written atomically\n"
+        "  --name NAME            metadata ImageName (default: nsign-enclave)\n"
+        "  --image-version V      metadata ImageVersion (default: %s)\n"
+        "  --kernel-version V     metadata KernelVersion (default: unknown)\n"
+        "  --metadata FILE        metadata CustomMetadata: a JSON object of at most 4 KiB\n"
+        "                         (nitro-cli build-enclave --metadata); default null\n"
+        "  --arch ARCH            x86_64 (default) or aarch64\n"
+        "describe  validates FILE (every format rule, the CRC, and the metadata against\n"
+        "          nitro-cli's EifIdentityInfo) and prints what `nitro-cli describe-eif` does:\n"
+        "          EifVersion, Measurements (PCR0, PCR1, PCR2, and PCR8 when signed),\n"
+        "          IsSigned, CheckCRC, ImageName, ImageVersion, Metadata (the build facts,\n"
+        "          DockerInfo and the CustomMetadata members, flat); then Arch, Cmdline and\n"
+        "          Sections. Not SigningCertificate or SignatureCheck (no COSE check).\n"
+        "cpio      writes a newc archive of the tree under DIR: sorted, owner 0, modes 0755/\n"
+        "          0644, mtime SOURCE_DATE_EPOCH (default 0). Output defaults to stdout.\n"
+        "\n"
+        "exit: 0 ok, 1 failure (bad or unreadable input), 2 usage\n",
+        EIF_MAX_RAMDISKS, NSIGN_VERSION);
 }
 
 static ns_err source_date_epoch(uint64_t *out)
@@ -308,7 +309,7 @@ static int cmd_build(int argc, char **argv)
     const char *custom = NULL;
     const char *ramdisks[EIF_MAX_RAMDISKS];
     size_t nr = 0;
-    ns_eif_meta meta = {"nsign-enclave", NSIGN_VERSION, 0,        "nsign",
+    ns_eif_meta meta = {"nsign-enclave", NSIGN_VERSION, 0,         "nsign",
                         NSIGN_VERSION,   "linux",       "unknown", NULL};
     uint16_t flags = 0;
     int c;
@@ -399,7 +400,8 @@ static int cmd_build(int argc, char **argv)
         } else if (e == NS_OK) {
             e = ns_buf_cstr(&cm);
         }
-        if (e == NS_OK && (memchr(cm.data, 0, cm.len) != NULL || cm.len > EIF_MAX_CUSTOM_METADATA)) {
+        if (e == NS_OK &&
+            (memchr(cm.data, 0, cm.len) != NULL || cm.len > EIF_MAX_CUSTOM_METADATA)) {
             e = ns_fail(NS_E_PARSE, "--metadata %s: not a JSON text", custom);
         }
         if (e == NS_OK) {

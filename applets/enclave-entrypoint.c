@@ -8,7 +8,10 @@
  *   [heartbeat] 0xB7 to vsock:3:9000 (nitro-cli's boot check) when PID 1
  *   [entropy]  NSM randomness credited to /dev/random when PID 1 and an NSM exists
  *   bridges    ingress vsock:any:50051 -> sign-service, egress tcp:127.0.0.1:8080 -> vsock:3:8080
- *   receive    credentials, age key ciphertext, shares ciphertext, any order (enclave.c)
+ *   receive    credentials, age key ciphertext, shares ciphertext, any order, and the optional
+ *              run-time configuration (region, KMS key, KMS endpoint) on 7103 (enclave.c)
+ *   configure  the region: a full KMS key ARN's, else the configuration's, else AWS_REGION,
+ *              else us-east-1, logged with where it came from
  *   kms-decrypt, wipe-credentials, age-decrypt, load-keys, sign-service
  *
  * Every step logs one line with its duration; a failure logs the step and the reason and
@@ -45,7 +48,8 @@ static const char usage_text[] =
     "\n"
     "The enclave's boot, in one process: brings lo up, starts the ingress and egress bridges,\n"
     "receives the credentials, the KMS-encrypted age key and the age-encrypted key shares (in\n"
-    "any order), decrypts the age key with KMS (with NSM attestation) through the KMS proxy,\n"
+    "any order) and the optional run-time configuration, decrypts the age key with KMS (with NSM "
+    "attestation) through the KMS proxy,\n"
     "decrypts the shares, wipes the credentials and the age key, and serves the keys with\n"
     "sign-service. Each step logs its duration; a failure names the step and exits 1.\n"
     "As PID 1 (or with --pid1) it also mounts /proc, /sys and /dev, loads /env and the kernel\n"
@@ -57,8 +61,13 @@ static const char usage_text[] =
     "  VSOCK_PORT=50051 (ingress, and sign-service on 127.0.0.1)  HOST_EGRESS_ENABLED=1\n"
     "  HOST_EGRESS_VSOCK_PORT=8080  KMS_PROXY_PORT=5000  PARENT_CID=3  AWS_REGION=us-east-1\n"
     "  KMS_KEY_ID, AWS_ENDPOINT_URL_KMS, AWS_CA_BUNDLE (tests), NSM_DEVICE (tests)\n"
+    "  CONFIG_VSOCK_PORT=7103: the optional run-time configuration frame, a JSON object of at\n"
+    "  most 4 KiB with only the string members region, kms_key_id and kms_endpoint (https URL);\n"
+    "  it replaces AWS_REGION, KMS_KEY_ID and AWS_ENDPOINT_URL_KMS. The region is taken from a\n"
+    "  full KMS key ARN, else the configuration, else AWS_REGION, else us-east-1 (logged).\n"
     "overrides (any nsign address; \"none\" disables ingress, egress or heartbeat):\n"
     "  NSIGN_ENCLAVE_CREDS_ADDR, NSIGN_ENCLAVE_AGE_KEY_ADDR, NSIGN_ENCLAVE_SHARES_ADDR,\n"
+    "  NSIGN_ENCLAVE_CONFIG_ADDR (\"none\": no configuration frame),\n"
     "  NSIGN_ENCLAVE_SIGN_ADDR, NSIGN_ENCLAVE_INGRESS_ADDR, NSIGN_ENCLAVE_EGRESS_LISTEN_ADDR,\n"
     "  NSIGN_ENCLAVE_EGRESS_CONNECT_ADDR, NSIGN_ENCLAVE_KMS_PROXY_ADDR,\n"
     "  NSIGN_ENCLAVE_HEARTBEAT_ADDR, NSIGN_ENCLAVE_RECV_TIMEOUT=600 (seconds),\n"
@@ -178,7 +187,8 @@ static ns_err ee_serve(void *vctx, const ns_enclave_cfg *cfg, volatile int *stop
 static void ee_on_step(void *ctx, ns_enclave_step step, int64_t ms, ns_err e, const char *detail)
 {
     if (e == NS_OK) {
-        ns_info("step=%s ok ms=%lld", ns_enclave_step_name(step), (long long)ms);
+        ns_info("step=%s ok ms=%lld%s%s", ns_enclave_step_name(step), (long long)ms,
+                detail && detail[0] ? " " : "", detail ? detail : "");
     } else {
         ns_error("step=%s failed ms=%lld error=\"%s: %s\"", ns_enclave_step_name(step),
                  (long long)ms, ns_err_name(e), detail ? detail : "");
@@ -275,6 +285,9 @@ static ns_err start_bridges(const ns_enclave_cfg *cfg, bridge_job *job, pthread_
     memset(&bc, 0, sizeof bc);
     bc.pairs = pairs;
     bc.npairs = n;
+    /* A silent or half-closed client must not hold a slot forever (issue 15); the peers of a
+     * vsock listener are the host, so no per-peer cap here (run-enclave's tcp ingress has it). */
+    bc.idle_timeout_ms = NS_BRIDGE_INGRESS_IDLE_S * 1000;
     int64_t t0 = ns_now_ms();
     ns_err e = ns_bridge_listen(&bc, &job->b);
     if (e != NS_OK) {
@@ -296,7 +309,8 @@ static ns_err start_bridges(const ns_enclave_cfg *cfg, bridge_job *job, pthread_
     if (cfg->egress_enabled) {
         ns_addr_format(&cfg->egress_listen, l2, sizeof l2);
     }
-    ns_info("step=bridges ok ms=%lld ingress=%s egress=%s", (long long)(ns_now_ms() - t0), l1, l2);
+    ns_info("step=bridges ok ms=%lld ingress=%s egress=%s idle_timeout_s=%d",
+            (long long)(ns_now_ms() - t0), l1, l2, NS_BRIDGE_INGRESS_IDLE_S);
     return NS_OK;
 }
 
@@ -334,6 +348,7 @@ int enclave_entrypoint_main(int argc, char **argv)
     if (ns_secret_process_init() != NS_OK) {
         ns_warn("cannot make the process non-dumpable: %s", ns_err_msg());
     }
+    ns_io_raise_nofile(); /* the bridges and sign-service hold descriptors per connection */
     ns_err e = ns_enclave_cfg_load(&cfg, real_getenv, NULL, is_pid1);
     if (e != NS_OK) {
         ns_error("step=config failed error=\"%s: %s\"", ns_err_name(e), ns_err_msg());

@@ -30,7 +30,9 @@
 #include "../applets/applets.h"
 #include "addr.h"
 #include "buf.h"
+#include "bridge.h"
 #include "cli.h"
+#include "enclave.h"
 #include "iox.h"
 #include "log.h"
 #include "secret.h"
@@ -49,6 +51,7 @@
 #define RE_RESTART_BACKOFF_MS 1000
 #define RE_TICK_MS 100
 #define RE_STR 512
+#define RE_CONFIG_MAX 4096 /* the enclave's limit for the configuration document */
 
 static const char usage_text[] =
     "usage: nsign run-enclave [--dry-run]\n"
@@ -56,7 +59,8 @@ static const char usage_text[] =
     "Starts the signing enclave and stays in the foreground supervising its bridges: fetches\n"
     "credentials (IMDSv2), downloads the KMS-encrypted age key and the age-encrypted key shares\n"
     "from S3 into memory, starts the KMS proxy, runs `nitro-cli run-enclave`, starts the ingress\n"
-    "and egress bridges and pushes the three payloads (retrying until the enclave listens).\n"
+    "and egress bridges and pushes the run-time configuration (region, KMS key) and the three\n"
+    "payloads (retrying until the enclave listens).\n"
     "SIGTERM or SIGINT stops the bridges and terminates the enclave; so does `nsign "
     "stop-enclave`.\n"
     "\n"
@@ -71,9 +75,14 @@ static const char usage_text[] =
     "  CONSOLE_STREAM_ENABLED=$DEBUG_MODE  (debug mode: nitro-cli console appended to "
     "CONSOLE_FILE)\n"
     "  HOST_GRPC_PORT=50051  VSOCK_PORT=50051\n"
+    "    (the ingress bridge closes a connection idle both ways for 120 s and takes at most 32\n"
+    "    concurrent connections from one client IP address)\n"
     "  HOST_EGRESS_ENABLED=1  HOST_EGRESS_TARGET_HOST=127.0.0.1  HOST_EGRESS_TARGET_PORT=8080\n"
     "  HOST_EGRESS_VSOCK_PORT=8080\n"
     "  AWS_CREDS_VSOCK_PORT=7100  AGE_KEY_VSOCK_PORT=7101  KEY_SHARES_VSOCK_PORT=7102\n"
+    "  CONFIG_VSOCK_PORT=7103      the run-time configuration, pushed first: {\"region\":\n"
+    "                              AWS_REGION, \"kms_key_id\": KMS_KEY_ID, \"kms_endpoint\":\n"
+    "                              AWS_ENDPOINT_URL_KMS} (the last two when set)\n"
     "  KMS_PROXY_ENABLE=1  KMS_PROXY_PORT=5000  KMS_PROXY_DEST_HOST=kms.$AWS_REGION.amazonaws.com\n"
     "  KMS_PROXY_DEST_PORT=443\n"
     "  READINESS_TIMEOUT_SECONDS   how long the pushes retry until the enclave listens; default\n"
@@ -83,8 +92,10 @@ static const char usage_text[] =
     "  NSIGN_HOST_WATCH_SECONDS=10 how often to check that the enclave still runs (0: never);\n"
     "                              when it is gone, run-enclave stops its bridges and exits 1\n"
     "  every address can be overridden (tcp:, unix: or vsock: syntax), e.g. to run the flow on\n"
-    "  one machine: NSIGN_HOST_CREDS_ADDR, NSIGN_HOST_AGE_KEY_ADDR, NSIGN_HOST_SHARES_ADDR (push\n"
-    "  targets), NSIGN_HOST_GRPC_LISTEN, NSIGN_HOST_GRPC_CONNECT, NSIGN_HOST_EGRESS_LISTEN,\n"
+    "  one machine: NSIGN_HOST_CREDS_ADDR, NSIGN_HOST_AGE_KEY_ADDR, NSIGN_HOST_SHARES_ADDR,\n"
+    "  NSIGN_HOST_CONFIG_ADDR (push targets; CONFIG \"none\": no configuration frame, for\n"
+    "  images older than the frame), NSIGN_HOST_GRPC_LISTEN, NSIGN_HOST_GRPC_CONNECT, "
+    "NSIGN_HOST_EGRESS_LISTEN,\n"
     "  NSIGN_HOST_EGRESS_CONNECT, NSIGN_HOST_KMS_PROXY_LISTEN, NSIGN_HOST_KMS_PROXY_CONNECT\n"
     "  fetch-creds, s3-get and the bridges read their own variables too (AWS_ENDPOINT_URL_S3,\n"
     "  AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_CA_BUNDLE...).\n"
@@ -100,6 +111,8 @@ typedef struct {
     int debug, console_stream;
     char age_uri[RE_STR], shares_uri[RE_STR];
     char creds_push[NS_ADDR_STR_MAX], age_push[NS_ADDR_STR_MAX], shares_push[NS_ADDR_STR_MAX];
+    char config_push[NS_ADDR_STR_MAX]; /* "" = no configuration frame */
+    char config[RE_CONFIG_MAX];        /* the run-time configuration document */
     char grpc_listen[NS_ADDR_STR_MAX], grpc_connect[NS_ADDR_STR_MAX];
     int egress;
     char egress_listen[NS_ADDR_STR_MAX], egress_connect[NS_ADDR_STR_MAX];
@@ -162,9 +175,54 @@ static ns_err env_addr(const char *name, const char *def, char *out)
     return copy_str(out, NS_ADDR_STR_MAX, v, name);
 }
 
+/* Appends ,"name":"value" (or the first member) to the configuration document. */
+static ns_err doc_member(ns_buf *b, const char *name, const char *value)
+{
+    GUARD(ns_buf_append_str(b, b->len > 1 ? ",\"" : "\""));
+    GUARD(ns_buf_append_str(b, name));
+    GUARD(ns_buf_append_str(b, "\":"));
+    return ns_buf_append_json_str(b, value, strlen(value));
+}
+
+/*
+ * The enclave's run-time configuration (port 7103): the region the KMS proxy forwards to, and
+ * KMS_KEY_ID and AWS_ENDPOINT_URL_KMS when set, so the enclave signs for the region its proxy
+ * reaches and names the same TLS host, whatever its image's environment says.
+ */
+static ns_err config_doc(re_cfg *c, const char *region)
+{
+    ns_buf b;
+    ns_buf_init(&b, RE_CONFIG_MAX - 1);
+    ns_err e = ns_buf_append_str(&b, "{");
+    if (e == NS_OK) {
+        e = doc_member(&b, "region", region);
+    }
+    if (e == NS_OK && getenv("KMS_KEY_ID") && *getenv("KMS_KEY_ID")) {
+        e = doc_member(&b, "kms_key_id", getenv("KMS_KEY_ID"));
+    }
+    if (e == NS_OK && getenv("AWS_ENDPOINT_URL_KMS") && *getenv("AWS_ENDPOINT_URL_KMS")) {
+        e = doc_member(&b, "kms_endpoint", getenv("AWS_ENDPOINT_URL_KMS"));
+    }
+    if (e == NS_OK) {
+        e = ns_buf_append_str(&b, "}");
+    }
+    if (e == NS_OK) {
+        memcpy(c->config, b.data, b.len);
+        c->config[b.len] = '\0';
+    } else {
+        e = ns_fail(NS_E_USAGE,
+                    "the enclave configuration (AWS_REGION, KMS_KEY_ID, "
+                    "AWS_ENDPOINT_URL_KMS) is over %d bytes",
+                    RE_CONFIG_MAX - 1);
+    }
+    ns_buf_free(&b);
+    return e;
+}
+
 static ns_err cfg_load(re_cfg *c)
 {
-    uint64_t cid, cpu, mem, grpc, vport, eg_t, eg_v, p_creds, p_age, p_shares, kms_p, kms_dp;
+    uint64_t cid, cpu, mem, grpc, vport, eg_t, eg_v, p_creds, p_age, p_shares, p_config, kms_p;
+    uint64_t kms_dp;
     uint64_t sleep_s, retries, ready;
     char def[RE_STR], region[128];
     memset(c, 0, sizeof *c);
@@ -214,6 +272,11 @@ static ns_err cfg_load(re_cfg *c)
     GUARD(env_addr("NSIGN_HOST_AGE_KEY_ADDR", def, c->age_push));
     snprintf(def, sizeof def, "vsock:%s:%llu", c->cid, (unsigned long long)p_shares);
     GUARD(env_addr("NSIGN_HOST_SHARES_ADDR", def, c->shares_push));
+    GUARD(env_uint("CONFIG_VSOCK_PORT", 7103, 0xFFFFFFFFull, &p_config));
+    snprintf(def, sizeof def, "vsock:%s:%llu", c->cid, (unsigned long long)p_config);
+    if (strcmp(env_or("NSIGN_HOST_CONFIG_ADDR", ""), "none") != 0) {
+        GUARD(env_addr("NSIGN_HOST_CONFIG_ADDR", def, c->config_push));
+    }
 
     GUARD(env_uint("HOST_GRPC_PORT", 50051, 65535, &grpc));
     GUARD(env_uint("VSOCK_PORT", 50051, 0xFFFFFFFFull, &vport));
@@ -236,6 +299,10 @@ static ns_err cfg_load(re_cfg *c)
     GUARD(env_uint("KMS_PROXY_PORT", 5000, 0xFFFFFFFFull, &kms_p));
     GUARD(env_uint("KMS_PROXY_DEST_PORT", 443, 65535, &kms_dp));
     snprintf(region, sizeof region, "%s", env_or("AWS_REGION", "us-east-1"));
+    ENSURE(ns_enclave_region_ok(region), NS_E_USAGE,
+           "AWS_REGION=%s: not a region name (like "
+           "eu-west-1)",
+           region);
     snprintf(def, sizeof def, "kms.%s.amazonaws.com", region);
     char dest[RE_STR];
     GUARD(copy_str(dest, sizeof dest, env_or("KMS_PROXY_DEST_HOST", def), "KMS_PROXY_DEST_HOST"));
@@ -255,6 +322,8 @@ static ns_err cfg_load(re_cfg *c)
             c->kms_allow[0] = '\0';
         }
     }
+
+    GUARD(config_doc(c, region));
 
     GUARD(env_uint("READINESS_SLEEP_SECONDS", 5, 3600, &sleep_s));
     GUARD(env_uint("VSOC_TRANSFER_RETRIES", 20, 3600, &retries));
@@ -336,7 +405,7 @@ typedef struct {
     ns_child kms, bridges, console;
     int kms_restarts, bridge_restarts;
     int enclave_started;
-    int left_running; /* DEBUG_MODE=1 failure: the enclave stays up for its console */
+    int left_running;   /* DEBUG_MODE=1 failure: the enclave stays up for its console */
     int watch_failures; /* describe-enclaves failures in a row */
     int lock_fd;
     char lock_path[RE_STR + 64];
@@ -357,11 +426,19 @@ static void build_kms_argv(re_state *s, char **av)
     av[n] = NULL;
 }
 
+#define RE_STRINGIFY(x) #x
+#define RE_XSTR(x) RE_STRINGIFY(x)
+
 static void build_bridges_argv(re_state *s, char **av)
 {
     int n = 0;
     av[n++] = s->c->self;
     av[n++] = "bridge";
+    /* Idle clients and one address's flood must not starve the others (issue 15). */
+    av[n++] = "--idle-timeout";
+    av[n++] = RE_XSTR(NS_BRIDGE_INGRESS_IDLE_S);
+    av[n++] = "--max-per-peer";
+    av[n++] = RE_XSTR(NS_BRIDGE_INGRESS_PER_PEER);
     av[n++] = s->c->grpc_listen;
     av[n++] = s->c->grpc_connect;
     if (s->c->egress) {
@@ -593,7 +670,7 @@ static ns_err step_console(re_state *s)
 
 static ns_err step_bridges(re_state *s)
 {
-    char *av[10];
+    char *av[16];
     build_bridges_argv(s, av);
     show("bridges", av, s->c->egress ? "ingress and egress, supervised" : "ingress, supervised");
     if (g_dry) {
@@ -611,8 +688,16 @@ static ns_err step_push(re_state *s)
     char *p1[] = {c->self, "vsock-push", "--timeout", tmo, c->creds_push, "-", NULL};
     char *p2[] = {c->self, "vsock-push", "--timeout", tmo, c->age_push, "-", NULL};
     char *p3[] = {c->self, "vsock-push", "--timeout", tmo, c->shares_push, "-", NULL};
+    char *p0[] = {c->self, "vsock-push", "--timeout", tmo, c->config_push, "-", NULL};
+    char note[RE_CONFIG_MAX + 64];
     int64_t t0;
     ns_err e;
+    if (c->config_push[0]) {
+        /* First, acknowledged before anything else: the enclave closes its configuration port
+         * once the other three frames are in. */
+        snprintf(note, sizeof note, "configuration first: %s", c->config);
+        show("push", p0, note);
+    }
     show("push", p1, "credentials through a pipe");
     show("push", p2, "age key ciphertext");
     show("push", p3, "key shares ciphertext");
@@ -620,6 +705,14 @@ static ns_err step_push(re_state *s)
         return NS_OK;
     }
     t0 = ns_now_ms();
+    if (c->config_push[0]) {
+        e = run_step("push configuration", p0, (const uint8_t *)c->config, strlen(c->config), NULL,
+                     (c->readiness_s + 30) * 1000);
+        if (e != NS_OK) {
+            ns_buf_free(&s->creds);
+            return e;
+        }
+    }
     e = run_step("push credentials", p1, s->creds.data, s->creds.len, NULL,
                  (c->readiness_s + 30) * 1000);
     ns_buf_free(&s->creds);
@@ -732,7 +825,7 @@ static ns_err supervise_child(re_state *s, ns_child *ch, int *restarts, const ch
     (*restarts)++;
     ns_warn("%s bridge exited (%s); restarting (%d/%d)", what, buf, *restarts, RE_RESTARTS_MAX);
     usleep(RE_RESTART_BACKOFF_MS * 1000);
-    char *av[10];
+    char *av[16];
     build(s, av);
     return ns_spawn(ch, av, NS_SPAWN_STDIN_NULL, -1);
 }

@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../applets/applets.h"
@@ -17,6 +16,7 @@
 #include "log.h"
 #include "secret.h"
 #include "signsvc.h"
+#include "svcobs.h"
 
 #define DEFAULT_LISTEN "tcp:127.0.0.1:50051"
 
@@ -33,6 +33,9 @@ static void usage(void)
     printf("usage: nsign sign-service --keys FILE|-|fd:N [--listen ADDR] [--threads N]\n"
            "                          [--max-msg SIZE] [--max-buffered SIZE]\n"
            "                          [--idle-timeout SECONDS] [--body-timeout SECONDS]\n"
+           "                          [--metrics ADDR] [--log-out ADDR]\n"
+           "                          [--audit-out FILE|ADDR [--audit-every N]\n"
+           "                          [--audit-interval SECONDS]]\n"
            "\n"
            "Serves the keys of a keys file (version 1, see README) over gRPC on HTTP/2 cleartext:\n"
            "nsign.v1.Signer (ListKeys, GetPublicKey, Sign, Attest), grpc.health.v1.Health/Check\n"
@@ -51,6 +54,16 @@ static void usage(void)
            "                      (default 60; PINGs alone do not keep it open)\n"
            "  --body-timeout SECONDS  answer DEADLINE_EXCEEDED to a request whose body stops\n"
            "                      arriving for this long (default 10)\n"
+           "  --metrics ADDR      serve Prometheus metrics (text format 0.0.4) at GET /metrics\n"
+           "                      over plain HTTP/1.1 on ADDR (tcp:, unix: or vsock:)\n"
+           "  --log-out ADDR      also send every log line to ADDR through a bounded ring that\n"
+           "                      never blocks signing (dropped lines are counted and reported)\n"
+           "  --audit-out FILE|ADDR  write the signed audit trail (one JSON object per line:\n"
+           "                      every Sign, and heads signed by an audit key made at start and\n"
+           "                      bound in Attest's user_data) to FILE (appended) or ADDR;\n"
+           "                      check it with 'nsign audit-verify'\n"
+           "  --audit-every N     sign a head every N entries (default 100)\n"
+           "  --audit-interval S  and every S seconds when entries were added (default 10)\n"
            "\n"
            "SIGTERM or SIGINT stops it cleanly (GOAWAY to clients, keys wiped).\n"
            "exit codes: 0 stopped by a signal, 1 failure (bad keys file, cannot listen), 2 usage\n",
@@ -75,6 +88,8 @@ int sign_service_main(int argc, char **argv)
     const char *listen = DEFAULT_LISTEN;
     ns_signsvc_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
+    ns_svcobs_cfg ocfg;
+    memset(&ocfg, 0, sizeof ocfg);
     cfg.max_msg = 4u * 1024 * 1024;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -105,6 +120,25 @@ int sign_service_main(int argc, char **argv)
                 return ns_cli_usage_error("%s: expected 1-86400 seconds, got '%s'", a, v);
             }
             *(a[2] == 'i' ? &cfg.idle_ms : &cfg.body_idle_ms) = (int)n * 1000;
+        } else if (strcmp(a, "--metrics") == 0 && v) {
+            ocfg.metrics = v;
+        } else if (strcmp(a, "--log-out") == 0 && v) {
+            ocfg.log_out = v;
+        } else if (strcmp(a, "--audit-out") == 0 && v) {
+            ocfg.audit_out = v;
+        } else if (strcmp(a, "--audit-every") == 0 && v) {
+            if (ns_parse_uint(v, 1000000, &n) != NS_OK || n == 0) {
+                return ns_cli_usage_error("--audit-every: expected 1-1000000, got '%s'", v);
+            }
+            ocfg.audit_every_n = (uint32_t)n;
+        } else if (strcmp(a, "--audit-interval") == 0 && v) {
+            int64_t ms;
+            if (ns_parse_seconds(v, &ms) != NS_OK || ms <= 0 || ms > 86400000) {
+                return ns_cli_usage_error("--audit-interval: expected seconds (0 < S <= 86400), "
+                                          "got '%s'",
+                                          v);
+            }
+            ocfg.audit_every_ms = (uint32_t)ms;
         } else {
             return ns_cli_usage_error("unknown option or missing value: '%s'", a);
         }
@@ -130,6 +164,15 @@ int sign_service_main(int argc, char **argv)
         ns_log_err(e, "sign-service");
         return NS_EXIT_FAIL;
     }
+    ns_svcobs *obs = NULL;
+    e = ns_svcobs_start(&obs, &ocfg);
+    if (e != NS_OK) {
+        ns_log_err(e, "observability");
+        return NS_EXIT_FAIL;
+    }
+    if (ocfg.metrics != NULL) {
+        ns_info("metrics addr=%s port=%u", ocfg.metrics, ns_svcobs_metrics_port(obs));
+    }
     ns_buf json;
     ns_buf_init_secret(&json, NS_SIGNKEYS_JSON_MAX);
     ns_signsvc_keys *keys = NULL;
@@ -140,16 +183,21 @@ int sign_service_main(int argc, char **argv)
         e = ns_fail_ctx(e, "reading the keys file %s", keys_path);
     }
     ns_buf_free(&json);
+    if (e == NS_OK) {
+        e = ns_svcobs_attach(obs, keys);
+        if (e != NS_OK) {
+            ns_log_err(e, "audit");
+            ns_signsvc_keys_free(keys);
+            ns_svcobs_stop(obs);
+            return NS_EXIT_FAIL;
+        }
+    }
     if (e != NS_OK) {
         ns_log_err(e, "keys");
+        ns_svcobs_stop(obs);
         return NS_EXIT_FAIL;
     }
-    /* One descriptor per client connection: use the whole hard limit. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    ns_io_raise_nofile(); /* one descriptor per client connection */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -162,11 +210,12 @@ int sign_service_main(int argc, char **argv)
     cfg.on_listening = on_listening;
     cfg.on_listening_arg = &cfg;
     e = ns_signsvc_run(&cfg, keys, &g_stop);
-    ns_signsvc_keys_free(keys);
     if (e != NS_OK) {
         ns_log_err(e, "serve");
-        return NS_EXIT_FAIL;
+    } else {
+        ns_info("stopped");
     }
-    ns_info("stopped");
-    return NS_EXIT_OK;
+    ns_svcobs_stop(obs); /* the final audit head, then the shipped lines flushed */
+    ns_signsvc_keys_free(keys);
+    return e != NS_OK ? NS_EXIT_FAIL : NS_EXIT_OK;
 }

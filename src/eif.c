@@ -424,8 +424,8 @@ ns_err ns_eif_identity_check(const uint8_t *p, size_t n)
         cJSON_Delete(root);
         BAIL(NS_E_PARSE, "eif: metadata is not a JSON object");
     }
-    while (end < (const char *)p + n && (*end == ' ' || *end == '\n' || *end == '\t' ||
-                                         *end == '\r')) {
+    while (end < (const char *)p + n &&
+           (*end == ' ' || *end == '\n' || *end == '\t' || *end == '\r')) {
         end++;
     }
     if (end != (const char *)p + n) {

@@ -1,10 +1,14 @@
 /*
- * enclave: see enclave.h. The three receivers run on their own threads so the host may push in
- * any order; the first failure (or a stop request) makes a cancel pipe readable, which every
- * waiting receiver polls, so a bad payload fails the boot at once instead of at the timeout.
+ * enclave: see enclave.h. The receivers run on their own threads so the host may push in any
+ * order; the first failure (or a stop request) makes a cancel pipe readable, which every waiting
+ * receiver polls, so a bad payload fails the boot at once instead of at the timeout. The
+ * configuration receiver is optional: once the three required frames are in, it is cancelled
+ * like the others (the host sends the configuration first and waits for its acknowledgement,
+ * so a configuration the host sent is always in by then).
  */
 #include "enclave.h"
 
+#include <cJSON.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "iox.h"
 #include "log.h"
 
@@ -27,6 +32,8 @@ static const char *const step_names[NS_STEP_COUNT] = {
     [NS_STEP_RECV_CREDS] = "receive-credentials",
     [NS_STEP_RECV_AGE_KEY] = "receive-age-key",
     [NS_STEP_RECV_SHARES] = "receive-shares",
+    [NS_STEP_RECV_CONFIG] = "receive-config",
+    [NS_STEP_CONFIG] = "configure",
     [NS_STEP_KMS] = "kms-decrypt",
     [NS_STEP_WIPE] = "wipe-credentials",
     [NS_STEP_AGE] = "age-decrypt",
@@ -107,13 +114,14 @@ static ns_err cfg_str(ns_enclave_getenv_fn get, void *ctx, const char *name, con
 
 ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx, int is_pid1)
 {
-    uint32_t p_creds, p_age, p_shares, p_grpc, p_egress, p_kms, parent;
+    uint32_t p_creds, p_age, p_shares, p_config, p_grpc, p_egress, p_kms, parent;
     char a[NS_ADDR_STR_MAX];
     memset(cfg, 0, sizeof *cfg);
 
     GUARD(cfg_port(get, ctx, "AWS_CREDS_VSOCK_PORT", 7100, &p_creds));
     GUARD(cfg_port(get, ctx, "AGE_KEY_VSOCK_PORT", 7101, &p_age));
     GUARD(cfg_port(get, ctx, "KEY_SHARES_VSOCK_PORT", 7102, &p_shares));
+    GUARD(cfg_port(get, ctx, "CONFIG_VSOCK_PORT", 7103, &p_config));
     GUARD(cfg_port(get, ctx, "VSOCK_PORT", 50051, &p_grpc));
     GUARD(cfg_port(get, ctx, "HOST_EGRESS_VSOCK_PORT", 8080, &p_egress));
     GUARD(cfg_port(get, ctx, "KMS_PROXY_PORT", 5000, &p_kms));
@@ -127,6 +135,10 @@ ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *
     GUARD(cfg_addr(get, ctx, "NSIGN_ENCLAVE_AGE_KEY_ADDR", a, &cfg->age_key_listen, NULL));
     snprintf(a, sizeof a, "vsock:any:%u", p_shares);
     GUARD(cfg_addr(get, ctx, "NSIGN_ENCLAVE_SHARES_ADDR", a, &cfg->shares_listen, NULL));
+    cfg->config_enabled = 1;
+    snprintf(a, sizeof a, "vsock:any:%u", p_config);
+    GUARD(cfg_addr(get, ctx, "NSIGN_ENCLAVE_CONFIG_ADDR", a, &cfg->config_listen,
+                   &cfg->config_enabled));
 
     snprintf(a, sizeof a, "tcp:127.0.0.1:%u", p_grpc);
     GUARD(cfg_addr(get, ctx, "NSIGN_ENCLAVE_SIGN_ADDR", a, &cfg->sign_listen, NULL));
@@ -150,9 +162,12 @@ ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *
     snprintf(a, sizeof a, "vsock:%u:%u", parent, p_kms);
     GUARD(cfg_addr(get, ctx, "NSIGN_ENCLAVE_KMS_PROXY_ADDR", a, &cfg->kms_proxy, NULL));
     GUARD(cfg_str(get, ctx, "AWS_REGION", "us-east-1", cfg->region, sizeof cfg->region));
+    cfg->region_from_env = cfg->region[0] != '\0' && get("AWS_REGION", ctx) != NULL;
     if (cfg->region[0] == '\0') {
         memcpy(cfg->region, "us-east-1", sizeof "us-east-1");
     }
+    ENSURE(ns_enclave_region_ok(cfg->region), NS_E_USAGE,
+           "AWS_REGION=%s: not a region name (like eu-west-1)", cfg->region);
     GUARD(
         cfg_str(get, ctx, "AWS_ENDPOINT_URL_KMS", "", cfg->kms_endpoint, sizeof cfg->kms_endpoint));
     GUARD(cfg_str(get, ctx, "KMS_KEY_ID", "", cfg->kms_key_id, sizeof cfg->kms_key_id));
@@ -192,7 +207,198 @@ ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *
     return NS_OK;
 }
 
+/* ---- the run-time configuration document ---- */
+
+int ns_enclave_region_ok(const char *s)
+{
+    /* two letters, then one or more "-word", then "-digits": us-east-1, us-gov-west-1 */
+    size_t n = strlen(s), i = 0, words = 0;
+    if (n < 4 || n >= NS_ENCLAVE_REGION_MAX || s[0] < 'a' || s[0] > 'z' || s[1] < 'a' ||
+        s[1] > 'z' || s[2] != '-') {
+        return 0;
+    }
+    i = 3;
+    for (;;) {
+        size_t start = i;
+        while (i < n && s[i] >= 'a' && s[i] <= 'z') {
+            i++;
+        }
+        if (i == start) {
+            break;
+        }
+        words++;
+        if (i >= n || s[i] != '-') {
+            return 0;
+        }
+        i++;
+    }
+    size_t digits = 0;
+    while (i < n && s[i] >= '0' && s[i] <= '9') {
+        i++;
+        digits++;
+    }
+    return words >= 1 && digits >= 1 && digits <= 2 && i == n;
+}
+
+static int key_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= NS_ENCLAVE_KEY_ID_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr(":/_-.", c) != NULL)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static ns_err endpoint_check(const char *s)
+{
+    ns_url u;
+    ENSURE(strlen(s) < NS_ENCLAVE_URL_MAX, NS_E_PARSE, "kms_endpoint: longer than %d bytes",
+           NS_ENCLAVE_URL_MAX - 1);
+    if (ns_url_parse(&u, s) != NS_OK) {
+        BAIL(NS_E_PARSE, "kms_endpoint: %s", ns_err_msg());
+    }
+    ENSURE(u.tls, NS_E_PARSE, "kms_endpoint \"%.100s\": must be https://", s);
+    ENSURE(u.base[0] == '\0', NS_E_PARSE, "kms_endpoint \"%.100s\": no path allowed", s);
+    for (const char *h = u.host; *h; h++) {
+        ENSURE((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') ||
+                   *h == '.' || *h == '-' || *h == ':',
+               NS_E_PARSE, "kms_endpoint \"%.100s\": bad character in the host", s);
+    }
+    return NS_OK;
+}
+
+ns_err ns_enclave_doc_parse(ns_enclave_doc *doc, const uint8_t *p, size_t n)
+{
+    static const char *const names[] = {"region", "kms_key_id", "kms_endpoint"};
+    char *dst[3] = {doc->region, doc->kms_key_id, doc->kms_endpoint};
+    const size_t caps[3] = {sizeof doc->region, sizeof doc->kms_key_id, sizeof doc->kms_endpoint};
+    const char *end = NULL;
+    ns_err e = NS_OK;
+    memset(doc, 0, sizeof *doc);
+    ENSURE(n <= NS_ENCLAVE_CONFIG_MAX, NS_E_TOO_BIG, "configuration: %zu bytes, at most %d", n,
+           NS_ENCLAVE_CONFIG_MAX);
+    ENSURE(n > 0 && memchr(p, 0, n) == NULL, NS_E_PARSE,
+           "configuration: empty, or holds a NUL byte: want one JSON object");
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)p, n, &end, 0);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        BAIL(NS_E_PARSE, "configuration: not a JSON object");
+    }
+    while (end < (const char *)p + n && strchr(" \t\r\n", *end) != NULL) {
+        end++;
+    }
+    if (end != (const char *)p + n) {
+        e = ns_fail(NS_E_PARSE, "configuration: bytes after the JSON object");
+    }
+    int seen[3] = {0, 0, 0};
+    for (const cJSON *c = root->child; e == NS_OK && c != NULL; c = c->next) {
+        int k = -1;
+        for (int i = 0; i < 3; i++) {
+            if (c->string != NULL && strcmp(c->string, names[i]) == 0) {
+                k = i;
+            }
+        }
+        if (k < 0) {
+            e = ns_fail(NS_E_PARSE,
+                        "configuration: unknown member \"%.64s\" (allowed: region, kms_key_id, "
+                        "kms_endpoint)",
+                        c->string ? c->string : "");
+        } else if (seen[k]++) {
+            e = ns_fail(NS_E_PARSE, "configuration: duplicate member %s", names[k]);
+        } else if (!cJSON_IsString(c) || c->valuestring == NULL) {
+            e = ns_fail(NS_E_PARSE, "configuration: %s must be a string", names[k]);
+        } else if (strlen(c->valuestring) >= caps[k]) {
+            e = ns_fail(NS_E_PARSE, "configuration: %s longer than %zu bytes", names[k],
+                        caps[k] - 1);
+        } else {
+            memcpy(dst[k], c->valuestring, strlen(c->valuestring) + 1);
+        }
+    }
+    cJSON_Delete(root);
+    if (e == NS_OK && seen[0] && !ns_enclave_region_ok(doc->region)) {
+        e = ns_fail(NS_E_PARSE,
+                    "configuration: region \"%.64s\" is not a region name (like "
+                    "eu-west-1)",
+                    doc->region);
+    }
+    if (e == NS_OK && seen[1] && !key_id_ok(doc->kms_key_id)) {
+        e = ns_fail(NS_E_PARSE, "configuration: kms_key_id is not a key id, alias or ARN");
+    }
+    if (e == NS_OK && seen[2]) {
+        e = endpoint_check(doc->kms_endpoint);
+        if (e != NS_OK) {
+            e = ns_fail_ctx(e, "configuration");
+        }
+    }
+    if (e != NS_OK) {
+        memset(doc, 0, sizeof *doc);
+    }
+    return e;
+}
+
+/* The region of a full KMS ARN (arn:PARTITION:kms:REGION:ACCOUNT:...), "" otherwise. */
+static void arn_region(const char *id, char *out, size_t cap)
+{
+    const char *f[5];
+    const char *p = id;
+    out[0] = '\0';
+    for (int i = 0; i < 5; i++) {
+        f[i] = p;
+        p = strchr(p, ':');
+        if (p == NULL) {
+            return;
+        }
+        p++;
+    }
+    size_t rl = (size_t)(f[4] - f[3] - 1);
+    if (strncmp(f[0], "arn:", 4) != 0 || strncmp(f[2], "kms:", 4) != 0 || rl == 0 || rl >= cap) {
+        return;
+    }
+    memcpy(out, f[3], rl);
+    out[rl] = '\0';
+}
+
+ns_err ns_enclave_cfg_apply(ns_enclave_cfg *cfg, const ns_enclave_doc *doc, const char **source)
+{
+    char r[NS_ENCLAVE_REGION_MAX];
+    if (doc != NULL && doc->kms_key_id[0]) {
+        memcpy(cfg->kms_key_id, doc->kms_key_id, strlen(doc->kms_key_id) + 1);
+    }
+    if (doc != NULL && doc->kms_endpoint[0]) {
+        memcpy(cfg->kms_endpoint, doc->kms_endpoint, strlen(doc->kms_endpoint) + 1);
+    }
+    arn_region(cfg->kms_key_id, r, sizeof r);
+    if (r[0]) {
+        ENSURE(ns_enclave_region_ok(r), NS_E_PARSE,
+               "kms_key_id: the ARN's region \"%s\" is not a "
+               "region name",
+               r);
+        *source = "key-arn";
+    } else if (doc != NULL && doc->region[0]) {
+        memcpy(r, doc->region, strlen(doc->region) + 1);
+        *source = "config";
+    } else if (cfg->region_from_env) {
+        memcpy(r, cfg->region, strlen(cfg->region) + 1);
+        *source = "env";
+    } else {
+        memcpy(r, "us-east-1", sizeof "us-east-1");
+        *source = "default";
+    }
+    memcpy(cfg->region, r, strlen(r) + 1);
+    return NS_OK;
+}
+
 /* ---- the run ---- */
+
+#define RECV_JOBS 4     /* credentials, age key, shares, configuration */
+#define RECV_REQUIRED 3 /* the configuration is optional */
 
 typedef struct recv_job {
     const ns_enclave_ops *ops;
@@ -204,12 +410,15 @@ typedef struct recv_job {
     ns_err e;
     char detail[ENCLAVE_DETAIL_MAX];
     int64_t ms;
-    struct recv_job *all; /* the three jobs */
+    int optional;
+    int finished;         /* under mu */
+    struct recv_job *all; /* the jobs */
     int cancel_w;         /* write end of the cancel pipe */
     pthread_mutex_t *mu;
-    int *failed; /* set by the first receiver that fails (or on stop), under mu */
-    int *first;  /* index of the first receiver that failed by itself, under mu */
-    int *done;   /* finished receivers, under mu */
+    int *failed;  /* set by the first receiver that fails (or on stop), under mu */
+    int *first;   /* index of the first receiver that failed by itself, under mu */
+    int *done;    /* finished receivers, under mu */
+    int *closing; /* the required frames are in: the optional receiver was cancelled, under mu */
 } recv_job;
 
 static void recv_cancel(int cancel_w)
@@ -226,18 +435,21 @@ static void *recv_thread(void *arg)
     int64_t t0 = ns_now_ms();
     j->e = j->ops->recv(j->ops->ctx, j->fd, j->cancel_fd, j->timeout_ms, j->out);
     j->ms = ns_now_ms() - t0;
-    if (j->e != NS_OK) {
+    pthread_mutex_lock(j->mu);
+    if (j->e != NS_OK && j->optional && *j->closing && j->e == NS_E_CLOSED) {
+        j->e = NS_OK; /* no configuration was sent: closed once the rest was in */
+        j->detail[0] = '\0';
+        ns_buf_reset(j->out);
+    } else if (j->e != NS_OK) {
         snprintf(j->detail, sizeof j->detail, "%s", ns_err_msg());
         ns_buf_reset(j->out);
-        pthread_mutex_lock(j->mu);
         if (!*j->failed) {
             *j->failed = 1;
             *j->first = (int)(j - j->all);
             recv_cancel(j->cancel_w);
         }
-        pthread_mutex_unlock(j->mu);
     }
-    pthread_mutex_lock(j->mu);
+    j->finished = 1;
     (*j->done)++;
     pthread_mutex_unlock(j->mu);
     return NULL;
@@ -252,7 +464,7 @@ static void step_done(const ns_enclave_ops *ops, ns_enclave_step s, int64_t t0, 
 }
 
 typedef struct {
-    ns_buf creds, age_ct, shares_ct, age_key, keys;
+    ns_buf creds, age_ct, shares_ct, config, age_key, keys;
 } enclave_bufs;
 
 static void bufs_free(enclave_bufs *b)
@@ -260,6 +472,7 @@ static void bufs_free(enclave_bufs *b)
     ns_buf_free(&b->creds);
     ns_buf_free(&b->age_ct);
     ns_buf_free(&b->shares_ct);
+    ns_buf_free(&b->config);
     ns_buf_free(&b->age_key);
     ns_buf_free(&b->keys);
 }
@@ -267,20 +480,22 @@ static void bufs_free(enclave_bufs *b)
 static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, enclave_bufs *b,
                           volatile int *stop, ns_enclave_step *failed)
 {
-    const ns_addr *addrs[3] = {&cfg->creds_listen, &cfg->age_key_listen, &cfg->shares_listen};
-    ns_buf *outs[3] = {&b->creds, &b->age_ct, &b->shares_ct};
-    const ns_enclave_step steps[3] = {NS_STEP_RECV_CREDS, NS_STEP_RECV_AGE_KEY,
-                                      NS_STEP_RECV_SHARES};
-    recv_job jobs[3];
-    pthread_t th[3];
+    const ns_addr *addrs[RECV_JOBS] = {&cfg->creds_listen, &cfg->age_key_listen,
+                                       &cfg->shares_listen, &cfg->config_listen};
+    ns_buf *outs[RECV_JOBS] = {&b->creds, &b->age_ct, &b->shares_ct, &b->config};
+    const ns_enclave_step steps[RECV_JOBS] = {NS_STEP_RECV_CREDS, NS_STEP_RECV_AGE_KEY,
+                                              NS_STEP_RECV_SHARES, NS_STEP_RECV_CONFIG};
+    const int njobs = cfg->config_enabled ? RECV_JOBS : RECV_REQUIRED;
+    recv_job jobs[RECV_JOBS];
+    pthread_t th[RECV_JOBS];
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    int any_failed = 0, started = 0, done = 0, first_idx = -1;
+    int any_failed = 0, started = 0, done = 0, first_idx = -1, closing = 0;
     int cancel[2] = {-1, -1};
     ns_err e = NS_OK;
     int64_t t0 = ns_now_ms();
 
     memset(jobs, 0, sizeof jobs);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < RECV_JOBS; i++) {
         jobs[i].fd = -1;
     }
     if (pipe2(cancel, O_CLOEXEC) != 0) {
@@ -289,8 +504,8 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
         step_done(ops, steps[0], t0, e, NULL);
         goto out;
     }
-    /* Listen on all three first: the host's pushes retry until every listener is up. */
-    for (int i = 0; i < 3; i++) {
+    /* Listen on all first: the host's pushes retry until every listener is up. */
+    for (int i = 0; i < njobs; i++) {
         char name[NS_ADDR_STR_MAX];
         ns_addr_format(addrs[i], name, sizeof name);
         e = ns_addr_listen(addrs[i], 4, NS_LISTEN_NONBLOCK, &jobs[i].fd);
@@ -301,16 +516,18 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
             goto out;
         }
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < njobs; i++) {
         jobs[i].ops = ops;
         jobs[i].step = steps[i];
         jobs[i].timeout_ms = cfg->recv_timeout_ms;
         jobs[i].out = outs[i];
+        jobs[i].optional = i >= RECV_REQUIRED;
         jobs[i].all = jobs;
         jobs[i].mu = &mu;
         jobs[i].failed = &any_failed;
         jobs[i].done = &done;
         jobs[i].first = &first_idx;
+        jobs[i].closing = &closing;
         jobs[i].cancel_fd = cancel[0];
         jobs[i].cancel_w = cancel[1];
         if (pthread_create(&th[i], NULL, recv_thread, &jobs[i]) != 0) {
@@ -324,12 +541,21 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
         }
         started++;
     }
-    /* A stop request (SIGTERM) while waiting shuts the listeners down like a failure does. */
+    /* A stop request (SIGTERM) while waiting shuts the listeners down like a failure does; the
+     * required frames all in closes the optional one. */
     for (;;) {
         pthread_mutex_lock(&mu);
         int finished = done == started;
         if (!finished && *stop && !any_failed) {
             any_failed = 1;
+            recv_cancel(cancel[1]);
+        }
+        int required = started >= RECV_REQUIRED;
+        for (int i = 0; i < RECV_REQUIRED && i < started; i++) {
+            required &= jobs[i].finished && jobs[i].e == NS_OK;
+        }
+        if (!finished && required && !closing && !any_failed) {
+            closing = 1;
             recv_cancel(cancel[1]);
         }
         pthread_mutex_unlock(&mu);
@@ -347,9 +573,13 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
     /* Report each receiver. The step that failed is the first one that failed by itself, not
      * one we shut down because of it (or, on a stop request, the first still waiting). */
     int pick = first_idx;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < njobs; i++) {
         if (ops->on_step) {
-            ops->on_step(ops->ctx, steps[i], jobs[i].ms, jobs[i].e, jobs[i].detail);
+            const char *d = jobs[i].detail;
+            if (jobs[i].optional && jobs[i].e == NS_OK) {
+                d = jobs[i].out->len ? "" : "none sent";
+            }
+            ops->on_step(ops->ctx, steps[i], jobs[i].ms, jobs[i].e, d);
         }
         if (pick < 0 && jobs[i].e != NS_OK) {
             pick = i;
@@ -360,7 +590,7 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
         e = ns_fail(jobs[pick].e, "%s", jobs[pick].detail);
     }
 out:
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < njobs; i++) {
         if (jobs[i].fd >= 0) {
             close(jobs[i].fd);
         }
@@ -377,16 +607,39 @@ out:
     return e;
 }
 
+/* Applies the configuration document, if one came, to a copy of the configuration. */
+static ns_err configure(const ns_enclave_cfg *cfg, const ns_buf *doc_bytes, ns_enclave_cfg *eff,
+                        char *detail, size_t cap)
+{
+    ns_enclave_doc doc;
+    const char *src = "default";
+    *eff = *cfg;
+    if (doc_bytes->len > 0) {
+        GUARD(ns_enclave_doc_parse(&doc, doc_bytes->data, doc_bytes->len));
+    }
+    GUARD(ns_enclave_cfg_apply(eff, doc_bytes->len > 0 ? &doc : NULL, &src));
+    snprintf(detail, cap, "region=%s region_from=%s document=%s kms_key_id=%s kms_endpoint=%s",
+             eff->region, src, doc_bytes->len > 0 ? "yes" : "none",
+             eff->kms_key_id[0] ? eff->kms_key_id : "-",
+             eff->kms_endpoint[0] ? eff->kms_endpoint : "default");
+    return NS_OK;
+}
+
 ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, volatile int *stop,
                       ns_enclave_step *failed)
 {
     enclave_bufs b;
     ns_err e;
     int64_t t0;
+    char detail[ENCLAVE_DETAIL_MAX];
+    ns_enclave_cfg *eff = malloc(sizeof *eff);
+    *failed = NS_STEP_CONFIG;
+    ENSURE(eff != NULL, NS_E_NOMEM, "out of memory for the configuration");
 
     ns_buf_init_secret(&b.creds, NS_ENCLAVE_CREDS_MAX);
     ns_buf_init_secret(&b.age_ct, NS_ENCLAVE_AGE_KEY_CT_MAX);
     ns_buf_init_secret(&b.shares_ct, NS_ENCLAVE_SHARES_CT_MAX);
+    ns_buf_init_secret(&b.config, NS_ENCLAVE_CONFIG_MAX);
     ns_buf_init_secret(&b.age_key, NS_ENCLAVE_AGE_KEY_MAX);
     ns_buf_init_secret(&b.keys, NS_ENCLAVE_SHARES_MAX);
     *failed = NS_STEP_COUNT;
@@ -397,6 +650,16 @@ ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, vola
         goto out;
     }
     step_done(ops, NS_STEP_RECEIVE, t0, NS_OK, "");
+
+    t0 = ns_now_ms();
+    e = configure(cfg, &b.config, eff, detail, sizeof detail);
+    if (e != NS_OK) {
+        *failed = NS_STEP_CONFIG;
+        step_done(ops, NS_STEP_CONFIG, t0, e, NULL);
+        goto out;
+    }
+    step_done(ops, NS_STEP_CONFIG, t0, NS_OK, detail);
+    cfg = eff;
 
     t0 = ns_now_ms();
     e = ops->kms_decrypt(ops->ctx, cfg, &b.creds, &b.age_ct, &b.age_key);
@@ -440,5 +703,6 @@ ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, vola
     step_done(ops, NS_STEP_SERVE, t0, e, e == NS_OK ? "" : NULL);
 out:
     bufs_free(&b);
+    free(eff);
     return e;
 }

@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,8 +163,18 @@ static void in_release(ns_h2_conn *c, stream *s)
     s->resv = 0;
 }
 
+/* Process-wide gauges for the metrics (ns_h2_stats): relaxed, one add per open and close. */
+static _Atomic long stat_conns, stat_streams;
+
+void ns_h2_stats(long *conns, long *streams)
+{
+    *conns = atomic_load_explicit(&stat_conns, memory_order_relaxed);
+    *streams = atomic_load_explicit(&stat_streams, memory_order_relaxed);
+}
+
 static void stream_free(ns_h2_conn *c, stream *s)
 {
+    atomic_fetch_sub_explicit(&stat_streams, 1, memory_order_relaxed);
     if (s->prev) {
         s->prev->next = s->next;
     } else {
@@ -425,6 +436,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *f, vo
     if (s == NULL) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
+    atomic_fetch_add_explicit(&stat_streams, 1, memory_order_relaxed);
     s->id = f->hd.stream_id;
     s->method = -1;
     s->deadline = -1;
@@ -604,6 +616,7 @@ ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer)
         free(c);
         BAIL(NS_E_NOMEM, "h2: cannot create an nghttp2 session: %s", nghttp2_strerror(rv));
     }
+    atomic_fetch_add_explicit(&stat_conns, 1, memory_order_relaxed);
     *cp = c;
     return NS_OK;
 }
@@ -748,6 +761,7 @@ void ns_h2_conn_free(ns_h2_conn *c)
     if (c == NULL) {
         return;
     }
+    atomic_fetch_sub_explicit(&stat_conns, 1, memory_order_relaxed);
     nghttp2_session_del(c->s);
     while (c->streams) {
         stream_free(c, c->streams);

@@ -105,6 +105,8 @@ void ns_h2_conn_shutdown(ns_h2_conn *c);
 void ns_h2_conn_free(ns_h2_conn *c);
 /* Request bytes counted against the process-wide budget right now (for tests and metrics). */
 size_t ns_h2_buffered(void);
+/* Connections and request streams open right now, over every ns_h2_conn of the process. */
+void ns_h2_stats(long *conns, long *streams);
 
 /*
  * The byte layer under each connection of ns_h2_serve: plain socket I/O when absent, TLS

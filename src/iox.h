@@ -35,6 +35,8 @@ ns_err ns_open_input(const char *path, int *fd) NS_MUST_CHECK;
 void ns_set_nonblock(int fd, int on);
 /* Removes path if it is a unix socket (a stale listener); never touches other file types. */
 void ns_io_unlink_stale_socket(const char *path);
+/* Raises the soft RLIMIT_NOFILE to the hard limit (servers: descriptors per connection). */
+void ns_io_raise_nofile(void);
 /* Parses a non-negative integer with an optional k/K/m/M/g/G suffix (powers of 1024). */
 ns_err ns_parse_size(const char *s, uint64_t max, uint64_t *out) NS_MUST_CHECK;
 /* Parses a non-negative decimal integer. */

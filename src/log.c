@@ -16,6 +16,9 @@ static ns_log_level log_min = NS_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
+static void (*sink_fn)(void *arg, const char *p, size_t n);
+static void *sink_arg;
+
 static __thread char *batch_buf; /* NS_LOG_BATCH_MAX bytes while batching, else NULL */
 static __thread size_t batch_len;
 
@@ -23,6 +26,9 @@ static __thread size_t batch_len;
  * which the line being logged may be reporting, nor block on a non-blocking stderr. */
 static void write_all(const char *p, size_t n)
 {
+    if (sink_fn != NULL) {
+        sink_fn(sink_arg, p, n);
+    }
     while (n > 0) {
         ssize_t w = write(2, p, n);
         if (w < 0 && errno == EINTR) {
@@ -53,6 +59,16 @@ void ns_log_batch(int on)
         free(batch_buf);
         batch_buf = NULL;
     }
+}
+
+void ns_log_set_sink(void (*fn)(void *arg, const char *p, size_t n), void *arg)
+{
+    if (fn == NULL) {
+        sink_fn = NULL; /* arg stays valid for a thread that already read fn */
+        return;
+    }
+    sink_arg = arg;
+    sink_fn = fn;
 }
 
 void ns_log_init(const char *applet)

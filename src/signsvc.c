@@ -14,6 +14,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "grpc.h"
@@ -331,12 +332,28 @@ static int do_getpub(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *m
     return encode(out, nsign_v1_GetPublicKeyResponse_fields, &r, msg, cap);
 }
 
-/* One line per Sign. The key id comes from the client: anything outside the id alphabet is
- * replaced, so a request cannot forge log lines or fields. */
-static void audit(const char *key, const uint8_t *digest, const ns_h2_req *req, int st)
+static ns_signsvc_obs g_obs;
+
+void ns_signsvc_set_obs(const ns_signsvc_obs *o)
 {
-    char hex[2 * DIGEST_LOG_BYTES + 1] = "-";
-    char id[NS_SIGNKEY_ID_MAX + 1];
+    if (o == NULL) {
+        memset(&g_obs, 0, sizeof g_obs);
+    } else {
+        g_obs = *o;
+    }
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The key id comes from the client: anything outside the id alphabet is replaced, so a request
+ * cannot forge log lines, fields or metric labels. */
+static void clean_id(char id[NS_SIGNKEY_ID_MAX + 1], const char *key)
+{
     size_t i = 0;
     for (; key[i] && i < NS_SIGNKEY_ID_MAX; i++) {
         char c = key[i];
@@ -345,23 +362,47 @@ static void audit(const char *key, const uint8_t *digest, const ns_h2_req *req, 
         id[i] = ok ? c : '?';
     }
     id[i] = 0;
+    if (i == 0) {
+        snprintf(id, NS_SIGNKEY_ID_MAX + 1, "-");
+    }
+}
+
+/* One line per Sign, and the observer's event. */
+static void audit(const char *key, const uint8_t *digest, const ns_h2_req *req, int st,
+                  const ns_signkey *k, const uint8_t *input_sha, int is_digest, double t0)
+{
+    char hex[2 * DIGEST_LOG_BYTES + 1] = "-";
+    char id[NS_SIGNKEY_ID_MAX + 1];
+    clean_id(id, key);
     if (digest && ns_hex_encode(hex, sizeof hex, digest, DIGEST_LOG_BYTES) != NS_OK) {
         hex[0] = 0;
     }
-    ns_info("sign key=%s digest=%s client=%s peer=%s status=%s", id[0] ? id : "-", hex,
-            req->client_id ? req->client_id : "-", req->peer, ns_grpc_status_name(st));
+    ns_info("sign key=%s digest=%s client=%s peer=%s status=%s", id, hex, req->client_id,
+            req->peer, ns_grpc_status_name(st));
+    if (g_obs.on_sign != NULL) {
+        ns_signsvc_sign_event ev = {.key_id = id,
+                                    .alg = k ? ns_sign_alg_name(k->alg) : "-",
+                                    .peer = req->peer,
+                                    .client = req->client_id,
+                                    .status = st,
+                                    .input_sha256 = input_sha,
+                                    .input_is_digest = is_digest,
+                                    .seconds = mono_s() - t0};
+        g_obs.on_sign(g_obs.arg, &ev);
+    }
 }
 
 static int do_sign(ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
 {
     ns_signkeys *ks = ctx->keys;
+    double t0 = g_obs.on_sign != NULL ? mono_s() : 0;
     nsign_v1_SignRequest q = nsign_v1_SignRequest_init_zero;
     int st = need_client(ks, req, msg, cap);
     if (st == NS_GRPC_OK) {
         st = decode(req, nsign_v1_SignRequest_fields, &q, "SignRequest", msg, cap);
     }
     if (st != NS_GRPC_OK) {
-        audit("", NULL, req, st);
+        audit("", NULL, req, st, NULL, NULL, 0, t0);
         return st;
     }
     ns_signature sig;
@@ -415,7 +456,18 @@ static int do_sign(ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out, char 
         }
         st = encode(out, nsign_v1_SignResponse_fields, &r, msg, cap);
     }
-    audit(q.key_id, logp, req, st);
+    uint8_t input_sha[32];
+    const uint8_t *isha = NULL;
+    if (g_obs.on_sign != NULL) {
+        if (has_msg && logp != NULL && (k->alg == NS_ALG_ED25519 || sig.has_digest)) {
+            isha = logp; /* Ed25519: SHA-256(message); ECDSA over a message: its SHA-256 */
+        } else {
+            crypto_hash_sha256(input_sha, has_msg ? m : q.input.digest.bytes,
+                               has_msg ? mlen : q.input.digest.size);
+            isha = input_sha;
+        }
+    }
+    audit(q.key_id, logp, req, st, k, isha, !has_msg, t0);
     pb_release(nsign_v1_SignRequest_fields, &q);
     return st;
 }
@@ -437,9 +489,9 @@ static int do_attest(ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out, cha
     }
     ns_buf doc;
     ns_buf_init(&doc, ATTEST_DOC_MAX);
-    ns_err e = ns_nsm_attest(&doc, ks->commitment, sizeof ks->commitment,
-                             q.nonce.size ? q.nonce.bytes : NULL, q.nonce.size, ctx->tls_spki,
-                             ctx->tls_spki_len);
+    const uint8_t *ud = g_obs.user_data != NULL ? g_obs.user_data : ks->commitment;
+    ns_err e = ns_nsm_attest(&doc, ud, 32, q.nonce.size ? q.nonce.bytes : NULL, q.nonce.size,
+                             ctx->tls_spki, ctx->tls_spki_len);
     if (e != NS_OK) {
         ns_buf_free(&doc);
         return fail(msg, cap,
@@ -450,11 +502,17 @@ static int do_attest(ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out, cha
     nsign_v1_AttestResponse r = nsign_v1_AttestResponse_init_zero;
     r.attestation_document.funcs.encode = enc_doc;
     r.attestation_document.arg = &doc;
-    memcpy(r.user_data.bytes, ks->commitment, 32);
+    memcpy(r.user_data.bytes, ud, 32);
     r.user_data.size = 32;
     if (ctx->tls_cert != NULL && ctx->tls_cert_len <= sizeof r.certificate.bytes) {
         memcpy(r.certificate.bytes, ctx->tls_cert, ctx->tls_cert_len);
         r.certificate.size = (pb_size_t)ctx->tls_cert_len;
+    }
+    if (g_obs.audit_pub != NULL) {
+        memcpy(r.audit_public_key.bytes, g_obs.audit_pub, 32);
+        r.audit_public_key.size = 32;
+        memcpy(r.keys_commitment.bytes, ks->commitment, 32);
+        r.keys_commitment.size = 32;
     }
     st = encode(out, nsign_v1_AttestResponse_fields, &r, msg, cap);
     ns_buf_free(&doc);

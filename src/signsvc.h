@@ -49,6 +49,33 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys,
 /* Wipes and frees. */
 void ns_signsvc_keys_free(ns_signsvc_keys *keys);
 
+/* What one Sign did, for metrics and the audit trail (never key material). */
+typedef struct {
+    const char *key_id;          /* the requested id, cleaned to the id alphabet ('?' else) */
+    const char *alg;             /* "ed25519", ... or "-" when no such key */
+    const char *peer;            /* the connection's peer address */
+    const char *client;          /* the authenticated client id, "-" without a policy */
+    int status;                  /* gRPC status */
+    const uint8_t *input_sha256; /* SHA-256 of the signing input (message, or the digest as
+                                  * sent); NULL when the request did not parse */
+    int input_is_digest;
+    double seconds; /* time spent in the handler */
+} ns_signsvc_sign_event;
+
+typedef struct {
+    /* Called on the serving thread after each Sign, before its answer is sent. Must not block. */
+    void (*on_sign)(void *arg, const ns_signsvc_sign_event *ev);
+    void *arg;
+    /* With an audit trail: its public key and Attest's user_data (the v2 commitment, audit.h),
+     * both 32 bytes; NULL keeps the v1 user_data of signkeys.h. */
+    const uint8_t *audit_pub;
+    const uint8_t *user_data;
+} ns_signsvc_obs;
+
+/* Process-wide; set before serving (copied). NULL clears. */
+void ns_signsvc_set_obs(const ns_signsvc_obs *o);
+
+
 /* The state of the services: keys, the TLS identity that Attest binds, per-client rates. */
 typedef struct {
     ns_signsvc_keys *keys;

@@ -291,6 +291,57 @@ def idle_connection():
     p.wait(timeout=10)
 
 
+def idle_through_bridge():
+    """The issue's case: clients that send the preface and then nothing, through a bridge with
+    --max-conns 5, must not keep a legitimate ListKeys out: the server closes them after its
+    idle timeout and the bridge's own idle timeout frees the slots the clients still hold."""
+    p, port = start(["--idle-timeout", "1"])
+    front = free_port()
+    b = subprocess.Popen([NSIGN, "bridge", "--max-conns", "5", "--idle-timeout", "2",
+                          "tcp:127.0.0.1:%d" % front, "tcp:127.0.0.1:%d" % port],
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(TMP, "bridge.log"), "w"))
+    procs.append(b)
+    t0 = time.time()
+    while time.time() - t0 < 10:
+        try:
+            socket.create_connection(("127.0.0.1", front), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    time.sleep(0.5)  # the probe connection's slot is freed
+    idle = []
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", front), timeout=10)
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        idle.append(s)
+    ok, t0, last = False, time.time(), ""
+    while time.time() - t0 < 30 and not ok:
+        try:  # a fresh connection each try, as a client that was refused would make
+            sock, conn = h2conn(front)
+            st = {}
+            conn.send_headers(1, hdrs("/nsign.v1.Signer/ListKeys"))
+            conn.send_data(1, b"\x00\x00\x00\x00\x00", end_stream=True)
+            sock.sendall(conn.data_to_send())
+            t1 = time.time()
+            while 1 not in st and time.time() - t1 < 5 and pump(sock, conn, st, 0.5):
+                pass
+            sock.close()
+            ok = st.get(1) == "0"
+            last = repr(st)
+        except OSError as e:
+            last = repr(e)
+        if not ok:
+            time.sleep(0.2)
+    check(ok, "idle HTTP/2 clients holding every bridge slot: ListKeys gets through once they "
+          "time out", last + "\n" + open(os.path.join(TMP, "bridge.log")).read())
+    for s in idle:
+        s.close()
+    b.terminate()
+    b.wait(timeout=10)
+    p.terminate()
+    p.wait(timeout=10)
+
+
 def help_text():
     r = subprocess.run([NSIGN, "sign-service", "--help"], capture_output=True, text=True)
     check("--max-buffered" in r.stdout and "--idle-timeout" in r.stdout and "default 60" in
@@ -306,6 +357,7 @@ try:
     per_connection_cap()
     body_idle_timeout()
     idle_connection()
+    idle_through_bridge()
     memory_attack()
 finally:
     kill_all(procs)

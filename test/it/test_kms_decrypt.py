@@ -87,7 +87,8 @@ def start_kms(name, tls, *extra):
     p = subprocess.Popen([PY, os.path.join(HERE, "fakes", "kms_fake.py"), "--port-file", pf,
                           "--tls-cert", tls["cert.pem"], "--tls-key", tls["key.pem"],
                           "--nsm-root", os.path.join(tmp, "nsmca-nsm", "root.pem"),
-                          "--log", log] + list(extra), env=env)
+                          "--log", log, "--host", "localhost", "--host",
+                          "kms.us-east-1.amazonaws.com"] + list(extra), env=env)
     procs.append(p)
     if not wait_file(pf, p):
         return None, None

@@ -4,7 +4,8 @@ integration test (which share test/lib/enclave_flow.sh).
 
   keys OUT                       a new service_key_shares.json (Ed25519 + ECDSA P-256 keys)
   tls DIR                        a test CA and a server certificate for localhost, 127.0.0.1
-                                 and kms.us-east-1.amazonaws.com (DIR/ca.pem, cert.pem, key.pem)
+                                 and kms.{us-east-1,eu-west-1}.amazonaws.com (DIR/ca.pem,
+                                 cert.pem, key.pem)
   kms-encrypt PORT CA IN OUT     KMS Encrypt of IN under alias/nsign-test with botocore against
                                  the KMS fake (credentials from AWS_* of the IMDS fake)
   sign-verify HOST:PORT KEYS     gRPC ListKeys + Sign for every key through HOST:PORT, each
@@ -40,14 +41,16 @@ def keys(out):
 
 
 def tls(d):
-    write_tls(d, "localhost", ["localhost", "kms.us-east-1.amazonaws.com"], ips=["127.0.0.1"],
+    write_tls(d, "localhost", ["localhost", "kms.us-east-1.amazonaws.com",
+                               "kms.eu-west-1.amazonaws.com"], ips=["127.0.0.1"],
               ca_cn="nsign demo CA")
 
 
 def kms_encrypt(port, ca, src, dst):
     import botocore.session
     s = botocore.session.get_session()
-    c = s.create_client("kms", region_name="us-east-1", endpoint_url="https://localhost:%s" % port,
+    c = s.create_client("kms", region_name=os.environ.get("DEMO_REGION", "us-east-1"),
+                        endpoint_url="https://localhost:%s" % port,
                         verify=ca, aws_access_key_id=os.environ["DEMO_AKID"],
                         aws_secret_access_key=os.environ["DEMO_SECRET"],
                         aws_session_token=os.environ["DEMO_TOKEN"])

@@ -276,7 +276,8 @@ static void test_build(void)
                  "\"0.1.0\",\"OperatingSystem\":\"linux\",\"KernelVersion\":\"6.1\"},"
                  "\"DockerInfo\":{},\"CustomMetadata\":null}") == 0,
           "metadata is compact JSON with the reference keys, CustomMetadata null");
-    CHECK_ERR(ns_eif_identity_check(m.data, m.len), NS_OK, "our metadata passes the identity check");
+    CHECK_ERR(ns_eif_identity_check(m.data, m.len), NS_OK,
+              "our metadata passes the identity check");
     ns_buf_reset(&m);
     meta.custom_json = "{\"team\": \"sig\", \"n\": [1, 2]}";
     CHECK_ERR(ns_eif_metadata(&m, &meta), NS_OK, "metadata with --metadata's object");
@@ -441,7 +442,8 @@ static void test_identity(void)
     size_t n = mk(F, sizeof F, 4, s, 5);
     fix_crc(F, n);
     ns_eif_info info;
-    CHECK_ERR(ns_eif_parse(&info, F, n), NS_E_PARSE, "reader refuses metadata without CustomMetadata");
+    CHECK_ERR(ns_eif_parse(&info, F, n), NS_E_PARSE,
+              "reader refuses metadata without CustomMetadata");
 }
 
 int main(void)

@@ -75,7 +75,8 @@ bg nsmfwd socat TCP-LISTEN:"$nsm_port",bind=127.0.0.1,reuseaddr,fork UNIX-CONNEC
 KMS_FAKE_AKID=$E2E_AKID KMS_FAKE_SECRET=$E2E_SECRET KMS_FAKE_TOKEN=$E2E_TOKEN \
     KMS_FAKE_KEYSEED=e2e-$$ bg kms $PY "$NS_ROOT/test/it/fakes/kms_fake.py" \
     --port-file "$T/kms.port" --tls-cert "$T/kms-cert.pem" --tls-key "$T/kms-key.pem" \
-    --nsm-root "$T/nsmca/root.pem" --require-attestation --log "$T/kms.json"
+    --nsm-root "$T/nsmca/root.pem" --require-attestation --log "$T/kms.json" \
+    --region eu-west-1 --host kms.eu-west-1.amazonaws.com --host localhost
 for _ in $(seq 100); do [ -s "$T/kms.port" ] && break; sleep 0.1; done
 kms_port=$(cat "$T/kms.port" 2>/dev/null)
 check "fakes: NSM and KMS started" test -S "$T/nsm.sock" -a -n "$kms_port"
@@ -83,7 +84,7 @@ $PY "$E2E/host.py" prepare "$T" "$kms_port" 2>"$T/prepare.err"
 check "test material: age-encrypted shares, KMS-encrypted age identity" \
     test -s "$T/s3/e2e-bucket/age.key.kms" -a -s "$T/s3/e2e-bucket/shares.age" ||
     sed 's/^/# /' "$T/prepare.err"
-bg s3 $PY "$NS_ROOT/test/it/fakes/s3_fake.py" --root "$T/s3" \
+bg s3 $PY "$NS_ROOT/test/it/fakes/s3_fake.py" --root "$T/s3" --region eu-west-1 \
     --creds "$E2E_AKID:$E2E_SECRET:$E2E_TOKEN"
 bg imds $PY "$NS_ROOT/test/it/fakes/imds_fake.py" --akid "$E2E_AKID" --secret "$E2E_SECRET" \
     --token "$E2E_TOKEN"
@@ -145,6 +146,12 @@ else
 fi
 check "KMS saw an attested Decrypt (Recipient with a verified NSM document)" \
     grep -q '"recipient": *true' "$T/kms.json"
+check "KMS (eu-west-1) saw the enclave's SigV4 scope, Host and TLS server name for eu-west-1" \
+    $PY -c 'import json,sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+ok = [r for r in recs if r.get("recipient") and r.get("status") == 200]
+sys.exit(0 if ok and all(r["scope_region"] == "eu-west-1" and r["sni"] == r["host"] ==
+                         "kms.eu-west-1.amazonaws.com" for r in ok) else 1)' "$T/kms.json"
 
 # No secret value in the console log or in the fakes' logs and output.
 leaks=$(grep -lF -f "$T/secrets.txt" "$T/console.log" "$T"/*.err "$T"/*.json "$T/sign.tap" \
