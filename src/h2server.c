@@ -838,7 +838,7 @@ static int econn_flush(econn *e)
         if (ns_h2_conn_pending(e->c, &p, &n) != NS_OK) {
             return -1;
         }
-        if (n == 0) {
+        if (n == 0 || (e->tr && !e->tr->ready(e->t))) {
             /* A transport may still owe bytes of its own (a handshake): let it move. */
             if (e->tr && e->tr->want_write(e->t) && e->tr->send(e->t, NULL, 0) < 0 &&
                 errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -896,8 +896,9 @@ static int econn_service(int ep, econn *e, uint32_t ev)
         return -1;
     }
     int tw = e->tr && e->tr->want_write(e->t);
-    uint32_t want =
-        EPOLLRDHUP | (ns_h2_conn_want_read(e->c) ? EPOLLIN : 0) | (n || tw ? EPOLLOUT : 0);
+    int ready = !e->tr || e->tr->ready(e->t);
+    uint32_t want = EPOLLRDHUP | (ns_h2_conn_want_read(e->c) ? EPOLLIN : 0) |
+                    ((n && ready) || tw ? EPOLLOUT : 0);
     if (want != e->events) {
         struct epoll_event ee = {.events = want, .data.ptr = e};
         if (epoll_ctl(ep, EPOLL_CTL_MOD, e->fd, &ee) != 0) {

@@ -125,6 +125,9 @@ typedef struct {
     ssize_t (*send)(void *t, const uint8_t *p, size_t n);
     /* 1 while the transport itself waits to write (handshake or record output blocked). */
     int (*want_write)(void *t);
+    /* 1 once application bytes can be sent (a TLS handshake is over); until then the loop does
+     * not wait for writability on behalf of the connection's own output. */
+    int (*ready)(void *t);
     /* 1 when input is buffered inside the transport (readable without the descriptor). */
     int (*pending)(void *t);
     /* Best-effort goodbye and free; the loop closes the descriptor. */
