@@ -104,7 +104,7 @@ const char *ns_frame_status_str(uint8_t st)
 
 ns_err ns_frame_digest(uint8_t out[NS_FRAME_DIGEST_LEN], const uint8_t *p, size_t n)
 {
-    ENSURE(mbedtls_sha256_ret(p, n, out, 0) == 0, NS_E_CRYPTO, "SHA-256 failed");
+    ENSURE(mbedtls_sha256(p, n, out, 0) == 0, NS_E_CRYPTO, "SHA-256 failed");
     return NS_OK;
 }
 
@@ -317,7 +317,7 @@ ns_err ns_frame_read(int fd, uint64_t max_size, int timeout_ms, ns_frame_sink si
     GUARD(recv_full(fd, hdr, sizeof hdr, deadline, "reading the frame header"));
     GUARD(ns_frame_header_parse(&h, hdr, sizeof hdr, max_size));
     mbedtls_sha256_init(&sha);
-    e = mbedtls_sha256_starts_ret(&sha, 0) == 0 ? NS_OK : ns_fail(NS_E_CRYPTO, "SHA-256 failed");
+    e = mbedtls_sha256_starts(&sha, 0) == 0 ? NS_OK : ns_fail(NS_E_CRYPTO, "SHA-256 failed");
     uint64_t left = h.len;
     while (e == NS_OK && left > 0) {
         size_t want = left < sizeof chunk ? (size_t)left : sizeof chunk;
@@ -331,14 +331,14 @@ ns_err ns_frame_read(int fd, uint64_t max_size, int timeout_ms, ns_frame_sink si
                         (unsigned long long)(h.len - left), (unsigned long long)h.len);
             break;
         }
-        if (mbedtls_sha256_update_ret(&sha, chunk, got) != 0) {
+        if (mbedtls_sha256_update(&sha, chunk, got) != 0) {
             e = ns_fail(NS_E_CRYPTO, "SHA-256 failed");
             break;
         }
         e = sink(ctx, chunk, got);
         left -= got;
     }
-    if (e == NS_OK && mbedtls_sha256_finish_ret(&sha, digest) != 0) {
+    if (e == NS_OK && mbedtls_sha256_finish(&sha, digest) != 0) {
         e = ns_fail(NS_E_CRYPTO, "SHA-256 failed");
     }
     if (e == NS_OK && !ns_ct_equal(digest, h.digest, sizeof digest)) {

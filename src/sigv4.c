@@ -347,7 +347,7 @@ static ns_err scope(char *out, size_t cap, const ns_sigv4_params *p)
 void ns_sigv4_sha256_hex(char out[65], const void *data, size_t n)
 {
     uint8_t h[32];
-    (void)mbedtls_sha256_ret(data, n, h, 0);
+    (void)mbedtls_sha256(data, n, h, 0);
     for (int i = 0; i < 32; i++) {
         out[2 * i] = "0123456789abcdef"[h[i] >> 4];
         out[2 * i + 1] = "0123456789abcdef"[h[i] & 15];
