@@ -30,7 +30,10 @@ CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -O2 -g0 $(WARN) -fstack-protector-strong
 	$(PB_DEFINES) -DMBEDTLS_CONFIG_FILE='"nsign_mbedtls_config.h"' -Isrc -Iapplets -I$(O)/gen
 CFLAGS := $(CFLAGS_COMMON) -I$(DEPS)/include
 LDFLAGS := -static -Wl,--gc-sections -Wl,--build-id=none -s
-LIBS := -L$(DEPS)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsecp256k1 -lsodium -lcjson \
+# mbedtls's entropy calls back into rng.c (mbedtls_hardware_poll): -u makes the linker take rng.o
+# from libnsign.a even when nothing else of the program refers to it.
+ENTROPY_HOOK := -Wl,-u,mbedtls_hardware_poll
+LIBS := $(ENTROPY_HOOK) -L$(DEPS)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsecp256k1 -lsodium -lcjson \
 	-lprotobuf-nanopb -lpthread
 
 APPLET_NAMES := $(shell sh scripts/applets.sh)
@@ -119,7 +122,7 @@ ASAN_CC := clang
 ASAN_CFLAGS := $(filter-out -Werror -fstack-protector-strong -Wno-format-truncation,$(CFLAGS_COMMON)) -I$(DEPS_HOST)/include \
 	-I$(ASAN_O)/gen -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined -DNS_TEST_ASAN=1 -Werror=unused-result
-ASAN_LIBS := -L$(DEPS_HOST)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsecp256k1 -lsodium -lcjson \
+ASAN_LIBS := $(ENTROPY_HOOK) -L$(DEPS_HOST)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsecp256k1 -lsodium -lcjson \
 	-lprotobuf-nanopb -lpthread
 ASAN_LIB_OBJ := $(patsubst %.c,$(ASAN_O)/obj/%.o,$(LIB_SRC)) $(patsubst $(O)/gen/%.c,$(ASAN_O)/obj/gen/%.o,$(GEN_C))
 ASAN_UNIT := $(patsubst test/unit/%.c,$(ASAN_O)/test/%,$(UNIT_SRC))
