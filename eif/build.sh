@@ -21,6 +21,8 @@
 # Environment: KERNEL (default: eif/kernel.sh), CMDLINE (default: the blobs' cmdline, or
 # NSIGN_CMDLINE below), MODULES (space-separated .ko files, nsign layout), ENCLAVE_ENV (a file
 # of KEY=VALUE lines for enclave-entrypoint, nsign layout), KERNEL_VERSION,
+# ALLOW_DEBUG_MODE=1 (the image lets a debug-mode enclave, PCR0 all zero, decrypt: written to its
+# env as NSIGN_ALLOW_DEBUG_MODE=1, so it is in the image's measurements; default refused),
 # IMAGE_NAME, IMAGE_VERSION, METADATA (a JSON object file: the metadata's CustomMetadata, as
 # nitro-cli build-enclave --metadata; default null), SOURCE_DATE_EPOCH (default 0: every mtime
 # and the metadata time).
@@ -32,7 +34,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0} LC_ALL=C TZ=UTC
 NSIGN_CMDLINE="reboot=k panic=30 pci=off console=ttyS0 random.trust_cpu=on rdinit=/bin/enclave-entrypoint"
 blobs=${NITRO_BLOBS:-/usr/share/nitro_enclaves/blobs}
-kernel=${KERNEL:-$(bash "$here/kernel.sh")}
+kernel=${KERNEL:-$(bash "$here/kernel.sh" --build)}
 [ -f "$kernel" ] || { echo "eif/build.sh: kernel $kernel not found" >&2; exit 1; }
 [ -x "$nsign" ] || { echo "eif/build.sh: $nsign is not an executable nsign" >&2; exit 1; }
 layout=nsign
@@ -64,7 +66,8 @@ if [ $layout = nitro ]; then
     cp -a "$out/rootfs" "$out/app/rootfs"
     for d in dev proc run sys tmp var; do mkdir -p "$out/app/rootfs/$d"; done
     printf '/bin/enclave-entrypoint\n' >"$out/app/cmd"
-    printf 'PATH=/bin\n' >"$out/app/env"
+    { printf 'PATH=/bin\n'; if [ "${ALLOW_DEBUG_MODE:-0}" = 1 ]; then echo NSIGN_ALLOW_DEBUG_MODE=1; fi; } \
+        >"$out/app/env"
     appdir=$out/app
 else
     cmdline=${CMDLINE:-$NSIGN_CMDLINE}
@@ -77,8 +80,8 @@ else
     done
     mkdir -p "$out/app"
     cp -a "$out/rootfs/." "$out/app/"
-    { echo "NSIGN_MODULES=$mods"; if [ -n "${ENCLAVE_ENV:-}" ]; then cat "$ENCLAVE_ENV"; fi; } \
-        >"$out/app/env"
+    { echo "NSIGN_MODULES=$mods"; if [ -n "${ENCLAVE_ENV:-}" ]; then cat "$ENCLAVE_ENV"; fi
+      if [ "${ALLOW_DEBUG_MODE:-0}" = 1 ]; then echo NSIGN_ALLOW_DEBUG_MODE=1; fi; } >"$out/app/env"
     appdir=$out/app
 fi
 

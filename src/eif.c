@@ -72,13 +72,13 @@ typedef struct {
 static ns_err pcr_start(pcr_acc *a)
 {
     mbedtls_sha512_init(&a->h);
-    ENSURE(mbedtls_sha512_starts_ret(&a->h, 1) == 0, NS_E_CRYPTO, "eif: sha384 start failed");
+    ENSURE(mbedtls_sha512_starts(&a->h, 1) == 0, NS_E_CRYPTO, "eif: sha384 start failed");
     return NS_OK;
 }
 
 static ns_err pcr_update(pcr_acc *a, const uint8_t *p, size_t n)
 {
-    ENSURE(mbedtls_sha512_update_ret(&a->h, p, n) == 0, NS_E_CRYPTO, "eif: sha384 failed");
+    ENSURE(mbedtls_sha512_update(&a->h, p, n) == 0, NS_E_CRYPTO, "eif: sha384 failed");
     return NS_OK;
 }
 
@@ -86,11 +86,11 @@ static ns_err pcr_finish(pcr_acc *a, uint8_t out[NS_EIF_PCR_LEN])
 {
     uint8_t ext[2 * NS_EIF_PCR_LEN] = {0};
     uint8_t full[64];
-    int rc = mbedtls_sha512_finish_ret(&a->h, full);
+    int rc = mbedtls_sha512_finish(&a->h, full);
     mbedtls_sha512_free(&a->h);
     ENSURE(rc == 0, NS_E_CRYPTO, "eif: sha384 finish failed");
     memcpy(ext + NS_EIF_PCR_LEN, full, NS_EIF_PCR_LEN);
-    ENSURE(mbedtls_sha512_ret(ext, sizeof ext, full, 1) == 0, NS_E_CRYPTO, "eif: sha384 failed");
+    ENSURE(mbedtls_sha512(ext, sizeof ext, full, 1) == 0, NS_E_CRYPTO, "eif: sha384 failed");
     memcpy(out, full, NS_EIF_PCR_LEN);
     return NS_OK;
 }

@@ -10,6 +10,7 @@
 
 #include <cJSON.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "http.h"
 #include "iox.h"
 #include "log.h"
+#include "pcr.h"
 
 #define ENCLAVE_DETAIL_MAX 512
 #define ENCLAVE_DEFAULT_RECV_TIMEOUT_MS (600 * 1000)
@@ -33,6 +35,8 @@ static const char *const step_names[NS_STEP_COUNT] = {
     [NS_STEP_RECV_AGE_KEY] = "receive-age-key",
     [NS_STEP_RECV_SHARES] = "receive-shares",
     [NS_STEP_RECV_CONFIG] = "receive-config",
+    [NS_STEP_PREFLIGHT] = "preflight",
+    [NS_STEP_MEASURE] = "measure",
     [NS_STEP_CONFIG] = "configure",
     [NS_STEP_KMS] = "kms-decrypt",
     [NS_STEP_WIPE] = "wipe-credentials",
@@ -237,6 +241,8 @@ ns_err ns_enclave_cfg_load_ex(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, voi
     GUARD(cfg_str(get, ctx, "KMS_KEY_ID", "", cfg->kms_key_id, sizeof cfg->kms_key_id));
     GUARD(cfg_str(get, ctx, "AWS_CA_BUNDLE", "", cfg->ca_bundle, sizeof cfg->ca_bundle));
     GUARD(cfg_flag(get, ctx, "NSIGN_ENCLAVE_ATTEST", -1, &cfg->attest));
+    GUARD(cfg_flag(get, ctx, "NSIGN_ALLOW_DEBUG_MODE", 0, &cfg->allow_debug));
+    cfg->is_pid1 = is_pid1;
 
     const char *t = get("NSIGN_ENCLAVE_RECV_TIMEOUT", ctx);
     int64_t ms = ENCLAVE_DEFAULT_RECV_TIMEOUT_MS;
@@ -542,8 +548,9 @@ static void bufs_free(enclave_bufs *b)
     ns_buf_free(&b->keys);
 }
 
+/* On success the listeners stay open in lfds (the caller refuses late frames on them). */
 static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, enclave_bufs *b,
-                          volatile int *stop, ns_enclave_step *failed)
+                          volatile int *stop, ns_enclave_step *failed, int lfds[RECV_JOBS])
 {
     const ns_addr *addrs[RECV_JOBS] = {&cfg->creds_listen, &cfg->age_key_listen,
                                        &cfg->shares_listen, &cfg->config_listen};
@@ -656,6 +663,10 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
     }
 out:
     for (int i = 0; i < njobs; i++) {
+        if (e == NS_OK) {
+            lfds[i] = jobs[i].fd;
+            continue;
+        }
         if (jobs[i].fd >= 0) {
             close(jobs[i].fd);
         }
@@ -670,6 +681,60 @@ out:
     }
     pthread_mutex_destroy(&mu);
     return e;
+}
+
+ns_err ns_enclave_preflight(const ns_enclave_facts *f)
+{
+    static const uint8_t zero[48];
+    ENSURE(f->nsm_ok, NS_E_DENIED,
+           "refusing to decrypt: check=nsm: the NSM does not answer (%s); nothing can be measured "
+           "or attested",
+           f->nsm_error ? f->nsm_error : "no device");
+    ENSURE(memcmp(f->pcr0, zero, sizeof zero) != 0 || f->allow_debug, NS_E_DENIED,
+           "refusing to decrypt: check=debug-mode: PCR0 is all zero (a debug-mode enclave, whose "
+           "memory the parent can read); build the image with ALLOW_DEBUG_MODE=1 to allow it");
+    ENSURE(!f->is_pid1 || (f->hwrng != NULL && strcmp(f->hwrng, "nsm-hwrng") == 0), NS_E_DENIED,
+           "refusing to decrypt: check=hwrng: the kernel's hwrng is \"%s\", not the NSM's "
+           "(nsm-hwrng): a kernel without the NSM driver",
+           f->hwrng ? f->hwrng : "unreadable");
+    ENSURE(f->pool_ready, NS_E_DENIED,
+           "refusing to decrypt: check=random-pool: the kernel's random pool is not initialised "
+           "(keys made now would be guessable)");
+    return NS_OK;
+}
+
+/* After the receive phase: every connection to a receiver's address is refused (status 06). */
+typedef struct {
+    const ns_enclave_ops *ops;
+    const int *fds;
+    int n;
+    volatile int done;
+} refuser;
+
+static void *refuse_thread(void *arg)
+{
+    refuser *r = arg;
+    while (!r->done) {
+        struct pollfd p[RECV_JOBS];
+        int n = 0;
+        for (int i = 0; i < r->n; i++) {
+            if (r->fds[i] >= 0) {
+                p[n++] = (struct pollfd){.fd = r->fds[i], .events = POLLIN};
+            }
+        }
+        if (n == 0 || poll(p, (nfds_t)n, ENCLAVE_STOP_POLL_MS) <= 0) {
+            if (n == 0) {
+                usleep(ENCLAVE_STOP_POLL_MS * 1000);
+            }
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            if (p[i].revents & POLLIN) {
+                r->ops->refuse(r->ops->ctx, p[i].fd);
+            }
+        }
+    }
+    return NULL;
 }
 
 /* Applies the configuration document, if one came, to a copy of the configuration. */
@@ -697,6 +762,11 @@ ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, vola
     ns_err e;
     int64_t t0;
     char detail[ENCLAVE_DETAIL_MAX];
+    int lfds[RECV_JOBS] = {-1, -1, -1, -1};
+    refuser ref;
+    pthread_t ref_th;
+    int ref_started = 0;
+    memset(&ref, 0, sizeof ref);
     ns_enclave_cfg *eff = malloc(sizeof *eff);
     *failed = NS_STEP_CONFIG;
     ENSURE(eff != NULL, NS_E_NOMEM, "out of memory for the configuration");
@@ -710,11 +780,48 @@ ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, vola
     *failed = NS_STEP_COUNT;
 
     t0 = ns_now_ms();
-    e = receive_all(cfg, ops, &b, stop, failed);
+    e = receive_all(cfg, ops, &b, stop, failed, lfds);
     if (e != NS_OK) {
         goto out;
     }
     step_done(ops, NS_STEP_RECEIVE, t0, NS_OK, "");
+    /* From here on no input changes: a late frame is refused, not taken. */
+    ref.ops = ops;
+    ref.fds = lfds;
+    ref.n = RECV_JOBS;
+    if (ops->refuse != NULL && pthread_create(&ref_th, NULL, refuse_thread, &ref) == 0) {
+        ref_started = 1;
+    }
+
+    if (cfg->attest == 0) {
+        step_done(ops, NS_STEP_MEASURE, ns_now_ms(), NS_OK,
+                  "skipped: NSIGN_ENCLAVE_ATTEST=0 (development only: no fail-closed checks, "
+                  "PCR16 not measured)");
+    } else {
+        t0 = ns_now_ms();
+        e = ops->preflight(ops->ctx, cfg);
+        if (e != NS_OK) {
+            *failed = NS_STEP_PREFLIGHT;
+            step_done(ops, NS_STEP_PREFLIGHT, t0, e, NULL);
+            goto out;
+        }
+        step_done(ops, NS_STEP_PREFLIGHT, t0, NS_OK, "");
+        /* The order is the measurement's: age-key ciphertext, shares ciphertext, config. */
+        const ns_buf *inputs[3] = {&b.age_ct, &b.shares_ct, &b.config};
+        uint8_t pcr[NS_PCR_LEN];
+        char hex[NS_PCR_HEX_LEN];
+        t0 = ns_now_ms();
+        e = ops->measure(ops->ctx, inputs, b.config.len > 0 ? 3 : 2, pcr);
+        if (e != NS_OK) {
+            *failed = NS_STEP_MEASURE;
+            step_done(ops, NS_STEP_MEASURE, t0, e, NULL);
+            goto out;
+        }
+        ns_pcr_hex(hex, pcr);
+        snprintf(detail, sizeof detail, "pcr16=%s inputs=age-key,shares%s locked=1", hex,
+                 b.config.len > 0 ? ",config" : "");
+        step_done(ops, NS_STEP_MEASURE, t0, NS_OK, detail);
+    }
 
     t0 = ns_now_ms();
     e = configure(cfg, &b.config, eff, detail, sizeof detail);
@@ -767,6 +874,20 @@ ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, vola
     }
     step_done(ops, NS_STEP_SERVE, t0, e, e == NS_OK ? "" : NULL);
 out:
+    if (ref_started) {
+        ref.done = 1;
+        pthread_join(ref_th, NULL);
+    }
+    const ns_addr *addrs[RECV_JOBS] = {&cfg->creds_listen, &cfg->age_key_listen,
+                                       &cfg->shares_listen, &cfg->config_listen};
+    for (int i = 0; i < RECV_JOBS; i++) {
+        if (lfds[i] >= 0) {
+            close(lfds[i]);
+            if (addrs[i]->kind == NS_ADDR_UNIX && addrs[i]->path[0] != '@') {
+                ns_io_unlink_stale_socket(addrs[i]->path);
+            }
+        }
+    }
     bufs_free(&b);
     free(eff);
     return e;

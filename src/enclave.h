@@ -5,6 +5,11 @@
  *             concurrently and in any order, into memory (secret buffers), and the optional
  *             run-time configuration (7103): a JSON object {region, kms_key_id, kms_endpoint}
  *             the host sends first; once the other three are in, its port closes
+ *   preflight the fail-closed checks (ns_enclave_preflight): NSM answers, not a debug-mode
+ *             enclave unless the image allows it, the NSM's hwrng (PID 1), random pool ready
+ *   measure   PCR16 extended with the SHA-384 of the age-key ciphertext, the shares
+ *             ciphertext and the configuration frame (when sent), then locked (pcr.h); from
+ *             here on every frame that arrives is refused (status 06)
  *   configure the configuration document applied (region precedence below)
  *   kms       decrypt the age key through the KMS proxy, with NSM attestation
  *   wipe      the credentials and the age-key ciphertext
@@ -63,7 +68,9 @@ typedef struct {
     char kms_endpoint[NS_ENCLAVE_URL_MAX];  /* "" = https://kms.REGION.amazonaws.com */
     char kms_key_id[NS_ENCLAVE_KEY_ID_MAX]; /* "" = none (symmetric keys need none) */
     char ca_bundle[NS_ENCLAVE_URL_MAX];     /* "" = the embedded Amazon roots */
-    int attest;                             /* 1 on, 0 off, -1 auto (on when an NSM exists) */
+    int attest;      /* 1 on, 0 off (development: no measured boot either), -1 auto (= 1) */
+    int allow_debug; /* NSIGN_ALLOW_DEBUG_MODE=1 in the image: a debug-mode enclave may decrypt */
+    int is_pid1;
     /* PID 1 duties. */
     int heartbeat_enabled;
     ns_addr heartbeat; /* default vsock:3:9000 */
@@ -110,6 +117,8 @@ typedef enum {
     NS_STEP_RECV_AGE_KEY,
     NS_STEP_RECV_SHARES,
     NS_STEP_RECV_CONFIG,
+    NS_STEP_PREFLIGHT,
+    NS_STEP_MEASURE,
     NS_STEP_CONFIG,
     NS_STEP_KMS,
     NS_STEP_WIPE,
@@ -169,7 +178,32 @@ typedef struct {
     /* Called after each step with its duration; e is NS_OK or the failure (detail in
      * ns_err_msg on the calling thread). */
     void (*on_step)(void *ctx, ns_enclave_step step, int64_t ms, ns_err e, const char *detail);
+    /* The fail-closed checks before anything is decrypted (gathers the facts, then
+     * ns_enclave_preflight). */
+    ns_err (*preflight)(void *ctx, const ns_enclave_cfg *cfg);
+    /* Extends PCR16 with SHA-384 of each input in order, locks it, leaves its value in pcr. */
+    ns_err (*measure)(void *ctx, const ns_buf *const *inputs, size_t n, uint8_t pcr[48]);
+    /* Accepts one pending connection on a listener and refuses its frame (status 06). */
+    void (*refuse)(void *ctx, int listen_fd);
 } ns_enclave_ops;
+
+/* What the fail-closed checks look at. */
+typedef struct {
+    int nsm_ok;            /* DescribePCR answered */
+    const char *nsm_error; /* why not */
+    uint8_t pcr0[48];      /* when nsm_ok */
+    int allow_debug;       /* the image allows a debug-mode enclave */
+    int is_pid1;           /* then the kernel's hwrng must be the NSM's */
+    const char *hwrng;     /* /sys/class/misc/hw_random/rng_current, NULL: unreadable */
+    int pool_ready;        /* getrandom(GRND_NONBLOCK) succeeds */
+} ns_enclave_facts;
+
+/*
+ * The checks, in order; the first that fails returns NS_E_DENIED with one line naming it:
+ * "check=nsm" (no answer), "check=debug-mode" (PCR0 all zero and the image does not allow it),
+ * "check=hwrng" (PID 1 and rng_current is not nsm-hwrng), "check=random-pool" (not ready).
+ */
+ns_err ns_enclave_preflight(const ns_enclave_facts *f) NS_MUST_CHECK;
 
 /*
  * Runs receive -> kms -> wipe -> age -> load_keys -> serve. On failure returns the error of

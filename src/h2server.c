@@ -75,7 +75,7 @@ struct ns_h2_conn {
     size_t in_cap;
     int64_t last_active; /* ms: last time a stream was open (for the idle timeout) */
     int idle_closing;    /* GOAWAY sent for idleness */
-    size_t preface_got; /* bytes of the client magic matched so far */
+    size_t preface_got;  /* bytes of the client magic matched so far */
     int preface_ok;
     int64_t created; /* ms; a client must send its preface within NS_H2_PREFACE_TIMEOUT_MS */
     int fatal;       /* HTTP/1 client or protocol error: flush and close */
@@ -83,6 +83,8 @@ struct ns_h2_conn {
     ns_buf out;
     size_t out_off;
     char peer[NS_H2_PEER_MAX];
+    int client; /* -1 until a transport authenticates one */
+    char client_id[NS_H2_CLIENT_ID_MAX + 1];
 };
 
 /* Request bytes buffered (or announced by a message prefix and reserved) by every connection of
@@ -308,7 +310,8 @@ static int run_call(ns_h2_conn *c, stream *s, const uint8_t *msg, size_t len)
         finish(c, s, NS_GRPC_RESOURCE_EXHAUSTED, "response queue full");
         return NS_GRPC_RESOURCE_EXHAUSTED;
     }
-    ns_h2_req req = {.peer = c->peer, .msg = msg, .len = len};
+    ns_h2_req req = {
+        .peer = c->peer, .client = c->client, .client_id = c->client_id, .msg = msg, .len = len};
     int st = c->h->call(c->h->app, s->method, &req, &s->out, emsg, sizeof emsg);
     if (st != NS_GRPC_OK) {
         s->out.len = start;
@@ -593,6 +596,8 @@ ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer)
     c->max_msg = h->max_msg ? h->max_msg : NS_GRPC_MAX_MSG_DEFAULT;
     c->in_cap = c->max_msg + NS_GRPC_PREFIX_LEN + NS_H2_CONN_IN_SMALL;
     snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
+    c->client = -1;
+    snprintf(c->client_id, sizeof c->client_id, "-");
     c->created = ns_now_ms();
     c->last_active = c->created;
     ns_buf_init(&c->out, OUT_MAX);
@@ -614,6 +619,12 @@ ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer)
     atomic_fetch_add_explicit(&stat_conns, 1, memory_order_relaxed);
     *cp = c;
     return NS_OK;
+}
+
+void ns_h2_conn_set_client(ns_h2_conn *c, int client, const char *id)
+{
+    c->client = client;
+    snprintf(c->client_id, sizeof c->client_id, "%s", id && id[0] ? id : "-");
 }
 
 static ns_err check_preface(ns_h2_conn *c, const uint8_t *p, size_t n)
@@ -766,10 +777,13 @@ typedef struct econn {
     int fd;
     uint32_t events;
     ns_h2_conn *c;
+    const ns_h2_transport *tr; /* NULL: plain socket */
+    void *t;                   /* the transport's state */
 } econn;
 
 typedef struct worker {
     const ns_h2_handler *h;
+    const ns_h2_transport *tr;
     volatile int *stop;
     int lfd;
     int handoff[2]; /* pipe: descriptors accepted by another loop for this one, 4 bytes each */
@@ -788,6 +802,9 @@ static char handoff_tag;
 static void econn_close(int ep, econn **head, econn *e)
 {
     (void)epoll_ctl(ep, EPOLL_CTL_DEL, e->fd, NULL);
+    if (e->tr) {
+        e->tr->close(e->t);
+    }
     close(e->fd);
     ns_h2_conn_free(e->c);
     if (e->prev) {
@@ -801,6 +818,17 @@ static void econn_close(int ep, econn **head, econn *e)
     free(e);
 }
 
+/* The I/O seam: the transport when there is one, else the socket. */
+static ssize_t econn_recv(econn *e, uint8_t *buf, size_t n)
+{
+    return e->tr ? e->tr->recv(e->t, buf, n) : recv(e->fd, buf, n, 0);
+}
+
+static ssize_t econn_send(econn *e, const uint8_t *p, size_t n)
+{
+    return e->tr ? e->tr->send(e->t, p, n) : send(e->fd, p, n, MSG_NOSIGNAL);
+}
+
 /* Writes what it can. Returns -1 on a write error. */
 static int econn_flush(econn *e)
 {
@@ -810,10 +838,15 @@ static int econn_flush(econn *e)
         if (ns_h2_conn_pending(e->c, &p, &n) != NS_OK) {
             return -1;
         }
-        if (n == 0) {
+        if (n == 0 || (e->tr && !e->tr->ready(e->t))) {
+            /* A transport may still owe bytes of its own (a handshake): let it move. */
+            if (e->tr && e->tr->want_write(e->t) && e->tr->send(e->t, NULL, 0) < 0 &&
+                errno != EAGAIN && errno != EWOULDBLOCK) {
+                return -1;
+            }
             return 0;
         }
-        ssize_t w = send(e->fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = econn_send(e, p, n);
         if (w < 0) {
             if (errno == EINTR) {
                 continue;
@@ -829,9 +862,11 @@ static int econn_service(int ep, econn *e, uint32_t ev)
 {
     uint8_t buf[READ_CHUNK];
     int eof = 0;
-    if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) && ns_h2_conn_want_read(e->c)) {
+    int buffered = e->tr && e->tr->pending(e->t);
+    if ((buffered || (ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))) &&
+        ns_h2_conn_want_read(e->c)) {
         for (int i = 0; i < READS_PER_WAKE && ns_h2_conn_want_read(e->c); i++) {
-            ssize_t r = recv(e->fd, buf, sizeof buf, 0);
+            ssize_t r = econn_recv(e, buf, sizeof buf);
             if (r < 0 && errno == EINTR) {
                 continue;
             }
@@ -860,7 +895,10 @@ static int econn_service(int ep, econn *e, uint32_t ev)
     if (n == 0 && ns_h2_conn_done(e->c)) {
         return -1;
     }
-    uint32_t want = EPOLLRDHUP | (ns_h2_conn_want_read(e->c) ? EPOLLIN : 0) | (n ? EPOLLOUT : 0);
+    int tw = e->tr && e->tr->want_write(e->t);
+    int ready = !e->tr || e->tr->ready(e->t);
+    uint32_t want = EPOLLRDHUP | (ns_h2_conn_want_read(e->c) ? EPOLLIN : 0) |
+                    ((n && ready) || tw ? EPOLLOUT : 0);
     if (want != e->events) {
         struct epoll_event ee = {.events = want, .data.ptr = e};
         if (epoll_ctl(ep, EPOLL_CTL_MOD, e->fd, &ee) != 0) {
@@ -882,10 +920,18 @@ static void adopt(worker *w, int ep, econn **head, int fd)
     if (e == NULL || ns_h2_conn_new(&e->c, w->h, peer) != NS_OK) {
         goto drop;
     }
+    e->tr = w->tr;
+    if (e->tr && (e->t = e->tr->open(e->tr->arg, fd, e->c, peer)) == NULL) {
+        ns_h2_conn_free(e->c);
+        goto drop;
+    }
     e->fd = fd;
     e->events = EPOLLIN | EPOLLRDHUP;
     struct epoll_event ee = {.events = e->events, .data.ptr = e};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ee) != 0) {
+        if (e->tr) {
+            e->tr->close(e->t);
+        }
         ns_h2_conn_free(e->c);
         goto drop;
     }
@@ -1069,8 +1115,13 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, volatile 
     ns_err rc = NS_OK;
     int piped = 0;
     for (; piped < n; piped++) {
-        ws[piped] =
-            (worker){.h = h, .stop = stop, .lfd = lfd, .all = ws, .nworkers = n, .index = piped};
+        ws[piped] = (worker){.h = h,
+                             .tr = cfg->transport,
+                             .stop = stop,
+                             .lfd = lfd,
+                             .all = ws,
+                             .nworkers = n,
+                             .index = piped};
         if (pipe2(ws[piped].handoff, O_NONBLOCK | O_CLOEXEC) != 0) {
             rc = ns_fail_errno(NS_E_IO, "sign-service: pipe2 for event loop %d", piped);
             break;

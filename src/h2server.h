@@ -1,5 +1,6 @@
 /*
- * h2server: a gRPC server transport on HTTP/2 cleartext (prior knowledge) with nghttp2.
+ * h2server: a gRPC server transport on HTTP/2 (prior knowledge) with nghttp2, in cleartext or over
+ * a byte-layer transport (ns_h2_transport: TLS from tls.c) that may also name the client.
  *
  * Two layers. ns_h2_conn is one connection as a byte-in/byte-out state machine (no sockets), so
  * the whole request path can be unit-tested and fuzzed in memory. ns_h2_serve runs one epoll
@@ -36,6 +37,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "addr.h"
 #include "buf.h"
@@ -53,10 +55,14 @@
 #define NS_H2_PEER_MAX 128
 #define NS_H2_PREFACE_TIMEOUT_MS 10000
 
+#define NS_H2_CLIENT_ID_MAX 64
+
 /* One request message handed to the application. */
 typedef struct {
-    const char *peer;   /* "tcp:127.0.0.1:5555", for audit logs */
-    const uint8_t *msg; /* the message bytes (no prefix) */
+    const char *peer;      /* "tcp:127.0.0.1:5555", for audit logs */
+    int client;            /* the transport's authenticated client (index), -1 when none */
+    const char *client_id; /* its name, "-" when none */
+    const uint8_t *msg;    /* the message bytes (no prefix) */
     size_t len;
 } ns_h2_req;
 
@@ -91,6 +97,9 @@ int ns_h2_conn_tick(ns_h2_conn *c, int64_t now_ms);
 int ns_h2_conn_done(const ns_h2_conn *c);
 /* Whether more input should be read now (false while output is above NS_H2_OUT_HIGH). */
 int ns_h2_conn_want_read(const ns_h2_conn *c);
+/* Records the authenticated client of the connection (the transport calls it once it knows,
+ * before any request bytes are fed). */
+void ns_h2_conn_set_client(ns_h2_conn *c, int client, const char *id);
 /* Starts a graceful shutdown (GOAWAY). */
 void ns_h2_conn_shutdown(ns_h2_conn *c);
 void ns_h2_conn_free(ns_h2_conn *c);
@@ -99,8 +108,35 @@ size_t ns_h2_buffered(void);
 /* Connections and request streams open right now, over every ns_h2_conn of the process. */
 void ns_h2_stats(long *conns, long *streams);
 
+/*
+ * The byte layer under each connection of ns_h2_serve: plain socket I/O when absent, TLS
+ * (tls.c) when given. Every function is called from the connection's event loop only.
+ */
+typedef struct {
+    void *arg;
+    /* Per accepted descriptor: the transport's state, or NULL to drop the connection. It may call
+     * ns_h2_conn_set_client on c once the peer is authenticated. */
+    void *(*open)(void *arg, int fd, ns_h2_conn *c, const char *peer);
+    /* Like recv(2)/send(2) on a non-blocking descriptor: > 0 bytes, 0 end of stream (recv), -1
+     * with errno EAGAIN (wait for the descriptor) or another errno (close). send may accept
+     * fewer bytes; after EAGAIN it is called again with the same bytes. send(t, NULL, 0) only
+     * moves the transport's own pending output (want_write). */
+    ssize_t (*recv)(void *t, uint8_t *buf, size_t n);
+    ssize_t (*send)(void *t, const uint8_t *p, size_t n);
+    /* 1 while the transport itself waits to write (handshake or record output blocked). */
+    int (*want_write)(void *t);
+    /* 1 once application bytes can be sent (a TLS handshake is over); until then the loop does
+     * not wait for writability on behalf of the connection's own output. */
+    int (*ready)(void *t);
+    /* 1 when input is buffered inside the transport (readable without the descriptor). */
+    int (*pending)(void *t);
+    /* Best-effort goodbye and free; the loop closes the descriptor. */
+    void (*close)(void *t);
+} ns_h2_transport;
+
 typedef struct {
     ns_addr listen;
+    const ns_h2_transport *transport;                  /* NULL: plain (h2c) */
     int threads;                                       /* 0 = one per online CPU */
     void (*on_listening)(const char *addr, void *arg); /* once bound, with the actual address */
     void *on_listening_arg;

@@ -52,8 +52,10 @@ typedef struct {
     char tmp[4096];
 } ns_out;
 
-/* A path naming an existing device, FIFO or socket (/dev/null, /dev/stdout) is written in place:
- * renaming a temp file over it would replace the device node itself. */
+/* A path naming an existing device, FIFO or socket (/dev/null) is written in place: renaming a
+ * temp file over it would replace the device node itself. What the path names is checked on an
+ * O_PATH|O_NOFOLLOW descriptor and the opened file must be that same inode; a symbolic link is
+ * refused (NS_E_USAGE), so a link swapped in cannot redirect the write. */
 ns_err ns_out_open(ns_out *o, const char *path) NS_MUST_CHECK;
 ns_err ns_out_write(ns_out *o, const void *p, size_t n) NS_MUST_CHECK;
 /* fsync + rename (file) or flush (stdout). */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "creds.h"
 #include "ecdsa.h"
 #include "secret.h"
 
@@ -343,6 +344,14 @@ ns_err ns_signkeys_load(ns_signkeys **out, const uint8_t *json, size_t len)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
             rc = ns_fail(NS_E_PARSE, "keys file: trailing data after the JSON object");
             break;
+        }
+    }
+    if (rc == NS_OK) {
+        /* cJSON's strings end at a NUL: refuse "\u0000" (and anything else our strict reader
+         * refuses) before using them. */
+        rc = ns_json_validate(json, len);
+        if (rc != NS_OK) {
+            rc = ns_fail_ctx(rc, "keys file");
         }
     }
     ns_signkeys *ks = NULL;

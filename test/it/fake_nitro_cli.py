@@ -20,6 +20,9 @@ and when --eif-path is a real EIF the KEY=VALUE lines of the `env` file at the r
 ramdisk (both layouts put the image's environment there) are added. The rest of the caller's
 environment (the tests' address overrides standing in for vsock, the NSM socket, the CA) stays.
 
+Each enclave boots with a fresh NSM: when FAKE_NSM_RESET_URL is set, run-enclave GETs it first
+(nsm_fake.py --reset-port-file), so PCR16 starts unlocked and zero again.
+
 State lives in FAKE_NITRO_STATE (required); every call is appended to STATE/calls.log.
 """
 import json
@@ -165,6 +168,9 @@ def run_enclave(args):
     for n, e in list(d.items()):
         if alive(e["pid"]) and (n == name or e["cid"] == cid):
             die(f"[ E51 ] Enclave with name or CID {cid} already running.")
+    if os.environ.get("FAKE_NSM_RESET_URL"):
+        import urllib.request
+        urllib.request.urlopen(os.environ["FAKE_NSM_RESET_URL"], timeout=10).read()
     hb = heartbeat_listener()
     cmd = os.environ.get("FAKE_ENCLAVE_CMD")
     argv = cmd.split() if cmd else [os.environ["NSIGN"], "enclave-entrypoint"]

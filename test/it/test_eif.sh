@@ -217,6 +217,21 @@ check "build without --ramdisk is a usage error (exit 2)" test $? = 2
 check "build with both --cmdline and --cmdline-file is a usage error" test $? = 2
 "$NSIGN" eif build --kernel "$tmp/nokernel" --cmdline x --ramdisk rd0.cpio -o z.eif >/dev/null 2>&1
 check "build with a missing kernel fails (exit 1) and writes nothing" test $? = 1 -a ! -e z.eif
+# --- pcr16: what an enclave measures from its inputs ---
+printf 'age-ct' >p1; printf 'shares-ct' >p2; printf '{"region":"eu-west-1"}' >p3
+want16=$($PY -c 'import hashlib,sys
+p=bytes(48)
+for f in sys.argv[1:]:
+    p=hashlib.sha384(p+hashlib.sha384(open(f,"rb").read()).digest()).digest()
+print(p.hex())' p1 p2 p3)
+"$NSIGN" eif pcr16 p1 p2 p3 >p16.json
+check "pcr16 with a configuration agrees with hashlib" test "$(jget p16.json PCR16)" = "$want16"
+"$NSIGN" eif pcr16 p1 p2 >p16b.json
+check "pcr16 without a configuration differs" test "$(jget p16b.json PCR16)" != "$want16"
+"$NSIGN" eif pcr16 p1 >/dev/null 2>&1
+check "pcr16 with one input is a usage error (exit 2)" test $? = 2
+"$NSIGN" eif pcr16 p1 p2 "$tmp/missing" >/dev/null 2>err.txt
+check "pcr16 with a missing file fails (exit 1) naming it" bash -c "[ $? = 1 ] && grep -q missing err.txt"
 "$NSIGN" eif frobnicate >/dev/null 2>&1
 check "unknown subcommand is a usage error" test $? = 2
 "$NSIGN" eif --help | grep -q 'nsign eif describe FILE'

@@ -38,15 +38,6 @@ check "dry run: the configuration frame first, region eu-west-1" bash -c \
     "grep -m1 'vsock-push' '$T/dry' | grep -q 'enclave-7103.sock - .*{\"region\":\"eu-west-1\"}'"
 check "dry run: the KMS proxy forwards to kms.eu-west-1" grep -q 'tcp:127.0.0.1:' "$T/dry"
 
-start_run() { : >"$CONSOLE"; : >"$T/kms.log"; "$NSIGN" run-enclave 2>"$T/$1.log" & RUNPID=$!; }
-stop_run() {
-    kill -TERM "$RUNPID" 2>/dev/null
-    local i=0
-    while kill -0 "$RUNPID" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-    kill -9 "$RUNPID" 2>/dev/null
-    wait "$RUNPID" 2>/dev/null
-    RUNPID=
-}
 # kms_saw FIELD VALUE: the attested Decrypt request carried FIELD=VALUE in the KMS fake's log.
 kms_saw() {
     "$PY" - "$T/kms.log" "$1" "$2" <<'PY'
@@ -59,7 +50,8 @@ PY
 
 for layout in nsign nitro; do
     export EIF_PATH=$T/eif-$layout/nsign.eif
-    start_run "$layout"
+    : >"$T/kms.log"
+    flow_start_run "$layout"
     if flow_wait_serving 120; then ok "$layout layout, eu-west-1: the enclave reaches SERVING"; else
         fail "$layout layout, eu-west-1: the enclave reaches SERVING"
         sed 's/^/# /' "$T/$layout.log" "$CONSOLE" | tail -30; fi
@@ -74,18 +66,18 @@ for layout in nsign nitro; do
     check "$layout layout: Sign verifies against the shares file" \
         "$PY" "$NS_ROOT/test/lib/enclave_demo.py" sign-verify "127.0.0.1:$GRPC_PORT" \
         "$T/service_key_shares.json"
-    stop_run
+    flow_stop_run
 done
 
 # Without the frame (a host that does not send it), the same image runs in us-east-1: the
 # eu-west-1 endpoint refuses the server name it asks for, and the boot stops at kms-decrypt.
 export EIF_PATH=$T/eif-nitro/nsign.eif
-NSIGN_HOST_CONFIG_ADDR=none start_run noconfig
+NSIGN_HOST_CONFIG_ADDR=none flow_start_run noconfig
 flow_wait_serving 60; r=$?
 check "no configuration frame: the enclave does not serve" test $r = 1
 check "no configuration frame: the enclave falls back to us-east-1, and says so" \
     grep -q 'region=us-east-1 region_from=default document=none' "$CONSOLE"
 check "no configuration frame: KMS in eu-west-1 refuses it (kms-decrypt fails on TLS)" \
     grep -q 'step=kms-decrypt failed.*kms.us-east-1.amazonaws.com' "$CONSOLE"
-stop_run
+flow_stop_run
 tap_done

@@ -38,7 +38,7 @@ with open(keys_path, "w") as f:
 def start(args=()):
     port = free_port()
     log = os.path.join(TMP, "server-%d.log" % port)
-    p = subprocess.Popen([NSIGN, "sign-service", "--keys", keys_path, "--listen",
+    p = subprocess.Popen([NSIGN, "sign-service", "--plaintext", "--keys", keys_path, "--listen",
                           "tcp:127.0.0.1:%d" % port, "--threads", "2"] + list(args),
                          stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     procs.append(p)
@@ -346,7 +346,7 @@ def help_text():
     r = subprocess.run([NSIGN, "sign-service", "--help"], capture_output=True, text=True)
     check("--max-buffered" in r.stdout and "--idle-timeout" in r.stdout and "default 60" in
           r.stdout and "--body-timeout" in r.stdout, "--help documents the limits", r.stdout)
-    r = subprocess.run([NSIGN, "sign-service", "--keys", keys_path, "--max-buffered", "1M"],
+    r = subprocess.run([NSIGN, "sign-service", "--plaintext", "--keys", keys_path, "--max-buffered", "1M"],
                        capture_output=True, text=True)
     check(r.returncode == 2 and "--max-buffered" in r.stderr,
           "--max-buffered below one largest message: usage error", r.stderr)

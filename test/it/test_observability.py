@@ -162,7 +162,7 @@ def start_service(args, env_extra=None, name="svc"):
     log = os.path.join(TMP, name + ".log")
     env = dict(os.environ)
     env.update(env_extra or {})
-    p = subprocess.Popen([NSIGN, "sign-service", "--keys", keys_path, "--listen",
+    p = subprocess.Popen([NSIGN, "sign-service", "--plaintext", "--keys", keys_path, "--listen",
                           "tcp:127.0.0.1:%d" % port, "--threads", "2"] + args,
                          stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env)
     procs.append(p)

@@ -42,7 +42,7 @@ check "dry run: three pushes to 7100/7101/7102" bash -c \
 check "dry run: the configuration frame is pushed first, to 7103, with the parent's region" bash -c \
     "grep -m1 'vsock-push' '$T/dry1' | grep -q 'vsock:16:7103 - .*configuration first: {\"region\":\"us-east-1\"}'"
 check "dry run: order check, creds, s3, proxy, nitro-cli, bridges, push" bash -c \
-    "[ \"\$(awk '{print \$2}' '$T/dry1' | grep -v '^plan' | uniq | tr '\n' ' ')\" = 'check fetch-creds s3-get kms-proxy observe nitro-cli bridges push supervise ' ]"
+    "[ \"\$(awk '{print \$2}' '$T/dry1' | grep -v '^plan' | uniq | tr '\n' ' ')\" = 'check fetch-creds s3-get pcr16 kms-proxy observe nitro-cli bridges push supervise ' ]"
 check "dry run: variables honoured" bash -c "grep -q -- '--cpu-count 4 --memory 2048 --enclave-cid 21 --enclave-name sign-service-enclave --debug-mode' '$T/dry2' && grep -q 'vsock:21:9100' '$T/dry2' && grep -q 'bridge --idle-timeout 120 --max-per-peer 32 tcp:0.0.0.0:6000 vsock:21:50051$\|bridge --idle-timeout 120 --max-per-peer 32 tcp:0.0.0.0:6000 vsock:21:50051 ' '$T/dry2'"
 check "dry run: metrics bridged from tcp:127.0.0.1:9100 to vsock:16:7112, logs and audit on 7110/7111, readiness on 9101" bash -c \
     "grep -q 'bridge .*tcp:0.0.0.0:50051 vsock:16:50051 vsock:any:8080 tcp:127.0.0.1:8080 tcp:127.0.0.1:9100 vsock:16:7112' '$T/dry1' && grep -q 'logs vsock:any:7110 .* audit vsock:any:7111 .* readiness tcp:127.0.0.1:9101' '$T/dry1'"

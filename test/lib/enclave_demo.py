@@ -10,6 +10,7 @@ integration test (which share test/lib/enclave_flow.sh).
                                  the KMS fake (credentials from AWS_* of the IMDS fake)
   sign-verify HOST:PORT KEYS     gRPC ListKeys + Sign for every key through HOST:PORT, each
                                  signature verified against the public key derived from KEYS
+  attest-pcr HOST:PORT N         gRPC Attest; prints PCR N of the document (hex) or "absent"
 """
 import base64
 import datetime
@@ -60,16 +61,38 @@ def kms_encrypt(port, ca, src, dst):
         f.write(blob)
 
 
+def pb_module():
+    tmp = tempfile.mkdtemp(prefix="nsign-demo-pb-")
+    subprocess.run(["protoc", "-I" + os.path.join(ROOT, "proto"), "--python_out=" + tmp,
+                    "nsign.proto"], check=True)
+    sys.path.insert(0, tmp)
+    import nsign_pb2
+    return nsign_pb2
+
+
+def attest_pcr(target, index):
+    """Prints PCR<index> of the document the enclave's Attest answers (hex, or "absent")."""
+    import cbor2
+    import grpc
+    pb = pb_module()
+    with grpc.insecure_channel(target) as ch:
+        att = ch.unary_unary("/nsign.v1.Signer/Attest",
+                             request_serializer=pb.AttestRequest.SerializeToString,
+                             response_deserializer=pb.AttestResponse.FromString)
+        r = att(pb.AttestRequest(nonce=os.urandom(16)), timeout=10)
+    cose = cbor2.loads(r.attestation_document)
+    cose = cose.value if isinstance(cose, cbor2.CBORTag) else cose
+    pcrs = cbor2.loads(cose[2])["pcrs"]
+    print(pcrs[int(index)].hex() if int(index) in pcrs else "absent")
+    return 0
+
+
 def sign_verify(target, keys_path):
     import grpc
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
     from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-    tmp = tempfile.mkdtemp(prefix="nsign-demo-pb-")
-    subprocess.run(["protoc", "-I" + os.path.join(ROOT, "proto"), "--python_out=" + tmp,
-                    "nsign.proto"], check=True)
-    sys.path.insert(0, tmp)
-    import nsign_pb2 as pb
+    pb = pb_module()
     with open(keys_path) as f:
         doc = json.load(f)
     ok = True
@@ -141,6 +164,8 @@ def main():
         sys.exit(sign_verify(*args))
     elif cmd == "attest-health":
         sys.exit(attest_health(*args))
+    elif cmd == "attest-pcr":
+        sys.exit(attest_pcr(*args))
     else:
         sys.exit("unknown command " + cmd)
 

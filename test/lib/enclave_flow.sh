@@ -60,9 +60,11 @@ flow_setup() {
         "$T/s3/demo-bucket/enclave/service_key_shares.json.age" "$T/service_key_shares.json" ||
         return 1
     # Fakes.
-    "$PY" "$FAKES/nsm_fake.py" --socket "$T/nsm.sock" --ca-dir "$T/nsmca" \
-        --log "$T/nsm.log" 2>"$T/nsm.err" & FLOW_PIDS+=($!)
-    flow_wait_file "$T/nsmca/root.pem" 20 || { echo "NSM fake did not start"; return 1; }
+    # PCR0 of a production enclave (not all zero: the enclave refuses a debug-mode one).
+    FLOW_PCR0=$("$PY" -c 'import hashlib;print(hashlib.sha384(b"nsign flow image").hexdigest())')
+    "$PY" "$FAKES/nsm_fake.py" --socket "$T/nsm.sock" --ca-dir "$T/nsmca" --pcr0 "$FLOW_PCR0" \
+        --reset-port-file "$T/nsm-reset.port" --log "$T/nsm.log" 2>"$T/nsm.err" & FLOW_PIDS+=($!)
+    flow_wait_file "$T/nsm-reset.port" 20 || { echo "NSM fake did not start"; return 1; }
     "$PY" "$FAKES/imds_fake.py" --akid "$FLOW_AKID" --secret "$FLOW_SECRET" \
         --token "$FLOW_TOKEN" >"$T/imds.port" 2>"$T/imds.log" & FLOW_PIDS+=($!)
     KMS_FAKE_AKID=$FLOW_AKID KMS_FAKE_SECRET=$FLOW_SECRET KMS_FAKE_TOKEN=$FLOW_TOKEN \
@@ -103,6 +105,8 @@ flow_env() {
     export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:$IMDS_PORT
     export AWS_ENDPOINT_URL_S3=https://localhost:$S3_PORT AWS_CA_BUNDLE=$T/ca.pem
     export NSM_DEVICE=unix:$T/nsm.sock
+    # Every enclave the stand-in nitro-cli starts boots with a fresh NSM (PCR16 unlocked).
+    export FAKE_NSM_RESET_URL=http://127.0.0.1:$(head -1 "$T/nsm-reset.port")/
     # vsock replaced by unix sockets: host side ...
     GRPC_PORT=$(flow_free_port)
     export NSIGN_HOST_CREDS_ADDR=unix:$T/enclave-7100.sock
@@ -154,6 +158,18 @@ flow_begin() {
     fi
     flow_env
     CONSOLE=$T/nitro/$FLOW_NAME.console
+}
+
+# flow_start_run NAME: run-enclave in the background (RUNPID), its log T/NAME.log, the console
+# emptied first; flow_stop_run: SIGTERM, a bounded wait, then SIGKILL.
+flow_start_run() { : >"$CONSOLE"; "$NSIGN" run-enclave 2>"$T/$1.log" & RUNPID=$!; }
+flow_stop_run() {
+    kill -TERM "$RUNPID" 2>/dev/null
+    local i=0
+    while kill -0 "$RUNPID" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -9 "$RUNPID" 2>/dev/null
+    wait "$RUNPID" 2>/dev/null
+    RUNPID=
 }
 
 # flow_wait_serving SECONDS: until the enclave console shows SERVING (0) or a failure (1).

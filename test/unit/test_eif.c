@@ -46,9 +46,9 @@ static void fix_crc(uint8_t *f, size_t n)
 static void ext(uint8_t out[48], const void *content, size_t n)
 {
     uint8_t buf[96] = {0}, h[64];
-    mbedtls_sha512_ret(content, n, h, 1);
+    mbedtls_sha512(content, n, h, 1);
     memcpy(buf + 48, h, 48);
-    mbedtls_sha512_ret(buf, sizeof buf, h, 1);
+    mbedtls_sha512(buf, sizeof buf, h, 1);
     memcpy(out, h, 48);
 }
 

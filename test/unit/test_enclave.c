@@ -248,6 +248,62 @@ static void test_doc(void)
     t_env = NULL;
 }
 
+/* ---- the fail-closed checks ---- */
+
+static void test_preflight(void)
+{
+    ns_enclave_facts f;
+    memset(&f, 0, sizeof f);
+    f.nsm_ok = 1;
+    f.pcr0[0] = 1;
+    f.pool_ready = 1;
+    CHECK_ERR(ns_enclave_preflight(&f), NS_OK, "preflight: all good (not PID 1)");
+    f.is_pid1 = 1;
+    f.hwrng = "nsm-hwrng";
+    CHECK_ERR(ns_enclave_preflight(&f), NS_OK, "preflight: PID 1 with the NSM's hwrng");
+    static const struct {
+        int what;
+        const char *line;
+    } cases[] = {{0, "check=nsm"},
+                 {1, "check=debug-mode"},
+                 {2, "check=hwrng"},
+                 {3, "check=hwrng"},
+                 {4, "check=random-pool"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ns_enclave_facts g = f;
+        switch (cases[i].what) {
+        case 0:
+            g.nsm_ok = 0;
+            g.nsm_error = "timed out";
+            break;
+        case 1:
+            memset(g.pcr0, 0, sizeof g.pcr0);
+            break;
+        case 2:
+            g.hwrng = "virtio_rng.0";
+            break;
+        case 3:
+            g.hwrng = NULL;
+            break;
+        case 4:
+            g.pool_ready = 0;
+            break;
+        }
+        ns_err e = ns_enclave_preflight(&g);
+        CHECK(e == NS_E_DENIED && strstr(ns_err_msg(), cases[i].line) != NULL &&
+                  strstr(ns_err_msg(), "refusing to decrypt") != NULL,
+              "preflight fails %s: %s", cases[i].line, ns_err_msg());
+    }
+    memset(f.pcr0, 0, sizeof f.pcr0);
+    f.allow_debug = 1;
+    CHECK_ERR(ns_enclave_preflight(&f), NS_OK, "debug mode accepted when the image allows it");
+    f.is_pid1 = 0;
+    f.hwrng = NULL;
+    f.allow_debug = 0;
+    f.pcr0[5] = 9;
+    CHECK_ERR(ns_enclave_preflight(&f), NS_OK, "hwrng not checked when not PID 1");
+}
+
 /* ---- orchestration with fake steps ---- */
 
 typedef struct {
@@ -261,6 +317,8 @@ typedef struct {
     char keys_seen[64];
     const char *config; /* the configuration frame, NULL: none sent (its receiver waits) */
     char region_seen[64];
+    char measured[128]; /* the measured inputs, joined with '|' */
+    int kms_after_measure;
 } fake;
 
 /* Which receiver a listening fd belongs to: the last character of its unix socket path. */
@@ -314,6 +372,7 @@ static ns_err fake_kms(void *ctx, const ns_enclave_cfg *cfg, const ns_buf *creds
 {
     fake *f = ctx;
     f->calls[NS_STEP_KMS]++;
+    f->kms_after_measure = f->calls[NS_STEP_MEASURE] == 1;
     snprintf(f->region_seen, sizeof f->region_seen, "%s", cfg->region);
     ENSURE(buf_is(creds, "{creds}") && buf_is(ct, "age-ct"), NS_E_INTERNAL, "kms inputs wrong");
     if (f->fail_at == NS_STEP_KMS) {
@@ -355,6 +414,38 @@ static ns_err fake_serve(void *ctx, const ns_enclave_cfg *cfg, volatile int *sto
         BAIL(NS_E_IO, "fake serve: address in use");
     }
     return NS_OK;
+}
+
+static ns_err fake_preflight(void *ctx, const ns_enclave_cfg *cfg)
+{
+    fake *f = ctx;
+    f->calls[NS_STEP_PREFLIGHT]++;
+    if (f->fail_at == NS_STEP_PREFLIGHT) {
+        BAIL(NS_E_DENIED, "refusing to decrypt: check=debug-mode: fake");
+    }
+    return NS_OK;
+}
+
+static ns_err fake_measure(void *ctx, const ns_buf *const *in, size_t n, uint8_t pcr[48])
+{
+    fake *f = ctx;
+    f->calls[NS_STEP_MEASURE]++;
+    f->measured[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(f->measured);
+        snprintf(f->measured + l, sizeof f->measured - l, "%s%.*s", i ? "|" : "", (int)in[i]->len,
+                 (const char *)in[i]->data);
+    }
+    memset(pcr, 0xAB, 48);
+    return NS_OK;
+}
+
+static void fake_refuse(void *ctx, int fd)
+{
+    int c = accept(fd, NULL, NULL);
+    if (c >= 0) {
+        close(c);
+    }
 }
 
 static void fake_step(void *ctx, ns_enclave_step s, int64_t ms, ns_err e, const char *detail)
@@ -404,7 +495,8 @@ static void run_case(fake *f, int fail_at, int block, ns_err want, ns_enclave_st
     f->fail_at = fail_at;
     f->block_recv = block;
     f->config = t_config;
-    ns_enclave_ops ops = {f, fake_recv, fake_kms, fake_age, fake_load, fake_serve, fake_step};
+    ns_enclave_ops ops = {f,          fake_recv, fake_kms,       fake_age,     fake_load,
+                          fake_serve, fake_step, fake_preflight, fake_measure, fake_refuse};
     ns_enclave_step failed = NS_STEP_COUNT;
     pthread_t th;
     t_stop = 0;
@@ -441,6 +533,8 @@ static void test_run(void)
         }
     }
     CHECK(wipe_after_kms, "credentials wiped right after kms-decrypt");
+    CHECK(strcmp(f.measured, "age-ct|shares-ct") == 0, "measured: age-key ciphertext, shares");
+    CHECK(f.kms_after_measure && f.calls[NS_STEP_PREFLIGHT] == 1, "checks and measure before kms");
 
     CHECK(f.reported[NS_STEP_RECV_CONFIG] == NS_OK && f.reported[NS_STEP_CONFIG] == NS_OK,
           "no configuration sent: its receiver closed once the rest was in, configure ok");
@@ -449,6 +543,8 @@ static void test_run(void)
     t_config = "{\"region\":\"eu-west-1\"}";
     run_case(&f, NS_STEP_COUNT, -1, NS_OK, NS_STEP_COUNT, "configuration frame");
     CHECK(strcmp(f.region_seen, "eu-west-1") == 0, "KMS runs in the configuration's region");
+    CHECK(strcmp(f.measured, "age-ct|shares-ct|{\"region\":\"eu-west-1\"}") == 0,
+          "measured: the configuration frame last");
     t_config = "{\"region\":\"eu-west-1\",\"kms_key_id\":"
                "\"arn:aws:kms:ap-south-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab\"}";
     run_case(&f, NS_STEP_COUNT, -1, NS_OK, NS_STEP_COUNT, "configuration with a key ARN");
@@ -469,6 +565,9 @@ static void test_run(void)
              "stop requested while credentials never come");
     CHECK(f.calls[NS_STEP_KMS] == 0, "nothing after a stop during receive");
 
+    run_case(&f, NS_STEP_PREFLIGHT, -1, NS_E_DENIED, NS_STEP_PREFLIGHT, "a check fails");
+    CHECK(f.calls[NS_STEP_MEASURE] == 0 && f.calls[NS_STEP_KMS] == 0,
+          "nothing measured or decrypted after a failed check");
     run_case(&f, NS_STEP_KMS, -1, NS_E_REMOTE, NS_STEP_KMS, "kms fails");
     CHECK(f.calls[NS_STEP_AGE] == 0 && f.calls[NS_STEP_SERVE] == 0, "no age/serve after kms");
     CHECK(strstr(ns_err_msg(), "AccessDenied") != NULL, "kms detail kept");
@@ -484,7 +583,8 @@ static void test_run(void)
     CHECK_ERR(ns_addr_parse(&c.creds_listen, "unix:/nonexistent-dir/x"), NS_OK, "bad path");
     c.config_enabled = 0; /* never a vsock listener on this machine */
     memset(&f, 0, sizeof f);
-    ns_enclave_ops ops = {&f, fake_recv, fake_kms, fake_age, fake_load, fake_serve, fake_step};
+    ns_enclave_ops ops = {&f,         fake_recv, fake_kms,       fake_age,     fake_load,
+                          fake_serve, fake_step, fake_preflight, fake_measure, fake_refuse};
     ns_enclave_step failed;
     t_stop = 0;
     CHECK(ns_enclave_run(&c, &ops, &t_stop, &failed) != NS_OK && failed == NS_STEP_RECV_CREDS,
@@ -498,6 +598,7 @@ int main(void)
     test_cfg();
     test_cfg_obs();
     test_doc();
+    test_preflight();
     test_run();
     T_DONE();
 }

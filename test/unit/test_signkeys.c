@@ -115,6 +115,19 @@ static void test_bad(void)
         "{\"id\":\"a\",\"algorithm\":\"ed25519\",\"private_key\":\"" ED_SEED_B64 "\"},"
         "{\"id\":\"a\",\"algorithm\":\"ecdsa-p256\",\"private_key\":\"" RFC_D "\"}]}",
         NS_E_PARSE, "keys[1]: duplicate id \"a\"");
+    /* issue 15: cJSON's C strings end at a NUL */
+    bad("id with \\u0000",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\\u0000b\",\"algorithm\":\"ed25519\","
+        "\"private_key\":\"" ED_SEED_B64 "\"}]}",
+        NS_E_PARSE, "\\u0000 (NUL) in a string");
+    bad("private key with \\u0000",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"ecdsa-p256\","
+        "\"private_key\":\"" RFC_D "\\u0000ff\"}]}",
+        NS_E_PARSE, "\\u0000 (NUL) in a string");
+    bad("member name with \\u0000",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"ed25519\","
+        "\"private_key\":\"" ED_SEED_B64 "\",\"x\\u0000\":1}]}",
+        NS_E_PARSE, "\\u0000 (NUL) in a string");
     bad("unknown algorithm",
         "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"rsa\","
         "\"private_key\":\"00\"}]}",
@@ -305,6 +318,27 @@ static void test_sign(void)
               "verify: a flipped bit fails");
 
     const ns_signkey *k1 = ns_signkeys_find(k, "eth-hot");
+    /*
+     * Known answers for d = 1 over SHA-256 digests (the RFC 6979 + low-S vectors wallets test
+     * with, e.g. Trezor's): the same bytes mbedtls's code gave before libsecp256k1 took over.
+     */
+    static const struct {
+        const char *msg, *r, *s;
+        int recid;
+    } kat[] = {
+        {"Satoshi Nakamoto", "934b1ea10a4b3c1757e2b0c017d0b6143ce3c9a7e6a4a49860d7a6ab210ee3d8",
+         "2442ce9d2b916064108014783e923ec36b49743e2ffa1c4496f01a512aafd9e5", 1},
+        {"All those moments will be lost in time, like tears in rain. Time to die...",
+         "8600dbd41e348fe5c9465ab92d23e3db8b98b873beecd930736488696438cb6b",
+         "547fe64427496db33bf66019dacbf0039c04199abb0122918601db38a72cfc21", 0},
+    };
+    for (size_t i = 0; i < sizeof kat / sizeof kat[0]; i++) {
+        uint8_t h[32];
+        crypto_hash_sha256(h, (const uint8_t *)kat[i].msg, strlen(kat[i].msg));
+        CHECK(ns_signkey_sign(k1, NULL, 0, 0, h, 32, &s) == NS_OK && hex_is(s.sig, 32, kat[i].r) &&
+                  hex_is(s.sig + 32, 32, kat[i].s) && s.recid == kat[i].recid,
+              "sign: secp256k1 RFC 6979 known answer %zu (r, low s, recovery id)", i);
+    }
     int ids[2] = {0, 0};
     for (int i = 0; i < 24; i++) {
         d32[0] = (uint8_t)i;

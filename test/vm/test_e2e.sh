@@ -68,7 +68,8 @@ mkdir -p "$T/ctl" "$T/nsmca"
 echo nsign-e2e-egress >"$T/ctl/egress.txt"
 $PY "$E2E/host.py" prepare "$T" tls
 bg nsm $PY "$NS_ROOT/test/it/fakes/nsm_fake.py" --socket "$T/nsm.sock" --ca-dir "$T/nsmca" \
-    --log "$T/nsm.json"
+    --log "$T/nsm.json" --pcr0 "$(sha384sum "$NSIGN" | cut -c1-96)" \
+    --reset-port-file "$T/nsm-reset.port"
 wait_unix "$T/nsm.sock" 20
 nsm_port=$(free_port)
 bg nsmfwd socat TCP-LISTEN:"$nsm_port",bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:"$T/nsm.sock"
@@ -105,13 +106,13 @@ cp "$E2E/nitro-cli" "$T/nitro-cli"
 chmod 755 "$T/nitro-cli"
 # The Sign client retries until the guest's good path serves, then releases the guest.
 (
-    $PY "$E2E/host.py" sign "$grpc_port" "$T" 240 >"$T/sign.tap" 2>"$T/sign.err"
+    $PY "$E2E/host.py" sign "$grpc_port" "$T" 400 >"$T/sign.tap" 2>"$T/sign.err"
     touch "$T/ctl/done"
 ) &
 VM_BG_PIDS+=($!)
 sign_pid=$!
 
-"$VM" --script "$E2E/guest.sh" --eif "$T/eif/nsign.eif" --nsign none --timeout 280 \
+"$VM" --script "$E2E/guest.sh" --eif "$T/eif/nsign.eif" --nsign none --timeout 420 \
     --log "$T/console.log" \
     -f "$T/eif/nsign.eif:/work/nsign.eif" -f "$T/nitro-cli:/work/nitro-cli" \
     -f "$T/kms-ca.pem:/work/kms-ca.pem" -f "$T/secrets.txt:/vm/e2e-secrets" \
@@ -119,6 +120,7 @@ sign_pid=$!
     --fwd "10.0.2.100:80=$s3_port" --fwd "10.0.2.100:81=$imds_port" \
     --fwd "10.0.2.100:82=$imds0_port" --fwd "10.0.2.100:443=$kms_port" \
     --fwd "10.0.2.100:9=$nsm_port" --fwd "10.0.2.100:8=$ctl_port" \
+    --fwd "10.0.2.100:7=$(cat "$T/nsm-reset.port")" \
     --qemu -nic --qemu "$grpc_nic" \
     2>"$T/vm.err"
 rc=$?
