@@ -233,10 +233,12 @@ static void on_sign(void *arg, const ns_signsvc_sign_event *ev)
 {
     ns_svcobs *o = arg;
     char client[NS_H2_PEER_MAX];
-    /* The peer without its port: one series per client host, not per connection. */
-    snprintf(client, sizeof client, "%s", ev->peer);
+    int authed = ev->client != NULL && ev->client[0] && strcmp(ev->client, "-") != 0;
+    /* The authenticated client id (keys file v2 over mutual TLS); else the peer without its
+     * port: one series per client host, not per connection. */
+    snprintf(client, sizeof client, "%s", authed ? ev->client : ev->peer);
     char *colon = strrchr(client, ':');
-    if (colon != NULL && strncmp(client, "unix:", 5) != 0) {
+    if (!authed && colon != NULL && strncmp(client, "unix:", 5) != 0) {
         *colon = 0;
     }
     const char *status = ns_grpc_status_name(ev->status);
@@ -244,9 +246,14 @@ static void on_sign(void *arg, const ns_signsvc_sign_event *ev)
     ns_metric_inc(ns_metric_get(o->sign_total, sv), 1);
     const char *dv[] = {ev->key_id, ev->alg};
     ns_metric_observe(ns_metric_get(o->sign_seconds, dv), ev->seconds);
+    /* The client policy refused: not this client's key, or no authenticated client at all. */
+    if (ev->status == NS_GRPC_PERMISSION_DENIED || ev->status == NS_GRPC_UNAUTHENTICATED) {
+        const char *pv[] = {ev->key_id, client};
+        ns_metric_inc(ns_metric_get(o->denials, pv), 1);
+    }
     if (o->audit != NULL && ev->input_sha256 != NULL) {
-        ns_audit_append(o->audit, ev->peer, ev->key_id, ev->input_is_digest, ev->input_sha256,
-                        status);
+        ns_audit_append(o->audit, authed ? ev->client : ev->peer, ev->key_id,
+                        ev->input_is_digest, ev->input_sha256, status);
         ns_metric_inc(o->audit_entries, 1);
     }
 }

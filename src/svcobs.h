@@ -7,7 +7,9 @@
  *   sign_requests_total{key,algorithm,client,status}  counter  (client: peer address, no port)
  *   sign_duration_seconds{key,algorithm}               histogram of the Sign handler's time
  *   requests_in_flight, connections_open               gauges (HTTP/2 streams, connections)
- *   tls_handshake_failures_total, policy_denials_total{key,client}   counters (see README)
+ *   policy_denials_total{key,client}   Sign refused by the keys file's client policy
+ *                                      (PERMISSION_DENIED or UNAUTHENTICATED)
+ *   tls_handshake_failures_total       counter (0 until sign-service has a TLS transport)
  *   boot_step_duration_seconds{step}                   gauge, set by enclave-entrypoint
  *   log_lines_dropped_total                            counter, logship's drops
  *   audit_entries_total                                counter

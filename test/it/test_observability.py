@@ -514,6 +514,39 @@ def main():
     v = subprocess.run([NSIGN, "audit-verify", trail], capture_output=True, text=True)
     check(v.returncode == 2, "audit-verify without --attestation/--no-attestation: usage error")
 
+    # --- a client policy (keys file v2) refusing a client: counted as a policy denial ---
+    v2 = {"version": 2, "clients": [{"id": "payments-api", "spki_sha256": "ab" * 32}],
+          "keys": [dict(KEYS["keys"][0], allow=["payments-api"])]}
+    v2_path = os.path.join(TMP, "keys-v2.json")
+    with open(v2_path, "w") as f:
+        json.dump(v2, f)
+    mport3 = free_port()
+    port3 = free_port()
+    log3 = os.path.join(TMP, "svc3.log")
+    svc3 = subprocess.Popen([NSIGN, "sign-service", "--keys", v2_path, "--listen",
+                             "tcp:127.0.0.1:%d" % port3, "--metrics", "tcp:127.0.0.1:%d" % mport3],
+                            stdout=subprocess.DEVNULL, stderr=open(log3, "w"))
+    procs.append(svc3)
+    t0 = time.time()
+    while "serving addr=" not in open(log3).read() and time.time() - t0 < 15:
+        time.sleep(0.05)
+    ch3 = grpc.insecure_channel("127.0.0.1:%d" % port3)
+    code = None
+    try:
+        unary(ch3, "/nsign.v1.Signer/Sign", pb.SignRequest, pb.SignResponse)(
+            pb.SignRequest(key_id="payments", message=b"m"), timeout=10)
+    except grpc.RpcError as e:
+        code = e.code()
+    check(code == grpc.StatusCode.UNAUTHENTICATED, "policy: a client without a certificate is "
+          "refused (UNAUTHENTICATED)", code)
+    _, _, body5 = http_get(mport3)
+    check(metric_value(body5, "nsign_policy_denials_total",
+                       {"key": "-", "client": "tcp:127.0.0.1"}) == 1,
+          "policy_denials_total counts the refusal by client (key \"-\": refused before the "
+          "request is read)", body5[-800:])
+    svc3.send_signal(signal.SIGTERM)
+    svc3.wait(timeout=30)
+
     # --- no secret anywhere ---
     texts = {"shipped log lines": reader.text(), "stderr": open(svclog).read(),
              "audit trail": open(trail).read(), "metrics": body3}
