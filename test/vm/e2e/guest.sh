@@ -32,6 +32,11 @@ nsign bridge unix:/tmp/nsm.sock tcp:$F:9 2>/tmp/logs/nsm-bridge.log &
 nsm_bridge=$!
 wait_until 10 test -S /tmp/nsm.sock
 check "NSM bridge unix:/tmp/nsm.sock -> guestfwd listens" test -S /tmp/nsm.sock
+# s3-get speaks plain http:// only to loopback (a real endpoint is https): the fake S3 is
+# reached through a loopback bridge, as a local S3-compatible store would be.
+nsign bridge tcp:127.0.0.1:8000 tcp:$F:80 2>/tmp/logs/s3-bridge.log &
+s3_bridge=$!
+wait_until 10 sh -c 'netstat -ltn | grep -q ":8000 "'
 
 # The host side's settings (the seed's variables; addresses overridden for CID 1) and the
 # enclave side's (inherited through the fake nitro-cli, as /env would carry them).
@@ -40,7 +45,7 @@ check "NSM bridge unix:/tmp/nsm.sock -> guestfwd listens" test -S /tmp/nsm.sock
 export AWS_REGION=eu-west-1 EIF_PATH=/work/nsign.eif NITRO_CLI=/work/nitro-cli
 export FAKE_NITRO_STATE=/tmp/nitro NSIGN_RUN_DIR=/tmp/run CONSOLE_FILE=/tmp/logs/console.log
 export AGE_KEY_S3_URI=s3://e2e-bucket/age.key.kms KEY_SHARES_S3_URI=s3://e2e-bucket/shares.age
-export AWS_ENDPOINT_URL_S3=http://$F:80 AWS_EC2_METADATA_SERVICE_ENDPOINT=http://$F:81
+export AWS_ENDPOINT_URL_S3=http://127.0.0.1:8000 AWS_EC2_METADATA_SERVICE_ENDPOINT=http://$F:81
 export NSIGN_HOST_KMS_PROXY_CONNECT=tcp:$F:443
 export NSIGN_HOST_CREDS_ADDR=vsock:1:7100 NSIGN_HOST_AGE_KEY_ADDR=vsock:1:7101
 export NSIGN_HOST_SHARES_ADDR=vsock:1:7102 NSIGN_HOST_GRPC_CONNECT=vsock:1:50051
@@ -193,7 +198,7 @@ check "good path: audit-verify accepts the trail" \
     nsign audit-verify /tmp/run/good.audit.jsonl --no-attestation
 show /tmp/run/good.audit.jsonl
 show /tmp/nitro/good.console /tmp/logs/good.run.log
-kill "$nsm_bridge" 2>/dev/null
+kill "$nsm_bridge" "$s3_bridge" 2>/dev/null
 
 # No secret in any file of the guest (logs, state, run dir, the EIF's tree). /vm holds the
 # harness's own files, among them the list of secret values this grep looks for.
