@@ -48,7 +48,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(O)/test/%,$(UNIT_SRC))
 FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
 
-.PHONY: apt-deps all deps deps-host links kernel qemu test test-unit test-asan test-asan-build fuzz demo repro-check clean image eif bench
+.PHONY: apt-deps all deps deps-host links kernel qemu test test-unit test-asan test-asan-build fuzz demo repro-check clean image eif
 all: $(O)/nsign links
 
 deps: $(DEPS_STAMP)

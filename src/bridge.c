@@ -715,12 +715,3 @@ void ns_bridge_free(ns_bridge *b)
     }
     free(b);
 }
-
-ns_err ns_bridge_run(const ns_bridge_cfg *cfg, volatile int *stop)
-{
-    ns_bridge *b = NULL;
-    GUARD(ns_bridge_listen(cfg, &b));
-    ns_err e = ns_bridge_serve(b, stop);
-    ns_bridge_free(b);
-    return e;
-}

@@ -76,7 +76,4 @@ ns_err ns_bridge_serve(ns_bridge *b, volatile int *stop) NS_MUST_CHECK;
 /* Closes the listeners (unlinking unix socket files it created) and frees b. NULL is fine. */
 void ns_bridge_free(ns_bridge *b);
 
-/* ns_bridge_listen + ns_bridge_serve + ns_bridge_free. */
-ns_err ns_bridge_run(const ns_bridge_cfg *cfg, volatile int *stop) NS_MUST_CHECK;
-
 #endif

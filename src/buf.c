@@ -261,14 +261,6 @@ ns_err ns_cur_be64(ns_cur *c, uint64_t *out)
     return NS_OK;
 }
 
-ns_err ns_cur_le32(ns_cur *c, uint32_t *out)
-{
-    const uint8_t *p = NULL;
-    GUARD(ns_cur_slice(c, &p, 4));
-    *out = (uint32_t)load_le(p, 4);
-    return NS_OK;
-}
-
 ns_err ns_cur_le64(ns_cur *c, uint64_t *out)
 {
     const uint8_t *p = NULL;
@@ -313,7 +305,3 @@ void ns_put_le32(uint8_t *p, uint32_t v)
     store_le(p, v, 4);
 }
 
-void ns_put_le64(uint8_t *p, uint64_t v)
-{
-    store_le(p, v, 8);
-}

@@ -57,7 +57,6 @@ ns_err ns_cur_u8(ns_cur *c, uint8_t *out) NS_MUST_CHECK;
 ns_err ns_cur_be16(ns_cur *c, uint16_t *out) NS_MUST_CHECK;
 ns_err ns_cur_be32(ns_cur *c, uint32_t *out) NS_MUST_CHECK;
 ns_err ns_cur_be64(ns_cur *c, uint64_t *out) NS_MUST_CHECK;
-ns_err ns_cur_le32(ns_cur *c, uint32_t *out) NS_MUST_CHECK;
 ns_err ns_cur_le64(ns_cur *c, uint64_t *out) NS_MUST_CHECK;
 /* Copies n bytes out. */
 ns_err ns_cur_copy(ns_cur *c, void *out, size_t n) NS_MUST_CHECK;
@@ -71,6 +70,5 @@ void ns_put_be16(uint8_t *p, uint16_t v);
 void ns_put_be32(uint8_t *p, uint32_t v);
 void ns_put_be64(uint8_t *p, uint64_t v);
 void ns_put_le32(uint8_t *p, uint32_t v);
-void ns_put_le64(uint8_t *p, uint64_t v);
 
 #endif

@@ -29,9 +29,3 @@ int ns_cli_usage_error(const char *fmt, ...)
     fprintf(stderr, "\ntry 'nsign %s --help'\n", ns_log_applet());
     return NS_EXIT_USAGE;
 }
-
-int ns_cli_not_implemented(void)
-{
-    fprintf(stderr, "nsign %s: not implemented yet\n", ns_log_applet());
-    return NS_EXIT_FAIL;
-}

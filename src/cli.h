@@ -1,6 +1,6 @@
 /*
  * cli: small helpers every applet uses for its command line: --help detection before option
- * parsing, the "not implemented yet" answer, and the usage-error exit.
+ * parsing and the usage-error exit.
  */
 #ifndef NS_CLI_H
 #define NS_CLI_H
@@ -15,7 +15,5 @@
 int ns_cli_wants_help(int argc, char **argv);
 /* Prints "nsign APPLET: msg" and "try 'nsign APPLET --help'" to stderr; returns 2. */
 int ns_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* For applets whose issue has not landed yet: prints and returns 1. */
-int ns_cli_not_implemented(void);
 
 #endif

@@ -8,11 +8,6 @@ static const char hexdig[] = "0123456789abcdef";
 static const char b64std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-size_t ns_hex_enc_len(size_t n)
-{
-    return 2 * n;
-}
-
 ns_err ns_hex_encode(char *out, size_t outcap, const uint8_t *in, size_t n)
 {
     ENSURE(n <= (outcap - 1) / 2 && outcap > 0, NS_E_TOO_BIG, "hex output buffer too small");

@@ -18,7 +18,6 @@
 #define NS_B64_URL 4u     /* -_ alphabet */
 #define NS_B64_STRICT 8u  /* decode: trailing bits must be zero */
 
-size_t ns_hex_enc_len(size_t n);
 /* Writes lowercase hex and a NUL; outcap must be >= 2n+1. */
 ns_err ns_hex_encode(char *out, size_t outcap, const uint8_t *in, size_t n) NS_MUST_CHECK;
 /* The value 0..15 of a hex digit in either case, or -1; no branches on c. */

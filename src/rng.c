@@ -28,7 +28,12 @@ int ns_rng_mbedtls(void *ctx, unsigned char *out, size_t n)
     return ns_rng_bytes(out, n) == NS_OK ? 0 : NS_RNG_ERR_SOURCE;
 }
 
-int ns_rng_entropy_source(void *data, unsigned char *out, size_t len, size_t *olen)
+/*
+ * mbedtls's hardware entropy hook (MBEDTLS_ENTROPY_HARDWARE_ALT in nsign_mbedtls_config.h): the
+ * only source of every mbedtls_entropy_context, PSA crypto's DRBG included.
+ */
+int mbedtls_hardware_poll(void *data, unsigned char *out, size_t len, size_t *olen);
+int mbedtls_hardware_poll(void *data, unsigned char *out, size_t len, size_t *olen)
 {
     (void)data;
     if (ns_rng_bytes(out, len) != NS_OK) {
@@ -37,16 +42,6 @@ int ns_rng_entropy_source(void *data, unsigned char *out, size_t len, size_t *ol
     }
     *olen = len;
     return 0;
-}
-
-/*
- * mbedtls's hardware entropy hook (MBEDTLS_ENTROPY_HARDWARE_ALT in nsign_mbedtls_config.h): the
- * only source of every mbedtls_entropy_context, PSA crypto's DRBG included.
- */
-int mbedtls_hardware_poll(void *data, unsigned char *out, size_t len, size_t *olen);
-int mbedtls_hardware_poll(void *data, unsigned char *out, size_t len, size_t *olen)
-{
-    return ns_rng_entropy_source(data, out, len, olen);
 }
 
 uint32_t ns_rng_uniform(uint32_t bound)
