@@ -1,7 +1,8 @@
 /*
  * sign_raw: signatures per second on THREADS threads for SECONDS, with the same calls the
- * service makes per request (ns_signkey_sign: libsodium for Ed25519; mbedtls with RFC 6979,
- * low-S and the recovery id for ECDSA). Used by bench/sign.sh; prints one number.
+ * service makes per request (ns_signkey_sign: libsodium for Ed25519; libsecp256k1 for secp256k1
+ * and mbedtls for P-256, RFC 6979, low-S and the recovery id). Used by bench/sign.sh; prints one
+ * number.
  *   sign_raw ed25519|secp256k1|p256 THREADS SECONDS
  */
 #include <pthread.h>

@@ -1,7 +1,8 @@
 /*
  * sign_ref_secp256k1: libsecp256k1's recoverable ECDSA signatures per second on THREADS
- * threads, the reference bench/sign.sh compares mbedtls's secp256k1 with (glibc, dynamic:
- * libsecp256k1-dev). Prints one number.   sign_ref_secp256k1 THREADS SECONDS
+ * threads: the reference bench/sign.sh compares the sign-service's secp256k1 rate with (the
+ * same library nsign links: build/deps, from Debian's source). Prints one number.
+ *   sign_ref_secp256k1 THREADS SECONDS
  */
 #include <pthread.h>
 #include <secp256k1.h>
