@@ -77,7 +77,9 @@ apt_private() {
 fetch_source() {
     [ -f "$SRC/.complete" ] && return 0
     local tmp t0=$SECONDS pkg=${KERNEL_PIN%%=*}
-    tmp=$(mktemp -d "$CACHE/.linux-src.XXXXXX")
+    tmp=$CACHE/.linux-src-$VERSION.tmp # fixed name: a killed fetch is cleaned up by the next one
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
     echo "kernel: apt-get download $KERNEL_PIN (150 MB, Debian 13)" >&2
     if ! (cd "$tmp" && apt_private apt-get download -q "$KERNEL_PIN" >"$tmp/dl.log" 2>&1); then
         apt_private apt-get update -qq >"$tmp/update.log" 2>&1 ||
@@ -173,7 +175,9 @@ build_entry() {
     fetch_source
     local b=$CACHE/$bname tmp t0=$SECONDS
     rm -rf "$b" "$b.log"
-    tmp=$(mktemp -d "$CACHE/.kernel-out.XXXXXX")
+    tmp=$CACHE/.kernel-out-$(basename "$dest")
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
     echo "kernel: building $KERNEL_PIN with eif/kernel.config into $dest (about 4 min on 2 cores)" >&2
     kbuild "$b" "$tmp"
     touch "$tmp/.complete"

@@ -80,7 +80,11 @@ build() {
     install_deps
     mkdir -p "$CACHE"
     local tmp t0=$SECONDS
-    tmp=$(mktemp -d "$CACHE/.qemu-build.XXXXXX")
+    # A fixed name per key, emptied first: a build killed half-way leaves nothing behind for long
+    # (the lock is held, so no other build of this key is using it).
+    tmp=$CACHE/.qemu-build-$KEY
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
     # shellcheck disable=SC2064
     trap "rm -rf '$tmp'" EXIT
     echo "qemu: building $QEMU_PIN into $DIR (about 3-4 min on 2 cores)" >&2
