@@ -248,6 +248,21 @@ static ns_err dir_fill(conn *c, int i, int *progress)
         return NS_OK;
     }
     if (!d->copy && d->pipe_r < 0) {
+        /* Pipes only for a direction that carries data: an idle connection holds its two
+         * sockets and nothing more. */
+        uint8_t probe;
+        ssize_t pk = recv(src, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (pk < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            return NS_OK;
+        }
+        if (pk < 0) { /* the socket's pending error is reported once: report it now */
+            return ns_fail_errno(NS_E_IO, "read from %s", i == 0 ? "client" : "target");
+        }
+        if (pk == 0) {
+            d->eof = 1;
+            *progress = 1;
+            return NS_OK;
+        }
         int p[2];
         if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
             d->copy = 1; /* out of descriptors: this direction copies instead */

@@ -424,6 +424,40 @@ def main():
     d1.close()
     d2.close()
 
+    # descriptors (issue 15): an idle connection holds its two sockets and no pipe; pipes come
+    # with the first byte of a direction (2 descriptors each)
+    fd_ = free_port()
+    b11 = Bridge(addr_str(fd_), addr_str(tcp_echo.addr))
+
+    def fds(pid):
+        kinds = {"pipe": 0, "socket": 0}
+        for f in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, f))
+            except OSError:
+                continue
+            for k in kinds:
+                kinds[k] += link.startswith(k + ":")
+        return kinds
+
+    base = fds(b11.p.pid)  # the listener; stderr is a pipe to this test
+    idle = [connect(fd_) for _ in range(20)]
+    b11.wait_for(lambda: fds(b11.p.pid)["socket"] >= base["socket"] + 40, 10)
+    got = fds(b11.p.pid)
+    got = {k: got[k] - base[k] for k in got}
+    check(got == {"pipe": 0, "socket": 40},
+          "20 idle connections: 2 sockets each, no pipe", got)
+    for c in idle:
+        c.sendall(b"x")
+    for c in idle:
+        c.recv(1)
+    got = fds(b11.p.pid)
+    got = {k: got[k] - base[k] for k in got}
+    check(got == {"pipe": 80, "socket": 40},
+          "after data both ways: 2 pipes (4 descriptors) more per connection", got)
+    for c in idle:
+        c.close()
+
     # --allow
     p = subprocess.run([NSIGN, "bridge", addr_str(free_port()), "tcp:127.0.0.1:9",
                         "--allow", "127.0.0.1:10"], stderr=subprocess.PIPE, timeout=10)
