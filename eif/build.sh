@@ -20,7 +20,8 @@
 #
 # Environment: KERNEL (default: eif/kernel.sh), CMDLINE (default: the blobs' cmdline, or
 # NSIGN_CMDLINE below), MODULES (space-separated .ko files, nsign layout), ENCLAVE_ENV (a file
-# of KEY=VALUE lines for enclave-entrypoint, nsign layout), KERNEL_VERSION,
+# of KEY=VALUE lines for enclave-entrypoint, nsign layout), ENCLAVE_FILES ("SRC:DST ..." extra
+# files in the image, nsign layout; tests), KERNEL_VERSION,
 # IMAGE_NAME, IMAGE_VERSION, SOURCE_DATE_EPOCH (default 0: every mtime and the metadata time).
 # The output depends only on the nsign binary, the kernel, the modules and these variables.
 set -euo pipefail
@@ -75,6 +76,11 @@ else
     done
     mkdir -p "$out/app"
     cp -a "$out/rootfs/." "$out/app/"
+    # ENCLAVE_FILES="SRC:DST ...": extra files in the image (tests: a fake service's CA).
+    for f in ${ENCLAVE_FILES:-}; do
+        mkdir -p "$out/app/$(dirname "${f#*:}")"
+        cp "${f%%:*}" "$out/app/${f#*:}"
+    done
     { echo "NSIGN_MODULES=$mods"; if [ -n "${ENCLAVE_ENV:-}" ]; then cat "$ENCLAVE_ENV"; fi; } \
         >"$out/app/env"
     appdir=$out/app
