@@ -8,3 +8,6 @@ SRC_PINS=(
     nanopb=0.4.7-2
     nghttp2=1.52.0-1+deb12u3
 )
+# Debian 13 (trixie) source packages of the big tools built once per machine into
+# ${NSIGN_CACHE:-/var/cache/nsign} (scripts/qemu.sh, scripts/kernel.sh).
+QEMU_PIN=qemu=1:10.0.13+ds-0+deb13u1
