@@ -996,7 +996,7 @@ out:
     ns_run_set_cancel(NULL); /* the clean-up (terminate-enclave) must run to completion */
     if (e != NS_OK) {
         ns_log_err(e, failed);
-        if (cfg.debug && st.enclave_started) {
+        if (cfg.debug && st.enclave_started && !cfg.emu) {
             ns_warn("DEBUG_MODE=1: leaving enclave %s running for `%s console --enclave-name %s`;"
                     " stop it with nsign stop-enclave",
                     cfg.name, cfg.nitro_name, cfg.name);

@@ -1038,8 +1038,12 @@ ns_err ns_vsock_dev_new(const ns_vsock_cfg *cfg, int epfd, ns_vsock_dev **out)
     ns_vsock_dev *d = calloc(1, sizeof *d);
     ENSURE(d, NS_E_NOMEM, "vsock device: out of memory");
     d->cfg = *cfg;
-    memcpy(d->connect, cfg->connect, cfg->nconnect * sizeof *cfg->connect);
-    memcpy(d->listen, cfg->listen, cfg->nlisten * sizeof *cfg->listen);
+    if (cfg->nconnect) {
+        memcpy(d->connect, cfg->connect, cfg->nconnect * sizeof *cfg->connect);
+    }
+    if (cfg->nlisten) {
+        memcpy(d->listen, cfg->listen, cfg->nlisten * sizeof *cfg->listen);
+    }
     d->cfg.connect = d->connect;
     d->cfg.listen = d->listen;
     if (cfg->hybrid) {
