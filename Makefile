@@ -4,8 +4,9 @@
 #   make demo         the local end-to-end demo of the enclave flow
 #   make test-asan    unit tests under ASan+UBSan     make fuzz   libFuzzer targets (clang)
 #   make repro-check  two builds in two directories must be byte-identical
+#   make kernel       nsign's enclave kernel (Debian 13 linux source + eif/kernel.config)
 #   make qemu         qemu-system-x86_64 with the nitro-enclave machine (Debian 13 qemu source)
-#   (built once per machine into ${NSIGN_CACHE:-/var/cache/nsign}; links in build/)
+#   (both built once per machine into ${NSIGN_CACHE:-/var/cache/nsign}; links in build/)
 # O=DIR puts objects and binaries in DIR (default build). V=1 shows commands.
 
 O ?= build
@@ -44,7 +45,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(O)/test/%,$(UNIT_SRC))
 FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
 
-.PHONY: apt-deps all deps deps-host links qemu test test-unit test-asan test-asan-build fuzz demo repro-check clean image eif bench
+.PHONY: apt-deps all deps deps-host links kernel qemu test test-unit test-asan test-asan-build fuzz demo repro-check clean image eif bench
 all: $(O)/nsign links
 
 deps: $(DEPS_STAMP)
@@ -152,7 +153,7 @@ fuzz: $(FUZZ_BIN)
 # apt packages for tests can change without touching the libraries: check them on every run.
 apt-deps:
 	$(Q)bash scripts/deps.sh apt
-test: apt-deps all $(UNIT_BIN) qemu
+test: apt-deps all $(UNIT_BIN) kernel qemu
 	$(Q)bash test/run.sh all $(O)
 
 demo: apt-deps all
@@ -162,12 +163,16 @@ repro-check:
 	$(Q)bash scripts/repro-check.sh
 
 # Big builds from Debian 13 source packages, cached machine-wide by pinned version and recipe
-# (scripts/qemu.sh): build/qemu/qemu-system-x86_64 links to the cache. Prints the binary's path.
+# (scripts/kernel.sh, scripts/qemu.sh): build/kernel/bzImage and build/qemu/qemu-system-x86_64
+# link to the cache. Each prints the path of what it built.
+kernel:
+	$(Q)bash scripts/kernel.sh
 qemu:
 	$(Q)bash scripts/qemu.sh
 
 # The enclave image (Dockerfile.enclave, docker or buildah) and the reproducible EIF (no Docker;
-# KERNEL=path picks the kernel, default eif/kernel.sh). Outputs in $(O)/eif/; see eif/README.md.
+# KERNEL=path picks the kernel, default eif/kernel.sh: nitro-cli's blobs when installed, else
+# nsign's kernel of `make kernel`, built if needed). Outputs in $(O)/eif/; see eif/README.md.
 image: all
 	$(Q)bash eif/image.sh $(O)/eif $(O)/nsign
 eif: all

@@ -31,7 +31,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0} LC_ALL=C TZ=UTC
 NSIGN_CMDLINE="reboot=k panic=30 pci=off console=ttyS0 random.trust_cpu=on rdinit=/bin/enclave-entrypoint"
 blobs=${NITRO_BLOBS:-/usr/share/nitro_enclaves/blobs}
-kernel=${KERNEL:-$(bash "$here/kernel.sh")}
+kernel=${KERNEL:-$(bash "$here/kernel.sh" --build)}
 [ -f "$kernel" ] || { echo "eif/build.sh: kernel $kernel not found" >&2; exit 1; }
 [ -x "$nsign" ] || { echo "eif/build.sh: $nsign is not an executable nsign" >&2; exit 1; }
 layout=nsign

@@ -11,3 +11,4 @@ SRC_PINS=(
 # Debian 13 (trixie) source packages of the big tools built once per machine into
 # ${NSIGN_CACHE:-/var/cache/nsign} (scripts/qemu.sh, scripts/kernel.sh).
 QEMU_PIN=qemu=1:10.0.13+ds-0+deb13u1
+KERNEL_PIN=linux-source-6.12=6.12.118-1
