@@ -30,7 +30,10 @@ CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -O2 -g0 $(WARN) -fstack-protector-strong
 	$(PB_DEFINES) -DMBEDTLS_CONFIG_FILE='"nsign_mbedtls_config.h"' -Isrc -Iapplets -I$(O)/gen
 CFLAGS := $(CFLAGS_COMMON) -I$(DEPS)/include
 LDFLAGS := -static -Wl,--gc-sections -Wl,--build-id=none -s
-LIBS := -L$(DEPS)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsodium -lcjson \
+# mbedtls's entropy calls back into rng.c (mbedtls_hardware_poll): -u makes the linker take rng.o
+# from libnsign.a even when nothing else of the program refers to it.
+ENTROPY_HOOK := -Wl,-u,mbedtls_hardware_poll
+LIBS := $(ENTROPY_HOOK) -L$(DEPS)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsecp256k1 -lsodium -lcjson \
 	-lprotobuf-nanopb -lpthread
 
 APPLET_NAMES := $(shell sh scripts/applets.sh)
@@ -61,10 +64,19 @@ $(DEPS_HOST_STAMP): $(DEPS_STAMP)
 $(O)/gen/%.pb.c $(O)/gen/%.pb.h: proto/%.proto proto/%.options $(DEPS_STAMP)
 	@mkdir -p $(O)/gen
 	$(if $(Q),@echo "  PROTOC  $<")
-	$(Q)protoc -Iproto --nanopb_out=-Iproto:$(O)/gen $<
+	$(Q)protoc -Iproto --plugin=protoc-gen-nanopb=$(DEPS)/bin/protoc-gen-nanopb \
+	  --nanopb_out=-Iproto:$(O)/gen $<
 proto/%.options: ;
 # Generated sources are outputs to keep, not intermediates for make to delete after the build.
 .SECONDARY: $(GEN_C) $(GEN_H)
+
+# The pinned Debian versions (scripts/pins.sh) and the musl package's, for `nsign --version`.
+GEN_H += $(O)/gen/pins.h
+$(O)/gen/pins.h: scripts/pins.sh
+	@mkdir -p $(O)/gen
+	$(Q)bash -c '. scripts/pins.sh; for p in "$${SRC_PINS[@]}"; do \
+	  n=$${p%%=*}; echo "#define NS_PIN_$${n^^} \"$${p#*=}\""; done; \
+	  echo "#define NS_PIN_MUSL \"$$(dpkg-query -W -f="\$${Version}" musl-dev)\""' >$@.tmp && mv $@.tmp $@
 
 # The serialized FileDescriptorProtos of proto/*.proto as a C array, for gRPC server reflection.
 GEN_H += $(O)/gen/proto_descriptors.h
@@ -109,8 +121,8 @@ ASAN_O := $(O)/asan
 ASAN_CC := clang
 ASAN_CFLAGS := $(filter-out -Werror -fstack-protector-strong -Wno-format-truncation,$(CFLAGS_COMMON)) -I$(DEPS_HOST)/include \
 	-I$(ASAN_O)/gen -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
-	-fno-sanitize-recover=undefined -DNS_TEST_ASAN=1
-ASAN_LIBS := -L$(DEPS_HOST)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsodium -lcjson \
+	-fno-sanitize-recover=undefined -DNS_TEST_ASAN=1 -Werror=unused-result
+ASAN_LIBS := $(ENTROPY_HOOK) -L$(DEPS_HOST)/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsecp256k1 -lsodium -lcjson \
 	-lprotobuf-nanopb -lpthread
 ASAN_LIB_OBJ := $(patsubst %.c,$(ASAN_O)/obj/%.o,$(LIB_SRC)) $(patsubst $(O)/gen/%.c,$(ASAN_O)/obj/gen/%.o,$(GEN_C))
 ASAN_UNIT := $(patsubst test/unit/%.c,$(ASAN_O)/test/%,$(UNIT_SRC))
@@ -134,7 +146,7 @@ test-asan: test-asan-build
 
 FUZZ_O := $(O)/fuzz
 FUZZ_CFLAGS := $(filter-out -Werror -fstack-protector-strong -Wno-format-truncation,$(CFLAGS_COMMON)) -I$(DEPS_HOST)/include \
-	-I$(O)/gen -O1 -g -fsanitize=address,undefined,fuzzer-no-link -DNS_FUZZ=1
+	-I$(O)/gen -O1 -g -fsanitize=address,undefined,fuzzer-no-link -DNS_FUZZ=1 -Werror=unused-result
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_O)/obj/%.o,$(LIB_SRC)) $(patsubst $(O)/gen/%.c,$(FUZZ_O)/obj/gen/%.o,$(GEN_C))
 FUZZ_BIN := $(patsubst test/fuzz/%.c,$(FUZZ_O)/%,$(FUZZ_SRC))
 $(FUZZ_O)/obj/gen/%.o: $(O)/gen/%.c $(DEPS_HOST_STAMP)
@@ -177,6 +189,7 @@ image: all
 	$(Q)bash eif/image.sh $(O)/eif $(O)/nsign
 eif: all
 	$(Q)bash eif/build.sh $(O)/eif $(O)/nsign
+	$(Q)/usr/bin/python3 test/lib/eif_identity.py eif $(O)/eif/nsign.eif >&2
 
 clean:
 	rm -rf $(O)/obj $(O)/nsign $(O)/bin $(O)/test $(O)/gen $(O)/libnsign.a $(O)/asan $(O)/fuzz

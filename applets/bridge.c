@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "../applets/applets.h"
 #include "addr.h"
@@ -15,6 +14,7 @@
 #include "cli.h"
 #include "iox.h"
 #include "log.h"
+#include "secret.h"
 
 #define BRIDGE_MAX_CONNS_LIMIT 1000000
 #define BRIDGE_MAX_TIMEOUT_MS (86400ll * 1000)
@@ -41,6 +41,9 @@ static void usage(void)
            "                          the list. Names resolve at connect time.\n"
            "  --max-conns N           concurrent connections over all pairs; more are accepted\n"
            "                          and closed at once (default %d)\n"
+           "  --max-per-peer N        concurrent connections from one client IP address on a\n"
+           "                          tcp listener; more are accepted and closed at once\n"
+           "                          (default: no cap; vsock and unix peers are not capped)\n"
            "  --idle-timeout S        close a connection idle both ways for S seconds\n"
            "                          (default 0 = never)\n"
            "  --connect-timeout S     give up connecting to CONNECT after S seconds (default %d)\n"
@@ -67,21 +70,12 @@ static int parse_timeout(const char *opt, const char *s, int *ms)
     return 0;
 }
 
-/* Each connection needs up to 6 descriptors (2 sockets, 2 pipes): use the hard limit. */
-static void raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 int bridge_main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"allow", required_argument, NULL, 'a'},
         {"max-conns", required_argument, NULL, 'm'},
+        {"max-per-peer", required_argument, NULL, 'p'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"connect-timeout", required_argument, NULL, 'c'},
         {"no-splice", no_argument, NULL, 'n'},
@@ -94,6 +88,11 @@ int bridge_main(int argc, char **argv)
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;
+    }
+    /* First, before any payload or credential is read: no core dump, no same-uid ptrace. */
+    if (ns_secret_process_init() != NS_OK) {
+        ns_log_err(NS_E_INTERNAL, "hardening the process");
+        return NS_EXIT_FAIL;
     }
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
@@ -110,6 +109,12 @@ int bridge_main(int argc, char **argv)
                 return ns_cli_usage_error("invalid --max-conns '%s'", optarg);
             }
             cfg.max_conns = (int)v;
+            break;
+        case 'p':
+            if (ns_parse_uint(optarg, BRIDGE_MAX_CONNS_LIMIT, &v) != NS_OK || v == 0) {
+                return ns_cli_usage_error("invalid --max-per-peer '%s'", optarg);
+            }
+            cfg.max_per_peer = (int)v;
             break;
         case 'i':
             if (parse_timeout("--idle-timeout", optarg, &cfg.idle_timeout_ms) != 0) {
@@ -144,7 +149,7 @@ int bridge_main(int argc, char **argv)
     }
     cfg.npairs = (size_t)nargs / 2;
 
-    raise_nofile();
+    ns_io_raise_nofile(); /* each connection needs up to 6 descriptors (2 sockets, 2 pipes) */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait returns at once */

@@ -20,45 +20,59 @@
 #include "cli.h"
 #include "codec.h"
 #include "cpio.h"
+#include "creds.h"
 #include "eif.h"
 #include "iox.h"
 #include "log.h"
+#include "pcr.h"
 #include "version.h"
 
 #define EIF_MAX_FILE (1ull << 31)  /* an EIF read by describe */
 #define EIF_MAX_INPUT (1ull << 30) /* one kernel or ramdisk */
 #define EIF_MAX_RAMDISKS (NS_EIF_MAX_SECTIONS - 4)
+#define EIF_MAX_CUSTOM_METADATA 4096 /* nitro-cli's --metadata limit */
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: nsign eif build --kernel FILE (--cmdline STR | --cmdline-file FILE)\n"
-            "                       --ramdisk FILE [--ramdisk FILE...] --output FILE [options]\n"
-            "       nsign eif describe FILE\n"
-            "       nsign eif cpio DIR [--output FILE]\n"
-            "\n"
-            "build     writes an EIF v4 (kernel, cmdline, metadata, ramdisks) and prints its\n"
-            "          measurements as JSON, like `nitro-cli build-enclave`. The first ramdisk is\n"
-            "          the bootstrap (PCR1 = kernel+cmdline+ramdisk[0]); the others are the\n"
-            "          application (PCR2). The output depends only on the inputs and\n"
-            "          SOURCE_DATE_EPOCH (the metadata's BuildTime).\n"
-            "  --kernel FILE          bzImage (x86_64) or Image (aarch64)\n"
-            "  --cmdline STR          kernel command line\n"
-            "  --cmdline-file FILE    kernel command line from a file (trailing newlines dropped)\n"
-            "  --ramdisk FILE         cpio or cpio.gz; repeat, in order (1..%d)\n"
-            "  -o, --output FILE      the EIF, written atomically\n"
-            "  --name NAME            metadata ImageName (default: nsign-enclave)\n"
-            "  --image-version V      metadata ImageVersion (default: %s)\n"
-            "  --kernel-version V     metadata KernelVersion (default: unknown)\n"
-            "  --arch ARCH            x86_64 (default) or aarch64\n"
-            "describe  validates FILE (every format rule and the CRC) and prints EifVersion,\n"
-            "          Measurements (PCR0, PCR1, PCR2, and PCR8 when signed), IsSigned, CheckCRC,\n"
-            "          ImageName, ImageVersion, Metadata, Cmdline and Sections as JSON.\n"
-            "cpio      writes a newc archive of the tree under DIR: sorted, owner 0, modes 0755/\n"
-            "          0644, mtime SOURCE_DATE_EPOCH (default 0). Output defaults to stdout.\n"
-            "\n"
-            "exit: 0 ok, 1 failure (bad or unreadable input), 2 usage\n",
-            EIF_MAX_RAMDISKS, NSIGN_VERSION);
+    fprintf(
+        f,
+        "usage: nsign eif build --kernel FILE (--cmdline STR | --cmdline-file FILE)\n"
+        "                       --ramdisk FILE [--ramdisk FILE...] --output FILE [options]\n"
+        "       nsign eif describe FILE\n"
+        "       nsign eif cpio DIR [--output FILE]\n"
+        "       nsign eif pcr16 AGE_KEY_CT SHARES_CT [CONFIG]\n"
+        "\n"
+        "build     writes an EIF v4 (kernel, cmdline, metadata, ramdisks) and prints its\n"
+        "          measurements as JSON, like `nitro-cli build-enclave`. The first ramdisk is\n"
+        "          the bootstrap (PCR1 = kernel+cmdline+ramdisk[0]); the others are the\n"
+        "          application (PCR2). The output depends only on the inputs and\n"
+        "          SOURCE_DATE_EPOCH (the metadata's BuildTime).\n"
+        "  --kernel FILE          bzImage (x86_64) or Image (aarch64)\n"
+        "  --cmdline STR          kernel command line\n"
+        "  --cmdline-file FILE    kernel command line from a file (trailing newlines dropped)\n"
+        "  --ramdisk FILE         cpio or cpio.gz; repeat, in order (1..%d)\n"
+        "  -o, --output FILE      the EIF, written atomically\n"
+        "  --name NAME            metadata ImageName (default: nsign-enclave)\n"
+        "  --image-version V      metadata ImageVersion (default: %s)\n"
+        "  --kernel-version V     metadata KernelVersion (default: unknown)\n"
+        "  --metadata FILE        metadata CustomMetadata: a JSON object of at most 4 KiB\n"
+        "                         (nitro-cli build-enclave --metadata); default null\n"
+        "  --arch ARCH            x86_64 (default) or aarch64\n"
+        "describe  validates FILE (every format rule, the CRC, and the metadata against\n"
+        "          nitro-cli's EifIdentityInfo) and prints what `nitro-cli describe-eif` does:\n"
+        "          EifVersion, Measurements (PCR0, PCR1, PCR2, and PCR8 when signed),\n"
+        "          IsSigned, CheckCRC, ImageName, ImageVersion, Metadata (the build facts,\n"
+        "          DockerInfo and the CustomMetadata members, flat); then Arch, Cmdline and\n"
+        "          Sections. Not SigningCertificate or SignatureCheck (no COSE check).\n"
+        "pcr16     prints {\"PCR16\": HEX}: the PCR16 an enclave measures from these inputs (the\n"
+        "          KMS-encrypted age key, the age-encrypted shares and, when run-enclave sends\n"
+        "          one, the configuration document, byte for byte): PCR16 = 0^48, then for each\n"
+        "          input PCR16 = SHA-384(PCR16 || SHA-384(input)). Publish it beside PCR0.\n"
+        "cpio      writes a newc archive of the tree under DIR: sorted, owner 0, modes 0755/\n"
+        "          0644, mtime SOURCE_DATE_EPOCH (default 0). Output defaults to stdout.\n"
+        "\n"
+        "exit: 0 ok, 1 failure (bad or unreadable input), 2 usage\n",
+        EIF_MAX_RAMDISKS, NSIGN_VERSION);
 }
 
 static ns_err source_date_epoch(uint64_t *out)
@@ -154,33 +168,38 @@ static int print_json(cJSON *root)
     return NS_EXIT_OK;
 }
 
-/* The reference metadata nests the build facts; describe-eif prints them flat. */
+/* Like nitro-cli's MetadataDescribeInfo: ImageName and ImageVersion at the top; Metadata holds
+ * BuildMetadata's five strings, DockerInfo, then CustomMetadata's members flattened (nothing
+ * when it is null). The reader already checked the EifIdentityInfo schema. */
 static void add_metadata(cJSON *root, const ns_eif_info *info)
 {
     if (info->metadata == NULL) {
         return;
     }
+    if (ns_json_validate(info->metadata, info->metadata_len) != NS_OK) {
+        ns_warn("metadata section is not strict JSON (%s); not shown", ns_err_msg());
+        return;
+    }
     cJSON *md = cJSON_ParseWithLength((const char *)info->metadata, info->metadata_len);
     if (md == NULL || !cJSON_IsObject(md)) {
-        ns_warn("metadata section is not a JSON object; not shown");
         cJSON_Delete(md);
         return;
     }
     cJSON *name = cJSON_DetachItemFromObjectCaseSensitive(md, "ImageName");
     cJSON *ver = cJSON_DetachItemFromObjectCaseSensitive(md, "ImageVersion");
-    cJSON *bm = cJSON_DetachItemFromObjectCaseSensitive(md, "BuildMetadata");
-    cJSON_AddItemToObject(root, "ImageName", name ? name : cJSON_CreateNull());
-    cJSON_AddItemToObject(root, "ImageVersion", ver ? ver : cJSON_CreateNull());
-    cJSON *flat = cJSON_IsObject(bm) ? bm : cJSON_CreateObject();
-    if (flat != bm) {
-        cJSON_Delete(bm);
-    }
+    cJSON *flat = cJSON_DetachItemFromObjectCaseSensitive(md, "BuildMetadata");
+    cJSON *docker = cJSON_DetachItemFromObjectCaseSensitive(md, "DockerInfo");
+    cJSON *custom = cJSON_DetachItemFromObjectCaseSensitive(md, "CustomMetadata");
+    cJSON_Delete(md);
+    cJSON_AddItemToObject(root, "ImageName", name);
+    cJSON_AddItemToObject(root, "ImageVersion", ver);
+    cJSON_AddItemToObject(flat, "DockerInfo", docker);
     cJSON *child;
-    while ((child = md->child) != NULL) {
-        cJSON_DetachItemViaPointer(md, child);
+    while (cJSON_IsObject(custom) && (child = custom->child) != NULL) {
+        cJSON_DetachItemViaPointer(custom, child);
         cJSON_AddItemToObject(flat, child->string, child);
     }
-    cJSON_Delete(md);
+    cJSON_Delete(custom);
     cJSON_AddItemToObject(root, "Metadata", flat);
 }
 
@@ -275,7 +294,17 @@ static ns_err read_input(const char *what, const char *path, ns_buf *b)
 
 static int cmd_build(int argc, char **argv)
 {
-    enum { O_KERNEL = 256, O_CMDLINE, O_CMDLINE_FILE, O_RAMDISK, O_NAME, O_IVER, O_KVER, O_ARCH };
+    enum {
+        O_KERNEL = 256,
+        O_CMDLINE,
+        O_CMDLINE_FILE,
+        O_RAMDISK,
+        O_NAME,
+        O_IVER,
+        O_KVER,
+        O_ARCH,
+        O_META
+    };
     static const struct option opts[] = {{"kernel", required_argument, NULL, O_KERNEL},
                                          {"cmdline", required_argument, NULL, O_CMDLINE},
                                          {"cmdline-file", required_argument, NULL, O_CMDLINE_FILE},
@@ -285,12 +314,14 @@ static int cmd_build(int argc, char **argv)
                                          {"image-version", required_argument, NULL, O_IVER},
                                          {"kernel-version", required_argument, NULL, O_KVER},
                                          {"arch", required_argument, NULL, O_ARCH},
+                                         {"metadata", required_argument, NULL, O_META},
                                          {NULL, 0, NULL, 0}};
     const char *kernel = NULL, *cmdline = NULL, *cmdline_file = NULL, *out = NULL;
+    const char *custom = NULL;
     const char *ramdisks[EIF_MAX_RAMDISKS];
     size_t nr = 0;
-    ns_eif_meta meta = {"nsign-enclave", NSIGN_VERSION, 0,        "nsign",
-                        NSIGN_VERSION,   "linux",       "unknown"};
+    ns_eif_meta meta = {"nsign-enclave", NSIGN_VERSION, 0,         "nsign",
+                        NSIGN_VERSION,   "linux",       "unknown", NULL};
     uint16_t flags = 0;
     int c;
     while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
@@ -322,6 +353,9 @@ static int cmd_build(int argc, char **argv)
         case O_KVER:
             meta.kernel_version = optarg;
             break;
+        case O_META:
+            custom = optarg;
+            break;
         case O_ARCH:
             if (strcmp(optarg, "aarch64") == 0) {
                 flags = NS_EIF_FLAG_ARM64;
@@ -343,12 +377,13 @@ static int cmd_build(int argc, char **argv)
     if (strcmp(out, "-") == 0) {
         return ns_cli_usage_error("--output must be a file (the measurements go to stdout)");
     }
-    ns_buf kb, cb, mb, eif, rb[EIF_MAX_RAMDISKS];
+    ns_buf kb, cb, mb, eif, cm, rb[EIF_MAX_RAMDISKS];
     ns_eif_blob rblob[EIF_MAX_RAMDISKS];
     ns_buf_init(&kb, 0);
     ns_buf_init(&cb, NS_EIF_MAX_CMDLINE_LEN + 2);
     ns_buf_init(&mb, NS_EIF_MAX_METADATA_LEN);
     ns_buf_init(&eif, EIF_MAX_FILE);
+    ns_buf_init(&cm, EIF_MAX_CUSTOM_METADATA + 1);
     size_t loaded = 0;
     ns_eif_info info;
     ns_err e = source_date_epoch(&meta.build_time);
@@ -367,6 +402,24 @@ static int cmd_build(int argc, char **argv)
     for (; e == NS_OK && loaded < nr; loaded++) {
         e = read_input("ramdisk", ramdisks[loaded], &rb[loaded]);
         rblob[loaded] = (ns_eif_blob){rb[loaded].data, rb[loaded].len};
+    }
+    if (e == NS_OK && custom != NULL) {
+        e = ns_read_path(custom, &cm);
+        if (e == NS_E_TOO_BIG) {
+            e = ns_fail(e, "--metadata %s: over %d bytes (nitro-cli's limit)", custom,
+                        EIF_MAX_CUSTOM_METADATA);
+        } else if (e == NS_OK) {
+            e = ns_buf_cstr(&cm);
+        }
+        if (e == NS_OK &&
+            (memchr(cm.data, 0, cm.len) != NULL || cm.len > EIF_MAX_CUSTOM_METADATA)) {
+            e = ns_fail(NS_E_PARSE, "--metadata %s: not a JSON text", custom);
+        }
+        if (e == NS_OK) {
+            meta.custom_json = (const char *)cm.data;
+        } else {
+            e = ns_fail_ctx(e, "--metadata");
+        }
     }
     if (e == NS_OK) {
         e = ns_eif_metadata(&mb, &meta);
@@ -391,6 +444,7 @@ static int cmd_build(int argc, char **argv)
     ns_buf_free(&kb);
     ns_buf_free(&cb);
     ns_buf_free(&mb);
+    ns_buf_free(&cm);
     ns_buf_free(&eif);
     for (size_t i = 0; i < loaded; i++) {
         ns_buf_free(&rb[i]);
@@ -405,6 +459,44 @@ static int cmd_build(int argc, char **argv)
     cJSON *root = cJSON_CreateObject();
     if (root != NULL) {
         cJSON_AddItemToObject(root, "Measurements", measurements(&info));
+    }
+    return print_json(root);
+}
+
+static int cmd_pcr16(int argc, char **argv)
+{
+    if (argc != 3 && argc != 4) {
+        return ns_cli_usage_error("pcr16 takes AGE_KEY_CT SHARES_CT [CONFIG]");
+    }
+    ns_buf in[3];
+    int n = argc - 1;
+    ns_err e = NS_OK;
+    for (int i = 0; i < 3; i++) {
+        ns_buf_init(&in[i], EIF_MAX_INPUT);
+    }
+    for (int i = 0; e == NS_OK && i < n; i++) {
+        e = ns_read_path(argv[i + 1], &in[i]);
+        if (e != NS_OK) {
+            e = ns_fail_ctx(e, "%s", argv[i + 1]);
+        }
+    }
+    uint8_t pcr[NS_PCR_LEN];
+    if (e == NS_OK) {
+        e = ns_pcr16_predict(pcr, in[0].data, in[0].len, in[1].data, in[1].len,
+                             n == 3 ? in[2].data : NULL, n == 3 ? in[2].len : 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        ns_buf_free(&in[i]);
+    }
+    if (e != NS_OK) {
+        ns_log_err(e, "pcr16");
+        return NS_EXIT_FAIL;
+    }
+    char hex[NS_PCR_HEX_LEN];
+    ns_pcr_hex(hex, pcr);
+    cJSON *root = cJSON_CreateObject();
+    if (root != NULL) {
+        cJSON_AddStringToObject(root, "PCR16", hex);
     }
     return print_json(root);
 }
@@ -434,5 +526,8 @@ int eif_main(int argc, char **argv)
     if (strcmp(cmd, "cpio") == 0) {
         return cmd_cpio(argc - 1, argv + 1);
     }
-    return ns_cli_usage_error("unknown command '%s' (build, describe or cpio)", cmd);
+    if (strcmp(cmd, "pcr16") == 0) {
+        return cmd_pcr16(argc - 1, argv + 1);
+    }
+    return ns_cli_usage_error("unknown command '%s' (build, describe, cpio or pcr16)", cmd);
 }

@@ -8,7 +8,14 @@
  *   [heartbeat] 0xB7 to vsock:3:9000 (nitro-cli's boot check) when PID 1
  *   [entropy]  NSM randomness credited to /dev/random when PID 1 and an NSM exists
  *   bridges    ingress vsock:any:50051 -> sign-service, egress tcp:127.0.0.1:8080 -> vsock:3:8080
- *   receive    credentials, age key ciphertext, shares ciphertext, any order (enclave.c)
+ *   receive    credentials, age key ciphertext, shares ciphertext, any order, and the optional
+ *              run-time configuration (region, KMS key, KMS endpoint) on 7103 (enclave.c)
+ *   configure  the region: a full KMS key ARN's, else the configuration's, else AWS_REGION,
+ *              else us-east-1, logged with where it came from
+ *   preflight  fail closed: NSM answers, no debug mode unless the image allows it, the NSM's
+ *              hwrng (PID 1), an initialised random pool
+ *   measure    PCR16 <- SHA-384 of the ciphertexts and the configuration, locked; later
+ *              frames are refused
  *   kms-decrypt, wipe-credentials, age-decrypt, load-keys, sign-service
  *
  * Every step logs one line with its duration; a failure logs the step and the reason and
@@ -21,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/reboot.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +44,7 @@
 #include "kms.h"
 #include "log.h"
 #include "nsm.h"
+#include "pcr.h"
 #include "pid1.h"
 #include "secret.h"
 #include "signsvc.h"
@@ -45,7 +54,8 @@ static const char usage_text[] =
     "\n"
     "The enclave's boot, in one process: brings lo up, starts the ingress and egress bridges,\n"
     "receives the credentials, the KMS-encrypted age key and the age-encrypted key shares (in\n"
-    "any order), decrypts the age key with KMS (with NSM attestation) through the KMS proxy,\n"
+    "any order) and the optional run-time configuration, decrypts the age key with KMS (with NSM "
+    "attestation) through the KMS proxy,\n"
     "decrypts the shares, wipes the credentials and the age key, and serves the keys with\n"
     "sign-service. Each step logs its duration; a failure names the step and exits 1.\n"
     "As PID 1 (or with --pid1) it also mounts /proc, /sys and /dev, loads /env and the kernel\n"
@@ -57,13 +67,24 @@ static const char usage_text[] =
     "  VSOCK_PORT=50051 (ingress, and sign-service on 127.0.0.1)  HOST_EGRESS_ENABLED=1\n"
     "  HOST_EGRESS_VSOCK_PORT=8080  KMS_PROXY_PORT=5000  PARENT_CID=3  AWS_REGION=us-east-1\n"
     "  KMS_KEY_ID, AWS_ENDPOINT_URL_KMS, AWS_CA_BUNDLE (tests), NSM_DEVICE (tests)\n"
+    "  CONFIG_VSOCK_PORT=7103: the optional run-time configuration frame, a JSON object of at\n"
+    "  most 4 KiB with only the string members region, kms_key_id and kms_endpoint (https URL);\n"
+    "  it replaces AWS_REGION, KMS_KEY_ID and AWS_ENDPOINT_URL_KMS. The region is taken from a\n"
+    "  full KMS key ARN, else the configuration, else AWS_REGION, else us-east-1 (logged).\n"
     "overrides (any nsign address; \"none\" disables ingress, egress or heartbeat):\n"
     "  NSIGN_ENCLAVE_CREDS_ADDR, NSIGN_ENCLAVE_AGE_KEY_ADDR, NSIGN_ENCLAVE_SHARES_ADDR,\n"
+    "  NSIGN_ENCLAVE_CONFIG_ADDR (\"none\": no configuration frame),\n"
     "  NSIGN_ENCLAVE_SIGN_ADDR, NSIGN_ENCLAVE_INGRESS_ADDR, NSIGN_ENCLAVE_EGRESS_LISTEN_ADDR,\n"
     "  NSIGN_ENCLAVE_EGRESS_CONNECT_ADDR, NSIGN_ENCLAVE_KMS_PROXY_ADDR,\n"
     "  NSIGN_ENCLAVE_HEARTBEAT_ADDR, NSIGN_ENCLAVE_RECV_TIMEOUT=600 (seconds),\n"
     "  NSIGN_ENCLAVE_SIGN_THREADS=0 (one per core), NSIGN_ENCLAVE_ATTEST=auto|1|0,\n"
     "  NSIGN_MODULES=/nsm.ko (comma-separated, PID 1 only)\n"
+    "measured boot: before anything is decrypted, PCR16 is extended with the SHA-384 of the\n"
+    "age-key ciphertext, the shares ciphertext and the configuration (when sent), then locked;\n"
+    "frames arriving later are refused (status 06). It refuses to decrypt when the NSM does not\n"
+    "answer, when PCR0 is all zero (debug mode) unless the image sets NSIGN_ALLOW_DEBUG_MODE=1,\n"
+    "as PID 1 when the kernel's hwrng is not nsm-hwrng, and when the random pool is not ready.\n"
+    "NSIGN_ENCLAVE_ATTEST=0 (development outside an enclave) skips all of it.\n"
     "\n"
     "exit status: 0 stopped by SIGTERM/SIGINT, 1 a step failed, 2 usage.\n";
 
@@ -175,10 +196,80 @@ static ns_err ee_serve(void *vctx, const ns_enclave_cfg *cfg, volatile int *stop
     return e;
 }
 
+/* The facts behind the fail-closed checks (ns_enclave_preflight decides). */
+static ns_err ee_preflight(void *vctx, const ns_enclave_cfg *cfg)
+{
+    ns_enclave_facts f;
+    char why[256] = "", hwrng[64] = "";
+    int locked = 0;
+    memset(&f, 0, sizeof f);
+    f.allow_debug = cfg->allow_debug;
+    f.is_pid1 = cfg->is_pid1;
+    if (!ns_nsm_available()) {
+        snprintf(why, sizeof why, "no /dev/nsm and no NSM_DEVICE");
+    } else if (ns_nsm_describe_pcr(0, &locked, f.pcr0) != NS_OK) {
+        snprintf(why, sizeof why, "%s", ns_err_msg());
+    } else {
+        f.nsm_ok = 1;
+    }
+    f.nsm_error = why;
+    if (cfg->is_pid1) {
+        ns_buf b;
+        ns_buf_init(&b, sizeof hwrng - 1);
+        if (ns_read_path("/sys/class/misc/hw_random/rng_current", &b) == NS_OK) {
+            memcpy(hwrng, b.data, b.len);
+            hwrng[strcspn(hwrng, "\n")] = '\0';
+            f.hwrng = hwrng;
+        }
+        ns_buf_free(&b);
+    }
+    uint8_t one;
+    f.pool_ready = getrandom(&one, 1, GRND_NONBLOCK) == 1;
+    return ns_enclave_preflight(&f);
+}
+
+/* PCR16 through the NSM, checked against the same computation done here. */
+static ns_err ee_measure(void *vctx, const ns_buf *const *in, size_t n, uint8_t pcr[48])
+{
+    uint8_t d[NS_PCR_LEN], want[NS_PCR_LEN], got[NS_PCR_LEN];
+    int locked = 1;
+    GUARD(ns_nsm_describe_pcr(NS_PCR_MEASURED, &locked, got));
+    ENSURE(!locked, NS_E_DENIED, "PCR%d is already locked: something measured before us",
+           NS_PCR_MEASURED);
+    memset(want, 0, sizeof want);
+    for (size_t i = 0; i < n; i++) {
+        GUARD(ns_sha384(d, in[i]->data, in[i]->len));
+        GUARD(ns_pcr_extend(want, d, sizeof d));
+        GUARD(ns_nsm_extend_pcr(NS_PCR_MEASURED, d, sizeof d, got));
+    }
+    GUARD(ns_nsm_lock_pcr(NS_PCR_MEASURED));
+    GUARD(ns_nsm_describe_pcr(NS_PCR_MEASURED, &locked, got));
+    ENSURE(locked && memcmp(got, want, sizeof want) == 0, NS_E_DENIED,
+           "PCR%d after the lock is not what the inputs give (locked=%d): the NSM or another "
+           "process changed it",
+           NS_PCR_MEASURED, locked);
+    memcpy(pcr, got, NS_PCR_LEN);
+    return NS_OK;
+}
+
+static void ee_refuse(void *vctx, int listen_fd)
+{
+    int c = -1;
+    if (ns_frame_accept(listen_fd, 0, &c) != NS_OK) {
+        return;
+    }
+    ns_warn("refused a frame after the inputs were measured and locked");
+    if (ns_frame_reply(c, NS_FRAME_ST_LOCKED) != NS_OK) {
+        /* the sender went away: nothing to tell it */
+    }
+    close(c);
+}
+
 static void ee_on_step(void *ctx, ns_enclave_step step, int64_t ms, ns_err e, const char *detail)
 {
     if (e == NS_OK) {
-        ns_info("step=%s ok ms=%lld", ns_enclave_step_name(step), (long long)ms);
+        ns_info("step=%s ok ms=%lld%s%s", ns_enclave_step_name(step), (long long)ms,
+                detail && detail[0] ? " " : "", detail ? detail : "");
     } else {
         ns_error("step=%s failed ms=%lld error=\"%s: %s\"", ns_enclave_step_name(step),
                  (long long)ms, ns_err_name(e), detail ? detail : "");
@@ -275,6 +366,9 @@ static ns_err start_bridges(const ns_enclave_cfg *cfg, bridge_job *job, pthread_
     memset(&bc, 0, sizeof bc);
     bc.pairs = pairs;
     bc.npairs = n;
+    /* A silent or half-closed client must not hold a slot forever (issue 15); the peers of a
+     * vsock listener are the host, so no per-peer cap here (run-enclave's tcp ingress has it). */
+    bc.idle_timeout_ms = NS_BRIDGE_INGRESS_IDLE_S * 1000;
     int64_t t0 = ns_now_ms();
     ns_err e = ns_bridge_listen(&bc, &job->b);
     if (e != NS_OK) {
@@ -296,7 +390,8 @@ static ns_err start_bridges(const ns_enclave_cfg *cfg, bridge_job *job, pthread_
     if (cfg->egress_enabled) {
         ns_addr_format(&cfg->egress_listen, l2, sizeof l2);
     }
-    ns_info("step=bridges ok ms=%lld ingress=%s egress=%s", (long long)(ns_now_ms() - t0), l1, l2);
+    ns_info("step=bridges ok ms=%lld ingress=%s egress=%s idle_timeout_s=%d",
+            (long long)(ns_now_ms() - t0), l1, l2, NS_BRIDGE_INGRESS_IDLE_S);
     return NS_OK;
 }
 
@@ -334,6 +429,7 @@ int enclave_entrypoint_main(int argc, char **argv)
     if (ns_secret_process_init() != NS_OK) {
         ns_warn("cannot make the process non-dumpable: %s", ns_err_msg());
     }
+    ns_io_raise_nofile(); /* the bridges and sign-service hold descriptors per connection */
     ns_err e = ns_enclave_cfg_load(&cfg, real_getenv, NULL, is_pid1);
     if (e != NS_OK) {
         ns_error("step=config failed error=\"%s: %s\"", ns_err_name(e), ns_err_msg());
@@ -361,7 +457,8 @@ int enclave_entrypoint_main(int argc, char **argv)
     memset(&ctx, 0, sizeof ctx);
     ctx.cfg = &cfg;
     ctx.t_start = t_start;
-    ns_enclave_ops ops = {&ctx, ee_recv, ee_kms, ee_age, ee_load_keys, ee_serve, ee_on_step};
+    ns_enclave_ops ops = {&ctx,     ee_recv,    ee_kms,       ee_age,     ee_load_keys,
+                          ee_serve, ee_on_step, ee_preflight, ee_measure, ee_refuse};
     ns_enclave_step failed = NS_STEP_COUNT;
     ns_info("waiting for secrets (timeout %d s)", cfg.recv_timeout_ms / 1000);
     e = ns_enclave_run(&cfg, &ops, &g_stop, &failed);

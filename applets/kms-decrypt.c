@@ -9,6 +9,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../applets/applets.h"
@@ -22,9 +23,47 @@
 #include "iox.h"
 #include "kms.h"
 #include "log.h"
+#include "secret.h"
 #include "nsm.h"
 
 #define KMSD_INPUT_MAX (16 * 1024) /* ciphertext file (binary blob or base64 text) */
+#define KMSD_GRANTS_TEXT_MAX (64 * 1024) /* --grant-token-file and KMS_GRANT_TOKENS together */
+
+/* Grant tokens from --grant-token-file and KMS_GRANT_TOKENS (kept out of argv, which any user
+ * can read): one per line or comma-separated, into secret memory; appended to grants. */
+static ns_err read_grant_tokens(ns_buf *text, const char *path, const char **grants, size_t *n)
+{
+    if (path != NULL) {
+        ns_err e = ns_read_path(path, text);
+        if (e != NS_OK) {
+            return ns_fail_ctx(e, "reading --grant-token-file %s", path);
+        }
+        GUARD(ns_buf_append_u8(text, '\n'));
+    }
+    const char *env = getenv("KMS_GRANT_TOKENS");
+    if (env != NULL) {
+        GUARD(ns_buf_append_str(text, env));
+    }
+    GUARD(ns_buf_cstr(text));
+    char *p = (char *)text->data;
+    for (size_t i = 0; i < text->len; i++) {
+        char c = p[i];
+        ENSURE(c != 0, NS_E_PARSE, "grant tokens: a NUL byte in the token text");
+        if (c == '\n' || c == '\r' || c == ',' || c == ' ' || c == '\t') {
+            p[i] = 0;
+        }
+    }
+    for (size_t i = 0; i < text->len; i++) {
+        if (p[i] != 0 && (i == 0 || p[i - 1] == 0)) {
+            ENSURE(*n < NS_KMS_GRANTS_MAX, NS_E_USAGE,
+                   "more than %d grant tokens (--grant-token, --grant-token-file and "
+                   "KMS_GRANT_TOKENS together)",
+                   NS_KMS_GRANTS_MAX);
+            grants[(*n)++] = p + i;
+        }
+    }
+    return NS_OK;
+}
 
 static void usage(void)
 {
@@ -41,7 +80,11 @@ static void usage(void)
            "                               TLS still runs end to end (default: direct)\n"
            "  --key-id ID                  key ID/ARN/alias the ciphertext must be under\n"
            "  --encryption-context K=V     encryption context pair (repeatable)\n"
-           "  --grant-token TOKEN          grant token (repeatable, at most 10)\n"
+           "  --grant-token TOKEN          grant token (repeatable, at most 10 in all). Any\n"
+           "                               user can read argv (ps, /proc/PID/cmdline): prefer\n"
+           "  --grant-token-file FILE|fd:N grant tokens, one per line (or comma-separated)\n"
+           "                               or the environment variable KMS_GRANT_TOKENS (the\n"
+           "                               same format); all three sources add up\n"
            "  --attest | --no-attest       force attestation on or off (default: on when an\n"
            "                               NSM is present)\n"
            "  --region REGION              default AWS_REGION, AWS_DEFAULT_REGION, us-east-1\n"
@@ -124,6 +167,7 @@ int kms_decrypt_main(int argc, char **argv)
         {"key-id", required_argument, NULL, 'k'},
         {"encryption-context", required_argument, NULL, 'e'},
         {"grant-token", required_argument, NULL, 'g'},
+        {"grant-token-file", required_argument, NULL, 'G'},
         {"attest", no_argument, NULL, 'A'},
         {"no-attest", no_argument, NULL, 'N'},
         {"region", required_argument, NULL, 'r'},
@@ -137,6 +181,7 @@ int kms_decrypt_main(int argc, char **argv)
     };
     const char *context[NS_KMS_CONTEXT_MAX], *grants[NS_KMS_GRANTS_MAX];
     const char *creds_path = NULL, *output = "-", *input = "-", *proxy_s = NULL;
+    const char *grant_file = NULL;
     int attest = -1, b64 = 0;
     ns_addr proxy;
     ns_kms_decrypt_req req;
@@ -144,6 +189,11 @@ int kms_decrypt_main(int argc, char **argv)
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;
+    }
+    /* First, before any payload or credential is read: no core dump, no same-uid ptrace. */
+    if (ns_secret_process_init() != NS_OK) {
+        ns_log_err(NS_E_INTERNAL, "hardening the process");
+        return NS_EXIT_FAIL;
     }
     optind = 1;
     for (int ch; (ch = getopt_long(argc, argv, "+o:", opts, NULL)) != -1;) {
@@ -169,6 +219,9 @@ int kms_decrypt_main(int argc, char **argv)
                 return ns_cli_usage_error("more than %d --grant-token", NS_KMS_GRANTS_MAX);
             }
             grants[req.ngrant++] = optarg;
+            break;
+        case 'G':
+            grant_file = optarg;
             break;
         case 'A':
             attest = 1;
@@ -217,14 +270,17 @@ int kms_decrypt_main(int argc, char **argv)
     req.grant_tokens = grants;
     req.attest = attest >= 0 ? attest : ns_nsm_available();
 
-    ns_buf ct, pt;
+    ns_buf ct, pt, gt;
     ns_creds *creds = NULL;
     ns_out out;
     int out_open = 0;
     ns_err rc;
-    const char *what = "read ciphertext";
+    const char *what = "grant tokens";
     ns_buf_init(&ct, KMSD_INPUT_MAX);
     ns_buf_init_secret(&pt, NS_KMS_PLAINTEXT_MAX * 2);
+    ns_buf_init_secret(&gt, KMSD_GRANTS_TEXT_MAX);
+    GUARD_GOTO(read_grant_tokens(&gt, grant_file, grants, &req.ngrant), rc, fail);
+    what = "read ciphertext";
     GUARD_GOTO(read_ciphertext(input, b64, &ct), rc, fail);
     what = "credentials";
     GUARD_GOTO(get_creds(&creds, creds_path), rc, fail);
@@ -242,6 +298,7 @@ int kms_decrypt_main(int argc, char **argv)
     ns_info("decrypted bytes=%zu", pt.len);
     ns_buf_free(&pt);
     ns_buf_free(&ct);
+    ns_buf_free(&gt);
     return NS_EXIT_OK;
 fail:
     ns_log_err(rc, what);
@@ -251,5 +308,6 @@ fail:
     ns_creds_free(creds);
     ns_buf_free(&pt);
     ns_buf_free(&ct);
+    ns_buf_free(&gt);
     return NS_EXIT_FAIL;
 }

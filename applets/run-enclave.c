@@ -16,6 +16,7 @@
  * step is also a command a user can run alone; --dry-run prints them. Secrets go to children
  * through pipes. A lock file (NSIGN_RUN_DIR/ENCLAVE_NAME.pid) lets stop-enclave find us.
  */
+#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -29,10 +30,13 @@
 #include "../applets/applets.h"
 #include "addr.h"
 #include "buf.h"
+#include "bridge.h"
 #include "cli.h"
 #include "emu.h"
+#include "enclave.h"
 #include "iox.h"
 #include "log.h"
+#include "pcr.h"
 #include "secret.h"
 #include "supervise.h"
 
@@ -50,14 +54,16 @@
 #define RE_TICK_MS 100
 #define RE_STR 512
 #define RE_EMU_BOOT_TIMEOUT_S 600
+#define RE_CONFIG_MAX 4096 /* the enclave's limit for the configuration document */
 
 static const char usage_text[] =
-    "usage: nsign run-enclave [--dry-run] [--emulator]\n"
+    "usage: nsign run-enclave [--dry-run [--fetch]] [--emulator]\n"
     "\n"
     "Starts the signing enclave and stays in the foreground supervising its bridges: fetches\n"
     "credentials (IMDSv2), downloads the KMS-encrypted age key and the age-encrypted key shares\n"
     "from S3 into memory, starts the KMS proxy, runs `nitro-cli run-enclave`, starts the ingress\n"
-    "and egress bridges and pushes the three payloads (retrying until the enclave listens).\n"
+    "and egress bridges and pushes the run-time configuration (region, KMS key) and the three\n"
+    "payloads (retrying until the enclave listens).\n"
     "SIGTERM or SIGINT stops the bridges and terminates the enclave; so does `nsign "
     "stop-enclave`.\n"
     "\n"
@@ -71,6 +77,9 @@ static const char usage_text[] =
     "              Same variables and defaults. NSIGN_QEMU=path (default build/qemu/, then\n"
     "              PATH), NSIGN_EMU_BOOT_TIMEOUT_SECONDS=600. Attestation documents from\n"
     "              QEMU's NSM are unsigned: real KMS refuses them.\n"
+    "  --fetch     with --dry-run: also run the read-only steps (fetch-creds, s3-get) and print\n"
+    "              the PCR16 the enclave will measure (publish it beside PCR0); a real run\n"
+    "              logs it as expected pcr16=...\n"
     "\n"
     "environment (the seed's names and defaults):\n"
     "  AGE_KEY_S3_URI, KEY_SHARES_S3_URI   required: s3://BUCKET/KEY of the two ciphertexts\n"
@@ -80,9 +89,14 @@ static const char usage_text[] =
     "  CONSOLE_STREAM_ENABLED=$DEBUG_MODE  (debug mode: nitro-cli console appended to "
     "CONSOLE_FILE)\n"
     "  HOST_GRPC_PORT=50051  VSOCK_PORT=50051\n"
+    "    (the ingress bridge closes a connection idle both ways for 120 s and takes at most 32\n"
+    "    concurrent connections from one client IP address)\n"
     "  HOST_EGRESS_ENABLED=1  HOST_EGRESS_TARGET_HOST=127.0.0.1  HOST_EGRESS_TARGET_PORT=8080\n"
     "  HOST_EGRESS_VSOCK_PORT=8080\n"
     "  AWS_CREDS_VSOCK_PORT=7100  AGE_KEY_VSOCK_PORT=7101  KEY_SHARES_VSOCK_PORT=7102\n"
+    "  CONFIG_VSOCK_PORT=7103      the run-time configuration, pushed first: {\"region\":\n"
+    "                              AWS_REGION, \"kms_key_id\": KMS_KEY_ID, \"kms_endpoint\":\n"
+    "                              AWS_ENDPOINT_URL_KMS} (the last two when set)\n"
     "  KMS_PROXY_ENABLE=1  KMS_PROXY_PORT=5000  KMS_PROXY_DEST_HOST=kms.$AWS_REGION.amazonaws.com\n"
     "  KMS_PROXY_DEST_PORT=443\n"
     "  READINESS_TIMEOUT_SECONDS   how long the pushes retry until the enclave listens; default\n"
@@ -92,8 +106,10 @@ static const char usage_text[] =
     "  NSIGN_HOST_WATCH_SECONDS=10 how often to check that the enclave still runs (0: never);\n"
     "                              when it is gone, run-enclave stops its bridges and exits 1\n"
     "  every address can be overridden (tcp:, unix: or vsock: syntax), e.g. to run the flow on\n"
-    "  one machine: NSIGN_HOST_CREDS_ADDR, NSIGN_HOST_AGE_KEY_ADDR, NSIGN_HOST_SHARES_ADDR (push\n"
-    "  targets), NSIGN_HOST_GRPC_LISTEN, NSIGN_HOST_GRPC_CONNECT, NSIGN_HOST_EGRESS_LISTEN,\n"
+    "  one machine: NSIGN_HOST_CREDS_ADDR, NSIGN_HOST_AGE_KEY_ADDR, NSIGN_HOST_SHARES_ADDR,\n"
+    "  NSIGN_HOST_CONFIG_ADDR (push targets; CONFIG \"none\": no configuration frame, for\n"
+    "  images older than the frame), NSIGN_HOST_GRPC_LISTEN, NSIGN_HOST_GRPC_CONNECT, "
+    "NSIGN_HOST_EGRESS_LISTEN,\n"
     "  NSIGN_HOST_EGRESS_CONNECT, NSIGN_HOST_KMS_PROXY_LISTEN, NSIGN_HOST_KMS_PROXY_CONNECT\n"
     "  fetch-creds, s3-get and the bridges read their own variables too (AWS_ENDPOINT_URL_S3,\n"
     "  AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_CA_BUNDLE...).\n"
@@ -109,6 +125,8 @@ typedef struct {
     int debug, console_stream;
     char age_uri[RE_STR], shares_uri[RE_STR];
     char creds_push[NS_ADDR_STR_MAX], age_push[NS_ADDR_STR_MAX], shares_push[NS_ADDR_STR_MAX];
+    char config_push[NS_ADDR_STR_MAX]; /* "" = no configuration frame */
+    char config[RE_CONFIG_MAX];        /* the run-time configuration document */
     char grpc_listen[NS_ADDR_STR_MAX], grpc_connect[NS_ADDR_STR_MAX];
     int egress;
     char egress_listen[NS_ADDR_STR_MAX], egress_connect[NS_ADDR_STR_MAX];
@@ -195,9 +213,54 @@ static ns_err vsock_default(re_cfg *c, char *def, size_t cap, int enclave_side, 
     return ns_emu_addr(def, cap, c->emu_dir, enclave_side, (uint32_t)port);
 }
 
+/* Appends ,"name":"value" (or the first member) to the configuration document. */
+static ns_err doc_member(ns_buf *b, const char *name, const char *value)
+{
+    GUARD(ns_buf_append_str(b, b->len > 1 ? ",\"" : "\""));
+    GUARD(ns_buf_append_str(b, name));
+    GUARD(ns_buf_append_str(b, "\":"));
+    return ns_buf_append_json_str(b, value, strlen(value));
+}
+
+/*
+ * The enclave's run-time configuration (port 7103): the region the KMS proxy forwards to, and
+ * KMS_KEY_ID and AWS_ENDPOINT_URL_KMS when set, so the enclave signs for the region its proxy
+ * reaches and names the same TLS host, whatever its image's environment says.
+ */
+static ns_err config_doc(re_cfg *c, const char *region)
+{
+    ns_buf b;
+    ns_buf_init(&b, RE_CONFIG_MAX - 1);
+    ns_err e = ns_buf_append_str(&b, "{");
+    if (e == NS_OK) {
+        e = doc_member(&b, "region", region);
+    }
+    if (e == NS_OK && getenv("KMS_KEY_ID") && *getenv("KMS_KEY_ID")) {
+        e = doc_member(&b, "kms_key_id", getenv("KMS_KEY_ID"));
+    }
+    if (e == NS_OK && getenv("AWS_ENDPOINT_URL_KMS") && *getenv("AWS_ENDPOINT_URL_KMS")) {
+        e = doc_member(&b, "kms_endpoint", getenv("AWS_ENDPOINT_URL_KMS"));
+    }
+    if (e == NS_OK) {
+        e = ns_buf_append_str(&b, "}");
+    }
+    if (e == NS_OK) {
+        memcpy(c->config, b.data, b.len);
+        c->config[b.len] = '\0';
+    } else {
+        e = ns_fail(NS_E_USAGE,
+                    "the enclave configuration (AWS_REGION, KMS_KEY_ID, "
+                    "AWS_ENDPOINT_URL_KMS) is over %d bytes",
+                    RE_CONFIG_MAX - 1);
+    }
+    ns_buf_free(&b);
+    return e;
+}
+
 static ns_err cfg_load(re_cfg *c)
 {
-    uint64_t cid, cpu, mem, grpc, vport, eg_t, eg_v, p_creds, p_age, p_shares, kms_p, kms_dp;
+    uint64_t cid, cpu, mem, grpc, vport, eg_t, eg_v, p_creds, p_age, p_shares, p_config, kms_p;
+    uint64_t kms_dp;
     uint64_t sleep_s, retries, ready;
     char def[RE_STR], region[128];
     int emu = c->emu;
@@ -255,6 +318,11 @@ static ns_err cfg_load(re_cfg *c)
     GUARD(env_addr("NSIGN_HOST_AGE_KEY_ADDR", def, c->age_push));
     GUARD(vsock_default(c, def, sizeof def, 1, p_shares));
     GUARD(env_addr("NSIGN_HOST_SHARES_ADDR", def, c->shares_push));
+    GUARD(env_uint("CONFIG_VSOCK_PORT", 7103, 0xFFFFFFFFull, &p_config));
+    GUARD(vsock_default(c, def, sizeof def, 1, p_config));
+    if (strcmp(env_or("NSIGN_HOST_CONFIG_ADDR", ""), "none") != 0) {
+        GUARD(env_addr("NSIGN_HOST_CONFIG_ADDR", def, c->config_push));
+    }
 
     GUARD(env_uint("HOST_GRPC_PORT", 50051, 65535, &grpc));
     GUARD(env_uint("VSOCK_PORT", 50051, 0xFFFFFFFFull, &vport));
@@ -277,6 +345,10 @@ static ns_err cfg_load(re_cfg *c)
     GUARD(env_uint("KMS_PROXY_PORT", 5000, 0xFFFFFFFFull, &kms_p));
     GUARD(env_uint("KMS_PROXY_DEST_PORT", 443, 65535, &kms_dp));
     snprintf(region, sizeof region, "%s", env_or("AWS_REGION", "us-east-1"));
+    ENSURE(ns_enclave_region_ok(region), NS_E_USAGE,
+           "AWS_REGION=%s: not a region name (like "
+           "eu-west-1)",
+           region);
     snprintf(def, sizeof def, "kms.%s.amazonaws.com", region);
     char dest[RE_STR];
     GUARD(copy_str(dest, sizeof dest, env_or("KMS_PROXY_DEST_HOST", def), "KMS_PROXY_DEST_HOST"));
@@ -297,6 +369,8 @@ static ns_err cfg_load(re_cfg *c)
         }
     }
 
+    GUARD(config_doc(c, region));
+
     GUARD(env_uint("READINESS_SLEEP_SECONDS", 5, 3600, &sleep_s));
     GUARD(env_uint("VSOC_TRANSFER_RETRIES", 20, 3600, &retries));
     GUARD(env_uint("READINESS_TIMEOUT_SECONDS", sleep_s + retries + 35, 86400, &ready));
@@ -311,6 +385,7 @@ static ns_err cfg_load(re_cfg *c)
 /* ---- steps ---- */
 
 static int g_dry;
+static int g_fetch; /* --dry-run --fetch: the read-only steps run, to predict PCR16 */
 static int g_step;
 static volatile sig_atomic_t g_stop;
 
@@ -378,7 +453,8 @@ typedef struct {
     ns_emu emu;
     int kms_restarts, bridge_restarts;
     int enclave_started;
-    int left_running; /* DEBUG_MODE=1 failure: the enclave stays up for its console */
+    int left_running;   /* DEBUG_MODE=1 failure: the enclave stays up for its console */
+    int watch_failures; /* describe-enclaves failures in a row */
     int lock_fd;
     char lock_path[RE_STR + 64];
     ns_buf creds, age_ct, shares_ct;
@@ -398,11 +474,19 @@ static void build_kms_argv(re_state *s, char **av)
     av[n] = NULL;
 }
 
+#define RE_STRINGIFY(x) #x
+#define RE_XSTR(x) RE_STRINGIFY(x)
+
 static void build_bridges_argv(re_state *s, char **av)
 {
     int n = 0;
     av[n++] = s->c->self;
     av[n++] = "bridge";
+    /* Idle clients and one address's flood must not starve the others (issue 15). */
+    av[n++] = "--idle-timeout";
+    av[n++] = RE_XSTR(NS_BRIDGE_INGRESS_IDLE_S);
+    av[n++] = "--max-per-peer";
+    av[n++] = RE_XSTR(NS_BRIDGE_INGRESS_PER_PEER);
     av[n++] = s->c->grpc_listen;
     av[n++] = s->c->grpc_connect;
     if (s->c->egress) {
@@ -456,6 +540,30 @@ static ns_err step_emu_check(re_state *s)
     return ns_emu_check_qemu(c->emu_cfg.qemu);
 }
 
+/*
+ * Whether nitro-cli's describe-enclaves output (a JSON array of objects) lists an enclave named
+ * name: 1 listed, 0 not, NS_E_PARSE when the output is not that array (then nothing is known).
+ */
+static ns_err describe_lists(const ns_buf *out, const char *name, int *listed)
+{
+    cJSON *arr = cJSON_ParseWithLength((const char *)out->data, out->len);
+    *listed = 0;
+    if (!cJSON_IsArray(arr)) {
+        cJSON_Delete(arr);
+        BAIL(NS_E_PARSE, "nitro-cli describe-enclaves did not print a JSON array");
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(it, "EnclaveName");
+        if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0) {
+            *listed = 1;
+        }
+    }
+    cJSON_Delete(arr);
+    return NS_OK;
+}
+
 static ns_err step_check(re_state *s)
 {
     re_cfg *c = s->c;
@@ -478,23 +586,24 @@ static ns_err step_check(re_state *s)
                 c->mem, (unsigned long long)need);
     }
     ns_buf out;
-    int rc = -1;
+    int rc = -1, listed = 0;
     ns_buf_init(&out, RE_NITRO_OUT_MAX);
     ns_err e = ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &rc);
-    if (e == NS_OK && !ns_status_ok(rc)) {
-        e = nitro_error(&out, "nitro-cli describe-enclaves", c, rc);
+    if (e == NS_OK && ns_status_ok(rc)) {
+        e = describe_lists(&out, c->name, &listed);
+    } else if (e == NS_OK) {
+        e = ns_fail(NS_E_REMOTE, "exit status %d", rc);
     }
-    if (e == NS_OK) {
-        char pat[RE_STR + 32];
-        snprintf(pat, sizeof pat, "\"EnclaveName\": \"%s\"", c->name);
-        GUARD_GOTO(ns_buf_cstr(&out), e, done);
-        if (strstr((const char *)out.data, pat) != NULL) {
-            e = ns_fail(NS_E_USAGE,
-                        "enclave %s is already running: stop it first (nsign stop-enclave)",
-                        c->name);
-        }
+    if (e != NS_OK) {
+        /* Not fatal: nitro-cli run-enclave refuses a name or CID in use by itself. */
+        ns_warn("nitro-cli describe-enclaves failed (%s); cannot check that %s is not already "
+                "running: nitro-cli run-enclave will refuse a duplicate",
+                ns_err_msg(), c->name);
+        e = NS_OK;
+    } else if (listed) {
+        e = ns_fail(NS_E_USAGE, "enclave %s is already running: stop it first (nsign stop-enclave)",
+                    c->name);
     }
-done:
     ns_buf_free(&out);
     if (e == NS_OK) {
         step_ok("check", t0);
@@ -512,24 +621,55 @@ static ns_err step_downloads(re_state *s)
     int64_t t0;
 
     show("fetch-creds", fc, "stdout kept in locked memory, never on disk");
-    if (!g_dry) {
+    if (!g_dry || g_fetch) {
         t0 = ns_now_ms();
         GUARD(run_step("fetch-creds", fc, NULL, 0, &s->creds, RE_FETCH_TIMEOUT_MS));
         step_ok("fetch-creds", t0);
     }
     show("s3-get", s1, "credentials on stdin; age key ciphertext kept in memory");
-    if (!g_dry) {
+    if (!g_dry || g_fetch) {
         t0 = ns_now_ms();
         GUARD(run_step("s3-get age key", s1, s->creds.data, s->creds.len, &s->age_ct,
                        RE_S3_TIMEOUT_MS));
         step_ok("s3-get", t0);
     }
     show("s3-get", s2, "credentials on stdin; key shares ciphertext kept in memory");
-    if (!g_dry) {
+    if (!g_dry || g_fetch) {
         t0 = ns_now_ms();
         GUARD(run_step("s3-get key shares", s2, s->creds.data, s->creds.len, &s->shares_ct,
                        RE_S3_TIMEOUT_MS));
         step_ok("s3-get", t0);
+    }
+    return NS_OK;
+}
+
+/*
+ * The PCR16 the enclave will measure from what this host sends (pcr.h): publish it beside PCR0;
+ * a client pins both. Dry run without --fetch: how to get it.
+ */
+static ns_err predict_pcr16(re_state *s)
+{
+    re_cfg *c = s->c;
+    uint8_t pcr[NS_PCR_LEN];
+    char hex[NS_PCR_HEX_LEN];
+    if (g_dry && !g_fetch) {
+        printf(" -- pcr16       predicted from the ciphertexts: rerun with --dry-run --fetch "
+               "(downloads them, read-only), or `nsign eif pcr16 AGE_KEY_CT SHARES_CT%s`%s%s\n",
+               c->config_push[0] ? " CONFIG" : "",
+               c->config_push[0] ? " with CONFIG holding exactly: " : "",
+               c->config_push[0] ? c->config : "");
+        return NS_OK;
+    }
+    GUARD(ns_pcr16_predict(pcr, s->age_ct.data, s->age_ct.len, s->shares_ct.data, s->shares_ct.len,
+                           c->config_push[0] ? (const uint8_t *)c->config : NULL,
+                           c->config_push[0] ? strlen(c->config) : 0));
+    ns_pcr_hex(hex, pcr);
+    if (g_dry) {
+        printf(" -- pcr16       %s   # expected in the enclave's attestation documents\n", hex);
+    } else {
+        ns_info("expected pcr16=%s (the enclave measures its inputs into PCR16 and locks it; "
+                "publish it beside PCR0)",
+                hex);
     }
     return NS_OK;
 }
@@ -668,7 +808,7 @@ static ns_err step_console(re_state *s)
 
 static ns_err step_bridges(re_state *s)
 {
-    char *av[10];
+    char *av[16];
     build_bridges_argv(s, av);
     show("bridges", av, s->c->egress ? "ingress and egress, supervised" : "ingress, supervised");
     if (g_dry) {
@@ -686,8 +826,16 @@ static ns_err step_push(re_state *s)
     char *p1[] = {c->self, "vsock-push", "--timeout", tmo, c->creds_push, "-", NULL};
     char *p2[] = {c->self, "vsock-push", "--timeout", tmo, c->age_push, "-", NULL};
     char *p3[] = {c->self, "vsock-push", "--timeout", tmo, c->shares_push, "-", NULL};
+    char *p0[] = {c->self, "vsock-push", "--timeout", tmo, c->config_push, "-", NULL};
+    char note[RE_CONFIG_MAX + 64];
     int64_t t0;
     ns_err e;
+    if (c->config_push[0]) {
+        /* First, acknowledged before anything else: the enclave closes its configuration port
+         * once the other three frames are in. */
+        snprintf(note, sizeof note, "configuration first: %s", c->config);
+        show("push", p0, note);
+    }
     show("push", p1, "credentials through a pipe");
     show("push", p2, "age key ciphertext");
     show("push", p3, "key shares ciphertext");
@@ -695,6 +843,14 @@ static ns_err step_push(re_state *s)
         return NS_OK;
     }
     t0 = ns_now_ms();
+    if (c->config_push[0]) {
+        e = run_step("push configuration", p0, (const uint8_t *)c->config, strlen(c->config), NULL,
+                     (c->readiness_s + 30) * 1000);
+        if (e != NS_OK) {
+            ns_buf_free(&s->creds);
+            return e;
+        }
+    }
     e = run_step("push credentials", p1, s->creds.data, s->creds.len, NULL,
                  (c->readiness_s + 30) * 1000);
     ns_buf_free(&s->creds);
@@ -709,27 +865,42 @@ static ns_err step_push(re_state *s)
     return NS_OK;
 }
 
-/* NS_E_CLOSED when nitro-cli no longer lists the enclave (it exited or was terminated). */
+/*
+ * NS_E_CLOSED when nitro-cli no longer lists the enclave (it exited or was terminated). A
+ * describe-enclaves that fails (exit status, timeout, output that is not its JSON array: e.g. a
+ * nitro-cli that cannot read some EIF's metadata) proves nothing: it is logged and tried again
+ * at the next watch, never a reason to stop the enclave.
+ */
 static ns_err watch_enclave(re_state *s)
 {
     char *av[] = {s->c->nitro, "describe-enclaves", NULL};
-    char pat[RE_STR + 32];
     ns_buf out;
-    int st = -1;
+    int st = -1, listed = 0;
     if (s->c->emu) {
         return ns_emu_poll(&s->emu);
     }
     ns_buf_init(&out, RE_NITRO_OUT_MAX);
     ns_err e = ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st);
-    if (e != NS_OK || !ns_status_ok(st) || ns_buf_cstr(&out) != NS_OK) {
-        ns_buf_free(&out);
-        ns_warn("nitro-cli describe-enclaves failed; cannot tell whether %s still runs",
-                s->c->name);
+    if (e == NS_OK && !ns_status_ok(st)) {
+        char sts[64];
+        ns_status_str(st, sts, sizeof sts);
+        e = ns_fail(NS_E_REMOTE, "%s", sts);
+    }
+    if (e == NS_OK) {
+        e = describe_lists(&out, s->c->name, &listed);
+    }
+    ns_buf_free(&out);
+    if (e != NS_OK) {
+        s->watch_failures++;
+        ns_warn("nitro-cli describe-enclaves failed (%s; %d in a row): cannot tell whether %s "
+                "still runs; retrying in %d s",
+                ns_err_msg(), s->watch_failures, s->c->name, s->c->watch_s);
         return NS_OK;
     }
-    snprintf(pat, sizeof pat, "\"EnclaveName\": \"%s\"", s->c->name);
-    int listed = strstr((const char *)out.data, pat) != NULL;
-    ns_buf_free(&out);
+    if (s->watch_failures) {
+        ns_info("nitro-cli describe-enclaves answers again after %d failures", s->watch_failures);
+        s->watch_failures = 0;
+    }
     if (!listed) {
         s->enclave_started = 0;
         BAIL(NS_E_CLOSED,
@@ -802,7 +973,7 @@ static ns_err supervise_child(re_state *s, ns_child *ch, int *restarts, const ch
     (*restarts)++;
     ns_warn("%s bridge exited (%s); restarting (%d/%d)", what, buf, *restarts, RE_RESTARTS_MAX);
     usleep(RE_RESTART_BACKOFF_MS * 1000);
-    char *av[10];
+    char *av[16];
     build(s, av);
     return ns_spawn(ch, av, NS_SPAWN_STDIN_NULL, -1);
 }
@@ -859,6 +1030,8 @@ int run_enclave_main(int argc, char **argv)
             g_dry = 1;
         } else if (strcmp(argv[i], "--emulator") == 0) {
             cfg.emu = 1;
+        } else if (strcmp(argv[i], "--fetch") == 0) {
+            g_fetch = 1;
         } else {
             return ns_cli_usage_error("unknown argument '%s'", argv[i]);
         }
@@ -866,6 +1039,9 @@ int run_enclave_main(int argc, char **argv)
     const char *emu_env = getenv("NSIGN_EMULATOR");
     if (emu_env && strcmp(emu_env, "1") == 0) {
         cfg.emu = 1;
+    }
+    if (g_fetch && !g_dry) {
+        return ns_cli_usage_error("--fetch goes with --dry-run");
     }
     e = cfg_load(&cfg);
     if (e != NS_OK) {
@@ -935,6 +1111,7 @@ int run_enclave_main(int argc, char **argv)
     GUARD_GOTO(step_check(&st), e, out);
     failed = "download";
     GUARD_GOTO(step_downloads(&st), e, out);
+    GUARD_GOTO(predict_pcr16(&st), e, out);
     GUARD_GOTO(check_stop(), e, out);
     failed = "kms-proxy";
     GUARD_GOTO(step_kms_proxy(&st), e, out);
@@ -985,6 +1162,9 @@ int run_enclave_main(int argc, char **argv)
     ns_info("signal %d: stopping bridges and the enclave", (int)g_stop);
 out:
     if (g_dry) {
+        ns_buf_free(&st.creds); /* --fetch: wiped like in a real run */
+        ns_buf_free(&st.age_ct);
+        ns_buf_free(&st.shares_ct);
         if (e != NS_OK) {
             ns_log_err(e, failed);
         }

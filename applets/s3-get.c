@@ -27,6 +27,9 @@ static void usage(void)
            "arrived and its length and checksum (when S3 returns one) verified. A dropped\n"
            "connection is resumed with a Range request pinned to the object's ETag; a bucket in\n"
            "another region is followed.\n"
+           "To standard output ('-') the bytes go out as they arrive, before the length and\n"
+           "checksum are verified: a failure exits 1 after what was already written (partial,\n"
+           "unverified output). Treat stdout as garbage unless the exit status is 0.\n"
            "\n"
            "  --creds FILE|-     credentials JSON (AccessKeyId, SecretAccessKey, Token,\n"
            "                     Expiration); default AWS_ACCESS_KEY_ID/..., else IMDSv2\n"
@@ -37,7 +40,10 @@ static void usage(void)
            "                     (default AWS_CA_BUNDLE)\n"
            "  --via ADDRESS      connect through this address (tcp:, unix:, vsock:) instead\n"
            "                     of the endpoint's host; TLS still verifies the endpoint\n"
-           "  --timeout S        per-read/connect timeout in seconds (default 30)\n"
+           "  --timeout S        per-read/connect timeout in seconds (default 30); the whole\n"
+           "                     response head must arrive within it too\n"
+           "  --max-time S       deadline for each whole request, body included (a resume\n"
+           "                     after a dropped connection is a new request); default none\n"
            "  --progress | --no-progress   progress line on stderr (default: when a TTY)\n"
            "\n"
            "Environment: AWS_MAX_ATTEMPTS (default 5) bounds retries (backoff with jitter) of\n"
@@ -57,12 +63,13 @@ int s3_get_main(int argc, char **argv)
         {"creds", required_argument, NULL, 'c'},    {"region", required_argument, NULL, 'r'},
         {"endpoint", required_argument, NULL, 'e'}, {"ca-bundle", required_argument, NULL, 'a'},
         {"via", required_argument, NULL, 'v'},      {"timeout", required_argument, NULL, 't'},
+        {"max-time", required_argument, NULL, 'M'},
         {"progress", no_argument, NULL, 'p'},       {"no-progress", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *creds_path = NULL, *region_arg = NULL, *endpoint_arg = NULL, *bundle = NULL;
     const char *via_arg = NULL;
-    int64_t timeout_ms = NS_HTTP_TIMEOUT_MS_DEFAULT;
+    int64_t timeout_ms = NS_HTTP_TIMEOUT_MS_DEFAULT, max_ms = 0;
     int prog = -1;
     if (ns_cli_wants_help(argc, argv)) {
         usage();
@@ -98,6 +105,13 @@ int s3_get_main(int argc, char **argv)
                 return ns_cli_usage_error("invalid --timeout '%s' (seconds)", optarg);
             }
             break;
+        case 'M':
+            if (ns_parse_seconds(optarg, &max_ms) != NS_OK || max_ms <= 0 ||
+                max_ms > 86400000) {
+                return ns_cli_usage_error("invalid --max-time '%s' (seconds, at most a day)",
+                                          optarg);
+            }
+            break;
         default:
             return ns_cli_usage_error("unknown option");
         }
@@ -125,6 +139,9 @@ int s3_get_main(int argc, char **argv)
         e = ns_url_parse(&ep, endpoint_arg);
     } else {
         e = ns_aws_endpoint(&ep, "s3", region, &custom);
+    }
+    if (e == NS_OK) {
+        e = ns_aws_check_scheme(&ep, "s3 endpoint");
     }
     if (e != NS_OK) {
         return ns_cli_usage_error("%s", ns_err_msg());
@@ -165,7 +182,7 @@ int s3_get_main(int argc, char **argv)
     if (e == NS_OK) {
         ns_s3_opts o = {
             creds, region, custom ? &ep : NULL, via_arg ? &via : NULL, ca, (int)timeout_ms,
-            {0},   -1};
+            {0},   -1,         (int)max_ms};
         ns_retry_default(&o.retry);
         if (prog == 1 || (prog == -1 && isatty(2) && strcmp(outpath, "-") != 0)) {
             o.progress_fd = 2;

@@ -6,16 +6,17 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../applets/applets.h"
 #include "buf.h"
 #include "cli.h"
+#include "grpc.h"
 #include "iox.h"
 #include "log.h"
 #include "secret.h"
 #include "signsvc.h"
+#include "svcobs.h"
 
 #define DEFAULT_LISTEN "tcp:127.0.0.1:50051"
 
@@ -29,18 +30,56 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-    printf("usage: nsign sign-service --keys FILE|-|fd:N [--listen ADDR] [--threads N]\n"
-           "                          [--max-msg SIZE]\n"
+    printf("usage: nsign sign-service --keys FILE|-|fd:N [--listen ADDR] [--plaintext]\n"
+           "                          [--threads N]\n"
+           "                          [--max-msg SIZE] [--max-buffered SIZE]\n"
+           "                          [--idle-timeout SECONDS] [--body-timeout SECONDS]\n"
+           "                          [--metrics ADDR] [--log-out ADDR]\n"
+           "                          [--audit-out FILE|ADDR [--audit-every N]\n"
+           "                          [--audit-interval SECONDS]]\n"
            "\n"
-           "Serves the keys of a keys file (version 1, see README) over gRPC on HTTP/2 cleartext:\n"
+           "Serves the keys of a keys file (version 1 or 2, see README) over gRPC on HTTP/2:\n"
            "nsign.v1.Signer (ListKeys, GetPublicKey, Sign, Attest), grpc.health.v1.Health/Check\n"
-           "and server reflection (grpcurl -plaintext HOST:PORT list). One audit line per Sign.\n"
+           "and server reflection. One audit line per Sign, naming the client.\n"
+           "\n"
+           "TLS (the default): TLS 1.3, or 1.2 with ECDHE and AEAD suites only; ALPN h2 required.\n"
+           "The key is a P-256 key made at every start and never leaves the process; the\n"
+           "certificate is self-signed: Attest binds its public key (the document's public_key)\n"
+           "and returns it (AttestResponse.certificate), so a client trusts the session after\n"
+           "verifying the attestation (nsign sign, nsign attest-verify --public-key-of).\n"
+           "With a version-2 keys file a client certificate is required and only its pinned\n"
+           "SPKI SHA-256 counts: no or an unknown certificate fails the handshake; a key not in\n"
+           "the client's allow list is PERMISSION_DENIED; over max_signs_per_second\n"
+           "RESOURCE_EXHAUSTED; ListKeys shows a client only its keys. A version-1 file has no\n"
+           "policy: anyone who completes the handshake can sign (a warning is logged).\n"
            "\n"
            "options:\n"
            "  --keys FILE|-|fd:N  the keys file (JSON); read once, kept in locked memory\n"
+           "  --plaintext         serve HTTP/2 cleartext (h2c) instead of TLS: tests and\n"
+           "                      benchmarks only; no client can authenticate, so with a\n"
+           "                      version-2 keys file ListKeys/GetPublicKey/Sign are\n"
+           "                      UNAUTHENTICATED\n"
            "  --listen ADDR       tcp:HOST:PORT, unix:PATH or vsock:CID:PORT (default %s)\n"
            "  --threads N         event loops (default 0 = one per online CPU)\n"
            "  --max-msg SIZE      largest request message, e.g. 4M (default 4M, like gRPC)\n"
+           "  --max-buffered SIZE request bytes all connections may buffer together (default\n"
+           "                      32M, or --max-msg + 4M + 5 if larger); a message over it is\n"
+           "                      refused RESOURCE_EXHAUSTED; the last 4M is kept for messages\n"
+           "                      up to 64K. One connection buffers at most --max-msg + 256K.\n"
+           "  --idle-timeout SECONDS  close a connection without an open stream after this\n"
+           "                      (default 60; PINGs alone do not keep it open)\n"
+           "  --body-timeout SECONDS  answer DEADLINE_EXCEEDED to a request whose body stops\n"
+           "                      arriving for this long (default 10)\n"
+           "  --metrics ADDR      serve Prometheus metrics (text format 0.0.4) at GET /metrics\n"
+           "                      over plain HTTP/1.1 on ADDR (tcp:, unix: or vsock:)\n"
+           "  --log-out ADDR      also send every log line to ADDR through a bounded ring that\n"
+           "                      never blocks signing (dropped lines are counted and reported)\n"
+           "  --audit-out FILE|ADDR  write the signed audit trail (one JSON object per line:\n"
+           "                      every Sign, and heads signed by an audit key made at start and\n"
+           "                      bound in Attest's user_data) to FILE (appended) or ADDR;\n"
+           "                      check it with 'nsign audit-verify'\n"
+           "  --audit-every N     sign a head every N entries (default 100)\n"
+           "  --audit-interval S  and every S seconds when entries were added (default 10)\n"
            "\n"
            "SIGTERM or SIGINT stops it cleanly (GOAWAY to clients, keys wiped).\n"
            "exit codes: 0 stopped by a signal, 1 failure (bad keys file, cannot listen), 2 usage\n",
@@ -50,8 +89,9 @@ static void usage(void)
 static void on_listening(const char *addr, void *arg)
 {
     const ns_signsvc_cfg *cfg = arg;
-    ns_info("serving addr=%s threads=%d max_msg=%zu", addr,
-            cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), cfg->max_msg);
+    ns_info("serving addr=%s threads=%d max_msg=%zu max_buffered=%zu", addr,
+            cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), cfg->max_msg,
+            cfg->max_buffered);
 }
 
 int sign_service_main(int argc, char **argv)
@@ -62,13 +102,20 @@ int sign_service_main(int argc, char **argv)
     }
     const char *keys_path = NULL;
     const char *listen = DEFAULT_LISTEN;
+    int plaintext = 0;
     ns_signsvc_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
+    ns_svcobs_cfg ocfg;
+    memset(&ocfg, 0, sizeof ocfg);
     cfg.max_msg = 4u * 1024 * 1024;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t n;
+        if (strcmp(a, "--plaintext") == 0) {
+            plaintext = 1;
+            continue;
+        }
         if (strcmp(a, "--keys") == 0 && v) {
             keys_path = v;
         } else if (strcmp(a, "--listen") == 0 && v) {
@@ -83,10 +130,49 @@ int sign_service_main(int argc, char **argv)
                 return ns_cli_usage_error("--max-msg: expected a size from 1 to 64M, got '%s'", v);
             }
             cfg.max_msg = (size_t)n;
+        } else if (strcmp(a, "--max-buffered") == 0 && v) {
+            if (ns_parse_size(v, 1024u * 1024 * 1024, &n) != NS_OK || n == 0) {
+                return ns_cli_usage_error("--max-buffered: expected a size from 1 to 1G, got '%s'",
+                                          v);
+            }
+            cfg.max_buffered = (size_t)n;
+        } else if ((strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--body-timeout") == 0) && v) {
+            if (ns_parse_uint(v, 86400, &n) != NS_OK || n == 0) {
+                return ns_cli_usage_error("%s: expected 1-86400 seconds, got '%s'", a, v);
+            }
+            *(a[2] == 'i' ? &cfg.idle_ms : &cfg.body_idle_ms) = (int)n * 1000;
+        } else if (strcmp(a, "--metrics") == 0 && v) {
+            ocfg.metrics = v;
+        } else if (strcmp(a, "--log-out") == 0 && v) {
+            ocfg.log_out = v;
+        } else if (strcmp(a, "--audit-out") == 0 && v) {
+            ocfg.audit_out = v;
+        } else if (strcmp(a, "--audit-every") == 0 && v) {
+            if (ns_parse_uint(v, 1000000, &n) != NS_OK || n == 0) {
+                return ns_cli_usage_error("--audit-every: expected 1-1000000, got '%s'", v);
+            }
+            ocfg.audit_every_n = (uint32_t)n;
+        } else if (strcmp(a, "--audit-interval") == 0 && v) {
+            int64_t ms;
+            if (ns_parse_seconds(v, &ms) != NS_OK || ms <= 0 || ms > 86400000) {
+                return ns_cli_usage_error("--audit-interval: expected seconds (0 < S <= 86400), "
+                                          "got '%s'",
+                                          v);
+            }
+            ocfg.audit_every_ms = (uint32_t)ms;
         } else {
             return ns_cli_usage_error("unknown option or missing value: '%s'", a);
         }
         i++;
+    }
+    size_t min_buffered = cfg.max_msg + NS_GRPC_PREFIX_LEN + NS_H2_SMALL_RESERVE;
+    if (cfg.max_buffered == 0) {
+        cfg.max_buffered =
+            NS_H2_BUFFERED_DEFAULT > min_buffered ? NS_H2_BUFFERED_DEFAULT : min_buffered;
+    } else if (cfg.max_buffered < min_buffered) {
+        return ns_cli_usage_error("--max-buffered: %zu is below --max-msg + 4M + 5 (%zu): no "
+                                  "message of the largest size could ever be accepted",
+                                  cfg.max_buffered, min_buffered);
     }
     if (keys_path == NULL) {
         return ns_cli_usage_error("--keys is required");
@@ -99,6 +185,15 @@ int sign_service_main(int argc, char **argv)
         ns_log_err(e, "sign-service");
         return NS_EXIT_FAIL;
     }
+    ns_svcobs *obs = NULL;
+    e = ns_svcobs_start(&obs, &ocfg);
+    if (e != NS_OK) {
+        ns_log_err(e, "observability");
+        return NS_EXIT_FAIL;
+    }
+    if (ocfg.metrics != NULL) {
+        ns_info("metrics addr=%s port=%u", ocfg.metrics, ns_svcobs_metrics_port(obs));
+    }
     ns_buf json;
     ns_buf_init_secret(&json, NS_SIGNKEYS_JSON_MAX);
     ns_signsvc_keys *keys = NULL;
@@ -109,16 +204,21 @@ int sign_service_main(int argc, char **argv)
         e = ns_fail_ctx(e, "reading the keys file %s", keys_path);
     }
     ns_buf_free(&json);
+    if (e == NS_OK) {
+        e = ns_svcobs_attach(obs, keys);
+        if (e != NS_OK) {
+            ns_log_err(e, "audit");
+            ns_signsvc_keys_free(keys);
+            ns_svcobs_stop(obs);
+            return NS_EXIT_FAIL;
+        }
+    }
     if (e != NS_OK) {
         ns_log_err(e, "keys");
+        ns_svcobs_stop(obs);
         return NS_EXIT_FAIL;
     }
-    /* One descriptor per client connection: use the whole hard limit. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    ns_io_raise_nofile(); /* one descriptor per client connection */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -128,14 +228,16 @@ int sign_service_main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     (void)sigaction(SIGPIPE, &sa, NULL);
     ns_info("keys loaded count=%zu", keys->count);
+    (void)plaintext; /* TLS_PENDING */
     cfg.on_listening = on_listening;
     cfg.on_listening_arg = &cfg;
     e = ns_signsvc_run(&cfg, keys, &g_stop);
-    ns_signsvc_keys_free(keys);
     if (e != NS_OK) {
         ns_log_err(e, "serve");
-        return NS_EXIT_FAIL;
+    } else {
+        ns_info("stopped");
     }
-    ns_info("stopped");
-    return NS_EXIT_OK;
+    ns_svcobs_stop(obs); /* the final audit head, then the shipped lines flushed */
+    ns_signsvc_keys_free(keys);
+    return e != NS_OK ? NS_EXIT_FAIL : NS_EXIT_OK;
 }

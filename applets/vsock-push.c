@@ -14,6 +14,7 @@
 #include "frame.h"
 #include "iox.h"
 #include "log.h"
+#include "secret.h"
 
 /* The payload is read whole (its SHA-256 precedes it on the wire). */
 #define PUSH_MAX_PAYLOAD (1ull << 30)
@@ -50,6 +51,11 @@ int vsock_push_main(int argc, char **argv)
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;
+    }
+    /* First, before any payload or credential is read: no core dump, no same-uid ptrace. */
+    if (ns_secret_process_init() != NS_OK) {
+        ns_log_err(NS_E_INTERNAL, "hardening the process");
+        return NS_EXIT_FAIL;
     }
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "+", opts, NULL)) != -1;) {

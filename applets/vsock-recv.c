@@ -17,6 +17,7 @@
 #include "frame.h"
 #include "iox.h"
 #include "log.h"
+#include "secret.h"
 
 #define RECV_DEFAULT_MAX (64ull << 20)
 #define RECV_MAX_MAX (1ull << 30)
@@ -34,6 +35,10 @@ static void usage(void)
            "  --timeout S        fail when no valid frame arrived after S seconds, 0 = wait\n"
            "                     forever (default 0)\n"
            "  --max-size BYTES   largest payload accepted, k/M/G suffixes (default 64M, max 1G)\n"
+           "  --transfer-timeout S  once a sender connected, the whole frame must arrive within\n"
+           "                     S seconds however it is paced (default 300); each read also\n"
+           "                     fails after 30 s without a byte\n"
+           "The sender must end its side after the payload: trailing bytes reject the frame.\n"
            "\n"
            "Exit: 0 received and acknowledged, 1 failure, 2 usage.\n");
 }
@@ -57,14 +62,20 @@ int vsock_recv_main(int argc, char **argv)
     static const struct option opts[] = {
         {"timeout", required_argument, NULL, 't'},
         {"max-size", required_argument, NULL, 'm'},
+        {"transfer-timeout", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int64_t timeout_ms = 0;
+    int64_t timeout_ms = 0, transfer_ms = NS_FRAME_TRANSFER_MS_DEFAULT;
     uint64_t max_size = RECV_DEFAULT_MAX;
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;
+    }
+    /* First, before any payload or credential is read: no core dump, no same-uid ptrace. */
+    if (ns_secret_process_init() != NS_OK) {
+        ns_log_err(NS_E_INTERNAL, "hardening the process");
+        return NS_EXIT_FAIL;
     }
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "+", opts, NULL)) != -1;) {
@@ -77,6 +88,14 @@ int vsock_recv_main(int argc, char **argv)
         case 'm':
             if (ns_parse_size(optarg, RECV_MAX_MAX, &max_size) != NS_OK) {
                 return ns_cli_usage_error("invalid --max-size '%s' (bytes, at most 1G)", optarg);
+            }
+            break;
+        case 'T':
+            if (ns_parse_seconds(optarg, &transfer_ms) != NS_OK || transfer_ms <= 0 ||
+                transfer_ms > 86400000) {
+                return ns_cli_usage_error("invalid --transfer-timeout '%s' (seconds, at most a "
+                                          "day)",
+                                          optarg);
             }
             break;
         default:
@@ -129,7 +148,8 @@ int vsock_recv_main(int argc, char **argv)
         char peer[NS_ADDR_STR_MAX];
         ns_addr_peer(cfd, peer, sizeof peer);
         ns_info("accepted from=%s", peer);
-        e = ns_frame_read(cfd, max_size, ns_ms_left(deadline), sink, &ctx, &len);
+        e = ns_frame_read_within(cfd, max_size, ns_ms_left(deadline), (int)transfer_ms, sink,
+                                 &ctx, &len);
         status = ns_frame_status_for(e);
     }
     if (e == NS_OK) {

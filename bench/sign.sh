@@ -55,7 +55,7 @@ for kid in ("ed25519", "secp256k1", "p256"):
 PYEOF
 
 port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$NSIGN" sign-service --keys "$work/keys.json" --listen "tcp:127.0.0.1:$port" 2>"$work/server.log" &
+"$NSIGN" sign-service --plaintext --keys "$work/keys.json" --listen "tcp:127.0.0.1:$port" 2>"$work/server.log" &
 srv=$!
 for _ in $(seq 100); do grep -q "serving addr=" "$work/server.log" && break; sleep 0.1; done
 grep -q "serving addr=" "$work/server.log" || { cat "$work/server.log"; exit 1; }

@@ -22,7 +22,11 @@
 # NSIGN_CMDLINE below), MODULES (space-separated .ko files, nsign layout), ENCLAVE_ENV (a file
 # of KEY=VALUE lines for enclave-entrypoint, nsign layout), ENCLAVE_FILES ("SRC:DST ..." extra
 # files in the image, nsign layout; tests), KERNEL_VERSION,
-# IMAGE_NAME, IMAGE_VERSION, SOURCE_DATE_EPOCH (default 0: every mtime and the metadata time).
+# ALLOW_DEBUG_MODE=1 (the image lets a debug-mode enclave, PCR0 all zero, decrypt: written to its
+# env as NSIGN_ALLOW_DEBUG_MODE=1, so it is in the image's measurements; default refused),
+# IMAGE_NAME, IMAGE_VERSION, METADATA (a JSON object file: the metadata's CustomMetadata, as
+# nitro-cli build-enclave --metadata; default null), SOURCE_DATE_EPOCH (default 0: every mtime
+# and the metadata time).
 # The output depends only on the nsign binary, the kernel, the modules and these variables.
 set -euo pipefail
 out=${1:?usage: eif/build.sh OUT NSIGN}
@@ -63,7 +67,8 @@ if [ $layout = nitro ]; then
     cp -a "$out/rootfs" "$out/app/rootfs"
     for d in dev proc run sys tmp var; do mkdir -p "$out/app/rootfs/$d"; done
     printf '/bin/enclave-entrypoint\n' >"$out/app/cmd"
-    printf 'PATH=/bin\n' >"$out/app/env"
+    { printf 'PATH=/bin\n'; if [ "${ALLOW_DEBUG_MODE:-0}" = 1 ]; then echo NSIGN_ALLOW_DEBUG_MODE=1; fi; } \
+        >"$out/app/env"
     appdir=$out/app
 else
     cmdline=${CMDLINE:-$NSIGN_CMDLINE}
@@ -81,8 +86,8 @@ else
         mkdir -p "$out/app/$(dirname "${f#*:}")"
         cp "${f%%:*}" "$out/app/${f#*:}"
     done
-    { echo "NSIGN_MODULES=$mods"; if [ -n "${ENCLAVE_ENV:-}" ]; then cat "$ENCLAVE_ENV"; fi; } \
-        >"$out/app/env"
+    { echo "NSIGN_MODULES=$mods"; if [ -n "${ENCLAVE_ENV:-}" ]; then cat "$ENCLAVE_ENV"; fi
+      if [ "${ALLOW_DEBUG_MODE:-0}" = 1 ]; then echo NSIGN_ALLOW_DEBUG_MODE=1; fi; } >"$out/app/env"
     appdir=$out/app
 fi
 
@@ -91,6 +96,7 @@ fi
 "$nsign" eif build --kernel "$kernel" --cmdline "$cmdline" \
     --ramdisk "$out/bootstrap.cpio" --ramdisk "$out/app.cpio" \
     --name "${IMAGE_NAME:-nsign-enclave}" --image-version "${IMAGE_VERSION:-$("$nsign" --version | sed 's/^nsign //')}" \
-    --kernel-version "$kver" -o "$out/nsign.eif" >"$out/measurements.json"
+    --kernel-version "$kver" ${METADATA:+--metadata "$METADATA"} -o "$out/nsign.eif" \
+    >"$out/measurements.json"
 echo "eif/build.sh: layout=$layout kernel=$kernel eif=$out/nsign.eif" >&2
 cat "$out/measurements.json"

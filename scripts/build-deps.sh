@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the five pinned libraries statically with musl-gcc into build/deps/{include,lib},
+# Builds the six pinned libraries statically with musl-gcc into build/deps/{include,lib},
 # from the Debian source trees that scripts/deps.sh unpacked under build/src.
 # Reproducible: fixed flags, file-prefix-map, deterministic archives. Idempotent via a stamp
 # that covers the pins, this script and the mbedtls config.
@@ -37,7 +37,7 @@ make -s -C "$W/library" -j"$JOBS" CC=$CC AR=ar ARFLAGS=rcD \
     CFLAGS="$CFLAGS -I../include -DMBEDTLS_CONFIG_FILE='\"nsign_mbedtls_config.h\"'" \
     libmbedcrypto.a libmbedx509.a libmbedtls.a >/dev/null
 cp "$W"/library/libmbed{crypto,x509,tls}.a "$OUT/lib/"
-cp -a "$W/include/mbedtls" "$OUT/include/"
+cp -a "$W/include/mbedtls" "$W/include/psa" "$OUT/include/"
 cp src/nsign_mbedtls_config.h "$OUT/include/"
 
 echo "deps($flavor): building libsodium"
@@ -64,12 +64,41 @@ done
 ar rcD "$OUT/lib/libprotobuf-nanopb.a" "$W"/pb_common.o "$W"/pb_encode.o "$W"/pb_decode.o
 cp "$W"/pb.h "$W"/pb_common.h "$W"/pb_encode.h "$W"/pb_decode.h "$OUT/include/"
 
+# The nanopb generator from the same source as the runtime, run by Debian 12's /usr/bin/python3
+# with its python3-protobuf (the python3 first on PATH may be one that cannot see it).
+# nanopb_pb2.py is generated here once so the generator never writes into its own folder.
+if [ "$flavor" = musl ]; then
+    G=$OUT/nanopb-generator
+    cp -a "$W/generator" "$G"
+    rm -f "$G"/*.bat "$G"/*py2 "$G/protoc"
+    protoc -I"$G/proto" --python_out="$G/proto" "$G/proto/nanopb.proto"
+    mkdir -p "$OUT/bin"
+    printf '#!/bin/sh\nexec /usr/bin/python3 "$(dirname "$0")/../nanopb-generator/protoc-gen-nanopb" "$@"\n' \
+        >"$OUT/bin/protoc-gen-nanopb"
+    chmod +x "$OUT/bin/protoc-gen-nanopb"
+fi
+
+echo "deps($flavor): building libsecp256k1"
+# Its one-file build, as Debian configures it (recovery module on; the modules nsign does not
+# use stay out), x86_64 assembly for the field. ECMULT_WINDOW_SIZE only sizes verification's
+# table (4: 2 KiB instead of 1 MiB at 15): nsign verifies secp256k1 only in tests and clients;
+# signing's own table (COMB_BLOCKS/TEETH) keeps its default.
+W=$WORK/libsecp256k1
+cp -a "$(srcdir libsecp256k1)" "$W"
+SECP_DEFINES="-DENABLE_MODULE_RECOVERY=1 -DECMULT_WINDOW_SIZE=4 -DCOMB_BLOCKS=11 -DCOMB_TEETH=6"
+[ "$(uname -m)" = x86_64 ] && SECP_DEFINES="$SECP_DEFINES -DUSE_ASM_X86_64=1"
+for f in secp256k1 precomputed_ecmult precomputed_ecmult_gen; do
+    $CC $CFLAGS $SECP_DEFINES -I"$W/src" -c "$W/src/$f.c" -o "$W/$f.o"
+done
+ar rcD "$OUT/lib/libsecp256k1.a" "$W"/secp256k1.o "$W"/precomputed_ecmult.o "$W"/precomputed_ecmult_gen.o
+cp "$W"/include/secp256k1.h "$W"/include/secp256k1_recovery.h "$OUT/include/"
+
 echo "deps($flavor): building nghttp2"
 W=$WORK/nghttp2
 cp -a "$(srcdir nghttp2)" "$W"
 mkdir -p "$W/b"
-(cd "$W/b" && CC=$CC CFLAGS="$CFLAGS" cmake .. -DENABLE_LIB_ONLY=ON -DENABLE_STATIC_LIB=ON \
-    -DENABLE_SHARED_LIB=OFF -DENABLE_DOC=OFF -DENABLE_APP=OFF -DENABLE_HPACK_TOOLS=OFF \
+(cd "$W/b" && CC=$CC CFLAGS="$CFLAGS" cmake .. -DENABLE_LIB_ONLY=ON -DBUILD_STATIC_LIBS=ON \
+    -DBUILD_SHARED_LIBS=OFF -DENABLE_DOC=OFF -DENABLE_APP=OFF -DENABLE_HPACK_TOOLS=OFF \
     -DENABLE_EXAMPLES=OFF -DWITH_LIBXML2=OFF -DWITH_JEMALLOC=OFF -DBUILD_TESTING=OFF \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="" \
     -DCMAKE_INSTALL_PREFIX="$OUT" >/dev/null && make -s -j"$JOBS" nghttp2_static >/dev/null)

@@ -102,6 +102,26 @@ do_apt() {
     touch "$stamp"
 }
 
+# A mirror can hold a version's upstream tarball but miss its .dsc and debian.tar (seen for
+# nanopb 0.4.9.1-1, whose Debian packaging carries no patches). Accept the upstream tarball
+# alone only for a package pins.sh allows it for (SRC_ORIG_ONLY_OK), when the index lists it for
+# exactly this version and its SHA-256 matches there.
+orig_only() {
+    local name=$1 ver=$2 dl=build/src/dl-$1 orig want got
+    [[ " ${SRC_ORIG_ONLY_OK[*]} " == *" $name "* ]] || return 1
+    orig=$(find "$dl" -maxdepth 1 -name "${name}_*.orig.tar.*" | head -1)
+    [ -n "$orig" ] || return 1
+    want=$(apt-cache showsrc "$name" 2>/dev/null | awk -v v="$ver" -v f="$(basename "$orig")" '
+        /^Package:/{p=0} /^Version:/{p=($2==v)} /^Checksums-Sha256:/{c=1;next} /^[^ ]/{c=0}
+        p&&c&&$3==f{print $1;exit}')
+    got=$(sha256sum "$orig" | cut -d' ' -f1)
+    [ -n "$want" ] && [ "$want" = "$got" ] || return 1
+    echo "deps: warning: $name=$ver: the mirror has no .dsc/debian.tar; using its upstream tarball" \
+        "$(basename "$orig") (SHA-256 checked against the signed Sources index), no Debian patches" >&2
+    mkdir -p "$dl/src" && tar -xf "$orig" -C "$dl/src" && rm -f "$orig" "$dl/dl.log"
+    mv "$dl/src"/* "$dl/" && rmdir "$dl/src"
+}
+
 do_src() {
     mkdir -p build/src
     local name ver dir
@@ -117,7 +137,8 @@ do_src() {
         echo "deps: apt-get source $name=$ver"
         if ! (cd build/src/dl-"$name" && apt-get source -qq "$name=$ver" >/dev/null 2>dl.log); then
             apt_update
-            if ! (cd build/src/dl-"$name" && apt-get source -qq "$name=$ver" >/dev/null 2>dl.log); then
+            if ! (cd build/src/dl-"$name" && apt-get source -qq "$name=$ver" >/dev/null 2>dl.log) &&
+                ! orig_only "$name" "$ver"; then
                 now=$(apt-cache showsrc "$name" 2>/dev/null | awk '/^Version:/{print $2}' | sort -V | tail -1)
                 echo "deps: source package $name=$ver is not available from the archive any more." >&2
                 echo "deps: the archive now has $name=${now:-<none>}; update the pin in scripts/pins.sh." >&2

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -503,4 +504,17 @@ void ns_addr_peer(int fd, char *out, size_t cap)
 int ns_addr_can_splice(const ns_addr *a)
 {
     return a->kind == NS_ADDR_TCP || a->kind == NS_ADDR_UNIX || a->kind == NS_ADDR_VSOCK;
+}
+
+int ns_addr_host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcasecmp(host, "localhost") == 0) {
+        return 1;
+    }
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    }
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }

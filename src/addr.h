@@ -58,6 +58,10 @@ ns_err ns_addr_connect(const ns_addr *a, int timeout_ms, int *fd) NS_MUST_CHECK;
 ns_err ns_addr_connect_start(const ns_addr *a, int *fd, int *in_progress) NS_MUST_CHECK;
 ns_err ns_addr_connect_finish(int fd) NS_MUST_CHECK;
 
+/* Whether a host name or literal is a loopback one ("localhost", 127.0.0.0/8, ::1), by its
+ * text alone (no lookup). */
+int ns_addr_host_is_loopback(const char *host);
+
 /* "tcp:1.2.3.4:5678", "unix:", "vsock:16:1234" for the peer of fd. */
 void ns_addr_peer(int fd, char *out, size_t cap);
 /* Whether sockets of this kind support splice(2) (all of ours do; kept for the fallback path). */

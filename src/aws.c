@@ -70,6 +70,15 @@ ns_err ns_aws_endpoint(ns_url *u, const char *service, const char *region, int *
     return ns_url_parse(u, url);
 }
 
+ns_err ns_aws_check_scheme(const ns_url *u, const char *what)
+{
+    ENSURE(u->tls || ns_addr_host_is_loopback(u->host), NS_E_USAGE,
+           "%s: plain http:// to %s refused: the request would carry the session token in "
+           "cleartext; use https:// (http:// is accepted only to a loopback address)",
+           what, u->host);
+    return NS_OK;
+}
+
 ns_err ns_aws_trust(ns_tls_ca **ca, const char *cli_bundle)
 {
     const char *b = cli_bundle;
@@ -244,7 +253,8 @@ ns_err ns_aws_request(const ns_aws_client *c, const char *method, const char *pa
         return e;
     }
     int timeout = c->timeout_ms > 0 ? c->timeout_ms : NS_HTTP_TIMEOUT_MS_DEFAULT;
-    ns_http_dest d = {c->endpoint, c->via, c->ca, timeout};
+    /* Small exchanges (KMS, S3 errors): the whole of one bounded by the timeout too. */
+    ns_http_dest d = {c->endpoint, c->via, c->ca, timeout, timeout};
     int64_t start = ns_now_ms();
     ns_aws_signed s;
     for (int attempt = 1;; attempt++) {

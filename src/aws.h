@@ -40,6 +40,9 @@ ns_err ns_aws_region(char out[NS_AWS_REGION_MAX], const char *cli) NS_MUST_CHECK
  * Endpoint of a service ("s3", "kms"): AWS_ENDPOINT_URL_<SERVICE uppercased>, AWS_ENDPOINT_URL,
  * else https://SERVICE.REGION.amazonaws.com. *custom = 1 when it came from the environment.
  */
+/* Refuses a plain http:// endpoint unless its host is a loopback address (requests carry the
+ * session token and answers may carry secrets). what names the setting for the message. */
+ns_err ns_aws_check_scheme(const ns_url *u, const char *what) NS_MUST_CHECK;
 ns_err ns_aws_endpoint(ns_url *u, const char *service, const char *region,
                        int *custom) NS_MUST_CHECK;
 /* Trust store: cli_bundle (if non-NULL), AWS_CA_BUNDLE, else the embedded Amazon roots. */

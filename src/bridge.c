@@ -99,7 +99,7 @@ struct ns_bridge {
     size_t npairs;
     ns_addr allow[BRIDGE_MAX_ALLOW];
     size_t nallow;
-    int max_conns, idle_ms, connect_ms;
+    int max_conns, max_per_peer, idle_ms, connect_ms;
     int no_splice;
     int ep;
     conn *live, *dead;
@@ -443,6 +443,31 @@ static void conn_connected(ns_bridge *b, conn *c)
     conn_pump(b, c, 0, -1);
 }
 
+/* The length of the host part of a peer name: "tcp:10.0.0.1:5555" -> "tcp:10.0.0.1". */
+static size_t peer_host_len(const char *from)
+{
+    const char *colon = strrchr(from, ':');
+    return colon ? (size_t)(colon - from) : strlen(from);
+}
+
+/* Whether a tcp client already holds max_per_peer connections (a linear scan: at most
+ * max_conns live connections, once per accept). */
+static int peer_over_cap(const ns_bridge *b, const char *from)
+{
+    if (b->max_per_peer <= 0 || strncmp(from, "tcp:", 4) != 0) {
+        return 0;
+    }
+    size_t n = peer_host_len(from);
+    int count = 0;
+    for (const conn *c = b->live; c; c = c->next) {
+        if (peer_host_len(c->from) == n && memcmp(c->from, from, n) == 0 &&
+            ++count >= b->max_per_peer) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void on_accept(ns_bridge *b, listener *l)
 {
     for (int n = 0; n < BRIDGE_ACCEPT_BURST; n++) {
@@ -461,6 +486,12 @@ static void on_accept(ns_bridge *b, listener *l)
         if (b->nconns >= (size_t)b->max_conns) {
             ns_warn("rejected from=%s on=%s reason=max-conns max=%d", from, b->names[l->pair][0],
                     b->max_conns);
+            close(fd);
+            continue;
+        }
+        if (peer_over_cap(b, from)) {
+            ns_warn("rejected from=%s on=%s reason=max-per-peer max=%d", from,
+                    b->names[l->pair][0], b->max_per_peer);
             close(fd);
             continue;
         }
@@ -545,6 +576,7 @@ ns_err ns_bridge_listen(const ns_bridge_cfg *cfg, ns_bridge **out)
         b->ls[i].fd = -1;
     }
     b->max_conns = cfg->max_conns > 0 ? cfg->max_conns : NS_BRIDGE_DEFAULT_MAX_CONNS;
+    b->max_per_peer = cfg->max_per_peer > 0 ? cfg->max_per_peer : 0;
     b->idle_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : 0;
     b->no_splice = cfg->no_splice;
     b->connect_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms

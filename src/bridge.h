@@ -32,6 +32,10 @@
 #define NS_BRIDGE_MAX_PAIRS 64
 #define NS_BRIDGE_DEFAULT_MAX_CONNS 1024
 #define NS_BRIDGE_DEFAULT_CONNECT_TIMEOUT_MS 10000
+/* What run-enclave and enclave-entrypoint give their ingress bridges (issue 15): an idle
+ * connection is closed after this, and one client address holds at most this many. */
+#define NS_BRIDGE_INGRESS_IDLE_S 120
+#define NS_BRIDGE_INGRESS_PER_PEER 32
 /* *stop is checked at least this often. */
 #define NS_BRIDGE_TICK_MS 100
 
@@ -47,6 +51,9 @@ typedef struct {
     const char *const *allow;
     size_t nallow;
     int max_conns;       /* concurrent connections over all pairs; <= 0: default */
+    /* concurrent connections from one client IP address on tcp listeners; <= 0: no cap (vsock
+     * and unix peers are not capped: a vsock listener's peers are one VM or the host) */
+    int max_per_peer;
     int idle_timeout_ms; /* close a connection with no data either way for this long; <= 0: never */
     int connect_timeout_ms; /* <= 0: default */
     int no_splice;          /* always read/write (the fallback path; for tests and debugging) */

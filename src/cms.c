@@ -391,7 +391,7 @@ ns_err ns_cms_key_parse(ns_cms_key **out, const uint8_t *key, size_t n)
     ns_cms_key *k = calloc(1, sizeof *k);
     ENSURE(k != NULL, NS_E_NOMEM, "cms: out of memory");
     mbedtls_pk_init(&k->pk);
-    if (mbedtls_pk_parse_key(&k->pk, key, n, NULL, 0) != 0 ||
+    if (mbedtls_pk_parse_key(&k->pk, key, n, NULL, 0, ns_rng_mbedtls, NULL) != 0 ||
         mbedtls_pk_get_type(&k->pk) != MBEDTLS_PK_RSA) {
         ns_cms_key_free(k);
         BAIL(NS_E_PARSE, "cms: not an RSA private key (PEM needs its terminating NUL)");
@@ -459,9 +459,9 @@ ns_err ns_cms_decrypt(ns_buf *out, const ns_cms_key *k, const uint8_t *ber, size
     ENSURE(e.enc_key_len == mbedtls_rsa_get_len(rsa), NS_E_PARSE,
            "cms: encryptedKey of %zu bytes does not match the %zu-byte RSA key", e.enc_key_len,
            mbedtls_rsa_get_len(rsa));
-    mbedtls_rsa_set_padding(rsa, MBEDTLS_RSA_PKCS_V21, MBEDTLS_MD_SHA256);
-    if (mbedtls_rsa_rsaes_oaep_decrypt(rsa, ns_rng_mbedtls, NULL, MBEDTLS_RSA_PRIVATE, NULL, 0,
-                                       &cek_len, e.enc_key, cek, sizeof cek) != 0) {
+    if (mbedtls_rsa_set_padding(rsa, MBEDTLS_RSA_PKCS_V21, MBEDTLS_MD_SHA256) != 0 ||
+        mbedtls_rsa_rsaes_oaep_decrypt(rsa, ns_rng_mbedtls, NULL, NULL, 0, &cek_len, e.enc_key,
+                                       cek, sizeof cek) != 0) {
         rc = ns_fail(NS_E_AUTH, "cms: RSA-OAEP-SHA256 unwrap of the content key failed (the "
                                 "ciphertext is not for this key)");
         goto out;

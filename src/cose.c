@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "cbor.h"
 #include "mbedtls/ecdsa.h"
+#include "mbedtls/psa_util.h"
 #include "mbedtls/sha512.h"
 #include "mbedtls/x509_crt.h"
 
@@ -97,7 +98,7 @@ static ns_err sig_structure_hash(const ns_cose_sign1 *s, uint8_t hash[64])
     GUARD_GOTO(ns_cbor_put_bstr(&b, s->protected_hdr, s->protected_len), rc, out);
     GUARD_GOTO(ns_cbor_put_bstr(&b, NULL, 0), rc, out);
     GUARD_GOTO(ns_cbor_put_bstr(&b, s->payload, s->payload_len), rc, out);
-    rc = mbedtls_sha512_ret(b.data, b.len, hash, 1) == 0
+    rc = mbedtls_sha512(b.data, b.len, hash, 1) == 0
              ? NS_OK
              : ns_fail(NS_E_CRYPTO, "cose: SHA-384 failed");
 out:
@@ -107,39 +108,34 @@ out:
 
 ns_err ns_cose_sign1_verify(const ns_cose_sign1 *s, const uint8_t *cert_der, size_t cert_len)
 {
-    uint8_t hash[64]; /* SHA-384 uses the first 48 bytes; sha512_ret writes 64 */
+    uint8_t hash[64]; /* SHA-384 uses the first 48 bytes; mbedtls_sha512 writes 64 */
+    uint8_t der[MBEDTLS_ECDSA_MAX_SIG_LEN(384)];
+    size_t der_len = 0;
     mbedtls_x509_crt crt;
-    mbedtls_mpi r, sv;
     ns_err rc = NS_OK;
     ENSURE(s->sig_len == NS_COSE_ES384_SIG_LEN, NS_E_AUTH,
            "cose: an ES384 signature is %d bytes, this one %zu (an unsigned emulator document?)",
            NS_COSE_ES384_SIG_LEN, s->sig_len);
     GUARD(sig_structure_hash(s, hash));
     mbedtls_x509_crt_init(&crt);
-    mbedtls_mpi_init(&r);
-    mbedtls_mpi_init(&sv);
     if (mbedtls_x509_crt_parse_der(&crt, cert_der, cert_len) != 0) {
         rc = ns_fail(NS_E_PARSE, "cose: the signing certificate is not valid DER X.509");
         goto out;
     }
     if (!mbedtls_pk_can_do(&crt.pk, MBEDTLS_PK_ECDSA) ||
-        mbedtls_pk_ec(crt.pk)->grp.id != MBEDTLS_ECP_DP_SECP384R1) {
+        mbedtls_ecp_keypair_get_group_id(mbedtls_pk_ec(crt.pk)) != MBEDTLS_ECP_DP_SECP384R1) {
         rc = ns_fail(NS_E_UNSUPPORTED, "cose: the signing certificate key is not P-384");
         goto out;
     }
-    if (mbedtls_mpi_read_binary(&r, s->sig, 48) != 0 ||
-        mbedtls_mpi_read_binary(&sv, s->sig + 48, 48) != 0) {
-        rc = ns_fail(NS_E_NOMEM, "cose: cannot load the signature");
+    if (mbedtls_ecdsa_raw_to_der(384, s->sig, 96, der, sizeof der, &der_len) != 0) {
+        rc = ns_fail(NS_E_PARSE, "cose: the ES384 signature is not two 48-byte integers");
         goto out;
     }
-    mbedtls_ecp_keypair *ec = mbedtls_pk_ec(crt.pk);
-    if (mbedtls_ecdsa_verify(&ec->grp, hash, 48, &ec->Q, &r, &sv) != 0) {
+    if (mbedtls_pk_verify(&crt.pk, MBEDTLS_MD_SHA384, hash, 48, der, der_len) != 0) {
         rc = ns_fail(NS_E_AUTH, "cose: the ES384 signature does not verify with the "
                                 "document's certificate");
     }
 out:
-    mbedtls_mpi_free(&r);
-    mbedtls_mpi_free(&sv);
     mbedtls_x509_crt_free(&crt);
     return rc;
 }

@@ -146,6 +146,10 @@ static ns_err jstring(jcur *c, ns_buf *out)
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                 return jfail(c, "unpaired surrogate");
+            } else if (cp == 0) {
+                /* C strings would end there: "a\u0000b" would read as "a" and the rest of a
+                 * secret would be neither used nor wiped. */
+                return jfail(c, "\\u0000 (NUL) in a string");
             }
             GUARD(put_utf8(out, cp));
             continue;
@@ -291,6 +295,17 @@ static ns_err jskip(jcur *c)
         }
         return jfail(c, "expected ',' or a closing bracket");
     }
+}
+
+ns_err ns_json_validate(const uint8_t *json, size_t len)
+{
+    jcur c = {json, len, 0};
+    GUARD(jskip(&c));
+    jws(&c);
+    if (c.i != c.n) {
+        return jfail(&c, "trailing data");
+    }
+    return NS_OK;
 }
 
 ns_err ns_json_get_string(const uint8_t *json, size_t len, const char *key, ns_buf *out)

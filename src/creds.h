@@ -64,5 +64,9 @@ ns_err ns_creds_to_env(const ns_creds *c, ns_buf *out) NS_MUST_CHECK;
  */
 ns_err ns_json_get_string(const uint8_t *json, size_t len, const char *key,
                           ns_buf *out) NS_MUST_CHECK;
+/* Validates a whole JSON document with the same strict grammar (RFC 8259; no \u0000 in any
+ * string, no control byte, paired surrogates, bounded depth, nothing after the value). For
+ * documents parsed by cJSON, whose C strings would end at a NUL. */
+ns_err ns_json_validate(const uint8_t *json, size_t len) NS_MUST_CHECK;
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * ecdsa: deterministic ECDSA with low-S and recovery ids on mbedtls 2.28 (see ecdsa.h).
+ * ecdsa: deterministic ECDSA with low-S and recovery ids: libsecp256k1 for secp256k1, mbedtls 3.6
+ * for P-256 (see ecdsa.h).
  *
  * The recovery id comes from R itself during signing (see ns_ecdsa_sign). Recovery (SEC 1 v2,
  * 4.1.6) is for tests and clients: R = (r, y) with y's parity = recid (both curves have
@@ -8,11 +9,22 @@
  */
 #include "ecdsa.h"
 
+/*
+ * Private-field access (mbedtls 3.6 marks the group's G, N, P, A, B and a point's X, Y, Z
+ * private, with no accessors): signing needs R's coordinates (its y parity is the recovery id,
+ * which mbedtls_ecdsa_sign_det_ext does not return), and recovery builds R from r and needs the
+ * curve constants. Only this file does it, and only reads these fields or sets a point it owns.
+ */
+#define MBEDTLS_ALLOW_PRIVATE_ACCESS
+
 #include <mbedtls/asn1write.h>
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/hmac_drbg.h>
+#include <mbedtls/md.h>
 #include <pthread.h>
+#include <secp256k1.h>
+#include <secp256k1_recovery.h>
 #include <string.h>
 
 #include "rng.h"
@@ -69,8 +81,110 @@ static ns_err group(ns_ecdsa_curve curve, mbedtls_ecp_group **g)
     return NS_OK;
 }
 
+/*
+ * libsecp256k1: one context for the process, created and randomised once (thread-safe to share
+ * afterwards: only secp256k1_context_randomize writes to it, and it runs here only).
+ */
+static secp256k1_context *k1_ctx;
+static pthread_once_t k1_once = PTHREAD_ONCE_INIT;
+
+static void k1_init(void)
+{
+    uint8_t seed[32];
+    secp256k1_context *c = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+    if (c != NULL && ns_rng_bytes(seed, sizeof seed) == NS_OK &&
+        secp256k1_context_randomize(c, seed)) {
+        k1_ctx = c;
+    } else if (c != NULL) {
+        secp256k1_context_destroy(c);
+    }
+    ns_wipe(seed, sizeof seed);
+}
+
+static ns_err k1(const secp256k1_context **c)
+{
+    pthread_once(&k1_once, k1_init);
+    ENSURE(k1_ctx != NULL, NS_E_CRYPTO,
+           "ecdsa: cannot create the randomised libsecp256k1 context (getrandom failed?)");
+    *c = k1_ctx;
+    return NS_OK;
+}
+
+static ns_err k1_public(const uint8_t d[32], uint8_t pub[65])
+{
+    const secp256k1_context *c = NULL;
+    GUARD(k1(&c));
+    secp256k1_pubkey pk;
+    size_t n = 65;
+    ENSURE(secp256k1_ec_seckey_verify(c, d), NS_E_PARSE,
+           "private key is not a valid scalar (must be 0 < d < n)");
+    ENSURE(secp256k1_ec_pubkey_create(c, &pk, d) &&
+               secp256k1_ec_pubkey_serialize(c, pub, &n, &pk, SECP256K1_EC_UNCOMPRESSED) &&
+               n == 65,
+           NS_E_CRYPTO, "cannot derive the public key");
+    return NS_OK;
+}
+
+/* libsecp256k1's default nonce is RFC 6979 (HMAC-SHA-256) and its s is always low. */
+static ns_err k1_sign(const uint8_t d[32], const uint8_t digest[32], uint8_t sig[64],
+                      uint8_t der[72], size_t *der_len, int *recid)
+{
+    const secp256k1_context *c = NULL;
+    GUARD(k1(&c));
+    secp256k1_ecdsa_recoverable_signature rs;
+    secp256k1_ecdsa_signature plain;
+    int id = -1;
+    size_t n = 72;
+    ENSURE(secp256k1_ecdsa_sign_recoverable(c, &rs, digest, d, NULL, NULL), NS_E_CRYPTO,
+           "ecdsa: secp256k1 signing failed (invalid private key)");
+    ENSURE(secp256k1_ecdsa_recoverable_signature_serialize_compact(c, sig, &id, &rs) &&
+               secp256k1_ecdsa_recoverable_signature_convert(c, &plain, &rs) &&
+               secp256k1_ecdsa_signature_serialize_der(c, der, &n, &plain),
+           NS_E_CRYPTO, "ecdsa: cannot encode the secp256k1 signature");
+    ENSURE(id == 0 || id == 1, NS_E_CRYPTO,
+           "ecdsa: R.x >= n (probability ~2^-128): no 0/1 recovery id");
+    *der_len = n;
+    *recid = id;
+    return NS_OK;
+}
+
+/* Accepts high S too, as the mbedtls path did: libsecp256k1's verify wants it normalised. */
+static ns_err k1_verify(const uint8_t pub[65], const uint8_t digest[32], const uint8_t sig[64])
+{
+    const secp256k1_context *c = NULL;
+    GUARD(k1(&c));
+    secp256k1_pubkey pk;
+    secp256k1_ecdsa_signature s;
+    int ok = secp256k1_ec_pubkey_parse(c, &pk, pub, 65) &&
+             secp256k1_ecdsa_signature_parse_compact(c, &s, sig);
+    if (ok) {
+        (void)secp256k1_ecdsa_signature_normalize(c, &s, &s);
+        ok = secp256k1_ecdsa_verify(c, &s, digest, &pk);
+    }
+    ENSURE(ok, NS_E_AUTH, "ecdsa: signature does not verify");
+    return NS_OK;
+}
+
+static ns_err k1_recover(const uint8_t digest[32], const uint8_t sig[64], int recid,
+                         uint8_t pub[65])
+{
+    const secp256k1_context *c = NULL;
+    GUARD(k1(&c));
+    secp256k1_ecdsa_recoverable_signature rs;
+    secp256k1_pubkey pk;
+    size_t n = 65;
+    ENSURE(secp256k1_ecdsa_recoverable_signature_parse_compact(c, &rs, sig, recid) &&
+               secp256k1_ecdsa_recover(c, &pk, &rs, digest) &&
+               secp256k1_ec_pubkey_serialize(c, pub, &n, &pk, SECP256K1_EC_UNCOMPRESSED),
+           NS_E_CRYPTO, "ecdsa: cannot recover a public key");
+    return NS_OK;
+}
+
 ns_err ns_ecdsa_public(ns_ecdsa_curve curve, const uint8_t dbytes[32], uint8_t pub[65])
 {
+    if (curve == NS_ECDSA_SECP256K1) {
+        return k1_public(dbytes, pub);
+    }
     mbedtls_ecp_group *g;
     GUARD(group(curve, &g));
     mbedtls_mpi d;
@@ -105,10 +219,11 @@ static int digest_mpi(const mbedtls_ecp_group *g, const uint8_t digest[32], mbed
 static int recover_point(mbedtls_ecp_group *g, const uint8_t digest[32], const mbedtls_mpi *r,
                          const mbedtls_mpi *s, int recid, mbedtls_ecp_point *q)
 {
-    mbedtls_mpi y, t, e, rinv, u1, u2;
+    mbedtls_mpi y, t, e, rinv, u1, u2, x;
     mbedtls_ecp_point rp;
     int rv;
     mbedtls_mpi_init(&y), mbedtls_mpi_init(&t), mbedtls_mpi_init(&e), mbedtls_mpi_init(&rinv);
+    mbedtls_mpi_init(&x);
     mbedtls_mpi_init(&u1), mbedtls_mpi_init(&u2);
     mbedtls_ecp_point_init(&rp);
     /* y^2 = x^3 + ax + b (mbedtls leaves A empty for a = -3 curves) */
@@ -122,10 +237,10 @@ static int recover_point(mbedtls_ecp_group *g, const uint8_t digest[32], const m
     TRY(mbedtls_mpi_mul_mpi(&t, &t, r));
     TRY(mbedtls_mpi_add_mpi(&t, &t, &g->B));
     TRY(mbedtls_mpi_mod_mpi(&t, &t, &g->P));
-    /* y = t^((p+1)/4) */
-    TRY(mbedtls_mpi_add_int(&y, &g->P, 1));
-    TRY(mbedtls_mpi_shift_r(&y, 2));
-    TRY(mbedtls_mpi_exp_mod(&y, &t, &y, &g->P, NULL));
+    /* y = t^((p+1)/4); the exponent has its own mpi: mbedtls 3.6's exp_mod must not alias it */
+    TRY(mbedtls_mpi_add_int(&x, &g->P, 1));
+    TRY(mbedtls_mpi_shift_r(&x, 2));
+    TRY(mbedtls_mpi_exp_mod(&y, &t, &x, &g->P, NULL));
     if ((int)mbedtls_mpi_get_bit(&y, 0) != recid) {
         TRY(mbedtls_mpi_sub_mpi(&y, &g->P, &y));
     }
@@ -146,7 +261,7 @@ static int recover_point(mbedtls_ecp_group *g, const uint8_t digest[32], const m
     TRY(mbedtls_ecp_muladd(g, q, &u1, &g->G, &u2, &rp));
 out:
     mbedtls_mpi_free(&y), mbedtls_mpi_free(&t), mbedtls_mpi_free(&e), mbedtls_mpi_free(&rinv);
-    mbedtls_mpi_free(&u1), mbedtls_mpi_free(&u2);
+    mbedtls_mpi_free(&u1), mbedtls_mpi_free(&u2), mbedtls_mpi_free(&x);
     mbedtls_ecp_point_free(&rp);
     return rv;
 }
@@ -193,6 +308,9 @@ fail:
 ns_err ns_ecdsa_sign(ns_ecdsa_curve curve, const uint8_t dbytes[32], const uint8_t digest[32],
                      uint8_t sig[64], uint8_t der[72], size_t *der_len, int *recid)
 {
+    if (curve == NS_ECDSA_SECP256K1) {
+        return k1_sign(dbytes, digest, sig, der, der_len, recid);
+    }
     mbedtls_ecp_group *g;
     GUARD(group(curve, &g));
     mbedtls_mpi d, e, k, t, r, s, half;
@@ -264,6 +382,9 @@ out:
 ns_err ns_ecdsa_verify(ns_ecdsa_curve curve, const uint8_t pub[65], const uint8_t digest[32],
                        const uint8_t sig[64])
 {
+    if (curve == NS_ECDSA_SECP256K1) {
+        return k1_verify(pub, digest, sig);
+    }
     mbedtls_ecp_group *g;
     GUARD(group(curve, &g));
     mbedtls_mpi r, s;
@@ -289,9 +410,12 @@ ns_err ns_ecdsa_verify(ns_ecdsa_curve curve, const uint8_t pub[65], const uint8_
 ns_err ns_ecdsa_recover(ns_ecdsa_curve curve, const uint8_t digest[32], const uint8_t sig[64],
                         int recid, uint8_t pub[65])
 {
+    ENSURE(recid == 0 || recid == 1, NS_E_USAGE, "ecdsa: recovery id must be 0 or 1");
+    if (curve == NS_ECDSA_SECP256K1) {
+        return k1_recover(digest, sig, recid, pub);
+    }
     mbedtls_ecp_group *g;
     GUARD(group(curve, &g));
-    ENSURE(recid == 0 || recid == 1, NS_E_USAGE, "ecdsa: recovery id must be 0 or 1");
     mbedtls_mpi r, s;
     mbedtls_ecp_point q;
     mbedtls_mpi_init(&r), mbedtls_mpi_init(&s);

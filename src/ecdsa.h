@@ -1,12 +1,14 @@
 /*
- * ecdsa: deterministic ECDSA (RFC 6979, HMAC-SHA-256) on P-256 and secp256k1 with mbedtls,
- * with the two things wallets need that mbedtls does not give: low-S normalisation (s <= n/2,
- * BIP 62 / EIP-2) and the recovery id (the parity of R.y, so the public key can be recovered
- * from the signature: Ethereum's v = 27 + id).
+ * ecdsa: deterministic ECDSA (RFC 6979, HMAC-SHA-256) on P-256 and secp256k1, with the two
+ * things wallets need: low-S normalisation (s <= n/2, BIP 62 / EIP-2) and the recovery id (the
+ * parity of R.y, so the public key can be recovered from the signature: Ethereum's v = 27 + id).
  *
- * Private scalars are passed as 32 big-endian bytes and only live in mbedtls bignums for the
- * duration of one call (mbedtls_mpi_free zeroes them). Each thread keeps its own curve groups
- * because mbedtls caches precomputed points in the group on first use (not thread-safe to share).
+ * secp256k1 runs on libsecp256k1 (constant-time, Bitcoin Core's library; its RFC 6979 nonces and
+ * low-S output give the same signatures as before), through one context shared by all threads
+ * and randomised (blinding of its generator multiplication) on first use, at key load.
+ * P-256 runs on mbedtls: private scalars live in mbedtls bignums only for one call
+ * (mbedtls_mpi_free zeroes them); each thread keeps its own curve group because mbedtls caches
+ * precomputed points in the group on first use (not thread-safe to share).
  */
 #ifndef NS_ECDSA_H
 #define NS_ECDSA_H

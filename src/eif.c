@@ -72,13 +72,13 @@ typedef struct {
 static ns_err pcr_start(pcr_acc *a)
 {
     mbedtls_sha512_init(&a->h);
-    ENSURE(mbedtls_sha512_starts_ret(&a->h, 1) == 0, NS_E_CRYPTO, "eif: sha384 start failed");
+    ENSURE(mbedtls_sha512_starts(&a->h, 1) == 0, NS_E_CRYPTO, "eif: sha384 start failed");
     return NS_OK;
 }
 
 static ns_err pcr_update(pcr_acc *a, const uint8_t *p, size_t n)
 {
-    ENSURE(mbedtls_sha512_update_ret(&a->h, p, n) == 0, NS_E_CRYPTO, "eif: sha384 failed");
+    ENSURE(mbedtls_sha512_update(&a->h, p, n) == 0, NS_E_CRYPTO, "eif: sha384 failed");
     return NS_OK;
 }
 
@@ -86,11 +86,11 @@ static ns_err pcr_finish(pcr_acc *a, uint8_t out[NS_EIF_PCR_LEN])
 {
     uint8_t ext[2 * NS_EIF_PCR_LEN] = {0};
     uint8_t full[64];
-    int rc = mbedtls_sha512_finish_ret(&a->h, full);
+    int rc = mbedtls_sha512_finish(&a->h, full);
     mbedtls_sha512_free(&a->h);
     ENSURE(rc == 0, NS_E_CRYPTO, "eif: sha384 finish failed");
     memcpy(ext + NS_EIF_PCR_LEN, full, NS_EIF_PCR_LEN);
-    ENSURE(mbedtls_sha512_ret(ext, sizeof ext, full, 1) == 0, NS_E_CRYPTO, "eif: sha384 failed");
+    ENSURE(mbedtls_sha512(ext, sizeof ext, full, 1) == 0, NS_E_CRYPTO, "eif: sha384 failed");
     memcpy(out, full, NS_EIF_PCR_LEN);
     return NS_OK;
 }
@@ -375,6 +375,79 @@ static ns_err measure(ns_eif_info *info, const uint8_t *p)
     return pcr_finish(&a2, info->pcr2);
 }
 
+/* One member of the identity object: present exactly once (cJSON keeps duplicates). */
+static ns_err identity_member(const cJSON *obj, const char *where, const char *name, int want,
+                              const cJSON **out)
+{
+    const cJSON *found = NULL;
+    for (const cJSON *c = obj->child; c != NULL; c = c->next) {
+        if (c->string != NULL && strcmp(c->string, name) == 0) {
+            ENSURE(found == NULL, NS_E_PARSE, "eif: metadata: duplicate member %s%s", where, name);
+            found = c;
+        }
+    }
+    ENSURE(found != NULL, NS_E_PARSE,
+           "eif: metadata lacks %s%s, which nitro-cli's reader (EifIdentityInfo) requires", where,
+           name);
+    ENSURE(want == 0 || (found->type & 0xFF) == want, NS_E_PARSE,
+           "eif: metadata member %s%s has the wrong type (want %s)", where, name,
+           want == cJSON_String ? "a string" : "an object");
+    *out = found;
+    return NS_OK;
+}
+
+/* Exactly count members: with identity_member finding each name once, nothing else. */
+static ns_err identity_exact(const cJSON *obj, const char *where, int count)
+{
+    int n = 0;
+    for (const cJSON *c = obj->child; c != NULL; c = c->next) {
+        n++;
+    }
+    ENSURE(n == count, NS_E_PARSE, "eif: metadata %s has %d members, want exactly %d",
+           *where ? where : "object", n, count);
+    return NS_OK;
+}
+
+ns_err ns_eif_identity_check(const uint8_t *p, size_t n)
+{
+    static const char *const top[] = {"ImageName", "ImageVersion", "BuildMetadata", "DockerInfo",
+                                      "CustomMetadata"};
+    static const char *const build[] = {"BuildTime", "BuildTool", "BuildToolVersion",
+                                        "OperatingSystem", "KernelVersion"};
+    const char *end = NULL;
+    const cJSON *m, *bm = NULL;
+    ns_err e = NS_OK;
+    ENSURE(n > 0 && n <= NS_EIF_MAX_METADATA_LEN, NS_E_PARSE, "eif: metadata is empty or too big");
+    ENSURE(memchr(p, 0, n) == NULL, NS_E_PARSE, "eif: metadata holds a NUL byte");
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)p, n, &end, 0);
+    if (root == NULL || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        BAIL(NS_E_PARSE, "eif: metadata is not a JSON object");
+    }
+    while (end < (const char *)p + n &&
+           (*end == ' ' || *end == '\n' || *end == '\t' || *end == '\r')) {
+        end++;
+    }
+    if (end != (const char *)p + n) {
+        e = ns_fail(NS_E_PARSE, "eif: metadata has bytes after its JSON object");
+    }
+    for (int i = 0; e == NS_OK && i < 5; i++) {
+        int want = i < 2 ? cJSON_String : i == 2 ? cJSON_Object : 0;
+        e = identity_member(root, "", top[i], want, i == 2 ? &bm : &m);
+    }
+    if (e == NS_OK) {
+        e = identity_exact(root, "", 5);
+    }
+    for (int i = 0; e == NS_OK && i < 5; i++) {
+        e = identity_member(bm, "BuildMetadata.", build[i], cJSON_String, &m);
+    }
+    if (e == NS_OK) {
+        e = identity_exact(bm, "BuildMetadata", 5);
+    }
+    cJSON_Delete(root);
+    return e;
+}
+
 ns_err ns_eif_parse(ns_eif_info *info, const uint8_t *p, size_t n)
 {
     memset(info, 0, sizeof *info);
@@ -408,6 +481,9 @@ ns_err ns_eif_parse(ns_eif_info *info, const uint8_t *p, size_t n)
     ENSURE(crc == want, NS_E_PARSE, "eif: CRC mismatch (stored %08x, computed %08x): corrupted",
            crc, want);
     info->crc = crc;
+    if (info->metadata != NULL) {
+        GUARD(ns_eif_identity_check(info->metadata, info->metadata_len));
+    }
     return measure(info, p);
 }
 
@@ -508,13 +584,26 @@ ns_err ns_eif_metadata(ns_buf *out, const ns_eif_meta *m)
     if (!cJSON_AddObjectToObject(root, "DockerInfo")) {
         goto out;
     }
+    if (m->custom_json == NULL) {
+        if (!cJSON_AddNullToObject(root, "CustomMetadata")) {
+            goto out;
+        }
+    } else {
+        cJSON *cm = cJSON_Parse(m->custom_json);
+        if (cm == NULL || !cJSON_IsObject(cm)) {
+            cJSON_Delete(cm);
+            e = ns_fail(NS_E_PARSE, "eif: custom metadata must be one JSON object");
+            goto out;
+        }
+        cJSON_AddItemToObject(root, "CustomMetadata", cm);
+    }
     s = cJSON_PrintUnformatted(root);
     if (s != NULL) {
         e = ns_buf_append_str(out, s);
     }
 out:
     if (e == NS_E_NOMEM) {
-        ns_fail(e, "eif: out of memory writing the metadata JSON");
+        e = ns_fail(e, "eif: out of memory writing the metadata JSON");
     }
     cJSON_free(s);
     cJSON_Delete(bm);

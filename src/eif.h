@@ -104,7 +104,17 @@ typedef struct {
     const char *build_tool_version;
     const char *os;
     const char *kernel_version;
+    const char *custom_json; /* CustomMetadata: a JSON object (--metadata), NULL = null */
 } ns_eif_meta;
+
+/*
+ * Checks a metadata section against nitro-cli's EifIdentityInfo: one JSON object with exactly
+ * ImageName and ImageVersion (strings), BuildMetadata (exactly BuildTime, BuildTool,
+ * BuildToolVersion, OperatingSystem, KernelVersion, all strings), DockerInfo and CustomMetadata
+ * (any JSON; nitro-cli's serde reader has no default for either); no duplicate member. The reader
+ * (ns_eif_parse) applies it to every v4 file, so an EIF nitro-cli cannot read is refused.
+ */
+ns_err ns_eif_identity_check(const uint8_t *p, size_t n) NS_MUST_CHECK;
 
 /* Appends the metadata section's compact JSON (the reference builder's keys and order). */
 ns_err ns_eif_metadata(ns_buf *out, const ns_eif_meta *m) NS_MUST_CHECK;

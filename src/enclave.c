@@ -1,11 +1,16 @@
 /*
- * enclave: see enclave.h. The three receivers run on their own threads so the host may push in
- * any order; the first failure (or a stop request) makes a cancel pipe readable, which every
- * waiting receiver polls, so a bad payload fails the boot at once instead of at the timeout.
+ * enclave: see enclave.h. The receivers run on their own threads so the host may push in any
+ * order; the first failure (or a stop request) makes a cancel pipe readable, which every waiting
+ * receiver polls, so a bad payload fails the boot at once instead of at the timeout. The
+ * configuration receiver is optional: once the three required frames are in, it is cancelled
+ * like the others (the host sends the configuration first and waits for its acknowledgement,
+ * so a configuration the host sent is always in by then).
  */
 #include "enclave.h"
 
+#include <cJSON.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +18,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "iox.h"
 #include "log.h"
+#include "pcr.h"
 
 #define ENCLAVE_DETAIL_MAX 512
 #define ENCLAVE_DEFAULT_RECV_TIMEOUT_MS (600 * 1000)
@@ -27,6 +34,10 @@ static const char *const step_names[NS_STEP_COUNT] = {
     [NS_STEP_RECV_CREDS] = "receive-credentials",
     [NS_STEP_RECV_AGE_KEY] = "receive-age-key",
     [NS_STEP_RECV_SHARES] = "receive-shares",
+    [NS_STEP_RECV_CONFIG] = "receive-config",
+    [NS_STEP_PREFLIGHT] = "preflight",
+    [NS_STEP_MEASURE] = "measure",
+    [NS_STEP_CONFIG] = "configure",
     [NS_STEP_KMS] = "kms-decrypt",
     [NS_STEP_WIPE] = "wipe-credentials",
     [NS_STEP_AGE] = "age-decrypt",
@@ -107,13 +118,14 @@ static ns_err cfg_str(ns_enclave_getenv_fn get, void *ctx, const char *name, con
 
 ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx, int is_pid1)
 {
-    uint32_t p_creds, p_age, p_shares, p_grpc, p_egress, p_kms, parent;
+    uint32_t p_creds, p_age, p_shares, p_config, p_grpc, p_egress, p_kms, parent;
     char a[NS_ADDR_STR_MAX];
     memset(cfg, 0, sizeof *cfg);
 
     GUARD(cfg_port(get, ctx, "AWS_CREDS_VSOCK_PORT", 7100, &p_creds));
     GUARD(cfg_port(get, ctx, "AGE_KEY_VSOCK_PORT", 7101, &p_age));
     GUARD(cfg_port(get, ctx, "KEY_SHARES_VSOCK_PORT", 7102, &p_shares));
+    GUARD(cfg_port(get, ctx, "CONFIG_VSOCK_PORT", 7103, &p_config));
     GUARD(cfg_port(get, ctx, "VSOCK_PORT", 50051, &p_grpc));
     GUARD(cfg_port(get, ctx, "HOST_EGRESS_VSOCK_PORT", 8080, &p_egress));
     GUARD(cfg_port(get, ctx, "KMS_PROXY_PORT", 5000, &p_kms));
@@ -127,6 +139,10 @@ ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *
     GUARD(cfg_addr(get, ctx, "NSIGN_ENCLAVE_AGE_KEY_ADDR", a, &cfg->age_key_listen, NULL));
     snprintf(a, sizeof a, "vsock:any:%u", p_shares);
     GUARD(cfg_addr(get, ctx, "NSIGN_ENCLAVE_SHARES_ADDR", a, &cfg->shares_listen, NULL));
+    cfg->config_enabled = 1;
+    snprintf(a, sizeof a, "vsock:any:%u", p_config);
+    GUARD(cfg_addr(get, ctx, "NSIGN_ENCLAVE_CONFIG_ADDR", a, &cfg->config_listen,
+                   &cfg->config_enabled));
 
     snprintf(a, sizeof a, "tcp:127.0.0.1:%u", p_grpc);
     GUARD(cfg_addr(get, ctx, "NSIGN_ENCLAVE_SIGN_ADDR", a, &cfg->sign_listen, NULL));
@@ -150,14 +166,19 @@ ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *
     snprintf(a, sizeof a, "vsock:%u:%u", parent, p_kms);
     GUARD(cfg_addr(get, ctx, "NSIGN_ENCLAVE_KMS_PROXY_ADDR", a, &cfg->kms_proxy, NULL));
     GUARD(cfg_str(get, ctx, "AWS_REGION", "us-east-1", cfg->region, sizeof cfg->region));
+    cfg->region_from_env = cfg->region[0] != '\0' && get("AWS_REGION", ctx) != NULL;
     if (cfg->region[0] == '\0') {
         memcpy(cfg->region, "us-east-1", sizeof "us-east-1");
     }
+    ENSURE(ns_enclave_region_ok(cfg->region), NS_E_USAGE,
+           "AWS_REGION=%s: not a region name (like eu-west-1)", cfg->region);
     GUARD(
         cfg_str(get, ctx, "AWS_ENDPOINT_URL_KMS", "", cfg->kms_endpoint, sizeof cfg->kms_endpoint));
     GUARD(cfg_str(get, ctx, "KMS_KEY_ID", "", cfg->kms_key_id, sizeof cfg->kms_key_id));
     GUARD(cfg_str(get, ctx, "AWS_CA_BUNDLE", "", cfg->ca_bundle, sizeof cfg->ca_bundle));
     GUARD(cfg_flag(get, ctx, "NSIGN_ENCLAVE_ATTEST", -1, &cfg->attest));
+    GUARD(cfg_flag(get, ctx, "NSIGN_ALLOW_DEBUG_MODE", 0, &cfg->allow_debug));
+    cfg->is_pid1 = is_pid1;
 
     const char *t = get("NSIGN_ENCLAVE_RECV_TIMEOUT", ctx);
     int64_t ms = ENCLAVE_DEFAULT_RECV_TIMEOUT_MS;
@@ -192,7 +213,198 @@ ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *
     return NS_OK;
 }
 
+/* ---- the run-time configuration document ---- */
+
+int ns_enclave_region_ok(const char *s)
+{
+    /* two letters, then one or more "-word", then "-digits": us-east-1, us-gov-west-1 */
+    size_t n = strlen(s), i = 0, words = 0;
+    if (n < 4 || n >= NS_ENCLAVE_REGION_MAX || s[0] < 'a' || s[0] > 'z' || s[1] < 'a' ||
+        s[1] > 'z' || s[2] != '-') {
+        return 0;
+    }
+    i = 3;
+    for (;;) {
+        size_t start = i;
+        while (i < n && s[i] >= 'a' && s[i] <= 'z') {
+            i++;
+        }
+        if (i == start) {
+            break;
+        }
+        words++;
+        if (i >= n || s[i] != '-') {
+            return 0;
+        }
+        i++;
+    }
+    size_t digits = 0;
+    while (i < n && s[i] >= '0' && s[i] <= '9') {
+        i++;
+        digits++;
+    }
+    return words >= 1 && digits >= 1 && digits <= 2 && i == n;
+}
+
+static int key_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= NS_ENCLAVE_KEY_ID_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr(":/_-.", c) != NULL)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static ns_err endpoint_check(const char *s)
+{
+    ns_url u;
+    ENSURE(strlen(s) < NS_ENCLAVE_URL_MAX, NS_E_PARSE, "kms_endpoint: longer than %d bytes",
+           NS_ENCLAVE_URL_MAX - 1);
+    if (ns_url_parse(&u, s) != NS_OK) {
+        BAIL(NS_E_PARSE, "kms_endpoint: %s", ns_err_msg());
+    }
+    ENSURE(u.tls, NS_E_PARSE, "kms_endpoint \"%.100s\": must be https://", s);
+    ENSURE(u.base[0] == '\0', NS_E_PARSE, "kms_endpoint \"%.100s\": no path allowed", s);
+    for (const char *h = u.host; *h; h++) {
+        ENSURE((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') ||
+                   *h == '.' || *h == '-' || *h == ':',
+               NS_E_PARSE, "kms_endpoint \"%.100s\": bad character in the host", s);
+    }
+    return NS_OK;
+}
+
+ns_err ns_enclave_doc_parse(ns_enclave_doc *doc, const uint8_t *p, size_t n)
+{
+    static const char *const names[] = {"region", "kms_key_id", "kms_endpoint"};
+    char *dst[3] = {doc->region, doc->kms_key_id, doc->kms_endpoint};
+    const size_t caps[3] = {sizeof doc->region, sizeof doc->kms_key_id, sizeof doc->kms_endpoint};
+    const char *end = NULL;
+    ns_err e = NS_OK;
+    memset(doc, 0, sizeof *doc);
+    ENSURE(n <= NS_ENCLAVE_CONFIG_MAX, NS_E_TOO_BIG, "configuration: %zu bytes, at most %d", n,
+           NS_ENCLAVE_CONFIG_MAX);
+    ENSURE(n > 0 && memchr(p, 0, n) == NULL, NS_E_PARSE,
+           "configuration: empty, or holds a NUL byte: want one JSON object");
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)p, n, &end, 0);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        BAIL(NS_E_PARSE, "configuration: not a JSON object");
+    }
+    while (end < (const char *)p + n && strchr(" \t\r\n", *end) != NULL) {
+        end++;
+    }
+    if (end != (const char *)p + n) {
+        e = ns_fail(NS_E_PARSE, "configuration: bytes after the JSON object");
+    }
+    int seen[3] = {0, 0, 0};
+    for (const cJSON *c = root->child; e == NS_OK && c != NULL; c = c->next) {
+        int k = -1;
+        for (int i = 0; i < 3; i++) {
+            if (c->string != NULL && strcmp(c->string, names[i]) == 0) {
+                k = i;
+            }
+        }
+        if (k < 0) {
+            e = ns_fail(NS_E_PARSE,
+                        "configuration: unknown member \"%.64s\" (allowed: region, kms_key_id, "
+                        "kms_endpoint)",
+                        c->string ? c->string : "");
+        } else if (seen[k]++) {
+            e = ns_fail(NS_E_PARSE, "configuration: duplicate member %s", names[k]);
+        } else if (!cJSON_IsString(c) || c->valuestring == NULL) {
+            e = ns_fail(NS_E_PARSE, "configuration: %s must be a string", names[k]);
+        } else if (strlen(c->valuestring) >= caps[k]) {
+            e = ns_fail(NS_E_PARSE, "configuration: %s longer than %zu bytes", names[k],
+                        caps[k] - 1);
+        } else {
+            memcpy(dst[k], c->valuestring, strlen(c->valuestring) + 1);
+        }
+    }
+    cJSON_Delete(root);
+    if (e == NS_OK && seen[0] && !ns_enclave_region_ok(doc->region)) {
+        e = ns_fail(NS_E_PARSE,
+                    "configuration: region \"%.64s\" is not a region name (like "
+                    "eu-west-1)",
+                    doc->region);
+    }
+    if (e == NS_OK && seen[1] && !key_id_ok(doc->kms_key_id)) {
+        e = ns_fail(NS_E_PARSE, "configuration: kms_key_id is not a key id, alias or ARN");
+    }
+    if (e == NS_OK && seen[2]) {
+        e = endpoint_check(doc->kms_endpoint);
+        if (e != NS_OK) {
+            e = ns_fail_ctx(e, "configuration");
+        }
+    }
+    if (e != NS_OK) {
+        memset(doc, 0, sizeof *doc);
+    }
+    return e;
+}
+
+/* The region of a full KMS ARN (arn:PARTITION:kms:REGION:ACCOUNT:...), "" otherwise. */
+static void arn_region(const char *id, char *out, size_t cap)
+{
+    const char *f[5];
+    const char *p = id;
+    out[0] = '\0';
+    for (int i = 0; i < 5; i++) {
+        f[i] = p;
+        p = strchr(p, ':');
+        if (p == NULL) {
+            return;
+        }
+        p++;
+    }
+    size_t rl = (size_t)(f[4] - f[3] - 1);
+    if (strncmp(f[0], "arn:", 4) != 0 || strncmp(f[2], "kms:", 4) != 0 || rl == 0 || rl >= cap) {
+        return;
+    }
+    memcpy(out, f[3], rl);
+    out[rl] = '\0';
+}
+
+ns_err ns_enclave_cfg_apply(ns_enclave_cfg *cfg, const ns_enclave_doc *doc, const char **source)
+{
+    char r[NS_ENCLAVE_REGION_MAX];
+    if (doc != NULL && doc->kms_key_id[0]) {
+        memcpy(cfg->kms_key_id, doc->kms_key_id, strlen(doc->kms_key_id) + 1);
+    }
+    if (doc != NULL && doc->kms_endpoint[0]) {
+        memcpy(cfg->kms_endpoint, doc->kms_endpoint, strlen(doc->kms_endpoint) + 1);
+    }
+    arn_region(cfg->kms_key_id, r, sizeof r);
+    if (r[0]) {
+        ENSURE(ns_enclave_region_ok(r), NS_E_PARSE,
+               "kms_key_id: the ARN's region \"%s\" is not a "
+               "region name",
+               r);
+        *source = "key-arn";
+    } else if (doc != NULL && doc->region[0]) {
+        memcpy(r, doc->region, strlen(doc->region) + 1);
+        *source = "config";
+    } else if (cfg->region_from_env) {
+        memcpy(r, cfg->region, strlen(cfg->region) + 1);
+        *source = "env";
+    } else {
+        memcpy(r, "us-east-1", sizeof "us-east-1");
+        *source = "default";
+    }
+    memcpy(cfg->region, r, strlen(r) + 1);
+    return NS_OK;
+}
+
 /* ---- the run ---- */
+
+#define RECV_JOBS 4     /* credentials, age key, shares, configuration */
+#define RECV_REQUIRED 3 /* the configuration is optional */
 
 typedef struct recv_job {
     const ns_enclave_ops *ops;
@@ -204,12 +416,15 @@ typedef struct recv_job {
     ns_err e;
     char detail[ENCLAVE_DETAIL_MAX];
     int64_t ms;
-    struct recv_job *all; /* the three jobs */
+    int optional;
+    int finished;         /* under mu */
+    struct recv_job *all; /* the jobs */
     int cancel_w;         /* write end of the cancel pipe */
     pthread_mutex_t *mu;
-    int *failed; /* set by the first receiver that fails (or on stop), under mu */
-    int *first;  /* index of the first receiver that failed by itself, under mu */
-    int *done;   /* finished receivers, under mu */
+    int *failed;  /* set by the first receiver that fails (or on stop), under mu */
+    int *first;   /* index of the first receiver that failed by itself, under mu */
+    int *done;    /* finished receivers, under mu */
+    int *closing; /* the required frames are in: the optional receiver was cancelled, under mu */
 } recv_job;
 
 static void recv_cancel(int cancel_w)
@@ -226,18 +441,21 @@ static void *recv_thread(void *arg)
     int64_t t0 = ns_now_ms();
     j->e = j->ops->recv(j->ops->ctx, j->fd, j->cancel_fd, j->timeout_ms, j->out);
     j->ms = ns_now_ms() - t0;
-    if (j->e != NS_OK) {
+    pthread_mutex_lock(j->mu);
+    if (j->e != NS_OK && j->optional && *j->closing && j->e == NS_E_CLOSED) {
+        j->e = NS_OK; /* no configuration was sent: closed once the rest was in */
+        j->detail[0] = '\0';
+        ns_buf_reset(j->out);
+    } else if (j->e != NS_OK) {
         snprintf(j->detail, sizeof j->detail, "%s", ns_err_msg());
         ns_buf_reset(j->out);
-        pthread_mutex_lock(j->mu);
         if (!*j->failed) {
             *j->failed = 1;
             *j->first = (int)(j - j->all);
             recv_cancel(j->cancel_w);
         }
-        pthread_mutex_unlock(j->mu);
     }
-    pthread_mutex_lock(j->mu);
+    j->finished = 1;
     (*j->done)++;
     pthread_mutex_unlock(j->mu);
     return NULL;
@@ -252,7 +470,7 @@ static void step_done(const ns_enclave_ops *ops, ns_enclave_step s, int64_t t0, 
 }
 
 typedef struct {
-    ns_buf creds, age_ct, shares_ct, age_key, keys;
+    ns_buf creds, age_ct, shares_ct, config, age_key, keys;
 } enclave_bufs;
 
 static void bufs_free(enclave_bufs *b)
@@ -260,27 +478,31 @@ static void bufs_free(enclave_bufs *b)
     ns_buf_free(&b->creds);
     ns_buf_free(&b->age_ct);
     ns_buf_free(&b->shares_ct);
+    ns_buf_free(&b->config);
     ns_buf_free(&b->age_key);
     ns_buf_free(&b->keys);
 }
 
+/* On success the listeners stay open in lfds (the caller refuses late frames on them). */
 static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, enclave_bufs *b,
-                          volatile int *stop, ns_enclave_step *failed)
+                          volatile int *stop, ns_enclave_step *failed, int lfds[RECV_JOBS])
 {
-    const ns_addr *addrs[3] = {&cfg->creds_listen, &cfg->age_key_listen, &cfg->shares_listen};
-    ns_buf *outs[3] = {&b->creds, &b->age_ct, &b->shares_ct};
-    const ns_enclave_step steps[3] = {NS_STEP_RECV_CREDS, NS_STEP_RECV_AGE_KEY,
-                                      NS_STEP_RECV_SHARES};
-    recv_job jobs[3];
-    pthread_t th[3];
+    const ns_addr *addrs[RECV_JOBS] = {&cfg->creds_listen, &cfg->age_key_listen,
+                                       &cfg->shares_listen, &cfg->config_listen};
+    ns_buf *outs[RECV_JOBS] = {&b->creds, &b->age_ct, &b->shares_ct, &b->config};
+    const ns_enclave_step steps[RECV_JOBS] = {NS_STEP_RECV_CREDS, NS_STEP_RECV_AGE_KEY,
+                                              NS_STEP_RECV_SHARES, NS_STEP_RECV_CONFIG};
+    const int njobs = cfg->config_enabled ? RECV_JOBS : RECV_REQUIRED;
+    recv_job jobs[RECV_JOBS];
+    pthread_t th[RECV_JOBS];
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    int any_failed = 0, started = 0, done = 0, first_idx = -1;
+    int any_failed = 0, started = 0, done = 0, first_idx = -1, closing = 0;
     int cancel[2] = {-1, -1};
     ns_err e = NS_OK;
     int64_t t0 = ns_now_ms();
 
     memset(jobs, 0, sizeof jobs);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < RECV_JOBS; i++) {
         jobs[i].fd = -1;
     }
     if (pipe2(cancel, O_CLOEXEC) != 0) {
@@ -289,8 +511,8 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
         step_done(ops, steps[0], t0, e, NULL);
         goto out;
     }
-    /* Listen on all three first: the host's pushes retry until every listener is up. */
-    for (int i = 0; i < 3; i++) {
+    /* Listen on all first: the host's pushes retry until every listener is up. */
+    for (int i = 0; i < njobs; i++) {
         char name[NS_ADDR_STR_MAX];
         ns_addr_format(addrs[i], name, sizeof name);
         e = ns_addr_listen(addrs[i], 4, NS_LISTEN_NONBLOCK, &jobs[i].fd);
@@ -301,16 +523,18 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
             goto out;
         }
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < njobs; i++) {
         jobs[i].ops = ops;
         jobs[i].step = steps[i];
         jobs[i].timeout_ms = cfg->recv_timeout_ms;
         jobs[i].out = outs[i];
+        jobs[i].optional = i >= RECV_REQUIRED;
         jobs[i].all = jobs;
         jobs[i].mu = &mu;
         jobs[i].failed = &any_failed;
         jobs[i].done = &done;
         jobs[i].first = &first_idx;
+        jobs[i].closing = &closing;
         jobs[i].cancel_fd = cancel[0];
         jobs[i].cancel_w = cancel[1];
         if (pthread_create(&th[i], NULL, recv_thread, &jobs[i]) != 0) {
@@ -324,12 +548,21 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
         }
         started++;
     }
-    /* A stop request (SIGTERM) while waiting shuts the listeners down like a failure does. */
+    /* A stop request (SIGTERM) while waiting shuts the listeners down like a failure does; the
+     * required frames all in closes the optional one. */
     for (;;) {
         pthread_mutex_lock(&mu);
         int finished = done == started;
         if (!finished && *stop && !any_failed) {
             any_failed = 1;
+            recv_cancel(cancel[1]);
+        }
+        int required = started >= RECV_REQUIRED;
+        for (int i = 0; i < RECV_REQUIRED && i < started; i++) {
+            required &= jobs[i].finished && jobs[i].e == NS_OK;
+        }
+        if (!finished && required && !closing && !any_failed) {
+            closing = 1;
             recv_cancel(cancel[1]);
         }
         pthread_mutex_unlock(&mu);
@@ -347,9 +580,13 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
     /* Report each receiver. The step that failed is the first one that failed by itself, not
      * one we shut down because of it (or, on a stop request, the first still waiting). */
     int pick = first_idx;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < njobs; i++) {
         if (ops->on_step) {
-            ops->on_step(ops->ctx, steps[i], jobs[i].ms, jobs[i].e, jobs[i].detail);
+            const char *d = jobs[i].detail;
+            if (jobs[i].optional && jobs[i].e == NS_OK) {
+                d = jobs[i].out->len ? "" : "none sent";
+            }
+            ops->on_step(ops->ctx, steps[i], jobs[i].ms, jobs[i].e, d);
         }
         if (pick < 0 && jobs[i].e != NS_OK) {
             pick = i;
@@ -360,7 +597,11 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
         e = ns_fail(jobs[pick].e, "%s", jobs[pick].detail);
     }
 out:
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < njobs; i++) {
+        if (e == NS_OK) {
+            lfds[i] = jobs[i].fd;
+            continue;
+        }
         if (jobs[i].fd >= 0) {
             close(jobs[i].fd);
         }
@@ -377,26 +618,155 @@ out:
     return e;
 }
 
+ns_err ns_enclave_preflight(const ns_enclave_facts *f)
+{
+    static const uint8_t zero[48];
+    ENSURE(f->nsm_ok, NS_E_DENIED,
+           "refusing to decrypt: check=nsm: the NSM does not answer (%s); nothing can be measured "
+           "or attested",
+           f->nsm_error ? f->nsm_error : "no device");
+    ENSURE(memcmp(f->pcr0, zero, sizeof zero) != 0 || f->allow_debug, NS_E_DENIED,
+           "refusing to decrypt: check=debug-mode: PCR0 is all zero (a debug-mode enclave, whose "
+           "memory the parent can read); build the image with ALLOW_DEBUG_MODE=1 to allow it");
+    ENSURE(!f->is_pid1 || (f->hwrng != NULL && strcmp(f->hwrng, "nsm-hwrng") == 0), NS_E_DENIED,
+           "refusing to decrypt: check=hwrng: the kernel's hwrng is \"%s\", not the NSM's "
+           "(nsm-hwrng): a kernel without the NSM driver",
+           f->hwrng ? f->hwrng : "unreadable");
+    ENSURE(f->pool_ready, NS_E_DENIED,
+           "refusing to decrypt: check=random-pool: the kernel's random pool is not initialised "
+           "(keys made now would be guessable)");
+    return NS_OK;
+}
+
+/* After the receive phase: every connection to a receiver's address is refused (status 06). */
+typedef struct {
+    const ns_enclave_ops *ops;
+    const int *fds;
+    int n;
+    volatile int done;
+} refuser;
+
+static void *refuse_thread(void *arg)
+{
+    refuser *r = arg;
+    while (!r->done) {
+        struct pollfd p[RECV_JOBS];
+        int n = 0;
+        for (int i = 0; i < r->n; i++) {
+            if (r->fds[i] >= 0) {
+                p[n++] = (struct pollfd){.fd = r->fds[i], .events = POLLIN};
+            }
+        }
+        if (n == 0 || poll(p, (nfds_t)n, ENCLAVE_STOP_POLL_MS) <= 0) {
+            if (n == 0) {
+                usleep(ENCLAVE_STOP_POLL_MS * 1000);
+            }
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            if (p[i].revents & POLLIN) {
+                r->ops->refuse(r->ops->ctx, p[i].fd);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Applies the configuration document, if one came, to a copy of the configuration. */
+static ns_err configure(const ns_enclave_cfg *cfg, const ns_buf *doc_bytes, ns_enclave_cfg *eff,
+                        char *detail, size_t cap)
+{
+    ns_enclave_doc doc;
+    const char *src = "default";
+    *eff = *cfg;
+    if (doc_bytes->len > 0) {
+        GUARD(ns_enclave_doc_parse(&doc, doc_bytes->data, doc_bytes->len));
+    }
+    GUARD(ns_enclave_cfg_apply(eff, doc_bytes->len > 0 ? &doc : NULL, &src));
+    snprintf(detail, cap, "region=%s region_from=%s document=%s kms_key_id=%s kms_endpoint=%s",
+             eff->region, src, doc_bytes->len > 0 ? "yes" : "none",
+             eff->kms_key_id[0] ? eff->kms_key_id : "-",
+             eff->kms_endpoint[0] ? eff->kms_endpoint : "default");
+    return NS_OK;
+}
+
 ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, volatile int *stop,
                       ns_enclave_step *failed)
 {
     enclave_bufs b;
     ns_err e;
     int64_t t0;
+    char detail[ENCLAVE_DETAIL_MAX];
+    int lfds[RECV_JOBS] = {-1, -1, -1, -1};
+    refuser ref;
+    pthread_t ref_th;
+    int ref_started = 0;
+    memset(&ref, 0, sizeof ref);
+    ns_enclave_cfg *eff = malloc(sizeof *eff);
+    *failed = NS_STEP_CONFIG;
+    ENSURE(eff != NULL, NS_E_NOMEM, "out of memory for the configuration");
 
     ns_buf_init_secret(&b.creds, NS_ENCLAVE_CREDS_MAX);
     ns_buf_init_secret(&b.age_ct, NS_ENCLAVE_AGE_KEY_CT_MAX);
     ns_buf_init_secret(&b.shares_ct, NS_ENCLAVE_SHARES_CT_MAX);
+    ns_buf_init_secret(&b.config, NS_ENCLAVE_CONFIG_MAX);
     ns_buf_init_secret(&b.age_key, NS_ENCLAVE_AGE_KEY_MAX);
     ns_buf_init_secret(&b.keys, NS_ENCLAVE_SHARES_MAX);
     *failed = NS_STEP_COUNT;
 
     t0 = ns_now_ms();
-    e = receive_all(cfg, ops, &b, stop, failed);
+    e = receive_all(cfg, ops, &b, stop, failed, lfds);
     if (e != NS_OK) {
         goto out;
     }
     step_done(ops, NS_STEP_RECEIVE, t0, NS_OK, "");
+    /* From here on no input changes: a late frame is refused, not taken. */
+    ref.ops = ops;
+    ref.fds = lfds;
+    ref.n = RECV_JOBS;
+    if (ops->refuse != NULL && pthread_create(&ref_th, NULL, refuse_thread, &ref) == 0) {
+        ref_started = 1;
+    }
+
+    if (cfg->attest == 0) {
+        step_done(ops, NS_STEP_MEASURE, ns_now_ms(), NS_OK,
+                  "skipped: NSIGN_ENCLAVE_ATTEST=0 (development only: no fail-closed checks, "
+                  "PCR16 not measured)");
+    } else {
+        t0 = ns_now_ms();
+        e = ops->preflight(ops->ctx, cfg);
+        if (e != NS_OK) {
+            *failed = NS_STEP_PREFLIGHT;
+            step_done(ops, NS_STEP_PREFLIGHT, t0, e, NULL);
+            goto out;
+        }
+        step_done(ops, NS_STEP_PREFLIGHT, t0, NS_OK, "");
+        /* The order is the measurement's: age-key ciphertext, shares ciphertext, config. */
+        const ns_buf *inputs[3] = {&b.age_ct, &b.shares_ct, &b.config};
+        uint8_t pcr[NS_PCR_LEN];
+        char hex[NS_PCR_HEX_LEN];
+        t0 = ns_now_ms();
+        e = ops->measure(ops->ctx, inputs, b.config.len > 0 ? 3 : 2, pcr);
+        if (e != NS_OK) {
+            *failed = NS_STEP_MEASURE;
+            step_done(ops, NS_STEP_MEASURE, t0, e, NULL);
+            goto out;
+        }
+        ns_pcr_hex(hex, pcr);
+        snprintf(detail, sizeof detail, "pcr16=%s inputs=age-key,shares%s locked=1", hex,
+                 b.config.len > 0 ? ",config" : "");
+        step_done(ops, NS_STEP_MEASURE, t0, NS_OK, detail);
+    }
+
+    t0 = ns_now_ms();
+    e = configure(cfg, &b.config, eff, detail, sizeof detail);
+    if (e != NS_OK) {
+        *failed = NS_STEP_CONFIG;
+        step_done(ops, NS_STEP_CONFIG, t0, e, NULL);
+        goto out;
+    }
+    step_done(ops, NS_STEP_CONFIG, t0, NS_OK, detail);
+    cfg = eff;
 
     t0 = ns_now_ms();
     e = ops->kms_decrypt(ops->ctx, cfg, &b.creds, &b.age_ct, &b.age_key);
@@ -439,6 +809,21 @@ ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, vola
     }
     step_done(ops, NS_STEP_SERVE, t0, e, e == NS_OK ? "" : NULL);
 out:
+    if (ref_started) {
+        ref.done = 1;
+        pthread_join(ref_th, NULL);
+    }
+    const ns_addr *addrs[RECV_JOBS] = {&cfg->creds_listen, &cfg->age_key_listen,
+                                       &cfg->shares_listen, &cfg->config_listen};
+    for (int i = 0; i < RECV_JOBS; i++) {
+        if (lfds[i] >= 0) {
+            close(lfds[i]);
+            if (addrs[i]->kind == NS_ADDR_UNIX && addrs[i]->path[0] != '@') {
+                ns_io_unlink_stale_socket(addrs[i]->path);
+            }
+        }
+    }
     bufs_free(&b);
+    free(eff);
     return e;
 }

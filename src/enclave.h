@@ -2,7 +2,15 @@
  * enclave: the in-enclave boot of nsign (enclave-entrypoint), as a sequence of named steps.
  *
  *   receive   credentials (7100), KMS-encrypted age key (7101), age-encrypted shares (7102),
- *             concurrently and in any order, into memory (secret buffers)
+ *             concurrently and in any order, into memory (secret buffers), and the optional
+ *             run-time configuration (7103): a JSON object {region, kms_key_id, kms_endpoint}
+ *             the host sends first; once the other three are in, its port closes
+ *   preflight the fail-closed checks (ns_enclave_preflight): NSM answers, not a debug-mode
+ *             enclave unless the image allows it, the NSM's hwrng (PID 1), random pool ready
+ *   measure   PCR16 extended with the SHA-384 of the age-key ciphertext, the shares
+ *             ciphertext and the configuration frame (when sent), then locked (pcr.h); from
+ *             here on every frame that arrives is refused (status 06)
+ *   configure the configuration document applied (region precedence below)
  *   kms       decrypt the age key through the KMS proxy, with NSM attestation
  *   wipe      the credentials and the age-key ciphertext
  *   age       decrypt the shares with the age identity; wipe the identity
@@ -34,13 +42,16 @@
 #define NS_ENCLAVE_KEY_ID_MAX 2048
 #define NS_ENCLAVE_URL_MAX 512
 #define NS_ENCLAVE_MODULES_MAX 1024
+#define NS_ENCLAVE_CONFIG_MAX 4096 /* the run-time configuration document */
 
 typedef struct {
     /* Receivers of the three payloads (default vsock:any:7100/7101/7102). */
     ns_addr creds_listen;
     ns_addr age_key_listen;
     ns_addr shares_listen;
-    int recv_timeout_ms; /* whole receive phase; default 600 s */
+    int config_enabled;    /* the optional configuration frame (default on) */
+    ns_addr config_listen; /* default vsock:any:7103 */
+    int recv_timeout_ms;   /* whole receive phase; default 600 s */
     /* sign-service (default tcp:127.0.0.1:50051) and the ingress bridge to it. */
     ns_addr sign_listen;
     int ingress_enabled;
@@ -53,10 +64,13 @@ typedef struct {
     /* KMS. */
     ns_addr kms_proxy; /* default vsock:3:5000 */
     char region[NS_ENCLAVE_REGION_MAX];
+    int region_from_env;                    /* AWS_REGION was set in the image's environment */
     char kms_endpoint[NS_ENCLAVE_URL_MAX];  /* "" = https://kms.REGION.amazonaws.com */
     char kms_key_id[NS_ENCLAVE_KEY_ID_MAX]; /* "" = none (symmetric keys need none) */
     char ca_bundle[NS_ENCLAVE_URL_MAX];     /* "" = the embedded Amazon roots */
-    int attest;                             /* 1 on, 0 off, -1 auto (on when an NSM exists) */
+    int attest;      /* 1 on, 0 off (development: no measured boot either), -1 auto (= 1) */
+    int allow_debug; /* NSIGN_ALLOW_DEBUG_MODE=1 in the image: a debug-mode enclave may decrypt */
+    int is_pid1;
     /* PID 1 duties. */
     int heartbeat_enabled;
     ns_addr heartbeat; /* default vsock:3:9000 */
@@ -71,11 +85,12 @@ typedef const char *(*ns_enclave_getenv_fn)(const char *name, void *ctx);
  * Fills cfg from the environment. Seed variables: AWS_CREDS_VSOCK_PORT (7100),
  * AGE_KEY_VSOCK_PORT (7101), KEY_SHARES_VSOCK_PORT (7102), VSOCK_PORT (50051),
  * HOST_EGRESS_VSOCK_PORT (8080), KMS_PROXY_PORT (5000), PARENT_CID (3), AWS_REGION
- * (us-east-1), HOST_EGRESS_ENABLED (1). nsign's: NSIGN_ENCLAVE_{CREDS,AGE_KEY,SHARES,SIGN,
- * INGRESS,EGRESS_LISTEN,EGRESS_CONNECT,KMS_PROXY,HEARTBEAT}_ADDR ("none" disables the ingress,
- * egress and heartbeat), NSIGN_ENCLAVE_RECV_TIMEOUT (seconds), NSIGN_ENCLAVE_SIGN_THREADS,
- * NSIGN_ENCLAVE_ATTEST (1/0/auto), NSIGN_MODULES, KMS_KEY_ID, AWS_ENDPOINT_URL_KMS,
- * AWS_CA_BUNDLE. is_pid1 turns the heartbeat on by default.
+ * (us-east-1), HOST_EGRESS_ENABLED (1), CONFIG_VSOCK_PORT (7103). nsign's:
+ * NSIGN_ENCLAVE_{CREDS,AGE_KEY,SHARES,CONFIG,SIGN,
+ * INGRESS,EGRESS_LISTEN,EGRESS_CONNECT,KMS_PROXY,HEARTBEAT}_ADDR ("none" disables the config
+ * frame, ingress, egress and heartbeat), NSIGN_ENCLAVE_RECV_TIMEOUT (seconds),
+ * NSIGN_ENCLAVE_SIGN_THREADS, NSIGN_ENCLAVE_ATTEST (1/0/auto), NSIGN_MODULES, KMS_KEY_ID,
+ * AWS_ENDPOINT_URL_KMS, AWS_CA_BUNDLE. is_pid1 turns the heartbeat on by default.
  */
 ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx,
                            int is_pid1) NS_MUST_CHECK;
@@ -85,6 +100,10 @@ typedef enum {
     NS_STEP_RECV_CREDS,
     NS_STEP_RECV_AGE_KEY,
     NS_STEP_RECV_SHARES,
+    NS_STEP_RECV_CONFIG,
+    NS_STEP_PREFLIGHT,
+    NS_STEP_MEASURE,
+    NS_STEP_CONFIG,
     NS_STEP_KMS,
     NS_STEP_WIPE,
     NS_STEP_AGE,
@@ -94,6 +113,33 @@ typedef enum {
 } ns_enclave_step;
 
 const char *ns_enclave_step_name(ns_enclave_step s);
+
+/*
+ * The run-time configuration document (port 7103): one JSON object, at most
+ * NS_ENCLAVE_CONFIG_MAX bytes, with only the optional string members region (like eu-west-1),
+ * kms_key_id (key id, alias or ARN) and kms_endpoint (https://HOST[:PORT], tests and private
+ * endpoints). Unknown or duplicate members, a value that is not a string, a malformed region,
+ * key id or URL are refused (NS_E_PARSE) with an error naming the member.
+ */
+typedef struct {
+    char region[NS_ENCLAVE_REGION_MAX];     /* "" = not given */
+    char kms_key_id[NS_ENCLAVE_KEY_ID_MAX]; /* "" = not given */
+    char kms_endpoint[NS_ENCLAVE_URL_MAX];  /* "" = not given */
+} ns_enclave_doc;
+
+ns_err ns_enclave_doc_parse(ns_enclave_doc *doc, const uint8_t *p, size_t n) NS_MUST_CHECK;
+
+/* Whether s is an AWS region name (us-east-1, eu-west-1, us-gov-west-1, ap-southeast-2...). */
+int ns_enclave_region_ok(const char *s);
+
+/*
+ * Applies a document (NULL: none was sent) to cfg. The region comes from the KMS key when it is
+ * a full ARN (arn:PARTITION:kms:REGION:...), else the document, else the image's AWS_REGION,
+ * else us-east-1; *source names which ("key-arn", "config", "env", "default"). The document's
+ * kms_key_id and kms_endpoint replace KMS_KEY_ID and AWS_ENDPOINT_URL_KMS.
+ */
+ns_err ns_enclave_cfg_apply(ns_enclave_cfg *cfg, const ns_enclave_doc *doc,
+                            const char **source) NS_MUST_CHECK;
 
 /*
  * The work of each step. ctx is passed back. Every function must leave its outputs either
@@ -116,7 +162,32 @@ typedef struct {
     /* Called after each step with its duration; e is NS_OK or the failure (detail in
      * ns_err_msg on the calling thread). */
     void (*on_step)(void *ctx, ns_enclave_step step, int64_t ms, ns_err e, const char *detail);
+    /* The fail-closed checks before anything is decrypted (gathers the facts, then
+     * ns_enclave_preflight). */
+    ns_err (*preflight)(void *ctx, const ns_enclave_cfg *cfg);
+    /* Extends PCR16 with SHA-384 of each input in order, locks it, leaves its value in pcr. */
+    ns_err (*measure)(void *ctx, const ns_buf *const *inputs, size_t n, uint8_t pcr[48]);
+    /* Accepts one pending connection on a listener and refuses its frame (status 06). */
+    void (*refuse)(void *ctx, int listen_fd);
 } ns_enclave_ops;
+
+/* What the fail-closed checks look at. */
+typedef struct {
+    int nsm_ok;            /* DescribePCR answered */
+    const char *nsm_error; /* why not */
+    uint8_t pcr0[48];      /* when nsm_ok */
+    int allow_debug;       /* the image allows a debug-mode enclave */
+    int is_pid1;           /* then the kernel's hwrng must be the NSM's */
+    const char *hwrng;     /* /sys/class/misc/hw_random/rng_current, NULL: unreadable */
+    int pool_ready;        /* getrandom(GRND_NONBLOCK) succeeds */
+} ns_enclave_facts;
+
+/*
+ * The checks, in order; the first that fails returns NS_E_DENIED with one line naming it:
+ * "check=nsm" (no answer), "check=debug-mode" (PCR0 all zero and the image does not allow it),
+ * "check=hwrng" (PID 1 and rng_current is not nsm-hwrng), "check=random-pool" (not ready).
+ */
+ns_err ns_enclave_preflight(const ns_enclave_facts *f) NS_MUST_CHECK;
 
 /*
  * Runs receive -> kms -> wipe -> age -> load_keys -> serve. On failure returns the error of

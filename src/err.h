@@ -5,13 +5,31 @@
  * compiler refuses an ignored result. The failing function records a human message with
  * ns_fail(); the coordinator (an applet) logs ns_err_msg() once and picks the exit code.
  * Library code never prints and never exits. The detail buffer is thread-local.
+ *
+ * Who writes which part of a message (one owner per prefix):
+ * - The applet owns "nsign APPLET:" and the level: ns_log adds them, and only the coordinator
+ *   (the applet's main and its helpers in applets/) logs an error, once.
+ * - A module's ns_fail text starts with what failed on what ("connect tcp:10.0.0.1:443:
+ *   connection refused"), never with its own module name or an applet's name: the caller
+ *   knows which step it was.
+ * - A caller that adds context uses ns_fail_ctx with the step ("downloading s3://b/k"), never a
+ *   word the detail already starts with.
+ *
+ * In the clang builds (ASan, fuzz) the attribute also sits on the type itself, so no prototype
+ * can forget it, and those builds fail on an ignored result (-Werror=unused-result).
  */
 #ifndef NS_ERR_H
 #define NS_ERR_H
 
 #include <stdarg.h>
 
-typedef enum {
+#if defined(__clang__)
+#define NS_RESULT_TYPE_ATTR __attribute__((warn_unused_result))
+#else
+#define NS_RESULT_TYPE_ATTR /* gcc accepts the attribute on functions only */
+#endif
+
+typedef enum NS_RESULT_TYPE_ATTR {
 #define X(name, msg) name,
 #include "err.def"
 #undef X

@@ -97,6 +97,9 @@ const char *ns_frame_status_str(uint8_t st)
         return "SHA-256 mismatch";
     case NS_FRAME_ST_STORE_FAILED:
         return "receiver could not store the payload";
+    case NS_FRAME_ST_LOCKED:
+        return "refused: the receiver takes no more frames (the enclave's inputs are measured "
+               "and locked)";
     default:
         return "unknown status";
     }
@@ -104,7 +107,7 @@ const char *ns_frame_status_str(uint8_t st)
 
 ns_err ns_frame_digest(uint8_t out[NS_FRAME_DIGEST_LEN], const uint8_t *p, size_t n)
 {
-    ENSURE(mbedtls_sha256_ret(p, n, out, 0) == 0, NS_E_CRYPTO, "SHA-256 failed");
+    ENSURE(mbedtls_sha256(p, n, out, 0) == 0, NS_E_CRYPTO, "SHA-256 failed");
     return NS_OK;
 }
 
@@ -305,7 +308,19 @@ ns_err ns_frame_accept(int listen_fd, int timeout_ms, int *conn_fd)
 ns_err ns_frame_read(int fd, uint64_t max_size, int timeout_ms, ns_frame_sink sink, void *ctx,
                      uint64_t *len)
 {
+    return ns_frame_read_within(fd, max_size, timeout_ms, NS_FRAME_TRANSFER_MS_DEFAULT, sink, ctx,
+                                len);
+}
+
+ns_err ns_frame_read_within(int fd, uint64_t max_size, int timeout_ms, int transfer_ms,
+                            ns_frame_sink sink, void *ctx, uint64_t *len)
+{
     int64_t deadline = deadline_of(timeout_ms);
+    /* A sender dripping a byte just inside the stall timer must still finish in time. */
+    int64_t transfer_end = ns_now_ms() + transfer_ms;
+    if (transfer_ms > 0 && (deadline < 0 || transfer_end < deadline)) {
+        deadline = transfer_end;
+    }
     uint8_t hdr[NS_FRAME_HEADER_LEN];
     uint8_t chunk[FRAME_CHUNK];
     uint8_t digest[NS_FRAME_DIGEST_LEN];
@@ -317,7 +332,7 @@ ns_err ns_frame_read(int fd, uint64_t max_size, int timeout_ms, ns_frame_sink si
     GUARD(recv_full(fd, hdr, sizeof hdr, deadline, "reading the frame header"));
     GUARD(ns_frame_header_parse(&h, hdr, sizeof hdr, max_size));
     mbedtls_sha256_init(&sha);
-    e = mbedtls_sha256_starts_ret(&sha, 0) == 0 ? NS_OK : ns_fail(NS_E_CRYPTO, "SHA-256 failed");
+    e = mbedtls_sha256_starts(&sha, 0) == 0 ? NS_OK : ns_fail(NS_E_CRYPTO, "SHA-256 failed");
     uint64_t left = h.len;
     while (e == NS_OK && left > 0) {
         size_t want = left < sizeof chunk ? (size_t)left : sizeof chunk;
@@ -331,18 +346,27 @@ ns_err ns_frame_read(int fd, uint64_t max_size, int timeout_ms, ns_frame_sink si
                         (unsigned long long)(h.len - left), (unsigned long long)h.len);
             break;
         }
-        if (mbedtls_sha256_update_ret(&sha, chunk, got) != 0) {
+        if (mbedtls_sha256_update(&sha, chunk, got) != 0) {
             e = ns_fail(NS_E_CRYPTO, "SHA-256 failed");
             break;
         }
         e = sink(ctx, chunk, got);
         left -= got;
     }
-    if (e == NS_OK && mbedtls_sha256_finish_ret(&sha, digest) != 0) {
+    if (e == NS_OK && mbedtls_sha256_finish(&sha, digest) != 0) {
         e = ns_fail(NS_E_CRYPTO, "SHA-256 failed");
     }
     if (e == NS_OK && !ns_ct_equal(digest, h.digest, sizeof digest)) {
         e = ns_fail(NS_E_AUTH, "frame payload does not match its SHA-256: corrupted in transit");
+    }
+    if (e == NS_OK) {
+        /* Exactly one frame per connection: the sender half-closes right after the payload. */
+        size_t got = 0;
+        e = recv_some(fd, chunk, 1, deadline, &got, "waiting for the sender to end the frame");
+        if (e == NS_OK && got != 0) {
+            e = ns_fail(NS_E_PROTO, "trailing data after the frame payload: a sender must close "
+                                    "its side after one frame");
+        }
     }
     mbedtls_sha256_free(&sha);
     ns_wipe(chunk, sizeof chunk);

@@ -9,7 +9,8 @@
  *        8     8  payload length, big-endian
  *       16    32  SHA-256 of the payload
  *       48     n  payload
- *   then the receiver answers one status byte (NS_FRAME_ST_*); 0 means verified and stored.
+ *   then the sender half-closes (end of stream: trailing bytes are refused) and the receiver
+ *   answers one status byte (NS_FRAME_ST_*); 0 means verified and stored.
  *
  * Exactly one encoding is valid: any other magic, version or a non-zero reserved byte is
  * rejected. The receiver hands out nothing before the digest matches, and acknowledges only
@@ -36,6 +37,8 @@
 #define NS_FRAME_MAX_PAYLOAD (1ull << 40)
 /* A connected peer that sends nothing for this long fails the transfer. */
 #define NS_FRAME_STALL_MS 30000
+/* A whole frame (header, payload, end of stream) must arrive within this once accepted. */
+#define NS_FRAME_TRANSFER_MS_DEFAULT 300000
 
 /* Status byte values. */
 #define NS_FRAME_ST_OK 0x00
@@ -44,6 +47,7 @@
 #define NS_FRAME_ST_TRUNCATED 0x03
 #define NS_FRAME_ST_BAD_DIGEST 0x04
 #define NS_FRAME_ST_STORE_FAILED 0x05
+#define NS_FRAME_ST_LOCKED 0x06 /* the receiver takes no more frames (enclave: inputs locked) */
 
 typedef struct {
     uint64_t len;
@@ -85,11 +89,17 @@ typedef ns_err (*ns_frame_sink)(void *ctx, const uint8_t *p, size_t n);
 ns_err ns_frame_accept(int listen_fd, int timeout_ms, int *conn_fd) NS_MUST_CHECK;
 /*
  * Reads one frame from a connected fd: header, then the payload into sink, then verifies the
- * digest. The sink sees unverified data: it must not release it before this returns NS_OK.
- * Does not answer: call ns_frame_reply once the payload is stored (or on error).
+ * digest and that the sender ended its side right after the payload (trailing bytes:
+ * NS_E_PROTO). The sink sees unverified data: it must not release it before this returns NS_OK.
+ * Does not answer: call ns_frame_reply once the payload is stored (or on error). The whole frame
+ * must arrive within NS_FRAME_TRANSFER_MS_DEFAULT (and timeout_ms when >= 0), however the sender
+ * paces it; each wait is also bounded by NS_FRAME_STALL_MS.
  */
 ns_err ns_frame_read(int fd, uint64_t max_size, int timeout_ms, ns_frame_sink sink, void *ctx,
                      uint64_t *len) NS_MUST_CHECK;
+/* The same with the total transfer deadline given (ms; <= 0: none besides timeout_ms). */
+ns_err ns_frame_read_within(int fd, uint64_t max_size, int timeout_ms, int transfer_ms,
+                            ns_frame_sink sink, void *ctx, uint64_t *len) NS_MUST_CHECK;
 /* Sends the status byte; on a negative one also drains the sender briefly so it reads it. */
 ns_err ns_frame_reply(int fd, uint8_t status) NS_MUST_CHECK;
 

@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ typedef struct stream {
     int status;       /* final gRPC status */
     int64_t deadline; /* ms on CLOCK_MONOTONIC; -1 none */
     size_t nmsg;      /* request messages handled (streaming) or seen (unary) */
+    size_t resv;      /* request bytes counted against the budgets (see in_account) */
+    int64_t last_in;  /* ms: when request headers or data last arrived */
     char path[PATH_MAX_LEN];
     char msg[NS_GRPC_MSG_MAX];
     ns_buf in;  /* request bytes not yet consumed */
@@ -68,9 +71,11 @@ struct ns_h2_conn {
     nghttp2_session *s;
     const ns_h2_handler *h;
     size_t max_msg;
-    size_t in_total; /* sum of all streams' in.len */
+    size_t in_total; /* sum of all streams' resv */
     size_t in_cap;
-    size_t preface_got; /* bytes of the client magic matched so far */
+    int64_t last_active; /* ms: last time a stream was open (for the idle timeout) */
+    int idle_closing;    /* GOAWAY sent for idleness */
+    size_t preface_got;  /* bytes of the client magic matched so far */
     int preface_ok;
     int64_t created; /* ms; a client must send its preface within NS_H2_PREFACE_TIMEOUT_MS */
     int fatal;       /* HTTP/1 client or protocol error: flush and close */
@@ -78,10 +83,98 @@ struct ns_h2_conn {
     ns_buf out;
     size_t out_off;
     char peer[NS_H2_PEER_MAX];
+    int client; /* -1 until a transport authenticates one */
+    char client_id[NS_H2_CLIENT_ID_MAX + 1];
 };
+
+/* Request bytes buffered (or announced by a message prefix and reserved) by every connection of
+ * the process: the budget all connections share. */
+static size_t g_buffered;
+
+size_t ns_h2_buffered(void)
+{
+    return __atomic_load_n(&g_buffered, __ATOMIC_RELAXED);
+}
+
+static size_t budget_of(const ns_h2_handler *h)
+{
+    return h->max_buffered ? h->max_buffered : NS_H2_BUFFERED_DEFAULT;
+}
+
+/* Takes n bytes of the process-wide budget when the total stays within limit. */
+static int budget_take(size_t n, size_t limit)
+{
+    size_t cur = __atomic_load_n(&g_buffered, __ATOMIC_RELAXED);
+    do {
+        if (cur > limit || n > limit - cur) {
+            return -1;
+        }
+    } while (!__atomic_compare_exchange_n(&g_buffered, &cur, cur + n, 1, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+    return 0;
+}
+
+static void budget_put(size_t n)
+{
+    __atomic_sub_fetch(&g_buffered, n, __ATOMIC_RELAXED);
+}
+
+/* Brings s->resv to what the stream's buffer holds or will hold: its length, or the whole
+ * message its head prefix announces, whichever is larger. So a large message is admitted or
+ * refused when its prefix arrives, not half-way. Returns -1 (nothing taken) when the growth fits
+ * neither this connection's cap nor the process budget; a message above NS_H2_SMALL_MSG may use
+ * the budget only up to NS_H2_SMALL_RESERVE below its end, which stays for small requests. */
+static int in_account(ns_h2_conn *c, stream *s)
+{
+    size_t want = s->in.len;
+    if (s->in.len >= NS_GRPC_PREFIX_LEN) {
+        size_t mlen = ((size_t)s->in.data[1] << 24) | ((size_t)s->in.data[2] << 16) |
+                      ((size_t)s->in.data[3] << 8) | s->in.data[4];
+        if (mlen <= c->max_msg && mlen + NS_GRPC_PREFIX_LEN > want) {
+            want = mlen + NS_GRPC_PREFIX_LEN;
+        }
+    }
+    if (want <= s->resv) {
+        c->in_total -= s->resv - want;
+        budget_put(s->resv - want);
+        s->resv = want;
+        return 0;
+    }
+    size_t more = want - s->resv;
+    if (c->in_total + more > c->in_cap) {
+        return -1;
+    }
+    size_t limit = budget_of(c->h);
+    if (want > NS_H2_SMALL_MSG) {
+        limit = limit > NS_H2_SMALL_RESERVE ? limit - NS_H2_SMALL_RESERVE : 0;
+    }
+    if (budget_take(more, limit) != 0) {
+        return -1;
+    }
+    c->in_total += more;
+    s->resv = want;
+    return 0;
+}
+
+static void in_release(ns_h2_conn *c, stream *s)
+{
+    c->in_total -= s->resv;
+    budget_put(s->resv);
+    s->resv = 0;
+}
+
+/* Process-wide gauges for the metrics (ns_h2_stats): relaxed, one add per open and close. */
+static _Atomic long stat_conns, stat_streams;
+
+void ns_h2_stats(long *conns, long *streams)
+{
+    *conns = atomic_load_explicit(&stat_conns, memory_order_relaxed);
+    *streams = atomic_load_explicit(&stat_streams, memory_order_relaxed);
+}
 
 static void stream_free(ns_h2_conn *c, stream *s)
 {
+    atomic_fetch_sub_explicit(&stat_streams, 1, memory_order_relaxed);
     if (s->prev) {
         s->prev->next = s->next;
     } else {
@@ -90,7 +183,7 @@ static void stream_free(ns_h2_conn *c, stream *s)
     if (s->next) {
         s->next->prev = s->prev;
     }
-    c->in_total -= s->in.len;
+    in_release(c, s);
     ns_buf_free(&s->in);
     ns_buf_free(&s->out);
     ns_tc_free(s);
@@ -98,14 +191,14 @@ static void stream_free(ns_h2_conn *c, stream *s)
 
 static void in_drop(ns_h2_conn *c, stream *s)
 {
-    c->in_total -= s->in.len;
+    in_release(c, s);
     ns_buf_free(&s->in);
 }
 
 static void in_consume(ns_h2_conn *c, stream *s, size_t n)
 {
-    c->in_total -= n;
     ns_buf_consume(&s->in, n);
+    (void)in_account(c, s); /* shrinks, or stays within what the consumed message held */
 }
 
 /* --- responses --- */
@@ -217,7 +310,8 @@ static int run_call(ns_h2_conn *c, stream *s, const uint8_t *msg, size_t len)
         finish(c, s, NS_GRPC_RESOURCE_EXHAUSTED, "response queue full");
         return NS_GRPC_RESOURCE_EXHAUSTED;
     }
-    ns_h2_req req = {.peer = c->peer, .msg = msg, .len = len};
+    ns_h2_req req = {
+        .peer = c->peer, .client = c->client, .client_id = c->client_id, .msg = msg, .len = len};
     int st = c->h->call(c->h->app, s->method, &req, &s->out, emsg, sizeof emsg);
     if (st != NS_GRPC_OK) {
         s->out.len = start;
@@ -342,9 +436,11 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *f, vo
     if (s == NULL) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
+    atomic_fetch_add_explicit(&stat_streams, 1, memory_order_relaxed);
     s->id = f->hd.stream_id;
     s->method = -1;
     s->deadline = -1;
+    s->last_in = ns_now_ms();
     ns_buf_init_cached(&s->in, c->max_msg + NS_GRPC_PREFIX_LEN);
     s->next = c->streams;
     if (c->streams) {
@@ -425,18 +521,13 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
     if (s == NULL || s->done) {
         return 0; /* answered already (error or deadline): drop the rest */
     }
-    if (c->in_total + len > c->in_cap) {
-        finish(c, s, NS_GRPC_RESOURCE_EXHAUSTED,
-               "too much request data buffered on this connection");
-        return 0;
-    }
+    s->last_in = ns_now_ms();
     if (ns_buf_append(&s->in, data, len) != NS_OK) {
         char m[NS_GRPC_MSG_MAX];
         snprintf(m, sizeof m, "request message exceeds the limit of %zu bytes", c->max_msg);
         finish(c, s, NS_GRPC_RESOURCE_EXHAUSTED, m);
         return 0;
     }
-    c->in_total += len;
     /* Refuse an oversized message from its prefix, before buffering it. */
     ns_cur cur;
     const uint8_t *msg;
@@ -447,6 +538,10 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
         finish(c, s, ns_grpc_status_from_err(e), ns_err_msg());
     } else if (e == NS_OK && !s->streaming && ns_cur_left(&cur) != 0) {
         finish(c, s, NS_GRPC_INTERNAL, "unary call with more than one request message");
+    } else if (in_account(c, s) != 0) {
+        /* A chunk is at most one DATA frame (16 KiB by default): the overshoot is bounded. */
+        finish(c, s, NS_GRPC_RESOURCE_EXHAUSTED,
+               "server busy: too many request bytes buffered; retry later");
     }
     return 0;
 }
@@ -499,12 +594,12 @@ ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer)
     ENSURE(c != NULL, NS_E_NOMEM, "h2: out of memory for a connection");
     c->h = h;
     c->max_msg = h->max_msg ? h->max_msg : NS_GRPC_MAX_MSG_DEFAULT;
-    c->in_cap = NS_H2_CONN_IN_MAX;
-    if (c->in_cap < 2 * (c->max_msg + NS_GRPC_PREFIX_LEN)) {
-        c->in_cap = 2 * (c->max_msg + NS_GRPC_PREFIX_LEN);
-    }
+    c->in_cap = c->max_msg + NS_GRPC_PREFIX_LEN + NS_H2_CONN_IN_SMALL;
     snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
+    c->client = -1;
+    snprintf(c->client_id, sizeof c->client_id, "-");
     c->created = ns_now_ms();
+    c->last_active = c->created;
     ns_buf_init(&c->out, OUT_MAX);
     if (nghttp2_session_callbacks_new(&cb) != 0) {
         free(c);
@@ -521,8 +616,15 @@ ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer)
         free(c);
         BAIL(NS_E_NOMEM, "h2: cannot create an nghttp2 session: %s", nghttp2_strerror(rv));
     }
+    atomic_fetch_add_explicit(&stat_conns, 1, memory_order_relaxed);
     *cp = c;
     return NS_OK;
+}
+
+void ns_h2_conn_set_client(ns_h2_conn *c, int client, const char *id)
+{
+    c->client = client;
+    snprintf(c->client_id, sizeof c->client_id, "%s", id && id[0] ? id : "-");
 }
 
 static ns_err check_preface(ns_h2_conn *c, const uint8_t *p, size_t n)
@@ -601,9 +703,30 @@ int ns_h2_conn_tick(ns_h2_conn *c, int64_t now)
         c->fatal = 1; /* silent or too slow to even start: free the slot */
         return 1;
     }
+    int body_ms = c->h->body_idle_ms ? c->h->body_idle_ms : NS_H2_BODY_IDLE_MS_DEFAULT;
     for (stream *s = c->streams; s; s = s->next) {
         if (!s->done && s->deadline >= 0 && now >= s->deadline) {
             finish(c, s, NS_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+            n++;
+        } else if (!s->done && (!s->streaming || s->in.len != 0) && now - s->last_in >= body_ms) {
+            /* A unary request or a begun message that stopped arriving: free what it holds. */
+            char m[NS_GRPC_MSG_MAX];
+            snprintf(m, sizeof m, "request body idle for %d ms: send each message promptly",
+                     body_ms);
+            finish(c, s, NS_GRPC_DEADLINE_EXCEEDED, m);
+            n++;
+        }
+    }
+    if (c->preface_ok && !c->fatal && !c->idle_closing) {
+        int idle_ms = c->h->idle_ms ? c->h->idle_ms : NS_H2_IDLE_MS_DEFAULT;
+        if (c->streams != NULL) {
+            c->last_active = now;
+        } else if (now - c->last_active >= idle_ms) {
+            /* Only open streams count as activity: PINGs, SETTINGS and the like do not. */
+            c->idle_closing = 1;
+            if (nghttp2_session_terminate_session(c->s, NGHTTP2_NO_ERROR) != 0) {
+                c->fatal = 1;
+            }
             n++;
         }
     }
@@ -638,6 +761,7 @@ void ns_h2_conn_free(ns_h2_conn *c)
     if (c == NULL) {
         return;
     }
+    atomic_fetch_sub_explicit(&stat_conns, 1, memory_order_relaxed);
     nghttp2_session_del(c->s);
     while (c->streams) {
         stream_free(c, c->streams);
@@ -653,10 +777,13 @@ typedef struct econn {
     int fd;
     uint32_t events;
     ns_h2_conn *c;
+    const ns_h2_transport *tr; /* NULL: plain socket */
+    void *t;                   /* the transport's state */
 } econn;
 
 typedef struct worker {
     const ns_h2_handler *h;
+    const ns_h2_transport *tr;
     volatile int *stop;
     int lfd;
     int handoff[2]; /* pipe: descriptors accepted by another loop for this one, 4 bytes each */
@@ -675,6 +802,9 @@ static char handoff_tag;
 static void econn_close(int ep, econn **head, econn *e)
 {
     (void)epoll_ctl(ep, EPOLL_CTL_DEL, e->fd, NULL);
+    if (e->tr) {
+        e->tr->close(e->t);
+    }
     close(e->fd);
     ns_h2_conn_free(e->c);
     if (e->prev) {
@@ -688,6 +818,17 @@ static void econn_close(int ep, econn **head, econn *e)
     free(e);
 }
 
+/* The I/O seam: the transport when there is one, else the socket. */
+static ssize_t econn_recv(econn *e, uint8_t *buf, size_t n)
+{
+    return e->tr ? e->tr->recv(e->t, buf, n) : recv(e->fd, buf, n, 0);
+}
+
+static ssize_t econn_send(econn *e, const uint8_t *p, size_t n)
+{
+    return e->tr ? e->tr->send(e->t, p, n) : send(e->fd, p, n, MSG_NOSIGNAL);
+}
+
 /* Writes what it can. Returns -1 on a write error. */
 static int econn_flush(econn *e)
 {
@@ -697,10 +838,15 @@ static int econn_flush(econn *e)
         if (ns_h2_conn_pending(e->c, &p, &n) != NS_OK) {
             return -1;
         }
-        if (n == 0) {
+        if (n == 0 || (e->tr && !e->tr->ready(e->t))) {
+            /* A transport may still owe bytes of its own (a handshake): let it move. */
+            if (e->tr && e->tr->want_write(e->t) && e->tr->send(e->t, NULL, 0) < 0 &&
+                errno != EAGAIN && errno != EWOULDBLOCK) {
+                return -1;
+            }
             return 0;
         }
-        ssize_t w = send(e->fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = econn_send(e, p, n);
         if (w < 0) {
             if (errno == EINTR) {
                 continue;
@@ -716,9 +862,11 @@ static int econn_service(int ep, econn *e, uint32_t ev)
 {
     uint8_t buf[READ_CHUNK];
     int eof = 0;
-    if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) && ns_h2_conn_want_read(e->c)) {
+    int buffered = e->tr && e->tr->pending(e->t);
+    if ((buffered || (ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))) &&
+        ns_h2_conn_want_read(e->c)) {
         for (int i = 0; i < READS_PER_WAKE && ns_h2_conn_want_read(e->c); i++) {
-            ssize_t r = recv(e->fd, buf, sizeof buf, 0);
+            ssize_t r = econn_recv(e, buf, sizeof buf);
             if (r < 0 && errno == EINTR) {
                 continue;
             }
@@ -747,7 +895,10 @@ static int econn_service(int ep, econn *e, uint32_t ev)
     if (n == 0 && ns_h2_conn_done(e->c)) {
         return -1;
     }
-    uint32_t want = EPOLLRDHUP | (ns_h2_conn_want_read(e->c) ? EPOLLIN : 0) | (n ? EPOLLOUT : 0);
+    int tw = e->tr && e->tr->want_write(e->t);
+    int ready = !e->tr || e->tr->ready(e->t);
+    uint32_t want = EPOLLRDHUP | (ns_h2_conn_want_read(e->c) ? EPOLLIN : 0) |
+                    ((n && ready) || tw ? EPOLLOUT : 0);
     if (want != e->events) {
         struct epoll_event ee = {.events = want, .data.ptr = e};
         if (epoll_ctl(ep, EPOLL_CTL_MOD, e->fd, &ee) != 0) {
@@ -769,10 +920,18 @@ static void adopt(worker *w, int ep, econn **head, int fd)
     if (e == NULL || ns_h2_conn_new(&e->c, w->h, peer) != NS_OK) {
         goto drop;
     }
+    e->tr = w->tr;
+    if (e->tr && (e->t = e->tr->open(e->tr->arg, fd, e->c, peer)) == NULL) {
+        ns_h2_conn_free(e->c);
+        goto drop;
+    }
     e->fd = fd;
     e->events = EPOLLIN | EPOLLRDHUP;
     struct epoll_event ee = {.events = e->events, .data.ptr = e};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ee) != 0) {
+        if (e->tr) {
+            e->tr->close(e->t);
+        }
         ns_h2_conn_free(e->c);
         goto drop;
     }
@@ -956,8 +1115,13 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, volatile 
     ns_err rc = NS_OK;
     int piped = 0;
     for (; piped < n; piped++) {
-        ws[piped] =
-            (worker){.h = h, .stop = stop, .lfd = lfd, .all = ws, .nworkers = n, .index = piped};
+        ws[piped] = (worker){.h = h,
+                             .tr = cfg->transport,
+                             .stop = stop,
+                             .lfd = lfd,
+                             .all = ws,
+                             .nworkers = n,
+                             .index = piped};
         if (pipe2(ws[piped].handoff, O_NONBLOCK | O_CLOEXEC) != 0) {
             rc = ns_fail_errno(NS_E_IO, "sign-service: pipe2 for event loop %d", piped);
             break;

@@ -1,5 +1,6 @@
 /*
- * h2server: a gRPC server transport on HTTP/2 cleartext (prior knowledge) with nghttp2.
+ * h2server: a gRPC server transport on HTTP/2 (prior knowledge) with nghttp2, in cleartext or over
+ * a byte-layer transport (ns_h2_transport: TLS from tls.c) that may also name the client.
  *
  * Two layers. ns_h2_conn is one connection as a byte-in/byte-out state machine (no sockets), so
  * the whole request path can be unit-tested and fuzzed in memory. ns_h2_serve runs one epoll
@@ -14,39 +15,63 @@
  * use a Trailers-Only response. A client that does not start with the HTTP/2 preface gets an
  * HTTP/1.1 505 answer and the connection is closed.
  *
- * A client that has not sent the HTTP/2 preface within NS_H2_PREFACE_TIMEOUT_MS is dropped.
- * Memory per connection is bounded: at most NS_H2_MAX_STREAMS concurrent streams, each request
- * buffer at most max_msg + 5 bytes, all request buffers together at most NS_H2_CONN_IN_MAX (or
- * 2 * max_msg + 10 if larger), 64 KiB of queued response per stream, output at most
- * NS_H2_OUT_HIGH before reading stops.
+ * A client that has not sent the HTTP/2 preface within NS_H2_PREFACE_TIMEOUT_MS is dropped. A
+ * connection without an open stream for idle_ms (default 60 s) gets GOAWAY and is closed: PINGs
+ * and other connection-level frames do not count as activity, so keep-alive pings alone do not
+ * hold a connection open. A unary request, or a streaming request inside a message, whose body
+ * stops arriving for body_idle_ms (default 10 s) is answered DEADLINE_EXCEEDED and its buffer
+ * freed.
+ *
+ * Memory is bounded per connection and per process. Per connection: at most NS_H2_MAX_STREAMS
+ * concurrent streams, each request buffer at most max_msg + 5 bytes, all request buffers together
+ * at most max_msg + 5 + NS_H2_CONN_IN_SMALL, 64 KiB of queued response per stream, output at most
+ * NS_H2_OUT_HIGH before reading stops. Per process: the request bytes buffered by all
+ * connections together stay within max_buffered (default NS_H2_BUFFERED_DEFAULT, overshoot at
+ * most one DATA frame per connection). A message is counted whole from its 5-byte prefix, so it
+ * is admitted or refused (RESOURCE_EXHAUSTED, "server busy") as it starts; messages above
+ * NS_H2_SMALL_MSG may fill the budget only up to NS_H2_SMALL_RESERVE below its end, which keeps
+ * room for the small requests (Sign, ListKeys) of well-behaved clients.
  */
 #ifndef NS_H2SERVER_H
 #define NS_H2SERVER_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "addr.h"
 #include "buf.h"
 #include "err.h"
 
 #define NS_H2_MAX_STREAMS 128
-#define NS_H2_CONN_IN_MAX (16u * 1024 * 1024)
+#define NS_H2_CONN_IN_SMALL (256u * 1024)
+#define NS_H2_BUFFERED_DEFAULT (32u * 1024 * 1024)
+#define NS_H2_SMALL_MSG (64u * 1024)
+#define NS_H2_SMALL_RESERVE (4u * 1024 * 1024)
+#define NS_H2_IDLE_MS_DEFAULT 60000
+#define NS_H2_BODY_IDLE_MS_DEFAULT 10000
 #define NS_H2_OUT_HIGH (256u * 1024)
 #define NS_H2_MAX_CONNS_PER_THREAD 4096
 #define NS_H2_PEER_MAX 128
 #define NS_H2_PREFACE_TIMEOUT_MS 10000
 
+#define NS_H2_CLIENT_ID_MAX 64
+
 /* One request message handed to the application. */
 typedef struct {
-    const char *peer;   /* "tcp:127.0.0.1:5555", for audit logs */
-    const uint8_t *msg; /* the message bytes (no prefix) */
+    const char *peer;      /* "tcp:127.0.0.1:5555", for audit logs */
+    int client;            /* the transport's authenticated client (index), -1 when none */
+    const char *client_id; /* its name, "-" when none */
+    const uint8_t *msg;    /* the message bytes (no prefix) */
     size_t len;
 } ns_h2_req;
 
 typedef struct {
     void *app;
-    size_t max_msg; /* 0 = NS_GRPC_MAX_MSG_DEFAULT */
+    size_t max_msg;      /* 0 = NS_GRPC_MAX_MSG_DEFAULT */
+    size_t max_buffered; /* process-wide request-byte budget; 0 = NS_H2_BUFFERED_DEFAULT */
+    int idle_ms;         /* close a connection without streams after this; 0 = default */
+    int body_idle_ms;    /* answer a request whose body stalls this long; 0 = default */
     /* A method index >= 0 for a known path ("/pkg.Service/Method"), -1 otherwise.
      * *streaming = 1 when each request message is answered as it arrives. */
     int (*route)(void *app, const char *path, int *streaming);
@@ -64,19 +89,54 @@ ns_err ns_h2_conn_recv(ns_h2_conn *c, const uint8_t *p, size_t n) NS_MUST_CHECK;
 ns_err ns_h2_conn_pending(ns_h2_conn *c, const uint8_t **p, size_t *n) NS_MUST_CHECK;
 /* Marks n bytes of the pending output as written. */
 void ns_h2_conn_sent(ns_h2_conn *c, size_t n);
-/* Answers requests whose deadline has passed; returns how many (output may be pending). A
- * connection without a complete client preface after NS_H2_PREFACE_TIMEOUT_MS becomes done. */
+/* Answers requests whose deadline has passed or whose body stalled, and starts closing an idle
+ * connection; returns how many (output may be pending). A connection without a complete client
+ * preface after NS_H2_PREFACE_TIMEOUT_MS becomes done. */
 int ns_h2_conn_tick(ns_h2_conn *c, int64_t now_ms);
 /* Whether the connection has nothing left to do and may be closed (after output drains). */
 int ns_h2_conn_done(const ns_h2_conn *c);
 /* Whether more input should be read now (false while output is above NS_H2_OUT_HIGH). */
 int ns_h2_conn_want_read(const ns_h2_conn *c);
+/* Records the authenticated client of the connection (the transport calls it once it knows,
+ * before any request bytes are fed). */
+void ns_h2_conn_set_client(ns_h2_conn *c, int client, const char *id);
 /* Starts a graceful shutdown (GOAWAY). */
 void ns_h2_conn_shutdown(ns_h2_conn *c);
 void ns_h2_conn_free(ns_h2_conn *c);
+/* Request bytes counted against the process-wide budget right now (for tests and metrics). */
+size_t ns_h2_buffered(void);
+/* Connections and request streams open right now, over every ns_h2_conn of the process. */
+void ns_h2_stats(long *conns, long *streams);
+
+/*
+ * The byte layer under each connection of ns_h2_serve: plain socket I/O when absent, TLS
+ * (tls.c) when given. Every function is called from the connection's event loop only.
+ */
+typedef struct {
+    void *arg;
+    /* Per accepted descriptor: the transport's state, or NULL to drop the connection. It may call
+     * ns_h2_conn_set_client on c once the peer is authenticated. */
+    void *(*open)(void *arg, int fd, ns_h2_conn *c, const char *peer);
+    /* Like recv(2)/send(2) on a non-blocking descriptor: > 0 bytes, 0 end of stream (recv), -1
+     * with errno EAGAIN (wait for the descriptor) or another errno (close). send may accept
+     * fewer bytes; after EAGAIN it is called again with the same bytes. send(t, NULL, 0) only
+     * moves the transport's own pending output (want_write). */
+    ssize_t (*recv)(void *t, uint8_t *buf, size_t n);
+    ssize_t (*send)(void *t, const uint8_t *p, size_t n);
+    /* 1 while the transport itself waits to write (handshake or record output blocked). */
+    int (*want_write)(void *t);
+    /* 1 once application bytes can be sent (a TLS handshake is over); until then the loop does
+     * not wait for writability on behalf of the connection's own output. */
+    int (*ready)(void *t);
+    /* 1 when input is buffered inside the transport (readable without the descriptor). */
+    int (*pending)(void *t);
+    /* Best-effort goodbye and free; the loop closes the descriptor. */
+    void (*close)(void *t);
+} ns_h2_transport;
 
 typedef struct {
     ns_addr listen;
+    const ns_h2_transport *transport;                  /* NULL: plain (h2c) */
     int threads;                                       /* 0 = one per online CPU */
     void (*on_listening)(const char *addr, void *arg); /* once bound, with the actual address */
     void *on_listening_arg;

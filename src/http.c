@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "iox.h"
+#include "secret.h"
 
 #define NS_HTTP_RBUF 16384
 #define NS_HTTP_CHUNK_LINE_MAX 1024
@@ -27,6 +28,8 @@ struct ns_http {
     int fd;
     ns_tls *tls;
     int timeout_ms;
+    int64_t deadline;      /* the whole exchange (total_ms); -1 none */
+    int64_t head_deadline; /* while reading the head; -1 none */
     int head_request;
     char host[NS_HTTP_HOST_MAX];
     uint8_t rbuf[NS_HTTP_RBUF];
@@ -129,15 +132,19 @@ ns_err ns_http_open(ns_http **out, const ns_http_dest *d)
         GUARD(ns_addr_parse(&a, s));
     }
     ENSURE(!d->url->tls || d->ca != NULL, NS_E_INTERNAL, "https without a trust store");
-    ns_http *h = calloc(1, sizeof *h);
+    /* Secret memory: the read buffer and head hold TLS plaintext (credentials from IMDS, a KMS
+     * Plaintext); wiped when freed. */
+    ns_http *h = ns_secret_alloc(sizeof *h);
     ENSURE(h != NULL, NS_E_NOMEM, "out of memory");
     h->fd = -1;
     h->timeout_ms = d->timeout_ms;
+    h->deadline = d->total_ms > 0 ? ns_now_ms() + d->total_ms : -1;
+    h->head_deadline = -1;
     snprintf(h->host, sizeof h->host, "%s", d->url->host);
     int fd;
     ns_err e = ns_addr_connect(&a, d->timeout_ms, &fd);
     if (e != NS_OK) {
-        free(h);
+        ns_secret_free(h, sizeof *h);
         char as[NS_ADDR_STR_MAX];
         ns_addr_format(&a, as, sizeof as);
         return ns_fail_ctx(e, "connecting to %s%s%s", d->url->host, d->via ? " through " : "",
@@ -146,7 +153,7 @@ ns_err ns_http_open(ns_http **out, const ns_http_dest *d)
     if (d->url->tls) {
         e = ns_tls_connect(&h->tls, fd, d->url->host, d->ca, d->timeout_ms);
         if (e != NS_OK) {
-            free(h);
+            ns_secret_free(h, sizeof *h);
             return e;
         }
     } else {
@@ -166,13 +173,37 @@ void ns_http_close(ns_http *h)
     } else if (h->fd >= 0) {
         close(h->fd);
     }
-    free(h);
+    ns_secret_free(h, sizeof *h);
+}
+
+/* The wait for the next read or write: timeout_ms, cut to what is left of the deadlines. */
+static ns_err wait_ms(const ns_http *h, int *ms)
+{
+    *ms = h->timeout_ms;
+    const int64_t dl[2] = {h->deadline, h->head_deadline};
+    for (int i = 0; i < 2; i++) {
+        if (dl[i] < 0) {
+            continue;
+        }
+        int left = ns_ms_left(dl[i]);
+        ENSURE(left > 0, NS_E_TIMEOUT,
+               "http: %s from %s did not complete in time (%s); the server is too slow or "
+               "stalling",
+               i == 0 ? "the exchange" : "the response head", h->host,
+               i == 0 ? "whole-request deadline" : "head deadline = the read timeout");
+        if (*ms < 0 || left < *ms) {
+            *ms = left;
+        }
+    }
+    return NS_OK;
 }
 
 static ns_err raw_write(ns_http *h, const void *p, size_t n)
 {
     if (h->tls) {
-        return ns_tls_write(h->tls, p, n, h->timeout_ms);
+        int ms;
+        GUARD(wait_ms(h, &ms));
+        return ns_tls_write(h->tls, p, n, ms);
     }
     ns_err e = ns_write_all(h->fd, p, n);
     return e == NS_OK ? e : ns_fail_ctx(e, "sending to %s", h->host);
@@ -186,13 +217,18 @@ static ns_err fill(ns_http *h)
     }
     size_t got = 0;
     ns_err e;
+    int ms;
+    GUARD(wait_ms(h, &ms));
     if (h->tls) {
-        e = ns_tls_read(h->tls, h->rbuf, sizeof h->rbuf, &got, h->timeout_ms);
+        e = ns_tls_read(h->tls, h->rbuf, sizeof h->rbuf, &got, ms);
     } else {
-        e = ns_read_some(h->fd, h->rbuf, sizeof h->rbuf, &got, h->timeout_ms);
+        e = ns_read_some(h->fd, h->rbuf, sizeof h->rbuf, &got, ms);
         if (e != NS_OK) {
             e = ns_fail_ctx(e, "reading from %s", h->host);
         }
+    }
+    if (e == NS_E_TIMEOUT) {
+        GUARD(wait_ms(h, &ms)); /* a deadline, not the read timeout: say which */
     }
     GUARD(e);
     h->rpos = 0;
@@ -345,8 +381,19 @@ const char *ns_http_header(const ns_http_resp *r, const char *name)
     return NULL;
 }
 
+static ns_err read_head(ns_http *h, ns_http_resp *r);
+
 ns_err ns_http_read_head(ns_http *h, ns_http_resp *r)
 {
+    h->head_deadline = h->timeout_ms >= 0 ? ns_now_ms() + h->timeout_ms : -1;
+    ns_err rc = read_head(h, r);
+    h->head_deadline = -1;
+    return rc;
+}
+
+static ns_err read_head(ns_http *h, ns_http_resp *r)
+{
+    int interim = 0;
     for (;;) {
         size_t n = 0;
         int done = 0;
@@ -376,7 +423,11 @@ ns_err ns_http_read_head(ns_http *h, ns_http_resp *r)
             return ns_fail_ctx(e, "response from %s", h->host);
         }
         if (r->status >= 100 && r->status < 200) {
-            continue; /* 100 Continue and friends: the real answer follows */
+            /* 100 Continue and friends: the real answer follows, after a few at most */
+            ENSURE(++interim <= NS_HTTP_MAX_1XX, NS_E_PROTO,
+                   "http: %s sent more than %d interim (1xx) responses", h->host,
+                   NS_HTTP_MAX_1XX);
+            continue;
         }
         break;
     }

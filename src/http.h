@@ -26,6 +26,7 @@
 #define NS_HTTP_MAX_HEADERS 64
 #define NS_HTTP_REQ_HEAD_MAX (16 * 1024)
 #define NS_HTTP_TIMEOUT_MS_DEFAULT 30000
+#define NS_HTTP_MAX_1XX 8 /* interim responses skipped before the final one */
 
 /* "https://host[:port][/base]" or "http://..."; host may be [IPv6]. */
 typedef struct {
@@ -49,7 +50,10 @@ typedef struct {
     const ns_url *url;   /* scheme, host (SNI/verify/Host) and port */
     const ns_addr *via;  /* NULL: connect to url host:port; else to this address */
     const ns_tls_ca *ca; /* required when url->tls */
-    int timeout_ms;      /* each connect/handshake/read/write wait; < 0: none */
+    int timeout_ms;      /* each connect/handshake/read/write wait; < 0: none. The whole
+                          * response head (interim 1xx answers included) must arrive within
+                          * it too, however the server drips it. */
+    int total_ms;        /* the whole exchange, from connect to the last body byte; 0: none */
 } ns_http_dest;
 
 typedef struct {
@@ -71,7 +75,8 @@ ns_err ns_http_open(ns_http **h, const ns_http_dest *d) NS_MUST_CHECK;
  */
 ns_err ns_http_send(ns_http *h, const char *method, const char *target, const ns_http_hdr *hdrs,
                     size_t n_hdrs, const void *body, size_t body_len) NS_MUST_CHECK;
-/* Reads and parses the status line and headers (1xx responses are skipped). */
+/* Reads and parses the status line and headers (at most NS_HTTP_MAX_1XX 1xx responses are
+ * skipped; more is NS_E_PROTO). */
 ns_err ns_http_read_head(ns_http *h, ns_http_resp *r) NS_MUST_CHECK;
 /* Case-insensitive header lookup (the first one); NULL when absent. */
 const char *ns_http_header(const ns_http_resp *r, const char *name);

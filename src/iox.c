@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -275,15 +276,39 @@ ns_err ns_out_open(ns_out *o, const char *path)
     }
     ENSURE(strlen(path) + 16 < sizeof o->path, NS_E_USAGE, "output path too long");
     snprintf(o->path, sizeof o->path, "%s", path);
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-        int dfd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-        if (dfd < 0) {
-            return ns_fail_errno(NS_E_IO, "cannot open %s for writing", path);
+    /* Look at what is there through a descriptor, never through the name twice and never
+     * through a symbolic link: a link swapped in between a check and an open would redirect the
+     * write (O_PATH opens nothing for I/O and does not block on a FIFO). */
+    int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (pfd >= 0) {
+        struct stat st, st2;
+        if (fstat(pfd, &st) != 0) {
+            ns_err e = ns_fail_errno(NS_E_IO, "cannot stat %s", path);
+            close(pfd);
+            return e;
         }
-        o->fd = dfd;
-        o->is_direct = 1;
-        return NS_OK;
+        if (S_ISLNK(st.st_mode)) {
+            close(pfd);
+            BAIL(NS_E_USAGE, "%s is a symbolic link: give the real path (or - for stdout)", path);
+        }
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+            int dfd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+            if (dfd < 0) {
+                ns_err e = ns_fail_errno(NS_E_IO, "cannot open %s for writing", path);
+                close(pfd);
+                return e;
+            }
+            int same = fstat(dfd, &st2) == 0 && st2.st_dev == st.st_dev && st2.st_ino == st.st_ino;
+            close(pfd);
+            if (!same) {
+                close(dfd);
+                BAIL(NS_E_IO, "%s was replaced while being opened: not writing to it", path);
+            }
+            o->fd = dfd;
+            o->is_direct = 1;
+            return NS_OK;
+        }
+        close(pfd);
     }
     char dirbuf[4096];
     snprintf(dirbuf, sizeof dirbuf, "%s", path);
@@ -359,5 +384,14 @@ void ns_out_abort(ns_out *o)
     if (o->tmp[0] != '\0') {
         (void)unlink(o->tmp);
         o->tmp[0] = '\0';
+    }
+}
+
+void ns_io_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
 }

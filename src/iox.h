@@ -35,6 +35,8 @@ ns_err ns_open_input(const char *path, int *fd) NS_MUST_CHECK;
 void ns_set_nonblock(int fd, int on);
 /* Removes path if it is a unix socket (a stale listener); never touches other file types. */
 void ns_io_unlink_stale_socket(const char *path);
+/* Raises the soft RLIMIT_NOFILE to the hard limit (servers: descriptors per connection). */
+void ns_io_raise_nofile(void);
 /* Parses a non-negative integer with an optional k/K/m/M/g/G suffix (powers of 1024). */
 ns_err ns_parse_size(const char *s, uint64_t max, uint64_t *out) NS_MUST_CHECK;
 /* Parses a non-negative decimal integer. */
@@ -50,8 +52,10 @@ typedef struct {
     char tmp[4096];
 } ns_out;
 
-/* A path naming an existing device, FIFO or socket (/dev/null, /dev/stdout) is written in place:
- * renaming a temp file over it would replace the device node itself. */
+/* A path naming an existing device, FIFO or socket (/dev/null) is written in place: renaming a
+ * temp file over it would replace the device node itself. What the path names is checked on an
+ * O_PATH|O_NOFOLLOW descriptor and the opened file must be that same inode; a symbolic link is
+ * refused (NS_E_USAGE), so a link swapped in cannot redirect the write. */
 ns_err ns_out_open(ns_out *o, const char *path) NS_MUST_CHECK;
 ns_err ns_out_write(ns_out *o, const void *p, size_t n) NS_MUST_CHECK;
 /* fsync + rename (file) or flush (stdout). */

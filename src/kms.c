@@ -172,6 +172,12 @@ ns_err ns_kms_decrypt(ns_buf *plaintext, const ns_kms_decrypt_req *req, const ns
     } else {
         GUARD_GOTO(ns_aws_endpoint(&url, "kms", region, &custom), rc, out);
     }
+    if (!url.tls && !req->attest) {
+        rc = ns_fail(NS_E_USAGE, "kms: plain http:// with --no-attest refused: KMS would answer "
+                                 "with the Plaintext in cleartext; use https://");
+        goto out;
+    }
+    GUARD_GOTO(ns_aws_check_scheme(&url, "kms endpoint"), rc, out);
     if (url.tls) {
         GUARD_GOTO(ns_aws_trust(&ca, req->ca_bundle), rc, out);
     }

@@ -16,6 +16,9 @@ static ns_log_level log_min = NS_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
+static void (*sink_fn)(void *arg, const char *p, size_t n);
+static void *sink_arg;
+
 static __thread char *batch_buf; /* NS_LOG_BATCH_MAX bytes while batching, else NULL */
 static __thread size_t batch_len;
 
@@ -23,6 +26,9 @@ static __thread size_t batch_len;
  * which the line being logged may be reporting, nor block on a non-blocking stderr. */
 static void write_all(const char *p, size_t n)
 {
+    if (sink_fn != NULL) {
+        sink_fn(sink_arg, p, n);
+    }
     while (n > 0) {
         ssize_t w = write(2, p, n);
         if (w < 0 && errno == EINTR) {
@@ -55,6 +61,16 @@ void ns_log_batch(int on)
     }
 }
 
+void ns_log_set_sink(void (*fn)(void *arg, const char *p, size_t n), void *arg)
+{
+    if (fn == NULL) {
+        sink_fn = NULL; /* arg stays valid for a thread that already read fn */
+        return;
+    }
+    sink_arg = arg;
+    sink_fn = fn;
+}
+
 void ns_log_init(const char *applet)
 {
     log_applet = applet;
@@ -84,6 +100,39 @@ void ns_log_from_env(void)
     }
 }
 
+/* Copies src to dst (at most cap bytes), control bytes written as \xHH: C0 controls, DEL and
+ * the UTF-8 encodings of C1 controls (U+0080..U+009F). So a value from a peer (an error message
+ * of KMS or S3, a header) can neither start a forged line nor carry a terminal escape. */
+static size_t escape(char *dst, size_t cap, const char *src, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)src[i];
+        int c1 = c == 0xc2 && i + 1 < n && (unsigned char)src[i + 1] >= 0x80 &&
+                 (unsigned char)src[i + 1] <= 0x9f;
+        if (c < 0x20 || c == 0x7f || c1) {
+            size_t k = c1 ? 8 : 4;
+            if (o + k > cap) {
+                break;
+            }
+            for (size_t j = 0; j < k / 4; j++) {
+                unsigned char b = (unsigned char)src[i + j];
+                dst[o++] = '\\';
+                dst[o++] = 'x';
+                dst[o++] = "0123456789abcdef"[b >> 4];
+                dst[o++] = "0123456789abcdef"[b & 15];
+            }
+            i += c1;
+            continue;
+        }
+        if (o + 1 > cap) {
+            break;
+        }
+        dst[o++] = (char)c;
+    }
+    return o;
+}
+
 void ns_log(ns_log_level level, const char *fmt, ...)
 {
     char line[NS_LOG_LINE_MAX];
@@ -94,14 +143,13 @@ void ns_log(ns_log_level level, const char *fmt, ...)
     if (n < 0) {
         return;
     }
+    char msg[NS_LOG_LINE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2) {
-        len = sizeof line - 2;
-    }
+    size_t mlen = m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+    size_t len = (size_t)n + escape(line + n, sizeof line - (size_t)n - 2, msg, mlen);
     line[len++] = '\n';
     if (batch_buf == NULL) {
         write_all(line, len);

@@ -11,6 +11,8 @@
 #ifndef NS_LOG_H
 #define NS_LOG_H
 
+#include <stddef.h>
+
 #include "err.h"
 
 typedef enum { NS_LOG_DEBUG, NS_LOG_INFO, NS_LOG_WARN, NS_LOG_ERROR } ns_log_level;
@@ -31,6 +33,10 @@ void ns_log(ns_log_level level, const char *fmt, ...) NS_PRINTF(2, 3);
 void ns_log_batch(int on);
 /* Writes this thread's batched lines, if any. */
 void ns_log_flush(void);
+
+/* Also hands every line written (or batch of lines, each ending in '\n') to fn, e.g. logship's
+ * ring. Set once, before other threads log; fn must not block and must not log. NULL: none. */
+void ns_log_set_sink(void (*fn)(void *arg, const char *p, size_t n), void *arg);
 
 /* Logs the current error detail once as an error line, prefixed by what: "what: detail". */
 void ns_log_err(ns_err e, const char *what);

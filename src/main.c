@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../applets/applets.h"
+#include "libs.h"
 #include "log.h"
 #include "version.h"
 
@@ -73,6 +74,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--version") == 0) {
         printf("nsign %s\n", NSIGN_VERSION);
+        ns_lib libs[NS_LIBS_MAX];
+        size_t n = ns_libs_list(libs);
+        for (size_t i = 0; i < n; i++) {
+            printf("%s %s (Debian %s %s)\n", libs[i].name, libs[i].version, libs[i].from,
+                   libs[i].debian);
+        }
         return 0;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

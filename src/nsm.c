@@ -133,6 +133,15 @@ static ns_err nsm_call(const ns_buf *req, const char *name, uint8_t *resp, size_
     }
     ns_cbor_item m, k;
     ns_cur_init(inner, resp, *resp_len);
+    ns_cur peek = *inner;
+    GUARD(ns_cbor_head(&peek, &m));
+    if (m.major == NS_CBOR_TSTR) {
+        /* A unit answer (serde's externally tagged unit variant): "LockPCR". */
+        ENSURE(ns_cbor_tstr_eq(&m, name), NS_E_PROTO, "nsm: answer to %s is %.*s", name,
+               (int)(m.val < 64 ? m.val : 64), (const char *)m.data);
+        *inner = peek;
+        return NS_OK;
+    }
     GUARD(ns_cbor_expect(inner, NS_CBOR_MAP, &m, "NSM response"));
     ENSURE(m.val == 1, NS_E_PROTO, "nsm: response map has %llu entries, want 1",
            (unsigned long long)m.val);
@@ -140,7 +149,9 @@ static ns_err nsm_call(const ns_buf *req, const char *name, uint8_t *resp, size_
     if (ns_cbor_tstr_eq(&k, "Error")) {
         ns_cbor_item e;
         if (ns_cbor_head(inner, &e) == NS_OK && e.major == NS_CBOR_TSTR && e.val < 128) {
-            BAIL(NS_E_REMOTE, "nsm: %s failed: %.*s", name, (int)e.val, (const char *)e.data);
+            /* A locked PCR refuses changes: ReadOnlyIndex (the caller may expect it). */
+            BAIL(ns_cbor_tstr_eq(&e, "ReadOnlyIndex") ? NS_E_DENIED : NS_E_REMOTE,
+                 "nsm: %s failed: %.*s", name, (int)e.val, (const char *)e.data);
         }
         BAIL(NS_E_REMOTE, "nsm: %s failed with an unreadable error", name);
     }
@@ -233,4 +244,84 @@ out:
         ns_wipe(out, n);
     }
     return rc;
+}
+
+/* {"<op>": {"index": index[, "data": data]}} */
+static ns_err pcr_request(ns_buf *req, const char *op, uint16_t index, const uint8_t *data,
+                          size_t n)
+{
+    GUARD(ns_cbor_put_head(req, NS_CBOR_MAP, 1));
+    GUARD(ns_cbor_put_tstr(req, op));
+    GUARD(ns_cbor_put_head(req, NS_CBOR_MAP, data != NULL ? 2 : 1));
+    GUARD(ns_cbor_put_tstr(req, "index"));
+    GUARD(ns_cbor_put_head(req, NS_CBOR_UINT, index));
+    if (data != NULL) {
+        GUARD(ns_cbor_put_tstr(req, "data"));
+        GUARD(ns_cbor_put_bstr(req, data, n));
+    }
+    return NS_OK;
+}
+
+/* The 48-byte "data" member of a DescribePCR/ExtendPCR answer body at c. */
+static ns_err pcr_data(ns_cur c, const char *op, uint8_t out[NS_NSM_PCR_LEN])
+{
+    ns_cbor_item d;
+    GUARD(find_key(&c, "data"));
+    GUARD(ns_cbor_expect(&c, NS_CBOR_BSTR, &d, "PCR data"));
+    ENSURE(d.val == NS_NSM_PCR_LEN, NS_E_PROTO, "nsm: %s answered %llu bytes of PCR, want %d", op,
+           (unsigned long long)d.val, NS_NSM_PCR_LEN);
+    memcpy(out, d.data, NS_NSM_PCR_LEN);
+    return NS_OK;
+}
+
+static ns_err pcr_op(const char *op, uint16_t index, const uint8_t *data, size_t n, int *locked,
+                     uint8_t value[NS_NSM_PCR_LEN])
+{
+    ns_buf req;
+    ns_err rc;
+    size_t resp_len = 0;
+    uint8_t *resp = malloc(NSM_RESPONSE_MAX);
+    ENSURE(resp != NULL, NS_E_NOMEM, "nsm: out of memory");
+    ENSURE(n <= NS_NSM_FIELD_MAX, NS_E_TOO_BIG, "nsm: %s data of %zu bytes exceeds %d", op, n,
+           NS_NSM_FIELD_MAX);
+    ns_buf_init(&req, NSM_REQUEST_MAX);
+    ns_cur c;
+    GUARD_GOTO(pcr_request(&req, op, index, data, n), rc, out);
+    GUARD_GOTO(nsm_call(&req, op, resp, &resp_len, &c), rc, out);
+    if (value != NULL) {
+        GUARD_GOTO(pcr_data(c, op, value), rc, out);
+    }
+    if (locked != NULL) {
+        ns_cbor_item b;
+        GUARD_GOTO(find_key(&c, "lock"), rc, out);
+        GUARD_GOTO(ns_cbor_expect(&c, NS_CBOR_SIMPLE, &b, "PCR lock"), rc, out);
+        if (b.val != NS_CBOR_TRUE && b.val != NS_CBOR_FALSE) {
+            rc = ns_fail(NS_E_PROTO, "nsm: DescribePCR lock is not a boolean");
+            goto out;
+        }
+        *locked = b.val == NS_CBOR_TRUE;
+    }
+out:
+    ns_buf_free(&req);
+    free(resp);
+    if (rc != NS_OK && rc != NS_E_DENIED) {
+        rc = ns_fail_ctx(rc, "PCR%u", (unsigned)index);
+    }
+    return rc;
+}
+
+ns_err ns_nsm_describe_pcr(uint16_t index, int *locked, uint8_t value[NS_NSM_PCR_LEN])
+{
+    return pcr_op("DescribePCR", index, NULL, 0, locked, value);
+}
+
+ns_err ns_nsm_extend_pcr(uint16_t index, const uint8_t *data, size_t n,
+                         uint8_t value[NS_NSM_PCR_LEN])
+{
+    return pcr_op("ExtendPCR", index, data, n, NULL, value);
+}
+
+ns_err ns_nsm_lock_pcr(uint16_t index)
+{
+    return pcr_op("LockPCR", index, NULL, 0, NULL, NULL);
 }

@@ -39,6 +39,16 @@ int ns_rng_entropy_source(void *data, unsigned char *out, size_t len, size_t *ol
     return 0;
 }
 
+/*
+ * mbedtls's hardware entropy hook (MBEDTLS_ENTROPY_HARDWARE_ALT in nsign_mbedtls_config.h): the
+ * only source of every mbedtls_entropy_context, PSA crypto's DRBG included.
+ */
+int mbedtls_hardware_poll(void *data, unsigned char *out, size_t len, size_t *olen);
+int mbedtls_hardware_poll(void *data, unsigned char *out, size_t len, size_t *olen)
+{
+    return ns_rng_entropy_source(data, out, len, olen);
+}
+
 uint32_t ns_rng_uniform(uint32_t bound)
 {
     if (bound <= 1) {

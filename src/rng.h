@@ -6,7 +6,8 @@
  * yet) and cannot run short for requests <= 256 bytes; longer requests are looped.
  * ns_rng_mbedtls has mbedtls's f_rng signature, so mbedtls TLS/RSA/ECDSA code can use the kernel
  * CSPRNG directly without a DRBG; ns_rng_entropy_source fits mbedtls_entropy_add_source for
- * code that wants a CTR/HMAC_DRBG seeded from it.
+ * code that wants a CTR/HMAC_DRBG seeded from it. rng.c also defines mbedtls_hardware_poll, the
+ * one entropy source of mbedtls's own contexts (PSA crypto's DRBG): getrandom(2) as well.
  */
 #ifndef NS_RNG_H
 #define NS_RNG_H

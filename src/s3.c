@@ -107,11 +107,11 @@ static void ck_reset(checksum *k)
     if (k->kind == CK_SHA1) {
         mbedtls_sha1_free(&k->sha1);
         mbedtls_sha1_init(&k->sha1);
-        (void)mbedtls_sha1_starts_ret(&k->sha1);
+        (void)mbedtls_sha1_starts(&k->sha1);
     } else if (k->kind == CK_SHA256) {
         mbedtls_sha256_free(&k->sha256);
         mbedtls_sha256_init(&k->sha256);
-        (void)mbedtls_sha256_starts_ret(&k->sha256, 0);
+        (void)mbedtls_sha256_starts(&k->sha256, 0);
     }
 }
 
@@ -164,9 +164,9 @@ static void ck_update(checksum *k, const uint8_t *p, size_t n)
         }
         k->crc = c;
     } else if (k->kind == CK_SHA1) {
-        (void)mbedtls_sha1_update_ret(&k->sha1, p, n);
+        (void)mbedtls_sha1_update(&k->sha1, p, n);
     } else if (k->kind == CK_SHA256) {
-        (void)mbedtls_sha256_update_ret(&k->sha256, p, n);
+        (void)mbedtls_sha256_update(&k->sha256, p, n);
     }
 }
 
@@ -180,9 +180,9 @@ static ns_err ck_verify(checksum *k, const ns_s3_uri *u)
     if (k->kind == CK_CRC32 || k->kind == CK_CRC32C) {
         ns_put_be32(got, k->crc ^ 0xFFFFFFFFu);
     } else if (k->kind == CK_SHA1) {
-        (void)mbedtls_sha1_finish_ret(&k->sha1, got);
+        (void)mbedtls_sha1_finish(&k->sha1, got);
     } else {
-        (void)mbedtls_sha256_finish_ret(&k->sha256, got);
+        (void)mbedtls_sha256_finish(&k->sha256, got);
     }
     ENSURE(memcmp(got, k->want, n) == 0, NS_E_AUTH,
            "s3://%s/%s: the %s checksum of the downloaded bytes does not match the one S3 "
@@ -418,7 +418,8 @@ static ns_err attempt(getter *g, ns_aws_client *c, step *next, int64_t t0)
     ns_http *h = NULL;
     ns_http_resp r;
     ns_http_dest d = {&g->ep, g->o->via, g->o->ca,
-                      g->o->timeout_ms > 0 ? g->o->timeout_ms : NS_HTTP_TIMEOUT_MS_DEFAULT};
+                      g->o->timeout_ms > 0 ? g->o->timeout_ms : NS_HTTP_TIMEOUT_MS_DEFAULT,
+                      g->o->total_ms};
     ns_err e = ns_aws_sign(c, &s, "GET", g->path, NULL, extra, nx, NULL, 0, time(NULL));
     if (e == NS_OK) {
         e = ns_http_open(&h, &d);

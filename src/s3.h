@@ -43,6 +43,7 @@ typedef struct {
     int timeout_ms;
     ns_retry retry;
     int progress_fd; /* >= 0: a progress line on this fd (a TTY); -1: none */
+    int total_ms;    /* each request's whole-exchange deadline (a resume is a new one); 0 none */
 } ns_s3_opts;
 
 typedef struct {

@@ -15,6 +15,13 @@
 
 #define NS_SECRET_HDR 64
 
+static size_t g_allocs; /* for tests: proof that a buffer went to secret memory */
+
+size_t ns_secret_allocs(void)
+{
+    return __atomic_load_n(&g_allocs, __ATOMIC_RELAXED);
+}
+
 static size_t page_round(size_t n)
 {
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
@@ -34,6 +41,7 @@ void *ns_secret_alloc(size_t n)
     (void)madvise(base, total, MADV_DONTDUMP);
     (void)mlock(base, total);
     memcpy(base, &total, sizeof total);
+    __atomic_add_fetch(&g_allocs, 1, __ATOMIC_RELAXED);
     return base + NS_SECRET_HDR;
 }
 

@@ -19,6 +19,8 @@ void ns_wipe(void *p, size_t n);
 /* Wipes only when cond (e.g. a buffer's secret flag). */
 void ns_wipe_if(int cond, void *p, size_t n);
 int ns_ct_equal(const void *a, const void *b, size_t n);
+/* How many secret allocations the process has made so far (tests check a path uses them). */
+size_t ns_secret_allocs(void);
 /* PR_SET_DUMPABLE 0 and RLIMIT_CORE 0. */
 ns_err ns_secret_process_init(void) NS_MUST_CHECK;
 

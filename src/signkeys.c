@@ -1,5 +1,5 @@
 /*
- * signkeys: the keys file (version 1) and signing (see signkeys.h).
+ * signkeys: the keys file (versions 1 and 2) and signing (see signkeys.h).
  *
  * cJSON copies every string it parses into the ordinary heap, so before cJSON_Delete every
  * string value in the tree is wiped (an explicit-stack walk, no recursion on input). The
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "creds.h"
 #include "ecdsa.h"
 #include "secret.h"
 
@@ -95,9 +96,9 @@ static ns_err members_check(const cJSON *obj, const char *const *allowed, size_t
     return NS_OK;
 }
 
-static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx)
+static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx, int version)
 {
-    static const char *const allowed[] = {"id", "algorithm", "private_key"};
+    static const char *const allowed[] = {"id", "algorithm", "private_key", "allow"};
     char where[96];
     snprintf(where, sizeof where, "keys file: keys[%zu]", idx);
     ENSURE(cJSON_IsObject(ent), NS_E_PARSE, "%s: expected an object", where);
@@ -105,7 +106,9 @@ static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx)
     if (cJSON_IsString(id) && id_valid(id->valuestring)) {
         snprintf(where, sizeof where, "keys file: keys[%zu] (id \"%s\")", idx, id->valuestring);
     }
-    GUARD(members_check(ent, allowed, 3, where));
+    ENSURE(version >= 2 || !cJSON_HasObjectItem(ent, "allow"), NS_E_PARSE,
+           "%s: \"allow\" needs \"version\": 2 and a \"clients\" list", where);
+    GUARD(members_check(ent, allowed, version >= 2 ? 4 : 3, where));
     const cJSON *alg = cJSON_GetObjectItemCaseSensitive(ent, "algorithm");
     const cJSON *pk = cJSON_GetObjectItemCaseSensitive(ent, "private_key");
     ENSURE(cJSON_IsString(id), NS_E_PARSE, "%s: \"id\" must be a string", where);
@@ -160,6 +163,103 @@ static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx)
          a);
 }
 
+static int client_index(const ns_signkeys *ks, const char *id)
+{
+    for (size_t i = 0; i < ks->nclients; i++) {
+        if (strcmp(ks->clients[i].id, id) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static ns_err load_client(ns_signkeys *ks, const cJSON *ent, size_t idx)
+{
+    static const char *const allowed[] = {"id", "spki_sha256", "max_signs_per_second"};
+    char where[96];
+    ns_signclient *c = &ks->clients[idx];
+    snprintf(where, sizeof where, "keys file: clients[%zu]", idx);
+    ENSURE(cJSON_IsObject(ent), NS_E_PARSE, "%s: expected an object", where);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(ent, "id");
+    ENSURE(cJSON_IsString(id) && id_valid(id->valuestring), NS_E_PARSE,
+           "%s: \"id\" must be a string of 1-%d characters of A-Z a-z 0-9 . _ -", where,
+           NS_SIGNKEY_ID_MAX);
+    snprintf(where, sizeof where, "keys file: clients[%zu] (id \"%s\")", idx, id->valuestring);
+    GUARD(members_check(ent, allowed, 3, where));
+    ENSURE(client_index(ks, id->valuestring) < 0, NS_E_PARSE, "%s: duplicate client id", where);
+    memcpy(c->id, id->valuestring, strlen(id->valuestring) + 1);
+    const cJSON *pin = cJSON_GetObjectItemCaseSensitive(ent, "spki_sha256");
+    size_t n = 0;
+    ENSURE(cJSON_IsString(pin) && strlen(pin->valuestring) == 64 &&
+               ns_hex_decode(c->spki_sha256, 32, &n, pin->valuestring, 64) == NS_OK && n == 32,
+           NS_E_PARSE,
+           "%s: \"spki_sha256\" must be 64 hex digits: the SHA-256 of the client certificate's "
+           "DER SubjectPublicKeyInfo (openssl x509 -in C -pubkey -noout | openssl pkey -pubin "
+           "-outform DER | sha256sum)",
+           where);
+    for (size_t j = 0; j < idx; j++) {
+        ENSURE(memcmp(ks->clients[j].spki_sha256, c->spki_sha256, 32) != 0, NS_E_PARSE,
+               "%s: the same spki_sha256 as clients[%zu] (\"%s\"): one key, one client", where, j,
+               ks->clients[j].id);
+    }
+    const cJSON *rate = cJSON_GetObjectItemCaseSensitive(ent, "max_signs_per_second");
+    if (rate != NULL) {
+        ENSURE(cJSON_IsNumber(rate) && rate->valuedouble >= 1 &&
+                   rate->valuedouble <= NS_SIGNCLIENT_RATE_MAX &&
+                   rate->valuedouble == (double)(uint32_t)rate->valuedouble,
+               NS_E_PARSE, "%s: \"max_signs_per_second\" must be an integer 1..%d", where,
+               NS_SIGNCLIENT_RATE_MAX);
+        c->max_signs_per_second = (uint32_t)rate->valuedouble;
+    }
+    return NS_OK;
+}
+
+static ns_err load_clients(ns_signkeys *ks, const cJSON *clients)
+{
+    ENSURE(cJSON_IsArray(clients), NS_E_PARSE,
+           "keys file: version 2 needs \"clients\": an array of {id, spki_sha256}");
+    int n = cJSON_GetArraySize(clients);
+    ENSURE(n >= 1, NS_E_PARSE, "keys file: \"clients\" is empty: nobody could sign");
+    ENSURE(n <= NS_SIGNKEYS_CLIENTS_MAX, NS_E_TOO_BIG,
+           "keys file: %d clients, at most %d are supported", n, NS_SIGNKEYS_CLIENTS_MAX);
+    size_t i = 0;
+    for (const cJSON *e = clients->child; e; e = e->next, i++) {
+        GUARD(load_client(ks, e, i));
+        ks->nclients = i + 1;
+    }
+    return NS_OK;
+}
+
+/* "allow" of keys[idx] (version 2): known client ids, each once, at least one. */
+static ns_err load_allow(const ns_signkeys *ks, ns_signkey *k, const cJSON *ent, size_t idx)
+{
+    const cJSON *allow = cJSON_GetObjectItemCaseSensitive(ent, "allow");
+    ENSURE(cJSON_IsArray(allow), NS_E_PARSE,
+           "keys file: keys[%zu] (id \"%s\"): version 2 needs \"allow\": the client ids that "
+           "may use this key",
+           idx, k->id);
+    ENSURE(allow->child != NULL, NS_E_PARSE,
+           "keys file: keys[%zu] (id \"%s\"): \"allow\" is empty: name a client or remove the "
+           "key",
+           idx, k->id);
+    size_t j = 0;
+    for (const cJSON *a = allow->child; a; a = a->next, j++) {
+        ENSURE(cJSON_IsString(a), NS_E_PARSE,
+               "keys file: keys[%zu] (id \"%s\"): allow[%zu] must be a client id string", idx,
+               k->id, j);
+        int c = client_index(ks, a->valuestring);
+        ENSURE(c >= 0, NS_E_PARSE,
+               "keys file: keys[%zu] (id \"%s\"): allow[%zu] names \"%.64s\", which is not in "
+               "\"clients\"",
+               idx, k->id, j, a->valuestring);
+        ENSURE(!(k->allow & (1ull << c)), NS_E_PARSE,
+               "keys file: keys[%zu] (id \"%s\"): allow[%zu]: \"%s\" is listed twice", idx, k->id,
+               j, a->valuestring);
+        k->allow |= 1ull << c;
+    }
+    return NS_OK;
+}
+
 static void commit(ns_signkeys *ks)
 {
     crypto_hash_sha256_state st;
@@ -184,12 +284,18 @@ static void commit(ns_signkeys *ks)
 
 static ns_err parse(ns_signkeys *ks, const cJSON *root)
 {
-    static const char *const allowed[] = {"version", "keys"};
+    static const char *const allowed[] = {"version", "keys", "clients"};
     ENSURE(cJSON_IsObject(root), NS_E_PARSE, "keys file: expected a JSON object");
-    GUARD(members_check(root, allowed, 2, "keys file"));
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "version");
-    ENSURE(cJSON_IsNumber(v) && v->valuedouble == 1.0, NS_E_UNSUPPORTED,
-           "keys file: \"version\" must be 1 (the only version this build reads)");
+    ENSURE(cJSON_IsNumber(v) && (v->valuedouble == 1.0 || v->valuedouble == 2.0), NS_E_UNSUPPORTED,
+           "keys file: \"version\" must be 1 or 2 (the versions this build reads)");
+    ks->version = (int)v->valuedouble;
+    ENSURE(ks->version >= 2 || !cJSON_HasObjectItem(root, "clients"), NS_E_PARSE,
+           "keys file: \"clients\" needs \"version\": 2");
+    GUARD(members_check(root, allowed, ks->version >= 2 ? 3 : 2, "keys file"));
+    if (ks->version >= 2) {
+        GUARD(load_clients(ks, cJSON_GetObjectItemCaseSensitive(root, "clients")));
+    }
     const cJSON *keys = cJSON_GetObjectItemCaseSensitive(root, "keys");
     ENSURE(cJSON_IsArray(keys), NS_E_PARSE, "keys file: \"keys\" must be an array");
     int n = cJSON_GetArraySize(keys);
@@ -199,7 +305,10 @@ static ns_err parse(ns_signkeys *ks, const cJSON *root)
     size_t i = 0;
     for (const cJSON *e = keys->child; e; e = e->next, i++) {
         ns_signkey *k = &ks->keys[i];
-        GUARD(load_entry(k, e, i));
+        GUARD(load_entry(k, e, i, ks->version));
+        if (ks->version >= 2) {
+            GUARD(load_allow(ks, k, e, i));
+        }
         /* insertion into id order; equal ids are an error */
         size_t j = i;
         while (j > 0 && strcmp(ks->keys[j - 1].id, k->id) > 0) {
@@ -235,6 +344,14 @@ ns_err ns_signkeys_load(ns_signkeys **out, const uint8_t *json, size_t len)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
             rc = ns_fail(NS_E_PARSE, "keys file: trailing data after the JSON object");
             break;
+        }
+    }
+    if (rc == NS_OK) {
+        /* cJSON's strings end at a NUL: refuse "\u0000" (and anything else our strict reader
+         * refuses) before using them. */
+        rc = ns_json_validate(json, len);
+        if (rc != NS_OK) {
+            rc = ns_fail_ctx(rc, "keys file");
         }
     }
     ns_signkeys *ks = NULL;
@@ -281,6 +398,29 @@ const ns_signkey *ns_signkeys_find(const ns_signkeys *k, const char *id)
         }
     }
     return NULL;
+}
+
+int ns_signkeys_has_policy(const ns_signkeys *k)
+{
+    return k->version >= 2;
+}
+
+int ns_signkeys_client_by_pin(const ns_signkeys *k, const uint8_t spki_sha256[32])
+{
+    int found = -1;
+    for (size_t i = 0; i < k->nclients; i++) {
+        int eq = ns_ct_equal(k->clients[i].spki_sha256, spki_sha256, 32);
+        found = eq ? (int)i : found;
+    }
+    return found;
+}
+
+int ns_signkey_allows(const ns_signkeys *k, const ns_signkey *key, int c)
+{
+    if (!ns_signkeys_has_policy(k)) {
+        return 1;
+    }
+    return c >= 0 && c < (int)k->nclients && (key->allow & (1ull << c)) != 0;
 }
 
 const uint8_t *ns_signkeys_commitment(const ns_signkeys *k)

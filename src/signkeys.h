@@ -1,10 +1,22 @@
 /*
- * signkeys: the signing keys of sign-service: the keys file (version 1), parsed strictly into
- * secret memory, with public keys derived at load, and the three signing operations.
+ * signkeys: the signing keys of sign-service: the keys file (version 1 or 2), parsed strictly
+ * into secret memory, with public keys derived at load, the three signing operations, and (in
+ * version 2) who may use which key.
  *
  *   {"version":1,"keys":[{"id":"payments","algorithm":"ed25519","private_key":"<base64>"},
  *                        {"id":"eth-hot","algorithm":"ecdsa-secp256k1","private_key":"<hex>"},
  *                        {"id":"api","algorithm":"ecdsa-p256","private_key":"<hex>"}]}
+ *
+ *   {"version":2,
+ *    "clients":[{"id":"payments-api","spki_sha256":"<64 hex>","max_signs_per_second":50}, ...],
+ *    "keys":[{"id":"payments","algorithm":"ed25519","private_key":"<base64>",
+ *             "allow":["payments-api"]}, ...]}
+ *
+ * Version 2: a client is named by the SHA-256 of its TLS certificate's DER SubjectPublicKeyInfo
+ * (the pin is what authorises, whoever issued the certificate); ids and pins are unique; 1 to
+ * NS_SIGNKEYS_CLIENTS_MAX clients; max_signs_per_second is optional (an integer 1..1000000).
+ * Every key has "allow": a non-empty list of known client ids, each at most once. Version 1
+ * files have neither "clients" nor "allow" (no policy: anyone who reaches the service signs).
  *
  * ed25519: standard base64 of the 32-byte seed (or of the 64-byte seed || public key, whose
  * public half must match the seed). ecdsa-*: exactly 64 hex digits, the big-endian scalar,
@@ -29,6 +41,8 @@
 #define NS_SIGNKEY_SPKI_MAX 96
 #define NS_SIGNKEY_SIG_MAX 64
 #define NS_SIGNKEY_DER_MAX 72
+#define NS_SIGNKEYS_CLIENTS_MAX 64 /* one bit each in ns_signkey.allow */
+#define NS_SIGNCLIENT_RATE_MAX 1000000
 
 typedef enum { NS_ALG_ED25519 = 1, NS_ALG_P256 = 2, NS_ALG_SECP256K1 = 3 } ns_sign_alg;
 
@@ -38,12 +52,22 @@ typedef struct {
     uint8_t priv[64]; /* ed25519: libsodium secret key (seed || pk); ecdsa: 32-byte scalar */
     uint8_t pub[NS_SIGNKEY_PUB_MAX];
     size_t pub_len; /* 32 (ed25519) or 65 (SEC1 uncompressed) */
+    uint64_t allow; /* version 2: bit i set when clients[i] may use this key */
 } ns_signkey;
 
+typedef struct {
+    char id[NS_SIGNKEY_ID_MAX + 1];
+    uint8_t spki_sha256[32];
+    uint32_t max_signs_per_second; /* 0: no limit */
+} ns_signclient;
+
 typedef struct ns_signkeys {
+    int version; /* 1 or 2 */
     size_t count;
-    ns_signkey keys[NS_SIGNKEYS_MAX]; /* sorted by id (bytewise) */
-    uint8_t commitment[32];           /* see ns_signkeys_commitment */
+    ns_signkey keys[NS_SIGNKEYS_MAX];               /* sorted by id (bytewise) */
+    uint8_t commitment[32];                         /* see ns_signkeys_commitment */
+    size_t nclients;                                /* version 2: >= 1; version 1: 0 */
+    ns_signclient clients[NS_SIGNKEYS_CLIENTS_MAX]; /* in file order */
 } ns_signkeys;
 
 typedef struct {
@@ -62,6 +86,12 @@ ns_err ns_signkeys_load(ns_signkeys **out, const uint8_t *json, size_t len) NS_M
 void ns_signkeys_free(ns_signkeys *k);
 
 const ns_signkey *ns_signkeys_find(const ns_signkeys *k, const char *id);
+/* True when the file has a client policy (version 2). */
+int ns_signkeys_has_policy(const ns_signkeys *k);
+/* The index of the client with this SPKI SHA-256 pin, or -1 (constant time over the clients). */
+int ns_signkeys_client_by_pin(const ns_signkeys *k, const uint8_t spki_sha256[32]);
+/* True when client index c may use key (always true without a policy). */
+int ns_signkey_allows(const ns_signkeys *k, const ns_signkey *key, int c);
 /* "ed25519", "ecdsa-p256", "ecdsa-secp256k1". */
 const char *ns_sign_alg_name(ns_sign_alg alg);
 

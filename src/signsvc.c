@@ -14,11 +14,13 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "grpc.h"
 #include "grpc_health.pb.h"
 #include "grpc_reflection.pb.h"
+#include "iox.h"
 #include "log.h"
 #include "nsign.pb.h"
 #include "nsm.h"
@@ -238,21 +240,82 @@ static void key_info(const ns_signkey *k, nsign_v1_KeyInfo *ki)
 
 /* --- methods --- */
 
-static int do_list(ns_signkeys *ks, ns_buf *out, char *msg, size_t cap)
+/* With a policy, the Signer methods need an authenticated client. */
+static int need_client(const ns_signkeys *ks, const ns_h2_req *req, char *msg, size_t cap)
+{
+    if (ns_signkeys_has_policy(ks) && req->client < 0) {
+        return fail(msg, cap, NS_GRPC_UNAUTHENTICATED,
+                    "this service has a client policy: connect over TLS with a client "
+                    "certificate the keys file names");
+    }
+    return NS_GRPC_OK;
+}
+
+static int do_list(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
 {
     static __thread nsign_v1_ListKeysResponse r; /* ~16 KiB: not on the stack */
-    memset(&r, 0, sizeof r);
-    for (size_t i = 0; i < ks->count; i++) {
-        key_info(&ks->keys[i], &r.keys[i]);
+    int st = need_client(ks, req, msg, cap);
+    if (st != NS_GRPC_OK) {
+        return st;
     }
-    r.keys_count = (pb_size_t)ks->count;
+    memset(&r, 0, sizeof r);
+    size_t n = 0;
+    for (size_t i = 0; i < ks->count; i++) {
+        if (ns_signkey_allows(ks, &ks->keys[i], req->client)) {
+            key_info(&ks->keys[i], &r.keys[n++]);
+        }
+    }
+    r.keys_count = (pb_size_t)n;
     return encode(out, nsign_v1_ListKeysResponse_fields, &r, msg, cap);
+}
+
+static int denied(const ns_h2_req *req, const ns_signkey *k, char *msg, size_t cap)
+{
+    return fail(msg, cap, NS_GRPC_PERMISSION_DENIED,
+                "client \"%s\" may not use key \"%s\" (not in its \"allow\" list)", req->client_id,
+                k->id);
+}
+
+/* Takes one signature from the client's bucket; 0 when it is empty. */
+static int rate_take(ns_signsvc_ctx *ctx, int client)
+{
+    const ns_signkeys *ks = ctx->keys;
+    if (client < 0 || (size_t)client >= ks->nclients) {
+        return 1;
+    }
+    int64_t rate = ks->clients[client].max_signs_per_second;
+    if (rate == 0) {
+        return 1;
+    }
+    int64_t now = ns_now_ms(), cap = rate * 1000;
+    int ok = 0;
+    pthread_mutex_lock(&ctx->rate_mu);
+    int64_t *mt = &ctx->rate_mt[client], *last = &ctx->rate_last[client];
+    if (*last == 0) {
+        *mt = cap;
+    } else if (now > *last) {
+        *mt += (now - *last) * rate; /* rate tokens per second = rate milli-tokens per ms */
+        if (*mt > cap) {
+            *mt = cap;
+        }
+    }
+    *last = now;
+    if (*mt >= 1000) {
+        *mt -= 1000;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&ctx->rate_mu);
+    return ok;
 }
 
 static int do_getpub(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
 {
     nsign_v1_GetPublicKeyRequest q = nsign_v1_GetPublicKeyRequest_init_zero;
-    int st = decode(req, nsign_v1_GetPublicKeyRequest_fields, &q, "GetPublicKeyRequest", msg, cap);
+    int st = need_client(ks, req, msg, cap);
+    if (st != NS_GRPC_OK) {
+        return st;
+    }
+    st = decode(req, nsign_v1_GetPublicKeyRequest_fields, &q, "GetPublicKeyRequest", msg, cap);
     if (st != NS_GRPC_OK) {
         return st;
     }
@@ -260,18 +323,37 @@ static int do_getpub(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *m
     if (k == NULL) {
         return fail(msg, cap, NS_GRPC_NOT_FOUND, "no key with id \"%.64s\"", q.key_id);
     }
+    if (!ns_signkey_allows(ks, k, req->client)) {
+        return denied(req, k, msg, cap);
+    }
     nsign_v1_GetPublicKeyResponse r = nsign_v1_GetPublicKeyResponse_init_zero;
     r.has_key = true;
     key_info(k, &r.key);
     return encode(out, nsign_v1_GetPublicKeyResponse_fields, &r, msg, cap);
 }
 
-/* One line per Sign. The key id comes from the client: anything outside the id alphabet is
- * replaced, so a request cannot forge log lines or fields. */
-static void audit(const char *key, const uint8_t *digest, const char *peer, int st)
+static ns_signsvc_obs g_obs;
+
+void ns_signsvc_set_obs(const ns_signsvc_obs *o)
 {
-    char hex[2 * DIGEST_LOG_BYTES + 1] = "-";
-    char id[NS_SIGNKEY_ID_MAX + 1];
+    if (o == NULL) {
+        memset(&g_obs, 0, sizeof g_obs);
+    } else {
+        g_obs = *o;
+    }
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The key id comes from the client: anything outside the id alphabet is replaced, so a request
+ * cannot forge log lines, fields or metric labels. */
+static void clean_id(char id[NS_SIGNKEY_ID_MAX + 1], const char *key)
+{
     size_t i = 0;
     for (; key[i] && i < NS_SIGNKEY_ID_MAX; i++) {
         char c = key[i];
@@ -280,19 +362,47 @@ static void audit(const char *key, const uint8_t *digest, const char *peer, int 
         id[i] = ok ? c : '?';
     }
     id[i] = 0;
+    if (i == 0) {
+        snprintf(id, NS_SIGNKEY_ID_MAX + 1, "-");
+    }
+}
+
+/* One line per Sign, and the observer's event. */
+static void audit(const char *key, const uint8_t *digest, const ns_h2_req *req, int st,
+                  const ns_signkey *k, const uint8_t *input_sha, int is_digest, double t0)
+{
+    char hex[2 * DIGEST_LOG_BYTES + 1] = "-";
+    char id[NS_SIGNKEY_ID_MAX + 1];
+    clean_id(id, key);
     if (digest && ns_hex_encode(hex, sizeof hex, digest, DIGEST_LOG_BYTES) != NS_OK) {
         hex[0] = 0;
     }
-    ns_info("sign key=%s digest=%s peer=%s status=%s", id[0] ? id : "-", hex, peer,
-            ns_grpc_status_name(st));
+    ns_info("sign key=%s digest=%s client=%s peer=%s status=%s", id, hex, req->client_id,
+            req->peer, ns_grpc_status_name(st));
+    if (g_obs.on_sign != NULL) {
+        ns_signsvc_sign_event ev = {.key_id = id,
+                                    .alg = k ? ns_sign_alg_name(k->alg) : "-",
+                                    .peer = req->peer,
+                                    .client = req->client_id,
+                                    .status = st,
+                                    .input_sha256 = input_sha,
+                                    .input_is_digest = is_digest,
+                                    .seconds = mono_s() - t0};
+        g_obs.on_sign(g_obs.arg, &ev);
+    }
 }
 
-static int do_sign(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
+static int do_sign(ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
 {
+    ns_signkeys *ks = ctx->keys;
+    double t0 = g_obs.on_sign != NULL ? mono_s() : 0;
     nsign_v1_SignRequest q = nsign_v1_SignRequest_init_zero;
-    int st = decode(req, nsign_v1_SignRequest_fields, &q, "SignRequest", msg, cap);
+    int st = need_client(ks, req, msg, cap);
+    if (st == NS_GRPC_OK) {
+        st = decode(req, nsign_v1_SignRequest_fields, &q, "SignRequest", msg, cap);
+    }
     if (st != NS_GRPC_OK) {
-        audit("", NULL, req->peer, st);
+        audit("", NULL, req, st, NULL, NULL, 0, t0);
         return st;
     }
     ns_signature sig;
@@ -308,6 +418,12 @@ static int do_sign(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *msg
     }
     if (k == NULL) {
         st = fail(msg, cap, NS_GRPC_NOT_FOUND, "no key with id \"%.64s\"", q.key_id);
+    } else if (!ns_signkey_allows(ks, k, req->client)) {
+        st = denied(req, k, msg, cap);
+    } else if (!rate_take(ctx, req->client)) {
+        st = fail(msg, cap, NS_GRPC_RESOURCE_EXHAUSTED,
+                  "client \"%s\" is over its max_signs_per_second (%u): slow down and retry",
+                  req->client_id, (unsigned)ks->clients[req->client].max_signs_per_second);
     } else if (q.which_input == 0) {
         st = fail(msg, cap, NS_GRPC_INVALID_ARGUMENT, "SignRequest needs message or digest");
     } else {
@@ -340,7 +456,18 @@ static int do_sign(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *msg
         }
         st = encode(out, nsign_v1_SignResponse_fields, &r, msg, cap);
     }
-    audit(q.key_id, logp, req->peer, st);
+    uint8_t input_sha[32];
+    const uint8_t *isha = NULL;
+    if (g_obs.on_sign != NULL) {
+        if (has_msg && logp != NULL && (k->alg == NS_ALG_ED25519 || sig.has_digest)) {
+            isha = logp; /* Ed25519: SHA-256(message); ECDSA over a message: its SHA-256 */
+        } else {
+            crypto_hash_sha256(input_sha, has_msg ? m : q.input.digest.bytes,
+                               has_msg ? mlen : q.input.digest.size);
+            isha = input_sha;
+        }
+    }
+    audit(q.key_id, logp, req, st, k, isha, !has_msg, t0);
     pb_release(nsign_v1_SignRequest_fields, &q);
     return st;
 }
@@ -351,8 +478,9 @@ static bool enc_doc(pb_ostream_t *os, const pb_field_t *f, void *const *arg)
     return pb_encode_tag_for_field(os, f) && pb_encode_string(os, doc->data, doc->len);
 }
 
-static int do_attest(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
+static int do_attest(ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
 {
+    ns_signkeys *ks = ctx->keys;
     nsign_v1_AttestRequest q = nsign_v1_AttestRequest_init_zero;
     int st = decode(req, nsign_v1_AttestRequest_fields, &q, "AttestRequest (nonce <= 512 bytes)",
                     msg, cap);
@@ -361,8 +489,9 @@ static int do_attest(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *m
     }
     ns_buf doc;
     ns_buf_init(&doc, ATTEST_DOC_MAX);
-    ns_err e = ns_nsm_attest(&doc, ks->commitment, sizeof ks->commitment,
-                             q.nonce.size ? q.nonce.bytes : NULL, q.nonce.size, NULL, 0);
+    const uint8_t *ud = g_obs.user_data != NULL ? g_obs.user_data : ks->commitment;
+    ns_err e = ns_nsm_attest(&doc, ud, 32, q.nonce.size ? q.nonce.bytes : NULL, q.nonce.size,
+                             ctx->tls_spki, ctx->tls_spki_len);
     if (e != NS_OK) {
         ns_buf_free(&doc);
         return fail(msg, cap,
@@ -373,8 +502,18 @@ static int do_attest(ns_signkeys *ks, const ns_h2_req *req, ns_buf *out, char *m
     nsign_v1_AttestResponse r = nsign_v1_AttestResponse_init_zero;
     r.attestation_document.funcs.encode = enc_doc;
     r.attestation_document.arg = &doc;
-    memcpy(r.user_data.bytes, ks->commitment, 32);
+    memcpy(r.user_data.bytes, ud, 32);
     r.user_data.size = 32;
+    if (ctx->tls_cert != NULL && ctx->tls_cert_len <= sizeof r.certificate.bytes) {
+        memcpy(r.certificate.bytes, ctx->tls_cert, ctx->tls_cert_len);
+        r.certificate.size = (pb_size_t)ctx->tls_cert_len;
+    }
+    if (g_obs.audit_pub != NULL) {
+        memcpy(r.audit_public_key.bytes, g_obs.audit_pub, 32);
+        r.audit_public_key.size = 32;
+        memcpy(r.keys_commitment.bytes, ks->commitment, 32);
+        r.keys_commitment.size = 32;
+    }
     st = encode(out, nsign_v1_AttestResponse_fields, &r, msg, cap);
     ns_buf_free(&doc);
     return st;
@@ -488,16 +627,16 @@ static int route(void *app, const char *path, int *streaming)
 
 static int call(void *app, int method, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
 {
-    ns_signkeys *ks = app;
+    ns_signsvc_ctx *ctx = app;
     switch (method) {
     case M_LIST:
-        return do_list(ks, out, msg, cap);
+        return do_list(ctx->keys, req, out, msg, cap);
     case M_GETPUB:
-        return do_getpub(ks, req, out, msg, cap);
+        return do_getpub(ctx->keys, req, out, msg, cap);
     case M_SIGN:
-        return do_sign(ks, req, out, msg, cap);
+        return do_sign(ctx, req, out, msg, cap);
     case M_ATTEST:
-        return do_attest(ks, req, out, msg, cap);
+        return do_attest(ctx, req, out, msg, cap);
     case M_HEALTH:
         return do_health(req, out, msg, cap);
     case M_REFLECT:
@@ -507,9 +646,12 @@ static int call(void *app, int method, const ns_h2_req *req, ns_buf *out, char *
     }
 }
 
-void ns_signsvc_handler(ns_h2_handler *h, ns_signsvc_keys *keys, size_t max_msg)
+void ns_signsvc_handler(ns_h2_handler *h, ns_signsvc_ctx *ctx, size_t max_msg)
 {
-    *h = (ns_h2_handler){.app = keys, .max_msg = max_msg, .route = route, .call = call};
+    pthread_mutex_init(&ctx->rate_mu, NULL);
+    memset(ctx->rate_mt, 0, sizeof ctx->rate_mt);
+    memset(ctx->rate_last, 0, sizeof ctx->rate_last);
+    *h = (ns_h2_handler){.app = ctx, .max_msg = max_msg, .route = route, .call = call};
 }
 
 ns_err ns_signsvc_load_keys(ns_signsvc_keys **keys, const uint8_t *json, size_t len)
@@ -526,7 +668,12 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, volatile
 {
     ns_h2_handler h;
     ENSURE(keys != NULL && keys->count > 0, NS_E_USAGE, "sign-service: no keys loaded");
-    ns_signsvc_handler(&h, keys, cfg->max_msg);
+    static ns_signsvc_ctx ctx; /* one service per process; its threads share it */
+    ctx.keys = keys;
+    ns_signsvc_handler(&h, &ctx, cfg->max_msg);
+    h.max_buffered = cfg->max_buffered;
+    h.idle_ms = cfg->idle_ms;
+    h.body_idle_ms = cfg->body_idle_ms;
     pthread_once(&desc_once, desc_init);
     ns_h2_serve_cfg sc = {.listen = cfg->listen,
                           .threads = cfg->threads,

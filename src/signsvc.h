@@ -4,6 +4,13 @@
  * grpc.reflection.v1alpha.ServerReflection (file descriptors embedded at build time), with one
  * audit log line per Sign (key id, digest prefix, peer, status; never key material).
  *
+ * Policy (keys file version 2, see signkeys.h): the transport names the client (TLS client
+ * certificate pinned by SPKI SHA-256). Without an authenticated client, ListKeys, GetPublicKey
+ * and Sign are UNAUTHENTICATED; a client on a key it is not allowed gets PERMISSION_DENIED;
+ * above its max_signs_per_second (a token bucket holding one second's worth) RESOURCE_EXHAUSTED;
+ * ListKeys lists only the client's keys. Audit lines name the client ("-" without a policy).
+ * Attest and Health answer anyone who completed the handshake.
+ *
  * Status mapping: unknown key NOT_FOUND; malformed protobuf, wrong digest length or a
  * message/digest mismatch INVALID_ARGUMENT; no NSM (outside an enclave) UNAVAILABLE; the
  * transport adds UNIMPLEMENTED, RESOURCE_EXHAUSTED and DEADLINE_EXCEEDED (see h2server.h).
@@ -11,6 +18,7 @@
 #ifndef NS_SIGNSVC_H
 #define NS_SIGNSVC_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,8 +31,11 @@ typedef struct ns_signkeys ns_signsvc_keys;
 
 typedef struct {
     ns_addr listen;
-    int threads;    /* 0 = one per core */
-    size_t max_msg; /* 0 = 4 MiB */
+    int threads;         /* 0 = one per core */
+    size_t max_msg;      /* 0 = 4 MiB */
+    size_t max_buffered; /* request bytes buffered by all connections; 0 = h2server's default */
+    int idle_ms;         /* 0 = h2server's default (60 s) */
+    int body_idle_ms;    /* 0 = h2server's default (10 s) */
     /* Optional: called once the listener is bound, with the actual address (port 0 resolved). */
     void (*on_listening)(const char *addr, void *arg);
     void *on_listening_arg;
@@ -38,7 +49,48 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys,
 /* Wipes and frees. */
 void ns_signsvc_keys_free(ns_signsvc_keys *keys);
 
-/* The gRPC handler over keys, for running the request path without sockets (tests, fuzzing). */
-void ns_signsvc_handler(ns_h2_handler *h, ns_signsvc_keys *keys, size_t max_msg);
+/* What one Sign did, for metrics and the audit trail (never key material). */
+typedef struct {
+    const char *key_id;          /* the requested id, cleaned to the id alphabet ('?' else) */
+    const char *alg;             /* "ed25519", ... or "-" when no such key */
+    const char *peer;            /* the connection's peer address */
+    const char *client;          /* the authenticated client id, "-" without a policy */
+    int status;                  /* gRPC status */
+    const uint8_t *input_sha256; /* SHA-256 of the signing input (message, or the digest as
+                                  * sent); NULL when the request did not parse */
+    int input_is_digest;
+    double seconds; /* time spent in the handler */
+} ns_signsvc_sign_event;
+
+typedef struct {
+    /* Called on the serving thread after each Sign, before its answer is sent. Must not block. */
+    void (*on_sign)(void *arg, const ns_signsvc_sign_event *ev);
+    void *arg;
+    /* With an audit trail: its public key and Attest's user_data (the v2 commitment, audit.h),
+     * both 32 bytes; NULL keeps the v1 user_data of signkeys.h. */
+    const uint8_t *audit_pub;
+    const uint8_t *user_data;
+} ns_signsvc_obs;
+
+/* Process-wide; set before serving (copied). NULL clears. */
+void ns_signsvc_set_obs(const ns_signsvc_obs *o);
+
+
+/* The state of the services: keys, the TLS identity that Attest binds, per-client rates. */
+typedef struct {
+    ns_signsvc_keys *keys;
+    const uint8_t *tls_spki; /* DER SubjectPublicKeyInfo of the TLS key, or NULL (h2c) */
+    size_t tls_spki_len;
+    const uint8_t *tls_cert; /* the TLS certificate (DER), or NULL */
+    size_t tls_cert_len;
+    pthread_mutex_t rate_mu;
+    int64_t rate_mt[NS_SIGNKEYS_CLIENTS_MAX];   /* milli-tokens left */
+    int64_t rate_last[NS_SIGNKEYS_CLIENTS_MAX]; /* ms of the last refill; 0: never */
+} ns_signsvc_ctx;
+
+/* The gRPC handler over ctx (ctx->keys and the TLS fields set by the caller; the rest is
+ * initialised here), for ns_signsvc_run and for the request path without sockets (tests,
+ * fuzzing). */
+void ns_signsvc_handler(ns_h2_handler *h, ns_signsvc_ctx *ctx, size_t max_msg);
 
 #endif

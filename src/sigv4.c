@@ -347,7 +347,7 @@ static ns_err scope(char *out, size_t cap, const ns_sigv4_params *p)
 void ns_sigv4_sha256_hex(char out[65], const void *data, size_t n)
 {
     uint8_t h[32];
-    (void)mbedtls_sha256_ret(data, n, h, 0);
+    (void)mbedtls_sha256(data, n, h, 0);
     for (int i = 0; i < 32; i++) {
         out[2 * i] = "0123456789abcdef"[h[i] >> 4];
         out[2 * i + 1] = "0123456789abcdef"[h[i] & 15];
@@ -425,7 +425,7 @@ ns_err ns_sigv4_sign(const ns_sigv4_params *p, const ns_sigv4_req *r, char *auth
     GUARD(check_params(p));
     ENSURE(p->access_key_id && p->access_key_id[0], NS_E_USAGE, "sigv4: no access key id");
     ns_buf creq, sh, sts;
-    ns_buf_init(&creq, NS_SIGV4_CREQ_MAX);
+    ns_buf_init_secret(&creq, NS_SIGV4_CREQ_MAX); /* carries x-amz-security-token */
     ns_buf_init(&sh, NS_SIGV4_AUTHZ_MAX);
     ns_buf_init(&sts, NS_SIGV4_CREQ_MAX);
     ns_err e;

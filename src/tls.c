@@ -5,6 +5,8 @@
  * current timeout, so every wait is bounded and the descriptor can be any socket family. The
  * RNG is the kernel's (rng.h): no DRBG state to seed. A verification failure is reported with
  * mbedtls's own reasons ("The certificate validity has expired", "...CN mismatch...").
+ * TLS 1.3 is preferred and 1.2 accepted; 1.3 runs its key schedule through PSA crypto, so
+ * psa_crypto_init() (idempotent, thread-safe in mbedtls 3.6) runs before every handshake.
  */
 #include "tls.h"
 
@@ -19,6 +21,7 @@
 #include "mbedtls/net_sockets.h"
 #include "mbedtls/ssl.h"
 #include "mbedtls/x509_crt.h"
+#include "psa/crypto.h"
 
 #include "buf.h"
 #include "iox.h"
@@ -181,11 +184,11 @@ static ns_err tls_fail(ns_tls *t, int r, const char *during)
     char m[160];
     mbedtls_strerror(r, m, sizeof m);
     if (strcmp(during, "handshake") == 0 &&
-        (r == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE || r == MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION ||
-         r == MBEDTLS_ERR_SSL_NO_USABLE_CIPHERSUITE)) {
+        (r == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE || r == MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION ||
+         r == MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE)) {
         BAIL(NS_E_TLS,
-             "TLS handshake with %s failed: %s (the server may not offer TLS 1.2 with ECDHE and "
-             "AES-GCM or ChaCha20-Poly1305, which is what nsign speaks)",
+             "TLS handshake with %s failed: %s (the server may not offer TLS 1.3 or 1.2 with "
+             "ECDHE and AES-GCM or ChaCha20-Poly1305, which is what nsign speaks)",
              t->host, m);
     }
     BAIL(NS_E_TLS, "TLS %s with %s failed: %s", during, t->host, m);
@@ -205,6 +208,11 @@ ns_err ns_tls_connect(ns_tls **out, int fd, const char *hostname, const ns_tls_c
     snprintf(t->host, sizeof t->host, "%s", hostname);
     mbedtls_ssl_init(&t->ssl);
     mbedtls_ssl_config_init(&t->conf);
+    psa_status_t ps = psa_crypto_init();
+    if (ps != PSA_SUCCESS) {
+        ns_tls_close(t);
+        BAIL(NS_E_CRYPTO, "TLS setup for %s: PSA crypto init failed (%d)", hostname, (int)ps);
+    }
     int r = mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_CLIENT,
                                         MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
     ns_err e = NS_OK;
@@ -215,8 +223,7 @@ ns_err ns_tls_connect(ns_tls **out, int fd, const char *hostname, const ns_tls_c
     mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(&t->conf, (mbedtls_x509_crt *)&ca->chain, NULL);
     mbedtls_ssl_conf_rng(&t->conf, ns_rng_mbedtls, NULL);
-    mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
-                                 MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_min_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_2);
     if ((r = mbedtls_ssl_setup(&t->ssl, &t->conf)) != 0 ||
         (r = mbedtls_ssl_set_hostname(&t->ssl, hostname)) != 0) {
         e = tls_fail(t, r, "setup");
@@ -266,7 +273,9 @@ ns_err ns_tls_read(ns_tls *t, void *p, size_t n, size_t *got, int timeout_ms)
     t->timeout_ms = timeout_ms;
     for (;;) {
         int r = mbedtls_ssl_read(&t->ssl, p, n);
-        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) {
+        /* A TLS 1.3 NewSessionTicket arriving before data: this client does not resume. */
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE ||
+            r == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
             continue;
         }
         if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || r == MBEDTLS_ERR_SSL_CONN_EOF) {

@@ -1,5 +1,5 @@
 /*
- * tls: TLS 1.2 client sessions over an already connected descriptor (mbedtls), and the trust
+ * tls: TLS 1.3 and 1.2 client sessions over an already connected descriptor (mbedtls), and the trust
  * store. The only module that includes mbedtls's TLS and X.509 headers.
  *
  * Every session verifies the server's chain against the trust store and the certificate name

@@ -68,6 +68,11 @@ for l in open(sys.argv[1]):
 say "4. gRPC through the host's ingress bridge (127.0.0.1:$GRPC_PORT -> enclave)"
 "$PY" test/lib/enclave_demo.py sign-verify "127.0.0.1:$GRPC_PORT" "$T/service_key_shares.json" ||
     die "signature verification"
+pcr16=$("$PY" test/lib/enclave_demo.py attest-pcr "127.0.0.1:$GRPC_PORT" 16)
+expected=$(sed -n 's/.*expected pcr16=\([0-9a-f]*\).*/\1/p' "$T/run-enclave.log")
+echo "  Attest: PCR16 = $pcr16"
+echo "  (measured boot: the ciphertexts and configuration run-enclave sent; it predicted $expected)"
+[ -n "$pcr16" ] && [ "$pcr16" = "$expected" ] || die "PCR16 in the attestation is not the predicted one"
 
 say "5. Secrets on the host: none"
 if grep -rl "AGE-SECRET-KEY-1" "$T" --exclude=age-private.key --exclude='*.json' >/dev/null 2>&1; then

@@ -43,7 +43,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ns_signsvc_load_keys(&keys, (const uint8_t *)KEYS, sizeof KEYS - 1) != NS_OK) {
             __builtin_trap();
         }
-        ns_signsvc_handler(&handler, keys, 64 * 1024);
+        static ns_signsvc_ctx ctx;
+        ctx.keys = keys;
+        ns_signsvc_handler(&handler, &ctx, 64 * 1024);
     }
     ns_h2_conn *c;
     if (ns_h2_conn_new(&c, &handler, "fuzz") != NS_OK) {

@@ -1,4 +1,5 @@
-/* libFuzzer target: the keys file parser. Whatever loads must sign and verify. */
+/* libFuzzer target: the keys file parser (v1, v2). Whatever loads must sign and verify, and a
+ * v2 policy must be consistent. */
 #include <sodium.h>
 #include <stdint.h>
 #include <string.h>
@@ -30,6 +31,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (ns_ecdsa_verify(key->alg == NS_ALG_P256 ? NS_ECDSA_P256 : NS_ECDSA_SECP256K1,
                                key->pub, s.digest, s.sig) != NS_OK) {
         __builtin_trap();
+    }
+    /* Version 2: every key names at least one known client; pins are unique. */
+    if ((k->version == 2) != (k->nclients > 0) || k->nclients > NS_SIGNKEYS_CLIENTS_MAX) {
+        __builtin_trap();
+    }
+    for (size_t i = 0; i < k->nclients; i++) {
+        if (ns_signkeys_client_by_pin(k, k->clients[i].spki_sha256) != (int)i) {
+            __builtin_trap();
+        }
+    }
+    for (size_t i = 0; i < k->count && k->version == 2; i++) {
+        uint64_t known = k->nclients == 64 ? ~0ull : (1ull << k->nclients) - 1;
+        if (k->keys[i].allow == 0 || (k->keys[i].allow & ~known) != 0) {
+            __builtin_trap();
+        }
     }
     ns_signkeys_free(k);
     return 0;

@@ -9,7 +9,19 @@ treats a missing 0xB7 heartbeat as a failed boot. `describe-enclaves`, `terminat
 --enclave-name N` and `console --enclave-name N` behave like the real ones. Arguments are checked
 as strictly as nitro-cli checks them. FAKE_NITRO_FAIL=allocator makes run-enclave fail the way
 nitro-cli does when the allocator has too little memory. FAKE_CONSOLE_LAG_S=N makes `console`
-deliver each piece of output N seconds after it was written (a slow console).
+deliver each piece of output N seconds after it was written (a slow console). While the file
+STATE/describe-fail exists, `describe-enclaves` fails as a nitro-cli that cannot read a running
+enclave's EIF metadata does (exit 1, an error and no JSON).
+
+The enclave's environment is the image's, as on Nitro, where nothing of the parent's environment
+reaches the enclave: the parent's AWS_REGION, AWS_DEFAULT_REGION, KMS_KEY_ID and
+AWS_ENDPOINT_URL_KMS are dropped (what the enclave needs of them comes in its configuration frame),
+and when --eif-path is a real EIF the KEY=VALUE lines of the `env` file at the root of its last
+ramdisk (both layouts put the image's environment there) are added. The rest of the caller's
+environment (the tests' address overrides standing in for vsock, the NSM socket, the CA) stays.
+
+Each enclave boots with a fresh NSM: when FAKE_NSM_RESET_URL is set, run-enclave GETs it first
+(nsm_fake.py --reset-port-file), so PCR16 starts unlocked and zero again.
 
 State lives in FAKE_NITRO_STATE (required); every call is appended to STATE/calls.log.
 """
@@ -17,6 +29,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -82,6 +95,40 @@ def describe(name, e):
             "Flags": "DEBUG_MODE" if e["debug"] else "NONE"}
 
 
+PARENT_ONLY = ("AWS_REGION", "AWS_DEFAULT_REGION", "KMS_KEY_ID", "AWS_ENDPOINT_URL_KMS")
+
+
+def image_env(eif_path):
+    """The `env` file at the root of the EIF's last ramdisk (newc cpio), as KEY=VALUE pairs."""
+    with open(eif_path, "rb") as f:
+        data = f.read()
+    if data[:4] != b".eif":
+        return {}
+    n = struct.unpack(">H", data[26:28])[0]
+    offs = struct.unpack(">32Q", data[28:284])
+    rd = None
+    for i in range(n):
+        t, _, size = struct.unpack(">HHQ", data[offs[i]:offs[i] + 12])
+        if t == 3:
+            rd = data[offs[i] + 12:offs[i] + 12 + size]
+    pos, out = 0, {}
+    while rd is not None and pos + 110 <= len(rd) and rd[pos:pos + 6] == b"070701":
+        fsize = int(rd[pos + 54:pos + 62], 16)
+        nsize = int(rd[pos + 94:pos + 102], 16)
+        name = rd[pos + 110:pos + 110 + nsize - 1].decode()
+        pos = (pos + 110 + nsize + 3) & ~3
+        body = rd[pos:pos + fsize]
+        pos = (pos + fsize + 3) & ~3
+        if name == "env":
+            for line in body.decode().splitlines():
+                k, sep, v = line.partition("=")
+                if sep:
+                    out[k] = v
+        if name == "TRAILER!!!":
+            break
+    return out
+
+
 def heartbeat_listener():
     addr = os.environ.get("NSIGN_ENCLAVE_HEARTBEAT_ADDR", "")
     if not addr.startswith("unix:"):
@@ -121,12 +168,17 @@ def run_enclave(args):
     for n, e in list(d.items()):
         if alive(e["pid"]) and (n == name or e["cid"] == cid):
             die(f"[ E51 ] Enclave with name or CID {cid} already running.")
+    if os.environ.get("FAKE_NSM_RESET_URL"):
+        import urllib.request
+        urllib.request.urlopen(os.environ["FAKE_NSM_RESET_URL"], timeout=10).read()
     hb = heartbeat_listener()
     cmd = os.environ.get("FAKE_ENCLAVE_CMD")
     argv = cmd.split() if cmd else [os.environ["NSIGN"], "enclave-entrypoint"]
     console = open(os.path.join(STATE, f"{name}.console"), "ab")
+    env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY}
+    env.update(image_env(o["eif-path"]))
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=console,
-                         start_new_session=True)
+                         start_new_session=True, env=env)
     if hb is not None:
         hb.settimeout(30)
         try:
@@ -155,7 +207,10 @@ def run_enclave(args):
 
 
 def describe_enclaves(args):
-    opts(args, {})
+    opts(args, {"metadata": 0})
+    if os.path.exists(os.path.join(STATE, "describe-fail")):
+        die("[ E11 ] Unspecified error. Failed to describe enclave: missing field "
+            "`CustomMetadata` at line 1 column 300")
     d = load()
     print(json.dumps([describe(n, e) for n, e in d.items() if alive(e["pid"])], indent=2))
 

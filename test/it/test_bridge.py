@@ -400,6 +400,30 @@ def main():
     check(roundtrip(fm, b"again") == b"again" + TRAILER, "a slot freed is usable again")
     c2.close()
 
+    # --max-per-peer: counted per client IP on a tcp listener
+    fp = free_port()
+    b10 = Bridge(addr_str(fp), addr_str(tcp_echo.addr), "--max-per-peer", "2")
+    d1, d2 = connect(fp), connect(fp)
+    d1.sendall(b"a")
+    d2.sendall(b"b")
+    d1.recv(1), d2.recv(1)
+    check(ends_without_data(connect(fp, timeout=10), reset_ok=True),
+          "third connection from one address over --max-per-peer 2 is closed at once")
+    check(b10.wait_for(lambda: b10.grep(r"rejected from=tcp:127\.0\.0\.1:\d+ .*"
+                                        r"reason=max-per-peer max=2"), 10),
+          "the per-peer rejection is logged", "\n".join(b10.log))
+    other = socket.socket()
+    other.settimeout(30)
+    other.bind(("127.0.0.2", 0))
+    other.connect(("127.0.0.1", fp))
+    other.sendall(b"other")
+    other.shutdown(socket.SHUT_WR)
+    check(recv_all(other) == b"other" + TRAILER,
+          "another client address is still served while the first is at its cap")
+    other.close()
+    d1.close()
+    d2.close()
+
     # --allow
     p = subprocess.run([NSIGN, "bridge", addr_str(free_port()), "tcp:127.0.0.1:9",
                         "--allow", "127.0.0.1:10"], stderr=subprocess.PIPE, timeout=10)

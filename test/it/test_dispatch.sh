@@ -13,6 +13,19 @@ for a in fetch-creds s3-get vsock-push vsock-recv kms-decrypt age-decrypt bridge
     check "symlink $a dispatches like 'nsign $a'" test "$rc2" = 0 -a "$out" = "$out2"
 done
 check "--version" bash -c "'$N' --version | grep -Eq '^nsign [0-9]+\.[0-9]+\.[0-9]+'"
+# Every pinned library, one line each: the version the library reports (it must be the pin's
+# upstream part) and the Debian source version it was built from (scripts/pins.sh).
+ver=$("$N" --version)
+. "$NS_ROOT/scripts/pins.sh"
+for pin in "${SRC_PINS[@]}"; do
+    name=${pin%%=*} deb=${pin#*=}
+    up=${deb#*:} up=${up%-*}
+    line=$(echo "$ver" | grep -i "^$name ")
+    check "--version: $name $up (Debian source $deb)" \
+        test "$line" = "$(echo "$line" | cut -d' ' -f1) $up (Debian source $deb)"
+done
+check "--version: one line per library, musl included (8 lines)" \
+    bash -c "[ \"\$(echo '$ver' | wc -l)\" = 8 ] && echo '$ver' | grep -Eq '^musl [0-9.]+ \(Debian package '"
 "$N" no-such-applet >/dev/null 2>/tmp/ns-disp.$$; rc=$?
 check "unknown applet exits 127" test "$rc" = 127
 check "unknown applet error names a hint" grep -q "nsign --list" /tmp/ns-disp.$$

@@ -121,6 +121,59 @@ check "metadata is not measured: other name and time, same PCRs" \
 check "one ramdisk: PCR2 is the FORMAT.md known answer" test "$(jget one.json Measurements.PCR2)" = \
     21b9efbc184807662e966d34f390821309eeac6802309798826296bf3e8bec7c10edb30948c90ba67310f7b964fc500a
 
+# --- nitro-cli's EifIdentityInfo: every EIF built here, read by a strict independent reader ---
+ID=$NS_ROOT/test/lib/eif_identity.py
+check "strict EifIdentityInfo reader accepts every EIF built above (CustomMetadata null)" \
+    $PY "$ID" eif a.eif b.eif c.eif d.eif one.eif
+check "describe has describe-eif's members, names and shapes, and the file's values" \
+    $PY "$ID" describe desc.json a.eif
+check "describe: no CustomMetadata member when it is null" \
+    test "$(jget desc.json Metadata.CustomMetadata 2>/dev/null)" = ""
+printf '{"team": "signing", "ticket": 42, "tags": ["a", "b"]}' >custom.json
+SOURCE_DATE_EPOCH=1700000000 "$NSIGN" eif build --kernel kernel --cmdline "console=ttyS0 quiet" \
+    --ramdisk rd0.cpio --ramdisk rd1.cpio --metadata custom.json -o m.eif >m.json 2>m.err
+check "build --metadata FILE succeeds" test $? = 0
+check "strict reader accepts it (CustomMetadata is the object)" bash -c \
+    "$PY '$ID' eif m.eif | grep -qF 'CustomMetadata={\"team\": \"signing\", \"ticket\": 42, \"tags\": [\"a\", \"b\"]}'"
+"$NSIGN" eif describe m.eif >mdesc.json
+check "describe flattens CustomMetadata's members into Metadata, as describe-eif does" \
+    $PY "$ID" describe mdesc.json m.eif
+check "describe: Metadata.team from --metadata" test "$(jget mdesc.json Metadata.team)" = signing
+check "--metadata is not measured: same PCRs" \
+    test "$(jget m.json Measurements.PCR0)" = "$(jget build.json Measurements.PCR0)"
+printf '[1, 2]' >arr.json
+"$NSIGN" eif build --kernel kernel --cmdline x --ramdisk rd0.cpio --metadata arr.json -o z.eif \
+    >/dev/null 2>err.txt
+check "--metadata that is not a JSON object: exit 1, nothing written" test $? = 1 -a ! -e z.eif
+check "the error names the rule" grep -q 'custom metadata must be one JSON object' err.txt
+$PY -c 'print("{\"k\": \"" + "x" * 5000 + "\"}")' >big.json
+"$NSIGN" eif build --kernel kernel --cmdline x --ramdisk rd0.cpio --metadata big.json -o z.eif \
+    >/dev/null 2>err.txt
+check "--metadata over 4 KiB (nitro-cli's limit): exit 1" test $? = 1 -a ! -e z.eif
+# An EIF whose metadata lacks CustomMetadata (what nsign wrote before): nitro-cli's reader fails on
+# it, and so do describe and the strict reader.
+$PY - a.eif old.eif <<'PY'
+import json, struct, sys, zlib
+f = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack(">H", f[26:28])[0]
+offs = list(struct.unpack(">32Q", f[28:284])); sizes = list(struct.unpack(">32Q", f[284:540]))
+out, secs = bytearray(f[:548]), []
+for i in range(n):
+    t, fl, sz = struct.unpack(">HHQ", f[offs[i]:offs[i] + 12])
+    d = bytes(f[offs[i] + 12:offs[i] + 12 + sz])
+    if t == 5:
+        md = json.loads(d); del md["CustomMetadata"]; d = json.dumps(md, separators=(",", ":")).encode()
+    offs[i], sizes[i] = len(out), len(d)
+    out += struct.pack(">HHQ", t, 0, len(d)) + d
+struct.pack_into(">32Q", out, 28, *offs); struct.pack_into(">32Q", out, 284, *sizes)
+struct.pack_into(">I", out, 544, zlib.crc32(bytes(out[:544] + out[548:])))
+open(sys.argv[2], "wb").write(bytes(out))
+PY
+"$NSIGN" eif describe old.eif >/dev/null 2>err.txt; rc=$?
+check "describe refuses metadata without CustomMetadata (exit 1), naming it" bash -c \
+    "[ $rc = 1 ] && grep -q 'lacks CustomMetadata' err.txt"
+check "the strict reader refuses it too" bash -c "! $PY '$ID' eif old.eif 2>/dev/null"
+
 # --- signed EIF: signature section encoded by cbor2 with a real openssl certificate ---
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:secp384r1 -nodes -keyout sk.pem \
     -out cert.pem -subj /CN=nsign-test -days 1 >/dev/null 2>&1
@@ -164,6 +217,21 @@ check "build without --ramdisk is a usage error (exit 2)" test $? = 2
 check "build with both --cmdline and --cmdline-file is a usage error" test $? = 2
 "$NSIGN" eif build --kernel "$tmp/nokernel" --cmdline x --ramdisk rd0.cpio -o z.eif >/dev/null 2>&1
 check "build with a missing kernel fails (exit 1) and writes nothing" test $? = 1 -a ! -e z.eif
+# --- pcr16: what an enclave measures from its inputs ---
+printf 'age-ct' >p1; printf 'shares-ct' >p2; printf '{"region":"eu-west-1"}' >p3
+want16=$($PY -c 'import hashlib,sys
+p=bytes(48)
+for f in sys.argv[1:]:
+    p=hashlib.sha384(p+hashlib.sha384(open(f,"rb").read()).digest()).digest()
+print(p.hex())' p1 p2 p3)
+"$NSIGN" eif pcr16 p1 p2 p3 >p16.json
+check "pcr16 with a configuration agrees with hashlib" test "$(jget p16.json PCR16)" = "$want16"
+"$NSIGN" eif pcr16 p1 p2 >p16b.json
+check "pcr16 without a configuration differs" test "$(jget p16b.json PCR16)" != "$want16"
+"$NSIGN" eif pcr16 p1 >/dev/null 2>&1
+check "pcr16 with one input is a usage error (exit 2)" test $? = 2
+"$NSIGN" eif pcr16 p1 p2 "$tmp/missing" >/dev/null 2>err.txt
+check "pcr16 with a missing file fails (exit 1) naming it" bash -c "[ $? = 1 ] && grep -q missing err.txt"
 "$NSIGN" eif frobnicate >/dev/null 2>&1
 check "unknown subcommand is a usage error" test $? = 2
 "$NSIGN" eif --help | grep -q 'nsign eif describe FILE'

@@ -104,6 +104,12 @@ check "make eif succeeds" test $rc = 0
 "$NSIGN" eif describe "$NS_BUILD/eif/nsign.eif" >/dev/null 2>&1
 check "make eif writes an EIF that describe accepts" test $? = 0
 
+# Every EIF the recipe built here, through nitro-cli's EifIdentityInfo schema (strict reader).
+check "strict EifIdentityInfo reader accepts every recipe build (a, b, mods, nitro, make eif)" \
+    /usr/bin/python3 "$NS_ROOT/test/lib/eif_identity.py" eif "$tmp/a/out/nsign.eif" \
+    "$tmp/b/elsewhere/out/nsign.eif" "$tmp/a/mods/nsign.eif" "$tmp/a/nitro/nsign.eif" \
+    "$NS_BUILD/eif/nsign.eif"
+
 # Boot the EIF's own pieces (console on ttyS0, immediate reboot on panic for the test). Only the
 # start of PID 1 is checked: whatever enclave-entrypoint does next is test/vm's business, and
 # the guest is cut off after 60 s at most.
@@ -126,6 +132,8 @@ PY
     timeout 60 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -M pc -m 512 -nic none \
         -no-reboot -display none -serial stdio -kernel "$tmp/kernel" -initrd "$tmp/initrd" \
         -append "$(cat "$tmp/cmdline")" </dev/null >"$tmp/console.log" 2>&1
+    check "strict EifIdentityInfo reader accepts the boot EIF" \
+        /usr/bin/python3 "$NS_ROOT/test/lib/eif_identity.py" eif "$tmp/a/boot/nsign.eif"
     grep -q 'Run /bin/enclave-entrypoint as init process' "$tmp/console.log"
     check "the kernel runs /bin/enclave-entrypoint from the EIF's ramdisks as PID 1" test $? = 0
     grep -q '^nsign enclave-entrypoint' "$tmp/console.log"

@@ -87,7 +87,8 @@ def start_kms(name, tls, *extra):
     p = subprocess.Popen([PY, os.path.join(HERE, "fakes", "kms_fake.py"), "--port-file", pf,
                           "--tls-cert", tls["cert.pem"], "--tls-key", tls["key.pem"],
                           "--nsm-root", os.path.join(tmp, "nsmca-nsm", "root.pem"),
-                          "--log", log] + list(extra), env=env)
+                          "--log", log, "--host", "localhost", "--host",
+                          "kms.us-east-1.amazonaws.com"] + list(extra), env=env)
     procs.append(p)
     if not wait_file(pf, p):
         return None, None
@@ -114,13 +115,13 @@ def encrypt(port, tls, plaintext, key_id, ctx=None):
     return c.encrypt(**kw)["CiphertextBlob"]
 
 
-def run(args, env_extra, stdin=None):
+def run(args, env_extra, stdin=None, prefix=()):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AWS_ACCESS_KEY_ID": AKID,
            "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_SESSION_TOKEN": TOKEN, "AWS_REGION": "us-east-1",
            "AWS_EC2_METADATA_DISABLED": "true"}
     env.update(env_extra)
-    return subprocess.run([NSIGN, "kms-decrypt"] + args, input=stdin, capture_output=True,
-                          env=env, timeout=120)
+    return subprocess.run(list(prefix) + [NSIGN, "kms-decrypt"] + args, input=stdin,
+                          capture_output=True, env=env, timeout=120)
 
 
 def main():
@@ -157,6 +158,27 @@ def main():
     check(SECRET.encode() not in r.stderr and TOKEN.encode() not in r.stderr,
           "no credential in the log output")
 
+    # 1b. grant tokens kept out of argv: --grant-token-file and KMS_GRANT_TOKENS add up
+    gfile = os.path.join(tmp, "grants.txt")
+    with open(gfile, "w") as f:
+        f.write("gf1\n\ngf2,gf3\n")
+    r = run(ctx_args + ["--grant-token", "g1", "--grant-token-file", gfile], dict(
+        base_env, KMS_GRANT_TOKENS="ge1,ge2"), stdin=blob)
+    recs = [x for x in log_lines(log) if x.get("target") == "TrentService.Decrypt"]
+    last = recs[-1] if recs else {}
+    check(r.returncode == 0 and r.stdout == secret and
+          last.get("grants") == ["g1", "gf1", "gf2", "gf3", "ge1", "ge2"],
+          "grant tokens from argv, --grant-token-file and KMS_GRANT_TOKENS, in that order",
+          "%s %s" % (last.get("grants"), r.stderr.decode(errors="replace")))
+    r = run(ctx_args + ["--grant-token-file", gfile], dict(
+        base_env, KMS_GRANT_TOKENS=",".join("t%d" % i for i in range(8))), stdin=blob)
+    check(r.returncode == 1 and b"more than 10 grant tokens" in r.stderr,
+          "more than 10 grant tokens over all sources refused", r.stderr)
+    h = subprocess.run([NSIGN, "kms-decrypt", "--help"], capture_output=True, text=True)
+    check("--grant-token-file" in h.stdout and "KMS_GRANT_TOKENS" in h.stdout and
+          "/proc/PID/cmdline" in h.stdout, "--help says argv is visible and names the other "
+          "sources", h.stdout)
+
     # 2. the default endpoint (kms.us-east-1.amazonaws.com) through --proxy; -o FILE; base64 input
     b64file = os.path.join(tmp, "ct.b64")
     with open(b64file, "w") as f:
@@ -170,6 +192,21 @@ def main():
           "TLS to kms.us-east-1.amazonaws.com end to end through --proxy, -o FILE",
           r.stderr.decode(errors="replace"))
     check(ok and stat.S_IMODE(os.stat(outp).st_mode) == 0o600, "-o FILE is 0600")
+
+    # 2b. plain http:// (issue 15): never with --no-attest (the Plaintext would travel in
+    # cleartext), and otherwise only to loopback; a namespace with lo only keeps an unfixed
+    # binary from reaching anything
+    r = run(ctx_args + ["--no-attest", "--endpoint", "http://127.0.0.1:%d" % port, ctfile],
+            base_env)
+    check(r.returncode == 1 and b"plain http:// with --no-attest refused" in r.stderr,
+          "http:// endpoint with --no-attest refused", r.stderr)
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0:
+        r = run(["--endpoint", "http://192.0.2.1:80", ctfile], base_env,
+                prefix=["unshare", "-n"])
+        check(r.returncode == 1 and b"plain http:// to 192.0.2.1 refused" in r.stderr,
+              "attested, http:// to a non-loopback endpoint refused", r.stderr)
+    else:
+        skip("attested, http:// to a non-loopback endpoint refused", "no network namespace")
 
     # 3. --no-attest uses Plaintext
     r = run(ctx_args + ["--no-attest", ctfile], base_env)

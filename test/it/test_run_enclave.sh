@@ -9,16 +9,8 @@ set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 export NSIGN=${NSIGN:?} PY=${PY:-/usr/bin/python3} NS_ROOT=${NS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 T=$(mktemp -d /tmp/ns-re.XXXXXX)
-RUNPID=
-cleanup() {
-    [ -n "$RUNPID" ] && kill -9 "$RUNPID" 2>/dev/null
-    [ -n "${FAKE_NITRO_STATE:-}" ] && "$NITRO_CLI" terminate-enclave --all >/dev/null 2>&1
-    for p in "${FLOW_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
 . "$NS_ROOT/test/lib/enclave_flow.sh"
+trap flow_cleanup EXIT
 
 # ---- without any AWS: help, dry run, configuration errors ----
 check "help" bash -c "'$NSIGN' run-enclave --help | grep -q AGE_KEY_S3_URI"
@@ -44,15 +36,19 @@ check "dry run: s3-get of both URIs" bash -c "grep -q 's3-get --creds - s3://b/a
 check "dry run: KMS proxy allow-listed to kms.us-east-1" has dry1 \
     "bridge --allow kms.us-east-1.amazonaws.com:443 vsock:any:5000 tcp:kms.us-east-1.amazonaws.com:443"
 check "dry run: ingress and egress bridges" has dry1 \
-    "bridge tcp:0.0.0.0:50051 vsock:16:50051 vsock:any:8080 tcp:127.0.0.1:8080"
+    "bridge --idle-timeout 120 --max-per-peer 32 tcp:0.0.0.0:50051 vsock:16:50051 vsock:any:8080 tcp:127.0.0.1:8080"
 check "dry run: three pushes to 7100/7101/7102" bash -c \
     "grep -q 'vsock-push --timeout 60 vsock:16:7100 -' '$T/dry1' && grep -q 'vsock:16:7101 -' '$T/dry1' && grep -q 'vsock:16:7102 -' '$T/dry1'"
+check "dry run: the configuration frame is pushed first, to 7103, with the parent's region" bash -c \
+    "grep -m1 'vsock-push' '$T/dry1' | grep -q 'vsock:16:7103 - .*configuration first: {\"region\":\"us-east-1\"}'"
 check "dry run: order check, creds, s3, proxy, nitro-cli, bridges, push" bash -c \
-    "[ \"\$(awk '{print \$2}' '$T/dry1' | grep -v '^plan' | uniq | tr '\n' ' ')\" = 'check fetch-creds s3-get kms-proxy nitro-cli bridges push supervise ' ]"
-check "dry run: variables honoured" bash -c "grep -q -- '--cpu-count 4 --memory 2048 --enclave-cid 21 --enclave-name sign-service-enclave --debug-mode' '$T/dry2' && grep -q 'vsock:21:9100' '$T/dry2' && grep -q 'bridge tcp:0.0.0.0:6000 vsock:21:50051$\|bridge tcp:0.0.0.0:6000 vsock:21:50051 ' '$T/dry2'"
+    "[ \"\$(awk '{print \$2}' '$T/dry1' | grep -v '^plan' | uniq | tr '\n' ' ')\" = 'check fetch-creds s3-get pcr16 kms-proxy nitro-cli bridges push supervise ' ]"
+check "dry run: variables honoured" bash -c "grep -q -- '--cpu-count 4 --memory 2048 --enclave-cid 21 --enclave-name sign-service-enclave --debug-mode' '$T/dry2' && grep -q 'vsock:21:9100' '$T/dry2' && grep -q 'bridge --idle-timeout 120 --max-per-peer 32 tcp:0.0.0.0:6000 vsock:21:50051$\|bridge --idle-timeout 120 --max-per-peer 32 tcp:0.0.0.0:6000 vsock:21:50051 ' '$T/dry2'"
 check "dry run: KMS_PROXY_ENABLE=0 and HOST_EGRESS_ENABLED=0" bash -c \
     "grep -q 'kms-proxy    skipped' '$T/dry2' && ! grep -q 'vsock:any:8080' '$T/dry2'"
 
+AGE_KEY_S3_URI=s3://b/a KEY_SHARES_S3_URI=s3://b/s AWS_REGION='eu-west-1"' "$NSIGN" run-enclave 2>"$T/err"; rc=$?
+check "malformed AWS_REGION: exit 2 naming it" bash -c "[ $rc = 2 ] && grep -q 'AWS_REGION=eu-west-1\": not a region name' '$T/err'"
 env -u AGE_KEY_S3_URI -u KEY_SHARES_S3_URI "$NSIGN" run-enclave 2>"$T/err"; rc=$?
 check "S3 URIs missing: exit 2 naming them" bash -c "[ $rc = 2 ] && grep -q 'AGE_KEY_S3_URI and KEY_SHARES_S3_URI must be set' '$T/err'"
 AGE_KEY_S3_URI=s3://b/a KEY_SHARES_S3_URI=s3://b/s ENCLAVE_CID=2 "$NSIGN" run-enclave 2>"$T/err"; rc=$?
@@ -66,15 +62,7 @@ NSIGN_RUN_DIR=$T/run0 NITRO_CLI=$NS_ROOT/test/it/fake_nitro_cli.py FAKE_NITRO_ST
 check "stop-enclave with nothing running: exit 0" bash -c "[ $rc = 0 ] && grep -q 'not running' '$T/err'"
 
 # ---- the whole flow ----
-if ! why=$(flow_have_fakes); then
-    skip "run-enclave end to end" "$why"
-    tap_done; exit
-fi
-if ! flow_setup >"$T/setup.log" 2>&1; then
-    fail "flow setup (fakes, material)"; sed 's/^/# /' "$T/setup.log"; tap_done; exit
-fi
-flow_env
-CONSOLE=$T/nitro/$FLOW_NAME.console
+flow_begin "run-enclave end to end"
 no_secrets() {  # no plaintext age identity or signing key in any file but the user's own
     local k1 k2
     k1=$("$PY" -c 'import json,sys;print(json.load(open(sys.argv[1]))["keys"][0]["private_key"])' "$T/service_key_shares.json")
@@ -121,6 +109,27 @@ check "SIGTERM: ingress bridge stopped" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$
 check "SIGTERM: KMS proxy stopped" bash -c "! $PY -c 'import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1])' '${NSIGN_HOST_KMS_PROXY_LISTEN#unix:}' 2>/dev/null"
 check "SIGTERM: lock released" test ! -e "$T/run/$FLOW_NAME.pid"
 check "terminate-enclave was called by name" grep -q "terminate-enclave --enclave-name $FLOW_NAME" "$T/nitro/calls.log"
+
+# describe-enclaves failing (a nitro-cli that cannot read a running EIF's metadata) is logged and
+# retried; it never stops the enclave. Once it answers again, a vanished enclave is noticed.
+start_run desc
+flow_wait_serving 120
+touch "$T/nitro/describe-fail"
+i=0; while [ "$(grep -c 'describe-enclaves failed' "$T/desc.log")" -lt 3 ] && [ $i -lt 300 ]; do
+    sleep 0.1; i=$((i + 1)); done
+check "describe-enclaves failing: logged, with the count, and retried" \
+    grep -q 'describe-enclaves failed (.*3 in a row)' "$T/desc.log"
+check "describe-enclaves failing: run-enclave keeps running" kill -0 "$RUNPID"
+check "describe-enclaves failing: the enclave is not terminated" \
+    bash -c "! grep -q 'terminate-enclave' <(tail -1 '$T/nitro/calls.log')"
+check "describe-enclaves failing: the enclave still serves" \
+    "$PY" "$NS_ROOT/test/lib/enclave_demo.py" sign-verify "127.0.0.1:$GRPC_PORT" "$T/service_key_shares.json"
+rm -f "$T/nitro/describe-fail"
+"$PY" -c 'import json,os,signal,sys; d=json.load(open(sys.argv[1]))
+os.killpg(d[sys.argv[2]]["pid"], signal.SIGKILL)' "$T/nitro/enclaves.json" "$FLOW_NAME"
+wait_exit
+check "describe-enclaves answers again: the vanished enclave is noticed (exit 1)" bash -c \
+    "[ '$RC' = 1 ] && grep -q 'answers again after' '$T/desc.log' && grep -q 'no longer running' '$T/desc.log'"
 
 # stop-enclave stops a running run-enclave and its enclave.
 start_run stop

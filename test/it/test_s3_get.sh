@@ -134,8 +134,12 @@ cp "$R/bkt/five" "$R/bkt/five-m"
 "$NSIGN" s3-get --creds "$T/creds.json" --endpoint "http://127.0.0.1:$PORT_mutate" "s3://bkt/five-m" "$T/out/mutated" 2>"$T/err"
 check "object changed while resuming: If-Match got 412, download restarted, identical" \
     bash -c "cmp -s '$R/bkt/five-m' '$T/out/mutated' && grep -q 'five-m 412' '$T/mutate.log' && grep -q 'object changed' '$T/err'"
-"$NSIGN" s3-get --creds "$T/creds.json" --endpoint "http://127.0.0.1:$PORT_mutate" "s3://bkt/five" - 2>"$T/err" >/dev/null; rc=$?
+"$NSIGN" s3-get --creds "$T/creds.json" --endpoint "http://127.0.0.1:$PORT_mutate" "s3://bkt/five" - 2>"$T/err" >"$T/out/stdout-partial"; rc=$?
 check "object changed while streaming to stdout: fails and says why" bash -c "[ $rc = 1 ] && grep -q 'cannot be rewound' '$T/err'"
+check "to stdout a failure leaves partial output (as --help says)" \
+    bash -c "[ -s '$T/out/stdout-partial' ] && ! cmp -s '$R/bkt/five' '$T/out/stdout-partial'"
+check "--help says stdout output is partial and unverified on failure" \
+    bash -c "'$NSIGN' s3-get --help | grep -q 'partial,' && '$NSIGN' s3-get --help | grep -q 'unverified output'"
 AWS_REGION=us-east-1 get "s3://eu-bkt/obj" "$T/out/eu" 2>"$T/err"
 check "bucket in another region: redirect followed" cmp -s "$R/eu-bkt/obj" "$T/out/eu"
 check "redirect logged with the new region" grep -q 'to=eu-west-1' "$T/err"
@@ -168,6 +172,18 @@ get --endpoint "https://wrong.example:$PORT_tls" --via "tcp:127.0.0.1:$PORT_tls"
 check "TLS name mismatch: says why" bash -c "[ $rc = 1 ] && grep -qi 'CN mismatch\|name' '$T/err' && grep -q 'wrong.example' '$T/err'"
 "$NSIGN" s3-get --creds "$T/creds.json" --endpoint "http://127.0.0.1:$(free_port)" --timeout 1 s3://bkt/five "$T/out/w" 2>"$T/err"; rc=$?
 check "endpoint unreachable: exit 1 after bounded retries" test $rc = 1
+# plain http:// only to loopback (issue 15). In a network namespace of its own (lo only), so a
+# binary without the check fails to connect instead of reaching anything.
+if unshare -n true 2>/dev/null; then
+    unshare -n "$NSIGN" s3-get --creds "$T/creds.json" --endpoint "http://192.0.2.1:80" s3://bkt/five "$T/out/plain" 2>"$T/err"; rc=$?
+    check "plain http:// to a non-loopback endpoint refused (usage, 2), says why" \
+        bash -c "[ $rc = 2 ] && grep -q 'plain http:// to 192.0.2.1 refused' '$T/err' && [ ! -e '$T/out/plain' ]"
+    AWS_ENDPOINT_URL_S3=http://s3.example.test unshare -n "$NSIGN" s3-get --creds "$T/creds.json" s3://bkt/five "$T/out/plain" 2>"$T/err"; rc=$?
+    check "plain http:// from AWS_ENDPOINT_URL_S3 refused too" \
+        bash -c "[ $rc = 2 ] && grep -q 'plain http:// to s3.example.test refused' '$T/err'"
+else
+    skip "plain http:// to a non-loopback endpoint refused" "cannot create a network namespace"
+fi
 "$NSIGN" s3-get s3://bkt 2>/dev/null; rc=$?
 check "URI without a key: usage error (2)" test $rc = 2
 "$NSIGN" s3-get --creds "$T/creds.json" --region 'EU WEST' s3://bkt/k 2>/dev/null; rc=$?

@@ -146,7 +146,7 @@ def start(extra_env=None, args=()):
     log = open(os.path.join(TMP, "server-%d.log" % port), "w+")
     env = dict(os.environ)
     env.update(extra_env or {})
-    p = subprocess.Popen([NSIGN, "sign-service", "--keys", keys_path, "--listen",
+    p = subprocess.Popen([NSIGN, "sign-service", "--plaintext", "--keys", keys_path, "--listen",
                           "tcp:127.0.0.1:%d" % port, "--threads", "2"] + list(args),
                          stdout=subprocess.DEVNULL, stderr=log, env=env)
     procs.append(p)
@@ -181,7 +181,7 @@ try:
         path = os.path.join(TMP, "bad.json")
         with open(path, "w") as f:
             f.write(doc if isinstance(doc, str) else json.dumps(doc))
-        r = subprocess.run([NSIGN, "sign-service", "--keys", path, "--listen",
+        r = subprocess.run([NSIGN, "sign-service", "--plaintext", "--keys", path, "--listen",
                             "tcp:127.0.0.1:%d" % free_port()], capture_output=True, text=True,
                            timeout=20)
         leaked = [s for s in secrets_text if s in r.stderr or s[:16] in r.stderr]
@@ -190,7 +190,8 @@ try:
 
     good = KEYS["keys"]
     bad("not JSON", "{\"version\":1,", "not valid JSON")
-    bad("version 2", {"version": 2, "keys": good}, "\"version\" must be 1")
+    bad("version 3", {"version": 3, "keys": good}, "\"version\" must be 1 or 2")
+    bad("version 2 without clients", {"version": 2, "keys": good}, "version 2 needs \"clients\"")
     bad("unknown top-level member", {"version": 1, "keys": good, "x": 1}, "unknown member \"x\"")
     bad("empty key list", {"version": 1, "keys": []}, "empty")
     bad("duplicate id", {"version": 1, "keys": [good[0], dict(good[1], id="payments")]},
@@ -219,7 +220,7 @@ try:
     r = subprocess.run([NSIGN, "sign-service", "--listen", "tcp:127.0.0.1:1"], capture_output=True,
                        text=True, timeout=20)
     check(r.returncode == 2 and "--keys is required" in r.stderr, "usage: --keys required, exit 2")
-    r = subprocess.run([NSIGN, "sign-service", "--keys", keys_path, "--max-msg", "0"],
+    r = subprocess.run([NSIGN, "sign-service", "--plaintext", "--keys", keys_path, "--max-msg", "0"],
                        capture_output=True, text=True, timeout=20)
     check(r.returncode == 2, "usage: --max-msg 0 refused, exit 2")
     r = subprocess.run([NSIGN, "sign-service", "--help"], capture_output=True, text=True, timeout=20)
@@ -540,7 +541,7 @@ try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
 
     p4port = free_port()
-    p4 = subprocess.Popen([NSIGN, "sign-service", "--keys", keys_path, "--listen",
+    p4 = subprocess.Popen([NSIGN, "sign-service", "--plaintext", "--keys", keys_path, "--listen",
                            "tcp:127.0.0.1:%d" % p4port, "--threads", "1"],
                           stderr=subprocess.DEVNULL, preexec_fn=lowfd)
     procs.append(p4)
@@ -579,8 +580,8 @@ try:
     # --- audit log: one line per Sign, never key material ---
     with open(logpath) as f:
         log = f.read()
-    check("sign key=payments digest=" + hashlib.sha256(msg).hexdigest()[:16] + " peer=tcp:127.0.0.1:" in log,
-          "audit: key id, digest prefix and peer logged", log[-500:])
+    check("sign key=payments digest=" + hashlib.sha256(msg).hexdigest()[:16] + " client=- peer=tcp:127.0.0.1:" in log,
+          "audit: key id, digest prefix, client (- without a policy) and peer logged", log[-500:])
     check("status=NOT_FOUND" in log and "status=INVALID_ARGUMENT" in log,
           "audit: failed Sign calls logged with their status")
     check(not any(s in log or s[:16] in log for s in secrets_text), "audit: no key material in the log")
@@ -700,7 +701,7 @@ try:
 
     # --- ed25519 64-byte key form; unix listener ---
     upath = os.path.join(TMP, "s.sock")
-    p3 = subprocess.Popen([NSIGN, "sign-service", "--keys", "-", "--listen", "unix:" + upath,
+    p3 = subprocess.Popen([NSIGN, "sign-service", "--plaintext", "--keys", "-", "--listen", "unix:" + upath,
                            "--threads", "1"], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
     procs.append(p3)
     with open(p64, "rb") as f:

@@ -4,11 +4,13 @@ integration test (which share test/lib/enclave_flow.sh).
 
   keys OUT                       a new service_key_shares.json (Ed25519 + ECDSA P-256 keys)
   tls DIR                        a test CA and a server certificate for localhost, 127.0.0.1
-                                 and kms.us-east-1.amazonaws.com (DIR/ca.pem, cert.pem, key.pem)
+                                 and kms.{us-east-1,eu-west-1}.amazonaws.com (DIR/ca.pem,
+                                 cert.pem, key.pem)
   kms-encrypt PORT CA IN OUT     KMS Encrypt of IN under alias/nsign-test with botocore against
                                  the KMS fake (credentials from AWS_* of the IMDS fake)
   sign-verify HOST:PORT KEYS     gRPC ListKeys + Sign for every key through HOST:PORT, each
                                  signature verified against the public key derived from KEYS
+  attest-pcr HOST:PORT N         gRPC Attest; prints PCR N of the document (hex) or "absent"
 """
 import base64
 import datetime
@@ -40,14 +42,16 @@ def keys(out):
 
 
 def tls(d):
-    write_tls(d, "localhost", ["localhost", "kms.us-east-1.amazonaws.com"], ips=["127.0.0.1"],
+    write_tls(d, "localhost", ["localhost", "kms.us-east-1.amazonaws.com",
+                               "kms.eu-west-1.amazonaws.com"], ips=["127.0.0.1"],
               ca_cn="nsign demo CA")
 
 
 def kms_encrypt(port, ca, src, dst):
     import botocore.session
     s = botocore.session.get_session()
-    c = s.create_client("kms", region_name="us-east-1", endpoint_url="https://localhost:%s" % port,
+    c = s.create_client("kms", region_name=os.environ.get("DEMO_REGION", "us-east-1"),
+                        endpoint_url="https://localhost:%s" % port,
                         verify=ca, aws_access_key_id=os.environ["DEMO_AKID"],
                         aws_secret_access_key=os.environ["DEMO_SECRET"],
                         aws_session_token=os.environ["DEMO_TOKEN"])
@@ -57,16 +61,38 @@ def kms_encrypt(port, ca, src, dst):
         f.write(blob)
 
 
+def pb_module():
+    tmp = tempfile.mkdtemp(prefix="nsign-demo-pb-")
+    subprocess.run(["protoc", "-I" + os.path.join(ROOT, "proto"), "--python_out=" + tmp,
+                    "nsign.proto"], check=True)
+    sys.path.insert(0, tmp)
+    import nsign_pb2
+    return nsign_pb2
+
+
+def attest_pcr(target, index):
+    """Prints PCR<index> of the document the enclave's Attest answers (hex, or "absent")."""
+    import cbor2
+    import grpc
+    pb = pb_module()
+    with grpc.insecure_channel(target) as ch:
+        att = ch.unary_unary("/nsign.v1.Signer/Attest",
+                             request_serializer=pb.AttestRequest.SerializeToString,
+                             response_deserializer=pb.AttestResponse.FromString)
+        r = att(pb.AttestRequest(nonce=os.urandom(16)), timeout=10)
+    cose = cbor2.loads(r.attestation_document)
+    cose = cose.value if isinstance(cose, cbor2.CBORTag) else cose
+    pcrs = cbor2.loads(cose[2])["pcrs"]
+    print(pcrs[int(index)].hex() if int(index) in pcrs else "absent")
+    return 0
+
+
 def sign_verify(target, keys_path):
     import grpc
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
     from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-    tmp = tempfile.mkdtemp(prefix="nsign-demo-pb-")
-    subprocess.run(["protoc", "-I" + os.path.join(ROOT, "proto"), "--python_out=" + tmp,
-                    "nsign.proto"], check=True)
-    sys.path.insert(0, tmp)
-    import nsign_pb2 as pb
+    pb = pb_module()
     with open(keys_path) as f:
         doc = json.load(f)
     ok = True
@@ -135,6 +161,8 @@ def main():
         sys.exit(sign_verify(*args))
     elif cmd == "attest-pcrs":
         sys.exit(attest_pcrs(*args))
+    elif cmd == "attest-pcr":
+        sys.exit(attest_pcr(*args))
     else:
         sys.exit("unknown command " + cmd)
 

@@ -8,12 +8,26 @@
 #                  nitro-cli (which starts `nsign enclave-entrypoint` locally) and every address
 #                  as a unix socket or 127.0.0.1 port instead of vsock
 #   flow_wait_serving SECONDS   until the enclave's console says SERVING
-# Background processes are appended to FLOW_PIDS; the caller kills them in its trap.
+#   flow_begin WHAT  flow_have_fakes, flow_setup and flow_env for a TAP test (CONSOLE is the
+#                  enclave's console); without the fakes it skips WHAT, on a setup failure it
+#                  fails, and either way ends the test
+#   flow_cleanup   the EXIT trap: kills RUNPID (run-enclave), terminates fake enclaves, stops the
+#                  fakes and removes T
+# Background processes are appended to FLOW_PIDS; flow_cleanup kills them.
 FLOW_PIDS=()
+RUNPID=
+flow_cleanup() {
+    [ -n "$RUNPID" ] && kill -9 "$RUNPID" 2>/dev/null
+    [ -n "${FAKE_NITRO_STATE:-}" ] && "$NITRO_CLI" terminate-enclave --all >/dev/null 2>&1
+    for p in "${FLOW_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$T"
+}
 FLOW_AKID=ASIAIMDSFAKE0000001
 FLOW_SECRET='imds/fake+secret/key/0123456789abcdefABCDEF'
 FLOW_TOKEN='IQoJb3JpZ2luX2VjEFAKE//////////wEaCXVzLWVhc3QtMSJHMEUCIQ=='
 FLOW_NAME=nsign-demo
+FLOW_REGION=${FLOW_REGION:-us-east-1}  # the parent's AWS_REGION, and the fakes' region
 FAKES=$NS_ROOT/test/it/fakes
 
 flow_free_port() { "$PY" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
@@ -46,9 +60,11 @@ flow_setup() {
         "$T/s3/demo-bucket/enclave/service_key_shares.json.age" "$T/service_key_shares.json" ||
         return 1
     # Fakes.
-    "$PY" "$FAKES/nsm_fake.py" --socket "$T/nsm.sock" --ca-dir "$T/nsmca" \
-        --log "$T/nsm.log" 2>"$T/nsm.err" & FLOW_PIDS+=($!)
-    flow_wait_file "$T/nsmca/root.pem" 20 || { echo "NSM fake did not start"; return 1; }
+    # PCR0 of a production enclave (not all zero: the enclave refuses a debug-mode one).
+    FLOW_PCR0=$("$PY" -c 'import hashlib;print(hashlib.sha384(b"nsign flow image").hexdigest())')
+    "$PY" "$FAKES/nsm_fake.py" --socket "$T/nsm.sock" --ca-dir "$T/nsmca" --pcr0 "$FLOW_PCR0" \
+        --reset-port-file "$T/nsm-reset.port" --log "$T/nsm.log" 2>"$T/nsm.err" & FLOW_PIDS+=($!)
+    flow_wait_file "$T/nsm-reset.port" 20 || { echo "NSM fake did not start"; return 1; }
     "$PY" "$FAKES/imds_fake.py" --akid "$FLOW_AKID" --secret "$FLOW_SECRET" \
         --token "$FLOW_TOKEN" >"$T/imds.port" 2>"$T/imds.log" & FLOW_PIDS+=($!)
     # FLOW_KMS_ARGS: extra options (the emulator test's --accept-emulator-attestation).
@@ -58,15 +74,18 @@ flow_setup() {
         KMS_FAKE_KEYSEED=$FLOW_KMS_KEYSEED \
         "$PY" "$FAKES/kms_fake.py" --port-file "$T/kms.port" --tls-cert "$T/cert.pem" \
         --tls-key "$T/key.pem" --nsm-root "$T/nsmca/root.pem" --require-attestation \
+        --region "$FLOW_REGION" --host "kms.$FLOW_REGION.amazonaws.com" --host localhost \
         ${FLOW_KMS_ARGS:-} --log "$T/kms.log" 2>"$T/kms.err" & FLOW_PIDS+=($!)
     "$PY" "$FAKES/s3_fake.py" --root "$T/s3" --creds "$FLOW_AKID:$FLOW_SECRET:$FLOW_TOKEN" \
+        --region "$FLOW_REGION" \
         --tls "$T/cert.pem" "$T/key.pem" >"$T/s3.port" 2>"$T/s3.log" & FLOW_PIDS+=($!)
     flow_wait_file "$T/imds.port" 20 && flow_wait_file "$T/kms.port" 20 &&
         flow_wait_file "$T/s3.port" 20 || { echo "a fake did not start"; return 1; }
     IMDS_PORT=$(head -1 "$T/imds.port") KMS_PORT=$(head -1 "$T/kms.port")
     S3_PORT=$(head -1 "$T/s3.port")
     # The age identity, encrypted under the KMS key (what the user uploads next to the shares).
-    DEMO_AKID=$FLOW_AKID DEMO_SECRET=$FLOW_SECRET DEMO_TOKEN=$FLOW_TOKEN "$PY" "$h" kms-encrypt \
+    DEMO_AKID=$FLOW_AKID DEMO_SECRET=$FLOW_SECRET DEMO_TOKEN=$FLOW_TOKEN DEMO_REGION=$FLOW_REGION \
+        "$PY" "$h" kms-encrypt \
         "$KMS_PORT" "$T/ca.pem" "$T/age-private.key" \
         "$T/s3/demo-bucket/enclave/age-private.key.enc" || return 1
 }
@@ -78,7 +97,7 @@ flow_env() {
     # The seed's variables.
     export AGE_KEY_S3_URI=s3://demo-bucket/enclave/age-private.key.enc
     export KEY_SHARES_S3_URI=s3://demo-bucket/enclave/service_key_shares.json.age
-    export AWS_REGION=us-east-1 ENCLAVE_NAME=$FLOW_NAME ENCLAVE_CID=16 CPU_COUNT=2 MEMORY_MIB=512
+    export AWS_REGION=$FLOW_REGION ENCLAVE_NAME=$FLOW_NAME ENCLAVE_CID=16 CPU_COUNT=2 MEMORY_MIB=512
     export READINESS_TIMEOUT_SECONDS=60
     # An EIF stand-in (the fake nitro-cli checks it exists and fits 4x in MEMORY_MIB).
     head -c 4096 /dev/zero >"$T/nsign-demo.eif"
@@ -89,11 +108,14 @@ flow_env() {
     export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:$IMDS_PORT
     export AWS_ENDPOINT_URL_S3=https://localhost:$S3_PORT AWS_CA_BUNDLE=$T/ca.pem
     export NSM_DEVICE=unix:$T/nsm.sock
+    # Every enclave the stand-in nitro-cli starts boots with a fresh NSM (PCR16 unlocked).
+    export FAKE_NSM_RESET_URL=http://127.0.0.1:$(head -1 "$T/nsm-reset.port")/
     # vsock replaced by unix sockets: host side ...
     GRPC_PORT=$(flow_free_port)
     export NSIGN_HOST_CREDS_ADDR=unix:$T/enclave-7100.sock
     export NSIGN_HOST_AGE_KEY_ADDR=unix:$T/enclave-7101.sock
     export NSIGN_HOST_SHARES_ADDR=unix:$T/enclave-7102.sock
+    export NSIGN_HOST_CONFIG_ADDR=unix:$T/enclave-7103.sock
     export NSIGN_HOST_GRPC_LISTEN=tcp:127.0.0.1:$GRPC_PORT
     export NSIGN_HOST_GRPC_CONNECT=unix:$T/enclave-50051.sock
     export NSIGN_HOST_EGRESS_LISTEN=unix:$T/parent-8080.sock
@@ -104,6 +126,7 @@ flow_env() {
     export NSIGN_ENCLAVE_CREDS_ADDR=$NSIGN_HOST_CREDS_ADDR
     export NSIGN_ENCLAVE_AGE_KEY_ADDR=$NSIGN_HOST_AGE_KEY_ADDR
     export NSIGN_ENCLAVE_SHARES_ADDR=$NSIGN_HOST_SHARES_ADDR
+    export NSIGN_ENCLAVE_CONFIG_ADDR=$NSIGN_HOST_CONFIG_ADDR
     export NSIGN_ENCLAVE_INGRESS_ADDR=$NSIGN_HOST_GRPC_CONNECT
     export NSIGN_ENCLAVE_SIGN_ADDR=tcp:127.0.0.1:$(flow_free_port)
     export NSIGN_ENCLAVE_EGRESS_LISTEN_ADDR=tcp:127.0.0.1:$(flow_free_port)
@@ -111,6 +134,31 @@ flow_env() {
     export NSIGN_ENCLAVE_KMS_PROXY_ADDR=$NSIGN_HOST_KMS_PROXY_LISTEN
     export NSIGN_ENCLAVE_HEARTBEAT_ADDR=unix:$T/parent-9000.sock
     export NSIGN_ENCLAVE_RECV_TIMEOUT=120 NSIGN_ENCLAVE_SIGN_THREADS=2
+}
+
+flow_begin() {
+    local why
+    if ! why=$(flow_have_fakes); then
+        skip "$1" "$why"
+        tap_done; exit
+    fi
+    if ! flow_setup >"$T/setup.log" 2>&1; then
+        fail "flow setup for $1 (fakes, material)"; sed 's/^/# /' "$T/setup.log"; tap_done; exit
+    fi
+    flow_env
+    CONSOLE=$T/nitro/$FLOW_NAME.console
+}
+
+# flow_start_run NAME: run-enclave in the background (RUNPID), its log T/NAME.log, the console
+# emptied first; flow_stop_run: SIGTERM, a bounded wait, then SIGKILL.
+flow_start_run() { : >"$CONSOLE"; "$NSIGN" run-enclave 2>"$T/$1.log" & RUNPID=$!; }
+flow_stop_run() {
+    kill -TERM "$RUNPID" 2>/dev/null
+    local i=0
+    while kill -0 "$RUNPID" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -9 "$RUNPID" 2>/dev/null
+    wait "$RUNPID" 2>/dev/null
+    RUNPID=
 }
 
 # flow_wait_serving SECONDS: until the enclave console shows SERVING (0) or a failure (1).

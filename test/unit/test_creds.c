@@ -25,6 +25,11 @@ static ns_err get(const char *j, const char *k, char *out, size_t cap)
     return e;
 }
 
+static ns_err validate(const char *j)
+{
+    return ns_json_validate((const uint8_t *)j, strlen(j));
+}
+
 int main(void)
 {
     ns_creds *c;
@@ -108,6 +113,23 @@ int main(void)
     char doc[400];
     snprintf(doc, sizeof doc, "{\"x\":%.*s}", 100, deep);
     CHECK_ERR(get(doc, "y", v, sizeof v), NS_E_PARSE, "nesting beyond the depth bound refused");
+    /* issue 15: a NUL would cut the C string; refused in values, names and skipped members */
+    CHECK_ERR(get("{\"k\":\"a\\u0000b\"}", "k", v, sizeof v), NS_E_PARSE,
+              "\\u0000 in the value read refused");
+    CHECK_ERR(get("{\"z\":\"\\u0000\",\"k\":\"v\"}", "k", v, sizeof v), NS_E_PARSE,
+              "\\u0000 in a skipped member refused");
+    CHECK_ERR(get("{\"k\\u0000\":\"v\",\"k\":\"v\"}", "k", v, sizeof v), NS_E_PARSE,
+              "\\u0000 in a member name refused");
+    CHECK(get("{\"k\":\"\\u0001\"}", "k", v, sizeof v) == NS_OK && v[0] == 1,
+          "\\u0001 still accepted (only NUL is refused)");
+    CHECK_ERR(parse(c, "{\"AccessKeyId\":\"AKID\\u0000X\",\"SecretAccessKey\":\"s\"}"),
+              NS_E_PARSE, "credentials with \\u0000 in a value refused");
+    CHECK_ERR(validate("{\"a\":[\"\\u0000\"]}"), NS_E_PARSE,
+              "validate: \\u0000 nested in an array refused");
+    CHECK_ERR(validate("{\"a\":[\"x\"]} "), NS_OK,
+              "validate: a whole document with trailing whitespace");
+    CHECK_ERR(validate("{} {}"), NS_E_PARSE,
+              "validate: trailing data refused");
     char big[NS_CREDS_SECRET_MAX + 64];
     memset(big, 'k', sizeof big);
     snprintf(doc, sizeof doc, "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"%.*s\"}",

@@ -46,9 +46,9 @@ static void fix_crc(uint8_t *f, size_t n)
 static void ext(uint8_t out[48], const void *content, size_t n)
 {
     uint8_t buf[96] = {0}, h[64];
-    mbedtls_sha512_ret(content, n, h, 1);
+    mbedtls_sha512(content, n, h, 1);
     memcpy(buf + 48, h, 48);
-    mbedtls_sha512_ret(buf, sizeof buf, h, 1);
+    mbedtls_sha512(buf, sizeof buf, h, 1);
     memcpy(out, h, 48);
 }
 
@@ -61,12 +61,19 @@ static int hex_eq(const uint8_t *pcr, const char *hex)
     return strcmp(h, hex) == 0;
 }
 
+/* The smallest metadata nitro-cli's reader (EifIdentityInfo) accepts. */
+#define MD                                                                                         \
+    "{\"ImageName\":\"i\",\"ImageVersion\":\"1\",\"BuildMetadata\":{\"BuildTime\":\"t\","          \
+    "\"BuildTool\":\"b\",\"BuildToolVersion\":\"v\",\"OperatingSystem\":\"linux\","                \
+    "\"KernelVersion\":\"k\"},\"DockerInfo\":{},\"CustomMetadata\":null}"
+#define MD_LEN (sizeof MD - 1)
+
 static uint8_t F[1 << 16];
 static uint8_t G[1 << 16];
 
 static const tsec BASE[] = {{NS_EIF_SEC_KERNEL, "KERNEL", 6},
                             {NS_EIF_SEC_CMDLINE, "console=ttyS0", 13},
-                            {NS_EIF_SEC_METADATA, "{}", 2},
+                            {NS_EIF_SEC_METADATA, MD, MD_LEN},
                             {NS_EIF_SEC_RAMDISK, "RD0", 3},
                             {NS_EIF_SEC_RAMDISK, "RD-1", 4}};
 
@@ -203,7 +210,7 @@ static void test_build(void)
     ns_eif_blob rds[2] = {{rd0, 9}, {rd1, 3}};
     ns_eif_input in = {.kernel = {kernel, 13},
                        .cmdline = {(const uint8_t *)"console=ttyS0", 13},
-                       .metadata = {(const uint8_t *)"{}", 2},
+                       .metadata = {(const uint8_t *)MD, MD_LEN},
                        .ramdisks = rds,
                        .n_ramdisks = 2};
     ns_buf a, b;
@@ -212,7 +219,7 @@ static void test_build(void)
     CHECK_ERR(ns_eif_build(&a, &in), NS_OK, "build two ramdisks");
     CHECK_ERR(ns_eif_build(&b, &in), NS_OK, "build again");
     CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0, "builds are byte-identical");
-    CHECK(a.len == 548 + 5 * 12 + 13 + 13 + 2 + 9 + 3, "size is header + sections");
+    CHECK(a.len == 548 + 5 * 12 + 13 + 13 + MD_LEN + 9 + 3, "size is header + sections");
     ns_eif_info info;
     CHECK_ERR(ns_eif_parse(&info, a.data, a.len), NS_OK, "built EIF parses");
     CHECK(info.version == 4 && info.num_sections == 5, "version 4, 5 sections");
@@ -252,7 +259,7 @@ static void test_build(void)
     in.kernel.len = 13;
     in.metadata.len = 0;
     CHECK_ERR(ns_eif_build(&a, &in), NS_E_USAGE, "build refuses missing metadata");
-    in.metadata.len = 2;
+    in.metadata.len = MD_LEN;
     in.cmdline = (ns_eif_blob){(const uint8_t *)"a\0b", 3};
     CHECK_ERR(ns_eif_build(&a, &in), NS_E_USAGE, "build refuses a NUL in the cmdline");
     ns_buf_free(&a);
@@ -260,15 +267,26 @@ static void test_build(void)
 
     ns_buf m;
     ns_buf_init(&m, 4096);
-    ns_eif_meta meta = {"img", "1.0", 1700000000, "nsign", "0.1.0", "linux", "6.1"};
+    ns_eif_meta meta = {"img", "1.0", 1700000000, "nsign", "0.1.0", "linux", "6.1", NULL};
     CHECK_ERR(ns_eif_metadata(&m, &meta), NS_OK, "metadata JSON");
     CHECK_ERR(ns_buf_cstr(&m), NS_OK, "cstr");
     CHECK(strcmp((char *)m.data,
                  "{\"ImageName\":\"img\",\"ImageVersion\":\"1.0\",\"BuildMetadata\":{\"BuildTime\":"
                  "\"2023-11-14T22:13:20+00:00\",\"BuildTool\":\"nsign\",\"BuildToolVersion\":"
                  "\"0.1.0\",\"OperatingSystem\":\"linux\",\"KernelVersion\":\"6.1\"},"
-                 "\"DockerInfo\":{}}") == 0,
-          "metadata is compact JSON with the reference keys");
+                 "\"DockerInfo\":{},\"CustomMetadata\":null}") == 0,
+          "metadata is compact JSON with the reference keys, CustomMetadata null");
+    CHECK_ERR(ns_eif_identity_check(m.data, m.len), NS_OK,
+              "our metadata passes the identity check");
+    ns_buf_reset(&m);
+    meta.custom_json = "{\"team\": \"sig\", \"n\": [1, 2]}";
+    CHECK_ERR(ns_eif_metadata(&m, &meta), NS_OK, "metadata with --metadata's object");
+    CHECK_ERR(ns_buf_cstr(&m), NS_OK, "cstr");
+    CHECK(strstr((char *)m.data, "\"CustomMetadata\":{\"team\":\"sig\",\"n\":[1,2]}}") != NULL,
+          "CustomMetadata is the given object, compact");
+    ns_buf_reset(&m);
+    meta.custom_json = "[1]";
+    CHECK_ERR(ns_eif_metadata(&m, &meta), NS_E_PARSE, "custom metadata must be an object");
     ns_buf_free(&m);
 }
 
@@ -376,6 +394,58 @@ static void test_negative(void)
     CHECK(info.flags == NS_EIF_FLAG_ARM64, "aarch64 flag reported");
 }
 
+static void test_identity(void)
+{
+    static const struct {
+        const char *json;
+        const char *what;
+    } bad[] = {
+        {"{}", "empty object"},
+        {"[]", "not an object"},
+        {"{\"ImageName\":\"i\",\"ImageVersion\":\"1\",\"BuildMetadata\":{\"BuildTime\":\"t\","
+         "\"BuildTool\":\"b\",\"BuildToolVersion\":\"v\",\"OperatingSystem\":\"l\","
+         "\"KernelVersion\":\"k\"},\"DockerInfo\":{}}",
+         "no CustomMetadata (nitro-cli's describe-eif fails on it)"},
+        {"{\"ImageName\":1,\"ImageVersion\":\"1\",\"BuildMetadata\":{\"BuildTime\":\"t\","
+         "\"BuildTool\":\"b\",\"BuildToolVersion\":\"v\",\"OperatingSystem\":\"l\","
+         "\"KernelVersion\":\"k\"},\"DockerInfo\":{},\"CustomMetadata\":null}",
+         "ImageName not a string"},
+        {"{\"ImageName\":\"i\",\"ImageVersion\":\"1\",\"BuildMetadata\":{\"BuildTime\":\"t\","
+         "\"BuildTool\":\"b\",\"BuildToolVersion\":\"v\",\"OperatingSystem\":\"l\"},"
+         "\"DockerInfo\":{},\"CustomMetadata\":null}",
+         "BuildMetadata without KernelVersion"},
+        {"{\"ImageName\":\"i\",\"ImageVersion\":\"1\",\"BuildMetadata\":{\"BuildTime\":\"t\","
+         "\"BuildTool\":\"b\",\"BuildToolVersion\":\"v\",\"OperatingSystem\":\"l\","
+         "\"KernelVersion\":\"k\",\"X\":\"y\"},\"DockerInfo\":{},\"CustomMetadata\":null}",
+         "BuildMetadata with a sixth member"},
+        {"{\"ImageName\":\"i\",\"ImageName\":\"j\",\"ImageVersion\":\"1\",\"BuildMetadata\":{"
+         "\"BuildTime\":\"t\",\"BuildTool\":\"b\",\"BuildToolVersion\":\"v\","
+         "\"OperatingSystem\":\"l\",\"KernelVersion\":\"k\"},\"DockerInfo\":{},"
+         "\"CustomMetadata\":null}",
+         "duplicate ImageName"},
+        {MD " x", "bytes after the object"},
+        {MD ",", "a comma after the object"},
+    };
+    CHECK_ERR(ns_eif_identity_check((const uint8_t *)MD, MD_LEN), NS_OK, "identity: minimal ok");
+    CHECK_ERR(ns_eif_identity_check((const uint8_t *)MD "\n", MD_LEN + 1), NS_OK,
+              "identity: trailing newline ok (serde_json allows whitespace)");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char what[160];
+        snprintf(what, sizeof what, "identity rejects: %s", bad[i].what);
+        CHECK_ERR(ns_eif_identity_check((const uint8_t *)bad[i].json, strlen(bad[i].json)),
+                  NS_E_PARSE, "%s", what);
+    }
+    /* The reader applies it: a v4 file whose metadata lacks CustomMetadata is refused. */
+    tsec s[5];
+    memcpy(s, BASE, sizeof BASE);
+    s[2] = (tsec){NS_EIF_SEC_METADATA, bad[2].json, strlen(bad[2].json)};
+    size_t n = mk(F, sizeof F, 4, s, 5);
+    fix_crc(F, n);
+    ns_eif_info info;
+    CHECK_ERR(ns_eif_parse(&info, F, n), NS_E_PARSE,
+              "reader refuses metadata without CustomMetadata");
+}
+
 int main(void)
 {
     CHECK(ns_eif_crc32(0, (const uint8_t *)"123456789", 9) == 0xCBF43926u,
@@ -388,5 +458,6 @@ int main(void)
     test_build();
     test_negative();
     test_signature();
+    test_identity();
     T_DONE();
 }

@@ -122,6 +122,138 @@ static void test_cfg(void)
     t_env = NULL;
 }
 
+/* ---- the configuration document ---- */
+
+static void test_doc(void)
+{
+    ns_enclave_doc d;
+    const char *ok1 = "{\"region\":\"eu-west-1\",\"kms_key_id\":\"alias/nsign\","
+                      "\"kms_endpoint\":\"https://kms.eu-west-1.amazonaws.com\"}";
+    CHECK_ERR(ns_enclave_doc_parse(&d, (const uint8_t *)ok1, strlen(ok1)), NS_OK, "doc: all three");
+    CHECK(strcmp(d.region, "eu-west-1") == 0 && strcmp(d.kms_key_id, "alias/nsign") == 0 &&
+              strcmp(d.kms_endpoint, "https://kms.eu-west-1.amazonaws.com") == 0,
+          "doc: values");
+    CHECK_ERR(ns_enclave_doc_parse(&d, (const uint8_t *)"{}\n", 3), NS_OK, "doc: empty object");
+    CHECK(d.region[0] == '\0', "doc: nothing given");
+    static const char *const bad[][2] = {
+        {"{\"region\":\"eu-west-1\",\"region\":\"us-east-1\"}", "region"},
+        {"{\"Region\":\"eu-west-1\"}", "Region"},
+        {"{\"region\":1}", "region"},
+        {"{\"region\":null}", "region"},
+        {"{\"kms_key_id\":[\"a\"]}", "kms_key_id"},
+        {"{\"region\":\"EU-WEST-1\"}", "region"},
+        {"{\"region\":\"eu-west\"}", "region"},
+        {"{\"region\":\"eu-west-1.evil.com\"}", "region"},
+        {"{\"region\":\"\"}", "region"},
+        {"{\"kms_key_id\":\"alias/a b\"}", "kms_key_id"},
+        {"{\"kms_key_id\":\"\"}", "kms_key_id"},
+        {"{\"kms_endpoint\":\"http://kms.eu-west-1.amazonaws.com\"}", "kms_endpoint"},
+        {"{\"kms_endpoint\":\"https://kms.eu-west-1.amazonaws.com/x\"}", "kms_endpoint"},
+        {"{\"kms_endpoint\":\"kms.eu-west-1.amazonaws.com\"}", "kms_endpoint"},
+        {"{\"kms_endpoint\":\"https://a_b.example\"}", "kms_endpoint"},
+        {"[\"region\"]", "object"},
+        {"{\"region\":\"eu-west-1\"} {}", "after"},
+        {"{\"region\":\"eu-west-1\"", "object"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ns_err e = ns_enclave_doc_parse(&d, (const uint8_t *)bad[i][0], strlen(bad[i][0]));
+        CHECK(e == NS_E_PARSE && strstr(ns_err_msg(), bad[i][1]) != NULL,
+              "doc rejects %s, naming %s", bad[i][0], bad[i][1]);
+    }
+    static char big[NS_ENCLAVE_CONFIG_MAX + 2];
+    memset(big, ' ', sizeof big - 1);
+    big[0] = '{';
+    big[sizeof big - 2] = '}';
+    CHECK_ERR(ns_enclave_doc_parse(&d, (const uint8_t *)big, strlen(big)), NS_E_TOO_BIG,
+              "doc over 4 KiB refused");
+    CHECK(ns_enclave_region_ok("us-gov-west-1") && ns_enclave_region_ok("ap-southeast-2") &&
+              ns_enclave_region_ok("cn-north-1") && !ns_enclave_region_ok("us-east-") &&
+              !ns_enclave_region_ok("useast1") && !ns_enclave_region_ok("us-east-1a"),
+          "region names");
+
+    /* Precedence: key ARN > document > image env > us-east-1. */
+    ns_enclave_cfg c;
+    const char *src = NULL;
+    static const char *const env_r[] = {"AWS_REGION", "sa-east-1", NULL};
+    t_env = NULL;
+    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "cfg");
+    CHECK_ERR(ns_enclave_cfg_apply(&c, NULL, &src), NS_OK, "apply nothing");
+    CHECK(strcmp(c.region, "us-east-1") == 0 && strcmp(src, "default") == 0, "default us-east-1");
+    t_env = env_r;
+    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "cfg env");
+    CHECK_ERR(ns_enclave_cfg_apply(&c, NULL, &src), NS_OK, "apply nothing, env");
+    CHECK(strcmp(c.region, "sa-east-1") == 0 && strcmp(src, "env") == 0, "image env next");
+    const char *doc1 = "{\"region\":\"eu-west-1\",\"kms_endpoint\":\"https://k.example:8443\"}";
+    CHECK_ERR(ns_enclave_doc_parse(&d, (const uint8_t *)doc1, strlen(doc1)), NS_OK, "doc1");
+    CHECK_ERR(ns_enclave_cfg_apply(&c, &d, &src), NS_OK, "apply doc over env");
+    CHECK(strcmp(c.region, "eu-west-1") == 0 && strcmp(src, "config") == 0 &&
+              strcmp(c.kms_endpoint, "https://k.example:8443") == 0,
+          "document over the image env; endpoint replaced");
+    const char *doc2 = "{\"region\":\"eu-west-1\",\"kms_key_id\":"
+                       "\"arn:aws-us-gov:kms:us-gov-west-1:111122223333:alias/x\"}";
+    CHECK_ERR(ns_enclave_doc_parse(&d, (const uint8_t *)doc2, strlen(doc2)), NS_OK, "doc2");
+    CHECK_ERR(ns_enclave_cfg_apply(&c, &d, &src), NS_OK, "apply ARN");
+    CHECK(strcmp(c.region, "us-gov-west-1") == 0 && strcmp(src, "key-arn") == 0,
+          "a full key ARN (any partition) wins");
+    t_env = NULL;
+}
+
+/* ---- the fail-closed checks ---- */
+
+static void test_preflight(void)
+{
+    ns_enclave_facts f;
+    memset(&f, 0, sizeof f);
+    f.nsm_ok = 1;
+    f.pcr0[0] = 1;
+    f.pool_ready = 1;
+    CHECK_ERR(ns_enclave_preflight(&f), NS_OK, "preflight: all good (not PID 1)");
+    f.is_pid1 = 1;
+    f.hwrng = "nsm-hwrng";
+    CHECK_ERR(ns_enclave_preflight(&f), NS_OK, "preflight: PID 1 with the NSM's hwrng");
+    static const struct {
+        int what;
+        const char *line;
+    } cases[] = {{0, "check=nsm"},
+                 {1, "check=debug-mode"},
+                 {2, "check=hwrng"},
+                 {3, "check=hwrng"},
+                 {4, "check=random-pool"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ns_enclave_facts g = f;
+        switch (cases[i].what) {
+        case 0:
+            g.nsm_ok = 0;
+            g.nsm_error = "timed out";
+            break;
+        case 1:
+            memset(g.pcr0, 0, sizeof g.pcr0);
+            break;
+        case 2:
+            g.hwrng = "virtio_rng.0";
+            break;
+        case 3:
+            g.hwrng = NULL;
+            break;
+        case 4:
+            g.pool_ready = 0;
+            break;
+        }
+        ns_err e = ns_enclave_preflight(&g);
+        CHECK(e == NS_E_DENIED && strstr(ns_err_msg(), cases[i].line) != NULL &&
+                  strstr(ns_err_msg(), "refusing to decrypt") != NULL,
+              "preflight fails %s: %s", cases[i].line, ns_err_msg());
+    }
+    memset(f.pcr0, 0, sizeof f.pcr0);
+    f.allow_debug = 1;
+    CHECK_ERR(ns_enclave_preflight(&f), NS_OK, "debug mode accepted when the image allows it");
+    f.is_pid1 = 0;
+    f.hwrng = NULL;
+    f.allow_debug = 0;
+    f.pcr0[5] = 9;
+    CHECK_ERR(ns_enclave_preflight(&f), NS_OK, "hwrng not checked when not PID 1");
+}
+
 /* ---- orchestration with fake steps ---- */
 
 typedef struct {
@@ -133,6 +265,10 @@ typedef struct {
     int order[16];
     pthread_mutex_t mu;
     char keys_seen[64];
+    const char *config; /* the configuration frame, NULL: none sent (its receiver waits) */
+    char region_seen[64];
+    char measured[128]; /* the measured inputs, joined with '|' */
+    int kms_after_measure;
 } fake;
 
 /* Which receiver a listening fd belongs to: the last character of its unix socket path. */
@@ -152,13 +288,13 @@ static ns_err fake_recv(void *ctx, int fd, int cancel_fd, int timeout_ms, ns_buf
 {
     fake *f = ctx;
     int idx = fake_index(fd);
-    ENSURE(idx >= 0 && idx < 3, NS_E_INTERNAL, "unexpected listener");
+    ENSURE(idx >= 0 && idx < 4, NS_E_INTERNAL, "unexpected listener");
     ENSURE(out->secret, NS_E_INTERNAL, "receive buffer is not secret memory");
     ns_enclave_step s = (ns_enclave_step)(NS_STEP_RECV_CREDS + idx);
     pthread_mutex_lock(&f->mu);
     f->calls[s]++;
     pthread_mutex_unlock(&f->mu);
-    if (f->block_recv == idx) {
+    if (f->block_recv == idx || (idx == 3 && f->config == NULL)) {
         /* Waits like a receiver whose sender never comes, until the run shuts it down. */
         struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = cancel_fd, .events = POLLIN}};
         int r = poll(p, 2, timeout_ms);
@@ -168,6 +304,9 @@ static ns_err fake_recv(void *ctx, int fd, int cancel_fd, int timeout_ms, ns_buf
     }
     if (f->fail_at == (int)s) {
         BAIL(NS_E_AUTH, "fake frame digest mismatch on receiver %d", idx);
+    }
+    if (idx == 3) {
+        return ns_buf_append_str(out, f->config);
     }
     static const char *const payloads[] = {"{creds}", "age-ct", "shares-ct"};
     return ns_buf_append_str(out, payloads[idx]);
@@ -183,6 +322,8 @@ static ns_err fake_kms(void *ctx, const ns_enclave_cfg *cfg, const ns_buf *creds
 {
     fake *f = ctx;
     f->calls[NS_STEP_KMS]++;
+    f->kms_after_measure = f->calls[NS_STEP_MEASURE] == 1;
+    snprintf(f->region_seen, sizeof f->region_seen, "%s", cfg->region);
     ENSURE(buf_is(creds, "{creds}") && buf_is(ct, "age-ct"), NS_E_INTERNAL, "kms inputs wrong");
     if (f->fail_at == NS_STEP_KMS) {
         BAIL(NS_E_REMOTE, "fake KMS: AccessDeniedException");
@@ -225,6 +366,38 @@ static ns_err fake_serve(void *ctx, const ns_enclave_cfg *cfg, volatile int *sto
     return NS_OK;
 }
 
+static ns_err fake_preflight(void *ctx, const ns_enclave_cfg *cfg)
+{
+    fake *f = ctx;
+    f->calls[NS_STEP_PREFLIGHT]++;
+    if (f->fail_at == NS_STEP_PREFLIGHT) {
+        BAIL(NS_E_DENIED, "refusing to decrypt: check=debug-mode: fake");
+    }
+    return NS_OK;
+}
+
+static ns_err fake_measure(void *ctx, const ns_buf *const *in, size_t n, uint8_t pcr[48])
+{
+    fake *f = ctx;
+    f->calls[NS_STEP_MEASURE]++;
+    f->measured[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(f->measured);
+        snprintf(f->measured + l, sizeof f->measured - l, "%s%.*s", i ? "|" : "", (int)in[i]->len,
+                 (const char *)in[i]->data);
+    }
+    memset(pcr, 0xAB, 48);
+    return NS_OK;
+}
+
+static void fake_refuse(void *ctx, int fd)
+{
+    int c = accept(fd, NULL, NULL);
+    if (c >= 0) {
+        close(c);
+    }
+}
+
 static void fake_step(void *ctx, ns_enclave_step s, int64_t ms, ns_err e, const char *detail)
 {
     fake *f = ctx;
@@ -249,6 +422,8 @@ static void *stop_later(void *arg)
     return NULL;
 }
 
+static const char *t_config; /* the next run_case's configuration frame (NULL: none) */
+
 static void run_case(fake *f, int fail_at, int block, ns_err want, ns_enclave_step want_step,
                      const char *what)
 {
@@ -256,9 +431,12 @@ static void run_case(fake *f, int fail_at, int block, ns_err want, ns_enclave_st
     char p[128];
     t_env = NULL;
     CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "%s: config", what);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         snprintf(p, sizeof p, "unix:%s/r%d", t_dir, i);
-        ns_addr *a = i == 0 ? &c.creds_listen : i == 1 ? &c.age_key_listen : &c.shares_listen;
+        ns_addr *a = i == 0   ? &c.creds_listen
+                     : i == 1 ? &c.age_key_listen
+                     : i == 2 ? &c.shares_listen
+                              : &c.config_listen;
         CHECK_ERR(ns_addr_parse(a, p), NS_OK, "%s: address %d", what, i);
     }
     c.recv_timeout_ms = 20000;
@@ -266,7 +444,9 @@ static void run_case(fake *f, int fail_at, int block, ns_err want, ns_enclave_st
     pthread_mutex_init(&f->mu, NULL);
     f->fail_at = fail_at;
     f->block_recv = block;
-    ns_enclave_ops ops = {f, fake_recv, fake_kms, fake_age, fake_load, fake_serve, fake_step};
+    f->config = t_config;
+    ns_enclave_ops ops = {f,          fake_recv, fake_kms,       fake_age,     fake_load,
+                          fake_serve, fake_step, fake_preflight, fake_measure, fake_refuse};
     ns_enclave_step failed = NS_STEP_COUNT;
     pthread_t th;
     t_stop = 0;
@@ -303,6 +483,27 @@ static void test_run(void)
         }
     }
     CHECK(wipe_after_kms, "credentials wiped right after kms-decrypt");
+    CHECK(strcmp(f.measured, "age-ct|shares-ct") == 0, "measured: age-key ciphertext, shares");
+    CHECK(f.kms_after_measure && f.calls[NS_STEP_PREFLIGHT] == 1, "checks and measure before kms");
+
+    CHECK(f.reported[NS_STEP_RECV_CONFIG] == NS_OK && f.reported[NS_STEP_CONFIG] == NS_OK,
+          "no configuration sent: its receiver closed once the rest was in, configure ok");
+    CHECK(strcmp(f.region_seen, "us-east-1") == 0, "no configuration, no AWS_REGION: us-east-1");
+
+    t_config = "{\"region\":\"eu-west-1\"}";
+    run_case(&f, NS_STEP_COUNT, -1, NS_OK, NS_STEP_COUNT, "configuration frame");
+    CHECK(strcmp(f.region_seen, "eu-west-1") == 0, "KMS runs in the configuration's region");
+    CHECK(strcmp(f.measured, "age-ct|shares-ct|{\"region\":\"eu-west-1\"}") == 0,
+          "measured: the configuration frame last");
+    t_config = "{\"region\":\"eu-west-1\",\"kms_key_id\":"
+               "\"arn:aws:kms:ap-south-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab\"}";
+    run_case(&f, NS_STEP_COUNT, -1, NS_OK, NS_STEP_COUNT, "configuration with a key ARN");
+    CHECK(strcmp(f.region_seen, "ap-south-1") == 0, "a full key ARN's region wins");
+    t_config = "{\"region\":\"eu-west-1\",\"color\":\"blue\"}";
+    run_case(&f, NS_STEP_COUNT, -1, NS_E_PARSE, NS_STEP_CONFIG, "configuration, unknown member");
+    CHECK(f.calls[NS_STEP_KMS] == 0, "nothing decrypted with a bad configuration");
+    CHECK(strstr(ns_err_msg(), "color") != NULL, "the error names the member");
+    t_config = NULL;
 
     run_case(&f, NS_STEP_RECV_AGE_KEY, 2, NS_E_AUTH, NS_STEP_RECV_AGE_KEY,
              "bad age-key frame while shares never come");
@@ -314,6 +515,9 @@ static void test_run(void)
              "stop requested while credentials never come");
     CHECK(f.calls[NS_STEP_KMS] == 0, "nothing after a stop during receive");
 
+    run_case(&f, NS_STEP_PREFLIGHT, -1, NS_E_DENIED, NS_STEP_PREFLIGHT, "a check fails");
+    CHECK(f.calls[NS_STEP_MEASURE] == 0 && f.calls[NS_STEP_KMS] == 0,
+          "nothing measured or decrypted after a failed check");
     run_case(&f, NS_STEP_KMS, -1, NS_E_REMOTE, NS_STEP_KMS, "kms fails");
     CHECK(f.calls[NS_STEP_AGE] == 0 && f.calls[NS_STEP_SERVE] == 0, "no age/serve after kms");
     CHECK(strstr(ns_err_msg(), "AccessDenied") != NULL, "kms detail kept");
@@ -327,8 +531,10 @@ static void test_run(void)
     ns_enclave_cfg c;
     CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "config");
     CHECK_ERR(ns_addr_parse(&c.creds_listen, "unix:/nonexistent-dir/x"), NS_OK, "bad path");
+    c.config_enabled = 0; /* never a vsock listener on this machine */
     memset(&f, 0, sizeof f);
-    ns_enclave_ops ops = {&f, fake_recv, fake_kms, fake_age, fake_load, fake_serve, fake_step};
+    ns_enclave_ops ops = {&f,         fake_recv, fake_kms,       fake_age,     fake_load,
+                          fake_serve, fake_step, fake_preflight, fake_measure, fake_refuse};
     ns_enclave_step failed;
     t_stop = 0;
     CHECK(ns_enclave_run(&c, &ops, &t_stop, &failed) != NS_OK && failed == NS_STEP_RECV_CREDS,
@@ -340,6 +546,8 @@ static void test_run(void)
 int main(void)
 {
     test_cfg();
+    test_doc();
+    test_preflight();
     test_run();
     T_DONE();
 }

@@ -82,6 +82,8 @@ int main(void)
     CHECK(ns_frame_status_for(NS_E_TRUNCATED) == NS_FRAME_ST_TRUNCATED, "status truncated");
     CHECK(ns_frame_status_for(NS_E_IO) == NS_FRAME_ST_STORE_FAILED, "status store");
     CHECK(strcmp(ns_frame_status_str(0x77), "unknown status") == 0, "unknown status text");
+    CHECK(strstr(ns_frame_status_str(NS_FRAME_ST_LOCKED), "no more frames") != NULL,
+          "status 06: the receiver takes no more frames");
 
     /* ns_frame_read over a socketpair */
     uint8_t frame[NS_FRAME_HEADER_LEN + 3];
@@ -98,6 +100,17 @@ int main(void)
     ns_buf_reset(&out);
     CHECK_ERR(read_frame(frame, sizeof frame - 1, 1024, &out), NS_E_TRUNCATED, "truncated payload");
     ns_buf_reset(&out);
+    {
+        /* issue 15: one frame per connection, then end of stream */
+        uint8_t longer[sizeof frame + 1];
+        memcpy(longer, frame, sizeof frame);
+        longer[sizeof frame] = 'x';
+        CHECK_ERR(read_frame(longer, sizeof longer, 1024, &out), NS_E_PROTO,
+                  "a trailing byte after a valid frame refused");
+        CHECK(ns_frame_status_for(NS_E_PROTO) == NS_FRAME_ST_BAD_HEADER,
+              "trailing data answers status 1");
+        ns_buf_reset(&out);
+    }
     CHECK_ERR(read_frame(frame, 20, 1024, &out), NS_E_TRUNCATED, "truncated header");
     ns_buf_reset(&out);
     CHECK_ERR(read_frame(frame, sizeof frame, 2, &out), NS_E_TOO_BIG, "oversized frame");

@@ -7,9 +7,11 @@
 
 #include "http.h"
 #include "iox.h"
+#include "secret.h"
 #include "t.h"
 
 static char sock_path[64];
+static int g_open_secret;
 
 /* Serves one canned response: the kernel queues the connect, so one thread suffices. */
 static ns_err exchange(const char *resp, ns_http_resp *r, ns_buf *body, char *req, size_t reqcap)
@@ -23,13 +25,16 @@ static ns_err exchange(const char *resp, ns_http_resp *r, ns_buf *body, char *re
     GUARD(ns_addr_listen(&a, 4, 0, &lfd));
     ns_url u;
     GUARD(ns_url_parse(&u, "http://example.test:8080/base"));
-    ns_http_dest d = {&u, &a, NULL, 2000};
+    ns_http_dest d = {&u, &a, NULL, 2000, 0};
     ns_http *h;
+    size_t before = ns_secret_allocs();
     ns_err e = ns_http_open(&h, &d);
     if (e != NS_OK) {
         close(lfd);
         return e;
     }
+    /* issue 15: the read buffer holds response plaintext: it must be secret memory */
+    g_open_secret = ns_secret_allocs() > before;
     int sfd = accept(lfd, NULL, NULL);
     close(lfd);
     ns_http_hdr hd[] = {{"Host", "example.test:8080"}};
@@ -110,6 +115,20 @@ int main(void)
 
     body_case("Content-Length body", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA",
               NS_OK, "hello");
+    CHECK(g_open_secret, "the connection's buffers (response plaintext) are secret memory");
+    {
+        /* issue 15: at most NS_HTTP_MAX_1XX interim answers before the final one */
+        static char many[64 * 12];
+        many[0] = 0;
+        for (int k = 0; k < NS_HTTP_MAX_1XX; k++) {
+            strcat(many, "HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        strcat(many, "HTTP/1.1 204 No\r\n\r\n");
+        body_case("8 interim responses then the answer", many, NS_OK, "");
+        memmove(many + 25, many, strlen(many) + 1);
+        memcpy(many, "HTTP/1.1 102 Processing\r\n", 25);
+        body_case("9 interim responses refused", many, NS_E_PROTO, NULL);
+    }
     body_case("chunked body with extension and trailer",
               "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n"
               "A\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n",

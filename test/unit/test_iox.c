@@ -42,6 +42,42 @@ int main(void)
 
     CHECK_ERR(ns_out_open(&o, "/nonexistent-dir/x"), NS_E_IO, "unwritable directory is an error");
 
+    /* issue 15: the output is checked through the opened descriptor, never through a link */
+    {
+        char lnk[600], victim[600];
+        snprintf(lnk, sizeof lnk, "%s.link", path);
+        snprintf(victim, sizeof victim, "%s.victim", path);
+        FILE *vf = fopen(victim, "w");
+        if (vf) {
+            fputs("victim", vf);
+            fclose(vf);
+        }
+        unlink(lnk);
+        CHECK(symlink("/dev/null", lnk) == 0, "symlink to a device made");
+        CHECK_ERR(ns_out_open(&o, lnk), NS_E_USAGE, "an output path that is a symlink to a "
+                                                   "device is refused (not followed)");
+        CHECK(strstr(ns_err_msg(), "symbolic link") != NULL, "the refusal says why");
+        unlink(lnk);
+        CHECK(symlink(victim, lnk) == 0, "symlink to a regular file made");
+        CHECK_ERR(ns_out_open(&o, lnk), NS_E_USAGE, "an output path that is a symlink to a file "
+                                                   "is refused");
+        char vb[16] = "";
+        vf = fopen(victim, "r");
+        if (vf) {
+            (void)!fgets(vb, sizeof vb, vf);
+            fclose(vf);
+        }
+        struct stat lst;
+        CHECK(strcmp(vb, "victim") == 0 && lstat(lnk, &lst) == 0 && S_ISLNK(lst.st_mode),
+              "neither the link nor its target was touched");
+        unlink(lnk);
+        unlink(victim);
+        CHECK_ERR(ns_out_open(&o, "/dev/null"), NS_OK, "a device is still written in place");
+        CHECK(o.is_direct, "/dev/null opened directly (no temp file, no rename)");
+        CHECK_ERR(ns_out_write(&o, "x", 1), NS_OK, "write to /dev/null");
+        CHECK_ERR(ns_out_commit(&o), NS_OK, "commit to /dev/null");
+    }
+
     ns_buf b;
     ns_buf_init(&b, 4);
     CHECK_ERR(ns_read_path(path, &b), NS_E_TOO_BIG, "read_path enforces the cap");

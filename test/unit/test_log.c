@@ -53,6 +53,24 @@ int main(void)
     ns_info("hello n=%d", 1);
     drain(got, sizeof got);
     CHECK(strcmp(got, "nsign unit: info hello n=1\n") == 0, "line format: nsign applet: level msg");
+    /* issue 15: a peer's text can neither forge a line nor carry a terminal escape */
+    ns_warn("kms said: %s", "bad\nnsign kms-decrypt: info forged\x1b[31m\r\x7f\tx");
+    drain(got, sizeof got);
+    CHECK(strcmp(got, "nsign unit: warn kms said: bad\\x0ansign kms-decrypt: info forged"
+                      "\\x1b[31m\\x0d\\x7f\\x09x\n") == 0,
+          "control bytes in a logged value are escaped: one line, no raw escape");
+    ns_info("v=%s", "caf\xc3\xa9 \xc2\x9b" "2J \xc2\xa0");
+    drain(got, sizeof got);
+    CHECK(strcmp(got, "nsign unit: info v=caf\xc3\xa9 \\xc2\\x9b2J \xc2\xa0\n") == 0,
+          "UTF-8 passes, a C1 control (U+009B CSI) is escaped");
+    {
+        static char longv[3000];
+        memset(longv, '\n', sizeof longv - 1);
+        ns_info("%s", longv);
+        drain(got, sizeof got);
+        CHECK(count_lines(got) == 1 && strlen(got) <= 1024,
+              "a long escaped value is cut to one line of at most 1024 bytes");
+    }
     ns_debug("hidden");
     CHECK(drain(got, sizeof got) == 0, "lines below the level are dropped");
 

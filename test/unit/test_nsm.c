@@ -10,6 +10,7 @@
 
 #include "cose.h"
 #include "iox.h"
+#include "mbedtls/sha512.h"
 #include "nsm.h"
 #include "t.h"
 
@@ -116,6 +117,48 @@ int main(void)
     CHECK_ERR(ns_att_verify(&d, doc.data, doc.len, root.data, root.len), NS_OK,
               "second document verifies");
     CHECK(!d.user_data.present && !d.nonce.present, "null user_data and nonce");
+    /* PCRs with the real semantics: 0-15 locked at boot, SHA-384(old || data), LockPCR. */
+    uint8_t v[NS_NSM_PCR_LEN], want[64], buf[NS_NSM_PCR_LEN], zero[48] = {0};
+    int locked = -1;
+    CHECK_ERR(ns_nsm_describe_pcr(0, &locked, v), NS_OK, "DescribePCR 0");
+    CHECK(locked == 1, "PCR0 is locked at boot");
+    CHECK_ERR(ns_nsm_describe_pcr(16, &locked, v), NS_OK, "DescribePCR 16");
+    CHECK(locked == 0 && memcmp(v, zero, 48) == 0, "PCR16 starts unlocked and zero");
+    static const uint8_t m1[] = "first input", m2[] = "second input";
+    CHECK_ERR(ns_nsm_extend_pcr(16, m1, sizeof m1, v), NS_OK, "ExtendPCR 16");
+    {
+        uint8_t tmp[48 + sizeof m1];
+        memset(tmp, 0, 48);
+        memcpy(tmp + 48, m1, sizeof m1);
+        mbedtls_sha512_ret(tmp, sizeof tmp, want, 1);
+    }
+    CHECK(memcmp(v, want, 48) == 0, "PCR16 = SHA-384(0^48 || data)");
+    CHECK_ERR(ns_nsm_extend_pcr(16, m2, sizeof m2, v), NS_OK, "ExtendPCR 16 again");
+    {
+        uint8_t tmp[48 + sizeof m2];
+        memcpy(tmp, want, 48);
+        memcpy(tmp + 48, m2, sizeof m2);
+        mbedtls_sha512_ret(tmp, sizeof tmp, want, 1);
+    }
+    CHECK(memcmp(v, want, 48) == 0, "PCR16 = SHA-384(PCR16 || data), chained");
+    CHECK_ERR(ns_nsm_extend_pcr(0, m1, sizeof m1, v), NS_E_DENIED,
+              "ExtendPCR 0 refused (locked at boot)");
+    CHECK(strstr(ns_err_msg(), "ReadOnlyIndex") != NULL, "with the NSM's ReadOnlyIndex");
+    CHECK_ERR(ns_nsm_lock_pcr(16), NS_OK, "LockPCR 16");
+    CHECK_ERR(ns_nsm_describe_pcr(16, &locked, buf), NS_OK, "DescribePCR 16 after the lock");
+    CHECK(locked == 1 && memcmp(buf, want, 48) == 0, "PCR16 locked with its value");
+    CHECK_ERR(ns_nsm_extend_pcr(16, m1, sizeof m1, v), NS_E_DENIED,
+              "ExtendPCR of a locked PCR16 refused");
+    CHECK_ERR(ns_nsm_lock_pcr(16), NS_E_DENIED, "LockPCR of a locked PCR refused (ReadOnlyIndex)");
+    CHECK_ERR(ns_nsm_describe_pcr(32, &locked, v), NS_E_REMOTE, "DescribePCR 32: InvalidIndex");
+    CHECK(strstr(ns_err_msg(), "InvalidIndex") != NULL, "error names InvalidIndex");
+    ns_buf_reset(&doc);
+    CHECK_ERR(ns_nsm_attest(&doc, NULL, 0, NULL, 0, pk, sizeof pk), NS_OK, "Attestation");
+    CHECK_ERR(ns_att_verify(&d, doc.data, doc.len, root.data, root.len), NS_OK, "verifies");
+    CHECK(d.npcr == 17 && d.pcr[16].present && d.pcr[16].len == 48 &&
+              memcmp(d.pcr[16].p, want, 48) == 0,
+          "the document carries the locked PCR16");
+
     ns_buf_reset(&doc);
     uint8_t big[1025] = {0};
     CHECK_ERR(ns_nsm_attest(&doc, NULL, 0, NULL, 0, big, sizeof big), NS_E_TOO_BIG,

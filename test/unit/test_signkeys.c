@@ -90,8 +90,9 @@ static void test_bad(void)
 {
     bad("empty input", "", NS_E_PARSE, "not valid JSON");
     bad("not an object", "[1]", NS_E_PARSE, "expected a JSON object");
-    bad("version 2", "{\"version\":2,\"keys\":[]}", NS_E_UNSUPPORTED, "must be 1");
-    bad("version as a string", "{\"version\":\"1\",\"keys\":[]}", NS_E_UNSUPPORTED, "must be 1");
+    bad("version 3", "{\"version\":3,\"keys\":[]}", NS_E_UNSUPPORTED, "must be 1 or 2");
+    bad("version as a string", "{\"version\":\"1\",\"keys\":[]}", NS_E_UNSUPPORTED,
+        "must be 1 or 2");
     bad("no keys", "{\"version\":1}", NS_E_PARSE, "must be an array");
     bad("empty keys", "{\"version\":1,\"keys\":[]}", NS_E_PARSE, "empty");
     bad("duplicate member", "{\"version\":1,\"version\":1,\"keys\":[]}", NS_E_PARSE,
@@ -114,6 +115,19 @@ static void test_bad(void)
         "{\"id\":\"a\",\"algorithm\":\"ed25519\",\"private_key\":\"" ED_SEED_B64 "\"},"
         "{\"id\":\"a\",\"algorithm\":\"ecdsa-p256\",\"private_key\":\"" RFC_D "\"}]}",
         NS_E_PARSE, "keys[1]: duplicate id \"a\"");
+    /* issue 15: cJSON's C strings end at a NUL */
+    bad("id with \\u0000",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\\u0000b\",\"algorithm\":\"ed25519\","
+        "\"private_key\":\"" ED_SEED_B64 "\"}]}",
+        NS_E_PARSE, "\\u0000 (NUL) in a string");
+    bad("private key with \\u0000",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"ecdsa-p256\","
+        "\"private_key\":\"" RFC_D "\\u0000ff\"}]}",
+        NS_E_PARSE, "\\u0000 (NUL) in a string");
+    bad("member name with \\u0000",
+        "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"ed25519\","
+        "\"private_key\":\"" ED_SEED_B64 "\",\"x\\u0000\":1}]}",
+        NS_E_PARSE, "\\u0000 (NUL) in a string");
     bad("unknown algorithm",
         "{\"version\":1,\"keys\":[{\"id\":\"a\",\"algorithm\":\"rsa\","
         "\"private_key\":\"00\"}]}",
@@ -149,6 +163,121 @@ static void test_bad(void)
     }
     snprintf(many + o, sizeof many - o, "]}");
     bad("65 keys", many, NS_E_TOO_BIG, "at most 64");
+}
+
+#define PIN_A "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define PIN_B "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+#define CLIENTS2                                                                                   \
+    "\"clients\":[{\"id\":\"payments-api\",\"spki_sha256\":\"" PIN_A "\"},"                        \
+    "{\"id\":\"ops\",\"spki_sha256\":\"" PIN_B "\",\"max_signs_per_second\":5}]"
+#define ED_KEY(id, allow)                                                                          \
+    "{\"id\":\"" id "\",\"algorithm\":\"ed25519\",\"private_key\":\"" ED_SEED_B64 "\"" allow "}"
+
+static void test_v2(void)
+{
+    static const char V2[] =
+        "{\"version\":2," CLIENTS2
+        ",\"keys\":[" ED_KEY("payments", ",\"allow\":[\"payments-api\",\"ops\"]") "," ED_KEY(
+            "treasury", ",\"allow\":[\"ops\"]") "]}";
+    ns_signkeys *k = NULL;
+    CHECK(load(&k, V2) == NS_OK && k != NULL, "v2: loads (%s)", ns_err_msg());
+    if (k == NULL) {
+        return;
+    }
+    uint8_t a[32], b[32], z[32] = {0};
+    size_t n;
+    CHECK(ns_hex_decode(a, 32, &n, PIN_A, 64) == NS_OK &&
+              ns_hex_decode(b, 32, &n, PIN_B, 64) == NS_OK,
+          "v2: pins decode");
+    int ca = ns_signkeys_client_by_pin(k, a), cb = ns_signkeys_client_by_pin(k, b);
+    CHECK(ns_signkeys_has_policy(k) && k->version == 2 && k->nclients == 2, "v2: policy present");
+    CHECK(ca == 0 && cb == 1 && ns_signkeys_client_by_pin(k, z) == -1, "v2: clients by pin");
+    CHECK(strcmp(k->clients[0].id, "payments-api") == 0 &&
+              k->clients[0].max_signs_per_second == 0 && k->clients[1].max_signs_per_second == 5,
+          "v2: client ids and rates");
+    const ns_signkey *pay = ns_signkeys_find(k, "payments"), *tre = ns_signkeys_find(k, "treasury");
+    CHECK(pay && tre && ns_signkey_allows(k, pay, ca) && ns_signkey_allows(k, pay, cb) &&
+              !ns_signkey_allows(k, tre, ca) && ns_signkey_allows(k, tre, cb) &&
+              !ns_signkey_allows(k, pay, -1) && !ns_signkey_allows(k, pay, 2),
+          "v2: allow lists");
+    ns_signkeys *k1 = NULL;
+    CHECK(load(&k1, GOOD) == NS_OK && !ns_signkeys_has_policy(k1) &&
+              ns_signkey_allows(k1, ns_signkeys_find(k1, "api"), -1),
+          "v1: no policy, every caller allowed");
+    ns_signkeys_free(k1);
+    ns_signkeys_free(k);
+
+    bad("v2 without clients", "{\"version\":2,\"keys\":[" ED_KEY("a", ",\"allow\":[\"x\"]") "]}",
+        NS_E_PARSE, "needs \"clients\"");
+    bad("v2 empty clients",
+        "{\"version\":2,\"clients\":[],\"keys\":[" ED_KEY("a", ",\"allow\":[\"x\"]") "]}",
+        NS_E_PARSE, "\"clients\" is empty");
+    bad("v2 key without allow", "{\"version\":2," CLIENTS2 ",\"keys\":[" ED_KEY("a", "") "]}",
+        NS_E_PARSE, "keys[0] (id \"a\"): version 2 needs \"allow\"");
+    bad("v2 empty allow",
+        "{\"version\":2," CLIENTS2 ",\"keys\":[" ED_KEY("a", ",\"allow\":[]") "]}", NS_E_PARSE,
+        "keys[0] (id \"a\"): \"allow\" is empty");
+    bad("v2 allow names an unknown client",
+        "{\"version\":2," CLIENTS2
+        ",\"keys\":[" ED_KEY("a", ",\"allow\":[\"ops\",\"nobody\"]") "]}",
+        NS_E_PARSE, "allow[1] names \"nobody\", which is not in \"clients\"");
+    bad("v2 allow twice",
+        "{\"version\":2," CLIENTS2 ",\"keys\":[" ED_KEY("a", ",\"allow\":[\"ops\",\"ops\"]") "]}",
+        NS_E_PARSE, "\"ops\" is listed twice");
+    bad("v2 allow not a string",
+        "{\"version\":2," CLIENTS2 ",\"keys\":[" ED_KEY("a", ",\"allow\":[1]") "]}", NS_E_PARSE,
+        "allow[0] must be a client id string");
+    bad("v2 duplicate client id",
+        "{\"version\":2,\"clients\":[{\"id\":\"c\",\"spki_sha256\":\"" PIN_A "\"},"
+        "{\"id\":\"c\",\"spki_sha256\":\"" PIN_B
+        "\"}],\"keys\":[" ED_KEY("a", ",\"allow\":[\"c\"]") "]}",
+        NS_E_PARSE, "clients[1] (id \"c\"): duplicate client id");
+    bad("v2 duplicate pin",
+        "{\"version\":2,\"clients\":[{\"id\":\"c\",\"spki_sha256\":\"" PIN_A "\"},"
+        "{\"id\":\"d\",\"spki_sha256\":\"" PIN_A
+        "\"}],\"keys\":[" ED_KEY("a", ",\"allow\":[\"c\"]") "]}",
+        NS_E_PARSE, "clients[1] (id \"d\"): the same spki_sha256 as clients[0]");
+    bad("v2 short pin",
+        "{\"version\":2,\"clients\":[{\"id\":\"c\",\"spki_sha256\":\"0011\"}],\"keys\":[" ED_KEY(
+            "a", ",\"allow\":[\"c\"]") "]}",
+        NS_E_PARSE, "clients[0] (id \"c\"): \"spki_sha256\" must be 64 hex digits");
+    bad("v2 pin not hex",
+        "{\"version\":2,\"clients\":[{\"id\":\"c\",\"spki_sha256\":\"zz" PIN_A
+        "\"}],\"keys\":[" ED_KEY("a", ",\"allow\":[\"c\"]") "]}",
+        NS_E_PARSE, "must be 64 hex digits");
+    bad("v2 client unknown member",
+        "{\"version\":2,\"clients\":[{\"id\":\"c\",\"spki_sha256\":\"" PIN_A
+        "\",\"role\":\"x\"}],\"keys\":[" ED_KEY("a", ",\"allow\":[\"c\"]") "]}",
+        NS_E_PARSE, "clients[0] (id \"c\"): unknown member \"role\"");
+    bad("v2 client bad id",
+        "{\"version\":2,\"clients\":[{\"id\":\"c d\",\"spki_sha256\":\"" PIN_A
+        "\"}],\"keys\":[" ED_KEY("a", ",\"allow\":[\"c\"]") "]}",
+        NS_E_PARSE, "clients[0]: \"id\" must be");
+    bad("v2 rate zero",
+        "{\"version\":2,\"clients\":[{\"id\":\"c\",\"spki_sha256\":\"" PIN_A
+        "\",\"max_signs_per_second\":0}],\"keys\":[" ED_KEY("a", ",\"allow\":[\"c\"]") "]}",
+        NS_E_PARSE, "\"max_signs_per_second\" must be an integer");
+    bad("v2 rate fractional",
+        "{\"version\":2,\"clients\":[{\"id\":\"c\",\"spki_sha256\":\"" PIN_A
+        "\",\"max_signs_per_second\":1.5}],\"keys\":[" ED_KEY("a", ",\"allow\":[\"c\"]") "]}",
+        NS_E_PARSE, "\"max_signs_per_second\" must be an integer");
+    bad("v2 rate as a string",
+        "{\"version\":2,\"clients\":[{\"id\":\"c\",\"spki_sha256\":\"" PIN_A
+        "\",\"max_signs_per_second\":\"5\"}],\"keys\":[" ED_KEY("a", ",\"allow\":[\"c\"]") "]}",
+        NS_E_PARSE, "\"max_signs_per_second\" must be an integer");
+    bad("v1 with clients", "{\"version\":1," CLIENTS2 ",\"keys\":[" ED_KEY("a", "") "]}",
+        NS_E_PARSE, "\"clients\" needs \"version\": 2");
+    bad("v1 key with allow", "{\"version\":1,\"keys\":[" ED_KEY("a", ",\"allow\":[\"x\"]") "]}",
+        NS_E_PARSE, "keys[0] (id \"a\"): \"allow\" needs \"version\": 2");
+    /* 65 clients */
+    static char many[65 * 120 + 256];
+    size_t o = (size_t)snprintf(many, sizeof many, "{\"version\":2,\"clients\":[");
+    for (int i = 0; i < 65; i++) {
+        o += (size_t)snprintf(many + o, sizeof many - o,
+                              "%s{\"id\":\"c%d\",\"spki_sha256\":\"%064x\"}", i ? "," : "", i, i);
+    }
+    snprintf(many + o, sizeof many - o, "],\"keys\":[" ED_KEY("a", ",\"allow\":[\"c0\"]") "]}");
+    bad("65 clients", many, NS_E_TOO_BIG, "at most 64 are supported");
 }
 
 static void test_sign(void)
@@ -189,6 +318,27 @@ static void test_sign(void)
               "verify: a flipped bit fails");
 
     const ns_signkey *k1 = ns_signkeys_find(k, "eth-hot");
+    /*
+     * Known answers for d = 1 over SHA-256 digests (the RFC 6979 + low-S vectors wallets test
+     * with, e.g. Trezor's): the same bytes mbedtls's code gave before libsecp256k1 took over.
+     */
+    static const struct {
+        const char *msg, *r, *s;
+        int recid;
+    } kat[] = {
+        {"Satoshi Nakamoto", "934b1ea10a4b3c1757e2b0c017d0b6143ce3c9a7e6a4a49860d7a6ab210ee3d8",
+         "2442ce9d2b916064108014783e923ec36b49743e2ffa1c4496f01a512aafd9e5", 1},
+        {"All those moments will be lost in time, like tears in rain. Time to die...",
+         "8600dbd41e348fe5c9465ab92d23e3db8b98b873beecd930736488696438cb6b",
+         "547fe64427496db33bf66019dacbf0039c04199abb0122918601db38a72cfc21", 0},
+    };
+    for (size_t i = 0; i < sizeof kat / sizeof kat[0]; i++) {
+        uint8_t h[32];
+        crypto_hash_sha256(h, (const uint8_t *)kat[i].msg, strlen(kat[i].msg));
+        CHECK(ns_signkey_sign(k1, NULL, 0, 0, h, 32, &s) == NS_OK && hex_is(s.sig, 32, kat[i].r) &&
+                  hex_is(s.sig + 32, 32, kat[i].s) && s.recid == kat[i].recid,
+              "sign: secp256k1 RFC 6979 known answer %zu (r, low s, recovery id)", i);
+    }
     int ids[2] = {0, 0};
     for (int i = 0; i < 24; i++) {
         d32[0] = (uint8_t)i;
@@ -232,6 +382,7 @@ int main(void)
 {
     test_load();
     test_bad();
+    test_v2();
     test_sign();
     T_DONE();
 }

@@ -12,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "codec.h"
 #include "iox.h"
+#include "secret.h"
 #include "sigv4.h"
 #include "t.h"
 
@@ -427,6 +429,14 @@ static void unit(void)
                          "aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b7"
                          "3ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31") == 0,
           "get-vanilla signature");
+    /* issue 15: the canonical request carries the session token: built in secret memory
+     * (locked, not dumped, wiped when freed) */
+    ns_sigv4_hdr ht[] = {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"},
+                         {"X-Amz-Security-Token", "token-value"}};
+    ns_sigv4_req rt = {"GET", "/", NULL, ht, 3, NS_SIGV4_EMPTY_SHA256};
+    size_t before = ns_secret_allocs();
+    CHECK(ns_sigv4_sign(&p, &rt, az, sizeof az) == NS_OK && ns_secret_allocs() > before,
+          "the canonical request (session token inside) is built in secret memory");
     /* negative cases */
     ns_sigv4_params bad = p;
     bad.amz_date = "2015-08-30";

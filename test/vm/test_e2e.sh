@@ -38,6 +38,8 @@ kernel=$(bash "$NS_ROOT/scripts/vm-kernel.sh" path bzImage) || { fail "pinned ke
 KERNEL=$kernel bash "$NS_ROOT/eif/build.sh" "$T/eif" "$NSIGN" >"$T/eif.log" 2>&1
 check "eif/build.sh builds an EIF from the pinned kernel and the binary under test" \
     test -f "$T/eif/nsign.eif" || { sed 's/^/# /' "$T/eif.log"; tap_done; exit 1; }
+check "its metadata passes the strict EifIdentityInfo reader (nitro-cli can read it)" \
+    $PY "$NS_ROOT/test/lib/eif_identity.py" eif "$T/eif/nsign.eif"
 
 # Credentials shared by the fakes (test values, but still treated as secrets below).
 export E2E_AKID=ASIAE2EFAKE000000001
@@ -66,14 +68,16 @@ mkdir -p "$T/ctl" "$T/nsmca"
 echo nsign-e2e-egress >"$T/ctl/egress.txt"
 $PY "$E2E/host.py" prepare "$T" tls
 bg nsm $PY "$NS_ROOT/test/it/fakes/nsm_fake.py" --socket "$T/nsm.sock" --ca-dir "$T/nsmca" \
-    --log "$T/nsm.json"
+    --log "$T/nsm.json" --pcr0 "$(sha384sum "$NSIGN" | cut -c1-96)" \
+    --reset-port-file "$T/nsm-reset.port"
 wait_unix "$T/nsm.sock" 20
 nsm_port=$(free_port)
 bg nsmfwd socat TCP-LISTEN:"$nsm_port",bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:"$T/nsm.sock"
 KMS_FAKE_AKID=$E2E_AKID KMS_FAKE_SECRET=$E2E_SECRET KMS_FAKE_TOKEN=$E2E_TOKEN \
     KMS_FAKE_KEYSEED=e2e-$$ bg kms $PY "$NS_ROOT/test/it/fakes/kms_fake.py" \
     --port-file "$T/kms.port" --tls-cert "$T/kms-cert.pem" --tls-key "$T/kms-key.pem" \
-    --nsm-root "$T/nsmca/root.pem" --require-attestation --log "$T/kms.json"
+    --nsm-root "$T/nsmca/root.pem" --require-attestation --log "$T/kms.json" \
+    --region eu-west-1 --host kms.eu-west-1.amazonaws.com --host localhost
 for _ in $(seq 100); do [ -s "$T/kms.port" ] && break; sleep 0.1; done
 kms_port=$(cat "$T/kms.port" 2>/dev/null)
 check "fakes: NSM and KMS started" test -S "$T/nsm.sock" -a -n "$kms_port"
@@ -81,7 +85,7 @@ $PY "$E2E/host.py" prepare "$T" "$kms_port" 2>"$T/prepare.err"
 check "test material: age-encrypted shares, KMS-encrypted age identity" \
     test -s "$T/s3/e2e-bucket/age.key.kms" -a -s "$T/s3/e2e-bucket/shares.age" ||
     sed 's/^/# /' "$T/prepare.err"
-bg s3 $PY "$NS_ROOT/test/it/fakes/s3_fake.py" --root "$T/s3" \
+bg s3 $PY "$NS_ROOT/test/it/fakes/s3_fake.py" --root "$T/s3" --region eu-west-1 \
     --creds "$E2E_AKID:$E2E_SECRET:$E2E_TOKEN"
 bg imds $PY "$NS_ROOT/test/it/fakes/imds_fake.py" --akid "$E2E_AKID" --secret "$E2E_SECRET" \
     --token "$E2E_TOKEN"
@@ -102,13 +106,13 @@ cp "$E2E/nitro-cli" "$T/nitro-cli"
 chmod 755 "$T/nitro-cli"
 # The Sign client retries until the guest's good path serves, then releases the guest.
 (
-    $PY "$E2E/host.py" sign "$grpc_port" "$T" 240 >"$T/sign.tap" 2>"$T/sign.err"
+    $PY "$E2E/host.py" sign "$grpc_port" "$T" 400 >"$T/sign.tap" 2>"$T/sign.err"
     touch "$T/ctl/done"
 ) &
 VM_BG_PIDS+=($!)
 sign_pid=$!
 
-"$VM" --script "$E2E/guest.sh" --eif "$T/eif/nsign.eif" --nsign none --timeout 280 \
+"$VM" --script "$E2E/guest.sh" --eif "$T/eif/nsign.eif" --nsign none --timeout 420 \
     --log "$T/console.log" \
     -f "$T/eif/nsign.eif:/work/nsign.eif" -f "$T/nitro-cli:/work/nitro-cli" \
     -f "$T/kms-ca.pem:/work/kms-ca.pem" -f "$T/secrets.txt:/vm/e2e-secrets" \
@@ -116,6 +120,7 @@ sign_pid=$!
     --fwd "10.0.2.100:80=$s3_port" --fwd "10.0.2.100:81=$imds_port" \
     --fwd "10.0.2.100:82=$imds0_port" --fwd "10.0.2.100:443=$kms_port" \
     --fwd "10.0.2.100:9=$nsm_port" --fwd "10.0.2.100:8=$ctl_port" \
+    --fwd "10.0.2.100:7=$(cat "$T/nsm-reset.port")" \
     --qemu -nic --qemu "$grpc_nic" \
     2>"$T/vm.err"
 rc=$?
@@ -143,6 +148,12 @@ else
 fi
 check "KMS saw an attested Decrypt (Recipient with a verified NSM document)" \
     grep -q '"recipient": *true' "$T/kms.json"
+check "KMS (eu-west-1) saw the enclave's SigV4 scope, Host and TLS server name for eu-west-1" \
+    $PY -c 'import json,sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+ok = [r for r in recs if r.get("recipient") and r.get("status") == 200]
+sys.exit(0 if ok and all(r["scope_region"] == "eu-west-1" and r["sni"] == r["host"] ==
+                         "kms.eu-west-1.amazonaws.com" for r in ok) else 1)' "$T/kms.json"
 
 # No secret value in the console log or in the fakes' logs and output.
 leaks=$(grep -lF -f "$T/secrets.txt" "$T/console.log" "$T"/*.err "$T"/*.json "$T/sign.tap" \

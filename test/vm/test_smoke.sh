@@ -87,7 +87,11 @@ echo second >"$VM_TMP/rd1/order"
     "$NSIGN" eif build --kernel "$bz" --cmdline "console=ttyS0 nomodules pci=off" \
         --ramdisk "$VM_TMP/rd0.cpio" --ramdisk "$VM_TMP/rd1.cpio" --output "$VM_TMP/t.eif" \
         >/dev/null 2>"$VM_TMP/eif.err"
-if [ $? != 0 ]; then
+if [ $? = 0 ]; then
+    check "the test EIF passes the strict EifIdentityInfo reader" \
+        /usr/bin/python3 "$NS_ROOT/test/lib/eif_identity.py" eif "$VM_TMP/t.eif"
+fi
+if [ ! -f "$VM_TMP/t.eif" ]; then
     fail "nsign eif build makes a test EIF"
     sed 's/^/# /' "$VM_TMP/eif.err"
 else

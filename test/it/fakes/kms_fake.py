@@ -14,11 +14,17 @@ cabundle to --nsm-root, validity now, cabundle[0] == root), applies --require-pc
 -recip CERT -keyid -keyopt rsa_padding_mode:oaep -keyopt rsa_oaep_md:sha256 -aes256 -stream
 -outform DER` for a certificate carrying the document's public_key (32-byte SKI).
 
+The endpoint is checked as AWS's is: the TLS server name (SNI) and the Host header must be one of
+--host (repeatable; default kms.REGION.amazonaws.com), so a client that talks to the wrong
+region's endpoint fails the handshake (unrecognized_name) or gets a 400, and every request's
+SNI, Host and credential scope region are logged.
+
 Credentials come from the environment (KMS_FAKE_AKID, KMS_FAKE_SECRET, KMS_FAKE_TOKEN), never
 argv; the data keys derive from KMS_FAKE_KEYSEED (fakes with different policies share keys). Every request is appended to --log as one JSON line (no secrets: the fake only logs what
 the test needs to see passed through).
 
-usage: kms_fake.py --port-file F [--tls-cert PEM --tls-key PEM] [--region R] [--nsm-root PEM]
+usage: kms_fake.py --port-file F [--tls-cert PEM --tls-key PEM] [--region R] [--host NAME]...
+       [--nsm-root PEM]
        [--throttle N] [--require-pcr0 HEX] [--require-attestation] [--require-grant TOKEN]
        [--log FILE]
 """
@@ -100,7 +106,21 @@ def aad(ctx):
     return json.dumps(ctx or {}, sort_keys=True, separators=(",", ":")).encode()
 
 
-def check_sigv4(st, h, body):
+def check_endpoint(st, h, logrec):
+    """The Host header and the TLS server name name this endpoint, as AWS's front end checks."""
+    sni = getattr(h.connection, "nsign_sni", None)
+    host = h.headers.get("Host", "")
+    logrec.update({"sni": sni, "host": host})
+    name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+    if name not in st.args.host or (port and name.endswith(".amazonaws.com")):
+        raise KmsError(400, "UnrecognizedClientException",
+                       "Host header %r is not this endpoint (%s)" % (host, st.args.host))
+    if st.args.tls_cert and sni != name:
+        raise KmsError(400, "UnrecognizedClientException",
+                       "TLS server name %r does not match Host %r" % (sni, host))
+
+
+def check_sigv4(st, h, body, logrec):
     authz = h.headers.get("Authorization", "")
     if not authz.startswith("AWS4-HMAC-SHA256 "):
         raise KmsError(400, "MissingAuthenticationTokenException", "Missing Authentication Token")
@@ -109,6 +129,8 @@ def check_sigv4(st, h, body):
         k, _, v = p.strip().partition("=")
         parts[k] = v
     cred = parts.get("Credential", "").split("/")
+    if len(cred) == 5:
+        logrec["scope_region"] = cred[2]
     if len(cred) != 5 or cred[3] != "kms" or cred[4] != "aws4_request":
         raise KmsError(400, "IncompleteSignatureException", "bad Credential scope")
     if cred[0] != st.akid:
@@ -356,7 +378,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             op = target[len("TrentService."):] if target.startswith("TrentService.") else ""
             if op not in ALLOWED:
                 raise KmsError(400, "UnknownOperationException", target)
-            check_sigv4(st, self, body_b)
+            check_endpoint(st, self, logrec)
+            check_sigv4(st, self, body_b, logrec)
             try:
                 body = json.loads(body_b)
             except ValueError:
@@ -396,6 +419,7 @@ def main():
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--region", default="us-east-1")
+    ap.add_argument("--host", action="append", default=[])
     ap.add_argument("--nsm-root")
     ap.add_argument("--throttle", type=int, default=0)
     ap.add_argument("--require-pcr0")
@@ -406,12 +430,20 @@ def main():
                     help="also accept unsigned documents shaped like QEMU's NSM (nitro-enclave "
                     "machine): for the local emulator only; real KMS never does")
     args = ap.parse_args()
+    args.host = args.host or ["kms.%s.amazonaws.com" % args.region]
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     srv.st = State(args)
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.tls_cert, args.tls_key)
+
+        def on_sni(sock, name, _ctx):
+            sock.nsign_sni = name
+            if name not in args.host:
+                return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+            return None
+        ctx.sni_callback = on_sni
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))

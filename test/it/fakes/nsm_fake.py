@@ -12,15 +12,18 @@ payload keys in the NSM's order, cabundle root first, 16 PCRs of 48 bytes (all z
 --pcr0 HEX). The test root is written to CA_DIR/root.pem (and .der) for the KMS fake to trust.
 
 usage: nsm_fake.py --socket PATH --ca-dir DIR [--pcr0 HEX] [--error CODE] [--log FILE]
+                   [--no-answer]
                    [--swap-public-key]  (a misbehaving NSM: binds some other RSA key)
 """
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import socket
 import sys
 import time
+import threading
 
 import cbor2
 from cryptography import x509
@@ -31,6 +34,59 @@ from cryptography.x509.oid import NameOID
 
 MAX_REQ = 0x1000
 FIELD_MAX = 1024
+NPCR = 32
+
+
+class Pcrs:
+    """The NSM's PCR bank: 0-15 locked at boot, as Nitro (and QEMU's NSM) starts an enclave."""
+
+    def __init__(self, pcr0):
+        self.value = [bytes(48) for _ in range(NPCR)]
+        self.value[0] = pcr0
+        self.locked = [i < 16 for i in range(NPCR)]
+
+    def locked_map(self):
+        return {i: self.value[i] for i in range(NPCR) if self.locked[i]}
+
+
+def index_of(body, keys):
+    if not isinstance(body, dict) or set(body) != keys:
+        return None
+    i = body["index"]
+    if not isinstance(i, int) or isinstance(i, bool) or i < 0 or i > 0xFFFF:
+        return None
+    return i
+
+
+def pcr_op(op, body, pcrs):
+    if op == "DescribePCR":
+        i = index_of(body, {"index"})
+        if i is None:
+            return {"Error": "InvalidArgument"}
+        if i >= NPCR:
+            return {"Error": "InvalidIndex"}
+        return {"DescribePCR": {"lock": pcrs.locked[i], "data": pcrs.value[i]}}
+    if op == "ExtendPCR":
+        i = index_of(body, {"index", "data"})
+        if i is None or not isinstance(body["data"], bytes):
+            return {"Error": "InvalidArgument"}
+        if i >= NPCR:
+            return {"Error": "InvalidIndex"}
+        if len(body["data"]) > FIELD_MAX:
+            return {"Error": "InputTooLarge"}
+        if pcrs.locked[i]:
+            return {"Error": "ReadOnlyIndex"}
+        pcrs.value[i] = hashlib.sha384(pcrs.value[i] + body["data"]).digest()
+        return {"ExtendPCR": {"data": pcrs.value[i]}}
+    i = index_of(body, {"index"})  # LockPCR
+    if i is None:
+        return {"Error": "InvalidArgument"}
+    if i >= NPCR:
+        return {"Error": "InvalidIndex"}
+    if pcrs.locked[i]:
+        return {"Error": "ReadOnlyIndex"}
+    pcrs.locked[i] = True
+    return "LockPCR"
 
 
 def name(cn):
@@ -122,7 +178,7 @@ def check_attestation_req(body):
     return body
 
 
-def handle(raw, chain, args, log):
+def handle(raw, chain, args, log, pcrs):
     try:
         req = cbor2.loads(raw)
     except Exception:
@@ -131,21 +187,28 @@ def handle(raw, chain, args, log):
         return {"Error": args.error}, "forced-error"
     if req == "GetRandom":
         return {"GetRandom": {"random": os.urandom(256)}}, "GetRandom"
+    if isinstance(req, dict) and len(req) == 1 and list(req)[0] in ("DescribePCR", "ExtendPCR",
+                                                                    "LockPCR"):
+        op = list(req)[0]
+        resp = pcr_op(op, req[op], pcrs)
+        body = req[op] if isinstance(req[op], dict) else {}
+        log.append({"kind": op, "index": body.get("index"),
+                    "data": body["data"].hex() if isinstance(body.get("data"), bytes) else None,
+                    "error": resp.get("Error") if isinstance(resp, dict) else None})
+        return resp, op
     if isinstance(req, dict) and list(req) == ["Attestation"]:
         body = check_attestation_req(req["Attestation"])
         if body is None:
             return {"Error": "InvalidArgument"}, "bad-attestation-request"
-        pcr0 = bytes.fromhex(args.pcr0) if args.pcr0 else bytes(48)
-        pcrs = {i: (pcr0 if i == 0 else bytes(48)) for i in range(16)}
         pk = body["public_key"]
         if args.swap_public_key and pk is not None:
             from cryptography.hazmat.primitives.asymmetric import rsa
             pk = rsa.generate_private_key(65537, 2048).public_key().public_bytes(
                 serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         if args.qemu_unsigned:
-            doc = qemu_unsigned(pcrs, body["user_data"], body["nonce"], pk)
+            doc = qemu_unsigned(pcrs.locked_map(), body["user_data"], body["nonce"], pk)
         else:
-            doc = attestation(chain, pcrs, body["user_data"], body["nonce"], pk)
+            doc = attestation(chain, pcrs.locked_map(), body["user_data"], body["nonce"], pk)
         log.append({"kind": "Attestation",
                     "public_key": (body["public_key"] or b"").hex(),
                     "user_data": body["user_data"] is not None,
@@ -164,8 +227,35 @@ def main():
     ap.add_argument("--swap-public-key", action="store_true")
     ap.add_argument("--qemu-unsigned", action="store_true",
                     help="answer unsigned documents shaped like QEMU's NSM")
+    ap.add_argument("--no-answer", action="store_true")
+    ap.add_argument("--reset-port-file")
     args = ap.parse_args()
     chain = Chain(args.ca_dir)
+    pcr0 = bytes.fromhex(args.pcr0) if args.pcr0 else bytes(48)
+    pcrs = Pcrs(pcr0)
+    lock = threading.Lock()
+    if args.reset_port_file:
+        rs = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        rs.bind(("127.0.0.1", 0))
+        rs.listen(8)
+
+        def resetter():
+            while True:
+                c, _ = rs.accept()
+                with lock:
+                    pcrs.__init__(pcr0)
+                try:
+                    c.settimeout(5)
+                    c.recv(4096)
+                    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nreset\n")
+                except OSError:
+                    pass
+                c.close()
+        threading.Thread(target=resetter, daemon=True).start()
+        with open(args.reset_port_file + ".tmp", "w") as f:
+            f.write(str(rs.getsockname()[1]))
+        os.rename(args.reset_port_file + ".tmp", args.reset_port_file)
+    hung = []
     if os.path.exists(args.socket):
         os.unlink(args.socket)
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -175,6 +265,9 @@ def main():
     log = []
     while True:
         conn, _ = srv.accept()
+        if args.no_answer:
+            hung.append(conn)  # never answered, never closed
+            continue
         conn.settimeout(10)
         try:
             raw = b""
@@ -188,7 +281,8 @@ def main():
             if len(raw) > MAX_REQ:
                 resp, kind = {"Error": "InputTooLarge"}, "too-large"
             else:
-                resp, kind = handle(raw, chain, args, log)
+                with lock:
+                    resp, kind = handle(raw, chain, args, log, pcrs)
             if args.log:  # before answering, so a client that got its answer sees the log
                 with open(args.log + ".tmp", "w") as f:
                     json.dump(log, f)

@@ -35,13 +35,16 @@ check "NSM bridge unix:/tmp/nsm.sock -> guestfwd listens" test -S /tmp/nsm.sock
 
 # The host side's settings (the seed's variables; addresses overridden for CID 1) and the
 # enclave side's (inherited through the fake nitro-cli, as /env would carry them).
-export AWS_REGION=us-east-1 EIF_PATH=/work/nsign.eif NITRO_CLI=/work/nitro-cli
+# The parent runs in eu-west-1; the enclave's environment never has AWS_REGION (the fake
+# nitro-cli drops it): its region comes only from the configuration frame on 7103.
+export AWS_REGION=eu-west-1 EIF_PATH=/work/nsign.eif NITRO_CLI=/work/nitro-cli
 export FAKE_NITRO_STATE=/tmp/nitro NSIGN_RUN_DIR=/tmp/run CONSOLE_FILE=/tmp/logs/console.log
 export AGE_KEY_S3_URI=s3://e2e-bucket/age.key.kms KEY_SHARES_S3_URI=s3://e2e-bucket/shares.age
 export AWS_ENDPOINT_URL_S3=http://$F:80 AWS_EC2_METADATA_SERVICE_ENDPOINT=http://$F:81
 export NSIGN_HOST_KMS_PROXY_CONNECT=tcp:$F:443
 export NSIGN_HOST_CREDS_ADDR=vsock:1:7100 NSIGN_HOST_AGE_KEY_ADDR=vsock:1:7101
 export NSIGN_HOST_SHARES_ADDR=vsock:1:7102 NSIGN_HOST_GRPC_CONNECT=vsock:1:50051
+export NSIGN_HOST_CONFIG_ADDR=vsock:1:7103 FAKE_NSM_RESET_URL=http://$F:7/
 export HOST_GRPC_PORT=50052 READINESS_TIMEOUT_SECONDS=90
 export HOST_EGRESS_TARGET_HOST=$F HOST_EGRESS_TARGET_PORT=8
 export PARENT_CID=1 NSM_DEVICE=unix:/tmp/nsm.sock NSIGN_ENCLAVE_ATTEST=1
@@ -151,6 +154,10 @@ for s in receive-credentials receive-age-key receive-shares kms-decrypt wipe-cre
 done
 check "good path: run-enclave pushed all three payloads" \
     grep -q 'step=push ok' /tmp/logs/good.run.log
+check "good path: PCR16 measured (ciphertexts and configuration) and locked before decrypting" \
+    console_has good "step=measure ok .*inputs=age-key,shares,config locked=1"
+check "good path: the configuration frame set the region eu-west-1 (the image has none)" \
+    console_has good "step=configure ok .*region=eu-west-1 region_from=config document=yes"
 # Egress: the enclave's tcp:127.0.0.1:8080 -> vsock:1:8080 -> run-enclave's egress bridge ->
 # HOST_EGRESS_TARGET (the control server on the test machine).
 wget -q -O /tmp/egress.txt http://127.0.0.1:8080/egress.txt 2>/tmp/logs/egress.err

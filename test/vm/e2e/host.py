@@ -2,7 +2,7 @@
 """test/vm/e2e/host.py: the host-machine side of test/vm/test_e2e.sh (runs under /usr/bin/python3).
 
   prepare DIR tls        writes kms-ca.pem, kms-cert.pem, kms-key.pem: the KMS endpoint's TLS
-                         chain (SAN kms.us-east-1.amazonaws.com), before the KMS fake starts
+                         chain (SAN kms.eu-west-1.amazonaws.com), before the KMS fake starts
   prepare DIR KMS_PORT   writes the test material into DIR, using the running KMS fake (TLS,
                          trusting DIR/kms-ca.pem) to encrypt the age identity:
       s3/e2e-bucket/age.key.kms               the age identity, KMS-encrypted (alias/nsign-test)
@@ -38,7 +38,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from testca import write_tls  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-KMS_HOST = "kms.us-east-1.amazonaws.com"
+REGION = "eu-west-1"  # the parent's region; the enclave learns it from the configuration frame
+KMS_HOST = "kms.%s.amazonaws.com" % REGION
 MESSAGE = b"nsign end-to-end: signed inside the VM's enclave"
 
 
@@ -93,7 +94,7 @@ def prepare(d, kms_port):
 
     # The identity, KMS-encrypted under alias/nsign-test (the test's "right" key).
     sess = botocore.session.get_session()
-    c = sess.create_client("kms", region_name="us-east-1",
+    c = sess.create_client("kms", region_name=REGION,
                            endpoint_url="https://localhost:%d" % kms_port,
                            verify=os.path.join(d, "kms-ca.pem"),
                            aws_access_key_id=os.environ["E2E_AKID"],

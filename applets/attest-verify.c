@@ -1,0 +1,218 @@
+/*
+ * attest-verify: verifies a Nitro attestation document and checks it against expectations
+ * (PCRs, nonce, user_data, public_key), then prints it as JSON. A coordinator: files and options
+ * here; the checks in src/attest.c, the COSE/CBOR parsing and chain in src/cose.c.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../applets/applets.h"
+#include "attest.h"
+#include "buf.h"
+#include "cli.h"
+#include "iox.h"
+#include "log.h"
+
+static void usage(void)
+{
+    printf("usage: nsign attest-verify [--pcrs measurements.json] [--pcr N=HEX]... [--nonce HEX]\n"
+           "                           [--user-data HEX] [--public-key-of CERT] [--root PEM] DOC\n"
+           "\n"
+           "Verifies an AWS Nitro Enclaves attestation document and prints it as JSON.\n"
+           "DOC is a file holding the COSE_Sign1 document raw or in base64 ('-': standard input).\n"
+           "\n"
+           "Checks, in order; the first that fails is named on standard error:\n"
+           "  parse       DOC is a COSE_Sign1 attestation document\n"
+           "  signature   the COSE ES384 signature, by the document's leaf certificate\n"
+           "  chain       the leaf and the cabundle chain to the AWS Nitro Enclaves root G1\n"
+           "              (embedded in nsign), every certificate valid at the document's own\n"
+           "              timestamp (leaf certificates live about three hours)\n"
+           "  pcrN        each expected PCR\n"
+           "  nonce, user_data, public_key   when the option is given\n"
+           "\n"
+           "options:\n"
+           "  --pcrs FILE          measurements.json as `make eif` (or nitro-cli build-enclave)\n"
+           "                       writes it: every PCRn in it must match\n"
+           "  --pcr N=HEX          PCR N (0..31) must equal HEX; repeatable\n"
+           "  --nonce HEX          the document's nonce must equal HEX\n"
+           "  --user-data HEX      user_data must equal HEX (sign-service puts its key-set\n"
+           "                       commitment there: the user_data field of its Attest answer)\n"
+           "  --public-key-of CERT public_key must be the DER SubjectPublicKeyInfo of this\n"
+           "                       certificate (PEM or DER): sign-service binds its TLS key so\n"
+           "  --root PEM           trust this root instead of the embedded AWS root (tests and\n"
+           "                       emulators only; a warning is printed)\n"
+           "  -h, --help           this help\n"
+           "\n"
+           "exit codes: 0 verified and every check passed (the JSON is on standard output);\n"
+           "1 a check failed or DOC is not an attestation document (nothing is printed on\n"
+           "standard output); 2 usage.\n");
+}
+
+typedef struct {
+    const char *pcrs_file;
+    const char *cert_file;
+    const char *root_file;
+    const char *doc_file;
+} files;
+
+/* Loads the expectations from files; x already holds the --pcr/--nonce/--user-data ones. */
+static ns_err load_expect(ns_attest_expect *x, const files *f)
+{
+    ns_buf b;
+    ns_err e = NS_OK;
+    ns_buf_init(&b, NS_ATTEST_MEASUREMENTS_MAX);
+    if (f->pcrs_file != NULL) {
+        e = ns_read_path(f->pcrs_file, &b);
+        if (e == NS_OK) {
+            e = ns_attest_expect_measurements(x, b.data, b.len);
+        }
+        if (e != NS_OK) {
+            e = ns_fail_ctx(e, "--pcrs %s", f->pcrs_file);
+        }
+    }
+    ns_buf_reset(&b);
+    if (e == NS_OK && f->cert_file != NULL) {
+        e = ns_read_path(f->cert_file, &b);
+        if (e == NS_OK) {
+            e = ns_attest_spki_of_cert(x->public_key.val, sizeof x->public_key.val,
+                                       &x->public_key.len, b.data, b.len);
+        }
+        if (e != NS_OK) {
+            e = ns_fail_ctx(e, "--public-key-of %s", f->cert_file);
+        } else {
+            x->public_key.set = 1;
+        }
+    }
+    ns_buf_free(&b);
+    return e;
+}
+
+static int run(const ns_attest_expect *x, const files *f)
+{
+    ns_buf root, raw, doc, out;
+    ns_buf_init(&root, NS_ATTEST_CERT_MAX);
+    ns_buf_init(&raw, 2 * NS_ATT_DOC_MAX);
+    ns_buf_init(&doc, NS_ATT_DOC_MAX);
+    ns_buf_init(&out, 1 << 20);
+    int rc = NS_EXIT_FAIL;
+    ns_err e = NS_OK;
+    if (f->root_file != NULL) {
+        ns_warn("trusting --root %s instead of the AWS Nitro Enclaves root: for tests and "
+                "emulators only, a document verified so proves nothing about AWS hardware",
+                f->root_file);
+        ns_buf pem;
+        ns_buf_init(&pem, NS_ATTEST_CERT_MAX);
+        e = ns_read_path(f->root_file, &pem);
+        if (e == NS_OK) {
+            e = ns_attest_cert_der(&root, pem.data, pem.len);
+        }
+        ns_buf_free(&pem);
+        if (e != NS_OK) {
+            ns_log_err(e, f->root_file);
+            goto out;
+        }
+    }
+    e = ns_read_path(f->doc_file, &raw);
+    if (e == NS_OK) {
+        e = ns_attest_decode_input(&doc, raw.data, raw.len);
+    }
+    if (e != NS_OK) {
+        ns_log_err(e, f->doc_file);
+        goto out;
+    }
+    ns_att_doc d;
+    e = ns_attest_verify(&d, doc.data, doc.len, f->root_file ? root.data : NULL, root.len, x);
+    if (e != NS_OK) {
+        ns_log_err(e, f->doc_file);
+        goto out;
+    }
+    e = ns_attest_doc_json(&out, &d);
+    if (e == NS_OK) {
+        e = ns_write_all(1, out.data, out.len);
+    }
+    if (e != NS_OK) {
+        ns_log_err(e, "writing the document");
+        goto out;
+    }
+    ns_info("verified doc=%s module_id=%.*s timestamp=%llu", f->doc_file, (int)d.module_id.len,
+            (const char *)d.module_id.p, (unsigned long long)d.timestamp);
+    rc = NS_EXIT_OK;
+out:
+    ns_buf_free(&root);
+    ns_buf_free(&raw);
+    ns_buf_free(&doc);
+    ns_buf_free(&out);
+    return rc;
+}
+
+int attest_verify_main(int argc, char **argv)
+{
+    if (ns_cli_wants_help(argc, argv)) {
+        usage();
+        return NS_EXIT_OK;
+    }
+    enum { OPT_PCRS = 256, OPT_PCR, OPT_NONCE, OPT_UD, OPT_PKOF, OPT_ROOT };
+    static const struct option opts[] = {
+        {"pcrs", required_argument, NULL, OPT_PCRS},
+        {"pcr", required_argument, NULL, OPT_PCR},
+        {"nonce", required_argument, NULL, OPT_NONCE},
+        {"user-data", required_argument, NULL, OPT_UD},
+        {"public-key-of", required_argument, NULL, OPT_PKOF},
+        {"root", required_argument, NULL, OPT_ROOT},
+        {NULL, 0, NULL, 0},
+    };
+    ns_attest_expect *x = calloc(1, sizeof *x);
+    if (x == NULL) {
+        ns_error("out of memory");
+        return NS_EXIT_FAIL;
+    }
+    ns_attest_expect_init(x);
+    files f = {NULL, NULL, NULL, NULL};
+    ns_err e = NS_OK;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_PCRS:
+            f.pcrs_file = optarg;
+            break;
+        case OPT_PCR:
+            e = ns_attest_expect_pcr(x, optarg);
+            break;
+        case OPT_NONCE:
+            e = ns_attest_expect_hex(&x->nonce, optarg, "--nonce");
+            break;
+        case OPT_UD:
+            e = ns_attest_expect_hex(&x->user_data, optarg, "--user-data");
+            break;
+        case OPT_PKOF:
+            f.cert_file = optarg;
+            break;
+        case OPT_ROOT:
+            f.root_file = optarg;
+            break;
+        default:
+            free(x);
+            return ns_cli_usage_error("invalid option");
+        }
+        if (e != NS_OK) {
+            free(x);
+            return ns_cli_usage_error("%s", ns_err_msg());
+        }
+    }
+    if (argc - optind != 1) {
+        free(x);
+        return ns_cli_usage_error("expected one DOC (a file, or - for standard input)");
+    }
+    f.doc_file = argv[optind];
+    int rc = NS_EXIT_FAIL;
+    e = load_expect(x, &f);
+    if (e != NS_OK) {
+        ns_log_err(e, "expectations");
+    } else {
+        rc = run(x, &f);
+    }
+    free(x);
+    return rc;
+}

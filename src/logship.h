@@ -1,0 +1,47 @@
+/*
+ * logship: log lines out of the enclave without ever blocking the service, and the host side
+ * that receives them.
+ *
+ * Sender (ns_logship): a bounded byte ring filled by any thread with whole lines, drained by one
+ * thread that connects (and reconnects, every NS_LOGSHIP_RETRY_MS) to an address and writes.
+ * A line that does not fit is dropped whole and counted; the next line that fits is preceded by
+ * "nsign APPLET: warn log lines dropped count=N ..." so the reader learns of the gap when sending
+ * resumes. Producers hold the ring's mutex only for a memcpy, never across I/O. A line cut by a
+ * broken connection is not resent in part: the rest of it is dropped (and counted).
+ *
+ * Receiver (ns_logrecv): accepts connections on an address (one at a time is the expected use,
+ * up to NS_LOGRECV_CONNS), splits the stream into lines of at most NS_LOGRECV_LINE_MAX bytes
+ * (longer ones are cut) and hands each, without its '\n', to a callback on its thread.
+ */
+#ifndef NS_LOGSHIP_H
+#define NS_LOGSHIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "err.h"
+
+#define NS_LOGSHIP_RING_DEFAULT (256u * 1024)
+#define NS_LOGSHIP_RETRY_MS 500
+#define NS_LOGRECV_LINE_MAX 8192
+#define NS_LOGRECV_CONNS 8
+
+typedef struct ns_logship ns_logship;
+
+ns_err ns_logship_start(ns_logship **ls, const ns_addr *to, size_t ring_bytes) NS_MUST_CHECK;
+/* Queues n bytes of whole lines (each ending in '\n'), or drops them all. Never blocks. */
+void ns_logship_write(ns_logship *ls, const char *p, size_t n);
+/* Lines dropped so far. */
+uint64_t ns_logship_dropped(ns_logship *ls);
+/* Waits up to flush_ms for the ring to drain, then stops the thread and frees. */
+void ns_logship_stop(ns_logship *ls, int flush_ms);
+
+typedef struct ns_logrecv ns_logrecv;
+typedef void (*ns_logrecv_fn)(void *arg, const char *line, size_t n);
+
+ns_err ns_logrecv_start(ns_logrecv **r, const ns_addr *listen, ns_logrecv_fn fn,
+                        void *arg) NS_MUST_CHECK;
+void ns_logrecv_stop(ns_logrecv *r);
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * svcobs: see svcobs.h. The Sign observer runs on the serving threads: its metric updates are
+ * relaxed atomics on series found lock-free, and the audit append takes the trail's mutex for a
+ * hash and one line. Shipped lines never block (logship); a file trail is written with one
+ * write(2) per line, O_APPEND.
+ */
+#include "svcobs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "grpc.h"
+#include "h2server.h"
+#include "httpd.h"
+#include "log.h"
+#include "logship.h"
+#include "metrics.h"
+#include "version.h"
+
+#define AUDIT_RING (1024u * 1024)
+#define FLUSH_MS 2000
+
+struct ns_svcobs {
+    ns_svcobs_cfg cfg;
+    ns_metrics *reg;
+    ns_metric *sign_total, *sign_seconds, *boot_steps, *denials;
+    ns_metric_series *audit_entries, *tls_failures;
+    ns_httpd *http;
+    ns_logship *logs;
+    ns_logship *audit_ship;
+    int audit_fd;
+    ns_audit *audit;
+    uint8_t user_data[32];
+};
+
+static double in_flight(void *arg)
+{
+    (void)arg;
+    long c, s;
+    ns_h2_stats(&c, &s);
+    return (double)s;
+}
+
+static double conns_open(void *arg)
+{
+    (void)arg;
+    long c, s;
+    ns_h2_stats(&c, &s);
+    return (double)c;
+}
+
+static double log_dropped(void *arg)
+{
+    ns_svcobs *o = arg;
+    return o->logs ? (double)ns_logship_dropped(o->logs) : 0;
+}
+
+static int serve_metrics(void *arg, const ns_httpd_req *r, ns_buf *body, const char **ctype)
+{
+    ns_svcobs *o = arg;
+    if (strcmp(r->path, "/metrics") != 0) {
+        return 404;
+    }
+    *ctype = NS_METRICS_CONTENT_TYPE;
+    return ns_metrics_render(o->reg, body) == NS_OK ? 200 : 500;
+}
+
+static int is_addr(const char *s)
+{
+    return strncmp(s, "tcp:", 4) == 0 || strncmp(s, "unix:", 5) == 0 ||
+           strncmp(s, "vsock:", 6) == 0;
+}
+
+static ns_err families(ns_svcobs *o)
+{
+    static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                     0.025,  0.05,    0.1,    0.25,  0.5,   1,     2.5};
+    const char *sign_l[] = {"key", "algorithm", "client", "status"};
+    const char *dur_l[] = {"key", "algorithm"};
+    const char *den_l[] = {"key", "client"};
+    const char *step_l[] = {"step"};
+    const char *ver_l[] = {"version"};
+    ns_metric *m;
+    GUARD(ns_metrics_add(o->reg, &o->sign_total, NS_METRIC_COUNTER, "nsign_sign_requests_total",
+                         "Sign RPCs by key, algorithm, client (peer address) and gRPC status.", 4,
+                         sign_l, NULL, 0, 256));
+    GUARD(ns_metrics_add(o->reg, &o->sign_seconds, NS_METRIC_HISTOGRAM,
+                         "nsign_sign_duration_seconds",
+                         "Time spent answering a Sign RPC in the server, in seconds.", 2, dur_l,
+                         buckets, sizeof buckets / sizeof *buckets, 128));
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_GAUGE, "nsign_requests_in_flight",
+                              "gRPC requests (HTTP/2 streams) open right now.", in_flight, o));
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_GAUGE, "nsign_connections_open",
+                              "Client connections open right now.", conns_open, o));
+    GUARD(ns_metrics_add(o->reg, &m, NS_METRIC_COUNTER, "nsign_tls_handshake_failures_total",
+                         "TLS handshakes that failed.", 0, NULL, NULL, 0, 0));
+    o->tls_failures = ns_metric_get(m, NULL);
+    GUARD(ns_metrics_add(o->reg, &o->denials, NS_METRIC_COUNTER, "nsign_policy_denials_total",
+                         "Sign requests refused by the key-use policy.", 2, den_l, NULL, 0, 128));
+    GUARD(ns_metrics_add(o->reg, &o->boot_steps, NS_METRIC_GAUGE,
+                         "nsign_boot_step_duration_seconds",
+                         "Duration of each enclave boot step, in seconds.", 1, step_l, NULL, 0,
+                         32));
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_log_lines_dropped_total",
+                              "Log lines dropped because the log reader was slow or absent.",
+                              log_dropped, o));
+    GUARD(ns_metrics_add(o->reg, &m, NS_METRIC_COUNTER, "nsign_audit_entries_total",
+                         "Entries appended to the audit trail.", 0, NULL, NULL, 0, 0));
+    o->audit_entries = ns_metric_get(m, NULL);
+    GUARD(ns_metrics_add(o->reg, &m, NS_METRIC_GAUGE, "nsign_build_info",
+                         "Build information (value 1).", 1, ver_l, NULL, 0, 1));
+    const char *v[] = {NSIGN_VERSION};
+    ns_metric_set(ns_metric_get(m, v), 1);
+    return NS_OK;
+}
+
+ns_err ns_svcobs_start(ns_svcobs **out, const ns_svcobs_cfg *cfg)
+{
+    ns_addr a;
+    ns_svcobs *o = calloc(1, sizeof *o);
+    ENSURE(o != NULL, NS_E_NOMEM, "observability: out of memory");
+    o->cfg = *cfg;
+    o->audit_fd = -1;
+    ns_err e = ns_metrics_new(&o->reg);
+    if (e == NS_OK) {
+        e = families(o);
+    }
+    if (e == NS_OK && cfg->metrics != NULL) {
+        e = ns_addr_parse(&a, cfg->metrics);
+        if (e == NS_OK) {
+            e = ns_httpd_start(&o->http, &a, serve_metrics, o);
+        }
+        if (e != NS_OK) {
+            e = ns_fail_ctx(e, "--metrics %s", cfg->metrics);
+        }
+    }
+    if (e == NS_OK && cfg->log_out != NULL) {
+        e = ns_addr_parse(&a, cfg->log_out);
+        if (e == NS_OK) {
+            e = ns_logship_start(&o->logs, &a, NS_LOGSHIP_RING_DEFAULT);
+        }
+        if (e != NS_OK) {
+            e = ns_fail_ctx(e, "--log-out %s", cfg->log_out);
+        } else {
+            ns_log_set_sink((void (*)(void *, const char *, size_t))ns_logship_write, o->logs);
+        }
+    }
+    if (e != NS_OK) {
+        ns_svcobs_stop(o);
+        return e;
+    }
+    *out = o;
+    return NS_OK;
+}
+
+static void audit_sink(void *arg, const char *line, size_t n)
+{
+    ns_svcobs *o = arg;
+    if (o->audit_ship != NULL) {
+        ns_logship_write(o->audit_ship, line, n);
+    } else if (o->audit_fd >= 0) {
+        /* O_APPEND, one write per line: lines never interleave. A failed write leaves a gap
+         * that audit-verify reports; the service keeps signing. */
+        ssize_t w = write(o->audit_fd, line, n);
+        (void)w;
+    }
+}
+
+static void on_sign(void *arg, const ns_signsvc_sign_event *ev)
+{
+    ns_svcobs *o = arg;
+    char client[NS_H2_PEER_MAX];
+    /* The peer without its port: one series per client host, not per connection. */
+    snprintf(client, sizeof client, "%s", ev->peer);
+    char *colon = strrchr(client, ':');
+    if (colon != NULL && strncmp(client, "unix:", 5) != 0) {
+        *colon = 0;
+    }
+    const char *status = ns_grpc_status_name(ev->status);
+    const char *sv[] = {ev->key_id, ev->alg, client, status};
+    ns_metric_inc(ns_metric_get(o->sign_total, sv), 1);
+    const char *dv[] = {ev->key_id, ev->alg};
+    ns_metric_observe(ns_metric_get(o->sign_seconds, dv), ev->seconds);
+    if (o->audit != NULL && ev->input_sha256 != NULL) {
+        ns_audit_append(o->audit, ev->peer, ev->key_id, ev->input_is_digest, ev->input_sha256,
+                        status);
+        ns_metric_inc(o->audit_entries, 1);
+    }
+}
+
+ns_err ns_svcobs_attach(ns_svcobs *o, const ns_signsvc_keys *keys)
+{
+    const char *out = o->cfg.audit_out;
+    if (out != NULL) {
+        if (is_addr(out)) {
+            ns_addr a;
+            GUARD(ns_addr_parse(&a, out));
+            GUARD(ns_logship_start(&o->audit_ship, &a, AUDIT_RING));
+        } else {
+            o->audit_fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+            ENSURE(o->audit_fd >= 0, NS_E_IO,
+                   "--audit-out %s: cannot open for appending: %s (check the directory and its "
+                   "permissions)",
+                   out, strerror(errno));
+        }
+        GUARD(ns_audit_new(&o->audit, ns_signkeys_commitment(keys),
+                           o->cfg.audit_every_n ? o->cfg.audit_every_n : 100,
+                           o->cfg.audit_every_ms ? o->cfg.audit_every_ms : 10000, audit_sink, o));
+        ns_audit_user_data(o->audit, o->user_data);
+    }
+    ns_signsvc_obs so = {.on_sign = on_sign,
+                         .arg = o,
+                         .audit_pub = o->audit ? ns_audit_pub(o->audit) : NULL,
+                         .user_data = o->audit ? o->user_data : NULL};
+    ns_signsvc_set_obs(&so);
+    return NS_OK;
+}
+
+void ns_svcobs_boot_step(ns_svcobs *o, const char *step, double seconds)
+{
+    const char *v[] = {step};
+    ns_metric_set(ns_metric_get(o->boot_steps, v), seconds);
+}
+
+uint32_t ns_svcobs_metrics_port(const ns_svcobs *o)
+{
+    return o->http ? ns_httpd_port(o->http) : 0;
+}
+
+void ns_svcobs_stop(ns_svcobs *o)
+{
+    if (o == NULL) {
+        return;
+    }
+    ns_signsvc_set_obs(NULL);
+    ns_audit_close(o->audit); /* the final signed head */
+    ns_logship_stop(o->audit_ship, FLUSH_MS);
+    if (o->audit_fd >= 0) {
+        (void)fsync(o->audit_fd);
+        close(o->audit_fd);
+    }
+    ns_httpd_stop(o->http);
+    if (o->logs != NULL) {
+        ns_log_set_sink(NULL, NULL);
+        ns_logship_stop(o->logs, FLUSH_MS);
+    }
+    ns_metrics_free(o->reg);
+    free(o);
+}
