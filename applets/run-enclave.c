@@ -36,6 +36,7 @@
 #include "buf.h"
 #include "bridge.h"
 #include "cli.h"
+#include "emu.h"
 #include "enclave.h"
 #include "iox.h"
 #include "httpd.h"
@@ -59,10 +60,11 @@
 #define RE_RESTART_BACKOFF_MS 1000
 #define RE_TICK_MS 100
 #define RE_STR 512
+#define RE_EMU_BOOT_TIMEOUT_S 600
 #define RE_CONFIG_MAX 4096 /* the enclave's limit for the configuration document */
 
 static const char usage_text[] =
-    "usage: nsign run-enclave [--dry-run [--fetch]]\n"
+    "usage: nsign run-enclave [--dry-run [--fetch]] [--emulator]\n"
     "\n"
     "Starts the signing enclave and stays in the foreground supervising its bridges: fetches\n"
     "credentials (IMDSv2), downloads the KMS-encrypted age key and the age-encrypted key shares\n"
@@ -74,6 +76,14 @@ static const char usage_text[] =
     "\n"
     "options:\n"
     "  --dry-run   print every step (the exact commands) and exit\n"
+    "  --emulator  a local Nitro instead of nitro-cli (also NSIGN_EMULATOR=1): QEMU's\n"
+    "              nitro-enclave machine boots the same EIF (TCG, no KVM needed) with nsign\n"
+    "              vhost-vsock as its vsock; every vsock port becomes a unix socket in\n"
+    "              NSIGN_RUN_DIR/ENCLAVE_NAME.emu/ (enclave-PORT.sock, parent-PORT.sock); the\n"
+    "              heartbeat is answered here; the console always goes to CONSOLE_FILE.\n"
+    "              Same variables and defaults. NSIGN_QEMU=path (default build/qemu/, then\n"
+    "              PATH), NSIGN_EMU_BOOT_TIMEOUT_SECONDS=600. Attestation documents from\n"
+    "              QEMU's NSM are unsigned: real KMS refuses them.\n"
     "  --fetch     with --dry-run: also run the read-only steps (fetch-creds, s3-get) and print\n"
     "              the PCR16 the enclave will measure (publish it beside PCR0); a real run\n"
     "              logs it as expected pcr16=...\n"
@@ -148,6 +158,10 @@ typedef struct {
     char ready_listen[NS_ADDR_STR_MAX];
     char log_file[RE_STR], audit_file[RE_STR + 64];
     int ready_max_age_s;
+    int emu;     /* --emulator: QEMU's nitro-enclave machine, see src/emu.h */
+    char emu_dir[RE_STR + 16];
+    ns_emu_cfg emu_cfg;
+    int emu_boot_s;
 } re_cfg;
 
 static const char *env_or(const char *name, const char *def)
@@ -213,6 +227,26 @@ static ns_err env_addr_opt(const char *name, const char *def, char *out)
     return env_addr(name, def, out);
 }
 
+/* The default address of a vsock port: vsock on Nitro, the emulator's unix socket with --emulator.
+ * enclave_side: a port the enclave listens on (else one the host listens on for the enclave). */
+static ns_err vsock_default(re_cfg *c, char *def, size_t cap, int enclave_side, uint64_t port)
+{
+    if (!c->emu && enclave_side) {
+        snprintf(def, cap, "vsock:%s:%llu", c->cid, (unsigned long long)port);
+        return NS_OK;
+    }
+    if (!c->emu) {
+        snprintf(def, cap, "vsock:any:%llu", (unsigned long long)port);
+        return NS_OK;
+    }
+    ns_emu_cfg *e = &c->emu_cfg;
+    uint32_t *ports = enclave_side ? e->enclave_ports : e->parent_ports;
+    size_t *n = enclave_side ? &e->n_enclave : &e->n_parent;
+    ENSURE(*n < NS_EMU_MAX_PORTS - 1, NS_E_USAGE, "too many vsock ports for the emulator");
+    ports[(*n)++] = (uint32_t)port;
+    return ns_emu_addr(def, cap, c->emu_dir, enclave_side, (uint32_t)port);
+}
+
 /* Appends ,"name":"value" (or the first member) to the configuration document. */
 static ns_err doc_member(ns_buf *b, const char *name, const char *value)
 {
@@ -263,7 +297,9 @@ static ns_err cfg_load(re_cfg *c)
     uint64_t kms_dp;
     uint64_t sleep_s, retries, ready;
     char def[RE_STR], region[128];
+    int emu = c->emu;
     memset(c, 0, sizeof *c);
+    c->emu = emu;
 
     GUARD(copy_str(c->eif, sizeof c->eif, env_or("EIF_PATH", "target/sign-service.enclave.eif"),
                    "EIF_PATH"));
@@ -290,6 +326,12 @@ static ns_err cfg_load(re_cfg *c)
     snprintf(c->mem, sizeof c->mem, "%llu", (unsigned long long)mem);
     GUARD(env_bool("DEBUG_MODE", 0, &c->debug));
     GUARD(env_bool("CONSOLE_STREAM_ENABLED", c->debug, &c->console_stream));
+    if (c->emu) {
+        snprintf(c->emu_dir, sizeof c->emu_dir, "%s/%s.emu", c->run_dir, c->name);
+        uint64_t boot;
+        GUARD(env_uint("NSIGN_EMU_BOOT_TIMEOUT_SECONDS", RE_EMU_BOOT_TIMEOUT_S, 86400, &boot));
+        c->emu_boot_s = (int)boot;
+    }
 
     GUARD(copy_str(c->age_uri, sizeof c->age_uri, env_or("AGE_KEY_S3_URI", ""), "AGE_KEY_S3_URI"));
     GUARD(copy_str(c->shares_uri, sizeof c->shares_uri, env_or("KEY_SHARES_S3_URI", ""),
@@ -304,14 +346,14 @@ static ns_err cfg_load(re_cfg *c)
     GUARD(env_uint("AWS_CREDS_VSOCK_PORT", 7100, 0xFFFFFFFFull, &p_creds));
     GUARD(env_uint("AGE_KEY_VSOCK_PORT", 7101, 0xFFFFFFFFull, &p_age));
     GUARD(env_uint("KEY_SHARES_VSOCK_PORT", 7102, 0xFFFFFFFFull, &p_shares));
-    snprintf(def, sizeof def, "vsock:%s:%llu", c->cid, (unsigned long long)p_creds);
+    GUARD(vsock_default(c, def, sizeof def, 1, p_creds));
     GUARD(env_addr("NSIGN_HOST_CREDS_ADDR", def, c->creds_push));
-    snprintf(def, sizeof def, "vsock:%s:%llu", c->cid, (unsigned long long)p_age);
+    GUARD(vsock_default(c, def, sizeof def, 1, p_age));
     GUARD(env_addr("NSIGN_HOST_AGE_KEY_ADDR", def, c->age_push));
-    snprintf(def, sizeof def, "vsock:%s:%llu", c->cid, (unsigned long long)p_shares);
+    GUARD(vsock_default(c, def, sizeof def, 1, p_shares));
     GUARD(env_addr("NSIGN_HOST_SHARES_ADDR", def, c->shares_push));
     GUARD(env_uint("CONFIG_VSOCK_PORT", 7103, 0xFFFFFFFFull, &p_config));
-    snprintf(def, sizeof def, "vsock:%s:%llu", c->cid, (unsigned long long)p_config);
+    GUARD(vsock_default(c, def, sizeof def, 1, p_config));
     if (strcmp(env_or("NSIGN_HOST_CONFIG_ADDR", ""), "none") != 0) {
         GUARD(env_addr("NSIGN_HOST_CONFIG_ADDR", def, c->config_push));
     }
@@ -320,13 +362,13 @@ static ns_err cfg_load(re_cfg *c)
     GUARD(env_uint("VSOCK_PORT", 50051, 0xFFFFFFFFull, &vport));
     snprintf(def, sizeof def, "tcp:0.0.0.0:%llu", (unsigned long long)grpc);
     GUARD(env_addr("NSIGN_HOST_GRPC_LISTEN", def, c->grpc_listen));
-    snprintf(def, sizeof def, "vsock:%s:%llu", c->cid, (unsigned long long)vport);
+    GUARD(vsock_default(c, def, sizeof def, 1, vport));
     GUARD(env_addr("NSIGN_HOST_GRPC_CONNECT", def, c->grpc_connect));
 
     GUARD(env_bool("HOST_EGRESS_ENABLED", 1, &c->egress));
     GUARD(env_uint("HOST_EGRESS_TARGET_PORT", 8080, 65535, &eg_t));
     GUARD(env_uint("HOST_EGRESS_VSOCK_PORT", 8080, 0xFFFFFFFFull, &eg_v));
-    snprintf(def, sizeof def, "vsock:any:%llu", (unsigned long long)eg_v);
+    GUARD(vsock_default(c, def, sizeof def, 0, eg_v));
     GUARD(env_addr("NSIGN_HOST_EGRESS_LISTEN", def, c->egress_listen));
     const char *eh = env_or("HOST_EGRESS_TARGET_HOST", "127.0.0.1");
     snprintf(def, sizeof def, strchr(eh, ':') ? "tcp:[%s]:%llu" : "tcp:%s:%llu", eh,
@@ -345,7 +387,7 @@ static ns_err cfg_load(re_cfg *c)
     char dest[RE_STR];
     GUARD(copy_str(dest, sizeof dest, env_or("KMS_PROXY_DEST_HOST", def), "KMS_PROXY_DEST_HOST"));
     snprintf(c->kms_allow, sizeof c->kms_allow, "%s:%llu", dest, (unsigned long long)kms_dp);
-    snprintf(def, sizeof def, "vsock:any:%llu", (unsigned long long)kms_p);
+    GUARD(vsock_default(c, def, sizeof def, 0, kms_p));
     GUARD(env_addr("NSIGN_HOST_KMS_PROXY_LISTEN", def, c->kms_listen));
     snprintf(def, sizeof def, "tcp:%s:%llu", dest, (unsigned long long)kms_dp);
     GUARD(env_addr("NSIGN_HOST_KMS_PROXY_CONNECT", def, c->kms_connect));
@@ -376,12 +418,14 @@ static ns_err cfg_load(re_cfg *c)
     GUARD(env_uint("ENCLAVE_LOG_VSOCK_PORT", 7110, 0xFFFFFFFFull, &p_log));
     GUARD(env_uint("AUDIT_VSOCK_PORT", 7111, 0xFFFFFFFFull, &p_audit));
     GUARD(env_uint("METRICS_VSOCK_PORT", 7112, 0xFFFFFFFFull, &p_metrics));
-    snprintf(def, sizeof def, "vsock:any:%llu", (unsigned long long)p_log);
+    /* vsock on Nitro; with --emulator the backend's unix sockets (vsock_default), so the
+     * emulator never needs AF_VSOCK on the host. */
+    GUARD(vsock_default(c, def, sizeof def, 0, p_log));
     GUARD(env_addr_opt("NSIGN_HOST_LOG_LISTEN", def, c->log_listen));
-    snprintf(def, sizeof def, "vsock:any:%llu", (unsigned long long)p_audit);
+    GUARD(vsock_default(c, def, sizeof def, 0, p_audit));
     GUARD(env_addr_opt("NSIGN_HOST_AUDIT_LISTEN", def, c->audit_listen));
     GUARD(env_addr_opt("NSIGN_HOST_METRICS_LISTEN", "tcp:127.0.0.1:9100", c->metrics_listen));
-    snprintf(def, sizeof def, "vsock:%s:%llu", c->cid, (unsigned long long)p_metrics);
+    GUARD(vsock_default(c, def, sizeof def, 1, p_metrics));
     GUARD(env_addr_opt("NSIGN_HOST_METRICS_CONNECT", def, c->metrics_connect));
     GUARD(env_addr_opt("NSIGN_HOST_READY_LISTEN", "tcp:127.0.0.1:9101", c->ready_listen));
     GUARD(copy_str(c->log_file, sizeof c->log_file, env_or("ENCLAVE_LOG_FILE", ""),
@@ -463,6 +507,7 @@ static ns_err run_step(const char *step, char *const argv[], const uint8_t *in, 
 typedef struct {
     re_cfg *c;
     ns_child kms, bridges, console;
+    ns_emu emu;
     int kms_restarts, bridge_restarts;
     int enclave_started;
     int left_running;   /* DEBUG_MODE=1 failure: the enclave stays up for its console */
@@ -536,6 +581,26 @@ static ns_err nitro_error(const ns_buf *out, const char *what, re_cfg *c, int st
          what, s, c->console_file, c->nitro_name, c->name);
 }
 
+/* --emulator: the EIF and a QEMU with the nitro-enclave machine (the lock refuses a second run). */
+static ns_err step_emu_check(re_state *s)
+{
+    re_cfg *c = s->c;
+    struct stat st;
+    char *av[] = {c->emu_cfg.qemu ? (char *)c->emu_cfg.qemu : "qemu-system-x86_64", "-M", "help",
+                  NULL};
+    show("check", av, "EIF present; QEMU has the nitro-enclave machine");
+    if (g_dry) {
+        return NS_OK;
+    }
+    ENSURE(stat(c->eif, &st) == 0, NS_E_NOT_FOUND,
+           "EIF not found at %s: build it (make eif) or set EIF_PATH", c->eif);
+    if (c->debug) {
+        ns_warn("DEBUG_MODE=1 under the emulator: QEMU measures the real PCRs (no zeros) and the "
+                "console always goes to CONSOLE_FILE");
+    }
+    return ns_emu_check_qemu(c->emu_cfg.qemu);
+}
+
 /*
  * Whether nitro-cli's describe-enclaves output (a JSON array of objects) lists an enclave named
  * name: 1 listed, 0 not, NS_E_PARSE when the output is not that array (then nothing is known).
@@ -564,6 +629,9 @@ static ns_err step_check(re_state *s)
 {
     re_cfg *c = s->c;
     struct stat st;
+    if (c->emu) {
+        return step_emu_check(s);
+    }
     char *av[4] = {c->nitro, "describe-enclaves", NULL, NULL};
     show("check", av, "refuse to start twice; EIF and nitro-cli present");
     if (g_dry) {
@@ -687,11 +755,44 @@ static ns_err step_kms_proxy(re_state *s)
     return NS_OK;
 }
 
+/* --emulator: the vsock backend and QEMU, then the enclave's heartbeat (as nitro-cli waits). */
+static ns_err step_emu_run(re_state *s)
+{
+    re_cfg *c = s->c;
+    ns_emu_cfg *ec = &c->emu_cfg;
+    ec->self = c->self;
+    ec->eif = c->eif;
+    ec->name = c->name;
+    ec->cpu = c->cpu;
+    ec->mem = c->mem;
+    ec->cid = c->cid;
+    ec->console_file = c->console_file;
+    ec->dir = c->emu_dir;
+    GUARD(ns_emu_build(&s->emu, ec));
+    show("vsock", s->emu.argv_backend, "the enclave's vsock (vhost-user backend), supervised");
+    show("qemu", s->emu.argv_qemu, "QEMU's nitro-enclave machine; serial console to CONSOLE_FILE");
+    if (g_dry) {
+        return NS_OK;
+    }
+    int64_t t0 = ns_now_ms();
+    s->enclave_started = 1;
+    GUARD(ns_emu_start(&s->emu, ec));
+    ns_info("enclave starting under QEMU name=%s cid=%s console=%s; waiting for its heartbeat",
+            c->name, c->cid, c->console_file);
+    GUARD(ns_emu_wait_heartbeat(&s->emu, c->emu_boot_s * 1000, &g_stop));
+    ns_info("enclave booted: heartbeat answered boot_ms=%lld", (long long)s->emu.boot_ms);
+    step_ok("qemu", t0);
+    return NS_OK;
+}
+
 static ns_err step_nitro_run(re_state *s)
 {
     re_cfg *c = s->c;
     char *av[16];
     int n = 0;
+    if (c->emu) {
+        return step_emu_run(s);
+    }
     av[n++] = c->nitro;
     av[n++] = "run-enclave";
     av[n++] = "--eif-path";
@@ -743,6 +844,9 @@ static ns_err step_console(re_state *s)
 {
     re_cfg *c = s->c;
     char *av[] = {c->nitro, "console", "--enclave-name", c->name, NULL};
+    if (c->emu) {
+        return NS_OK; /* QEMU's serial console already goes to CONSOLE_FILE */
+    }
     if (!c->debug || !c->console_stream) {
         if (!g_dry) {
             ns_info("console not streamed (%s)",
@@ -974,6 +1078,9 @@ static ns_err watch_enclave(re_state *s)
     char *av[] = {s->c->nitro, "describe-enclaves", NULL};
     ns_buf out;
     int st = -1, listed = 0;
+    if (s->c->emu) {
+        return ns_emu_poll(&s->emu);
+    }
     ns_buf_init(&out, RE_NITRO_OUT_MAX);
     ns_err e = ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st);
     if (e == NS_OK && !ns_status_ok(st)) {
@@ -1012,6 +1119,13 @@ static void terminate_enclave(re_state *s)
     ns_buf out;
     int st = -1;
     if (!s->enclave_started) {
+        return;
+    }
+    if (s->c->emu) {
+        ns_info("stopping the emulated enclave name=%s (QEMU, then its vsock backend)",
+                s->c->name);
+        ns_emu_stop(&s->emu, RE_STOP_GRACE_MS);
+        s->enclave_started = 0;
         return;
     }
     ns_buf_init(&out, RE_NITRO_OUT_MAX);
@@ -1116,11 +1230,17 @@ int run_enclave_main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--dry-run") == 0) {
             g_dry = 1;
+        } else if (strcmp(argv[i], "--emulator") == 0) {
+            cfg.emu = 1;
         } else if (strcmp(argv[i], "--fetch") == 0) {
             g_fetch = 1;
         } else {
             return ns_cli_usage_error("unknown argument '%s'", argv[i]);
         }
+    }
+    const char *emu_env = getenv("NSIGN_EMULATOR");
+    if (emu_env && strcmp(emu_env, "1") == 0) {
+        cfg.emu = 1;
     }
     if (g_fetch && !g_dry) {
         return ns_cli_usage_error("--fetch goes with --dry-run");
@@ -1136,12 +1256,23 @@ int run_enclave_main(int argc, char **argv)
     st.kms.pid = st.bridges.pid = st.console.pid = 0;
     st.kms.in_fd = st.kms.out_fd = st.bridges.in_fd = st.bridges.out_fd = -1;
     st.console.in_fd = st.console.out_fd = -1;
+    ns_emu_init(&st.emu);
     ns_buf_init_secret(&st.creds, RE_CREDS_MAX);
     ns_buf_init(&st.age_ct, RE_AGE_KEY_MAX);
     ns_buf_init(&st.shares_ct, RE_SHARES_MAX);
 
     e = ns_self_exe(cfg.self, sizeof cfg.self);
-    if (e == NS_OK && ns_which(cfg.nitro_name, cfg.nitro, sizeof cfg.nitro) != NS_OK) {
+    static char qemu[4096];
+    if (e == NS_OK && cfg.emu) {
+        snprintf(cfg.nitro, sizeof cfg.nitro, "(emulator)");
+        if (ns_emu_find_qemu(cfg.self, qemu, sizeof qemu) == NS_OK) {
+            cfg.emu_cfg.qemu = qemu;
+        } else if (g_dry) {
+            cfg.emu_cfg.qemu = "qemu-system-x86_64";
+        } else {
+            e = ns_fail(NS_E_NOT_FOUND, "%s", ns_err_msg());
+        }
+    } else if (e == NS_OK && ns_which(cfg.nitro_name, cfg.nitro, sizeof cfg.nitro) != NS_OK) {
         if (g_dry) {
             snprintf(cfg.nitro, sizeof cfg.nitro, "%s", cfg.nitro_name);
         } else {
@@ -1205,6 +1336,12 @@ int run_enclave_main(int argc, char **argv)
         goto out;
     }
     if (g_dry) {
+        if (cfg.emu) {
+            printf("%2d %-12s until SIGTERM/SIGINT or QEMU/the backend exits: restart a dead "
+                   "bridge (at most %d times), then stop the bridges, QEMU and the backend\n",
+                   ++g_step, "supervise", RE_RESTARTS_MAX);
+            return NS_EXIT_OK;
+        }
         printf("%2d %-12s until SIGTERM/SIGINT: restart a dead bridge (at most %d times), then "
                "stop the bridges and `%s terminate-enclave --enclave-name %s`\n",
                ++g_step, "supervise", RE_RESTARTS_MAX, cfg.nitro, cfg.name);
@@ -1214,7 +1351,8 @@ int run_enclave_main(int argc, char **argv)
     failed = "supervise";
     int64_t next_watch = ns_now_ms() + (int64_t)cfg.watch_s * 1000;
     while (!g_stop) {
-        if (cfg.watch_s > 0 && ns_now_ms() >= next_watch) {
+        /* Under the emulator the check is a waitpid: every tick. */
+        if ((cfg.watch_s > 0 && ns_now_ms() >= next_watch) || cfg.emu) {
             GUARD_GOTO(watch_enclave(&st), e, out);
             next_watch = ns_now_ms() + (int64_t)cfg.watch_s * 1000;
         }
@@ -1242,7 +1380,7 @@ out:
     ns_run_set_cancel(NULL); /* the clean-up (terminate-enclave) must run to completion */
     if (e != NS_OK) {
         ns_log_err(e, failed);
-        if (cfg.debug && st.enclave_started) {
+        if (cfg.debug && st.enclave_started && !cfg.emu) {
             ns_warn("DEBUG_MODE=1: leaving enclave %s running for `%s console --enclave-name %s`;"
                     " stop it with nsign stop-enclave",
                     cfg.name, cfg.nitro_name, cfg.name);

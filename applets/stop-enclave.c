@@ -39,7 +39,8 @@ static const char usage_text[] =
     "  --timeout SECONDS   how long to wait for run-enclave to stop (default 30)\n"
     "\n"
     "environment: ENCLAVE_NAME=sign-service-enclave, NITRO_CLI=nitro-cli,\n"
-    "  NSIGN_RUN_DIR=/run/nsign\n"
+    "  NSIGN_RUN_DIR=/run/nsign, NSIGN_EMULATOR=1 (run-enclave --emulator: stopping it stops\n"
+    "  QEMU; nitro-cli is not consulted)\n"
     "\n"
     "exit status: 0 stopped (or nothing was running), 1 failure, 2 usage.\n";
 
@@ -125,6 +126,11 @@ int stop_enclave_main(int argc, char **argv)
         ns_info("no run-enclave lock at %s", lock);
     }
 
+    const char *emu = getenv("NSIGN_EMULATOR");
+    if (emu && strcmp(emu, "1") == 0) {
+        /* run-enclave --emulator stopped QEMU (its child) itself; there is no nitro-cli. */
+        return NS_EXIT_OK;
+    }
     if (!have_nitro) {
         ns_error("%s not found: install aws-nitro-enclaves-cli or set NITRO_CLI; cannot check "
                  "whether enclave %s still runs",

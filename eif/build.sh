@@ -20,7 +20,8 @@
 #
 # Environment: KERNEL (default: eif/kernel.sh), CMDLINE (default: the blobs' cmdline, or
 # NSIGN_CMDLINE below), MODULES (space-separated .ko files, nsign layout), ENCLAVE_ENV (a file
-# of KEY=VALUE lines for enclave-entrypoint, nsign layout), KERNEL_VERSION,
+# of KEY=VALUE lines for enclave-entrypoint, nsign layout), ENCLAVE_FILES ("SRC:DST ..." extra
+# files in the image, nsign layout; tests), KERNEL_VERSION,
 # ALLOW_DEBUG_MODE=1 (the image lets a debug-mode enclave, PCR0 all zero, decrypt: written to its
 # env as NSIGN_ALLOW_DEBUG_MODE=1, so it is in the image's measurements; default refused),
 # IMAGE_NAME, IMAGE_VERSION, METADATA (a JSON object file: the metadata's CustomMetadata, as
@@ -80,6 +81,11 @@ else
     done
     mkdir -p "$out/app"
     cp -a "$out/rootfs/." "$out/app/"
+    # ENCLAVE_FILES="SRC:DST ...": extra files in the image (tests: a fake service's CA).
+    for f in ${ENCLAVE_FILES:-}; do
+        mkdir -p "$out/app/$(dirname "${f#*:}")"
+        cp "${f%%:*}" "$out/app/${f#*:}"
+    done
     { echo "NSIGN_MODULES=$mods"; if [ -n "${ENCLAVE_ENV:-}" ]; then cat "$ENCLAVE_ENV"; fi
       if [ "${ALLOW_DEBUG_MODE:-0}" = 1 ]; then echo NSIGN_ALLOW_DEBUG_MODE=1; fi; } >"$out/app/env"
     appdir=$out/app

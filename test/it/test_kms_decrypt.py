@@ -298,7 +298,28 @@ def main():
     check(r.returncode == 1 and b"expired" in r.stderr.lower() and r.stdout == b"",
           "expired --creds refused", r.stderr)
 
-    # 9. usage
+    # 9. QEMU's emulated NSM (the local Nitro): unsigned documents; only an explicit emulator mode
+    # of the fake accepts them, and says so; signed documents are still verified there.
+    nsm_q = start_nsm("nsmqemu", "--qemu-unsigned")
+    r = run(ctx_args + [ctfile], dict(base_env, NSM_DEVICE=nsm_q,
+                                      AWS_ENDPOINT_URL_KMS="https://localhost:%d" % port3))
+    check(r.returncode == 1 and b"ValidationException" in r.stderr and r.stdout == b"",
+          "an unsigned (QEMU-shaped) document is refused by a normal KMS", r.stderr)
+    port6, log6 = start_kms("kms-emu", tls, "--require-attestation",
+                            "--accept-emulator-attestation")
+    emu_env = dict(base_env, NSM_DEVICE=nsm_q, AWS_ENDPOINT_URL_KMS="https://localhost:%d" % port6)
+    r = run(ctx_args + [ctfile], emu_env)
+    dec = [x for x in log_lines(log6) if x.get("target") == "TrentService.Decrypt"]
+    check(r.returncode == 0 and r.stdout == secret and dec and
+          dec[-1].get("unsigned_emulator_document") is True,
+          "the KMS fake's explicit emulator mode accepts it and logs it as unsigned",
+          r.stderr.decode(errors="replace"))
+    r = run(ctx_args + [ctfile], dict(emu_env, NSM_DEVICE=nsm))
+    dec = [x for x in log_lines(log6) if x.get("target") == "TrentService.Decrypt"]
+    check(r.returncode == 0 and dec and dec[-1].get("unsigned_emulator_document") is False,
+          "in emulator mode a signed document is still verified as signed", r.stderr)
+
+    # 10. usage
     r = run(["--encryption-context", "novalue", ctfile], base_env)
     check(r.returncode == 2, "malformed --encryption-context is a usage error")
     r = run(["--creds", "-"], base_env, stdin=b"")

@@ -152,6 +152,29 @@ def attest_health(target, out):
         return 0 if h.status == hpb.HealthCheckResponse.SERVING and r.audit_public_key else 1
 
 
+def attest_pcrs(target):
+    """Calls Attest and prints the document's PCRs as JSON {index: hex} (the document is parsed,
+    not verified: under the emulator QEMU's NSM does not sign)."""
+    import cbor2
+    import grpc
+    tmp = tempfile.mkdtemp(prefix="nsign-demo-pb-")
+    subprocess.run(["protoc", "-I" + os.path.join(ROOT, "proto"), "--python_out=" + tmp,
+                    "nsign.proto"], check=True)
+    sys.path.insert(0, tmp)
+    import nsign_pb2 as pb
+    with grpc.insecure_channel(target) as ch:
+        attest = ch.unary_unary("/nsign.v1.Signer/Attest",
+                                request_serializer=pb.AttestRequest.SerializeToString,
+                                response_deserializer=pb.AttestResponse.FromString)
+        r = attest(pb.AttestRequest(nonce=os.urandom(16)), timeout=30)
+    cose = cbor2.loads(r.attestation_document)
+    if isinstance(cose, cbor2.CBORTag):
+        cose = cose.value
+    doc = cbor2.loads(cose[2])
+    print(json.dumps({str(k): v.hex() for k, v in sorted(doc["pcrs"].items())}))
+    return 0
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "keys":
@@ -164,6 +187,10 @@ def main():
         sys.exit(sign_verify(*args))
     elif cmd == "attest-health":
         sys.exit(attest_health(*args))
+
+
+    elif cmd == "attest-pcrs":
+        sys.exit(attest_pcrs(*args))
     elif cmd == "attest-pcr":
         sys.exit(attest_pcr(*args))
     else:

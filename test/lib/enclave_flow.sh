@@ -67,12 +67,15 @@ flow_setup() {
     flow_wait_file "$T/nsm-reset.port" 20 || { echo "NSM fake did not start"; return 1; }
     "$PY" "$FAKES/imds_fake.py" --akid "$FLOW_AKID" --secret "$FLOW_SECRET" \
         --token "$FLOW_TOKEN" >"$T/imds.port" 2>"$T/imds.log" & FLOW_PIDS+=($!)
+    # FLOW_KMS_ARGS: extra options (the emulator test's --accept-emulator-attestation).
+    FLOW_KMS_KEYSEED=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    # shellcheck disable=SC2086 # FLOW_KMS_ARGS is a list of options
     KMS_FAKE_AKID=$FLOW_AKID KMS_FAKE_SECRET=$FLOW_SECRET KMS_FAKE_TOKEN=$FLOW_TOKEN \
-        KMS_FAKE_KEYSEED=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n') \
+        KMS_FAKE_KEYSEED=$FLOW_KMS_KEYSEED \
         "$PY" "$FAKES/kms_fake.py" --port-file "$T/kms.port" --tls-cert "$T/cert.pem" \
         --tls-key "$T/key.pem" --nsm-root "$T/nsmca/root.pem" --require-attestation \
         --region "$FLOW_REGION" --host "kms.$FLOW_REGION.amazonaws.com" --host localhost \
-        --log "$T/kms.log" 2>"$T/kms.err" & FLOW_PIDS+=($!)
+        ${FLOW_KMS_ARGS:-} --log "$T/kms.log" 2>"$T/kms.err" & FLOW_PIDS+=($!)
     "$PY" "$FAKES/s3_fake.py" --root "$T/s3" --creds "$FLOW_AKID:$FLOW_SECRET:$FLOW_TOKEN" \
         --region "$FLOW_REGION" \
         --tls "$T/cert.pem" "$T/key.pem" >"$T/s3.port" 2>"$T/s3.log" & FLOW_PIDS+=($!)

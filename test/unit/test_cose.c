@@ -248,8 +248,13 @@ int main(int argc, char **argv)
         CHECK_ERR(ns_cose_sign1_parse(&s, three, sizeof three), NS_E_PARSE,
                   "COSE: array of 3 rejected");
         uint8_t sig_short[] = {0x84, 0x44, 0xa1, 0x01, 0x38, 0x22, 0xa0, 0x40, 0x41, 0x00};
-        CHECK_ERR(ns_cose_sign1_parse(&s, sig_short, sizeof sig_short), NS_E_PARSE,
-                  "COSE: 1-byte signature rejected");
+        /* QEMU's emulated NSM signs nothing (64 zero bytes): such a document parses (its
+         * public_key is read) but never verifies. */
+        CHECK_ERR(ns_cose_sign1_parse(&s, sig_short, sizeof sig_short), NS_OK,
+                  "COSE: a 1-byte signature parses");
+        CHECK(s.sig_len == 1, "COSE: and is reported as 1 byte long");
+        CHECK_ERR(ns_cose_sign1_verify(&s, sig_short, sizeof sig_short), NS_E_AUTH,
+                  "COSE: but never verifies (checked before anything else)");
         const uint8_t empty_map[] = {0xa0};
         CHECK_ERR(ns_att_doc_parse(&d, empty_map, 1), NS_E_PARSE,
                   "attestation: empty map lacks required fields");

@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import sys
+import time
 import threading
 
 import cbor2
@@ -151,6 +152,23 @@ def attestation(chain, pcrs, user_data, nonce, public_key):
     return cbor2.dumps([protected, {}, payload_b, sig])
 
 
+def qemu_unsigned(pcrs, user_data, nonce, public_key):
+    """A document shaped like QEMU's emulated NSM's: ES384 header, no signature (zero bytes),
+    zero certificate and a cabundle of one zero entry, only the locked PCRs."""
+    payload = {
+        "module_id": "i-234-enc5678",
+        "digest": "SHA384",
+        "timestamp": int(time.time() * 1000),
+        "pcrs": pcrs,
+        "certificate": bytes(64),
+        "cabundle": [bytes(64)],
+        "public_key": public_key,
+        "user_data": user_data,
+        "nonce": nonce,
+    }
+    return cbor2.dumps([cbor2.dumps({1: -35}), {}, cbor2.dumps(payload), bytes(64)])
+
+
 def check_attestation_req(body):
     if not isinstance(body, dict) or set(body) != {"user_data", "nonce", "public_key"}:
         return None
@@ -187,7 +205,10 @@ def handle(raw, chain, args, log, pcrs):
             from cryptography.hazmat.primitives.asymmetric import rsa
             pk = rsa.generate_private_key(65537, 2048).public_key().public_bytes(
                 serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        doc = attestation(chain, pcrs.locked_map(), body["user_data"], body["nonce"], pk)
+        if args.qemu_unsigned:
+            doc = qemu_unsigned(pcrs.locked_map(), body["user_data"], body["nonce"], pk)
+        else:
+            doc = attestation(chain, pcrs.locked_map(), body["user_data"], body["nonce"], pk)
         log.append({"kind": "Attestation",
                     "public_key": (body["public_key"] or b"").hex(),
                     "user_data": body["user_data"] is not None,
@@ -204,6 +225,8 @@ def main():
     ap.add_argument("--error")
     ap.add_argument("--log")
     ap.add_argument("--swap-public-key", action="store_true")
+    ap.add_argument("--qemu-unsigned", action="store_true",
+                    help="answer unsigned documents shaped like QEMU's NSM")
     ap.add_argument("--no-answer", action="store_true")
     ap.add_argument("--reset-port-file")
     args = ap.parse_args()

@@ -1,0 +1,228 @@
+/*
+ * vhost-vsock: the vsock device of QEMU's nitro-enclave machine (a vhost-user-vsock back-end),
+ * so an EIF can run on a machine without Nitro. Parses the routes, runs src/vhost_user.h's loop
+ * until the front-end goes away or a signal arrives.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../applets/applets.h"
+#include "addr.h"
+#include "cli.h"
+#include "iox.h"
+#include "log.h"
+#include "vhost_user.h"
+
+#define VV_DEFAULT_CID 16
+#define VV_MAX_TIMEOUT_MS (3600ll * 1000)
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void usage(void)
+{
+    printf(
+        "usage: nsign vhost-vsock --socket PATH [OPTIONS]\n"
+        "\n"
+        "Serves the virtio-vsock device of one QEMU guest over vhost-user (QEMU connects to\n"
+        "PATH), standing in for Nitro's vsock: the guest (the enclave) reaches the host as\n"
+        "CID 3, host programs reach the guest's listening ports. Only the routes given here\n"
+        "exist; everything else is refused with a reset. Host addresses: unix:PATH or\n"
+        "tcp:HOST:PORT.\n"
+        "\n"
+        "  --socket PATH           the vhost-user socket to listen on (required)\n"
+        "  --connect PORT=ADDR     a guest connection to CID 3 port PORT goes to ADDR\n"
+        "                          (repeatable), e.g. --connect 9000=unix:/run/hb.sock\n"
+        "  --listen ADDR=PORT      host clients accepted on ADDR reach the guest's PORT\n"
+        "                          (repeatable), e.g. --listen tcp:127.0.0.1:50051=50051\n"
+        "  --hybrid unix:PATH      Firecracker's hybrid vsock: a client writes \"CONNECT P\\n\",\n"
+        "                          reads \"OK LOCALPORT\\n\", then talks to the guest's port P\n"
+        "  --guest-cid N           the guest's CID (default $ENCLAVE_CID, else %d)\n"
+        "  --parent-cid N          the CID the guest reaches the host as (default 3)\n"
+        "  --max-conns N           concurrent connections (default %d)\n"
+        "  --buf-size SIZE         per-connection guest->host buffer, the credit the guest\n"
+        "                          gets (default %dk; 4k..16m)\n"
+        "  --connect-timeout S     connection setup deadline either way (default 10)\n"
+        "\n"
+        "Memory is bounded by max-conns x buf-size; host data is read only as far as the\n"
+        "guest has room for it. Exits when QEMU disconnects.\n"
+        "Exit: 0 front-end gone or stopped by a signal, 1 failure (the guest broke the virtio\n"
+        "rules, the front-end broke vhost-user, cannot listen), 2 usage.\n",
+        VV_DEFAULT_CID, NS_VSOCK_DEFAULT_MAX_CONNS, NS_VSOCK_DEFAULT_BUF / 1024);
+}
+
+static int parse_port(const char *s, uint32_t *port)
+{
+    uint64_t v;
+    if (ns_parse_uint(s, 0xFFFFFFFEu, &v) != NS_OK) {
+        return -1;
+    }
+    *port = (uint32_t)v;
+    return 0;
+}
+
+static int parse_host_addr(const char *s, ns_addr *a)
+{
+    if (ns_addr_parse(a, s) != NS_OK) {
+        return ns_cli_usage_error("bad address '%s': %s", s, ns_err_msg());
+    }
+    if (a->kind != NS_ADDR_UNIX && a->kind != NS_ADDR_TCP) {
+        return ns_cli_usage_error("'%s': host side addresses are unix: or tcp:", s);
+    }
+    return 0;
+}
+
+int vhost_vsock_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"connect", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"hybrid", required_argument, NULL, 'y'},
+        {"guest-cid", required_argument, NULL, 'g'},
+        {"parent-cid", required_argument, NULL, 'p'},
+        {"max-conns", required_argument, NULL, 'm'},
+        {"buf-size", required_argument, NULL, 'b'},
+        {"connect-timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static ns_vsock_route connect[NS_VSOCK_MAX_ROUTES], listen[NS_VSOCK_MAX_ROUTES];
+    static ns_addr hybrid;
+    ns_vhost_vsock_cfg cfg = {0};
+    cfg.dev.connect = connect;
+    cfg.dev.listen = listen;
+    cfg.dev.parent_cid = NS_VSOCK_CID_PARENT;
+    cfg.dev.guest_cid = VV_DEFAULT_CID;
+    if (ns_cli_wants_help(argc, argv)) {
+        usage();
+        return NS_EXIT_OK;
+    }
+    const char *env_cid = getenv("ENCLAVE_CID");
+    if (env_cid && *env_cid) {
+        uint64_t v;
+        if (ns_parse_uint(env_cid, 0xFFFFFFFEu, &v) != NS_OK || v < 3) {
+            return ns_cli_usage_error("ENCLAVE_CID='%s' is not a CID (3..4294967294)", env_cid);
+        }
+        cfg.dev.guest_cid = v;
+    }
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+        uint64_t v;
+        int64_t ms;
+        char tmp[NS_ADDR_STR_MAX];
+        char *eq;
+        switch (c) {
+        case 's':
+            cfg.socket_path = optarg;
+            break;
+        case 'c':
+        case 'l': {
+            ns_vsock_route *tab = c == 'c' ? connect : listen;
+            size_t *n = c == 'c' ? &cfg.dev.nconnect : &cfg.dev.nlisten;
+            if (*n >= NS_VSOCK_MAX_ROUTES) {
+                return ns_cli_usage_error("too many routes (max %d)", NS_VSOCK_MAX_ROUTES);
+            }
+            if (strlen(optarg) >= sizeof tmp) {
+                return ns_cli_usage_error("route '%s' is too long", optarg);
+            }
+            memcpy(tmp, optarg, strlen(optarg) + 1);
+            /* --connect PORT=ADDR splits at the first '=', --listen ADDR=PORT at the last. */
+            eq = c == 'c' ? strchr(tmp, '=') : strrchr(tmp, '=');
+            if (!eq) {
+                return ns_cli_usage_error("route '%s' needs '=' (%s)", optarg,
+                                          c == 'c' ? "PORT=ADDR" : "ADDR=PORT");
+            }
+            *eq = '\0';
+            const char *port_s = c == 'c' ? tmp : eq + 1;
+            const char *addr_s = c == 'c' ? eq + 1 : tmp;
+            if (parse_port(port_s, &tab[*n].port) != 0) {
+                return ns_cli_usage_error("bad port '%s' in '%s'", port_s, optarg);
+            }
+            if (parse_host_addr(addr_s, &tab[*n].addr) != 0) {
+                return NS_EXIT_USAGE;
+            }
+            for (size_t i = 0; c == 'c' && i < *n; i++) {
+                if (tab[i].port == tab[*n].port) {
+                    return ns_cli_usage_error("port %u has two --connect routes", tab[i].port);
+                }
+            }
+            (*n)++;
+            break;
+        }
+        case 'y':
+            if (parse_host_addr(optarg, &hybrid) != 0) {
+                return NS_EXIT_USAGE;
+            }
+            if (hybrid.kind != NS_ADDR_UNIX) {
+                return ns_cli_usage_error("--hybrid takes a unix: address");
+            }
+            cfg.dev.hybrid = &hybrid;
+            break;
+        case 'g':
+        case 'p':
+            if (ns_parse_uint(optarg, 0xFFFFFFFEu, &v) != NS_OK || v < 2) {
+                return ns_cli_usage_error("bad CID '%s' (2..4294967294)", optarg);
+            }
+            if (c == 'g') {
+                cfg.dev.guest_cid = v;
+            } else {
+                cfg.dev.parent_cid = v;
+            }
+            break;
+        case 'm':
+            if (ns_parse_uint(optarg, 65536, &v) != NS_OK || v == 0) {
+                return ns_cli_usage_error("invalid --max-conns '%s' (1..65536)", optarg);
+            }
+            cfg.dev.max_conns = (size_t)v;
+            break;
+        case 'b':
+            if (ns_parse_size(optarg, 16u << 20, &v) != NS_OK || v < 4096) {
+                return ns_cli_usage_error("invalid --buf-size '%s' (4k..16m)", optarg);
+            }
+            cfg.dev.buf_size = (uint32_t)v;
+            break;
+        case 't':
+            if (ns_parse_seconds(optarg, &ms) != NS_OK || ms <= 0 || ms > VV_MAX_TIMEOUT_MS) {
+                return ns_cli_usage_error("invalid --connect-timeout '%s' (seconds)", optarg);
+            }
+            cfg.dev.connect_timeout_ms = (int)ms;
+            break;
+        default:
+            return ns_cli_usage_error("unknown option");
+        }
+    }
+    if (optind != argc) {
+        return ns_cli_usage_error("unexpected argument '%s'", argv[optind]);
+    }
+    if (!cfg.socket_path) {
+        return ns_cli_usage_error("--socket PATH is required");
+    }
+    if (cfg.dev.guest_cid < 3 || cfg.dev.guest_cid == cfg.dev.parent_cid) {
+        return ns_cli_usage_error("guest CID %llu must be >= 3 and differ from the parent's",
+                                  (unsigned long long)cfg.dev.guest_cid);
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGTERM, &sa, NULL);
+    (void)sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ns_err e = ns_vhost_vsock_serve(&cfg, &g_stop);
+    if (e != NS_OK) {
+        ns_log_err(e, "vhost-vsock");
+        return NS_EXIT_FAIL;
+    }
+    return NS_EXIT_OK;
+}

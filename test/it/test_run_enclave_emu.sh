@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# run-enclave --emulator: the real EIF (eif/build.sh, a kernel with virtio-mmio command-line
+# devices, vsock and the NSM driver built in) booted by QEMU's nitro-enclave machine, its vsock
+# served by nsign vhost-vsock, nothing of the enclave faked:
+#   - the whole flow: heartbeat answered, secrets pushed, kms-decrypt attests through QEMU's NSM
+#     (/dev/nsm; the KMS fake accepts its unsigned documents only in its explicit emulator mode),
+#     age-decrypt, sign-service; ListKeys/Sign through the ingress bridge, every signature
+#     verified against the shares file
+#   - Attest through the real driver: PCR0/1/2 in QEMU's document equal `nsign eif describe`'s
+#   - SIGTERM stops QEMU and the backend; run-enclave exits 0
+#   - a second run whose backend is killed mid-run: run-enclave exits 1 naming the backend, QEMU
+#     stopped
+#   - a third run with a KMS that refuses unsigned documents (no emulator mode): the error on the
+#     enclave's console, the enclave stopped, run-enclave exits 1
+# Needs QEMU with the nitro-enclave machine (make qemu; NSIGN_QEMU) and such a kernel
+# (NSIGN_EMU_KERNEL, else make kernel's); without them it reports a skip, not a pass.
+. "$(dirname "$0")/../lib/tap.sh"
+: "${NS_ROOT:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${NSIGN:=$NS_ROOT/build/nsign}"
+PY=${PY:-/usr/bin/python3}
+T=$(mktemp -d /tmp/nsign-emu.XXXXXX)
+RUNPID=
+cleanup() {
+    [ -n "$RUNPID" ] && kill "$RUNPID" 2>/dev/null && wait "$RUNPID" 2>/dev/null
+    for p in "${FLOW_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    [ -n "${KEEP:-}" ] && echo "# kept $T" || rm -rf "$T"
+}
+trap cleanup EXIT
+. "$NS_ROOT/test/lib/enclave_flow.sh"
+
+qemu=${NSIGN_QEMU:-$NS_ROOT/build/qemu/qemu-system-x86_64}
+kernel=${NSIGN_EMU_KERNEL:-}
+if [ -z "$kernel" ]; then
+    for k in "$NS_ROOT/build/kernel/bzImage" /var/cache/nsign/kernel-*/bzImage; do
+        [ -f "$k" ] && kernel=$k
+    done
+fi
+if ! [ -x "$qemu" ] || ! "$qemu" -M help 2>/dev/null | grep -q nitro-enclave; then
+    skip "the emulator flow" "no QEMU with the nitro-enclave machine (make qemu, or NSIGN_QEMU)"
+    exit 0
+fi
+if [ -z "$kernel" ]; then
+    skip "the emulator flow" "no enclave kernel (make kernel, or NSIGN_EMU_KERNEL)"
+    exit 0
+fi
+if ! msg=$(flow_have_fakes); then
+    fail "test dependencies: $msg"
+    exit 1
+fi
+export NSIGN_QEMU=$qemu
+
+# The user's material and the fakes; KMS in its explicit emulator mode (QEMU's NSM is unsigned).
+FLOW_KMS_ARGS=--accept-emulator-attestation
+flow_setup || { fail "fakes and material set up"; exit 1; }
+# A second KMS with the same keys that, like real KMS, refuses unsigned documents.
+KMS_FAKE_AKID=$FLOW_AKID KMS_FAKE_SECRET=$FLOW_SECRET KMS_FAKE_TOKEN=$FLOW_TOKEN \
+    KMS_FAKE_KEYSEED=$FLOW_KMS_KEYSEED "$PY" "$FAKES/kms_fake.py" --port-file "$T/kms-strict.port" \
+    --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --nsm-root "$T/nsmca/root.pem" \
+    --require-attestation --log "$T/kms-strict.log" 2>"$T/kms-strict.err" &
+FLOW_PIDS+=($!)
+flow_wait_file "$T/kms-strict.port" 20 || fail "strict KMS fake started"
+
+# The EIF: this nsign, the kernel, and (tests only) the fake KMS's CA so the enclave's TLS to the
+# fake verifies; KMS is reached the Nitro way, through vsock:3:5000 and run-enclave's proxy.
+printf 'AWS_CA_BUNDLE=/etc/nsign-test-ca.pem\nNSIGN_ENCLAVE_RECV_TIMEOUT=600\n' >"$T/enclave.env"
+KERNEL=$kernel ENCLAVE_ENV=$T/enclave.env ENCLAVE_FILES="$T/ca.pem:etc/nsign-test-ca.pem" \
+    bash "$NS_ROOT/eif/build.sh" "$T/eif" "$NSIGN" >"$T/eif.log" 2>&1
+check "eif/build.sh builds the EIF with kernel $(basename "$kernel")" test -f "$T/eif/nsign.eif" ||
+    { sed 's/^/# /' "$T/eif.log" | tail -20; exit 1; }
+"$NSIGN" eif describe "$T/eif/nsign.eif" >"$T/describe.json"
+
+emu_env() {
+    unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_ENDPOINT_URL \
+        AWS_ENDPOINT_URL_KMS AWS_PROFILE NSIGN_EMULATOR
+    export AGE_KEY_S3_URI=s3://demo-bucket/enclave/age-private.key.enc
+    export KEY_SHARES_S3_URI=s3://demo-bucket/enclave/service_key_shares.json.age
+    export AWS_REGION=us-east-1 ENCLAVE_NAME=nsign-emu ENCLAVE_CID=16 CPU_COUNT=2 MEMORY_MIB=512
+    export EIF_PATH=$T/eif/nsign.eif NSIGN_RUN_DIR=$T/run CONSOLE_FILE=$1
+    export READINESS_TIMEOUT_SECONDS=600 NSIGN_EMU_BOOT_TIMEOUT_SECONDS=600
+    export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:$IMDS_PORT
+    export AWS_ENDPOINT_URL_S3=https://localhost:$S3_PORT AWS_CA_BUNDLE=$T/ca.pem
+    GRPC_PORT=$(flow_free_port)
+    export NSIGN_HOST_GRPC_LISTEN=tcp:127.0.0.1:$GRPC_PORT
+    export NSIGN_HOST_KMS_PROXY_CONNECT=tcp:127.0.0.1:$2
+    export NSIGN_HOST_EGRESS_CONNECT=tcp:127.0.0.1:$(flow_free_port)
+}
+
+# wait_console FILE PATTERN SECONDS: until the console shows PATTERN (0), a boot failure or
+# run-enclave's end (1).
+wait_console() {
+    local i=0
+    while [ $i -lt $(($3 * 10)) ]; do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        grep -q 'boot failed' "$1" 2>/dev/null && return 1
+        kill -0 "$RUNPID" 2>/dev/null || return 1
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# --- 1. the whole flow -------------------------------------------------------------------------
+emu_env "$T/console1.log" "$KMS_PORT"
+"$NSIGN" run-enclave --emulator 2>"$T/run1.log" &
+RUNPID=$!
+if wait_console "$T/console1.log" SERVING 900; then
+    ok "the EIF boots under QEMU and reaches SERVING (secrets pushed, KMS, age, sign-service)"
+else
+    fail "the EIF boots under QEMU and reaches SERVING"
+    sed 's/^/# run-enclave: /' "$T/run1.log" | tail -20
+    sed 's/^/# console: /' "$T/console1.log" | tail -30
+fi
+boot=$(sed -n 's/.*heartbeat answered boot_ms=\([0-9]*\).*/\1/p' "$T/run1.log" | head -1)
+check "run-enclave answered the enclave's heartbeat over vsock (boot ${boot:-?} ms under TCG)" \
+    test -n "$boot"
+echo "# boot to heartbeat under TCG: ${boot:-?} ms"
+rec=$("$PY" -c '
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r.get("target") == "TrentService.Decrypt":
+        print(r.get("recipient"), r.get("unsigned_emulator_document"), r.get("status"))' \
+    "$T/kms.log" 2>/dev/null | tail -1)
+check "KMS got a Recipient with QEMU's unsigned document, accepted only in emulator mode ($rec)" \
+    test "$rec" = "True True 200"
+"$PY" "$NS_ROOT/test/lib/enclave_demo.py" sign-verify "127.0.0.1:$GRPC_PORT" \
+    "$T/service_key_shares.json" >"$T/sign.out" 2>&1
+check "Sign through the ingress bridge: every signature verifies against the shares file" \
+    test $? = 0 || sed 's/^/# /' "$T/sign.out"
+"$PY" "$NS_ROOT/test/lib/enclave_demo.py" attest-pcrs "127.0.0.1:$GRPC_PORT" >"$T/pcrs.json" \
+    2>"$T/attest.err"
+same=$("$PY" -c '
+import json, sys
+got = json.load(open(sys.argv[1]))
+want = json.load(open(sys.argv[2]))["Measurements"]
+print(all(got[str(i)] == want["PCR%d" % i].lower() for i in (0, 1, 2)))' \
+    "$T/pcrs.json" "$T/describe.json" 2>>"$T/attest.err")
+check "PCR0/1/2 in QEMU's Attest document equal nsign eif describe's" test "$same" = True ||
+    sed 's/^/# /' "$T/attest.err" "$T/pcrs.json" | tail -10
+kill -TERM "$RUNPID"
+wait "$RUNPID"
+rc=$?
+RUNPID=
+check "SIGTERM: run-enclave exits 0" test "$rc" = 0
+check "QEMU is stopped" test -z "$(pgrep -f -- "-kernel $T/eif/nsign.eif")"
+check "the vsock backend is stopped" test -z "$(pgrep -f -- "vhost-vsock --socket $T/run/")"
+
+# --- 2. the backend killed mid-run -------------------------------------------------------------
+emu_env "$T/console2.log" "$KMS_PORT"
+"$NSIGN" run-enclave --emulator 2>"$T/run2.log" &
+RUNPID=$!
+if wait_console "$T/console2.log" SERVING 900; then
+    # The backend is run-enclave's child: found by its parent's id, killed by its own.
+    for p in $(cat /proc/"$RUNPID"/task/*/children 2>/dev/null); do
+        tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q " vhost-vsock " && kill -KILL "$p"
+    done
+    wait "$RUNPID"
+    rc=$?
+    RUNPID=
+    check "backend killed: run-enclave exits 1" test "$rc" = 1
+    check "naming the vsock backend" grep -q "vsock backend (nsign vhost-vsock) exited" "$T/run2.log"
+    check "and QEMU is stopped" test -z "$(pgrep -f -- "-kernel $T/eif/nsign.eif")"
+else
+    fail "second boot reached SERVING"
+fi
+
+# --- 3. a KMS that refuses unsigned documents --------------------------------------------------
+port_strict=$(head -1 "$T/kms-strict.port" 2>/dev/null)
+emu_env "$T/console3.log" "${port_strict:-1}"
+"$NSIGN" run-enclave --emulator 2>"$T/run3.log" &
+RUNPID=$!
+wait "$RUNPID"
+rc=$?
+RUNPID=
+check "a KMS without emulator mode: run-enclave exits 1" test "$rc" = 1
+check "the enclave's console says why (KMS refused the document)" \
+    grep -q "ValidationException" "$T/console3.log"
+check "the enclave stopped: run-enclave says QEMU exited" grep -q "the enclave (QEMU) exited" \
+    "$T/run3.log"
+check "QEMU is gone" test -z "$(pgrep -f -- "-kernel $T/eif/nsign.eif")"
+tap_done
