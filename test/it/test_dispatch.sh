@@ -3,9 +3,9 @@
 . "$(dirname "$0")/../lib/tap.sh"
 N=$NSIGN
 list=$("$N" --list)
-check "--list prints the twelve applets of DESIGN.md" test "$(echo "$list" | wc -l)" = 12
+check "--list prints the fifteen applets" test "$(echo "$list" | wc -l)" = 15
 for a in fetch-creds s3-get vsock-push vsock-recv kms-decrypt age-decrypt bridge sign-service \
-    enclave-entrypoint run-enclave stop-enclave eif; do
+    enclave-entrypoint run-enclave stop-enclave eif sign attest-verify audit-verify; do
     echo "$list" | grep -qx "$a" || fail "--list names $a"
     out=$("$N" "$a" --help 2>&1); rc=$?
     check "$a --help exits 0 and prints usage" test "$rc" = 0 -a -n "$out"
