@@ -30,7 +30,7 @@ trap cleanup EXIT
 
 # The raw signer, linked against the same libraries as the binary.
 musl-gcc -std=c11 -D_GNU_SOURCE -O2 -Isrc -Ibuild/deps/include -o "$work/sign_raw" bench/sign_raw.c \
-    "$O/libnsign.a" -Lbuild/deps/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsodium -lcjson \
+    "$O/libnsign.a" -Wl,-u,mbedtls_hardware_poll -Lbuild/deps/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto -lsecp256k1 -lsodium -lcjson \
     -lprotobuf-nanopb -lpthread -static
 have_ref=0
 if [ -f /usr/include/secp256k1_recovery.h ]; then
