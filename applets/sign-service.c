@@ -228,7 +228,7 @@ int sign_service_main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     (void)sigaction(SIGPIPE, &sa, NULL);
     ns_info("keys loaded count=%zu", keys->count);
-    (void)plaintext; /* TLS_PENDING */
+    cfg.tls = !plaintext;
     cfg.on_listening = on_listening;
     cfg.on_listening_arg = &cfg;
     e = ns_signsvc_run(&cfg, keys, &g_stop);

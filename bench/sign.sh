@@ -82,7 +82,7 @@ rpc() {
     h2load -D "$DUR" -c "$CONNS" -m $((STREAMS / CONNS)) -t 1 --warm-up-time=1 \
         -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/$alg.req" \
         --log-file="$work/h2load.log" "http://127.0.0.1:$port/nsign.v1.Signer/Sign" >"$work/h2load.out" 2>&1 || true
-    "$PY" - "$work/h2load.out" "$work/h2load.log" "$raw" "$label $alg" <<'PYEOF'
+    "$PY" - "$work/h2load.out" "$work/h2load.log" "$raw" "$label $alg" "$alg" <<'PYEOF'
 import re, sys
 out = open(sys.argv[1]).read()
 raw = float(sys.argv[3]) if sys.argv[3] != "-" else 0.0
@@ -95,6 +95,7 @@ p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000.0 if lat else flo
 rawtxt = "%12.0f" % raw if raw else "%12s" % "-"
 ratio = "%10.2f" % (rps / raw) if raw else "%10s" % "-"
 print("%-17s %s %12.0f %s %9.2f %9.2f %8d" % (sys.argv[4], rawtxt, rps, ratio, p(0.50), p(0.99), errs))
+open(sys.argv[1] + "." + sys.argv[5] + ".rps", "w").write("%.0f" % rps)
 PYEOF
 }
 
@@ -115,3 +116,65 @@ ref=$("$work/sign_ref" "$THREADS" "$DUR")
 ours=$("$work/sign_raw" secp256k1 "$THREADS" "$DUR")
 printf 'secp256k1 raw: nsign (ns_signkey_sign: RFC 6979, low-S, recovery id) %s/s; libsecp256k1 recoverable signing %s/s (ratio %s); the goal for rpc/s is >= 0.5 x %s = %s\n' \
     "$ours" "$ref" "$("$PY" -c "print('%.2f' % ($ours / $ref))")" "$ref" "$("$PY" -c "print('%.0f' % ($ref * 0.5))")"
+# TLS (issue 13). h2load cannot present a client certificate, so the RPC run is over
+# server-authenticated TLS 1.3 (a version-1 keys file); a client certificate changes only the
+# handshake, which is measured with openssl s_time -cert against a version-2 (mutual TLS) server.
+stop_server
+"$PY" - "$work" <<'PYEOF'
+import datetime, hashlib, json, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+w = sys.argv[1]
+k = ec.generate_private_key(ec.SECP256R1())
+n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench")])
+now = datetime.datetime.now(datetime.timezone.utc)
+c = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(k.public_key())
+     .serial_number(1).not_valid_before(now - datetime.timedelta(1))
+     .not_valid_after(now + datetime.timedelta(1)).sign(k, hashes.SHA256()))
+open(w + "/client.pem", "wb").write(c.public_bytes(serialization.Encoding.PEM))
+open(w + "/client.key", "wb").write(k.private_bytes(serialization.Encoding.PEM,
+    serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+pin = hashlib.sha256(k.public_key().public_bytes(serialization.Encoding.DER,
+    serialization.PublicFormat.SubjectPublicKeyInfo)).hexdigest()
+keys = json.load(open(w + "/keys.json"))["keys"]
+json.dump({"version": 2, "clients": [{"id": "bench", "spki_sha256": pin}],
+           "keys": [dict(x, allow=["bench"]) for x in keys]}, open(w + "/keys2.json", "w"))
+PYEOF
+start_srv() {
+    : >"$work/server.log"
+    "$NSIGN" sign-service "$@" --listen "tcp:127.0.0.1:$port" 2>"$work/server.log" &
+    srv=$!
+    for _ in $(seq 100); do grep -q "serving addr=" "$work/server.log" && break; sleep 0.1; done
+    grep -q "serving addr=" "$work/server.log" || { cat "$work/server.log"; exit 1; }
+}
+start_srv --keys "$work/keys.json"
+rm -f "$work/h2load.log"
+h2load -D "$DUR" -c "$CONNS" -m $((STREAMS / CONNS)) -t 1 --warm-up-time=1 \
+    -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/ed25519.req" \
+    --log-file="$work/h2load.log" "https://127.0.0.1:$port/nsign.v1.Signer/Sign" >"$work/h2load.out" 2>&1 || true
+"$PY" - "$work/h2load.out" "$work/h2load.log" "$(cat "$work/h2load.out.ed25519.rps")" <<'PYEOF'
+import re, sys
+out = open(sys.argv[1]).read()
+h2c = float(sys.argv[3])
+m = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", out)
+rps = float(m.group(3)) if m else 0.0
+proto = re.search(r"TLS Protocol: (\S+)", out)
+lat = sorted(int(l.split()[2]) for l in open(sys.argv[2]) if l.strip())
+p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000.0 if lat else float("nan")
+print("ed25519 over %s: %.0f rpc/s, %.2f x h2c (%.0f), p50 %.2f ms, p99 %.2f ms"
+      % (proto.group(1) if proto else "TLS?", rps, rps / h2c if h2c else 0, h2c, p(0.5), p(0.99)))
+PYEOF
+stop_server
+start_srv --keys "$work/keys2.json"
+for run in "full TLS 1.3:-new -tls1_3" "full TLS 1.2:-new -tls1_2" "resumed TLS 1.2 (ticket):-reuse -tls1_2"; do
+    # shellcheck disable=SC2086
+    n=$(timeout $((DUR + 10)) openssl s_time -connect "127.0.0.1:$port" -cert "$work/client.pem" \
+        -key "$work/client.key" ${run#*:} -time "$DUR" 2>/dev/null |
+        sed -n 's/^\([0-9]*\) connections in [0-9.]* real seconds.*/\1/p' | tail -1)
+    printf 'mutual TLS handshakes, %s: %s/s (openssl s_time, one connection at a time)\n' \
+        "${run%%:*}" "$("$PY" -c "print('%.0f' % (${n:-0} / $DUR))")"
+done
+stop_server
+srv=

@@ -25,6 +25,7 @@
 #include "nsign.pb.h"
 #include "nsm.h"
 #include "proto_descriptors.h"
+#include "tls.h"
 
 #define ATTEST_DOC_MAX (32u * 1024)
 #define DESC_FILES_MAX 8
@@ -377,8 +378,8 @@ static void audit(const char *key, const uint8_t *digest, const ns_h2_req *req, 
     if (digest && ns_hex_encode(hex, sizeof hex, digest, DIGEST_LOG_BYTES) != NS_OK) {
         hex[0] = 0;
     }
-    ns_info("sign key=%s digest=%s client=%s peer=%s status=%s", id, hex, req->client_id,
-            req->peer, ns_grpc_status_name(st));
+    ns_info("sign key=%s digest=%s client=%s peer=%s status=%s", id, hex, req->client_id, req->peer,
+            ns_grpc_status_name(st));
     if (g_obs.on_sign != NULL) {
         ns_signsvc_sign_event ev = {.key_id = id,
                                     .alg = k ? ns_sign_alg_name(k->alg) : "-",
@@ -664,6 +665,17 @@ void ns_signsvc_keys_free(ns_signsvc_keys *keys)
     ns_signkeys_free(keys);
 }
 
+/* The TLS server's pin lookup: the client's index in the keys file, or -1. */
+static int pin_lookup(void *arg, const uint8_t pin[32], char *id, size_t cap)
+{
+    const ns_signkeys *ks = arg;
+    int i = ns_signkeys_client_by_pin(ks, pin);
+    if (i >= 0) {
+        snprintf(id, cap, "%s", ks->clients[i].id);
+    }
+    return i;
+}
+
 ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, volatile int *stop)
 {
     ns_h2_handler h;
@@ -679,5 +691,39 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, volatile
                           .threads = cfg->threads,
                           .on_listening = cfg->on_listening,
                           .on_listening_arg = cfg->on_listening_arg};
-    return ns_h2_serve(&sc, &h, stop);
+    int policy = ns_signkeys_has_policy(keys);
+    ns_tls_server *tls = NULL;
+    if (cfg->tls) {
+        ns_tls_server_opts o = {.name = "nsign-enclave",
+                                .require_client = policy,
+                                .client_by_pin = pin_lookup,
+                                .arg = keys};
+        GUARD(ns_tls_server_new(&tls, &o));
+        ctx.tls_cert = ns_tls_server_cert(tls, &ctx.tls_cert_len);
+        ctx.tls_spki = ns_tls_server_spki(tls, &ctx.tls_spki_len);
+        sc.transport = ns_tls_server_transport(tls);
+        uint8_t pin[32];
+        char hex[65] = "";
+        crypto_hash_sha256(pin, ctx.tls_spki, ctx.tls_spki_len);
+        if (ns_hex_encode(hex, sizeof hex, pin, sizeof pin) != NS_OK) {
+            hex[0] = 0;
+        }
+        if (policy) {
+            ns_info("tls on: client certificates required clients=%zu spki_sha256=%s",
+                    keys->nclients, hex);
+        } else {
+            ns_warn("tls on without client authentication: the keys file is version 1 (no "
+                    "\"clients\" policy), so anyone who reaches this port can sign; keep it "
+                    "reachable from 127.0.0.1 only, or move to a version-2 keys file "
+                    "spki_sha256=%s",
+                    hex);
+        }
+    } else if (policy) {
+        ns_warn("--plaintext with a client policy: no client can authenticate, so every "
+                "ListKeys, GetPublicKey and Sign is UNAUTHENTICATED");
+    }
+    ns_err e = ns_h2_serve(&sc, &h, stop);
+    ctx.tls_cert = ctx.tls_spki = NULL;
+    ns_tls_server_free(tls);
+    return e;
 }

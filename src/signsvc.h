@@ -31,6 +31,7 @@ typedef struct ns_signkeys ns_signsvc_keys;
 
 typedef struct {
     ns_addr listen;
+    int tls;             /* 1: TLS (tls.c's server; mutual with a version-2 keys file); 0: h2c */
     int threads;         /* 0 = one per core */
     size_t max_msg;      /* 0 = 4 MiB */
     size_t max_buffered; /* request bytes buffered by all connections; 0 = h2server's default */
@@ -74,7 +75,6 @@ typedef struct {
 
 /* Process-wide; set before serving (copied). NULL clears. */
 void ns_signsvc_set_obs(const ns_signsvc_obs *o);
-
 
 /* The state of the services: keys, the TLS identity that Attest binds, per-client rates. */
 typedef struct {

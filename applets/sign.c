@@ -1,0 +1,308 @@
+/*
+ * sign: a sign-service client that verifies the enclave before it signs (src/signclient.c):
+ * TLS with a client certificate, Attest with a fresh nonce on the same connection, the document
+ * checked against the expected measurements and bound to this TLS session, then one Sign.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../applets/applets.h"
+#include "attest.h"
+#include "buf.h"
+#include "cli.h"
+#include "codec.h"
+#include "iox.h"
+#include "log.h"
+#include "secret.h"
+#include "signclient.h"
+
+#define MSG_MAX (4u * 1024 * 1024 - 256)
+#define KEYFILE_MAX (64u * 1024)
+
+static void usage(void)
+{
+    printf(
+        "usage: nsign sign --addr ADDR --key ID (--message-file F | --digest HEX)\n"
+        "                  --cert C --client-key K --expect measurements.json\n"
+        "                  [--user-data HEX] [--root PEM] [--format hex|base64|json]\n"
+        "                  [--timeout SECONDS]\n"
+        "\n"
+        "Signs with a key of a sign-service, after checking that the service is the enclave\n"
+        "you expect. On one TLS connection (ALPN h2, the client certificate C/K):\n"
+        "  1. Attest with a fresh random nonce;\n"
+        "  2. verify the document: chain to the AWS Nitro Enclaves root G1 (embedded) at the\n"
+        "     document's time, ES384 signature, the PCRs of --expect, the nonce, --user-data\n"
+        "     if given, and public_key = the key of the certificate that ended THIS TLS session\n"
+        "     (which must also be the certificate Attest returned);\n"
+        "  3. only then send the Sign request, and print the signature.\n"
+        "Nothing is sent to sign if any check fails.\n"
+        "\n"
+        "options:\n"
+        "  --addr ADDR          tcp:HOST:PORT, unix:PATH or vsock:CID:PORT\n"
+        "  --key ID             the key id\n"
+        "  --message-file F     sign the bytes of F ('-': standard input); ECDSA keys sign\n"
+        "                       their SHA-256\n"
+        "  --digest HEX         ECDSA only: sign this 32-byte digest as is\n"
+        "  --cert C, --client-key K  the client certificate and its unencrypted private key\n"
+        "                       (PEM or DER); the keys file pins the certificate's public key\n"
+        "  --expect FILE        measurements.json of the enclave image (`make eif`)\n"
+        "  --user-data HEX      the expected key-set commitment (Attest's user_data)\n"
+        "  --root PEM           trust this root instead of the AWS root: tests and emulators\n"
+        "                       only (a warning is printed)\n"
+        "  --format F           hex (default: the signature), base64, or json (signature,\n"
+        "                       signature_der, recovery_id, digest, algorithm, module_id)\n"
+        "  --timeout SECONDS    bound for connecting and each call (default 10)\n"
+        "  -h, --help           this help\n"
+        "\n"
+        "exit codes: 0 signed; 1 connection, attestation or signing failed (the error says\n"
+        "which check); 2 usage.\n");
+}
+
+typedef struct {
+    const char *addr, *key, *msg_file, *digest_hex, *cert, *client_key, *expect, *ud_hex, *root,
+        *format;
+    int timeout_ms;
+} opts;
+
+static ns_err load_file(ns_buf *b, const char *path, const char *what)
+{
+    ns_err e = ns_read_path(path, b);
+    if (e == NS_OK && memmem(b->data, b->len, "-----BEGIN", 10) != NULL) {
+        e = ns_buf_append_u8(b, 0); /* mbedtls counts a PEM's NUL */
+    }
+    return e == NS_OK ? NS_OK : ns_fail_ctx(e, "%s %s", what, path);
+}
+
+static void hex_of(char *out, size_t cap, const uint8_t *p, size_t n)
+{
+    if (ns_hex_encode(out, cap, p, n) != NS_OK) {
+        out[0] = 0;
+    }
+}
+
+static int print_sig(const opts *o, const ns_signclient_sig *s, const ns_att_doc *d)
+{
+    ns_buf out;
+    ns_buf_init(&out, 4096);
+    char sig[160], der[160], dig[80];
+    hex_of(sig, sizeof sig, s->signature, s->signature_len);
+    hex_of(der, sizeof der, s->signature_der, s->signature_der_len);
+    hex_of(dig, sizeof dig, s->digest, s->digest_len);
+    ns_err e = NS_OK;
+    if (strcmp(o->format, "hex") == 0) {
+        e = ns_buf_printf(&out, "%s\n", sig);
+    } else if (strcmp(o->format, "base64") == 0) {
+        char b[128];
+        e = ns_b64_encode(b, sizeof b, s->signature, s->signature_len, NS_B64_PAD);
+        if (e == NS_OK) {
+            e = ns_buf_printf(&out, "%s\n", b);
+        }
+    } else {
+        e = ns_buf_append_str(&out, "{\"key_id\":");
+        if (e == NS_OK) {
+            e = ns_buf_append_json_str(&out, o->key, strlen(o->key));
+        }
+        if (e == NS_OK) {
+            e = ns_buf_printf(&out,
+                              ",\"algorithm\":\"%s\",\"signature\":\"%s\",\"signature_der\":\"%s\","
+                              "\"recovery_id\":%u,\"digest\":\"%s\",\"module_id\":",
+                              s->algorithm, sig, der, s->recovery_id, dig);
+        }
+        if (e == NS_OK) {
+            e = ns_buf_append_json_str(&out, (const char *)d->module_id.p, d->module_id.len);
+        }
+        if (e == NS_OK) {
+            e = ns_buf_append_str(&out, "}\n");
+        }
+    }
+    if (e == NS_OK) {
+        e = ns_write_all(1, out.data, out.len);
+    }
+    ns_buf_free(&out);
+    if (e != NS_OK) {
+        ns_log_err(e, "writing the signature");
+        return NS_EXIT_FAIL;
+    }
+    return NS_EXIT_OK;
+}
+
+static int run(const opts *o, ns_attest_expect *x)
+{
+    ns_addr a;
+    ns_buf cert, key, root_pem, root, msg;
+    ns_buf_init(&cert, KEYFILE_MAX);
+    ns_buf_init_secret(&key, KEYFILE_MAX);
+    ns_buf_init(&root_pem, KEYFILE_MAX);
+    ns_buf_init(&root, KEYFILE_MAX);
+    ns_buf_init(&msg, MSG_MAX);
+    uint8_t digest[64];
+    size_t dlen = 0;
+    ns_signclient *c = NULL;
+    ns_att_doc d;
+    ns_signclient_sig sig;
+    int rc = NS_EXIT_FAIL;
+    ns_err e = ns_addr_parse(&a, o->addr);
+    if (e == NS_OK) {
+        e = load_file(&cert, o->cert, "--cert");
+    }
+    if (e == NS_OK) {
+        e = load_file(&key, o->client_key, "--client-key");
+    }
+    if (e == NS_OK && o->root != NULL) {
+        ns_warn("trusting --root %s instead of the AWS Nitro Enclaves root: for tests and "
+                "emulators only",
+                o->root);
+        e = ns_read_path(o->root, &root_pem);
+        if (e == NS_OK) {
+            e = ns_attest_cert_der(&root, root_pem.data, root_pem.len);
+        }
+    }
+    if (e == NS_OK && o->digest_hex != NULL &&
+        ns_hex_decode(digest, sizeof digest, &dlen, o->digest_hex, strlen(o->digest_hex)) !=
+            NS_OK) {
+        e = ns_fail(NS_E_USAGE, "--digest: not valid hex");
+    }
+    if (e == NS_OK && o->msg_file != NULL) {
+        e = ns_read_path(o->msg_file, &msg);
+    }
+    if (e != NS_OK) {
+        ns_log_err(e, "input");
+        goto out;
+    }
+    e = ns_signclient_open(&c, &a, cert.data, cert.len, key.data, key.len, o->timeout_ms);
+    ns_buf_free(&key); /* wiped: the TLS session holds its own copy */
+    if (e == NS_OK) {
+        e = ns_signclient_attest(c, x, o->root ? root.data : NULL, root.len, &d);
+    }
+    if (e == NS_OK) {
+        ns_info("attested addr=%s module_id=%.*s", o->addr, (int)d.module_id.len,
+                (const char *)d.module_id.p);
+        e = ns_signclient_sign(c, o->key, msg.data, msg.len, o->digest_hex ? digest : NULL, dlen,
+                               &sig);
+    }
+    if (e != NS_OK) {
+        ns_log_err(e, "sign");
+        goto out;
+    }
+    rc = print_sig(o, &sig, &d);
+out:
+    ns_signclient_close(c);
+    ns_buf_free(&cert);
+    ns_buf_free(&key);
+    ns_buf_free(&root_pem);
+    ns_buf_free(&root);
+    ns_buf_free(&msg);
+    return rc;
+}
+
+int sign_main(int argc, char **argv)
+{
+    if (ns_cli_wants_help(argc, argv)) {
+        usage();
+        return NS_EXIT_OK;
+    }
+    enum { O_ADDR = 256, O_KEY, O_MSG, O_DIG, O_CERT, O_CKEY, O_EXP, O_UD, O_ROOT, O_FMT, O_TO };
+    static const struct option lo[] = {
+        {"addr", required_argument, NULL, O_ADDR},
+        {"key", required_argument, NULL, O_KEY},
+        {"message-file", required_argument, NULL, O_MSG},
+        {"digest", required_argument, NULL, O_DIG},
+        {"cert", required_argument, NULL, O_CERT},
+        {"client-key", required_argument, NULL, O_CKEY},
+        {"expect", required_argument, NULL, O_EXP},
+        {"user-data", required_argument, NULL, O_UD},
+        {"root", required_argument, NULL, O_ROOT},
+        {"format", required_argument, NULL, O_FMT},
+        {"timeout", required_argument, NULL, O_TO},
+        {NULL, 0, NULL, 0},
+    };
+    opts o;
+    memset(&o, 0, sizeof o);
+    o.format = "hex";
+    o.timeout_ms = 10000;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        int64_t ms = 0;
+        switch (ch) {
+        case O_ADDR:
+            o.addr = optarg;
+            break;
+        case O_KEY:
+            o.key = optarg;
+            break;
+        case O_MSG:
+            o.msg_file = optarg;
+            break;
+        case O_DIG:
+            o.digest_hex = optarg;
+            break;
+        case O_CERT:
+            o.cert = optarg;
+            break;
+        case O_CKEY:
+            o.client_key = optarg;
+            break;
+        case O_EXP:
+            o.expect = optarg;
+            break;
+        case O_UD:
+            o.ud_hex = optarg;
+            break;
+        case O_ROOT:
+            o.root = optarg;
+            break;
+        case O_FMT:
+            o.format = optarg;
+            break;
+        case O_TO:
+            if (ns_parse_seconds(optarg, &ms) != NS_OK || ms <= 0 || ms > 600000) {
+                return ns_cli_usage_error("--timeout: expected seconds (0 < S <= 600)");
+            }
+            o.timeout_ms = (int)ms;
+            break;
+        default:
+            return ns_cli_usage_error("invalid option");
+        }
+    }
+    if (optind != argc) {
+        return ns_cli_usage_error("unexpected argument '%s'", argv[optind]);
+    }
+    if (!o.addr || !o.key || !o.cert || !o.client_key || !o.expect) {
+        return ns_cli_usage_error("--addr, --key, --cert, --client-key and --expect are required");
+    }
+    if ((o.msg_file == NULL) == (o.digest_hex == NULL)) {
+        return ns_cli_usage_error("give exactly one of --message-file and --digest");
+    }
+    if (strcmp(o.format, "hex") != 0 && strcmp(o.format, "base64") != 0 &&
+        strcmp(o.format, "json") != 0) {
+        return ns_cli_usage_error("--format: hex, base64 or json");
+    }
+    ns_attest_expect *x = calloc(1, sizeof *x);
+    if (x == NULL) {
+        ns_error("out of memory");
+        return NS_EXIT_FAIL;
+    }
+    ns_buf m;
+    ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
+    ns_err e = ns_read_path(o.expect, &m);
+    if (e == NS_OK) {
+        e = ns_attest_expect_measurements(x, m.data, m.len);
+    }
+    ns_buf_free(&m);
+    if (e == NS_OK && o.ud_hex) {
+        e = ns_attest_expect_hex(&x->user_data, o.ud_hex, "--user-data");
+    }
+    if (e != NS_OK) {
+        ns_log_err(e, o.expect);
+        free(x);
+        return NS_EXIT_FAIL;
+    }
+    if (ns_secret_process_init() != NS_OK) {
+        ns_warn("could not make the process non-dumpable");
+    }
+    int rc = run(&o, x);
+    free(x);
+    return rc;
+}

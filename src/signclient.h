@@ -1,0 +1,54 @@
+/*
+ * signclient: a sign-service client that verifies before it signs. One TLS connection (client
+ * certificate, ALPN h2), one HTTP/2 connection on it; Attest with a fresh random nonce on that
+ * same connection; the document must verify (chain to the trusted root at its own time, ES384,
+ * expected PCRs and user_data, our nonce) and its public_key must be the SubjectPublicKeyInfo of
+ * the certificate that ended this TLS session (and equal the certificate Attest returned).
+ * Only then does ns_signclient_sign send anything to sign: before, it refuses (NS_E_DENIED).
+ * A server swapped after the Attest (another connection, another key) cannot pass: the binding
+ * is to this session's certificate.
+ */
+#ifndef NS_SIGNCLIENT_H
+#define NS_SIGNCLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "attest.h"
+#include "buf.h"
+#include "err.h"
+
+#define NS_SIGNCLIENT_NONCE_LEN 32
+#define NS_SIGNCLIENT_SIG_MAX 72
+
+typedef struct ns_signclient ns_signclient;
+
+typedef struct {
+    uint8_t signature[64];
+    size_t signature_len;
+    uint8_t signature_der[NS_SIGNCLIENT_SIG_MAX];
+    size_t signature_der_len;
+    uint32_t recovery_id;
+    char algorithm[24]; /* "ed25519", "ecdsa-p256", "ecdsa-secp256k1" */
+    uint8_t digest[32];
+    size_t digest_len;
+} ns_signclient_sig;
+
+/* Connects and handshakes. cert/key: the client certificate and key files' bytes (PEM or DER),
+ * or NULL for none. */
+ns_err ns_signclient_open(ns_signclient **c, const ns_addr *a, const uint8_t *cert, size_t cert_len,
+                          const uint8_t *key, size_t key_len, int timeout_ms) NS_MUST_CHECK;
+/*
+ * Attests this session: x holds the caller's expectations (PCRs, user_data); the nonce and
+ * public_key are set here. root_der NULL: the embedded AWS root. d receives the document.
+ */
+ns_err ns_signclient_attest(ns_signclient *c, ns_attest_expect *x, const uint8_t *root_der,
+                            size_t root_len, ns_att_doc *d) NS_MUST_CHECK;
+/* Signs a message (or, with digest, a 32-byte digest); refused before a successful attest. */
+ns_err ns_signclient_sign(ns_signclient *c, const char *key_id, const uint8_t *msg, size_t msg_len,
+                          const uint8_t *digest, size_t digest_len,
+                          ns_signclient_sig *out) NS_MUST_CHECK;
+void ns_signclient_close(ns_signclient *c);
+
+#endif
