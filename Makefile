@@ -23,11 +23,15 @@ DEPS_STAMP := $(DEPS)/.built
 DEPS_HOST_STAMP := $(DEPS_HOST)/.built
 include scripts/nanopb.mk
 
+# src/ groups its modules in shallow folders (src/README.md is the map); every folder is on the
+# include path, so a module is included by its name alone.
+SRC_DIRS := $(sort $(dir $(wildcard src/*/*.c)))
+SRC_INC := -Isrc $(patsubst %/,-I%,$(SRC_DIRS))
 CC := musl-gcc
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter -Wvla -Wno-format-truncation -Werror
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -O2 -g0 $(WARN) -fstack-protector-strong \
 	-ffile-prefix-map=$(CURDIR)=. -fno-ident -ffunction-sections -fdata-sections \
-	$(PB_DEFINES) -DMBEDTLS_CONFIG_FILE='"nsign_mbedtls_config.h"' -Isrc -Iapplets -I$(O)/gen
+	$(PB_DEFINES) -DMBEDTLS_CONFIG_FILE='"nsign_mbedtls_config.h"' $(SRC_INC) -Iapplets -I$(O)/gen
 CFLAGS := $(CFLAGS_COMMON) -I$(DEPS)/include
 LDFLAGS := -static -Wl,--gc-sections -Wl,--build-id=none -s
 # mbedtls's entropy calls back into rng.c (mbedtls_hardware_poll): -u makes the linker take rng.o
@@ -40,7 +44,7 @@ APPLET_NAMES := $(shell sh scripts/applets.sh)
 PROTOS := $(wildcard proto/*.proto)
 GEN_C := $(patsubst proto/%.proto,$(O)/gen/%.pb.c,$(PROTOS))
 GEN_H := $(GEN_C:.c=.h)
-LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_SRC := $(wildcard src/*/*.c)
 APPLET_SRC := $(wildcard applets/*.c)
 LIB_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(LIB_SRC)) $(patsubst $(O)/gen/%.c,$(O)/obj/gen/%.o,$(GEN_C))
 APPLET_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(APPLET_SRC))

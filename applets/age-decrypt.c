@@ -1,7 +1,7 @@
 /*
  * age-decrypt: decrypts an age v1 file (X25519 identities or a scrypt passphrase, binary or
  * ASCII-armored) like `age -d`. A coordinator: options, identity files, passphrase source and
- * output here; the format and the crypto in src/age.c.
+ * output here; the format and the crypto in src/formats/age.c.
  *
  * Output safety: plaintext is released chunk by chunk only after each chunk authenticated; to a
  * file (-o) it goes to a temp file that is renamed into place only when the whole stream

@@ -1,7 +1,7 @@
 /*
  * attest-verify: verifies a Nitro attestation document and checks it against expectations
  * (PCRs, nonce, user_data, public_key), then prints it as JSON. A coordinator: files and options
- * here; the checks in src/attest.c, the COSE/CBOR parsing and chain in src/cose.c.
+ * here; the checks in src/formats/attest.c, the COSE/CBOR parsing and chain in src/formats/cose.c.
  */
 #include <getopt.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * audit-verify: checks a sign-service audit trail (one JSON object per line, see src/audit.h)
+ * audit-verify: checks a sign-service audit trail (one JSON object per line, see src/service/audit.h)
  * against the Attest document of the enclave that wrote it: the trail's audit key must be the
  * one the document's user_data commits to (v2 commitment), every head must be signed by it,
  * and the chain must have no gap, edit, reorder or appended line. A coordinator: reads the two

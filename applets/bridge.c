@@ -1,7 +1,7 @@
 /*
  * bridge: forward connections between vsock/tcp/unix addresses (replaces socat and
  * vsock-proxy). Parses the pairs and options, raises the descriptor limit, installs
- * SIGTERM/SIGINT handlers that stop the loop, and runs the engine of src/bridge.h.
+ * SIGTERM/SIGINT handlers that stop the loop, and runs the engine of src/transport/bridge.h.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -19,7 +19,7 @@
 #define BRIDGE_MAX_CONNS_LIMIT 1000000
 #define BRIDGE_MAX_TIMEOUT_MS (86400ll * 1000)
 
-static volatile int g_stop;
+static ns_stop g_stop;
 
 static void on_signal(int sig)
 {

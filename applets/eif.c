@@ -6,7 +6,7 @@
  *   nsign eif describe FILE
  *   nsign eif cpio DIR [-o OUT]
  *
- * The format and the rules the reader enforces are in src/eif.h; the recipe that assembles the
+ * The format and the rules the reader enforces are in src/formats/eif.h; the recipe that assembles the
  * enclave's rootfs and calls these is eif/build.sh.
  */
 #include <cJSON.h>

@@ -97,7 +97,7 @@ static const char usage_text[] =
     "\n"
     "exit status: 0 stopped by SIGTERM/SIGINT, 1 a step failed, 2 usage.\n";
 
-static volatile int g_stop;
+static ns_stop g_stop;
 
 static void on_signal(int sig)
 {
@@ -189,7 +189,7 @@ static void ee_on_listening(const char *addr, void *arg)
     ns_info("SERVING addr=%s since_start_ms=%lld", addr, (long long)(ns_now_ms() - c->t_start));
 }
 
-static ns_err ee_serve(void *vctx, const ns_enclave_cfg *cfg, volatile int *stop)
+static ns_err ee_serve(void *vctx, const ns_enclave_cfg *cfg, ns_stop *stop)
 {
     ee_ctx *c = vctx;
     ns_signsvc_cfg scfg;

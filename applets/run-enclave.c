@@ -158,7 +158,7 @@ typedef struct {
     char ready_listen[NS_ADDR_STR_MAX];
     char log_file[RE_STR], audit_file[RE_STR + 64];
     int ready_max_age_s;
-    int emu;     /* --emulator: QEMU's nitro-enclave machine, see src/emu.h */
+    int emu;     /* --emulator: QEMU's nitro-enclave machine, see src/enclave/emu.h */
     char emu_dir[RE_STR + 16];
     ns_emu_cfg emu_cfg;
     int emu_boot_s;
@@ -444,7 +444,7 @@ static ns_err cfg_load(re_cfg *c)
 static int g_dry;
 static int g_fetch; /* --dry-run --fetch: the read-only steps run, to predict PCR16 */
 static int g_step;
-static volatile sig_atomic_t g_stop;
+static ns_stop g_stop;
 
 static void on_signal(int sig)
 {

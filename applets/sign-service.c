@@ -20,7 +20,7 @@
 
 #define DEFAULT_LISTEN "tcp:127.0.0.1:50051"
 
-static volatile int g_stop;
+static ns_stop g_stop;
 
 static void on_signal(int sig)
 {

@@ -1,5 +1,5 @@
 /*
- * sign: a sign-service client that verifies the enclave before it signs (src/signclient.c):
+ * sign: a sign-service client that verifies the enclave before it signs (src/service/signclient.c):
  * TLS with a client certificate, Attest with a fresh nonce on the same connection, the document
  * checked against the expected measurements and bound to this TLS session, then one Sign.
  */

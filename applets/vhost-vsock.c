@@ -1,6 +1,6 @@
 /*
  * vhost-vsock: the vsock device of QEMU's nitro-enclave machine (a vhost-user-vsock back-end),
- * so an EIF can run on a machine without Nitro. Parses the routes, runs src/vhost_user.h's loop
+ * so an EIF can run on a machine without Nitro. Parses the routes, runs src/enclave/vhost_user.h's loop
  * until the front-end goes away or a signal arrives.
  */
 #include <getopt.h>
@@ -19,7 +19,7 @@
 #define VV_DEFAULT_CID 16
 #define VV_MAX_TIMEOUT_MS (3600ll * 1000)
 
-static volatile sig_atomic_t g_stop;
+static ns_stop g_stop;
 
 static void on_signal(int sig)
 {

@@ -1,5 +1,5 @@
 /*
- * vsock-push: send a file (or stdin) as one verified frame (src/frame.h) and exit 0 only when
+ * vsock-push: send a file (or stdin) as one verified frame (src/transport/frame.h) and exit 0 only when
  * the receiver acknowledged it. Connecting is retried until --timeout, so the sender may start
  * before the receiver listens (this replaces socat plus READINESS_SLEEP_SECONDS).
  */

@@ -1,5 +1,5 @@
 /*
- * vsock-recv: accept one sender, receive one frame (src/frame.h), verify its SHA-256, store it
+ * vsock-recv: accept one sender, receive one frame (src/transport/frame.h), verify its SHA-256, store it
  * and only then acknowledge. To a file the payload streams into a 0600 temp file that is renamed
  * into place after verification; to stdout it is held in locked memory (bounded by --max-size)
  * and written only once verified. A truncated, oversized or corrupted frame writes nothing and

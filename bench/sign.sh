@@ -37,7 +37,7 @@ trap cleanup EXIT
 LIBS="-Wl,-u,mbedtls_hardware_poll -Lbuild/deps/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto \
     -lsecp256k1 -lsodium -lcjson -lprotobuf-nanopb -lpthread"
 # shellcheck disable=SC2086
-musl-gcc -std=c11 -D_GNU_SOURCE -O2 -Isrc -Ibuild/deps/include -o "$work/sign_raw" bench/sign_raw.c \
+musl-gcc -std=c11 -D_GNU_SOURCE -O2 $(printf -- "-I%s " src src/*/) -Ibuild/deps/include -o "$work/sign_raw" bench/sign_raw.c \
     "$O/libnsign.a" $LIBS -static
 musl-gcc -std=c11 -D_GNU_SOURCE -O2 -Ibuild/deps/include -o "$work/sign_ref" \
     bench/sign_ref_secp256k1.c -Lbuild/deps/lib -lsecp256k1 -lpthread -static

@@ -682,7 +682,7 @@ try:
                  bytes([len(rp)]) + rp)
     want_ud = h.digest()
     if c == grpc.StatusCode.UNAVAILABLE and not seen:
-        skip("Attest through a software NSM", "src/nsm.c is still the placeholder (no unix: NSM)")
+        skip("Attest through a software NSM", "src/enclave/nsm.c is still the placeholder (no unix: NSM)")
     else:
         r = at2(pb.AttestRequest(nonce=nonce), timeout=15) if c == grpc.StatusCode.OK else None
         req = seen[-1] if seen else None

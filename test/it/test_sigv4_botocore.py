@@ -1,4 +1,4 @@
-"""test_sigv4_botocore: src/sigv4.c against botocore's own signers on random requests.
+"""test_sigv4_botocore: src/aws/sigv4.c against botocore's own signers on random requests.
 
 Signs a few hundred random requests (methods, odd paths with dots/slashes/reserved and unicode
 characters, query strings with reserved characters and repeated keys, repeated and unsorted

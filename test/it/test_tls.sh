@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_tls: nsign's TLS client (src/tls.c through s3-get) against openssl s_server: a valid
+# test_tls: nsign's TLS client (src/transport/tls.c through s3-get) against openssl s_server: a valid
 # chain succeeds, over TLS 1.3 or 1.2 only servers too, and TLS 1.3 is what a server offering both
 # gets (Python's ssl module, OpenSSL, reports the version); an expired or not-yet-valid
 # certificate and a server that never answers each fail with a message naming the host and the

@@ -43,7 +43,7 @@ static void *echo_once(void *arg)
 
 typedef struct {
     ns_bridge *b;
-    volatile int stop;
+    ns_stop stop;
     ns_err rc;
 } serve_arg;
 

@@ -406,7 +406,7 @@ static ns_err fake_load(void *ctx, const ns_buf *keys)
     return NS_OK;
 }
 
-static ns_err fake_serve(void *ctx, const ns_enclave_cfg *cfg, volatile int *stop)
+static ns_err fake_serve(void *ctx, const ns_enclave_cfg *cfg, ns_stop *stop)
 {
     fake *f = ctx;
     f->calls[NS_STEP_SERVE]++;
@@ -462,7 +462,7 @@ static void fake_step(void *ctx, ns_enclave_step s, int64_t ms, ns_err e, const 
 
 static char t_dir[64];
 
-static volatile int t_stop;
+static ns_stop t_stop;
 
 static void *stop_later(void *arg)
 {

@@ -15,7 +15,7 @@
 #include "supervise.h"
 #include "t.h"
 
-static volatile sig_atomic_t t_cancel;
+static ns_stop t_cancel;
 
 static void *cancel_later(void *arg)
 {

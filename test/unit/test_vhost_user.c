@@ -247,7 +247,7 @@ static void test_handler(void)
 
 typedef struct {
     ns_vhost_vsock_cfg cfg;
-    volatile sig_atomic_t stop;
+    ns_stop stop;
     ns_err result;
 } serve_arg;
 

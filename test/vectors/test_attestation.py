@@ -1,7 +1,7 @@
 """test_attestation: every document in $NS_VECTORS/attestation against its summary.json entry.
 
-Runs nsign's own COSE/CBOR code (the test_cose unit binary's "dump" mode, built from src/cose.c
-and src/cbor.c) on each document and compares every decoded field with summary.json: sizes,
+Runs nsign's own COSE/CBOR code (the test_cose unit binary's "dump" mode, built from src/formats/cose.c
+and src/formats/cbor.c) on each document and compares every decoded field with summary.json: sizes,
 protected header, module_id, digest, timestamp, all PCRs in full, public_key, user_data,
 nonce, cabundle length. The six real documents must verify against the AWS Nitro root at their
 own timestamps; the self-signed negative sample must parse and must NOT verify.

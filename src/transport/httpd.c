@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "iox.h"
+#include "stop.h"
 
 #define POLL_MS 100
 /* After the answer, unread input would make close() send a reset that can destroy the answer in
@@ -152,7 +153,7 @@ struct ns_httpd {
     ns_addr addr;
     ns_httpd_fn fn;
     void *arg;
-    volatile int stop;
+    ns_stop stop;
     pthread_t th;
     conn *conns[NS_HTTPD_CONNS_MAX];
 };

@@ -550,7 +550,7 @@ static void bufs_free(enclave_bufs *b)
 
 /* On success the listeners stay open in lfds (the caller refuses late frames on them). */
 static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, enclave_bufs *b,
-                          volatile int *stop, ns_enclave_step *failed, int lfds[RECV_JOBS])
+                          ns_stop *stop, ns_enclave_step *failed, int lfds[RECV_JOBS])
 {
     const ns_addr *addrs[RECV_JOBS] = {&cfg->creds_listen, &cfg->age_key_listen,
                                        &cfg->shares_listen, &cfg->config_listen};
@@ -708,7 +708,7 @@ typedef struct {
     const ns_enclave_ops *ops;
     const int *fds;
     int n;
-    volatile int done;
+    ns_stop done;
 } refuser;
 
 static void *refuse_thread(void *arg)
@@ -755,7 +755,7 @@ static ns_err configure(const ns_enclave_cfg *cfg, const ns_buf *doc_bytes, ns_e
     return NS_OK;
 }
 
-ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, volatile int *stop,
+ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, ns_stop *stop,
                       ns_enclave_step *failed)
 {
     enclave_bufs b;

@@ -32,6 +32,7 @@
 #include "addr.h"
 #include "buf.h"
 #include "err.h"
+#include "stop.h"
 
 #define NS_ENCLAVE_CREDS_MAX (64 * 1024)            /* the credentials JSON */
 #define NS_ENCLAVE_AGE_KEY_CT_MAX (64 * 1024)       /* KMS ciphertext of the age identity */
@@ -174,7 +175,7 @@ typedef struct {
     /* Parse the keys JSON into the signer's own secret memory (keys_json is wiped after). */
     ns_err (*load_keys)(void *ctx, const ns_buf *keys_json);
     /* Serve until *stop; returns when stopped or on a fatal error. */
-    ns_err (*serve)(void *ctx, const ns_enclave_cfg *cfg, volatile int *stop);
+    ns_err (*serve)(void *ctx, const ns_enclave_cfg *cfg, ns_stop *stop);
     /* Called after each step with its duration; e is NS_OK or the failure (detail in
      * ns_err_msg on the calling thread). */
     void (*on_step)(void *ctx, ns_enclave_step step, int64_t ms, ns_err e, const char *detail);
@@ -210,7 +211,7 @@ ns_err ns_enclave_preflight(const ns_enclave_facts *f) NS_MUST_CHECK;
  * the first failing step (its name in *failed). Every secret buffer is wiped before return,
  * on every path.
  */
-ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, volatile int *stop,
+ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, ns_stop *stop,
                       ns_enclave_step *failed) NS_MUST_CHECK;
 
 #endif

@@ -676,7 +676,7 @@ static int pin_lookup(void *arg, const uint8_t pin[32], char *id, size_t cap)
     return i;
 }
 
-ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, volatile int *stop)
+ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, ns_stop *stop)
 {
     ns_h2_handler h;
     ENSURE(keys != NULL && keys->count > 0, NS_E_USAGE, "sign-service: no keys loaded");

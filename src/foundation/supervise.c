@@ -19,9 +19,9 @@
 #define SUP_POLL_MS 20
 #define SUP_CANCEL_CHECK_MS 100
 
-static volatile sig_atomic_t *sup_cancel;
+static ns_stop *sup_cancel;
 
-void ns_run_set_cancel(volatile sig_atomic_t *flag)
+void ns_run_set_cancel(ns_stop *flag)
 {
     sup_cancel = flag;
 }

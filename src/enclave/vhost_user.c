@@ -569,7 +569,7 @@ static ns_err frontend_message(ns_vhost *s, int fd)
 }
 
 static ns_err serve_frontend(ns_vhost *s, ns_vsock_dev *dev, int epfd, int cfd,
-                             volatile sig_atomic_t *stop)
+                             ns_stop *stop)
 {
     struct {
         int tag;
@@ -631,7 +631,7 @@ static ns_err serve_frontend(ns_vhost *s, ns_vsock_dev *dev, int epfd, int cfd,
     return e;
 }
 
-ns_err ns_vhost_vsock_serve(const ns_vhost_vsock_cfg *cfg, volatile sig_atomic_t *stop)
+ns_err ns_vhost_vsock_serve(const ns_vhost_vsock_cfg *cfg, ns_stop *stop)
 {
     ns_addr a = {.kind = NS_ADDR_UNIX};
     ENSURE(strlen(cfg->socket_path) < sizeof a.path, NS_E_USAGE,

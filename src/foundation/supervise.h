@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "stop.h"
 
 #define NS_SPAWN_STDIN_PIPE 1u  /* c->in_fd: write end of the child's stdin */
 #define NS_SPAWN_STDOUT_PIPE 2u /* c->out_fd: read end of the child's stdout */
@@ -58,7 +59,7 @@ ns_err ns_run_ex(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *o
  * A flag (set by the caller's signal handler) that makes a running ns_run/ns_run_ex stop its
  * child and return NS_E_CLOSED promptly, so SIGTERM never waits for a long step. NULL: none.
  */
-void ns_run_set_cancel(volatile sig_atomic_t *flag);
+void ns_run_set_cancel(ns_stop *flag);
 
 /* "exit 3", "killed by signal 9". */
 void ns_status_str(int status, char *out, size_t cap);

@@ -28,6 +28,7 @@
 
 #include "addr.h"
 #include "err.h"
+#include "stop.h"
 
 #define NS_BRIDGE_MAX_PAIRS 64
 #define NS_BRIDGE_DEFAULT_MAX_CONNS 1024
@@ -72,7 +73,7 @@ unsigned ns_bridge_port(const ns_bridge *b, size_t i);
  * Runs the loop until *stop becomes non-zero; then closes every connection (logged with
  * reason=shutdown) and returns NS_OK. Fails only if epoll itself fails.
  */
-ns_err ns_bridge_serve(ns_bridge *b, volatile int *stop) NS_MUST_CHECK;
+ns_err ns_bridge_serve(ns_bridge *b, ns_stop *stop) NS_MUST_CHECK;
 /* Closes the listeners (unlinking unix socket files it created) and frees b. NULL is fine. */
 void ns_bridge_free(ns_bridge *b);
 

@@ -42,6 +42,7 @@
 #include "addr.h"
 #include "buf.h"
 #include "err.h"
+#include "stop.h"
 
 #define NS_H2_MAX_STREAMS 128
 #define NS_H2_CONN_IN_SMALL (256u * 1024)
@@ -144,6 +145,6 @@ typedef struct {
 
 /* Serves until *stop becomes non-zero (checked at least every 100 ms); then closes cleanly. */
 ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h,
-                   volatile int *stop) NS_MUST_CHECK;
+                   ns_stop *stop) NS_MUST_CHECK;
 
 #endif

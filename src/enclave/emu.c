@@ -228,7 +228,7 @@ ns_err ns_emu_start(ns_emu *e, const ns_emu_cfg *c)
     return err;
 }
 
-ns_err ns_emu_wait_heartbeat(ns_emu *e, int timeout_ms, volatile sig_atomic_t *stop)
+ns_err ns_emu_wait_heartbeat(ns_emu *e, int timeout_ms, ns_stop *stop)
 {
     int64_t deadline = ns_now_ms() + timeout_ms;
     ENSURE(e->hb_fd >= 0, NS_E_INTERNAL, "heartbeat listener not open");

@@ -23,6 +23,7 @@
 #include "err.h"
 #include "virtq.h"
 #include "vsock_dev.h"
+#include "stop.h"
 
 #define NS_VHOST_HDR_LEN 12
 #define NS_VHOST_PAYLOAD_MAX 4096
@@ -119,6 +120,6 @@ typedef struct {
  * (NS_OK), or fails: a protocol error from the front-end, or the guest breaking the ring rules.
  */
 ns_err ns_vhost_vsock_serve(const ns_vhost_vsock_cfg *cfg,
-                            volatile sig_atomic_t *stop) NS_MUST_CHECK;
+                            ns_stop *stop) NS_MUST_CHECK;
 
 #endif

@@ -26,6 +26,7 @@
 #include "err.h"
 #include "h2server.h"
 #include "signkeys.h"
+#include "stop.h"
 
 typedef struct ns_signkeys ns_signsvc_keys;
 
@@ -46,7 +47,7 @@ typedef struct {
 ns_err ns_signsvc_load_keys(ns_signsvc_keys **keys, const uint8_t *json, size_t len) NS_MUST_CHECK;
 /* Serves until *stop (checked at least every 200 ms). keys must outlive the call. */
 ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys,
-                      volatile int *stop) NS_MUST_CHECK;
+                      ns_stop *stop) NS_MUST_CHECK;
 /* Wipes and frees. */
 void ns_signsvc_keys_free(ns_signsvc_keys *keys);
 

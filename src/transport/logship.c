@@ -17,6 +17,7 @@
 
 #include "iox.h"
 #include "log.h"
+#include "stop.h"
 
 #define SEND_CHUNK (64u * 1024)
 #define POLL_MS 100
@@ -272,7 +273,7 @@ struct ns_logrecv {
     ns_addr addr;
     ns_logrecv_fn fn;
     void *arg;
-    volatile int stop;
+    ns_stop stop;
     pthread_t th;
     rconn *c[NS_LOGRECV_CONNS];
 };

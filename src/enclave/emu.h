@@ -22,6 +22,7 @@
 
 #include "err.h"
 #include "supervise.h"
+#include "stop.h"
 
 #define NS_EMU_HEARTBEAT_PORT 9000u
 #define NS_EMU_HEARTBEAT_BYTE 0xB7
@@ -63,7 +64,7 @@ ns_err ns_emu_build(ns_emu *e, const ns_emu_cfg *c) NS_MUST_CHECK;
 ns_err ns_emu_start(ns_emu *e, const ns_emu_cfg *c) NS_MUST_CHECK;
 /* Waits for the enclave's heartbeat and echoes it; fails when QEMU or the backend exits. */
 ns_err ns_emu_wait_heartbeat(ns_emu *e, int timeout_ms,
-                             volatile sig_atomic_t *stop) NS_MUST_CHECK;
+                             ns_stop *stop) NS_MUST_CHECK;
 /* NS_E_CLOSED (with the reason) when QEMU or the backend is gone. */
 ns_err ns_emu_poll(ns_emu *e) NS_MUST_CHECK;
 /* Stops QEMU, then the backend; closes the heartbeat socket. */

@@ -652,7 +652,7 @@ unsigned ns_bridge_port(const ns_bridge *b, size_t i)
     return port;
 }
 
-ns_err ns_bridge_serve(ns_bridge *b, volatile int *stop)
+ns_err ns_bridge_serve(ns_bridge *b, ns_stop *stop)
 {
     sigset_t pipe_set, old;
     sigemptyset(&pipe_set);

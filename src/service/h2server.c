@@ -784,7 +784,7 @@ typedef struct econn {
 typedef struct worker {
     const ns_h2_handler *h;
     const ns_h2_transport *tr;
-    volatile int *stop;
+    ns_stop *stop;
     int lfd;
     int handoff[2]; /* pipe: descriptors accepted by another loop for this one, 4 bytes each */
     int nconn;      /* connections owned or handed over (atomic: other loops read it) */
@@ -1087,7 +1087,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, volatile int *stop)
+ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, ns_stop *stop)
 {
     enum { MAX_THREADS = 256 };
     int n = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
