@@ -161,13 +161,13 @@ int bridge_main(int argc, char **argv)
     ns_bridge *b = NULL;
     ns_err e = ns_bridge_listen(&cfg, &b);
     if (e != NS_OK) {
-        ns_log_err(e, "bridge");
+        ns_log_err(e, NULL); /* the detail names the address or the target */
         return NS_EXIT_FAIL;
     }
     e = ns_bridge_serve(b, &g_stop);
     ns_bridge_free(b);
     if (e != NS_OK) {
-        ns_log_err(e, "bridge");
+        ns_log_err(e, "serving");
         return NS_EXIT_FAIL;
     }
     ns_info("stopped");

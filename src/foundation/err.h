@@ -10,8 +10,9 @@
  * - The applet owns "nsign APPLET:" and the level: ns_log adds them, and only the coordinator
  *   (the applet's main and its helpers in applets/) logs an error, once.
  * - A module's ns_fail text starts with what failed on what ("connect tcp:10.0.0.1:443:
- *   connection refused"), never with its own module name or an applet's name: the caller
- *   knows which step it was.
+ *   connection refused"), never with an applet's name and never with its module's name as a
+ *   mere label: the caller knows which step it was. Naming the party that failed is the "what"
+ *   ("nsm: ioctl on /dev/nsm", "kms: the Decrypt response has no Plaintext").
  * - A caller that adds context uses ns_fail_ctx with the step ("downloading s3://b/k"), never a
  *   word the detail already starts with.
  *

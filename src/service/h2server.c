@@ -1015,7 +1015,7 @@ static void *worker_main(void *arg)
     econn *head = NULL;
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) {
-        w->err = ns_fail_errno(NS_E_IO, "sign-service: epoll_create1");
+        w->err = ns_fail_errno(NS_E_IO, "epoll_create1");
         snprintf(w->errmsg, sizeof w->errmsg, "%s", ns_err_msg());
         *w->stop = 1;
         return NULL;
@@ -1024,7 +1024,7 @@ static void *worker_main(void *arg)
     struct epoll_event hev = {.events = EPOLLIN, .data.ptr = &handoff_tag};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, w->lfd, &lev) != 0 ||
         epoll_ctl(ep, EPOLL_CTL_ADD, w->handoff[0], &hev) != 0) {
-        w->err = ns_fail_errno(NS_E_IO, "sign-service: epoll_ctl on the listener or hand-off pipe");
+        w->err = ns_fail_errno(NS_E_IO, "epoll_ctl on the listener or hand-off pipe");
         snprintf(w->errmsg, sizeof w->errmsg, "%s", ns_err_msg());
         close(ep);
         *w->stop = 1;
@@ -1109,7 +1109,7 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, ns_stop *
     worker *ws = calloc((size_t)n, sizeof *ws);
     if (ws == NULL) {
         close(lfd);
-        BAIL(NS_E_NOMEM, "sign-service: out of memory for %d event loops", n);
+        BAIL(NS_E_NOMEM, "out of memory for %d event loops", n);
     }
     int started = 0;
     ns_err rc = NS_OK;
@@ -1123,13 +1123,13 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, ns_stop *
                              .nworkers = n,
                              .index = piped};
         if (pipe2(ws[piped].handoff, O_NONBLOCK | O_CLOEXEC) != 0) {
-            rc = ns_fail_errno(NS_E_IO, "sign-service: pipe2 for event loop %d", piped);
+            rc = ns_fail_errno(NS_E_IO, "pipe2 for event loop %d", piped);
             break;
         }
     }
     for (; rc == NS_OK && started < n; started++) {
         if (pthread_create(&ws[started].tid, NULL, worker_main, &ws[started]) != 0) {
-            rc = ns_fail(NS_E_NOMEM, "sign-service: cannot start event loop %d of %d", started, n);
+            rc = ns_fail(NS_E_NOMEM, "cannot start event loop %d of %d", started, n);
             *stop = 1;
             break;
         }

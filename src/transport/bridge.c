@@ -611,7 +611,7 @@ ns_err ns_bridge_listen(const ns_bridge_cfg *cfg, ns_bridge **out)
         ns_addr_format(&b->pairs[i].connect, b->names[i][1], sizeof b->names[i][1]);
         if (!allowed(b, &b->pairs[i].connect)) {
             e = ns_fail(NS_E_DENIED,
-                        "bridge: connect target %s is not on the --allow list: add --allow for it "
+                        "connect target %s is not on the --allow list: add --allow for it "
                         "or fix the target",
                         b->names[i][1]);
         }
@@ -619,7 +619,7 @@ ns_err ns_bridge_listen(const ns_bridge_cfg *cfg, ns_bridge **out)
     if (e == NS_OK) {
         b->ep = epoll_create1(EPOLL_CLOEXEC);
         if (b->ep < 0) {
-            e = ns_fail_errno(NS_E_IO, "bridge: epoll_create1");
+            e = ns_fail_errno(NS_E_IO, "epoll_create1");
         }
     }
     for (size_t i = 0; i < b->npairs && e == NS_OK; i++) {
@@ -665,7 +665,7 @@ ns_err ns_bridge_serve(ns_bridge *b, ns_stop *stop)
     while (!*stop) {
         int n = epoll_wait(b->ep, evs, BRIDGE_EVENTS, NS_BRIDGE_TICK_MS);
         if (n < 0 && errno != EINTR) {
-            rc = ns_fail_errno(NS_E_INTERNAL, "bridge: epoll_wait failed");
+            rc = ns_fail_errno(NS_E_INTERNAL, "epoll_wait failed");
             break;
         }
         for (int i = 0; i < n; i++) {
