@@ -493,7 +493,7 @@ static ns_err run_step(const char *step, char *const argv[], const uint8_t *in, 
 {
     int st = -1;
     char s[64];
-    ns_err e = ns_run(argv, in, in_len, out, timeout_ms, &st);
+    ns_err e = ns_supervise_run(argv, in, in_len, out, timeout_ms, &st);
     if (e != NS_OK) {
         return ns_fail_ctx(e, "%s", step);
     }
@@ -506,7 +506,7 @@ static ns_err run_step(const char *step, char *const argv[], const uint8_t *in, 
 
 typedef struct {
     re_cfg *c;
-    ns_child kms, bridges, console;
+    ns_supervise_child kms, bridges, console;
     ns_emu emu;
     int kms_restarts, bridge_restarts;
     int enclave_started;
@@ -649,7 +649,7 @@ static ns_err step_check(re_state *s)
     ns_buf out;
     int rc = -1, listed = 0;
     ns_buf_init(&out, RE_NITRO_OUT_MAX);
-    ns_err e = ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &rc);
+    ns_err e = ns_supervise_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &rc);
     if (e == NS_OK && ns_status_ok(rc)) {
         e = describe_lists(&out, c->name, &listed);
     } else if (e == NS_OK) {
@@ -751,7 +751,7 @@ static ns_err step_kms_proxy(re_state *s)
     if (g_dry) {
         return NS_OK;
     }
-    GUARD(ns_spawn(&s->kms, av, NS_SPAWN_STDIN_NULL, -1));
+    GUARD(ns_supervise_spawn(&s->kms, av, NS_SPAWN_STDIN_NULL, -1));
     return NS_OK;
 }
 
@@ -817,7 +817,8 @@ static ns_err step_nitro_run(re_state *s)
     ns_buf out;
     int st = -1;
     ns_buf_init(&out, RE_NITRO_OUT_MAX);
-    ns_err e = ns_run_ex(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st, NS_SPAWN_STDERR_OUT);
+    ns_err e =
+        ns_supervise_run_ex(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st, NS_SPAWN_STDERR_OUT);
     if (e == NS_OK && !ns_status_ok(st)) {
         e = nitro_error(&out, "nitro-cli run-enclave", c, st);
     }
@@ -862,7 +863,7 @@ static ns_err step_console(re_state *s)
     if (fd < 0) {
         return ns_fail_errno(NS_E_IO, "open CONSOLE_FILE %s", c->console_file);
     }
-    ns_err e = ns_spawn(&s->console, av, NS_SPAWN_STDIN_NULL, fd);
+    ns_err e = ns_supervise_spawn(&s->console, av, NS_SPAWN_STDIN_NULL, fd);
     close(fd);
     return e;
 }
@@ -1016,7 +1017,7 @@ static ns_err step_bridges(re_state *s)
     if (g_dry) {
         return NS_OK;
     }
-    GUARD(ns_spawn(&s->bridges, av, NS_SPAWN_STDIN_NULL, -1));
+    GUARD(ns_supervise_spawn(&s->bridges, av, NS_SPAWN_STDIN_NULL, -1));
     return NS_OK;
 }
 
@@ -1082,7 +1083,7 @@ static ns_err watch_enclave(re_state *s)
         return ns_emu_poll(&s->emu);
     }
     ns_buf_init(&out, RE_NITRO_OUT_MAX);
-    ns_err e = ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st);
+    ns_err e = ns_supervise_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st);
     if (e == NS_OK && !ns_status_ok(st)) {
         char sts[64];
         ns_status_str(st, sts, sizeof sts);
@@ -1130,7 +1131,8 @@ static void terminate_enclave(re_state *s)
     }
     ns_buf_init(&out, RE_NITRO_OUT_MAX);
     ns_info("terminating enclave name=%s", s->c->name);
-    if ((ns_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st) != NS_OK || !ns_status_ok(st)) &&
+    if ((ns_supervise_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st) != NS_OK ||
+         !ns_status_ok(st)) &&
         s->enclave_started == 1) {
         ns_warn("nitro-cli terminate-enclave --enclave-name %s failed: run it by hand", s->c->name);
     }
@@ -1140,23 +1142,23 @@ static void terminate_enclave(re_state *s)
 
 static void stop_all(re_state *s)
 {
-    ns_child_stop(&s->bridges, RE_STOP_GRACE_MS);
-    ns_child_stop(&s->kms, RE_STOP_GRACE_MS);
+    ns_supervise_stop(&s->bridges, RE_STOP_GRACE_MS);
+    ns_supervise_stop(&s->kms, RE_STOP_GRACE_MS);
     terminate_enclave(s);
     /* nitro-cli console exits by itself once the enclave is gone, after its last lines, which
      * are usually why the enclave stopped: let it finish writing CONSOLE_FILE first. */
     int st;
     if (!s->left_running && s->console.pid > 0 &&
-        ns_child_wait(&s->console, RE_CONSOLE_DRAIN_MS, &st) != NS_OK) {
+        ns_supervise_wait(&s->console, RE_CONSOLE_DRAIN_MS, &st) != NS_OK) {
         ns_warn("nitro-cli console still running %d ms after the enclave stopped: stopping it; "
                 "CONSOLE_FILE %s may lack the last lines",
                 RE_CONSOLE_DRAIN_MS, s->c->console_file);
     }
-    ns_child_stop(&s->console, RE_STOP_GRACE_MS);
+    ns_supervise_stop(&s->console, RE_STOP_GRACE_MS);
 }
 
 /* Restarts a dead bridge (bounded); a bridge that keeps dying fails the run. */
-static ns_err supervise_child(re_state *s, ns_child *ch, int *restarts, const char *what,
+static ns_err supervise_child(re_state *s, ns_supervise_child *ch, int *restarts, const char *what,
                               void (*build)(re_state *, char **))
 {
     int exited = 0, st = 0;
@@ -1164,7 +1166,7 @@ static ns_err supervise_child(re_state *s, ns_child *ch, int *restarts, const ch
     if (ch->pid == 0) {
         return NS_OK;
     }
-    GUARD(ns_child_poll(ch, &exited, &st));
+    GUARD(ns_supervise_poll(ch, &exited, &st));
     if (!exited) {
         return NS_OK;
     }
@@ -1177,7 +1179,7 @@ static ns_err supervise_child(re_state *s, ns_child *ch, int *restarts, const ch
     usleep(RE_RESTART_BACKOFF_MS * 1000);
     char *av[18];
     build(s, av);
-    return ns_spawn(ch, av, NS_SPAWN_STDIN_NULL, -1);
+    return ns_supervise_spawn(ch, av, NS_SPAWN_STDIN_NULL, -1);
 }
 
 static ns_err take_lock(re_state *s)
@@ -1272,7 +1274,8 @@ int run_enclave_main(int argc, char **argv)
         } else {
             e = ns_fail(NS_E_NOT_FOUND, "%s", ns_err_msg());
         }
-    } else if (e == NS_OK && ns_which(cfg.nitro_name, cfg.nitro, sizeof cfg.nitro) != NS_OK) {
+    } else if (e == NS_OK &&
+               ns_supervise_which(cfg.nitro_name, cfg.nitro, sizeof cfg.nitro) != NS_OK) {
         if (g_dry) {
             snprintf(cfg.nitro, sizeof cfg.nitro, "%s", cfg.nitro_name);
         } else {
@@ -1298,7 +1301,7 @@ int run_enclave_main(int argc, char **argv)
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
-        ns_run_set_cancel(&g_stop);
+        ns_supervise_set_cancel(&g_stop);
         if (ns_secret_process_init() != NS_OK) {
             ns_warn("cannot make the process non-dumpable: %s", ns_err_msg());
         }
@@ -1377,7 +1380,7 @@ out:
     ns_buf_free(&st.creds);
     ns_buf_free(&st.age_ct);
     ns_buf_free(&st.shares_ct);
-    ns_run_set_cancel(NULL); /* the clean-up (terminate-enclave) must run to completion */
+    ns_supervise_set_cancel(NULL); /* the clean-up (terminate-enclave) must run to completion */
     if (e != NS_OK) {
         ns_log_err(e, failed);
         if (cfg.debug && st.enclave_started && !cfg.emu) {

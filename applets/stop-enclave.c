@@ -74,7 +74,7 @@ int stop_enclave_main(int argc, char **argv)
         return ns_cli_usage_error("ENCLAVE_NAME must not contain '/'");
     }
     snprintf(lock, sizeof lock, "%s/%s.pid", run_dir, name);
-    int have_nitro = ns_which(nitro_name, nitro, sizeof nitro) == NS_OK;
+    int have_nitro = ns_supervise_which(nitro_name, nitro, sizeof nitro) == NS_OK;
     if (!have_nitro) {
         snprintf(nitro, sizeof nitro, "%s", nitro_name);
     }
@@ -141,8 +141,8 @@ int stop_enclave_main(int argc, char **argv)
     ns_buf out;
     int st = -1;
     ns_buf_init(&out, SE_OUT_MAX);
-    if (ns_run(desc, NULL, 0, &out, SE_NITRO_TIMEOUT_MS, &st) != NS_OK || !ns_status_ok(st) ||
-        ns_buf_cstr(&out) != NS_OK) {
+    if (ns_supervise_run(desc, NULL, 0, &out, SE_NITRO_TIMEOUT_MS, &st) != NS_OK ||
+        !ns_status_ok(st) || ns_buf_cstr(&out) != NS_OK) {
         ns_buf_free(&out);
         ns_error("%s describe-enclaves failed: see its message above", nitro_name);
         return NS_EXIT_FAIL;
@@ -157,7 +157,7 @@ int stop_enclave_main(int argc, char **argv)
     }
     char *term[] = {nitro, "terminate-enclave", "--enclave-name", (char *)name, NULL};
     ns_buf_init(&out, SE_OUT_MAX);
-    ns_err e = ns_run(term, NULL, 0, &out, SE_NITRO_TIMEOUT_MS, &st);
+    ns_err e = ns_supervise_run(term, NULL, 0, &out, SE_NITRO_TIMEOUT_MS, &st);
     ns_buf_free(&out);
     if (e != NS_OK || !ns_status_ok(st)) {
         ns_error("%s terminate-enclave --enclave-name %s failed; see /var/log/nitro_enclaves/",

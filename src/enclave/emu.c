@@ -54,7 +54,7 @@ ns_err ns_emu_find_qemu(const char *self, char *out, size_t cap)
             return NS_OK;
         }
     }
-    if (ns_which("qemu-system-x86_64", out, cap) == NS_OK) {
+    if (ns_supervise_which("qemu-system-x86_64", out, cap) == NS_OK) {
         return NS_OK;
     }
     BAIL(NS_E_NOT_FOUND, "no QEMU with the nitro-enclave machine: run `make qemu` (it builds "
@@ -67,7 +67,7 @@ ns_err ns_emu_check_qemu(const char *qemu)
     ns_buf out;
     int st = -1;
     ns_buf_init(&out, EMU_HELP_MAX);
-    ns_err e = ns_run(av, NULL, 0, &out, EMU_QEMU_CHECK_MS, &st);
+    ns_err e = ns_supervise_run(av, NULL, 0, &out, EMU_QEMU_CHECK_MS, &st);
     if (e == NS_OK && (!ns_status_ok(st) || ns_buf_cstr(&out) != NS_OK)) {
         e = ns_fail(NS_E_UNAVAILABLE, "`%s -M help` failed", qemu);
     }
@@ -170,13 +170,13 @@ ns_err ns_emu_build(ns_emu *e, const ns_emu_cfg *c)
     return NS_OK;
 }
 
-static ns_err child_gone(ns_child *ch, const char *what, const char *hint)
+static ns_err child_gone(ns_supervise_child *ch, const char *what, const char *hint)
 {
     int exited = 0, st = 0;
     if (ch->pid == 0) {
         return NS_OK;
     }
-    GUARD(ns_child_poll(ch, &exited, &st));
+    GUARD(ns_supervise_poll(ch, &exited, &st));
     if (exited) {
         char s[64];
         ns_status_str(st, s, sizeof s);
@@ -209,7 +209,7 @@ ns_err ns_emu_start(ns_emu *e, const ns_emu_cfg *c)
 
     snprintf(sock, sizeof sock, "%s/vhost.sock", c->dir);
     ns_io_unlink_stale_socket(sock);
-    GUARD(ns_spawn(&e->backend, e->argv_backend, NS_SPAWN_STDIN_NULL, -1));
+    GUARD(ns_supervise_spawn(&e->backend, e->argv_backend, NS_SPAWN_STDIN_NULL, -1));
     struct stat st;
     int64_t deadline = ns_now_ms() + EMU_BACKEND_WAIT_MS;
     while (stat(sock, &st) != 0 || !S_ISSOCK(st.st_mode)) {
@@ -222,7 +222,7 @@ ns_err ns_emu_start(ns_emu *e, const ns_emu_cfg *c)
     if (fd < 0) {
         return ns_fail_errno(NS_E_IO, "open CONSOLE_FILE %s", c->console_file);
     }
-    ns_err err = ns_spawn(&e->qemu, e->argv_qemu, NS_SPAWN_STDIN_NULL, fd);
+    ns_err err = ns_supervise_spawn(&e->qemu, e->argv_qemu, NS_SPAWN_STDIN_NULL, fd);
     close(fd);
     e->boot_ms = ns_now_ms();
     return err;
@@ -266,8 +266,8 @@ ns_err ns_emu_wait_heartbeat(ns_emu *e, int timeout_ms, ns_stop *stop)
 
 void ns_emu_stop(ns_emu *e, int grace_ms)
 {
-    ns_child_stop(&e->qemu, grace_ms);
-    ns_child_stop(&e->backend, grace_ms);
+    ns_supervise_stop(&e->qemu, grace_ms);
+    ns_supervise_stop(&e->backend, grace_ms);
     if (e->hb_fd >= 0) {
         close(e->hb_fd);
         e->hb_fd = -1;

@@ -41,7 +41,7 @@ typedef struct {
 } ns_emu_cfg;
 
 typedef struct {
-    ns_child backend, qemu;
+    ns_supervise_child backend, qemu;
     int hb_fd;
     int64_t boot_ms; /* QEMU start to heartbeat */
     char argbuf[8192];

@@ -21,7 +21,7 @@
 
 static ns_stop *sup_cancel;
 
-void ns_run_set_cancel(ns_stop *flag)
+void ns_supervise_set_cancel(ns_stop *flag)
 {
     sup_cancel = flag;
 }
@@ -32,7 +32,7 @@ static int cancelled(void)
 }
 #define SUP_READ_CHUNK 65536
 
-ns_err ns_which(const char *name, char *out, size_t cap)
+ns_err ns_supervise_which(const char *name, char *out, size_t cap)
 {
     if (strchr(name, '/') != NULL) {
         ENSURE(strlen(name) < cap, NS_E_TOO_BIG, "path too long: %s", name);
@@ -108,13 +108,13 @@ static void child_exec(char *const argv[], const char *prog, int in_r, int out_w
     _exit(127);
 }
 
-ns_err ns_spawn(ns_child *c, char *const argv[], unsigned flags, int stdout_fd)
+ns_err ns_supervise_spawn(ns_supervise_child *c, char *const argv[], unsigned flags, int stdout_fd)
 {
     char prog[4096];
     int in[2] = {-1, -1}, out[2] = {-1, -1};
     c->pid = 0;
     c->in_fd = c->out_fd = -1;
-    GUARD(ns_which(argv[0], prog, sizeof prog));
+    GUARD(ns_supervise_which(argv[0], prog, sizeof prog));
     if ((flags & NS_SPAWN_STDIN_PIPE) && pipe2(in, O_CLOEXEC) != 0) {
         return ns_fail_errno(NS_E_IO, "pipe");
     }
@@ -153,7 +153,7 @@ ns_err ns_spawn(ns_child *c, char *const argv[], unsigned flags, int stdout_fd)
     return NS_OK;
 }
 
-ns_err ns_child_poll(ns_child *c, int *exited, int *status)
+ns_err ns_supervise_poll(ns_supervise_child *c, int *exited, int *status)
 {
     *exited = 0;
     if (c->pid <= 0) {
@@ -171,12 +171,12 @@ ns_err ns_child_poll(ns_child *c, int *exited, int *status)
     return NS_OK;
 }
 
-ns_err ns_child_wait(ns_child *c, int timeout_ms, int *status)
+ns_err ns_supervise_wait(ns_supervise_child *c, int timeout_ms, int *status)
 {
     int64_t deadline = timeout_ms < 0 ? -1 : ns_now_ms() + timeout_ms;
     for (;;) {
         int exited = 0;
-        GUARD(ns_child_poll(c, &exited, status));
+        GUARD(ns_supervise_poll(c, &exited, status));
         if (exited) {
             return NS_OK;
         }
@@ -187,7 +187,7 @@ ns_err ns_child_wait(ns_child *c, int timeout_ms, int *status)
     }
 }
 
-void ns_child_stop(ns_child *c, int grace_ms)
+void ns_supervise_stop(ns_supervise_child *c, int grace_ms)
 {
     int st;
     if (c->in_fd >= 0) {
@@ -202,27 +202,27 @@ void ns_child_stop(ns_child *c, int grace_ms)
         return;
     }
     kill(c->pid, SIGTERM);
-    if (ns_child_wait(c, grace_ms, &st) != NS_OK) {
+    if (ns_supervise_wait(c, grace_ms, &st) != NS_OK) {
         kill(c->pid, SIGKILL);
-        if (ns_child_wait(c, -1, &st) != NS_OK) {
+        if (ns_supervise_wait(c, -1, &st) != NS_OK) {
             c->pid = 0;
         }
     }
 }
 
-ns_err ns_run(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out, int timeout_ms,
-              int *status)
+ns_err ns_supervise_run(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out,
+                        int timeout_ms, int *status)
 {
-    return ns_run_ex(argv, in, in_len, out, timeout_ms, status, 0);
+    return ns_supervise_run_ex(argv, in, in_len, out, timeout_ms, status, 0);
 }
 
-ns_err ns_run_ex(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out, int timeout_ms,
-                 int *status, unsigned extra)
+ns_err ns_supervise_run_ex(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out,
+                           int timeout_ms, int *status, unsigned extra)
 {
-    ns_child c;
+    ns_supervise_child c;
     unsigned flags = (in ? NS_SPAWN_STDIN_PIPE : NS_SPAWN_STDIN_NULL) |
                      (out ? NS_SPAWN_STDOUT_PIPE | (extra & NS_SPAWN_STDERR_OUT) : 0);
-    GUARD(ns_spawn(&c, argv, flags, -1));
+    GUARD(ns_supervise_spawn(&c, argv, flags, -1));
     int64_t deadline = timeout_ms < 0 ? -1 : ns_now_ms() + timeout_ms;
     size_t written = 0;
     ns_err e = NS_OK;
@@ -288,22 +288,22 @@ ns_err ns_run_ex(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *o
         }
     }
     if (e != NS_OK) {
-        ns_child_stop(&c, 1000);
+        ns_supervise_stop(&c, 1000);
         *status = -1;
         return e;
     }
     for (;;) {
         int exited = 0;
-        e = ns_child_poll(&c, &exited, status);
+        e = ns_supervise_poll(&c, &exited, status);
         if (e != NS_OK || exited) {
             return e;
         }
         if (cancelled()) {
-            ns_child_stop(&c, 1000);
+            ns_supervise_stop(&c, 1000);
             return ns_fail(NS_E_CLOSED, "%s stopped: a stop was requested", argv[0]);
         }
         if (deadline >= 0 && ns_ms_left(deadline) == 0) {
-            ns_child_stop(&c, 1000);
+            ns_supervise_stop(&c, 1000);
             return ns_fail(NS_E_TIMEOUT, "%s did not finish within %d ms", argv[0], timeout_ms);
         }
         usleep(SUP_POLL_MS * 1000);

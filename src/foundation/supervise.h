@@ -29,19 +29,20 @@ typedef struct {
     pid_t pid; /* 0 when not running */
     int in_fd;
     int out_fd;
-} ns_child;
+} ns_supervise_child;
 
 /* Starts argv[0] (a path, or a name looked up in PATH). stdout_fd >= 0 becomes its stdout. */
-ns_err ns_spawn(ns_child *c, char *const argv[], unsigned flags, int stdout_fd) NS_MUST_CHECK;
+ns_err ns_supervise_spawn(ns_supervise_child *c, char *const argv[], unsigned flags,
+                          int stdout_fd) NS_MUST_CHECK;
 
 /* Waits for exit. timeout_ms < 0: forever. NS_E_TIMEOUT when still running. */
-ns_err ns_child_wait(ns_child *c, int timeout_ms, int *status) NS_MUST_CHECK;
+ns_err ns_supervise_wait(ns_supervise_child *c, int timeout_ms, int *status) NS_MUST_CHECK;
 
 /* Non-blocking: *exited = 1 and *status when it has exited. */
-ns_err ns_child_poll(ns_child *c, int *exited, int *status) NS_MUST_CHECK;
+ns_err ns_supervise_poll(ns_supervise_child *c, int *exited, int *status) NS_MUST_CHECK;
 
 /* SIGTERM, wait up to grace_ms, then SIGKILL and reap. Safe on a child that is not running. */
-void ns_child_stop(ns_child *c, int grace_ms);
+void ns_supervise_stop(ns_supervise_child *c, int grace_ms);
 
 /*
  * Runs argv to completion within timeout_ms: writes in[0..in_len) to its stdin (when in is not
@@ -49,17 +50,19 @@ void ns_child_stop(ns_child *c, int grace_ms);
  * out's max: a child that writes more is killed and NS_E_TOO_BIG returned). *status is the
  * wait status. A child killed on timeout gives NS_E_TIMEOUT.
  */
-ns_err ns_run(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out, int timeout_ms,
-              int *status) NS_MUST_CHECK;
-/* ns_run with extra spawn flags (e.g. NS_SPAWN_STDERR_OUT to collect a tool's error messages). */
-ns_err ns_run_ex(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out, int timeout_ms,
-                 int *status, unsigned flags) NS_MUST_CHECK;
+ns_err ns_supervise_run(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out,
+                        int timeout_ms, int *status) NS_MUST_CHECK;
+/* ns_supervise_run with extra spawn flags (e.g. NS_SPAWN_STDERR_OUT to collect a tool's error
+ * messages). */
+ns_err ns_supervise_run_ex(char *const argv[], const uint8_t *in, size_t in_len, ns_buf *out,
+                           int timeout_ms, int *status, unsigned flags) NS_MUST_CHECK;
 
 /*
- * A flag (set by the caller's signal handler) that makes a running ns_run/ns_run_ex stop its
- * child and return NS_E_CLOSED promptly, so SIGTERM never waits for a long step. NULL: none.
+ * A flag (set by the caller's signal handler) that makes a running
+ * ns_supervise_run/ns_supervise_run_ex stop its child and return NS_E_CLOSED promptly, so SIGTERM
+ * never waits for a long step. NULL: none.
  */
-void ns_run_set_cancel(ns_stop *flag);
+void ns_supervise_set_cancel(ns_stop *flag);
 
 /* "exit 3", "killed by signal 9". */
 void ns_status_str(int status, char *out, size_t cap);
@@ -67,7 +70,7 @@ void ns_status_str(int status, char *out, size_t cap);
 int ns_status_ok(int status);
 
 /* The absolute path of a program: as is when it contains '/', else searched in PATH. */
-ns_err ns_which(const char *name, char *out, size_t cap) NS_MUST_CHECK;
+ns_err ns_supervise_which(const char *name, char *out, size_t cap) NS_MUST_CHECK;
 
 /* The path of the running executable (/proc/self/exe). */
 ns_err ns_self_exe(char *out, size_t cap) NS_MUST_CHECK;
