@@ -22,6 +22,7 @@
 #include "log.h"
 #include "logship.h"
 #include "metrics.h"
+#include "tls.h"
 #include "version.h"
 
 #define AUDIT_RING (1024u * 1024)
@@ -31,7 +32,7 @@ struct ns_svcobs {
     ns_svcobs_cfg cfg;
     ns_metrics *reg;
     ns_metric *sign_total, *sign_seconds, *boot_steps, *denials;
-    ns_metric_series *audit_entries, *tls_failures;
+    ns_metric_series *audit_entries;
     ns_httpd *http;
     ns_logship *logs;
     ns_logship *audit_ship;
@@ -105,6 +106,12 @@ static double conns_open(void *arg)
     return (double)c;
 }
 
+static double tls_failures(void *arg)
+{
+    (void)arg;
+    return (double)ns_tls_server_handshake_failures();
+}
+
 static double log_dropped(void *arg)
 {
     ns_svcobs *o = arg;
@@ -148,9 +155,10 @@ static ns_err families(ns_svcobs *o)
                               "gRPC requests (HTTP/2 streams) open right now.", in_flight, o));
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_GAUGE, "nsign_connections_open",
                               "Client connections open right now.", conns_open, o));
-    GUARD(ns_metrics_add(o->reg, &m, NS_METRIC_COUNTER, "nsign_tls_handshake_failures_total",
-                         "TLS handshakes that failed.", 0, NULL, NULL, 0, 0));
-    o->tls_failures = ns_metric_get(m, NULL);
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_tls_handshake_failures_total",
+                              "TLS handshakes that failed or were refused (no ALPN h2, no known "
+                              "client certificate, protocol errors).",
+                              tls_failures, o));
     GUARD(ns_metrics_add(o->reg, &o->denials, NS_METRIC_COUNTER, "nsign_policy_denials_total",
                          "Sign requests refused by the key-use policy.", 2, den_l, NULL, 0, 128));
     GUARD(

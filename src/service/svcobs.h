@@ -9,7 +9,7 @@
  *   requests_in_flight, connections_open               gauges (HTTP/2 streams, connections)
  *   policy_denials_total{key,client}   Sign refused by the keys file's client policy
  *                                      (PERMISSION_DENIED or UNAUTHENTICATED)
- *   tls_handshake_failures_total       counter (0 until sign-service has a TLS transport)
+ *   tls_handshake_failures_total       counter (refused or failed TLS handshakes)
  *   boot_step_duration_seconds{step}                   gauge, set by enclave-entrypoint
  *   log_lines_dropped_total                            counter, logship's drops
  *   audit_entries_total                                counter

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -601,6 +602,20 @@ static ssize_t srv_again(void)
     return -1;
 }
 
+/* Server handshakes refused (a failed or refused handshake, not a peer that went away), for the
+ * nsign_tls_handshake_failures_total metric. */
+static atomic_ulong srv_refused;
+
+unsigned long ns_tls_server_handshake_failures(void)
+{
+    return atomic_load_explicit(&srv_refused, memory_order_relaxed);
+}
+
+static void srv_count_refusal(void)
+{
+    atomic_fetch_add_explicit(&srv_refused, 1, memory_order_relaxed);
+}
+
 static ssize_t srv_fail(srv_conn *sc, int r, const char *during)
 {
     char m[128];
@@ -610,6 +625,9 @@ static ssize_t srv_fail(srv_conn *sc, int r, const char *during)
         ns_debug("tls %s: the peer went away peer=%s", during, sc->peer); /* not a refusal */
     } else {
         ns_info("tls %s failed peer=%s reason=\"%s\"", during, sc->peer, m);
+        if (strcmp(during, "handshake") == 0) {
+            srv_count_refusal();
+        }
     }
     errno = EPROTO;
     return -1;
@@ -635,6 +653,7 @@ static int srv_step(srv_conn *sc)
         ns_info("tls handshake refused peer=%s reason=\"the client did not offer ALPN h2 "
                 "(gRPC needs HTTP/2)\"",
                 sc->peer);
+        srv_count_refusal();
         errno = EPROTO;
         return -1;
     }
@@ -652,6 +671,7 @@ static int srv_step(srv_conn *sc)
             ns_info("tls handshake refused peer=%s reason=\"no client certificate the keys file "
                     "names\"",
                     sc->peer);
+            srv_count_refusal();
             errno = EPROTO;
             return -1;
         }

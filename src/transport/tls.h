@@ -91,5 +91,9 @@ const uint8_t *ns_tls_server_cert(const ns_tls_server *s, size_t *len);
 const uint8_t *ns_tls_server_spki(const ns_tls_server *s, size_t *len);
 /* After ns_h2_serve returned. Safe on NULL. */
 void ns_tls_server_free(ns_tls_server *s);
+/* Server handshakes that failed or were refused (no ALPN h2, no known client certificate, a
+ * protocol or certificate error) since start, over every server of the process. A client that
+ * just disconnects is not counted. */
+unsigned long ns_tls_server_handshake_failures(void);
 
 #endif

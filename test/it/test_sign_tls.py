@@ -175,7 +175,18 @@ def code_of(fn, req):
 
 
 try:
-    srv, port, log = start(keys_v2)
+    mport = free_port()
+    srv, port, log = start(keys_v2, ["--metrics", "tcp:127.0.0.1:%d" % mport])
+
+    def tls_failures():
+        """nsign_tls_handshake_failures_total as the server's /metrics says it."""
+        import urllib.request
+        body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10).read()
+        for line in body.decode().splitlines():
+            if line.startswith("nsign_tls_handshake_failures_total "):
+                return float(line.split()[1])
+        return None
+
     ok, server_der = tls_probe(port, pay)
     check(ok, "TLS with a known client certificate and ALPN h2", server_der)
     server_cert = x509.load_der_x509_certificate(server_der)
@@ -260,6 +271,8 @@ try:
               "attest-verify: another certificate's key is refused", v.stderr)
 
     # --- handshake negatives ---
+    fail0 = tls_failures()
+    check(fail0 == 0, "metrics: no TLS handshake failure counted after good clients", fail0)
     for desc, kw in (("no client certificate", {}),
                      ("an unknown client certificate", {"cert": stranger})):
         ok, why = tls_probe(port, **kw)
@@ -283,6 +296,9 @@ try:
     text = open(log).read()
     check(text.count("tls handshake") >= 3 and "ALPN h2" in text,
           "the server logs why handshakes were refused", text[-800:])
+    fails = tls_failures()
+    check(fails is not None and fails >= 4,
+          "metrics: nsign_tls_handshake_failures_total counts the refused handshakes", fails)
     c, d = code_of(unary(grpc.insecure_channel("127.0.0.1:%d" % port), "ListKeys",
                          pb.ListKeysRequest, pb.ListKeysResponse), pb.ListKeysRequest())
     check(c == grpc.StatusCode.UNAVAILABLE, "a cleartext (h2c) client on the TLS port fails", d)
