@@ -1188,6 +1188,11 @@ static ns_err take_lock(re_state *s)
     if (mkdir(c->run_dir, 0700) != 0 && errno != EEXIST) {
         return ns_fail_errno(NS_E_IO, "mkdir NSIGN_RUN_DIR %s", c->run_dir);
     }
+    /* The emulator's vsock sockets live here; the KMS proxy and the observability listeners
+     * bind in it before QEMU starts. */
+    if (c->emu && mkdir(c->emu_dir, 0700) != 0 && errno != EEXIST) {
+        return ns_fail_errno(NS_E_IO, "mkdir %s", c->emu_dir);
+    }
     snprintf(s->lock_path, sizeof s->lock_path, "%s/%s.pid", c->run_dir, c->name);
     s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->lock_fd < 0) {

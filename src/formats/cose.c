@@ -50,9 +50,12 @@ ns_err ns_cose_sign1_parse(ns_cose_sign1 *s, const uint8_t *p, size_t n)
             GUARD(ns_cbor_head(&h, &k));
             if (k.major == NS_CBOR_UINT && k.val == 1) {
                 GUARD(ns_cbor_head(&h, &v));
+                /* -1 - v.val is the CBOR negative integer: 34 is -35 (ES384), 0 is -1 */
                 ENSURE(!alg_seen && v.major == NS_CBOR_NINT &&
-                           v.val == (uint64_t)(-1 - COSE_ALG_ES384),
-                       NS_E_UNSUPPORTED, "cose: algorithm is not ES384 (-35)");
+                           (v.val == (uint64_t)(-1 - COSE_ALG_ES384) || v.val == 0),
+                       NS_E_UNSUPPORTED,
+                       "cose: algorithm is not ES384 (-35) (nor QEMU's unsigned -1)");
+                s->unsigned_alg = v.val == 0;
                 alg_seen = 1;
             } else {
                 ENSURE(!(k.major == NS_CBOR_UINT && k.val == 2), NS_E_UNSUPPORTED,
@@ -113,6 +116,8 @@ ns_err ns_cose_sign1_verify(const ns_cose_sign1 *s, const uint8_t *cert_der, siz
     size_t der_len = 0;
     mbedtls_x509_crt crt;
     ns_err rc = NS_OK;
+    ENSURE(!s->unsigned_alg, NS_E_AUTH,
+           "cose: the document is unsigned (alg -1: QEMU's emulated NSM), nothing to verify");
     ENSURE(s->sig_len == NS_COSE_ES384_SIG_LEN, NS_E_AUTH,
            "cose: an ES384 signature is %d bytes, this one %zu (an unsigned emulator document?)",
            NS_COSE_ES384_SIG_LEN, s->sig_len);

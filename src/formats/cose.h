@@ -35,6 +35,7 @@ typedef struct {
     size_t payload_len;
     const uint8_t *sig;
     size_t sig_len;
+    int unsigned_alg; /* alg -1: QEMU's emulated NSM, which does not sign (never verifies) */
 } ns_cose_sign1;
 
 typedef struct {
@@ -57,7 +58,8 @@ typedef struct {
     ns_att_bytes nonce;
 } ns_att_doc;
 
-/* Parses the COSE_Sign1 structure (ES384 only). */
+/* Parses the COSE_Sign1 structure: alg ES384 (-35), or -1, the marker QEMU's emulated NSM puts
+ * on documents it does not sign (parsed so they can be inspected; they never verify). */
 ns_err ns_cose_sign1_parse(ns_cose_sign1 *s, const uint8_t *p, size_t n) NS_MUST_CHECK;
 /* Verifies the ES384 signature with the public key of a DER certificate. NS_E_AUTH if wrong. */
 ns_err ns_cose_sign1_verify(const ns_cose_sign1 *s, const uint8_t *cert_der,

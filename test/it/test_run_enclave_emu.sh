@@ -84,6 +84,10 @@ emu_env() {
     export NSIGN_HOST_GRPC_LISTEN=tcp:127.0.0.1:$GRPC_PORT
     export NSIGN_HOST_KMS_PROXY_CONNECT=tcp:127.0.0.1:$2
     export NSIGN_HOST_EGRESS_CONNECT=tcp:127.0.0.1:$(flow_free_port)
+    # The host's metrics bridge and readiness check on free ports (not 9100/9101: other tests
+    # may run beside this one); logs, audit and metrics keep the emulator's default sockets.
+    export NSIGN_HOST_METRICS_LISTEN=tcp:127.0.0.1:$(flow_free_port)
+    export NSIGN_HOST_READY_LISTEN=tcp:127.0.0.1:$(flow_free_port) ENCLAVE_LOG_FILE=$T/enclave.log
 }
 
 # wait_console FILE PATTERN SECONDS: until the console shows PATTERN (0), a boot failure or

@@ -179,15 +179,15 @@ def check_sigv4(st, h, body, logrec):
 
 def emulator_document(doc_b):
     """The payload of an attestation document shaped like QEMU's emulated NSM's (nitro-enclave
-    machine): ES384 header, but signature, certificate and every cabundle entry all zero bytes
-    (QEMU does not sign). None for anything else."""
+    machine, hw/virtio/virtio-nsm.c): protected header {1: -1}, and signature, certificate and
+    every cabundle entry all zero bytes (QEMU does not sign). None for anything else."""
     try:
         cose = cbor2.loads(doc_b)
         if isinstance(cose, cbor2.CBORTag):
             cose = cose.value
         protected, _unprot, payload_b, sig = cose
         doc = cbor2.loads(payload_b)
-        if cbor2.loads(protected) != {1: -35} or not isinstance(doc, dict):
+        if cbor2.loads(protected) != {1: -1} or not isinstance(doc, dict):
             return None
         blobs = [sig, doc["certificate"]] + list(doc["cabundle"])
         if all(isinstance(b, bytes) and b and not any(b) for b in blobs) and \

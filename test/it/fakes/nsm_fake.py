@@ -153,7 +153,8 @@ def attestation(chain, pcrs, user_data, nonce, public_key):
 
 
 def qemu_unsigned(pcrs, user_data, nonce, public_key):
-    """A document shaped like QEMU's emulated NSM's: ES384 header, no signature (zero bytes),
+    """A document shaped like QEMU's emulated NSM's (hw/virtio/virtio-nsm.c): protected header
+    {1: -1} (QEMU's marker for "not signed"), no signature (zero bytes),
     zero certificate and a cabundle of one zero entry, only the locked PCRs."""
     payload = {
         "module_id": "i-234-enc5678",
@@ -166,7 +167,7 @@ def qemu_unsigned(pcrs, user_data, nonce, public_key):
         "user_data": user_data,
         "nonce": nonce,
     }
-    return cbor2.dumps([cbor2.dumps({1: -35}), {}, cbor2.dumps(payload), bytes(64)])
+    return cbor2.dumps([cbor2.dumps({1: -1}), {}, cbor2.dumps(payload), bytes(64)])
 
 
 def check_attestation_req(body):
