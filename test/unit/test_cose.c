@@ -209,6 +209,23 @@ int main(int argc, char **argv)
         ns_buf_free(&doc);
     }
 
+    /* QEMU's emulated NSM marks its unsigned documents alg -1 (hw/virtio/virtio-nsm.c): such a
+     * document parses (so the emulator flow can read it) and never verifies; any other
+     * algorithm is refused at parse. */
+    {
+        uint8_t q[8 + 66] = {0x84, 0x43, 0xa1, 0x01, 0x20, 0xa0, 0x41, 0xa0, 0x58, 0x40};
+        ns_cose_sign1 s;
+        CHECK_ERR(ns_cose_sign1_parse(&s, q, 10 + 64), NS_OK, "QEMU's alg -1 document parses");
+        CHECK(s.unsigned_alg == 1 && s.sig_len == 64, "and is marked unsigned");
+        CHECK_ERR(ns_cose_sign1_verify(&s, q, 4), NS_E_AUTH, "an alg -1 document never verifies");
+        uint8_t es512[] = {0x84, 0x44, 0xa1, 0x01, 0x38, 0x23, 0xa0, 0x41, 0xa0, 0x40};
+        CHECK_ERR(ns_cose_sign1_parse(&s, es512, sizeof es512), NS_E_UNSUPPORTED,
+                  "alg -36 (ES512) is refused");
+        uint8_t es384[] = {0x84, 0x44, 0xa1, 0x01, 0x38, 0x22, 0xa0, 0x41, 0xa0, 0x40};
+        CHECK_ERR(ns_cose_sign1_parse(&s, es384, sizeof es384), NS_OK, "alg -35 parses");
+        CHECK(s.unsigned_alg == 0, "and is not marked unsigned");
+    }
+
     /* Negative sample: self-signed, cabundle null, timestamp in seconds, 32 PCRs. */
     {
         ns_buf doc, cert;
