@@ -418,10 +418,14 @@ static ns_err start_bridges(const ns_enclave_cfg *cfg, bridge_job *job, pthread_
 static int finish(int rc, int is_pid1)
 {
     if (is_pid1) {
-        /* PID 1 must not return: power the enclave off so the host sees it end. */
-        ns_info("powering off (exit status %d)", rc);
+        /* PID 1 must not return. An enclave has no ACPI, so RB_POWER_OFF only halts the CPU
+         * ("Power off not available: System halted instead") and the enclave would never end;
+         * a reboot ends a Nitro enclave (it cannot restart) and QEMU run with -no-reboot (the
+         * emulator, the test VMs). The kernel's reboot= fallbacks end in a triple fault, which
+         * needs no device. */
+        ns_info("powering off (exit status %d) by a reboot, which ends an enclave", rc);
         sync();
-        reboot(RB_POWER_OFF);
+        reboot(RB_AUTOBOOT);
     }
     return rc;
 }
