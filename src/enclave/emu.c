@@ -170,27 +170,44 @@ ns_err ns_emu_build(ns_emu *e, const ns_emu_cfg *c)
     return NS_OK;
 }
 
-static ns_err child_gone(ns_supervise_child *ch, const char *what, const char *hint)
+/* *gone = 1 and st when ch has exited (a child never started counts as running). */
+static ns_err child_gone(ns_supervise_child *ch, int *gone, char *st, size_t cap)
 {
-    int exited = 0, st = 0;
+    int exited = 0, status = 0;
+    *gone = 0;
     if (ch->pid == 0) {
         return NS_OK;
     }
-    GUARD(ns_supervise_poll(ch, &exited, &st));
+    GUARD(ns_supervise_poll(ch, &exited, &status));
     if (exited) {
-        char s[64];
-        ns_status_str(st, s, sizeof s);
-        BAIL(NS_E_CLOSED, "%s exited (%s): %s", what, s, hint);
+        ns_status_str(status, st, cap);
+        *gone = 1;
     }
     return NS_OK;
 }
 
 ns_err ns_emu_poll(ns_emu *e)
 {
-    GUARD(child_gone(&e->backend, "the vsock backend (nsign vhost-vsock)",
-                     "the enclave lost its vsock; its error is logged above"));
-    GUARD(child_gone(&e->qemu, "the enclave (QEMU)",
-                     "its console (CONSOLE_FILE) and QEMU's message above say why"));
+    /* Either end stops the other (the backend ends when its front-end goes away, QEMU may end
+     * when its vsock back-end does), so when both are found gone in one poll both are named. */
+    int q_gone, b_gone;
+    char qs[64], bs[64];
+    GUARD(child_gone(&e->qemu, &q_gone, qs, sizeof qs));
+    GUARD(child_gone(&e->backend, &b_gone, bs, sizeof bs));
+    if (q_gone && b_gone) {
+        BAIL(NS_E_CLOSED,
+             "the enclave (QEMU) exited (%s) and the vsock backend (nsign vhost-vsock) exited "
+             "(%s): the console (CONSOLE_FILE) and the messages above say which went first",
+             qs, bs);
+    }
+    ENSURE(!q_gone, NS_E_CLOSED,
+           "the enclave (QEMU) exited (%s): its console (CONSOLE_FILE) and QEMU's message above "
+           "say why",
+           qs);
+    ENSURE(!b_gone, NS_E_CLOSED,
+           "the vsock backend (nsign vhost-vsock) exited (%s): the enclave lost its vsock; its "
+           "error is logged above",
+           bs);
     return NS_OK;
 }
 
