@@ -13,6 +13,8 @@
 # Here vsock is replaced by unix sockets. Then, where qemu is available (and DEMO_VM is not 0),
 #   7. the same flow over real AF_VSOCK: the EIF's own kernel and ramdisks booted in a qemu guest
 #      (test/vm/test_e2e.sh), ending with a Sign call verified on this side
+#   8. the real EIF on QEMU's nitro-enclave machine (run-enclave --emulator), when make qemu and
+#      make kernel have run: the PCRs QEMU measured beside nsign eif describe's
 set -uo pipefail
 cd "$(dirname "$0")/.."
 O=${1:-build}
@@ -101,6 +103,25 @@ if [ "${DEMO_VM:-auto}" != 0 ] && command -v qemu-system-x86_64 >/dev/null &&
     fi
 else
     say "7. (the AF_VSOCK variant in a qemu guest is skipped: no qemu, or DEMO_VM=0)"
+fi
+
+emu_qemu=$O/qemu/qemu-system-x86_64
+if [ "${DEMO_EMU:-auto}" != 0 ] && [ -x "$emu_qemu" ] &&
+    "$emu_qemu" -M help 2>/dev/null | grep -q nitro-enclave &&
+    ls "$O"/kernel/bzImage /var/cache/nsign/kernel-*/bzImage >/dev/null 2>&1; then
+    say "8. The real EIF on QEMU's nitro-enclave machine (run-enclave --emulator, a local Nitro)"
+    echo "  QEMU loads the EIF itself, measures PCR0/1/2 into its NSM; nsign vhost-vsock serves its vsock"
+    NS_BUILD=$(cd "$O" && pwd) NS_SHARED=${NS_SHARED:-$(cd .. && pwd)/shared} \
+        PYTHONPATH=$PWD/test/lib${PYTHONPATH:+:$PYTHONPATH} \
+        bash test/it/test_run_enclave_emu.sh >"$T/emu.log" 2>&1
+    erc=$?
+    grep -E '^(ok|not ok) |^# (PCR|boot)' "$T/emu.log" | sed 's/^# //; s/^/  /'
+    if [ $erc != 0 ] || grep -q '^not ok' "$T/emu.log"; then
+        tail -20 "$T/emu.log" | sed 's/^/  | /'
+        die "the flow under the emulator"
+    fi
+else
+    say "8. (the emulator variant is skipped: no QEMU with nitro-enclave or no enclave kernel: make qemu kernel; or DEMO_EMU=0)"
 fi
 
 printf '\n\033[1mdemo OK: signatures made inside the enclave verified against the shares file.\033[0m\n'
