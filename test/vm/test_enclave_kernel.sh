@@ -76,7 +76,10 @@ probe_archive() {
 # console shows the end (or after 180 s at most).
 boot() {
     local name=$1 k=$2 initrd=$3 append=$4 pid _
+    # -L: microvm's firmware (qboot) from Debian's qemu-system-data, as run-enclave --emulator
+    # passes it (the self-built QEMU does not look there by itself).
     "$qemu" -M microvm,acpi=off -accel tcg -cpu max -smp 2 -m 512 -nodefaults -no-user-config \
+        -L /usr/share/qemu -L /usr/share/seabios \
         -display none -no-reboot -serial "file:$T/$name.log" \
         -device virtio-rng-device -device virtio-nsm-device \
         -kernel "$k" -initrd "$initrd" -append "$append" </dev/null >"$T/$name.qemu" 2>&1 &
@@ -90,6 +93,7 @@ boot() {
     done
     kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
+    [ -s "$T/$name.qemu" ] && sed "s/^/# $name qemu: /" "$T/$name.qemu" | head -5
     grep -E 'Command line|virtio-mmio|devprobe|enclave-entrypoint|Run /|Kernel panic' "$T/$name.log" |
         head -40 | sed "s/^/# $name: /"
 }
