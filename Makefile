@@ -52,7 +52,7 @@ UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(patsubst test/unit/%.c,$(O)/test/%,$(UNIT_SRC))
 FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
 
-.PHONY: apt-deps all deps deps-host links kernel qemu test test-unit test-asan test-asan-build fuzz demo repro-check clean image eif
+.PHONY: apt-deps all deps deps-host links kernel kernel-second qemu test test-unit test-asan test-asan-build fuzz demo repro-check clean image eif
 all: $(O)/nsign links
 
 deps: $(DEPS_STAMP)
@@ -169,7 +169,7 @@ fuzz: $(FUZZ_BIN)
 # apt packages for tests can change without touching the libraries: check them on every run.
 apt-deps:
 	$(Q)bash scripts/deps.sh apt
-test: apt-deps all $(UNIT_BIN) kernel qemu
+test: apt-deps all $(UNIT_BIN) kernel kernel-second qemu
 	$(Q)bash test/run.sh all $(O)
 
 demo: apt-deps all
@@ -183,6 +183,10 @@ repro-check:
 # link to the cache. Each prints the path of what it built.
 kernel:
 	$(Q)bash scripts/kernel.sh
+# The same kernel built a second time in another folder (cached), for test_kernel_repro: built
+# here, before the tests, so that no single test waits for a whole kernel build.
+kernel-second: kernel
+	$(Q)bash scripts/kernel.sh second-build >/dev/null
 qemu:
 	$(Q)bash scripts/qemu.sh
 
