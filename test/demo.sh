@@ -111,8 +111,10 @@ if [ "${DEMO_EMU:-auto}" != 0 ] && [ -x "$emu_qemu" ] &&
     ls "$O"/kernel/bzImage /var/cache/nsign/kernel-*/bzImage >/dev/null 2>&1; then
     say "8. The real EIF on QEMU's nitro-enclave machine (run-enclave --emulator, a local Nitro)"
     echo "  QEMU loads the EIF itself, measures PCR0/1/2 into its NSM; nsign vhost-vsock serves its vsock"
-    NS_BUILD=$(cd "$O" && pwd) NS_SHARED=${NS_SHARED:-$(cd .. && pwd)/shared} \
-        PYTHONPATH=$PWD/test/lib${PYTHONPATH:+:$PYTHONPATH} \
+    # A clean environment: the variables this demo exported for its own flow must not reach it.
+    env -i PATH="$PATH" HOME="${HOME:-/root}" LANG=C.UTF-8 NS_ROOT="$PWD" \
+        NSIGN="$(cd "$O" && pwd)/nsign" NS_BUILD="$(cd "$O" && pwd)" \
+        NS_SHARED="${NS_SHARED:-$(cd .. && pwd)/shared}" PYTHONPATH="$PWD/test/lib" \
         bash test/it/test_run_enclave_emu.sh >"$T/emu.log" 2>&1
     erc=$?
     grep -E '^(ok|not ok) |^# (PCR|boot)' "$T/emu.log" | sed 's/^# //; s/^/  /'
