@@ -68,6 +68,8 @@ KERNEL=$kernel ENCLAVE_ENV=$T/enclave.env ENCLAVE_FILES="$T/ca.pem:etc/nsign-tes
     bash "$NS_ROOT/eif/build.sh" "$T/eif" "$NSIGN" >"$T/eif.log" 2>&1
 check "eif/build.sh builds the EIF with kernel $(basename "$kernel")" test -f "$T/eif/nsign.eif" ||
     { sed 's/^/# /' "$T/eif.log" | tail -20; exit 1; }
+check "its metadata passes the strict EifIdentityInfo reader (nitro-cli can read it)" \
+    "$PY" "$NS_ROOT/test/lib/eif_identity.py" eif "$T/eif/nsign.eif"
 "$NSIGN" eif describe "$T/eif/nsign.eif" >"$T/describe.json"
 
 emu_env() {

@@ -29,6 +29,8 @@ mkdir -p "$T/no-blobs"
 NITRO_BLOBS=$T/no-blobs bash "$NS_ROOT/eif/build.sh" "$T/eif" "$NSIGN" >"$T/eif.json" 2>"$T/eif.err"
 check "eif/build.sh builds the default EIF" test -f "$T/eif/nsign.eif" ||
     { sed 's/^/# /' "$T/eif.err"; exit 1; }
+check "its metadata passes the strict EifIdentityInfo reader (nitro-cli can read it)" \
+    /usr/bin/python3 "$NS_ROOT/test/lib/eif_identity.py" eif "$T/eif/nsign.eif"
 check "the default EIF uses nsign's kernel and the nsign layout" \
     grep -q "layout=nsign kernel=$kernel " "$T/eif.err"
 only_entries() {  # only_entries CPIO REGEX: every archive member matches REGEX
