@@ -523,7 +523,9 @@ def main():
     mport3 = free_port()
     port3 = free_port()
     log3 = os.path.join(TMP, "svc3.log")
-    svc3 = subprocess.Popen([NSIGN, "sign-service", "--keys", v2_path, "--listen",
+    # --plaintext: a cleartext client carries no certificate, so the policy (not the TLS
+    # handshake, which test_sign_tls covers) is what refuses it.
+    svc3 = subprocess.Popen([NSIGN, "sign-service", "--plaintext", "--keys", v2_path, "--listen",
                              "tcp:127.0.0.1:%d" % port3, "--metrics", "tcp:127.0.0.1:%d" % mport3],
                             stdout=subprocess.DEVNULL, stderr=open(log3, "w"))
     procs.append(svc3)
