@@ -17,6 +17,9 @@
 #include "s3.h"
 #include "secret.h"
 
+/* The body speed floor: far under any real link, far over a drip meant to hold us. */
+#define S3_MIN_BPS_DEFAULT 1024
+
 static void usage(void)
 {
     printf("usage: nsign s3-get [options] s3://BUCKET/KEY [OUTFILE|-]\n"
@@ -44,6 +47,9 @@ static void usage(void)
            "                     response head must arrive within it too\n"
            "  --max-time S       deadline for each whole request, body included (a resume\n"
            "                     after a dropped connection is a new request); default none\n"
+           "  --min-speed B      the body must average at least B bytes/s over each --timeout\n"
+           "                     window, or the request fails as stalling (default 1024;\n"
+           "                     0 = no floor). With --timeout it bounds a dripping server.\n"
            "  --progress | --no-progress   progress line on stderr (default: when a TTY)\n"
            "\n"
            "Environment: AWS_MAX_ATTEMPTS (default 5) bounds retries (backoff with jitter) of\n"
@@ -63,13 +69,14 @@ int s3_get_main(int argc, char **argv)
         {"creds", required_argument, NULL, 'c'},    {"region", required_argument, NULL, 'r'},
         {"endpoint", required_argument, NULL, 'e'}, {"ca-bundle", required_argument, NULL, 'a'},
         {"via", required_argument, NULL, 'v'},      {"timeout", required_argument, NULL, 't'},
-        {"max-time", required_argument, NULL, 'M'},
+        {"max-time", required_argument, NULL, 'M'}, {"min-speed", required_argument, NULL, 'B'},
         {"progress", no_argument, NULL, 'p'},       {"no-progress", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *creds_path = NULL, *region_arg = NULL, *endpoint_arg = NULL, *bundle = NULL;
     const char *via_arg = NULL;
     int64_t timeout_ms = NS_HTTP_TIMEOUT_MS_DEFAULT, max_ms = 0;
+    uint64_t min_bps = S3_MIN_BPS_DEFAULT;
     int prog = -1;
     if (ns_cli_wants_help(argc, argv)) {
         usage();
@@ -109,6 +116,12 @@ int s3_get_main(int argc, char **argv)
             if (ns_parse_seconds(optarg, &max_ms) != NS_OK || max_ms <= 0 ||
                 max_ms > 86400000) {
                 return ns_cli_usage_error("invalid --max-time '%s' (seconds, at most a day)",
+                                          optarg);
+            }
+            break;
+        case 'B':
+            if (ns_parse_uint(optarg, 1u << 30, &min_bps) != NS_OK) {
+                return ns_cli_usage_error("invalid --min-speed '%s' (bytes per second, 0 = none)",
                                           optarg);
             }
             break;
@@ -182,7 +195,7 @@ int s3_get_main(int argc, char **argv)
     if (e == NS_OK) {
         ns_s3_opts o = {
             creds, region, custom ? &ep : NULL, via_arg ? &via : NULL, ca, (int)timeout_ms,
-            {0},   -1,         (int)max_ms};
+            {0},   -1,     (int)max_ms,         (int)min_bps};
         ns_retry_default(&o.retry);
         if (prog == 1 || (prog == -1 && isatty(2) && strcmp(outpath, "-") != 0)) {
             o.progress_fd = 2;

@@ -254,7 +254,7 @@ ns_err ns_aws_request(const ns_aws_client *c, const char *method, const char *pa
     }
     int timeout = c->timeout_ms > 0 ? c->timeout_ms : NS_HTTP_TIMEOUT_MS_DEFAULT;
     /* Small exchanges (KMS, S3 errors): the whole of one bounded by the timeout too. */
-    ns_http_dest d = {c->endpoint, c->via, c->ca, timeout, timeout};
+    ns_http_dest d = {c->endpoint, c->via, c->ca, timeout, timeout, 0};
     int64_t start = ns_now_ms();
     ns_aws_signed s;
     for (int attempt = 1;; attempt++) {

@@ -54,7 +54,8 @@ static ns_err imds_call(const ns_imds *m, const char *method, const char *path, 
     int n = snprintf(target, sizeof target, "%s%s", m->url.base, path);
     ENSURE(n > 0 && (size_t)n < sizeof target, NS_E_TOO_BIG, "IMDS path too long");
     ns_http_hdr h[2] = {{"Host", host}, {hname, hval}};
-    ns_http_dest d = {&m->url, NULL, NULL, m->timeout_ms, m->timeout_ms > 0 ? m->timeout_ms : 0};
+    ns_http_dest d = {&m->url, NULL, NULL, m->timeout_ms, m->timeout_ms > 0 ? m->timeout_ms : 0,
+                      0};
     ns_err e = NS_OK;
     for (int attempt = 1; attempt <= m->attempts; attempt++) {
         ns_http *c = NULL;

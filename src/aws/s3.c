@@ -419,7 +419,7 @@ static ns_err attempt(getter *g, ns_aws_client *c, step *next, int64_t t0)
     ns_http_resp r;
     ns_http_dest d = {&g->ep, g->o->via, g->o->ca,
                       g->o->timeout_ms > 0 ? g->o->timeout_ms : NS_HTTP_TIMEOUT_MS_DEFAULT,
-                      g->o->total_ms};
+                      g->o->total_ms, g->o->min_bps};
     ns_err e = ns_aws_sign(c, &s, "GET", g->path, NULL, extra, nx, NULL, 0, time(NULL));
     if (e == NS_OK) {
         e = ns_http_open(&h, &d);

@@ -44,6 +44,7 @@ typedef struct {
     ns_retry retry;
     int progress_fd; /* >= 0: a progress line on this fd (a TTY); -1: none */
     int total_ms;    /* each request's whole-exchange deadline (a resume is a new one); 0 none */
+    int min_bps;     /* the body's speed floor over each timeout_ms window; 0 none */
 } ns_s3_opts;
 
 typedef struct {

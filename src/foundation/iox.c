@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +58,30 @@ ns_err ns_write_all(int fd, const void *p, size_t n)
         n -= (size_t)w;
     }
     return NS_OK;
+}
+
+ns_err ns_send_some(int fd, const void *p, size_t n, size_t *put, int timeout_ms)
+{
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int rc;
+        do {
+            rc = poll(&pfd, 1, timeout_ms);
+        } while (rc < 0 && errno == EINTR);
+        ENSURE(rc != 0, NS_E_TIMEOUT, "write timed out after %d ms (the peer is not reading)",
+               timeout_ms);
+        ENSURE(rc > 0, NS_E_IO, "poll failed");
+        ssize_t w = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR || errno == EAGAIN) {
+                continue;
+            }
+            return ns_fail_errno(errno == EPIPE || errno == ECONNRESET ? NS_E_CLOSED : NS_E_IO,
+                                 "send failed");
+        }
+        *put = (size_t)w;
+        return NS_OK;
+    }
 }
 
 static ns_err wait_readable(int fd, int timeout_ms)

@@ -21,6 +21,9 @@ int64_t ns_now_ms(void);
 int ns_ms_left(int64_t deadline);
 
 ns_err ns_write_all(int fd, const void *p, size_t n) NS_MUST_CHECK;
+/* Sends what the socket takes now (at least one byte), waiting up to timeout_ms (< 0: none)
+ * for room; never blocks past it, even on a blocking socket. NS_E_TIMEOUT when no room came. */
+ns_err ns_send_some(int fd, const void *p, size_t n, size_t *put, int timeout_ms) NS_MUST_CHECK;
 /* Reads exactly n bytes; NS_E_TRUNCATED on early EOF. timeout_ms < 0: none. */
 ns_err ns_read_full(int fd, void *p, size_t n, int timeout_ms) NS_MUST_CHECK;
 /* Reads up to n bytes (one read, retrying EINTR); *got = 0 at EOF. timeout_ms < 0: none. */

@@ -30,6 +30,10 @@ struct ns_http {
     int timeout_ms;
     int64_t deadline;      /* the whole exchange (total_ms); -1 none */
     int64_t head_deadline; /* while reading the head; -1 none */
+    int min_bps;           /* body speed floor (ns_http_dest.min_bps); 0 none */
+    int in_body;           /* the head is read: fill() counts body bytes */
+    int64_t win_start;     /* the speed floor's current window */
+    uint64_t win_bytes;
     int head_request;
     char host[NS_HTTP_HOST_MAX];
     uint8_t rbuf[NS_HTTP_RBUF];
@@ -140,6 +144,7 @@ ns_err ns_http_open(ns_http **out, const ns_http_dest *d)
     h->timeout_ms = d->timeout_ms;
     h->deadline = d->total_ms > 0 ? ns_now_ms() + d->total_ms : -1;
     h->head_deadline = -1;
+    h->min_bps = d->min_bps;
     snprintf(h->host, sizeof h->host, "%s", d->url->host);
     int fd;
     ns_err e = ns_addr_connect(&a, d->timeout_ms, &fd);
@@ -205,8 +210,45 @@ static ns_err raw_write(ns_http *h, const void *p, size_t n)
         GUARD(wait_ms(h, &ms));
         return ns_tls_write(h->tls, p, n, ms);
     }
-    ns_err e = ns_write_all(h->fd, p, n);
-    return e == NS_OK ? e : ns_fail_ctx(e, "sending to %s", h->host);
+    const uint8_t *q = p;
+    while (n > 0) {
+        int ms;
+        GUARD(wait_ms(h, &ms));
+        size_t put = 0;
+        ns_err e = ns_send_some(h->fd, q, n, &put, ms);
+        if (e != NS_OK) {
+            if (e == NS_E_TIMEOUT) {
+                GUARD(wait_ms(h, &ms)); /* a deadline, not the write timeout: say which */
+            }
+            return ns_fail_ctx(e, "sending to %s", h->host);
+        }
+        q += put;
+        n -= put;
+    }
+    return NS_OK;
+}
+
+/* The body's speed floor: a server that drips bytes just often enough to never trip the read
+ * timeout is cut off once a whole timeout_ms window averaged under min_bps. */
+static ns_err speed_floor(ns_http *h, size_t got)
+{
+    if (!h->in_body || h->min_bps <= 0 || h->timeout_ms <= 0) {
+        return NS_OK;
+    }
+    int64_t now = ns_now_ms();
+    h->win_bytes += got;
+    int64_t el = now - h->win_start;
+    if (el < h->timeout_ms) {
+        return NS_OK;
+    }
+    ENSURE(h->win_bytes * 1000 >= (uint64_t)h->min_bps * (uint64_t)el, NS_E_TIMEOUT,
+           "http: the body from %s came at %llu bytes/s over the last %lld ms, under the "
+           "minimum of %d bytes/s; the server is too slow or stalling (see --min-speed)",
+           h->host, (unsigned long long)(h->win_bytes * 1000 / (uint64_t)el), (long long)el,
+           h->min_bps);
+    h->win_start = now;
+    h->win_bytes = 0;
+    return NS_OK;
 }
 
 /* Refills the read buffer when empty; sets eof at end of stream. */
@@ -236,7 +278,7 @@ static ns_err fill(ns_http *h)
     if (got == 0) {
         h->eof = 1;
     }
-    return NS_OK;
+    return speed_floor(h, got);
 }
 
 static int bad_field(const char *s)
@@ -388,6 +430,9 @@ ns_err ns_http_read_head(ns_http *h, ns_http_resp *r)
     h->head_deadline = h->timeout_ms >= 0 ? ns_now_ms() + h->timeout_ms : -1;
     ns_err rc = read_head(h, r);
     h->head_deadline = -1;
+    h->in_body = 1;
+    h->win_start = ns_now_ms();
+    h->win_bytes = h->rlen - h->rpos; /* body bytes that came with the head */
     return rc;
 }
 

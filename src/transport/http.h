@@ -54,6 +54,8 @@ typedef struct {
                           * response head (interim 1xx answers included) must arrive within
                           * it too, however the server drips it. */
     int total_ms;        /* the whole exchange, from connect to the last body byte; 0: none */
+    int min_bps;         /* the body must average at least this many bytes/s over each
+                          * timeout_ms window (a drip that never stalls a read); 0: none */
 } ns_http_dest;
 
 typedef struct {

@@ -1,7 +1,7 @@
 """HTTP client deadlines (issue 15), through s3-get against hostile loopback servers: endless
 100 Continue answers (a cap on interim responses), a response head dripped one byte at a time
 (the whole head must arrive within --timeout), a body dripped one byte at a time (--max-time
-bounds the whole request). Each case must end with exit 1 and a message naming the cause; a
+bounds the whole request; without it, the default speed floor --min-speed ends it). Each case must end with exit 1 and a message naming the cause; a
 client that never gives up is killed by the test's generous bound and fails the check."""
 import json
 import os
@@ -95,9 +95,21 @@ try:
     check(rc == 1 and "the exchange from 127.0.0.1 did not complete in time" in err,
           "a body dripped byte by byte: --max-time bounds the whole request",
           "rc=%s %s" % (rc, err))
+    # No --max-time: the default speed floor (1024 bytes/s over each --timeout window) ends it.
+    rc, err = s3get(serve("body-drip"), "--timeout", "2")
+    check(rc == 1 and "under the minimum of 1024 bytes/s" in err,
+          "a body dripped byte by byte, no --max-time: the default speed floor ends it",
+          "rc=%s %s" % (rc, err))
+    rc, err = s3get(serve("body-drip"), "--timeout", "2", "--min-speed", "4096")
+    check(rc == 1 and "under the minimum of 4096 bytes/s" in err, "--min-speed sets the floor",
+          "rc=%s %s" % (rc, err))
+    rc, err = s3get(serve("body-drip"), "--min-speed", "x")
+    check(rc == 2 and "invalid --min-speed" in err, "a bad --min-speed is a usage error (exit 2)",
+          "rc=%s %s" % (rc, err))
     check(not os.path.exists(os.path.join(TMP, "out")), "no partial output file left behind")
     r = subprocess.run([NSIGN, "s3-get", "--help"], capture_output=True, text=True)
-    check("--max-time" in r.stdout, "--help documents --max-time", r.stdout)
+    check("--max-time" in r.stdout and "--min-speed" in r.stdout,
+          "--help documents --max-time and --min-speed", r.stdout)
 finally:
     stop.set()
     shutil.rmtree(TMP, ignore_errors=True)

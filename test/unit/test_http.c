@@ -25,7 +25,7 @@ static ns_err exchange(const char *resp, ns_http_resp *r, ns_buf *body, char *re
     GUARD(ns_addr_listen(&a, 4, 0, &lfd));
     ns_url u;
     GUARD(ns_url_parse(&u, "http://example.test:8080/base"));
-    ns_http_dest d = {&u, &a, NULL, 2000, 0};
+    ns_http_dest d = {&u, &a, NULL, 2000, 0, 0};
     ns_http *h;
     size_t before = ns_secret_allocs();
     ns_err e = ns_http_open(&h, &d);
@@ -69,6 +69,44 @@ static void body_case(const char *what, const char *resp, ns_err want, const cha
               "%s: body", what);
     }
     ns_buf_free(&b);
+}
+
+/* issue 15: a plain (no TLS) peer that accepts and never reads must not hold the sender: the
+ * request write has the same timeout as every read. The body is far over the socket buffers. */
+static void write_to_a_peer_that_never_reads(void)
+{
+    ns_addr a;
+    char as[128];
+    snprintf(as, sizeof as, "unix:%s", sock_path);
+    unlink(sock_path);
+    int lfd = -1;
+    ns_url u;
+    ns_http *h = NULL;
+    if (ns_addr_parse(&a, as) != NS_OK || ns_addr_listen(&a, 4, 0, &lfd) != NS_OK ||
+        ns_url_parse(&u, "http://example.test/") != NS_OK) {
+        CHECK(0, "write timeout: setup");
+        return;
+    }
+    ns_http_dest d = {&u, &a, NULL, 300, 0, 0};
+    ns_err e = ns_http_open(&h, &d);
+    int sfd = e == NS_OK ? accept(lfd, NULL, NULL) : -1;
+    size_t n = 32u << 20;
+    char *body = calloc(1, n);
+    ns_http_hdr hd[] = {{"Host", "example.test"}};
+    int64_t t0 = ns_now_ms();
+    if (e == NS_OK && body) {
+        e = ns_http_send(h, "POST", "/", hd, 1, body, n);
+    }
+    CHECK(e == NS_E_TIMEOUT && strstr(ns_err_msg(), "not reading") != NULL,
+          "a peer that never reads: the write times out (%s: %s, after %lld ms)", ns_err_name(e),
+          ns_err_msg(), (long long)(ns_now_ms() - t0));
+    free(body);
+    ns_http_close(h);
+    if (sfd >= 0) {
+        close(sfd);
+    }
+    close(lfd);
+    unlink(sock_path);
 }
 
 int main(void)
@@ -173,5 +211,6 @@ int main(void)
           "request line, Host, Connection: close");
     ns_buf_free(&b);
     unlink(sock_path);
+    write_to_a_peer_that_never_reads();
     T_DONE();
 }
