@@ -58,7 +58,9 @@ static const char usage_text[] =
     "any order) and the optional run-time configuration, decrypts the age key with KMS (with NSM "
     "attestation) through the KMS proxy,\n"
     "decrypts the shares, wipes the credentials and the age key, and serves the keys with\n"
-    "sign-service. Each step logs its duration; a failure names the step and exits 1.\n"
+    "sign-service over TLS (always: its key is made here at each start and bound in Attest;\n"
+    "mutual TLS when the keys file has a client policy), so the host relays only ciphertext.\n"
+    "Each step logs its duration; a failure names the step and exits 1.\n"
     "As PID 1 (or with --pid1) it also mounts /proc, /sys and /dev, loads /env and the kernel\n"
     "modules in NSIGN_MODULES (default /nsm.ko), reaps orphans, seeds /dev/random from the NSM\n"
     "and sends the Nitro boot heartbeat.\n"
@@ -197,6 +199,7 @@ static ns_err ee_serve(void *vctx, const ns_enclave_cfg *cfg, ns_stop *stop)
     memset(&scfg, 0, sizeof scfg);
     scfg.listen = cfg->sign_listen;
     scfg.threads = cfg->sign_threads;
+    scfg.tls = 1; /* TLS ends here, in the enclave: the host relays only ciphertext (issue 13) */
     ns_addr_format(&cfg->sign_listen, a, sizeof a);
     scfg.on_listening = ee_on_listening;
     scfg.on_listening_arg = c;

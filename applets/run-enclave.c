@@ -6,7 +6,8 @@
  *   s3-get       AGE_KEY_S3_URI and KEY_SHARES_S3_URI, ciphertext, kept in memory
  *   kms-proxy    bridge vsock:any:KMS_PROXY_PORT -> KMS_PROXY_DEST_HOST:PORT (allow-listed)
  *   nitro-cli    run-enclave --eif-path --cpu-count --memory --enclave-cid --enclave-name
- *   bridges      ingress tcp:0.0.0.0:HOST_GRPC_PORT -> vsock:CID:VSOCK_PORT, egress
+ *   bridges      ingress tcp:0.0.0.0:HOST_GRPC_PORT -> vsock:CID:VSOCK_PORT (on 127.0.0.1 until
+ *                the enclave reports client_auth=required), egress
  *                vsock:any:HOST_EGRESS_VSOCK_PORT -> HOST_EGRESS_TARGET_HOST:PORT
  *   observability  the enclave's log lines (to stderr, prefixed "enclave: ", and ENCLAVE_LOG_FILE)
  *                and audit trail (AUDIT_LOG_FILE) received over vsock; readiness over HTTP;
@@ -97,7 +98,10 @@ static const char usage_text[] =
     "CONSOLE_FILE)\n"
     "  HOST_GRPC_PORT=50051  VSOCK_PORT=50051\n"
     "    (the ingress bridge closes a connection idle both ways for 120 s and takes at most 32\n"
-    "    concurrent connections from one client IP address)\n"
+    "    concurrent connections from one client IP address). The enclave serves TLS; the\n"
+    "    ingress listens on 127.0.0.1:HOST_GRPC_PORT until the enclave reports that only\n"
+    "    pinned clients can sign (a version-2 keys file), then on all addresses; with a\n"
+    "    version-1 keys file (anyone could sign) it stays on 127.0.0.1, with a warning\n"
     "  HOST_EGRESS_ENABLED=1  HOST_EGRESS_TARGET_HOST=127.0.0.1  HOST_EGRESS_TARGET_PORT=8080\n"
     "  HOST_EGRESS_VSOCK_PORT=8080\n"
     "  AWS_CREDS_VSOCK_PORT=7100  AGE_KEY_VSOCK_PORT=7101  KEY_SHARES_VSOCK_PORT=7102\n"
@@ -515,6 +519,11 @@ typedef struct {
     int lock_fd;
     char lock_path[RE_STR + 64];
     ns_buf creds, age_ct, shares_ct;
+    /* The ingress listens on loopback (ingress_narrow) until the enclave reports that only
+     * pinned clients can sign; then on NSIGN_HOST_GRPC_LISTEN (issue 13). */
+    int ingress_wide;
+    int ingress_warned;
+    char ingress_narrow[NS_ADDR_STR_MAX];
 } re_state;
 
 static void build_kms_argv(re_state *s, char **av)
@@ -544,7 +553,7 @@ static void build_bridges_argv(re_state *s, char **av)
     av[n++] = RE_XSTR(NS_BRIDGE_INGRESS_IDLE_S);
     av[n++] = "--max-per-peer";
     av[n++] = RE_XSTR(NS_BRIDGE_INGRESS_PER_PEER);
-    av[n++] = s->c->grpc_listen;
+    av[n++] = s->ingress_wide ? s->c->grpc_listen : s->ingress_narrow;
     av[n++] = s->c->grpc_connect;
     if (s->c->egress) {
         av[n++] = s->c->egress_listen;
@@ -876,6 +885,7 @@ typedef struct {
     int log_fd, audit_fd;
     pthread_mutex_t mu;
     char state[32];
+    char client_auth[16];   /* from the status line: "required", "none", "-"; "" never seen */
     int64_t last_status_ms; /* 0: never */
     int max_age_ms;
 } re_obs;
@@ -898,6 +908,16 @@ static void on_enclave_line(void *arg, const char *line, size_t n)
             k++;
         }
         o->state[k] = '\0';
+        const char *au = memmem(line, n, NS_SVCOBS_CLIENT_AUTH_TAG, strlen(NS_SVCOBS_CLIENT_AUTH_TAG));
+        k = 0;
+        if (au != NULL) {
+            au += strlen(NS_SVCOBS_CLIENT_AUTH_TAG);
+            while (au + k < line + n && au[k] != ' ' && k + 1 < sizeof o->client_auth) {
+                o->client_auth[k] = au[k];
+                k++;
+            }
+        }
+        o->client_auth[k] = '\0';
         o->last_status_ms = ns_now_ms();
         pthread_mutex_unlock(&o->mu);
         return;
@@ -1009,11 +1029,41 @@ static void stop_observability(void)
     g_obs.log_fd = g_obs.audit_fd = -1;
 }
 
+/* A TCP ingress on a non-loopback address starts on the same port of loopback: the host does
+ * not know yet whether the enclave's (encrypted) keys file lets anyone sign. */
+static void ingress_plan(re_state *s)
+{
+    ns_addr a;
+    s->ingress_wide = 1;
+    if (ns_addr_parse(&a, s->c->grpc_listen) != NS_OK || a.kind != NS_ADDR_TCP ||
+        ns_addr_host_is_loopback(a.host)) {
+        return;
+    }
+    snprintf(s->ingress_narrow, sizeof s->ingress_narrow,
+             strchr(a.host, ':') ? "tcp:[::1]:%u" : "tcp:127.0.0.1:%u", (unsigned)a.port);
+    s->ingress_wide = 0;
+}
+
 static ns_err step_bridges(re_state *s)
 {
     char *av[18];
+    ingress_plan(s);
     build_bridges_argv(s, av);
-    show("bridges", av, s->c->egress ? "ingress and egress, supervised" : "ingress, supervised");
+    char note[2 * NS_ADDR_STR_MAX + 160];
+    int k = snprintf(note, sizeof note, "%s, supervised",
+                     s->c->egress ? "ingress and egress" : "ingress");
+    if (!s->ingress_wide) {
+        snprintf(note + k, sizeof note - (size_t)k,
+                 "; the ingress moves to %s once the enclave reports client_auth=required (a "
+                 "version-2 keys file: only pinned clients sign)",
+                 s->c->grpc_listen);
+    }
+    show("bridges", av, note);
+    if (!s->ingress_wide && !s->c->log_listen[0]) {
+        ns_warn("ingress: the enclave's log channel is off (NSIGN_HOST_LOG_LISTEN=none), so its "
+                "client policy cannot be learnt: the ingress stays on %s",
+                s->ingress_narrow);
+    }
     if (g_dry) {
         return NS_OK;
     }
@@ -1155,6 +1205,38 @@ static void stop_all(re_state *s)
                 RE_CONSOLE_DRAIN_MS, s->c->console_file);
     }
     ns_supervise_stop(&s->console, RE_STOP_GRACE_MS);
+}
+
+/* Widens the ingress once the enclave says only pinned clients can sign; warns once when it
+ * says anyone could (a version-1 keys file), and keeps it on loopback. */
+static ns_err ingress_follow_auth(re_state *s)
+{
+    if (s->ingress_wide || s->bridges.pid == 0) {
+        return NS_OK;
+    }
+    char auth[sizeof g_obs.client_auth];
+    pthread_mutex_lock(&g_obs.mu);
+    memcpy(auth, g_obs.client_auth, sizeof auth);
+    pthread_mutex_unlock(&g_obs.mu);
+    if (strcmp(auth, "required") == 0) {
+        ns_info("ingress: the enclave serves pinned clients only (client_auth=required): moving "
+                "the ingress from %s to %s",
+                s->ingress_narrow, s->c->grpc_listen);
+        s->ingress_wide = 1;
+        ns_supervise_stop(&s->bridges, RE_STOP_GRACE_MS);
+        char *av[18];
+        build_bridges_argv(s, av);
+        return ns_supervise_spawn(&s->bridges, av, NS_SPAWN_STDIN_NULL, -1);
+    }
+    if (strcmp(auth, "none") == 0 && !s->ingress_warned) {
+        s->ingress_warned = 1;
+        ns_warn("ingress: the enclave's keys file has no client policy (version 1): anyone who "
+                "reached %s could sign with every key, so the ingress stays on %s. Give the "
+                "enclave a version-2 keys file (\"clients\" pinned by certificate, \"allow\" per "
+                "key) to serve other hosts, or set NSIGN_HOST_GRPC_LISTEN to a loopback address",
+                s->c->grpc_listen, s->ingress_narrow);
+    }
+    return NS_OK;
 }
 
 /* Restarts a dead bridge (bounded); a bridge that keeps dying fails the run. */
@@ -1367,6 +1449,7 @@ int run_enclave_main(int argc, char **argv)
         GUARD_GOTO(supervise_child(&st, &st.bridges, &st.bridge_restarts, "ingress/egress",
                                    build_bridges_argv),
                    e, out);
+        GUARD_GOTO(ingress_follow_auth(&st), e, out);
         GUARD_GOTO(supervise_child(&st, &st.kms, &st.kms_restarts, "KMS proxy", build_kms_argv), e,
                    out);
         usleep(RE_TICK_MS * 1000);

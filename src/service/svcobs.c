@@ -46,14 +46,16 @@ struct ns_svcobs {
     int stopping;
     const char *state;
     uint64_t status_seq;
+    const char *client_auth; /* "required" (a client policy), "none", or "-" before the keys */
 };
 
 /* Under o->mu. */
 static void send_status(ns_svcobs *o)
 {
     char line[160];
-    int n = snprintf(line, sizeof line, "nsign %s%s%s seq=%llu\n", ns_log_applet(),
-                     NS_SVCOBS_STATUS_TAG, o->state, (unsigned long long)o->status_seq++);
+    int n = snprintf(line, sizeof line, "nsign %s%s%s seq=%llu" NS_SVCOBS_CLIENT_AUTH_TAG "%s\n",
+                     ns_log_applet(), NS_SVCOBS_STATUS_TAG, o->state,
+                     (unsigned long long)o->status_seq++, o->client_auth ? o->client_auth : "-");
     if (n > 0 && (size_t)n < sizeof line) {
         ns_logship_write(o->logs, line, (size_t)n);
     }
@@ -286,6 +288,9 @@ ns_err ns_svcobs_attach(ns_svcobs *o, const ns_signsvc_keys *keys)
                            o->cfg.audit_every_ms ? o->cfg.audit_every_ms : 10000, audit_sink, o));
         ns_audit_user_data(o->audit, o->user_data);
     }
+    pthread_mutex_lock(&o->mu);
+    o->client_auth = ns_signkeys_has_policy(keys) ? "required" : "none";
+    pthread_mutex_unlock(&o->mu);
     ns_signsvc_obs so = {.on_sign = on_sign,
                          .arg = o,
                          .audit_pub = o->audit ? ns_audit_pub(o->audit) : NULL,

@@ -34,8 +34,12 @@ typedef struct {
 } ns_svcobs_cfg;
 
 /* With log_out, a status line goes to the log reader (not to stderr) on every state change
- * and every status_every_ms: "nsign APPLET: status state=STATE seq=N". run-enclave's readiness
- * check reads it: the state, and that the enclave is alive. */
+ * and every status_every_ms: "nsign APPLET: status state=STATE seq=N client_auth=AUTH", AUTH
+ * "required" (the keys file has a client policy: only pinned clients sign), "none" (anyone
+ * who reaches the service signs) or "-" (keys not loaded yet). run-enclave's readiness check
+ * reads it (the state, and that the enclave is alive), and its ingress widens past loopback
+ * only on "required". */
+#define NS_SVCOBS_CLIENT_AUTH_TAG " client_auth="
 #define NS_SVCOBS_STATUS_TAG ": status state="
 
 typedef struct ns_svcobs ns_svcobs;

@@ -35,17 +35,19 @@ check "dry run: fetch-creds" has dry1 " fetch-creds"
 check "dry run: s3-get of both URIs" bash -c "grep -q 's3-get --creds - s3://b/age.enc -' '$T/dry1' && grep -q 's3-get --creds - s3://b/shares.age -' '$T/dry1'"
 check "dry run: KMS proxy allow-listed to kms.us-east-1" has dry1 \
     "bridge --allow kms.us-east-1.amazonaws.com:443 vsock:any:5000 tcp:kms.us-east-1.amazonaws.com:443"
-check "dry run: ingress and egress bridges" has dry1 \
-    "bridge --idle-timeout 120 --max-per-peer 32 tcp:0.0.0.0:50051 vsock:16:50051 vsock:any:8080 tcp:127.0.0.1:8080"
+check "dry run: ingress and egress bridges, the ingress on loopback first" has dry1 \
+    "bridge --idle-timeout 120 --max-per-peer 32 tcp:127.0.0.1:50051 vsock:16:50051 vsock:any:8080 tcp:127.0.0.1:8080"
+check "dry run: the ingress moves to 0.0.0.0 only once the enclave requires client certificates" has dry1 \
+    "the ingress moves to tcp:0.0.0.0:50051 once the enclave reports client_auth=required"
 check "dry run: three pushes to 7100/7101/7102" bash -c \
     "grep -q 'vsock-push --timeout 60 vsock:16:7100 -' '$T/dry1' && grep -q 'vsock:16:7101 -' '$T/dry1' && grep -q 'vsock:16:7102 -' '$T/dry1'"
 check "dry run: the configuration frame is pushed first, to 7103, with the parent's region" bash -c \
     "grep -m1 'vsock-push' '$T/dry1' | grep -q 'vsock:16:7103 - .*configuration first: {\"region\":\"us-east-1\"}'"
 check "dry run: order check, creds, s3, proxy, nitro-cli, bridges, push" bash -c \
     "[ \"\$(awk '{print \$2}' '$T/dry1' | grep -v '^plan' | uniq | tr '\n' ' ')\" = 'check fetch-creds s3-get pcr16 kms-proxy observe nitro-cli bridges push supervise ' ]"
-check "dry run: variables honoured" bash -c "grep -q -- '--cpu-count 4 --memory 2048 --enclave-cid 21 --enclave-name sign-service-enclave --debug-mode' '$T/dry2' && grep -q 'vsock:21:9100' '$T/dry2' && grep -q 'bridge --idle-timeout 120 --max-per-peer 32 tcp:0.0.0.0:6000 vsock:21:50051$\|bridge --idle-timeout 120 --max-per-peer 32 tcp:0.0.0.0:6000 vsock:21:50051 ' '$T/dry2'"
+check "dry run: variables honoured" bash -c "grep -q -- '--cpu-count 4 --memory 2048 --enclave-cid 21 --enclave-name sign-service-enclave --debug-mode' '$T/dry2' && grep -q 'vsock:21:9100' '$T/dry2' && grep -q 'bridge --idle-timeout 120 --max-per-peer 32 tcp:127.0.0.1:6000 vsock:21:50051 .*moves to tcp:0.0.0.0:6000 ' '$T/dry2'"
 check "dry run: metrics bridged from tcp:127.0.0.1:9100 to vsock:16:7112, logs and audit on 7110/7111, readiness on 9101" bash -c \
-    "grep -q 'bridge .*tcp:0.0.0.0:50051 vsock:16:50051 vsock:any:8080 tcp:127.0.0.1:8080 tcp:127.0.0.1:9100 vsock:16:7112' '$T/dry1' && grep -q 'logs vsock:any:7110 .* audit vsock:any:7111 .* readiness tcp:127.0.0.1:9101' '$T/dry1'"
+    "grep -q 'bridge .*tcp:127.0.0.1:50051 vsock:16:50051 vsock:any:8080 tcp:127.0.0.1:8080 tcp:127.0.0.1:9100 vsock:16:7112' '$T/dry1' && grep -q 'logs vsock:any:7110 .* audit vsock:any:7111 .* readiness tcp:127.0.0.1:9101' '$T/dry1'"
 check "dry run: KMS_PROXY_ENABLE=0 and HOST_EGRESS_ENABLED=0" bash -c \
     "grep -q 'kms-proxy    skipped' '$T/dry2' && ! grep -q 'vsock:any:8080' '$T/dry2'"
 

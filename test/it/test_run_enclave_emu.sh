@@ -90,6 +90,8 @@ emu_env() {
     # may run beside this one); logs, audit and metrics keep the emulator's default sockets.
     export NSIGN_HOST_METRICS_LISTEN=tcp:127.0.0.1:$(flow_free_port)
     export NSIGN_HOST_READY_LISTEN=tcp:127.0.0.1:$(flow_free_port) ENCLAVE_LOG_FILE=$T/enclave.log
+    # The client the keys file pins (mutual TLS with the enclave).
+    export DEMO_CLIENT_CERT=$T/client.pem DEMO_CLIENT_KEY=$T/client.key
 }
 
 # wait_console FILE PATTERN SECONDS: until the console shows PATTERN (0), a boot failure or

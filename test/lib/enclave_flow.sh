@@ -148,6 +148,8 @@ flow_env() {
     export NSIGN_ENCLAVE_METRICS_ADDR=$NSIGN_HOST_METRICS_CONNECT
     export NSIGN_ENCLAVE_AUDIT_EVERY=2 NSIGN_ENCLAVE_AUDIT_INTERVAL=1
     export NSIGN_ENCLAVE_STATUS_INTERVAL=0.3
+    # The client the keys file pins (enclave_demo.py keys): its certificate for mutual TLS.
+    export DEMO_CLIENT_CERT=$T/client.pem DEMO_CLIENT_KEY=$T/client.key
 }
 
 flow_begin() {

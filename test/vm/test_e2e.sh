@@ -7,11 +7,14 @@
 # (enclave side, started by test/vm/e2e/nitro-cli) talk over real AF_VSOCK at CID 1. IMDS, S3,
 # KMS (TLS) and the NSM are the strict fakes of test/it/fakes on this machine's loopback, reached
 # from the guest only through qemu user networking with restrict=on and guestfwd. After the good
-# path reaches SERVING, this script calls Sign through a second NIC (hostfwd to the guest's
-# host-side ingress bridge, which carries it over vsock to the enclave) and verifies the
+# path reaches SERVING, this script calls Attest and Sign over mutual TLS that ends inside the
+# enclave (pinned to the certificate Attest binds) through a second NIC (hostfwd to the guest's
+# host-side ingress bridge, which carries it over vsock to the enclave), through a recording
+# relay: the relayed bytes must hold neither the message nor a signature. It verifies the
 # signatures against the public keys derived from the shares file (test/vm/e2e/host.py).
 # Failure paths in the same boot: missing credentials (IMDS without a role), wrong KMS key
-# (KMS_KEY_ID=alias/other), corrupted shares file (one flipped byte). Finally every secret value
+# (KMS_KEY_ID=alias/other), corrupted shares file (one flipped byte), a malformed key; a
+# version-1 keys file keeps the ingress on 127.0.0.1 (with a warning). Finally every secret value
 # (AWS secret and token, the age identity, the signing keys) is searched for in the console log,
 # the fakes' logs and every file of the guest.
 # The binary under test: $NSIGN, else $NS_BUILD/nsign (as `make demo` passes it), else build/.
@@ -134,7 +137,7 @@ fi
 # The Sign results (the client stops retrying once it sees $T/stop).
 touch "$T/ctl/done" "$T/stop"
 for _ in $(seq 300); do kill -0 "$sign_pid" 2>/dev/null || break; sleep 0.1; done
-if grep -q '^ok - gRPC Sign' "$T/sign.tap"; then
+if grep -q '^ok - over mutual TLS' "$T/sign.tap"; then
     while IFS= read -r line; do
         case $line in
         "ok - "*) ok "${line#ok - }" ;;
@@ -143,7 +146,7 @@ if grep -q '^ok - gRPC Sign' "$T/sign.tap"; then
         esac
     done <"$T/sign.tap"
 else
-    fail "gRPC Sign through the host-side ingress bridge answers"
+    fail "gRPC Sign (mutual TLS, attested certificate) through the host-side ingress bridge answers"
     sed 's/^/# /' "$T/sign.tap" "$T/sign.err"
 fi
 check "KMS saw an attested Decrypt (Recipient with a verified NSM document)" \

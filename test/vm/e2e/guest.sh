@@ -154,7 +154,25 @@ check "malformed key in the shares file: run-enclave says where the console is" 
     grep -q 'no longer running.*console' /tmp/logs/badkey.run.log
 show /tmp/nitro/badkey.console
 
-# 5. The whole flow; the test machine then signs through the ingress bridge.
+# 5. A version-1 keys file (no client policy: anyone reaching the port could sign). The enclave
+# says so in its status lines, and run-enclave keeps the ingress on 127.0.0.1, with a warning.
+start v1 KEY_SHARES_S3_URI=s3://e2e-bucket/shares-v1.age
+wait_until 150 sh -c "grep -q SERVING /tmp/nitro/v1.console || ! kill -0 $RE" 2>/dev/null
+check "version-1 keys file: the enclave serves (TLS without client authentication)" \
+    console_has v1 'SERVING'
+wait_until 20 grep -q 'no client policy (version 1)' /tmp/logs/v1.run.log
+check "version-1 keys file: run-enclave warns that anyone could sign, and why the ingress stays" \
+    grep -q 'no client policy (version 1): anyone who reached tcp:0.0.0.0:50052 could sign with every key, so the ingress stays on tcp:127.0.0.1:50052' \
+    /tmp/logs/v1.run.log
+check "version-1 keys file: the ingress listens on 127.0.0.1:50052 only" \
+    sh -c 'netstat -ltn | grep -q "127.0.0.1:50052 " && ! netstat -ltn | grep -q "0.0.0.0:50052 "'
+stop
+check "version-1 keys file: run-enclave exits 0 on SIGTERM" test "$RC" = 0
+show /tmp/logs/v1.run.log
+
+# 6. The whole flow (a version-2 keys file: one pinned client); the test machine then signs
+# through the ingress bridge, which run-enclave opened to all addresses once the enclave said
+# that only pinned clients can sign.
 start good
 wait_until 150 sh -c "grep -q SERVING /tmp/nitro/good.console || ! kill -0 $RE" 2>/dev/null
 check "good path: enclave-entrypoint reaches SERVING" console_has good 'SERVING'
@@ -164,6 +182,12 @@ for s in receive-credentials receive-age-key receive-shares kms-decrypt wipe-cre
 done
 check "good path: run-enclave pushed all three payloads" \
     grep -q 'step=push ok' /tmp/logs/good.run.log
+wait_until 20 grep -q 'moving the ingress' /tmp/logs/good.run.log
+check "good path: the enclave requires client certificates, so the ingress moves to 0.0.0.0" \
+    grep -q 'client_auth=required): moving the ingress from tcp:127.0.0.1:50052 to tcp:0.0.0.0:50052' \
+    /tmp/logs/good.run.log
+wait_until 10 sh -c 'netstat -ltn | grep -q "0.0.0.0:50052 "'
+check "good path: the ingress listens on 0.0.0.0:50052" sh -c 'netstat -ltn | grep -q "0.0.0.0:50052 "'
 check "good path: PCR16 measured (ciphertexts and configuration) and locked before decrypting" \
     console_has good "step=measure ok .*inputs=age-key,shares,config locked=1"
 check "good path: the configuration frame set the region eu-west-1 (the image has none)" \
