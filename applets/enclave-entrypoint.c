@@ -107,12 +107,6 @@ static void on_signal(int sig)
     g_stop = 1;
 }
 
-static const char *real_getenv(const char *name, void *ctx)
-{
-    (void)ctx;
-    return getenv(name);
-}
-
 /* ---- the steps' work, bound to the modules ---- */
 
 typedef struct {
@@ -458,7 +452,7 @@ int enclave_entrypoint_main(int argc, char **argv)
     }
     ns_io_raise_nofile(); /* the bridges and sign-service hold descriptors per connection */
     ns_err e =
-        ns_enclave_cfg_load_ex(&cfg, real_getenv, NULL, is_pid1, access("/dev/nsm", F_OK) == 0);
+        ns_enclave_cfg_load_ex(&cfg, ns_enclave_getenv, NULL, is_pid1, access("/dev/nsm", F_OK) == 0);
     if (e != NS_OK) {
         ns_error("step=config failed error=\"%s: %s\"", ns_err_name(e), ns_err_msg());
         return finish(NS_EXIT_USAGE, is_pid1);

@@ -20,7 +20,6 @@
  * step is also a command a user can run alone; --dry-run prints them. Secrets go to children
  * through pipes. A lock file (NSIGN_RUN_DIR/ENCLAVE_NAME.pid) lets stop-enclave find us.
  */
-#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -28,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,12 +36,13 @@
 #include "bridge.h"
 #include "cli.h"
 #include "emu.h"
-#include "enclave.h"
 #include "iox.h"
 #include "httpd.h"
 #include "log.h"
 #include "logship.h"
+#include "nitro.h"
 #include "pcr.h"
+#include "runcfg.h"
 #include "secret.h"
 #include "supervise.h"
 #include "svcobs.h"
@@ -51,18 +50,14 @@
 #define RE_CREDS_MAX (64 * 1024)
 #define RE_AGE_KEY_MAX (64 * 1024)
 #define RE_SHARES_MAX (16 * 1024 * 1024)
-#define RE_NITRO_OUT_MAX (256 * 1024)
 #define RE_FETCH_TIMEOUT_MS (120 * 1000)
 #define RE_S3_TIMEOUT_MS (30 * 60 * 1000)
-#define RE_NITRO_TIMEOUT_MS (10 * 60 * 1000)
 #define RE_STOP_GRACE_MS 3000
 #define RE_CONSOLE_DRAIN_MS 5000
 #define RE_RESTARTS_MAX 5
 #define RE_RESTART_BACKOFF_MS 1000
 #define RE_TICK_MS 100
-#define RE_STR 512
-#define RE_EMU_BOOT_TIMEOUT_S 600
-#define RE_CONFIG_MAX 4096 /* the enclave's limit for the configuration document */
+#define RE_PATH_MAX 4096
 
 static const char usage_text[] =
     "usage: nsign run-enclave [--dry-run [--fetch]] [--emulator]\n"
@@ -138,311 +133,6 @@ static const char usage_text[] =
     "\n"
     "exit status: 0 stopped by a signal after a successful start, 1 a step failed, 2 usage.\n";
 
-typedef struct {
-    char self[4096];
-    char nitro[4096];
-    char nitro_name[RE_STR];
-    char eif[RE_STR], name[RE_STR], console_file[RE_STR], run_dir[RE_STR];
-    char cpu[32], mem[32], cid[32];
-    int debug, console_stream;
-    char age_uri[RE_STR], shares_uri[RE_STR];
-    char creds_push[NS_ADDR_STR_MAX], age_push[NS_ADDR_STR_MAX], shares_push[NS_ADDR_STR_MAX];
-    char config_push[NS_ADDR_STR_MAX]; /* "" = no configuration frame */
-    char config[RE_CONFIG_MAX];        /* the run-time configuration document */
-    char grpc_listen[NS_ADDR_STR_MAX], grpc_connect[NS_ADDR_STR_MAX];
-    int egress;
-    char egress_listen[NS_ADDR_STR_MAX], egress_connect[NS_ADDR_STR_MAX];
-    int kms;
-    char kms_listen[NS_ADDR_STR_MAX], kms_connect[NS_ADDR_STR_MAX], kms_allow[RE_STR];
-    int readiness_s;
-    int watch_s; /* how often to check that the enclave still runs; 0 = never */
-    /* Observability; "" when disabled. */
-    char log_listen[NS_ADDR_STR_MAX], audit_listen[NS_ADDR_STR_MAX];
-    char metrics_listen[NS_ADDR_STR_MAX], metrics_connect[NS_ADDR_STR_MAX];
-    char ready_listen[NS_ADDR_STR_MAX];
-    char log_file[RE_STR], audit_file[RE_STR + 64];
-    int ready_max_age_s;
-    int emu;     /* --emulator: QEMU's nitro-enclave machine, see src/enclave/emu.h */
-    char emu_dir[RE_STR + 16];
-    ns_emu_cfg emu_cfg;
-    int emu_boot_s;
-} re_cfg;
-
-static const char *env_or(const char *name, const char *def)
-{
-    const char *v = getenv(name);
-    return (v && *v) ? v : def;
-}
-
-static ns_err copy_str(char *out, size_t cap, const char *v, const char *what)
-{
-    ENSURE(strlen(v) < cap, NS_E_TOO_BIG, "%s: longer than %zu bytes", what, cap - 1);
-    memcpy(out, v, strlen(v) + 1);
-    return NS_OK;
-}
-
-static ns_err env_uint(const char *name, uint64_t def, uint64_t max, uint64_t *out)
-{
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0') {
-        *out = def;
-        return NS_OK;
-    }
-    if (ns_parse_uint(v, max, out) != NS_OK) {
-        BAIL(NS_E_USAGE, "%s=%s: want a number up to %llu", name, v, (unsigned long long)max);
-    }
-    return NS_OK;
-}
-
-static ns_err env_bool(const char *name, int def, int *out)
-{
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0') {
-        *out = def;
-    } else if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0) {
-        *out = 1;
-    } else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) {
-        *out = 0;
-    } else {
-        BAIL(NS_E_USAGE, "%s=%s: want 1 or 0", name, v);
-    }
-    return NS_OK;
-}
-
-/* An address: NAME if set, else the default text; validated with the address parser. */
-static ns_err env_addr(const char *name, const char *def, char *out)
-{
-    const char *v = env_or(name, def);
-    ns_addr a;
-    ns_err e = ns_addr_parse(&a, v);
-    if (e != NS_OK) {
-        return ns_fail_ctx(e, "%s", name);
-    }
-    return copy_str(out, NS_ADDR_STR_MAX, v, name);
-}
-
-/* The same, where "none" disables (out = ""). */
-static ns_err env_addr_opt(const char *name, const char *def, char *out)
-{
-    if (strcmp(env_or(name, def), "none") == 0) {
-        out[0] = '\0';
-        return NS_OK;
-    }
-    return env_addr(name, def, out);
-}
-
-/* The default address of a vsock port: vsock on Nitro, the emulator's unix socket with --emulator.
- * enclave_side: a port the enclave listens on (else one the host listens on for the enclave). */
-static ns_err vsock_default(re_cfg *c, char *def, size_t cap, int enclave_side, uint64_t port)
-{
-    if (!c->emu && enclave_side) {
-        snprintf(def, cap, "vsock:%s:%llu", c->cid, (unsigned long long)port);
-        return NS_OK;
-    }
-    if (!c->emu) {
-        snprintf(def, cap, "vsock:any:%llu", (unsigned long long)port);
-        return NS_OK;
-    }
-    ns_emu_cfg *e = &c->emu_cfg;
-    uint32_t *ports = enclave_side ? e->enclave_ports : e->parent_ports;
-    size_t *n = enclave_side ? &e->n_enclave : &e->n_parent;
-    ENSURE(*n < NS_EMU_MAX_PORTS - 1, NS_E_USAGE, "too many vsock ports for the emulator");
-    ports[(*n)++] = (uint32_t)port;
-    return ns_emu_addr(def, cap, c->emu_dir, enclave_side, (uint32_t)port);
-}
-
-/* Appends ,"name":"value" (or the first member) to the configuration document. */
-static ns_err doc_member(ns_buf *b, const char *name, const char *value)
-{
-    GUARD(ns_buf_append_str(b, b->len > 1 ? ",\"" : "\""));
-    GUARD(ns_buf_append_str(b, name));
-    GUARD(ns_buf_append_str(b, "\":"));
-    return ns_buf_append_json_str(b, value, strlen(value));
-}
-
-/*
- * The enclave's run-time configuration (port 7103): the region the KMS proxy forwards to, and
- * KMS_KEY_ID and AWS_ENDPOINT_URL_KMS when set, so the enclave signs for the region its proxy
- * reaches and names the same TLS host, whatever its image's environment says.
- */
-static ns_err config_doc(re_cfg *c, const char *region)
-{
-    ns_buf b;
-    ns_buf_init(&b, RE_CONFIG_MAX - 1);
-    ns_err e = ns_buf_append_str(&b, "{");
-    if (e == NS_OK) {
-        e = doc_member(&b, "region", region);
-    }
-    if (e == NS_OK && getenv("KMS_KEY_ID") && *getenv("KMS_KEY_ID")) {
-        e = doc_member(&b, "kms_key_id", getenv("KMS_KEY_ID"));
-    }
-    if (e == NS_OK && getenv("AWS_ENDPOINT_URL_KMS") && *getenv("AWS_ENDPOINT_URL_KMS")) {
-        e = doc_member(&b, "kms_endpoint", getenv("AWS_ENDPOINT_URL_KMS"));
-    }
-    if (e == NS_OK) {
-        e = ns_buf_append_str(&b, "}");
-    }
-    if (e == NS_OK) {
-        memcpy(c->config, b.data, b.len);
-        c->config[b.len] = '\0';
-    } else {
-        e = ns_fail(NS_E_USAGE,
-                    "the enclave configuration (AWS_REGION, KMS_KEY_ID, "
-                    "AWS_ENDPOINT_URL_KMS) is over %d bytes",
-                    RE_CONFIG_MAX - 1);
-    }
-    ns_buf_free(&b);
-    return e;
-}
-
-static ns_err cfg_load(re_cfg *c)
-{
-    uint64_t cid, cpu, mem, grpc, vport, eg_t, eg_v, p_creds, p_age, p_shares, p_config, kms_p;
-    uint64_t kms_dp;
-    uint64_t sleep_s, retries, ready;
-    char def[RE_STR], region[128];
-    int emu = c->emu;
-    memset(c, 0, sizeof *c);
-    c->emu = emu;
-
-    GUARD(copy_str(c->eif, sizeof c->eif, env_or("EIF_PATH", "target/sign-service.enclave.eif"),
-                   "EIF_PATH"));
-    GUARD(copy_str(c->name, sizeof c->name, env_or("ENCLAVE_NAME", "sign-service-enclave"),
-                   "ENCLAVE_NAME"));
-    GUARD(copy_str(c->console_file, sizeof c->console_file,
-                   env_or("CONSOLE_FILE", "target/sign-service-enclave-console.log"),
-                   "CONSOLE_FILE"));
-    GUARD(copy_str(c->run_dir, sizeof c->run_dir, env_or("NSIGN_RUN_DIR", "/run/nsign"),
-                   "NSIGN_RUN_DIR"));
-    GUARD(copy_str(c->nitro_name, sizeof c->nitro_name, env_or("NITRO_CLI", "nitro-cli"),
-                   "NITRO_CLI"));
-    for (const char *p = c->name; *p; p++) {
-        ENSURE(*p != '/' && *p != '\n', NS_E_USAGE, "ENCLAVE_NAME must not contain '/'");
-    }
-    GUARD(env_uint("ENCLAVE_CID", 16, 0xFFFFFFFEull, &cid));
-    ENSURE(cid > 3, NS_E_USAGE, "ENCLAVE_CID=%llu: CIDs 0-3 are reserved; use 4 or more",
-           (unsigned long long)cid);
-    GUARD(env_uint("CPU_COUNT", 2, 1024, &cpu));
-    GUARD(env_uint("MEMORY_MIB", 512, 1 << 24, &mem));
-    ENSURE(cpu > 0 && mem > 0, NS_E_USAGE, "CPU_COUNT and MEMORY_MIB must be positive");
-    snprintf(c->cid, sizeof c->cid, "%llu", (unsigned long long)cid);
-    snprintf(c->cpu, sizeof c->cpu, "%llu", (unsigned long long)cpu);
-    snprintf(c->mem, sizeof c->mem, "%llu", (unsigned long long)mem);
-    GUARD(env_bool("DEBUG_MODE", 0, &c->debug));
-    GUARD(env_bool("CONSOLE_STREAM_ENABLED", c->debug, &c->console_stream));
-    if (c->emu) {
-        snprintf(c->emu_dir, sizeof c->emu_dir, "%s/%s.emu", c->run_dir, c->name);
-        uint64_t boot;
-        GUARD(env_uint("NSIGN_EMU_BOOT_TIMEOUT_SECONDS", RE_EMU_BOOT_TIMEOUT_S, 86400, &boot));
-        c->emu_boot_s = (int)boot;
-    }
-
-    GUARD(copy_str(c->age_uri, sizeof c->age_uri, env_or("AGE_KEY_S3_URI", ""), "AGE_KEY_S3_URI"));
-    GUARD(copy_str(c->shares_uri, sizeof c->shares_uri, env_or("KEY_SHARES_S3_URI", ""),
-                   "KEY_SHARES_S3_URI"));
-    ENSURE(c->age_uri[0] && c->shares_uri[0], NS_E_USAGE,
-           "AGE_KEY_S3_URI and KEY_SHARES_S3_URI must be set, e.g. "
-           "AGE_KEY_S3_URI=s3://bucket/enclave/age-private.key.enc "
-           "KEY_SHARES_S3_URI=s3://bucket/enclave/service_key_shares.json.age");
-    ENSURE(strncmp(c->age_uri, "s3://", 5) == 0 && strncmp(c->shares_uri, "s3://", 5) == 0,
-           NS_E_USAGE, "AGE_KEY_S3_URI and KEY_SHARES_S3_URI must start with s3://");
-
-    GUARD(env_uint("AWS_CREDS_VSOCK_PORT", 7100, 0xFFFFFFFFull, &p_creds));
-    GUARD(env_uint("AGE_KEY_VSOCK_PORT", 7101, 0xFFFFFFFFull, &p_age));
-    GUARD(env_uint("KEY_SHARES_VSOCK_PORT", 7102, 0xFFFFFFFFull, &p_shares));
-    GUARD(vsock_default(c, def, sizeof def, 1, p_creds));
-    GUARD(env_addr("NSIGN_HOST_CREDS_ADDR", def, c->creds_push));
-    GUARD(vsock_default(c, def, sizeof def, 1, p_age));
-    GUARD(env_addr("NSIGN_HOST_AGE_KEY_ADDR", def, c->age_push));
-    GUARD(vsock_default(c, def, sizeof def, 1, p_shares));
-    GUARD(env_addr("NSIGN_HOST_SHARES_ADDR", def, c->shares_push));
-    GUARD(env_uint("CONFIG_VSOCK_PORT", 7103, 0xFFFFFFFFull, &p_config));
-    GUARD(vsock_default(c, def, sizeof def, 1, p_config));
-    if (strcmp(env_or("NSIGN_HOST_CONFIG_ADDR", ""), "none") != 0) {
-        GUARD(env_addr("NSIGN_HOST_CONFIG_ADDR", def, c->config_push));
-    }
-
-    GUARD(env_uint("HOST_GRPC_PORT", 50051, 65535, &grpc));
-    GUARD(env_uint("VSOCK_PORT", 50051, 0xFFFFFFFFull, &vport));
-    snprintf(def, sizeof def, "tcp:0.0.0.0:%llu", (unsigned long long)grpc);
-    GUARD(env_addr("NSIGN_HOST_GRPC_LISTEN", def, c->grpc_listen));
-    GUARD(vsock_default(c, def, sizeof def, 1, vport));
-    GUARD(env_addr("NSIGN_HOST_GRPC_CONNECT", def, c->grpc_connect));
-
-    GUARD(env_bool("HOST_EGRESS_ENABLED", 1, &c->egress));
-    GUARD(env_uint("HOST_EGRESS_TARGET_PORT", 8080, 65535, &eg_t));
-    GUARD(env_uint("HOST_EGRESS_VSOCK_PORT", 8080, 0xFFFFFFFFull, &eg_v));
-    GUARD(vsock_default(c, def, sizeof def, 0, eg_v));
-    GUARD(env_addr("NSIGN_HOST_EGRESS_LISTEN", def, c->egress_listen));
-    const char *eh = env_or("HOST_EGRESS_TARGET_HOST", "127.0.0.1");
-    snprintf(def, sizeof def, strchr(eh, ':') ? "tcp:[%s]:%llu" : "tcp:%s:%llu", eh,
-             (unsigned long long)eg_t);
-    GUARD(env_addr("NSIGN_HOST_EGRESS_CONNECT", def, c->egress_connect));
-
-    GUARD(env_bool("KMS_PROXY_ENABLE", 1, &c->kms));
-    GUARD(env_uint("KMS_PROXY_PORT", 5000, 0xFFFFFFFFull, &kms_p));
-    GUARD(env_uint("KMS_PROXY_DEST_PORT", 443, 65535, &kms_dp));
-    snprintf(region, sizeof region, "%s", env_or("AWS_REGION", "us-east-1"));
-    ENSURE(ns_enclave_region_ok(region), NS_E_USAGE,
-           "AWS_REGION=%s: not a region name (like "
-           "eu-west-1)",
-           region);
-    snprintf(def, sizeof def, "kms.%s.amazonaws.com", region);
-    char dest[RE_STR];
-    GUARD(copy_str(dest, sizeof dest, env_or("KMS_PROXY_DEST_HOST", def), "KMS_PROXY_DEST_HOST"));
-    snprintf(c->kms_allow, sizeof c->kms_allow, "%s:%llu", dest, (unsigned long long)kms_dp);
-    GUARD(vsock_default(c, def, sizeof def, 0, kms_p));
-    GUARD(env_addr("NSIGN_HOST_KMS_PROXY_LISTEN", def, c->kms_listen));
-    snprintf(def, sizeof def, "tcp:%s:%llu", dest, (unsigned long long)kms_dp);
-    GUARD(env_addr("NSIGN_HOST_KMS_PROXY_CONNECT", def, c->kms_connect));
-    if (getenv("NSIGN_HOST_KMS_PROXY_CONNECT") != NULL) {
-        /* The allow-list entry follows the overridden target. */
-        ns_addr a;
-        GUARD(ns_addr_parse(&a, c->kms_connect));
-        if (a.kind == NS_ADDR_TCP) {
-            snprintf(c->kms_allow, sizeof c->kms_allow, strchr(a.host, ':') ? "[%s]:%u" : "%s:%u",
-                     a.host, a.port);
-        } else {
-            c->kms_allow[0] = '\0';
-        }
-    }
-
-    GUARD(config_doc(c, region));
-
-    GUARD(env_uint("READINESS_SLEEP_SECONDS", 5, 3600, &sleep_s));
-    GUARD(env_uint("VSOC_TRANSFER_RETRIES", 20, 3600, &retries));
-    GUARD(env_uint("READINESS_TIMEOUT_SECONDS", sleep_s + retries + 35, 86400, &ready));
-    ENSURE(ready > 0, NS_E_USAGE, "READINESS_TIMEOUT_SECONDS must be positive");
-    c->readiness_s = (int)ready;
-    uint64_t watch;
-    GUARD(env_uint("NSIGN_HOST_WATCH_SECONDS", 10, 86400, &watch));
-    c->watch_s = (int)watch;
-
-    uint64_t p_log, p_audit, p_metrics, age;
-    GUARD(env_uint("ENCLAVE_LOG_VSOCK_PORT", 7110, 0xFFFFFFFFull, &p_log));
-    GUARD(env_uint("AUDIT_VSOCK_PORT", 7111, 0xFFFFFFFFull, &p_audit));
-    GUARD(env_uint("METRICS_VSOCK_PORT", 7112, 0xFFFFFFFFull, &p_metrics));
-    /* vsock on Nitro; with --emulator the backend's unix sockets (vsock_default), so the
-     * emulator never needs AF_VSOCK on the host. */
-    GUARD(vsock_default(c, def, sizeof def, 0, p_log));
-    GUARD(env_addr_opt("NSIGN_HOST_LOG_LISTEN", def, c->log_listen));
-    GUARD(vsock_default(c, def, sizeof def, 0, p_audit));
-    GUARD(env_addr_opt("NSIGN_HOST_AUDIT_LISTEN", def, c->audit_listen));
-    GUARD(env_addr_opt("NSIGN_HOST_METRICS_LISTEN", "tcp:127.0.0.1:9100", c->metrics_listen));
-    GUARD(vsock_default(c, def, sizeof def, 1, p_metrics));
-    GUARD(env_addr_opt("NSIGN_HOST_METRICS_CONNECT", def, c->metrics_connect));
-    GUARD(env_addr_opt("NSIGN_HOST_READY_LISTEN", "tcp:127.0.0.1:9101", c->ready_listen));
-    GUARD(copy_str(c->log_file, sizeof c->log_file, env_or("ENCLAVE_LOG_FILE", ""),
-                   "ENCLAVE_LOG_FILE"));
-    snprintf(def, sizeof def, "%s/%s.audit.jsonl", c->run_dir, c->name);
-    GUARD(copy_str(c->audit_file, sizeof c->audit_file, env_or("AUDIT_LOG_FILE", def),
-                   "AUDIT_LOG_FILE"));
-    GUARD(env_uint("READY_MAX_AGE_SECONDS", 15, 86400, &age));
-    ENSURE(age > 0, NS_E_USAGE, "READY_MAX_AGE_SECONDS must be positive");
-    c->ready_max_age_s = (int)age;
-    return NS_OK;
-}
-
 /* ---- steps ---- */
 
 static int g_dry;
@@ -509,15 +199,17 @@ static ns_err run_step(const char *step, char *const argv[], const uint8_t *in, 
 }
 
 typedef struct {
-    re_cfg *c;
+    ns_runcfg *c;
     ns_supervise_child kms, bridges, console;
     ns_emu emu;
     int kms_restarts, bridge_restarts;
     int enclave_started;
     int left_running;   /* DEBUG_MODE=1 failure: the enclave stays up for its console */
-    int watch_failures; /* describe-enclaves failures in a row */
-    int lock_fd;
-    char lock_path[RE_STR + 64];
+    ns_nitro_watch watch;
+    ns_nitro_lock lock;
+    char self[RE_PATH_MAX];  /* this binary: the applets the steps run */
+    char nitro[RE_PATH_MAX]; /* nitro-cli's path ("(emulator)" under the emulator) */
+    char qemu[RE_PATH_MAX];
     ns_buf creds, age_ct, shares_ct;
     /* The ingress listens on loopback (ingress_narrow) until the enclave reports that only
      * pinned clients can sign; then on NSIGN_HOST_GRPC_LISTEN (issue 13). */
@@ -529,7 +221,7 @@ typedef struct {
 static void build_kms_argv(re_state *s, char **av)
 {
     int n = 0;
-    av[n++] = s->c->self;
+    av[n++] = s->self;
     av[n++] = "bridge";
     if (s->c->kms_allow[0]) {
         av[n++] = "--allow";
@@ -546,7 +238,7 @@ static void build_kms_argv(re_state *s, char **av)
 static void build_bridges_argv(re_state *s, char **av)
 {
     int n = 0;
-    av[n++] = s->c->self;
+    av[n++] = s->self;
     av[n++] = "bridge";
     /* Idle clients and one address's flood must not starve the others (issue 15). */
     av[n++] = "--idle-timeout";
@@ -566,34 +258,10 @@ static void build_bridges_argv(re_state *s, char **av)
     av[n] = NULL;
 }
 
-static ns_err nitro_error(const ns_buf *out, const char *what, re_cfg *c, int st)
-{
-    char s[64];
-    const char *text = out->len ? (const char *)out->data : "";
-    ns_status_str(st, s, sizeof s);
-    /* Echo nitro-cli's own words: they carry its error code and log path. */
-    if (out->len) {
-        ns_warn("nitro-cli said: %.*s", (int)(out->len > 2000 ? 2000 : out->len), text);
-    }
-    if (strstr(text, "llocator") || strstr(text, "nsufficient memory") || strstr(text, "E26") ||
-        strstr(text, "E27") || strstr(text, "hugepage")) {
-        BAIL(NS_E_REMOTE,
-             "%s failed (%s): the enclave allocator has too little memory or CPUs: set "
-             "memory_mib >= %s and cpu_count >= %s in /etc/nitro_enclaves/allocator.yaml, then "
-             "`systemctl restart nitro-enclaves-allocator.service`",
-             what, s, c->mem, c->cpu);
-    }
-    BAIL(NS_E_REMOTE,
-         "%s failed (%s): see nitro-cli's message above and /var/log/nitro_enclaves/; if the "
-         "enclave failed to boot, rerun with DEBUG_MODE=1 and read its console (%s, or "
-         "`%s console --enclave-name %s`)",
-         what, s, c->console_file, c->nitro_name, c->name);
-}
-
 /* --emulator: the EIF and a QEMU with the nitro-enclave machine (the lock refuses a second run). */
 static ns_err step_emu_check(re_state *s)
 {
-    re_cfg *c = s->c;
+    ns_runcfg *c = s->c;
     struct stat st;
     char *av[] = {c->emu_cfg.qemu ? (char *)c->emu_cfg.qemu : "qemu-system-x86_64", "-M", "help",
                   NULL};
@@ -610,38 +278,14 @@ static ns_err step_emu_check(re_state *s)
     return ns_emu_check_qemu(c->emu_cfg.qemu);
 }
 
-/*
- * Whether nitro-cli's describe-enclaves output (a JSON array of objects) lists an enclave named
- * name: 1 listed, 0 not, NS_E_PARSE when the output is not that array (then nothing is known).
- */
-static ns_err describe_lists(const ns_buf *out, const char *name, int *listed)
-{
-    cJSON *arr = cJSON_ParseWithLength((const char *)out->data, out->len);
-    *listed = 0;
-    if (!cJSON_IsArray(arr)) {
-        cJSON_Delete(arr);
-        BAIL(NS_E_PARSE, "nitro-cli describe-enclaves did not print a JSON array");
-    }
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr)
-    {
-        const cJSON *n = cJSON_GetObjectItemCaseSensitive(it, "EnclaveName");
-        if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0) {
-            *listed = 1;
-        }
-    }
-    cJSON_Delete(arr);
-    return NS_OK;
-}
-
 static ns_err step_check(re_state *s)
 {
-    re_cfg *c = s->c;
+    ns_runcfg *c = s->c;
     struct stat st;
     if (c->emu) {
         return step_emu_check(s);
     }
-    char *av[4] = {c->nitro, "describe-enclaves", NULL, NULL};
+    char *av[4] = {s->nitro, "describe-enclaves", NULL, NULL};
     show("check", av, "refuse to start twice; EIF and nitro-cli present");
     if (g_dry) {
         return NS_OK;
@@ -655,15 +299,8 @@ static ns_err step_check(re_state *s)
         ns_warn("MEMORY_MIB=%s is below 4x the EIF size (%llu MiB); nitro-cli will likely refuse",
                 c->mem, (unsigned long long)need);
     }
-    ns_buf out;
-    int rc = -1, listed = 0;
-    ns_buf_init(&out, RE_NITRO_OUT_MAX);
-    ns_err e = ns_supervise_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &rc);
-    if (e == NS_OK && ns_status_ok(rc)) {
-        e = describe_lists(&out, c->name, &listed);
-    } else if (e == NS_OK) {
-        e = ns_fail(NS_E_REMOTE, "exit status %d", rc);
-    }
+    int listed = 0;
+    ns_err e = ns_nitro_describe(s->nitro, c->name, &listed);
     if (e != NS_OK) {
         /* Not fatal: nitro-cli run-enclave refuses a name or CID in use by itself. */
         ns_warn("nitro-cli describe-enclaves failed (%s); cannot check that %s is not already "
@@ -674,7 +311,6 @@ static ns_err step_check(re_state *s)
         e = ns_fail(NS_E_USAGE, "enclave %s is already running: stop it first (nsign stop-enclave)",
                     c->name);
     }
-    ns_buf_free(&out);
     if (e == NS_OK) {
         step_ok("check", t0);
     }
@@ -683,11 +319,11 @@ static ns_err step_check(re_state *s)
 
 static ns_err step_downloads(re_state *s)
 {
-    re_cfg *c = s->c;
-    char *fc[] = {c->self, "fetch-creds", NULL};
+    ns_runcfg *c = s->c;
+    char *fc[] = {s->self, "fetch-creds", NULL};
     /* s3-get uses the credentials just fetched (on its stdin), like `aws s3 cp` on the role. */
-    char *s1[] = {c->self, "s3-get", "--creds", "-", c->age_uri, "-", NULL};
-    char *s2[] = {c->self, "s3-get", "--creds", "-", c->shares_uri, "-", NULL};
+    char *s1[] = {s->self, "s3-get", "--creds", "-", c->age_uri, "-", NULL};
+    char *s2[] = {s->self, "s3-get", "--creds", "-", c->shares_uri, "-", NULL};
     int64_t t0;
 
     show("fetch-creds", fc, "stdout kept in locked memory, never on disk");
@@ -719,7 +355,7 @@ static ns_err step_downloads(re_state *s)
  */
 static ns_err predict_pcr16(re_state *s)
 {
-    re_cfg *c = s->c;
+    ns_runcfg *c = s->c;
     uint8_t pcr[NS_PCR_LEN];
     char hex[NS_PCR_HEX_LEN];
     if (g_dry && !g_fetch) {
@@ -767,9 +403,9 @@ static ns_err step_kms_proxy(re_state *s)
 /* --emulator: the vsock backend and QEMU, then the enclave's heartbeat (as nitro-cli waits). */
 static ns_err step_emu_run(re_state *s)
 {
-    re_cfg *c = s->c;
+    ns_runcfg *c = s->c;
     ns_emu_cfg *ec = &c->emu_cfg;
-    ec->self = c->self;
+    ec->self = s->self;
     ec->eif = c->eif;
     ec->name = c->name;
     ec->cpu = c->cpu;
@@ -796,64 +432,45 @@ static ns_err step_emu_run(re_state *s)
 
 static ns_err step_nitro_run(re_state *s)
 {
-    re_cfg *c = s->c;
-    char *av[16];
-    int n = 0;
+    ns_runcfg *c = s->c;
+    char *av[NS_NITRO_RUN_ARGV_MAX];
+    ns_nitro_run_args a = {c->eif, c->cpu, c->mem, c->cid, c->name, c->debug};
+    ns_nitro_enclave started;
     if (c->emu) {
         return step_emu_run(s);
     }
-    av[n++] = c->nitro;
-    av[n++] = "run-enclave";
-    av[n++] = "--eif-path";
-    av[n++] = c->eif;
-    av[n++] = "--cpu-count";
-    av[n++] = c->cpu;
-    av[n++] = "--memory";
-    av[n++] = c->mem;
-    av[n++] = "--enclave-cid";
-    av[n++] = c->cid;
-    av[n++] = "--enclave-name";
-    av[n++] = c->name;
-    if (c->debug) {
-        av[n++] = "--debug-mode";
-    }
-    av[n] = NULL;
+    ns_nitro_run_argv(av, s->nitro, &a);
     show("nitro-cli", av, c->debug ? "DEBUG MODE: PCRs are all zeros, never in production" : NULL);
     if (g_dry) {
         return NS_OK;
     }
     int64_t t0 = ns_now_ms();
-    ns_buf out;
-    int st = -1;
-    ns_buf_init(&out, RE_NITRO_OUT_MAX);
-    ns_err e =
-        ns_supervise_run_ex(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st, NS_SPAWN_STDERR_OUT);
-    if (e == NS_OK && !ns_status_ok(st)) {
-        e = nitro_error(&out, "nitro-cli run-enclave", c, st);
-    }
+    ns_buf said;
+    ns_buf_init(&said, NS_NITRO_OUT_MAX);
+    ns_err e = ns_nitro_run(av, &a, c->console_file, c->nitro_name, &started, &said);
     if (e == NS_OK) {
         s->enclave_started = 1;
-        const char *id = NULL;
-        if (ns_buf_cstr(&out) == NS_OK) {
-            id = strstr((const char *)out.data, "\"EnclaveID\"");
-        }
-        char idbuf[128] = "";
-        if (id && sscanf(id, "\"EnclaveID\": \"%127[^\"]\"", idbuf) == 1) {
-            ns_info("enclave started name=%s id=%s cid=%s", c->name, idbuf, c->cid);
+        if (started.id[0]) {
+            ns_info("enclave started name=%s id=%s cid=%s", c->name, started.id, c->cid);
         }
         step_ok("nitro-cli", t0);
     } else {
+        /* Echo nitro-cli's own words: they carry its error code and log path. */
+        if (e == NS_E_REMOTE && said.len) {
+            ns_warn("nitro-cli said: %.*s", (int)(said.len > 2000 ? 2000 : said.len),
+                    (const char *)said.data);
+        }
         /* nitro-cli may have started it before failing (e.g. no heartbeat): clean up quietly. */
         s->enclave_started = 2;
     }
-    ns_buf_free(&out);
+    ns_buf_free(&said);
     return e;
 }
 
 static ns_err step_console(re_state *s)
 {
-    re_cfg *c = s->c;
-    char *av[] = {c->nitro, "console", "--enclave-name", c->name, NULL};
+    ns_runcfg *c = s->c;
+    char *av[5];
     if (c->emu) {
         return NS_OK; /* QEMU's serial console already goes to CONSOLE_FILE */
     }
@@ -864,17 +481,12 @@ static ns_err step_console(re_state *s)
         }
         return NS_OK;
     }
+    ns_nitro_console_argv(av, s->nitro, c->name);
     show("console", av, c->console_file);
     if (g_dry) {
         return NS_OK;
     }
-    int fd = open(c->console_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return ns_fail_errno(NS_E_IO, "open CONSOLE_FILE %s", c->console_file);
-    }
-    ns_err e = ns_supervise_spawn(&s->console, av, NS_SPAWN_STDIN_NULL, fd);
-    close(fd);
-    return e;
+    return ns_nitro_console_start(&s->console, av, c->console_file);
 }
 
 /* ---- observability: the enclave's log lines, audit trail and readiness ---- */
@@ -965,7 +577,7 @@ static int serve_ready(void *arg, const ns_httpd_req *r, ns_buf *body, const cha
 
 static ns_err step_observability(re_state *s)
 {
-    re_cfg *c = s->c;
+    ns_runcfg *c = s->c;
     ns_addr a;
     if (g_dry) {
         printf("%2d %-12s logs %s -> stderr 'enclave: '%s%s; audit %s -> %s; readiness %s; "
@@ -1073,14 +685,14 @@ static ns_err step_bridges(re_state *s)
 
 static ns_err step_push(re_state *s)
 {
-    re_cfg *c = s->c;
+    ns_runcfg *c = s->c;
     char tmo[32];
     snprintf(tmo, sizeof tmo, "%d", c->readiness_s);
-    char *p1[] = {c->self, "vsock-push", "--timeout", tmo, c->creds_push, "-", NULL};
-    char *p2[] = {c->self, "vsock-push", "--timeout", tmo, c->age_push, "-", NULL};
-    char *p3[] = {c->self, "vsock-push", "--timeout", tmo, c->shares_push, "-", NULL};
-    char *p0[] = {c->self, "vsock-push", "--timeout", tmo, c->config_push, "-", NULL};
-    char note[RE_CONFIG_MAX + 64];
+    char *p1[] = {s->self, "vsock-push", "--timeout", tmo, c->creds_push, "-", NULL};
+    char *p2[] = {s->self, "vsock-push", "--timeout", tmo, c->age_push, "-", NULL};
+    char *p3[] = {s->self, "vsock-push", "--timeout", tmo, c->shares_push, "-", NULL};
+    char *p0[] = {s->self, "vsock-push", "--timeout", tmo, c->config_push, "-", NULL};
+    char note[NS_RUNCFG_DOC_MAX + 64];
     int64_t t0;
     ns_err e;
     if (c->config_push[0]) {
@@ -1126,49 +738,32 @@ static ns_err step_push(re_state *s)
  */
 static ns_err watch_enclave(re_state *s)
 {
-    char *av[] = {s->c->nitro, "describe-enclaves", NULL};
-    ns_buf out;
-    int st = -1, listed = 0;
-    if (s->c->emu) {
+    ns_runcfg *c = s->c;
+    if (c->emu) {
         return ns_emu_poll(&s->emu);
     }
-    ns_buf_init(&out, RE_NITRO_OUT_MAX);
-    ns_err e = ns_supervise_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st);
-    if (e == NS_OK && !ns_status_ok(st)) {
-        char sts[64];
-        ns_status_str(st, sts, sizeof sts);
-        e = ns_fail(NS_E_REMOTE, "%s", sts);
-    }
-    if (e == NS_OK) {
-        e = describe_lists(&out, s->c->name, &listed);
-    }
-    ns_buf_free(&out);
-    if (e != NS_OK) {
-        s->watch_failures++;
+    ns_err e = ns_nitro_watch_check(&s->watch, s->nitro, c->name);
+    if (s->watch.failures) {
         ns_warn("nitro-cli describe-enclaves failed (%s; %d in a row): cannot tell whether %s "
                 "still runs; retrying in %d s",
-                ns_err_msg(), s->watch_failures, s->c->name, s->c->watch_s);
-        return NS_OK;
+                s->watch.error, s->watch.failures, c->name, c->watch_s);
     }
-    if (s->watch_failures) {
-        ns_info("nitro-cli describe-enclaves answers again after %d failures", s->watch_failures);
-        s->watch_failures = 0;
+    if (s->watch.recovered) {
+        ns_info("nitro-cli describe-enclaves answers again after %d failures",
+                s->watch.recovered);
     }
-    if (!listed) {
+    if (e == NS_E_CLOSED) {
         s->enclave_started = 0;
         BAIL(NS_E_CLOSED,
              "enclave %s is no longer running: it exited or was terminated; its console (debug "
              "mode: %s, `%s console --enclave-name %s`) says why",
-             s->c->name, s->c->console_file, s->c->nitro_name, s->c->name);
+             c->name, c->console_file, c->nitro_name, c->name);
     }
-    return NS_OK;
+    return e;
 }
 
 static void terminate_enclave(re_state *s)
 {
-    char *av[] = {s->c->nitro, "terminate-enclave", "--enclave-name", s->c->name, NULL};
-    ns_buf out;
-    int st = -1;
     if (!s->enclave_started) {
         return;
     }
@@ -1179,14 +774,10 @@ static void terminate_enclave(re_state *s)
         s->enclave_started = 0;
         return;
     }
-    ns_buf_init(&out, RE_NITRO_OUT_MAX);
     ns_info("terminating enclave name=%s", s->c->name);
-    if ((ns_supervise_run(av, NULL, 0, &out, RE_NITRO_TIMEOUT_MS, &st) != NS_OK ||
-         !ns_status_ok(st)) &&
-        s->enclave_started == 1) {
+    if (ns_nitro_terminate(s->nitro, s->c->name) != NS_OK && s->enclave_started == 1) {
         ns_warn("nitro-cli terminate-enclave --enclave-name %s failed: run it by hand", s->c->name);
     }
-    ns_buf_free(&out);
     s->enclave_started = 0;
 }
 
@@ -1197,14 +788,12 @@ static void stop_all(re_state *s)
     terminate_enclave(s);
     /* nitro-cli console exits by itself once the enclave is gone, after its last lines, which
      * are usually why the enclave stopped: let it finish writing CONSOLE_FILE first. */
-    int st;
-    if (!s->left_running && s->console.pid > 0 &&
-        ns_supervise_wait(&s->console, RE_CONSOLE_DRAIN_MS, &st) != NS_OK) {
-        ns_warn("nitro-cli console still running %d ms after the enclave stopped: stopping it; "
-                "CONSOLE_FILE %s may lack the last lines",
-                RE_CONSOLE_DRAIN_MS, s->c->console_file);
+    if (s->left_running) {
+        ns_supervise_stop(&s->console, RE_STOP_GRACE_MS);
+    } else if (ns_nitro_console_drain(&s->console, RE_CONSOLE_DRAIN_MS, RE_STOP_GRACE_MS) !=
+               NS_OK) {
+        ns_warn("%s; CONSOLE_FILE %s may lack the last lines", ns_err_msg(), s->c->console_file);
     }
-    ns_supervise_stop(&s->console, RE_STOP_GRACE_MS);
 }
 
 /* Widens the ingress once the enclave says only pinned clients can sign; warns once when it
@@ -1264,54 +853,11 @@ static ns_err supervise_child(re_state *s, ns_supervise_child *ch, int *restarts
     return ns_supervise_spawn(ch, av, NS_SPAWN_STDIN_NULL, -1);
 }
 
-static ns_err take_lock(re_state *s)
-{
-    re_cfg *c = s->c;
-    if (mkdir(c->run_dir, 0700) != 0 && errno != EEXIST) {
-        return ns_fail_errno(NS_E_IO, "mkdir NSIGN_RUN_DIR %s", c->run_dir);
-    }
-    /* The emulator's vsock sockets live here; the KMS proxy and the observability listeners
-     * bind in it before QEMU starts. */
-    if (c->emu && mkdir(c->emu_dir, 0700) != 0 && errno != EEXIST) {
-        return ns_fail_errno(NS_E_IO, "mkdir %s", c->emu_dir);
-    }
-    snprintf(s->lock_path, sizeof s->lock_path, "%s/%s.pid", c->run_dir, c->name);
-    s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (s->lock_fd < 0) {
-        return ns_fail_errno(NS_E_IO, "open lock file %s", s->lock_path);
-    }
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        char pid[32] = "";
-        ssize_t n = pread(s->lock_fd, pid, sizeof pid - 1, 0);
-        pid[n > 0 ? n : 0] = '\0';
-        close(s->lock_fd);
-        s->lock_fd = -1;
-        BAIL(NS_E_USAGE, "another run-enclave for %s is running (pid %s, lock %s)", c->name,
-             strtok(pid, "\n") ? pid : "?", s->lock_path);
-    }
-    char pid[32];
-    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-    if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pid, (size_t)n, 0) != n) {
-        return ns_fail_errno(NS_E_IO, "write lock file %s", s->lock_path);
-    }
-    return NS_OK;
-}
+/* ---- run_enclave_main's parts ---- */
 
-static void release_lock(re_state *s)
+/* Options; -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, int *emulator)
 {
-    if (s->lock_fd >= 0) {
-        unlink(s->lock_path);
-        close(s->lock_fd);
-        s->lock_fd = -1;
-    }
-}
-
-int run_enclave_main(int argc, char **argv)
-{
-    static re_cfg cfg;
-    static re_state st;
-    ns_err e;
-
     if (ns_cli_wants_help(argc, argv)) {
         fputs(usage_text, stdout);
         return NS_EXIT_OK;
@@ -1320,57 +866,200 @@ int run_enclave_main(int argc, char **argv)
         if (strcmp(argv[i], "--dry-run") == 0) {
             g_dry = 1;
         } else if (strcmp(argv[i], "--emulator") == 0) {
-            cfg.emu = 1;
+            *emulator = 1;
         } else if (strcmp(argv[i], "--fetch") == 0) {
             g_fetch = 1;
         } else {
             return ns_cli_usage_error("unknown argument '%s'", argv[i]);
         }
     }
-    const char *emu_env = getenv("NSIGN_EMULATOR");
-    if (emu_env && strcmp(emu_env, "1") == 0) {
-        cfg.emu = 1;
-    }
     if (g_fetch && !g_dry) {
         return ns_cli_usage_error("--fetch goes with --dry-run");
     }
-    e = cfg_load(&cfg);
+    return -1;
+}
+
+static void state_init(re_state *s, ns_runcfg *c)
+{
+    memset(s, 0, sizeof *s);
+    s->c = c;
+    s->lock.fd = -1;
+    s->kms.in_fd = s->kms.out_fd = s->bridges.in_fd = s->bridges.out_fd = -1;
+    s->console.in_fd = s->console.out_fd = -1;
+    ns_emu_init(&s->emu);
+    ns_buf_init_secret(&s->creds, RE_CREDS_MAX);
+    ns_buf_init(&s->age_ct, RE_AGE_KEY_MAX);
+    ns_buf_init(&s->shares_ct, RE_SHARES_MAX);
+}
+
+/* This binary, and nitro-cli (or QEMU under the emulator); a dry run names them anyway. */
+static ns_err find_tools(re_state *s)
+{
+    ns_runcfg *c = s->c;
+    GUARD(ns_self_exe(s->self, sizeof s->self));
+    if (c->emu) {
+        snprintf(s->nitro, sizeof s->nitro, "(emulator)");
+        if (ns_emu_find_qemu(s->self, s->qemu, sizeof s->qemu) == NS_OK) {
+            c->emu_cfg.qemu = s->qemu;
+        } else if (g_dry) {
+            c->emu_cfg.qemu = "qemu-system-x86_64";
+        } else {
+            return NS_E_NOT_FOUND; /* ns_emu_find_qemu's message says where it looked */
+        }
+        return NS_OK;
+    }
+    if (ns_supervise_which(c->nitro_name, s->nitro, sizeof s->nitro) != NS_OK) {
+        ENSURE(g_dry, NS_E_NOT_FOUND,
+               "%s not found: install the AWS Nitro Enclaves CLI (aws-nitro-enclaves-cli) or set "
+               "NITRO_CLI to its path",
+               c->nitro_name);
+        snprintf(s->nitro, sizeof s->nitro, "%s", c->nitro_name);
+    }
+    return NS_OK;
+}
+
+/* A real run: signals stop it, nothing dumps its memory, the lock says who runs the enclave. */
+static ns_err prepare_run(re_state *s)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    ns_supervise_set_cancel(&g_stop);
+    if (ns_secret_process_init() != NS_OK) {
+        ns_warn("cannot make the process non-dumpable: %s", ns_err_msg());
+    }
+    GUARD(ns_nitro_lock_take(&s->lock, s->c->run_dir, s->c->name));
+    /* The emulator's vsock sockets live here; the KMS proxy and the observability listeners
+     * bind in it before QEMU starts. */
+    if (s->c->emu && mkdir(s->c->emu_dir, 0700) != 0 && errno != EEXIST) {
+        return ns_fail_errno(NS_E_IO, "mkdir %s", s->c->emu_dir);
+    }
+    return NS_OK;
+}
+
+/* The start-up steps in order; *failed names the one that failed. */
+static ns_err start_enclave(re_state *s, const char **failed)
+{
+    *failed = "check";
+    GUARD(step_check(s));
+    *failed = "download";
+    GUARD(step_downloads(s));
+    GUARD(predict_pcr16(s));
+    GUARD(check_stop());
+    *failed = "kms-proxy";
+    GUARD(step_kms_proxy(s));
+    *failed = "observe";
+    GUARD(step_observability(s));
+    *failed = "nitro-cli";
+    GUARD(step_nitro_run(s));
+    GUARD(check_stop());
+    *failed = "console";
+    GUARD(step_console(s));
+    *failed = "bridges";
+    GUARD(step_bridges(s));
+    GUARD(check_stop());
+    *failed = "push";
+    ns_err e = step_push(s);
+    if (e != NS_OK) {
+        return ns_fail_ctx(e, "the enclave did not take its secrets (did it boot? %s)",
+                           s->c->debug ? "see CONSOLE_FILE"
+                                       : "rerun with DEBUG_MODE=1 to see its console");
+    }
+    return NS_OK;
+}
+
+/* The dry run's last line: what supervising would do. */
+static void show_supervise_plan(re_state *s)
+{
+    if (s->c->emu) {
+        printf("%2d %-12s until SIGTERM/SIGINT or QEMU/the backend exits: restart a dead "
+               "bridge (at most %d times), then stop the bridges, QEMU and the backend\n",
+               ++g_step, "supervise", RE_RESTARTS_MAX);
+        return;
+    }
+    printf("%2d %-12s until SIGTERM/SIGINT: restart a dead bridge (at most %d times), then "
+           "stop the bridges and `%s terminate-enclave --enclave-name %s`\n",
+           ++g_step, "supervise", RE_RESTARTS_MAX, s->nitro, s->c->name);
+}
+
+/* Until a signal: watch the enclave, restart dead bridges, follow the enclave's client policy. */
+static ns_err supervise(re_state *s)
+{
+    ns_runcfg *c = s->c;
+    ns_info("enclave %s is running: gRPC at %s; waiting for SIGTERM", c->name, c->grpc_listen);
+    int64_t next_watch = ns_now_ms() + (int64_t)c->watch_s * 1000;
+    while (!g_stop) {
+        /* Under the emulator the check is a waitpid: every tick. */
+        if ((c->watch_s > 0 && ns_now_ms() >= next_watch) || c->emu) {
+            GUARD(watch_enclave(s));
+            next_watch = ns_now_ms() + (int64_t)c->watch_s * 1000;
+        }
+        GUARD(supervise_child(s, &s->bridges, &s->bridge_restarts, "ingress/egress",
+                              build_bridges_argv));
+        GUARD(ingress_follow_auth(s));
+        GUARD(supervise_child(s, &s->kms, &s->kms_restarts, "KMS proxy", build_kms_argv));
+        usleep(RE_TICK_MS * 1000);
+    }
+    ns_info("signal %d: stopping bridges and the enclave", (int)g_stop);
+    return NS_OK;
+}
+
+/* Wipes the ciphertexts and credentials; a real run also stops everything it started. */
+static int finish(re_state *s, ns_err e, const char *failed)
+{
+    ns_runcfg *c = s->c;
+    ns_buf_free(&s->creds); /* --fetch: wiped like in a real run */
+    ns_buf_free(&s->age_ct);
+    ns_buf_free(&s->shares_ct);
+    if (g_dry) {
+        if (e != NS_OK) {
+            ns_log_err(e, failed);
+        }
+        return e == NS_OK ? NS_EXIT_OK : NS_EXIT_FAIL;
+    }
+    ns_supervise_set_cancel(NULL); /* the clean-up (terminate-enclave) must run to completion */
+    if (e != NS_OK) {
+        ns_log_err(e, failed);
+        if (c->debug && s->enclave_started && !c->emu) {
+            ns_warn("DEBUG_MODE=1: leaving enclave %s running for `%s console --enclave-name %s`;"
+                    " stop it with nsign stop-enclave",
+                    c->name, c->nitro_name, c->name);
+            s->enclave_started = 0;
+            s->left_running = 1;
+        }
+    }
+    stop_all(s);
+    stop_observability(); /* after the enclave: its last lines and final audit head are in */
+    ns_nitro_lock_release(&s->lock);
+    ns_info("stopped");
+    return e == NS_OK ? NS_EXIT_OK : NS_EXIT_FAIL;
+}
+
+int run_enclave_main(int argc, char **argv)
+{
+    static ns_runcfg cfg;
+    static re_state st;
+    int emulator = 0;
+    const char *failed = "run-enclave";
+
+    int rc = parse_args(argc, argv, &emulator);
+    if (rc >= 0) {
+        return rc;
+    }
+    ns_err e = ns_runcfg_load(&cfg, ns_enclave_getenv, NULL, emulator);
     if (e != NS_OK) {
         ns_log_err(e, "configuration");
         return e == NS_E_USAGE ? NS_EXIT_USAGE : NS_EXIT_FAIL;
     }
-    memset(&st, 0, sizeof st);
-    st.c = &cfg;
-    st.lock_fd = -1;
-    st.kms.pid = st.bridges.pid = st.console.pid = 0;
-    st.kms.in_fd = st.kms.out_fd = st.bridges.in_fd = st.bridges.out_fd = -1;
-    st.console.in_fd = st.console.out_fd = -1;
-    ns_emu_init(&st.emu);
-    ns_buf_init_secret(&st.creds, RE_CREDS_MAX);
-    ns_buf_init(&st.age_ct, RE_AGE_KEY_MAX);
-    ns_buf_init(&st.shares_ct, RE_SHARES_MAX);
-
-    e = ns_self_exe(cfg.self, sizeof cfg.self);
-    static char qemu[4096];
-    if (e == NS_OK && cfg.emu) {
-        snprintf(cfg.nitro, sizeof cfg.nitro, "(emulator)");
-        if (ns_emu_find_qemu(cfg.self, qemu, sizeof qemu) == NS_OK) {
-            cfg.emu_cfg.qemu = qemu;
-        } else if (g_dry) {
-            cfg.emu_cfg.qemu = "qemu-system-x86_64";
-        } else {
-            e = ns_fail(NS_E_NOT_FOUND, "%s", ns_err_msg());
-        }
-    } else if (e == NS_OK &&
-               ns_supervise_which(cfg.nitro_name, cfg.nitro, sizeof cfg.nitro) != NS_OK) {
-        if (g_dry) {
-            snprintf(cfg.nitro, sizeof cfg.nitro, "%s", cfg.nitro_name);
-        } else {
-            e = ns_fail(NS_E_NOT_FOUND,
-                        "%s not found: install the AWS Nitro Enclaves CLI "
-                        "(aws-nitro-enclaves-cli) or set NITRO_CLI to its path",
-                        cfg.nitro_name);
-        }
+    state_init(&st, &cfg);
+    e = find_tools(&st);
+    if (e == NS_OK && !g_dry) {
+        e = prepare_run(&st);
     }
     if (e != NS_OK) {
         ns_log_err(e, "run-enclave");
@@ -1379,109 +1068,13 @@ int run_enclave_main(int argc, char **argv)
     if (g_dry) {
         printf("run-enclave plan for enclave %s (cid %s, %s vCPUs, %s MiB, eif %s):\n", cfg.name,
                cfg.cid, cfg.cpu, cfg.mem, cfg.eif);
-    } else {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
-        signal(SIGPIPE, SIG_IGN);
-        ns_supervise_set_cancel(&g_stop);
-        if (ns_secret_process_init() != NS_OK) {
-            ns_warn("cannot make the process non-dumpable: %s", ns_err_msg());
-        }
-        e = take_lock(&st);
-        if (e != NS_OK) {
-            ns_log_err(e, "run-enclave");
-            return NS_EXIT_FAIL;
-        }
     }
-
-    const char *failed = "check";
-    GUARD_GOTO(step_check(&st), e, out);
-    failed = "download";
-    GUARD_GOTO(step_downloads(&st), e, out);
-    GUARD_GOTO(predict_pcr16(&st), e, out);
-    GUARD_GOTO(check_stop(), e, out);
-    failed = "kms-proxy";
-    GUARD_GOTO(step_kms_proxy(&st), e, out);
-    failed = "observe";
-    GUARD_GOTO(step_observability(&st), e, out);
-    failed = "nitro-cli";
-    GUARD_GOTO(step_nitro_run(&st), e, out);
-    GUARD_GOTO(check_stop(), e, out);
-    failed = "console";
-    GUARD_GOTO(step_console(&st), e, out);
-    failed = "bridges";
-    GUARD_GOTO(step_bridges(&st), e, out);
-    GUARD_GOTO(check_stop(), e, out);
-    failed = "push";
-    e = step_push(&st);
-    if (e != NS_OK) {
-        e = ns_fail_ctx(e, "the enclave did not take its secrets (did it boot? %s)",
-                        cfg.debug ? "see CONSOLE_FILE"
-                                  : "rerun with DEBUG_MODE=1 to see its console");
-        goto out;
+    e = start_enclave(&st, &failed);
+    if (e == NS_OK && g_dry) {
+        show_supervise_plan(&st);
+    } else if (e == NS_OK) {
+        failed = "supervise";
+        e = supervise(&st);
     }
-    if (g_dry) {
-        if (cfg.emu) {
-            printf("%2d %-12s until SIGTERM/SIGINT or QEMU/the backend exits: restart a dead "
-                   "bridge (at most %d times), then stop the bridges, QEMU and the backend\n",
-                   ++g_step, "supervise", RE_RESTARTS_MAX);
-            return NS_EXIT_OK;
-        }
-        printf("%2d %-12s until SIGTERM/SIGINT: restart a dead bridge (at most %d times), then "
-               "stop the bridges and `%s terminate-enclave --enclave-name %s`\n",
-               ++g_step, "supervise", RE_RESTARTS_MAX, cfg.nitro, cfg.name);
-        return NS_EXIT_OK;
-    }
-    ns_info("enclave %s is running: gRPC at %s; waiting for SIGTERM", cfg.name, cfg.grpc_listen);
-    failed = "supervise";
-    int64_t next_watch = ns_now_ms() + (int64_t)cfg.watch_s * 1000;
-    while (!g_stop) {
-        /* Under the emulator the check is a waitpid: every tick. */
-        if ((cfg.watch_s > 0 && ns_now_ms() >= next_watch) || cfg.emu) {
-            GUARD_GOTO(watch_enclave(&st), e, out);
-            next_watch = ns_now_ms() + (int64_t)cfg.watch_s * 1000;
-        }
-        GUARD_GOTO(supervise_child(&st, &st.bridges, &st.bridge_restarts, "ingress/egress",
-                                   build_bridges_argv),
-                   e, out);
-        GUARD_GOTO(ingress_follow_auth(&st), e, out);
-        GUARD_GOTO(supervise_child(&st, &st.kms, &st.kms_restarts, "KMS proxy", build_kms_argv), e,
-                   out);
-        usleep(RE_TICK_MS * 1000);
-    }
-    ns_info("signal %d: stopping bridges and the enclave", (int)g_stop);
-out:
-    if (g_dry) {
-        ns_buf_free(&st.creds); /* --fetch: wiped like in a real run */
-        ns_buf_free(&st.age_ct);
-        ns_buf_free(&st.shares_ct);
-        if (e != NS_OK) {
-            ns_log_err(e, failed);
-        }
-        return e == NS_OK ? NS_EXIT_OK : NS_EXIT_FAIL;
-    }
-    ns_buf_free(&st.creds);
-    ns_buf_free(&st.age_ct);
-    ns_buf_free(&st.shares_ct);
-    ns_supervise_set_cancel(NULL); /* the clean-up (terminate-enclave) must run to completion */
-    if (e != NS_OK) {
-        ns_log_err(e, failed);
-        if (cfg.debug && st.enclave_started && !cfg.emu) {
-            ns_warn("DEBUG_MODE=1: leaving enclave %s running for `%s console --enclave-name %s`;"
-                    " stop it with nsign stop-enclave",
-                    cfg.name, cfg.nitro_name, cfg.name);
-            st.enclave_started = 0;
-            st.left_running = 1;
-        }
-    }
-    stop_all(&st);
-    stop_observability(); /* after the enclave: its last lines and final audit head are in */
-    release_lock(&st);
-    ns_info("stopped");
-    return e == NS_OK ? NS_EXIT_OK : NS_EXIT_FAIL;
+    return finish(&st, e, failed);
 }

@@ -52,6 +52,12 @@ const char *ns_enclave_step_name(ns_enclave_step s)
 
 /* ---- configuration ---- */
 
+const char *ns_enclave_getenv(const char *name, void *ctx)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
 static ns_err cfg_port(ns_enclave_getenv_fn get, void *ctx, const char *name, uint32_t def,
                        uint32_t *out)
 {

@@ -89,6 +89,8 @@ typedef struct {
 
 /* Looks a variable up (getenv in production, a table in tests); NULL when unset. */
 typedef const char *(*ns_enclave_getenv_fn)(const char *name, void *ctx);
+/* The production lookup: getenv(3); ctx unused. */
+const char *ns_enclave_getenv(const char *name, void *ctx);
 
 /*
  * Fills cfg from the environment. Seed variables: AWS_CREDS_VSOCK_PORT (7100),

@@ -20,19 +20,6 @@
 
 /* ---- config ---- */
 
-static const char *const *t_env;
-
-static const char *fake_getenv(const char *name, void *ctx)
-{
-    (void)ctx;
-    for (size_t i = 0; t_env && t_env[i]; i += 2) {
-        if (strcmp(t_env[i], name) == 0) {
-            return t_env[i + 1];
-        }
-    }
-    return NULL;
-}
-
 static int addr_is(const ns_addr *a, const char *want)
 {
     char s[NS_ADDR_STR_MAX];
@@ -48,7 +35,7 @@ static void test_cfg(void)
 {
     ns_enclave_cfg c;
     t_env = NULL;
-    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "defaults load");
+    CHECK_ERR(ns_enclave_cfg_load(&c, t_getenv, NULL, 0), NS_OK, "defaults load");
     CHECK(addr_is(&c.creds_listen, "vsock:any:7100"), "creds on vsock:any:7100");
     CHECK(addr_is(&c.age_key_listen, "vsock:any:7101"), "age key on vsock:any:7101");
     CHECK(addr_is(&c.shares_listen, "vsock:any:7102"), "shares on vsock:any:7102");
@@ -61,7 +48,7 @@ static void test_cfg(void)
     CHECK(strcmp(c.region, "us-east-1") == 0, "region us-east-1");
     CHECK(c.attest == -1, "attestation auto");
     CHECK(!c.heartbeat_enabled && c.modules[0] == '\0', "no heartbeat or modules unless PID 1");
-    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 1), NS_OK, "pid1 defaults load");
+    CHECK_ERR(ns_enclave_cfg_load(&c, t_getenv, NULL, 1), NS_OK, "pid1 defaults load");
     CHECK(c.heartbeat_enabled && addr_is(&c.heartbeat, "vsock:3:9000"), "pid1: heartbeat 9000");
     CHECK(strcmp(c.modules, "/nsm.ko") == 0, "pid1: loads /nsm.ko");
 
@@ -89,7 +76,7 @@ static void test_cfg(void)
                                        "0",
                                        NULL};
     t_env = env1;
-    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "overrides load");
+    CHECK_ERR(ns_enclave_cfg_load(&c, t_getenv, NULL, 0), NS_OK, "overrides load");
     CHECK(addr_is(&c.creds_listen, "vsock:any:8100"), "AWS_CREDS_VSOCK_PORT honoured");
     CHECK(addr_is(&c.kms_proxy, "vsock:5:6000"), "KMS_PROXY_PORT and PARENT_CID honoured");
     CHECK(addr_is(&c.sign_listen, "tcp:127.0.0.1:9051"), "VSOCK_PORT moves the sign-service");
@@ -115,7 +102,7 @@ static void test_cfg(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *env[] = {bad[i][0], bad[i][1], NULL};
         t_env = env;
-        CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_E_USAGE, "rejects %s",
+        CHECK_ERR(ns_enclave_cfg_load(&c, t_getenv, NULL, 0), NS_E_USAGE, "rejects %s",
                   bad[i][2]);
         CHECK(strstr(ns_err_msg(), bad[i][0]) != NULL, "error names %s", bad[i][0]);
     }
@@ -126,14 +113,14 @@ static void test_cfg_obs(void)
 {
     ns_enclave_cfg c;
     t_env = NULL;
-    CHECK_ERR(ns_enclave_cfg_load_ex(&c, fake_getenv, NULL, 0, 0), NS_OK, "obs: dev defaults");
+    CHECK_ERR(ns_enclave_cfg_load_ex(&c, t_getenv, NULL, 0, 0), NS_OK, "obs: dev defaults");
     CHECK(!c.log_out[0] && !c.audit_out[0] && !c.metrics[0],
           "obs: off outside an enclave (no AF_VSOCK unasked)");
-    CHECK_ERR(ns_enclave_cfg_load_ex(&c, fake_getenv, NULL, 0, 1), NS_OK, "obs: in an enclave");
+    CHECK_ERR(ns_enclave_cfg_load_ex(&c, t_getenv, NULL, 0, 1), NS_OK, "obs: in an enclave");
     CHECK(strcmp(c.log_out, "vsock:3:7110") == 0 && strcmp(c.audit_out, "vsock:3:7111") == 0 &&
               strcmp(c.metrics, "vsock:any:7112") == 0,
           "obs: in an enclave, logs 7110 and audit 7111 to the parent, metrics on 7112");
-    CHECK_ERR(ns_enclave_cfg_load_ex(&c, fake_getenv, NULL, 1, 0), NS_OK, "obs: pid1");
+    CHECK_ERR(ns_enclave_cfg_load_ex(&c, t_getenv, NULL, 1, 0), NS_OK, "obs: pid1");
     CHECK(c.log_out[0] && c.audit_out[0] && c.metrics[0], "obs: on as PID 1");
     static const char *const env[] = {"PARENT_CID",
                                       "5",
@@ -151,7 +138,7 @@ static void test_cfg_obs(void)
                                       "2",
                                       NULL};
     t_env = env;
-    CHECK_ERR(ns_enclave_cfg_load_ex(&c, fake_getenv, NULL, 0, 1), NS_OK, "obs: overrides");
+    CHECK_ERR(ns_enclave_cfg_load_ex(&c, t_getenv, NULL, 0, 1), NS_OK, "obs: overrides");
     CHECK(strcmp(c.log_out, "vsock:5:8110") == 0, "obs: port and parent CID honoured");
     CHECK(!c.audit_out[0], "obs: none disables the audit address");
     CHECK(strcmp(c.metrics, "unix:/tmp/m.sock") == 0, "obs: metrics address override");
@@ -165,7 +152,7 @@ static void test_cfg_obs(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *e1[] = {bad[i][0], bad[i][1], NULL};
         t_env = e1;
-        ns_err e = ns_enclave_cfg_load_ex(&c, fake_getenv, NULL, 0, 1);
+        ns_err e = ns_enclave_cfg_load_ex(&c, t_getenv, NULL, 0, 1);
         CHECK(e != NS_OK && strstr(ns_err_msg(), bad[i][0]) != NULL, "obs: rejects %s=%s",
               bad[i][0], bad[i][1]);
     }
@@ -226,11 +213,11 @@ static void test_doc(void)
     const char *src = NULL;
     static const char *const env_r[] = {"AWS_REGION", "sa-east-1", NULL};
     t_env = NULL;
-    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "cfg");
+    CHECK_ERR(ns_enclave_cfg_load(&c, t_getenv, NULL, 0), NS_OK, "cfg");
     CHECK_ERR(ns_enclave_cfg_apply(&c, NULL, &src), NS_OK, "apply nothing");
     CHECK(strcmp(c.region, "us-east-1") == 0 && strcmp(src, "default") == 0, "default us-east-1");
     t_env = env_r;
-    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "cfg env");
+    CHECK_ERR(ns_enclave_cfg_load(&c, t_getenv, NULL, 0), NS_OK, "cfg env");
     CHECK_ERR(ns_enclave_cfg_apply(&c, NULL, &src), NS_OK, "apply nothing, env");
     CHECK(strcmp(c.region, "sa-east-1") == 0 && strcmp(src, "env") == 0, "image env next");
     const char *doc1 = "{\"region\":\"eu-west-1\",\"kms_endpoint\":\"https://k.example:8443\"}";
@@ -480,7 +467,7 @@ static void run_case(fake *f, int fail_at, int block, ns_err want, ns_enclave_st
     ns_enclave_cfg c;
     char p[128];
     t_env = NULL;
-    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "%s: config", what);
+    CHECK_ERR(ns_enclave_cfg_load(&c, t_getenv, NULL, 0), NS_OK, "%s: config", what);
     for (int i = 0; i < 4; i++) {
         snprintf(p, sizeof p, "unix:%s/r%d", t_dir, i);
         ns_addr *a = i == 0   ? &c.creds_listen
@@ -579,7 +566,7 @@ static void test_run(void)
 
     /* A listener that cannot be created names its receiver. */
     ns_enclave_cfg c;
-    CHECK_ERR(ns_enclave_cfg_load(&c, fake_getenv, NULL, 0), NS_OK, "config");
+    CHECK_ERR(ns_enclave_cfg_load(&c, t_getenv, NULL, 0), NS_OK, "config");
     CHECK_ERR(ns_addr_parse(&c.creds_listen, "unix:/nonexistent-dir/x"), NS_OK, "bad path");
     c.config_enabled = 0; /* never a vsock listener on this machine */
     memset(&f, 0, sizeof f);
