@@ -19,6 +19,10 @@
  * The applets it runs (fetch-creds, s3-get, bridge, vsock-push) are this same binary, so each
  * step is also a command a user can run alone; --dry-run prints them. Secrets go to children
  * through pipes. A lock file (NSIGN_RUN_DIR/ENCLAVE_NAME.pid) lets stop-enclave find us.
+ *
+ * This file coordinates: the environment is read and validated by runcfg.h; nitro-cli (run,
+ * describe, terminate, console), the lock file and the liveness watch are nitro.h's, shared with
+ * stop-enclave; --emulator's local Nitro is emu.h's. run_enclave_main reads as its steps.
  */
 #include <errno.h>
 #include <fcntl.h>

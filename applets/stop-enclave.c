@@ -3,7 +3,8 @@
  * through its lock file NSIGN_RUN_DIR/ENCLAVE_NAME.pid, held with flock while it runs) to stop,
  * which stops its bridges and terminates the enclave; then makes sure the enclave is gone with
  * `nitro-cli terminate-enclave`. It only signals the process holding the lock: no process is
- * looked up by name.
+ * looked up by name. The variables are runcfg.h's (the same names, defaults and checks as
+ * run-enclave's), the lock and nitro-cli nitro.h's.
  */
 #include <errno.h>
 #include <signal.h>
