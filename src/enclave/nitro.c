@@ -82,14 +82,14 @@ ns_err ns_nitro_describe_parse(const char *text, size_t len, const char *name,
     cJSON *arr = cJSON_ParseWithLength(text, len);
     if (!cJSON_IsArray(arr)) {
         cJSON_Delete(arr);
-        BAIL(NS_E_PARSE, "nitro-cli describe-enclaves did not print a JSON array");
+        BAIL(NS_E_PARSE, "the output is not a JSON array");
     }
     const cJSON *it;
     cJSON_ArrayForEach(it, arr)
     {
         err = parse_enclave(it, &e, 1);
         if (err != NS_OK) {
-            err = ns_fail_ctx(err, "nitro-cli describe-enclaves: enclave %zu", n);
+            err = ns_fail_ctx(err, "enclave %zu of the output", n);
             break;
         }
         n++;
@@ -119,15 +119,15 @@ ns_err ns_nitro_run_parse(const char *text, size_t len, ns_nitro_enclave *out)
         at++;
     }
     memset(out, 0, sizeof *out);
-    ENSURE(at < len, NS_E_PARSE, "nitro-cli run-enclave printed no JSON object");
+    ENSURE(at < len, NS_E_PARSE, "the output has no JSON object");
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithLengthOpts(text + at, len - at, &end, 0);
-    ENSURE(o != NULL, NS_E_PARSE, "nitro-cli run-enclave printed malformed JSON");
+    ENSURE(o != NULL, NS_E_PARSE, "the output's JSON object is malformed");
     ns_err e = parse_enclave(o, out, 0);
     cJSON_Delete(o);
     if (e != NS_OK) {
         memset(out, 0, sizeof *out);
-        return ns_fail_ctx(e, "nitro-cli run-enclave");
+        return ns_fail_ctx(e, "the started enclave");
     }
     return NS_OK;
 }
@@ -185,7 +185,7 @@ ns_err ns_nitro_run(char *const av[], const ns_nitro_run_args *a, const char *co
         return NS_OK;
     }
     if (e != NS_E_REMOTE) {
-        return ns_fail_ctx(e, "nitro-cli run-enclave");
+        return e; /* timeout, a stop request: the supervisor's message names the command */
     }
     char st[64];
     snprintf(st, sizeof st, "%s", ns_err_msg());

@@ -68,9 +68,10 @@ void ns_nitro_run_argv(char **av, char *nitro, const ns_nitro_run_args *a);
 
 /*
  * Runs the argv of ns_nitro_run_argv. NS_OK when nitro-cli exited 0 (*started from its output
- * when it could be parsed, else id ""). Otherwise NS_E_REMOTE whose message says what to do,
- * and *said holds nitro-cli's own words (stdout and stderr: its error code and log path) for
- * the caller to echo. *said must be initialized; bounded by NS_NITRO_OUT_MAX.
+ * when it could be parsed, else id ""). A non-zero exit gives NS_E_REMOTE whose message says
+ * what to do, and *said holds nitro-cli's own words (stdout and stderr: its error code and log
+ * path) for the caller to echo; a timeout or a stop request ns_supervise_run's error. *said
+ * must be initialized; bounded by NS_NITRO_OUT_MAX.
  */
 ns_err ns_nitro_run(char *const av[], const ns_nitro_run_args *a, const char *console_file,
                     const char *nitro_name, ns_nitro_enclave *started, ns_buf *said) NS_MUST_CHECK;

@@ -81,12 +81,12 @@ static void test_describe(void)
     static const struct {
         const char *text, *why, *want;
     } bad[] = {
-        {"", "empty output", "did not print a JSON array"},
+        {"", "empty output", "not a JSON array"},
         {"[ E11 ] Unspecified error. Failed to describe enclave", "an error instead of JSON",
-         "did not print a JSON array"},
-        {"{\"EnclaveName\": \"a\"}", "an object, not an array", "did not print a JSON array"},
+         "not a JSON array"},
+        {"{\"EnclaveName\": \"a\"}", "an object, not an array", "not a JSON array"},
         {"[{\"EnclaveName\": \"a\", \"EnclaveID\": \"i\", \"State\": \"RUNNING\"}",
-         "a truncated array", "did not print a JSON array"},
+         "a truncated array", "not a JSON array"},
         {"[1, 2]", "numbers in the array", "not a JSON object"},
         {"[{\"EnclaveName\": \"a\", \"State\": \"RUNNING\"}]", "no EnclaveID",
          "without EnclaveID"},
