@@ -193,6 +193,10 @@ int main(void)
           (unsigned long long)early_dropped);
     CHECK_ERR(ns_logship_send_to(ls, &a), NS_OK, "the destination is known: sending starts");
     CHECK_ERR(ns_logship_send_to(ls, &a), NS_OK, "a second start keeps the sender");
+    for (int i = 0; i < 500 && ns_logship_pending(ls) > 0; i++) {
+        usleep(10000); /* the backlog out first, so the later lines fit the small ring */
+    }
+    CHECK(ns_logship_pending(ls) == 0, "the queued lines are sent");
     ns_logship_write(ls, "late 0\n", 7);
     ns_logship_write(ls, "late 1\n", 7);
     CHECK(wait_lines(10 + early_kept + 1 + 2), "every queued line, the notice and the later lines");
