@@ -489,6 +489,11 @@ int enclave_entrypoint_main(int argc, char **argv)
         ns_error("step=config failed error=\"%s: %s\"", ns_err_name(e), ns_err_msg());
         return fail_early(NS_EXIT_USAGE, NULL, is_pid1);
     }
+    if (cfg.log_out[0] == '\0') {
+        /* No log address (a development run): nothing to keep the lines for. Dropped here,
+         * before the bridge thread logs, as the log sink may change only then. */
+        ns_svcobs_early_flush(NULL);
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

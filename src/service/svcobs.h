@@ -57,7 +57,8 @@ ns_err ns_svcobs_start(ns_svcobs **o, const ns_svcobs_cfg *cfg) NS_MUST_CHECK;
 ns_err ns_svcobs_early(void) NS_MUST_CHECK;
 /* A run that ends before ns_svcobs_start succeeded: sends the early ring's lines to addr (the
  * known or default log address) for at most NS_SVCOBS_FLUSH_MS, then frees the ring. addr
- * NULL, "" or unparsable: the lines are discarded. No early ring: nothing to do. */
+ * NULL, "" or unparsable: the lines are discarded. No early ring: nothing to do. The log sink
+ * changes: call it while no other thread logs. */
 void ns_svcobs_early_flush(const char *addr);
 
 #define NS_SVCOBS_FLUSH_MS 2000 /* the bounded flush of shipped lines at exit */
