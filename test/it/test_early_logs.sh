@@ -11,6 +11,7 @@
 #     names (no configuration to take it from);
 #   - a boot that fails after reading it but before the observability step (the ingress bridge
 #     cannot listen): the reason reaches run-enclave's stderr, sent to the configured address;
+#   - a failure after that step (KMS refuses the key) reaches it as before, after the early lines;
 #   - no credential, age identity or signing key in any of those lines.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
@@ -109,5 +110,14 @@ check "ingress cannot listen: the reason reaches run-enclave's stderr as an 'enc
     sed 's/^/# /' "$T/bridgefail.log"
 check "ingress cannot listen: the earlier steps' lines too" grep -q "${E}info step=heartbeat ok" "$T/bridgefail.log"
 check "ingress cannot listen: no secret in the shipped lines" no_secrets "$T/bridgefail.log" "$T/enclave.log"
+
+# ---- a failure after the observability step (KMS refuses the key): shipped as before ----
+: >"$T/enclave.log"
+KMS_KEY_ID=alias/other flow_start_run kmsfail
+wait_exit
+check "KMS refuses: run-enclave exits 1" test "$RC" = 1
+check "KMS refuses: the reason reaches run-enclave's stderr, after the early lines" \
+    before "$T/kmsfail.log" "${E}info step=bridges ok" "${E}error step=kms-decrypt failed"
+check "KMS refuses: no secret in the shipped lines" no_secrets "$T/kmsfail.log" "$T/enclave.log"
 
 tap_done
