@@ -135,7 +135,8 @@ static int econn_service(int ep, econn *e, uint32_t ev)
                 break;
             }
             if (ns_h2_conn_recv(e->c, buf, (size_t)r) != NS_OK) {
-                ns_debug("closing connection peer=%s reason=\"%s\"", ns_h2_conn_peer(e->c), ns_err_msg());
+                ns_debug("closing connection peer=%s reason=\"%s\"", ns_h2_conn_peer(e->c),
+                         ns_err_msg());
                 break;
             }
         }
