@@ -254,6 +254,37 @@ try:
     ok, why = tls_probe(port, pay, maxv=ssl.TLSVersion.TLSv1_2,
                         ciphers="ECDHE-ECDSA-AES128-GCM-SHA256")
     check(ok, "TLS 1.2 with ECDHE-ECDSA-AES128-GCM-SHA256: accepted", why)
+
+    # --- a reconnecting client that offers its session: its identity survives resumption ---
+    def reconnect(version):
+        """Two connections of one client, the second offering the first's session; returns
+        (the second was accepted, it resumed, why)."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.minimum_version = ctx.maximum_version = version
+        ctx.set_alpn_protocols(["h2"])
+        ctx.load_cert_chain(pay["cert"], pay["key"])
+        preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+        sess = None
+        for _ in range(2):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s, \
+                        ctx.wrap_socket(s, server_hostname="nsign-enclave", session=sess) as t:
+                    t.sendall(preface)
+                    t.settimeout(5)
+                    if not t.recv(9):  # the server's SETTINGS (TLS 1.3: after any ticket)
+                        return False, False, "closed"
+                    sess, reused = t.session, t.session_reused
+            except (ssl.SSLError, OSError) as e:
+                return False, False, str(e)
+        return True, reused, ""
+
+    ok, reused, why = reconnect(ssl.TLSVersion.TLSv1_2)
+    check(ok and reused, "TLS 1.2: a known client resumes its session (ticket) and is accepted",
+          (ok, reused, why))
+    ok, reused, why = reconnect(ssl.TLSVersion.TLSv1_3)
+    check(ok, "TLS 1.3: a known client's second connection is accepted (no 1.3 tickets with "
+          "client authentication: a 1.3 ticket would not carry its certificate)", (reused, why))
     text = open(log).read()
     check(text.count("tls handshake") >= 3 and "ALPN h2" in text,
           "the server logs why handshakes were refused", text[-800:])
