@@ -10,7 +10,7 @@
  *     on the connection as soon as a call ends. Requests that end during the S seconds after the
  *     W seconds of warm-up are counted; a call is an error unless it ends with :status 200 and
  *     grpc-status 0. Prints one line:
- *       rps=R p50_ms=A p99_ms=B ok=N errors=E all_ok=T proto=h2c|TLSv1.3
+ *       rps=R p50_ms=A p99_ms=B ok=N errors=E all_ok=T proto=h2c|TLSv1.3/SUITE
  *     (all_ok: the calls that succeeded, warm-up and the last ones included)
  *     With --tls: TLS 1.3, ALPN h2, the client certificate CERT and its key KEY (PEM files); the
  *     server certificate is not verified (a benchmark; trust comes from attestation elsewhere).
@@ -88,6 +88,12 @@ static mbedtls_ssl_config conf;
 static mbedtls_x509_crt own_cert;
 static mbedtls_pk_context own_key;
 static const char *alpn[] = {"h2", NULL};
+/* BoringSSL's order on a host with AES instructions (grpcio's), rather than mbedtls's own. */
+static const int suites[] = {MBEDTLS_TLS1_3_AES_128_GCM_SHA256, MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
+                             MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
+                             MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                             MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                             MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, 0};
 static double t_start, t_end;
 static double *lat;
 static size_t nlat, caplat;
@@ -196,6 +202,7 @@ static void tls_setup(void)
     }
     mbedtls_ssl_conf_authmode(&conf, MBEDTLS_SSL_VERIFY_NONE);
     mbedtls_ssl_conf_rng(&conf, ns_rng_mbedtls, NULL);
+    mbedtls_ssl_conf_ciphersuites(&conf, suites);
     mbedtls_ssl_protocol_version v = opt.tls12 ? MBEDTLS_SSL_VERSION_TLS1_2 : MBEDTLS_SSL_VERSION_TLS1_3;
     mbedtls_ssl_conf_min_tls_version(&conf, v);
     mbedtls_ssl_conf_max_tls_version(&conf, v);
@@ -496,9 +503,10 @@ static void run_load(void)
     }
     qsort(lat, nlat, sizeof *lat, cmp_d);
     double p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[(size_t)((double)nlat * 0.99)] : 0;
-    printf("rps=%.0f p50_ms=%.2f p99_ms=%.2f ok=%zu errors=%lu all_ok=%lu proto=%s\n",
+    printf("rps=%.0f p50_ms=%.2f p99_ms=%.2f ok=%zu errors=%lu all_ok=%lu proto=%s%s%s\n",
            (double)nlat / opt.seconds, p50 * 1e3, p99 * 1e3, nlat, errors, all_ok,
-           opt.tls ? mbedtls_ssl_get_version(&cs[0].ssl) : "h2c");
+           opt.tls ? mbedtls_ssl_get_version(&cs[0].ssl) : "h2c", opt.tls ? "/" : "",
+           opt.tls ? mbedtls_ssl_get_ciphersuite(&cs[0].ssl) : "");
 }
 
 /* --- handshakes per second --- */
