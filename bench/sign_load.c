@@ -15,11 +15,13 @@
  *     With --tls: TLS 1.3, ALPN h2, the client certificate CERT and its key KEY (PEM files); the
  *     server certificate is not verified (a benchmark; trust comes from attestation elsewhere).
  *
- *   sign_load --handshakes full|resumed --tls CERT KEY [--seconds S] HOST PORT
- *     Mutual TLS 1.3 handshakes one after another for S seconds; each counts once the server's
- *     first HTTP/2 frame (its SETTINGS) arrives, i.e. once the server has checked the client's
- *     certificate and the connection could carry a call. resumed: every connection resumes the
- *     session (ticket) of the first. Prints: handshakes_per_s=H resumed=R of N
+ *   sign_load --handshakes full|resumed [--tls12] --tls CERT KEY [--seconds S] HOST PORT
+ *     Mutual TLS 1.3 (--tls12: 1.2) handshakes one after another for S seconds; each counts
+ *     once the server's first HTTP/2 frame (its SETTINGS) arrives, i.e. once the server has
+ *     checked the client's certificate and the connection could carry a call. resumed: every
+ *     connection offers the session (ticket) of a first, untimed one. Prints
+ *       handshakes_per_s=H handshakes=N full=F resumed=R
+ *     (F: handshakes in which the server sent its certificate, i.e. not resumed).
  *
  * Single-threaded (one epoll loop), like `h2load -t 1`: on a small host it competes with the
  * server for the same cores.
@@ -89,11 +91,13 @@ static mbedtls_x509_crt own_cert;
 static mbedtls_pk_context own_key;
 static const char *alpn[] = {"h2", NULL};
 /* BoringSSL's order on a host with AES instructions (grpcio's), rather than mbedtls's own. */
-static const int suites[] = {MBEDTLS_TLS1_3_AES_128_GCM_SHA256, MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
+static const int suites[] = {MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
+                             MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
                              MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
                              MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
                              MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-                             MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, 0};
+                             MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                             0};
 static double t_start, t_end;
 static double *lat;
 static size_t nlat, caplat;
@@ -203,7 +207,8 @@ static void tls_setup(void)
     mbedtls_ssl_conf_authmode(&conf, MBEDTLS_SSL_VERIFY_NONE);
     mbedtls_ssl_conf_rng(&conf, ns_rng_mbedtls, NULL);
     mbedtls_ssl_conf_ciphersuites(&conf, suites);
-    mbedtls_ssl_protocol_version v = opt.tls12 ? MBEDTLS_SSL_VERSION_TLS1_2 : MBEDTLS_SSL_VERSION_TLS1_3;
+    mbedtls_ssl_protocol_version v =
+        opt.tls12 ? MBEDTLS_SSL_VERSION_TLS1_2 : MBEDTLS_SSL_VERSION_TLS1_3;
     mbedtls_ssl_conf_min_tls_version(&conf, v);
     mbedtls_ssl_conf_max_tls_version(&conf, v);
     mbedtls_ssl_conf_session_tickets(&conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
@@ -288,7 +293,10 @@ static void pump_out(conn *c)
         const uint8_t *data;
         ssize_t n;
         /* Gather every pending frame into one buffer, so that TLS writes full records. */
-        while (c->out_len < OUT_CAP / 2 && (n = nghttp2_session_mem_send(c->h2, &data)) > 0) {
+        while (c->out_len < OUT_CAP / 2 && (n = nghttp2_session_mem_send(c->h2, &data)) != 0) {
+            if (n < 0) {
+                die("nghttp2_session_mem_send failed", 0);
+            }
             if (c->out_len + (size_t)n > OUT_CAP) {
                 die("output buffer overflow", 0);
             }
@@ -304,8 +312,8 @@ static void pump_out(conn *c)
 
 /* --- calls --- */
 
-static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
-                         uint32_t *flags, nghttp2_data_source *src, void *ud)
+static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                         nghttp2_data_source *src, void *ud)
 {
     (void)s, (void)id, (void)ud;
     call *k = src->ptr;
@@ -330,8 +338,11 @@ static void start_call(conn *c)
     c->inflight++;
     const char *scheme = c->tls ? "https" : "http";
 #define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
-    nghttp2_nv h[] = {NV(":method", "POST"), NV(":scheme", scheme), NV(":path", opt.path),
-                      NV(":authority", "nsign-enclave"), NV("content-type", "application/grpc"),
+    nghttp2_nv h[] = {NV(":method", "POST"),
+                      NV(":scheme", scheme),
+                      NV(":path", opt.path),
+                      NV(":authority", "nsign-enclave"),
+                      NV("content-type", "application/grpc"),
                       NV("te", "trailers")};
 #undef NV
     nghttp2_data_provider dp = {.source.ptr = k, .read_callback = body_read};
