@@ -14,7 +14,8 @@
 # version-2 keys file); the goal is mTLS RPC/s >= 0.85 x h2c, p99 <= 5 ms. It also counts full
 # (TLS 1.3 and 1.2) and resumed (TLS 1.2 ticket) mutual-TLS handshakes per second, each up to
 # the server's first HTTP/2 frame, one connection at a time.
-# Env: SECONDS_PER_RUN (default 10), STREAMS (64), CONNS (4), THREADS (cores).
+# Env: SECONDS_PER_RUN (default 10), STREAMS (64), CONNS (4), THREADS (cores), ROUNDS (3: the
+# alternating h2c and mutual-TLS sign_load runs; medians are reported).
 # h2load (one thread) runs on the same host and competes with the server for cores, and the
 # server writes its audit line per Sign to a file, as in production: on a small host read the
 # ratio as a lower bound. Other load on the host makes every figure noisy; run it on an idle one.
