@@ -181,7 +181,7 @@ stop_server
 # cpu_ticks PID: the process's user + system CPU time so far, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # load LABEL PORT PID ARGS...: one sign_load run of Ed25519 Sign against the server PID, one
-# line; with the server's CPU time per call (a figure that other load on the host barely moves).
+# line; with the server's CPU time per call (which other load on the host moves less than RPC/s).
 load() {
     local label=$1 p=$2 pid=$3; shift 3
     local out c0 c1
@@ -229,7 +229,7 @@ print("median: h2c %.0f rpc/s (p50 %.2f ms, p99 %.2f ms, server %.1f us/call); m
 print("mutual TLS / h2c: %.2f (goal >= 0.85: %s); mutual TLS p99 %.2f ms (goal <= 5 ms: %s)" % (
     ratio, "met" if ratio >= 0.85 else "NOT met", p99, "met" if p99 <= 5 else "NOT met"))
 print("server CPU per call, h2c / mutual TLS: %.2f (the RPC/s ratio a CPU-bound server tends to; "
-      "unlike RPC/s it barely moves with other load on the host)"
+      "other load on the host moves it far less than RPC/s)"
       % (med(h2c, "server_us_per_call") / med(mtls, "server_us_per_call")))
 PYEOF
 # Handshakes: each up to the server's first HTTP/2 frame, i.e. including its check of the client
