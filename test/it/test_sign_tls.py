@@ -391,6 +391,7 @@ try:
     # --- a swapped server: a man in the middle ends the client's TLS with its own key and
     # relays the calls to the real service, so Attest returns the real document and
     # certificate; the session the client signs on is not the attested one: refused. ---
+    import select
     import threading
     mkey = ec.generate_private_key(ec.SECP256R1())
     mitm = client_cert("nsign-enclave", mkey)
@@ -406,17 +407,25 @@ try:
     lsock.listen(8)
     relayed = []
 
-    def pipe(a, b, tag):
+    def relay(cl, up):
+        # One thread per relayed connection: an SSL socket must not be read and written from
+        # two threads at once (OpenSSL's SSL objects are not thread-safe).
         try:
             while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                relayed.append((tag, len(d)))
-                b.sendall(d)
+                ready = [x for x in (cl, up) if x.pending()]
+                if not ready:
+                    ready = select.select([cl, up], [], [], 30)[0]
+                    if not ready:
+                        break
+                for x in ready:
+                    d = x.recv(65536)
+                    if not d:
+                        raise OSError("closed")
+                    relayed.append(("up" if x is cl else "down", len(d)))
+                    (up if x is cl else cl).sendall(d)
         except OSError:
             pass
-        for x in (a, b):
+        for x in (cl, up):
             try:
                 x.close()
             except OSError:
@@ -431,8 +440,7 @@ try:
                                       server_hostname="nsign-enclave")
             except OSError:
                 return
-            threading.Thread(target=pipe, args=(cl, up, "up"), daemon=True).start()
-            threading.Thread(target=pipe, args=(up, cl, "down"), daemon=True).start()
+            threading.Thread(target=relay, args=(cl, up), daemon=True).start()
 
     threading.Thread(target=mitm_loop, daemon=True).start()
     before1 = open(log1).read().count("sign key=")
