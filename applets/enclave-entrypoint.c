@@ -19,7 +19,10 @@
  *   kms-decrypt, wipe-credentials, age-decrypt, load-keys, sign-service
  *
  * Every step logs one line with its duration; a failure logs the step and the reason and
- * exits 1 (as PID 1 it then powers the enclave off so the host sees it end).
+ * exits 1 (as PID 1 it then powers the enclave off so the host sees it end). Log lines go to
+ * the console and, from the start, into a bounded ring that the observability step sends to the
+ * log address first; a boot that fails before that step sends the ring to the configured (else
+ * the default) log address, bounded, before it ends.
  */
 #include <errno.h>
 #include <poll.h>
@@ -83,7 +86,9 @@ static const char usage_text[] =
     "  NSIGN_ENCLAVE_SIGN_THREADS=0 (one per core), NSIGN_ENCLAVE_ATTEST=auto|1|0,\n"
     "  NSIGN_MODULES=/nsm.ko (comma-separated, PID 1 only)\n"
     "observability (on by default in an enclave: PID 1 or /dev/nsm; \"none\" disables):\n"
-    "  ENCLAVE_LOG_VSOCK_PORT=7110  log lines to vsock:PARENT_CID:7110 (never blocking)\n"
+    "  ENCLAVE_LOG_VSOCK_PORT=7110  log lines to vsock:PARENT_CID:7110 (never blocking), the\n"
+    "                               first ones (kept in a bounded ring until the address is\n"
+    "                               known) first; a boot that fails early still sends them\n"
     "  AUDIT_VSOCK_PORT=7111        the signed audit trail to vsock:PARENT_CID:7111\n"
     "  METRICS_VSOCK_PORT=7112      Prometheus metrics at GET /metrics on vsock:any:7112\n"
     "  NSIGN_ENCLAVE_LOG_ADDR, NSIGN_ENCLAVE_AUDIT_ADDR, NSIGN_ENCLAVE_METRICS_ADDR (any\n"
@@ -427,6 +432,25 @@ static int finish(int rc, int is_pid1)
     return rc;
 }
 
+/* A boot that fails before the observability step: its log lines are still in the early ring
+ * (a production enclave has no console), so they go to the log address before the enclave
+ * ends: the configured one when the configuration was read (cfg, "" when disabled), else the
+ * image's or the default one (bounded: NS_SVCOBS_FLUSH_MS). */
+static int fail_early(int rc, const ns_enclave_cfg *cfg, int is_pid1)
+{
+    char addr[NS_ADDR_STR_MAX];
+    if (cfg != NULL) {
+        snprintf(addr, sizeof addr, "%s", cfg->log_out);
+    } else {
+        ns_enclave_log_addr(real_getenv, NULL, is_pid1 || access("/dev/nsm", F_OK) == 0, addr);
+    }
+    if (addr[0] != '\0') {
+        ns_info("boot failed before the observability step: sending its log lines to %s", addr);
+    }
+    ns_svcobs_early_flush(addr);
+    return finish(rc, is_pid1);
+}
+
 int enclave_entrypoint_main(int argc, char **argv)
 {
     static ns_enclave_cfg cfg;
@@ -443,9 +467,14 @@ int enclave_entrypoint_main(int argc, char **argv)
         }
     }
     int64_t t_start = ns_now_ms();
+    /* Every line from here on is kept (bounded) for the log address, known only once the
+     * configuration is read: the observability step sends these first. */
+    if (ns_svcobs_early() != NS_OK) {
+        ns_warn("the first log lines reach only the console: %s", ns_err_msg());
+    }
     ns_info("starting pid=%d pid1=%d", (int)getpid(), is_pid1);
     if (is_pid1 && pid1_setup() != NS_OK) {
-        return finish(NS_EXIT_FAIL, is_pid1);
+        return fail_early(NS_EXIT_FAIL, NULL, is_pid1);
     }
     if (ns_secret_process_init() != NS_OK) {
         ns_warn("cannot make the process non-dumpable: %s", ns_err_msg());
@@ -455,7 +484,12 @@ int enclave_entrypoint_main(int argc, char **argv)
         ns_enclave_cfg_load_ex(&cfg, ns_enclave_getenv, NULL, is_pid1, access("/dev/nsm", F_OK) == 0);
     if (e != NS_OK) {
         ns_error("step=config failed error=\"%s: %s\"", ns_err_name(e), ns_err_msg());
-        return finish(NS_EXIT_USAGE, is_pid1);
+        return fail_early(NS_EXIT_USAGE, NULL, is_pid1);
+    }
+    if (cfg.log_out[0] == '\0') {
+        /* No log address (a development run): nothing to keep the lines for. Dropped here,
+         * before the bridge thread logs, as the log sink may change only then. */
+        ns_svcobs_early_flush(NULL);
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -466,14 +500,14 @@ int enclave_entrypoint_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (early_steps(&cfg, is_pid1) != NS_OK) {
-        return finish(NS_EXIT_FAIL, is_pid1);
+        return fail_early(NS_EXIT_FAIL, &cfg, is_pid1);
     }
     bridge_job bj;
     pthread_t bth;
     int bridges = 0;
     memset(&bj, 0, sizeof bj);
     if (start_bridges(&cfg, &bj, &bth, &bridges) != NS_OK) {
-        return finish(NS_EXIT_FAIL, is_pid1);
+        return fail_early(NS_EXIT_FAIL, &cfg, is_pid1);
     }
     ee_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
@@ -494,7 +528,7 @@ int enclave_entrypoint_main(int argc, char **argv)
             pthread_join(bth, NULL);
             ns_bridge_free(bj.b);
         }
-        return finish(NS_EXIT_FAIL, is_pid1);
+        return fail_early(NS_EXIT_FAIL, &cfg, is_pid1);
     }
     ns_info("step=observability ok ms=%lld logs=%s audit=%s metrics=%s",
             (long long)(ns_now_ms() - t_obs), ocfg.log_out ? ocfg.log_out : "none",

@@ -73,7 +73,8 @@ static void usage(void)
            "  --metrics ADDR      serve Prometheus metrics (text format 0.0.4) at GET /metrics\n"
            "                      over plain HTTP/1.1 on ADDR (tcp:, unix: or vsock:)\n"
            "  --log-out ADDR      also send every log line to ADDR through a bounded ring that\n"
-           "                      never blocks signing (dropped lines are counted and reported)\n"
+           "                      never blocks signing (dropped lines are counted and reported),\n"
+           "                      from the first one on, also when the start fails\n"
            "  --audit-out FILE|ADDR  write the signed audit trail (one JSON object per line:\n"
            "                      every Sign, and heads signed by an audit key made at start and\n"
            "                      bound in Attest's user_data) to FILE (appended) or ADDR;\n"
@@ -180,15 +181,22 @@ int sign_service_main(int argc, char **argv)
     if (ns_addr_parse(&cfg.listen, listen) != NS_OK) {
         return ns_cli_usage_error("--listen: %s", ns_err_msg());
     }
+    /* With --log-out, the lines before observability starts (and its own failure) are kept
+     * for the log reader too. */
+    if (ocfg.log_out != NULL && ns_svcobs_early() != NS_OK) {
+        ns_warn("the first log lines reach only stderr: %s", ns_err_msg());
+    }
     ns_err e = ns_secret_process_init();
     if (e != NS_OK) {
         ns_log_err(e, "sign-service");
+        ns_svcobs_early_flush(ocfg.log_out);
         return NS_EXIT_FAIL;
     }
     ns_svcobs *obs = NULL;
     e = ns_svcobs_start(&obs, &ocfg);
     if (e != NS_OK) {
         ns_log_err(e, "observability");
+        ns_svcobs_early_flush(ocfg.log_out);
         return NS_EXIT_FAIL;
     }
     if (ocfg.metrics != NULL) {

@@ -8,7 +8,14 @@
 # source into build/deps) on the same cores: the secp256k1 goal is RPC/s >= 0.5 x that, p99 <=
 # 5 ms. BEFORE=NSIGN_BINARY (optional) runs (b) for a previous binary too, in the same run and
 # conditions, one server at a time (e.g. the last mbedtls 2.28 build), for before/after figures.
-# Env: SECONDS_PER_RUN (default 10), STREAMS (64), CONNS (4), THREADS (cores).
+# Mutual TLS (issue 13): h2load cannot present a client certificate, so bench/sign_load.c (a
+# small nghttp2 + mbedtls load generator, the same code over h2c and over TLS) drives Ed25519
+# Sign at the same 64 streams over h2c (a --plaintext server) and over mutual TLS 1.3 (a
+# version-2 keys file); the goal is mTLS RPC/s >= 0.85 x h2c, p99 <= 5 ms. It also counts full
+# (TLS 1.3 and 1.2) and resumed (TLS 1.2 ticket) mutual-TLS handshakes per second, each up to
+# the server's first HTTP/2 frame, one connection at a time.
+# Env: SECONDS_PER_RUN (default 10), STREAMS (64), CONNS (4), THREADS (cores), ROUNDS (3: the
+# alternating h2c and mutual-TLS sign_load runs; medians are reported).
 # h2load (one thread) runs on the same host and competes with the server for cores, and the
 # server writes its audit line per Sign to a file, as in production: on a small host read the
 # ratio as a lower bound. Other load on the host makes every figure noisy; run it on an idle one.
@@ -30,7 +37,8 @@ command -v h2load >/dev/null || { echo "bench/sign.sh: h2load missing: apt-get i
 work=$(mktemp -d /tmp/nsign-bench-sign.XXXXXX)
 srv=
 stop_server() { if [ -n "$srv" ]; then kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null || true; srv=; fi; }
-cleanup() { stop_server; rm -rf "$work"; }
+srv_plain=
+cleanup() { stop_server; [ -z "$srv_plain" ] || kill "$srv_plain" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 # The raw signer and the libsecp256k1 reference, linked against the same libraries as the binary.
@@ -41,6 +49,10 @@ musl-gcc -std=c11 -D_GNU_SOURCE -O2 $(printf -- "-I%s " src src/*/) -Ibuild/deps
     "$O/libnsign.a" $LIBS -static
 musl-gcc -std=c11 -D_GNU_SOURCE -O2 -Ibuild/deps/include -o "$work/sign_ref" \
     bench/sign_ref_secp256k1.c -Lbuild/deps/lib -lsecp256k1 -lpthread -static
+# shellcheck disable=SC2086
+musl-gcc -std=c11 -D_GNU_SOURCE -O2 -DMBEDTLS_CONFIG_FILE='"nsign_mbedtls_config.h"' \
+    $(printf -- "-I%s " src src/*/) -Ibuild/deps/include -o "$work/sign_load" bench/sign_load.c \
+    "$O/libnsign.a" $LIBS -static
 
 # Keys and framed requests.
 "$PY" - "$work" <<'PYEOF'
@@ -116,9 +128,8 @@ ref=$("$work/sign_ref" "$THREADS" "$DUR")
 ours=$("$work/sign_raw" secp256k1 "$THREADS" "$DUR")
 printf 'secp256k1 raw: nsign (ns_signkey_sign: RFC 6979, low-S, recovery id) %s/s; libsecp256k1 recoverable signing %s/s (ratio %s); the goal for rpc/s is >= 0.5 x %s = %s\n' \
     "$ours" "$ref" "$("$PY" -c "print('%.2f' % ($ours / $ref))")" "$ref" "$("$PY" -c "print('%.0f' % ($ref * 0.5))")"
-# TLS (issue 13). h2load cannot present a client certificate, so the RPC run is over
-# server-authenticated TLS 1.3 (a version-1 keys file); a client certificate changes only the
-# handshake, which is measured with openssl s_time -cert against a version-2 (mutual TLS) server.
+# TLS (issue 13). h2load over server-authenticated TLS 1.3 (a version-1 keys file: h2load
+# cannot present a client certificate), then sign_load over h2c and over mutual TLS.
 stop_server
 "$PY" - "$work" <<'PYEOF'
 import datetime, hashlib, json, sys
@@ -163,18 +174,74 @@ rps = float(m.group(3)) if m else 0.0
 proto = re.search(r"TLS Protocol: (\S+)", out)
 lat = sorted(int(l.split()[2]) for l in open(sys.argv[2]) if l.strip())
 p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000.0 if lat else float("nan")
-print("ed25519 over %s: %.0f rpc/s, %.2f x h2c (%.0f), p50 %.2f ms, p99 %.2f ms"
+print("h2load ed25519 over %s, server authentication only: %.0f rpc/s, %.2f x h2c (%.0f), p50 %.2f ms, p99 %.2f ms"
       % (proto.group(1) if proto else "TLS?", rps, rps / h2c if h2c else 0, h2c, p(0.5), p(0.99)))
 PYEOF
 stop_server
+# cpu_ticks PID: the process's user + system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# load LABEL PORT PID ARGS...: one sign_load run of Ed25519 Sign against the server PID, one
+# line; with the server's CPU time per call (which other load on the host moves less than RPC/s).
+load() {
+    local label=$1 p=$2 pid=$3; shift 3
+    local out c0 c1
+    c0=$(cpu_ticks "$pid")
+    out=$("$work/sign_load" "$@" --conns "$CONNS" --streams $((STREAMS / CONNS)) --seconds "$DUR" \
+        --warmup 1 127.0.0.1 "$p" /nsign.v1.Signer/Sign "$work/ed25519.req") ||
+        { echo "bench: sign_load $label failed: $out" >&2; exit 1; }
+    c1=$(cpu_ticks "$pid")
+    out="$out server_us_per_call=$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v o="$out" \
+        'BEGIN { n = o; sub(/.*all_ok=/, "", n); sub(/ .*/, "", n); printf "%.1f", n ? t / hz / n * 1e6 : 0 }')"
+    echo "$out" >>"$work/load.$label"
+    echo "$out" | awk -v l="$label" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        printf "  %-12s %8s rpc/s  p50 %6s ms  p99 %6s ms  errors %s  server CPU %s us/call\n", l, f["rps"], f["p50_ms"], f["p99_ms"], f["errors"], f["server_us_per_call"] }'
+}
+# Both servers run side by side (an idle one costs nothing) and the runs alternate, ROUNDS times,
+# so that load that comes and goes on the host touches both; the figures are the medians.
+ROUNDS=${ROUNDS:-3}
+echo "sign_load, Ed25519 Sign, $STREAMS streams ($CONNS connections x $((STREAMS / CONNS))), the same generator for h2c and mutual TLS 1.3, $ROUNDS rounds:"
+port2=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+start_srv --plaintext --keys "$work/keys.json"
+srv_plain=$srv
+mv "$work/server.log" "$work/server-h2c.log"
+port_plain=$port
+port=$port2
 start_srv --keys "$work/keys2.json"
-for run in "full TLS 1.3:-new -tls1_3" "full TLS 1.2:-new -tls1_2" "resumed TLS 1.2 (ticket):-reuse -tls1_2"; do
+for _ in $(seq "$ROUNDS"); do
+    load h2c "$port_plain" "$srv_plain"
+    load mutual-TLS "$port" "$srv" --tls "$work/client.pem" "$work/client.key"
+done
+kill "$srv_plain"; wait "$srv_plain" 2>/dev/null || true
+srv_plain=
+"$PY" - "$work/load.h2c" "$work/load.mutual-TLS" <<'PYEOF'
+import statistics, sys
+def runs(path):
+    return [dict(kv.split("=") for kv in line.split()) for line in open(path) if line.strip()]
+def med(rs, k):
+    return statistics.median(float(r[k]) for r in rs)
+h2c, mtls = runs(sys.argv[1]), runs(sys.argv[2])
+ratio = med(mtls, "rps") / med(h2c, "rps")
+p99 = med(mtls, "p99_ms")
+print("median: h2c %.0f rpc/s (p50 %.2f ms, p99 %.2f ms, server %.1f us/call); mutual TLS %.0f "
+      "rpc/s (p50 %.2f ms, p99 %.2f ms, server %.1f us/call)"
+      % (med(h2c, "rps"), med(h2c, "p50_ms"), med(h2c, "p99_ms"), med(h2c, "server_us_per_call"),
+         med(mtls, "rps"), med(mtls, "p50_ms"), p99, med(mtls, "server_us_per_call")))
+print("mutual TLS / h2c: %.2f (goal >= 0.85: %s); mutual TLS p99 %.2f ms (goal <= 5 ms: %s)" % (
+    ratio, "met" if ratio >= 0.85 else "NOT met", p99, "met" if p99 <= 5 else "NOT met"))
+print("server CPU per call, h2c / mutual TLS: %.2f (the RPC/s ratio a CPU-bound server tends to; "
+      "other load on the host moves it far less than RPC/s)"
+      % (med(h2c, "server_us_per_call") / med(mtls, "server_us_per_call")))
+PYEOF
+# Handshakes: each up to the server's first HTTP/2 frame, i.e. including its check of the client
+# certificate. The server issues no TLS 1.3 tickets with client authentication (a 1.3 ticket
+# cannot carry the client's certificate in mbedtls 3.6), so resumption is TLS 1.2's.
+for run in "full, TLS 1.3:full" "full, TLS 1.2:full --tls12" "resumed, TLS 1.2 ticket:resumed --tls12"; do
     # shellcheck disable=SC2086
-    n=$(timeout $((DUR + 10)) openssl s_time -connect "127.0.0.1:$port" -cert "$work/client.pem" \
-        -key "$work/client.key" ${run#*:} -time "$DUR" 2>/dev/null |
-        sed -n 's/^\([0-9]*\) connections in [0-9.]* real seconds.*/\1/p' | tail -1)
-    printf 'mutual TLS handshakes, %s: %s/s (openssl s_time, one connection at a time)\n' \
-        "${run%%:*}" "$("$PY" -c "print('%.0f' % (${n:-0} / $DUR))")"
+    out=$("$work/sign_load" --handshakes ${run#*:} --tls "$work/client.pem" "$work/client.key" \
+        --seconds "$DUR" 127.0.0.1 "$port") || { echo "bench: handshakes ${run%%:*} failed" >&2; exit 1; }
+    printf 'mutual TLS handshakes, %s: %s/s (one connection at a time; %s)\n' "${run%%:*}" \
+        "$(echo "$out" | sed -n 's/.*handshakes_per_s=\([0-9]*\).*/\1/p')" \
+        "$(echo "$out" | sed -n 's/.*\(full=[0-9]* resumed=[0-9]*\).*/\1/p')"
 done
 stop_server
 srv=

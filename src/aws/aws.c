@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "iox.h"
+#include "json.h"
 #include "log.h"
 #include "rng.h"
 #include "secret.h"

@@ -56,17 +56,4 @@ ns_err ns_creds_to_json(const ns_creds *c, ns_buf *out) NS_MUST_CHECK;
 /* "export AWS_ACCESS_KEY_ID=..." lines (values single-quoted) appended to out. */
 ns_err ns_creds_to_env(const ns_creds *c, ns_buf *out) NS_MUST_CHECK;
 
-/*
- * The flat-object JSON reader, exposed for other strict JSON documents: finds the string member
- * key of the top-level object and appends its unescaped UTF-8 value to out (use a secret buffer
- * for secrets). NS_E_NOT_FOUND when absent; NS_E_PARSE when the document is malformed or the
- * member is not a string. Non-string members are validated and skipped.
- */
-ns_err ns_json_get_string(const uint8_t *json, size_t len, const char *key,
-                          ns_buf *out) NS_MUST_CHECK;
-/* Validates a whole JSON document with the same strict grammar (RFC 8259; no \u0000 in any
- * string, no control byte, paired surrogates, bounded depth, nothing after the value). For
- * documents parsed by cJSON, whose C strings would end at a NUL. */
-ns_err ns_json_validate(const uint8_t *json, size_t len) NS_MUST_CHECK;
-
 #endif

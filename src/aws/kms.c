@@ -11,6 +11,7 @@
 #include "cms.h"
 #include "codec.h"
 #include "cose.h"
+#include "json.h"
 #include "nsm.h"
 #include "secret.h"
 

@@ -180,6 +180,23 @@ static ns_err cfg_obs_all(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *c
     return NS_OK;
 }
 
+void ns_enclave_log_addr(ns_enclave_getenv_fn get, void *ctx, int on, char out[NS_ADDR_STR_MAX])
+{
+    uint32_t parent, port;
+    char a[NS_ADDR_STR_MAX];
+    if (cfg_port(get, ctx, "PARENT_CID", 3, &parent) != NS_OK) {
+        parent = 3;
+    }
+    if (cfg_port(get, ctx, "ENCLAVE_LOG_VSOCK_PORT", 7110, &port) != NS_OK) {
+        port = 7110;
+    }
+    snprintf(a, sizeof a, "vsock:%u:%u", parent, port);
+    if (cfg_obs(get, ctx, "NSIGN_ENCLAVE_LOG_ADDR", a, on, out) != NS_OK) {
+        snprintf(out, NS_ADDR_STR_MAX, "%s", on ? a : ""); /* not an address: as if unset */
+    }
+    ns_err_clear(); /* best effort: what did not parse is the boot's own error to report */
+}
+
 ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx, int is_pid1)
 {
     return ns_enclave_cfg_load_ex(cfg, get, ctx, is_pid1, 0);

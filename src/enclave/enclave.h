@@ -114,6 +114,14 @@ ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *
 ns_err ns_enclave_cfg_load_ex(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx,
                               int is_pid1, int in_enclave) NS_MUST_CHECK;
 
+/*
+ * The log address of a boot that failed before its configuration was complete, best effort
+ * (never fails): NSIGN_ENCLAVE_LOG_ADDR when it is an address ("none": none), else, when on (in
+ * an enclave), vsock:PARENT_CID:ENCLAVE_LOG_VSOCK_PORT, taking 3 and 7110 for a value that does
+ * not parse; else "" (none).
+ */
+void ns_enclave_log_addr(ns_enclave_getenv_fn get, void *ctx, int on, char out[NS_ADDR_STR_MAX]);
+
 typedef enum {
     NS_STEP_RECEIVE,
     NS_STEP_RECV_CREDS,

@@ -1,11 +1,8 @@
 /*
- * h2server: a gRPC server transport on HTTP/2 (prior knowledge) with nghttp2, in cleartext or over
- * a byte-layer transport (ns_h2_transport: TLS from tls.c) that may also name the client.
- *
- * Two layers. ns_h2_conn is one connection as a byte-in/byte-out state machine (no sockets), so
- * the whole request path can be unit-tested and fuzzed in memory. ns_h2_serve runs one epoll
- * event loop per thread over a shared listening socket (EPOLLEXCLUSIVE wakes one loop per
- * connection), non-blocking throughout.
+ * h2server: one gRPC server connection on HTTP/2 (prior knowledge) with nghttp2, as a
+ * byte-in/byte-out state machine (ns_h2_conn: no sockets), so the whole request path can be
+ * unit-tested and fuzzed in memory. h2loop runs these connections over sockets, in cleartext or
+ * over a byte-layer transport (TLS from tls.c) that may also name the client.
  *
  * Per request: POST only (else HTTP 405), content-type application/grpc[+...] (else 415), the
  * path routed by the handler (unknown: UNIMPLEMENTED), grpc-timeout honoured (DEADLINE_EXCEEDED
@@ -101,6 +98,8 @@ int ns_h2_conn_want_read(const ns_h2_conn *c);
 /* Records the authenticated client of the connection (the transport calls it once it knows,
  * before any request bytes are fed). */
 void ns_h2_conn_set_client(ns_h2_conn *c, int client, const char *id);
+/* The peer address given to ns_h2_conn_new (for log lines). */
+const char *ns_h2_conn_peer(const ns_h2_conn *c);
 /* Starts a graceful shutdown (GOAWAY). */
 void ns_h2_conn_shutdown(ns_h2_conn *c);
 void ns_h2_conn_free(ns_h2_conn *c);
@@ -108,43 +107,5 @@ void ns_h2_conn_free(ns_h2_conn *c);
 size_t ns_h2_buffered(void);
 /* Connections and request streams open right now, over every ns_h2_conn of the process. */
 void ns_h2_stats(long *conns, long *streams);
-
-/*
- * The byte layer under each connection of ns_h2_serve: plain socket I/O when absent, TLS
- * (tls.c) when given. Every function is called from the connection's event loop only.
- */
-typedef struct {
-    void *arg;
-    /* Per accepted descriptor: the transport's state, or NULL to drop the connection. It may call
-     * ns_h2_conn_set_client on c once the peer is authenticated. */
-    void *(*open)(void *arg, int fd, ns_h2_conn *c, const char *peer);
-    /* Like recv(2)/send(2) on a non-blocking descriptor: > 0 bytes, 0 end of stream (recv), -1
-     * with errno EAGAIN (wait for the descriptor) or another errno (close). send may accept
-     * fewer bytes; after EAGAIN it is called again with the same bytes. send(t, NULL, 0) only
-     * moves the transport's own pending output (want_write). */
-    ssize_t (*recv)(void *t, uint8_t *buf, size_t n);
-    ssize_t (*send)(void *t, const uint8_t *p, size_t n);
-    /* 1 while the transport itself waits to write (handshake or record output blocked). */
-    int (*want_write)(void *t);
-    /* 1 once application bytes can be sent (a TLS handshake is over); until then the loop does
-     * not wait for writability on behalf of the connection's own output. */
-    int (*ready)(void *t);
-    /* 1 when input is buffered inside the transport (readable without the descriptor). */
-    int (*pending)(void *t);
-    /* Best-effort goodbye and free; the loop closes the descriptor. */
-    void (*close)(void *t);
-} ns_h2_transport;
-
-typedef struct {
-    ns_addr listen;
-    const ns_h2_transport *transport;                  /* NULL: plain (h2c) */
-    int threads;                                       /* 0 = one per online CPU */
-    void (*on_listening)(const char *addr, void *arg); /* once bound, with the actual address */
-    void *on_listening_arg;
-} ns_h2_serve_cfg;
-
-/* Serves until *stop becomes non-zero (checked at least every 100 ms); then closes cleanly. */
-ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h,
-                   ns_stop *stop) NS_MUST_CHECK;
 
 #endif

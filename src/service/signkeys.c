@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "codec.h"
-#include "creds.h"
 #include "ecdsa.h"
+#include "json.h"
 #include "secret.h"
 
 #define JSON_DEPTH_MAX 1024 /* above cJSON's own nesting limit (1000) */

@@ -24,7 +24,7 @@
 
 #include "addr.h"
 #include "err.h"
-#include "h2server.h"
+#include "h2loop.h"
 #include "signkeys.h"
 #include "stop.h"
 

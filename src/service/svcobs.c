@@ -26,7 +26,43 @@
 #include "version.h"
 
 #define AUDIT_RING (1024u * 1024)
-#define FLUSH_MS 2000
+#define FLUSH_MS NS_SVCOBS_FLUSH_MS
+
+static ns_logship *g_early; /* ns_svcobs_early's ring, until ns_svcobs_start takes it */
+
+static void sink(void *arg, const char *p, size_t n)
+{
+    ns_logship_write(arg, p, n);
+}
+
+ns_err ns_svcobs_early(void)
+{
+    if (g_early != NULL) {
+        return NS_OK;
+    }
+    GUARD(ns_logship_new(&g_early, NS_LOGSHIP_RING_DEFAULT));
+    ns_log_set_sink(sink, g_early);
+    return NS_OK;
+}
+
+void ns_svcobs_early_flush(const char *addr)
+{
+    ns_addr a;
+    ns_logship *ls = g_early;
+    if (ls == NULL) {
+        return;
+    }
+    g_early = NULL;
+    if (addr != NULL && addr[0] != '\0' && ns_addr_parse(&a, addr) == NS_OK &&
+        ns_logship_send_to(ls, &a) == NS_OK) {
+        ns_log_set_sink(NULL, NULL);
+        ns_logship_stop(ls, FLUSH_MS);
+        return;
+    }
+    ns_err_clear();
+    ns_log_set_sink(NULL, NULL);
+    ns_logship_stop(ls, 0);
+}
 
 struct ns_svcobs {
     ns_svcobs_cfg cfg;
@@ -204,13 +240,16 @@ ns_err ns_svcobs_start(ns_svcobs **out, const ns_svcobs_cfg *cfg)
     }
     if (e == NS_OK && cfg->log_out != NULL) {
         e = ns_addr_parse(&a, cfg->log_out);
-        if (e == NS_OK) {
+        if (e == NS_OK && g_early != NULL) {
+            e = ns_logship_send_to(g_early, &a); /* the early lines first */
+            o->logs = e == NS_OK ? g_early : NULL;
+        } else if (e == NS_OK) {
             e = ns_logship_start(&o->logs, &a, NS_LOGSHIP_RING_DEFAULT);
         }
         if (e != NS_OK) {
             e = ns_fail_ctx(e, "--log-out %s", cfg->log_out);
         } else {
-            ns_log_set_sink((void (*)(void *, const char *, size_t))ns_logship_write, o->logs);
+            ns_log_set_sink(sink, o->logs);
             if (pthread_create(&o->status_th, NULL, status_thread, o) == 0) {
                 o->status_started = 1;
             } else {
@@ -219,9 +258,16 @@ ns_err ns_svcobs_start(ns_svcobs **out, const ns_svcobs_cfg *cfg)
         }
     }
     if (e != NS_OK) {
+        if (o->logs != NULL && o->logs == g_early) {
+            o->logs = NULL; /* still the caller's, for ns_svcobs_early_flush */
+        }
         ns_svcobs_stop(o);
         return e;
     }
+    if (g_early != NULL && o->logs != g_early) {
+        ns_svcobs_early_flush(NULL); /* no log destination: the early lines have nowhere to go */
+    }
+    g_early = NULL;
     *out = o;
     return NS_OK;
 }

@@ -44,8 +44,28 @@ typedef struct {
 
 typedef struct ns_svcobs ns_svcobs;
 
-/* Metrics server and log shipping (what needs no keys). Addresses are checked here. */
+/* Metrics server and log shipping (what needs no keys). Addresses are checked here. With
+ * log_out and an early ring (ns_svcobs_early), the ring's lines are sent first; without
+ * log_out, the early ring is discarded. On failure the early ring is left for
+ * ns_svcobs_early_flush. */
 ns_err ns_svcobs_start(ns_svcobs **o, const ns_svcobs_cfg *cfg) NS_MUST_CHECK;
+
+/*
+ * Early log lines: a boot logs before it knows where its log lines go (the address comes from
+ * the image's environment or the configuration), and a production enclave has no console. From
+ * ns_svcobs_early() on, every log line also goes into a bounded logship ring that sends nowhere
+ * yet (NS_LOGSHIP_RING_DEFAULT bytes; lines that do not fit are dropped and counted, and the
+ * count is reported like any other drop). ns_svcobs_start takes it over. Call it before other
+ * threads log; a second call does nothing.
+ */
+ns_err ns_svcobs_early(void) NS_MUST_CHECK;
+/* A run that ends before ns_svcobs_start succeeded: sends the early ring's lines to addr (the
+ * known or default log address) for at most NS_SVCOBS_FLUSH_MS, then frees the ring. addr
+ * NULL, "" or unparsable: the lines are discarded. No early ring: nothing to do. The log sink
+ * changes: call it while no other thread logs. */
+void ns_svcobs_early_flush(const char *addr);
+
+#define NS_SVCOBS_FLUSH_MS 2000 /* the bounded flush of shipped lines at exit */
 /* With the keys loaded: starts the audit trail (if configured) and hooks signsvc. */
 ns_err ns_svcobs_attach(ns_svcobs *o, const ns_signsvc_keys *keys) NS_MUST_CHECK;
 void ns_svcobs_boot_step(ns_svcobs *o, const char *step, double seconds);

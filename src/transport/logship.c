@@ -27,6 +27,7 @@ struct ns_logship {
     pthread_cond_t cv;
     pthread_t th;
     int stop;
+    int sending; /* the sender thread runs (ns_logship_send_to) */
     ns_addr to;
     char *ring;
     size_t cap, head, len; /* data is ring[(head - len) .. head) modulo cap */
@@ -219,19 +220,53 @@ static void *sender(void *arg)
     return NULL;
 }
 
-ns_err ns_logship_start(ns_logship **out, const ns_addr *to, size_t ring_bytes)
+ns_err ns_logship_new(ns_logship **out, size_t ring_bytes)
 {
     ns_logship *ls = calloc(1, sizeof *ls);
     ENSURE(ls != NULL, NS_E_NOMEM, "out of memory");
     ls->cap = ring_bytes ? ring_bytes : NS_LOGSHIP_RING_DEFAULT;
     ls->ring = malloc(ls->cap);
-    ls->to = *to;
+    if (ls->ring == NULL) {
+        free(ls);
+        BAIL(NS_E_NOMEM, "cannot allocate the log ring (%zu bytes)", ring_bytes);
+    }
     pthread_mutex_init(&ls->mu, NULL);
     pthread_cond_init(&ls->cv, NULL);
-    if (ls->ring == NULL || pthread_create(&ls->th, NULL, sender, ls) != 0) {
-        free(ls->ring);
-        free(ls);
-        BAIL(NS_E_NOMEM, "cannot allocate the log ring or start its sender thread");
+    *out = ls;
+    return NS_OK;
+}
+
+ns_err ns_logship_send_to(ns_logship *ls, const ns_addr *to)
+{
+    pthread_mutex_lock(&ls->mu);
+    if (ls->sending) {
+        pthread_mutex_unlock(&ls->mu);
+        return NS_OK;
+    }
+    ls->to = *to;
+    int rc = pthread_create(&ls->th, NULL, sender, ls);
+    ls->sending = rc == 0;
+    pthread_mutex_unlock(&ls->mu);
+    ENSURE(rc == 0, NS_E_NOMEM, "cannot start the log sender thread");
+    return NS_OK;
+}
+
+static void ls_free(ns_logship *ls)
+{
+    pthread_mutex_destroy(&ls->mu);
+    pthread_cond_destroy(&ls->cv);
+    free(ls->ring);
+    free(ls);
+}
+
+ns_err ns_logship_start(ns_logship **out, const ns_addr *to, size_t ring_bytes)
+{
+    ns_logship *ls;
+    GUARD(ns_logship_new(&ls, ring_bytes));
+    ns_err e = ns_logship_send_to(ls, to);
+    if (e != NS_OK) {
+        ls_free(ls);
+        return e;
     }
     *out = ls;
     return NS_OK;
@@ -244,19 +279,19 @@ void ns_logship_stop(ns_logship *ls, int flush_ms)
     }
     int64_t deadline = ns_now_ms() + flush_ms;
     pthread_mutex_lock(&ls->mu);
-    while (ls->len > 0 && ns_now_ms() < deadline) {
+    while (ls->sending && ls->len > 0 && ns_now_ms() < deadline) {
         pthread_cond_signal(&ls->cv);
         wait_ms(ls, 50);
     }
     ls->stop = 1;
     ls->len = 0; /* what is left after the flush time is not sent */
     pthread_cond_signal(&ls->cv);
+    int joined = ls->sending;
     pthread_mutex_unlock(&ls->mu);
-    pthread_join(ls->th, NULL);
-    pthread_mutex_destroy(&ls->mu);
-    pthread_cond_destroy(&ls->cv);
-    free(ls->ring);
-    free(ls);
+    if (joined) {
+        pthread_join(ls->th, NULL);
+    }
+    ls_free(ls);
 }
 
 /* --- receiver --- */

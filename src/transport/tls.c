@@ -817,6 +817,11 @@ ns_err ns_tls_server_new(ns_tls_server **out, const ns_tls_server_opts *o)
              * the server's own certificate serves (it signs no client certificate). */
             mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
             mbedtls_ssl_conf_ca_chain(&s->conf, &s->cert, NULL);
+            /* A TLS 1.3 ticket does not carry the client's certificate (mbedtls 3.6 saves it in
+             * TLS 1.2 sessions only), so a resumed 1.3 session has no pin to look up and would
+             * be refused: no 1.3 tickets then; 1.3 clients make full handshakes, 1.2 ones
+             * still resume with their ticket. */
+            mbedtls_ssl_conf_new_session_tickets(&s->conf, 0);
         } else {
             mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_NONE);
         }

@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #include "err.h"
-#include "h2server.h"
+#include "h2loop.h"
 
 #define NS_TLS_BUNDLE_MAX (4u << 20) /* a CA bundle file; Debian's is ~220 KB */
 

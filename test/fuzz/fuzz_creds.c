@@ -8,6 +8,7 @@
 
 #include "aws.h"
 #include "creds.h"
+#include "json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -5,7 +5,7 @@ An "enclave" is a local process: `run-enclave` starts FAKE_ENCLAVE_CMD (default
 "$NSIGN enclave-entrypoint") with the caller's environment, its output in
 STATE/NAME.console, and answers like nitro-cli (JSON on stdout). When
 NSIGN_ENCLAVE_HEARTBEAT_ADDR=unix:PATH is set it listens there first and, like nitro-cli,
-treats a missing 0xB7 heartbeat as a failed boot. `describe-enclaves`, `terminate-enclave
+treats a missing 0xB7 heartbeat as a failed boot (after FAKE_HEARTBEAT_TIMEOUT_S, default 30). `describe-enclaves`, `terminate-enclave
 --enclave-name N` and `console --enclave-name N` behave like the real ones. Arguments are checked
 as strictly as nitro-cli checks them. FAKE_NITRO_FAIL=allocator makes run-enclave fail the way
 nitro-cli does when the allocator has too little memory. FAKE_CONSOLE_LAG_S=N makes `console`
@@ -180,7 +180,7 @@ def run_enclave(args):
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=console,
                          start_new_session=True, env=env)
     if hb is not None:
-        hb.settimeout(30)
+        hb.settimeout(float(os.environ.get("FAKE_HEARTBEAT_TIMEOUT_S", "30")))
         try:
             c, _ = hb.accept()
             c.settimeout(10)

@@ -1,6 +1,6 @@
 """test_layout: src/README.md, the module map, stays true: every module of src/ is listed in the
 section of the folder it lives in (and nothing listed is missing), and no module includes one of
-a group listed after its own (the one documented exception: tls implements h2server's
+a group listed after its own (the one documented exception: tls implements h2loop's
 transport interface)."""
 import os
 import re
@@ -10,7 +10,7 @@ from tap import check, done
 
 ROOT = os.environ.get("NS_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 SRC = os.path.join(ROOT, "src")
-ALLOWED_UP = {("tls", "h2server")}
+ALLOWED_UP = {("tls", "h2loop")}
 
 text = open(os.path.join(SRC, "README.md")).read()
 order = re.findall(r"^\| (\w+) \| ", text.split("## ")[0], re.M)

@@ -1,7 +1,8 @@
 """sign-service observability against real peers: Prometheus metrics scraped by Debian's
 prometheus server and checked with promtool; hostile HTTP clients on the metrics port; log lines
 shipped through logship while the host reader stalls (signing continues; the drop count is
-reported when reading resumes); the audit trail verified by `nsign audit-verify` against an Attest
+reported when reading resumes; a start that fails before log shipping runs still ships its
+error); the audit trail verified by `nsign audit-verify` against an Attest
 document from the software NSM, and by an independent Python implementation of README's
 definitions; drop, edit, reorder, append and a replaced audit key are each detected; no secret
 in any log, trail or metric."""
@@ -549,8 +550,35 @@ def main():
     svc3.send_signal(signal.SIGTERM)
     svc3.wait(timeout=30)
 
+    # --- a start that fails before log shipping runs still ships its lines ---
+    # The metrics port is taken: observability does not start, and the error (with the lines
+    # before it) reaches the --log-out reader, not only stderr.
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    early_sock = os.path.join(TMP, "early.sock")
+    early = LogReader(early_sock)
+    log4 = os.path.join(TMP, "svc4.log")
+    r4 = subprocess.run([NSIGN, "sign-service", "--plaintext", "--keys", keys_path, "--listen",
+                         "tcp:127.0.0.1:%d" % free_port(), "--metrics",
+                         "tcp:127.0.0.1:%d" % busy.getsockname()[1], "--log-out",
+                         "unix:" + early_sock], stdout=subprocess.DEVNULL,
+                        stderr=open(log4, "w"), timeout=60)
+    t0 = time.time()
+    while not any("observability" in x for x in early.lines) and time.time() - t0 < 10:
+        time.sleep(0.05)
+    early.stop.set()
+    busy.close()
+    check(r4.returncode == 1 and "error observability: --metrics" in open(log4).read(),
+          "metrics port taken: sign-service exits 1 naming it", open(log4).read())
+    check(any(x.startswith("nsign sign-service: error observability: --metrics tcp:127.0.0.1:")
+              for x in early.lines),
+          "metrics port taken: the error reaches the --log-out reader (logged before log "
+          "shipping started)", early.lines)
+
     # --- no secret anywhere ---
-    texts = {"shipped log lines": reader.text(), "stderr": open(svclog).read(),
+    texts = {"shipped log lines": reader.text() + "\n" + early.text(),
+             "stderr": open(svclog).read(),
              "audit trail": open(trail).read(), "metrics": body3}
     probe = json.dumps(KEYS)
     check(all(s in probe for s in SECRETS[0:6:2]), "the secret search finds the secrets where they "

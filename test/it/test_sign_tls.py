@@ -9,8 +9,6 @@ client without ALPN h2, TLS 1.1 alone, a non-AEAD suite alone; a version-1 file 
 without client authentication; audit lines name the client; `nsign sign` verifies before it
 signs, and refuses a swapped server and wrong measurements without sending a Sign.
 """
-import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -19,15 +17,14 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.x509.oid import NameOID
 
+import mtls
 from tap import NSIGN, check, done, free_port, kill_all
 
 ROOT = os.environ.get("NS_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
@@ -39,28 +36,14 @@ sys.path.insert(0, TMP)
 import nsign_pb2 as pb  # noqa: E402
 
 PEM = serialization.Encoding.PEM
-DER = serialization.Encoding.DER
-SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
-now = datetime.datetime.now(datetime.timezone.utc)
 
 
 def write(name, data):
-    path = os.path.join(TMP, name)
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
+    return mtls.write(TMP, name, data)
 
 
 def client_cert(name, key):
-    """A self-signed client certificate (any issuer works: the pin authorises)."""
-    n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    c = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(key.public_key())
-         .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(1))
-         .not_valid_after(now + datetime.timedelta(1)).sign(key, hashes.SHA256()))
-    kp = key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    pin = hashlib.sha256(key.public_key().public_bytes(DER, SPKI)).hexdigest()
-    return {"cert": write(name + ".pem", c.public_bytes(PEM)), "key": write(name + ".key", kp),
-            "pin": pin, "cert_pem": c.public_bytes(PEM), "key_pem": kp}
+    return mtls.client_cert(TMP, name, key)
 
 
 pay = client_cert("payments-api", ec.generate_private_key(ec.SECP256R1()))
@@ -94,33 +77,11 @@ keys_v1 = write("keys1.json", json.dumps({"version": 1, "keys": [
     {k: v for k, v in KEYS["keys"][0].items() if k != "allow"}]}).encode())
 
 # the software NSM (attestation documents under a test root)
-nsm_sock = os.path.join(TMP, "nsm.sock")
-ca_dir = os.path.join(TMP, "ca")
-procs.append(subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "fakes",
-                                                            "nsm_fake.py"),
-                               "--socket", nsm_sock, "--ca-dir", ca_dir],
-                              stderr=subprocess.DEVNULL))
-for _ in range(200):
-    if os.path.exists(nsm_sock):
-        break
-    time.sleep(0.05)
+nsm_sock, ca_dir = mtls.start_nsm(TMP, procs)
 
 
 def start(keys, args=()):
-    port = free_port()
-    log = os.path.join(TMP, "server-%d.log" % port)
-    env = dict(os.environ, NSM_DEVICE="unix:" + nsm_sock)
-    p = subprocess.Popen([NSIGN, "sign-service", "--keys", keys, "--listen",
-                          "tcp:127.0.0.1:%d" % port, "--threads", "2"] + list(args),
-                         stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env)
-    procs.append(p)
-    for _ in range(300):
-        if "serving addr=" in open(log).read():
-            return p, port, log
-        if p.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise SystemExit("not ok - sign-service did not start\n# " + open(log).read())
+    return mtls.start_sign_service(TMP, procs, nsm_sock, keys, args)
 
 
 def tls_probe(port, cert=None, alpn=("h2",), minv=None, maxv=None, ciphers=None):
@@ -293,6 +254,37 @@ try:
     ok, why = tls_probe(port, pay, maxv=ssl.TLSVersion.TLSv1_2,
                         ciphers="ECDHE-ECDSA-AES128-GCM-SHA256")
     check(ok, "TLS 1.2 with ECDHE-ECDSA-AES128-GCM-SHA256: accepted", why)
+
+    # --- a reconnecting client that offers its session: its identity survives resumption ---
+    def reconnect(version):
+        """Two connections of one client, the second offering the first's session; returns
+        (the second was accepted, it resumed, why)."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.minimum_version = ctx.maximum_version = version
+        ctx.set_alpn_protocols(["h2"])
+        ctx.load_cert_chain(pay["cert"], pay["key"])
+        preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+        sess = None
+        for _ in range(2):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s, \
+                        ctx.wrap_socket(s, server_hostname="nsign-enclave", session=sess) as t:
+                    t.sendall(preface)
+                    t.settimeout(5)
+                    if not t.recv(9):  # the server's SETTINGS (TLS 1.3: after any ticket)
+                        return False, False, "closed"
+                    sess, reused = t.session, t.session_reused
+            except (ssl.SSLError, OSError) as e:
+                return False, False, str(e)
+        return True, reused, ""
+
+    ok, reused, why = reconnect(ssl.TLSVersion.TLSv1_2)
+    check(ok and reused, "TLS 1.2: a known client resumes its session (ticket) and is accepted",
+          (ok, reused, why))
+    ok, reused, why = reconnect(ssl.TLSVersion.TLSv1_3)
+    check(ok, "TLS 1.3: a known client's second connection is accepted (no 1.3 tickets with "
+          "client authentication: a 1.3 ticket would not carry its certificate)", (reused, why))
     text = open(log).read()
     check(text.count("tls handshake") >= 3 and "ALPN h2" in text,
           "the server logs why handshakes were refused", text[-800:])
@@ -399,6 +391,7 @@ try:
     # --- a swapped server: a man in the middle ends the client's TLS with its own key and
     # relays the calls to the real service, so Attest returns the real document and
     # certificate; the session the client signs on is not the attested one: refused. ---
+    import select
     import threading
     mkey = ec.generate_private_key(ec.SECP256R1())
     mitm = client_cert("nsign-enclave", mkey)
@@ -414,17 +407,25 @@ try:
     lsock.listen(8)
     relayed = []
 
-    def pipe(a, b, tag):
+    def relay(cl, up):
+        # One thread per relayed connection: an SSL socket must not be read and written from
+        # two threads at once (OpenSSL's SSL objects are not thread-safe).
         try:
             while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                relayed.append((tag, len(d)))
-                b.sendall(d)
+                ready = [x for x in (cl, up) if x.pending()]
+                if not ready:
+                    ready = select.select([cl, up], [], [], 30)[0]
+                    if not ready:
+                        break
+                for x in ready:
+                    d = x.recv(65536)
+                    if not d:
+                        raise OSError("closed")
+                    relayed.append(("up" if x is cl else "down", len(d)))
+                    (up if x is cl else cl).sendall(d)
         except OSError:
             pass
-        for x in (a, b):
+        for x in (cl, up):
             try:
                 x.close()
             except OSError:
@@ -439,8 +440,7 @@ try:
                                       server_hostname="nsign-enclave")
             except OSError:
                 return
-            threading.Thread(target=pipe, args=(cl, up, "up"), daemon=True).start()
-            threading.Thread(target=pipe, args=(up, cl, "down"), daemon=True).start()
+            threading.Thread(target=relay, args=(cl, up), daemon=True).start()
 
     threading.Thread(target=mitm_loop, daemon=True).start()
     before1 = open(log1).read().count("sign key=")

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "creds.h"
+#include "json.h"
 #include "t.h"
 
 static ns_err parse(ns_creds *c, const char *j)

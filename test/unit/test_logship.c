@@ -1,5 +1,6 @@
 /* Unit tests: logship's bounded ring and sender (order, drops under a stalled reader, the drop
- * notice when sending resumes, reconnection) and the line receiver. */
+ * notice when sending resumes, reconnection, a ring that queues before its destination is known)
+ * and the line receiver. */
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
@@ -164,6 +165,62 @@ int main(void)
               strlen((char *)got.data) == 6 + NS_LOGRECV_LINE_MAX + 1 + 3,
           "cut at NS_LOGRECV_LINE_MAX");
     free(longl);
+
+    /* 5. A ring whose destination is not known yet (a boot's first lines): it queues within its
+     * bound, counting what does not fit, then sends what it queued first, in order, then the
+     * drop notice and the later lines. */
+    pthread_mutex_lock(&mu);
+    got.len = 0;
+    got_lines = 0;
+    pthread_mutex_unlock(&mu);
+    CHECK_ERR(ns_logship_new(&ls, 4096), NS_OK, "a ring with no destination yet");
+    size_t queued = 0;
+    for (int i = 0; i < 10; i++) {
+        int k = snprintf(line, sizeof line, "early %d\n", i);
+        ns_logship_write(ls, line, (size_t)k);
+        queued += (size_t)k;
+    }
+    CHECK(ns_logship_pending(ls) == queued && ns_logship_dropped(ls) == 0,
+          "lines queued, none sent or dropped (%zu bytes)", queued);
+    for (int i = 0; i < 100; i++) {
+        ns_logship_write(ls, big, sizeof big); /* 20 KB into what is left of 4 KiB */
+    }
+    uint64_t early_dropped = ns_logship_dropped(ls);
+    size_t early_kept = 100 - (size_t)early_dropped;
+    CHECK(early_dropped > 0 && early_kept > 0 &&
+              ns_logship_pending(ls) == queued + early_kept * sizeof big,
+          "bounded before sending too: %zu kept, %llu dropped and counted", early_kept,
+          (unsigned long long)early_dropped);
+    CHECK_ERR(ns_logship_send_to(ls, &a), NS_OK, "the destination is known: sending starts");
+    CHECK_ERR(ns_logship_send_to(ls, &a), NS_OK, "a second start keeps the sender");
+    for (int i = 0; i < 500 && ns_logship_pending(ls) > 0; i++) {
+        usleep(10000); /* the backlog out first, so the later lines fit the small ring */
+    }
+    CHECK(ns_logship_pending(ls) == 0, "the queued lines are sent");
+    ns_logship_write(ls, "late 0\n", 7);
+    ns_logship_write(ls, "late 1\n", 7);
+    CHECK(wait_lines(10 + early_kept + 1 + 2), "every queued line, the notice and the later lines");
+    CHECK(ns_buf_cstr(&got) == NS_OK, "cstr");
+    char want5[256];
+    snprintf(want5, sizeof want5,
+             "nsign test: warn log lines dropped count=%llu (the log reader was too slow or "
+             "absent)\nlate 0\nlate 1\n",
+             (unsigned long long)early_dropped);
+    const char *g5 = (const char *)got.data;
+    CHECK(strncmp(g5, "early 0\nearly 1\n", 16) == 0 && strstr(g5, "early 9\n") != NULL &&
+              strstr(g5, "early 9\n") < strchr(g5, 'x') && strstr(g5, want5) != NULL &&
+              strchr(g5, 'x') < strstr(g5, want5) &&
+              strlen(strstr(g5, want5)) == strlen(want5),
+          "the queued lines first, in order, then the drop notice, then the later lines");
+    ns_logship_stop(ls, 2000);
+
+    /* 6. A ring that never gets a destination is freed with its lines unsent. */
+    CHECK_ERR(ns_logship_new(&ls, 0), NS_OK, "a default-sized ring");
+    ns_logship_write(ls, "never sent\n", 11);
+    CHECK(ns_logship_pending(ls) == 11, "queued");
+    ns_logship_stop(ls, 2000); /* returns at once: no sender to wait for */
+    CHECK(lines_now() == 10 + early_kept + 1 + 2, "nothing more reached the reader");
+
     ns_logrecv_stop(r);
     ns_buf_free(&got);
     T_DONE();
