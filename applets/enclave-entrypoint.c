@@ -442,7 +442,8 @@ static int fail_early(int rc, const ns_enclave_cfg *cfg, int is_pid1)
     if (cfg != NULL) {
         snprintf(addr, sizeof addr, "%s", cfg->log_out);
     } else {
-        ns_enclave_log_addr(real_getenv, NULL, is_pid1 || access("/dev/nsm", F_OK) == 0, addr);
+        ns_enclave_log_addr(ns_enclave_getenv, NULL, is_pid1 || access("/dev/nsm", F_OK) == 0,
+                            addr);
     }
     if (addr[0] != '\0') {
         ns_info("boot failed before the observability step: sending its log lines to %s", addr);
@@ -480,8 +481,8 @@ int enclave_entrypoint_main(int argc, char **argv)
         ns_warn("cannot make the process non-dumpable: %s", ns_err_msg());
     }
     ns_io_raise_nofile(); /* the bridges and sign-service hold descriptors per connection */
-    ns_err e =
-        ns_enclave_cfg_load_ex(&cfg, ns_enclave_getenv, NULL, is_pid1, access("/dev/nsm", F_OK) == 0);
+    ns_err e = ns_enclave_cfg_load_ex(&cfg, ns_enclave_getenv, NULL, is_pid1,
+                                      access("/dev/nsm", F_OK) == 0);
     if (e != NS_OK) {
         ns_error("step=config failed error=\"%s: %s\"", ns_err_name(e), ns_err_msg());
         return fail_early(NS_EXIT_USAGE, NULL, is_pid1);

@@ -134,8 +134,8 @@ ns_err ns_nitro_run_parse(const char *text, size_t len, ns_nitro_enclave *out)
 
 int ns_nitro_is_allocator_error(const char *text)
 {
-    return strstr(text, "llocator") || strstr(text, "nsufficient memory") ||
-           strstr(text, "E26") || strstr(text, "E27") || strstr(text, "hugepage");
+    return strstr(text, "llocator") || strstr(text, "nsufficient memory") || strstr(text, "E26") ||
+           strstr(text, "E27") || strstr(text, "hugepage");
 }
 
 /* ---- commands ---- */
@@ -256,7 +256,8 @@ ns_err ns_nitro_console_drain(ns_supervise_child *ch, int drain_ms, int grace_ms
     int st;
     ns_err e = NS_OK;
     if (ch->pid > 0 && ns_supervise_wait(ch, drain_ms, &st) != NS_OK) {
-        e = ns_fail(NS_E_TIMEOUT, "nitro-cli console still running %d ms after the enclave "
+        e = ns_fail(NS_E_TIMEOUT,
+                    "nitro-cli console still running %d ms after the enclave "
                     "stopped: stopping it",
                     drain_ms);
     }

@@ -31,14 +31,14 @@
 
 /* One enclave as nitro-cli describes it ("" or -1 for a member it did not print). */
 typedef struct {
-    char name[NS_NITRO_NAME_MAX]; /* EnclaveName */
-    char id[NS_NITRO_ID_MAX];     /* EnclaveID */
+    char name[NS_NITRO_NAME_MAX];  /* EnclaveName */
+    char id[NS_NITRO_ID_MAX];      /* EnclaveID */
     char state[NS_NITRO_WORD_MAX]; /* State: RUNNING, TERMINATING... */
     char flags[NS_NITRO_WORD_MAX]; /* Flags: NONE, DEBUG_MODE */
-    int64_t pid;                  /* ProcessID */
-    int64_t cid;                  /* EnclaveCID */
-    int64_t cpus;                 /* NumberOfCPUs */
-    int64_t mem_mib;              /* MemoryMiB */
+    int64_t pid;                   /* ProcessID */
+    int64_t cid;                   /* EnclaveCID */
+    int64_t cpus;                  /* NumberOfCPUs */
+    int64_t mem_mib;               /* MemoryMiB */
 } ns_nitro_enclave;
 
 /*

@@ -164,30 +164,30 @@ static void test_log_addr(void)
 {
     char a[NS_ADDR_STR_MAX];
     t_env = NULL;
-    ns_enclave_log_addr(fake_getenv, NULL, 1, a);
+    ns_enclave_log_addr(t_getenv, NULL, 1, a);
     CHECK(strcmp(a, "vsock:3:7110") == 0, "log addr: the default in an enclave (%s)", a);
-    ns_enclave_log_addr(fake_getenv, NULL, 0, a);
+    ns_enclave_log_addr(t_getenv, NULL, 0, a);
     CHECK(a[0] == '\0', "log addr: none outside an enclave (no AF_VSOCK unasked)");
     static const char *const e1[] = {"PARENT_CID", "5", "ENCLAVE_LOG_VSOCK_PORT", "8110", NULL};
     t_env = e1;
-    ns_enclave_log_addr(fake_getenv, NULL, 1, a);
+    ns_enclave_log_addr(t_getenv, NULL, 1, a);
     CHECK(strcmp(a, "vsock:5:8110") == 0, "log addr: port and parent CID honoured (%s)", a);
     /* What does not parse is the boot's error to report: the default stands in for it. */
     static const char *const e2[] = {"PARENT_CID", "x",  "ENCLAVE_LOG_VSOCK_PORT", "0",
                                      "NSIGN_ENCLAVE_LOG_ADDR", "vsock:x:1", NULL};
     t_env = e2;
-    ns_enclave_log_addr(fake_getenv, NULL, 1, a);
+    ns_enclave_log_addr(t_getenv, NULL, 1, a);
     CHECK(strcmp(a, "vsock:3:7110") == 0 && ns_err_msg()[0] == '\0',
           "log addr: unparsable values fall back to the default, no error left (%s)", a);
-    ns_enclave_log_addr(fake_getenv, NULL, 0, a);
+    ns_enclave_log_addr(t_getenv, NULL, 0, a);
     CHECK(a[0] == '\0', "log addr: unparsable override outside an enclave: none");
     static const char *const e3[] = {"NSIGN_ENCLAVE_LOG_ADDR", "unix:/tmp/l.sock", NULL};
     t_env = e3;
-    ns_enclave_log_addr(fake_getenv, NULL, 0, a);
+    ns_enclave_log_addr(t_getenv, NULL, 0, a);
     CHECK(strcmp(a, "unix:/tmp/l.sock") == 0, "log addr: the override, also outside an enclave");
     static const char *const e4[] = {"NSIGN_ENCLAVE_LOG_ADDR", "none", NULL};
     t_env = e4;
-    ns_enclave_log_addr(fake_getenv, NULL, 1, a);
+    ns_enclave_log_addr(t_getenv, NULL, 1, a);
     CHECK(a[0] == '\0', "log addr: none disables");
     t_env = NULL;
 }

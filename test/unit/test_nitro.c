@@ -17,26 +17,25 @@
 #include "t.h"
 
 /* What nitro-cli 1.3 prints for one running enclave (describe-enclaves). */
-static const char one[] =
-    "[\n"
-    "  {\n"
-    "    \"EnclaveName\": \"sign-service-enclave\",\n"
-    "    \"EnclaveID\": \"i-0c722f352c0cea22f-enc19275235ea37693\",\n"
-    "    \"ProcessID\": 848707,\n"
-    "    \"EnclaveCID\": 16,\n"
-    "    \"NumberOfCPUs\": 2,\n"
-    "    \"CPUIDs\": [\n      1,\n      3\n    ],\n"
-    "    \"MemoryMiB\": 4096,\n"
-    "    \"State\": \"RUNNING\",\n"
-    "    \"Flags\": \"DEBUG_MODE\",\n"
-    "    \"Measurements\": {\n"
-    "      \"HashAlgorithm\": \"Sha384 { ... }\",\n"
-    "      \"PCR0\": \"000000\",\n"
-    "      \"PCR1\": \"000000\",\n"
-    "      \"PCR2\": \"000000\"\n"
-    "    }\n"
-    "  }\n"
-    "]\n";
+static const char one[] = "[\n"
+                          "  {\n"
+                          "    \"EnclaveName\": \"sign-service-enclave\",\n"
+                          "    \"EnclaveID\": \"i-0c722f352c0cea22f-enc19275235ea37693\",\n"
+                          "    \"ProcessID\": 848707,\n"
+                          "    \"EnclaveCID\": 16,\n"
+                          "    \"NumberOfCPUs\": 2,\n"
+                          "    \"CPUIDs\": [\n      1,\n      3\n    ],\n"
+                          "    \"MemoryMiB\": 4096,\n"
+                          "    \"State\": \"RUNNING\",\n"
+                          "    \"Flags\": \"DEBUG_MODE\",\n"
+                          "    \"Measurements\": {\n"
+                          "      \"HashAlgorithm\": \"Sha384 { ... }\",\n"
+                          "      \"PCR0\": \"000000\",\n"
+                          "      \"PCR1\": \"000000\",\n"
+                          "      \"PCR2\": \"000000\"\n"
+                          "    }\n"
+                          "  }\n"
+                          "]\n";
 
 static ns_err describe(const char *text, const char *name, ns_nitro_enclave *e, int *listed,
                        size_t *n)
@@ -52,8 +51,8 @@ static void test_describe(void)
     CHECK_ERR(describe(one, "sign-service-enclave", &e, &listed, &n), NS_OK, "describe: parses");
     CHECK(listed == 1 && n == 1, "describe: the enclave is listed, one in all");
     CHECK(strcmp(e.id, "i-0c722f352c0cea22f-enc19275235ea37693") == 0 && e.pid == 848707 &&
-              e.cid == 16 && e.cpus == 2 && e.mem_mib == 4096 &&
-              strcmp(e.state, "RUNNING") == 0 && strcmp(e.flags, "DEBUG_MODE") == 0,
+              e.cid == 16 && e.cpus == 2 && e.mem_mib == 4096 && strcmp(e.state, "RUNNING") == 0 &&
+              strcmp(e.flags, "DEBUG_MODE") == 0,
           "describe: every member read");
     CHECK_ERR(describe(one, "other", &e, &listed, &n), NS_OK, "describe: another name parses");
     CHECK(listed == 0 && n == 1, "describe: another name is not listed");
@@ -76,7 +75,8 @@ static void test_describe(void)
     CHECK_ERR(describe(several, "a", &e, &listed, &n), NS_OK, "describe: the first");
     CHECK(listed == 1 && strcmp(e.id, "i-1-enc1") == 0, "describe: the first one found");
     CHECK_ERR(describe(several, "", &e, &listed, &n), NS_OK, "describe: an empty name");
-    CHECK(listed == 0, "describe: an enclave without EnclaveName (older nitro-cli) matches no name");
+    CHECK(listed == 0,
+          "describe: an enclave without EnclaveName (older nitro-cli) matches no name");
 
     static const struct {
         const char *text, *why, *want;
@@ -88,8 +88,7 @@ static void test_describe(void)
         {"[{\"EnclaveName\": \"a\", \"EnclaveID\": \"i\", \"State\": \"RUNNING\"}",
          "a truncated array", "not a JSON array"},
         {"[1, 2]", "numbers in the array", "not a JSON object"},
-        {"[{\"EnclaveName\": \"a\", \"State\": \"RUNNING\"}]", "no EnclaveID",
-         "without EnclaveID"},
+        {"[{\"EnclaveName\": \"a\", \"State\": \"RUNNING\"}]", "no EnclaveID", "without EnclaveID"},
         {"[{\"EnclaveName\": \"a\", \"EnclaveID\": \"i\"}]", "no State", "without State"},
         {"[{\"EnclaveName\": 7, \"EnclaveID\": \"i\", \"State\": \"RUNNING\"}]",
          "a numeric EnclaveName", "EnclaveName is not a string"},
@@ -120,16 +119,17 @@ static void test_describe(void)
     /* The enclave listed before a malformed one does not count: the whole output is unknown. */
     static const char late[] =
         "[{\"EnclaveName\": \"a\", \"EnclaveID\": \"i\", \"State\": \"RUNNING\"}, 5]";
-    CHECK_ERR(describe(late, "a", &e, &listed, &n), NS_E_PARSE, "describe: malformed after a match");
+    CHECK_ERR(describe(late, "a", &e, &listed, &n), NS_E_PARSE,
+              "describe: malformed after a match");
     CHECK(listed == 0 && strstr(ns_err_msg(), "enclave 1") != NULL,
           "describe: malformed after a match lists nothing and names the entry");
     /* Not NUL-terminated: only len bytes are read. */
     char buf[sizeof one + 8];
     memcpy(buf, one, sizeof one - 1);
     memcpy(buf + sizeof one - 1, "garbage", 8);
-    CHECK_ERR(ns_nitro_describe_parse(buf, sizeof one - 1, "sign-service-enclave", NULL, &listed,
-                                      NULL),
-              NS_OK, "describe: bounded by len");
+    CHECK_ERR(
+        ns_nitro_describe_parse(buf, sizeof one - 1, "sign-service-enclave", NULL, &listed, NULL),
+        NS_OK, "describe: bounded by len");
     CHECK(listed == 1, "describe: bounded by len, listed");
 }
 
@@ -181,11 +181,9 @@ static void test_allocator_and_argv(void)
 {
     CHECK(ns_nitro_is_allocator_error("[ E26 ] Insufficient memory requested. User provided"),
           "allocator: E26");
-    CHECK(ns_nitro_is_allocator_error("[ E27 ] Insufficient memory available."),
-          "allocator: E27");
+    CHECK(ns_nitro_is_allocator_error("[ E27 ] Insufficient memory available."), "allocator: E27");
     CHECK(ns_nitro_is_allocator_error("failed to reserve hugepages"), "allocator: hugepages");
-    CHECK(!ns_nitro_is_allocator_error("[ E19 ] File operation failure"),
-          "allocator: E19 is not");
+    CHECK(!ns_nitro_is_allocator_error("[ E19 ] File operation failure"), "allocator: E19 is not");
     char *av[NS_NITRO_RUN_ARGV_MAX];
     ns_nitro_run_args a = {"e.eif", "2", "512", "16", "n", 1};
     ns_nitro_run_argv(av, "nitro-cli", &a);
@@ -279,8 +277,8 @@ static void test_commands(void)
     ns_buf_init(&said, NS_NITRO_OUT_MAX);
     CHECK_ERR(ns_nitro_run(av, &a, "c.log", "nitro-cli", &started, &said), NS_E_REMOTE,
               "run: allocator failure");
-    CHECK(strstr(ns_err_msg(), "memory_mib >= 512 and cpu_count >= 2") != NULL &&
-              said.len > 0 && memmem(said.data, said.len, "E26", 3) != NULL,
+    CHECK(strstr(ns_err_msg(), "memory_mib >= 512 and cpu_count >= 2") != NULL && said.len > 0 &&
+              memmem(said.data, said.len, "E26", 3) != NULL,
           "run: says how to configure the allocator; nitro-cli's words kept");
     ns_buf_free(&said);
     script("[ E39 ] Enclave process connection failure.\n", 1);
@@ -306,7 +304,8 @@ static void test_commands(void)
     if (f) {
         fclose(f);
     }
-    CHECK(strstr(buf, "describe-enclaves\n") && strstr(buf, "terminate-enclave --enclave-name n\n") &&
+    CHECK(strstr(buf, "describe-enclaves\n") &&
+              strstr(buf, "terminate-enclave --enclave-name n\n") &&
               strstr(buf, "run-enclave --eif-path e.eif --cpu-count 2 --memory 512 --enclave-cid "
                           "16 --enclave-name n\n"),
           "commands: nitro-cli called with the documented arguments");
@@ -328,7 +327,8 @@ static void test_lock(void)
     CHECK_ERR(ns_nitro_lock_take(&l2, run, "e"), NS_E_USAGE, "take twice: refused");
     char want[64];
     snprintf(want, sizeof want, "(pid %d, lock ", (int)getpid());
-    CHECK(strstr(ns_err_msg(), "another run-enclave for e is running") && strstr(ns_err_msg(), want),
+    CHECK(strstr(ns_err_msg(), "another run-enclave for e is running") &&
+              strstr(ns_err_msg(), want),
           "take twice: names the holder's pid");
     CHECK_ERR(ns_nitro_lock_probe(&l2, run, "e", &st, &pid), NS_OK, "probe: held");
     CHECK(st == NS_NITRO_LOCK_HELD && pid == getpid(), "probe: held, the holder's pid");

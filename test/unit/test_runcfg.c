@@ -9,7 +9,6 @@
 #include "runcfg.h"
 #include "t.h"
 
-
 #define URIS "AGE_KEY_S3_URI", "s3://b/age.enc", "KEY_SHARES_S3_URI", "s3://b/shares.age"
 
 static int str_is(const char *got, const char *want, const char *what)
@@ -67,47 +66,84 @@ static void test_defaults(void)
 
 static void test_every_variable(void)
 {
-    static const char *const env[] = {
-        URIS,
-        "EIF_PATH", "/x/e.eif",
-        "ENCLAVE_NAME", "enc1",
-        "CONSOLE_FILE", "/x/console",
-        "NSIGN_RUN_DIR", "/x/run",
-        "NITRO_CLI", "/opt/nitro-cli",
-        "ENCLAVE_CID", "21",
-        "CPU_COUNT", "4",
-        "MEMORY_MIB", "2048",
-        "DEBUG_MODE", "1",
-        "CONSOLE_STREAM_ENABLED", "false",
-        "AWS_CREDS_VSOCK_PORT", "9100",
-        "AGE_KEY_VSOCK_PORT", "9101",
-        "KEY_SHARES_VSOCK_PORT", "9102",
-        "CONFIG_VSOCK_PORT", "9103",
-        "HOST_GRPC_PORT", "6000",
-        "VSOCK_PORT", "6001",
-        "HOST_EGRESS_ENABLED", "0",
-        "HOST_EGRESS_TARGET_HOST", "::1",
-        "HOST_EGRESS_TARGET_PORT", "8443",
-        "HOST_EGRESS_VSOCK_PORT", "8081",
-        "KMS_PROXY_ENABLE", "true",
-        "KMS_PROXY_PORT", "5001",
-        "KMS_PROXY_DEST_HOST", "kms-fips.eu-west-1.amazonaws.com",
-        "KMS_PROXY_DEST_PORT", "8443",
-        "AWS_REGION", "eu-west-1",
-        "KMS_KEY_ID", "alias/k\"1",
-        "AWS_ENDPOINT_URL_KMS", "https://kms.example:8443",
-        "READINESS_SLEEP_SECONDS", "1",
-        "VSOC_TRANSFER_RETRIES", "2",
-        "NSIGN_HOST_WATCH_SECONDS", "0",
-        "ENCLAVE_LOG_VSOCK_PORT", "9110",
-        "AUDIT_VSOCK_PORT", "9111",
-        "METRICS_VSOCK_PORT", "9112",
-        "NSIGN_HOST_METRICS_LISTEN", "tcp:127.0.0.1:19100",
-        "NSIGN_HOST_READY_LISTEN", "none",
-        "ENCLAVE_LOG_FILE", "/x/enclave.log",
-        "AUDIT_LOG_FILE", "/x/audit.jsonl",
-        "READY_MAX_AGE_SECONDS", "30",
-        NULL};
+    static const char *const env[] = {URIS,
+                                      "EIF_PATH",
+                                      "/x/e.eif",
+                                      "ENCLAVE_NAME",
+                                      "enc1",
+                                      "CONSOLE_FILE",
+                                      "/x/console",
+                                      "NSIGN_RUN_DIR",
+                                      "/x/run",
+                                      "NITRO_CLI",
+                                      "/opt/nitro-cli",
+                                      "ENCLAVE_CID",
+                                      "21",
+                                      "CPU_COUNT",
+                                      "4",
+                                      "MEMORY_MIB",
+                                      "2048",
+                                      "DEBUG_MODE",
+                                      "1",
+                                      "CONSOLE_STREAM_ENABLED",
+                                      "false",
+                                      "AWS_CREDS_VSOCK_PORT",
+                                      "9100",
+                                      "AGE_KEY_VSOCK_PORT",
+                                      "9101",
+                                      "KEY_SHARES_VSOCK_PORT",
+                                      "9102",
+                                      "CONFIG_VSOCK_PORT",
+                                      "9103",
+                                      "HOST_GRPC_PORT",
+                                      "6000",
+                                      "VSOCK_PORT",
+                                      "6001",
+                                      "HOST_EGRESS_ENABLED",
+                                      "0",
+                                      "HOST_EGRESS_TARGET_HOST",
+                                      "::1",
+                                      "HOST_EGRESS_TARGET_PORT",
+                                      "8443",
+                                      "HOST_EGRESS_VSOCK_PORT",
+                                      "8081",
+                                      "KMS_PROXY_ENABLE",
+                                      "true",
+                                      "KMS_PROXY_PORT",
+                                      "5001",
+                                      "KMS_PROXY_DEST_HOST",
+                                      "kms-fips.eu-west-1.amazonaws.com",
+                                      "KMS_PROXY_DEST_PORT",
+                                      "8443",
+                                      "AWS_REGION",
+                                      "eu-west-1",
+                                      "KMS_KEY_ID",
+                                      "alias/k\"1",
+                                      "AWS_ENDPOINT_URL_KMS",
+                                      "https://kms.example:8443",
+                                      "READINESS_SLEEP_SECONDS",
+                                      "1",
+                                      "VSOC_TRANSFER_RETRIES",
+                                      "2",
+                                      "NSIGN_HOST_WATCH_SECONDS",
+                                      "0",
+                                      "ENCLAVE_LOG_VSOCK_PORT",
+                                      "9110",
+                                      "AUDIT_VSOCK_PORT",
+                                      "9111",
+                                      "METRICS_VSOCK_PORT",
+                                      "9112",
+                                      "NSIGN_HOST_METRICS_LISTEN",
+                                      "tcp:127.0.0.1:19100",
+                                      "NSIGN_HOST_READY_LISTEN",
+                                      "none",
+                                      "ENCLAVE_LOG_FILE",
+                                      "/x/enclave.log",
+                                      "AUDIT_LOG_FILE",
+                                      "/x/audit.jsonl",
+                                      "READY_MAX_AGE_SECONDS",
+                                      "30",
+                                      NULL};
     t_env = env;
     CHECK_ERR(ns_runcfg_load(&c, t_getenv, NULL, 0), NS_OK, "every variable: load");
     CHECK(str_is(c.eif, "/x/e.eif", "eif") && str_is(c.name, "enc1", "name") &&
@@ -115,8 +151,8 @@ static void test_every_variable(void)
               str_is(c.run_dir, "/x/run", "run dir") &&
               str_is(c.nitro_name, "/opt/nitro-cli", "nitro"),
           "every variable: paths and names");
-    CHECK(str_is(c.cid, "21", "cid") && str_is(c.cpu, "4", "cpu") &&
-              str_is(c.mem, "2048", "mem") && c.debug == 1 && c.console_stream == 0,
+    CHECK(str_is(c.cid, "21", "cid") && str_is(c.cpu, "4", "cpu") && str_is(c.mem, "2048", "mem") &&
+              c.debug == 1 && c.console_stream == 0,
           "every variable: resources, DEBUG_MODE=1, CONSOLE_STREAM_ENABLED=false");
     CHECK(str_is(c.creds_push, "vsock:21:9100", "creds") &&
               str_is(c.age_push, "vsock:21:9101", "age") &&
@@ -148,21 +184,36 @@ static void test_every_variable(void)
           "every variable: observability ports, readiness off, files");
 
     static const char *const env2[] = {URIS,
-                                       "READINESS_TIMEOUT_SECONDS", "7",
-                                       "NSIGN_HOST_CREDS_ADDR", "unix:/t/c.sock",
-                                       "NSIGN_HOST_AGE_KEY_ADDR", "unix:/t/a.sock",
-                                       "NSIGN_HOST_SHARES_ADDR", "tcp:127.0.0.1:1",
-                                       "NSIGN_HOST_CONFIG_ADDR", "none",
-                                       "NSIGN_HOST_GRPC_LISTEN", "tcp:[::1]:7000",
-                                       "NSIGN_HOST_GRPC_CONNECT", "unix:/t/g.sock",
-                                       "NSIGN_HOST_EGRESS_LISTEN", "unix:/t/e.sock",
-                                       "NSIGN_HOST_EGRESS_CONNECT", "tcp:127.0.0.1:2",
-                                       "NSIGN_HOST_KMS_PROXY_LISTEN", "unix:/t/k.sock",
-                                       "NSIGN_HOST_KMS_PROXY_CONNECT", "tcp:[::1]:3",
-                                       "NSIGN_HOST_LOG_LISTEN", "none",
-                                       "NSIGN_HOST_AUDIT_LISTEN", "unix:/t/au.sock",
-                                       "NSIGN_HOST_METRICS_CONNECT", "none",
-                                       "DEBUG_MODE", "true",
+                                       "READINESS_TIMEOUT_SECONDS",
+                                       "7",
+                                       "NSIGN_HOST_CREDS_ADDR",
+                                       "unix:/t/c.sock",
+                                       "NSIGN_HOST_AGE_KEY_ADDR",
+                                       "unix:/t/a.sock",
+                                       "NSIGN_HOST_SHARES_ADDR",
+                                       "tcp:127.0.0.1:1",
+                                       "NSIGN_HOST_CONFIG_ADDR",
+                                       "none",
+                                       "NSIGN_HOST_GRPC_LISTEN",
+                                       "tcp:[::1]:7000",
+                                       "NSIGN_HOST_GRPC_CONNECT",
+                                       "unix:/t/g.sock",
+                                       "NSIGN_HOST_EGRESS_LISTEN",
+                                       "unix:/t/e.sock",
+                                       "NSIGN_HOST_EGRESS_CONNECT",
+                                       "tcp:127.0.0.1:2",
+                                       "NSIGN_HOST_KMS_PROXY_LISTEN",
+                                       "unix:/t/k.sock",
+                                       "NSIGN_HOST_KMS_PROXY_CONNECT",
+                                       "tcp:[::1]:3",
+                                       "NSIGN_HOST_LOG_LISTEN",
+                                       "none",
+                                       "NSIGN_HOST_AUDIT_LISTEN",
+                                       "unix:/t/au.sock",
+                                       "NSIGN_HOST_METRICS_CONNECT",
+                                       "none",
+                                       "DEBUG_MODE",
+                                       "true",
                                        NULL};
     t_env = env2;
     CHECK_ERR(ns_runcfg_load(&c, t_getenv, NULL, 0), NS_OK, "address overrides: load");
@@ -183,11 +234,9 @@ static void test_every_variable(void)
     CHECK(str_is(c.log_listen, "", "log none") && str_is(c.audit_listen, "unix:/t/au.sock", "a") &&
               str_is(c.metrics_connect, "", "metrics none"),
           "address overrides: observability, \"none\" disables");
-    CHECK(c.debug == 1 && c.console_stream == 1,
-          "CONSOLE_STREAM_ENABLED defaults to DEBUG_MODE");
+    CHECK(c.debug == 1 && c.console_stream == 1, "CONSOLE_STREAM_ENABLED defaults to DEBUG_MODE");
 
-    static const char *const env3[] = {URIS, "NSIGN_HOST_KMS_PROXY_CONNECT", "unix:/t/kms",
-                                       NULL};
+    static const char *const env3[] = {URIS, "NSIGN_HOST_KMS_PROXY_CONNECT", "unix:/t/kms", NULL};
     t_env = env3;
     CHECK_ERR(ns_runcfg_load(&c, t_getenv, NULL, 0), NS_OK, "KMS proxy to unix: load");
     CHECK(str_is(c.kms_allow, "", "allow"), "KMS proxy to a unix socket: no allow-list entry");
@@ -196,8 +245,10 @@ static void test_every_variable(void)
 static void test_emulator(void)
 {
     static const char *const env[] = {URIS, "NSIGN_RUN_DIR", "/r", "ENCLAVE_NAME", "e", NULL};
-    static const char *const env_on[] = {URIS, "NSIGN_RUN_DIR", "/r", "ENCLAVE_NAME", "e",
-                                         "NSIGN_EMULATOR", "1", "NSIGN_EMU_BOOT_TIMEOUT_SECONDS",
+    static const char *const env_on[] = {URIS, "NSIGN_RUN_DIR",
+                                         "/r", "ENCLAVE_NAME",
+                                         "e",  "NSIGN_EMULATOR",
+                                         "1",  "NSIGN_EMU_BOOT_TIMEOUT_SECONDS",
                                          "42", NULL};
     t_env = env;
     CHECK_ERR(ns_runcfg_load(&c, t_getenv, NULL, 1), NS_OK, "--emulator: load");
@@ -222,13 +273,14 @@ static void test_common(void)
 {
     ns_runcfg_common cc;
     static const char *const env[] = {"ENCLAVE_NAME", "", "NSIGN_EMULATOR", "yes", NULL};
-    static const char *const env2[] = {"ENCLAVE_NAME", "a", "NSIGN_RUN_DIR", "/d", "NITRO_CLI",
-                                       "/n", "NSIGN_EMULATOR", "1", NULL};
+    static const char *const env2[] = {
+        "ENCLAVE_NAME", "a", "NSIGN_RUN_DIR", "/d", "NITRO_CLI", "/n", "NSIGN_EMULATOR", "1", NULL};
     static const char *const bad[] = {"ENCLAVE_NAME", "a/b", NULL};
     t_env = env;
     CHECK_ERR(ns_runcfg_common_load(&cc, t_getenv, NULL), NS_OK, "common: defaults");
-    CHECK(str_is(cc.name, "sign-service-enclave", "name") && str_is(cc.run_dir, "/run/nsign", "d") &&
-              str_is(cc.nitro_name, "nitro-cli", "n") && cc.emu == 0,
+    CHECK(str_is(cc.name, "sign-service-enclave", "name") &&
+              str_is(cc.run_dir, "/run/nsign", "d") && str_is(cc.nitro_name, "nitro-cli", "n") &&
+              cc.emu == 0,
           "common: an empty ENCLAVE_NAME is the default; NSIGN_EMULATOR other than 1 is off");
     t_env = env2;
     CHECK_ERR(ns_runcfg_common_load(&cc, t_getenv, NULL), NS_OK, "common: set");
@@ -265,8 +317,7 @@ static void test_malformed(void)
         {"ENCLAVE_NAME", "a\nb", "ENCLAVE_NAME must not contain '/'", NS_E_USAGE},
         {"EIF_PATH", longv, "EIF_PATH: longer than 511 bytes", NS_E_TOO_BIG},
         {"AGE_KEY_S3_URI", "http://b/k", "must start with s3://", NS_E_USAGE},
-        {"HOST_GRPC_PORT", "65536", "HOST_GRPC_PORT=65536: want a number up to 65535",
-         NS_E_USAGE},
+        {"HOST_GRPC_PORT", "65536", "HOST_GRPC_PORT=65536: want a number up to 65535", NS_E_USAGE},
         {"AWS_CREDS_VSOCK_PORT", "4294967296", "AWS_CREDS_VSOCK_PORT=4294967296", NS_E_USAGE},
         {"NSIGN_HOST_CREDS_ADDR", "vsock:x", "NSIGN_HOST_CREDS_ADDR", NS_E_USAGE},
         {"NSIGN_HOST_GRPC_LISTEN", "tcp:1.2.3.4", "NSIGN_HOST_GRPC_LISTEN", NS_E_USAGE},
@@ -296,12 +347,9 @@ static void test_malformed(void)
     CHECK_ERR(ns_runcfg_load(&c, t_getenv, NULL, 0), NS_E_USAGE, "S3 URIs missing");
     CHECK(strstr(ns_err_msg(), "AGE_KEY_S3_URI and KEY_SHARES_S3_URI must be set") != NULL,
           "S3 URIs missing: the error names both and gives an example");
-    static const char *const many[] = {URIS,
-                                       "NSIGN_EMULATOR", "1",
-                                       NULL};
+    static const char *const many[] = {URIS, "NSIGN_EMULATOR", "1", NULL};
     t_env = many;
-    CHECK_ERR(ns_runcfg_load(&c, t_getenv, NULL, 0), NS_OK,
-              "the emulator's ports fit its table");
+    CHECK_ERR(ns_runcfg_load(&c, t_getenv, NULL, 0), NS_OK, "the emulator's ports fit its table");
 }
 
 int main(void)
