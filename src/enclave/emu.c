@@ -25,6 +25,7 @@
 #define EMU_TICK_MS 200
 #define EMU_HELP_MAX (64 * 1024)
 #define EMU_QEMU_CHECK_MS 30000
+#define EMU_QEMU_EXIT_GRACE_MS 5000
 
 ns_err ns_emu_addr(char *out, size_t cap, const char *dir, int enclave_side, uint32_t port)
 {
@@ -194,6 +195,16 @@ ns_err ns_emu_poll(ns_emu *e)
     char qs[64], bs[64];
     GUARD(child_gone(&e->qemu, &q_gone, qs, sizeof qs));
     GUARD(child_gone(&e->backend, &b_gone, bs, sizeof bs));
+    if (b_gone && !q_gone && e->qemu.pid > 0) {
+        /* The backend ends when its front-end disconnects, which QEMU does as it exits: on a
+         * loaded host QEMU may still be on its way out. Give it a moment, so that an enclave
+         * that stopped is not reported as a lost backend. */
+        int st = 0;
+        if (ns_supervise_wait(&e->qemu, EMU_QEMU_EXIT_GRACE_MS, &st) == NS_OK) {
+            ns_status_str(st, qs, sizeof qs);
+            q_gone = 1;
+        }
+    }
     if (q_gone && b_gone) {
         BAIL(NS_E_CLOSED,
              "the enclave (QEMU) exited (%s) and the vsock backend (nsign vhost-vsock) exited "

@@ -65,7 +65,9 @@ ns_err ns_emu_start(ns_emu *e, const ns_emu_cfg *c) NS_MUST_CHECK;
 /* Waits for the enclave's heartbeat and echoes it; fails when QEMU or the backend exits. */
 ns_err ns_emu_wait_heartbeat(ns_emu *e, int timeout_ms,
                              ns_stop *stop) NS_MUST_CHECK;
-/* NS_E_CLOSED (with the reason) when QEMU or the backend is gone. */
+/* NS_E_CLOSED (with the reason) when QEMU or the backend is gone. A backend gone while QEMU
+ * still runs waits a few seconds for QEMU (the backend ends when QEMU disconnects on its way
+ * out), so that a stopped enclave is named as such. */
 ns_err ns_emu_poll(ns_emu *e) NS_MUST_CHECK;
 /* Stops QEMU, then the backend; closes the heartbeat socket. */
 void ns_emu_stop(ns_emu *e, int grace_ms);
