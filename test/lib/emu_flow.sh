@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # emu_flow.sh: the enclave flow under `nsign run-enclave --emulator` (QEMU's nitro-enclave
 # machine, a real EIF, nsign vhost-vsock as its vsock), shared by test/it/test_run_enclave_emu.sh
 # and test/it/test_measured_boot_emu.sh. Sourcing it sources tap.sh and enclave_flow.sh (the
@@ -58,6 +59,7 @@ emu_begin() {
     fi
     export NSIGN_QEMU=$EMU_QEMU
     # The user's material and the fakes; KMS in its explicit emulator mode.
+    # shellcheck disable=SC2034 # read by flow_setup
     FLOW_KMS_ARGS=--accept-emulator-attestation
     flow_setup >"$T/setup.log" 2>&1 || {
         fail "fakes and material set up"
