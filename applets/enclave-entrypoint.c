@@ -423,8 +423,9 @@ static int finish(int rc, int is_pid1)
         /* PID 1 must not return. An enclave has no ACPI, so RB_POWER_OFF only halts the CPU
          * ("Power off not available: System halted instead") and the enclave would never end;
          * a reboot ends a Nitro enclave (it cannot restart) and QEMU run with -no-reboot (the
-         * emulator, the test VMs). The kernel's reboot= fallbacks end in a triple fault, which
-         * needs no device. */
+         * emulator, the test VMs): reboot=k, the i8042's reset line (Firecracker's, and the
+         * emulator's -device i8042); without one the kernel falls back to the firmware's reset
+         * vector, then a triple fault. */
         ns_info("powering off (exit status %d) by a reboot, which ends an enclave", rc);
         sync();
         reboot(RB_AUTOBOOT);

@@ -147,6 +147,11 @@ ns_err ns_emu_build(ns_emu *e, const ns_emu_cfg *c)
     q[nq++] = "-display";
     q[nq++] = "none";
     q[nq++] = "-no-reboot";
+    /* Firecracker's (so Nitro's) one legacy device: the i8042 whose reset line (0xFE to port
+     * 0x64, the kernel's reboot=k) ends the VM. microvm has none, and without it the kernel's
+     * next fallback jumps to the firmware's reset vector, which may spin instead of ending. */
+    q[nq++] = "-device";
+    q[nq++] = "i8042";
     q[nq++] = "-serial";
     q[nq++] = "stdio";
     q[nq++] = "-kernel";

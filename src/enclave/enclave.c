@@ -718,7 +718,7 @@ ns_err ns_enclave_preflight(const ns_enclave_facts *f)
            "memory the parent can read); build the image with ALLOW_DEBUG_MODE=1 to allow it");
     ENSURE(!f->is_pid1 || (f->hwrng != NULL && strcmp(f->hwrng, "nsm-hwrng") == 0), NS_E_DENIED,
            "refusing to decrypt: check=hwrng: the kernel's hwrng is \"%s\", not the NSM's "
-           "(nsm-hwrng): a kernel without the NSM driver",
+           "(nsm-hwrng): a kernel without the NSM driver, or with another hwrng it prefers",
            f->hwrng ? f->hwrng : "unreadable");
     ENSURE(f->pool_ready, NS_E_DENIED,
            "refusing to decrypt: check=random-pool: the kernel's random pool is not initialised "

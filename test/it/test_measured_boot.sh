@@ -6,9 +6,10 @@
 # pushed, `nsign eif pcr16` and what run-enclave predicts (--dry-run --fetch, and its log); one
 # changed byte in the configuration or a ciphertext changes it; a frame after the lock is
 # refused; the fail-closed checks stop the boot with one line naming the check: a debug-mode
-# enclave (PCR0 all zero) unless its image was built with ALLOW_DEBUG_MODE=1, and an NSM that
-# does not answer. The EIFs are real (eif/build.sh): the stand-in nitro-cli gives the enclave the
-# environment in the image, so the debug-mode allowance comes from the image only.
+# enclave (PCR0 all zero) unless its image was built with ALLOW_DEBUG_MODE=1, an NSM that does
+# not answer, and a random pool not initialised (the kernel's answer injected by seccomp). The
+# EIFs are real (eif/build.sh): the stand-in nitro-cli gives the enclave the environment in the
+# image, so the debug-mode allowance comes from the image only.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 export NSIGN=${NSIGN:?} PY=${PY:-/usr/bin/python3} NS_ROOT=${NS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -27,22 +28,8 @@ check "ALLOW_DEBUG_MODE=1 is in the image, so in its measurements (PCR0 differs)
     "[ -s '$T/eif.json' ] && ! cmp -s '$T/eif.json' '$T/eif-debug.json'"
 export EIF_PATH=$T/eif/nsign.eif
 
-# expect_pcr16 AGE SHARES [CONFIG_TEXT]: PCR16 computed here with hashlib, independently.
-expect_pcr16() {
-    "$PY" - "$@" <<'PY'
-import hashlib, sys
-p = bytes(48)
-ins = [open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()]
-if len(sys.argv) > 3:
-    ins.append(sys.argv[3].encode())
-for b in ins:
-    p = hashlib.sha384(p + hashlib.sha384(b).digest()).digest()
-print(p.hex())
-PY
-}
-
 config='{"region":"us-east-1"}'
-want=$(expect_pcr16 "$S3/age-private.key.enc" "$S3/service_key_shares.json.age" "$config")
+want=$(flow_expect_pcr16 "$S3/age-private.key.enc" "$S3/service_key_shares.json.age" "$config")
 "$NSIGN" eif pcr16 "$S3/age-private.key.enc" "$S3/service_key_shares.json.age" \
     <(printf '%s' "$config") >"$T/pcr16.json"
 check "nsign eif pcr16 equals the independent computation" \
@@ -84,7 +71,7 @@ flow_stop_run
 # 2. Configurations one byte apart (the key id's last letter): two PCR16s, each as predicted.
 for key in alias/nsign-test alias/nsign-tesT; do
     c="{\"region\":\"us-east-1\",\"kms_key_id\":\"$key\"}"
-    w=$(expect_pcr16 "$S3/age-private.key.enc" "$S3/service_key_shares.json.age" "$c")
+    w=$(flow_expect_pcr16 "$S3/age-private.key.enc" "$S3/service_key_shares.json.age" "$c")
     KMS_KEY_ID=$key flow_start_run "key-${key#alias/}"
     flow_wait_serving 60
     check "configuration $c: PCR16 $w, measured" grep -q "step=measure ok .*pcr16=$w" "$CONSOLE"
@@ -97,8 +84,8 @@ check "configurations one byte apart: different PCR16s, both differ from the fir
 # 3. One changed byte in each ciphertext: another PCR16, measured before the decryption fails.
 for f in service_key_shares.json.age age-private.key.enc; do
     cp "$S3/$f" "$T/$f.orig"
-    "$PY" -c 'import sys;p=sys.argv[1];b=bytearray(open(p,"rb").read());b[-20]^=1;open(p,"wb").write(b)' "$S3/$f"
-    w=$(expect_pcr16 "$S3/age-private.key.enc" "$S3/service_key_shares.json.age" "$config")
+    flow_flip_byte "$S3/$f"
+    w=$(flow_expect_pcr16 "$S3/age-private.key.enc" "$S3/service_key_shares.json.age" "$config")
     flow_start_run "flip-$f"
     flow_wait_serving 60
     check "one flipped byte in $f: PCR16 $w (not $want), measured before decrypting" bash -c \
@@ -137,4 +124,31 @@ flow_wait_serving 60; r=$?
 check "an NSM that does not answer: refused, one line naming check=nsm" bash -c \
     "[ $r = 1 ] && grep -q 'refusing to decrypt: check=nsm' '$CONSOLE'"
 flow_stop_run
+
+# 6. Fail closed: the kernel's random pool not initialised. A running kernel's pool cannot be
+# un-initialised, and in an enclave nsign (PID 1) credits NSM randomness to it before the checks
+# (test_measured_boot_emu.sh says why QEMU cannot show it either), so the kernel's answer is
+# injected: the real binary runs under a seccomp filter that answers getrandom(GRND_NONBLOCK)
+# with EAGAIN, as the kernel does until its pool is initialised.
+if ${CC:-cc} -O2 -o "$T/no_random_pool" "$NS_ROOT/test/lib/no_random_pool.c" 2>"$T/cc.err"; then
+    check "the filter answers getrandom(GRND_NONBLOCK) with EAGAIN and leaves blocking calls alone" \
+        "$T/no_random_pool" "$PY" -c '
+import os, sys
+try:
+    os.getrandom(1, os.GRND_NONBLOCK)
+    sys.exit(1)
+except BlockingIOError:
+    pass
+sys.exit(0 if len(os.getrandom(16)) == 16 else 1)'
+    FAKE_ENCLAVE_CMD="$T/no_random_pool $NSIGN enclave-entrypoint" flow_start_run nopool
+    flow_wait_serving 60; r=$?
+    check "the random pool not initialised: refused, one line naming check=random-pool" bash -c \
+        "[ $r = 1 ] && grep -q 'step=preflight failed.*refusing to decrypt: check=random-pool' '$CONSOLE'"
+    grep -m1 'check=random-pool' "$CONSOLE" | sed 's/^/# console: /'
+    check "random pool: nothing measured, nothing decrypted" bash -c \
+        "! grep -q 'step=measure\|step=kms-decrypt' '$CONSOLE'"
+    flow_stop_run
+else
+    fail "compile test/lib/no_random_pool.c"; sed 's/^/# /' "$T/cc.err"
+fi
 tap_done

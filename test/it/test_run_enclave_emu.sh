@@ -14,45 +14,8 @@
 #     enclave's console, the enclave stopped, run-enclave exits 1
 # Needs QEMU with the nitro-enclave machine (make qemu; NSIGN_QEMU) and such a kernel
 # (NSIGN_EMU_KERNEL, else make kernel's); without them it reports a skip, not a pass.
-. "$(dirname "$0")/../lib/tap.sh"
-: "${NS_ROOT:=$(cd "$(dirname "$0")/../.." && pwd)}"
-: "${NSIGN:=$NS_ROOT/build/nsign}"
-PY=${PY:-/usr/bin/python3}
-T=$(mktemp -d /tmp/nsign-emu.XXXXXX)
-RUNPID=
-cleanup() {
-    [ -n "$RUNPID" ] && kill "$RUNPID" 2>/dev/null && wait "$RUNPID" 2>/dev/null
-    for p in "${FLOW_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    [ -n "${KEEP:-}" ] && echo "# kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-. "$NS_ROOT/test/lib/enclave_flow.sh"
-
-qemu=${NSIGN_QEMU:-$NS_ROOT/build/qemu/qemu-system-x86_64}
-kernel=${NSIGN_EMU_KERNEL:-}
-if [ -z "$kernel" ]; then
-    for k in "$NS_ROOT/build/kernel/bzImage" /var/cache/nsign/kernel-*/bzImage; do
-        [ -f "$k" ] && kernel=$k
-    done
-fi
-if ! [ -x "$qemu" ] || ! "$qemu" -M help 2>/dev/null | grep -q nitro-enclave; then
-    skip "the emulator flow" "no QEMU with the nitro-enclave machine (make qemu, or NSIGN_QEMU)"
-    exit 0
-fi
-if [ -z "$kernel" ]; then
-    skip "the emulator flow" "no enclave kernel (make kernel, or NSIGN_EMU_KERNEL)"
-    exit 0
-fi
-if ! msg=$(flow_have_fakes); then
-    fail "test dependencies: $msg"
-    exit 1
-fi
-export NSIGN_QEMU=$qemu
-
-# The user's material and the fakes; KMS in its explicit emulator mode (QEMU's NSM is unsigned).
-FLOW_KMS_ARGS=--accept-emulator-attestation
-flow_setup || { fail "fakes and material set up"; exit 1; }
+. "$(dirname "$0")/../lib/emu_flow.sh"
+emu_begin "the emulator flow"
 # A second KMS with the same keys that, like real KMS, refuses unsigned documents.
 KMS_FAKE_AKID=$FLOW_AKID KMS_FAKE_SECRET=$FLOW_SECRET KMS_FAKE_TOKEN=$FLOW_TOKEN \
     KMS_FAKE_KEYSEED=$FLOW_KMS_KEYSEED "$PY" "$FAKES/kms_fake.py" --port-file "$T/kms-strict.port" \
@@ -63,56 +26,17 @@ flow_wait_file "$T/kms-strict.port" 20 || fail "strict KMS fake started"
 
 # The EIF: this nsign, the kernel, and (tests only) the fake KMS's CA so the enclave's TLS to the
 # fake verifies; KMS is reached the Nitro way, through vsock:3:5000 and run-enclave's proxy.
-printf 'AWS_CA_BUNDLE=/etc/nsign-test-ca.pem\nNSIGN_ENCLAVE_RECV_TIMEOUT=600\n' >"$T/enclave.env"
-KERNEL=$kernel ENCLAVE_ENV=$T/enclave.env ENCLAVE_FILES="$T/ca.pem:etc/nsign-test-ca.pem" \
-    bash "$NS_ROOT/eif/build.sh" "$T/eif" "$NSIGN" >"$T/eif.log" 2>&1
-check "eif/build.sh builds the EIF with kernel $(basename "$kernel")" test -f "$T/eif/nsign.eif" ||
+emu_build_eif "$T/eif"
+check "eif/build.sh builds the EIF with kernel $(basename "$EMU_KERNEL")" test -f "$T/eif/nsign.eif" ||
     { sed 's/^/# /' "$T/eif.log" | tail -20; exit 1; }
 check "its metadata passes the strict EifIdentityInfo reader (nitro-cli can read it)" \
     "$PY" "$NS_ROOT/test/lib/eif_identity.py" eif "$T/eif/nsign.eif"
 "$NSIGN" eif describe "$T/eif/nsign.eif" >"$T/describe.json"
 
-emu_env() {
-    unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_ENDPOINT_URL \
-        AWS_ENDPOINT_URL_KMS AWS_PROFILE NSIGN_EMULATOR
-    export AGE_KEY_S3_URI=s3://demo-bucket/enclave/age-private.key.enc
-    export KEY_SHARES_S3_URI=s3://demo-bucket/enclave/service_key_shares.json.age
-    export AWS_REGION=us-east-1 ENCLAVE_NAME=nsign-emu ENCLAVE_CID=16 CPU_COUNT=2 MEMORY_MIB=512
-    export EIF_PATH=$T/eif/nsign.eif NSIGN_RUN_DIR=$T/run CONSOLE_FILE=$1
-    export READINESS_TIMEOUT_SECONDS=600 NSIGN_EMU_BOOT_TIMEOUT_SECONDS=600
-    export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:$IMDS_PORT
-    export AWS_ENDPOINT_URL_S3=https://localhost:$S3_PORT AWS_CA_BUNDLE=$T/ca.pem
-    GRPC_PORT=$(flow_free_port)
-    export NSIGN_HOST_GRPC_LISTEN=tcp:127.0.0.1:$GRPC_PORT
-    export NSIGN_HOST_KMS_PROXY_CONNECT=tcp:127.0.0.1:$2
-    export NSIGN_HOST_EGRESS_CONNECT=tcp:127.0.0.1:$(flow_free_port)
-    # The host's metrics bridge and readiness check on free ports (not 9100/9101: other tests
-    # may run beside this one); logs, audit and metrics keep the emulator's default sockets.
-    export NSIGN_HOST_METRICS_LISTEN=tcp:127.0.0.1:$(flow_free_port)
-    export NSIGN_HOST_READY_LISTEN=tcp:127.0.0.1:$(flow_free_port) ENCLAVE_LOG_FILE=$T/enclave.log
-    # The client the keys file pins (mutual TLS with the enclave).
-    export DEMO_CLIENT_CERT=$T/client.pem DEMO_CLIENT_KEY=$T/client.key
-}
-
-# wait_console FILE PATTERN SECONDS: until the console shows PATTERN (0), a boot failure or
-# run-enclave's end (1).
-wait_console() {
-    local i=0
-    while [ $i -lt $(($3 * 10)) ]; do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        grep -q 'boot failed' "$1" 2>/dev/null && return 1
-        kill -0 "$RUNPID" 2>/dev/null || return 1
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-
 # --- 1. the whole flow -------------------------------------------------------------------------
 emu_env "$T/console1.log" "$KMS_PORT"
-"$NSIGN" run-enclave --emulator 2>"$T/run1.log" &
-RUNPID=$!
-if wait_console "$T/console1.log" SERVING 900; then
+emu_start_run run1
+if emu_wait_console "$T/console1.log" SERVING 900; then
     ok "the EIF boots under QEMU and reaches SERVING (secrets pushed, KMS, age, sign-service)"
 else
     fail "the EIF boots under QEMU and reaches SERVING"
@@ -164,19 +88,15 @@ got16=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("16",
     "$T/pcrs.json" 2>/dev/null)
 check "PCR16 in QEMU's Attest document equals run-enclave's prediction" \
     test -n "$want16" -a "$got16" = "$want16" || echo "# want $want16 got $got16"
-kill -TERM "$RUNPID"
-wait "$RUNPID"
-rc=$?
-RUNPID=
-check "SIGTERM: run-enclave exits 0" test "$rc" = 0
+emu_stop_run
+check "SIGTERM: run-enclave exits 0" test "$EMU_RC" = 0
 check "QEMU is stopped" test -z "$(pgrep -f -- "-kernel $T/eif/nsign.eif")"
 check "the vsock backend is stopped" test -z "$(pgrep -f -- "vhost-vsock --socket $T/run/")"
 
 # --- 2. the backend killed mid-run -------------------------------------------------------------
 emu_env "$T/console2.log" "$KMS_PORT"
-"$NSIGN" run-enclave --emulator 2>"$T/run2.log" &
-RUNPID=$!
-if wait_console "$T/console2.log" SERVING 900; then
+emu_start_run run2
+if emu_wait_console "$T/console2.log" SERVING 900; then
     # The backend is run-enclave's child: found by its parent's id, killed by its own.
     for p in $(cat /proc/"$RUNPID"/task/*/children 2>/dev/null); do
         tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q " vhost-vsock " && kill -KILL "$p"
@@ -194,8 +114,7 @@ fi
 # --- 3. a KMS that refuses unsigned documents --------------------------------------------------
 port_strict=$(head -1 "$T/kms-strict.port" 2>/dev/null)
 emu_env "$T/console3.log" "${port_strict:-1}"
-"$NSIGN" run-enclave --emulator 2>"$T/run3.log" &
-RUNPID=$!
+emu_start_run run3
 wait "$RUNPID"
 rc=$?
 RUNPID=

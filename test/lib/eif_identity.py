@@ -12,6 +12,9 @@ order), CustomMetadata null or an object (what `--metadata` takes), and compact 
   eif_identity.py describe JSON [EIF]      `nsign eif describe` output has nitro-cli
                                            describe-eif's members, names and shapes (and, given
                                            the EIF, the values of its metadata)
+  eif_identity.py extract EIF DIR          DIR/kernel, DIR/cmdline and DIR/initrd (the ramdisks
+                                           concatenated, as QEMU's EIF loader does), to boot the
+                                           same image on a machine that cannot load an EIF
 Exit 0 when every check passes, 1 with one line per failure on stderr.
 """
 import json
@@ -131,7 +134,28 @@ def check_describe(path, eif=None):
             raise Bad("describe: ImageName/ImageVersion differ from the file's")
 
 
+def extract(path, out):
+    with open(path, "rb") as f:
+        _version, secs = sections(f.read())
+    parts = {1: b"", 2: b"", 3: b""}
+    for t, d in secs:
+        if t in parts:
+            parts[t] += d
+    if not parts[1] or not parts[3]:
+        raise Bad("no kernel or no ramdisk section")
+    for t, name in ((1, "kernel"), (2, "cmdline"), (3, "initrd")):
+        with open("%s/%s" % (out, name), "wb") as f:
+            f.write(parts[t].rstrip(b"\0") if t == 2 else parts[t])
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "extract":
+        try:
+            extract(sys.argv[2], sys.argv[3])
+        except (Bad, OSError, struct.error) as e:
+            print("%s: %s" % (sys.argv[2], e), file=sys.stderr)
+            sys.exit(1)
+        sys.exit(0)
     if len(sys.argv) < 3 or sys.argv[1] not in ("eif", "describe"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)

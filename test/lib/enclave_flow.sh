@@ -11,6 +11,9 @@
 #   flow_begin WHAT  flow_have_fakes, flow_setup and flow_env for a TAP test (CONSOLE is the
 #                  enclave's console); without the fakes it skips WHAT, on a setup failure it
 #                  fails, and either way ends the test
+#   flow_expect_pcr16 AGE_CT SHARES_CT [CONFIG_TEXT]   prints the PCR16 an enclave measures from
+#                  these bytes, computed independently of nsign (Python hashlib)
+#   flow_flip_byte FILE   flips one bit of the 20th byte from FILE's end, in place
 #   flow_cleanup   the EXIT trap: kills RUNPID (run-enclave), terminates fake enclaves, stops the
 #                  fakes and removes T
 # Background processes are appended to FLOW_PIDS; flow_cleanup kills them.
@@ -37,6 +40,23 @@ flow_wait_file() {
     local i=0
     while [ ! -s "$1" ] && [ $i -lt $(( $2 * 20 )) ]; do sleep 0.05; i=$((i + 1)); done
     [ -s "$1" ]
+}
+
+flow_expect_pcr16() {
+    "$PY" - "$@" <<'PY'
+import hashlib, sys
+p = bytes(48)
+ins = [open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()]
+if len(sys.argv) > 3:
+    ins.append(sys.argv[3].encode())
+for b in ins:
+    p = hashlib.sha384(p + hashlib.sha384(b).digest()).digest()
+print(p.hex())
+PY
+}
+
+flow_flip_byte() {
+    "$PY" -c 'import sys;p=sys.argv[1];b=bytearray(open(p,"rb").read());b[-20]^=1;open(p,"wb").write(b)' "$1"
 }
 
 flow_have_fakes() {
