@@ -123,8 +123,7 @@ static int parse_valued(svc_options *o, const char *a, const char *v)
         o->cfg.max_msg = (size_t)n;
     } else if (strcmp(a, "--max-buffered") == 0 && v) {
         if (ns_parse_size(v, 1024u * 1024 * 1024, &n) != NS_OK || n == 0) {
-            return ns_cli_usage_error("--max-buffered: expected a size from 1 to 1G, got '%s'",
-                                      v);
+            return ns_cli_usage_error("--max-buffered: expected a size from 1 to 1G, got '%s'", v);
         }
         o->cfg.max_buffered = (size_t)n;
     } else if ((strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--body-timeout") == 0) && v) {

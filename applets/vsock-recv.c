@@ -154,8 +154,8 @@ static ns_err receive_frame(const recv_options *o, int lfd, int tmo, int64_t dea
         char peer[NS_ADDR_STR_MAX];
         ns_addr_peer(*cfd, peer, sizeof peer);
         ns_info("accepted from=%s", peer);
-        e = ns_frame_read_within(*cfd, o->max_size, ns_ms_left(deadline), (int)o->transfer_ms,
-                                 sink, &ctx, len);
+        e = ns_frame_read_within(*cfd, o->max_size, ns_ms_left(deadline), (int)o->transfer_ms, sink,
+                                 &ctx, len);
         *status = ns_frame_status_for(e);
     }
     if (e == NS_OK) {
