@@ -182,7 +182,7 @@ static void acknowledge(int cfd, uint8_t status, ns_err e)
         ns_warn("could not acknowledge the frame: %s", ns_err_msg());
     }
     if (e != NS_OK) {
-        ns_fail(e, "%s", msg);
+        (void)ns_fail(e, "%s", msg); /* restores the message to log */
     }
 }
 
