@@ -160,12 +160,18 @@ static ns_err out_sink(void *ctx, const uint8_t *p, size_t n)
     return ns_out_write((ns_out *)ctx, p, n);
 }
 
-int age_decrypt_main(int argc, char **argv)
+typedef struct {
+    const char *id_files[AGE_MAX_ID_FILES];
+    size_t n_id;
+    const char *inpath;
+    const char *outpath;
+    pass_src ps;
+    uint64_t maxwf;
+} age_options;
+
+/* Fills o from the command line; returns 0, or the usage exit code after the error line. */
+static int parse_options(age_options *o, int argc, char **argv)
 {
-    if (ns_cli_wants_help(argc, argv)) {
-        usage();
-        return NS_EXIT_OK;
-    }
     enum { OPT_PASSFILE = 256, OPT_MAXWF };
     static const struct option opts[] = {
         {"identity", required_argument, NULL, 'i'},
@@ -175,30 +181,27 @@ int age_decrypt_main(int argc, char **argv)
         {"max-work-factor", required_argument, NULL, OPT_MAXWF},
         {NULL, 0, NULL, 0},
     };
-    const char *id_files[AGE_MAX_ID_FILES];
-    size_t n_id = 0;
-    const char *outpath = "-";
-    pass_src ps = {NULL};
-    uint64_t maxwf = NS_AGE_SCRYPT_MAX_LOG2N;
+    *o = (age_options){.outpath = "-", .maxwf = NS_AGE_SCRYPT_MAX_LOG2N};
     int c;
     while ((c = getopt_long(argc, argv, "i:o:d", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
-            if (n_id == AGE_MAX_ID_FILES) {
+            if (o->n_id == AGE_MAX_ID_FILES) {
                 return ns_cli_usage_error("more than %u -i options", AGE_MAX_ID_FILES);
             }
-            id_files[n_id++] = optarg;
+            o->id_files[o->n_id++] = optarg;
             break;
         case 'o':
-            outpath = optarg;
+            o->outpath = optarg;
             break;
         case 'd':
             break;
         case OPT_PASSFILE:
-            ps.file = optarg;
+            o->ps.file = optarg;
             break;
         case OPT_MAXWF:
-            if (ns_parse_uint(optarg, NS_AGE_SCRYPT_HARD_LOG2N, &maxwf) != NS_OK || maxwf == 0) {
+            if (ns_parse_uint(optarg, NS_AGE_SCRYPT_HARD_LOG2N, &o->maxwf) != NS_OK ||
+                o->maxwf == 0) {
                 return ns_cli_usage_error("--max-work-factor must be 1..%u",
                                           NS_AGE_SCRYPT_HARD_LOG2N);
             }
@@ -210,70 +213,93 @@ int age_decrypt_main(int argc, char **argv)
     if (argc - optind > 1) {
         return ns_cli_usage_error("more than one input file");
     }
-    const char *inpath = optind < argc ? argv[optind] : "-";
-    if (strcmp(inpath, "-") == 0 && ps.file != NULL && strcmp(ps.file, "-") == 0) {
+    o->inpath = optind < argc ? argv[optind] : "-";
+    if (strcmp(o->inpath, "-") == 0 && o->ps.file != NULL && strcmp(o->ps.file, "-") == 0) {
         return ns_cli_usage_error("the input and --passphrase-file cannot both be stdin");
     }
-    for (size_t i = 0; i < n_id; i++) {
-        if (strcmp(inpath, "-") == 0 && strcmp(id_files[i], "-") == 0) {
+    for (size_t i = 0; i < o->n_id; i++) {
+        if (strcmp(o->inpath, "-") == 0 && strcmp(o->id_files[i], "-") == 0) {
             return ns_cli_usage_error("the input and an identity file cannot both be stdin");
         }
+    }
+    return NS_EXIT_OK;
+}
+
+/* Reads every identity file into ids (secret memory), a newline after each; logs a failure. */
+static ns_err load_identities(ns_buf *ids, const age_options *o)
+{
+    for (size_t i = 0; i < o->n_id; i++) {
+        ns_err e = ns_read_path(o->id_files[i], ids);
+        if (e == NS_OK) {
+            e = ns_buf_append_u8(ids, '\n');
+        }
+        if (e != NS_OK) {
+            ns_log_err(e, o->id_files[i]);
+            return e;
+        }
+    }
+    return NS_OK;
+}
+
+/* Decrypts fd into the output, which is committed only when the whole stream authenticated.
+ * Wipes the identities as soon as the decryption no longer needs them; logs a failure. */
+static int decrypt_to_output(age_options *o, ns_buf *ids, int fd)
+{
+    ns_out out;
+    ns_err e = ns_out_open(&out, o->outpath);
+    if (e != NS_OK) {
+        ns_log_err(e, o->outpath);
+        return NS_EXIT_FAIL;
+    }
+    ns_age_input in = {.fd = fd};
+    ns_age_opts ao = {
+        .identities = (const char *)ids->data,
+        .identities_len = ids->len,
+        .passphrase = get_passphrase,
+        .passphrase_ctx = &o->ps,
+        .scrypt_max_log2n = (unsigned)o->maxwf,
+    };
+    ns_age_stage stage = NS_AGE_STAGE_IDENTITIES;
+    e = ns_age_decrypt(&in, &ao, out_sink, &out, &stage);
+    ns_buf_free(ids); /* wipes the identity text as soon as it is no longer needed */
+    if (e != NS_OK) {
+        ns_log_err(e, ns_age_stage_name(stage));
+        ns_out_abort(&out);
+        return NS_EXIT_FAIL;
+    }
+    e = ns_out_commit(&out);
+    if (e != NS_OK) {
+        ns_log_err(e, "output");
+        return NS_EXIT_FAIL;
+    }
+    return NS_EXIT_OK;
+}
+
+int age_decrypt_main(int argc, char **argv)
+{
+    if (ns_cli_wants_help(argc, argv)) {
+        usage();
+        return NS_EXIT_OK;
+    }
+    age_options o;
+    int rc = parse_options(&o, argc, argv);
+    if (rc != NS_EXIT_OK) {
+        return rc;
     }
     if (ns_secret_process_init() != NS_OK) {
         ns_warn("could not make the process non-dumpable");
     }
-
     ns_buf ids;
     ns_buf_init_secret(&ids, AGE_ID_FILE_MAX);
-    ns_out out;
-    int out_open = 0, fd = -1, rc = NS_EXIT_FAIL;
-    ns_age_stage stage = NS_AGE_STAGE_IDENTITIES;
-    ns_err e = NS_OK;
-    for (size_t i = 0; i < n_id; i++) {
-        e = ns_read_path(id_files[i], &ids);
-        if (e == NS_OK) {
-            e = ns_buf_append_u8(&ids, '\n');
-        }
+    int fd = -1;
+    rc = NS_EXIT_FAIL;
+    if (load_identities(&ids, &o) == NS_OK) {
+        ns_err e = ns_open_input(o.inpath, &fd);
         if (e != NS_OK) {
-            ns_log_err(e, id_files[i]);
-            goto done;
+            ns_log_err(e, o.inpath);
+        } else {
+            rc = decrypt_to_output(&o, &ids, fd);
         }
-    }
-    e = ns_open_input(inpath, &fd);
-    if (e != NS_OK) {
-        ns_log_err(e, inpath);
-        goto done;
-    }
-    e = ns_out_open(&out, outpath);
-    if (e != NS_OK) {
-        ns_log_err(e, outpath);
-        goto done;
-    }
-    out_open = 1;
-    ns_age_input in = {.fd = fd};
-    ns_age_opts o = {
-        .identities = (const char *)ids.data,
-        .identities_len = ids.len,
-        .passphrase = get_passphrase,
-        .passphrase_ctx = &ps,
-        .scrypt_max_log2n = (unsigned)maxwf,
-    };
-    e = ns_age_decrypt(&in, &o, out_sink, &out, &stage);
-    ns_buf_free(&ids); /* wipes the identity text as soon as it is no longer needed */
-    if (e != NS_OK) {
-        ns_log_err(e, ns_age_stage_name(stage));
-        goto done;
-    }
-    e = ns_out_commit(&out);
-    out_open = 0;
-    if (e != NS_OK) {
-        ns_log_err(e, "output");
-        goto done;
-    }
-    rc = NS_EXIT_OK;
-done:
-    if (out_open) {
-        ns_out_abort(&out);
     }
     if (fd > 2) {
         close(fd);

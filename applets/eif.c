@@ -292,7 +292,20 @@ static ns_err read_input(const char *what, const char *path, ns_buf *b)
     return NS_OK;
 }
 
-static int cmd_build(int argc, char **argv)
+typedef struct {
+    const char *kernel;
+    const char *cmdline;
+    const char *cmdline_file;
+    const char *out;
+    const char *custom; /* --metadata FILE */
+    const char *ramdisks[EIF_MAX_RAMDISKS];
+    size_t nr;
+    ns_eif_meta meta;
+    uint16_t flags;
+} build_options;
+
+/* Fills o from build's command line; returns 0, or the usage exit code after the error line. */
+static int parse_build_options(build_options *o, int argc, char **argv)
 {
     enum {
         O_KERNEL = 256,
@@ -316,49 +329,44 @@ static int cmd_build(int argc, char **argv)
                                          {"arch", required_argument, NULL, O_ARCH},
                                          {"metadata", required_argument, NULL, O_META},
                                          {NULL, 0, NULL, 0}};
-    const char *kernel = NULL, *cmdline = NULL, *cmdline_file = NULL, *out = NULL;
-    const char *custom = NULL;
-    const char *ramdisks[EIF_MAX_RAMDISKS];
-    size_t nr = 0;
-    ns_eif_meta meta = {"nsign-enclave", NSIGN_VERSION, 0,         "nsign",
-                        NSIGN_VERSION,   "linux",       "unknown", NULL};
-    uint16_t flags = 0;
+    *o = (build_options){.meta = {"nsign-enclave", NSIGN_VERSION, 0, "nsign", NSIGN_VERSION,
+                                  "linux", "unknown", NULL}};
     int c;
     while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         switch (c) {
         case O_KERNEL:
-            kernel = optarg;
+            o->kernel = optarg;
             break;
         case O_CMDLINE:
-            cmdline = optarg;
+            o->cmdline = optarg;
             break;
         case O_CMDLINE_FILE:
-            cmdline_file = optarg;
+            o->cmdline_file = optarg;
             break;
         case O_RAMDISK:
-            if (nr == EIF_MAX_RAMDISKS) {
+            if (o->nr == EIF_MAX_RAMDISKS) {
                 return ns_cli_usage_error("at most %d --ramdisk", EIF_MAX_RAMDISKS);
             }
-            ramdisks[nr++] = optarg;
+            o->ramdisks[o->nr++] = optarg;
             break;
         case 'o':
-            out = optarg;
+            o->out = optarg;
             break;
         case O_NAME:
-            meta.image_name = optarg;
+            o->meta.image_name = optarg;
             break;
         case O_IVER:
-            meta.image_version = optarg;
+            o->meta.image_version = optarg;
             break;
         case O_KVER:
-            meta.kernel_version = optarg;
+            o->meta.kernel_version = optarg;
             break;
         case O_META:
-            custom = optarg;
+            o->custom = optarg;
             break;
         case O_ARCH:
             if (strcmp(optarg, "aarch64") == 0) {
-                flags = NS_EIF_FLAG_ARM64;
+                o->flags = NS_EIF_FLAG_ARM64;
             } else if (strcmp(optarg, "x86_64") != 0) {
                 return ns_cli_usage_error("--arch must be x86_64 or aarch64");
             }
@@ -370,92 +378,146 @@ static int cmd_build(int argc, char **argv)
     if (optind != argc) {
         return ns_cli_usage_error("unexpected argument '%s'", argv[optind]);
     }
-    if (kernel == NULL || out == NULL || nr == 0 || (cmdline == NULL) == (cmdline_file == NULL)) {
+    if (o->kernel == NULL || o->out == NULL || o->nr == 0 ||
+        (o->cmdline == NULL) == (o->cmdline_file == NULL)) {
         return ns_cli_usage_error(
             "build needs --kernel, one of --cmdline/--cmdline-file, --ramdisk and --output");
     }
-    if (strcmp(out, "-") == 0) {
+    if (strcmp(o->out, "-") == 0) {
         return ns_cli_usage_error("--output must be a file (the measurements go to stdout)");
     }
-    ns_buf kb, cb, mb, eif, cm, rb[EIF_MAX_RAMDISKS];
+    return NS_EXIT_OK;
+}
+
+/* Everything build reads and makes; build_bufs_free releases it whatever step failed. */
+typedef struct {
+    ns_buf kb;  /* kernel */
+    ns_buf cb;  /* command line */
+    ns_buf mb;  /* the metadata section */
+    ns_buf cm;  /* --metadata text */
+    ns_buf eif; /* the image */
+    ns_buf rb[EIF_MAX_RAMDISKS];
     ns_eif_blob rblob[EIF_MAX_RAMDISKS];
-    ns_buf_init(&kb, 0);
-    ns_buf_init(&cb, NS_EIF_MAX_CMDLINE_LEN + 2);
-    ns_buf_init(&mb, NS_EIF_MAX_METADATA_LEN);
-    ns_buf_init(&eif, EIF_MAX_FILE);
-    ns_buf_init(&cm, EIF_MAX_CUSTOM_METADATA + 1);
-    size_t loaded = 0;
-    ns_eif_info info;
-    ns_err e = source_date_epoch(&meta.build_time);
-    if (e == NS_OK) {
-        e = read_input("kernel", kernel, &kb);
+    size_t loaded; /* rb[0..loaded) were initialised */
+} build_bufs;
+
+static void build_bufs_init(build_bufs *b)
+{
+    ns_buf_init(&b->kb, 0);
+    ns_buf_init(&b->cb, NS_EIF_MAX_CMDLINE_LEN + 2);
+    ns_buf_init(&b->mb, NS_EIF_MAX_METADATA_LEN);
+    ns_buf_init(&b->eif, EIF_MAX_FILE);
+    ns_buf_init(&b->cm, EIF_MAX_CUSTOM_METADATA + 1);
+    b->loaded = 0;
+}
+
+static void build_bufs_free(build_bufs *b)
+{
+    ns_buf_free(&b->kb);
+    ns_buf_free(&b->cb);
+    ns_buf_free(&b->mb);
+    ns_buf_free(&b->cm);
+    ns_buf_free(&b->eif);
+    for (size_t i = 0; i < b->loaded; i++) {
+        ns_buf_free(&b->rb[i]);
     }
-    if (e == NS_OK && cmdline_file != NULL) {
-        e = read_input("cmdline", cmdline_file, &cb);
-        while (e == NS_OK && cb.len > 0 &&
-               (cb.data[cb.len - 1] == '\n' || cb.data[cb.len - 1] == '\r')) {
-            cb.len--;
-        }
+}
+
+/* --cmdline as given, or --cmdline-file without its trailing line ends. */
+static ns_err load_cmdline(const build_options *o, ns_buf *cb)
+{
+    if (o->cmdline_file == NULL) {
+        return ns_buf_append_str(cb, o->cmdline);
+    }
+    ns_err e = read_input("cmdline", o->cmdline_file, cb);
+    while (e == NS_OK && cb->len > 0 &&
+           (cb->data[cb->len - 1] == '\n' || cb->data[cb->len - 1] == '\r')) {
+        cb->len--;
+    }
+    return e;
+}
+
+/* --metadata FILE: one JSON text within nitro-cli's limit, NUL-terminated in cm. */
+static ns_err load_custom_metadata(build_options *o, ns_buf *cm)
+{
+    ns_err e = ns_read_path(o->custom, cm);
+    if (e == NS_E_TOO_BIG) {
+        e = ns_fail(e, "--metadata %s: over %d bytes (nitro-cli's limit)", o->custom,
+                    EIF_MAX_CUSTOM_METADATA);
     } else if (e == NS_OK) {
-        e = ns_buf_append_str(&cb, cmdline);
+        e = ns_buf_cstr(cm);
     }
-    for (; e == NS_OK && loaded < nr; loaded++) {
-        e = read_input("ramdisk", ramdisks[loaded], &rb[loaded]);
-        rblob[loaded] = (ns_eif_blob){rb[loaded].data, rb[loaded].len};
-    }
-    if (e == NS_OK && custom != NULL) {
-        e = ns_read_path(custom, &cm);
-        if (e == NS_E_TOO_BIG) {
-            e = ns_fail(e, "--metadata %s: over %d bytes (nitro-cli's limit)", custom,
-                        EIF_MAX_CUSTOM_METADATA);
-        } else if (e == NS_OK) {
-            e = ns_buf_cstr(&cm);
-        }
-        if (e == NS_OK &&
-            (memchr(cm.data, 0, cm.len) != NULL || cm.len > EIF_MAX_CUSTOM_METADATA)) {
-            e = ns_fail(NS_E_PARSE, "--metadata %s: not a JSON text", custom);
-        }
-        if (e == NS_OK) {
-            meta.custom_json = (const char *)cm.data;
-        } else {
-            e = ns_fail_ctx(e, "--metadata");
-        }
+    if (e == NS_OK && (memchr(cm->data, 0, cm->len) != NULL || cm->len > EIF_MAX_CUSTOM_METADATA)) {
+        e = ns_fail(NS_E_PARSE, "--metadata %s: not a JSON text", o->custom);
     }
     if (e == NS_OK) {
-        e = ns_eif_metadata(&mb, &meta);
+        o->meta.custom_json = (const char *)cm->data;
+    } else {
+        e = ns_fail_ctx(e, "--metadata");
+    }
+    return e;
+}
+
+/* SOURCE_DATE_EPOCH, the kernel, the command line, the ramdisks and the custom metadata. */
+static ns_err load_build_inputs(build_options *o, build_bufs *b)
+{
+    ns_err e = source_date_epoch(&o->meta.build_time);
+    if (e == NS_OK) {
+        e = read_input("kernel", o->kernel, &b->kb);
     }
     if (e == NS_OK) {
-        ns_eif_input in = {.kernel = {kb.data, kb.len},
-                           .cmdline = {cb.data, cb.len},
-                           .metadata = {mb.data, mb.len},
-                           .ramdisks = rblob,
-                           .n_ramdisks = nr,
-                           .flags = flags};
-        e = ns_eif_build(&eif, &in);
+        e = load_cmdline(o, &b->cb);
     }
-    /* Read back what was built: the same checks describe runs, and the PCRs to print. */
+    /* loaded counts a ramdisk whose read failed too: read_input initialised its buffer. */
+    for (; e == NS_OK && b->loaded < o->nr; b->loaded++) {
+        e = read_input("ramdisk", o->ramdisks[b->loaded], &b->rb[b->loaded]);
+        b->rblob[b->loaded] = (ns_eif_blob){b->rb[b->loaded].data, b->rb[b->loaded].len};
+    }
+    if (e == NS_OK && o->custom != NULL) {
+        e = load_custom_metadata(o, &b->cm);
+    }
+    return e;
+}
+
+/* Builds the image, reads it back (the checks describe runs, and the PCRs to print) and
+ * writes it to --output. */
+static ns_err build_and_write(const build_options *o, build_bufs *b, ns_eif_info *info)
+{
+    GUARD(ns_eif_metadata(&b->mb, &o->meta));
+    ns_eif_input in = {.kernel = {b->kb.data, b->kb.len},
+                       .cmdline = {b->cb.data, b->cb.len},
+                       .metadata = {b->mb.data, b->mb.len},
+                       .ramdisks = b->rblob,
+                       .n_ramdisks = o->nr,
+                       .flags = o->flags};
+    GUARD(ns_eif_build(&b->eif, &in));
+    GUARD(ns_eif_parse(info, b->eif.data, b->eif.len));
+    return write_out(o->out, b->eif.data, b->eif.len);
+}
+
+static int cmd_build(int argc, char **argv)
+{
+    build_options o;
+    int rc = parse_build_options(&o, argc, argv);
+    if (rc != NS_EXIT_OK) {
+        return rc;
+    }
+    build_bufs b;
+    build_bufs_init(&b);
+    ns_eif_info info;
+    ns_err e = load_build_inputs(&o, &b);
     if (e == NS_OK) {
-        e = ns_eif_parse(&info, eif.data, eif.len);
+        e = build_and_write(&o, &b, &info);
     }
-    if (e == NS_OK) {
-        e = write_out(out, eif.data, eif.len);
-    }
-    size_t eif_len = eif.len;
-    ns_buf_free(&kb);
-    ns_buf_free(&cb);
-    ns_buf_free(&mb);
-    ns_buf_free(&cm);
-    ns_buf_free(&eif);
-    for (size_t i = 0; i < loaded; i++) {
-        ns_buf_free(&rb[i]);
-    }
+    size_t eif_len = b.eif.len;
+    build_bufs_free(&b);
     if (e != NS_OK) {
         ns_log_err(e, "build");
         return NS_EXIT_FAIL;
     }
     char pcr0[2 * NS_EIF_PCR_LEN + 1];
     hex48(pcr0, info.pcr0);
-    ns_info("wrote EIF path=%s bytes=%zu ramdisks=%zu pcr0=%s", out, eif_len, nr, pcr0);
+    ns_info("wrote EIF path=%s bytes=%zu ramdisks=%zu pcr0=%s", o.out, eif_len, o.nr, pcr0);
     cJSON *root = cJSON_CreateObject();
     if (root != NULL) {
         cJSON_AddItemToObject(root, "Measurements", measurements(&info));

@@ -160,7 +160,46 @@ static ns_err get_creds(ns_creds **c, const char *path)
     return NS_OK;
 }
 
-int kms_decrypt_main(int argc, char **argv)
+typedef struct {
+    ns_kms_decrypt_req req; /* points into the arrays and proxy below */
+    const char *context[NS_KMS_CONTEXT_MAX];
+    const char *grants[NS_KMS_GRANTS_MAX];
+    ns_addr proxy;
+    const char *creds_path;
+    const char *output;
+    const char *input;
+    const char *proxy_s;
+    const char *grant_file;
+    int attest; /* --attest 1, --no-attest 0, neither -1 (attest when an NSM is present) */
+    int b64;
+} kmsd_options;
+
+/* The operand and the checks across options; completes o->req. */
+static int check_operands(kmsd_options *o, int argc, char **argv)
+{
+    if (argc - optind > 1) {
+        return ns_cli_usage_error("at most one CIPHERTEXT_FILE");
+    }
+    if (optind < argc) {
+        o->input = argv[optind];
+    }
+    if (o->creds_path != NULL && strcmp(o->creds_path, "-") == 0 && strcmp(o->input, "-") == 0) {
+        return ns_cli_usage_error("--creds - and the ciphertext cannot both come from stdin");
+    }
+    if (o->proxy_s != NULL) {
+        if (ns_addr_parse(&o->proxy, o->proxy_s) != NS_OK) {
+            return ns_cli_usage_error("invalid --proxy '%s': %s", o->proxy_s, ns_err_msg());
+        }
+        o->req.proxy = &o->proxy;
+    }
+    o->req.context_kv = o->context;
+    o->req.grant_tokens = o->grants;
+    o->req.attest = o->attest >= 0 ? o->attest : ns_nsm_available();
+    return NS_EXIT_OK;
+}
+
+/* Fills o from the command line; returns 0, or the usage exit code after the error line. */
+static int parse_options(kmsd_options *o, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"proxy", required_argument, NULL, 'p'},
@@ -179,13 +218,100 @@ int kms_decrypt_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *context[NS_KMS_CONTEXT_MAX], *grants[NS_KMS_GRANTS_MAX];
-    const char *creds_path = NULL, *output = "-", *input = "-", *proxy_s = NULL;
-    const char *grant_file = NULL;
-    int attest = -1, b64 = 0;
-    ns_addr proxy;
-    ns_kms_decrypt_req req;
-    memset(&req, 0, sizeof req);
+    memset(o, 0, sizeof *o);
+    o->output = "-";
+    o->input = "-";
+    o->attest = -1;
+    ns_kms_decrypt_req *req = &o->req;
+    optind = 1;
+    for (int ch; (ch = getopt_long(argc, argv, "+o:", opts, NULL)) != -1;) {
+        switch (ch) {
+        case 'p':
+            o->proxy_s = optarg;
+            break;
+        case 'k':
+            req->key_id = optarg;
+            break;
+        case 'e':
+            if (req->ncontext == NS_KMS_CONTEXT_MAX) {
+                return ns_cli_usage_error("more than %d --encryption-context pairs",
+                                          NS_KMS_CONTEXT_MAX);
+            }
+            if (strchr(optarg, '=') == NULL || optarg[0] == '=') {
+                return ns_cli_usage_error("--encryption-context '%s' is not KEY=VALUE", optarg);
+            }
+            o->context[req->ncontext++] = optarg;
+            break;
+        case 'g':
+            if (req->ngrant == NS_KMS_GRANTS_MAX) {
+                return ns_cli_usage_error("more than %d --grant-token", NS_KMS_GRANTS_MAX);
+            }
+            o->grants[req->ngrant++] = optarg;
+            break;
+        case 'G':
+            o->grant_file = optarg;
+            break;
+        case 'A':
+            o->attest = 1;
+            break;
+        case 'N':
+            o->attest = 0;
+            break;
+        case 'r':
+            req->region = optarg;
+            break;
+        case 'E':
+            req->endpoint = optarg;
+            break;
+        case 'c':
+            req->ca_bundle = optarg;
+            break;
+        case 'C':
+            o->creds_path = optarg;
+            break;
+        case 'b':
+            o->b64 = 1;
+            break;
+        case 'o':
+            o->output = optarg;
+            break;
+        default:
+            return ns_cli_usage_error("unknown option");
+        }
+    }
+    return check_operands(o, argc, argv);
+}
+
+/* The grant tokens (secret gt), the ciphertext and the credentials; *what names the step that
+ * failed. The caller frees all three on every path. */
+static ns_err load_inputs(kmsd_options *o, ns_buf *gt, ns_buf *ct, ns_creds **creds,
+                          const char **what)
+{
+    *what = "grant tokens";
+    GUARD(read_grant_tokens(gt, o->grant_file, o->grants, &o->req.ngrant));
+    *what = "read ciphertext";
+    GUARD(read_ciphertext(o->input, o->b64, ct));
+    *what = "credentials";
+    return get_creds(creds, o->creds_path);
+}
+
+/* Writes the plaintext once, to stdout or atomically to the file; a failure leaves no file. */
+static ns_err write_plaintext(const char *output, const ns_buf *pt)
+{
+    ns_out out;
+    GUARD(ns_out_open(&out, output));
+    ns_err rc = ns_out_write(&out, pt->data, pt->len);
+    if (rc == NS_OK) {
+        rc = ns_out_commit(&out);
+    }
+    if (rc != NS_OK) {
+        ns_out_abort(&out);
+    }
+    return rc;
+}
+
+int kms_decrypt_main(int argc, char **argv)
+{
     if (ns_cli_wants_help(argc, argv)) {
         usage();
         return NS_EXIT_OK;
@@ -195,119 +321,36 @@ int kms_decrypt_main(int argc, char **argv)
         ns_log_err(NS_E_INTERNAL, "hardening the process");
         return NS_EXIT_FAIL;
     }
-    optind = 1;
-    for (int ch; (ch = getopt_long(argc, argv, "+o:", opts, NULL)) != -1;) {
-        switch (ch) {
-        case 'p':
-            proxy_s = optarg;
-            break;
-        case 'k':
-            req.key_id = optarg;
-            break;
-        case 'e':
-            if (req.ncontext == NS_KMS_CONTEXT_MAX) {
-                return ns_cli_usage_error("more than %d --encryption-context pairs",
-                                          NS_KMS_CONTEXT_MAX);
-            }
-            if (strchr(optarg, '=') == NULL || optarg[0] == '=') {
-                return ns_cli_usage_error("--encryption-context '%s' is not KEY=VALUE", optarg);
-            }
-            context[req.ncontext++] = optarg;
-            break;
-        case 'g':
-            if (req.ngrant == NS_KMS_GRANTS_MAX) {
-                return ns_cli_usage_error("more than %d --grant-token", NS_KMS_GRANTS_MAX);
-            }
-            grants[req.ngrant++] = optarg;
-            break;
-        case 'G':
-            grant_file = optarg;
-            break;
-        case 'A':
-            attest = 1;
-            break;
-        case 'N':
-            attest = 0;
-            break;
-        case 'r':
-            req.region = optarg;
-            break;
-        case 'E':
-            req.endpoint = optarg;
-            break;
-        case 'c':
-            req.ca_bundle = optarg;
-            break;
-        case 'C':
-            creds_path = optarg;
-            break;
-        case 'b':
-            b64 = 1;
-            break;
-        case 'o':
-            output = optarg;
-            break;
-        default:
-            return ns_cli_usage_error("unknown option");
-        }
+    kmsd_options o;
+    int code = parse_options(&o, argc, argv);
+    if (code != NS_EXIT_OK) {
+        return code;
     }
-    if (argc - optind > 1) {
-        return ns_cli_usage_error("at most one CIPHERTEXT_FILE");
-    }
-    if (optind < argc) {
-        input = argv[optind];
-    }
-    if (creds_path != NULL && strcmp(creds_path, "-") == 0 && strcmp(input, "-") == 0) {
-        return ns_cli_usage_error("--creds - and the ciphertext cannot both come from stdin");
-    }
-    if (proxy_s != NULL) {
-        if (ns_addr_parse(&proxy, proxy_s) != NS_OK) {
-            return ns_cli_usage_error("invalid --proxy '%s': %s", proxy_s, ns_err_msg());
-        }
-        req.proxy = &proxy;
-    }
-    req.context_kv = context;
-    req.grant_tokens = grants;
-    req.attest = attest >= 0 ? attest : ns_nsm_available();
-
     ns_buf ct, pt, gt;
     ns_creds *creds = NULL;
-    ns_out out;
-    int out_open = 0;
-    ns_err rc;
-    const char *what = "grant tokens";
+    const char *what;
     ns_buf_init(&ct, KMSD_INPUT_MAX);
     ns_buf_init_secret(&pt, NS_KMS_PLAINTEXT_MAX * 2);
     ns_buf_init_secret(&gt, KMSD_GRANTS_TEXT_MAX);
-    GUARD_GOTO(read_grant_tokens(&gt, grant_file, grants, &req.ngrant), rc, fail);
-    what = "read ciphertext";
-    GUARD_GOTO(read_ciphertext(input, b64, &ct), rc, fail);
-    what = "credentials";
-    GUARD_GOTO(get_creds(&creds, creds_path), rc, fail);
-    what = "decrypt";
-    ns_info("decrypting bytes=%zu attest=%d proxy=%s", ct.len, req.attest,
-            proxy_s != NULL ? proxy_s : "none");
-    GUARD_GOTO(ns_kms_decrypt(&pt, &req, creds, ct.data, ct.len), rc, fail);
-    ns_creds_free(creds);
-    creds = NULL;
-    what = "write plaintext";
-    GUARD_GOTO(ns_out_open(&out, output), rc, fail);
-    out_open = 1;
-    GUARD_GOTO(ns_out_write(&out, pt.data, pt.len), rc, fail);
-    GUARD_GOTO(ns_out_commit(&out), rc, fail);
-    ns_info("decrypted bytes=%zu", pt.len);
-    ns_buf_free(&pt);
-    ns_buf_free(&ct);
-    ns_buf_free(&gt);
-    return NS_EXIT_OK;
-fail:
-    ns_log_err(rc, what);
-    if (out_open) {
-        ns_out_abort(&out);
+    ns_err rc = load_inputs(&o, &gt, &ct, &creds, &what);
+    if (rc == NS_OK) {
+        what = "decrypt";
+        ns_info("decrypting bytes=%zu attest=%d proxy=%s", ct.len, o.req.attest,
+                o.proxy_s != NULL ? o.proxy_s : "none");
+        rc = ns_kms_decrypt(&pt, &o.req, creds, ct.data, ct.len);
     }
     ns_creds_free(creds);
+    if (rc == NS_OK) {
+        what = "write plaintext";
+        rc = write_plaintext(o.output, &pt);
+    }
+    if (rc == NS_OK) {
+        ns_info("decrypted bytes=%zu", pt.len);
+    } else {
+        ns_log_err(rc, what);
+    }
     ns_buf_free(&pt);
     ns_buf_free(&ct);
     ns_buf_free(&gt);
-    return NS_EXIT_FAIL;
+    return rc == NS_OK ? NS_EXIT_OK : NS_EXIT_FAIL;
 }

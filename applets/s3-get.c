@@ -63,7 +63,61 @@ static const char *default_out(const char *key)
     return s ? s + 1 : key;
 }
 
-int s3_get_main(int argc, char **argv)
+typedef struct {
+    const char *creds_path;
+    const char *region_arg;
+    const char *endpoint_arg;
+    const char *bundle;
+    const char *via_arg;
+    int64_t timeout_ms;
+    int64_t max_ms;
+    uint64_t min_bps;
+    int prog; /* --progress 1, --no-progress 0, neither -1 */
+    ns_s3_uri uri;
+    const char *outpath;
+    char region[NS_AWS_REGION_MAX];
+    ns_url ep;
+    int custom; /* ep is not the region's default endpoint */
+    ns_addr via;
+} s3_options;
+
+/* The operands and what derives from them: the object, the output, region, endpoint, --via. */
+static int resolve_target(s3_options *o, int argc, char **argv)
+{
+    if (argc - optind < 1 || argc - optind > 2) {
+        return ns_cli_usage_error("expected s3://BUCKET/KEY [OUTFILE|-]");
+    }
+    if (ns_s3_uri_parse(&o->uri, argv[optind]) != NS_OK) {
+        return ns_cli_usage_error("%s", ns_err_msg());
+    }
+    o->outpath = argc - optind == 2 ? argv[optind + 1] : default_out(o->uri.key);
+    if (o->outpath[0] == '\0' || strcmp(o->outpath, ".") == 0 || strcmp(o->outpath, "..") == 0) {
+        return ns_cli_usage_error("no file name in the key '%s': give OUTFILE", o->uri.key);
+    }
+    if (ns_aws_region(o->region, o->region_arg) != NS_OK) {
+        return ns_cli_usage_error("%s", ns_err_msg());
+    }
+    ns_err e;
+    if (o->endpoint_arg) {
+        o->custom = 1;
+        e = ns_url_parse(&o->ep, o->endpoint_arg);
+    } else {
+        e = ns_aws_endpoint(&o->ep, "s3", o->region, &o->custom);
+    }
+    if (e == NS_OK) {
+        e = ns_aws_check_scheme(&o->ep, "s3 endpoint");
+    }
+    if (e != NS_OK) {
+        return ns_cli_usage_error("%s", ns_err_msg());
+    }
+    if (o->via_arg && ns_addr_parse(&o->via, o->via_arg) != NS_OK) {
+        return ns_cli_usage_error("bad --via address '%s': %s", o->via_arg, ns_err_msg());
+    }
+    return NS_EXIT_OK;
+}
+
+/* Fills o from the command line; returns 0, or the usage exit code after the error line. */
+static int parse_options(s3_options *o, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"creds", required_argument, NULL, 'c'},    {"region", required_argument, NULL, 'r'},
@@ -73,54 +127,49 @@ int s3_get_main(int argc, char **argv)
         {"progress", no_argument, NULL, 'p'},       {"no-progress", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
-    const char *creds_path = NULL, *region_arg = NULL, *endpoint_arg = NULL, *bundle = NULL;
-    const char *via_arg = NULL;
-    int64_t timeout_ms = NS_HTTP_TIMEOUT_MS_DEFAULT, max_ms = 0;
-    uint64_t min_bps = S3_MIN_BPS_DEFAULT;
-    int prog = -1;
-    if (ns_cli_wants_help(argc, argv)) {
-        usage();
-        return NS_EXIT_OK;
-    }
+    memset(o, 0, sizeof *o);
+    o->timeout_ms = NS_HTTP_TIMEOUT_MS_DEFAULT;
+    o->min_bps = S3_MIN_BPS_DEFAULT;
+    o->prog = -1;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "+", opts, NULL)) != -1;) {
         switch (c) {
         case 'c':
-            creds_path = optarg;
+            o->creds_path = optarg;
             break;
         case 'r':
-            region_arg = optarg;
+            o->region_arg = optarg;
             break;
         case 'e':
-            endpoint_arg = optarg;
+            o->endpoint_arg = optarg;
             break;
         case 'a':
-            bundle = optarg;
+            o->bundle = optarg;
             break;
         case 'v':
-            via_arg = optarg;
+            o->via_arg = optarg;
             break;
         case 'p':
-            prog = 1;
+            o->prog = 1;
             break;
         case 'P':
-            prog = 0;
+            o->prog = 0;
             break;
         case 't':
-            if (ns_parse_seconds(optarg, &timeout_ms) != NS_OK || timeout_ms <= 0 ||
-                timeout_ms > 3600000) {
+            if (ns_parse_seconds(optarg, &o->timeout_ms) != NS_OK || o->timeout_ms <= 0 ||
+                o->timeout_ms > 3600000) {
                 return ns_cli_usage_error("invalid --timeout '%s' (seconds)", optarg);
             }
             break;
         case 'M':
-            if (ns_parse_seconds(optarg, &max_ms) != NS_OK || max_ms <= 0 ||
-                max_ms > 86400000) {
+            if (ns_parse_seconds(optarg, &o->max_ms) != NS_OK || o->max_ms <= 0 ||
+                o->max_ms > 86400000) {
                 return ns_cli_usage_error("invalid --max-time '%s' (seconds, at most a day)",
                                           optarg);
             }
             break;
         case 'B':
-            if (ns_parse_uint(optarg, 1u << 30, &min_bps) != NS_OK) {
+            if (ns_parse_uint(optarg, 1u << 30, &o->min_bps) != NS_OK) {
                 return ns_cli_usage_error("invalid --min-speed '%s' (bytes per second, 0 = none)",
                                           optarg);
             }
@@ -129,78 +178,83 @@ int s3_get_main(int argc, char **argv)
             return ns_cli_usage_error("unknown option");
         }
     }
-    if (argc - optind < 1 || argc - optind > 2) {
-        return ns_cli_usage_error("expected s3://BUCKET/KEY [OUTFILE|-]");
-    }
-    ns_s3_uri uri;
-    ns_err e = ns_s3_uri_parse(&uri, argv[optind]);
-    if (e != NS_OK) {
-        return ns_cli_usage_error("%s", ns_err_msg());
-    }
-    const char *outpath = argc - optind == 2 ? argv[optind + 1] : default_out(uri.key);
-    if (outpath[0] == '\0' || strcmp(outpath, ".") == 0 || strcmp(outpath, "..") == 0) {
-        return ns_cli_usage_error("no file name in the key '%s': give OUTFILE", uri.key);
-    }
-    char region[NS_AWS_REGION_MAX];
-    if (ns_aws_region(region, region_arg) != NS_OK) {
-        return ns_cli_usage_error("%s", ns_err_msg());
-    }
-    ns_url ep;
-    int custom = 0;
-    if (endpoint_arg) {
-        custom = 1;
-        e = ns_url_parse(&ep, endpoint_arg);
-    } else {
-        e = ns_aws_endpoint(&ep, "s3", region, &custom);
+    return resolve_target(o, argc, argv);
+}
+
+/* Host side without --creds or AWS_ACCESS_KEY_ID: the instance role's credentials from IMDS. */
+static ns_err creds_from_imds(ns_creds **creds)
+{
+    ns_imds m;
+    char role[NS_IMDS_ROLE_MAX + 1];
+    ns_err_clear();
+    ns_err e = ns_imds_init(&m, NULL);
+    if (e == NS_OK) {
+        e = ns_creds_new(creds);
     }
     if (e == NS_OK) {
-        e = ns_aws_check_scheme(&ep, "s3 endpoint");
+        m.attempts = 1;
+        e = ns_imds_fetch_creds(&m, NULL, *creds, role, sizeof role);
+        if (e != NS_OK) {
+            e = ns_fail_ctx(e, "no --creds or AWS_ACCESS_KEY_ID, and IMDS failed");
+        }
     }
-    if (e != NS_OK) {
-        return ns_cli_usage_error("%s", ns_err_msg());
+    return e;
+}
+
+/* The trust anchors and the credentials; the caller frees both on every path. */
+static ns_err load_trust_and_creds(const s3_options *o, ns_tls_ca **ca, ns_creds **creds)
+{
+    ns_err e = ns_aws_trust(ca, o->bundle);
+    if (e == NS_OK) {
+        e = ns_aws_creds(creds, o->creds_path);
+        if (e == NS_E_NOT_FOUND && o->creds_path == NULL) {
+            e = creds_from_imds(creds);
+        }
     }
-    ns_addr via;
-    if (via_arg && ns_addr_parse(&via, via_arg) != NS_OK) {
-        return ns_cli_usage_error("bad --via address '%s': %s", via_arg, ns_err_msg());
+    return e;
+}
+
+static ns_err download(const s3_options *o, ns_tls_ca *ca, ns_creds *creds, ns_s3_result *res)
+{
+    ns_s3_opts so = {creds,
+                     o->region,
+                     o->custom ? &o->ep : NULL,
+                     o->via_arg ? &o->via : NULL,
+                     ca,
+                     (int)o->timeout_ms,
+                     {0},
+                     -1,
+                     (int)o->max_ms,
+                     (int)o->min_bps};
+    ns_retry_default(&so.retry);
+    if (o->prog == 1 || (o->prog == -1 && isatty(2) && strcmp(o->outpath, "-") != 0)) {
+        so.progress_fd = 2;
     }
-    e = ns_secret_process_init();
+    return ns_s3_get(&so, &o->uri, o->outpath, res);
+}
+
+int s3_get_main(int argc, char **argv)
+{
+    if (ns_cli_wants_help(argc, argv)) {
+        usage();
+        return NS_EXIT_OK;
+    }
+    s3_options o;
+    int rc = parse_options(&o, argc, argv);
+    if (rc != NS_EXIT_OK) {
+        return rc;
+    }
+    ns_err e = ns_secret_process_init();
     if (e != NS_OK) {
         ns_log_err(e, "process hardening");
         return NS_EXIT_FAIL;
     }
     ns_tls_ca *ca = NULL;
     ns_creds *creds = NULL;
-    e = ns_aws_trust(&ca, bundle);
-    if (e == NS_OK) {
-        e = ns_aws_creds(&creds, creds_path);
-        if (e == NS_E_NOT_FOUND && creds_path == NULL) {
-            /* host side: fall back to the instance role */
-            ns_imds m;
-            char role[NS_IMDS_ROLE_MAX + 1];
-            ns_err_clear();
-            e = ns_imds_init(&m, NULL);
-            if (e == NS_OK) {
-                e = ns_creds_new(&creds);
-            }
-            if (e == NS_OK) {
-                m.attempts = 1;
-                e = ns_imds_fetch_creds(&m, NULL, creds, role, sizeof role);
-                if (e != NS_OK) {
-                    e = ns_fail_ctx(e, "no --creds or AWS_ACCESS_KEY_ID, and IMDS failed");
-                }
-            }
-        }
-    }
     ns_s3_result res;
+    e = load_trust_and_creds(&o, &ca, &creds);
     if (e == NS_OK) {
-        ns_s3_opts o = {
-            creds, region, custom ? &ep : NULL, via_arg ? &via : NULL, ca, (int)timeout_ms,
-            {0},   -1,     (int)max_ms,         (int)min_bps};
-        ns_retry_default(&o.retry);
-        if (prog == 1 || (prog == -1 && isatty(2) && strcmp(outpath, "-") != 0)) {
-            o.progress_fd = 2;
-        }
-        e = ns_s3_get(&o, &uri, outpath, &res);
+        e = download(&o, ca, creds, &res);
     }
     ns_creds_free(creds);
     ns_tls_ca_free(ca);
@@ -209,7 +263,7 @@ int s3_get_main(int argc, char **argv)
         return NS_EXIT_FAIL;
     }
     ns_info("downloaded s3://%s/%s bytes=%llu checksum=%s resumed=%d region=%s output=%s",
-            uri.bucket, uri.key, (unsigned long long)res.bytes,
-            res.checksum[0] ? res.checksum : "none", res.resumed, res.region, outpath);
+            o.uri.bucket, o.uri.key, (unsigned long long)res.bytes,
+            res.checksum[0] ? res.checksum : "none", res.resumed, res.region, o.outpath);
     return NS_EXIT_OK;
 }

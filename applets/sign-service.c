@@ -95,138 +95,158 @@ static void on_listening(const char *addr, void *arg)
             cfg->max_buffered);
 }
 
-int sign_service_main(int argc, char **argv)
-{
-    if (ns_cli_wants_help(argc, argv)) {
-        usage();
-        return NS_EXIT_OK;
-    }
-    const char *keys_path = NULL;
-    const char *listen = DEFAULT_LISTEN;
-    int plaintext = 0;
+typedef struct {
+    const char *keys_path;
+    const char *listen;
+    int plaintext;
     ns_signsvc_cfg cfg;
-    memset(&cfg, 0, sizeof cfg);
     ns_svcobs_cfg ocfg;
-    memset(&ocfg, 0, sizeof ocfg);
-    cfg.max_msg = 4u * 1024 * 1024;
+} svc_options;
+
+/* One option that takes a value v; returns 0, or the usage exit code after the error line. */
+static int parse_valued(svc_options *o, const char *a, const char *v)
+{
+    uint64_t n;
+    if (strcmp(a, "--keys") == 0 && v) {
+        o->keys_path = v;
+    } else if (strcmp(a, "--listen") == 0 && v) {
+        o->listen = v;
+    } else if (strcmp(a, "--threads") == 0 && v) {
+        if (ns_parse_uint(v, 256, &n) != NS_OK) {
+            return ns_cli_usage_error("--threads: expected 0-256, got '%s'", v);
+        }
+        o->cfg.threads = (int)n;
+    } else if (strcmp(a, "--max-msg") == 0 && v) {
+        if (ns_parse_size(v, 64u * 1024 * 1024, &n) != NS_OK || n == 0) {
+            return ns_cli_usage_error("--max-msg: expected a size from 1 to 64M, got '%s'", v);
+        }
+        o->cfg.max_msg = (size_t)n;
+    } else if (strcmp(a, "--max-buffered") == 0 && v) {
+        if (ns_parse_size(v, 1024u * 1024 * 1024, &n) != NS_OK || n == 0) {
+            return ns_cli_usage_error("--max-buffered: expected a size from 1 to 1G, got '%s'", v);
+        }
+        o->cfg.max_buffered = (size_t)n;
+    } else if ((strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--body-timeout") == 0) && v) {
+        if (ns_parse_uint(v, 86400, &n) != NS_OK || n == 0) {
+            return ns_cli_usage_error("%s: expected 1-86400 seconds, got '%s'", a, v);
+        }
+        *(a[2] == 'i' ? &o->cfg.idle_ms : &o->cfg.body_idle_ms) = (int)n * 1000;
+    } else if (strcmp(a, "--metrics") == 0 && v) {
+        o->ocfg.metrics = v;
+    } else if (strcmp(a, "--log-out") == 0 && v) {
+        o->ocfg.log_out = v;
+    } else if (strcmp(a, "--audit-out") == 0 && v) {
+        o->ocfg.audit_out = v;
+    } else if (strcmp(a, "--audit-every") == 0 && v) {
+        if (ns_parse_uint(v, 1000000, &n) != NS_OK || n == 0) {
+            return ns_cli_usage_error("--audit-every: expected 1-1000000, got '%s'", v);
+        }
+        o->ocfg.audit_every_n = (uint32_t)n;
+    } else if (strcmp(a, "--audit-interval") == 0 && v) {
+        int64_t ms;
+        if (ns_parse_seconds(v, &ms) != NS_OK || ms <= 0 || ms > 86400000) {
+            return ns_cli_usage_error("--audit-interval: expected seconds (0 < S <= 86400), "
+                                      "got '%s'",
+                                      v);
+        }
+        o->ocfg.audit_every_ms = (uint32_t)ms;
+    } else {
+        return ns_cli_usage_error("unknown option or missing value: '%s'", a);
+    }
+    return NS_EXIT_OK;
+}
+
+/* Fills o from the command line; returns 0, or the usage exit code after the error line. */
+static int parse_options(svc_options *o, int argc, char **argv)
+{
+    memset(o, 0, sizeof *o);
+    o->listen = DEFAULT_LISTEN;
+    o->cfg.max_msg = 4u * 1024 * 1024;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        uint64_t n;
-        if (strcmp(a, "--plaintext") == 0) {
-            plaintext = 1;
+        if (strcmp(argv[i], "--plaintext") == 0) {
+            o->plaintext = 1;
             continue;
         }
-        if (strcmp(a, "--keys") == 0 && v) {
-            keys_path = v;
-        } else if (strcmp(a, "--listen") == 0 && v) {
-            listen = v;
-        } else if (strcmp(a, "--threads") == 0 && v) {
-            if (ns_parse_uint(v, 256, &n) != NS_OK) {
-                return ns_cli_usage_error("--threads: expected 0-256, got '%s'", v);
-            }
-            cfg.threads = (int)n;
-        } else if (strcmp(a, "--max-msg") == 0 && v) {
-            if (ns_parse_size(v, 64u * 1024 * 1024, &n) != NS_OK || n == 0) {
-                return ns_cli_usage_error("--max-msg: expected a size from 1 to 64M, got '%s'", v);
-            }
-            cfg.max_msg = (size_t)n;
-        } else if (strcmp(a, "--max-buffered") == 0 && v) {
-            if (ns_parse_size(v, 1024u * 1024 * 1024, &n) != NS_OK || n == 0) {
-                return ns_cli_usage_error("--max-buffered: expected a size from 1 to 1G, got '%s'",
-                                          v);
-            }
-            cfg.max_buffered = (size_t)n;
-        } else if ((strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--body-timeout") == 0) && v) {
-            if (ns_parse_uint(v, 86400, &n) != NS_OK || n == 0) {
-                return ns_cli_usage_error("%s: expected 1-86400 seconds, got '%s'", a, v);
-            }
-            *(a[2] == 'i' ? &cfg.idle_ms : &cfg.body_idle_ms) = (int)n * 1000;
-        } else if (strcmp(a, "--metrics") == 0 && v) {
-            ocfg.metrics = v;
-        } else if (strcmp(a, "--log-out") == 0 && v) {
-            ocfg.log_out = v;
-        } else if (strcmp(a, "--audit-out") == 0 && v) {
-            ocfg.audit_out = v;
-        } else if (strcmp(a, "--audit-every") == 0 && v) {
-            if (ns_parse_uint(v, 1000000, &n) != NS_OK || n == 0) {
-                return ns_cli_usage_error("--audit-every: expected 1-1000000, got '%s'", v);
-            }
-            ocfg.audit_every_n = (uint32_t)n;
-        } else if (strcmp(a, "--audit-interval") == 0 && v) {
-            int64_t ms;
-            if (ns_parse_seconds(v, &ms) != NS_OK || ms <= 0 || ms > 86400000) {
-                return ns_cli_usage_error("--audit-interval: expected seconds (0 < S <= 86400), "
-                                          "got '%s'",
-                                          v);
-            }
-            ocfg.audit_every_ms = (uint32_t)ms;
-        } else {
-            return ns_cli_usage_error("unknown option or missing value: '%s'", a);
+        int rc = parse_valued(o, argv[i], i + 1 < argc ? argv[i + 1] : NULL);
+        if (rc != NS_EXIT_OK) {
+            return rc;
         }
         i++;
     }
-    size_t min_buffered = cfg.max_msg + NS_GRPC_PREFIX_LEN + NS_H2_SMALL_RESERVE;
-    if (cfg.max_buffered == 0) {
-        cfg.max_buffered =
+    ns_signsvc_cfg *cfg = &o->cfg;
+    size_t min_buffered = cfg->max_msg + NS_GRPC_PREFIX_LEN + NS_H2_SMALL_RESERVE;
+    if (cfg->max_buffered == 0) {
+        cfg->max_buffered =
             NS_H2_BUFFERED_DEFAULT > min_buffered ? NS_H2_BUFFERED_DEFAULT : min_buffered;
-    } else if (cfg.max_buffered < min_buffered) {
+    } else if (cfg->max_buffered < min_buffered) {
         return ns_cli_usage_error("--max-buffered: %zu is below --max-msg + 4M + 5 (%zu): no "
                                   "message of the largest size could ever be accepted",
-                                  cfg.max_buffered, min_buffered);
+                                  cfg->max_buffered, min_buffered);
     }
-    if (keys_path == NULL) {
+    if (o->keys_path == NULL) {
         return ns_cli_usage_error("--keys is required");
     }
-    if (ns_addr_parse(&cfg.listen, listen) != NS_OK) {
+    if (ns_addr_parse(&cfg->listen, o->listen) != NS_OK) {
         return ns_cli_usage_error("--listen: %s", ns_err_msg());
     }
+    return NS_EXIT_OK;
+}
+
+/* Hardens the process and starts metrics, log shipping and audit; logs a failure. */
+static ns_err start_observability(const svc_options *o, ns_svcobs **obs)
+{
     /* With --log-out, the lines before observability starts (and its own failure) are kept
      * for the log reader too. */
-    if (ocfg.log_out != NULL && ns_svcobs_early() != NS_OK) {
+    if (o->ocfg.log_out != NULL && ns_svcobs_early() != NS_OK) {
         ns_warn("the first log lines reach only stderr: %s", ns_err_msg());
     }
     ns_err e = ns_secret_process_init();
     if (e != NS_OK) {
         ns_log_err(e, "sign-service");
-        ns_svcobs_early_flush(ocfg.log_out);
-        return NS_EXIT_FAIL;
+        ns_svcobs_early_flush(o->ocfg.log_out);
+        return e;
     }
-    ns_svcobs *obs = NULL;
-    e = ns_svcobs_start(&obs, &ocfg);
+    e = ns_svcobs_start(obs, &o->ocfg);
     if (e != NS_OK) {
         ns_log_err(e, "observability");
-        ns_svcobs_early_flush(ocfg.log_out);
-        return NS_EXIT_FAIL;
+        ns_svcobs_early_flush(o->ocfg.log_out);
+        return e;
     }
-    if (ocfg.metrics != NULL) {
-        ns_info("metrics addr=%s port=%u", ocfg.metrics, ns_svcobs_metrics_port(obs));
+    if (o->ocfg.metrics != NULL) {
+        ns_info("metrics addr=%s port=%u", o->ocfg.metrics, ns_svcobs_metrics_port(*obs));
     }
+    return NS_OK;
+}
+
+/* Reads the keys file through secret memory (wiped right after parsing) and attaches the keys
+ * to the audit log; logs a failure, after which *keys is NULL. */
+static ns_err load_keys(const svc_options *o, ns_svcobs *obs, ns_signsvc_keys **keys)
+{
     ns_buf json;
     ns_buf_init_secret(&json, NS_SIGNKEYS_JSON_MAX);
-    ns_signsvc_keys *keys = NULL;
-    e = ns_read_path(keys_path, &json);
+    *keys = NULL;
+    ns_err e = ns_read_path(o->keys_path, &json);
     if (e == NS_OK) {
-        e = ns_signsvc_load_keys(&keys, json.data, json.len);
+        e = ns_signsvc_load_keys(keys, json.data, json.len);
     } else {
-        e = ns_fail_ctx(e, "reading the keys file %s", keys_path);
+        e = ns_fail_ctx(e, "reading the keys file %s", o->keys_path);
     }
     ns_buf_free(&json);
-    if (e == NS_OK) {
-        e = ns_svcobs_attach(obs, keys);
-        if (e != NS_OK) {
-            ns_log_err(e, "audit");
-            ns_signsvc_keys_free(keys);
-            ns_svcobs_stop(obs);
-            return NS_EXIT_FAIL;
-        }
-    }
     if (e != NS_OK) {
         ns_log_err(e, "keys");
-        ns_svcobs_stop(obs);
-        return NS_EXIT_FAIL;
+        return e;
     }
-    ns_io_raise_nofile(); /* one descriptor per client connection */
+    e = ns_svcobs_attach(obs, *keys);
+    if (e != NS_OK) {
+        ns_log_err(e, "audit");
+        ns_signsvc_keys_free(*keys);
+        *keys = NULL;
+    }
+    return e;
+}
+
+static void install_signals(void)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -235,16 +255,47 @@ int sign_service_main(int argc, char **argv)
     (void)sigaction(SIGINT, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     (void)sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Serves until SIGTERM/SIGINT; logs the outcome. */
+static ns_err serve(svc_options *o, ns_signsvc_keys *keys)
+{
     ns_info("keys loaded count=%zu", keys->count);
-    cfg.tls = !plaintext;
-    cfg.on_listening = on_listening;
-    cfg.on_listening_arg = &cfg;
-    e = ns_signsvc_run(&cfg, keys, &g_stop);
+    o->cfg.tls = !o->plaintext;
+    o->cfg.on_listening = on_listening;
+    o->cfg.on_listening_arg = &o->cfg;
+    ns_err e = ns_signsvc_run(&o->cfg, keys, &g_stop);
     if (e != NS_OK) {
         ns_log_err(e, "serve");
     } else {
         ns_info("stopped");
     }
+    return e;
+}
+
+int sign_service_main(int argc, char **argv)
+{
+    if (ns_cli_wants_help(argc, argv)) {
+        usage();
+        return NS_EXIT_OK;
+    }
+    svc_options o;
+    int rc = parse_options(&o, argc, argv);
+    if (rc != NS_EXIT_OK) {
+        return rc;
+    }
+    ns_svcobs *obs = NULL;
+    if (start_observability(&o, &obs) != NS_OK) {
+        return NS_EXIT_FAIL;
+    }
+    ns_signsvc_keys *keys;
+    if (load_keys(&o, obs, &keys) != NS_OK) {
+        ns_svcobs_stop(obs);
+        return NS_EXIT_FAIL;
+    }
+    ns_io_raise_nofile(); /* one descriptor per client connection */
+    install_signals();
+    ns_err e = serve(&o, keys);
     ns_svcobs_stop(obs); /* the final audit head, then the shipped lines flushed */
     ns_signsvc_keys_free(keys);
     return e != NS_OK ? NS_EXIT_FAIL : NS_EXIT_OK;

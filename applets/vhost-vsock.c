@@ -80,7 +80,107 @@ static int parse_host_addr(const char *s, ns_addr *a)
     return 0;
 }
 
-int vhost_vsock_main(int argc, char **argv)
+typedef struct {
+    ns_vhost_vsock_cfg cfg; /* cfg.dev points into the tables below */
+    ns_vsock_route connect[NS_VSOCK_MAX_ROUTES];
+    ns_vsock_route listen[NS_VSOCK_MAX_ROUTES];
+    ns_addr hybrid;
+} vv_options;
+
+/* One --connect PORT=ADDR (c 'c') or --listen ADDR=PORT (c 'l') route, appended to its table;
+ * returns 0, or the usage exit code after the error line. */
+static int parse_route(vv_options *o, int c, const char *arg)
+{
+    ns_vsock_route *tab = c == 'c' ? o->connect : o->listen;
+    size_t *n = c == 'c' ? &o->cfg.dev.nconnect : &o->cfg.dev.nlisten;
+    char tmp[NS_ADDR_STR_MAX];
+    if (*n >= NS_VSOCK_MAX_ROUTES) {
+        return ns_cli_usage_error("too many routes (max %d)", NS_VSOCK_MAX_ROUTES);
+    }
+    if (strlen(arg) >= sizeof tmp) {
+        return ns_cli_usage_error("route '%s' is too long", arg);
+    }
+    memcpy(tmp, arg, strlen(arg) + 1);
+    /* --connect PORT=ADDR splits at the first '=', --listen ADDR=PORT at the last. */
+    char *eq = c == 'c' ? strchr(tmp, '=') : strrchr(tmp, '=');
+    if (!eq) {
+        return ns_cli_usage_error("route '%s' needs '=' (%s)", arg,
+                                  c == 'c' ? "PORT=ADDR" : "ADDR=PORT");
+    }
+    *eq = '\0';
+    const char *port_s = c == 'c' ? tmp : eq + 1;
+    const char *addr_s = c == 'c' ? eq + 1 : tmp;
+    if (parse_port(port_s, &tab[*n].port) != 0) {
+        return ns_cli_usage_error("bad port '%s' in '%s'", port_s, arg);
+    }
+    if (parse_host_addr(addr_s, &tab[*n].addr) != 0) {
+        return NS_EXIT_USAGE;
+    }
+    for (size_t i = 0; c == 'c' && i < *n; i++) {
+        if (tab[i].port == tab[*n].port) {
+            return ns_cli_usage_error("port %u has two --connect routes", tab[i].port);
+        }
+    }
+    (*n)++;
+    return NS_EXIT_OK;
+}
+
+/* One option other than a route; returns 0, or the usage exit code after the error line. */
+static int parse_option(vv_options *o, int c, const char *arg)
+{
+    uint64_t v;
+    int64_t ms;
+    switch (c) {
+    case 's':
+        o->cfg.socket_path = arg;
+        break;
+    case 'y':
+        if (parse_host_addr(arg, &o->hybrid) != 0) {
+            return NS_EXIT_USAGE;
+        }
+        if (o->hybrid.kind != NS_ADDR_UNIX) {
+            return ns_cli_usage_error("--hybrid takes a unix: address");
+        }
+        o->cfg.dev.hybrid = &o->hybrid;
+        break;
+    case 'g':
+    case 'p':
+        if (ns_parse_uint(arg, 0xFFFFFFFEu, &v) != NS_OK || v < 2) {
+            return ns_cli_usage_error("bad CID '%s' (2..4294967294)", arg);
+        }
+        if (c == 'g') {
+            o->cfg.dev.guest_cid = v;
+        } else {
+            o->cfg.dev.parent_cid = v;
+        }
+        break;
+    case 'm':
+        if (ns_parse_uint(arg, 65536, &v) != NS_OK || v == 0) {
+            return ns_cli_usage_error("invalid --max-conns '%s' (1..65536)", arg);
+        }
+        o->cfg.dev.max_conns = (size_t)v;
+        break;
+    case 'b':
+        if (ns_parse_size(arg, 16u << 20, &v) != NS_OK || v < 4096) {
+            return ns_cli_usage_error("invalid --buf-size '%s' (4k..16m)", arg);
+        }
+        o->cfg.dev.buf_size = (uint32_t)v;
+        break;
+    case 't':
+        if (ns_parse_seconds(arg, &ms) != NS_OK || ms <= 0 || ms > VV_MAX_TIMEOUT_MS) {
+            return ns_cli_usage_error("invalid --connect-timeout '%s' (seconds)", arg);
+        }
+        o->cfg.dev.connect_timeout_ms = (int)ms;
+        break;
+    default:
+        return ns_cli_usage_error("unknown option");
+    }
+    return NS_EXIT_OK;
+}
+
+/* Fills o from ENCLAVE_CID and the command line; returns 0, or the usage exit code after the
+ * error line. */
+static int parse_options(vv_options *o, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"socket", required_argument, NULL, 's'},
@@ -95,122 +195,41 @@ int vhost_vsock_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static ns_vsock_route connect[NS_VSOCK_MAX_ROUTES], listen[NS_VSOCK_MAX_ROUTES];
-    static ns_addr hybrid;
-    ns_vhost_vsock_cfg cfg = {0};
-    cfg.dev.connect = connect;
-    cfg.dev.listen = listen;
-    cfg.dev.parent_cid = NS_VSOCK_CID_PARENT;
-    cfg.dev.guest_cid = VV_DEFAULT_CID;
-    if (ns_cli_wants_help(argc, argv)) {
-        usage();
-        return NS_EXIT_OK;
-    }
+    memset(o, 0, sizeof *o);
+    o->cfg.dev.connect = o->connect;
+    o->cfg.dev.listen = o->listen;
+    o->cfg.dev.parent_cid = NS_VSOCK_CID_PARENT;
+    o->cfg.dev.guest_cid = VV_DEFAULT_CID;
     const char *env_cid = getenv("ENCLAVE_CID");
     if (env_cid && *env_cid) {
         uint64_t v;
         if (ns_parse_uint(env_cid, 0xFFFFFFFEu, &v) != NS_OK || v < 3) {
             return ns_cli_usage_error("ENCLAVE_CID='%s' is not a CID (3..4294967294)", env_cid);
         }
-        cfg.dev.guest_cid = v;
+        o->cfg.dev.guest_cid = v;
     }
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
-        uint64_t v;
-        int64_t ms;
-        char tmp[NS_ADDR_STR_MAX];
-        char *eq;
-        switch (c) {
-        case 's':
-            cfg.socket_path = optarg;
-            break;
-        case 'c':
-        case 'l': {
-            ns_vsock_route *tab = c == 'c' ? connect : listen;
-            size_t *n = c == 'c' ? &cfg.dev.nconnect : &cfg.dev.nlisten;
-            if (*n >= NS_VSOCK_MAX_ROUTES) {
-                return ns_cli_usage_error("too many routes (max %d)", NS_VSOCK_MAX_ROUTES);
-            }
-            if (strlen(optarg) >= sizeof tmp) {
-                return ns_cli_usage_error("route '%s' is too long", optarg);
-            }
-            memcpy(tmp, optarg, strlen(optarg) + 1);
-            /* --connect PORT=ADDR splits at the first '=', --listen ADDR=PORT at the last. */
-            eq = c == 'c' ? strchr(tmp, '=') : strrchr(tmp, '=');
-            if (!eq) {
-                return ns_cli_usage_error("route '%s' needs '=' (%s)", optarg,
-                                          c == 'c' ? "PORT=ADDR" : "ADDR=PORT");
-            }
-            *eq = '\0';
-            const char *port_s = c == 'c' ? tmp : eq + 1;
-            const char *addr_s = c == 'c' ? eq + 1 : tmp;
-            if (parse_port(port_s, &tab[*n].port) != 0) {
-                return ns_cli_usage_error("bad port '%s' in '%s'", port_s, optarg);
-            }
-            if (parse_host_addr(addr_s, &tab[*n].addr) != 0) {
-                return NS_EXIT_USAGE;
-            }
-            for (size_t i = 0; c == 'c' && i < *n; i++) {
-                if (tab[i].port == tab[*n].port) {
-                    return ns_cli_usage_error("port %u has two --connect routes", tab[i].port);
-                }
-            }
-            (*n)++;
-            break;
-        }
-        case 'y':
-            if (parse_host_addr(optarg, &hybrid) != 0) {
-                return NS_EXIT_USAGE;
-            }
-            if (hybrid.kind != NS_ADDR_UNIX) {
-                return ns_cli_usage_error("--hybrid takes a unix: address");
-            }
-            cfg.dev.hybrid = &hybrid;
-            break;
-        case 'g':
-        case 'p':
-            if (ns_parse_uint(optarg, 0xFFFFFFFEu, &v) != NS_OK || v < 2) {
-                return ns_cli_usage_error("bad CID '%s' (2..4294967294)", optarg);
-            }
-            if (c == 'g') {
-                cfg.dev.guest_cid = v;
-            } else {
-                cfg.dev.parent_cid = v;
-            }
-            break;
-        case 'm':
-            if (ns_parse_uint(optarg, 65536, &v) != NS_OK || v == 0) {
-                return ns_cli_usage_error("invalid --max-conns '%s' (1..65536)", optarg);
-            }
-            cfg.dev.max_conns = (size_t)v;
-            break;
-        case 'b':
-            if (ns_parse_size(optarg, 16u << 20, &v) != NS_OK || v < 4096) {
-                return ns_cli_usage_error("invalid --buf-size '%s' (4k..16m)", optarg);
-            }
-            cfg.dev.buf_size = (uint32_t)v;
-            break;
-        case 't':
-            if (ns_parse_seconds(optarg, &ms) != NS_OK || ms <= 0 || ms > VV_MAX_TIMEOUT_MS) {
-                return ns_cli_usage_error("invalid --connect-timeout '%s' (seconds)", optarg);
-            }
-            cfg.dev.connect_timeout_ms = (int)ms;
-            break;
-        default:
-            return ns_cli_usage_error("unknown option");
+        int rc = c == 'c' || c == 'l' ? parse_route(o, c, optarg) : parse_option(o, c, optarg);
+        if (rc != NS_EXIT_OK) {
+            return rc;
         }
     }
     if (optind != argc) {
         return ns_cli_usage_error("unexpected argument '%s'", argv[optind]);
     }
-    if (!cfg.socket_path) {
+    if (!o->cfg.socket_path) {
         return ns_cli_usage_error("--socket PATH is required");
     }
-    if (cfg.dev.guest_cid < 3 || cfg.dev.guest_cid == cfg.dev.parent_cid) {
+    if (o->cfg.dev.guest_cid < 3 || o->cfg.dev.guest_cid == o->cfg.dev.parent_cid) {
         return ns_cli_usage_error("guest CID %llu must be >= 3 and differ from the parent's",
-                                  (unsigned long long)cfg.dev.guest_cid);
+                                  (unsigned long long)o->cfg.dev.guest_cid);
     }
+    return NS_EXIT_OK;
+}
 
+static void install_signals(void)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -218,8 +237,21 @@ int vhost_vsock_main(int argc, char **argv)
     (void)sigaction(SIGTERM, &sa, NULL);
     (void)sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
-    ns_err e = ns_vhost_vsock_serve(&cfg, &g_stop);
+int vhost_vsock_main(int argc, char **argv)
+{
+    if (ns_cli_wants_help(argc, argv)) {
+        usage();
+        return NS_EXIT_OK;
+    }
+    static vv_options o; /* the route tables are large for a stack frame */
+    int rc = parse_options(&o, argc, argv);
+    if (rc != NS_EXIT_OK) {
+        return rc;
+    }
+    install_signals();
+    ns_err e = ns_vhost_vsock_serve(&o.cfg, &g_stop);
     if (e != NS_OK) {
         ns_log_err(e, "vhost-vsock");
         return NS_EXIT_FAIL;

@@ -57,7 +57,17 @@ static ns_err sink(void *ctx, const uint8_t *p, size_t n)
     return ns_out_write(s->out, p, n);
 }
 
-int vsock_recv_main(int argc, char **argv)
+typedef struct {
+    int64_t timeout_ms;
+    int64_t transfer_ms;
+    uint64_t max_size;
+    ns_addr at;
+    const char *path; /* OUTFILE, or "-" */
+    int to_stdout;
+} recv_options;
+
+/* Fills o from the command line; returns 0, or the usage exit code after the error line. */
+static int parse_options(recv_options *o, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"timeout", required_argument, NULL, 't'},
@@ -66,33 +76,25 @@ int vsock_recv_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int64_t timeout_ms = 0, transfer_ms = NS_FRAME_TRANSFER_MS_DEFAULT;
-    uint64_t max_size = RECV_DEFAULT_MAX;
-    if (ns_cli_wants_help(argc, argv)) {
-        usage();
-        return NS_EXIT_OK;
-    }
-    /* First, before any payload or credential is read: no core dump, no same-uid ptrace. */
-    if (ns_secret_process_init() != NS_OK) {
-        ns_log_err(NS_E_INTERNAL, "hardening the process");
-        return NS_EXIT_FAIL;
-    }
+    o->timeout_ms = 0;
+    o->transfer_ms = NS_FRAME_TRANSFER_MS_DEFAULT;
+    o->max_size = RECV_DEFAULT_MAX;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "+", opts, NULL)) != -1;) {
         switch (c) {
         case 't':
-            if (ns_parse_seconds(optarg, &timeout_ms) != NS_OK || timeout_ms > INT32_MAX) {
+            if (ns_parse_seconds(optarg, &o->timeout_ms) != NS_OK || o->timeout_ms > INT32_MAX) {
                 return ns_cli_usage_error("invalid --timeout '%s' (seconds)", optarg);
             }
             break;
         case 'm':
-            if (ns_parse_size(optarg, RECV_MAX_MAX, &max_size) != NS_OK) {
+            if (ns_parse_size(optarg, RECV_MAX_MAX, &o->max_size) != NS_OK) {
                 return ns_cli_usage_error("invalid --max-size '%s' (bytes, at most 1G)", optarg);
             }
             break;
         case 'T':
-            if (ns_parse_seconds(optarg, &transfer_ms) != NS_OK || transfer_ms <= 0 ||
-                transfer_ms > 86400000) {
+            if (ns_parse_seconds(optarg, &o->transfer_ms) != NS_OK || o->transfer_ms <= 0 ||
+                o->transfer_ms > 86400000) {
                 return ns_cli_usage_error("invalid --transfer-timeout '%s' (seconds, at most a "
                                           "day)",
                                           optarg);
@@ -105,84 +107,126 @@ int vsock_recv_main(int argc, char **argv)
     if (argc - optind < 1 || argc - optind > 2) {
         return ns_cli_usage_error("expected ADDRESS [OUTFILE|-]");
     }
-    ns_addr at;
-    ns_err e = ns_addr_parse(&at, argv[optind]);
-    if (e != NS_OK) {
+    if (ns_addr_parse(&o->at, argv[optind]) != NS_OK) {
         return ns_cli_usage_error("bad address '%s': %s", argv[optind], ns_err_msg());
     }
-    const char *path = argc - optind == 2 ? argv[optind + 1] : "-";
-    int to_stdout = strcmp(path, "-") == 0;
-    int tmo = timeout_ms == 0 ? -1 : (int)timeout_ms;
-    int64_t deadline = tmo < 0 ? -1 : ns_now_ms() + tmo;
-    char name[NS_ADDR_STR_MAX];
-    ns_addr_format(&at, name, sizeof name);
+    o->path = argc - optind == 2 ? argv[optind + 1] : "-";
+    o->to_stdout = strcmp(o->path, "-") == 0;
+    return NS_EXIT_OK;
+}
 
-    int lfd = -1;
-    e = ns_addr_listen(&at, 4, NS_LISTEN_NONBLOCK, &lfd);
+/* Listens on o->at and says where (with the port the kernel chose); logs a failure. */
+static ns_err listen_on(const recv_options *o, const char *name, int *lfd)
+{
+    ns_err e = ns_addr_listen(&o->at, 4, NS_LISTEN_NONBLOCK, lfd);
     if (e != NS_OK) {
         ns_log_err(e, "listen");
-        return NS_EXIT_FAIL;
+        return e;
     }
     uint32_t port = 0;
-    if (at.kind != NS_ADDR_UNIX && ns_addr_local_port(lfd, &port) == NS_OK) {
+    if (o->at.kind != NS_ADDR_UNIX && ns_addr_local_port(*lfd, &port) == NS_OK) {
         ns_info("listening on=%s port=%u", name, port);
     } else {
         ns_info("listening on=%s", name);
     }
+    return NS_OK;
+}
 
-    int cfd = -1;
+/* Accepts one sender (*cfd, or -1) and receives its frame; the payload is stored (file
+ * committed, or locked memory written to stdout) only once verified, and the memory copy is
+ * wiped on every path. *status is the answer the sender is owed. */
+static ns_err receive_frame(const recv_options *o, int lfd, int tmo, int64_t deadline, int *cfd,
+                            uint8_t *status, uint64_t *len)
+{
     ns_out out = {.fd = -1};
     ns_buf mem;
-    ns_buf_init_secret(&mem, (size_t)max_size);
-    sink_ctx ctx = {.out = &out, .mem = to_stdout ? &mem : NULL};
-    uint64_t len = 0;
-    uint8_t status = NS_FRAME_ST_STORE_FAILED;
+    ns_buf_init_secret(&mem, (size_t)o->max_size);
+    sink_ctx ctx = {.out = &out, .mem = o->to_stdout ? &mem : NULL};
     int out_open = 0;
+    *status = NS_FRAME_ST_STORE_FAILED;
 
-    e = ns_frame_accept(lfd, tmo, &cfd);
-    if (e == NS_OK && !to_stdout) {
-        e = ns_out_open(&out, path);
+    ns_err e = ns_frame_accept(lfd, tmo, cfd);
+    if (e == NS_OK && !o->to_stdout) {
+        e = ns_out_open(&out, o->path);
         out_open = e == NS_OK;
     }
     if (e == NS_OK) {
         char peer[NS_ADDR_STR_MAX];
-        ns_addr_peer(cfd, peer, sizeof peer);
+        ns_addr_peer(*cfd, peer, sizeof peer);
         ns_info("accepted from=%s", peer);
-        e = ns_frame_read_within(cfd, max_size, ns_ms_left(deadline), (int)transfer_ms, sink,
-                                 &ctx, &len);
-        status = ns_frame_status_for(e);
+        e = ns_frame_read_within(*cfd, o->max_size, ns_ms_left(deadline), (int)o->transfer_ms, sink,
+                                 &ctx, len);
+        *status = ns_frame_status_for(e);
     }
     if (e == NS_OK) {
-        e = to_stdout ? ns_write_all(1, mem.data, mem.len) : ns_out_commit(&out);
+        e = o->to_stdout ? ns_write_all(1, mem.data, mem.len) : ns_out_commit(&out);
         out_open = 0;
-        status = e == NS_OK ? NS_FRAME_ST_OK : NS_FRAME_ST_STORE_FAILED;
+        *status = e == NS_OK ? NS_FRAME_ST_OK : NS_FRAME_ST_STORE_FAILED;
     }
     ns_buf_free(&mem);
     if (out_open) {
         ns_out_abort(&out);
     }
+    return e;
+}
+
+/* Sends the sender its status and closes the connection; e's message stays the one to log. */
+static void acknowledge(int cfd, uint8_t status, ns_err e)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", ns_err_msg());
+    ns_err r = ns_frame_reply(cfd, status);
+    close(cfd);
+    if (e == NS_OK && r != NS_OK) {
+        /* stored, but the sender never learns it: it will fail and may resend */
+        ns_warn("could not acknowledge the frame: %s", ns_err_msg());
+    }
+    if (e != NS_OK) {
+        (void)ns_fail(e, "%s", msg); /* restores the message to log */
+    }
+}
+
+int vsock_recv_main(int argc, char **argv)
+{
+    if (ns_cli_wants_help(argc, argv)) {
+        usage();
+        return NS_EXIT_OK;
+    }
+    /* First, before any payload or credential is read: no core dump, no same-uid ptrace. */
+    if (ns_secret_process_init() != NS_OK) {
+        ns_log_err(NS_E_INTERNAL, "hardening the process");
+        return NS_EXIT_FAIL;
+    }
+    recv_options o;
+    int rc = parse_options(&o, argc, argv);
+    if (rc != NS_EXIT_OK) {
+        return rc;
+    }
+    int tmo = o.timeout_ms == 0 ? -1 : (int)o.timeout_ms;
+    int64_t deadline = tmo < 0 ? -1 : ns_now_ms() + tmo;
+    char name[NS_ADDR_STR_MAX];
+    ns_addr_format(&o.at, name, sizeof name);
+
+    int lfd = -1;
+    if (listen_on(&o, name, &lfd) != NS_OK) {
+        return NS_EXIT_FAIL;
+    }
+    int cfd = -1;
+    uint8_t status;
+    uint64_t len = 0;
+    ns_err e = receive_frame(&o, lfd, tmo, deadline, &cfd, &status, &len);
     if (cfd >= 0) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", ns_err_msg());
-        ns_err r = ns_frame_reply(cfd, status);
-        close(cfd);
-        if (e == NS_OK && r != NS_OK) {
-            /* stored, but the sender never learns it: it will fail and may resend */
-            ns_warn("could not acknowledge the frame: %s", ns_err_msg());
-        }
-        if (e != NS_OK) {
-            ns_fail(e, "%s", msg);
-        }
+        acknowledge(cfd, status, e);
     }
     close(lfd);
-    if (at.kind == NS_ADDR_UNIX && at.path[0] != '@') {
-        ns_io_unlink_stale_socket(at.path);
+    if (o.at.kind == NS_ADDR_UNIX && o.at.path[0] != '@') {
+        ns_io_unlink_stale_socket(o.at.path);
     }
     if (e != NS_OK) {
         ns_log_err(e, "receive");
         return NS_EXIT_FAIL;
     }
     ns_info("received on=%s bytes=%llu to=%s", name, (unsigned long long)len,
-            to_stdout ? "stdout" : path);
+            o.to_stdout ? "stdout" : o.path);
     return NS_EXIT_OK;
 }
