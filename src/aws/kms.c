@@ -152,13 +152,119 @@ out:
     return rc;
 }
 
+/* Resolves the region and the endpoint, refuses an unsafe scheme, and loads the trust anchors. */
+static ns_err kms_endpoint(ns_url *url, char region[NS_AWS_REGION_MAX], ns_tls_ca **ca,
+                           const ns_kms_decrypt_req *req)
+{
+    int custom = 0;
+    GUARD(ns_aws_region(region, req->region));
+    if (req->endpoint != NULL) {
+        GUARD(ns_url_parse(url, req->endpoint));
+    } else {
+        GUARD(ns_aws_endpoint(url, "kms", region, &custom));
+    }
+    ENSURE(url->tls || req->attest, NS_E_USAGE,
+           "kms: plain http:// with --no-attest refused: KMS would answer "
+           "with the Plaintext in cleartext; use https://");
+    GUARD(ns_aws_check_scheme(url, "kms endpoint"));
+    if (url->tls) {
+        GUARD(ns_aws_trust(ca, req->ca_bundle));
+    }
+    return NS_OK;
+}
+
+/* Generates the ephemeral Recipient key and has the NSM attest it into doc. */
+static ns_err kms_attest(ns_buf *doc, ns_cms_key **key)
+{
+    uint8_t spki[NS_CMS_SPKI_MAX];
+    size_t spki_len = 0;
+    ns_cose_sign1 s;
+    ns_att_doc d;
+    ns_err rc;
+    ENSURE(ns_nsm_available(), NS_E_UNAVAILABLE,
+           "kms: attestation needs an NSM (/dev/nsm inside a "
+           "Nitro Enclave, or NSM_DEVICE=unix:PATH); use "
+           "--no-attest outside an enclave");
+    GUARD(ns_cms_key_generate(key));
+    GUARD(ns_cms_key_spki(*key, spki, sizeof spki, &spki_len));
+    rc = ns_nsm_attest(doc, NULL, 0, NULL, 0, spki, spki_len);
+    if (rc != NS_OK) {
+        return ns_fail_ctx(rc, "kms: attestation document for the Recipient");
+    }
+    /* KMS encrypts to the key in the document: make sure it is ours before sending it. */
+    rc = ns_cose_sign1_parse(&s, doc->data, doc->len);
+    if (rc == NS_OK) {
+        rc = ns_att_doc_parse(&d, s.payload, s.payload_len);
+    }
+    if (rc != NS_OK) {
+        return ns_fail_ctx(rc, "kms: the NSM returned an unreadable attestation document");
+    }
+    ENSURE(d.public_key.present && d.public_key.len == spki_len &&
+               memcmp(d.public_key.p, spki, spki_len) == 0,
+           NS_E_PROTO,
+           "kms: the attestation document does not carry the "
+           "ephemeral public key it was asked to bind");
+    return NS_OK;
+}
+
+/* Sends the Decrypt request; a non-200 answer becomes the error its KMS code maps to. */
+static ns_err kms_call(ns_buf *resp, const ns_kms_decrypt_req *req, const ns_creds *creds,
+                       const char *region, const ns_url *url, const ns_tls_ca *ca,
+                       const ns_buf *body)
+{
+    ns_aws_client c;
+    int status = 0;
+    memset(&c, 0, sizeof c);
+    c.service = "kms";
+    c.region = region;
+    c.creds = creds;
+    c.endpoint = url;
+    c.via = req->proxy;
+    c.ca = ca;
+    c.timeout_ms = 0;
+    ns_retry_default(&c.retry);
+    GUARD(ns_aws_json_call(&c, KMS_TARGET, body->data, body->len, &status, resp));
+    if (status != 200) {
+        char code[KMS_CODE_MAX], msg[KMS_MSG_MAX];
+        ns_aws_json_error(resp->data, resp->len, code, sizeof code, msg, sizeof msg);
+        return ns_kms_error(status, code, msg);
+    }
+    return NS_OK;
+}
+
+/* Opens the CMS envelope KMS encrypted to the Recipient key; cms is scratch for its bytes. */
+static ns_err kms_open_envelope(ns_buf *plaintext, const ns_cms_key *key, const ns_buf *resp,
+                                ns_buf *cms)
+{
+    ns_err rc = json_b64_member(resp, "CiphertextForRecipient", cms);
+    if (rc == NS_E_NOT_FOUND) {
+        rc = ns_fail(NS_E_PROTO, "kms: the Decrypt response has no CiphertextForRecipient "
+                                 "(was the Recipient ignored?)");
+    }
+    GUARD(rc);
+    rc = ns_cms_decrypt(plaintext, key, cms->data, cms->len);
+    if (rc != NS_OK) {
+        return ns_fail_ctx(rc, "kms: CiphertextForRecipient");
+    }
+    return NS_OK;
+}
+
+/* Reads the Plaintext of a call made without a Recipient. */
+static ns_err kms_plaintext(ns_buf *plaintext, const ns_buf *resp)
+{
+    ns_err rc = json_b64_member(resp, "Plaintext", plaintext);
+    if (rc == NS_E_NOT_FOUND) {
+        rc = ns_fail(NS_E_PROTO, "kms: the Decrypt response has no Plaintext");
+    }
+    return rc;
+}
+
 ns_err ns_kms_decrypt(ns_buf *plaintext, const ns_kms_decrypt_req *req, const ns_creds *creds,
                       const uint8_t *ciphertext, size_t ciphertext_len)
 {
     ns_err rc = NS_OK;
     char region[NS_AWS_REGION_MAX];
     ns_url url;
-    int custom = 0;
     ns_tls_ca *ca = NULL;
     ns_cms_key *key = NULL;
     ns_buf doc, body, resp, cms;
@@ -167,95 +273,18 @@ ns_err ns_kms_decrypt(ns_buf *plaintext, const ns_kms_decrypt_req *req, const ns
     ns_buf_init_secret(&resp, NS_KMS_RESP_MAX);
     ns_buf_init(&cms, NS_KMS_RESP_MAX);
 
-    GUARD_GOTO(ns_aws_region(region, req->region), rc, out);
-    if (req->endpoint != NULL) {
-        GUARD_GOTO(ns_url_parse(&url, req->endpoint), rc, out);
-    } else {
-        GUARD_GOTO(ns_aws_endpoint(&url, "kms", region, &custom), rc, out);
-    }
-    if (!url.tls && !req->attest) {
-        rc = ns_fail(NS_E_USAGE, "kms: plain http:// with --no-attest refused: KMS would answer "
-                                 "with the Plaintext in cleartext; use https://");
-        goto out;
-    }
-    GUARD_GOTO(ns_aws_check_scheme(&url, "kms endpoint"), rc, out);
-    if (url.tls) {
-        GUARD_GOTO(ns_aws_trust(&ca, req->ca_bundle), rc, out);
-    }
+    GUARD_GOTO(kms_endpoint(&url, region, &ca, req), rc, out);
     if (req->attest) {
-        uint8_t spki[NS_CMS_SPKI_MAX];
-        size_t spki_len = 0;
-        ns_cose_sign1 s;
-        ns_att_doc d;
-        if (!ns_nsm_available()) {
-            rc = ns_fail(NS_E_UNAVAILABLE, "kms: attestation needs an NSM (/dev/nsm inside a "
-                                           "Nitro Enclave, or NSM_DEVICE=unix:PATH); use "
-                                           "--no-attest outside an enclave");
-            goto out;
-        }
-        GUARD_GOTO(ns_cms_key_generate(&key), rc, out);
-        GUARD_GOTO(ns_cms_key_spki(key, spki, sizeof spki, &spki_len), rc, out);
-        rc = ns_nsm_attest(&doc, NULL, 0, NULL, 0, spki, spki_len);
-        if (rc != NS_OK) {
-            rc = ns_fail_ctx(rc, "kms: attestation document for the Recipient");
-            goto out;
-        }
-        /* KMS encrypts to the key in the document: make sure it is ours before sending it. */
-        rc = ns_cose_sign1_parse(&s, doc.data, doc.len);
-        if (rc == NS_OK) {
-            rc = ns_att_doc_parse(&d, s.payload, s.payload_len);
-        }
-        if (rc != NS_OK) {
-            rc = ns_fail_ctx(rc, "kms: the NSM returned an unreadable attestation document");
-            goto out;
-        }
-        if (!d.public_key.present || d.public_key.len != spki_len ||
-            memcmp(d.public_key.p, spki, spki_len) != 0) {
-            rc = ns_fail(NS_E_PROTO, "kms: the attestation document does not carry the "
-                                     "ephemeral public key it was asked to bind");
-            goto out;
-        }
+        GUARD_GOTO(kms_attest(&doc, &key), rc, out);
     }
     GUARD_GOTO(ns_kms_decrypt_body(&body, req, ciphertext, ciphertext_len,
                                    req->attest ? doc.data : NULL, doc.len),
                rc, out);
-
-    ns_aws_client c;
-    memset(&c, 0, sizeof c);
-    c.service = "kms";
-    c.region = region;
-    c.creds = creds;
-    c.endpoint = &url;
-    c.via = req->proxy;
-    c.ca = ca;
-    c.timeout_ms = 0;
-    ns_retry_default(&c.retry);
-    int status = 0;
-    GUARD_GOTO(ns_aws_json_call(&c, KMS_TARGET, body.data, body.len, &status, &resp), rc, out);
-    if (status != 200) {
-        char code[KMS_CODE_MAX], msg[KMS_MSG_MAX];
-        ns_aws_json_error(resp.data, resp.len, code, sizeof code, msg, sizeof msg);
-        rc = ns_kms_error(status, code, msg);
-        goto out;
-    }
+    GUARD_GOTO(kms_call(&resp, req, creds, region, &url, ca, &body), rc, out);
     if (req->attest) {
-        rc = json_b64_member(&resp, "CiphertextForRecipient", &cms);
-        if (rc == NS_E_NOT_FOUND) {
-            rc = ns_fail(NS_E_PROTO, "kms: the Decrypt response has no CiphertextForRecipient "
-                                     "(was the Recipient ignored?)");
-        }
-        GUARD_GOTO(rc, rc, out);
-        rc = ns_cms_decrypt(plaintext, key, cms.data, cms.len);
-        if (rc != NS_OK) {
-            rc = ns_fail_ctx(rc, "kms: CiphertextForRecipient");
-            goto out;
-        }
+        rc = kms_open_envelope(plaintext, key, &resp, &cms);
     } else {
-        rc = json_b64_member(&resp, "Plaintext", plaintext);
-        if (rc == NS_E_NOT_FOUND) {
-            rc = ns_fail(NS_E_PROTO, "kms: the Decrypt response has no Plaintext");
-        }
-        GUARD_GOTO(rc, rc, out);
+        rc = kms_plaintext(plaintext, &resp);
     }
 out:
     ns_cms_key_free(key);

@@ -399,144 +399,166 @@ static int content_range(const char *v, uint64_t *start, uint64_t *total)
     return 0;
 }
 
-/* One attempt. Returns NS_OK with *next set, or a final error. Transport errors are returned
- * as themselves so the caller can decide about a retry. */
-static ns_err attempt(getter *g, ns_aws_client *c, step *next, int64_t t0)
-{
+/* The headers of one GET: the checksum mode, and Range + If-Match when resuming. */
+typedef struct {
     char range[64], ifmatch[NS_S3_ETAG_MAX + 4];
-    ns_http_hdr extra[3];
-    size_t nx = 0;
-    extra[nx++] = (ns_http_hdr){"x-amz-checksum-mode", "ENABLED"};
-    int resuming = g->have > 0 && g->etag[0];
-    if (resuming) {
-        snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)g->have);
-        snprintf(ifmatch, sizeof ifmatch, "%s", g->etag);
-        extra[nx++] = (ns_http_hdr){"If-Match", ifmatch};
-        extra[nx++] = (ns_http_hdr){"Range", range};
+    ns_http_hdr h[3];
+    size_t n;
+    int resuming;
+} get_headers;
+
+static void headers_for(get_headers *x, const getter *g)
+{
+    x->n = 0;
+    x->h[x->n++] = (ns_http_hdr){"x-amz-checksum-mode", "ENABLED"};
+    x->resuming = g->have > 0 && g->etag[0];
+    if (x->resuming) {
+        snprintf(x->range, sizeof x->range, "bytes=%llu-", (unsigned long long)g->have);
+        snprintf(x->ifmatch, sizeof x->ifmatch, "%s", g->etag);
+        x->h[x->n++] = (ns_http_hdr){"If-Match", x->ifmatch};
+        x->h[x->n++] = (ns_http_hdr){"Range", x->range};
     }
-    ns_aws_signed s;
-    ns_http *h = NULL;
-    ns_http_resp r;
+}
+
+/* Signs the GET, sends it and reads the response head. */
+static ns_err send_get(getter *g, ns_aws_client *c, const get_headers *x, ns_aws_signed *s,
+                       ns_http **h, ns_http_resp *r)
+{
     ns_http_dest d = {&g->ep, g->o->via, g->o->ca,
                       g->o->timeout_ms > 0 ? g->o->timeout_ms : NS_HTTP_TIMEOUT_MS_DEFAULT,
                       g->o->total_ms, g->o->min_bps};
-    ns_err e = ns_aws_sign(c, &s, "GET", g->path, NULL, extra, nx, NULL, 0, time(NULL));
-    if (e == NS_OK) {
-        e = ns_http_open(&h, &d);
+    GUARD(ns_aws_sign(c, s, "GET", g->path, NULL, x->h, x->n, NULL, 0, time(NULL)));
+    GUARD(ns_http_open(h, &d));
+    GUARD(ns_http_send(*h, "GET", g->path, s->hdrs, s->n, NULL, 0));
+    return ns_http_read_head(*h, r);
+}
+
+/* A status other than 200/206: a region redirect, a restart (the object changed under a
+ * resume), a retry (throttle or 5xx), or the final error S3 explained in its body. */
+static ns_err on_error_status(getter *g, ns_http *h, const ns_http_resp *r, int resuming,
+                              step *next)
+{
+    ns_buf eb;
+    ns_buf_init(&eb, NS_S3_ERRBODY_MAX);
+    ns_err be = ns_http_read_body_all(h, &eb);
+    (void)be;
+    char code[64], msg[200], breg[NS_AWS_REGION_MAX];
+    xml_tag(&eb, "Code", code, sizeof code);
+    xml_tag(&eb, "Message", msg, sizeof msg);
+    xml_tag(&eb, "Region", breg, sizeof breg);
+    ns_buf_free(&eb);
+    const char *hreg = ns_http_header(r, "x-amz-bucket-region");
+    if (hreg == NULL && breg[0]) {
+        hreg = breg;
     }
-    if (e == NS_OK) {
-        e = ns_http_send(h, "GET", g->path, s.hdrs, s.n, NULL, 0);
+    if ((r->status == 301 || r->status == 307 || r->status == 400) && hreg &&
+        strcmp(hreg, g->region) != 0) {
+        char reg[NS_AWS_REGION_MAX];
+        GUARD(ns_aws_region(reg, hreg));
+        ns_info("region redirect bucket=%s from=%s to=%s", g->u->bucket, g->region, reg);
+        snprintf(g->region, sizeof g->region, "%s", reg);
+        *next = STEP_REDIRECT;
+        return NS_OK;
     }
-    if (e == NS_OK) {
-        e = ns_http_read_head(h, &r);
+    if (r->status == 412 && resuming) {
+        ns_warn("object changed during the download, starting over key=%s", g->u->key);
+        *next = STEP_RESTART;
+        return NS_OK;
     }
-    if (e != NS_OK) {
-        goto out;
+    if (ns_aws_retryable_status(r->status, code)) {
+        ns_warn("s3 answered status=%d code=%s", r->status, code[0] ? code : "-");
+        *next = STEP_RETRY;
+        BAIL(NS_E_UNAVAILABLE, "s3://%s/%s: HTTP %d %s", g->u->bucket, g->u->key, r->status,
+             code);
     }
-    if (r.status != 200 && r.status != 206) {
-        ns_buf eb;
-        ns_buf_init(&eb, NS_S3_ERRBODY_MAX);
-        ns_err be = ns_http_read_body_all(h, &eb);
-        (void)be;
-        char code[64], msg[200], breg[NS_AWS_REGION_MAX];
-        xml_tag(&eb, "Code", code, sizeof code);
-        xml_tag(&eb, "Message", msg, sizeof msg);
-        xml_tag(&eb, "Region", breg, sizeof breg);
-        ns_buf_free(&eb);
-        const char *hreg = ns_http_header(&r, "x-amz-bucket-region");
-        if (hreg == NULL && breg[0]) {
-            hreg = breg;
-        }
-        if ((r.status == 301 || r.status == 307 || r.status == 400) && hreg &&
-            strcmp(hreg, g->region) != 0) {
-            char reg[NS_AWS_REGION_MAX];
-            e = ns_aws_region(reg, hreg);
-            if (e == NS_OK) {
-                ns_info("region redirect bucket=%s from=%s to=%s", g->u->bucket, g->region, reg);
-                snprintf(g->region, sizeof g->region, "%s", reg);
-                *next = STEP_REDIRECT;
-            }
-            goto out;
-        }
-        if (r.status == 412 && resuming) {
-            ns_warn("object changed during the download, starting over key=%s", g->u->key);
-            *next = STEP_RESTART;
-            goto out;
-        }
-        if (ns_aws_retryable_status(r.status, code)) {
-            ns_warn("s3 answered status=%d code=%s", r.status, code[0] ? code : "-");
-            *next = STEP_RETRY;
-            e = ns_fail(NS_E_UNAVAILABLE, "s3://%s/%s: HTTP %d %s", g->u->bucket, g->u->key,
-                        r.status, code);
-            goto out;
-        }
-        e = s3_error(r.status, code, msg, g->u, g->region, g->o->creds);
-        goto out;
+    return s3_error(r->status, code, msg, g->u, g->region, g->o->creds);
+}
+
+/* A 200: the whole object from the start (over any partial output). */
+static ns_err accept_whole(getter *g, const ns_http_resp *r, const char *etag)
+{
+    if (g->have > 0) {
+        /* a server that ignored our Range: start over rather than append a second copy */
+        GUARD(restart_output(g));
     }
-    const char *etag = ns_http_header(&r, "etag");
-    if (r.status == 200) {
-        if (g->have > 0) {
-            /* a server that ignored our Range: start over rather than append a second copy */
-            GUARD_GOTO(restart_output(g), e, out);
-        }
-        if (r.content_length < 0 && !r.chunked) {
-            e = ns_fail(NS_E_PROTO, "s3://%s/%s: the response has no Content-Length", g->u->bucket,
-                        g->u->key);
-            goto out;
-        }
-        g->total = r.content_length >= 0 ? (uint64_t)r.content_length : 0;
-        g->have_total = r.content_length >= 0;
-        snprintf(g->etag, sizeof g->etag, "%s", etag ? etag : "");
-        ck_from_response(&g->ck, &r);
-    } else {
-        uint64_t start, total;
-        if (!resuming || content_range(ns_http_header(&r, "content-range"), &start, &total) != 0 ||
-            start != g->have || (g->have_total && total != g->total) ||
-            (etag && strcmp(etag, g->etag) != 0) ||
-            (r.content_length >= 0 && (uint64_t)r.content_length != total - start)) {
-            e = ns_fail(NS_E_PROTO,
-                        "s3://%s/%s: the resumed part does not continue the download "
-                        "(Content-Range/ETag mismatch)",
-                        g->u->bucket, g->u->key);
-            goto out;
-        }
-        g->res->resumed++;
-        ns_info("resumed key=%s offset=%llu", g->u->key, (unsigned long long)g->have);
+    ENSURE(r->content_length >= 0 || r->chunked, NS_E_PROTO,
+           "s3://%s/%s: the response has no Content-Length", g->u->bucket, g->u->key);
+    g->total = r->content_length >= 0 ? (uint64_t)r->content_length : 0;
+    g->have_total = r->content_length >= 0;
+    snprintf(g->etag, sizeof g->etag, "%s", etag ? etag : "");
+    ck_from_response(&g->ck, r);
+    return NS_OK;
+}
+
+/* A 206: must continue exactly where the download stopped, of the same object. */
+static ns_err accept_part(getter *g, const ns_http_resp *r, const char *etag, int resuming)
+{
+    uint64_t start, total;
+    if (!resuming || content_range(ns_http_header(r, "content-range"), &start, &total) != 0 ||
+        start != g->have || (g->have_total && total != g->total) ||
+        (etag && strcmp(etag, g->etag) != 0) ||
+        (r->content_length >= 0 && (uint64_t)r->content_length != total - start)) {
+        BAIL(NS_E_PROTO,
+             "s3://%s/%s: the resumed part does not continue the download "
+             "(Content-Range/ETag mismatch)",
+             g->u->bucket, g->u->key);
     }
+    g->res->resumed++;
+    ns_info("resumed key=%s offset=%llu", g->u->key, (unsigned long long)g->have);
+    return NS_OK;
+}
+
+/* Streams the body into the output and the checksum, then checks the length. */
+static ns_err read_object(getter *g, ns_http *h, int64_t t0)
+{
     int64_t last = 0;
     for (;;) {
         size_t got;
-        e = ns_http_read_body(h, g->buf, sizeof g->buf, &got);
-        if (e != NS_OK || got == 0) {
+        GUARD(ns_http_read_body(h, g->buf, sizeof g->buf, &got));
+        if (got == 0) {
             break;
         }
-        if (g->have_total && g->have + got > g->total) {
-            e = ns_fail(NS_E_PROTO, "s3://%s/%s: more bytes than Content-Length", g->u->bucket,
-                        g->u->key);
-            goto out;
-        }
+        ENSURE(!g->have_total || g->have + got <= g->total, NS_E_PROTO,
+               "s3://%s/%s: more bytes than Content-Length", g->u->bucket, g->u->key);
         ck_update(&g->ck, g->buf, got);
-        e = ns_out_write(&g->out, g->buf, got);
-        if (e != NS_OK) {
-            goto out;
-        }
+        GUARD(ns_out_write(&g->out, g->buf, got));
         g->have += got;
         if (g->o->progress_fd >= 0 && ns_now_ms() - last >= NS_S3_PROGRESS_MS) {
             last = ns_now_ms();
             progress(g->o->progress_fd, g->have, g->total, t0, 0);
         }
     }
-    if (e != NS_OK) {
-        goto out;
-    }
-    if (g->have_total && g->have != g->total) {
-        e = ns_fail(NS_E_TRUNCATED, "s3://%s/%s: got %llu of %llu bytes", g->u->bucket, g->u->key,
-                    (unsigned long long)g->have, (unsigned long long)g->total);
-        goto out;
-    }
+    ENSURE(!g->have_total || g->have == g->total, NS_E_TRUNCATED,
+           "s3://%s/%s: got %llu of %llu bytes", g->u->bucket, g->u->key,
+           (unsigned long long)g->have, (unsigned long long)g->total);
     if (!g->have_total) {
         g->total = g->have;
     }
+    return NS_OK;
+}
+
+/* One attempt. Returns NS_OK with *next set, or a final error. Transport errors are returned
+ * as themselves so the caller can decide about a retry. */
+static ns_err attempt(getter *g, ns_aws_client *c, step *next, int64_t t0)
+{
+    get_headers x;
+    ns_aws_signed s;
+    ns_http *h = NULL;
+    ns_http_resp r;
+    ns_err e;
+    headers_for(&x, g);
+    GUARD_GOTO(send_get(g, c, &x, &s, &h, &r), e, out);
+    if (r.status != 200 && r.status != 206) {
+        e = on_error_status(g, h, &r, x.resuming, next);
+        goto out;
+    }
+    const char *etag = ns_http_header(&r, "etag");
+    if (r.status == 200) {
+        GUARD_GOTO(accept_whole(g, &r, etag), e, out);
+    } else {
+        GUARD_GOTO(accept_part(g, &r, etag, x.resuming), e, out);
+    }
+    GUARD_GOTO(read_object(g, h, t0), e, out);
     *next = STEP_DONE;
 out:
     ns_wipe(&s, sizeof s);
