@@ -85,14 +85,9 @@ int bridge_main(int argc, char **argv)
     static const char *allow[NS_BRIDGE_MAX_PAIRS];
     static ns_bridge_pair pairs[NS_BRIDGE_MAX_PAIRS];
     ns_bridge_cfg cfg = {.pairs = pairs, .allow = allow};
-    if (ns_cli_wants_help(argc, argv)) {
-        usage();
-        return NS_EXIT_OK;
-    }
-    /* First, before any payload or credential is read: no core dump, no same-uid ptrace. */
-    if (ns_secret_process_init() != NS_OK) {
-        ns_log_err(NS_E_INTERNAL, "hardening the process");
-        return NS_EXIT_FAIL;
+    int start;
+    if (ns_cli_start_hardened(argc, argv, usage, &start)) {
+        return start;
     }
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {

@@ -312,14 +312,9 @@ static ns_err write_plaintext(const char *output, const ns_buf *pt)
 
 int kms_decrypt_main(int argc, char **argv)
 {
-    if (ns_cli_wants_help(argc, argv)) {
-        usage();
-        return NS_EXIT_OK;
-    }
-    /* First, before any payload or credential is read: no core dump, no same-uid ptrace. */
-    if (ns_secret_process_init() != NS_OK) {
-        ns_log_err(NS_E_INTERNAL, "hardening the process");
-        return NS_EXIT_FAIL;
+    int start;
+    if (ns_cli_start_hardened(argc, argv, usage, &start)) {
+        return start;
     }
     kmsd_options o;
     int code = parse_options(&o, argc, argv);

@@ -48,14 +48,9 @@ int vsock_push_main(int argc, char **argv)
     };
     int64_t timeout_ms = PUSH_DEFAULT_TIMEOUT_MS;
     uint64_t retry_ms = PUSH_DEFAULT_RETRY_MS;
-    if (ns_cli_wants_help(argc, argv)) {
-        usage();
-        return NS_EXIT_OK;
-    }
-    /* First, before any payload or credential is read: no core dump, no same-uid ptrace. */
-    if (ns_secret_process_init() != NS_OK) {
-        ns_log_err(NS_E_INTERNAL, "hardening the process");
-        return NS_EXIT_FAIL;
+    int start;
+    if (ns_cli_start_hardened(argc, argv, usage, &start)) {
+        return start;
     }
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "+", opts, NULL)) != -1;) {

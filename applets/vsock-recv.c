@@ -188,14 +188,9 @@ static void acknowledge(int cfd, uint8_t status, ns_err e)
 
 int vsock_recv_main(int argc, char **argv)
 {
-    if (ns_cli_wants_help(argc, argv)) {
-        usage();
-        return NS_EXIT_OK;
-    }
-    /* First, before any payload or credential is read: no core dump, no same-uid ptrace. */
-    if (ns_secret_process_init() != NS_OK) {
-        ns_log_err(NS_E_INTERNAL, "hardening the process");
-        return NS_EXIT_FAIL;
+    int start;
+    if (ns_cli_start_hardened(argc, argv, usage, &start)) {
+        return start;
     }
     recv_options o;
     int rc = parse_options(&o, argc, argv);

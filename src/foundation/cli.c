@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "secret.h"
 
 int ns_cli_wants_help(int argc, char **argv)
 {
@@ -28,4 +29,19 @@ int ns_cli_usage_error(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\ntry 'nsign %s --help'\n", ns_log_applet());
     return NS_EXIT_USAGE;
+}
+
+int ns_cli_start_hardened(int argc, char **argv, void (*usage)(void), int *code)
+{
+    if (ns_cli_wants_help(argc, argv)) {
+        usage();
+        *code = NS_EXIT_OK;
+        return 1;
+    }
+    if (ns_secret_process_init() != NS_OK) {
+        ns_log_err(NS_E_INTERNAL, "hardening the process");
+        *code = NS_EXIT_FAIL;
+        return 1;
+    }
+    return 0;
 }
