@@ -105,7 +105,7 @@ for what in age-private.key.enc service_key_shares.json.age config; do
     echo "# one byte changed in $what: PCR16 $m"
     check "one changed byte in $what: QEMU's NSM holds PCR16 = the computation, a new value" \
         bash -c "[ -n '$m' ] && [ '$m' = '$w' ] && [[ '$seen' != *' $w'* ]]" ||
-        tail -5 "$CONSOLE_FILE" | sed 's/^/# /'
+        { echo "# want $w"; tail -10 "$CONSOLE_FILE" "$T/flip-$what.log" | sed 's/^/# /'; }
     check "... measured before the decryption that then fails" \
         grep -q "boot failed step=\(kms\|age\)-decrypt" "$CONSOLE_FILE"
     seen="$seen $w"

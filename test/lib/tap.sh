@@ -3,8 +3,9 @@
 TAP_FAILED=0
 ok() { echo "ok - $*"; }
 fail() { echo "not ok - $*"; TAP_FAILED=$((TAP_FAILED + 1)); }
-# check DESC CMD...: runs CMD, ok when it exits 0.
-check() { local d=$1; shift; if "$@"; then ok "$d"; else fail "$d"; fi; }
+# check DESC CMD...: runs CMD, ok when it exits 0; returns 1 when not, so that
+# `check ... || diagnostics` prints them only for a failure.
+check() { local d=$1; shift; if "$@"; then ok "$d"; else fail "$d"; return 1; fi; }
 # check_fails DESC CMD...: ok when CMD exits non-zero.
 check_fails() { local d=$1; shift; if "$@"; then fail "$d (unexpectedly succeeded)"; else ok "$d"; fi; }
 skip() { echo "ok - $1 # SKIP $2"; }
