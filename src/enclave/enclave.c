@@ -494,31 +494,39 @@ ns_err ns_enclave_cfg_apply(ns_enclave_cfg *cfg, const ns_enclave_doc *doc, cons
 #define RECV_JOBS 4     /* credentials, age key, shares, configuration */
 #define RECV_REQUIRED 3 /* the configuration is optional */
 
-typedef struct recv_job {
-    const ns_enclave_ops *ops;
+struct recv_run;
+
+typedef struct {
+    struct recv_run *run;
     ns_enclave_step step;
     int fd;
-    int cancel_fd; /* read end of the cancel pipe */
-    int timeout_ms;
+    int optional;
     ns_buf *out;
     ns_err e;
     char detail[ENCLAVE_DETAIL_MAX];
     int64_t ms;
-    int optional;
-    int finished;         /* under mu */
-    struct recv_job *all; /* the jobs */
-    int cancel_w;         /* write end of the cancel pipe */
-    pthread_mutex_t *mu;
-    int *failed;  /* set by the first receiver that fails (or on stop), under mu */
-    int *first;   /* index of the first receiver that failed by itself, under mu */
-    int *done;    /* finished receivers, under mu */
-    int *closing; /* the required frames are in: the optional receiver was cancelled, under mu */
+    int finished; /* under run->mu */
 } recv_job;
 
-static void recv_cancel(int cancel_w)
+/* The receivers of one boot and what they share (the fields below mu are under it). */
+typedef struct recv_run {
+    const ns_enclave_ops *ops;
+    int timeout_ms;
+    recv_job jobs[RECV_JOBS];
+    pthread_t th[RECV_JOBS];
+    int njobs, started;
+    int cancel[2]; /* a byte in the pipe wakes every receiver: shut down */
+    pthread_mutex_t mu;
+    int failed;  /* set by the first receiver that fails (or on stop) */
+    int first;   /* index of the first receiver that failed by itself, -1 if none */
+    int done;    /* finished receivers */
+    int closing; /* the required frames are in: the optional receiver was cancelled */
+} recv_run;
+
+static void recv_cancel(recv_run *r)
 {
     char b = 1;
-    if (write(cancel_w, &b, 1) != 1) {
+    if (write(r->cancel[1], &b, 1) != 1) {
         /* the pipe is empty and ours: this cannot fail short of a bug */
     }
 }
@@ -526,26 +534,27 @@ static void recv_cancel(int cancel_w)
 static void *recv_thread(void *arg)
 {
     recv_job *j = arg;
+    recv_run *r = j->run;
     int64_t t0 = ns_now_ms();
-    j->e = j->ops->recv(j->ops->ctx, j->fd, j->cancel_fd, j->timeout_ms, j->out);
+    j->e = r->ops->recv(r->ops->ctx, j->fd, r->cancel[0], r->timeout_ms, j->out);
     j->ms = ns_now_ms() - t0;
-    pthread_mutex_lock(j->mu);
-    if (j->e != NS_OK && j->optional && *j->closing && j->e == NS_E_CLOSED) {
+    pthread_mutex_lock(&r->mu);
+    if (j->e != NS_OK && j->optional && r->closing && j->e == NS_E_CLOSED) {
         j->e = NS_OK; /* no configuration was sent: closed once the rest was in */
         j->detail[0] = '\0';
         ns_buf_reset(j->out);
     } else if (j->e != NS_OK) {
         snprintf(j->detail, sizeof j->detail, "%s", ns_err_msg());
         ns_buf_reset(j->out);
-        if (!*j->failed) {
-            *j->failed = 1;
-            *j->first = (int)(j - j->all);
-            recv_cancel(j->cancel_w);
+        if (!r->failed) {
+            r->failed = 1;
+            r->first = (int)(j - r->jobs);
+            recv_cancel(r);
         }
     }
     j->finished = 1;
-    (*j->done)++;
-    pthread_mutex_unlock(j->mu);
+    r->done++;
+    pthread_mutex_unlock(&r->mu);
     return NULL;
 }
 
@@ -571,138 +580,177 @@ static void bufs_free(enclave_bufs *b)
     ns_buf_free(&b->keys);
 }
 
-/* On success the listeners stay open in lfds (the caller refuses late frames on them). */
-static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, enclave_bufs *b,
-                          ns_stop *stop, ns_enclave_step *failed, int lfds[RECV_JOBS])
-{
-    const ns_addr *addrs[RECV_JOBS] = {&cfg->creds_listen, &cfg->age_key_listen,
-                                       &cfg->shares_listen, &cfg->config_listen};
-    ns_buf *outs[RECV_JOBS] = {&b->creds, &b->age_ct, &b->shares_ct, &b->config};
-    const ns_enclave_step steps[RECV_JOBS] = {NS_STEP_RECV_CREDS, NS_STEP_RECV_AGE_KEY,
-                                              NS_STEP_RECV_SHARES, NS_STEP_RECV_CONFIG};
-    const int njobs = cfg->config_enabled ? RECV_JOBS : RECV_REQUIRED;
-    recv_job jobs[RECV_JOBS];
-    pthread_t th[RECV_JOBS];
-    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    int any_failed = 0, started = 0, done = 0, first_idx = -1, closing = 0;
-    int cancel[2] = {-1, -1};
-    ns_err e = NS_OK;
-    int64_t t0 = ns_now_ms();
+static const ns_enclave_step recv_steps[RECV_JOBS] = {NS_STEP_RECV_CREDS, NS_STEP_RECV_AGE_KEY,
+                                                      NS_STEP_RECV_SHARES, NS_STEP_RECV_CONFIG};
 
-    memset(jobs, 0, sizeof jobs);
-    for (int i = 0; i < RECV_JOBS; i++) {
-        jobs[i].fd = -1;
+static void recv_addrs(const ns_enclave_cfg *cfg, const ns_addr *addrs[RECV_JOBS])
+{
+    addrs[0] = &cfg->creds_listen;
+    addrs[1] = &cfg->age_key_listen;
+    addrs[2] = &cfg->shares_listen;
+    addrs[3] = &cfg->config_listen;
+}
+
+/* Closes a receiver's listener and removes its socket file. */
+static void recv_unlisten(const ns_addr *a, int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
     }
-    if (pipe2(cancel, O_CLOEXEC) != 0) {
-        e = ns_fail_errno(NS_E_INTERNAL, "pipe");
-        *failed = steps[0];
-        step_done(ops, steps[0], t0, e, NULL);
-        goto out;
+    if (a->kind == NS_ADDR_UNIX && a->path[0] != '@') {
+        ns_io_unlink_stale_socket(a->path);
     }
-    /* Listen on all first: the host's pushes retry until every listener is up. */
-    for (int i = 0; i < njobs; i++) {
+}
+
+/* Listens on every receiver's address first: the host's pushes retry until all are up.
+ * *bad is the job whose listener failed. */
+static ns_err recv_listen(recv_run *r, const ns_addr *const addrs[RECV_JOBS], int *bad)
+{
+    for (int i = 0; i < r->njobs; i++) {
         char name[NS_ADDR_STR_MAX];
         ns_addr_format(addrs[i], name, sizeof name);
-        e = ns_addr_listen(addrs[i], 4, NS_LISTEN_NONBLOCK, &jobs[i].fd);
+        ns_err e = ns_addr_listen(addrs[i], 4, NS_LISTEN_NONBLOCK, &r->jobs[i].fd);
         if (e != NS_OK) {
-            e = ns_fail_ctx(e, "listen on %s", name);
-            *failed = steps[i];
-            step_done(ops, steps[i], t0, e, NULL);
-            goto out;
+            *bad = i;
+            return ns_fail_ctx(e, "listen on %s", name);
         }
     }
-    for (int i = 0; i < njobs; i++) {
-        jobs[i].ops = ops;
-        jobs[i].step = steps[i];
-        jobs[i].timeout_ms = cfg->recv_timeout_ms;
-        jobs[i].out = outs[i];
-        jobs[i].optional = i >= RECV_REQUIRED;
-        jobs[i].all = jobs;
-        jobs[i].mu = &mu;
-        jobs[i].failed = &any_failed;
-        jobs[i].done = &done;
-        jobs[i].first = &first_idx;
-        jobs[i].closing = &closing;
-        jobs[i].cancel_fd = cancel[0];
-        jobs[i].cancel_w = cancel[1];
-        if (pthread_create(&th[i], NULL, recv_thread, &jobs[i]) != 0) {
-            pthread_mutex_lock(&mu);
-            any_failed = 1;
-            recv_cancel(cancel[1]);
-            pthread_mutex_unlock(&mu);
-            e = ns_fail(NS_E_INTERNAL, "cannot start a receiver thread");
-            *failed = steps[i];
-            break;
+    return NS_OK;
+}
+
+/* One thread per receiver; *bad is the one that could not start (the others are cancelled). */
+static ns_err recv_start(recv_run *r, int *bad)
+{
+    for (int i = 0; i < r->njobs; i++) {
+        if (pthread_create(&r->th[i], NULL, recv_thread, &r->jobs[i]) != 0) {
+            pthread_mutex_lock(&r->mu);
+            r->failed = 1;
+            recv_cancel(r);
+            pthread_mutex_unlock(&r->mu);
+            *bad = i;
+            return ns_fail(NS_E_INTERNAL, "cannot start a receiver thread");
         }
-        started++;
+        r->started++;
     }
-    /* A stop request (SIGTERM) while waiting shuts the listeners down like a failure does; the
-     * required frames all in closes the optional one. */
+    return NS_OK;
+}
+
+/* Until every started receiver is done. A stop request (SIGTERM) shuts the listeners down like a
+ * failure does; the required frames all in closes the optional one. */
+static void recv_wait(recv_run *r, ns_stop *stop)
+{
     for (;;) {
-        pthread_mutex_lock(&mu);
-        int finished = done == started;
-        if (!finished && *stop && !any_failed) {
-            any_failed = 1;
-            recv_cancel(cancel[1]);
+        pthread_mutex_lock(&r->mu);
+        int finished = r->done == r->started;
+        if (!finished && *stop && !r->failed) {
+            r->failed = 1;
+            recv_cancel(r);
         }
-        int required = started >= RECV_REQUIRED;
-        for (int i = 0; i < RECV_REQUIRED && i < started; i++) {
-            required &= jobs[i].finished && jobs[i].e == NS_OK;
+        int required = r->started >= RECV_REQUIRED;
+        for (int i = 0; i < RECV_REQUIRED && i < r->started; i++) {
+            required &= r->jobs[i].finished && r->jobs[i].e == NS_OK;
         }
-        if (!finished && required && !closing && !any_failed) {
-            closing = 1;
-            recv_cancel(cancel[1]);
+        if (!finished && required && !r->closing && !r->failed) {
+            r->closing = 1;
+            recv_cancel(r);
         }
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&r->mu);
         if (finished) {
             break;
         }
         usleep(ENCLAVE_STOP_POLL_MS * 1000);
     }
-    for (int i = 0; i < started; i++) {
-        pthread_join(th[i], NULL);
+    for (int i = 0; i < r->started; i++) {
+        pthread_join(r->th[i], NULL);
     }
-    if (e != NS_OK) {
-        goto out;
-    }
-    /* Report each receiver. The step that failed is the first one that failed by itself, not
-     * one we shut down because of it (or, on a stop request, the first still waiting). */
-    int pick = first_idx;
-    for (int i = 0; i < njobs; i++) {
-        if (ops->on_step) {
-            const char *d = jobs[i].detail;
-            if (jobs[i].optional && jobs[i].e == NS_OK) {
-                d = jobs[i].out->len ? "" : "none sent";
+}
+
+/* Reports each receiver. The step that failed is the first one that failed by itself, not one
+ * shut down because of it (or, on a stop request, the first still waiting). */
+static ns_err recv_report(recv_run *r, ns_enclave_step *failed)
+{
+    int pick = r->first;
+    for (int i = 0; i < r->njobs; i++) {
+        recv_job *j = &r->jobs[i];
+        if (r->ops->on_step) {
+            const char *d = j->detail;
+            if (j->optional && j->e == NS_OK) {
+                d = j->out->len ? "" : "none sent";
             }
-            ops->on_step(ops->ctx, steps[i], jobs[i].ms, jobs[i].e, d);
+            r->ops->on_step(r->ops->ctx, j->step, j->ms, j->e, d);
         }
-        if (pick < 0 && jobs[i].e != NS_OK) {
+        if (pick < 0 && j->e != NS_OK) {
             pick = i;
         }
     }
-    if (pick >= 0) {
-        *failed = steps[pick];
-        e = ns_fail(jobs[pick].e, "%s", jobs[pick].detail);
+    if (pick < 0) {
+        return NS_OK;
     }
-out:
-    for (int i = 0; i < njobs; i++) {
+    *failed = r->jobs[pick].step;
+    return ns_fail(r->jobs[pick].e, "%s", r->jobs[pick].detail);
+}
+
+/* On success the listeners stay open in lfds (the caller refuses late frames on them). */
+static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, enclave_bufs *b,
+                          ns_stop *stop, ns_enclave_step *failed, int lfds[RECV_JOBS])
+{
+    const ns_addr *addrs[RECV_JOBS];
+    ns_buf *outs[RECV_JOBS] = {&b->creds, &b->age_ct, &b->shares_ct, &b->config};
+    recv_run *r = calloc(1, sizeof *r);
+    int64_t t0 = ns_now_ms();
+    int bad = 0;
+    ns_err e;
+
+    if (r == NULL) {
+        *failed = recv_steps[0];
+        return ns_fail(NS_E_NOMEM, "out of memory for the receivers");
+    }
+    recv_addrs(cfg, addrs);
+    r->ops = ops;
+    r->timeout_ms = cfg->recv_timeout_ms;
+    r->njobs = cfg->config_enabled ? RECV_JOBS : RECV_REQUIRED;
+    r->first = -1;
+    r->cancel[0] = r->cancel[1] = -1;
+    pthread_mutex_init(&r->mu, NULL);
+    for (int i = 0; i < RECV_JOBS; i++) {
+        r->jobs[i] = (recv_job){.run = r,
+                                .step = recv_steps[i],
+                                .fd = -1,
+                                .optional = i >= RECV_REQUIRED,
+                                .out = outs[i]};
+    }
+    if (pipe2(r->cancel, O_CLOEXEC) != 0) {
+        e = ns_fail_errno(NS_E_INTERNAL, "pipe");
+    } else {
+        e = recv_listen(r, addrs, &bad);
+    }
+    if (e == NS_OK) {
+        e = recv_start(r, &bad);
+        recv_wait(r, stop); /* when a thread did not start, the others were cancelled */
         if (e == NS_OK) {
-            lfds[i] = jobs[i].fd;
-            continue;
+            e = recv_report(r, failed); /* names its own step */
+            bad = -1;
         }
-        if (jobs[i].fd >= 0) {
-            close(jobs[i].fd);
-        }
-        if (addrs[i]->kind == NS_ADDR_UNIX && addrs[i]->path[0] != '@') {
-            ns_io_unlink_stale_socket(addrs[i]->path);
+    }
+    if (e != NS_OK && bad >= 0) {
+        *failed = recv_steps[bad];
+        step_done(ops, recv_steps[bad], t0, e, NULL);
+    }
+    for (int i = 0; i < r->njobs; i++) {
+        if (e == NS_OK) {
+            lfds[i] = r->jobs[i].fd;
+        } else {
+            recv_unlisten(addrs[i], &r->jobs[i].fd);
         }
     }
     for (int i = 0; i < 2; i++) {
-        if (cancel[i] >= 0) {
-            close(cancel[i]);
+        if (r->cancel[i] >= 0) {
+            close(r->cancel[i]);
         }
     }
-    pthread_mutex_destroy(&mu);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
     return e;
 }
 
@@ -778,6 +826,70 @@ static ns_err configure(const ns_enclave_cfg *cfg, const ns_buf *doc_bytes, ns_e
     return NS_OK;
 }
 
+/* Reports step S (started at t0) and, when it failed, names it in *failed. Returns e. */
+static ns_err step_end(const ns_enclave_ops *ops, ns_enclave_step s, int64_t t0, ns_err e,
+                       const char *detail, ns_enclave_step *failed)
+{
+    if (e != NS_OK) {
+        *failed = s;
+        detail = NULL; /* the error's message */
+    }
+    step_done(ops, s, t0, e, detail);
+    return e;
+}
+
+/* The fail-closed checks, then PCR16 <- the inputs, locked (skipped with attest=0). */
+static ns_err run_measure(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops,
+                          const enclave_bufs *b, ns_enclave_step *failed)
+{
+    char detail[ENCLAVE_DETAIL_MAX];
+    if (cfg->attest == 0) {
+        step_done(ops, NS_STEP_MEASURE, ns_now_ms(), NS_OK,
+                  "skipped: NSIGN_ENCLAVE_ATTEST=0 (development only: no fail-closed checks, "
+                  "PCR16 not measured)");
+        return NS_OK;
+    }
+    int64_t t0 = ns_now_ms();
+    GUARD(step_end(ops, NS_STEP_PREFLIGHT, t0, ops->preflight(ops->ctx, cfg), "", failed));
+    /* The order is the measurement's: age-key ciphertext, shares ciphertext, config. */
+    const ns_buf *inputs[3] = {&b->age_ct, &b->shares_ct, &b->config};
+    const size_t n = b->config.len > 0 ? 3 : 2;
+    uint8_t pcr[NS_PCR_LEN];
+    char hex[NS_PCR_HEX_LEN];
+    t0 = ns_now_ms();
+    ns_err e = ops->measure(ops->ctx, inputs, n, pcr);
+    if (e == NS_OK) {
+        ns_pcr_hex(hex, pcr);
+        snprintf(detail, sizeof detail, "pcr16=%s inputs=age-key,shares%s locked=1", hex,
+                 n == 3 ? ",config" : "");
+    }
+    return step_end(ops, NS_STEP_MEASURE, t0, e, detail, failed);
+}
+
+/* KMS, then age, then the keys into the service; each input is wiped once it has been used,
+ * whatever happened. */
+static ns_err run_decrypt(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, enclave_bufs *b,
+                          ns_enclave_step *failed)
+{
+    int64_t t0 = ns_now_ms();
+    ns_err e = ops->kms_decrypt(ops->ctx, cfg, &b->creds, &b->age_ct, &b->age_key);
+    ns_buf_free(&b->creds);
+    ns_buf_free(&b->age_ct);
+    GUARD(step_end(ops, NS_STEP_KMS, t0, e, "", failed));
+    step_done(ops, NS_STEP_WIPE, ns_now_ms(), NS_OK, "");
+
+    t0 = ns_now_ms();
+    e = ops->age_decrypt(ops->ctx, &b->age_key, &b->shares_ct, &b->keys);
+    ns_buf_free(&b->age_key);
+    ns_buf_free(&b->shares_ct);
+    GUARD(step_end(ops, NS_STEP_AGE, t0, e, "", failed));
+
+    t0 = ns_now_ms();
+    e = ops->load_keys(ops->ctx, &b->keys);
+    ns_buf_free(&b->keys);
+    return step_end(ops, NS_STEP_LOAD_KEYS, t0, e, "", failed);
+}
+
 ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, ns_stop *stop,
                       ns_enclave_step *failed)
 {
@@ -786,10 +898,9 @@ ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, ns_s
     int64_t t0;
     char detail[ENCLAVE_DETAIL_MAX];
     int lfds[RECV_JOBS] = {-1, -1, -1, -1};
-    refuser ref;
+    refuser ref = {.ops = ops, .fds = lfds, .n = RECV_JOBS};
     pthread_t ref_th;
     int ref_started = 0;
-    memset(&ref, 0, sizeof ref);
     ns_enclave_cfg *eff = malloc(sizeof *eff);
     *failed = NS_STEP_CONFIG;
     ENSURE(eff != NULL, NS_E_NOMEM, "out of memory for the configuration");
@@ -809,106 +920,36 @@ ns_err ns_enclave_run(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, ns_s
     }
     step_done(ops, NS_STEP_RECEIVE, t0, NS_OK, "");
     /* From here on no input changes: a late frame is refused, not taken. */
-    ref.ops = ops;
-    ref.fds = lfds;
-    ref.n = RECV_JOBS;
     if (ops->refuse != NULL && pthread_create(&ref_th, NULL, refuse_thread, &ref) == 0) {
         ref_started = 1;
     }
-
-    if (cfg->attest == 0) {
-        step_done(ops, NS_STEP_MEASURE, ns_now_ms(), NS_OK,
-                  "skipped: NSIGN_ENCLAVE_ATTEST=0 (development only: no fail-closed checks, "
-                  "PCR16 not measured)");
-    } else {
-        t0 = ns_now_ms();
-        e = ops->preflight(ops->ctx, cfg);
-        if (e != NS_OK) {
-            *failed = NS_STEP_PREFLIGHT;
-            step_done(ops, NS_STEP_PREFLIGHT, t0, e, NULL);
-            goto out;
-        }
-        step_done(ops, NS_STEP_PREFLIGHT, t0, NS_OK, "");
-        /* The order is the measurement's: age-key ciphertext, shares ciphertext, config. */
-        const ns_buf *inputs[3] = {&b.age_ct, &b.shares_ct, &b.config};
-        uint8_t pcr[NS_PCR_LEN];
-        char hex[NS_PCR_HEX_LEN];
-        t0 = ns_now_ms();
-        e = ops->measure(ops->ctx, inputs, b.config.len > 0 ? 3 : 2, pcr);
-        if (e != NS_OK) {
-            *failed = NS_STEP_MEASURE;
-            step_done(ops, NS_STEP_MEASURE, t0, e, NULL);
-            goto out;
-        }
-        ns_pcr_hex(hex, pcr);
-        snprintf(detail, sizeof detail, "pcr16=%s inputs=age-key,shares%s locked=1", hex,
-                 b.config.len > 0 ? ",config" : "");
-        step_done(ops, NS_STEP_MEASURE, t0, NS_OK, detail);
-    }
-
-    t0 = ns_now_ms();
-    e = configure(cfg, &b.config, eff, detail, sizeof detail);
+    e = run_measure(cfg, ops, &b, failed);
     if (e != NS_OK) {
-        *failed = NS_STEP_CONFIG;
-        step_done(ops, NS_STEP_CONFIG, t0, e, NULL);
         goto out;
     }
-    step_done(ops, NS_STEP_CONFIG, t0, NS_OK, detail);
-    cfg = eff;
-
     t0 = ns_now_ms();
-    e = ops->kms_decrypt(ops->ctx, cfg, &b.creds, &b.age_ct, &b.age_key);
-    /* The credentials and the ciphertext have no further use, whatever happened. */
-    ns_buf_free(&b.creds);
-    ns_buf_free(&b.age_ct);
+    e = step_end(ops, NS_STEP_CONFIG, t0, configure(cfg, &b.config, eff, detail, sizeof detail),
+                 detail, failed);
     if (e != NS_OK) {
-        *failed = NS_STEP_KMS;
-        step_done(ops, NS_STEP_KMS, t0, e, NULL);
         goto out;
     }
-    step_done(ops, NS_STEP_KMS, t0, NS_OK, "");
-    step_done(ops, NS_STEP_WIPE, ns_now_ms(), NS_OK, "");
-
-    t0 = ns_now_ms();
-    e = ops->age_decrypt(ops->ctx, &b.age_key, &b.shares_ct, &b.keys);
-    ns_buf_free(&b.age_key);
-    ns_buf_free(&b.shares_ct);
+    e = run_decrypt(eff, ops, &b, failed);
     if (e != NS_OK) {
-        *failed = NS_STEP_AGE;
-        step_done(ops, NS_STEP_AGE, t0, e, NULL);
         goto out;
     }
-    step_done(ops, NS_STEP_AGE, t0, NS_OK, "");
-
     t0 = ns_now_ms();
-    e = ops->load_keys(ops->ctx, &b.keys);
-    ns_buf_free(&b.keys);
-    if (e != NS_OK) {
-        *failed = NS_STEP_LOAD_KEYS;
-        step_done(ops, NS_STEP_LOAD_KEYS, t0, e, NULL);
-        goto out;
-    }
-    step_done(ops, NS_STEP_LOAD_KEYS, t0, NS_OK, "");
-
-    t0 = ns_now_ms();
-    e = ops->serve(ops->ctx, cfg, stop);
-    if (e != NS_OK) {
-        *failed = NS_STEP_SERVE;
-    }
-    step_done(ops, NS_STEP_SERVE, t0, e, e == NS_OK ? "" : NULL);
+    e = ops->serve(ops->ctx, eff, stop);
+    e = step_end(ops, NS_STEP_SERVE, t0, e, "", failed);
 out:
     if (ref_started) {
         ref.done = 1;
         pthread_join(ref_th, NULL);
     }
-    const ns_addr *addrs[RECV_JOBS] = {&cfg->creds_listen, &cfg->age_key_listen,
-                                       &cfg->shares_listen, &cfg->config_listen};
+    const ns_addr *addrs[RECV_JOBS];
+    recv_addrs(cfg, addrs);
     for (int i = 0; i < RECV_JOBS; i++) {
         if (lfds[i] >= 0) {
-            close(lfds[i]);
-            if (addrs[i]->kind == NS_ADDR_UNIX && addrs[i]->path[0] != '@') {
-                ns_io_unlink_stale_socket(addrs[i]->path);
-            }
+            recv_unlisten(addrs[i], &lfds[i]);
         }
     }
     bufs_free(&b);
