@@ -296,18 +296,111 @@ static ns_err ring_fd(ns_vhost *s, const ns_vhost_msg *m, int *fds, size_t nfds)
     return NS_OK;
 }
 
-static void reply_u64(const ns_vhost_msg *m, ns_vhost_msg *reply, uint64_t v)
+/* A reply to M with a SIZE-byte payload (filled by the caller); *has_reply set. */
+static uint8_t *reply_begin(const ns_vhost_msg *m, ns_vhost_msg *reply, uint32_t size,
+                            int *has_reply)
 {
     reply->request = m->request;
     reply->flags = NS_VHOST_FLAG_VERSION | NS_VHOST_FLAG_REPLY;
-    reply->size = 8;
-    st64(reply->payload, v);
+    reply->size = size;
+    *has_reply = 1;
+    return reply->payload;
+}
+
+static void reply_u64(const ns_vhost_msg *m, ns_vhost_msg *reply, uint64_t v, int *has_reply)
+{
+    st64(reply_begin(m, reply, 8, has_reply), v);
+}
+
+/* SET_FEATURES, SET_PROTOCOL_FEATURES: a u64 with no bit we did not offer. */
+static ns_err set_features(ns_vhost *s, const ns_vhost_msg *m)
+{
+    const char *name = req_name(m->request);
+    int proto = m->request == NS_VHOST_SET_PROTOCOL_FEATURES;
+    uint64_t offered = proto ? VU_OFFERED_PROTOCOL : VU_OFFERED_FEATURES;
+    ENSURE(m->size == 8, NS_E_PROTO, "%s: payload of %u bytes", name, m->size);
+    uint64_t f = ld64(m->payload);
+    ENSURE((f & ~offered) == 0, NS_E_PROTO, "%s: 0x%llx has bits we did not offer (0x%llx)", name,
+           (unsigned long long)f, (unsigned long long)offered);
+    if (proto) {
+        s->protocol_features = f;
+    } else {
+        s->features = f;
+        s->features_set = 1;
+    }
+    return NS_OK;
+}
+
+/* The ring messages with an index and a u32 (SET_VRING_NUM/BASE/ENABLE, GET_VRING_BASE) or a
+ * vring address (SET_VRING_ADDR). */
+static ns_err ring_msg(ns_vhost *s, const ns_vhost_msg *m, ns_vhost_msg *reply, int *has_reply)
+{
+    ns_vhost_ring *r;
+    const char *name = req_name(m->request);
+    GUARD(ring_of(m, m->request == NS_VHOST_SET_VRING_ADDR ? 40 : 8, s, &r));
+    uint32_t v = ld32(m->payload + 4);
+    ENSURE(m->request == NS_VHOST_GET_VRING_BASE || m->request == NS_VHOST_SET_VRING_ENABLE ||
+               !r->started,
+           NS_E_PROTO, "%s: ring %d is running", name, r->index);
+    switch (m->request) {
+    case NS_VHOST_SET_VRING_NUM:
+        ENSURE(v != 0 && (v & (v - 1)) == 0 && v <= NS_VQ_MAX_SIZE, NS_E_PROTO,
+               "SET_VRING_NUM: size %u is not a power of two in 1..%d", v, NS_VQ_MAX_SIZE);
+        r->num = (uint16_t)v;
+        return ring_setup(s, r);
+    case NS_VHOST_SET_VRING_ADDR:
+        r->desc_uva = ld64(m->payload + 8);
+        r->used_uva = ld64(m->payload + 16);
+        r->avail_uva = ld64(m->payload + 24);
+        r->have_addr = 1;
+        return ring_setup(s, r);
+    case NS_VHOST_SET_VRING_BASE:
+        ENSURE(v <= 0xffff, NS_E_PROTO, "SET_VRING_BASE: %u is not a split-ring index", v);
+        r->base = (uint16_t)v;
+        ns_vq_set_base(&r->vq, r->base);
+        return NS_OK;
+    case NS_VHOST_GET_VRING_BASE: {
+        r->started = 0;
+        kick_watch(s, r, 0);
+        set_fd(&r->kick_fd, -1);
+        sync_dev(s);
+        r->base = r->vq.num ? r->vq.last_avail : r->base;
+        uint8_t *p = reply_begin(m, reply, 8, has_reply);
+        st32(p, (uint32_t)r->index);
+        st32(p + 4, r->base);
+        return NS_OK;
+    }
+    default: /* SET_VRING_ENABLE */
+        ENSURE(v <= 1, NS_E_PROTO, "SET_VRING_ENABLE: %u is neither 0 nor 1", v);
+        r->enabled = (int)v;
+        sync_dev(s);
+        return NS_OK;
+    }
+}
+
+/* GET_CONFIG: the bytes asked for of the vsock config space (the guest CID). */
+static ns_err get_config(ns_vhost *s, const ns_vhost_msg *m, ns_vhost_msg *reply, int *has_reply)
+{
+    ENSURE(s->protocol_features & 1ull << NS_VHOST_PROTO_CONFIG, NS_E_PROTO,
+           "GET_CONFIG before the CONFIG protocol feature was negotiated");
+    ENSURE(m->size >= VU_CONFIG_HDR, NS_E_PROTO, "GET_CONFIG: payload of %u bytes", m->size);
+    uint32_t off = ld32(m->payload), size = ld32(m->payload + 4);
+    ENSURE(size <= NS_VHOST_PAYLOAD_MAX - VU_CONFIG_HDR && m->size == VU_CONFIG_HDR + size,
+           NS_E_PROTO, "GET_CONFIG: %u config bytes in a %u-byte payload", size, m->size);
+    ENSURE(off <= VU_VSOCK_CONFIG_LEN && size <= VU_VSOCK_CONFIG_LEN - off, NS_E_PROTO,
+           "GET_CONFIG: bytes %u..%u of the %d-byte vsock config", off, off + size,
+           VU_VSOCK_CONFIG_LEN);
+    uint8_t cfg[VU_VSOCK_CONFIG_LEN];
+    st64(cfg, s->guest_cid);
+    uint8_t *p = reply_begin(m, reply, VU_CONFIG_HDR + size, has_reply);
+    memcpy(p, m->payload, VU_CONFIG_HDR);
+    memcpy(p + VU_CONFIG_HDR, cfg + off, size);
+    return NS_OK;
 }
 
 static ns_err dispatch(ns_vhost *s, const ns_vhost_msg *m, int *fds, size_t nfds,
                        ns_vhost_msg *reply, int *has_reply)
 {
-    ns_vhost_ring *r;
     const char *name = req_name(m->request);
     /* Only these messages carry descriptors. */
     int takes_fds = m->request == NS_VHOST_SET_MEM_TABLE || m->request == NS_VHOST_SET_VRING_KICK ||
@@ -315,36 +408,17 @@ static ns_err dispatch(ns_vhost *s, const ns_vhost_msg *m, int *fds, size_t nfds
     ENSURE(takes_fds || nfds == 0, NS_E_PROTO, "%s: unexpected file descriptors", name);
     switch (m->request) {
     case NS_VHOST_GET_FEATURES:
-        reply_u64(m, reply, VU_OFFERED_FEATURES);
-        *has_reply = 1;
+        reply_u64(m, reply, VU_OFFERED_FEATURES, has_reply);
         return NS_OK;
-    case NS_VHOST_SET_FEATURES: {
-        ENSURE(m->size == 8, NS_E_PROTO, "SET_FEATURES: payload of %u bytes", m->size);
-        uint64_t f = ld64(m->payload);
-        ENSURE((f & ~VU_OFFERED_FEATURES) == 0, NS_E_PROTO,
-               "SET_FEATURES: 0x%llx has bits we did not offer (0x%llx)", (unsigned long long)f,
-               (unsigned long long)VU_OFFERED_FEATURES);
-        s->features = f;
-        s->features_set = 1;
-        return NS_OK;
-    }
     case NS_VHOST_GET_PROTOCOL_FEATURES:
-        reply_u64(m, reply, VU_OFFERED_PROTOCOL);
-        *has_reply = 1;
+        reply_u64(m, reply, VU_OFFERED_PROTOCOL, has_reply);
         return NS_OK;
-    case NS_VHOST_SET_PROTOCOL_FEATURES: {
-        ENSURE(m->size == 8, NS_E_PROTO, "SET_PROTOCOL_FEATURES: payload of %u bytes", m->size);
-        uint64_t f = ld64(m->payload);
-        ENSURE((f & ~VU_OFFERED_PROTOCOL) == 0, NS_E_PROTO,
-               "SET_PROTOCOL_FEATURES: 0x%llx has bits we did not offer (0x%llx)",
-               (unsigned long long)f, (unsigned long long)VU_OFFERED_PROTOCOL);
-        s->protocol_features = f;
-        return NS_OK;
-    }
     case NS_VHOST_GET_QUEUE_NUM:
-        reply_u64(m, reply, NS_VHOST_NQUEUES);
-        *has_reply = 1;
+        reply_u64(m, reply, NS_VHOST_NQUEUES, has_reply);
         return NS_OK;
+    case NS_VHOST_SET_FEATURES:
+    case NS_VHOST_SET_PROTOCOL_FEATURES:
+        return set_features(s, m);
     case NS_VHOST_SET_OWNER:
         return NS_OK;
     case NS_VHOST_RESET_OWNER:
@@ -355,80 +429,18 @@ static ns_err dispatch(ns_vhost *s, const ns_vhost_msg *m, int *fds, size_t nfds
         return NS_OK;
     case NS_VHOST_SET_MEM_TABLE:
         return mem_table(s, m, fds, nfds);
-    case NS_VHOST_SET_VRING_NUM: {
-        GUARD(ring_of(m, 8, s, &r));
-        uint32_t num = ld32(m->payload + 4);
-        ENSURE(num != 0 && (num & (num - 1)) == 0 && num <= NS_VQ_MAX_SIZE, NS_E_PROTO,
-               "SET_VRING_NUM: size %u is not a power of two in 1..%d", num, NS_VQ_MAX_SIZE);
-        ENSURE(!r->started, NS_E_PROTO, "SET_VRING_NUM: ring %d is running", r->index);
-        r->num = (uint16_t)num;
-        return ring_setup(s, r);
-    }
-    case NS_VHOST_SET_VRING_ADDR: {
-        GUARD(ring_of(m, 40, s, &r));
-        ENSURE(!r->started, NS_E_PROTO, "SET_VRING_ADDR: ring %d is running", r->index);
-        r->desc_uva = ld64(m->payload + 8);
-        r->used_uva = ld64(m->payload + 16);
-        r->avail_uva = ld64(m->payload + 24);
-        r->have_addr = 1;
-        return ring_setup(s, r);
-    }
-    case NS_VHOST_SET_VRING_BASE: {
-        GUARD(ring_of(m, 8, s, &r));
-        uint32_t base = ld32(m->payload + 4);
-        ENSURE(base <= 0xffff, NS_E_PROTO, "SET_VRING_BASE: %u is not a split-ring index", base);
-        ENSURE(!r->started, NS_E_PROTO, "SET_VRING_BASE: ring %d is running", r->index);
-        r->base = (uint16_t)base;
-        ns_vq_set_base(&r->vq, r->base);
-        return NS_OK;
-    }
-    case NS_VHOST_GET_VRING_BASE: {
-        GUARD(ring_of(m, 8, s, &r));
-        r->started = 0;
-        kick_watch(s, r, 0);
-        set_fd(&r->kick_fd, -1);
-        sync_dev(s);
-        r->base = r->vq.num ? r->vq.last_avail : r->base;
-        reply->request = m->request;
-        reply->flags = NS_VHOST_FLAG_VERSION | NS_VHOST_FLAG_REPLY;
-        reply->size = 8;
-        st32(reply->payload, (uint32_t)r->index);
-        st32(reply->payload + 4, r->base);
-        *has_reply = 1;
-        return NS_OK;
-    }
+    case NS_VHOST_SET_VRING_NUM:
+    case NS_VHOST_SET_VRING_ADDR:
+    case NS_VHOST_SET_VRING_BASE:
+    case NS_VHOST_GET_VRING_BASE:
+    case NS_VHOST_SET_VRING_ENABLE:
+        return ring_msg(s, m, reply, has_reply);
     case NS_VHOST_SET_VRING_KICK:
     case NS_VHOST_SET_VRING_CALL:
     case NS_VHOST_SET_VRING_ERR:
         return ring_fd(s, m, fds, nfds);
-    case NS_VHOST_SET_VRING_ENABLE: {
-        GUARD(ring_of(m, 8, s, &r));
-        uint32_t on = ld32(m->payload + 4);
-        ENSURE(on <= 1, NS_E_PROTO, "SET_VRING_ENABLE: %u is neither 0 nor 1", on);
-        r->enabled = (int)on;
-        sync_dev(s);
-        return NS_OK;
-    }
-    case NS_VHOST_GET_CONFIG: {
-        ENSURE(s->protocol_features & 1ull << NS_VHOST_PROTO_CONFIG, NS_E_PROTO,
-               "GET_CONFIG before the CONFIG protocol feature was negotiated");
-        ENSURE(m->size >= VU_CONFIG_HDR, NS_E_PROTO, "GET_CONFIG: payload of %u bytes", m->size);
-        uint32_t off = ld32(m->payload), size = ld32(m->payload + 4);
-        ENSURE(size <= NS_VHOST_PAYLOAD_MAX - VU_CONFIG_HDR && m->size == VU_CONFIG_HDR + size,
-               NS_E_PROTO, "GET_CONFIG: %u config bytes in a %u-byte payload", size, m->size);
-        ENSURE(off <= VU_VSOCK_CONFIG_LEN && size <= VU_VSOCK_CONFIG_LEN - off, NS_E_PROTO,
-               "GET_CONFIG: bytes %u..%u of the %d-byte vsock config", off, off + size,
-               VU_VSOCK_CONFIG_LEN);
-        uint8_t cfg[VU_VSOCK_CONFIG_LEN];
-        st64(cfg, s->guest_cid);
-        reply->request = m->request;
-        reply->flags = NS_VHOST_FLAG_VERSION | NS_VHOST_FLAG_REPLY;
-        reply->size = VU_CONFIG_HDR + size;
-        memcpy(reply->payload, m->payload, VU_CONFIG_HDR);
-        memcpy(reply->payload + VU_CONFIG_HDR, cfg + off, size);
-        *has_reply = 1;
-        return NS_OK;
-    }
+    case NS_VHOST_GET_CONFIG:
+        return get_config(s, m, reply, has_reply);
     case NS_VHOST_SET_CONFIG:
         BAIL(NS_E_UNSUPPORTED, "SET_CONFIG: the vsock config space is read-only");
     default:
@@ -455,14 +467,12 @@ ns_err ns_vhost_handle(ns_vhost *s, const ns_vhost_msg *m, int *fds, size_t nfds
     if (e == NS_E_UNSUPPORTED && ack) {
         /* The front-end asked for a status: a refusal it can handle, not the end. */
         ns_warn("vhost %s", ns_err_msg());
-        reply_u64(m, reply, 1);
-        *has_reply = 1;
+        reply_u64(m, reply, 1, has_reply);
         return NS_OK;
     }
     GUARD(e);
     if (ack) {
-        reply_u64(m, reply, 0);
-        *has_reply = 1;
+        reply_u64(m, reply, 0, has_reply);
     }
     return NS_OK;
 }
@@ -568,8 +578,7 @@ static ns_err frontend_message(ns_vhost *s, int fd)
     return NS_OK;
 }
 
-static ns_err serve_frontend(ns_vhost *s, ns_vsock_dev *dev, int epfd, int cfd,
-                             ns_stop *stop)
+static ns_err serve_frontend(ns_vhost *s, ns_vsock_dev *dev, int epfd, int cfd, ns_stop *stop)
 {
     struct {
         int tag;
