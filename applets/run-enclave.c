@@ -22,11 +22,11 @@
  *
  * This file coordinates: the environment is read and validated by runcfg.h; nitro-cli (run,
  * describe, terminate, console), the lock file and the liveness watch are nitro.h's, shared with
- * stop-enclave; --emulator's local Nitro is emu.h's. run_enclave_main reads as its steps.
+ * stop-enclave; --emulator's local Nitro is emu.h's; the enclave's log lines, audit trail and
+ * readiness are hostobs.h's. run_enclave_main reads as its steps.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,20 +36,18 @@
 
 #include "../applets/applets.h"
 #include "addr.h"
-#include "buf.h"
 #include "bridge.h"
+#include "buf.h"
 #include "cli.h"
 #include "emu.h"
+#include "hostobs.h"
 #include "iox.h"
-#include "httpd.h"
 #include "log.h"
-#include "logship.h"
 #include "nitro.h"
 #include "pcr.h"
 #include "runcfg.h"
 #include "secret.h"
 #include "supervise.h"
-#include "svcobs.h"
 
 #define RE_CREDS_MAX (64 * 1024)
 #define RE_AGE_KEY_MAX (64 * 1024)
@@ -206,9 +204,10 @@ typedef struct {
     ns_runcfg *c;
     ns_supervise_child kms, bridges, console;
     ns_emu emu;
+    ns_hostobs *obs; /* the enclave's logs, audit trail and readiness */
     int kms_restarts, bridge_restarts;
     int enclave_started;
-    int left_running;   /* DEBUG_MODE=1 failure: the enclave stays up for its console */
+    int left_running; /* DEBUG_MODE=1 failure: the enclave stays up for its console */
     ns_nitro_watch watch;
     ns_nitro_lock lock;
     char self[RE_PATH_MAX];  /* this binary: the applets the steps run */
@@ -493,96 +492,11 @@ static ns_err step_console(re_state *s)
     return ns_nitro_console_start(&s->console, av, c->console_file);
 }
 
-/* ---- observability: the enclave's log lines, audit trail and readiness ---- */
-
-typedef struct {
-    ns_logrecv *logs, *audit;
-    ns_httpd *ready;
-    int log_fd, audit_fd;
-    pthread_mutex_t mu;
-    char state[32];
-    char client_auth[16];   /* from the status line: "required", "none", "-"; "" never seen */
-    int64_t last_status_ms; /* 0: never */
-    int max_age_ms;
-} re_obs;
-
-static re_obs g_obs = {.log_fd = -1, .audit_fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
-
-/* One write per line: "enclave: LINE\n" on stderr (and LINE\n in ENCLAVE_LOG_FILE). Status
- * lines feed the readiness check instead. */
-static void on_enclave_line(void *arg, const char *line, size_t n)
-{
-    char buf[NS_LOGRECV_LINE_MAX + 16];
-    re_obs *o = arg;
-    const char *tag = memmem(line, n, NS_SVCOBS_STATUS_TAG, strlen(NS_SVCOBS_STATUS_TAG));
-    if (tag != NULL && n > 6 && memcmp(line, "nsign ", 6) == 0) {
-        const char *st = tag + strlen(NS_SVCOBS_STATUS_TAG);
-        size_t k = 0;
-        pthread_mutex_lock(&o->mu);
-        while (st + k < line + n && st[k] != ' ' && k + 1 < sizeof o->state) {
-            o->state[k] = st[k];
-            k++;
-        }
-        o->state[k] = '\0';
-        const char *au = memmem(line, n, NS_SVCOBS_CLIENT_AUTH_TAG, strlen(NS_SVCOBS_CLIENT_AUTH_TAG));
-        k = 0;
-        if (au != NULL) {
-            au += strlen(NS_SVCOBS_CLIENT_AUTH_TAG);
-            while (au + k < line + n && au[k] != ' ' && k + 1 < sizeof o->client_auth) {
-                o->client_auth[k] = au[k];
-                k++;
-            }
-        }
-        o->client_auth[k] = '\0';
-        o->last_status_ms = ns_now_ms();
-        pthread_mutex_unlock(&o->mu);
-        return;
-    }
-    /* Only printable bytes reach the terminal or journal: an enclave cannot send escapes. */
-    memcpy(buf, "enclave: ", 9);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)line[i];
-        buf[9 + i] = (c >= 0x20 && c != 0x7f) || c == '\t' ? (char)c : '?';
-    }
-    buf[9 + n] = '\n';
-    ssize_t w = write(2, buf, n + 10);
-    if (o->log_fd >= 0) {
-        w = write(o->log_fd, buf + 9, n + 1);
-    }
-    (void)w;
-}
-
-static void on_audit_line(void *arg, const char *line, size_t n)
-{
-    re_obs *o = arg;
-    char buf[NS_LOGRECV_LINE_MAX + 1];
-    memcpy(buf, line, n);
-    buf[n] = '\n';
-    ssize_t w = write(o->audit_fd, buf, n + 1);
-    (void)w;
-}
-
-static int serve_ready(void *arg, const ns_httpd_req *r, ns_buf *body, const char **ctype)
-{
-    re_obs *o = arg;
-    if (strcmp(r->path, "/ready") != 0 && strcmp(r->path, "/") != 0) {
-        return 404;
-    }
-    pthread_mutex_lock(&o->mu);
-    int64_t age = o->last_status_ms ? ns_now_ms() - o->last_status_ms : -1;
-    int ok = age >= 0 && age <= o->max_age_ms && strcmp(o->state, "SERVING") == 0;
-    ns_err e =
-        ns_buf_printf(body, "%s state=%s last_status_ms_ago=%lld\n", ok ? "ready" : "not ready",
-                      o->state[0] ? o->state : "none", (long long)age);
-    pthread_mutex_unlock(&o->mu);
-    *ctype = "text/plain; charset=utf-8";
-    return e != NS_OK ? 500 : ok ? 200 : 503;
-}
+/* ---- observability: the enclave's log lines, audit trail and readiness (hostobs.h) ---- */
 
 static ns_err step_observability(re_state *s)
 {
     ns_runcfg *c = s->c;
-    ns_addr a;
     if (g_dry) {
         printf("%2d %-12s logs %s -> stderr 'enclave: '%s%s; audit %s -> %s; readiness %s; "
                "metrics %s -> %s (with the bridges)\n",
@@ -594,55 +508,19 @@ static ns_err step_observability(re_state *s)
         return NS_OK;
     }
     int64_t t0 = ns_now_ms();
-    g_obs.max_age_ms = c->ready_max_age_s * 1000;
-    if (c->log_file[0]) {
-        g_obs.log_fd = open(c->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (g_obs.log_fd < 0) {
-            return ns_fail_errno(NS_E_IO, "open ENCLAVE_LOG_FILE %s", c->log_file);
-        }
-    }
-    if (c->log_listen[0]) {
-        GUARD(ns_addr_parse(&a, c->log_listen));
-        GUARD(ns_logrecv_start(&g_obs.logs, &a, on_enclave_line, &g_obs));
-    }
-    if (c->audit_listen[0]) {
-        g_obs.audit_fd = open(c->audit_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (g_obs.audit_fd < 0) {
-            return ns_fail_errno(NS_E_IO, "open AUDIT_LOG_FILE %s", c->audit_file);
-        }
-        GUARD(ns_addr_parse(&a, c->audit_listen));
-        GUARD(ns_logrecv_start(&g_obs.audit, &a, on_audit_line, &g_obs));
-    }
-    if (c->ready_listen[0]) {
-        GUARD(ns_addr_parse(&a, c->ready_listen));
-        ns_err e = ns_httpd_start(&g_obs.ready, &a, serve_ready, &g_obs);
-        if (e != NS_OK) {
-            return ns_fail_ctx(e, "readiness listener %s", c->ready_listen);
-        }
-    }
+    const ns_hostobs_cfg hc = {.log_listen = c->log_listen,
+                               .log_file = c->log_file,
+                               .audit_listen = c->audit_listen,
+                               .audit_file = c->audit_file,
+                               .ready_listen = c->ready_listen,
+                               .ready_max_age_s = c->ready_max_age_s};
+    GUARD(ns_hostobs_start(&s->obs, &hc));
     ns_info("step=observe ok ms=%lld logs=%s audit=%s audit_file=%s ready=%s metrics=%s",
             (long long)(ns_now_ms() - t0), c->log_listen[0] ? c->log_listen : "none",
             c->audit_listen[0] ? c->audit_listen : "none", c->audit_file,
             c->ready_listen[0] ? c->ready_listen : "none",
             c->metrics_listen[0] ? c->metrics_listen : "none");
     return NS_OK;
-}
-
-static void stop_observability(void)
-{
-    ns_httpd_stop(g_obs.ready);
-    ns_logrecv_stop(g_obs.logs);
-    ns_logrecv_stop(g_obs.audit);
-    g_obs.ready = NULL;
-    g_obs.logs = g_obs.audit = NULL;
-    if (g_obs.log_fd >= 0) {
-        close(g_obs.log_fd);
-    }
-    if (g_obs.audit_fd >= 0) {
-        (void)fsync(g_obs.audit_fd);
-        close(g_obs.audit_fd);
-    }
-    g_obs.log_fd = g_obs.audit_fd = -1;
 }
 
 /* A TCP ingress on a non-loopback address starts on the same port of loopback: the host does
@@ -753,8 +631,7 @@ static ns_err watch_enclave(re_state *s)
                 s->watch.error, s->watch.failures, c->name, c->watch_s);
     }
     if (s->watch.recovered) {
-        ns_info("nitro-cli describe-enclaves answers again after %d failures",
-                s->watch.recovered);
+        ns_info("nitro-cli describe-enclaves answers again after %d failures", s->watch.recovered);
     }
     if (e == NS_E_CLOSED) {
         s->enclave_started = 0;
@@ -772,8 +649,7 @@ static void terminate_enclave(re_state *s)
         return;
     }
     if (s->c->emu) {
-        ns_info("stopping the emulated enclave name=%s (QEMU, then its vsock backend)",
-                s->c->name);
+        ns_info("stopping the emulated enclave name=%s (QEMU, then its vsock backend)", s->c->name);
         ns_emu_stop(&s->emu, RE_STOP_GRACE_MS);
         s->enclave_started = 0;
         return;
@@ -807,10 +683,8 @@ static ns_err ingress_follow_auth(re_state *s)
     if (s->ingress_wide || s->bridges.pid == 0) {
         return NS_OK;
     }
-    char auth[sizeof g_obs.client_auth];
-    pthread_mutex_lock(&g_obs.mu);
-    memcpy(auth, g_obs.client_auth, sizeof auth);
-    pthread_mutex_unlock(&g_obs.mu);
+    char auth[sizeof((ns_hostobs_status *)0)->client_auth];
+    ns_hostobs_client_auth(s->obs, auth, sizeof auth);
     if (strcmp(auth, "required") == 0) {
         ns_info("ingress: the enclave serves pinned clients only (client_auth=required): moving "
                 "the ingress from %s to %s",
@@ -1038,7 +912,8 @@ static int finish(re_state *s, ns_err e, const char *failed)
         }
     }
     stop_all(s);
-    stop_observability(); /* after the enclave: its last lines and final audit head are in */
+    ns_hostobs_stop(s->obs); /* after the enclave: its last lines and final audit head are in */
+    s->obs = NULL;
     ns_nitro_lock_release(&s->lock);
     ns_info("stopped");
     return e == NS_OK ? NS_EXIT_OK : NS_EXIT_FAIL;

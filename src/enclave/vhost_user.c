@@ -335,7 +335,7 @@ static ns_err set_features(ns_vhost *s, const ns_vhost_msg *m)
  * vring address (SET_VRING_ADDR). */
 static ns_err ring_msg(ns_vhost *s, const ns_vhost_msg *m, ns_vhost_msg *reply, int *has_reply)
 {
-    ns_vhost_ring *r;
+    ns_vhost_ring *r = NULL;
     const char *name = req_name(m->request);
     GUARD(ring_of(m, m->request == NS_VHOST_SET_VRING_ADDR ? 40 : 8, s, &r));
     uint32_t v = ld32(m->payload + 4);

@@ -1,0 +1,52 @@
+/*
+ * hostobs: the host's side of the enclave's observability, for run-enclave. The enclave's log
+ * lines arrive over vsock (logship's receiver) and go to stderr prefixed "enclave: " and, if
+ * set, to a log file, with every unprintable byte replaced (an enclave cannot send terminal
+ * escapes); its signed audit trail is appended to a file; its status lines (svcobs.h) are not
+ * printed but feed a readiness endpoint (GET /ready: 200 while the last status says SERVING and
+ * is recent, else 503) and tell the coordinator the enclave's client policy.
+ */
+#ifndef NS_HOSTOBS_H
+#define NS_HOSTOBS_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+typedef struct {
+    const char *log_listen;   /* the enclave's log lines, or "" */
+    const char *log_file;     /* also append them here, or "" */
+    const char *audit_listen; /* the audit trail, or "" */
+    const char *audit_file;   /* where the audit trail is appended (with audit_listen) */
+    const char *ready_listen; /* GET /ready, or "" */
+    int ready_max_age_s;      /* a status line older than this is not ready */
+} ns_hostobs_cfg;
+
+/* What one status line says: state (SERVING, STARTING...) and client_auth ("required",
+ * "none", "-", "" when the line has none). Both are truncated to fit, never overrun. */
+typedef struct {
+    char state[32];
+    char client_auth[16];
+} ns_hostobs_status;
+
+/* 1 and *st filled when LINE (N bytes, not terminated) is a status line ("nsign APPLET: status
+ * state=S ... client_auth=A"), 0 for any other line. */
+int ns_hostobs_status_parse(const char *line, size_t n, ns_hostobs_status *st);
+
+typedef struct ns_hostobs ns_hostobs;
+
+/* Opens the files and starts what the configuration names. On failure nothing is left running
+ * and the error names the file or address. */
+ns_err ns_hostobs_start(ns_hostobs **o, const ns_hostobs_cfg *c) NS_MUST_CHECK;
+
+/* The client_auth of the latest status line ("" before one arrived). */
+void ns_hostobs_client_auth(ns_hostobs *o, char *out, size_t cap);
+
+/* The readiness answer: 200 (ready) or 503, with a one-line text BODY. */
+int ns_hostobs_ready(ns_hostobs *o, char *body, size_t cap);
+
+/* Stops the receivers (open senders may finish: logship's drain), syncs the audit file, frees
+ * O. NULL does nothing. */
+void ns_hostobs_stop(ns_hostobs *o);
+
+#endif
