@@ -178,7 +178,7 @@ build_entry() {
     tmp=$CACHE/.kernel-out-$(basename "$dest")
     rm -rf "$tmp"
     mkdir -p "$tmp"
-    echo "kernel: building $KERNEL_PIN with eif/kernel.config into $dest (about 4 min on 2 cores)" >&2
+    echo "kernel: building $KERNEL_PIN with eif/kernel.config into $dest (about 9-12 min on 2 cores)" >&2
     kbuild "$b" "$tmp"
     touch "$tmp/.complete"
     chmod 0755 "$tmp"

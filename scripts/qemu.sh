@@ -87,7 +87,7 @@ build() {
     mkdir -p "$tmp"
     # shellcheck disable=SC2064
     trap "rm -rf '$tmp'" EXIT
-    echo "qemu: building $QEMU_PIN into $DIR (about 3-4 min on 2 cores)" >&2
+    echo "qemu: building $QEMU_PIN into $DIR (about 7-10 min on 2 cores)" >&2
     fetch_source "$tmp"
     # The +ds tarball drops the prebuilt edk2 firmware; do not try to unpack it.
     sed -i 's/^unpack_edk2_blobs = .*/unpack_edk2_blobs = false/' "$tmp/src/meson.build"
