@@ -152,6 +152,17 @@ ns_err ns_emu_build(ns_emu *e, const ns_emu_cfg *c)
      * next fallback jumps to the firmware's reset vector, which may spin instead of ending. */
     q[nq++] = "-device";
     q[nq++] = "i8042";
+    /* The NSM's queue kicked synchronously, not through an ioeventfd. The kernel's nsm driver
+     * exposes a request in two steps (the request buffer, then the response buffer, then the
+     * kick), and QEMU's virtio-nsm pops both at once. With ioeventfd on, QEMU kicks every queue
+     * itself when the driver sets DRIVER_OK, which the kernel does after nsm's probe has started
+     * the hwrng thread; if QEMU's main loop takes that kick between the thread's two steps,
+     * virtio-nsm finds no response buffer, marks the device broken ("Expected response buffer
+     * after request buffer in virtqueue") and every later NSM call waits out its 2-minute
+     * timeout. Rare (seen twice in some 60 boots). The vhost-user vsock keeps its own
+     * notifiers. */
+    q[nq++] = "-global";
+    q[nq++] = "virtio-mmio.ioeventfd=off";
     q[nq++] = "-serial";
     q[nq++] = "stdio";
     q[nq++] = "-kernel";
