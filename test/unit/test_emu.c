@@ -2,7 +2,7 @@
  * test_emu: the emulator's liveness poll (ns_emu_poll) over stand-in children: a running pair is
  * fine; QEMU gone is named; a backend gone while QEMU is on its way out names both (the backend
  * ends when QEMU disconnects); a backend gone while QEMU keeps running names the backend; the
- * unix socket addresses of the vsock ports.
+ * unix socket addresses of the vsock ports; QEMU's command line.
  */
 #include <string.h>
 #include <unistd.h>
@@ -31,6 +31,35 @@ int main(void)
     CHECK(strcmp(a, "unix:/r/e.emu/enclave-7100.sock") == 0, "addr: enclave-PORT.sock (%s)", a);
     CHECK_ERR(ns_emu_addr(a, sizeof a, "/r/e.emu", 0, 7110), NS_OK, "addr: parent side");
     CHECK(strcmp(a, "unix:/r/e.emu/parent-7110.sock") == 0, "addr: parent-PORT.sock (%s)", a);
+
+    /* QEMU's command line: the machine with nsign's vsock backend, the reset device, and the
+     * virtio-mmio kicks synchronous (emu.c: an ioeventfd start-up kick can break virtio-nsm). */
+    ns_emu_cfg c = {.self = "/b/nsign",
+                    .qemu = "/q/qemu-system-x86_64",
+                    .eif = "/e/n.eif",
+                    .name = "n",
+                    .cpu = "2",
+                    .mem = "512",
+                    .cid = "16",
+                    .console_file = "/c.log",
+                    .dir = "/r/e.emu",
+                    .enclave_ports = {7100},
+                    .n_enclave = 1};
+    ns_emu_init(&e);
+    CHECK_ERR(ns_emu_build(&e, &c), NS_OK, "build the argv");
+    char line[4096] = "";
+    for (int i = 0; e.argv_qemu[i] != NULL; i++) {
+        strncat(line, " ", sizeof line - strlen(line) - 1);
+        strncat(line, e.argv_qemu[i], sizeof line - strlen(line) - 1);
+    }
+    CHECK(strstr(line, " -M nitro-enclave,vsock=c0 ") != NULL &&
+              strstr(line, " -chardev socket,id=c0,path=/r/e.emu/vhost.sock") != NULL,
+          "qemu: the nitro-enclave machine on the backend's socket (%s)", line);
+    CHECK(strstr(line, " -global virtio-mmio.ioeventfd=off ") != NULL,
+          "qemu: virtio-mmio kicks without ioeventfd");
+    CHECK(strstr(line, " -device i8042 ") != NULL && strstr(line, " -smp 2 -m 512M ") != NULL &&
+              strstr(line, " -kernel /e/n.eif ") != NULL,
+          "qemu: i8042, CPU_COUNT, MEMORY_MIB, the EIF");
 
     ns_emu_init(&e);
     spawn(&e.qemu, "sleep 30");
