@@ -591,18 +591,6 @@ static void recv_addrs(const ns_enclave_cfg *cfg, const ns_addr *addrs[RECV_JOBS
     addrs[3] = &cfg->config_listen;
 }
 
-/* Closes a receiver's listener and removes its socket file. */
-static void recv_unlisten(const ns_addr *a, int *fd)
-{
-    if (*fd >= 0) {
-        close(*fd);
-        *fd = -1;
-    }
-    if (a->kind == NS_ADDR_UNIX && a->path[0] != '@') {
-        ns_io_unlink_stale_socket(a->path);
-    }
-}
-
 /* Listens on every receiver's address first: the host's pushes retry until all are up.
  * *bad is the job whose listener failed. */
 static ns_err recv_listen(recv_run *r, const ns_addr *const addrs[RECV_JOBS], int *bad)
@@ -741,7 +729,7 @@ static ns_err receive_all(const ns_enclave_cfg *cfg, const ns_enclave_ops *ops, 
         if (e == NS_OK) {
             lfds[i] = r->jobs[i].fd;
         } else {
-            recv_unlisten(addrs[i], &r->jobs[i].fd);
+            ns_addr_unlisten(addrs[i], r->jobs[i].fd);
         }
     }
     for (int i = 0; i < 2; i++) {
@@ -949,7 +937,7 @@ out:
     recv_addrs(cfg, addrs);
     for (int i = 0; i < RECV_JOBS; i++) {
         if (lfds[i] >= 0) {
-            recv_unlisten(addrs[i], &lfds[i]);
+            ns_addr_unlisten(addrs[i], lfds[i]);
         }
     }
     bufs_free(&b);

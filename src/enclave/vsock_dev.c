@@ -1118,13 +1118,7 @@ void ns_vsock_dev_free(ns_vsock_dev *d)
     }
     ns_vsock_dev_reset(d);
     for (size_t i = 0; i < d->nlis; i++) {
-        close(d->lis[i].fd);
-        if (i < d->cfg.nlisten ? d->listen[i].addr.kind == NS_ADDR_UNIX : 1) {
-            const ns_addr *a = i < d->cfg.nlisten ? &d->listen[i].addr : &d->hybrid;
-            if (a->kind == NS_ADDR_UNIX && a->path[0] != '@') {
-                ns_io_unlink_stale_socket(a->path);
-            }
-        }
+        ns_addr_unlisten(i < d->cfg.nlisten ? &d->listen[i].addr : &d->hybrid, d->lis[i].fd);
     }
     free(d->lis);
     free(d);

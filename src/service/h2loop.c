@@ -413,9 +413,6 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, ns_stop *
         close(ws[i].handoff[1]);
     }
     free(ws);
-    close(lfd);
-    if (cfg->listen.kind == NS_ADDR_UNIX && cfg->listen.path[0] != '@') {
-        ns_io_unlink_stale_socket(cfg->listen.path);
-    }
+    ns_addr_unlisten(&cfg->listen, lfd);
     return rc;
 }

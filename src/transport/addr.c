@@ -222,6 +222,16 @@ static void sock_setup(int fd, int family)
     }
 }
 
+void ns_addr_unlisten(const ns_addr *a, int fd)
+{
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (a->kind == NS_ADDR_UNIX && a->path[0] != '@') {
+        ns_io_unlink_stale_socket(a->path);
+    }
+}
+
 ns_err ns_addr_listen(const ns_addr *a, int backlog, unsigned flags, int *fdp)
 {
     char name[NS_ADDR_STR_MAX];

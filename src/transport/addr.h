@@ -46,6 +46,9 @@ void ns_addr_format(const ns_addr *a, char *out, size_t cap);
 
 /* Bound, listening socket. For tcp port 0 the kernel picks one: see ns_addr_local_port. */
 ns_err ns_addr_listen(const ns_addr *a, int backlog, unsigned flags, int *fd) NS_MUST_CHECK;
+/* Closes a listener from ns_addr_listen (fd -1: nothing to close) and removes its unix socket
+ * file (not for abstract names). */
+void ns_addr_unlisten(const ns_addr *a, int fd);
 /* The port a listening tcp/vsock socket is bound to. */
 ns_err ns_addr_local_port(int fd, uint32_t *port) NS_MUST_CHECK;
 

@@ -439,9 +439,6 @@ ns_err ns_frame_recv(const ns_addr *listen, uint64_t max_size, int timeout_ms, n
     int lfd = -1;
     GUARD(ns_addr_listen(listen, 4, NS_LISTEN_NONBLOCK, &lfd));
     ns_err e = ns_frame_recv_on(lfd, max_size, timeout_ms, out);
-    close(lfd);
-    if (listen->kind == NS_ADDR_UNIX && listen->path[0] != '@') {
-        ns_io_unlink_stale_socket(listen->path);
-    }
+    ns_addr_unlisten(listen, lfd);
     return e;
 }
