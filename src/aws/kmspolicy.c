@@ -483,7 +483,7 @@ static ns_err principals_check(const char *const *arns, size_t n, ns_arn_kind ki
     return NS_OK;
 }
 
-static ns_err key_input_check(const ns_kmspolicy_key_input *in)
+ns_err ns_kmspolicy_key_check(const ns_kmspolicy_key_input *in)
 {
     char partition[16] = "";
     GUARD(principals_check(in->roles, in->n_roles, NS_ARN_IAM_ROLE, "--role-arn", partition));
@@ -509,7 +509,7 @@ static ns_err key_input_check(const ns_kmspolicy_key_input *in)
 
 ns_err ns_kmspolicy_key_policy(ns_buf *out, const ns_kmspolicy_key_input *in)
 {
-    GUARD(key_input_check(in));
+    GUARD(ns_kmspolicy_key_check(in));
     static const char *const encrypt[] = {"kms:Encrypt"};
     static const char *const read_policy[] = {"kms:DescribeKey", "kms:GetKeyPolicy"};
     jw w = {.b = out};

@@ -86,7 +86,10 @@ typedef struct {
     int debug; /* 1: PCR0-2 all zero instead of images (n_images must be 0) */
 } ns_kmspolicy_key_input;
 
-/* Appends the key policy (see above) to out, ending with a newline. */
+/* Checks everything but the images' contents (only n_images is read): principals, partition,
+ * counts, PCR16 values, debug mode without images. NS_E_USAGE naming the option otherwise. */
+ns_err ns_kmspolicy_key_check(const ns_kmspolicy_key_input *in) NS_MUST_CHECK;
+/* Appends the key policy (see above) to out, ending with a newline; checks as above first. */
 ns_err ns_kmspolicy_key_policy(ns_buf *out, const ns_kmspolicy_key_input *in) NS_MUST_CHECK;
 
 typedef struct {
