@@ -52,8 +52,8 @@ static void test_arns(void)
         "arn:aws:iam::111122223333:role/r\"",
         "arn:aws:iam::111122223333:user/u",
         "arn:aws:iam::111122223333:root",
-        "arn:aws:iam::111122223333:role/"
-        "a234567890123456789012345678901234567890123456789012345678901234X",
+        ("arn:aws:iam::111122223333:role/"
+         "a234567890123456789012345678901234567890123456789012345678901234X"),
         " arn:aws:iam::111122223333:role/r",
     };
     for (size_t i = 0; i < sizeof bad_roles / sizeof *bad_roles; i++) {
