@@ -6,7 +6,8 @@ list=$("$N" --list)
 check "--list prints one line per applet of applets/applets.def" \
     test "$(echo "$list" | wc -l)" = "$(grep -c '^APPLET(' "$NS_ROOT/applets/applets.def")"
 for a in fetch-creds s3-get vsock-push vsock-recv kms-decrypt age-decrypt bridge sign-service \
-    enclave-entrypoint run-enclave stop-enclave eif sign attest-verify audit-verify vhost-vsock; do
+    enclave-entrypoint run-enclave stop-enclave eif sign attest-verify audit-verify vhost-vsock \
+    kms-policy; do
     echo "$list" | grep -qx "$a" || fail "--list names $a"
     out=$("$N" "$a" --help 2>&1); rc=$?
     check "$a --help exits 0 and prints usage" test "$rc" = 0 -a -n "$out"
