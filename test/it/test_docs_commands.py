@@ -224,8 +224,7 @@ ENV = dict(os.environ, AWS_REGION="eu-west-1", ACCOUNT="111122223333",
 
 
 def run_offline(argv, where):
-    args = [os.path.expandvars(a.replace("$", "$")) for a in argv[1:]]
-    args = [a.replace("/opt/nsign/", "opt/") for a in args]
+    args = [a.replace("/opt/nsign/", "opt/") for a in argv[1:]]
     args = [re.sub(r"\$\{?(\w+)\}?", lambda m: ENV.get(m.group(1), m.group(0)), a) for a in args]
     p = subprocess.run([NSIGN] + args, capture_output=True, timeout=60, cwd=T, env=ENV)
     out = p.stdout.decode()
