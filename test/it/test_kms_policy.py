@@ -6,11 +6,14 @@ prints; two EIFs give lists; a small evaluator of IAM's StringEqualsIgnoreCase s
 key must match, any listed value) shows which attestations the Decrypt statement admits. The
 IAM policy's shape, the debug-mode policy and its warning, determinism, -o, and the refusals
 (bad ARNs, missing or conflicting options, a file that is not an EIF) with their exit codes.
+When cfn-lint is installed (not a Debian package: skipped otherwise), its IAM policy schemas
+check both documents' grammar independently.
 """
 import datetime
 import hashlib
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -22,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tap import NSIGN, check, done
+from tap import NSIGN, check, done, skip
 
 T = tempfile.mkdtemp(prefix="nsign-kmspol-")
 ROLE = "arn:aws:iam::111122223333:role/nsign-enclave-host"
@@ -253,6 +256,32 @@ rc, iam2, _, err = policy(["--iam", "--key-arn", KEY, "--age-key-uri", "s3://b-1
 check(rc == 0 and iam2 and iam2["Statement"][0]["Resource"] ==
       ["arn:aws:s3:::b-1/x/age.enc", "arn:aws:s3:::b-2/y/shares.age"],
       "--age-key-uri/--shares-uri: the exact objects (AGE_KEY_S3_URI, KEY_SHARES_S3_URI)", err)
+
+# --- an independent grammar check: cfn-lint's IAM schemas (E3510 identity policies, E3512
+# resource policies such as a KMS key policy), when cfn-lint is installed ---
+def cfn_lint(key_policies, iam_policy, name):
+    res = {"Key%d" % i: {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": k}}
+           for i, k in enumerate(key_policies)}
+    res["RolePolicy"] = {"Type": "AWS::IAM::ManagedPolicy",
+                         "Properties": {"PolicyDocument": iam_policy}}
+    json.dump({"AWSTemplateFormatVersion": "2010-09-09", "Resources": res}, open(path(name), "w"))
+    p = subprocess.run([CFN_LINT, path(name)], capture_output=True, timeout=120)
+    return p.returncode, p.stdout.decode() + p.stderr.decode()
+
+
+CFN_LINT = shutil.which("cfn-lint")
+if CFN_LINT is None:
+    skip("cfn-lint accepts the key and IAM policies", "cfn-lint is not installed")
+elif doc5 and doc6 and doc7 and iam:
+    rc, out = cfn_lint([doc6, doc5, doc7], iam, "cfn.json")
+    check(rc == 0, "cfn-lint accepts the key policies (signed + unsigned EIFs, PCR16 lists, "
+          "debug mode) and the IAM policy", out)
+    bad = json.loads(json.dumps(doc6))
+    cond = statement(bad, "EnclaveDecrypt")["Condition"]
+    cond["StringEqualsIgnoreCasee"] = cond.pop("StringEqualsIgnoreCase")
+    rc, out = cfn_lint([bad], iam, "cfn-bad.json")
+    check(rc != 0 and "E3512" in out, "and refuses a misspelt condition operator (the check can fail)",
+          out)
 
 # --- refusals ---
 def refused(desc, args, code=2, want=None):
