@@ -60,18 +60,32 @@ int main(void)
               "ciphertext over 6144 bytes refused");
     ns_buf_free(&b);
 
-    CHECK_ERR(ns_kms_error(400, "AccessDeniedException", "nope"), NS_E_DENIED, "AccessDenied");
+    CHECK_ERR(ns_kms_error(400, "AccessDeniedException", "nope", NULL, NULL), NS_E_DENIED,
+              "AccessDenied");
     CHECK(strstr(ns_err_msg(), "key policy") && strstr(ns_err_msg(), "PCR") &&
               strstr(ns_err_msg(), "nope"),
           "AccessDenied message names the policy, PCRs and KMS's message");
-    CHECK_ERR(ns_kms_error(400, "InvalidCiphertextException", ""), NS_E_AUTH, "InvalidCiphertext");
+    CHECK_ERR(ns_kms_error(400, "AccessDeniedException", "nope", NULL, "PCR0=ab PCR16=cd"),
+              NS_E_DENIED, "AccessDenied with the document's PCRs");
+    CHECK(strstr(ns_err_msg(), "the attestation document sent PCR0=ab PCR16=cd") != NULL,
+          "AccessDenied names the PCRs the attestation document sent");
+    CHECK_ERR(ns_kms_error(400, "IncorrectKeyException", "x", "KMS_KEY_ID", NULL), NS_E_NO_MATCH,
+              "IncorrectKey from the enclave");
+    CHECK(strstr(ns_err_msg(), "check KMS_KEY_ID") && !strstr(ns_err_msg(), "--key-id"),
+          "the enclave's hint names the variable KMS_KEY_ID, not an applet flag");
+    CHECK_ERR(ns_kms_error(400, "NotFoundException", "x", "KMS_KEY_ID", NULL), NS_E_NOT_FOUND,
+              "NotFound from the enclave");
+    CHECK(strstr(ns_err_msg(), "check KMS_KEY_ID") != NULL, "NotFound names KMS_KEY_ID");
+    CHECK_ERR(ns_kms_error(400, "InvalidCiphertextException", "", NULL, NULL), NS_E_AUTH, "InvalidCiphertext");
     CHECK(strstr(ns_err_msg(), "encryption") != NULL, "InvalidCiphertext mentions the context");
-    CHECK_ERR(ns_kms_error(400, "IncorrectKeyException", "x"), NS_E_NO_MATCH, "IncorrectKey");
-    CHECK_ERR(ns_kms_error(400, "ThrottlingException", "x"), NS_E_REMOTE, "Throttling");
+    CHECK_ERR(ns_kms_error(400, "IncorrectKeyException", "x", NULL, NULL), NS_E_NO_MATCH,
+              "IncorrectKey");
+    CHECK(strstr(ns_err_msg(), "check --key-id") != NULL, "kms-decrypt's hint names --key-id");
+    CHECK_ERR(ns_kms_error(400, "ThrottlingException", "x", NULL, NULL), NS_E_REMOTE, "Throttling");
     CHECK(strstr(ns_err_msg(), "retries") != NULL, "Throttling says it was retried");
-    CHECK_ERR(ns_kms_error(500, "", ""), NS_E_REMOTE, "no error type");
+    CHECK_ERR(ns_kms_error(500, "", "", NULL, NULL), NS_E_REMOTE, "no error type");
     CHECK(strstr(ns_err_msg(), "500") != NULL, "status in the message");
-    CHECK_ERR(ns_kms_error(400, "ValidationException", "bad doc"), NS_E_REMOTE, "other types");
+    CHECK_ERR(ns_kms_error(400, "ValidationException", "bad doc", NULL, NULL), NS_E_REMOTE, "other types");
     CHECK(strstr(ns_err_msg(), "ValidationException: bad doc") != NULL, "type and message kept");
     T_DONE();
 }
