@@ -273,7 +273,6 @@ static ns_err doc_member(ns_buf *b, const char *name, const char *value)
 static ns_err config_doc(ns_runcfg *c, const env *v, const char *region)
 {
     const char *key = env_or(v, "KMS_KEY_ID", "");
-    GUARD(copy_str(c->kms_key_id, sizeof c->kms_key_id, key, "KMS_KEY_ID"));
     const char *endpoint = env_or(v, "AWS_ENDPOINT_URL_KMS", "");
     ns_buf b;
     ns_buf_init(&b, NS_RUNCFG_DOC_MAX - 1);
@@ -293,6 +292,7 @@ static ns_err config_doc(ns_runcfg *c, const env *v, const char *region)
     if (e == NS_OK) {
         memcpy(c->config, b.data, b.len);
         c->config[b.len] = '\0';
+        memcpy(c->kms_key_id, key, strlen(key) + 1); /* shorter than the document */
     } else {
         e = ns_fail(NS_E_USAGE,
                     "the enclave configuration (AWS_REGION, KMS_KEY_ID, "
