@@ -45,6 +45,7 @@
 #include "log.h"
 #include "nitro.h"
 #include "pcr.h"
+#include "preflight.h"
 #include "runcfg.h"
 #include "secret.h"
 #include "supervise.h"
@@ -62,7 +63,7 @@
 #define RE_PATH_MAX 4096
 
 static const char usage_text[] =
-    "usage: nsign run-enclave [--dry-run [--fetch]] [--emulator]\n"
+    "usage: nsign run-enclave [--dry-run [--fetch]] [--emulator] | --preflight\n"
     "\n"
     "Starts the signing enclave and stays in the foreground supervising its bridges: fetches\n"
     "credentials (IMDSv2), downloads the KMS-encrypted age key and the age-encrypted key shares\n"
@@ -82,6 +83,15 @@ static const char usage_text[] =
     "              Same variables and defaults. NSIGN_QEMU=path (default build/qemu/, then\n"
     "              PATH), NSIGN_EMU_BOOT_TIMEOUT_SECONDS=600. Attestation documents from\n"
     "              QEMU's NSM are unsigned: real KMS refuses them.\n"
+    "  --preflight check this host and account before starting anything, one line per check\n"
+    "              (ok, FAIL with the fix, skip with why) and exit 0 only when none failed:\n"
+    "              the EIF and its PCR0; /dev/nitro_enclaves and the nitro_enclaves driver;\n"
+    "              allocator.yaml's memory_mib/cpu_count against MEMORY_MIB/CPU_COUNT, the\n"
+    "              allocator's CPU pool and free hugepages; MEMORY_MIB >= 4x the EIF (nitro-cli\n"
+    "              E26); nitro-cli and its version; the host listeners' ports free; IMDSv2 and\n"
+    "              the instance role; both S3 objects readable (HeadObject); KMS_KEY_ID's key\n"
+    "              policy naming the EIF's PCR0 (skipped when kms:GetKeyPolicy is denied).\n"
+    "              NSIGN_PREFLIGHT_ROOT=DIR (tests only) reads /dev, /sys, /etc below DIR\n"
     "  --fetch     with --dry-run: also run the read-only steps (fetch-creds, s3-get) and print\n"
     "              the PCR16 the enclave will measure (publish it beside PCR0); a real run\n"
     "              logs it as expected pcr16=...\n"
@@ -138,6 +148,7 @@ static const char usage_text[] =
 /* ---- steps ---- */
 
 static int g_dry;
+static int g_preflight;
 static int g_fetch; /* --dry-run --fetch: the read-only steps run, to predict PCR16 */
 static int g_step;
 static ns_stop g_stop;
@@ -747,12 +758,18 @@ static int parse_args(int argc, char **argv, int *emulator)
             *emulator = 1;
         } else if (strcmp(argv[i], "--fetch") == 0) {
             g_fetch = 1;
+        } else if (strcmp(argv[i], "--preflight") == 0) {
+            g_preflight = 1;
         } else {
             return ns_cli_usage_error("unknown argument '%s'", argv[i]);
         }
     }
     if (g_fetch && !g_dry) {
         return ns_cli_usage_error("--fetch goes with --dry-run");
+    }
+    if (g_preflight && (g_dry || *emulator)) {
+        return ns_cli_usage_error("--preflight checks a Nitro host: not with --dry-run or "
+                                  "--emulator");
     }
     return -1;
 }
@@ -919,6 +936,33 @@ static int finish(re_state *s, ns_err e, const char *failed)
     return e == NS_OK ? NS_EXIT_OK : NS_EXIT_FAIL;
 }
 
+/* --preflight: each check's line on stdout (preflight.h decides, this prints). */
+static void preflight_line(const ns_pf_result *r, void *arg)
+{
+    static const char *const word[] = {"ok", "FAIL", "skip"};
+    (void)arg;
+    printf("%-4s  %-10s  %s\n", word[r->status], r->check, r->text);
+    fflush(stdout);
+}
+
+static int preflight(ns_runcfg *c)
+{
+    char nitro[RE_PATH_MAX];
+    const char *root = getenv("NSIGN_PREFLIGHT_ROOT");
+    ns_pf_cfg pc = {c, root ? root : "", NULL};
+    if (ns_supervise_which(c->nitro_name, nitro, sizeof nitro) == NS_OK) {
+        pc.nitro = nitro;
+    }
+    int failed = ns_preflight_run(&pc, preflight_line, NULL);
+    if (failed) {
+        printf("preflight: %d check%s FAILED: fix %s, then rerun run-enclave --preflight\n",
+               failed, failed == 1 ? "" : "s", failed == 1 ? "it" : "them");
+        return NS_EXIT_FAIL;
+    }
+    printf("preflight: every check passed\n");
+    return NS_EXIT_OK;
+}
+
 int run_enclave_main(int argc, char **argv)
 {
     static ns_runcfg cfg;
@@ -934,6 +978,9 @@ int run_enclave_main(int argc, char **argv)
     if (e != NS_OK) {
         ns_log_err(e, "configuration");
         return e == NS_E_USAGE ? NS_EXIT_USAGE : NS_EXIT_FAIL;
+    }
+    if (g_preflight) {
+        return preflight(&cfg);
     }
     state_init(&st, &cfg);
     e = find_tools(&st);
