@@ -229,6 +229,7 @@ typedef struct {
      * pinned clients can sign; then on NSIGN_HOST_GRPC_LISTEN (issue 13). */
     int ingress_wide;
     int ingress_warned;
+    int serving; /* the enclave reported SERVING (hostobs' readiness) */
     char ingress_narrow[NS_ADDR_STR_MAX];
 } re_state;
 
@@ -886,7 +887,10 @@ static void show_supervise_plan(re_state *s)
 static ns_err supervise(re_state *s)
 {
     ns_runcfg *c = s->c;
-    ns_info("enclave %s is running: gRPC at %s; waiting for SIGTERM", c->name, c->grpc_listen);
+    /* The enclave took its secrets but is still decrypting and loading keys: it is booting
+     * until its status line says SERVING (what /ready reports). */
+    ns_info("enclave %s is booting: it took its secrets; waiting for it to report SERVING%s",
+            c->name, c->log_listen[0] ? "" : " (cannot be told: NSIGN_HOST_LOG_LISTEN=none)");
     int64_t next_watch = ns_now_ms() + (int64_t)c->watch_s * 1000;
     while (!g_stop) {
         /* Under the emulator the check is a waitpid: every tick. */
@@ -897,6 +901,12 @@ static ns_err supervise(re_state *s)
         GUARD(supervise_child(s, &s->bridges, &s->bridge_restarts, "ingress/egress",
                               build_bridges_argv));
         GUARD(ingress_follow_auth(s));
+        char ready[96];
+        if (!s->serving && s->obs != NULL && ns_hostobs_ready(s->obs, ready, sizeof ready) == 200) {
+            s->serving = 1;
+            ns_info("enclave %s is serving: gRPC at %s; waiting for SIGTERM", c->name,
+                    c->grpc_listen);
+        }
         GUARD(supervise_child(s, &s->kms, &s->kms_restarts, "KMS proxy", build_kms_argv));
         usleep(RE_TICK_MS * 1000);
     }
