@@ -40,54 +40,22 @@ check "--help documents --preflight and NSIGN_PREFLIGHT_ROOT" bash -c \
     "'$NSIGN' run-enclave --help | grep -q -- '--preflight' && '$NSIGN' run-enclave --help | grep -q NSIGN_PREFLIGHT_ROOT"
 
 # ---- faked prerequisites ----
-# A real EIF (tiny kernel and ramdisks) and its PCR0 as `eif describe` prints it.
-head -c 300000 /dev/urandom >"$T/kernel"
-head -c 1200000 /dev/urandom >"$T/ramdisk1"
-printf 'app' >"$T/ramdisk2"
-SOURCE_DATE_EPOCH=0 "$NSIGN" eif build --kernel "$T/kernel" --cmdline "console=ttyS0" \
-    --ramdisk "$T/ramdisk1" --ramdisk "$T/ramdisk2" --output "$T/pf.eif" >/dev/null 2>"$T/eif.err"
-PCR0=$("$NSIGN" eif describe "$T/pf.eif" | "$PY" -c 'import json,sys;print(json.load(sys.stdin)["Measurements"]["PCR0"])')
+. "$NS_ROOT/test/lib/preflight_root.sh"
+# A real EIF and its PCR0 as `eif describe` prints it; a key policy naming it.
+pf_real_eif "$T/pf.eif" 2>"$T/eif.err"
+PCR0=$PF_PCR0
 check "a real EIF to check" test -n "$PCR0" || cat "$T/eif.err"
 KEY_ARN=arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab
-policy() {  # policy PCR0_HEX > FILE: the key policy nsign kms-policy's shape would give
-    "$PY" - "$1" <<'PY'
-import json, sys
-print(json.dumps({"Version": "2012-10-17", "Statement": [
-    {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
-     "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
-    {"Sid": "Enclave decrypt", "Effect": "Allow",
-     "Principal": {"AWS": "arn:aws:iam::111122223333:role/nsign-host"}, "Action": "kms:Decrypt",
-     "Resource": "*", "Condition": {"StringEqualsIgnoreCase": {
-         "kms:RecipientAttestation:PCR0": sys.argv[1].upper()}}}]}, indent=2))
-PY
-}
+policy() { pf_policy "$@"; }
 policy "$PCR0" >"$T/policy.json"
 FLOW_KMS_ARGS="--key-policy $T/policy.json"
 flow_begin "run-enclave --preflight against faked prerequisites"
 
 R=$T/root
-mkdir -p "$R/dev" "$R/sys/module/nitro_enclaves/parameters" "$R/etc/nitro_enclaves" \
-    "$R/sys/kernel/mm/hugepages/hugepages-2048kB" "$R/sys/kernel/mm/hugepages/hugepages-1048576kB"
-if ! mknod "$R/dev/nitro_enclaves" c 1 3 2>/dev/null; then
+if ! pf_fake_root "$R"; then
     skip "faked prerequisites" "mknod (a character device for /dev/nitro_enclaves) is not permitted here"
     tap_done; exit
 fi
-echo "1,3" >"$R/sys/module/nitro_enclaves/parameters/ne_cpus"
-echo 512 >"$R/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
-echo 0 >"$R/sys/kernel/mm/hugepages/hugepages-1048576kB/free_hugepages"
-cat >"$R/etc/nitro_enclaves/allocator.yaml" <<'Y'
----
-# Enclave configuration file.
-#
-# How much memory to allocate for enclaves (in MiB).
-memory_mib: 1024
-#
-# How many CPUs to reserve for enclaves.
-cpu_count: 2
-#
-# Alternatively, the exact CPUs to reserve for enclaves.
-# cpu_pool: 2,3
-Y
 export NSIGN_PREFLIGHT_ROOT=$R EIF_PATH=$T/pf.eif KMS_KEY_ID=$KEY_ARN
 export AWS_ENDPOINT_URL_KMS=https://localhost:$KMS_PORT AWS_MAX_ATTEMPTS=1
 # Every host listener on a free port or a unix socket of its own (flow_env's).
