@@ -17,7 +17,8 @@
  *                terminates the enclave
  *
  * The applets it runs (fetch-creds, s3-get, bridge, vsock-push) are this same binary, so each
- * step is also a command a user can run alone; --dry-run prints them. Secrets go to children
+ * step is also a command a user can run alone; --dry-run prints them; --preflight checks the
+ * host and the account first (preflight.h) and starts nothing. Secrets go to children
  * through pipes. A lock file (NSIGN_RUN_DIR/ENCLAVE_NAME.pid) lets stop-enclave find us.
  *
  * This file coordinates: the environment is read and validated by runcfg.h; nitro-cli (run,
@@ -965,8 +966,8 @@ static int preflight(ns_runcfg *c)
     }
     int failed = ns_preflight_run(&pc, preflight_line, NULL);
     if (failed) {
-        printf("preflight: %d check%s FAILED: fix %s, then rerun run-enclave --preflight\n",
-               failed, failed == 1 ? "" : "s", failed == 1 ? "it" : "them");
+        printf("preflight: %d check%s FAILED: fix %s, then rerun run-enclave --preflight\n", failed,
+               failed == 1 ? "" : "s", failed == 1 ? "it" : "them");
         return NS_EXIT_FAIL;
     }
     printf("preflight: every check passed\n");

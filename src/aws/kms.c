@@ -360,9 +360,9 @@ ns_err ns_kms_get_key_policy(ns_buf *policy, const ns_kms_decrypt_req *req, cons
     c.via = req->proxy;
     c.ca = ca;
     ns_retry_default(&c.retry);
-    GUARD_GOTO(ns_aws_json_call(&c, "TrentService.GetKeyPolicy", body.data, body.len, &status,
-                                &resp),
-               rc, out);
+    GUARD_GOTO(
+        ns_aws_json_call(&c, "TrentService.GetKeyPolicy", body.data, body.len, &status, &resp), rc,
+        out);
     if (status != 200) {
         char code[KMS_CODE_MAX], msg[KMS_MSG_MAX];
         ns_aws_json_error(resp.data, resp.len, code, sizeof code, msg, sizeof msg);
@@ -370,7 +370,8 @@ ns_err ns_kms_get_key_policy(ns_buf *policy, const ns_kms_decrypt_req *req, cons
             rc = ns_fail(NS_E_DENIED, "KMS denied GetKeyPolicy on %s (%s)", req->key_id,
                          msg[0] ? msg : "AccessDeniedException");
         } else if (strcmp(code, "NotFoundException") == 0) {
-            rc = ns_fail(NS_E_NOT_FOUND, "KMS key %s not found in %s (%s): check KMS_KEY_ID "
+            rc = ns_fail(NS_E_NOT_FOUND,
+                         "KMS key %s not found in %s (%s): check KMS_KEY_ID "
                          "and AWS_REGION",
                          req->key_id, region, msg[0] ? msg : "NotFoundException");
         } else {

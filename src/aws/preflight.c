@@ -137,8 +137,8 @@ ns_err ns_pf_allocator_parse(ns_pf_allocator *a, const char *text, size_t n)
                    "allocator.yaml line %d: cpu_count is not a number", line);
         } else if (kl == 8 && memcmp(k, "cpu_pool", 8) == 0) {
             uint64_t cnt;
-            ENSURE(vl < sizeof a->cpu_pool && ns_pf_cpulist_count(v, vl, &cnt) == NS_OK,
-                   NS_E_PARSE, "allocator.yaml line %d: cpu_pool is not a CPU list", line);
+            ENSURE(vl < sizeof a->cpu_pool && ns_pf_cpulist_count(v, vl, &cnt) == NS_OK, NS_E_PARSE,
+                   "allocator.yaml line %d: cpu_pool is not a CPU list", line);
             memcpy(a->cpu_pool, v, vl);
             a->cpu_pool[vl] = '\0';
         }
@@ -459,8 +459,8 @@ static void check_nitro_cli(pf_run *r)
     int st = -1;
     unsigned v[3] = {0, 0, 0}, min[3] = {0, 0, 0};
     ns_buf_init(&out, PF_SYSFILE_MAX);
-    ns_err e = ns_supervise_run_ex(av, NULL, 0, &out, PF_NITRO_TIMEOUT_MS, &st,
-                                   NS_SPAWN_STDERR_OUT);
+    ns_err e =
+        ns_supervise_run_ex(av, NULL, 0, &out, PF_NITRO_TIMEOUT_MS, &st, NS_SPAWN_STDERR_OUT);
     if (e == NS_OK && !ns_status_ok(st)) {
         e = ns_fail(NS_E_REMOTE, "it exited with an error");
     }
@@ -469,8 +469,7 @@ static void check_nitro_cli(pf_run *r)
     }
     ns_buf_free(&out);
     if (e == NS_OK && ns_pf_nitro_version("Nitro CLI " NS_PF_NITRO_MIN,
-                                          sizeof("Nitro CLI " NS_PF_NITRO_MIN) - 1,
-                                          min) != NS_OK) {
+                                          sizeof("Nitro CLI " NS_PF_NITRO_MIN) - 1, min) != NS_OK) {
         e = ns_fail(NS_E_INTERNAL, "bad NS_PF_NITRO_MIN");
     }
     if (e != NS_OK) {
@@ -529,8 +528,7 @@ static void check_ports(pf_run *r)
         check_port(r, "egress", "NSIGN_HOST_EGRESS_LISTEN or HOST_EGRESS_VSOCK_PORT",
                    c->egress_listen);
     }
-    check_port(r, "enclave logs", "NSIGN_HOST_LOG_LISTEN or ENCLAVE_LOG_VSOCK_PORT",
-               c->log_listen);
+    check_port(r, "enclave logs", "NSIGN_HOST_LOG_LISTEN or ENCLAVE_LOG_VSOCK_PORT", c->log_listen);
     check_port(r, "audit trail", "NSIGN_HOST_AUDIT_LISTEN or AUDIT_VSOCK_PORT", c->audit_listen);
     check_port(r, "metrics", "NSIGN_HOST_METRICS_LISTEN", c->metrics_listen);
     check_port(r, "readiness", "NSIGN_HOST_READY_LISTEN", c->ready_listen);
@@ -595,8 +593,8 @@ static void check_s3(pf_run *r, const char *var, const char *uri)
     ns_tls_ca_free(ca);
     if (e != NS_OK) {
         put(r, "s3", NS_PF_FAIL,
-            "%s: %s; fix: upload the object, or allow the instance role s3:GetObject on it",
-            var, ns_err_msg());
+            "%s: %s; fix: upload the object, or allow the instance role s3:GetObject on it", var,
+            ns_err_msg());
         return;
     }
     put(r, "s3", NS_PF_OK, "%s %s is readable", var, uri);

@@ -669,8 +669,7 @@ ns_err ns_s3_head(const ns_s3_opts *o, const ns_s3_uri *u)
     GUARD_GOTO(set_target(g), e, out);
     ns_aws_client c = {"s3",  g->region,     o->creds, &g->ep,     o->via,
                        o->ca, o->timeout_ms, o->retry, NS_SIGV4_S3};
-    GUARD_GOTO(ns_aws_request(&c, "HEAD", g->path, NULL, NULL, 0, NULL, 0, &status, &resp), e,
-               out);
+    GUARD_GOTO(ns_aws_request(&c, "HEAD", g->path, NULL, NULL, 0, NULL, 0, &status, &resp), e, out);
     if (status != 200) {
         e = s3_error(status, "", "", u, g->region, o->creds);
     }

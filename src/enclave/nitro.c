@@ -140,8 +140,8 @@ int ns_nitro_is_memory_request_error(const char *text)
 int ns_nitro_is_allocator_error(const char *text)
 {
     return !ns_nitro_is_memory_request_error(text) &&
-           (strstr(text, "llocator") || strstr(text, "nsufficient memory") ||
-            strstr(text, "E27") || strstr(text, "E22") || strstr(text, "hugepage"));
+           (strstr(text, "llocator") || strstr(text, "nsufficient memory") || strstr(text, "E27") ||
+            strstr(text, "E22") || strstr(text, "hugepage"));
 }
 
 /* ---- commands ---- */
@@ -195,8 +195,7 @@ ns_err ns_nitro_run(char *const av[], const ns_nitro_run_args *a, const char *co
     }
     char st[64];
     snprintf(st, sizeof st, "%s", ns_err_msg());
-    if (ns_buf_cstr(said) == NS_OK &&
-        ns_nitro_is_memory_request_error((const char *)said->data)) {
+    if (ns_buf_cstr(said) == NS_OK && ns_nitro_is_memory_request_error((const char *)said->data)) {
         BAIL(NS_E_REMOTE,
              "nitro-cli run-enclave failed (%s): MEMORY_MIB=%s is below 4x the EIF's size "
              "(nitro-cli's E26: its message above names the minimum): raise MEMORY_MIB to at "

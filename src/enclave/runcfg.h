@@ -50,7 +50,8 @@ typedef struct {
     char metrics_listen[NS_ADDR_STR_MAX], metrics_connect[NS_ADDR_STR_MAX];
     char ready_listen[NS_ADDR_STR_MAX];
     char log_file[NS_RUNCFG_STR], audit_file[NS_RUNCFG_STR + 64];
-    char kms_key_id[NS_RUNCFG_DOC_MAX]; /* KMS_KEY_ID, "" when unset (--preflight reads its policy) */
+    char kms_key_id[NS_RUNCFG_DOC_MAX]; /* KMS_KEY_ID, "" when unset (--preflight reads its policy)
+                                         */
     int ready_max_age_s;
     int emu; /* --emulator or NSIGN_EMULATOR=1: QEMU's nitro-enclave machine, see emu.h */
     char emu_dir[NS_RUNCFG_STR + 16];

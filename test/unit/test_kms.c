@@ -76,7 +76,8 @@ int main(void)
     CHECK_ERR(ns_kms_error(400, "NotFoundException", "x", "KMS_KEY_ID", NULL), NS_E_NOT_FOUND,
               "NotFound from the enclave");
     CHECK(strstr(ns_err_msg(), "check KMS_KEY_ID") != NULL, "NotFound names KMS_KEY_ID");
-    CHECK_ERR(ns_kms_error(400, "InvalidCiphertextException", "", NULL, NULL), NS_E_AUTH, "InvalidCiphertext");
+    CHECK_ERR(ns_kms_error(400, "InvalidCiphertextException", "", NULL, NULL), NS_E_AUTH,
+              "InvalidCiphertext");
     CHECK(strstr(ns_err_msg(), "encryption") != NULL, "InvalidCiphertext mentions the context");
     CHECK_ERR(ns_kms_error(400, "IncorrectKeyException", "x", NULL, NULL), NS_E_NO_MATCH,
               "IncorrectKey");
@@ -85,7 +86,8 @@ int main(void)
     CHECK(strstr(ns_err_msg(), "retries") != NULL, "Throttling says it was retried");
     CHECK_ERR(ns_kms_error(500, "", "", NULL, NULL), NS_E_REMOTE, "no error type");
     CHECK(strstr(ns_err_msg(), "500") != NULL, "status in the message");
-    CHECK_ERR(ns_kms_error(400, "ValidationException", "bad doc", NULL, NULL), NS_E_REMOTE, "other types");
+    CHECK_ERR(ns_kms_error(400, "ValidationException", "bad doc", NULL, NULL), NS_E_REMOTE,
+              "other types");
     CHECK(strstr(ns_err_msg(), "ValidationException: bad doc") != NULL, "type and message kept");
     T_DONE();
 }

@@ -73,9 +73,9 @@ static void test_state_directory(void)
     CHECK_ERR(ns_runcfg_load(&c, t_getenv, NULL, 0), NS_OK, "STATE_DIRECTORY load");
     CHECK(str_is(c.audit_file, "/var/lib/nsign/sign-service-enclave.audit.jsonl", "audit file"),
           "STATE_DIRECTORY: the audit trail defaults under the unit's state directory");
-    static const char *const env2[] = {URIS, "STATE_DIRECTORY", "/var/lib/nsign",
-                                       "AUDIT_LOG_FILE", "/x/a.jsonl", "KMS_KEY_ID",
-                                       "alias/k", NULL};
+    static const char *const env2[] = {
+        URIS,         "STATE_DIRECTORY", "/var/lib/nsign", "AUDIT_LOG_FILE",
+        "/x/a.jsonl", "KMS_KEY_ID",      "alias/k",        NULL};
     t_env = env2;
     CHECK_ERR(ns_runcfg_load(&c, t_getenv, NULL, 0), NS_OK, "AUDIT_LOG_FILE load");
     CHECK(str_is(c.audit_file, "/x/a.jsonl", "audit file") &&
