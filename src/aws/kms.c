@@ -91,13 +91,21 @@ ns_err ns_kms_error(int status, const char *code, const char *msg, const char *k
 {
     const char *m = msg[0] ? msg : "(no message)";
     const char *ks = key_setting ? key_setting : "--key-id";
+    if (strcmp(code, "AccessDeniedException") == 0 && sent_pcrs != NULL) {
+        /* The PCRs first: a log line is bounded, and they are what the policy is compared to. */
+        BAIL(NS_E_DENIED,
+             "KMS denied Decrypt to the attestation document with %s (AccessDeniedException: "
+             "%s): check the key policy grants kms:Decrypt to this role with "
+             "kms:RecipientAttestation conditions equal to these PCRs",
+             sent_pcrs, m);
+    }
     if (strcmp(code, "AccessDeniedException") == 0) {
         BAIL(NS_E_DENIED,
              "KMS denied Decrypt (AccessDeniedException: %s): check the key policy "
              "grants kms:Decrypt to this role and that kms:RecipientAttestation "
              "conditions match this enclave's measurements (a debug-mode enclave "
-             "has all-zero PCRs)%s%s",
-             m, sent_pcrs ? "; the attestation document sent " : "", sent_pcrs ? sent_pcrs : "");
+             "has all-zero PCRs)",
+             m);
     }
     if (strcmp(code, "InvalidCiphertextException") == 0) {
         BAIL(NS_E_AUTH,

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NS_LOG_LINE_MAX 2048
+#define NS_LOG_LINE_MAX 1024
 #define NS_LOG_BATCH_MAX (16u * 1024)
 
 static const char *log_applet = "nsign";

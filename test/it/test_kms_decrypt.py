@@ -249,7 +249,7 @@ def main():
     check(r.returncode == 1 and b"AccessDeniedException" in r.stderr and b"PCR" in r.stderr,
           "PCR0 policy mismatch -> AccessDenied with a hint about measurements", r.stderr)
     sent = log_lines(log2)[-1].get("pcr0", "")
-    check(sent != "" and ("the attestation document sent PCR0=%s PCR1=" % sent).encode()
+    check(sent != "" and ("the attestation document with PCR0=%s PCR1=" % sent).encode()
           in r.stderr and b" PCR2=" in r.stderr,
           "AccessDenied names the PCRs the attestation document sent (PCR0 as KMS saw it)",
           r.stderr)
