@@ -4,6 +4,7 @@
  */
 #include "kms.h"
 
+#include <cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -92,12 +93,12 @@ ns_err ns_kms_error(int status, const char *code, const char *msg, const char *k
     const char *m = msg[0] ? msg : "(no message)";
     const char *ks = key_setting ? key_setting : "--key-id";
     if (strcmp(code, "AccessDeniedException") == 0 && sent_pcrs != NULL) {
-        /* The PCRs first: a log line is bounded, and they are what the policy is compared to. */
+        /* KMS's message bounded so that the PCRs fit in one log line (1024 bytes). */
         BAIL(NS_E_DENIED,
-             "KMS denied Decrypt to the attestation document with %s (AccessDeniedException: "
-             "%s): check the key policy grants kms:Decrypt to this role with "
-             "kms:RecipientAttestation conditions equal to these PCRs",
-             sent_pcrs, m);
+             "KMS denied Decrypt (AccessDeniedException: %.300s): check the key policy grants "
+             "kms:Decrypt to this role with kms:RecipientAttestation conditions equal to the "
+             "PCRs the attestation document sent: %s",
+             m, sent_pcrs);
     }
     if (strcmp(code, "AccessDeniedException") == 0) {
         BAIL(NS_E_DENIED,
@@ -344,22 +345,25 @@ out:
 
 /* ---- GetKeyPolicy (run-enclave --preflight) ---- */
 
-ns_err ns_kms_get_key_policy(ns_buf *policy, const ns_kms_decrypt_req *req, const ns_creds *creds)
+/* One call of a read-only KMS operation (op) on req->key_id with body {"KeyId": ...<extra>}:
+ * the 200 answer into resp; AccessDenied -> NS_E_DENIED, NotFound -> NS_E_NOT_FOUND. */
+static ns_err kms_key_call(ns_buf *resp, const char *op, const char *extra,
+                           const ns_kms_decrypt_req *req, const ns_creds *creds)
 {
-    char region[NS_AWS_REGION_MAX];
+    char region[NS_AWS_REGION_MAX], target[64];
     ns_url url;
     ns_tls_ca *ca = NULL;
     ns_aws_client c;
     int status = 0;
     ns_err rc;
-    ns_buf body, resp;
-    ENSURE(req->key_id != NULL && req->key_id[0], NS_E_USAGE, "kms: GetKeyPolicy needs a key id");
+    ns_buf body;
+    ENSURE(req->key_id != NULL && req->key_id[0], NS_E_USAGE, "kms: %s needs a key id", op);
     ns_buf_init(&body, NS_KMS_REQ_MAX);
-    ns_buf_init(&resp, NS_KMS_RESP_MAX);
     GUARD_GOTO(kms_endpoint(&url, region, &ca, req, 0), rc, out);
     GUARD_GOTO(ns_buf_append_str(&body, "{\"KeyId\":"), rc, out);
     GUARD_GOTO(ns_buf_append_json_str(&body, req->key_id, strlen(req->key_id)), rc, out);
-    GUARD_GOTO(ns_buf_append_str(&body, ",\"PolicyName\":\"default\"}"), rc, out);
+    GUARD_GOTO(ns_buf_append_str(&body, extra), rc, out);
+    GUARD_GOTO(ns_buf_append_str(&body, "}"), rc, out);
     memset(&c, 0, sizeof c);
     c.service = "kms";
     c.region = region;
@@ -368,33 +372,68 @@ ns_err ns_kms_get_key_policy(ns_buf *policy, const ns_kms_decrypt_req *req, cons
     c.via = req->proxy;
     c.ca = ca;
     ns_retry_default(&c.retry);
-    GUARD_GOTO(
-        ns_aws_json_call(&c, "TrentService.GetKeyPolicy", body.data, body.len, &status, &resp), rc,
-        out);
+    snprintf(target, sizeof target, "TrentService.%s", op);
+    GUARD_GOTO(ns_aws_json_call(&c, target, body.data, body.len, &status, resp), rc, out);
     if (status != 200) {
         char code[KMS_CODE_MAX], msg[KMS_MSG_MAX];
-        ns_aws_json_error(resp.data, resp.len, code, sizeof code, msg, sizeof msg);
+        ns_aws_json_error(resp->data, resp->len, code, sizeof code, msg, sizeof msg);
         if (strcmp(code, "AccessDeniedException") == 0) {
-            rc = ns_fail(NS_E_DENIED, "KMS denied GetKeyPolicy on %s (%s)", req->key_id,
+            rc = ns_fail(NS_E_DENIED, "KMS denied %s on %s (%s)", op, req->key_id,
                          msg[0] ? msg : "AccessDeniedException");
         } else if (strcmp(code, "NotFoundException") == 0) {
-            rc = ns_fail(NS_E_NOT_FOUND,
-                         "KMS key %s not found in %s (%s): check KMS_KEY_ID "
-                         "and AWS_REGION",
-                         req->key_id, region, msg[0] ? msg : "NotFoundException");
+            rc = ns_fail(NS_E_NOT_FOUND, "KMS key %s not found in %s (%s): check %s and AWS_REGION",
+                         req->key_id, region, msg[0] ? msg : "NotFoundException",
+                         req->key_setting ? req->key_setting : "--key-id");
         } else {
-            rc = ns_fail(NS_E_REMOTE, "KMS GetKeyPolicy on %s failed with HTTP %d: %s: %s",
-                         req->key_id, status, code[0] ? code : "-", msg[0] ? msg : "-");
+            rc = ns_fail(NS_E_REMOTE, "KMS %s on %s failed with HTTP %d: %s: %s", op, req->key_id,
+                         status, code[0] ? code : "-", msg[0] ? msg : "-");
         }
-        goto out;
-    }
-    rc = ns_json_get_string(resp.data, resp.len, "Policy", policy);
-    if (rc == NS_E_NOT_FOUND) {
-        rc = ns_fail(NS_E_PROTO, "kms: the GetKeyPolicy response has no Policy");
     }
 out:
     ns_buf_free(&body);
-    ns_buf_free(&resp);
     ns_tls_ca_free(ca);
+    return rc;
+}
+
+ns_err ns_kms_get_key_policy(ns_buf *policy, const ns_kms_decrypt_req *req, const ns_creds *creds)
+{
+    ns_buf resp;
+    ns_buf_init(&resp, NS_KMS_RESP_MAX);
+    ns_err rc = kms_key_call(&resp, "GetKeyPolicy", ",\"PolicyName\":\"default\"", req, creds);
+    if (rc == NS_OK) {
+        rc = ns_json_get_string(resp.data, resp.len, "Policy", policy);
+        if (rc == NS_E_NOT_FOUND) {
+            rc = ns_fail(NS_E_PROTO, "kms: the GetKeyPolicy response has no Policy");
+        }
+    }
+    ns_buf_free(&resp);
+    return rc;
+}
+
+ns_err ns_kms_describe_key_arn(char arn[NS_KMS_ARN_MAX], const ns_kms_decrypt_req *req,
+                               const ns_creds *creds)
+{
+    ns_buf resp;
+    arn[0] = '\0';
+    ns_buf_init(&resp, NS_KMS_RESP_MAX);
+    ns_err rc = kms_key_call(&resp, "DescribeKey", "", req, creds);
+    if (rc == NS_OK) {
+        rc = ns_json_validate(resp.data, resp.len);
+    }
+    if (rc == NS_OK) {
+        cJSON *o = cJSON_ParseWithLength((const char *)resp.data, resp.len);
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "KeyMetadata");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(m, "Arn");
+        if (cJSON_IsString(a) && a->valuestring != NULL && a->valuestring[0] &&
+            strlen(a->valuestring) < NS_KMS_ARN_MAX) {
+            memcpy(arn, a->valuestring, strlen(a->valuestring) + 1);
+        } else {
+            rc = ns_fail(NS_E_PROTO, "kms: the DescribeKey response has no KeyMetadata.Arn");
+        }
+        cJSON_Delete(o);
+    } else if (rc == NS_E_PARSE) {
+        rc = ns_fail(NS_E_PROTO, "kms: the DescribeKey response is not JSON");
+    }
+    ns_buf_free(&resp);
     return rc;
 }

@@ -74,4 +74,12 @@ ns_err ns_kms_error(int status, const char *code, const char *msg, const char *k
 ns_err ns_kms_get_key_policy(ns_buf *policy, const ns_kms_decrypt_req *req,
                              const ns_creds *creds) NS_MUST_CHECK;
 
+/*
+ * DescribeKey (TrentService.DescribeKey) of req->key_id (id, ARN, alias/NAME or alias ARN): the
+ * key's ARN (KeyMetadata.Arn) into arn. Errors as ns_kms_get_key_policy's.
+ */
+#define NS_KMS_ARN_MAX 2048
+ns_err ns_kms_describe_key_arn(char arn[NS_KMS_ARN_MAX], const ns_kms_decrypt_req *req,
+                               const ns_creds *creds) NS_MUST_CHECK;
+
 #endif

@@ -615,27 +615,32 @@ static void check_kms_policy(pf_run *r)
             r->pcr0);
         return;
     }
-    if (strncmp(key, "alias/", 6) == 0 || strstr(key, ":alias/") != NULL) {
-        put(r, "kms-policy", NS_PF_SKIP,
-            "not checked: KMS_KEY_ID=%s is an alias and GetKeyPolicy takes a key id or ARN", key);
-        return;
-    }
     if (r->creds == NULL) {
         put(r, "kms-policy", NS_PF_SKIP, "not checked: no credentials (see imds)");
         return;
     }
     ns_kms_decrypt_req req;
     ns_buf policy;
+    char arn[NS_KMS_ARN_MAX];
+    ns_err e = NS_OK;
     memset(&req, 0, sizeof req);
     req.key_id = key;
     req.key_setting = "KMS_KEY_ID";
     ns_buf_init(&policy, NS_KMS_RESP_MAX);
-    ns_err e = ns_kms_get_key_policy(&policy, &req, r->creds);
+    if (strncmp(key, "alias/", 6) == 0 || strstr(key, ":alias/") != NULL) {
+        /* GetKeyPolicy takes no alias: DescribeKey names the key behind it. */
+        e = ns_kms_describe_key_arn(arn, &req, r->creds);
+        req.key_id = arn;
+    }
+    if (e == NS_OK) {
+        e = ns_kms_get_key_policy(&policy, &req, r->creds);
+    }
     if (e == NS_E_DENIED) {
         put(r, "kms-policy", NS_PF_SKIP,
-            "not checked: the instance role may not call kms:GetKeyPolicy on %s (%s); compare "
-            "the policy's kms:RecipientAttestation:PCR0 with %s by hand, or allow it",
-            key, ns_err_msg(), r->pcr0);
+            "not checked: the instance role may not read the key (%s); compare the policy's "
+            "kms:RecipientAttestation:PCR0 with %s by hand, or allow kms:DescribeKey and "
+            "kms:GetKeyPolicy (nsign kms-policy --iam does)",
+            ns_err_msg(), r->pcr0);
     } else if (e != NS_OK) {
         put(r, "kms-policy", NS_PF_FAIL, "%s; fix: check KMS_KEY_ID and AWS_REGION", ns_err_msg());
     } else if (!ns_pf_policy_names_pcr0(policy.data, policy.len, r->pcr0)) {
@@ -643,9 +648,9 @@ static void check_kms_policy(pf_run *r)
             "the key policy of %s does not name this EIF's PCR0 %s under "
             "kms:RecipientAttestation: KMS will deny Decrypt; fix: put it in the policy (nsign "
             "kms-policy --eif %s ...; aws kms put-key-policy)",
-            key, r->pcr0, c->eif);
+            req.key_id, r->pcr0, c->eif);
     } else {
-        put(r, "kms-policy", NS_PF_OK, "the key policy of %s names PCR0 %s", key, r->pcr0);
+        put(r, "kms-policy", NS_PF_OK, "the key policy of %s names PCR0 %s", req.key_id, r->pcr0);
     }
     ns_buf_free(&policy);
 }

@@ -16,8 +16,9 @@
  *               is free
  *   imds        IMDSv2 answers with the instance role's credentials
  *   s3          both objects are readable (HeadObject with those credentials)
- *   kms-policy  the key policy of KMS_KEY_ID names the EIF's PCR0 (kms:GetKeyPolicy; skipped
- *               with a note when the role may not read it or KMS_KEY_ID is unset or an alias)
+ *   kms-policy  the key policy of KMS_KEY_ID names the EIF's PCR0 (kms:GetKeyPolicy, after
+ *               kms:DescribeKey for an alias; skipped with a note when the role may not read
+ *               them or KMS_KEY_ID is unset)
  *
  * Paths under /dev, /sys and /etc are read below root (NSIGN_PREFLIGHT_ROOT, for tests only:
  * a fake host's tree); AWS endpoints come from the usual variables (aws.h). Checks that need

@@ -135,8 +135,14 @@ check "the key policy names another PCR0: FAIL naming this EIF's PCR0" \
     only_fail wrongpcr kms-policy "the key policy of $KEY_ARN does not name this EIF's PCR0 $PCR0"
 policy "$PCR0" >"$T/policy.json"
 pf alias KMS_KEY_ID=alias/nsign-test
-check "KMS_KEY_ID an alias: kms-policy skipped with why, exit 0" bash -c \
-    "grep -q '^skip  kms-policy  not checked: KMS_KEY_ID=alias/nsign-test is an alias' '$T/alias.out' && [ \"\$(cat '$T/alias.rc')\" = 0 ]"
+check "KMS_KEY_ID an alias: DescribeKey names the key, whose policy is then checked" bash -c \
+    "grep -q '^ok    kms-policy  the key policy of $KEY_ARN names PCR0 $PCR0' '$T/alias.out' && [ \"\$(cat '$T/alias.rc')\" = 0 ] && grep -q '\"target\": \"TrentService.DescribeKey\", .*\"key_id\": \"alias/nsign-test\", \"status\": 200' '$T/kms.log'" ||
+    sed 's/^/# /' "$T/alias.out"
+pf noalias KMS_KEY_ID=alias/none
+check "KMS_KEY_ID an unknown alias: FAIL naming KMS_KEY_ID" only_fail noalias kms-policy "alias/none not found.*check KMS_KEY_ID"
+pf nokey KMS_KEY_ID=
+check "KMS_KEY_ID unset: kms-policy skipped saying so, exit 0" bash -c \
+    "grep -q '^skip  kms-policy  not checked: KMS_KEY_ID is not set' '$T/nokey.out' && [ \"\$(cat '$T/nokey.rc')\" = 0 ]"
 # A role without kms:GetKeyPolicy: a second KMS fake that denies it.
 KMS_FAKE_AKID=$FLOW_AKID KMS_FAKE_SECRET=$FLOW_SECRET KMS_FAKE_TOKEN=$FLOW_TOKEN \
     "$PY" "$FAKES/kms_fake.py" --port-file "$T/kms2.port" --tls-cert "$T/cert.pem" \
@@ -145,7 +151,7 @@ KMS_FAKE_AKID=$FLOW_AKID KMS_FAKE_SECRET=$FLOW_SECRET KMS_FAKE_TOKEN=$FLOW_TOKEN
 flow_wait_file "$T/kms2.port" 20
 pf denied AWS_ENDPOINT_URL_KMS=https://localhost:$(cat "$T/kms2.port")
 check "kms:GetKeyPolicy denied: skipped with a note naming PCR0, exit 0" bash -c \
-    "grep -q '^skip  kms-policy  not checked: the instance role may not call kms:GetKeyPolicy.*$PCR0' '$T/denied.out' && [ \"\$(cat '$T/denied.rc')\" = 0 ] && grep -q 'AccessDeniedException' '$T/kms2.log'"
+    "grep -q '^skip  kms-policy  not checked: the instance role may not read the key (KMS denied GetKeyPolicy.*$PCR0' '$T/denied.out' && [ \"\$(cat '$T/denied.rc')\" = 0 ] && grep -q 'AccessDeniedException' '$T/kms2.log'"
 check "no key material or credentials on the preflight's output" bash -c \
     "! grep -qF -e '$FLOW_SECRET' -e '$FLOW_TOKEN' '$T'/*.out '$T'/*.err"
 tap_done

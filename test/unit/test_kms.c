@@ -67,9 +67,10 @@ int main(void)
           "AccessDenied message names the policy, PCRs and KMS's message");
     CHECK_ERR(ns_kms_error(400, "AccessDeniedException", "nope", NULL, "PCR0=ab PCR16=cd"),
               NS_E_DENIED, "AccessDenied with the document's PCRs");
-    CHECK(strstr(ns_err_msg(), "KMS denied Decrypt to the attestation document with PCR0=ab "
-                               "PCR16=cd (AccessDeniedException: nope)") != NULL,
-          "AccessDenied names the PCRs the attestation document sent, first");
+    CHECK(strstr(ns_err_msg(), "KMS denied Decrypt (AccessDeniedException: nope): check the key "
+                               "policy grants kms:Decrypt to this role") != NULL &&
+              strstr(ns_err_msg(), "the PCRs the attestation document sent: PCR0=ab PCR16=cd"),
+          "AccessDenied names the PCRs the attestation document sent");
     CHECK_ERR(ns_kms_error(400, "IncorrectKeyException", "x", "KMS_KEY_ID", NULL), NS_E_NO_MATCH,
               "IncorrectKey from the enclave");
     CHECK(strstr(ns_err_msg(), "check KMS_KEY_ID") && !strstr(ns_err_msg(), "--key-id"),

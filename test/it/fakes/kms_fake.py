@@ -6,7 +6,8 @@ SigV4Auth recomputes identically over the signed headers (host, x-amz-date, x-am
 the session token header must be among them), an X-Amz-Date within 15 minutes, and a JSON body
 with only the members KMS defines. Errors are KMS's: {"__type": "...", "message": "..."}.
 
-Operations: Encrypt (so tests can make ciphertexts with botocore), Decrypt and GetKeyPolicy
+Operations: Encrypt (so tests can make ciphertexts with botocore), Decrypt, DescribeKey (id,
+ARN, alias or alias ARN -> KeyMetadata) and GetKeyPolicy
 (KeyId a key id or key ARN, as KMS: an alias is NotFoundException; PolicyName "default" only;
 the policy is --key-policy FILE's text, else the account root's default policy;
 --deny-get-key-policy answers AccessDeniedException as for a role without kms:GetKeyPolicy). Ciphertext blobs
@@ -63,6 +64,7 @@ ALLOWED = {
     "Encrypt": {"KeyId", "Plaintext", "EncryptionContext", "GrantTokens",
                 "EncryptionAlgorithm", "DryRun"},
     "GetKeyPolicy": {"KeyId", "PolicyName"},
+    "DescribeKey": {"KeyId", "GrantTokens"},
 }
 
 
@@ -348,6 +350,20 @@ def op_decrypt(st, body, logrec):
             base64.b64encode(cms).decode(), "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
 
 
+def op_describe_key(st, body, logrec):
+    key_id = body.get("KeyId")
+    logrec["key_id"] = key_id
+    if not isinstance(key_id, str) or not key_id:
+        raise KmsError(400, "ValidationException", "KeyId is required")
+    i = st.key_index(key_id)
+    return {"KeyMetadata": {
+        "AWSAccountId": ACCOUNT, "KeyId": KEYS[i], "Arn": arn(i, st.args.region),
+        "CreationDate": 1700000000.0, "Enabled": True, "Description": "", "KeyUsage":
+        "ENCRYPT_DECRYPT", "KeyState": "Enabled", "Origin": "AWS_KMS", "KeyManager": "CUSTOMER",
+        "CustomerMasterKeySpec": "SYMMETRIC_DEFAULT", "KeySpec": "SYMMETRIC_DEFAULT",
+        "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"], "MultiRegion": False}}
+
+
 def op_get_key_policy(st, body, logrec):
     key_id = body.get("KeyId")
     logrec["key_id"] = key_id
@@ -424,6 +440,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 out = op_decrypt(st, body, logrec)
             elif op == "GetKeyPolicy":
                 out = op_get_key_policy(st, body, logrec)
+            elif op == "DescribeKey":
+                out = op_describe_key(st, body, logrec)
             else:
                 out = op_encrypt(st, body)
             logrec["status"] = 200
