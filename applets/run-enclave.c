@@ -310,7 +310,7 @@ static ns_err step_check(re_state *s)
     if (stat(c->eif, &st) != 0) {
         BAIL(NS_E_NOT_FOUND, "EIF not found at %s: build it (make eif) or set EIF_PATH", c->eif);
     }
-    uint64_t need = (uint64_t)st.st_size * 4 / (1024 * 1024) + 1;
+    uint64_t need = ns_pf_min_memory_mib((uint64_t)st.st_size); /* nitro-cli's E26 rule */
     if (need > strtoull(c->mem, NULL, 10)) {
         ns_warn("MEMORY_MIB=%s is below 4x the EIF size (%llu MiB); nitro-cli will likely refuse",
                 c->mem, (unsigned long long)need);

@@ -435,7 +435,7 @@ static void check_memory(pf_run *r, uint64_t mem)
     uint64_t need = ns_pf_min_memory_mib(r->eif_size);
     if (mem < need) {
         put(r, "memory", NS_PF_FAIL,
-            "MEMORY_MIB=%llu is below 4x the EIF's size (%llu MiB; nitro-cli refuses it with "
+            "MEMORY_MIB=%llu is below 4x the EIF size (%llu MiB; nitro-cli refuses it with "
             "E26); fix: set MEMORY_MIB=%llu or more (and memory_mib in allocator.yaml to match)",
             (unsigned long long)mem, (unsigned long long)need, (unsigned long long)need);
         return;

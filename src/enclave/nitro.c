@@ -197,7 +197,7 @@ ns_err ns_nitro_run(char *const av[], const ns_nitro_run_args *a, const char *co
     snprintf(st, sizeof st, "%s", ns_err_msg());
     if (ns_buf_cstr(said) == NS_OK && ns_nitro_is_memory_request_error((const char *)said->data)) {
         BAIL(NS_E_REMOTE,
-             "nitro-cli run-enclave failed (%s): MEMORY_MIB=%s is below 4x the EIF's size "
+             "nitro-cli run-enclave failed (%s): MEMORY_MIB=%s is below 4x the EIF size "
              "(nitro-cli's E26: its message above names the minimum): raise MEMORY_MIB to at "
              "least that (and memory_mib in /etc/nitro_enclaves/allocator.yaml to match); "
              "`nsign run-enclave --preflight` checks both",

@@ -112,7 +112,7 @@ check "CPU_COUNT above the pool: allocator and cpu-pool FAIL" bash -c \
 need=$(( ($(stat -c %s "$T/pf.eif") * 4 + 1048575) / 1048576 ))
 pf small MEMORY_MIB=$((need - 1))
 check "MEMORY_MIB below 4x the EIF: FAIL naming E26 and the minimum" \
-    only_fail small memory "MEMORY_MIB=$((need - 1)) is below 4x the EIF's size ($need MiB; nitro-cli refuses it with E26); fix: set MEMORY_MIB=$need"
+    only_fail small memory "MEMORY_MIB=$((need - 1)) is below 4x the EIF size ($need MiB; nitro-cli refuses it with E26); fix: set MEMORY_MIB=$need"
 pf oldcli FAKE_NITRO_VERSION=1.1.0
 check "an old nitro-cli: FAIL" only_fail oldcli nitro-cli "version 1.1.0, older than 1.2.0"
 "$PY" -c 'import socket,sys,time

@@ -215,7 +215,7 @@ head -c $((3 * 1024 * 1024)) /dev/zero >"$T/big.eif"
 EIF_PATH=$T/big.eif MEMORY_MIB=4 start_run e26
 wait_exit
 check "E26 (MEMORY_MIB below 4x the EIF): exit 1, says to raise MEMORY_MIB, not to edit the allocator" bash -c \
-    "[ '$RC' = 1 ] && grep -q 'MEMORY_MIB=4 is below 4x the EIF.s size (nitro-cli.s E26' '$T/e26.log' && ! grep -q 'set memory_mib >= 4' '$T/e26.log'" ||
+    "[ '$RC' = 1 ] && grep -q 'MEMORY_MIB=4 is below 4x the EIF size (nitro-cli.s E26' '$T/e26.log' && ! grep -q 'set memory_mib >= 4' '$T/e26.log'" ||
     sed "s/^/# /" "$T/e26.log"
 check "allocator error: KMS proxy stopped" bash -c "! $PY -c 'import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1])' '${NSIGN_HOST_KMS_PROXY_LISTEN#unix:}' 2>/dev/null"
 

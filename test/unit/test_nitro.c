@@ -289,7 +289,7 @@ static void test_commands(void)
            1);
     ns_buf_init(&said, NS_NITRO_OUT_MAX);
     CHECK_ERR(ns_nitro_run(av, &a, "c.log", "nitro-cli", &started, &said), NS_E_REMOTE, "run: E26");
-    CHECK(strstr(ns_err_msg(), "MEMORY_MIB=512 is below 4x the EIF's size") != NULL &&
+    CHECK(strstr(ns_err_msg(), "MEMORY_MIB=512 is below 4x the EIF size") != NULL &&
               strstr(ns_err_msg(), "memory_mib >=") == NULL,
           "run: E26 says MEMORY_MIB is below 4x the EIF, not to edit the allocator alone");
     ns_buf_free(&said);
