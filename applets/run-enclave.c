@@ -144,7 +144,8 @@ static const char usage_text[] =
     "  fetch-creds, s3-get and the bridges read their own variables too (AWS_ENDPOINT_URL_S3,\n"
     "  AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_CA_BUNDLE...).\n"
     "\n"
-    "exit status: 0 stopped by a signal after a successful start, 1 a step failed, 2 usage.\n";
+    "exit status: 0 stopped by a signal after a successful start, 1 a step failed, 2 usage;\n"
+    "--preflight: 0 no check failed (skipped ones say why), 1 one or more failed, 2 usage.\n";
 
 /* ---- steps ---- */
 
