@@ -133,6 +133,24 @@ policy "$(printf '%096d' 0 | tr 0 a)" >"$T/policy.json"
 pf wrongpcr
 check "the key policy names another PCR0: FAIL naming this EIF's PCR0" \
     only_fail wrongpcr kms-policy "the key policy of $KEY_ARN does not name this EIF's PCR0 $PCR0"
+# The policy `nsign kms-policy` writes (when this build has the applet): during a rolling
+# upgrade it lists both EIFs' PCRs; one written for another EIF only does not admit this one.
+if "$NSIGN" kms-policy --help >/dev/null 2>&1; then
+    pf_real_eif "$T/other.eif" 2>>"$T/eif.err"
+    kp() { "$NSIGN" kms-policy --role-arn arn:aws:iam::111122223333:role/nsign-host \
+        --admin-arn arn:aws:iam::111122223333:role/nsign-admin -o "$T/policy.json" "$@"; }
+    kp --eif "$T/other.eif" --eif "$T/pf.eif" 2>"$T/kp.err"
+    pf kp2
+    check "nsign kms-policy with both EIFs (a rolling upgrade): kms-policy ok" bash -c \
+        "grep -q '^ok    kms-policy  the key policy of $KEY_ARN names PCR0 $PCR0' '$T/kp2.out' && [ \"\$(cat '$T/kp2.rc')\" = 0 ]" ||
+        sed 's/^/# /' "$T/kp2.out" "$T/kp.err"
+    kp --eif "$T/other.eif" 2>"$T/kp.err"
+    pf kp1
+    check "nsign kms-policy for another EIF only: kms-policy FAIL" \
+        only_fail kp1 kms-policy "does not name this EIF's PCR0 $PCR0"
+else
+    skip "the policies nsign kms-policy writes" "this build has no kms-policy applet"
+fi
 policy "$PCR0" >"$T/policy.json"
 pf alias KMS_KEY_ID=alias/nsign-test
 check "KMS_KEY_ID an alias: DescribeKey names the key, whose policy is then checked" bash -c \
