@@ -168,6 +168,10 @@ static ns_err ee_kms(void *vctx, const ns_enclave_cfg *cfg, const ns_buf *creds_
     req.attest = cfg->attest < 0 ? ns_nsm_available() : cfg->attest;
     req.ca_bundle = cfg->ca_bundle[0] ? cfg->ca_bundle : NULL;
     req.key_setting = "KMS_KEY_ID"; /* run-enclave's variable: the operator's only handle */
+    req.ciphertext_hint =
+        "check that the object at AGE_KEY_S3_URI is the raw KMS ciphertext of the age key, as "
+        "`aws kms encrypt ... --query CiphertextBlob --output text | base64 --decode` writes it "
+        "(not its base64 text), made with the key of KMS_KEY_ID and no encryption context";
     e = ns_kms_decrypt(out, &req, creds, ct->data, ct->len);
     ns_creds_free(creds);
     return e;

@@ -87,11 +87,11 @@ ns_err ns_kms_decrypt_body(ns_buf *out, const ns_kms_decrypt_req *req, const uin
     return ns_buf_append_u8(out, '}');
 }
 
-ns_err ns_kms_error(int status, const char *code, const char *msg, const char *key_setting,
-                    const char *sent_pcrs)
+ns_err ns_kms_error(int status, const char *code, const char *msg, const ns_kms_hints *h)
 {
     const char *m = msg[0] ? msg : "(no message)";
-    const char *ks = key_setting ? key_setting : "--key-id";
+    const char *ks = h && h->key_setting ? h->key_setting : "--key-id";
+    const char *sent_pcrs = h ? h->sent_pcrs : NULL;
     if (strcmp(code, "AccessDeniedException") == 0 && sent_pcrs != NULL) {
         /* KMS's message bounded so that the PCRs fit in one log line (1024 bytes). */
         BAIL(NS_E_DENIED,
@@ -107,6 +107,10 @@ ns_err ns_kms_error(int status, const char *code, const char *msg, const char *k
              "conditions match this enclave's measurements (a debug-mode enclave "
              "has all-zero PCRs)",
              m);
+    }
+    if (strcmp(code, "InvalidCiphertextException") == 0 && h && h->ciphertext_hint) {
+        BAIL(NS_E_AUTH, "KMS rejected the ciphertext (InvalidCiphertextException: %s): %s", m,
+             h->ciphertext_hint);
     }
     if (strcmp(code, "InvalidCiphertextException") == 0) {
         BAIL(NS_E_AUTH,
@@ -269,8 +273,9 @@ static ns_err kms_call(ns_buf *resp, const ns_kms_decrypt_req *req, const ns_cre
     if (status != 200) {
         char code[KMS_CODE_MAX], msg[KMS_MSG_MAX];
         ns_aws_json_error(resp->data, resp->len, code, sizeof code, msg, sizeof msg);
-        return ns_kms_error(status, code, msg, req->key_setting,
-                            sent_pcrs && sent_pcrs[0] ? sent_pcrs : NULL);
+        const ns_kms_hints h = {req->key_setting, req->ciphertext_hint,
+                                sent_pcrs && sent_pcrs[0] ? sent_pcrs : NULL};
+        return ns_kms_error(status, code, msg, &h);
     }
     return NS_OK;
 }

@@ -43,6 +43,9 @@ typedef struct {
     /* How the user names the key, for the hints of errors: NULL = "--key-id" (the kms-decrypt
      * applet); the enclave passes "KMS_KEY_ID" (run-enclave's variable). */
     const char *key_setting;
+    /* What to check when KMS rejects the ciphertext: NULL = the kms-decrypt applet's (the blob,
+     * --encryption-context); the enclave names the S3 object it came from. */
+    const char *ciphertext_hint;
 } ns_kms_decrypt_req;
 
 /* plaintext: caller-initialised (ns_buf_init_secret, max >= NS_KMS_PLAINTEXT_MAX). */
@@ -53,13 +56,17 @@ ns_err ns_kms_decrypt(ns_buf *plaintext, const ns_kms_decrypt_req *req, const ns
 ns_err ns_kms_decrypt_body(ns_buf *out, const ns_kms_decrypt_req *req, const uint8_t *ciphertext,
                            size_t ciphertext_len, const uint8_t *attestation_doc,
                            size_t attestation_doc_len) NS_MUST_CHECK;
-/*
- * The message for a KMS error type and message (what to check). Returns the ns_err to use.
- * key_setting: how the user names the key ("--key-id" when NULL); sent_pcrs: the PCRs of the
- * attestation document sent ("PCR0=HEX PCR1=HEX ..."), named on AccessDenied, or NULL.
- */
-ns_err ns_kms_error(int status, const char *code, const char *msg, const char *key_setting,
-                    const char *sent_pcrs) NS_MUST_CHECK;
+/* What an error message names besides KMS's words; NULL members take the applet's wording. */
+typedef struct {
+    const char *key_setting;     /* how the user names the key ("--key-id") */
+    const char *ciphertext_hint; /* what to check on InvalidCiphertext */
+    const char *sent_pcrs;       /* "PCR0=HEX PCR1=HEX ...": named on AccessDenied */
+} ns_kms_hints;
+
+/* The message for a KMS error type and message (what to check). Returns the ns_err to use.
+ * h may be NULL. */
+ns_err ns_kms_error(int status, const char *code, const char *msg,
+                    const ns_kms_hints *h) NS_MUST_CHECK;
 
 /* The PCRs an AccessDenied names, from a parsed attestation document: "PCR0=HEX PCR1=HEX
  * PCR2=HEX [PCR8=HEX] PCR16=HEX" (PCR8 only when not all zero: a signed EIF). */

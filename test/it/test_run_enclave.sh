@@ -241,6 +241,19 @@ check "debug mode, enclave gone: run-enclave exits 1" test "$RC" = 1
 check "debug mode, enclave gone: CONSOLE_FILE has the boot error (console drained first)" \
     grep -q 'boot failed step=kms-decrypt' "$T/console-late.log"
 
+# The age key uploaded as base64 text (what `aws kms encrypt` prints without `| base64
+# --decode`): KMS rejects it; the console says to upload the raw ciphertext, naming the variable.
+A=$T/s3/demo-bucket/enclave/age-private.key.enc
+cp "$A" "$T/age.orig"
+base64 -w0 "$T/age.orig" >"$A"
+start_run b64
+flow_wait_serving 60; r=$?
+check "age key ciphertext as base64 text: the enclave does not serve and says to upload the raw ciphertext" bash -c \
+    "[ $r = 1 ] && grep -q 'step=kms-decrypt failed.*InvalidCiphertextException.*check that the object at AGE_KEY_S3_URI is the raw KMS ciphertext' '$CONSOLE' && ! grep -q 'encryption-context' '$CONSOLE'" ||
+    grep 'kms-decrypt' "$CONSOLE" | sed 's/^/# /'
+stop_run
+cp "$T/age.orig" "$A"
+
 # Corrupted shares file: age-decrypt fails in the enclave.
 S=$T/s3/demo-bucket/enclave/service_key_shares.json.age
 cp "$S" "$T/shares.orig"
