@@ -406,9 +406,11 @@ static void check_hugepages(pf_run *r, uint64_t mem)
         }
         ns_buf_free(&b);
         free_kib += pages * kib;
-        if (pages && sl < sizeof sizes - 40) {
-            sl += (size_t)snprintf(sizes + sl, sizeof sizes - sl, "%s%llu x %llu kB",
-                                   sl ? ", " : "", (unsigned long long)pages, kib);
+        if (pages && sl + 1 < sizeof sizes) {
+            int w = snprintf(sizes + sl, sizeof sizes - sl, "%s%llu x %llu kB", sl ? ", " : "",
+                             (unsigned long long)pages, kib);
+            sl = w < 0 ? sl : sl + (size_t)w;
+            sl = sl < sizeof sizes ? sl : sizeof sizes - 1; /* truncated: the text only */
         }
     }
     if (d != NULL) {
