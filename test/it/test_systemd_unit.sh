@@ -21,7 +21,6 @@ trap flow_cleanup EXIT
 UNIT=$NS_ROOT/dist/systemd/nsign-enclave.service
 ENVF=$NS_ROOT/dist/systemd/nsign-enclave.env
 SU="$PY $NS_ROOT/test/lib/systemd_unit.py"
-get() { $SU get "$UNIT" "$1" "$2"; }
 
 # ---- systemd-analyze ----
 if ! command -v systemd-analyze >/dev/null; then
