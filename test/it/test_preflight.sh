@@ -48,6 +48,7 @@ check "a real EIF to check" test -n "$PCR0" || cat "$T/eif.err"
 KEY_ARN=arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab
 policy() { pf_policy "$@"; }
 policy "$PCR0" >"$T/policy.json"
+# shellcheck disable=SC2034 # read by enclave_flow.sh
 FLOW_KMS_ARGS="--key-policy $T/policy.json"
 flow_begin "run-enclave --preflight against faked prerequisites"
 
@@ -59,7 +60,8 @@ fi
 export NSIGN_PREFLIGHT_ROOT=$R EIF_PATH=$T/pf.eif KMS_KEY_ID=$KEY_ARN
 export AWS_ENDPOINT_URL_KMS=https://localhost:$KMS_PORT AWS_MAX_ATTEMPTS=1
 # Every host listener on a free port or a unix socket of its own (flow_env's).
-export NSIGN_HOST_GRPC_LISTEN=tcp:127.0.0.1:$(free_port)
+NSIGN_HOST_GRPC_LISTEN=tcp:127.0.0.1:$(free_port)
+export NSIGN_HOST_GRPC_LISTEN
 pf() {  # pf NAME [VAR=VALUE...]: --preflight with these changes; T/NAME.out, T/NAME.rc
     local name=$1; shift
     env "$@" "$NSIGN" run-enclave --preflight >"$T/$name.out" 2>"$T/$name.err"
@@ -118,7 +120,7 @@ check "an old nitro-cli: FAIL" only_fail oldcli nitro-cli "version 1.1.0, older 
 "$PY" -c 'import socket,sys,time
 s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("127.0.0.1",int(sys.argv[1])));s.listen(1)
 open(sys.argv[2],"w").close();time.sleep(60)' "$READY_PORT" "$T/busy.ready" & busy=$!
-FLOW_PIDS+=($busy)
+FLOW_PIDS+=("$busy")
 flow_wait_file "$T/busy.ready" 10 || sleep 1
 pf busy
 kill "$busy" 2>/dev/null
@@ -167,7 +169,7 @@ KMS_FAKE_AKID=$FLOW_AKID KMS_FAKE_SECRET=$FLOW_SECRET KMS_FAKE_TOKEN=$FLOW_TOKEN
     --tls-key "$T/key.pem" --region "$FLOW_REGION" --host localhost --deny-get-key-policy \
     --log "$T/kms2.log" 2>"$T/kms2.err" & FLOW_PIDS+=($!)
 flow_wait_file "$T/kms2.port" 20
-pf denied AWS_ENDPOINT_URL_KMS=https://localhost:$(cat "$T/kms2.port")
+pf denied "AWS_ENDPOINT_URL_KMS=https://localhost:$(cat "$T/kms2.port")"
 check "kms:GetKeyPolicy denied: skipped with a note naming PCR0, exit 0" bash -c \
     "grep -q '^skip  kms-policy  not checked: the instance role may not read the key (KMS denied GetKeyPolicy.*$PCR0' '$T/denied.out' && [ \"\$(cat '$T/denied.rc')\" = 0 ] && grep -q 'AccessDeniedException' '$T/kms2.log'"
 check "no key material or credentials on the preflight's output" bash -c \

@@ -74,6 +74,7 @@ check "ExecStartPre is the preflight, ExecStart run-enclave, both by absolute pa
 # ---- run-enclave started the way the unit starts it, against the fakes ----
 pf_real_eif "$T/unit.eif" 2>"$T/eif.err" || { fail "a real EIF for the preflight"; cat "$T/eif.err"; }
 pf_policy "$PF_PCR0" >"$T/policy.json"
+# shellcheck disable=SC2034 # read by enclave_flow.sh
 FLOW_KMS_ARGS="--key-policy $T/policy.json"
 FLOW_NAME=$(tr '\0' '\n' <"$T/env0" | sed -n 's/^ENCLAVE_NAME=//p')
 flow_begin "nsign-enclave.service's run-enclave against the fakes"

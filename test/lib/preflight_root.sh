@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # preflight_root.sh: what `run-enclave --preflight` checks, faked for a test (source it with T,
 # NSIGN and PY set). Shared by test/it/test_preflight.sh and test/it/test_systemd_unit.sh.
 #
