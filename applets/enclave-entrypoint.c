@@ -167,6 +167,11 @@ static ns_err ee_kms(void *vctx, const ns_enclave_cfg *cfg, const ns_buf *creds_
     req.key_id = cfg->kms_key_id[0] ? cfg->kms_key_id : NULL;
     req.attest = cfg->attest < 0 ? ns_nsm_available() : cfg->attest;
     req.ca_bundle = cfg->ca_bundle[0] ? cfg->ca_bundle : NULL;
+    req.key_setting = "KMS_KEY_ID"; /* run-enclave's variable: the operator's only handle */
+    req.ciphertext_hint =
+        "check that the object at AGE_KEY_S3_URI is the raw KMS ciphertext of the age key, as "
+        "`aws kms encrypt ... --query CiphertextBlob --output text | base64 --decode` writes it "
+        "(not its base64 text), made with the key of KMS_KEY_ID and no encryption context";
     e = ns_kms_decrypt(out, &req, creds, ct->data, ct->len);
     ns_creds_free(creds);
     return e;
@@ -228,7 +233,13 @@ static ns_err ee_preflight(void *vctx, const ns_enclave_cfg *cfg)
     } else if (ns_nsm_describe_pcr(0, &locked, f.pcr0) != NS_OK) {
         snprintf(why, sizeof why, "%s", ns_err_msg());
     } else {
+        char hex[NS_PCR_HEX_LEN];
         f.nsm_ok = 1;
+        ns_pcr_hex(hex, f.pcr0);
+        /* What KMS will see: the key policy's kms:RecipientAttestation:PCR0 must equal it. */
+        ns_info("pcr0=%s (this enclave's image as the NSM measured it; `nsign eif describe` "
+                "prints it for the EIF, and the KMS key policy must name it)",
+                hex);
     }
     f.nsm_error = why;
     if (cfg->is_pid1) {

@@ -17,7 +17,8 @@
  *                terminates the enclave
  *
  * The applets it runs (fetch-creds, s3-get, bridge, vsock-push) are this same binary, so each
- * step is also a command a user can run alone; --dry-run prints them. Secrets go to children
+ * step is also a command a user can run alone; --dry-run prints them; --preflight checks the
+ * host and the account first (preflight.h) and starts nothing. Secrets go to children
  * through pipes. A lock file (NSIGN_RUN_DIR/ENCLAVE_NAME.pid) lets stop-enclave find us.
  *
  * This file coordinates: the environment is read and validated by runcfg.h; nitro-cli (run,
@@ -45,6 +46,7 @@
 #include "log.h"
 #include "nitro.h"
 #include "pcr.h"
+#include "preflight.h"
 #include "runcfg.h"
 #include "secret.h"
 #include "supervise.h"
@@ -62,7 +64,7 @@
 #define RE_PATH_MAX 4096
 
 static const char usage_text[] =
-    "usage: nsign run-enclave [--dry-run [--fetch]] [--emulator]\n"
+    "usage: nsign run-enclave [--dry-run [--fetch]] [--emulator] | --preflight\n"
     "\n"
     "Starts the signing enclave and stays in the foreground supervising its bridges: fetches\n"
     "credentials (IMDSv2), downloads the KMS-encrypted age key and the age-encrypted key shares\n"
@@ -82,6 +84,17 @@ static const char usage_text[] =
     "              Same variables and defaults. NSIGN_QEMU=path (default build/qemu/, then\n"
     "              PATH), NSIGN_EMU_BOOT_TIMEOUT_SECONDS=600. Attestation documents from\n"
     "              QEMU's NSM are unsigned: real KMS refuses them.\n"
+    "  --preflight check this host and account before starting anything, one line per check\n"
+    "              (ok, FAIL with the fix, skip with why) and exit 0 only when none failed:\n"
+    "              the EIF and its PCR0; /dev/nitro_enclaves and the nitro_enclaves driver;\n"
+    "              allocator.yaml's memory_mib/cpu_count against MEMORY_MIB/CPU_COUNT, the\n"
+    "              allocator's CPU pool and free hugepages; MEMORY_MIB >= 4x the EIF (nitro-cli\n"
+    "              E26); nitro-cli and its version; the host listeners' ports free; IMDSv2 and\n"
+    "              the instance role; both S3 objects readable (HeadObject); KMS_KEY_ID's key\n"
+    "              policy naming the EIF's PCR0 (kms:DescribeKey for an alias, then\n"
+    "              kms:GetKeyPolicy; skipped, saying why, when KMS_KEY_ID is unset or the\n"
+    "              role may not read the key).\n"
+    "              NSIGN_PREFLIGHT_ROOT=DIR (tests only) reads /dev, /sys, /etc below DIR\n"
     "  --fetch     with --dry-run: also run the read-only steps (fetch-creds, s3-get) and print\n"
     "              the PCR16 the enclave will measure (publish it beside PCR0); a real run\n"
     "              logs it as expected pcr16=...\n"
@@ -117,7 +130,9 @@ static const char usage_text[] =
     "  ENCLAVE_LOG_VSOCK_PORT=7110  the enclave's log lines, received on vsock:any:7110, go to\n"
     "                              stderr prefixed 'enclave: ' and to ENCLAVE_LOG_FILE if set\n"
     "  AUDIT_VSOCK_PORT=7111        the signed audit trail, appended to AUDIT_LOG_FILE (default\n"
-    "                              NSIGN_RUN_DIR/ENCLAVE_NAME.audit.jsonl; nsign audit-verify)\n"
+    "                              STATE_DIRECTORY/ENCLAVE_NAME.audit.jsonl under a systemd\n"
+    "                              unit with StateDirectory=, else NSIGN_RUN_DIR/ENCLAVE_NAME\n"
+    "                              .audit.jsonl; nsign audit-verify)\n"
     "  METRICS_VSOCK_PORT=7112      bridged from NSIGN_HOST_METRICS_LISTEN=tcp:127.0.0.1:9100\n"
     "                              (GET /metrics, Prometheus text format)\n"
     "  NSIGN_HOST_READY_LISTEN=tcp:127.0.0.1:9101  GET /ready: 200 once the enclave reports\n"
@@ -133,11 +148,13 @@ static const char usage_text[] =
     "  fetch-creds, s3-get and the bridges read their own variables too (AWS_ENDPOINT_URL_S3,\n"
     "  AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_CA_BUNDLE...).\n"
     "\n"
-    "exit status: 0 stopped by a signal after a successful start, 1 a step failed, 2 usage.\n";
+    "exit status: 0 stopped by a signal after a successful start, 1 a step failed, 2 usage;\n"
+    "--preflight: 0 no check failed (skipped ones say why), 1 one or more failed, 2 usage.\n";
 
 /* ---- steps ---- */
 
 static int g_dry;
+static int g_preflight;
 static int g_fetch; /* --dry-run --fetch: the read-only steps run, to predict PCR16 */
 static int g_step;
 static ns_stop g_stop;
@@ -218,6 +235,7 @@ typedef struct {
      * pinned clients can sign; then on NSIGN_HOST_GRPC_LISTEN (issue 13). */
     int ingress_wide;
     int ingress_warned;
+    int serving; /* the enclave reported SERVING (hostobs' readiness) */
     char ingress_narrow[NS_ADDR_STR_MAX];
 } re_state;
 
@@ -297,7 +315,7 @@ static ns_err step_check(re_state *s)
     if (stat(c->eif, &st) != 0) {
         BAIL(NS_E_NOT_FOUND, "EIF not found at %s: build it (make eif) or set EIF_PATH", c->eif);
     }
-    uint64_t need = (uint64_t)st.st_size * 4 / (1024 * 1024) + 1;
+    uint64_t need = ns_pf_min_memory_mib((uint64_t)st.st_size); /* nitro-cli's E26 rule */
     if (need > strtoull(c->mem, NULL, 10)) {
         ns_warn("MEMORY_MIB=%s is below 4x the EIF size (%llu MiB); nitro-cli will likely refuse",
                 c->mem, (unsigned long long)need);
@@ -747,12 +765,18 @@ static int parse_args(int argc, char **argv, int *emulator)
             *emulator = 1;
         } else if (strcmp(argv[i], "--fetch") == 0) {
             g_fetch = 1;
+        } else if (strcmp(argv[i], "--preflight") == 0) {
+            g_preflight = 1;
         } else {
             return ns_cli_usage_error("unknown argument '%s'", argv[i]);
         }
     }
     if (g_fetch && !g_dry) {
         return ns_cli_usage_error("--fetch goes with --dry-run");
+    }
+    if (g_preflight && (g_dry || *emulator)) {
+        return ns_cli_usage_error("--preflight checks a Nitro host: not with --dry-run or "
+                                  "--emulator");
     }
     return -1;
 }
@@ -869,7 +893,10 @@ static void show_supervise_plan(re_state *s)
 static ns_err supervise(re_state *s)
 {
     ns_runcfg *c = s->c;
-    ns_info("enclave %s is running: gRPC at %s; waiting for SIGTERM", c->name, c->grpc_listen);
+    /* The enclave took its secrets but is still decrypting and loading keys: it is booting
+     * until its status line says SERVING (what /ready reports). */
+    ns_info("enclave %s is booting: it took its secrets; waiting for it to report SERVING%s",
+            c->name, c->log_listen[0] ? "" : " (cannot be told: NSIGN_HOST_LOG_LISTEN=none)");
     int64_t next_watch = ns_now_ms() + (int64_t)c->watch_s * 1000;
     while (!g_stop) {
         /* Under the emulator the check is a waitpid: every tick. */
@@ -880,6 +907,12 @@ static ns_err supervise(re_state *s)
         GUARD(supervise_child(s, &s->bridges, &s->bridge_restarts, "ingress/egress",
                               build_bridges_argv));
         GUARD(ingress_follow_auth(s));
+        char ready[96];
+        if (!s->serving && s->obs != NULL && ns_hostobs_ready(s->obs, ready, sizeof ready) == 200) {
+            s->serving = 1;
+            ns_info("enclave %s is serving: gRPC at %s; waiting for SIGTERM", c->name,
+                    c->grpc_listen);
+        }
         GUARD(supervise_child(s, &s->kms, &s->kms_restarts, "KMS proxy", build_kms_argv));
         usleep(RE_TICK_MS * 1000);
     }
@@ -919,6 +952,33 @@ static int finish(re_state *s, ns_err e, const char *failed)
     return e == NS_OK ? NS_EXIT_OK : NS_EXIT_FAIL;
 }
 
+/* --preflight: each check's line on stdout (preflight.h decides, this prints). */
+static void preflight_line(const ns_pf_result *r, void *arg)
+{
+    static const char *const word[] = {"ok", "FAIL", "skip"};
+    (void)arg;
+    printf("%-4s  %-10s  %s\n", word[r->status], r->check, r->text);
+    fflush(stdout);
+}
+
+static int preflight(ns_runcfg *c)
+{
+    char nitro[RE_PATH_MAX];
+    const char *root = getenv("NSIGN_PREFLIGHT_ROOT");
+    ns_pf_cfg pc = {c, root ? root : "", NULL};
+    if (ns_supervise_which(c->nitro_name, nitro, sizeof nitro) == NS_OK) {
+        pc.nitro = nitro;
+    }
+    int failed = ns_preflight_run(&pc, preflight_line, NULL);
+    if (failed) {
+        printf("preflight: %d check%s FAILED: fix %s, then rerun run-enclave --preflight\n", failed,
+               failed == 1 ? "" : "s", failed == 1 ? "it" : "them");
+        return NS_EXIT_FAIL;
+    }
+    printf("preflight: every check passed\n");
+    return NS_EXIT_OK;
+}
+
 int run_enclave_main(int argc, char **argv)
 {
     static ns_runcfg cfg;
@@ -934,6 +994,9 @@ int run_enclave_main(int argc, char **argv)
     if (e != NS_OK) {
         ns_log_err(e, "configuration");
         return e == NS_E_USAGE ? NS_EXIT_USAGE : NS_EXIT_FAIL;
+    }
+    if (g_preflight) {
+        return preflight(&cfg);
     }
     state_init(&st, &cfg);
     e = find_tools(&st);

@@ -4,6 +4,7 @@
  */
 #include "kms.h"
 
+#include <cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -86,9 +87,19 @@ ns_err ns_kms_decrypt_body(ns_buf *out, const ns_kms_decrypt_req *req, const uin
     return ns_buf_append_u8(out, '}');
 }
 
-ns_err ns_kms_error(int status, const char *code, const char *msg)
+ns_err ns_kms_error(int status, const char *code, const char *msg, const ns_kms_hints *h)
 {
     const char *m = msg[0] ? msg : "(no message)";
+    const char *ks = h && h->key_setting ? h->key_setting : "--key-id";
+    const char *sent_pcrs = h ? h->sent_pcrs : NULL;
+    if (strcmp(code, "AccessDeniedException") == 0 && sent_pcrs != NULL) {
+        /* KMS's message bounded so that the PCRs fit in one log line (1024 bytes). */
+        BAIL(NS_E_DENIED,
+             "KMS denied Decrypt (AccessDeniedException: %.300s): check the key policy grants "
+             "kms:Decrypt to this role with kms:RecipientAttestation conditions equal to the "
+             "PCRs the attestation document sent: %s",
+             m, sent_pcrs);
+    }
     if (strcmp(code, "AccessDeniedException") == 0) {
         BAIL(NS_E_DENIED,
              "KMS denied Decrypt (AccessDeniedException: %s): check the key policy "
@@ -96,6 +107,10 @@ ns_err ns_kms_error(int status, const char *code, const char *msg)
              "conditions match this enclave's measurements (a debug-mode enclave "
              "has all-zero PCRs)",
              m);
+    }
+    if (strcmp(code, "InvalidCiphertextException") == 0 && h && h->ciphertext_hint) {
+        BAIL(NS_E_AUTH, "KMS rejected the ciphertext (InvalidCiphertextException: %s): %s", m,
+             h->ciphertext_hint);
     }
     if (strcmp(code, "InvalidCiphertextException") == 0) {
         BAIL(NS_E_AUTH,
@@ -107,8 +122,8 @@ ns_err ns_kms_error(int status, const char *code, const char *msg)
     if (strcmp(code, "IncorrectKeyException") == 0) {
         BAIL(NS_E_NO_MATCH,
              "KMS says the ciphertext was not encrypted under the given key "
-             "(IncorrectKeyException: %s): check --key-id",
-             m);
+             "(IncorrectKeyException: %s): check %s",
+             m, ks);
     }
     if (strcmp(code, "ThrottlingException") == 0) {
         BAIL(NS_E_REMOTE,
@@ -118,9 +133,9 @@ ns_err ns_kms_error(int status, const char *code, const char *msg)
     }
     if (strcmp(code, "NotFoundException") == 0) {
         BAIL(NS_E_NOT_FOUND,
-             "KMS key not found (NotFoundException: %s): check --key-id and "
+             "KMS key not found (NotFoundException: %s): check %s and "
              "the region",
-             m);
+             m, ks);
     }
     if (strcmp(code, "DisabledException") == 0 || strcmp(code, "KMSInvalidStateException") == 0) {
         BAIL(NS_E_REMOTE, "the KMS key cannot be used now (%s: %s)", code, m);
@@ -129,6 +144,36 @@ ns_err ns_kms_error(int status, const char *code, const char *msg)
         BAIL(NS_E_REMOTE, "KMS Decrypt failed with HTTP %d and no error type", status);
     }
     BAIL(NS_E_REMOTE, "KMS Decrypt failed with HTTP %d: %s: %s", status, code, m);
+}
+
+/* "PCR0=HEX PCR1=HEX PCR2=HEX [PCR8=HEX] PCR16=HEX" of a document, for AccessDenied. */
+static void sent_pcrs_text(char *out, size_t cap, const ns_att_doc *d)
+{
+    static const unsigned idx[] = {0, 1, 2, 8, 16};
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof idx / sizeof idx[0]; i++) {
+        const ns_att_bytes *b = idx[i] < d->npcr ? &d->pcr[idx[i]] : NULL;
+        if (b == NULL || !b->present || b->len == 0 || b->len > 64) {
+            continue;
+        }
+        int zero = 1;
+        for (size_t j = 0; j < b->len; j++) {
+            zero &= b->p[j] == 0;
+        }
+        if (idx[i] == 8 && zero) {
+            continue; /* PCR8 is the signing certificate's: all zero for an unsigned EIF */
+        }
+        int w = snprintf(out + n, cap - n, "%sPCR%u=", n ? " " : "", idx[i]);
+        if (w < 0 || (size_t)w >= cap - n) {
+            return;
+        }
+        n += (size_t)w;
+        for (size_t j = 0; j < b->len && n + 2 < cap; j++) {
+            snprintf(out + n, cap - n, "%02x", b->p[j]);
+            n += 2;
+        }
+    }
 }
 
 /* Decodes the base64 string member key of the JSON response into out (secret). */
@@ -154,7 +199,7 @@ out:
 
 /* Resolves the region and the endpoint, refuses an unsafe scheme, and loads the trust anchors. */
 static ns_err kms_endpoint(ns_url *url, char region[NS_AWS_REGION_MAX], ns_tls_ca **ca,
-                           const ns_kms_decrypt_req *req)
+                           const ns_kms_decrypt_req *req, int answer_secret)
 {
     int custom = 0;
     GUARD(ns_aws_region(region, req->region));
@@ -163,7 +208,7 @@ static ns_err kms_endpoint(ns_url *url, char region[NS_AWS_REGION_MAX], ns_tls_c
     } else {
         GUARD(ns_aws_endpoint(url, "kms", region, &custom));
     }
-    ENSURE(url->tls || req->attest, NS_E_USAGE,
+    ENSURE(url->tls || req->attest || !answer_secret, NS_E_USAGE,
            "kms: plain http:// with --no-attest refused: KMS would answer "
            "with the Plaintext in cleartext; use https://");
     GUARD(ns_aws_check_scheme(url, "kms endpoint"));
@@ -174,7 +219,7 @@ static ns_err kms_endpoint(ns_url *url, char region[NS_AWS_REGION_MAX], ns_tls_c
 }
 
 /* Generates the ephemeral Recipient key and has the NSM attest it into doc. */
-static ns_err kms_attest(ns_buf *doc, ns_cms_key **key)
+static ns_err kms_attest(ns_buf *doc, ns_cms_key **key, char *pcrs, size_t pcrs_cap)
 {
     uint8_t spki[NS_CMS_SPKI_MAX];
     size_t spki_len = 0;
@@ -204,13 +249,14 @@ static ns_err kms_attest(ns_buf *doc, ns_cms_key **key)
            NS_E_PROTO,
            "kms: the attestation document does not carry the "
            "ephemeral public key it was asked to bind");
+    sent_pcrs_text(pcrs, pcrs_cap, &d);
     return NS_OK;
 }
 
 /* Sends the Decrypt request; a non-200 answer becomes the error its KMS code maps to. */
 static ns_err kms_call(ns_buf *resp, const ns_kms_decrypt_req *req, const ns_creds *creds,
                        const char *region, const ns_url *url, const ns_tls_ca *ca,
-                       const ns_buf *body)
+                       const ns_buf *body, const char *sent_pcrs)
 {
     ns_aws_client c;
     int status = 0;
@@ -227,7 +273,9 @@ static ns_err kms_call(ns_buf *resp, const ns_kms_decrypt_req *req, const ns_cre
     if (status != 200) {
         char code[KMS_CODE_MAX], msg[KMS_MSG_MAX];
         ns_aws_json_error(resp->data, resp->len, code, sizeof code, msg, sizeof msg);
-        return ns_kms_error(status, code, msg);
+        const ns_kms_hints h = {req->key_setting, req->ciphertext_hint,
+                                sent_pcrs && sent_pcrs[0] ? sent_pcrs : NULL};
+        return ns_kms_error(status, code, msg, &h);
     }
     return NS_OK;
 }
@@ -268,19 +316,20 @@ ns_err ns_kms_decrypt(ns_buf *plaintext, const ns_kms_decrypt_req *req, const ns
     ns_tls_ca *ca = NULL;
     ns_cms_key *key = NULL;
     ns_buf doc, body, resp, cms;
+    char pcrs[NS_KMS_PCRS_TEXT_MAX] = "";
     ns_buf_init(&doc, NS_ATT_DOC_MAX);
     ns_buf_init(&body, NS_KMS_REQ_MAX);
     ns_buf_init_secret(&resp, NS_KMS_RESP_MAX);
     ns_buf_init(&cms, NS_KMS_RESP_MAX);
 
-    GUARD_GOTO(kms_endpoint(&url, region, &ca, req), rc, out);
+    GUARD_GOTO(kms_endpoint(&url, region, &ca, req, 1), rc, out);
     if (req->attest) {
-        GUARD_GOTO(kms_attest(&doc, &key), rc, out);
+        GUARD_GOTO(kms_attest(&doc, &key, pcrs, sizeof pcrs), rc, out);
     }
     GUARD_GOTO(ns_kms_decrypt_body(&body, req, ciphertext, ciphertext_len,
                                    req->attest ? doc.data : NULL, doc.len),
                rc, out);
-    GUARD_GOTO(kms_call(&resp, req, creds, region, &url, ca, &body), rc, out);
+    GUARD_GOTO(kms_call(&resp, req, creds, region, &url, ca, &body, pcrs), rc, out);
     if (req->attest) {
         rc = kms_open_envelope(plaintext, key, &resp, &cms);
     } else {
@@ -296,5 +345,100 @@ out:
     if (rc != NS_OK) {
         ns_buf_reset(plaintext);
     }
+    return rc;
+}
+
+/* ---- GetKeyPolicy (run-enclave --preflight) ---- */
+
+/* One call of a read-only KMS operation (op) on req->key_id with body {"KeyId": ...<extra>}:
+ * the 200 answer into resp; AccessDenied -> NS_E_DENIED, NotFound -> NS_E_NOT_FOUND. */
+static ns_err kms_key_call(ns_buf *resp, const char *op, const char *extra,
+                           const ns_kms_decrypt_req *req, const ns_creds *creds)
+{
+    char region[NS_AWS_REGION_MAX], target[64];
+    ns_url url;
+    ns_tls_ca *ca = NULL;
+    ns_aws_client c;
+    int status = 0;
+    ns_err rc;
+    ns_buf body;
+    ENSURE(req->key_id != NULL && req->key_id[0], NS_E_USAGE, "kms: %s needs a key id", op);
+    ns_buf_init(&body, NS_KMS_REQ_MAX);
+    GUARD_GOTO(kms_endpoint(&url, region, &ca, req, 0), rc, out);
+    GUARD_GOTO(ns_buf_append_str(&body, "{\"KeyId\":"), rc, out);
+    GUARD_GOTO(ns_buf_append_json_str(&body, req->key_id, strlen(req->key_id)), rc, out);
+    GUARD_GOTO(ns_buf_append_str(&body, extra), rc, out);
+    GUARD_GOTO(ns_buf_append_str(&body, "}"), rc, out);
+    memset(&c, 0, sizeof c);
+    c.service = "kms";
+    c.region = region;
+    c.creds = creds;
+    c.endpoint = &url;
+    c.via = req->proxy;
+    c.ca = ca;
+    ns_retry_default(&c.retry);
+    snprintf(target, sizeof target, "TrentService.%s", op);
+    GUARD_GOTO(ns_aws_json_call(&c, target, body.data, body.len, &status, resp), rc, out);
+    if (status != 200) {
+        char code[KMS_CODE_MAX], msg[KMS_MSG_MAX];
+        ns_aws_json_error(resp->data, resp->len, code, sizeof code, msg, sizeof msg);
+        if (strcmp(code, "AccessDeniedException") == 0) {
+            rc = ns_fail(NS_E_DENIED, "KMS denied %s on %s (%s)", op, req->key_id,
+                         msg[0] ? msg : "AccessDeniedException");
+        } else if (strcmp(code, "NotFoundException") == 0) {
+            rc = ns_fail(NS_E_NOT_FOUND, "KMS key %s not found in %s (%s): check %s and AWS_REGION",
+                         req->key_id, region, msg[0] ? msg : "NotFoundException",
+                         req->key_setting ? req->key_setting : "--key-id");
+        } else {
+            rc = ns_fail(NS_E_REMOTE, "KMS %s on %s failed with HTTP %d: %s: %s", op, req->key_id,
+                         status, code[0] ? code : "-", msg[0] ? msg : "-");
+        }
+    }
+out:
+    ns_buf_free(&body);
+    ns_tls_ca_free(ca);
+    return rc;
+}
+
+ns_err ns_kms_get_key_policy(ns_buf *policy, const ns_kms_decrypt_req *req, const ns_creds *creds)
+{
+    ns_buf resp;
+    ns_buf_init(&resp, NS_KMS_RESP_MAX);
+    ns_err rc = kms_key_call(&resp, "GetKeyPolicy", ",\"PolicyName\":\"default\"", req, creds);
+    if (rc == NS_OK) {
+        rc = ns_json_get_string(resp.data, resp.len, "Policy", policy);
+        if (rc == NS_E_NOT_FOUND) {
+            rc = ns_fail(NS_E_PROTO, "kms: the GetKeyPolicy response has no Policy");
+        }
+    }
+    ns_buf_free(&resp);
+    return rc;
+}
+
+ns_err ns_kms_describe_key_arn(char arn[NS_KMS_ARN_MAX], const ns_kms_decrypt_req *req,
+                               const ns_creds *creds)
+{
+    ns_buf resp;
+    arn[0] = '\0';
+    ns_buf_init(&resp, NS_KMS_RESP_MAX);
+    ns_err rc = kms_key_call(&resp, "DescribeKey", "", req, creds);
+    if (rc == NS_OK) {
+        rc = ns_json_validate(resp.data, resp.len);
+    }
+    if (rc == NS_OK) {
+        cJSON *o = cJSON_ParseWithLength((const char *)resp.data, resp.len);
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "KeyMetadata");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(m, "Arn");
+        if (cJSON_IsString(a) && a->valuestring != NULL && a->valuestring[0] &&
+            strlen(a->valuestring) < NS_KMS_ARN_MAX) {
+            memcpy(arn, a->valuestring, strlen(a->valuestring) + 1);
+        } else {
+            rc = ns_fail(NS_E_PROTO, "kms: the DescribeKey response has no KeyMetadata.Arn");
+        }
+        cJSON_Delete(o);
+    } else if (rc == NS_E_PARSE) {
+        rc = ns_fail(NS_E_PROTO, "kms: the DescribeKey response is not JSON");
+    }
+    ns_buf_free(&resp);
     return rc;
 }

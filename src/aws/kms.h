@@ -40,6 +40,12 @@ typedef struct {
     size_t ngrant;
     int attest;            /* 1: NSM + Recipient; 0: plain Decrypt */
     const char *ca_bundle; /* NULL: AWS_CA_BUNDLE / embedded roots */
+    /* How the user names the key, for the hints of errors: NULL = "--key-id" (the kms-decrypt
+     * applet); the enclave passes "KMS_KEY_ID" (run-enclave's variable). */
+    const char *key_setting;
+    /* What to check when KMS rejects the ciphertext: NULL = the kms-decrypt applet's (the blob,
+     * --encryption-context); the enclave names the S3 object it came from. */
+    const char *ciphertext_hint;
 } ns_kms_decrypt_req;
 
 /* plaintext: caller-initialised (ns_buf_init_secret, max >= NS_KMS_PLAINTEXT_MAX). */
@@ -50,7 +56,37 @@ ns_err ns_kms_decrypt(ns_buf *plaintext, const ns_kms_decrypt_req *req, const ns
 ns_err ns_kms_decrypt_body(ns_buf *out, const ns_kms_decrypt_req *req, const uint8_t *ciphertext,
                            size_t ciphertext_len, const uint8_t *attestation_doc,
                            size_t attestation_doc_len) NS_MUST_CHECK;
-/* The message for a KMS error type and message (what to check). Returns the ns_err to use. */
-ns_err ns_kms_error(int status, const char *code, const char *msg) NS_MUST_CHECK;
+/* What an error message names besides KMS's words; NULL members take the applet's wording. */
+typedef struct {
+    const char *key_setting;     /* how the user names the key ("--key-id") */
+    const char *ciphertext_hint; /* what to check on InvalidCiphertext */
+    const char *sent_pcrs;       /* "PCR0=HEX PCR1=HEX ...": named on AccessDenied */
+} ns_kms_hints;
+
+/* The message for a KMS error type and message (what to check). Returns the ns_err to use.
+ * h may be NULL. */
+ns_err ns_kms_error(int status, const char *code, const char *msg,
+                    const ns_kms_hints *h) NS_MUST_CHECK;
+
+/* The PCRs an AccessDenied names, from a parsed attestation document: "PCR0=HEX PCR1=HEX
+ * PCR2=HEX [PCR8=HEX] PCR16=HEX" (PCR8 only when not all zero: a signed EIF). */
+#define NS_KMS_PCRS_TEXT_MAX 520
+/*
+ * GetKeyPolicy (TrentService.GetKeyPolicy, PolicyName "default") of req->key_id (a key id or
+ * key ARN: KMS does not take an alias here) with req's region, endpoint and trust store; the
+ * policy document (JSON text, unescaped) into policy (initialised, max >= NS_KMS_RESP_MAX).
+ * NS_E_DENIED when KMS says AccessDenied (the role may not read the policy: not a failure of
+ * the key), NS_E_NOT_FOUND for an unknown key.
+ */
+ns_err ns_kms_get_key_policy(ns_buf *policy, const ns_kms_decrypt_req *req,
+                             const ns_creds *creds) NS_MUST_CHECK;
+
+/*
+ * DescribeKey (TrentService.DescribeKey) of req->key_id (id, ARN, alias/NAME or alias ARN): the
+ * key's ARN (KeyMetadata.Arn) into arn. Errors as ns_kms_get_key_policy's.
+ */
+#define NS_KMS_ARN_MAX 2048
+ns_err ns_kms_describe_key_arn(char arn[NS_KMS_ARN_MAX], const ns_kms_decrypt_req *req,
+                               const ns_creds *creds) NS_MUST_CHECK;
 
 #endif

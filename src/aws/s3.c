@@ -652,3 +652,29 @@ out:
     free(g);
     return e;
 }
+
+/* ------------------------------------------------------------------------------ HEAD */
+
+ns_err ns_s3_head(const ns_s3_opts *o, const ns_s3_uri *u)
+{
+    getter *g = calloc(1, sizeof *g);
+    ENSURE(g != NULL, NS_E_NOMEM, "out of memory");
+    g->o = o;
+    g->u = u;
+    ns_buf resp;
+    ns_buf_init(&resp, NS_S3_ERRBODY_MAX);
+    int status = 0;
+    ns_err e;
+    GUARD_GOTO(ns_aws_region(g->region, o->region), e, out);
+    GUARD_GOTO(set_target(g), e, out);
+    ns_aws_client c = {"s3",  g->region,     o->creds, &g->ep,     o->via,
+                       o->ca, o->timeout_ms, o->retry, NS_SIGV4_S3};
+    GUARD_GOTO(ns_aws_request(&c, "HEAD", g->path, NULL, NULL, 0, NULL, 0, &status, &resp), e, out);
+    if (status != 200) {
+        e = s3_error(status, "", "", u, g->region, o->creds);
+    }
+out:
+    ns_buf_free(&resp);
+    free(g);
+    return e;
+}

@@ -54,6 +54,13 @@ typedef struct {
     char region[NS_AWS_REGION_MAX]; /* region finally used */
 } ns_s3_result;
 
+/*
+ * HeadObject: whether u is readable with these credentials (S3 answers HEAD only with
+ * s3:GetObject). The errors are ns_s3_get's (S3 sends no body
+ * with a HEAD error, so the status alone names the cause); a region redirect is not followed.
+ */
+ns_err ns_s3_head(const ns_s3_opts *o, const ns_s3_uri *u) NS_MUST_CHECK;
+
 /* Downloads u into outpath ("-" = stdout, streamed; a file: atomic, 0600). */
 ns_err ns_s3_get(const ns_s3_opts *o, const ns_s3_uri *u, const char *outpath,
                  ns_s3_result *res) NS_MUST_CHECK;

@@ -132,10 +132,16 @@ ns_err ns_nitro_run_parse(const char *text, size_t len, ns_nitro_enclave *out)
     return NS_OK;
 }
 
+int ns_nitro_is_memory_request_error(const char *text)
+{
+    return strstr(text, "E26") != NULL || strstr(text, "nsufficient memory requested") != NULL;
+}
+
 int ns_nitro_is_allocator_error(const char *text)
 {
-    return strstr(text, "llocator") || strstr(text, "nsufficient memory") || strstr(text, "E26") ||
-           strstr(text, "E27") || strstr(text, "hugepage");
+    return !ns_nitro_is_memory_request_error(text) &&
+           (strstr(text, "llocator") || strstr(text, "nsufficient memory") || strstr(text, "E27") ||
+            strstr(text, "E22") || strstr(text, "hugepage"));
 }
 
 /* ---- commands ---- */
@@ -189,6 +195,14 @@ ns_err ns_nitro_run(char *const av[], const ns_nitro_run_args *a, const char *co
     }
     char st[64];
     snprintf(st, sizeof st, "%s", ns_err_msg());
+    if (ns_buf_cstr(said) == NS_OK && ns_nitro_is_memory_request_error((const char *)said->data)) {
+        BAIL(NS_E_REMOTE,
+             "nitro-cli run-enclave failed (%s): MEMORY_MIB=%s is below 4x the EIF size "
+             "(nitro-cli's E26: its message above names the minimum): raise MEMORY_MIB to at "
+             "least that (and memory_mib in /etc/nitro_enclaves/allocator.yaml to match); "
+             "`nsign run-enclave --preflight` checks both",
+             st, a->mem);
+    }
     if (ns_buf_cstr(said) == NS_OK && ns_nitro_is_allocator_error((const char *)said->data)) {
         BAIL(NS_E_REMOTE,
              "nitro-cli run-enclave failed (%s): the enclave allocator has too little memory or "

@@ -53,8 +53,11 @@ ns_err ns_nitro_describe_parse(const char *text, size_t len, const char *name,
  * mixed in). NS_E_PARSE when there is no such object with an EnclaveID. */
 ns_err ns_nitro_run_parse(const char *text, size_t len, ns_nitro_enclave *out) NS_MUST_CHECK;
 
-/* Whether nitro-cli's error text says the enclave allocator lacks memory or CPUs (E26, E27). */
+/* Whether nitro-cli's error text says the enclave allocator lacks memory or CPUs (E27, E22). */
 int ns_nitro_is_allocator_error(const char *text);
+/* Whether it says the memory asked for is below 4x the EIF's size (E26): MEMORY_MIB's fault,
+ * not the allocator's. */
+int ns_nitro_is_memory_request_error(const char *text);
 
 /* What `nitro-cli run-enclave` is given. */
 typedef struct {

@@ -292,6 +292,7 @@ static ns_err config_doc(ns_runcfg *c, const env *v, const char *region)
     if (e == NS_OK) {
         memcpy(c->config, b.data, b.len);
         c->config[b.len] = '\0';
+        memcpy(c->kms_key_id, key, strlen(key) + 1); /* shorter than the document */
     } else {
         e = ns_fail(NS_E_USAGE,
                     "the enclave configuration (AWS_REGION, KMS_KEY_ID, "
@@ -335,7 +336,14 @@ static ns_err load_observability(ns_runcfg *c, const env *v)
     GUARD(env_addr_opt(v, "NSIGN_HOST_METRICS_CONNECT", def, c->metrics_connect));
     GUARD(env_addr_opt(v, "NSIGN_HOST_READY_LISTEN", "tcp:127.0.0.1:9101", c->ready_listen));
     GUARD(env_str(v, "ENCLAVE_LOG_FILE", "", c->log_file, sizeof c->log_file));
-    snprintf(def, sizeof def, "%s/%s.audit.jsonl", c->run_dir, c->name);
+    /* systemd's StateDirectory= (the first of a colon-separated list) outlives a reboot. */
+    const char *state = env_or(v, "STATE_DIRECTORY", "");
+    size_t state_len = strcspn(state, ":");
+    if (state_len > 0) {
+        snprintf(def, sizeof def, "%.*s/%s.audit.jsonl", (int)state_len, state, c->name);
+    } else {
+        snprintf(def, sizeof def, "%s/%s.audit.jsonl", c->run_dir, c->name);
+    }
     GUARD(env_str(v, "AUDIT_LOG_FILE", def, c->audit_file, sizeof c->audit_file));
     GUARD(env_uint(v, "READY_MAX_AGE_SECONDS", 15, 86400, &age));
     ENSURE(age > 0, NS_E_USAGE, "READY_MAX_AGE_SECONDS must be positive");

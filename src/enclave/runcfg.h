@@ -50,6 +50,8 @@ typedef struct {
     char metrics_listen[NS_ADDR_STR_MAX], metrics_connect[NS_ADDR_STR_MAX];
     char ready_listen[NS_ADDR_STR_MAX];
     char log_file[NS_RUNCFG_STR], audit_file[NS_RUNCFG_STR + 64];
+    char kms_key_id[NS_RUNCFG_DOC_MAX]; /* KMS_KEY_ID, "" when unset (--preflight reads its policy)
+                                         */
     int ready_max_age_s;
     int emu; /* --emulator or NSIGN_EMULATOR=1: QEMU's nitro-enclave machine, see emu.h */
     char emu_dir[NS_RUNCFG_STR + 16];
@@ -66,6 +68,9 @@ ns_err ns_runcfg_common_load(ns_runcfg_common *c, ns_enclave_getenv_fn get,
 
 /*
  * Fills c from the environment (run-enclave --help lists every variable and default).
+ * AUDIT_LOG_FILE defaults to STATE_DIRECTORY/ENCLAVE_NAME.audit.jsonl when systemd's
+ * STATE_DIRECTORY is set (a unit's StateDirectory=, which survives a reboot), else to
+ * NSIGN_RUN_DIR/ENCLAVE_NAME.audit.jsonl.
  * emulator: --emulator was given (NSIGN_EMULATOR=1 has the same effect). NS_E_USAGE (or
  * NS_E_TOO_BIG for an over-long value) naming the variable when one is malformed.
  */

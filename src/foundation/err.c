@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define NS_ERR_DETAIL_MAX 512
+#define NS_ERR_DETAIL_MAX 1024 /* room for an AccessDenied naming five PCRs */
 
 static __thread char detail[NS_ERR_DETAIL_MAX];
 

@@ -8,7 +8,9 @@ NSIGN_ENCLAVE_HEARTBEAT_ADDR=unix:PATH is set it listens there first and, like n
 treats a missing 0xB7 heartbeat as a failed boot (after FAKE_HEARTBEAT_TIMEOUT_S, default 30). `describe-enclaves`, `terminate-enclave
 --enclave-name N` and `console --enclave-name N` behave like the real ones. Arguments are checked
 as strictly as nitro-cli checks them. FAKE_NITRO_FAIL=allocator makes run-enclave fail the way
-nitro-cli does when the allocator has too little memory. FAKE_CONSOLE_LAG_S=N makes `console`
+nitro-cli does when the allocator has too little memory (E27); an EIF more than a quarter of
+--memory fails with E26 as nitro-cli's own rule does. `--version` prints FAKE_NITRO_VERSION
+(default 1.4.2) as nitro-cli does. FAKE_CONSOLE_LAG_S=N makes `console`
 deliver each piece of output N seconds after it was written (a slow console). While the file
 STATE/describe-fail exists, `describe-enclaves` fails as a nitro-cli that cannot read a running
 enclave's EIF metadata does (exit 1, an error and no JSON).
@@ -155,13 +157,18 @@ def run_enclave(args):
             f"perform the requested file operations, such as opening the EIF file "
             f"'{o['eif-path']}'.")
     mem, cpus = int(o["memory"]), int(o["cpu-count"])
-    if os.environ.get("FAKE_NITRO_FAIL") == "allocator":
-        die("[ E26 ] Insufficient memory requested. User provided `memory` is "
-            f"{mem} MB, but the enclave allocator has only reserved 256 MB. "
+    min_mib = -(-os.path.getsize(o["eif-path"]) * 4 // (1024 * 1024))
+    if mem < min_mib:
+        die(f"[ E26 ] Insufficient memory requested. User provided `memory` is {mem} MB, but "
+            f"based on the EIF file size, the minimum memory should be {min_mib} MB\n\n"
             "For more details, please visit https://docs.aws.amazon.com/enclaves/latest/user/"
             "cli-errors.html#E26")
-    if os.path.getsize(o["eif-path"]) * 4 > mem * 1024 * 1024:
-        die(f"[ E27 ] Insufficient memory available. memory must be at least 4x the EIF size")
+    if os.environ.get("FAKE_NITRO_FAIL") == "allocator":
+        die(f"[ E27 ] Insufficient memory available. User provided `memory` is {mem} MB, which "
+            "is more than the available hugepage memory.\nYou can increase the available memory "
+            "by editing the `memory_mib` value from '/etc/nitro_enclaves/allocator.yaml' and "
+            "then restart the nitro-enclaves-allocator.service.\n\nFor more details, please "
+            "visit https://docs.aws.amazon.com/enclaves/latest/user/cli-errors.html#E27")
     name = o.get("enclave-name") or os.path.basename(o["eif-path"]).split(".")[0]
     cid = int(o.get("enclave-cid", 16))
     d = load()
@@ -273,6 +280,9 @@ def main():
         die("fake nitro-cli: FAKE_NITRO_STATE must be set")
     with open(os.path.join(STATE, "calls.log"), "a") as f:
         f.write(" ".join(sys.argv[1:]) + "\n")
+    if sys.argv[1:] == ["--version"]:
+        print("Nitro CLI " + os.environ.get("FAKE_NITRO_VERSION", "1.4.2"))
+        return
     if len(sys.argv) < 2:
         die("usage: nitro-cli <run-enclave|describe-enclaves|terminate-enclave|console>", 2)
     cmds = {"run-enclave": run_enclave, "describe-enclaves": describe_enclaves,

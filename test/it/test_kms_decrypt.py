@@ -248,6 +248,13 @@ def main():
                                       port2))
     check(r.returncode == 1 and b"AccessDeniedException" in r.stderr and b"PCR" in r.stderr,
           "PCR0 policy mismatch -> AccessDenied with a hint about measurements", r.stderr)
+    sent = log_lines(log2)[-1].get("pcr0", "")
+    line = [ln for ln in r.stderr.splitlines() if b"AccessDeniedException" in ln]
+    check(sent != "" and ("the attestation document sent: PCR0=%s PCR1=" % sent).encode()
+          in r.stderr and b" PCR2=" in r.stderr and len(line) == 1 and len(line[0]) < 1024 and
+          line[0].endswith(b"PCR2=" + b"00" * 48),
+          "AccessDenied names the PCRs the attestation document sent (PCR0 as KMS saw it), "
+          "whole, within one log line", r.stderr)
     port3, log3 = start_kms("kms-att", tls, "--require-attestation")
     r = run(ctx_args + ["--no-attest", ctfile],
             dict(base_env, AWS_ENDPOINT_URL_KMS="https://localhost:%d" % port3))

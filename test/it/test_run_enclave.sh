@@ -94,6 +94,11 @@ export FLOW_NAME
 start_run ok
 if flow_wait_serving 120; then ok "enclave reaches SERVING"; else
     fail "enclave reaches SERVING"; sed 's/^/# /' "$T/ok.log" "$CONSOLE"; fi
+i=0; while ! grep -q 'is serving: gRPC at' "$T/ok.log" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+check "run-enclave says the enclave is booting until it reports SERVING, then that it serves" bash -c \
+    "grep -n 'enclave $FLOW_NAME is booting: it took its secrets; waiting for it to report SERVING' '$T/ok.log' | cut -d: -f1 >'$T/l1' && grep -n 'enclave $FLOW_NAME is serving: gRPC at' '$T/ok.log' | cut -d: -f1 >'$T/l2' && [ -s '$T/l1' ] && [ -s '$T/l2' ] && [ \$(cat '$T/l1') -lt \$(cat '$T/l2') ] && ! grep -q 'is running: gRPC' '$T/ok.log'"
+check "the enclave logs its own PCR0 at start (as the NSM measured it)" \
+    grep -q "info pcr0=$FLOW_PCR0 " "$CONSOLE"
 check "each host step logged with its duration" bash -c \
     "for s in check fetch-creds s3-get nitro-cli push; do grep -q \"step=\$s ok ms=\" '$T/ok.log' || exit 1; done"
 check "each enclave step logged with its duration" bash -c \
@@ -205,6 +210,13 @@ FAKE_NITRO_FAIL=allocator start_run alloc
 wait_exit
 check "allocator error: exit 1" test "$RC" = 1
 check "allocator error: says how to configure the allocator" grep -q "allocator.yaml" "$T/alloc.log" || sed "s/^/# /" "$T/alloc.log"
+# MEMORY_MIB below 4x the EIF: nitro-cli's E26 names MEMORY_MIB, not the allocator.
+head -c $((3 * 1024 * 1024)) /dev/zero >"$T/big.eif"
+EIF_PATH=$T/big.eif MEMORY_MIB=4 start_run e26
+wait_exit
+check "E26 (MEMORY_MIB below 4x the EIF): exit 1, says to raise MEMORY_MIB, not to edit the allocator" bash -c \
+    "[ '$RC' = 1 ] && grep -q 'MEMORY_MIB=4 is below 4x the EIF size (nitro-cli.s E26' '$T/e26.log' && ! grep -q 'set memory_mib >= 4' '$T/e26.log'" ||
+    sed "s/^/# /" "$T/e26.log"
 check "allocator error: KMS proxy stopped" bash -c "! $PY -c 'import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1])' '${NSIGN_HOST_KMS_PROXY_LISTEN#unix:}' 2>/dev/null"
 
 # Wrong KMS key: KMS refuses, the enclave console names kms-decrypt, no key material anywhere.
@@ -213,6 +225,8 @@ flow_wait_serving 60; r=$?
 check "wrong KMS key: enclave does not serve" test $r = 1
 check "wrong KMS key: console names kms-decrypt and KMS's error" \
     grep -q 'step=kms-decrypt failed.*Incorrect\|step=kms-decrypt failed.*key' "$CONSOLE"
+check "wrong KMS key: the hint names the variable KMS_KEY_ID, not an applet flag" bash -c \
+    "grep -q 'step=kms-decrypt failed.*check KMS_KEY_ID' '$CONSOLE' && ! grep -q 'check --key-id' '$CONSOLE'"
 check "wrong KMS key: no key material in any file" no_secrets
 wait_exit
 check "wrong KMS key: run-enclave notices the enclave is gone and exits 1" bash -c \
@@ -226,6 +240,19 @@ wait_exit
 check "debug mode, enclave gone: run-enclave exits 1" test "$RC" = 1
 check "debug mode, enclave gone: CONSOLE_FILE has the boot error (console drained first)" \
     grep -q 'boot failed step=kms-decrypt' "$T/console-late.log"
+
+# The age key uploaded as base64 text (what `aws kms encrypt` prints without `| base64
+# --decode`): KMS rejects it; the console says to upload the raw ciphertext, naming the variable.
+A=$T/s3/demo-bucket/enclave/age-private.key.enc
+cp "$A" "$T/age.orig"
+base64 -w0 "$T/age.orig" >"$A"
+start_run b64
+flow_wait_serving 60; r=$?
+check "age key ciphertext as base64 text: the enclave does not serve and says to upload the raw ciphertext" bash -c \
+    "[ $r = 1 ] && grep -q 'step=kms-decrypt failed.*InvalidCiphertextException.*check that the object at AGE_KEY_S3_URI is the raw KMS ciphertext' '$CONSOLE' && ! grep -q 'encryption-context' '$CONSOLE'" ||
+    grep 'kms-decrypt' "$CONSOLE" | sed 's/^/# /'
+stop_run
+cp "$T/age.orig" "$A"
 
 # Corrupted shares file: age-decrypt fails in the enclave.
 S=$T/s3/demo-bucket/enclave/service_key_shares.json.age

@@ -60,18 +60,42 @@ int main(void)
               "ciphertext over 6144 bytes refused");
     ns_buf_free(&b);
 
-    CHECK_ERR(ns_kms_error(400, "AccessDeniedException", "nope"), NS_E_DENIED, "AccessDenied");
+    CHECK_ERR(ns_kms_error(400, "AccessDeniedException", "nope", NULL), NS_E_DENIED,
+              "AccessDenied");
     CHECK(strstr(ns_err_msg(), "key policy") && strstr(ns_err_msg(), "PCR") &&
               strstr(ns_err_msg(), "nope"),
           "AccessDenied message names the policy, PCRs and KMS's message");
-    CHECK_ERR(ns_kms_error(400, "InvalidCiphertextException", ""), NS_E_AUTH, "InvalidCiphertext");
+    const ns_kms_hints pcrs = {NULL, NULL, "PCR0=ab PCR16=cd"};
+    CHECK_ERR(ns_kms_error(400, "AccessDeniedException", "nope", &pcrs), NS_E_DENIED,
+              "AccessDenied with the document's PCRs");
+    CHECK(strstr(ns_err_msg(), "KMS denied Decrypt (AccessDeniedException: nope): check the key "
+                               "policy grants kms:Decrypt to this role") != NULL &&
+              strstr(ns_err_msg(), "the PCRs the attestation document sent: PCR0=ab PCR16=cd"),
+          "AccessDenied names the PCRs the attestation document sent");
+    const ns_kms_hints enclave = {"KMS_KEY_ID", "check AGE_KEY_S3_URI's object", NULL};
+    CHECK_ERR(ns_kms_error(400, "IncorrectKeyException", "x", &enclave), NS_E_NO_MATCH,
+              "IncorrectKey from the enclave");
+    CHECK(strstr(ns_err_msg(), "check KMS_KEY_ID") && !strstr(ns_err_msg(), "--key-id"),
+          "the enclave's hint names the variable KMS_KEY_ID, not an applet flag");
+    CHECK_ERR(ns_kms_error(400, "NotFoundException", "x", &enclave), NS_E_NOT_FOUND,
+              "NotFound from the enclave");
+    CHECK(strstr(ns_err_msg(), "check KMS_KEY_ID") != NULL, "NotFound names KMS_KEY_ID");
+    CHECK_ERR(ns_kms_error(400, "InvalidCiphertextException", "", &enclave), NS_E_AUTH,
+              "InvalidCiphertext from the enclave");
+    CHECK(strstr(ns_err_msg(), "check AGE_KEY_S3_URI's object") &&
+              !strstr(ns_err_msg(), "--encryption-context"),
+          "the enclave's InvalidCiphertext hint names the S3 object, not an applet flag");
+    CHECK_ERR(ns_kms_error(400, "InvalidCiphertextException", "", NULL), NS_E_AUTH,
+              "InvalidCiphertext");
     CHECK(strstr(ns_err_msg(), "encryption") != NULL, "InvalidCiphertext mentions the context");
-    CHECK_ERR(ns_kms_error(400, "IncorrectKeyException", "x"), NS_E_NO_MATCH, "IncorrectKey");
-    CHECK_ERR(ns_kms_error(400, "ThrottlingException", "x"), NS_E_REMOTE, "Throttling");
+    CHECK_ERR(ns_kms_error(400, "IncorrectKeyException", "x", NULL), NS_E_NO_MATCH, "IncorrectKey");
+    CHECK(strstr(ns_err_msg(), "check --key-id") != NULL, "kms-decrypt's hint names --key-id");
+    CHECK_ERR(ns_kms_error(400, "ThrottlingException", "x", NULL), NS_E_REMOTE, "Throttling");
     CHECK(strstr(ns_err_msg(), "retries") != NULL, "Throttling says it was retried");
-    CHECK_ERR(ns_kms_error(500, "", ""), NS_E_REMOTE, "no error type");
+    CHECK_ERR(ns_kms_error(500, "", "", NULL), NS_E_REMOTE, "no error type");
     CHECK(strstr(ns_err_msg(), "500") != NULL, "status in the message");
-    CHECK_ERR(ns_kms_error(400, "ValidationException", "bad doc"), NS_E_REMOTE, "other types");
+    CHECK_ERR(ns_kms_error(400, "ValidationException", "bad doc", NULL), NS_E_REMOTE,
+              "other types");
     CHECK(strstr(ns_err_msg(), "ValidationException: bad doc") != NULL, "type and message kept");
     T_DONE();
 }

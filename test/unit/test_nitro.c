@@ -179,8 +179,11 @@ static void test_run_output(void)
 
 static void test_allocator_and_argv(void)
 {
-    CHECK(ns_nitro_is_allocator_error("[ E26 ] Insufficient memory requested. User provided"),
-          "allocator: E26");
+    CHECK(!ns_nitro_is_allocator_error("[ E26 ] Insufficient memory requested. User provided") &&
+              ns_nitro_is_memory_request_error("[ E26 ] Insufficient memory requested."),
+          "E26 is MEMORY_MIB below 4x the EIF, not the allocator");
+    CHECK(ns_nitro_is_allocator_error("[ E22 ] Insufficient CPUs available in the pool."),
+          "allocator: E22");
     CHECK(ns_nitro_is_allocator_error("[ E27 ] Insufficient memory available."), "allocator: E27");
     CHECK(ns_nitro_is_allocator_error("failed to reserve hugepages"), "allocator: hugepages");
     CHECK(!ns_nitro_is_allocator_error("[ E19 ] File operation failure"), "allocator: E19 is not");
@@ -273,13 +276,22 @@ static void test_commands(void)
     CHECK_ERR(ns_nitro_run(av, &a, "c.log", "nitro-cli", &started, &said), NS_OK, "run");
     CHECK(strcmp(started.id, "i-9-enc9") == 0, "run: the started enclave's id");
     ns_buf_free(&said);
-    script("[ E26 ] Insufficient memory requested.\n", 1);
+    script("[ E27 ] Insufficient memory available. User provided `memory` is 512 MB\n", 1);
     ns_buf_init(&said, NS_NITRO_OUT_MAX);
     CHECK_ERR(ns_nitro_run(av, &a, "c.log", "nitro-cli", &started, &said), NS_E_REMOTE,
               "run: allocator failure");
     CHECK(strstr(ns_err_msg(), "memory_mib >= 512 and cpu_count >= 2") != NULL && said.len > 0 &&
-              memmem(said.data, said.len, "E26", 3) != NULL,
-          "run: says how to configure the allocator; nitro-cli's words kept");
+              memmem(said.data, said.len, "E27", 3) != NULL,
+          "run: E27 says how to configure the allocator; nitro-cli's words kept");
+    ns_buf_free(&said);
+    script("[ E26 ] Insufficient memory requested. User provided `memory` is 512 MB, but based "
+           "on the EIF file size, the minimum memory should be 1024 MB\n",
+           1);
+    ns_buf_init(&said, NS_NITRO_OUT_MAX);
+    CHECK_ERR(ns_nitro_run(av, &a, "c.log", "nitro-cli", &started, &said), NS_E_REMOTE, "run: E26");
+    CHECK(strstr(ns_err_msg(), "MEMORY_MIB=512 is below 4x the EIF size") != NULL &&
+              strstr(ns_err_msg(), "memory_mib >=") == NULL,
+          "run: E26 says MEMORY_MIB is below 4x the EIF, not to edit the allocator alone");
     ns_buf_free(&said);
     script("[ E39 ] Enclave process connection failure.\n", 1);
     ns_buf_init(&said, NS_NITRO_OUT_MAX);

@@ -64,6 +64,25 @@ static void test_defaults(void)
           "defaults: observability on 7110/7111/7112, readiness on 9101, the audit file");
 }
 
+/* Under systemd with StateDirectory=nsign the audit trail defaults to /var/lib/nsign. */
+static void test_state_directory(void)
+{
+    static const char *const env[] = {URIS, "STATE_DIRECTORY", "/var/lib/nsign:/var/lib/other",
+                                      NULL};
+    t_env = env;
+    CHECK_ERR(ns_runcfg_load(&c, t_getenv, NULL, 0), NS_OK, "STATE_DIRECTORY load");
+    CHECK(str_is(c.audit_file, "/var/lib/nsign/sign-service-enclave.audit.jsonl", "audit file"),
+          "STATE_DIRECTORY: the audit trail defaults under the unit's state directory");
+    static const char *const env2[] = {
+        URIS,         "STATE_DIRECTORY", "/var/lib/nsign", "AUDIT_LOG_FILE",
+        "/x/a.jsonl", "KMS_KEY_ID",      "alias/k",        NULL};
+    t_env = env2;
+    CHECK_ERR(ns_runcfg_load(&c, t_getenv, NULL, 0), NS_OK, "AUDIT_LOG_FILE load");
+    CHECK(str_is(c.audit_file, "/x/a.jsonl", "audit file") &&
+              str_is(c.kms_key_id, "alias/k", "kms key id"),
+          "AUDIT_LOG_FILE wins over STATE_DIRECTORY; KMS_KEY_ID kept for --preflight");
+}
+
 static void test_every_variable(void)
 {
     static const char *const env[] = {URIS,
@@ -356,6 +375,7 @@ int main(void)
 {
     test_defaults();
     test_every_variable();
+    test_state_directory();
     test_emulator();
     test_common();
     test_malformed();

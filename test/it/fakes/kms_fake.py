@@ -6,7 +6,11 @@ SigV4Auth recomputes identically over the signed headers (host, x-amz-date, x-am
 the session token header must be among them), an X-Amz-Date within 15 minutes, and a JSON body
 with only the members KMS defines. Errors are KMS's: {"__type": "...", "message": "..."}.
 
-Operations: Encrypt (so tests can make ciphertexts with botocore) and Decrypt. Ciphertext blobs
+Operations: Encrypt (so tests can make ciphertexts with botocore), Decrypt, DescribeKey (id,
+ARN, alias or alias ARN -> KeyMetadata) and GetKeyPolicy
+(KeyId a key id or key ARN, as KMS: an alias is NotFoundException; PolicyName "default" only;
+the policy is --key-policy FILE's text, else the account root's default policy;
+--deny-get-key-policy answers AccessDeniedException as for a role without kms:GetKeyPolicy). Ciphertext blobs
 are ours ("NSFK" | key index | 12-byte nonce | AES-GCM(plaintext, aad = sorted context JSON)).
 Decrypt with Recipient verifies the attestation document (COSE_Sign1 ES384, chain from its
 cabundle to --nsm-root, validity now, cabundle[0] == root), applies --require-pcr0 and
@@ -26,7 +30,7 @@ the test needs to see passed through).
 usage: kms_fake.py --port-file F [--tls-cert PEM --tls-key PEM] [--region R] [--host NAME]...
        [--nsm-root PEM]
        [--throttle N] [--require-pcr0 HEX] [--require-attestation] [--require-grant TOKEN]
-       [--log FILE]
+       [--key-policy FILE] [--deny-get-key-policy] [--log FILE]
 """
 import argparse
 import base64
@@ -59,6 +63,8 @@ ALLOWED = {
                 "EncryptionAlgorithm", "Recipient", "DryRun"},
     "Encrypt": {"KeyId", "Plaintext", "EncryptionContext", "GrantTokens",
                 "EncryptionAlgorithm", "DryRun"},
+    "GetKeyPolicy": {"KeyId", "PolicyName"},
+    "DescribeKey": {"KeyId", "GrantTokens"},
 }
 
 
@@ -344,6 +350,44 @@ def op_decrypt(st, body, logrec):
             base64.b64encode(cms).decode(), "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
 
 
+def op_describe_key(st, body, logrec):
+    key_id = body.get("KeyId")
+    logrec["key_id"] = key_id
+    if not isinstance(key_id, str) or not key_id:
+        raise KmsError(400, "ValidationException", "KeyId is required")
+    i = st.key_index(key_id)
+    return {"KeyMetadata": {
+        "AWSAccountId": ACCOUNT, "KeyId": KEYS[i], "Arn": arn(i, st.args.region),
+        "CreationDate": 1700000000.0, "Enabled": True, "Description": "", "KeyUsage":
+        "ENCRYPT_DECRYPT", "KeyState": "Enabled", "Origin": "AWS_KMS", "KeyManager": "CUSTOMER",
+        "CustomerMasterKeySpec": "SYMMETRIC_DEFAULT", "KeySpec": "SYMMETRIC_DEFAULT",
+        "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"], "MultiRegion": False}}
+
+
+def op_get_key_policy(st, body, logrec):
+    key_id = body.get("KeyId")
+    logrec["key_id"] = key_id
+    if not isinstance(key_id, str) or not key_id:
+        raise KmsError(400, "ValidationException", "KeyId is required")
+    if key_id.startswith("alias/") or ":alias/" in key_id:
+        raise KmsError(400, "NotFoundException", "Invalid keyId %s" % key_id)
+    i = st.key_index(key_id)
+    if body.get("PolicyName", "default") != "default":
+        raise KmsError(400, "NotFoundException", "No such policy exists")
+    if st.args.deny_get_key_policy:
+        raise KmsError(400, "AccessDeniedException", "User is not authorized to perform: "
+                       "kms:GetKeyPolicy on resource: %s" % arn(i, st.args.region))
+    if st.args.key_policy:
+        with open(st.args.key_policy) as f:
+            policy = f.read()
+    else:
+        policy = json.dumps({"Version": "2012-10-17", "Id": "key-default-1", "Statement": [{
+            "Sid": "Enable IAM User Permissions", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::%s:root" % ACCOUNT}, "Action": "kms:*",
+            "Resource": "*"}]}, indent=2)
+    return {"Policy": policy, "PolicyName": "default"}
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -394,6 +438,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if throttle:
                     raise KmsError(400, "ThrottlingException", "Rate exceeded")
                 out = op_decrypt(st, body, logrec)
+            elif op == "GetKeyPolicy":
+                out = op_get_key_policy(st, body, logrec)
+            elif op == "DescribeKey":
+                out = op_describe_key(st, body, logrec)
             else:
                 out = op_encrypt(st, body)
             logrec["status"] = 200
@@ -426,6 +474,8 @@ def main():
     ap.add_argument("--require-attestation", action="store_true")
     ap.add_argument("--require-grant")
     ap.add_argument("--log")
+    ap.add_argument("--key-policy")
+    ap.add_argument("--deny-get-key-policy", action="store_true")
     ap.add_argument("--accept-emulator-attestation", action="store_true",
                     help="also accept unsigned documents shaped like QEMU's NSM (nitro-enclave "
                     "machine): for the local emulator only; real KMS never does")

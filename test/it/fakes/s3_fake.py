@@ -1,4 +1,4 @@
-"""s3_fake: a local S3 (GetObject only) that checks every request's SigV4 like S3 does.
+"""s3_fake: a local S3 (GetObject and HeadObject) that checks every request's SigV4 like S3 does.
 
 Objects are files under --root: ROOT/BUCKET/KEY (path-style requests, as for any custom
 endpoint). For each request the fake parses the Authorization header, requires host,
@@ -8,6 +8,7 @@ recomputes the signature with botocore's S3SigV4Auth over exactly the signed hea
 request target, and compares. Errors are S3's XML errors (InvalidAccessKeyId,
 SignatureDoesNotMatch, RequestTimeTooSkewed, AuthorizationHeaderMalformed with
 x-amz-bucket-region, AccessDenied, NoSuchBucket, NoSuchKey, PreconditionFailed).
+HEAD answers as S3 does: the GET's status and headers, no body (errors too).
 GET supports "Range: bytes=N-" (206 + Content-Range) with If-Match on the ETag (412).
 With x-amz-checksum-mode: ENABLED, objects up to 64 MiB get x-amz-checksum-sha256.
 
@@ -153,6 +154,21 @@ class H(BaseHTTPRequestHandler):
                          "<CanonicalRequest>%s</CanonicalRequest>" % cr.replace("&", "&amp;")
                          .replace("<", "&lt;"))
 
+    def do_HEAD(self):
+        self.head_only = True
+        self.do_GET()
+
+    def xml_error_or_status(self, e):
+        if not getattr(self, "head_only", False):
+            return self.xml_error(e)
+        self.send_response(e.status)
+        for k, v in e.headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
     def do_GET(self):
         u = urlsplit(self.path)
         segs = u.path.split("/", 2)
@@ -191,7 +207,7 @@ class H(BaseHTTPRequestHandler):
                     raise Reject(416, "InvalidRange", "The requested range is not satisfiable")
         except Reject as e:
             self.log("rejected" if e.status in (400, 403) else "verified", e.status)
-            return self.xml_error(e)
+            return self.xml_error_or_status(e)
         status = 206 if rng is not None else 200
         self.log("verified", status)
         self.send_response(status)
@@ -207,6 +223,9 @@ class H(BaseHTTPRequestHandler):
             self.send_header("x-amz-checksum-sha256", base64.b64encode(d).decode())
         self.send_header("Connection", "close")
         self.end_headers()
+        if getattr(self, "head_only", False):
+            self.close_connection = True
+            return
         limit = None
         if status == 200 and args.drop_after and size > args.drop_after:
             with lock:
