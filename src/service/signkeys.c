@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "audit.h"
 #include "codec.h"
 #include "ecdsa.h"
 #include "json.h"
@@ -339,29 +340,8 @@ static void commit(ns_signkeys *ks)
         }
     }
     crypto_hash_sha256_final(&st, ks->policy_commitment);
-    ns_signkeys_commit_combine(ks->commitment, ks->key_set_commitment, ks->policy_commitment,
-                               ks->policy_epoch, ns_signkeys_has_policy(ks));
-}
-
-void ns_signkeys_commit_combine(uint8_t out[32], const uint8_t key_set[32],
-                                const uint8_t policy[32], uint64_t epoch, int client_auth)
-{
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const uint8_t *)"nsign-keys-v2\n", 14);
-    put_str(&st, "key-set");
-    put8(&st, 32);
-    crypto_hash_sha256_update(&st, key_set, 32);
-    put_str(&st, "policy");
-    put8(&st, 32);
-    crypto_hash_sha256_update(&st, policy, 32);
-    put_str(&st, "epoch");
-    put8(&st, 8);
-    put_be(&st, epoch, 8);
-    put_str(&st, "client-auth");
-    put8(&st, 1);
-    put8(&st, client_auth ? 1 : 0);
-    crypto_hash_sha256_final(&st, out);
+    ns_audit_keys_commitment(ks->commitment, ks->key_set_commitment, ks->policy_commitment,
+                             ks->policy_epoch, ns_signkeys_has_policy(ks));
 }
 
 /* "policy_epoch" (version 2): an integer 0..UINT32_MAX; absent: 0. */

@@ -130,12 +130,11 @@ ns_err ns_signkey_sign(const ns_signkey *key, const uint8_t *msg, size_t msg_len
  *
  * The keys commitment is Attest's user_data without an audit trail, and the keys_commitment of
  * the audit trail's v2 user_data (audit.h); Attest returns its four parts beside it, so a
- * client recomputes it (ns_signkeys_commit_combine), then checks the epoch, client-auth and,
+ * client recomputes it (ns_audit_keys_commitment, beside the other user_data commitments in
+ * audit.h), then checks the epoch, client-auth and,
  * when it has it, the policy commitment the operator published.
  */
 const uint8_t *ns_signkeys_commitment(const ns_signkeys *k);
-void ns_signkeys_commit_combine(uint8_t out[32], const uint8_t key_set[32],
-                                const uint8_t policy[32], uint64_t epoch, int client_auth);
 
 /*
  * The minimum policy an image demands (measured with it: enclave.h's NSIGN_ALLOW_ANONYMOUS_CLIENTS

@@ -2,6 +2,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "audit.h"
 #include "codec.h"
 #include "ecdsa.h"
 #include "signkeys.h"
@@ -316,12 +317,12 @@ static void test_policy(void)
     CHECK(hex_is(k->policy_commitment, 32, V2E_POLICY), "policy commitment: known answer");
     CHECK(hex_is(ns_signkeys_commitment(k), 32, V2E_KEYS), "keys commitment: known answer");
     uint8_t c[32];
-    ns_signkeys_commit_combine(c, k->key_set_commitment, k->policy_commitment, 7, 1);
+    ns_audit_keys_commitment(c, k->key_set_commitment, k->policy_commitment, 7, 1);
     CHECK(memcmp(c, ns_signkeys_commitment(k), 32) == 0,
           "keys commitment: recomputed from its parts");
-    ns_signkeys_commit_combine(c, k->key_set_commitment, k->policy_commitment, 6, 1);
+    ns_audit_keys_commitment(c, k->key_set_commitment, k->policy_commitment, 6, 1);
     CHECK(memcmp(c, ns_signkeys_commitment(k), 32) != 0, "keys commitment: binds the epoch");
-    ns_signkeys_commit_combine(c, k->key_set_commitment, k->policy_commitment, 7, 0);
+    ns_audit_keys_commitment(c, k->key_set_commitment, k->policy_commitment, 7, 0);
     CHECK(memcmp(c, ns_signkeys_commitment(k), 32) != 0, "keys commitment: binds client-auth");
 
     ns_signkeys_floor f = {.require_client_auth = 1, .min_policy_epoch = 7};
