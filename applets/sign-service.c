@@ -230,9 +230,9 @@ static ns_err start_observability(const svc_options *o, ns_svcobs **obs)
     return NS_OK;
 }
 
-/* Reads the keys file through secret memory (wiped right after parsing) and attaches the keys
- * to the audit log; logs a failure, after which *keys is NULL. */
-static ns_err load_keys(const svc_options *o, ns_svcobs *obs, ns_signsvc_keys **keys)
+/* Reads and parses the keys file through secret memory (wiped right after parsing); logs a
+ * failure, after which *keys is NULL. */
+static ns_err read_keys(const svc_options *o, ns_signsvc_keys **keys)
 {
     ns_buf json;
     ns_buf_init_secret(&json, NS_SIGNKEYS_JSON_MAX);
@@ -246,9 +246,16 @@ static ns_err load_keys(const svc_options *o, ns_svcobs *obs, ns_signsvc_keys **
     ns_buf_free(&json);
     if (e != NS_OK) {
         ns_log_err(e, "keys");
-        return e;
     }
-    e = ns_svcobs_attach(obs, *keys);
+    return e;
+}
+
+/* Reads the keys file through secret memory (wiped right after parsing) and attaches the keys
+ * to the audit log; logs a failure, after which *keys is NULL. */
+static ns_err load_keys(const svc_options *o, ns_svcobs *obs, ns_signsvc_keys **keys)
+{
+    GUARD(read_keys(o, keys));
+    ns_err e = ns_svcobs_attach(obs, *keys);
     if (e != NS_OK) {
         ns_log_err(e, "audit");
         ns_signsvc_keys_free(*keys);
@@ -272,18 +279,8 @@ static void install_signals(void)
 /* --commitments: Attest's commitments of a keys file, as one JSON object. */
 static int print_commitments(const svc_options *o)
 {
-    ns_buf json;
-    ns_buf_init_secret(&json, NS_SIGNKEYS_JSON_MAX);
     ns_signsvc_keys *k = NULL;
-    ns_err e = ns_read_path(o->keys_path, &json);
-    if (e == NS_OK) {
-        e = ns_signsvc_load_keys(&k, json.data, json.len);
-    } else {
-        e = ns_fail_ctx(e, "reading the keys file %s", o->keys_path);
-    }
-    ns_buf_free(&json);
-    if (e != NS_OK) {
-        ns_log_err(e, "keys");
+    if (read_keys(o, &k) != NS_OK) {
         return NS_EXIT_FAIL;
     }
     char kc[65], ks[65], pc[65];

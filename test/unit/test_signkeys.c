@@ -374,16 +374,16 @@ static void test_policy(void)
     CHECK(load(&k, V2_ONE("\"policy_epoch\":0,")) == NS_OK && k->policy_epoch == 0,
           "policy_epoch: 0");
     ns_signkeys_free(k);
-    bad("policy_epoch negative", V2_ONE("\"policy_epoch\":-1,"), NS_E_PARSE,
-        "\"policy_epoch\" must be an integer");
-    bad("policy_epoch fractional", V2_ONE("\"policy_epoch\":1.5,"), NS_E_PARSE,
-        "\"policy_epoch\" must be an integer");
-    bad("policy_epoch too large", V2_ONE("\"policy_epoch\":4294967296,"), NS_E_PARSE,
-        "\"policy_epoch\" must be an integer");
-    bad("policy_epoch a string", V2_ONE("\"policy_epoch\":\"3\","), NS_E_PARSE,
-        "\"policy_epoch\" must be an integer");
-    bad("policy_epoch null", V2_ONE("\"policy_epoch\":null,"), NS_E_PARSE,
-        "\"policy_epoch\" must be an integer");
+    static const char *const bad_epochs[][2] = {
+        {"negative", V2_ONE("\"policy_epoch\":-1,")},
+        {"fractional", V2_ONE("\"policy_epoch\":1.5,")},
+        {"too large", V2_ONE("\"policy_epoch\":4294967296,")},
+        {"a string", V2_ONE("\"policy_epoch\":\"3\",")},
+        {"null", V2_ONE("\"policy_epoch\":null,")},
+    };
+    for (size_t i = 0; i < sizeof bad_epochs / sizeof bad_epochs[0]; i++) {
+        bad(bad_epochs[i][0], bad_epochs[i][1], NS_E_PARSE, "\"policy_epoch\" must be an integer");
+    }
     bad("policy_epoch twice", V2_ONE("\"policy_epoch\":1,\"policy_epoch\":2,"), NS_E_PARSE,
         "duplicate member \"policy_epoch\"");
     bad("policy_epoch in a version-1 file",
