@@ -25,7 +25,7 @@ static void usage(void)
 {
     printf(
         "usage: nsign sign --addr ADDR --key ID (--message-file F | --digest HEX)\n"
-        "                  --cert C --client-key K --expect measurements.json\n"
+        "                  --cert C --client-key K (--expect measurements.json | --pcr 0=HEX)\n"
         "                  (--pcr 16=HEX | --no-pcr16) [--pcr N=HEX]...\n"
         "                  [--min-policy-epoch N] [--policy-commitment HEX]\n"
         "                  [--allow-anonymous-service] [--user-data HEX] [--root PEM]\n"
@@ -54,7 +54,8 @@ static void usage(void)
         "  --digest HEX         ECDSA only: sign this 32-byte digest as is\n"
         "  --cert C, --client-key K  the client certificate and its unencrypted private key\n"
         "                       (PEM or DER); the keys file pins the certificate's public key\n"
-        "  --expect FILE        measurements.json of the enclave image (`make eif`): PCR0-2\n"
+        "  --expect FILE        measurements.json of the enclave image (`make eif`): PCR0-2;\n"
+        "                       optional when --pcr 0=HEX pins the image\n"
         "  --pcr N=HEX          PCR N must equal HEX (repeatable; a value differing from\n"
         "                       --expect's for the same N is an error). PCR16 measures what\n"
         "                       the host loaded (age key, keys file, configuration): pin it\n"
@@ -346,8 +347,8 @@ int sign_main(int argc, char **argv)
     if (optind != argc) {
         return ns_cli_usage_error("unexpected argument '%s'", argv[optind]);
     }
-    if (!o.addr || !o.key || !o.cert || !o.client_key || !o.expect) {
-        return ns_cli_usage_error("--addr, --key, --cert, --client-key and --expect are required");
+    if (!o.addr || !o.key || !o.cert || !o.client_key) {
+        return ns_cli_usage_error("--addr, --key, --cert and --client-key are required");
     }
     if ((o.msg_file == NULL) == (o.digest_hex == NULL)) {
         return ns_cli_usage_error("give exactly one of --message-file and --digest");
@@ -361,26 +362,35 @@ int sign_main(int argc, char **argv)
         ns_error("out of memory");
         return NS_EXIT_FAIL;
     }
-    ns_buf m;
-    ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
-    ns_err e = ns_read_path(o.expect, &m);
-    if (e == NS_OK) {
-        e = ns_attest_expect_measurements(x, m.data, m.len);
+    ns_err e = NS_OK;
+    if (o.expect != NULL) {
+        ns_buf m;
+        ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
+        e = ns_read_path(o.expect, &m);
+        if (e == NS_OK) {
+            e = ns_attest_expect_measurements(x, m.data, m.len);
+        }
+        ns_buf_free(&m);
     }
-    ns_buf_free(&m);
     if (e == NS_OK && o.ud_hex) {
         e = ns_attest_expect_hex(&x->user_data, o.ud_hex, "--user-data");
     }
     if (e != NS_OK) {
-        ns_log_err(e, o.expect);
+        ns_log_err(e, o.expect ? o.expect : "--user-data");
         free(x);
         return NS_EXIT_FAIL;
     }
     for (int i = 0; i < o.npcrs; i++) {
         if (ns_attest_expect_pcr(x, o.pcrs[i]) != NS_OK) {
             free(x);
-            return ns_cli_usage_error("%s (against --expect %s)", ns_err_msg(), o.expect);
+            return ns_cli_usage_error("%s%s%s", ns_err_msg(), o.expect ? " against --expect " : "",
+                                      o.expect ? o.expect : "");
         }
+    }
+    if (!(x->pcr_set & 1u)) {
+        free(x);
+        return ns_cli_usage_error("PCR0 is not pinned: give --expect measurements.json (`make "
+                                  "eif`) or --pcr 0=HEX (`nsign eif describe`)");
     }
     int pinned16 = (x->pcr_set >> 16) & 1;
     if (pinned16 && o.no_pcr16) {

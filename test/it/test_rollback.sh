@@ -105,11 +105,11 @@ json.dump({"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": sys.argv[
 policy=$("$NSIGN" sign-service --keys "$T/keys-epoch2.json" --commitments |
     "$PY" -c 'import json,sys; print(json.load(sys.stdin)["policy_commitment"])')
 printf 'transfer 10 to bob' >"$T/msg"
-sign() {
+sign_bare() {
     "$NSIGN" sign --addr "tcp:127.0.0.1:$GRPC_PORT" --key payments --message-file "$T/msg" \
-        --cert "$T/client.pem" --client-key "$T/client.key" --expect "$T/m.json" \
-        --root "$T/nsmca/root.pem" "$@"
+        --cert "$T/client.pem" --client-key "$T/client.key" --root "$T/nsmca/root.pem" "$@"
 }
+sign() { sign_bare --expect "$T/m.json" "$@"; }
 sign --pcr "16=$pcr16" --min-policy-epoch 2 --policy-commitment "$policy" >"$T/sig" 2>"$T/sign.err"
 check "nsign sign --pcr 16=(predicted) --min-policy-epoch 2 --policy-commitment: attested, signed" \
     bash -c "[ -n '$pcr16' ] && [ \$(wc -c <'$T/sig') = 129 ] && grep -q 'pcr16=pinned policy_epoch=2' '$T/sign.err'"
@@ -122,6 +122,13 @@ check "nsign sign --min-policy-epoch 3 on an epoch-2 enclave: refused" bash -c \
 sign >/dev/null 2>"$T/sign4.err"; r=$?
 check "nsign sign without PCR16 pinned or --no-pcr16: usage error" bash -c \
     "[ $r = 2 ] && grep -q 'PCR16 is not pinned' '$T/sign4.err'"
-check "only the one verified request was signed" test "$(grep -c 'sign key=payments' "$CONSOLE")" = 1
+sign_bare --pcr "0=$FLOW_PCR0" --pcr "16=$pcr16" >"$T/sig5" 2>"$T/sign5.err"
+check "nsign sign --pcr 0=HEX --pcr 16=HEX (no measurements file): attested, signed" \
+    test "$(wc -c <"$T/sig5")" = 129
+sign --pcr "0=$(printf '%096d' 1)" --pcr "16=$pcr16" >/dev/null 2>"$T/sign6.err"; r=$?
+check "nsign sign --pcr 0 differing from --expect's PCR0: usage error" bash -c \
+    "[ $r = 2 ] && grep -q 'PCR0 is expected twice with different values' '$T/sign6.err'"
+check "only the two verified requests were signed" \
+    test "$(grep -c 'sign key=payments' "$CONSOLE")" = 2
 flow_stop_run
 tap_done

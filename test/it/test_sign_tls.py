@@ -338,6 +338,11 @@ try:
                "nsign sign: --pcr 0 differing from --expect's PCR0: usage error")
     sign_usage(["--no-pcr16", "--pcr", "16"], "expected N=HEX",
                "nsign sign: --pcr without =HEX: usage error")
+    r = subprocess.run([a for a in base if a not in ("--expect", meas)] +
+                       ["--key", "payments", "--message-file", msgf],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 2 and "PCR0 is not pinned" in r.stderr,
+          "nsign sign: neither --expect nor --pcr 0: usage error", r.stderr)
     r = subprocess.run(nopin + ["--pcr", "16=" + "aa" * 48, "--pcr", "0=" + "00" * 48,
                                 "--key", "payments", "--message-file", msgf],
                        capture_output=True, text=True, timeout=60)
