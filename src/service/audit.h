@@ -18,7 +18,8 @@
  *                u8 final || head)     head = hash of entry count-1 (genesis when count = 0)
  *   user_data = SHA-256("nsign-attest-v2\n" || u8 4 || "keys" || u8 32 || keys_commitment ||
  *                u8 13 || "audit-ed25519" || u8 32 || audit_pub)   (Attest with an audit trail;
- *                keys_commitment is the v1 user_data of signkeys.h)
+ *                keys_commitment is the keys commitment of signkeys.h: the keys and the
+ *                client policy; user_data without an audit trail)
  * A head is signed every every_n entries, every every_ms when entries were added, and at close
  * (final = true: the last line of a complete trail).
  */
