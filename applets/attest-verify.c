@@ -17,37 +17,45 @@
 
 static void usage(void)
 {
-    printf("usage: nsign attest-verify [--pcrs measurements.json] [--pcr N=HEX]... [--nonce HEX]\n"
-           "                           [--user-data HEX] [--public-key-of CERT] [--root PEM] DOC\n"
-           "\n"
-           "Verifies an AWS Nitro Enclaves attestation document and prints it as JSON.\n"
-           "DOC is a file holding the COSE_Sign1 document raw or in base64 ('-': standard input).\n"
-           "\n"
-           "Checks, in order; the first that fails is named on standard error:\n"
-           "  parse       DOC is a COSE_Sign1 attestation document\n"
-           "  signature   the COSE ES384 signature, by the document's leaf certificate\n"
-           "  chain       the leaf and the cabundle chain to the AWS Nitro Enclaves root G1\n"
-           "              (embedded in nsign), every certificate valid at the document's own\n"
-           "              timestamp (leaf certificates live about three hours)\n"
-           "  pcrN        each expected PCR\n"
-           "  nonce, user_data, public_key   when the option is given\n"
-           "\n"
-           "options:\n"
-           "  --pcrs FILE          measurements.json as `make eif` (or nitro-cli build-enclave)\n"
-           "                       writes it: every PCRn in it must match\n"
-           "  --pcr N=HEX          PCR N (0..31) must equal HEX; repeatable\n"
-           "  --nonce HEX          the document's nonce must equal HEX\n"
-           "  --user-data HEX      user_data must equal HEX (sign-service puts its key-set\n"
-           "                       commitment there: the user_data field of its Attest answer)\n"
-           "  --public-key-of CERT public_key must be the DER SubjectPublicKeyInfo of this\n"
-           "                       certificate (PEM or DER): sign-service binds its TLS key so\n"
-           "  --root PEM           trust this root instead of the embedded AWS root (tests and\n"
-           "                       emulators only; a warning is printed)\n"
-           "  -h, --help           this help\n"
-           "\n"
-           "exit codes: 0 verified and every check passed (the JSON is on standard output);\n"
-           "1 a check failed or DOC is not an attestation document (nothing is printed on\n"
-           "standard output); 2 usage.\n");
+    printf(
+        "usage: nsign attest-verify [--pcrs measurements.json] [--pcr N=HEX]... [--nonce HEX]\n"
+        "                           [--user-data HEX] [--public-key-of CERT [--no-pcr16]]\n"
+        "                           [--root PEM] DOC\n"
+        "\n"
+        "Verifies an AWS Nitro Enclaves attestation document and prints it as JSON.\n"
+        "DOC is a file holding the COSE_Sign1 document raw or in base64 ('-': standard input).\n"
+        "\n"
+        "Checks, in order; the first that fails is named on standard error:\n"
+        "  parse       DOC is a COSE_Sign1 attestation document\n"
+        "  signature   the COSE ES384 signature, by the document's leaf certificate\n"
+        "  chain       the leaf and the cabundle chain to the AWS Nitro Enclaves root G1\n"
+        "              (embedded in nsign), every certificate valid at the document's own\n"
+        "              timestamp (leaf certificates live about three hours)\n"
+        "  pcrN        each expected PCR\n"
+        "  nonce, user_data, public_key   when the option is given\n"
+        "\n"
+        "options:\n"
+        "  --pcrs FILE          measurements.json as `make eif` (or nitro-cli build-enclave)\n"
+        "                       writes it: every PCRn in it must match\n"
+        "  --pcr N=HEX          PCR N (0..31) must equal HEX; repeatable\n"
+        "  --nonce HEX          the document's nonce must equal HEX\n"
+        "  --user-data HEX      user_data must equal HEX (sign-service puts its key-set\n"
+        "                       commitment there: the user_data field of its Attest answer)\n"
+        "  --public-key-of CERT public_key must be the DER SubjectPublicKeyInfo of this\n"
+        "                       certificate (PEM or DER): sign-service binds its TLS key so.\n"
+        "                       This is the client check before trusting a sign-service, so\n"
+        "                       PCR16 (what the host loaded: age key, keys file,\n"
+        "                       configuration) must then be pinned with --pcr 16=HEX (or in\n"
+        "                       --pcrs), or waived with --no-pcr16 (warned)\n"
+        "  --no-pcr16           with --public-key-of: accept any PCR16 (any keys file the\n"
+        "                       host chose for the genuine image)\n"
+        "  --root PEM           trust this root instead of the embedded AWS root (tests and\n"
+        "                       emulators only; a warning is printed)\n"
+        "  -h, --help           this help\n"
+        "\n"
+        "exit codes: 0 verified and every check passed (the JSON is on standard output);\n"
+        "1 a check failed or DOC is not an attestation document (nothing is printed on\n"
+        "standard output); 2 usage (also: --public-key-of without PCR16 pinned or --no-pcr16).\n");
 }
 
 typedef struct {
@@ -55,6 +63,7 @@ typedef struct {
     const char *cert_file;
     const char *root_file;
     const char *doc_file;
+    int no_pcr16;
 } files;
 
 /* Loads the expectations from files; x already holds the --pcr/--nonce/--user-data ones. */
@@ -153,7 +162,7 @@ int attest_verify_main(int argc, char **argv)
         usage();
         return NS_EXIT_OK;
     }
-    enum { OPT_PCRS = 256, OPT_PCR, OPT_NONCE, OPT_UD, OPT_PKOF, OPT_ROOT };
+    enum { OPT_PCRS = 256, OPT_PCR, OPT_NONCE, OPT_UD, OPT_PKOF, OPT_ROOT, OPT_NOPCR16 };
     static const struct option opts[] = {
         {"pcrs", required_argument, NULL, OPT_PCRS},
         {"pcr", required_argument, NULL, OPT_PCR},
@@ -161,6 +170,7 @@ int attest_verify_main(int argc, char **argv)
         {"user-data", required_argument, NULL, OPT_UD},
         {"public-key-of", required_argument, NULL, OPT_PKOF},
         {"root", required_argument, NULL, OPT_ROOT},
+        {"no-pcr16", no_argument, NULL, OPT_NOPCR16},
         {NULL, 0, NULL, 0},
     };
     ns_attest_expect *x = calloc(1, sizeof *x);
@@ -169,7 +179,7 @@ int attest_verify_main(int argc, char **argv)
         return NS_EXIT_FAIL;
     }
     ns_attest_expect_init(x);
-    files f = {NULL, NULL, NULL, NULL};
+    files f = {NULL, NULL, NULL, NULL, 0};
     ns_err e = NS_OK;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -192,6 +202,9 @@ int attest_verify_main(int argc, char **argv)
         case OPT_ROOT:
             f.root_file = optarg;
             break;
+        case OPT_NOPCR16:
+            f.no_pcr16 = 1;
+            break;
         default:
             free(x);
             return ns_cli_usage_error("invalid option");
@@ -208,6 +221,23 @@ int attest_verify_main(int argc, char **argv)
     f.doc_file = argv[optind];
     int rc = NS_EXIT_FAIL;
     e = load_expect(x, &f);
+    int pinned16 = (x->pcr_set >> 16) & 1;
+    if (e == NS_OK && f.no_pcr16 && (pinned16 || f.cert_file == NULL)) {
+        free(x);
+        return ns_cli_usage_error(pinned16 ? "--no-pcr16 with PCR16 pinned: give one or the other"
+                                           : "--no-pcr16 goes with --public-key-of");
+    }
+    if (e == NS_OK && f.cert_file != NULL && !pinned16 && !f.no_pcr16) {
+        free(x);
+        return ns_cli_usage_error(
+            "--public-key-of (checking a sign-service) without PCR16: add --pcr 16=HEX (what "
+            "the enclave measured from the age key, keys file and configuration: run-enclave "
+            "logs it as `expected pcr16=`), or --no-pcr16 to accept whatever the host loaded");
+    }
+    if (e == NS_OK && f.no_pcr16) {
+        ns_warn("--no-pcr16: PCR16 is not checked, so this accepts the genuine image booted with "
+                "any age key, keys file and configuration the host chose");
+    }
     if (e != NS_OK) {
         ns_log_err(e, "expectations");
     } else {

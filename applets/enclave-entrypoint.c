@@ -101,6 +101,12 @@ static const char usage_text[] =
     "answer, when PCR0 is all zero (debug mode) unless the image sets NSIGN_ALLOW_DEBUG_MODE=1,\n"
     "as PID 1 when the kernel's hwrng is not nsm-hwrng, and when the random pool is not ready.\n"
     "NSIGN_ENCLAVE_ATTEST=0 (development outside an enclave) skips all of it.\n"
+    "minimum policy (from the image's measured environment; eif/build.sh writes it): a keys\n"
+    "file without client pinning (version 1, or a key no client may use) is refused unless\n"
+    "NSIGN_ALLOW_ANONYMOUS_CLIENTS=1 (ALLOW_ANONYMOUS_CLIENTS=1 make eif), and one whose\n"
+    "policy_epoch is below NSIGN_MIN_POLICY_EPOCH (MIN_POLICY_EPOCH=N make eif; default 0):\n"
+    "one line \"refusing the keys file: check=client-auth|policy-epoch: ...\", boot failed at\n"
+    "load-keys, so a host cannot roll the enclave back to an older, looser keys file.\n"
     "\n"
     "exit status: 0 stopped by SIGTERM/SIGINT, 1 a step failed, 2 usage.\n";
 
@@ -182,10 +188,26 @@ static ns_err ee_age(void *ctx, const ns_buf *identity, const ns_buf *ct, ns_buf
     return ns_age_decrypt_mem(out, ct->data, ct->len, (const char *)identity->data, identity->len);
 }
 
+/* Loads the keys, then holds them to the image's minimum policy (its measured environment). */
 static ns_err ee_load_keys(void *vctx, const ns_buf *keys_json)
 {
     ee_ctx *c = vctx;
-    return ns_signsvc_load_keys(&c->keys, keys_json->data, keys_json->len);
+    GUARD(ns_signsvc_load_keys(&c->keys, keys_json->data, keys_json->len));
+    ns_signkeys_floor f = {.require_client_auth = c->cfg->require_client_auth,
+                           .min_policy_epoch = c->cfg->min_policy_epoch};
+    ns_err e = ns_signkeys_check_floor(c->keys, &f);
+    if (e != NS_OK) {
+        ns_signsvc_keys_free(c->keys);
+        c->keys = NULL;
+        return e;
+    }
+    ns_info("keys policy client_auth=%s policy_epoch=%llu image_requires=%s "
+            "image_min_policy_epoch=%llu",
+            ns_signkeys_has_policy(c->keys) ? "required" : "none",
+            (unsigned long long)c->keys->policy_epoch,
+            f.require_client_auth ? "client-auth" : "nothing",
+            (unsigned long long)f.min_policy_epoch);
+    return NS_OK;
 }
 
 static void ee_on_listening(const char *addr, void *arg)

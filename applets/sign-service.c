@@ -11,6 +11,7 @@
 #include "../applets/applets.h"
 #include "buf.h"
 #include "cli.h"
+#include "codec.h"
 #include "grpc.h"
 #include "iox.h"
 #include "log.h"
@@ -37,6 +38,7 @@ static void usage(void)
            "                          [--metrics ADDR] [--log-out ADDR]\n"
            "                          [--audit-out FILE|ADDR [--audit-every N]\n"
            "                          [--audit-interval SECONDS]]\n"
+           "       nsign sign-service --keys FILE|-|fd:N --commitments\n"
            "\n"
            "Serves the keys of a keys file (version 1 or 2, see README) over gRPC on HTTP/2:\n"
            "nsign.v1.Signer (ListKeys, GetPublicKey, Sign, Attest), grpc.health.v1.Health/Check\n"
@@ -81,6 +83,11 @@ static void usage(void)
            "                      check it with 'nsign audit-verify'\n"
            "  --audit-every N     sign a head every N entries (default 100)\n"
            "  --audit-interval S  and every S seconds when entries were added (default 10)\n"
+           "  --commitments       print what Attest commits to for this keys file and exit,\n"
+           "                      as JSON: keys_commitment (user_data without an audit trail),\n"
+           "                      key_set_commitment, policy_commitment (publish it for\n"
+           "                      `nsign sign --policy-commitment`), policy_epoch,\n"
+           "                      client_auth_required; no key material is printed\n"
            "\n"
            "SIGTERM or SIGINT stops it cleanly (GOAWAY to clients, keys wiped).\n"
            "exit codes: 0 stopped by a signal, 1 failure (bad keys file, cannot listen), 2 usage\n",
@@ -99,6 +106,7 @@ typedef struct {
     const char *keys_path;
     const char *listen;
     int plaintext;
+    int commitments;
     ns_signsvc_cfg cfg;
     ns_svcobs_cfg ocfg;
 } svc_options;
@@ -167,6 +175,10 @@ static int parse_options(svc_options *o, int argc, char **argv)
             o->plaintext = 1;
             continue;
         }
+        if (strcmp(argv[i], "--commitments") == 0) {
+            o->commitments = 1;
+            continue;
+        }
         int rc = parse_valued(o, argv[i], i + 1 < argc ? argv[i + 1] : NULL);
         if (rc != NS_EXIT_OK) {
             return rc;
@@ -218,9 +230,9 @@ static ns_err start_observability(const svc_options *o, ns_svcobs **obs)
     return NS_OK;
 }
 
-/* Reads the keys file through secret memory (wiped right after parsing) and attaches the keys
- * to the audit log; logs a failure, after which *keys is NULL. */
-static ns_err load_keys(const svc_options *o, ns_svcobs *obs, ns_signsvc_keys **keys)
+/* Reads and parses the keys file through secret memory (wiped right after parsing); logs a
+ * failure, after which *keys is NULL. */
+static ns_err read_keys(const svc_options *o, ns_signsvc_keys **keys)
 {
     ns_buf json;
     ns_buf_init_secret(&json, NS_SIGNKEYS_JSON_MAX);
@@ -234,9 +246,16 @@ static ns_err load_keys(const svc_options *o, ns_svcobs *obs, ns_signsvc_keys **
     ns_buf_free(&json);
     if (e != NS_OK) {
         ns_log_err(e, "keys");
-        return e;
     }
-    e = ns_svcobs_attach(obs, *keys);
+    return e;
+}
+
+/* Reads the keys file through secret memory (wiped right after parsing) and attaches the keys
+ * to the audit log; logs a failure, after which *keys is NULL. */
+static ns_err load_keys(const svc_options *o, ns_svcobs *obs, ns_signsvc_keys **keys)
+{
+    GUARD(read_keys(o, keys));
+    ns_err e = ns_svcobs_attach(obs, *keys);
     if (e != NS_OK) {
         ns_log_err(e, "audit");
         ns_signsvc_keys_free(*keys);
@@ -255,6 +274,28 @@ static void install_signals(void)
     (void)sigaction(SIGINT, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     (void)sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* --commitments: Attest's commitments of a keys file, as one JSON object. */
+static int print_commitments(const svc_options *o)
+{
+    ns_signsvc_keys *k = NULL;
+    if (read_keys(o, &k) != NS_OK) {
+        return NS_EXIT_FAIL;
+    }
+    char kc[65], ks[65], pc[65];
+    if (ns_hex_encode(kc, sizeof kc, ns_signkeys_commitment(k), 32) != NS_OK ||
+        ns_hex_encode(ks, sizeof ks, k->key_set_commitment, 32) != NS_OK ||
+        ns_hex_encode(pc, sizeof pc, k->policy_commitment, 32) != NS_OK) {
+        ns_signsvc_keys_free(k);
+        return NS_EXIT_FAIL;
+    }
+    printf("{\"keys_commitment\":\"%s\",\"key_set_commitment\":\"%s\","
+           "\"policy_commitment\":\"%s\",\"policy_epoch\":%llu,\"client_auth_required\":%s}\n",
+           kc, ks, pc, (unsigned long long)k->policy_epoch,
+           ns_signkeys_has_policy(k) ? "true" : "false");
+    ns_signsvc_keys_free(k);
+    return fflush(stdout) == 0 ? NS_EXIT_OK : NS_EXIT_FAIL;
 }
 
 /* Serves until SIGTERM/SIGINT; logs the outcome. */
@@ -283,6 +324,9 @@ int sign_service_main(int argc, char **argv)
     int rc = parse_options(&o, argc, argv);
     if (rc != NS_EXIT_OK) {
         return rc;
+    }
+    if (o.commitments) {
+        return print_commitments(&o);
     }
     ns_svcobs *obs = NULL;
     if (start_observability(&o, &obs) != NS_OK) {

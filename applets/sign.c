@@ -25,17 +25,24 @@ static void usage(void)
 {
     printf(
         "usage: nsign sign --addr ADDR --key ID (--message-file F | --digest HEX)\n"
-        "                  --cert C --client-key K --expect measurements.json\n"
-        "                  [--user-data HEX] [--root PEM] [--format hex|base64|json]\n"
-        "                  [--timeout SECONDS]\n"
+        "                  --cert C --client-key K (--expect measurements.json | --pcr 0=HEX)\n"
+        "                  (--pcr 16=HEX | --no-pcr16) [--pcr N=HEX]...\n"
+        "                  [--min-policy-epoch N] [--policy-commitment HEX]\n"
+        "                  [--allow-anonymous-service] [--user-data HEX] [--root PEM]\n"
+        "                  [--format hex|base64|json] [--timeout SECONDS]\n"
         "\n"
         "Signs with a key of a sign-service, after checking that the service is the enclave\n"
         "you expect. On one TLS connection (ALPN h2, the client certificate C/K):\n"
         "  1. Attest with a fresh random nonce;\n"
         "  2. verify the document: chain to the AWS Nitro Enclaves root G1 (embedded) at the\n"
-        "     document's time, ES384 signature, the PCRs of --expect, the nonce, --user-data\n"
-        "     if given, and public_key = the key of the certificate that ended THIS TLS session\n"
-        "     (which must also be the certificate Attest returned);\n"
+        "     document's time, ES384 signature, the PCRs of --expect and --pcr, the nonce,\n"
+        "     --user-data if given, and public_key = the key of the certificate that ended THIS\n"
+        "     TLS session (which must also be the certificate Attest returned); then the keys\n"
+        "     file behind it: user_data must commit to the keys commitment Attest returned\n"
+        "     (itself recomputed from its parts: key set, client policy, policy_epoch,\n"
+        "     client-auth) and the audit key, if any; the service must require client\n"
+        "     certificates (unless --allow-anonymous-service), its policy_epoch be at least\n"
+        "     --min-policy-epoch, its policy commitment equal --policy-commitment;\n"
         "  3. only then send the Sign request, and print the signature.\n"
         "Nothing is sent to sign if any check fails.\n"
         "\n"
@@ -47,8 +54,22 @@ static void usage(void)
         "  --digest HEX         ECDSA only: sign this 32-byte digest as is\n"
         "  --cert C, --client-key K  the client certificate and its unencrypted private key\n"
         "                       (PEM or DER); the keys file pins the certificate's public key\n"
-        "  --expect FILE        measurements.json of the enclave image (`make eif`)\n"
-        "  --user-data HEX      the expected key-set commitment (Attest's user_data)\n"
+        "  --expect FILE        measurements.json of the enclave image (`make eif`): PCR0-2;\n"
+        "                       optional when --pcr 0=HEX pins the image\n"
+        "  --pcr N=HEX          PCR N must equal HEX (repeatable; a value differing from\n"
+        "                       --expect's for the same N is an error). PCR16 measures what\n"
+        "                       the host loaded (age key, keys file, configuration): pin it\n"
+        "                       with --pcr 16=HEX (run-enclave logs `expected pcr16=`, `nsign\n"
+        "                       eif pcr16` computes it); without it a host could boot the\n"
+        "                       genuine image with keys and a policy of its choosing\n"
+        "  --no-pcr16           sign without pinning PCR16 (warned on stderr): any keys file\n"
+        "                       the host loaded is accepted, within the checks below\n"
+        "  --min-policy-epoch N refuse an enclave whose keys file has a lower policy_epoch\n"
+        "  --policy-commitment HEX  the client policy the operator published (`nsign\n"
+        "                       sign-service --keys F --commitments`) must be the enclave's\n"
+        "  --allow-anonymous-service  accept a service that does not require client\n"
+        "                       certificates (a version-1 keys file)\n"
+        "  --user-data HEX      the expected user_data of the document, exactly\n"
         "  --root PEM           trust this root instead of the AWS root: tests and emulators\n"
         "                       only (a warning is printed)\n"
         "  --format F           hex (default: the signature), base64, or json (signature,\n"
@@ -57,13 +78,19 @@ static void usage(void)
         "  -h, --help           this help\n"
         "\n"
         "exit codes: 0 signed; 1 connection, attestation or signing failed (the error says\n"
-        "which check); 2 usage.\n");
+        "which check); 2 usage (also: PCR16 neither pinned nor waived with --no-pcr16).\n");
 }
+
+#define PCR_OPTS_MAX 32
 
 typedef struct {
     const char *addr, *key, *msg_file, *digest_hex, *cert, *client_key, *expect, *ud_hex, *root,
         *format;
     int timeout_ms;
+    const char *pcrs[PCR_OPTS_MAX]; /* --pcr N=HEX, applied after --expect */
+    int npcrs;
+    int no_pcr16;
+    ns_signclient_policy policy;
 } opts;
 
 static ns_err load_file(ns_buf *b, const char *path, const char *what)
@@ -142,6 +169,7 @@ static int run(const opts *o, ns_attest_expect *x)
     ns_signclient *c = NULL;
     ns_att_doc d;
     ns_signclient_sig sig;
+    uint64_t epoch = 0;
     int rc = NS_EXIT_FAIL;
     ns_err e = ns_addr_parse(&a, o->addr);
     if (e == NS_OK) {
@@ -174,11 +202,13 @@ static int run(const opts *o, ns_attest_expect *x)
     e = ns_signclient_open(&c, &a, cert.data, cert.len, key.data, key.len, o->timeout_ms);
     ns_buf_free(&key); /* wiped: the TLS session holds its own copy */
     if (e == NS_OK) {
-        e = ns_signclient_attest(c, x, o->root ? root.data : NULL, root.len, &d);
+        e = ns_signclient_attest(c, x, o->root ? root.data : NULL, root.len, &o->policy, &d,
+                                 &epoch);
     }
     if (e == NS_OK) {
-        ns_info("attested addr=%s module_id=%.*s", o->addr, (int)d.module_id.len,
-                (const char *)d.module_id.p);
+        ns_info("attested addr=%s module_id=%.*s pcr16=%s policy_epoch=%llu", o->addr,
+                (int)d.module_id.len, (const char *)d.module_id.p,
+                o->no_pcr16 ? "unchecked" : "pinned", (unsigned long long)epoch);
         e = ns_signclient_sign(c, o->key, msg.data, msg.len, o->digest_hex ? digest : NULL, dlen,
                                &sig);
     }
@@ -203,7 +233,24 @@ int sign_main(int argc, char **argv)
         usage();
         return NS_EXIT_OK;
     }
-    enum { O_ADDR = 256, O_KEY, O_MSG, O_DIG, O_CERT, O_CKEY, O_EXP, O_UD, O_ROOT, O_FMT, O_TO };
+    enum {
+        O_ADDR = 256,
+        O_KEY,
+        O_MSG,
+        O_DIG,
+        O_CERT,
+        O_CKEY,
+        O_EXP,
+        O_UD,
+        O_ROOT,
+        O_FMT,
+        O_TO,
+        O_PCR,
+        O_NOPCR16,
+        O_MINEP,
+        O_POLICY,
+        O_ANON
+    };
     static const struct option lo[] = {
         {"addr", required_argument, NULL, O_ADDR},
         {"key", required_argument, NULL, O_KEY},
@@ -216,6 +263,11 @@ int sign_main(int argc, char **argv)
         {"root", required_argument, NULL, O_ROOT},
         {"format", required_argument, NULL, O_FMT},
         {"timeout", required_argument, NULL, O_TO},
+        {"pcr", required_argument, NULL, O_PCR},
+        {"no-pcr16", no_argument, NULL, O_NOPCR16},
+        {"min-policy-epoch", required_argument, NULL, O_MINEP},
+        {"policy-commitment", required_argument, NULL, O_POLICY},
+        {"allow-anonymous-service", no_argument, NULL, O_ANON},
         {NULL, 0, NULL, 0},
     };
     opts o;
@@ -262,6 +314,32 @@ int sign_main(int argc, char **argv)
             }
             o.timeout_ms = (int)ms;
             break;
+        case O_PCR:
+            if (o.npcrs == PCR_OPTS_MAX) {
+                return ns_cli_usage_error("--pcr: at most %d", PCR_OPTS_MAX);
+            }
+            o.pcrs[o.npcrs++] = optarg;
+            break;
+        case O_NOPCR16:
+            o.no_pcr16 = 1;
+            break;
+        case O_MINEP:
+            if (ns_parse_uint(optarg, 4294967295u, &o.policy.min_policy_epoch) != NS_OK) {
+                return ns_cli_usage_error("--min-policy-epoch: expected an integer 0..4294967295");
+            }
+            break;
+        case O_POLICY: {
+            size_t n = 0;
+            if (strlen(optarg) != 64 ||
+                ns_hex_decode(o.policy.policy_commitment, 32, &n, optarg, 64) != NS_OK) {
+                return ns_cli_usage_error("--policy-commitment: expected 64 hex digits");
+            }
+            o.policy.policy_set = 1;
+            break;
+        }
+        case O_ANON:
+            o.policy.allow_anonymous = 1;
+            break;
         default:
             return ns_cli_usage_error("invalid option");
         }
@@ -269,8 +347,8 @@ int sign_main(int argc, char **argv)
     if (optind != argc) {
         return ns_cli_usage_error("unexpected argument '%s'", argv[optind]);
     }
-    if (!o.addr || !o.key || !o.cert || !o.client_key || !o.expect) {
-        return ns_cli_usage_error("--addr, --key, --cert, --client-key and --expect are required");
+    if (!o.addr || !o.key || !o.cert || !o.client_key) {
+        return ns_cli_usage_error("--addr, --key, --cert and --client-key are required");
     }
     if ((o.msg_file == NULL) == (o.digest_hex == NULL)) {
         return ns_cli_usage_error("give exactly one of --message-file and --digest");
@@ -284,20 +362,52 @@ int sign_main(int argc, char **argv)
         ns_error("out of memory");
         return NS_EXIT_FAIL;
     }
-    ns_buf m;
-    ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
-    ns_err e = ns_read_path(o.expect, &m);
-    if (e == NS_OK) {
-        e = ns_attest_expect_measurements(x, m.data, m.len);
+    ns_err e = NS_OK;
+    if (o.expect != NULL) {
+        ns_buf m;
+        ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
+        e = ns_read_path(o.expect, &m);
+        if (e == NS_OK) {
+            e = ns_attest_expect_measurements(x, m.data, m.len);
+        }
+        ns_buf_free(&m);
     }
-    ns_buf_free(&m);
     if (e == NS_OK && o.ud_hex) {
         e = ns_attest_expect_hex(&x->user_data, o.ud_hex, "--user-data");
     }
     if (e != NS_OK) {
-        ns_log_err(e, o.expect);
+        ns_log_err(e, o.expect ? o.expect : "--user-data");
         free(x);
         return NS_EXIT_FAIL;
+    }
+    for (int i = 0; i < o.npcrs; i++) {
+        if (ns_attest_expect_pcr(x, o.pcrs[i]) != NS_OK) {
+            free(x);
+            return ns_cli_usage_error("%s%s%s", ns_err_msg(), o.expect ? " against --expect " : "",
+                                      o.expect ? o.expect : "");
+        }
+    }
+    if (!(x->pcr_set & 1u)) {
+        free(x);
+        return ns_cli_usage_error("PCR0 is not pinned: give --expect measurements.json (`make "
+                                  "eif`) or --pcr 0=HEX (`nsign eif describe`)");
+    }
+    int pinned16 = (x->pcr_set >> 16) & 1;
+    if (pinned16 && o.no_pcr16) {
+        free(x);
+        return ns_cli_usage_error("--no-pcr16 with PCR16 pinned: give one or the other");
+    }
+    if (!pinned16 && !o.no_pcr16) {
+        free(x);
+        return ns_cli_usage_error(
+            "PCR16 is not pinned: add --pcr 16=HEX (what the enclave measured from the age key, "
+            "keys file and configuration: run-enclave logs it as `expected pcr16=`, `nsign eif "
+            "pcr16` computes it), or --no-pcr16 to accept whatever the host loaded");
+    }
+    if (o.no_pcr16) {
+        ns_warn("--no-pcr16: PCR16 is not checked, so this accepts the genuine image booted with "
+                "any age key, keys file and configuration the host chose; pin it with --pcr "
+                "16=HEX");
     }
     if (ns_secret_process_init() != NS_OK) {
         ns_warn("could not make the process non-dumpable");

@@ -24,7 +24,11 @@
 # files in the image, nsign layout; tests), KERNEL_VERSION,
 # ALLOW_DEBUG_MODE=1 (the image lets a debug-mode enclave, PCR0 all zero, decrypt: written to its
 # env as NSIGN_ALLOW_DEBUG_MODE=1, so it is in the image's measurements; default refused),
-# IMAGE_NAME, IMAGE_VERSION, METADATA (a JSON object file: the metadata's CustomMetadata, as
+# ALLOW_ANONYMOUS_CLIENTS=1 (the image serves keys files without client pinning, version 1: for
+# local demos and tests; written as NSIGN_ALLOW_ANONYMOUS_CLIENTS=1; default: every image
+# requires client authentication), MIN_POLICY_EPOCH=N (the image refuses keys files whose
+# policy_epoch is below N: written as NSIGN_MIN_POLICY_EPOCH=N; raise it with the epoch to make
+# a rollback to an older file fail at boot), IMAGE_NAME, IMAGE_VERSION, METADATA (a JSON object file: the metadata's CustomMetadata, as
 # nitro-cli build-enclave --metadata; default null), SOURCE_DATE_EPOCH (default 0: every mtime
 # and the metadata time).
 # The output depends only on the nsign binary, the kernel, the modules and these variables.
@@ -48,6 +52,17 @@ if [ -z "$kver" ] && command -v file >/dev/null 2>&1; then
     kver=$(file -bL "$kernel" | sed -n 's/.*, version \([^ ,]*\).*/\1/p')
 fi
 kver=${kver:-unknown}
+mpe=${MIN_POLICY_EPOCH:-0}
+case $mpe in
+    *[!0-9]*) mpe=x ;;
+    *) [ ${#mpe} -le 10 ] && [ "$mpe" -le 4294967295 ] && mpe=$((10#$mpe)) || mpe=x ;;
+esac
+[ "$mpe" != x ] || { echo "eif/build.sh: MIN_POLICY_EPOCH=$MIN_POLICY_EPOCH: want an integer 0..4294967295" >&2; exit 2; }
+# The image's minimum keys-file policy, measured with it (env lines, in PCR0 and PCR2).
+policy_env() {
+    if [ "${ALLOW_ANONYMOUS_CLIENTS:-0}" = 1 ]; then echo NSIGN_ALLOW_ANONYMOUS_CLIENTS=1; fi
+    if [ "$mpe" != 0 ]; then echo "NSIGN_MIN_POLICY_EPOCH=$mpe"; fi
+}
 
 mkdir -p "$out"
 rm -rf "$out/rootfs" "$out/bootstrap" "$out/app"
@@ -67,8 +82,8 @@ if [ $layout = nitro ]; then
     cp -a "$out/rootfs" "$out/app/rootfs"
     for d in dev proc run sys tmp var; do mkdir -p "$out/app/rootfs/$d"; done
     printf '/bin/enclave-entrypoint\n' >"$out/app/cmd"
-    { printf 'PATH=/bin\n'; if [ "${ALLOW_DEBUG_MODE:-0}" = 1 ]; then echo NSIGN_ALLOW_DEBUG_MODE=1; fi; } \
-        >"$out/app/env"
+    { printf 'PATH=/bin\n'; if [ "${ALLOW_DEBUG_MODE:-0}" = 1 ]; then echo NSIGN_ALLOW_DEBUG_MODE=1; fi
+      policy_env; } >"$out/app/env"
     appdir=$out/app
 else
     cmdline=${CMDLINE:-$NSIGN_CMDLINE}
@@ -87,7 +102,8 @@ else
         cp "${f%%:*}" "$out/app/${f#*:}"
     done
     { echo "NSIGN_MODULES=$mods"; if [ -n "${ENCLAVE_ENV:-}" ]; then cat "$ENCLAVE_ENV"; fi
-      if [ "${ALLOW_DEBUG_MODE:-0}" = 1 ]; then echo NSIGN_ALLOW_DEBUG_MODE=1; fi; } >"$out/app/env"
+      if [ "${ALLOW_DEBUG_MODE:-0}" = 1 ]; then echo NSIGN_ALLOW_DEBUG_MODE=1; fi
+      policy_env; } >"$out/app/env"
     appdir=$out/app
 fi
 
@@ -98,5 +114,5 @@ fi
     --name "${IMAGE_NAME:-nsign-enclave}" --image-version "${IMAGE_VERSION:-$("$nsign" --version | sed 's/^nsign //')}" \
     --kernel-version "$kver" ${METADATA:+--metadata "$METADATA"} -o "$out/nsign.eif" \
     >"$out/measurements.json"
-echo "eif/build.sh: layout=$layout kernel=$kernel eif=$out/nsign.eif" >&2
+echo "eif/build.sh: layout=$layout kernel=$kernel eif=$out/nsign.eif client_auth=$([ "${ALLOW_ANONYMOUS_CLIENTS:-0}" = 1 ] && echo optional || echo required) min_policy_epoch=$mpe" >&2
 cat "$out/measurements.json"

@@ -72,6 +72,11 @@ say "4. gRPC over mutual TLS that ends in the enclave, through the host's bridge
     die "signature verification"
 # nsign sign: attests on the same TLS connection (PCRs, nonce, the session's key) before it sends
 # anything to sign. The flow's NSM fake measures PCR0 = FLOW_PCR0 and signs with a test root.
+# PCR16 (what the host loaded: the age key, the keys file, the configuration) is pinned to what
+# run-enclave predicted, and the keys file's client policy to what the operator publishes.
+expected=$(sed -n 's/.*expected pcr16=\([0-9a-f]*\).*/\1/p' "$T/run-enclave.log")
+policy=$("$NSIGN" sign-service --keys "$T/service_key_shares.json" --commitments |
+    "$PY" -c 'import json, sys; print(json.load(sys.stdin)["policy_commitment"])')
 "$PY" -c 'import json, sys
 z = "00" * 48
 json.dump({"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": sys.argv[1], "PCR1": z,
@@ -79,6 +84,7 @@ json.dump({"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": sys.argv[
 printf 'transfer 10 to bob' >"$T/message.txt"
 sig=$("$NSIGN" sign --addr "tcp:127.0.0.1:$GRPC_PORT" --key payments --message-file "$T/message.txt" \
     --cert "$T/client.pem" --client-key "$T/client.key" --expect "$T/measurements.json" \
+    --pcr "16=$expected" --policy-commitment "$policy" \
     --root "$T/nsmca/root.pem" 2>"$T/sign.err") || { cat "$T/sign.err"; die "nsign sign"; }
 "$PY" -c 'import base64, json, sys
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -86,9 +92,9 @@ k = [k for k in json.load(open(sys.argv[1]))["keys"] if k["id"] == "payments"][0
 ed25519.Ed25519PrivateKey.from_private_bytes(base64.b64decode(k["private_key"])).public_key().verify(
     bytes.fromhex(sys.argv[2]), open(sys.argv[3], "rb").read())' \
     "$T/service_key_shares.json" "$sig" "$T/message.txt" || die "nsign sign: the signature does not verify"
-echo "  nsign sign --expect measurements.json: attested, then signed: ${sig:0:32}... (verified)"
+echo "  nsign sign --expect measurements.json --pcr 16=... --policy-commitment ...: attested"
+echo "  (image, measured inputs, client policy), then signed: ${sig:0:32}... (verified)"
 pcr16=$("$PY" test/lib/enclave_demo.py attest-pcr "127.0.0.1:$GRPC_PORT" 16)
-expected=$(sed -n 's/.*expected pcr16=\([0-9a-f]*\).*/\1/p' "$T/run-enclave.log")
 echo "  Attest: PCR16 = $pcr16"
 echo "  (measured boot: the ciphertexts and configuration run-enclave sent; it predicted $expected)"
 [ -n "$pcr16" ] && [ "$pcr16" = "$expected" ] || die "PCR16 in the attestation is not the predicted one"

@@ -265,6 +265,14 @@ ns_err ns_enclave_cfg_load_ex(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, voi
     GUARD(cfg_str(get, ctx, "AWS_CA_BUNDLE", "", cfg->ca_bundle, sizeof cfg->ca_bundle));
     GUARD(cfg_flag(get, ctx, "NSIGN_ENCLAVE_ATTEST", -1, &cfg->attest));
     GUARD(cfg_flag(get, ctx, "NSIGN_ALLOW_DEBUG_MODE", 0, &cfg->allow_debug));
+    int anon = 0;
+    GUARD(cfg_flag(get, ctx, "NSIGN_ALLOW_ANONYMOUS_CLIENTS", 0, &anon));
+    cfg->require_client_auth = !anon;
+    const char *ep = get("NSIGN_MIN_POLICY_EPOCH", ctx);
+    if (ep != NULL && *ep != '\0' &&
+        ns_parse_uint(ep, 4294967295u, &cfg->min_policy_epoch) != NS_OK) {
+        BAIL(NS_E_USAGE, "NSIGN_MIN_POLICY_EPOCH=%s: want an integer 0..4294967295", ep);
+    }
     cfg->is_pid1 = is_pid1;
 
     const char *t = get("NSIGN_ENCLAVE_RECV_TIMEOUT", ctx);

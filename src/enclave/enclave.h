@@ -71,6 +71,11 @@ typedef struct {
     char ca_bundle[NS_ENCLAVE_URL_MAX];     /* "" = the embedded Amazon roots */
     int attest;      /* 1 on, 0 off (development: no measured boot either), -1 auto (= 1) */
     int allow_debug; /* NSIGN_ALLOW_DEBUG_MODE=1 in the image: a debug-mode enclave may decrypt */
+    /* The image's minimum keys-file policy (signkeys.h ns_signkeys_floor), from its measured
+     * environment: client authentication required unless NSIGN_ALLOW_ANONYMOUS_CLIENTS=1, and
+     * NSIGN_MIN_POLICY_EPOCH (default 0). */
+    int require_client_auth;
+    uint64_t min_policy_epoch;
     int is_pid1;
     /* PID 1 duties. */
     int heartbeat_enabled;
@@ -100,7 +105,9 @@ const char *ns_enclave_getenv(const char *name, void *ctx);
  * NSIGN_ENCLAVE_{CREDS,AGE_KEY,SHARES,CONFIG,SIGN,
  * INGRESS,EGRESS_LISTEN,EGRESS_CONNECT,KMS_PROXY,HEARTBEAT}_ADDR ("none" disables the config
  * frame, ingress, egress and heartbeat), NSIGN_ENCLAVE_RECV_TIMEOUT (seconds),
- * NSIGN_ENCLAVE_SIGN_THREADS, NSIGN_ENCLAVE_ATTEST (1/0/auto), NSIGN_MODULES, KMS_KEY_ID,
+ * NSIGN_ENCLAVE_SIGN_THREADS, NSIGN_ENCLAVE_ATTEST (1/0/auto), NSIGN_ALLOW_DEBUG_MODE,
+ * NSIGN_ALLOW_ANONYMOUS_CLIENTS (1/0, default 0), NSIGN_MIN_POLICY_EPOCH (0..4294967295, default
+ * 0), NSIGN_MODULES, KMS_KEY_ID,
  * AWS_ENDPOINT_URL_KMS, AWS_CA_BUNDLE. is_pid1 turns the heartbeat on by default.
  * Observability: ENCLAVE_LOG_VSOCK_PORT (7110), AUDIT_VSOCK_PORT (7111), METRICS_VSOCK_PORT
  * (7112), overridden by NSIGN_ENCLAVE_{LOG,AUDIT,METRICS}_ADDR ("none" disables), on by default
@@ -111,8 +118,8 @@ const char *ns_enclave_getenv(const char *name, void *ctx);
 ns_err ns_enclave_cfg_load(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx,
                            int is_pid1) NS_MUST_CHECK;
 /* The same, saying whether this runs in an enclave (observability on by default). */
-ns_err ns_enclave_cfg_load_ex(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx,
-                              int is_pid1, int in_enclave) NS_MUST_CHECK;
+ns_err ns_enclave_cfg_load_ex(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, void *ctx, int is_pid1,
+                              int in_enclave) NS_MUST_CHECK;
 
 /*
  * The log address of a boot that failed before its configuration was complete, best effort

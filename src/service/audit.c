@@ -103,6 +103,32 @@ static void head_msg(uint8_t out[HEAD_MSG_LEN], uint64_t count, uint64_t t, int 
     memcpy(out + k + 17, head, 32);
 }
 
+void ns_audit_keys_commitment(uint8_t out[32], const uint8_t key_set[32], const uint8_t policy[32],
+                              uint64_t policy_epoch, int client_auth)
+{
+    crypto_hash_sha256_state st;
+    uint8_t b;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const uint8_t *)"nsign-keys-v2\n", 14);
+    put_str8(&st, "key-set");
+    b = 32;
+    crypto_hash_sha256_update(&st, &b, 1);
+    crypto_hash_sha256_update(&st, key_set, 32);
+    put_str8(&st, "policy");
+    crypto_hash_sha256_update(&st, &b, 1);
+    crypto_hash_sha256_update(&st, policy, 32);
+    put_str8(&st, "epoch");
+    b = 8;
+    crypto_hash_sha256_update(&st, &b, 1);
+    put_be64(&st, policy_epoch);
+    put_str8(&st, "client-auth");
+    b = 1;
+    crypto_hash_sha256_update(&st, &b, 1);
+    b = client_auth ? 1 : 0;
+    crypto_hash_sha256_update(&st, &b, 1);
+    crypto_hash_sha256_final(&st, out);
+}
+
 void ns_audit_user_data_v2(uint8_t out[32], const uint8_t keys[32], const uint8_t pub[32])
 {
     crypto_hash_sha256_state st;

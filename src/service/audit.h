@@ -18,7 +18,8 @@
  *                u8 final || head)     head = hash of entry count-1 (genesis when count = 0)
  *   user_data = SHA-256("nsign-attest-v2\n" || u8 4 || "keys" || u8 32 || keys_commitment ||
  *                u8 13 || "audit-ed25519" || u8 32 || audit_pub)   (Attest with an audit trail;
- *                keys_commitment is the v1 user_data of signkeys.h)
+ *                keys_commitment is the keys commitment of signkeys.h: the keys and the
+ *                client policy; user_data without an audit trail)
  * A head is signed every every_n entries, every every_ms when entries were added, and at close
  * (final = true: the last line of a complete trail).
  */
@@ -47,6 +48,10 @@ const uint8_t *ns_audit_pub(const ns_audit *a);
 void ns_audit_user_data(const ns_audit *a, uint8_t out[32]);
 void ns_audit_user_data_v2(uint8_t out[32], const uint8_t keys_commitment[32],
                            const uint8_t audit_pub[32]);
+/* The keys commitment ("nsign-keys-v2", signkeys.h) from its parts: what the enclave computes
+ * from its keys file and a client recomputes from the Attest answer. */
+void ns_audit_keys_commitment(uint8_t out[32], const uint8_t key_set[32], const uint8_t policy[32],
+                              uint64_t policy_epoch, int client_auth);
 /* Appends one entry (thread-safe). client/key are cleaned to printable ASCII and cut. */
 void ns_audit_append(ns_audit *a, const char *client, const char *key, int input_is_digest,
                      const uint8_t sha256[32], const char *status);

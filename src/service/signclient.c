@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "audit.h"
 #include "grpc.h"
 #include "h2client.h"
 #include "nsign.pb.h"
@@ -96,9 +99,72 @@ static ns_err call_ok(ns_signclient *c, const char *path, const uint8_t *req, si
     return NS_OK;
 }
 
-ns_err ns_signclient_attest(ns_signclient *c, ns_attest_expect *x, const uint8_t *root_der,
-                            size_t root_len, ns_att_doc *d)
+static int has32(const uint8_t *p, size_t n)
 {
+    return p != NULL && n == 32;
+}
+
+ns_err ns_signclient_check_commitments(const ns_signclient_commitments *c, const uint8_t *doc_ud,
+                                       size_t doc_ud_len, const ns_signclient_policy *want)
+{
+    int demands = want->min_policy_epoch > 0 || want->policy_set;
+    if (c->keys_len == 0) {
+        ENSURE(!demands, NS_E_AUTH,
+               "check policy failed: the server returns no keys commitment (an older nsign), so "
+               "its policy epoch and commitment cannot be checked");
+        return NS_OK;
+    }
+    uint8_t want_ud[32], k[32];
+    ENSURE(has32(c->keys, c->keys_len), NS_E_AUTH,
+           "check user_data failed: keys_commitment of %zu bytes, expected 32", c->keys_len);
+    ENSURE(c->audit_pub_len == 0 || has32(c->audit_pub, c->audit_pub_len), NS_E_AUTH,
+           "check user_data failed: audit_public_key of %zu bytes, expected 32 or none",
+           c->audit_pub_len);
+    if (c->audit_pub_len == 32) {
+        ns_audit_user_data_v2(want_ud, c->keys, c->audit_pub);
+    } else {
+        memcpy(want_ud, c->keys, 32);
+    }
+    ENSURE(doc_ud != NULL && doc_ud_len == 32 && sodium_memcmp(doc_ud, want_ud, 32) == 0, NS_E_AUTH,
+           "check user_data failed: the document's user_data is not the commitment of the keys "
+           "commitment (and audit key) the server returned: not the keys file it claims");
+    ENSURE(c->user_data_len == 0 ||
+               (c->user_data_len == 32 && sodium_memcmp(c->user_data, want_ud, 32) == 0),
+           NS_E_AUTH, "check user_data failed: the answer's user_data differs from the document's");
+    int parts = has32(c->key_set, c->key_set_len) && has32(c->policy, c->policy_len);
+    ENSURE(parts || !demands, NS_E_AUTH,
+           "check policy failed: the server returns no policy commitment to check the policy "
+           "epoch and commitment against");
+    if (!parts) {
+        return NS_OK;
+    }
+    ns_audit_keys_commitment(k, c->key_set, c->policy, c->policy_epoch, c->client_auth);
+    ENSURE(sodium_memcmp(k, c->keys, 32) == 0, NS_E_AUTH,
+           "check user_data failed: keys_commitment is not the commitment of its parts "
+           "(key set, policy, epoch %llu, client-auth %d)",
+           (unsigned long long)c->policy_epoch, c->client_auth);
+    ENSURE(c->client_auth || want->allow_anonymous, NS_E_AUTH,
+           "check policy failed: the enclave serves a keys file without client pinning "
+           "(version 1: anyone who reaches it can sign), perhaps an older file rolled back");
+    ENSURE(c->policy_epoch >= want->min_policy_epoch, NS_E_AUTH,
+           "check policy failed: the enclave's policy_epoch %llu is below %llu: an older keys "
+           "file (rolled back?)",
+           (unsigned long long)c->policy_epoch, (unsigned long long)want->min_policy_epoch);
+    ENSURE(!want->policy_set || sodium_memcmp(c->policy, want->policy_commitment, 32) == 0,
+           NS_E_AUTH,
+           "check policy failed: the enclave's client policy is not the expected one "
+           "(policy_commitment differs)");
+    return NS_OK;
+}
+
+ns_err ns_signclient_attest(ns_signclient *c, ns_attest_expect *x, const uint8_t *root_der,
+                            size_t root_len, const ns_signclient_policy *want, ns_att_doc *d,
+                            uint64_t *epoch)
+{
+    static const ns_signclient_policy strict = {0};
+    if (want == NULL) {
+        want = &strict;
+    }
     uint8_t nonce[NS_SIGNCLIENT_NONCE_LEN];
     GUARD(ns_rng_bytes(nonce, sizeof nonce));
     nsign_v1_AttestRequest q = nsign_v1_AttestRequest_init_zero;
@@ -147,8 +213,26 @@ ns_err ns_signclient_attest(ns_signclient *c, ns_attest_expect *x, const uint8_t
         /* d slices the document: keep the bytes for the caller (this thread's copy). */
         memcpy(docbuf, doc.data, doc.len);
         e = ns_attest_verify(d, docbuf, doc.len, root_der, root_len, x);
+        if (e == NS_OK) {
+            ns_signclient_commitments cm = {.user_data = r.user_data.bytes,
+                                            .user_data_len = r.user_data.size,
+                                            .keys = r.keys_commitment.bytes,
+                                            .keys_len = r.keys_commitment.size,
+                                            .key_set = r.key_set_commitment.bytes,
+                                            .key_set_len = r.key_set_commitment.size,
+                                            .policy = r.policy_commitment.bytes,
+                                            .policy_len = r.policy_commitment.size,
+                                            .audit_pub = r.audit_public_key.bytes,
+                                            .audit_pub_len = r.audit_public_key.size,
+                                            .policy_epoch = r.policy_epoch,
+                                            .client_auth = r.client_auth_required};
+            e = ns_signclient_check_commitments(&cm, d->user_data.present ? d->user_data.p : NULL,
+                                                d->user_data.len, want);
+        }
         if (e != NS_OK) {
             e = ns_fail_ctx(e, "%s: the attestation does not hold: refusing to sign", c->server);
+        } else if (epoch != NULL) {
+            *epoch = r.policy_epoch;
         }
     } else if (e == NS_OK) {
         e = ns_fail(NS_E_TOO_BIG, "%s: attestation document of %zu bytes", c->server, doc.len);

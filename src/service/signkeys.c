@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "audit.h"
 #include "codec.h"
 #include "ecdsa.h"
 #include "json.h"
@@ -260,6 +261,42 @@ static ns_err load_allow(const ns_signkeys *ks, ns_signkey *k, const cJSON *ent,
     return NS_OK;
 }
 
+static void put8(crypto_hash_sha256_state *st, size_t v)
+{
+    uint8_t b = (uint8_t)v;
+    crypto_hash_sha256_update(st, &b, 1);
+}
+
+static void put_be(crypto_hash_sha256_state *st, uint64_t v, size_t n)
+{
+    uint8_t b[8];
+    for (size_t i = 0; i < n; i++) {
+        b[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    }
+    crypto_hash_sha256_update(st, b, n);
+}
+
+/* u8 len || bytes */
+static void put_str(crypto_hash_sha256_state *st, const char *s)
+{
+    put8(st, strlen(s));
+    crypto_hash_sha256_update(st, (const uint8_t *)s, strlen(s));
+}
+
+/* The clients' indices in id order (insertion sort: at most 64). */
+static void clients_by_id(const ns_signkeys *ks, size_t order[NS_SIGNKEYS_CLIENTS_MAX])
+{
+    for (size_t i = 0; i < ks->nclients; i++) {
+        size_t j = i;
+        while (j > 0 && strcmp(ks->clients[order[j - 1]].id, ks->clients[i].id) > 0) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+}
+
+/* The key set, policy and keys commitments of signkeys.h. */
 static void commit(ns_signkeys *ks)
 {
     crypto_hash_sha256_state st;
@@ -267,24 +304,65 @@ static void commit(ns_signkeys *ks)
     crypto_hash_sha256_update(&st, (const uint8_t *)"nsign-keys-v1\n", 14);
     for (size_t i = 0; i < ks->count; i++) {
         const ns_signkey *k = &ks->keys[i];
-        const char *an = ns_sign_alg_name(k->alg);
-        uint8_t l;
-        l = (uint8_t)strlen(k->id);
-        crypto_hash_sha256_update(&st, &l, 1);
-        crypto_hash_sha256_update(&st, (const uint8_t *)k->id, l);
-        l = (uint8_t)strlen(an);
-        crypto_hash_sha256_update(&st, &l, 1);
-        crypto_hash_sha256_update(&st, (const uint8_t *)an, l);
-        l = (uint8_t)k->pub_len;
-        crypto_hash_sha256_update(&st, &l, 1);
+        put_str(&st, k->id);
+        put_str(&st, ns_sign_alg_name(k->alg));
+        put8(&st, k->pub_len);
         crypto_hash_sha256_update(&st, k->pub, k->pub_len);
     }
-    crypto_hash_sha256_final(&st, ks->commitment);
+    crypto_hash_sha256_final(&st, ks->key_set_commitment);
+
+    size_t order[NS_SIGNKEYS_CLIENTS_MAX];
+    clients_by_id(ks, order);
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const uint8_t *)"nsign-policy-v1\n", 16);
+    put8(&st, (size_t)ks->version);
+    put_be(&st, ks->policy_epoch, 8);
+    put8(&st, ks->nclients);
+    for (size_t i = 0; i < ks->nclients; i++) {
+        const ns_signclient *c = &ks->clients[order[i]];
+        put_str(&st, c->id);
+        crypto_hash_sha256_update(&st, c->spki_sha256, 32);
+        put_be(&st, c->max_signs_per_second, 4);
+    }
+    put8(&st, ks->count);
+    for (size_t i = 0; i < ks->count; i++) {
+        const ns_signkey *k = &ks->keys[i];
+        put_str(&st, k->id);
+        size_t n = 0;
+        for (size_t j = 0; j < ks->nclients; j++) {
+            n += (k->allow >> j) & 1;
+        }
+        put8(&st, n);
+        for (size_t j = 0; j < ks->nclients; j++) {
+            if ((k->allow >> order[j]) & 1) {
+                put_str(&st, ks->clients[order[j]].id);
+            }
+        }
+    }
+    crypto_hash_sha256_final(&st, ks->policy_commitment);
+    ns_audit_keys_commitment(ks->commitment, ks->key_set_commitment, ks->policy_commitment,
+                             ks->policy_epoch, ns_signkeys_has_policy(ks));
+}
+
+/* "policy_epoch" (version 2): an integer 0..UINT32_MAX; absent: 0. */
+static ns_err load_epoch(ns_signkeys *ks, const cJSON *root)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "policy_epoch");
+    if (e == NULL) {
+        return NS_OK;
+    }
+    ENSURE(cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble <= 4294967295.0 &&
+               e->valuedouble == (double)(uint32_t)e->valuedouble,
+           NS_E_PARSE,
+           "keys file: \"policy_epoch\" must be an integer 0..4294967295 (raise it with each "
+           "policy change)");
+    ks->policy_epoch = (uint32_t)e->valuedouble;
+    return NS_OK;
 }
 
 static ns_err parse(ns_signkeys *ks, const cJSON *root)
 {
-    static const char *const allowed[] = {"version", "keys", "clients"};
+    static const char *const allowed[] = {"version", "keys", "clients", "policy_epoch"};
     ENSURE(cJSON_IsObject(root), NS_E_PARSE, "keys file: expected a JSON object");
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "version");
     ENSURE(cJSON_IsNumber(v) && (v->valuedouble == 1.0 || v->valuedouble == 2.0), NS_E_UNSUPPORTED,
@@ -292,9 +370,12 @@ static ns_err parse(ns_signkeys *ks, const cJSON *root)
     ks->version = (int)v->valuedouble;
     ENSURE(ks->version >= 2 || !cJSON_HasObjectItem(root, "clients"), NS_E_PARSE,
            "keys file: \"clients\" needs \"version\": 2");
-    GUARD(members_check(root, allowed, ks->version >= 2 ? 3 : 2, "keys file"));
+    ENSURE(ks->version >= 2 || !cJSON_HasObjectItem(root, "policy_epoch"), NS_E_PARSE,
+           "keys file: \"policy_epoch\" needs \"version\": 2 and a \"clients\" list");
+    GUARD(members_check(root, allowed, ks->version >= 2 ? 4 : 2, "keys file"));
     if (ks->version >= 2) {
         GUARD(load_clients(ks, cJSON_GetObjectItemCaseSensitive(root, "clients")));
+        GUARD(load_epoch(ks, root));
     }
     const cJSON *keys = cJSON_GetObjectItemCaseSensitive(root, "keys");
     ENSURE(cJSON_IsArray(keys), NS_E_PARSE, "keys file: \"keys\" must be an array");
@@ -426,6 +507,28 @@ int ns_signkey_allows(const ns_signkeys *k, const ns_signkey *key, int c)
 const uint8_t *ns_signkeys_commitment(const ns_signkeys *k)
 {
     return k->commitment;
+}
+
+ns_err ns_signkeys_check_floor(const ns_signkeys *k, const ns_signkeys_floor *f)
+{
+    if (f->require_client_auth) {
+        ENSURE(ns_signkeys_has_policy(k), NS_E_DENIED,
+               "refusing the keys file: check=client-auth: it is version 1 (no \"clients\": "
+               "anyone who reaches the service could sign) and this image requires client "
+               "authentication; upload a version-2 file that pins the clients (an older file "
+               "rolled back?), or build the image with ALLOW_ANONYMOUS_CLIENTS=1");
+        for (size_t i = 0; i < k->count; i++) {
+            ENSURE(k->keys[i].allow != 0, NS_E_DENIED,
+                   "refusing the keys file: check=client-auth: key \"%s\" names no client in "
+                   "\"allow\" and this image requires client authentication",
+                   k->keys[i].id);
+        }
+    }
+    ENSURE(k->policy_epoch >= f->min_policy_epoch, NS_E_DENIED,
+           "refusing the keys file: check=policy-epoch: its policy_epoch %llu is below this "
+           "image's minimum %llu (an older file rolled back?); upload the current keys file",
+           (unsigned long long)k->policy_epoch, (unsigned long long)f->min_policy_epoch);
+    return NS_OK;
 }
 
 ns_err ns_signkey_spki(const ns_signkey *key, uint8_t *out, size_t cap, size_t *len)

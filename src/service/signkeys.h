@@ -12,6 +12,10 @@
  *    "keys":[{"id":"payments","algorithm":"ed25519","private_key":"<base64>",
  *             "allow":["payments-api"]}, ...]}
  *
+ *   An optional top-level "policy_epoch" (version 2 only): an integer 0..4294967295, 0 when
+ *   absent. The operator raises it whenever the policy changes (a client revoked, an allow list
+ *   narrowed); an image built with a minimum epoch refuses older files (ns_signkeys_check_floor).
+ *
  * Version 2: a client is named by the SHA-256 of its TLS certificate's DER SubjectPublicKeyInfo
  * (the pin is what authorises, whoever issued the certificate); ids and pins are unique; 1 to
  * NS_SIGNKEYS_CLIENTS_MAX clients; max_signs_per_second is optional (an integer 1..1000000).
@@ -66,6 +70,9 @@ typedef struct ns_signkeys {
     size_t count;
     ns_signkey keys[NS_SIGNKEYS_MAX];               /* sorted by id (bytewise) */
     uint8_t commitment[32];                         /* see ns_signkeys_commitment */
+    uint8_t key_set_commitment[32];                 /* the keys alone (see below) */
+    uint8_t policy_commitment[32];                  /* the client policy (see below) */
+    uint64_t policy_epoch;                          /* "policy_epoch"; 0 when absent */
     size_t nclients;                                /* version 2: >= 1; version 1: 0 */
     ns_signclient clients[NS_SIGNKEYS_CLIENTS_MAX]; /* in file order */
 } ns_signkeys;
@@ -106,11 +113,40 @@ ns_err ns_signkey_sign(const ns_signkey *key, const uint8_t *msg, size_t msg_len
                        const uint8_t *digest, size_t digest_len, ns_signature *out) NS_MUST_CHECK;
 
 /*
- * The commitment placed in Attest's user_data: SHA-256 over
- *   "nsign-keys-v1\n" || for each key in id order: u8 len(id) || id || u8 len(alg) || alg ||
- *   u8 len(pub) || pub
- * where alg is ns_sign_alg_name and pub the raw public key (32 bytes or 65-byte SEC1).
+ * Commitments (all SHA-256; u8/u32be/u64be: unsigned big-endian integers; ids without a NUL):
+ *
+ * key set:  "nsign-keys-v1\n" || for each key in id order: u8 len(id) || id || u8 len(alg) ||
+ *           alg || u8 len(pub) || pub
+ *           (alg: ns_sign_alg_name; pub: the raw public key, 32 bytes or 65-byte SEC1)
+ * policy:   "nsign-policy-v1\n" || u8 version || u64be policy_epoch ||
+ *           u8 nclients || for each client in id order: u8 len(id) || id || spki_sha256 (32) ||
+ *                                                       u32be max_signs_per_second (0: none) ||
+ *           u8 nkeys || for each key in id order: u8 len(id) || id || u8 nallow ||
+ *                       for each allowed client in id order: u8 len(client id) || client id
+ *           (version 1: nclients 0 and every nallow 0: anyone may use every key)
+ * keys (v2): ns_signkeys_commitment: "nsign-keys-v2\n" || u8 7 || "key-set" || u8 32 || key set ||
+ *           u8 6 || "policy" || u8 32 || policy || u8 5 || "epoch" || u8 8 || u64be epoch ||
+ *           u8 11 || "client-auth" || u8 1 || (1 with a client policy, else 0)
+ *
+ * The keys commitment is Attest's user_data without an audit trail, and the keys_commitment of
+ * the audit trail's v2 user_data (audit.h); Attest returns its four parts beside it, so a
+ * client recomputes it (ns_audit_keys_commitment, beside the other user_data commitments in
+ * audit.h), then checks the epoch, client-auth and,
+ * when it has it, the policy commitment the operator published.
  */
 const uint8_t *ns_signkeys_commitment(const ns_signkeys *k);
+
+/*
+ * The minimum policy an image demands (measured with it: enclave.h's NSIGN_ALLOW_ANONYMOUS_CLIENTS
+ * and NSIGN_MIN_POLICY_EPOCH). require_client_auth: a version-1 file, or a key no client may
+ * use, is refused; min_policy_epoch: a file whose policy_epoch is lower is refused (a rollback
+ * to an older file). NS_E_DENIED with one line "refusing the keys file: check=NAME: ...".
+ */
+typedef struct {
+    int require_client_auth;
+    uint64_t min_policy_epoch;
+} ns_signkeys_floor;
+
+ns_err ns_signkeys_check_floor(const ns_signkeys *k, const ns_signkeys_floor *f) NS_MUST_CHECK;
 
 #endif

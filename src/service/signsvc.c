@@ -512,9 +512,16 @@ static int do_attest(ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out, cha
     if (g_obs.audit_pub != NULL) {
         memcpy(r.audit_public_key.bytes, g_obs.audit_pub, 32);
         r.audit_public_key.size = 32;
-        memcpy(r.keys_commitment.bytes, ks->commitment, 32);
-        r.keys_commitment.size = 32;
     }
+    /* The keys commitment and its parts, so a client can recompute user_data (signkeys.h). */
+    memcpy(r.keys_commitment.bytes, ks->commitment, 32);
+    r.keys_commitment.size = 32;
+    memcpy(r.key_set_commitment.bytes, ks->key_set_commitment, 32);
+    r.key_set_commitment.size = 32;
+    memcpy(r.policy_commitment.bytes, ks->policy_commitment, 32);
+    r.policy_commitment.size = 32;
+    r.policy_epoch = ks->policy_epoch;
+    r.client_auth_required = ns_signkeys_has_policy(ks) != 0;
     st = encode(out, nsign_v1_AttestResponse_fields, &r, msg, cap);
     ns_buf_free(&doc);
     return st;

@@ -69,7 +69,7 @@ typedef struct {
     void (*on_sign)(void *arg, const ns_signsvc_sign_event *ev);
     void *arg;
     /* With an audit trail: its public key and Attest's user_data (the v2 commitment, audit.h),
-     * both 32 bytes; NULL keeps the v1 user_data of signkeys.h. */
+     * both 32 bytes; NULL keeps user_data = the keys commitment of signkeys.h. */
     const uint8_t *audit_pub;
     const uint8_t *user_data;
 } ns_signsvc_obs;

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "audit.h"
 #include "ecdsa.h"
 #include "signkeys.h"
 
@@ -46,6 +47,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (k->keys[i].allow == 0 || (k->keys[i].allow & ~known) != 0) {
             __builtin_trap();
         }
+    }
+    /* The minimum policy: a version-2 file meets its own epoch with client auth required; a
+     * version-1 file has epoch 0 and fails it; the keys commitment recomputes from its parts. */
+    ns_signkeys_floor f = {.require_client_auth = 1, .min_policy_epoch = k->policy_epoch};
+    if ((k->version == 1 && k->policy_epoch != 0) || k->policy_epoch > 4294967295u ||
+        (ns_signkeys_check_floor(k, &f) == NS_OK) != (k->version == 2)) {
+        __builtin_trap();
+    }
+    f.min_policy_epoch = k->policy_epoch + 1;
+    uint8_t c[32];
+    ns_audit_keys_commitment(c, k->key_set_commitment, k->policy_commitment, k->policy_epoch,
+                             k->version == 2);
+    if (ns_signkeys_check_floor(k, &f) == NS_OK || memcmp(c, ns_signkeys_commitment(k), 32) != 0) {
+        __builtin_trap();
     }
     ns_signkeys_free(k);
     return 0;

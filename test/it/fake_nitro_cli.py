@@ -18,6 +18,8 @@ enclave's EIF metadata does (exit 1, an error and no JSON).
 The enclave's environment is the image's, as on Nitro, where nothing of the parent's environment
 reaches the enclave: the parent's AWS_REGION, AWS_DEFAULT_REGION, KMS_KEY_ID and
 AWS_ENDPOINT_URL_KMS are dropped (what the enclave needs of them comes in its configuration frame),
+and so are NSIGN_ALLOW_DEBUG_MODE, NSIGN_ALLOW_ANONYMOUS_CLIENTS and NSIGN_MIN_POLICY_EPOCH (the
+image's own allowances and minimum policy: only its measured env may set them),
 and when --eif-path is a real EIF the KEY=VALUE lines of the `env` file at the root of its last
 ramdisk (both layouts put the image's environment there) are added. The rest of the caller's
 environment (the tests' address overrides standing in for vsock, the NSM socket, the CA) stays.
@@ -97,7 +99,9 @@ def describe(name, e):
             "Flags": "DEBUG_MODE" if e["debug"] else "NONE"}
 
 
-PARENT_ONLY = ("AWS_REGION", "AWS_DEFAULT_REGION", "KMS_KEY_ID", "AWS_ENDPOINT_URL_KMS")
+# The image's minimum policy and debug allowance come from the image alone, never the parent.
+PARENT_ONLY = ("AWS_REGION", "AWS_DEFAULT_REGION", "KMS_KEY_ID", "AWS_ENDPOINT_URL_KMS",
+               "NSIGN_ALLOW_DEBUG_MODE", "NSIGN_ALLOW_ANONYMOUS_CLIENTS", "NSIGN_MIN_POLICY_EPOCH")
 
 
 def image_env(eif_path):

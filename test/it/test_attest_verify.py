@@ -143,13 +143,22 @@ c_ok = cert_for(pub)
 p_cert_pem = put("doc_key.pem", c_ok.public_bytes(serialization.Encoding.PEM))
 p_cert_der = put("doc_key.der", c_ok.public_bytes(serialization.Encoding.DER))
 for p in (p_cert_pem, p_cert_der):
-    rc, out, err = run(["--public-key-of", p, os.path.join(ATT, full)])
-    check(rc == 0, "--public-key-of a certificate holding the document's key (%s)" % p[-3:], err)
+    rc, out, err = run(["--public-key-of", p, "--no-pcr16", os.path.join(ATT, full)])
+    check(rc == 0 and "--no-pcr16: PCR16 is not checked" in err,
+          "--public-key-of a certificate holding the document's key (%s), --no-pcr16 warned"
+          % p[-3:], err)
+rc, out, err = run(["--public-key-of", p_cert_pem, os.path.join(ATT, full)])
+check(rc == 2 and "without PCR16" in err and out == "",
+      "--public-key-of (a sign-service client) without PCR16 pinned or --no-pcr16: usage error",
+      err)
+rc, out, err = run(["--no-pcr16", os.path.join(ATT, full)])
+check(rc == 2 and "--no-pcr16 goes with --public-key-of" in err, "--no-pcr16 alone: usage error",
+      err)
 p_other = put("other.pem", cert_for(signer.public_key()).public_bytes(serialization.Encoding.PEM))
-fails_with(["--public-key-of", p_other, os.path.join(ATT, full)], "check public_key failed",
-           "--public-key-of another certificate is named")
-fails_with(["--public-key-of", p_other, os.path.join(ATT, prod)], "public_key is null",
-           "--public-key-of on a document without public_key fails")
+fails_with(["--public-key-of", p_other, "--no-pcr16", os.path.join(ATT, full)],
+           "check public_key failed", "--public-key-of another certificate is named")
+fails_with(["--public-key-of", p_other, "--no-pcr16", os.path.join(ATT, prod)],
+           "public_key is null", "--public-key-of on a document without public_key fails")
 
 # 5. tampered copies of a real document: every signed field and the signature itself
 nit = "blocky-nitrite/nitro_attestation.b64"
@@ -192,9 +201,21 @@ fails_with([p_forged], "check chain failed",
            "a well-signed document under another root fails against the AWS root")
 rc, out, err = run(["--root", os.path.join(ca, "root.pem"), "--pcr", "7=" + (b"\x07" * 48).hex(),
                     "--nonce", b"nonce-1".hex(), "--user-data", b"ud".hex(),
-                    "--public-key-of", p_cert_pem, p_forged])
+                    "--public-key-of", p_cert_pem, "--no-pcr16", p_forged])
 check(rc == 0 and "instead of the AWS Nitro Enclaves root" in err,
       "--root: the test chain verifies, with a warning", err)
+# PCR16 pinned: a document carrying it (a measured boot) passes only with the right value.
+p16 = put("pcr16.cbor", nsm_fake.attestation(chain, {**pcrs, 16: b"\x16" * 48}, b"ud",
+                                              b"nonce-1", pk_der))
+rc, out, err = run(["--root", os.path.join(ca, "root.pem"), "--pcr", "16=" + (b"\x16" * 48).hex(),
+                    "--public-key-of", p_cert_pem, p16])
+check(rc == 0, "--public-key-of with --pcr 16=HEX: the document's PCR16 matches", err)
+fails_with(["--root", os.path.join(ca, "root.pem"), "--pcr", "16=" + (b"\x17" * 48).hex(),
+            "--public-key-of", p_cert_pem, p16], "check pcr16 failed",
+           "--public-key-of with another PCR16: refused, named")
+fails_with(["--root", os.path.join(ca, "root.pem"), "--pcr", "16=" + (b"\x16" * 48).hex(),
+            "--public-key-of", p_cert_pem, p_forged], "pcr16",
+           "--pcr 16 pinned on a document without PCR16 (no measured boot): refused")
 # AWS root used as --root behaves like the embedded one
 rc, out, err = run(["--root", os.path.join(ATT, "aws-nitro-enclaves-root-G1.pem"),
                     os.path.join(ATT, full)])

@@ -368,8 +368,20 @@ def main():
         a = algs[k.algorithm].encode()
         v1.update(bytes([len(k.key_id)]) + k.key_id.encode() + bytes([len(a)]) + a +
                   bytes([len(k.public_key)]) + k.public_key)
-    check(ar.keys_commitment == v1.digest(), "Attest: keys_commitment is the v1 commitment")
-    want_ud = hashlib.sha256(b"nsign-attest-v2\n" + b"\x04keys\x20" + v1.digest() +
+    check(ar.key_set_commitment == v1.digest(), "Attest: key_set_commitment is the v1 commitment")
+    # A version-1 file: no clients, no allow lists, epoch 0 (signkeys.h, nsign.proto).
+    pol = b"nsign-policy-v1\n" + b"\x01" + bytes(8) + b"\x00" + bytes([len(lk.keys)])
+    for k in sorted(lk.keys, key=lambda k: k.key_id.encode()):
+        pol += bytes([len(k.key_id)]) + k.key_id.encode() + b"\x00"
+    pol = hashlib.sha256(pol).digest()
+    kc = hashlib.sha256(b"nsign-keys-v2\n" + b"\x07key-set\x20" + v1.digest() +
+                        b"\x06policy\x20" + pol + b"\x05epoch\x08" + bytes(8) +
+                        b"\x0bclient-auth\x01\x00").digest()
+    check(ar.policy_commitment == pol and ar.policy_epoch == 0 and not ar.client_auth_required
+          and ar.keys_commitment == kc,
+          "Attest: the policy commitment (none: version 1), epoch 0, and the keys commitment of "
+          "the key set, policy, epoch and client-auth (computed here from the README's format)")
+    want_ud = hashlib.sha256(b"nsign-attest-v2\n" + b"\x04keys\x20" + kc +
                              b"\x0daudit-ed25519\x20" + ar.audit_public_key).digest()
     check(len(ar.audit_public_key) == 32 and ar.user_data == want_ud,
           "Attest: user_data is the v2 commitment of the keys and the audit key (README)")

@@ -680,7 +680,13 @@ try:
         rp = raw_pub(k)
         h.update(bytes([len(kid)]) + kid.encode() + bytes([len(an)]) + an.encode() +
                  bytes([len(rp)]) + rp)
-    want_ud = h.digest()
+    # a version-1 file: no clients, every allow list empty, epoch 0 (README, docs/rollback.md)
+    pol = b"nsign-policy-v1\n" + b"\x01" + bytes(8) + b"\x00" + bytes([len(PUB)])
+    for kid in sorted(PUB):
+        pol += bytes([len(kid)]) + kid.encode() + b"\x00"
+    want_ud = hashlib.sha256(b"nsign-keys-v2\n" + b"\x07key-set\x20" + h.digest() +
+                             b"\x06policy\x20" + hashlib.sha256(pol).digest() +
+                             b"\x05epoch\x08" + bytes(8) + b"\x0bclient-auth\x01\x00").digest()
     if c == grpc.StatusCode.UNAVAILABLE and not seen:
         skip("Attest through a software NSM", "src/enclave/nsm.c is still the placeholder (no unix: NSM)")
     else:
@@ -690,7 +696,8 @@ try:
         check(r is not None and r.attestation_document == b"\x84fake-attestation-document",
               "Attest: returns the NSM's document", "%s %s" % (c, d))
         check(att.get("nonce") == nonce and att.get("user_data") == want_ud,
-              "Attest: NSM request carries the caller's nonce and user_data = key commitment", req)
+              "Attest: NSM request carries the caller's nonce and user_data = keys commitment (key "
+              "set and client policy)", req)
         check(r is not None and r.user_data == want_ud, "Attest: user_data returned and documented")
     ch2.close()
     srv2.send_signal(signal.SIGTERM)

@@ -7,7 +7,10 @@ negatives of issue 13: no client certificate, an unknown one, allowed on key A c
 over the rate, ListKeys filtered, a broken v2 policy, a cleartext client on the TLS port, a
 client without ALPN h2, TLS 1.1 alone, a non-AEAD suite alone; a version-1 file serves TLS
 without client authentication; audit lines name the client; `nsign sign` verifies before it
-signs, and refuses a swapped server and wrong measurements without sending a Sign.
+signs, and refuses a swapped server and wrong measurements without sending a Sign; it needs
+PCR16 pinned (--pcr 16=HEX, checked against the document) or waived (--no-pcr16, warned), and
+checks the keys file behind the enclave (issue 22): an anonymous (version-1) service, a
+policy_epoch below --min-policy-epoch and another --policy-commitment are refused.
 """
 import json
 import os
@@ -60,7 +63,7 @@ def scalar(k):
 
 
 import base64  # noqa: E402
-KEYS = {"version": 2,
+KEYS = {"version": 2, "policy_epoch": 3,
         "clients": [{"id": "payments-api", "spki_sha256": pay["pin"]},
                     {"id": "ops", "spki_sha256": ops["pin"], "max_signs_per_second": 2}],
         "keys": [{"id": "payments", "algorithm": "ed25519",
@@ -222,12 +225,14 @@ try:
         docp = write("doc.cbor", r.attestation_document)
         v = subprocess.run([NSIGN, "attest-verify", "--root", os.path.join(ca_dir, "root.pem"),
                             "--nonce", nonce.hex(), "--user-data", r.user_data.hex(),
-                            "--public-key-of", os.path.join(TMP, "server.pem"), docp],
+                            "--public-key-of", os.path.join(TMP, "server.pem"), "--no-pcr16",
+                            docp],
                            capture_output=True, text=True)
         check(v.returncode == 0, "attest-verify: document public_key = the TLS key, nonce",
               v.stderr)
         v = subprocess.run([NSIGN, "attest-verify", "--root", os.path.join(ca_dir, "root.pem"),
-                            "--public-key-of", pay["cert"], docp], capture_output=True, text=True)
+                            "--public-key-of", pay["cert"], "--no-pcr16", docp],
+                           capture_output=True, text=True)
         check(v.returncode == 1 and "check public_key failed" in v.stderr,
               "attest-verify: another certificate's key is refused", v.stderr)
 
@@ -301,9 +306,12 @@ try:
         "HashAlgorithm": "Sha384 { ... }", "PCR0": "00" * 48, "PCR1": "00" * 48,
         "PCR2": "00" * 48}}).encode())
     msgf = write("msg.bin", msg)
-    base = [NSIGN, "sign", "--addr", "tcp:127.0.0.1:%d" % port, "--cert", pay["cert"],
-            "--client-key", pay["key"], "--expect", meas, "--root",
-            os.path.join(ca_dir, "root.pem")]
+    # sign-service alone does not measure: its documents carry no PCR16, so --no-pcr16 here
+    # (PCR16 pinned for real in test_measured_boot.sh).
+    nopin = [NSIGN, "sign", "--addr", "tcp:127.0.0.1:%d" % port, "--cert", pay["cert"],
+             "--client-key", pay["key"], "--expect", meas, "--root",
+             os.path.join(ca_dir, "root.pem")]
+    base = nopin + ["--no-pcr16"]
     r = subprocess.run(base + ["--key", "payments", "--message-file", msgf],
                        capture_output=True, text=True, timeout=60)
     ok = r.returncode == 0
@@ -312,8 +320,65 @@ try:
             ed.public_key().verify(bytes.fromhex(r.stdout.strip()), msg)
         except Exception:
             ok = False
-    check(ok and "instead of the AWS" in r.stderr,
-          "nsign sign: attests, then signs (hex), --root warned", r.stderr + r.stdout)
+    check(ok and "instead of the AWS" in r.stderr and "--no-pcr16: PCR16 is not checked" in r.stderr,
+          "nsign sign: attests, then signs (hex), --root and --no-pcr16 warned",
+          r.stderr + r.stdout)
+    before = open(log).read().count("sign key=")
+
+    def sign_usage(args, needle, what):
+        r = subprocess.run(nopin + args + ["--key", "payments", "--message-file", msgf],
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode == 2 and needle in r.stderr and r.stdout == "", what, r.stderr)
+
+    sign_usage([], "PCR16 is not pinned",
+               "nsign sign: PCR16 neither pinned nor waived: usage error, nothing sent")
+    sign_usage(["--pcr", "16=" + "aa" * 48, "--no-pcr16"], "--no-pcr16 with PCR16 pinned",
+               "nsign sign: --pcr 16 and --no-pcr16 together: usage error")
+    sign_usage(["--no-pcr16", "--pcr", "0=" + "11" * 48], "PCR0 is expected twice",
+               "nsign sign: --pcr 0 differing from --expect's PCR0: usage error")
+    sign_usage(["--no-pcr16", "--pcr", "16"], "expected N=HEX",
+               "nsign sign: --pcr without =HEX: usage error")
+    r = subprocess.run([a for a in base if a not in ("--expect", meas)] +
+                       ["--key", "payments", "--message-file", msgf],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 2 and "PCR0 is not pinned" in r.stderr,
+          "nsign sign: neither --expect nor --pcr 0: usage error", r.stderr)
+    r = subprocess.run(nopin + ["--pcr", "16=" + "aa" * 48, "--pcr", "0=" + "00" * 48,
+                                "--key", "payments", "--message-file", msgf],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and "check pcr16 failed" in r.stderr and r.stdout == "",
+          "nsign sign --pcr 16=HEX: a document without that PCR16 is refused (--pcr 0 equal "
+          "to --expect's is fine)", r.stderr)
+    check(open(log).read().count("sign key=") == before,
+          "nothing was sent to sign without a pinned (or waived) PCR16")
+
+    # --- the keys file behind the enclave: user_data, epoch, policy commitment ---
+    cm = subprocess.run([NSIGN, "sign-service", "--keys", keys_v2, "--commitments"],
+                        capture_output=True, text=True, timeout=20)
+    cj = json.loads(cm.stdout) if cm.returncode == 0 else {}
+    check(cj.get("policy_epoch") == 3 and cj.get("client_auth_required") is True
+          and len(cj.get("policy_commitment", "")) == 64 and "private" not in cm.stdout,
+          "sign-service --commitments: the policy commitment, epoch 3, client auth",
+          cm.stdout + cm.stderr)
+    r = subprocess.run(base + ["--min-policy-epoch", "3", "--policy-commitment",
+                               cj.get("policy_commitment", "00" * 32), "--key", "payments",
+                               "--message-file", msgf], capture_output=True, text=True,
+                       timeout=60)
+    check(r.returncode == 0 and "policy_epoch=3" in r.stderr,
+          "nsign sign --min-policy-epoch 3 --policy-commitment (published): signs", r.stderr)
+    before = open(log).read().count("sign key=")
+    r = subprocess.run(base + ["--min-policy-epoch", "4", "--key", "payments",
+                               "--message-file", msgf], capture_output=True, text=True,
+                       timeout=60)
+    check(r.returncode == 1 and "policy_epoch 3 is below 4" in r.stderr and r.stdout == "",
+          "nsign sign --min-policy-epoch 4 on an epoch-3 keys file: refused", r.stderr)
+    r = subprocess.run(base + ["--policy-commitment", "ab" * 32, "--key", "payments",
+                               "--message-file", msgf], capture_output=True, text=True,
+                       timeout=60)
+    check(r.returncode == 1 and "policy_commitment differs" in r.stderr,
+          "nsign sign --policy-commitment of another policy: refused", r.stderr)
+    check(open(log).read().count("sign key=") == before,
+          "nothing was sent to sign to an enclave with an older or other policy")
     r = subprocess.run(base + ["--key", "api", "--message-file", msgf, "--format", "json"],
                        capture_output=True, text=True, timeout=60)
     ok = r.returncode == 0
@@ -387,6 +452,18 @@ try:
           "version-1 file: TLS without a client certificate signs", (ok, c))
     check("without client authentication" in open(log1).read(),
           "version-1 file: the server warns that anyone reaching it can sign")
+    v1sign = [NSIGN, "sign", "--addr", "tcp:127.0.0.1:%d" % port1, "--cert", pay["cert"],
+              "--client-key", pay["key"], "--expect", meas, "--no-pcr16", "--root",
+              os.path.join(ca_dir, "root.pem"), "--key", "payments", "--message-file", msgf]
+    n1 = open(log1).read().count("sign key=")
+    r = subprocess.run(v1sign, capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and "without client pinning" in r.stderr
+          and open(log1).read().count("sign key=") == n1,
+          "nsign sign: a service that does not pin clients (a rolled-back version-1 file) is "
+          "refused before any Sign", r.stderr)
+    r = subprocess.run(v1sign + ["--allow-anonymous-service"], capture_output=True, text=True,
+                       timeout=60)
+    check(r.returncode == 0, "nsign sign --allow-anonymous-service: signs on it", r.stderr)
 
     # --- a swapped server: a man in the middle ends the client's TLS with its own key and
     # relays the calls to the real service, so Attest returns the real document and
@@ -446,6 +523,7 @@ try:
     before1 = open(log1).read().count("sign key=")
     r = subprocess.run([NSIGN, "sign", "--addr", "tcp:127.0.0.1:%d" % lsock.getsockname()[1],
                         "--cert", pay["cert"], "--client-key", pay["key"], "--expect", meas,
+                        "--no-pcr16", "--allow-anonymous-service",
                         "--root", os.path.join(ca_dir, "root.pem"), "--key", "payments",
                         "--message-file", msgf], capture_output=True, text=True, timeout=60)
     check(r.returncode == 1 and "not the one that ended this TLS session" in r.stderr

@@ -47,6 +47,8 @@ static void test_cfg(void)
     CHECK(addr_is(&c.kms_proxy, "vsock:3:5000"), "kms proxy vsock:3:5000");
     CHECK(strcmp(c.region, "us-east-1") == 0, "region us-east-1");
     CHECK(c.attest == -1, "attestation auto");
+    CHECK(c.require_client_auth == 1 && c.min_policy_epoch == 0,
+          "minimum policy: client authentication required, epoch 0, by default");
     CHECK(!c.heartbeat_enabled && c.modules[0] == '\0', "no heartbeat or modules unless PID 1");
     CHECK_ERR(ns_enclave_cfg_load(&c, t_getenv, NULL, 1), NS_OK, "pid1 defaults load");
     CHECK(c.heartbeat_enabled && addr_is(&c.heartbeat, "vsock:3:9000"), "pid1: heartbeat 9000");
@@ -74,6 +76,10 @@ static void test_cfg(void)
                                        "2.5",
                                        "NSIGN_ENCLAVE_ATTEST",
                                        "0",
+                                       "NSIGN_ALLOW_ANONYMOUS_CLIENTS",
+                                       "1",
+                                       "NSIGN_MIN_POLICY_EPOCH",
+                                       "4294967295",
                                        NULL};
     t_env = env1;
     CHECK_ERR(ns_enclave_cfg_load(&c, t_getenv, NULL, 0), NS_OK, "overrides load");
@@ -87,6 +93,8 @@ static void test_cfg(void)
           "explicit heartbeat address enables it");
     CHECK(c.recv_timeout_ms == 2500, "receive timeout 2.5 s");
     CHECK(c.attest == 0 && strcmp(c.region, "eu-west-1") == 0, "attest off, region");
+    CHECK(c.require_client_auth == 0 && c.min_policy_epoch == 4294967295u,
+          "NSIGN_ALLOW_ANONYMOUS_CLIENTS=1, NSIGN_MIN_POLICY_EPOCH=4294967295");
 
     static const char *const bad[][3] = {
         {"AWS_CREDS_VSOCK_PORT", "70x", "non-numeric port"},
@@ -98,12 +106,15 @@ static void test_cfg(void)
         {"NSIGN_ENCLAVE_ATTEST", "maybe", "bad attest flag"},
         {"HOST_EGRESS_ENABLED", "yes", "bad egress flag"},
         {"NSIGN_ENCLAVE_SIGN_THREADS", "100000", "too many threads"},
+        {"NSIGN_ALLOW_ANONYMOUS_CLIENTS", "yes", "bad anonymous-clients flag"},
+        {"NSIGN_MIN_POLICY_EPOCH", "4294967296", "epoch above 2^32-1"},
+        {"NSIGN_MIN_POLICY_EPOCH", "-1", "negative epoch"},
+        {"NSIGN_MIN_POLICY_EPOCH", "2x", "epoch not a number"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *env[] = {bad[i][0], bad[i][1], NULL};
         t_env = env;
-        CHECK_ERR(ns_enclave_cfg_load(&c, t_getenv, NULL, 0), NS_E_USAGE, "rejects %s",
-                  bad[i][2]);
+        CHECK_ERR(ns_enclave_cfg_load(&c, t_getenv, NULL, 0), NS_E_USAGE, "rejects %s", bad[i][2]);
         CHECK(strstr(ns_err_msg(), bad[i][0]) != NULL, "error names %s", bad[i][0]);
     }
     t_env = NULL;
@@ -173,8 +184,9 @@ static void test_log_addr(void)
     ns_enclave_log_addr(t_getenv, NULL, 1, a);
     CHECK(strcmp(a, "vsock:5:8110") == 0, "log addr: port and parent CID honoured (%s)", a);
     /* What does not parse is the boot's error to report: the default stands in for it. */
-    static const char *const e2[] = {"PARENT_CID", "x",  "ENCLAVE_LOG_VSOCK_PORT", "0",
-                                     "NSIGN_ENCLAVE_LOG_ADDR", "vsock:x:1", NULL};
+    static const char *const e2[] = {
+        "PARENT_CID", "x", "ENCLAVE_LOG_VSOCK_PORT", "0", "NSIGN_ENCLAVE_LOG_ADDR",
+        "vsock:x:1",  NULL};
     t_env = e2;
     ns_enclave_log_addr(t_getenv, NULL, 1, a);
     CHECK(strcmp(a, "vsock:3:7110") == 0 && ns_err_msg()[0] == '\0',

@@ -2,6 +2,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "audit.h"
 #include "codec.h"
 #include "ecdsa.h"
 #include "signkeys.h"
@@ -280,6 +281,116 @@ static void test_v2(void)
     bad("65 clients", many, NS_E_TOO_BIG, "at most 64 are supported");
 }
 
+/* The same policy as V2E, its clients and allow lists in another order. */
+#define V2E_HEAD "{\"version\":2,\"policy_epoch\":7,"
+static const char V2E[] = V2E_HEAD CLIENTS2
+    ",\"keys\":[" ED_KEY("payments", ",\"allow\":[\"payments-api\",\"ops\"]") "," ED_KEY(
+        "treasury", ",\"allow\":[\"ops\"]") "]}";
+static const char V2E_REORDERED[] =
+    V2E_HEAD "\"clients\":[{\"id\":\"ops\",\"spki_sha256\":\"" PIN_B
+             "\",\"max_signs_per_second\":5},{\"id\":\"payments-api\",\"spki_sha256\":\"" PIN_A
+             "\"}],\"keys\":[" ED_KEY("treasury", ",\"allow\":[\"ops\"]") "," ED_KEY(
+                 "payments", ",\"allow\":[\"ops\",\"payments-api\"]") "]}";
+/* Independent values (Python hashlib over the byte format of signkeys.h). */
+#define V2E_POLICY "d8724d8781514adc76cb03f5ff8c088b6d0149fdb3d8220aeeae9c37974bbab7"
+#define V2E_KEYS "7af27726f07aac50438d1cd6e601829514bba501c0a2fa89d5ee08326ce7b553"
+
+static int commit_of(const char *json, uint8_t policy[32], uint8_t keys[32])
+{
+    ns_signkeys *k = NULL;
+    if (load(&k, json) != NS_OK) {
+        return 0;
+    }
+    memcpy(policy, k->policy_commitment, 32);
+    memcpy(keys, ns_signkeys_commitment(k), 32);
+    ns_signkeys_free(k);
+    return 1;
+}
+
+static void test_policy(void)
+{
+    ns_signkeys *k = NULL;
+    CHECK(load(&k, V2E) == NS_OK && k->policy_epoch == 7, "policy_epoch: 7 (%s)", ns_err_msg());
+    if (k == NULL) {
+        return;
+    }
+    CHECK(hex_is(k->policy_commitment, 32, V2E_POLICY), "policy commitment: known answer");
+    CHECK(hex_is(ns_signkeys_commitment(k), 32, V2E_KEYS), "keys commitment: known answer");
+    uint8_t c[32];
+    ns_audit_keys_commitment(c, k->key_set_commitment, k->policy_commitment, 7, 1);
+    CHECK(memcmp(c, ns_signkeys_commitment(k), 32) == 0,
+          "keys commitment: recomputed from its parts");
+    ns_audit_keys_commitment(c, k->key_set_commitment, k->policy_commitment, 6, 1);
+    CHECK(memcmp(c, ns_signkeys_commitment(k), 32) != 0, "keys commitment: binds the epoch");
+    ns_audit_keys_commitment(c, k->key_set_commitment, k->policy_commitment, 7, 0);
+    CHECK(memcmp(c, ns_signkeys_commitment(k), 32) != 0, "keys commitment: binds client-auth");
+
+    ns_signkeys_floor f = {.require_client_auth = 1, .min_policy_epoch = 7};
+    CHECK(ns_signkeys_check_floor(k, &f) == NS_OK, "floor: v2, epoch 7 >= 7: accepted");
+    f.min_policy_epoch = 8;
+    CHECK(ns_signkeys_check_floor(k, &f) == NS_E_DENIED &&
+              strstr(ns_err_msg(), "check=policy-epoch: its policy_epoch 7 is below this "
+                                   "image's minimum 8") != NULL,
+          "floor: epoch 7 < 8: refused (%s)", ns_err_msg());
+    ns_signkeys_free(k);
+
+    uint8_t p1[32], p2[32], c1[32], c2[32];
+    CHECK(commit_of(V2E, p1, c1) && commit_of(V2E_REORDERED, p2, c2) && memcmp(p1, p2, 32) == 0 &&
+              memcmp(c1, c2, 32) == 0,
+          "policy commitment: independent of the order of clients, keys and allow lists");
+    static const char NARROWER[] = V2E_HEAD CLIENTS2
+        ",\"keys\":[" ED_KEY("payments", ",\"allow\":[\"payments-api\"]") "," ED_KEY(
+            "treasury", ",\"allow\":[\"ops\"]") "]}";
+    CHECK(commit_of(NARROWER, p2, c2) && memcmp(p1, p2, 32) != 0 && memcmp(c1, c2, 32) != 0,
+          "policy commitment: an allow list changed, the commitment changes");
+    static const char LATER[] =
+        "{\"version\":2,\"policy_epoch\":8," CLIENTS2
+        ",\"keys\":[" ED_KEY("payments", ",\"allow\":[\"payments-api\",\"ops\"]") "," ED_KEY(
+            "treasury", ",\"allow\":[\"ops\"]") "]}";
+    CHECK(commit_of(LATER, p2, c2) && memcmp(p1, p2, 32) != 0,
+          "policy commitment: binds the epoch");
+
+    ns_signkeys *k1 = NULL;
+    CHECK(load(&k1, GOOD) == NS_OK && k1->policy_epoch == 0, "v1: epoch 0");
+    if (k1 != NULL) {
+        f = (ns_signkeys_floor){.require_client_auth = 1, .min_policy_epoch = 0};
+        CHECK(ns_signkeys_check_floor(k1, &f) == NS_E_DENIED &&
+                  strstr(ns_err_msg(), "check=client-auth: it is version 1") != NULL,
+              "floor: a version-1 file under required client auth: refused (%s)", ns_err_msg());
+        f.require_client_auth = 0;
+        CHECK(ns_signkeys_check_floor(k1, &f) == NS_OK,
+              "floor: a version-1 file, anonymous clients allowed: accepted");
+        f.min_policy_epoch = 1;
+        CHECK(ns_signkeys_check_floor(k1, &f) == NS_E_DENIED, "floor: v1 is epoch 0 < 1: refused");
+    }
+    ns_signkeys_free(k1);
+
+#define V2_ONE(epoch)                                                                              \
+    "{\"version\":2," epoch CLIENTS2 ",\"keys\":[" ED_KEY("a", ",\"allow\":[\"ops\"]") "]}"
+    CHECK(load(&k, V2_ONE("\"policy_epoch\":4294967295,")) == NS_OK &&
+              k->policy_epoch == 4294967295u,
+          "policy_epoch: 4294967295 is the largest");
+    ns_signkeys_free(k);
+    CHECK(load(&k, V2_ONE("\"policy_epoch\":0,")) == NS_OK && k->policy_epoch == 0,
+          "policy_epoch: 0");
+    ns_signkeys_free(k);
+    static const char *const bad_epochs[][2] = {
+        {"negative", V2_ONE("\"policy_epoch\":-1,")},
+        {"fractional", V2_ONE("\"policy_epoch\":1.5,")},
+        {"too large", V2_ONE("\"policy_epoch\":4294967296,")},
+        {"a string", V2_ONE("\"policy_epoch\":\"3\",")},
+        {"null", V2_ONE("\"policy_epoch\":null,")},
+    };
+    for (size_t i = 0; i < sizeof bad_epochs / sizeof bad_epochs[0]; i++) {
+        bad(bad_epochs[i][0], bad_epochs[i][1], NS_E_PARSE, "\"policy_epoch\" must be an integer");
+    }
+    bad("policy_epoch twice", V2_ONE("\"policy_epoch\":1,\"policy_epoch\":2,"), NS_E_PARSE,
+        "duplicate member \"policy_epoch\"");
+    bad("policy_epoch in a version-1 file",
+        "{\"version\":1,\"policy_epoch\":3,\"keys\":[" ED_KEY("a", "") "]}", NS_E_PARSE,
+        "\"policy_epoch\" needs \"version\": 2");
+}
+
 static void test_sign(void)
 {
     ns_signkeys *k = NULL;
@@ -383,6 +494,7 @@ int main(void)
     test_load();
     test_bad();
     test_v2();
+    test_policy();
     test_sign();
     T_DONE();
 }

@@ -14,7 +14,8 @@
 # signatures against the public keys derived from the shares file (test/vm/e2e/host.py).
 # Failure paths in the same boot: missing credentials (IMDS without a role), wrong KMS key
 # (KMS_KEY_ID=alias/other), corrupted shares file (one flipped byte), a malformed key; a
-# version-1 keys file keeps the ingress on 127.0.0.1 (with a warning). Finally every secret value
+# version-1 keys file is refused by a default (production) image at load-keys, and served by one
+# that allows anonymous clients, whose ingress stays on 127.0.0.1 (with a warning). Finally every secret value
 # (AWS secret and token, the age identity, the signing keys) is searched for in the console log,
 # the fakes' logs and every file of the guest.
 # The binary under test: $NSIGN, else $NS_BUILD/nsign (as `make demo` passes it), else build/.

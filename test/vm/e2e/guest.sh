@@ -154,9 +154,20 @@ check "malformed key in the shares file: run-enclave says where the console is" 
     grep -q 'no longer running.*console' /tmp/logs/badkey.run.log
 show /tmp/nitro/badkey.console
 
-# 5. A version-1 keys file (no client policy: anyone reaching the port could sign). The enclave
-# says so in its status lines, and run-enclave keeps the ingress on 127.0.0.1, with a warning.
-start v1 KEY_SHARES_S3_URI=s3://e2e-bucket/shares-v1.age
+# 5. A version-1 keys file (no client policy: anyone reaching the port could sign): an image
+# built for production (the default) refuses it at load-keys, with one line (issue 22: a host
+# rolling back to an older file gets no anonymous signing) ...
+start v1refused KEY_SHARES_S3_URI=s3://e2e-bucket/shares-v1.age
+wait_until 150 sh -c "grep -q 'boot failed' /tmp/nitro/v1refused.console || ! kill -0 $RE" 2>/dev/null
+check "version-1 keys file, default image: refused at load-keys, naming the check"     console_has v1refused 'step=load-keys failed.*refusing the keys file: check=client-auth: it is version 1'
+check "version-1 keys file, default image: never serves" sh -c '! grep -q SERVING /tmp/nitro/v1refused.console'
+wait_until 30 exited "$RE"
+stop
+show /tmp/nitro/v1refused.console
+# ... while an image built with ALLOW_ANONYMOUS_CLIENTS=1 (here: the same variable in the
+# enclave's environment, as that image's /env carries it) serves it. The enclave says so in its
+# status lines, and run-enclave keeps the ingress on 127.0.0.1, with a warning.
+start v1 KEY_SHARES_S3_URI=s3://e2e-bucket/shares-v1.age NSIGN_ALLOW_ANONYMOUS_CLIENTS=1
 wait_until 150 sh -c "grep -q SERVING /tmp/nitro/v1.console || ! kill -0 $RE" 2>/dev/null
 check "version-1 keys file: the enclave serves (TLS without client authentication)" \
     console_has v1 'SERVING'
