@@ -1,5 +1,6 @@
 /*
- * frost-keygen: the trusted-dealer key generation of RFC 9591 appendix C, run offline by an
+ * frost-keygen: the trusted-dealer key generation of RFC 9591 appendix C (FROST(Ed25519,
+ * SHA-512) or FROST(secp256k1, SHA-256)), run offline by an
  * operator. Writes, into DIR, one keys file per participant (only that participant's FROST
  * entry, age-encrypted to that participant's X25519 recipient: recipient i gets identifier i)
  * and the public group file (group public key, every verifying share, T, N, the VSS
@@ -37,8 +38,9 @@ static void usage(void)
 {
     printf("usage: nsign frost-keygen --threshold T --signers N --recipient AGE_RECIPIENT...\n"
            "                          -o DIR [--id KEY_ID] [--allow CLIENT]... [--format F]\n"
+           "                          [--ciphersuite frost-ed25519-sha512|frost-secp256k1-sha256]\n"
            "\n"
-           "Generates a FROST(Ed25519, SHA-512) threshold key (RFC 9591, trusted dealer of\n"
+           "Generates a FROST threshold key (RFC 9591, trusted dealer of\n"
            "appendix C: Shamir shares with a verifiable secret sharing commitment). Any T of\n"
            "the N participants can sign together; fewer learn nothing about the key. Run it\n"
            "offline: the whole key exists in this process's locked memory until it exits.\n"
@@ -50,7 +52,8 @@ static void usage(void)
            "  KEY_ID.group.json   the public group file: group public key, every participant's\n"
            "                      identifier and verifying share, T, N, the VSS commitment (the\n"
            "                      coordinator's input: `nsign frost-sign`)\n"
-           "and prints the group public key (hex; an ordinary Ed25519 public key) on stdout.\n"
+           "and prints the group public key (hex) on stdout: for Ed25519 an ordinary Ed25519\n"
+           "public key, under which the aggregate is an ordinary RFC 8032 signature.\n"
            "\n"
            "options:\n"
            "  -t, --threshold T       signers needed to sign, 2..N\n"
@@ -62,6 +65,8 @@ static void usage(void)
            "                          A-Z a-z 0-9 . _ -)\n"
            "      --allow CLIENT      a client id for the entry's \"allow\" list (repeatable;\n"
            "                          implies --format entry)\n"
+           "      --ciphersuite S     frost-ed25519-sha512 (default; RFC 9591 section 6.1) or\n"
+           "                          frost-secp256k1-sha256 (section 6.5: 33-byte points)\n"
            "      --format F          keys (default): each plaintext is a whole version 1 keys\n"
            "                          file that sign-service loads as is; entry: the entry object\n"
            "                          alone, to merge into an existing keys file (version 2 with\n"
@@ -82,6 +87,7 @@ typedef struct {
     const char *allow[KG_ALLOW_MAX];
     size_t nallow;
     int entry_only;
+    ns_frost_suite suite;
 } kg_options;
 
 static int id_ok(const char *s)
@@ -102,14 +108,19 @@ static int id_ok(const char *s)
 
 static int parse_options(kg_options *o, int argc, char **argv)
 {
-    enum { O_ID = 256, O_ALLOW, O_FORMAT };
-    static const struct option opts[] = {
-        {"threshold", required_argument, NULL, 't'},   {"signers", required_argument, NULL, 'n'},
-        {"recipient", required_argument, NULL, 'r'},   {"output-dir", required_argument, NULL, 'o'},
-        {"id", required_argument, NULL, O_ID},         {"allow", required_argument, NULL, O_ALLOW},
-        {"format", required_argument, NULL, O_FORMAT}, {NULL, 0, NULL, 0}};
+    enum { O_ID = 256, O_ALLOW, O_FORMAT, O_SUITE };
+    static const struct option opts[] = {{"threshold", required_argument, NULL, 't'},
+                                         {"signers", required_argument, NULL, 'n'},
+                                         {"recipient", required_argument, NULL, 'r'},
+                                         {"output-dir", required_argument, NULL, 'o'},
+                                         {"id", required_argument, NULL, O_ID},
+                                         {"allow", required_argument, NULL, O_ALLOW},
+                                         {"format", required_argument, NULL, O_FORMAT},
+                                         {"ciphersuite", required_argument, NULL, O_SUITE},
+                                         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     o->id = "frost";
+    o->suite = NS_FROST_ED25519_SHA512;
     const char *format = NULL;
     int c;
     uint64_t v;
@@ -154,6 +165,12 @@ static int parse_options(kg_options *o, int argc, char **argv)
             break;
         case O_FORMAT:
             format = optarg;
+            break;
+        case O_SUITE:
+            if (ns_frost_suite_parse(optarg, &o->suite) != NS_OK) {
+                return ns_cli_usage_error("--ciphersuite must be frost-ed25519-sha512 or "
+                                          "frost-secp256k1-sha256");
+            }
             break;
         default:
             return ns_cli_usage_error("invalid option");
@@ -273,7 +290,7 @@ static ns_err write_new(const char *path, const uint8_t *p, size_t n)
 
 static int keygen(const kg_options *o)
 {
-    size_t el = ns_frost_element_len(NS_FROST_ED25519_SHA512);
+    size_t el = ns_frost_element_len(o->suite);
     char path[4096];
     uint8_t *shares = ns_secret_alloc((size_t)o->n * NS_FROST_SCALAR_LEN);
     uint8_t *vss = malloc((size_t)o->t * el);
@@ -293,7 +310,7 @@ static int keygen(const kg_options *o)
         ns_log_err(ns_fail_errno(NS_E_IO, "creating %s", o->dir), "output");
         goto out;
     }
-    e = ns_frost_keygen(NS_FROST_ED25519_SHA512, o->t, o->n, shares, &g, vss);
+    e = ns_frost_keygen(o->suite, o->t, o->n, shares, &g, vss);
     if (e != NS_OK) {
         ns_log_err(e, "keygen");
         goto out;

@@ -20,7 +20,8 @@ import tempfile
 import time
 
 import grpc
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import NSIGN, check, done, free_port, kill_all  # noqa: E402
@@ -30,6 +31,7 @@ TMP = tempfile.mkdtemp(prefix="nsign-frostkg-")
 AGE = shutil.which("age")
 AGE_KEYGEN = shutil.which("age-keygen")
 L = 2**252 + 27742317777372353535851937790883648493
+N_K1 = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 procs = []
 
 sodium = ctypes.CDLL("libsodium.so.23")
@@ -51,7 +53,7 @@ def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, **kw)
 
 
-def lagrange_secret(points):
+def lagrange_secret(points, L=L):
     """The polynomial's value at 0 from {x: share} (plain Python ints mod L)."""
     s = 0
     for xi, yi in points.items():
@@ -71,6 +73,30 @@ def ed25519_sign_raw(secret, pub, msg):
     big_r = base_mult(r)
     c = int.from_bytes(hashlib.sha512(big_r + pub + msg).digest(), "little") % L
     return big_r + ((r + c * secret) % L).to_bytes(32, "little")
+
+
+def list_keys(keys_path, pb):
+    """Starts sign-service on keys_path, returns ListKeys' keys (or [] with the log shown)."""
+    port = free_port()
+    log = open(keys_path + ".log", "w+")
+    p = subprocess.Popen([NSIGN, "sign-service", "--plaintext", "--keys", keys_path, "--listen",
+                          "tcp:127.0.0.1:%d" % port, "--threads", "1"],
+                         stdout=subprocess.DEVNULL, stderr=log)
+    procs.append(p)
+    ch = grpc.insecure_channel("127.0.0.1:%d" % port)
+    try:
+        grpc.channel_ready_future(ch).result(timeout=15)
+        lk = ch.unary_unary("/nsign.v1.Signer/ListKeys",
+                            request_serializer=pb.ListKeysRequest.SerializeToString,
+                            response_deserializer=pb.ListKeysResponse.FromString)
+        return list(lk(pb.ListKeysRequest(), timeout=10).keys)
+    except Exception as e:  # noqa: BLE001
+        print("# sign-service: %r %s" % (e, open(log.name).read()))
+        return []
+    finally:
+        ch.close()
+        p.kill()
+        p.wait(timeout=10)
 
 
 def keygen(outdir, t, n, recips, *extra):
@@ -247,8 +273,53 @@ def main():
     check(r.returncode == 1 and "already exists" in r.stderr and
           open(os.path.join(out, "treasury.1.age"), "rb").read() == before,
           "a second run into the same directory refuses and overwrites nothing", r.stderr)
+    secp256k1(ids, recips, pb)
     r = run([NSIGN, "frost-keygen", "--help"])
     check(r.returncode == 0 and "--threshold" in r.stdout and "exit codes" in r.stdout, "--help")
+
+
+def secp256k1(ids, recips, pb):
+    """--ciphersuite frost-secp256k1-sha256: the same checks on python3-cryptography's curve."""
+    out = os.path.join(TMP, "k1")
+    r = keygen(out, 2, 3, recips, "--id", "btc", "--ciphersuite", "frost-secp256k1-sha256")
+    check(r.returncode == 0, "secp256k1: frost-keygen 2-of-3", r.stderr)
+    gpk = bytes.fromhex(r.stdout.strip() or "00")
+    group = json.load(open(os.path.join(out, "btc.group.json"))) if r.returncode == 0 else {}
+    entries = {}
+    plain = {}
+    for i in (1, 2, 3):
+        d = subprocess.run([AGE, "-d", "-i", ids[i - 1], os.path.join(out, "btc.%d.age" % i)],
+                           capture_output=True, timeout=30)
+        plain[i] = d.stdout
+        entries[i] = json.loads(d.stdout)["keys"][0] if d.returncode == 0 else {}
+    check(len(gpk) == 33 and group.get("algorithm") == "frost-secp256k1-sha256" and
+          all(entries[i].get("algorithm") == "frost-secp256k1-sha256" for i in (1, 2, 3)),
+          "secp256k1: 33-byte group key, entries and group file name the suite")
+
+    def pub_of(k):
+        return ec.derive_private_key(k, ec.SECP256K1()).public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+
+    shares = {i: int.from_bytes(bytes.fromhex(entries[i]["signing_share"]), "big")
+              for i in (1, 2, 3)}
+    check(all(pub_of(shares[i]).hex() == group["verifying_shares"][str(i)] for i in (1, 2, 3)),
+          "secp256k1: each verifying share is its share times G (python3-cryptography)")
+    ok = True
+    for a, b in itertools.combinations((1, 2, 3), 2):
+        s = lagrange_secret({a: shares[a], b: shares[b]}, N_K1)
+        ok &= pub_of(s) == gpk
+    check(ok, "secp256k1: any 2 shares reconstruct the secret of the group key")
+    kp = os.path.join(TMP, "k1keys.json")
+    fd = os.open(kp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, plain[2])
+    os.close(fd)
+    keys = list_keys(kp, pb)
+    check(len(keys) == 1 and keys[0].algorithm == pb.FROST_SECP256K1_SHA256 and
+          keys[0].public_key == gpk and keys[0].frost_identifier == 2 and
+          serialization.load_der_public_key(keys[0].public_key_der).public_bytes(
+              serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint) == gpk,
+          "secp256k1: loads in sign-service; ListKeys shows the group key and a DER SPKI "
+          "python3-cryptography reads", keys)
 
 
 try:
