@@ -14,7 +14,8 @@
  * - Every element that comes from outside (commitments, verifying shares, group key) is checked
  *   here: canonical encoding, on the curve, in the prime-order subgroup, not the identity (nor
  *   any small-order point). Every scalar from outside (signature shares, signing shares) must be
- *   canonical (< L). Callers need not pre-validate; they pass the bytes they received.
+ *   canonical (below the group order). Callers need not pre-validate; they pass the bytes they
+ *   received. Element lengths: ns_frost_element_len (32 or 33); scalars are always 32 bytes.
  * - Commitment lists must be in strictly ascending identifier order (RFC 9591 section 4.3); use
  *   ns_frost_commitments_sort first if the order is not known. Equal identifiers are reported as
  *   duplicates, not as an order problem. 1 <= identifier <= group max_signers; at least
@@ -28,12 +29,13 @@
  *   aggregates; a bad share fails with NS_E_AUTH, the message names the participant and
  *   *bad_identifier holds it. The final signature is verified too before it is returned.
  * - Error messages never contain secrets; they name the participant / list index at fault.
- * - Thread-safe: no global state except libsodium's (sodium_init, called by ns_frost_init).
+ * - Thread-safe: the only global state is libsodium's (sodium_init) and the one randomised
+ *   libsecp256k1 context shared with ecdsa.c, both set up once by ns_frost_init.
  * - The coordinator path (group, verify_share, aggregate, verify) never allocates secret
  *   memory and never handles a secret.
  *
  * Identifiers are the integers 1..max_signers (the trusted dealer's, RFC 9591 appendix C),
- * serialized as scalars (little-endian for Ed25519).
+ * serialized as scalars (little-endian for Ed25519, big-endian for secp256k1).
  */
 #ifndef NS_FROST_H
 #define NS_FROST_H
