@@ -90,22 +90,6 @@ typedef struct {
     ns_frost_suite suite;
 } kg_options;
 
-static int id_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > NS_FROST_ID_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static int parse_options(kg_options *o, int argc, char **argv)
 {
     enum { O_ID = 256, O_ALLOW, O_FORMAT, O_SUITE };
@@ -156,7 +140,7 @@ static int parse_options(kg_options *o, int argc, char **argv)
             if (o->nallow == KG_ALLOW_MAX) {
                 return ns_cli_usage_error("more than %d --allow options", KG_ALLOW_MAX);
             }
-            if (!id_ok(optarg)) {
+            if (!ns_frost_id_valid(optarg)) {
                 return ns_cli_usage_error("--allow %.64s: a client id is 1-64 characters of "
                                           "A-Z a-z 0-9 . _ -",
                                           optarg);
@@ -195,7 +179,7 @@ static int parse_options(kg_options *o, int argc, char **argv)
                                   "per participant, in identifier order",
                                   o->nrec, o->n);
     }
-    if (!id_ok(o->id)) {
+    if (!ns_frost_id_valid(o->id)) {
         return ns_cli_usage_error("--id: 1-64 characters of A-Z a-z 0-9 . _ -");
     }
     if (format == NULL) {

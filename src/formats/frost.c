@@ -1328,7 +1328,7 @@ ns_err ns_frost_group_from_json(ns_frost_group *g, const struct cJSON *obj, cons
     return rc;
 }
 
-static int id_ok(const char *s)
+int ns_frost_id_valid(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > NS_FROST_ID_MAX) {
@@ -1366,7 +1366,7 @@ static ns_err group_file_members(const cJSON *root, ns_frost_group *g, char *id,
     ENSURE(cJSON_IsNumber(v) && v->valuedouble == 1.0, NS_E_UNSUPPORTED,
            "%s: \"version\" must be 1", where);
     const cJSON *idv = cJSON_GetObjectItemCaseSensitive(root, "id");
-    ENSURE(cJSON_IsString(idv) && id_ok(idv->valuestring), NS_E_PARSE,
+    ENSURE(cJSON_IsString(idv) && ns_frost_id_valid(idv->valuestring), NS_E_PARSE,
            "%s: \"id\" must be 1-%d characters of A-Z a-z 0-9 . _ -", where, NS_FROST_ID_MAX);
     memcpy(id, idv->valuestring, strlen(idv->valuestring) + 1);
     GUARD(ns_frost_group_from_json(g, root, where));
@@ -1444,7 +1444,7 @@ ns_err ns_frost_group_file_write(const ns_frost_group *g, const char *id,
     const suite_ops *o = NULL;
     GUARD(ops_of(g->suite, &o));
     size_t el = o->el;
-    ENSURE(id_ok(id), NS_E_USAGE, "frost group file: invalid key id");
+    ENSURE(ns_frost_id_valid(id), NS_E_USAGE, "frost group file: invalid key id");
     GUARD(ns_buf_printf(out, "{\"version\":1,\"id\":\"%s\",\"algorithm\":\"%s\",", id,
                         ns_frost_suite_name(g->suite)));
     GUARD(ns_buf_append_str(out, "\"group_public_key\":"));

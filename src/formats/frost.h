@@ -228,6 +228,8 @@ ns_err ns_frost_group_from_json(ns_frost_group *g, const struct cJSON *obj,
  * and every verifying share). id receives the key id (1-64 of [A-Za-z0-9._-]).
  */
 #define NS_FROST_ID_MAX 64
+/* A key id: 1-NS_FROST_ID_MAX characters of A-Z a-z 0-9 . _ - (the keys file's rule). */
+int ns_frost_id_valid(const char *s);
 #define NS_FROST_GROUP_FILE_MAX (256u * 1024)
 ns_err ns_frost_group_file_parse(ns_frost_group *g, char id[NS_FROST_ID_MAX + 1],
                                  const uint8_t *json, size_t len) NS_MUST_CHECK;

@@ -72,20 +72,11 @@ static void json_wipe(cJSON *root)
     }
 }
 
+/* Key and client ids: the rule frost.h's group file shares (NS_FROST_ID_MAX ==
+ * NS_SIGNKEY_ID_MAX). */
 static int id_valid(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > NS_SIGNKEY_ID_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
+    return ns_frost_id_valid(s);
 }
 
 /* Only the allowed member names, each at most once. */

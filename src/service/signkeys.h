@@ -49,7 +49,7 @@
 #include "frost.h"
 
 #define NS_SIGNKEYS_MAX 64
-#define NS_SIGNKEY_ID_MAX 64
+#define NS_SIGNKEY_ID_MAX NS_FROST_ID_MAX /* 64 */
 #define NS_SIGNKEYS_JSON_MAX (1024u * 1024)
 #define NS_SIGNKEY_PUB_MAX 65
 #define NS_SIGNKEY_SPKI_MAX 96

@@ -17,7 +17,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 
 import grpc
 from cryptography.hazmat.primitives import serialization
@@ -75,8 +74,17 @@ def ed25519_sign_raw(secret, pub, msg):
     return big_r + ((r + c * secret) % L).to_bytes(32, "little")
 
 
-def list_keys(keys_path, pb):
-    """Starts sign-service on keys_path, returns ListKeys' keys (or [] with the log shown)."""
+def write_keys(data, name):
+    path = os.path.join(TMP, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, data)
+    os.close(fd)
+    return path
+
+
+def service_keys(keys_path, pb, sign_id=None):
+    """Starts sign-service on keys_path; returns ListKeys' keys ([] with the log shown on a
+    failure) and, with sign_id, the status code of a Sign with that key."""
     port = free_port()
     log = open(keys_path + ".log", "w+")
     p = subprocess.Popen([NSIGN, "sign-service", "--plaintext", "--keys", keys_path, "--listen",
@@ -89,10 +97,21 @@ def list_keys(keys_path, pb):
         lk = ch.unary_unary("/nsign.v1.Signer/ListKeys",
                             request_serializer=pb.ListKeysRequest.SerializeToString,
                             response_deserializer=pb.ListKeysResponse.FromString)
-        return list(lk(pb.ListKeysRequest(), timeout=10).keys)
+        keys = list(lk(pb.ListKeysRequest(), timeout=10).keys)
+        code = None
+        if sign_id:
+            sg = ch.unary_unary("/nsign.v1.Signer/Sign",
+                                request_serializer=pb.SignRequest.SerializeToString,
+                                response_deserializer=pb.SignResponse.FromString)
+            try:
+                sg(pb.SignRequest(key_id=sign_id, message=b"x"), timeout=10)
+                code = grpc.StatusCode.OK
+            except grpc.RpcError as e:
+                code = e.code()
+        return keys, code
     except Exception as e:  # noqa: BLE001
         print("# sign-service: %r %s" % (e, open(log.name).read()))
-        return []
+        return [], None
     finally:
         ch.close()
         p.kill()
@@ -193,54 +212,17 @@ def main():
                     "nsign.proto"], check=True)
     sys.path.insert(0, TMP)
     import nsign_pb2 as pb
+    vsh = hashlib.sha256(b"".join(bytes.fromhex(group["verifying_shares"][str(j)])
+                                  for j in (1, 2, 3))).digest()
     for i in (1, 3):
-        kp = os.path.join(TMP, "keys%d.json" % i)
-        fd = os.open(kp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.write(fd, plain[i])
-        os.close(fd)
-        port = free_port()
-        log = open(os.path.join(TMP, "svc%d.log" % i), "w+")
-        p = subprocess.Popen([NSIGN, "sign-service", "--plaintext", "--keys", kp, "--listen",
-                              "tcp:127.0.0.1:%d" % port, "--threads", "1"],
-                             stdout=subprocess.DEVNULL, stderr=log)
-        procs.append(p)
-        t0 = time.time()
-        while time.time() - t0 < 15 and p.poll() is None:
-            if "serving addr=" in open(log.name).read():
-                break
-            time.sleep(0.05)
-        ch = grpc.insecure_channel("127.0.0.1:%d" % port)
-        try:
-            grpc.channel_ready_future(ch).result(timeout=10)
-            lk = ch.unary_unary("/nsign.v1.Signer/ListKeys",
-                                request_serializer=pb.ListKeysRequest.SerializeToString,
-                                response_deserializer=pb.ListKeysResponse.FromString)
-            keys = lk(pb.ListKeysRequest(), timeout=10).keys
-            vsh = hashlib.sha256(b"".join(bytes.fromhex(group["verifying_shares"][str(j)])
-                                          for j in (1, 2, 3))).digest()
-            check(len(keys) == 1 and keys[0].key_id == "treasury" and
-                  keys[0].algorithm == pb.FROST_ED25519_SHA512 and keys[0].public_key == gpk and
-                  keys[0].frost_identifier == i and keys[0].frost_min_signers == 2 and
-                  keys[0].frost_max_signers == 3 and
-                  keys[0].frost_verifying_shares_sha256 == vsh,
-                  "participant %d's file loads in sign-service: ListKeys shows the group key, "
-                  "identifier, T, N and the verifying shares' digest" % i, keys)
-            sg = ch.unary_unary("/nsign.v1.Signer/Sign",
-                                request_serializer=pb.SignRequest.SerializeToString,
-                                response_deserializer=pb.SignResponse.FromString)
-            try:
-                sg(pb.SignRequest(key_id="treasury", message=b"x"), timeout=10)
-                code = grpc.StatusCode.OK
-            except grpc.RpcError as e:
-                code = e.code()
-            check(code == grpc.StatusCode.INVALID_ARGUMENT, "Sign refuses a FROST share", code)
-        except Exception as e:  # noqa: BLE001
-            check(False, "sign-service with participant %d's file" % i,
-                  "%r\n%s" % (e, open(log.name).read()))
-        finally:
-            ch.close()
-            p.kill()
-            p.wait(timeout=10)
+        keys, code = service_keys(write_keys(plain[i], "keys%d.json" % i), pb, sign_id="treasury")
+        check(len(keys) == 1 and keys[0].key_id == "treasury" and
+              keys[0].algorithm == pb.FROST_ED25519_SHA512 and keys[0].public_key == gpk and
+              keys[0].frost_identifier == i and keys[0].frost_min_signers == 2 and
+              keys[0].frost_max_signers == 3 and keys[0].frost_verifying_shares_sha256 == vsh,
+              "participant %d's file loads in sign-service: ListKeys shows the group key, "
+              "identifier, T, N and the verifying shares' digest" % i, keys)
+        check(code == grpc.StatusCode.INVALID_ARGUMENT, "Sign refuses a FROST share", code)
 
     # --- --allow: the entry alone, with its allow list ---
     out2 = os.path.join(TMP, "out2")
@@ -309,11 +291,7 @@ def secp256k1(ids, recips, pb):
         s = lagrange_secret({a: shares[a], b: shares[b]}, N_K1)
         ok &= pub_of(s) == gpk
     check(ok, "secp256k1: any 2 shares reconstruct the secret of the group key")
-    kp = os.path.join(TMP, "k1keys.json")
-    fd = os.open(kp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, plain[2])
-    os.close(fd)
-    keys = list_keys(kp, pb)
+    keys, _ = service_keys(write_keys(plain[2], "k1keys.json"), pb)
     check(len(keys) == 1 and keys[0].algorithm == pb.FROST_SECP256K1_SHA256 and
           keys[0].public_key == gpk and keys[0].frost_identifier == 2 and
           serialization.load_der_public_key(keys[0].public_key_der).public_bytes(
