@@ -569,31 +569,54 @@ static int scalar_is_zero(const uint8_t s[SL])
 
 /* ---------------------------------------------------------------- groups and keys */
 
-/* lambda_i(x) = prod_{j != i} (x - x_j) / (x_i - x_j) over ids[0..n) (public values). */
-static void lagrange_at(const suite_ops *o, uint8_t out[SL], const uint16_t *ids, size_t n,
-                        size_t i, unsigned x)
+/* lambda_i(x) = prod_{j != i} (x - x_j) / (x_i - x_j) for every i of ids[0..n) (public
+ * values), with one inversion for all (Montgomery's batch trick). -1 when out of memory. */
+static int lagrange_all(const suite_ops *o, uint8_t (*lam)[SL], const uint16_t *ids, size_t n,
+                        unsigned x)
 {
-    uint8_t num[SL], den[SL], t[SL], xi[SL], xj[SL], xs[SL], inv[SL];
-    o->id_scalar(num, 1);
-    o->id_scalar(den, 1);
-    o->id_scalar(xi, ids[i]);
+    uint8_t(*den)[SL] = malloc(2 * (n ? n : 1) * SL);
+    if (den == NULL) {
+        return -1;
+    }
+    uint8_t(*pre)[SL] = den + n; /* pre[i] = den[0] * ... * den[i] */
+    uint8_t t[SL], xi[SL], xj[SL], xs[SL], inv[SL];
     o->id_scalar(xs, x);
-    for (size_t j = 0; j < n; j++) {
-        if (j == i) {
-            continue;
+    for (size_t i = 0; i < n; i++) {
+        o->id_scalar(lam[i], 1); /* the numerator first */
+        o->id_scalar(den[i], 1);
+        o->id_scalar(xi, ids[i]);
+        for (size_t j = 0; j < n; j++) {
+            if (j == i) {
+                continue;
+            }
+            o->id_scalar(xj, ids[j]);
+            o->sub(t, xs, xj);
+            o->mul(lam[i], lam[i], t);
+            o->sub(t, xi, xj);
+            o->mul(den[i], den[i], t);
         }
-        o->id_scalar(xj, ids[j]);
-        o->sub(t, xs, xj);
-        o->mul(num, num, t);
-        o->sub(t, xi, xj);
-        o->mul(den, den, t);
+        if (i == 0) {
+            memcpy(pre[0], den[0], SL);
+        } else {
+            o->mul(pre[i], pre[i - 1], den[i]);
+        }
     }
-    /* den != 0: the identifiers are distinct (checked by every caller) */
-    if (o->inv(inv, den) != 0) {
-        memset(out, 0, SL);
-        return;
+    /* the identifiers are distinct (checked by every caller), so no den is zero */
+    if (n == 0 || o->inv(inv, pre[n - 1]) != 0) {
+        free(den);
+        return -1;
     }
-    o->mul(out, num, inv);
+    for (size_t i = n; i-- > 0;) {
+        if (i > 0) {
+            o->mul(t, inv, pre[i - 1]); /* 1 / den[i] */
+            o->mul(inv, inv, den[i]);
+        } else {
+            memcpy(t, inv, SL);
+        }
+        o->mul(lam[i], lam[i], t);
+    }
+    free(den);
+    return 0;
 }
 
 /* sum_i k_i * P_i (public; zero scalars skipped); -1 when the sum is the identity. */
@@ -643,10 +666,9 @@ static ns_err group_consistent(const suite_ops *o, const ns_frost_group *g)
     ns_err rc = NS_OK;
     for (unsigned x = 0; x <= n && rc == NS_OK; x = x == 0 ? t + 1 : x + 1) {
         uint8_t want[EM];
-        for (unsigned i = 0; i < t; i++) {
-            lagrange_at(o, lam[i], ids, t, i, x);
-        }
-        if (multi_mult(o, want, (const uint8_t(*)[SL])lam, pts, t) != 0) {
+        if (lagrange_all(o, lam, ids, t, x) != 0) {
+            rc = ns_fail(NS_E_NOMEM, "frost group: out of memory");
+        } else if (multi_mult(o, want, (const uint8_t(*)[SL])lam, pts, t) != 0) {
             rc = ns_fail(NS_E_PARSE, "frost group: verifying shares interpolate to the identity");
         } else if (x == 0 && memcmp(want, g->group_public_key, o->el) != 0) {
             rc = ns_fail(NS_E_PARSE,
@@ -827,6 +849,7 @@ typedef struct {
     size_t n;
     uint16_t ids[NS_FROST_SIGNERS_MAX];
     uint8_t (*rho)[SL];           /* binding factor of list[i] */
+    uint8_t (*lam)[SL];           /* Lagrange coefficient of list[i] at 0 */
     uint8_t (*comm)[EM];          /* D_i + rho_i * E_i */
     uint8_t group_commitment[EM]; /* R */
     uint8_t challenge[SL];        /* c */
@@ -835,13 +858,16 @@ typedef struct {
 static void session_free(session *s)
 {
     free(s->rho);
+    free(s->lam);
     free(s->comm);
     s->rho = NULL;
+    s->lam = NULL;
     s->comm = NULL;
 }
 
+/* own: the index of the caller's own commitment (already known valid), or n */
 static ns_err list_check(const suite_ops *o, const ns_frost_group *g,
-                         const ns_frost_commitment *list, size_t n)
+                         const ns_frost_commitment *list, size_t n, size_t own)
 {
     ENSURE(n >= g->min_signers, NS_E_USAGE,
            "commitment list has %zu participants, fewer than min_signers %u", n, g->min_signers);
@@ -858,36 +884,41 @@ static ns_err list_check(const suite_ops *o, const ns_frost_group *g,
                    "commitment list: identifiers not in ascending order (%u after %u)", id,
                    list[i - 1].identifier);
         }
-        ENSURE(o->element_ok(list[i].hiding), NS_E_USAGE,
+        ENSURE(i == own || o->element_ok(list[i].hiding), NS_E_USAGE,
                "commitment list: hiding commitment of identifier %u is not a valid point "
                "(identity, small order, non-canonical or off the curve)",
                id);
-        ENSURE(o->element_ok(list[i].binding), NS_E_USAGE,
-               "commitment list: binding commitment of identifier %u is not a valid point "
-               "(identity, small order, non-canonical or off the curve)",
-               id);
+        /* the binding commitment is checked by the scalar multiplication in session_init (the
+         * same checks: validating it here too would double the cost) */
     }
     return NS_OK;
 }
 
-/* Sections 4.3 (encoding), 4.4 (binding factors), 4.5 (group commitment), 4.6 (challenge). */
+/*
+ * Sections 4.3 (encoding), 4.4 (binding factors), 4.5 (group commitment), 4.6 (challenge).
+ * own (a participant's round-one secret, whose commitment is list[own_idx]) or NULL: the own
+ * commitment is not validated again and its rho * E is computed as (rho * e) * G, in constant
+ * time, which is cheaper than a variable-base multiplication.
+ */
 static ns_err session_init(session *s, const ns_frost_group *g, const uint8_t *msg, size_t msg_len,
-                           const ns_frost_commitment *list, size_t n)
+                           const ns_frost_commitment *list, size_t n, const ns_frost_nonces *own,
+                           size_t own_idx)
 {
     const suite_ops *o = NULL;
     memset(s, 0, sizeof *s);
     GUARD(ops_of(g->suite, &o));
     s->o = o;
     ENSURE(msg != NULL || msg_len == 0, NS_E_USAGE, "frost: no message");
-    GUARD(list_check(o, g, list, n));
+    GUARD(list_check(o, g, list, n, own ? own_idx : n));
     size_t el = o->el, rec = SL + 2 * el;
     s->n = n;
     s->rho = malloc(n * sizeof *s->rho);
+    s->lam = malloc(n * sizeof *s->lam);
     s->comm = malloc(n * sizeof *s->comm);
     uint8_t *enc = malloc(n * rec);
     const uint8_t **ptrs = malloc(n * sizeof *ptrs);
     ns_err rc = NS_OK;
-    if (s->rho == NULL || s->comm == NULL || enc == NULL || ptrs == NULL) {
+    if (s->rho == NULL || s->lam == NULL || s->comm == NULL || enc == NULL || ptrs == NULL) {
         rc = ns_fail(NS_E_NOMEM, "frost: out of memory");
         goto out;
     }
@@ -907,7 +938,23 @@ static ns_err session_init(session *s, const ns_frost_group *g, const uint8_t *m
         s->ids[i] = list[i].identifier;
         o->hash_scalar(s->rho[i], H1_RHO, parts, 4);
         const uint8_t *two[2] = {list[i].hiding, be};
-        if (o->mult(be, s->rho[i], list[i].binding) != 0 || o->sum(s->comm[i], two, 2) != 0) {
+        int bad;
+        if (own != NULL && i == own_idx) {
+            uint8_t re[SL];
+            o->mul(re, s->rho[i], own->binding);
+            bad = o->base(be, re) != 0;
+            ns_wipe(re, sizeof re);
+        } else {
+            bad = o->mult(be, s->rho[i], list[i].binding) != 0;
+        }
+        if (bad) {
+            rc = ns_fail(NS_E_USAGE,
+                         "commitment list: binding commitment of identifier %u is not a valid "
+                         "point (identity, small order, non-canonical or off the curve)",
+                         list[i].identifier);
+            goto out;
+        }
+        if (o->sum(s->comm[i], two, 2) != 0) {
             rc = ns_fail(NS_E_USAGE, "commitment list: the commitment of identifier %u is unusable",
                          list[i].identifier);
             goto out;
@@ -920,6 +967,9 @@ static ns_err session_init(session *s, const ns_frost_group *g, const uint8_t *m
     }
     const part pc[3] = {{s->group_commitment, el}, {g->group_public_key, el}, {msg, msg_len}};
     o->hash_scalar(s->challenge, H2_CHAL, pc, 3);
+    if (lagrange_all(o, s->lam, s->ids, n, 0) != 0) {
+        rc = ns_fail(NS_E_NOMEM, "frost: out of memory");
+    }
 out:
     free(enc);
     free(ptrs);
@@ -937,7 +987,7 @@ ns_err ns_frost_sign(const ns_frost_key *k, ns_frost_nonces *nonces, const uint8
     memset(out, 0, sizeof *out);
     ns_err rc = NS_OK;
     session s = {0};
-    uint8_t lam[SL], t[SL], z[SL];
+    uint8_t t[SL], z[SL];
     if (!nonces->live) {
         ns_wipe(nonces, sizeof *nonces);
         BAIL(NS_E_EXPIRED, "frost: these nonces were already used or never generated");
@@ -946,10 +996,13 @@ ns_err ns_frost_sign(const ns_frost_key *k, ns_frost_nonces *nonces, const uint8
         rc = ns_fail(NS_E_USAGE, "frost: key package has no signing share");
         goto out;
     }
-    GUARD_GOTO(session_init(&s, &k->group, msg, msg_len, list, n), rc, out);
-    const suite_ops *o = s.o;
+    if (nonces->commitment.identifier != k->identifier) {
+        rc = ns_fail(NS_E_USAGE, "frost: these nonces are identifier %u's, not this key's (%u)",
+                     nonces->commitment.identifier, k->identifier);
+        goto out;
+    }
     size_t me = n;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && me == n; i++) {
         if (list[i].identifier == k->identifier) {
             me = i;
         }
@@ -961,17 +1014,19 @@ ns_err ns_frost_sign(const ns_frost_key *k, ns_frost_nonces *nonces, const uint8
                      k->identifier);
         goto out;
     }
-    if (memcmp(list[me].hiding, nonces->commitment.hiding, o->el) != 0 ||
-        memcmp(list[me].binding, nonces->commitment.binding, o->el) != 0) {
+    size_t el = ns_frost_element_len(k->group.suite);
+    if (memcmp(list[me].hiding, nonces->commitment.hiding, el) != 0 ||
+        memcmp(list[me].binding, nonces->commitment.binding, el) != 0) {
         rc = ns_fail(NS_E_AUTH,
                      "commitment list: the commitment of identifier %u is not the one this "
                      "participant issued",
                      k->identifier);
         goto out;
     }
-    lagrange_at(o, lam, s.ids, n, me, 0);
+    GUARD_GOTO(session_init(&s, &k->group, msg, msg_len, list, n, nonces, me), rc, out);
+    const suite_ops *o = s.o;
     /* z = d + e * rho + lambda * s * c */
-    o->mul(t, lam, k->signing_share);
+    o->mul(t, s.lam[me], k->signing_share);
     o->mul(t, t, s.challenge);
     o->mul(z, nonces->binding, s.rho[me]);
     o->add(z, z, t);
@@ -998,10 +1053,9 @@ static ns_err share_check(const ns_frost_group *g, const session *s, size_t i,
            share->identifier, id);
     ENSURE(o->scalar_ok(share->z), NS_E_AUTH,
            "signature share of participant %u is not a canonical scalar", id);
-    uint8_t lam[SL], cl[SL], lhs[EM], rhs[EM], t[EM];
+    uint8_t cl[SL], lhs[EM], rhs[EM], t[EM];
     const uint8_t *two[2] = {s->comm[i], t};
-    lagrange_at(o, lam, s->ids, s->n, i, 0);
-    o->mul(cl, s->challenge, lam);
+    o->mul(cl, s->challenge, s->lam[i]);
     int ok = o->base(lhs, share->z) == 0 && o->mult(t, cl, g->verifying_shares[id - 1]) == 0 &&
              o->sum(rhs, two, 2) == 0 && memcmp(lhs, rhs, o->el) == 0;
     ENSURE(ok, NS_E_AUTH,
@@ -1013,7 +1067,7 @@ ns_err ns_frost_verify_share(const ns_frost_group *g, const uint8_t *msg, size_t
                              const ns_frost_commitment *list, size_t n, const ns_frost_share *share)
 {
     session s;
-    GUARD(session_init(&s, g, msg, msg_len, list, n));
+    GUARD(session_init(&s, g, msg, msg_len, list, n, NULL, 0));
     size_t i = 0;
     while (i < n && list[i].identifier != share->identifier) {
         i++;
@@ -1034,7 +1088,7 @@ ns_err ns_frost_aggregate(const ns_frost_group *g, const uint8_t *msg, size_t ms
         *bad_identifier = 0;
     }
     session s;
-    GUARD(session_init(&s, g, msg, msg_len, list, n));
+    GUARD(session_init(&s, g, msg, msg_len, list, n, NULL, 0));
     const suite_ops *o = s.o;
     ns_err rc = NS_OK;
     uint8_t z[SL] = {0};
