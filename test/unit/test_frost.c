@@ -366,6 +366,15 @@ static void negative(void)
         CHECK_ERR(ns_frost_sign(&f->k[0], &f->n[0], msg, sizeof msg, m, 2, &s), NS_E_AUTH,
                   "own commitment altered refused");
     }
+    /* round-one secrets of another participant */
+    FRESH(0);
+    FRESH(1);
+    {
+        ns_frost_commitment l[2] = {f->c[0], f->c[1]};
+        CHECK_ERR(ns_frost_sign(&f->k[0], &f->n[1], msg, sizeof msg, l, 2, &s), NS_E_USAGE,
+                  "participant 2's nonces refused by participant 1's key");
+        CHECK(!f->n[1].live, "... and consumed");
+    }
     /* identifier out of range */
     FRESH(0);
     {
