@@ -331,7 +331,7 @@ static void test_payload(void)
 #define R1 "age195d4fzxtjz6fcqsumetp2s2qkwkza3h65993tncqwgkyvcrt4pcs9texe2"
 #define R2 "age1e0en8jl5mgf3ghgqn2vh78v4l66y6094r4emkfytdhjwcasjlp3qydf6m7"
 
-/* The encryptor, checked by the decryptor (the age CLI decrypts it in test/it/test_age.py and
+/* The encryptor, checked by nsign's decryptor (Debian's age decrypts its output in
  * test/it/test_frost_keygen.py). */
 static void test_encrypt(void)
 {
