@@ -1,7 +1,8 @@
 """nsign frost-keygen against real peers: Debian's `age` decrypts every participant's file (and
 so does nsign's own age-decrypt), each decrypted file loads in sign-service (ListKeys over
 grpcio reports the group key as FROST_ED25519_SHA512 with the participant's identifier, T and
-N; Sign refuses a share), the group file's verifying shares are each share times the base point
+N; Sign refuses a share; Attest's user_data, through a software NSM, is the keys commitment
+recomputed from the group file and the identifier), the group file's verifying shares are each share times the base point
 (system libsodium through ctypes, not nsign's code), any T shares reconstruct the secret of the
 group key (Lagrange interpolation in plain Python, mod L) and that secret makes an RFC 8032
 signature python3-cryptography verifies under the group key, while fewer than T shares do
@@ -14,10 +15,13 @@ import json
 import os
 import shutil
 import stat
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 
+import cbor2
 import grpc
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -82,14 +86,71 @@ def write_keys(data, name):
     return path
 
 
-def service_keys(keys_path, pb, sign_id=None):
+class FakeNsm:
+    """A software NSM on a unix socket (sign-service's NSM_DEVICE=unix:PATH): answers every
+    Attestation request with a fixed document and keeps the requests (their user_data)."""
+
+    def __init__(self):
+        self.path = os.path.join(TMP, "nsm.sock")
+        self.seen = []
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(self.path)
+        self.sock.listen(4)
+        self.sock.settimeout(0.2)
+        self.stop = threading.Event()
+        self.th = threading.Thread(target=self.serve, daemon=True)
+        self.th.start()
+
+    def serve(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            c.settimeout(10)
+            data = b""
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                data += d
+            try:
+                self.seen.append(cbor2.loads(data))
+            except Exception:  # noqa: BLE001
+                self.seen.append(None)
+            c.sendall(cbor2.dumps({"Attestation": {"document": b"\x84fake"}}))
+            c.close()
+
+    def close(self):
+        self.stop.set()
+        self.th.join(timeout=5)
+        self.sock.close()
+
+
+def commitment(entries):
+    """README / docs/frost-keys.md: the "nsign-keys-v1" commitment over FROST records, computed
+    from the public parts only: (id, alg, gpk, identifier, T, N, verifying shares)."""
+    h = hashlib.sha256(b"nsign-keys-v1\n")
+    for kid, alg, gpk, ident, t, n, vs in sorted(entries):
+        rec = (gpk + ident.to_bytes(2, "big") + t.to_bytes(2, "big") + n.to_bytes(2, "big") +
+               hashlib.sha256(b"".join(vs)).digest())
+        h.update(bytes([len(kid)]) + kid.encode() + bytes([len(alg)]) + alg.encode() +
+                 bytes([len(rec)]) + rec)
+    return h.digest()
+
+
+def service_keys(keys_path, pb, sign_id=None, nsm=None):
     """Starts sign-service on keys_path; returns ListKeys' keys ([] with the log shown on a
-    failure) and, with sign_id, the status code of a Sign with that key."""
+    failure) and, with sign_id, the status code of a Sign with that key, or with nsm (a FakeNsm)
+    Attest's user_data."""
     port = free_port()
     log = open(keys_path + ".log", "w+")
+    env = dict(os.environ)
+    if nsm:
+        env["NSM_DEVICE"] = "unix:" + nsm.path
     p = subprocess.Popen([NSIGN, "sign-service", "--plaintext", "--keys", keys_path, "--listen",
                           "tcp:127.0.0.1:%d" % port, "--threads", "1"],
-                         stdout=subprocess.DEVNULL, stderr=log)
+                         stdout=subprocess.DEVNULL, stderr=log, env=env)
     procs.append(p)
     ch = grpc.insecure_channel("127.0.0.1:%d" % port)
     try:
@@ -108,6 +169,11 @@ def service_keys(keys_path, pb, sign_id=None):
                 code = grpc.StatusCode.OK
             except grpc.RpcError as e:
                 code = e.code()
+        if nsm:
+            at = ch.unary_unary("/nsign.v1.Signer/Attest",
+                                request_serializer=pb.AttestRequest.SerializeToString,
+                                response_deserializer=pb.AttestResponse.FromString)
+            code = at(pb.AttestRequest(nonce=b"n" * 32), timeout=15).user_data
         return keys, code
     except Exception as e:  # noqa: BLE001
         print("# sign-service: %r %s" % (e, open(log.name).read()))
@@ -223,6 +289,19 @@ def main():
               "participant %d's file loads in sign-service: ListKeys shows the group key, "
               "identifier, T, N and the verifying shares' digest" % i, keys)
         check(code == grpc.StatusCode.INVALID_ARGUMENT, "Sign refuses a FROST share", code)
+    nsm = FakeNsm()
+    try:
+        vs = [bytes.fromhex(group["verifying_shares"][str(j)]) for j in (1, 2, 3)]
+        _, ud = service_keys(write_keys(plain[3], "keys3a.json"), pb, nsm=nsm)
+        want = commitment([("treasury", "frost-ed25519-sha512", gpk, 3, 2, 3, vs)])
+        sent = nsm.seen[-1]["Attestation"]["user_data"] if nsm.seen else None
+        check(ud == want and sent == want,
+              "Attest: user_data (to the NSM and in the answer) is the keys commitment over the "
+              "FROST entry, recomputed from the group file and the identifier", (ud, want))
+        other = commitment([("treasury", "frost-ed25519-sha512", gpk, 1, 2, 3, vs)])
+        check(ud != other, "... and it names the participant (identifier 1 would differ)")
+    finally:
+        nsm.close()
 
     # --- --allow: the entry alone, with its allow list ---
     out2 = os.path.join(TMP, "out2")
