@@ -1,12 +1,13 @@
 """nsign frost-keygen against real peers: Debian's `age` decrypts every participant's file (and
-so does nsign's own age-decrypt), each decrypted file loads in sign-service (ListKeys over
-grpcio reports the group key as FROST_ED25519_SHA512 with the participant's identifier, T and
-N; Sign refuses a share; Attest's user_data, through a software NSM, is the keys commitment
-recomputed from the group file and the identifier), the group file's verifying shares are each share times the base point
-(system libsodium through ctypes, not nsign's code), any T shares reconstruct the secret of the
-group key (Lagrange interpolation in plain Python, mod L) and that secret makes an RFC 8032
-signature python3-cryptography verifies under the group key, while fewer than T shares do
-not. Refusals: T > N, T < 2, a bad recipient, a recipient count that is not N, --allow with
+so does nsign's own age-decrypt); each decrypted file loads in sign-service (ListKeys over grpcio
+reports the group key as FROST_ED25519_SHA512 with the participant's identifier, T and N; Sign
+refuses a share; Attest's user_data, through a software NSM, is the keys commitment recomputed
+from the group file and the identifier); the group file's verifying shares are each share times
+the base point (system libsodium through ctypes, not nsign's code); any T shares reconstruct the
+secret of the group key (Lagrange interpolation in plain Python, mod L) and that secret makes an
+RFC 8032 signature python3-cryptography verifies under the group key, while fewer than T shares
+do not. The same for --ciphersuite frost-secp256k1-sha256 with python3-cryptography's curve.
+Refusals: T > N, T < 2, a bad recipient, a recipient count that is not N, --allow with
 --format keys, an existing output file (never overwritten)."""
 import ctypes
 import hashlib
