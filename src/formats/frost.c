@@ -865,9 +865,8 @@ static void session_free(session *s)
     s->comm = NULL;
 }
 
-/* own: the index of the caller's own commitment (already known valid), or n */
-static ns_err list_check(const suite_ops *o, const ns_frost_group *g,
-                         const ns_frost_commitment *list, size_t n, size_t own)
+/* Counts and identifiers: the cheap checks, made before anything else. */
+static ns_err list_shape(const ns_frost_group *g, const ns_frost_commitment *list, size_t n)
 {
     ENSURE(n >= g->min_signers, NS_E_USAGE,
            "commitment list has %zu participants, fewer than min_signers %u", n, g->min_signers);
@@ -884,10 +883,20 @@ static ns_err list_check(const suite_ops *o, const ns_frost_group *g,
                    "commitment list: identifiers not in ascending order (%u after %u)", id,
                    list[i - 1].identifier);
         }
+    }
+    return NS_OK;
+}
+
+/* own: the index of the caller's own commitment (already known valid), or n */
+static ns_err list_check(const suite_ops *o, const ns_frost_group *g,
+                         const ns_frost_commitment *list, size_t n, size_t own)
+{
+    GUARD(list_shape(g, list, n));
+    for (size_t i = 0; i < n; i++) {
         ENSURE(i == own || o->element_ok(list[i].hiding), NS_E_USAGE,
                "commitment list: hiding commitment of identifier %u is not a valid point "
                "(identity, small order, non-canonical or off the curve)",
-               id);
+               list[i].identifier);
         /* the binding commitment is checked by the scalar multiplication in session_init (the
          * same checks: validating it here too would double the cost) */
     }
@@ -996,6 +1005,7 @@ ns_err ns_frost_sign(const ns_frost_key *k, ns_frost_nonces *nonces, const uint8
         rc = ns_fail(NS_E_USAGE, "frost: key package has no signing share");
         goto out;
     }
+    GUARD_GOTO(list_shape(&k->group, list, n), rc, out);
     if (nonces->commitment.identifier != k->identifier) {
         rc = ns_fail(NS_E_USAGE, "frost: these nonces are identifier %u's, not this key's (%u)",
                      nonces->commitment.identifier, k->identifier);
