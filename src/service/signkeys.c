@@ -9,9 +9,11 @@
 
 #include <cJSON.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "audit.h"
+#include "buf.h"
 #include "codec.h"
 #include "ecdsa.h"
 #include "json.h"
@@ -24,6 +26,10 @@ static const uint8_t SPKI_ED25519[] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
 static const uint8_t SPKI_P256[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
                                     0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
                                     0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
+/* secp256k1 with a 33-byte compressed point (a FROST(secp256k1) group key) */
+static const uint8_t SPKI_K1_COMPRESSED[] = {0x30, 0x36, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86,
+                                             0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
+                                             0x81, 0x04, 0x00, 0x0a, 0x03, 0x22, 0x00};
 static const uint8_t SPKI_K1[] = {0x30, 0x56, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86,
                                   0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
                                   0x81, 0x04, 0x00, 0x0a, 0x03, 0x42, 0x00};
@@ -37,6 +43,10 @@ const char *ns_sign_alg_name(ns_sign_alg alg)
         return "ecdsa-p256";
     case NS_ALG_SECP256K1:
         return "ecdsa-secp256k1";
+    case NS_ALG_FROST_ED25519:
+        return "frost-ed25519-sha512";
+    case NS_ALG_FROST_SECP256K1:
+        return "frost-secp256k1-sha256";
     }
     return "unknown";
 }
@@ -63,20 +73,11 @@ static void json_wipe(cJSON *root)
     }
 }
 
+/* Key and client ids: the rule frost.h's group file shares (NS_FROST_ID_MAX ==
+ * NS_SIGNKEY_ID_MAX). */
 static int id_valid(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > NS_SIGNKEY_ID_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
+    return ns_frost_id_valid(s);
 }
 
 /* Only the allowed member names, each at most once. */
@@ -97,6 +98,61 @@ static ns_err members_check(const cJSON *obj, const char *const *allowed, size_t
     return NS_OK;
 }
 
+/* A FROST share entry (signkeys.h); k->id is set, where names the entry. */
+static ns_err load_frost(ns_signkey *k, const cJSON *ent, int version, const char *where)
+{
+    static const char *const allowed[] = {"id",
+                                          "algorithm",
+                                          "identifier",
+                                          "signing_share",
+                                          "group_public_key",
+                                          "verifying_shares",
+                                          "min_signers",
+                                          "max_signers",
+                                          "allow"};
+    GUARD(members_check(ent, allowed, version >= 2 ? 9 : 8, where));
+    ns_frost_group g;
+    GUARD(ns_frost_group_from_json(&g, ent, where));
+    const cJSON *idn = cJSON_GetObjectItemCaseSensitive(ent, "identifier");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(ent, "signing_share");
+    ns_err rc = NS_OK;
+    uint8_t share[NS_FROST_SCALAR_LEN];
+    size_t n = 0;
+    if (!(cJSON_IsNumber(idn) && idn->valuedouble >= 1 && idn->valuedouble <= g.max_signers &&
+          idn->valuedouble == (double)(unsigned)idn->valuedouble)) {
+        rc = ns_fail(NS_E_PARSE, "%s: \"identifier\" must be an integer 1..%u (max_signers)", where,
+                     g.max_signers);
+    } else if (!cJSON_IsString(sh) || strlen(sh->valuestring) != 2 * NS_FROST_SCALAR_LEN ||
+               ns_hex_decode(share, sizeof share, &n, sh->valuestring, 2 * NS_FROST_SCALAR_LEN) !=
+                   NS_OK ||
+               n != NS_FROST_SCALAR_LEN) {
+        rc = ns_fail(NS_E_PARSE, "%s: \"signing_share\" must be %d hex digits (a scalar)", where,
+                     2 * NS_FROST_SCALAR_LEN);
+    }
+    if (rc == NS_OK) {
+        k->frost = calloc(1, sizeof *k->frost);
+        if (k->frost == NULL) {
+            rc = ns_fail(NS_E_NOMEM, "%s: out of memory", where);
+        }
+    }
+    if (rc == NS_OK) {
+        rc = ns_frost_key_init(k->frost, &g, (unsigned)idn->valuedouble, share);
+        if (rc != NS_OK) {
+            free(k->frost);
+            k->frost = NULL;
+            rc = ns_fail_ctx(rc, "%s", where);
+        }
+    }
+    ns_wipe(share, sizeof share);
+    if (rc == NS_OK) {
+        k->alg = g.suite == NS_FROST_ED25519_SHA512 ? NS_ALG_FROST_ED25519 : NS_ALG_FROST_SECP256K1;
+        k->pub_len = ns_frost_element_len(g.suite);
+        memcpy(k->pub, g.group_public_key, k->pub_len);
+    }
+    ns_frost_group_free(&g);
+    return rc;
+}
+
 static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx, int version)
 {
     static const char *const allowed[] = {"id", "algorithm", "private_key", "allow"};
@@ -109,8 +165,14 @@ static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx, int versio
     }
     ENSURE(version >= 2 || !cJSON_HasObjectItem(ent, "allow"), NS_E_PARSE,
            "%s: \"allow\" needs \"version\": 2 and a \"clients\" list", where);
-    GUARD(members_check(ent, allowed, version >= 2 ? 4 : 3, where));
     const cJSON *alg = cJSON_GetObjectItemCaseSensitive(ent, "algorithm");
+    if (cJSON_IsString(alg) && strncmp(alg->valuestring, "frost-", 6) == 0) {
+        ENSURE(cJSON_IsString(id) && id_valid(id->valuestring), NS_E_PARSE,
+               "%s: id must be 1-%d characters of A-Z a-z 0-9 . _ -", where, NS_SIGNKEY_ID_MAX);
+        memcpy(k->id, id->valuestring, strlen(id->valuestring) + 1);
+        return load_frost(k, ent, version, where);
+    }
+    GUARD(members_check(ent, allowed, version >= 2 ? 4 : 3, where));
     const cJSON *pk = cJSON_GetObjectItemCaseSensitive(ent, "private_key");
     ENSURE(cJSON_IsString(id), NS_E_PARSE, "%s: \"id\" must be a string", where);
     ENSURE(id_valid(id->valuestring), NS_E_PARSE,
@@ -160,8 +222,9 @@ static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx, int versio
         return NS_OK;
     }
     BAIL(NS_E_PARSE,
-         "%s: unknown algorithm \"%.32s\" (expected ed25519, ecdsa-p256 or ecdsa-secp256k1)", where,
-         a);
+         "%s: unknown algorithm \"%.32s\" (expected ed25519, ecdsa-p256, ecdsa-secp256k1, "
+         "frost-ed25519-sha512 or frost-secp256k1-sha256)",
+         where, a);
 }
 
 static int client_index(const ns_signkeys *ks, const char *id)
@@ -297,6 +360,27 @@ static void clients_by_id(const ns_signkeys *ks, size_t order[NS_SIGNKEYS_CLIENT
 }
 
 /* The key set, policy and keys commitments of signkeys.h. */
+size_t ns_signkey_commitment_pub(const ns_signkey *key, uint8_t out[NS_SIGNKEY_COMMIT_PUB_MAX])
+{
+    if (key->frost == NULL) {
+        memcpy(out, key->pub, key->pub_len);
+        return key->pub_len;
+    }
+    const ns_frost_group *g = &key->frost->group;
+    size_t el = ns_frost_element_len(g->suite);
+    crypto_hash_sha256_state st;
+    memcpy(out, g->group_public_key, el);
+    ns_put_be16(out + el, key->frost->identifier);
+    ns_put_be16(out + el + 2, g->min_signers);
+    ns_put_be16(out + el + 4, g->max_signers);
+    crypto_hash_sha256_init(&st);
+    for (unsigned i = 0; i < g->max_signers; i++) {
+        crypto_hash_sha256_update(&st, g->verifying_shares[i], el);
+    }
+    crypto_hash_sha256_final(&st, out + el + 6);
+    return el + 38;
+}
+
 static void commit(ns_signkeys *ks)
 {
     crypto_hash_sha256_state st;
@@ -306,8 +390,10 @@ static void commit(ns_signkeys *ks)
         const ns_signkey *k = &ks->keys[i];
         put_str(&st, k->id);
         put_str(&st, ns_sign_alg_name(k->alg));
-        put8(&st, k->pub_len);
-        crypto_hash_sha256_update(&st, k->pub, k->pub_len);
+        uint8_t pub[NS_SIGNKEY_COMMIT_PUB_MAX];
+        size_t pl = ns_signkey_commitment_pub(k, pub);
+        put8(&st, pl);
+        crypto_hash_sha256_update(&st, pub, pl);
     }
     crypto_hash_sha256_final(&st, ks->key_set_commitment);
 
@@ -459,6 +545,12 @@ ns_err ns_signkeys_load(ns_signkeys **out, const uint8_t *json, size_t len)
 void ns_signkeys_free(ns_signkeys *k)
 {
     if (k) {
+        for (size_t i = 0; i < NS_SIGNKEYS_MAX; i++) {
+            if (k->keys[i].frost) {
+                ns_frost_key_free(k->keys[i].frost);
+                free(k->keys[i].frost);
+            }
+        }
         ns_secret_free(k, sizeof *k);
     }
 }
@@ -533,12 +625,20 @@ ns_err ns_signkeys_check_floor(const ns_signkeys *k, const ns_signkeys_floor *f)
 
 ns_err ns_signkey_spki(const ns_signkey *key, uint8_t *out, size_t cap, size_t *len)
 {
-    const uint8_t *pre = key->alg == NS_ALG_ED25519 ? SPKI_ED25519
-                         : key->alg == NS_ALG_P256  ? SPKI_P256
-                                                    : SPKI_K1;
-    size_t plen = key->alg == NS_ALG_ED25519 ? sizeof SPKI_ED25519
-                  : key->alg == NS_ALG_P256  ? sizeof SPKI_P256
-                                             : sizeof SPKI_K1;
+    /* a FROST(Ed25519) group key is an ordinary Ed25519 public key; a FROST(secp256k1) one a
+     * compressed secp256k1 point */
+    const uint8_t *pre = SPKI_K1;
+    size_t plen = sizeof SPKI_K1;
+    if (key->alg == NS_ALG_ED25519 || key->alg == NS_ALG_FROST_ED25519) {
+        pre = SPKI_ED25519;
+        plen = sizeof SPKI_ED25519;
+    } else if (key->alg == NS_ALG_P256) {
+        pre = SPKI_P256;
+        plen = sizeof SPKI_P256;
+    } else if (key->alg == NS_ALG_FROST_SECP256K1) {
+        pre = SPKI_K1_COMPRESSED;
+        plen = sizeof SPKI_K1_COMPRESSED;
+    }
     ENSURE(plen + key->pub_len <= cap, NS_E_TOO_BIG, "spki: output buffer too small");
     memcpy(out, pre, plen);
     memcpy(out + plen, key->pub, key->pub_len);
@@ -550,6 +650,10 @@ ns_err ns_signkey_sign(const ns_signkey *key, const uint8_t *msg, size_t msg_len
                        const uint8_t *digest, size_t digest_len, ns_signature *out)
 {
     memset(out, 0, sizeof *out);
+    ENSURE(key->frost == NULL, NS_E_USAGE,
+           "key \"%s\" is one share of a FROST threshold key: it signs only as a participant "
+           "(FrostCommit/FrostSign; nsign frost-sign)",
+           key->id);
     if (key->alg == NS_ALG_ED25519) {
         ENSURE(has_msg && digest == NULL, NS_E_USAGE,
                "key \"%s\" is ed25519: send the message itself (Ed25519 does not sign digests)",
