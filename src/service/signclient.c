@@ -219,6 +219,190 @@ ns_err ns_signclient_sign(ns_signclient *c, const char *key_id, const uint8_t *m
     return e;
 }
 
+/* --- FROST --- */
+
+typedef struct {
+    uint8_t *shares; /* max_signers * element_len, identifier 1 first */
+    size_t cap, el, count;
+    int bad;
+} vshares_acc;
+
+static bool dec_vshare(pb_istream_t *is, const pb_field_t *f, void **arg)
+{
+    (void)f;
+    vshares_acc *a = *arg;
+    nsign_v1_FrostVerifyingShare v = nsign_v1_FrostVerifyingShare_init_zero;
+    if (!pb_decode(is, nsign_v1_FrostVerifyingShare_fields, &v)) {
+        return false;
+    }
+    /* In order, 1..N, each of the suite's element length. */
+    if (v.identifier != a->count + 1 || a->count >= NS_FROST_SIGNERS_MAX ||
+        (a->el != 0 && v.verifying_share.size != a->el)) {
+        a->bad = 1;
+        return true;
+    }
+    a->el = v.verifying_share.size;
+    if ((a->count + 1) * a->el > a->cap) {
+        size_t ncap = a->cap ? a->cap * 2 : 64 * a->el;
+        uint8_t *n = realloc(a->shares, ncap);
+        if (n == NULL) {
+            return false;
+        }
+        a->shares = n;
+        a->cap = ncap;
+    }
+    memcpy(a->shares + a->count * a->el, v.verifying_share.bytes, a->el);
+    a->count++;
+    return true;
+}
+
+ns_err ns_signclient_frost_commit(ns_signclient *c, const char *key_id, unsigned count,
+                                  ns_signclient_frost_batch *out)
+{
+    ENSURE(c->attested, NS_E_DENIED,
+           "%s: not attested: nothing is sent to sign before the attestation verified", c->server);
+    ENSURE(strlen(key_id) < 65, NS_E_USAGE, "key id of %zu characters (max 64)", strlen(key_id));
+    ENSURE(count >= 1 && count <= NS_SIGNCLIENT_FROST_BATCH_MAX, NS_E_USAGE,
+           "FrostCommit count must be 1..%d", NS_SIGNCLIENT_FROST_BATCH_MAX);
+    memset(out, 0, sizeof *out);
+    nsign_v1_FrostCommitRequest q = nsign_v1_FrostCommitRequest_init_zero;
+    snprintf(q.key_id, sizeof q.key_id, "%s", key_id);
+    q.count = count;
+    uint8_t req[96];
+    pb_ostream_t os = pb_ostream_from_buffer(req, sizeof req);
+    ENSURE(pb_encode(&os, nsign_v1_FrostCommitRequest_fields, &q), NS_E_INTERNAL,
+           "cannot encode FrostCommitRequest");
+    static __thread nsign_v1_FrostCommitResponse r;
+    memset(&r, 0, sizeof r);
+    vshares_acc acc = {0};
+    r.group.verifying_shares.funcs.decode = dec_vshare;
+    r.group.verifying_shares.arg = &acc;
+    ns_buf resp;
+    ns_buf_init(&resp, RESP_MAX);
+    ns_err e = call_ok(c, "/nsign.v1.Signer/FrostCommit", req, os.bytes_written, &resp);
+    int remote = e != NS_OK; /* call_ok's messages name the server already */
+    if (e == NS_OK) {
+        pb_istream_t is = pb_istream_from_buffer(resp.data, resp.len);
+        if (!pb_decode(&is, nsign_v1_FrostCommitResponse_fields, &r)) {
+            e = ns_fail(NS_E_PROTO, "%s: the FrostCommit answer does not decode (%s)", c->server,
+                        PB_GET_ERROR(&is));
+        }
+    }
+    ns_frost_suite suite = NS_FROST_ED25519_SHA512;
+    if (e == NS_OK && (!r.has_group || acc.bad || acc.count != r.group.max_signers ||
+                       r.commitments_count != count || r.identifier == 0 ||
+                       r.identifier > r.group.max_signers)) {
+        e = ns_fail(NS_E_PROTO,
+                    "%s: the FrostCommit answer is incomplete (group, verifying shares 1..N, "
+                    "identifier or %u commitments)",
+                    c->server, count);
+    }
+    if (e == NS_OK) {
+        e = ns_frost_suite_parse(r.group.algorithm, &suite);
+    }
+    size_t el = ns_frost_element_len(suite);
+    if (e == NS_OK && (r.group.group_public_key.size != el || acc.el != el)) {
+        e = ns_fail(NS_E_PROTO, "%s: FrostCommit: points of the wrong size for %s", c->server,
+                    r.group.algorithm);
+    }
+    if (e == NS_OK) {
+        e = ns_frost_group_init(&out->group, suite, r.group.min_signers, r.group.max_signers,
+                                r.group.group_public_key.bytes, acc.shares);
+    }
+    for (pb_size_t i = 0; e == NS_OK && i < r.commitments_count; i++) {
+        const nsign_v1_FrostCommitment *m = &r.commitments[i];
+        ns_signclient_frost_commitment *o = &out->c[i];
+        if (m->commitment_id.size != sizeof o->id || m->hiding_commitment.size != el ||
+            m->binding_commitment.size != el) {
+            e = ns_fail(NS_E_PROTO, "%s: FrostCommit: commitment %u is malformed", c->server,
+                        (unsigned)i);
+            break;
+        }
+        memcpy(o->id, m->commitment_id.bytes, sizeof o->id);
+        o->commitment.identifier = (uint16_t)r.identifier;
+        memcpy(o->commitment.hiding, m->hiding_commitment.bytes, el);
+        memcpy(o->commitment.binding, m->binding_commitment.bytes, el);
+        out->n = i + 1;
+    }
+    if (e == NS_OK) {
+        out->identifier = (uint16_t)r.identifier;
+        out->expires_in_ms = r.expires_in_ms;
+    } else {
+        ns_frost_group_free(&out->group);
+        out->n = 0;
+        if (!remote && e != NS_E_PROTO) {
+            e = ns_fail_ctx(e, "%s: FrostCommit", c->server);
+        }
+    }
+    free(acc.shares);
+    ns_buf_free(&resp);
+    return e;
+}
+
+ns_err ns_signclient_frost_sign(ns_signclient *c, ns_frost_suite suite, const char *key_id,
+                                const uint8_t id[16], const uint8_t *msg, size_t msg_len,
+                                const ns_frost_commitment *list, size_t n, ns_frost_share *out)
+{
+    ENSURE(c->attested, NS_E_DENIED,
+           "%s: not attested: nothing is sent to sign before the attestation verified", c->server);
+    ENSURE(strlen(key_id) < 65, NS_E_USAGE, "key id of %zu characters (max 64)", strlen(key_id));
+    memset(out, 0, sizeof *out);
+    ns_buf req, resp;
+    ns_buf_init(&req, SIGN_REQ_MAX + n * 96);
+    ns_buf_init(&resp, RESP_MAX);
+    /* FrostSignRequest by hand (the message is not copied twice): key_id (1), commitment_id
+     * (2), message (3), then each signing commitment (4). */
+    ns_err e = NS_OK;
+    uint8_t head[160];
+    pb_ostream_t os = pb_ostream_from_buffer(head, sizeof head);
+    bool ok = pb_encode_tag(&os, PB_WT_STRING, 1) &&
+              pb_encode_string(&os, (const pb_byte_t *)key_id, strlen(key_id)) &&
+              pb_encode_tag(&os, PB_WT_STRING, 2) && pb_encode_string(&os, id, 16) &&
+              pb_encode_tag(&os, PB_WT_STRING, 3) && pb_encode_varint(&os, msg_len);
+    if (!ok || ns_buf_append(&req, head, os.bytes_written) != NS_OK ||
+        ns_buf_append(&req, msg, msg_len) != NS_OK) {
+        e = ns_fail(NS_E_TOO_BIG, "the message is too large for one FrostSign request");
+    }
+    for (size_t i = 0; e == NS_OK && i < n; i++) {
+        nsign_v1_FrostSigningCommitment m = nsign_v1_FrostSigningCommitment_init_zero;
+        size_t el = ns_frost_element_len(suite);
+        m.identifier = list[i].identifier;
+        memcpy(m.hiding.bytes, list[i].hiding, el);
+        m.hiding.size = (pb_size_t)el;
+        memcpy(m.binding.bytes, list[i].binding, el);
+        m.binding.size = (pb_size_t)el;
+        os = pb_ostream_from_buffer(head, sizeof head);
+        if (!pb_encode_tag(&os, PB_WT_STRING, 4) ||
+            !pb_encode_submessage(&os, nsign_v1_FrostSigningCommitment_fields, &m) ||
+            ns_buf_append(&req, head, os.bytes_written) != NS_OK) {
+            e = ns_fail(NS_E_TOO_BIG, "the signing set is too large for one FrostSign request");
+        }
+    }
+    if (e == NS_OK) {
+        e = call_ok(c, "/nsign.v1.Signer/FrostSign", req.data, req.len, &resp);
+    }
+    if (e == NS_OK) {
+        nsign_v1_FrostSignResponse r = nsign_v1_FrostSignResponse_init_zero;
+        pb_istream_t is = pb_istream_from_buffer(resp.data, resp.len);
+        if (!pb_decode(&is, nsign_v1_FrostSignResponse_fields, &r) ||
+            r.signature_share.size != NS_FROST_SCALAR_LEN || r.identifier == 0 ||
+            r.identifier > NS_FROST_SIGNERS_MAX) {
+            e = ns_fail(NS_E_PROTO, "%s: the FrostSign answer does not decode", c->server);
+        } else {
+            out->identifier = (uint16_t)r.identifier;
+            memcpy(out->z, r.signature_share.bytes, NS_FROST_SCALAR_LEN);
+        }
+    }
+    ns_buf_free(&req);
+    ns_buf_free(&resp);
+    return e;
+}
+
+const char *ns_signclient_server(const ns_signclient *c)
+{
+    return c->server;
+}
+
 void ns_signclient_close(ns_signclient *c)
 {
     if (c) {

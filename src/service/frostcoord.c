@@ -1,0 +1,396 @@
+/*
+ * frostcoord: see frostcoord.h. The engine keeps, per participant, the rest of its last batch
+ * of commitments (public values only) and its identifier; the group is a deep copy of the first
+ * participant's, compared byte for byte with every other's.
+ */
+#include "frostcoord.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "iox.h"
+#include "json.h"
+#include "secret.h"
+
+#define EXPIRY_MARGIN_MS 5000 /* a batch is dropped this long before the signer expires it */
+
+/* --- remote signers --- */
+
+static ns_err remote_commit(void *arg, const char *key_id, unsigned count,
+                            ns_signclient_frost_batch *out)
+{
+    return ns_signclient_frost_commit(arg, key_id, count, out);
+}
+
+static ns_err remote_sign(void *arg, ns_frost_suite suite, const char *key_id,
+                          const uint8_t id[16], const uint8_t *msg, size_t msg_len,
+                          const ns_frost_commitment *list, size_t n, ns_frost_share *out)
+{
+    return ns_signclient_frost_sign(arg, suite, key_id, id, msg, msg_len, list, n, out);
+}
+
+void ns_frostcoord_remote(ns_frostcoord_party *p, ns_signclient *c)
+{
+    *p = (ns_frostcoord_party){.name = ns_signclient_server(c),
+                               .arg = c,
+                               .commit = remote_commit,
+                               .sign = remote_sign};
+}
+
+/* --- the caller's own share --- */
+
+struct ns_frostcoord_local {
+    ns_frost_key key;
+    ns_frost_nonces *nonces; /* NS_SIGNCLIENT_FROST_BATCH_MAX slots, secret memory */
+    char id[NS_FROST_ID_MAX + 1];
+    const char *name;
+};
+
+static ns_err local_parse(ns_frostcoord_local *l, const cJSON *o, const char *key_id)
+{
+    static const char *const allowed[] = {"id",          "algorithm",        "identifier",
+                                          "signing_share", "group_public_key", "verifying_shares",
+                                          "min_signers", "max_signers",      "allow"};
+    const char *where = "--local-share";
+    ENSURE(cJSON_IsObject(o), NS_E_PARSE, "%s: expected one keys-file entry (a JSON object)",
+           where);
+    for (const cJSON *m = o->child; m; m = m->next) {
+        size_t i = 0;
+        while (i < sizeof allowed / sizeof *allowed && strcmp(m->string, allowed[i]) != 0) {
+            i++;
+        }
+        ENSURE(i < sizeof allowed / sizeof *allowed, NS_E_PARSE, "%s: unknown member \"%.40s\"",
+               where, m->string);
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+    ENSURE(cJSON_IsString(id) && strlen(id->valuestring) >= 1 &&
+               strlen(id->valuestring) <= NS_FROST_ID_MAX,
+           NS_E_PARSE, "%s: \"id\" must be the key id (1-%d characters)", where, NS_FROST_ID_MAX);
+    ENSURE(key_id == NULL || strcmp(key_id, id->valuestring) == 0, NS_E_USAGE,
+           "%s: the entry is key \"%.64s\", not --key %s", where, id->valuestring, key_id);
+    snprintf(l->id, sizeof l->id, "%s", id->valuestring);
+    ns_frost_group g = {0};
+    GUARD(ns_frost_group_from_json(&g, o, where));
+    const cJSON *ident = cJSON_GetObjectItemCaseSensitive(o, "identifier");
+    const cJSON *share = cJSON_GetObjectItemCaseSensitive(o, "signing_share");
+    ns_err e = NS_OK;
+    if (!cJSON_IsNumber(ident) || ident->valuedouble < 1 ||
+        ident->valuedouble > NS_FROST_SIGNERS_MAX ||
+        ident->valuedouble != (double)(unsigned)ident->valuedouble) {
+        e = ns_fail(NS_E_PARSE, "%s: \"identifier\" must be an integer 1..max_signers", where);
+    }
+    uint8_t *s = ns_secret_alloc(NS_FROST_SCALAR_LEN);
+    size_t n = 0;
+    if (e == NS_OK && s == NULL) {
+        e = ns_fail(NS_E_NOMEM, "cannot allocate locked memory for the local share");
+    }
+    if (e == NS_OK &&
+        (!cJSON_IsString(share) || strlen(share->valuestring) != 2 * NS_FROST_SCALAR_LEN ||
+         ns_hex_decode(s, NS_FROST_SCALAR_LEN, &n, share->valuestring,
+                       2 * NS_FROST_SCALAR_LEN) != NS_OK ||
+         n != NS_FROST_SCALAR_LEN)) {
+        e = ns_fail(NS_E_PARSE, "%s: \"signing_share\" must be 64 hex digits (a scalar)", where);
+    }
+    if (e == NS_OK) {
+        e = ns_frost_key_init(&l->key, &g, (unsigned)ident->valuedouble, s);
+        if (e != NS_OK) {
+            e = ns_fail_ctx(e, "%s", where);
+        }
+    }
+    if (s != NULL) {
+        ns_secret_free(s, NS_FROST_SCALAR_LEN);
+    }
+    ns_frost_group_free(&g);
+    return e;
+}
+
+/* Wipes the strings of a flat-ish JSON object (the share, and everything else alike). */
+static void wipe_strings(cJSON *o)
+{
+    for (cJSON *m = o ? o->child : NULL; m; m = m->next) {
+        if (m->valuestring) {
+            ns_wipe(m->valuestring, strlen(m->valuestring));
+        }
+        for (cJSON *c = m->child; c; c = c->next) {
+            if (c->valuestring) {
+                ns_wipe(c->valuestring, strlen(c->valuestring));
+            }
+        }
+    }
+}
+
+ns_err ns_frostcoord_local_new(ns_frostcoord_local **out, const uint8_t *json, size_t len,
+                               const char *key_id, const char *name)
+{
+    *out = NULL;
+    GUARD(ns_frost_init());
+    ENSURE(len <= 256u * 1024, NS_E_TOO_BIG, "--local-share: %zu bytes, at most 256 KiB", len);
+    ns_err v = ns_json_validate(json, len);
+    if (v != NS_OK) {
+        return ns_fail_ctx(v, "--local-share");
+    }
+    cJSON *o = cJSON_ParseWithLength((const char *)json, len);
+    ENSURE(o != NULL, NS_E_PARSE, "--local-share: not valid JSON");
+    ns_frostcoord_local *l = calloc(1, sizeof *l);
+    ns_err e = l != NULL ? NS_OK : ns_fail(NS_E_NOMEM, "out of memory");
+    if (e == NS_OK) {
+        l->name = name;
+        l->nonces = ns_secret_alloc(NS_SIGNCLIENT_FROST_BATCH_MAX * sizeof *l->nonces);
+        e = l->nonces != NULL ? NS_OK
+                              : ns_fail(NS_E_NOMEM, "cannot allocate locked memory for nonces");
+    }
+    if (e == NS_OK) {
+        memset(l->nonces, 0, NS_SIGNCLIENT_FROST_BATCH_MAX * sizeof *l->nonces);
+        e = local_parse(l, o, key_id);
+    }
+    wipe_strings(o);
+    cJSON_Delete(o);
+    if (e != NS_OK) {
+        ns_frostcoord_local_free(l);
+        return e;
+    }
+    *out = l;
+    return NS_OK;
+}
+
+void ns_frostcoord_local_free(ns_frostcoord_local *l)
+{
+    if (l == NULL) {
+        return;
+    }
+    ns_frost_key_free(&l->key);
+    if (l->nonces != NULL) {
+        ns_secret_free(l->nonces, NS_SIGNCLIENT_FROST_BATCH_MAX * sizeof *l->nonces);
+    }
+    free(l);
+}
+
+static ns_err local_commit(void *arg, const char *key_id, unsigned count,
+                           ns_signclient_frost_batch *out)
+{
+    ns_frostcoord_local *l = arg;
+    ENSURE(strcmp(key_id, l->id) == 0, NS_E_NOT_FOUND, "%s: the share is for key \"%s\"",
+           l->name, l->id);
+    ENSURE(count >= 1 && count <= NS_SIGNCLIENT_FROST_BATCH_MAX, NS_E_USAGE, "bad count");
+    memset(out, 0, sizeof *out);
+    GUARD(ns_frost_group_copy(&out->group, &l->key.group));
+    out->identifier = l->key.identifier;
+    out->expires_in_ms = 24u * 3600 * 1000;
+    /* Slot i of the local store is id i: a new batch replaces (wipes) the previous one. */
+    for (unsigned i = 0; i < count; i++) {
+        ns_wipe(&l->nonces[i], sizeof l->nonces[i]);
+        ns_err e = ns_frost_commit(&l->key, &l->nonces[i]);
+        if (e != NS_OK) {
+            ns_frost_group_free(&out->group);
+            return e;
+        }
+        memset(out->c[i].id, 0, sizeof out->c[i].id);
+        ns_put_be32(out->c[i].id, i);
+        out->c[i].commitment = l->nonces[i].commitment;
+        out->n = i + 1;
+    }
+    return NS_OK;
+}
+
+static ns_err local_sign(void *arg, ns_frost_suite suite, const char *key_id,
+                         const uint8_t id[16], const uint8_t *msg, size_t msg_len,
+                         const ns_frost_commitment *list, size_t n, ns_frost_share *out)
+{
+    (void)suite;
+    ns_frostcoord_local *l = arg;
+    uint32_t i = (uint32_t)id[0] << 24 | (uint32_t)id[1] << 16 | (uint32_t)id[2] << 8 | id[3];
+    ENSURE(strcmp(key_id, l->id) == 0 && i < NS_SIGNCLIENT_FROST_BATCH_MAX, NS_E_NOT_FOUND,
+           "%s: unknown commitment", l->name);
+    return ns_frost_sign(&l->key, &l->nonces[i], msg, msg_len, list, n, out); /* wipes it */
+}
+
+void ns_frostcoord_local_party(ns_frostcoord_party *p, ns_frostcoord_local *l)
+{
+    *p = (ns_frostcoord_party){
+        .name = l->name, .arg = l, .commit = local_commit, .sign = local_sign};
+}
+
+/* --- the engine --- */
+
+typedef struct {
+    ns_signclient_frost_batch b;
+    size_t next;         /* the next unused commitment of b */
+    int64_t deadline_ms; /* drop what is left of b after this */
+} queue;
+
+struct ns_frostcoord {
+    char key_id[NS_FROST_ID_MAX + 1];
+    const ns_frostcoord_party *parties;
+    size_t n;
+    unsigned batch;
+    ns_frost_group group;
+    queue *q;                  /* n */
+    ns_frost_commitment *list; /* n, sorted by identifier */
+    ns_frost_share *shares;    /* n, in list order */
+};
+
+static int group_equal(const ns_frost_group *a, const ns_frost_group *b)
+{
+    size_t el = ns_frost_element_len(a->suite);
+    if (a->suite != b->suite || a->min_signers != b->min_signers ||
+        a->max_signers != b->max_signers || memcmp(a->group_public_key, b->group_public_key, el)) {
+        return 0;
+    }
+    for (unsigned i = 0; i < a->max_signers; i++) {
+        if (memcmp(a->verifying_shares[i], b->verifying_shares[i], el) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static ns_err refill(ns_frostcoord *co, size_t i)
+{
+    queue *q = &co->q[i];
+    const ns_frostcoord_party *p = &co->parties[i];
+    ns_frost_group_free(&q->b.group);
+    memset(q, 0, sizeof *q);
+    int64_t t0 = ns_now_ms();
+    GUARD(p->commit(p->arg, co->key_id, co->batch, &q->b));
+    q->deadline_ms = t0 + (int64_t)q->b.expires_in_ms - EXPIRY_MARGIN_MS;
+    q->next = 0;
+    ENSURE(q->b.n > 0, NS_E_PROTO, "%s: FrostCommit returned no commitment", p->name);
+    return NS_OK;
+}
+
+ns_err ns_frostcoord_new(ns_frostcoord **out, const char *key_id,
+                         const ns_frostcoord_party *parties, size_t n, unsigned batch,
+                         const ns_frost_group *pin)
+{
+    *out = NULL;
+    GUARD(ns_frost_init());
+    ENSURE(n >= 1 && n <= NS_FROST_SIGNERS_MAX, NS_E_USAGE, "%zu participants", n);
+    ENSURE(batch >= 1 && batch <= NS_SIGNCLIENT_FROST_BATCH_MAX, NS_E_USAGE,
+           "batch must be 1..%d", NS_SIGNCLIENT_FROST_BATCH_MAX);
+    ENSURE(strlen(key_id) >= 1 && strlen(key_id) <= NS_FROST_ID_MAX, NS_E_USAGE,
+           "key id of %zu characters (1-%d)", strlen(key_id), NS_FROST_ID_MAX);
+    ns_frostcoord *co = calloc(1, sizeof *co);
+    ENSURE(co != NULL, NS_E_NOMEM, "out of memory");
+    snprintf(co->key_id, sizeof co->key_id, "%s", key_id);
+    co->parties = parties;
+    co->n = n;
+    co->batch = batch;
+    co->q = calloc(n, sizeof *co->q);
+    co->list = calloc(n, sizeof *co->list);
+    co->shares = calloc(n, sizeof *co->shares);
+    ns_err e = co->q && co->list && co->shares ? NS_OK : ns_fail(NS_E_NOMEM, "out of memory");
+    for (size_t i = 0; e == NS_OK && i < n; i++) {
+        e = refill(co, i);
+        if (e != NS_OK) {
+            break;
+        }
+        const ns_frost_group *g = &co->q[i].b.group;
+        if (i == 0) {
+            e = ns_frost_group_copy(&co->group, pin != NULL ? pin : g);
+        }
+        if (e == NS_OK && !group_equal(&co->group, g)) {
+            e = ns_fail(NS_E_AUTH,
+                        "%s reports another group for key \"%s\" than %s (group key, threshold "
+                        "or verifying shares differ): not the same threshold key",
+                        parties[i].name, key_id, pin != NULL ? "--group" : parties[0].name);
+        }
+        for (size_t j = 0; e == NS_OK && j < i; j++) {
+            if (co->q[j].b.identifier == co->q[i].b.identifier) {
+                e = ns_fail(NS_E_USAGE, "%s and %s are the same participant (identifier %u)",
+                            parties[j].name, parties[i].name, co->q[i].b.identifier);
+            }
+        }
+    }
+    if (e == NS_OK && n < co->group.min_signers) {
+        e = ns_fail(NS_E_USAGE,
+                    "key \"%s\" needs %u signers (a %u-of-%u key), %zu given: add --signer",
+                    key_id, co->group.min_signers, co->group.min_signers, co->group.max_signers,
+                    n);
+    }
+    if (e == NS_OK && n > co->group.max_signers) {
+        e = ns_fail(NS_E_USAGE, "%zu signers for a key of %u participants", n,
+                    co->group.max_signers);
+    }
+    if (e != NS_OK) {
+        ns_frostcoord_free(co);
+        return e;
+    }
+    *out = co;
+    return NS_OK;
+}
+
+const ns_frost_group *ns_frostcoord_group(const ns_frostcoord *co)
+{
+    return &co->group;
+}
+
+static size_t party_of(const ns_frostcoord *co, uint16_t identifier)
+{
+    for (size_t i = 0; i < co->n; i++) {
+        if (co->q[i].b.identifier == identifier) {
+            return i;
+        }
+    }
+    return co->n;
+}
+
+ns_err ns_frostcoord_sign(ns_frostcoord *co, const uint8_t *msg, size_t msg_len,
+                          uint8_t sig[NS_FROST_SIG_MAX], size_t *sig_len)
+{
+    /* Round one: the next commitment of each participant. */
+    const uint8_t *ids[NS_FROST_SIGNERS_MAX];
+    int64_t now = ns_now_ms();
+    for (size_t i = 0; i < co->n; i++) {
+        queue *q = &co->q[i];
+        if (q->next >= q->b.n || now > q->deadline_ms) {
+            GUARD(refill(co, i));
+        }
+        co->list[i] = q->b.c[q->next].commitment;
+        ids[i] = q->b.c[q->next].id;
+        q->next++;
+    }
+    ns_frost_commitments_sort(co->list, co->n);
+    /* Round two: each participant's share, in list order. */
+    for (size_t k = 0; k < co->n; k++) {
+        size_t i = party_of(co, co->list[k].identifier);
+        ENSURE(i < co->n, NS_E_INTERNAL, "participant of identifier %u lost",
+               co->list[k].identifier);
+        const ns_frostcoord_party *p = &co->parties[i];
+        GUARD(p->sign(p->arg, co->group.suite, co->key_id, ids[i], msg, msg_len, co->list, co->n,
+                      &co->shares[k]));
+        ENSURE(co->shares[k].identifier == co->list[k].identifier, NS_E_AUTH,
+               "%s answered as identifier %u, but it is participant %u", p->name,
+               co->shares[k].identifier, co->list[k].identifier);
+    }
+    uint16_t bad = 0;
+    ns_err e = ns_frost_aggregate(&co->group, msg, msg_len, co->list, co->n, co->shares, sig,
+                                  sig_len, &bad);
+    if (e != NS_OK && bad != 0) {
+        size_t i = party_of(co, bad);
+        return ns_fail(NS_E_AUTH,
+                       "signer %s (identifier %u) sent a signature share that does not verify "
+                       "against its verifying share: it is faulty or compromised",
+                       i < co->n ? co->parties[i].name : "?", bad);
+    }
+    GUARD(e);
+    return ns_frost_verify(co->group.suite, co->group.group_public_key, msg, msg_len, sig,
+                           *sig_len);
+}
+
+void ns_frostcoord_free(ns_frostcoord *co)
+{
+    if (co == NULL) {
+        return;
+    }
+    for (size_t i = 0; co->q != NULL && i < co->n; i++) {
+        ns_frost_group_free(&co->q[i].b.group);
+    }
+    ns_frost_group_free(&co->group);
+    free(co->q);
+    free(co->list);
+    free(co->shares);
+    free(co);
+}
