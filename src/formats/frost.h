@@ -44,10 +44,10 @@
 #include "err.h"
 
 #define NS_FROST_SCALAR_LEN 32
-#define NS_FROST_ELEMENT_MAX 33 /* 32 for Ed25519, 33 (SEC1 compressed) for secp256k1 */
-#define NS_FROST_SIG_MAX 65     /* 64 for Ed25519 (R || z), 65 for secp256k1 */
-#define NS_FROST_RANDOM_LEN 32  /* round one: the random input of each nonce */
-#define NS_FROST_SIGNERS_MAX 1024
+#define NS_FROST_ELEMENT_MAX 33  /* 32 for Ed25519, 33 (SEC1 compressed) for secp256k1 */
+#define NS_FROST_SIG_MAX 65      /* 64 for Ed25519 (R || z), 65 for secp256k1 */
+#define NS_FROST_RANDOM_LEN 32   /* round one: the random input of each nonce */
+#define NS_FROST_SIGNERS_MAX 300 /* load-time group checks cost O(N * T) */
 
 typedef enum {
     NS_FROST_ED25519_SHA512 = 1,

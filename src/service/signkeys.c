@@ -9,8 +9,10 @@
 
 #include <cJSON.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "codec.h"
 #include "ecdsa.h"
 #include "json.h"
@@ -36,6 +38,8 @@ const char *ns_sign_alg_name(ns_sign_alg alg)
         return "ecdsa-p256";
     case NS_ALG_SECP256K1:
         return "ecdsa-secp256k1";
+    case NS_ALG_FROST_ED25519:
+        return "frost-ed25519-sha512";
     }
     return "unknown";
 }
@@ -96,6 +100,61 @@ static ns_err members_check(const cJSON *obj, const char *const *allowed, size_t
     return NS_OK;
 }
 
+/* A FROST share entry (signkeys.h); k->id is set, where names the entry. */
+static ns_err load_frost(ns_signkey *k, const cJSON *ent, int version, const char *where)
+{
+    static const char *const allowed[] = {"id",
+                                          "algorithm",
+                                          "identifier",
+                                          "signing_share",
+                                          "group_public_key",
+                                          "verifying_shares",
+                                          "min_signers",
+                                          "max_signers",
+                                          "allow"};
+    GUARD(members_check(ent, allowed, version >= 2 ? 9 : 8, where));
+    ns_frost_group g;
+    GUARD(ns_frost_group_from_json(&g, ent, where));
+    const cJSON *idn = cJSON_GetObjectItemCaseSensitive(ent, "identifier");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(ent, "signing_share");
+    ns_err rc = NS_OK;
+    uint8_t share[NS_FROST_SCALAR_LEN];
+    size_t n = 0;
+    if (!(cJSON_IsNumber(idn) && idn->valuedouble >= 1 && idn->valuedouble <= g.max_signers &&
+          idn->valuedouble == (double)(unsigned)idn->valuedouble)) {
+        rc = ns_fail(NS_E_PARSE, "%s: \"identifier\" must be an integer 1..%u (max_signers)", where,
+                     g.max_signers);
+    } else if (!cJSON_IsString(sh) || strlen(sh->valuestring) != 2 * NS_FROST_SCALAR_LEN ||
+               ns_hex_decode(share, sizeof share, &n, sh->valuestring, 2 * NS_FROST_SCALAR_LEN) !=
+                   NS_OK ||
+               n != NS_FROST_SCALAR_LEN) {
+        rc = ns_fail(NS_E_PARSE, "%s: \"signing_share\" must be %d hex digits (a scalar)", where,
+                     2 * NS_FROST_SCALAR_LEN);
+    }
+    if (rc == NS_OK) {
+        k->frost = calloc(1, sizeof *k->frost);
+        if (k->frost == NULL) {
+            rc = ns_fail(NS_E_NOMEM, "%s: out of memory", where);
+        }
+    }
+    if (rc == NS_OK) {
+        rc = ns_frost_key_init(k->frost, &g, (unsigned)idn->valuedouble, share);
+        if (rc != NS_OK) {
+            free(k->frost);
+            k->frost = NULL;
+            rc = ns_fail_ctx(rc, "%s", where);
+        }
+    }
+    ns_wipe(share, sizeof share);
+    if (rc == NS_OK) {
+        k->alg = NS_ALG_FROST_ED25519;
+        memcpy(k->pub, g.group_public_key, 32);
+        k->pub_len = 32;
+    }
+    ns_frost_group_free(&g);
+    return rc;
+}
+
 static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx, int version)
 {
     static const char *const allowed[] = {"id", "algorithm", "private_key", "allow"};
@@ -108,8 +167,14 @@ static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx, int versio
     }
     ENSURE(version >= 2 || !cJSON_HasObjectItem(ent, "allow"), NS_E_PARSE,
            "%s: \"allow\" needs \"version\": 2 and a \"clients\" list", where);
-    GUARD(members_check(ent, allowed, version >= 2 ? 4 : 3, where));
     const cJSON *alg = cJSON_GetObjectItemCaseSensitive(ent, "algorithm");
+    if (cJSON_IsString(alg) && strncmp(alg->valuestring, "frost-", 6) == 0) {
+        ENSURE(cJSON_IsString(id) && id_valid(id->valuestring), NS_E_PARSE,
+               "%s: id must be 1-%d characters of A-Z a-z 0-9 . _ -", where, NS_SIGNKEY_ID_MAX);
+        memcpy(k->id, id->valuestring, strlen(id->valuestring) + 1);
+        return load_frost(k, ent, version, where);
+    }
+    GUARD(members_check(ent, allowed, version >= 2 ? 4 : 3, where));
     const cJSON *pk = cJSON_GetObjectItemCaseSensitive(ent, "private_key");
     ENSURE(cJSON_IsString(id), NS_E_PARSE, "%s: \"id\" must be a string", where);
     ENSURE(id_valid(id->valuestring), NS_E_PARSE,
@@ -159,8 +224,9 @@ static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx, int versio
         return NS_OK;
     }
     BAIL(NS_E_PARSE,
-         "%s: unknown algorithm \"%.32s\" (expected ed25519, ecdsa-p256 or ecdsa-secp256k1)", where,
-         a);
+         "%s: unknown algorithm \"%.32s\" (expected ed25519, ecdsa-p256, ecdsa-secp256k1 or "
+         "frost-ed25519-sha512)",
+         where, a);
 }
 
 static int client_index(const ns_signkeys *ks, const char *id)
@@ -260,6 +326,27 @@ static ns_err load_allow(const ns_signkeys *ks, ns_signkey *k, const cJSON *ent,
     return NS_OK;
 }
 
+size_t ns_signkey_commitment_pub(const ns_signkey *key, uint8_t out[NS_SIGNKEY_COMMIT_PUB_MAX])
+{
+    if (key->frost == NULL) {
+        memcpy(out, key->pub, key->pub_len);
+        return key->pub_len;
+    }
+    const ns_frost_group *g = &key->frost->group;
+    size_t el = ns_frost_element_len(g->suite);
+    crypto_hash_sha256_state st;
+    memcpy(out, g->group_public_key, 32);
+    ns_put_be16(out + 32, key->frost->identifier);
+    ns_put_be16(out + 34, g->min_signers);
+    ns_put_be16(out + 36, g->max_signers);
+    crypto_hash_sha256_init(&st);
+    for (unsigned i = 0; i < g->max_signers; i++) {
+        crypto_hash_sha256_update(&st, g->verifying_shares[i], el);
+    }
+    crypto_hash_sha256_final(&st, out + 38);
+    return 70;
+}
+
 static void commit(ns_signkeys *ks)
 {
     crypto_hash_sha256_state st;
@@ -275,9 +362,10 @@ static void commit(ns_signkeys *ks)
         l = (uint8_t)strlen(an);
         crypto_hash_sha256_update(&st, &l, 1);
         crypto_hash_sha256_update(&st, (const uint8_t *)an, l);
-        l = (uint8_t)k->pub_len;
+        uint8_t pub[NS_SIGNKEY_COMMIT_PUB_MAX];
+        l = (uint8_t)ns_signkey_commitment_pub(k, pub);
         crypto_hash_sha256_update(&st, &l, 1);
-        crypto_hash_sha256_update(&st, k->pub, k->pub_len);
+        crypto_hash_sha256_update(&st, pub, l);
     }
     crypto_hash_sha256_final(&st, ks->commitment);
 }
@@ -378,6 +466,12 @@ ns_err ns_signkeys_load(ns_signkeys **out, const uint8_t *json, size_t len)
 void ns_signkeys_free(ns_signkeys *k)
 {
     if (k) {
+        for (size_t i = 0; i < NS_SIGNKEYS_MAX; i++) {
+            if (k->keys[i].frost) {
+                ns_frost_key_free(k->keys[i].frost);
+                free(k->keys[i].frost);
+            }
+        }
         ns_secret_free(k, sizeof *k);
     }
 }
@@ -430,12 +524,12 @@ const uint8_t *ns_signkeys_commitment(const ns_signkeys *k)
 
 ns_err ns_signkey_spki(const ns_signkey *key, uint8_t *out, size_t cap, size_t *len)
 {
-    const uint8_t *pre = key->alg == NS_ALG_ED25519 ? SPKI_ED25519
-                         : key->alg == NS_ALG_P256  ? SPKI_P256
-                                                    : SPKI_K1;
-    size_t plen = key->alg == NS_ALG_ED25519 ? sizeof SPKI_ED25519
-                  : key->alg == NS_ALG_P256  ? sizeof SPKI_P256
-                                             : sizeof SPKI_K1;
+    /* a FROST(Ed25519) group key is an ordinary Ed25519 public key */
+    int ed = key->alg == NS_ALG_ED25519 || key->alg == NS_ALG_FROST_ED25519;
+    const uint8_t *pre = ed ? SPKI_ED25519 : key->alg == NS_ALG_P256 ? SPKI_P256 : SPKI_K1;
+    size_t plen = ed                        ? sizeof SPKI_ED25519
+                  : key->alg == NS_ALG_P256 ? sizeof SPKI_P256
+                                            : sizeof SPKI_K1;
     ENSURE(plen + key->pub_len <= cap, NS_E_TOO_BIG, "spki: output buffer too small");
     memcpy(out, pre, plen);
     memcpy(out + plen, key->pub, key->pub_len);
@@ -447,6 +541,10 @@ ns_err ns_signkey_sign(const ns_signkey *key, const uint8_t *msg, size_t msg_len
                        const uint8_t *digest, size_t digest_len, ns_signature *out)
 {
     memset(out, 0, sizeof *out);
+    ENSURE(key->frost == NULL, NS_E_USAGE,
+           "key \"%s\" is one share of a FROST threshold key: it signs only as a participant "
+           "(FrostCommit/FrostSign; nsign frost-sign)",
+           key->id);
     if (key->alg == NS_ALG_ED25519) {
         ENSURE(has_msg && digest == NULL, NS_E_USAGE,
                "key \"%s\" is ed25519: send the message itself (Ed25519 does not sign digests)",

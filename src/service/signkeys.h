@@ -24,6 +24,17 @@
  * other members anywhere. Errors name the entry and the problem, never key material. The JSON
  * parser's own copies of the private key strings are wiped before they are freed.
  *
+ * FROST (RFC 9591) share, one participant of a threshold key (hex as RFC 9591's vectors write
+ * scalars and compressed points; "allow" only in version 2):
+ *   {"id":"treasury","algorithm":"frost-ed25519-sha512","identifier":1,
+ *    "signing_share":"<64 hex>","group_public_key":"<64 hex>",
+ *    "verifying_shares":{"1":"<64 hex>","2":...,"3":...},"min_signers":2,"max_signers":3,
+ *    "allow":[...]}
+ * Validated as frost.h's ns_frost_group_init and ns_frost_key_init: 2 <= min <= max, a verifying
+ * share for each identifier 1..max and nothing else, all consistent with the group key, the
+ * identifier in 1..max and signing_share * G equal to its verifying share. Such a key is
+ * reported with the group public key and never signs through ns_signkey_sign.
+ *
  * The loaded set is read-only and may be shared by any number of threads.
  */
 #ifndef NS_SIGNKEYS_H
@@ -33,6 +44,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "frost.h"
 
 #define NS_SIGNKEYS_MAX 64
 #define NS_SIGNKEY_ID_MAX 64
@@ -44,7 +56,12 @@
 #define NS_SIGNKEYS_CLIENTS_MAX 64 /* one bit each in ns_signkey.allow */
 #define NS_SIGNCLIENT_RATE_MAX 1000000
 
-typedef enum { NS_ALG_ED25519 = 1, NS_ALG_P256 = 2, NS_ALG_SECP256K1 = 3 } ns_sign_alg;
+typedef enum {
+    NS_ALG_ED25519 = 1,
+    NS_ALG_P256 = 2,
+    NS_ALG_SECP256K1 = 3,
+    NS_ALG_FROST_ED25519 = 4, /* a FROST(Ed25519, SHA-512) share: FrostCommit/FrostSign only */
+} ns_sign_alg;
 
 typedef struct {
     char id[NS_SIGNKEY_ID_MAX + 1];
@@ -53,6 +70,9 @@ typedef struct {
     uint8_t pub[NS_SIGNKEY_PUB_MAX];
     size_t pub_len; /* 32 (ed25519) or 65 (SEC1 uncompressed) */
     uint64_t allow; /* version 2: bit i set when clients[i] may use this key */
+    /* NS_ALG_FROST_*: this participant's key package (its signing share in secret memory);
+     * pub is then the group public key. NULL for the other algorithms. */
+    ns_frost_key *frost;
 } ns_signkey;
 
 typedef struct {
@@ -92,7 +112,7 @@ int ns_signkeys_has_policy(const ns_signkeys *k);
 int ns_signkeys_client_by_pin(const ns_signkeys *k, const uint8_t spki_sha256[32]);
 /* True when client index c may use key (always true without a policy). */
 int ns_signkey_allows(const ns_signkeys *k, const ns_signkey *key, int c);
-/* "ed25519", "ecdsa-p256", "ecdsa-secp256k1". */
+/* "ed25519", "ecdsa-p256", "ecdsa-secp256k1", "frost-ed25519-sha512". */
 const char *ns_sign_alg_name(ns_sign_alg alg);
 
 /* DER SubjectPublicKeyInfo of a key (RFC 8410 for Ed25519, RFC 5480 for ECDSA). */
@@ -109,8 +129,14 @@ ns_err ns_signkey_sign(const ns_signkey *key, const uint8_t *msg, size_t msg_len
  * The commitment placed in Attest's user_data: SHA-256 over
  *   "nsign-keys-v1\n" || for each key in id order: u8 len(id) || id || u8 len(alg) || alg ||
  *   u8 len(pub) || pub
- * where alg is ns_sign_alg_name and pub the raw public key (32 bytes or 65-byte SEC1).
+ * where alg is ns_sign_alg_name and pub the raw public key (32 bytes or 65-byte SEC1); for a
+ * FROST share, pub is the 70-byte record group_public_key || u16be identifier ||
+ * u16be min_signers || u16be max_signers || SHA-256(verifying shares of 1..max, concatenated),
+ * so the commitment covers the whole entry but the secret (ns_signkey_commitment_pub).
  */
 const uint8_t *ns_signkeys_commitment(const ns_signkeys *k);
+#define NS_SIGNKEY_COMMIT_PUB_MAX 70
+/* The pub of one key's record in the commitment (above). */
+size_t ns_signkey_commitment_pub(const ns_signkey *key, uint8_t out[NS_SIGNKEY_COMMIT_PUB_MAX]);
 
 #endif

@@ -237,9 +237,10 @@ static int decode(const ns_h2_req *req, const pb_msgdesc_t *fields, void *m, con
 
 static nsign_v1_Algorithm alg_pb(ns_sign_alg a)
 {
-    return a == NS_ALG_ED25519 ? nsign_v1_Algorithm_ED25519
-           : a == NS_ALG_P256  ? nsign_v1_Algorithm_ECDSA_P256
-                               : nsign_v1_Algorithm_ECDSA_SECP256K1;
+    return a == NS_ALG_ED25519         ? nsign_v1_Algorithm_ED25519
+           : a == NS_ALG_P256          ? nsign_v1_Algorithm_ECDSA_P256
+           : a == NS_ALG_FROST_ED25519 ? nsign_v1_Algorithm_FROST_ED25519_SHA512
+                                       : nsign_v1_Algorithm_ECDSA_SECP256K1;
 }
 
 static void key_info(const ns_signkey *k, nsign_v1_KeyInfo *ki)
@@ -252,6 +253,15 @@ static void key_info(const ns_signkey *k, nsign_v1_KeyInfo *ki)
     if (ns_signkey_spki(k, ki->public_key_der.bytes, sizeof ki->public_key_der.bytes, &n) ==
         NS_OK) {
         ki->public_key_der.size = (pb_size_t)n;
+    }
+    if (k->frost != NULL) {
+        uint8_t rec[NS_SIGNKEY_COMMIT_PUB_MAX];
+        size_t rl = ns_signkey_commitment_pub(k, rec);
+        ki->frost_identifier = k->frost->identifier;
+        ki->frost_min_signers = k->frost->group.min_signers;
+        ki->frost_max_signers = k->frost->group.max_signers;
+        memcpy(ki->frost_verifying_shares_sha256.bytes, rec + rl - 32, 32);
+        ki->frost_verifying_shares_sha256.size = 32;
     }
 }
 

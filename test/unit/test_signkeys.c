@@ -378,11 +378,120 @@ static void test_sign(void)
     ns_signkeys_free(k);
 }
 
+/* FROST entries, on RFC 9591 appendix E.1's 2-of-3 key material. */
+#define FR_GPK "15d21ccd7ee42959562fc8aa63224c8851fb3ec85a3faf66040d380fb9738673"
+static const char *const FR_SHARES[3] = {
+    "929dcc590407aae7d388761cddb0c0db6f5627aea8e217f4a033f2ec83d93509",
+    "a91e66e012e4364ac9aaa405fcafd370402d9859f7b6685c07eed76bf409e80d",
+    "d3cb090a075eb154e82fdb4b3cb507f110040905468bb9c46da8bdea643a9a02"};
+static char fr_vs[3][65];
+
+/* A keys file with one FROST entry; fmt's %s take: identifier, share, vs1, vs2, vs3. */
+static char *frost_doc(const char *head, unsigned id, const char *share, const char *extra,
+                       unsigned t, unsigned n, int nvs)
+{
+    static char doc[4096];
+    char vs[512] = "";
+    for (int i = 0; i < nvs; i++) {
+        size_t l = strlen(vs);
+        snprintf(vs + l, sizeof vs - l, "%s\"%d\":\"%s\"", i ? "," : "", i + 1, fr_vs[i]);
+    }
+    snprintf(doc, sizeof doc,
+             "%s\"keys\":[{\"id\":\"treasury\",\"algorithm\":\"frost-ed25519-sha512\","
+             "\"identifier\":%u,\"signing_share\":\"%s\",\"group_public_key\":\"" FR_GPK "\","
+             "\"verifying_shares\":{%s},\"min_signers\":%u,\"max_signers\":%u%s}]}",
+             head, id, share, vs, t, n, extra);
+    return doc;
+}
+
+static void test_frost(void)
+{
+    for (int i = 0; i < 3; i++) {
+        uint8_t s[32], p[32];
+        size_t n = 0;
+        CHECK(ns_hex_decode(s, 32, &n, FR_SHARES[i], 64) == NS_OK &&
+                  crypto_scalarmult_ed25519_base_noclamp(p, s) == 0 &&
+                  ns_hex_encode(fr_vs[i], sizeof fr_vs[i], p, 32) == NS_OK,
+              "frost: verifying share %d", i + 1);
+    }
+    const char *v1 = "{\"version\":1,";
+    char *d;
+    ns_signkeys *k = NULL;
+    CHECK(load(&k, frost_doc(v1, 2, FR_SHARES[1], "", 2, 3, 3)) == NS_OK && k,
+          "frost: a v1 entry loads (%s)", ns_err_msg());
+    const ns_signkey *e = k ? ns_signkeys_find(k, "treasury") : NULL;
+    CHECK(e && e->alg == NS_ALG_FROST_ED25519 && e->pub_len == 32 && hex_is(e->pub, 32, FR_GPK) &&
+              e->frost && e->frost->identifier == 2 && e->frost->group.min_signers == 2 &&
+              e->frost->group.max_signers == 3,
+          "frost: group public key reported, identifier and T/N kept");
+    CHECK(e && strcmp(ns_sign_alg_name(e->alg), "frost-ed25519-sha512") == 0, "frost: alg name");
+    uint8_t spki[96];
+    size_t sl = 0;
+    CHECK(e && ns_signkey_spki(e, spki, sizeof spki, &sl) == NS_OK && sl == 44 &&
+              hex_is(spki + 12, 32, FR_GPK),
+          "frost: SPKI is the group key as an Ed25519 key");
+    ns_signature sig;
+    CHECK(e && ns_signkey_sign(e, (const uint8_t *)"m", 1, 1, NULL, 0, &sig) == NS_E_USAGE &&
+              strstr(ns_err_msg(), "FrostSign") != NULL,
+          "frost: Sign refuses a share (%s)", ns_err_msg());
+    uint8_t c2[32];
+    if (k) {
+        memcpy(c2, ns_signkeys_commitment(k), 32);
+    }
+    ns_signkeys_free(k);
+    k = NULL;
+    CHECK(load(&k, frost_doc(v1, 1, FR_SHARES[0], "", 2, 3, 3)) == NS_OK && k &&
+              memcmp(c2, ns_signkeys_commitment(k), 32) != 0,
+          "frost: the commitment covers the identifier (share 1 vs share 2)");
+    /* the commitment record, recomputed as a verifier would */
+    if (k) {
+        const ns_signkey *f = ns_signkeys_find(k, "treasury");
+        uint8_t rec[NS_SIGNKEY_COMMIT_PUB_MAX], want[32], vsh[96];
+        size_t n = 0, rl = ns_signkey_commitment_pub(f, rec);
+        for (int i = 0; i < 3; i++) {
+            CHECK(ns_hex_decode(vsh + 32 * i, 32, &n, fr_vs[i], 64) == NS_OK, "vs decode");
+        }
+        crypto_hash_sha256(want, vsh, 96);
+        CHECK(rl == 70 && hex_is(rec, 32, FR_GPK) && rec[32] == 0 && rec[33] == 1 && rec[35] == 2 &&
+                  rec[37] == 3 && memcmp(rec + 38, want, 32) == 0,
+              "frost: commitment record = gpk || id || T || N || SHA-256(verifying shares)");
+    }
+    ns_signkeys_free(k);
+    k = NULL;
+    const char *v2 = "{\"version\":2," CLIENTS2 ",";
+    CHECK(load(&k, frost_doc(v2, 3, FR_SHARES[2], ",\"allow\":[\"ops\"]", 2, 3, 3)) == NS_OK && k,
+          "frost: a v2 entry with allow loads (%s)", ns_err_msg());
+    ns_signkeys_free(k);
+    bad("frost: v2 entry without allow", frost_doc(v2, 3, FR_SHARES[2], "", 2, 3, 3), NS_E_PARSE,
+        "allow");
+    bad("frost: share of 2 as identifier 1", frost_doc(v1, 1, FR_SHARES[1], "", 2, 3, 3),
+        NS_E_PARSE, "does not match the verifying share of identifier 1");
+    bad("frost: identifier 0", frost_doc(v1, 0, FR_SHARES[0], "", 2, 3, 3), NS_E_PARSE,
+        "identifier");
+    bad("frost: identifier 4 of 3", frost_doc(v1, 4, FR_SHARES[0], "", 2, 3, 3), NS_E_PARSE,
+        "1..3");
+    bad("frost: min > max", frost_doc(v1, 1, FR_SHARES[0], "", 3, 2, 3), NS_E_PARSE, "min_signers");
+    d = frost_doc(v1, 1, FR_SHARES[0], "", 2, 3, 3);
+    memcpy(strstr(d, FR_GPK), fr_vs[2], 64); /* another key's group key */
+    bad("frost: verifying shares of another group key", d, NS_E_PARSE, "interpolate");
+    bad("frost: a verifying share missing", frost_doc(v1, 1, FR_SHARES[0], "", 2, 3, 2), NS_E_PARSE,
+        "verifying_shares");
+    bad("frost: unknown member", frost_doc(v1, 1, FR_SHARES[0], ",\"private_key\":\"x\"", 2, 3, 3),
+        NS_E_PARSE, "unknown member");
+    bad("frost: short share", frost_doc(v1, 1, "929dcc", "", 2, 3, 3), NS_E_PARSE, "signing_share");
+    d = frost_doc(v1, 1, FR_SHARES[0], "", 2, 3, 3);
+    char *a = strstr(d, "ed25519-sha512");
+    memmove(a + 16, a + 14, strlen(a + 14) + 1);
+    memcpy(a, "secp256k1-sha256", 16);
+    bad("frost: secp256k1 (not shipped)", d, NS_E_UNSUPPORTED, "not supported");
+}
+
 int main(void)
 {
     test_load();
     test_bad();
     test_v2();
     test_sign();
+    test_frost();
     T_DONE();
 }
