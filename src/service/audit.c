@@ -323,8 +323,7 @@ static void append(ns_audit *a, const char *client, const char *key, int input,
     LB_LIT(&t, "\",\"prev\":\"");
     pthread_mutex_lock(&a->mu);
     int64_t tm = wall_ms();
-    entry_hash(h, a->seq, (uint64_t)tm, c, k, input, sha256, s, frost != NULL ? f : NULL,
-               a->prev);
+    entry_hash(h, a->seq, (uint64_t)tm, c, k, input, sha256, s, frost != NULL ? f : NULL, a->prev);
     lb b = {line, 0, sizeof line};
     LB_LIT(&b, "{\"type\":\"entry\",\"seq\":");
     lb_u64(&b, a->seq);
@@ -473,8 +472,8 @@ static ns_err check_entry(vstate *v, rec *r, int64_t *seq_out)
     GUARD(get_str(r, "client", &client));
     GUARD(get_str(r, "key", &key));
     GUARD(get_str(r, "input", &input));
-    int kind = strcmp(input, "message") == 0   ? 0
-               : strcmp(input, "digest") == 0  ? 1
+    int kind = strcmp(input, "message") == 0       ? 0
+               : strcmp(input, "digest") == 0      ? 1
                : strcmp(input, "commitments") == 0 ? 2
                                                    : -1;
     ENSURE(kind >= 0, NS_E_PARSE, "\"input\" must be message, digest or commitments");

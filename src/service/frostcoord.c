@@ -15,7 +15,9 @@
 #include "json.h"
 #include "secret.h"
 
-#define EXPIRY_MARGIN_MS 5000 /* a batch is dropped this long before the signer expires it */
+#define EXPIRY_MARGIN_MS                                                                           \
+    5000 /* a batch is dropped this long (at most a quarter of its life)                           \
+            before the signer expires it */
 
 /* --- remote signers --- */
 
@@ -25,19 +27,17 @@ static ns_err remote_commit(void *arg, const char *key_id, unsigned count,
     return ns_signclient_frost_commit(arg, key_id, count, out);
 }
 
-static ns_err remote_sign(void *arg, ns_frost_suite suite, const char *key_id,
-                          const uint8_t id[16], const uint8_t *msg, size_t msg_len,
-                          const ns_frost_commitment *list, size_t n, ns_frost_share *out)
+static ns_err remote_sign(void *arg, ns_frost_suite suite, const char *key_id, const uint8_t id[16],
+                          const uint8_t *msg, size_t msg_len, const ns_frost_commitment *list,
+                          size_t n, ns_frost_share *out)
 {
     return ns_signclient_frost_sign(arg, suite, key_id, id, msg, msg_len, list, n, out);
 }
 
 void ns_frostcoord_remote(ns_frostcoord_party *p, ns_signclient *c)
 {
-    *p = (ns_frostcoord_party){.name = ns_signclient_server(c),
-                               .arg = c,
-                               .commit = remote_commit,
-                               .sign = remote_sign};
+    *p = (ns_frostcoord_party){
+        .name = ns_signclient_server(c), .arg = c, .commit = remote_commit, .sign = remote_sign};
 }
 
 /* --- the caller's own share --- */
@@ -51,9 +51,15 @@ struct ns_frostcoord_local {
 
 static ns_err local_parse(ns_frostcoord_local *l, const cJSON *o, const char *key_id)
 {
-    static const char *const allowed[] = {"id",          "algorithm",        "identifier",
-                                          "signing_share", "group_public_key", "verifying_shares",
-                                          "min_signers", "max_signers",      "allow"};
+    static const char *const allowed[] = {"id",
+                                          "algorithm",
+                                          "identifier",
+                                          "signing_share",
+                                          "group_public_key",
+                                          "verifying_shares",
+                                          "min_signers",
+                                          "max_signers",
+                                          "allow"};
     const char *where = "--local-share";
     ENSURE(cJSON_IsObject(o), NS_E_PARSE, "%s: expected one keys-file entry (a JSON object)",
            where);
@@ -89,8 +95,8 @@ static ns_err local_parse(ns_frostcoord_local *l, const cJSON *o, const char *ke
     }
     if (e == NS_OK &&
         (!cJSON_IsString(share) || strlen(share->valuestring) != 2 * NS_FROST_SCALAR_LEN ||
-         ns_hex_decode(s, NS_FROST_SCALAR_LEN, &n, share->valuestring,
-                       2 * NS_FROST_SCALAR_LEN) != NS_OK ||
+         ns_hex_decode(s, NS_FROST_SCALAR_LEN, &n, share->valuestring, 2 * NS_FROST_SCALAR_LEN) !=
+             NS_OK ||
          n != NS_FROST_SCALAR_LEN)) {
         e = ns_fail(NS_E_PARSE, "%s: \"signing_share\" must be 64 hex digits (a scalar)", where);
     }
@@ -172,8 +178,8 @@ static ns_err local_commit(void *arg, const char *key_id, unsigned count,
                            ns_signclient_frost_batch *out)
 {
     ns_frostcoord_local *l = arg;
-    ENSURE(strcmp(key_id, l->id) == 0, NS_E_NOT_FOUND, "%s: the share is for key \"%s\"",
-           l->name, l->id);
+    ENSURE(strcmp(key_id, l->id) == 0, NS_E_NOT_FOUND, "%s: the share is for key \"%s\"", l->name,
+           l->id);
     ENSURE(count >= 1 && count <= NS_SIGNCLIENT_FROST_BATCH_MAX, NS_E_USAGE, "bad count");
     memset(out, 0, sizeof *out);
     GUARD(ns_frost_group_copy(&out->group, &l->key.group));
@@ -195,9 +201,9 @@ static ns_err local_commit(void *arg, const char *key_id, unsigned count,
     return NS_OK;
 }
 
-static ns_err local_sign(void *arg, ns_frost_suite suite, const char *key_id,
-                         const uint8_t id[16], const uint8_t *msg, size_t msg_len,
-                         const ns_frost_commitment *list, size_t n, ns_frost_share *out)
+static ns_err local_sign(void *arg, ns_frost_suite suite, const char *key_id, const uint8_t id[16],
+                         const uint8_t *msg, size_t msg_len, const ns_frost_commitment *list,
+                         size_t n, ns_frost_share *out)
 {
     (void)suite;
     ns_frostcoord_local *l = arg;
@@ -255,7 +261,8 @@ static ns_err refill(ns_frostcoord *co, size_t i)
     memset(q, 0, sizeof *q);
     int64_t t0 = ns_now_ms();
     GUARD(p->commit(p->arg, co->key_id, co->batch, &q->b));
-    q->deadline_ms = t0 + (int64_t)q->b.expires_in_ms - EXPIRY_MARGIN_MS;
+    int64_t life = (int64_t)q->b.expires_in_ms;
+    q->deadline_ms = t0 + life - (life / 4 < EXPIRY_MARGIN_MS ? life / 4 : EXPIRY_MARGIN_MS);
     q->next = 0;
     ENSURE(q->b.n > 0, NS_E_PROTO, "%s: FrostCommit returned no commitment", p->name);
     return NS_OK;
@@ -268,8 +275,8 @@ ns_err ns_frostcoord_new(ns_frostcoord **out, const char *key_id,
     *out = NULL;
     GUARD(ns_frost_init());
     ENSURE(n >= 1 && n <= NS_FROST_SIGNERS_MAX, NS_E_USAGE, "%zu participants", n);
-    ENSURE(batch >= 1 && batch <= NS_SIGNCLIENT_FROST_BATCH_MAX, NS_E_USAGE,
-           "batch must be 1..%d", NS_SIGNCLIENT_FROST_BATCH_MAX);
+    ENSURE(batch >= 1 && batch <= NS_SIGNCLIENT_FROST_BATCH_MAX, NS_E_USAGE, "batch must be 1..%d",
+           NS_SIGNCLIENT_FROST_BATCH_MAX);
     ENSURE(strlen(key_id) >= 1 && strlen(key_id) <= NS_FROST_ID_MAX, NS_E_USAGE,
            "key id of %zu characters (1-%d)", strlen(key_id), NS_FROST_ID_MAX);
     ns_frostcoord *co = calloc(1, sizeof *co);
@@ -306,9 +313,8 @@ ns_err ns_frostcoord_new(ns_frostcoord **out, const char *key_id,
     }
     if (e == NS_OK && n < co->group.min_signers) {
         e = ns_fail(NS_E_USAGE,
-                    "key \"%s\" needs %u signers (a %u-of-%u key), %zu given: add --signer",
-                    key_id, co->group.min_signers, co->group.min_signers, co->group.max_signers,
-                    n);
+                    "key \"%s\" needs %u signers (a %u-of-%u key), %zu given: add --signer", key_id,
+                    co->group.min_signers, co->group.min_signers, co->group.max_signers, n);
     }
     if (e == NS_OK && n > co->group.max_signers) {
         e = ns_fail(NS_E_USAGE, "%zu signers for a key of %u participants", n,

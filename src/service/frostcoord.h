@@ -29,8 +29,7 @@ typedef struct {
     const char *name; /* for messages: the signer's address, or "--local-share FILE" */
     void *arg;
     /* Round one: count (1..64) commitments and the participant's group and identifier. */
-    ns_err (*commit)(void *arg, const char *key_id, unsigned count,
-                     ns_signclient_frost_batch *out);
+    ns_err (*commit)(void *arg, const char *key_id, unsigned count, ns_signclient_frost_batch *out);
     /* Round two with the commitment named id over msg and the signing set. */
     ns_err (*sign)(void *arg, ns_frost_suite suite, const char *key_id, const uint8_t id[16],
                    const uint8_t *msg, size_t msg_len, const ns_frost_commitment *list, size_t n,

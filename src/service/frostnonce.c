@@ -59,8 +59,9 @@ ns_err ns_frostnonce_new(ns_frostnonce **out, size_t capacity, size_t per_owner,
     s->free_list = calloc(capacity, sizeof(uint32_t));
     if (s->slots == NULL || s->free_list == NULL) {
         ns_frostnonce_free(s);
-        BAIL(NS_E_NOMEM, "frost nonce store: cannot allocate %zu slots of locked memory (check "
-                         "RLIMIT_MEMLOCK)",
+        BAIL(NS_E_NOMEM,
+             "frost nonce store: cannot allocate %zu slots of locked memory (check "
+             "RLIMIT_MEMLOCK)",
              capacity);
     }
     memset(s->slots, 0, capacity * sizeof(slot));
@@ -115,8 +116,7 @@ static int owner_ok(int key, int client)
 }
 
 ns_err ns_frostnonce_put(ns_frostnonce *s, int key, int client, const ns_frost_key *k,
-                         int64_t now_ms, uint8_t id[NS_FROSTNONCE_ID_LEN],
-                         ns_frost_commitment *pub)
+                         int64_t now_ms, uint8_t id[NS_FROSTNONCE_ID_LEN], ns_frost_commitment *pub)
 {
     ENSURE(owner_ok(key, client), NS_E_USAGE, "frost nonce store: bad owner");
     uint8_t tag[TAG_LEN];

@@ -3,9 +3,10 @@
  * nonce pair never leaves the enclave and is used at most once.
  *
  * Invariants:
- * - Every entry (an ns_frost_nonces: two scalars and their commitment) lives in one ns_secret_alloc block (locked, never dumped) and is wiped when it is
- *   taken, expires or the store is freed. Nothing secret is ever copied out: ns_frostnonce_take
- *   hands the nonces to a callback that runs on the store's own memory.
+ * - Every entry (an ns_frost_nonces: two scalars and their commitment) lives in one ns_secret_alloc
+ * block (locked, never dumped) and is wiped when it is taken, expires or the store is freed.
+ * Nothing secret is ever copied out: ns_frostnonce_take hands the nonces to a callback that runs on
+ * the store's own memory.
  * - An entry is consumed by the first take that names it, whatever happens next (the callback
  *   may fail): a commitment id is never accepted twice, so a nonce is never used twice.
  * - Bounded: at most `capacity` entries in all, at most `per_owner` outstanding per (key,

@@ -289,9 +289,9 @@ ns_err ns_signclient_frost_commit(ns_signclient *c, const char *key_id, unsigned
         }
     }
     ns_frost_suite suite = NS_FROST_ED25519_SHA512;
-    if (e == NS_OK && (!r.has_group || acc.bad || acc.count != r.group.max_signers ||
-                       r.commitments_count != count || r.identifier == 0 ||
-                       r.identifier > r.group.max_signers)) {
+    if (e == NS_OK &&
+        (!r.has_group || acc.bad || acc.count != r.group.max_signers ||
+         r.commitments_count != count || r.identifier == 0 || r.identifier > r.group.max_signers)) {
         e = ns_fail(NS_E_PROTO,
                     "%s: the FrostCommit answer is incomplete (group, verifying shares 1..N, "
                     "identifier or %u commitments)",

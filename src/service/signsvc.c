@@ -395,9 +395,9 @@ static void clean_id(char id[NS_SIGNKEY_ID_MAX + 1], const char *key)
 }
 
 /* One line per Sign (FrostCommit, FrostSign), and the observer's event. */
-static void audit_rpc(ns_signsvc_rpc rpc, const char *frost, const char *key,
-                      const uint8_t *digest, const ns_h2_req *req, int st, const ns_signkey *k,
-                      const uint8_t *input_sha, int is_digest, double t0)
+static void audit_rpc(ns_signsvc_rpc rpc, const char *frost, const char *key, const uint8_t *digest,
+                      const ns_h2_req *req, int st, const ns_signkey *k, const uint8_t *input_sha,
+                      int is_digest, double t0)
 {
     static const char *const names[] = {"sign", "frost-commit", "frost-sign"};
     char hex[2 * DIGEST_LOG_BYTES + 1] = "-";
@@ -522,8 +522,7 @@ static int use_policy(ns_signsvc_ctx *ctx, const ns_h2_req *req, const ns_signke
     if (!rate_take(ctx, req->client)) {
         return fail(msg, cap, NS_GRPC_RESOURCE_EXHAUSTED,
                     "client \"%s\" is over its max_signs_per_second (%u): slow down and retry",
-                    req->client_id,
-                    (unsigned)ctx->keys->clients[req->client].max_signs_per_second);
+                    req->client_id, (unsigned)ctx->keys->clients[req->client].max_signs_per_second);
     }
     return NS_GRPC_OK;
 }
@@ -702,7 +701,6 @@ static int frost_use(void *arg, ns_frost_nonces *nonces)
     if (a->policy_st != NS_GRPC_OK) {
         return a->policy_st; /* the nonces are wiped all the same */
     }
-    ns_frost_commitments_sort(a->l->list, a->l->n);
     a->err = ns_frost_sign(a->k->frost, nonces, a->m, a->mlen, a->l->list, a->l->n, &a->share);
     return a->err == NS_OK ? NS_GRPC_OK
            : a->err == NS_E_USAGE || a->err == NS_E_AUTH || a->err == NS_E_PARSE
@@ -762,6 +760,7 @@ static int do_frost_sign(ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out,
         a.m = q.message->bytes;
         a.mlen = q.message->size;
     }
+    ns_frost_commitments_sort(l.list, l.n); /* RFC 9591 order; the audit names the set sorted */
     crypto_hash_sha256(msha, a.m != NULL ? a.m : (const uint8_t *)"", a.mlen);
     isha = msha;
     frost_detail(detail, sizeof detail, q.commitment_id.bytes, q.commitment_id.size, &l);

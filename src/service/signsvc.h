@@ -39,13 +39,13 @@ typedef struct ns_signkeys ns_signsvc_keys;
 
 typedef struct {
     ns_addr listen;
-    int tls;             /* 1: TLS (tls.c's server; mutual with a version-2 keys file); 0: h2c */
-    int threads;         /* 0 = one per core */
-    size_t max_msg;      /* 0 = 4 MiB */
-    size_t max_buffered; /* request bytes buffered by all connections; 0 = h2server's default */
-    int idle_ms;         /* 0 = h2server's default (60 s) */
-    int body_idle_ms;    /* 0 = h2server's default (10 s) */
-    uint32_t frost_ttl_ms;    /* FROST commitments expire after this; 0 = 5 minutes */
+    int tls;               /* 1: TLS (tls.c's server; mutual with a version-2 keys file); 0: h2c */
+    int threads;           /* 0 = one per core */
+    size_t max_msg;        /* 0 = 4 MiB */
+    size_t max_buffered;   /* request bytes buffered by all connections; 0 = h2server's default */
+    int idle_ms;           /* 0 = h2server's default (60 s) */
+    int body_idle_ms;      /* 0 = h2server's default (10 s) */
+    uint32_t frost_ttl_ms; /* FROST commitments expire after this; 0 = 5 minutes */
     uint32_t frost_per_owner; /* outstanding commitments per (client, key); 0 = 1024 */
     /* Optional: called once the listener is bound, with the actual address (port 0 resolved). */
     void (*on_listening)(const char *addr, void *arg);

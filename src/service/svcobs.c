@@ -191,8 +191,7 @@ static ns_err families(ns_svcobs *o)
                          "nsign_sign_duration_seconds",
                          "Time spent answering a Sign RPC in the server, in seconds.", 2, dur_l,
                          buckets, sizeof buckets / sizeof *buckets, 128));
-    GUARD(ns_metrics_add(o->reg, &o->frost_total, NS_METRIC_COUNTER,
-                         "nsign_frost_requests_total",
+    GUARD(ns_metrics_add(o->reg, &o->frost_total, NS_METRIC_COUNTER, "nsign_frost_requests_total",
                          "FROST RPCs (rpc: commit, sign) by key, client and gRPC status.", 4,
                          frost_l, NULL, 0, 256));
     GUARD(ns_metrics_add(o->reg, &o->frost_seconds, NS_METRIC_HISTOGRAM,
@@ -326,8 +325,8 @@ static void on_sign(void *arg, const ns_signsvc_sign_event *ev)
         ns_metric_inc(ns_metric_get(o->denials, pv), 1);
     }
     if (o->audit != NULL && ev->input_sha256 != NULL && ev->rpc == NS_SIGNSVC_SIGN) {
-        ns_audit_append(o->audit, authed ? ev->client : ev->peer, ev->key_id,
-                        ev->input_is_digest, ev->input_sha256, status);
+        ns_audit_append(o->audit, authed ? ev->client : ev->peer, ev->key_id, ev->input_is_digest,
+                        ev->input_sha256, status);
         ns_metric_inc(o->audit_entries, 1);
     } else if (o->audit != NULL && ev->input_sha256 != NULL) {
         ns_audit_append_frost(o->audit, authed ? ev->client : ev->peer, ev->key_id,
