@@ -200,7 +200,7 @@ static ns_err connect_all(const opts *o, session *s, const ns_attest_expect *x, 
             snprintf(s->module[i], sizeof s->module[i], "%.*s", (int)d.module_id.len,
                      (const char *)d.module_id.p);
             ns_info("attested signer=%s module_id=%s", o->signers[i], s->module[i]);
-            ns_frostcoord_remote(&s->parties[i], s->c[i]);
+            ns_signclient_frost_party(&s->parties[i], s->c[i]);
         }
     }
     free(xi);

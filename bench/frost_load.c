@@ -82,7 +82,7 @@ static void *worker(void *arg)
             fprintf(stderr, "frost_load: %s: %s\n", opt.signers[i], ns_err_msg());
             exit(1);
         }
-        ns_frostcoord_remote(&p[i], c[i]);
+        ns_signclient_frost_party(&p[i], c[i]);
     }
     if (opt.mode == 0 &&
         ns_frostcoord_new(&co, opt.key, p, (size_t)n, (unsigned)opt.batch, NULL) != NS_OK) {

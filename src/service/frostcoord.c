@@ -5,127 +5,75 @@
  */
 #include "frostcoord.h"
 
-#include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
 #include "iox.h"
-#include "json.h"
 #include "secret.h"
+#include "signkeys.h"
 
 #define EXPIRY_MARGIN_MS                                                                           \
     5000 /* a batch is dropped this long (at most a quarter of its life)                           \
             before the signer expires it */
 
-/* --- remote signers --- */
-
-static ns_err remote_commit(void *arg, const char *key_id, unsigned count,
-                            ns_signclient_frost_batch *out)
-{
-    return ns_signclient_frost_commit(arg, key_id, count, out);
-}
-
-static ns_err remote_sign(void *arg, ns_frost_suite suite, const char *key_id, const uint8_t id[16],
-                          const uint8_t *msg, size_t msg_len, const ns_frost_commitment *list,
-                          size_t n, ns_frost_share *out)
-{
-    return ns_signclient_frost_sign(arg, suite, key_id, id, msg, msg_len, list, n, out);
-}
-
-void ns_frostcoord_remote(ns_frostcoord_party *p, ns_signclient *c)
-{
-    *p = (ns_frostcoord_party){
-        .name = ns_signclient_server(c), .arg = c, .commit = remote_commit, .sign = remote_sign};
-}
-
 /* --- the caller's own share --- */
 
 struct ns_frostcoord_local {
-    ns_frost_key key;
-    ns_frost_nonces *nonces; /* NS_SIGNCLIENT_FROST_BATCH_MAX slots, secret memory */
+    ns_signkeys *keys;       /* the keys file (or the entry wrapped as one), secret memory */
+    const ns_frost_key *key; /* its FROST entry for the key id */
+    ns_frost_nonces *nonces; /* NS_FROSTCOORD_BATCH_MAX slots, secret memory */
     char id[NS_FROST_ID_MAX + 1];
     const char *name;
 };
 
-static ns_err local_parse(ns_frostcoord_local *l, const cJSON *o, const char *key_id)
+/* The share is read by signkeys (the keys-file code sign-service runs: the same strict checks,
+ * secret memory, the parser's copies wiped): a keys file as frost-keygen writes it, or one entry
+ * alone, wrapped into a version-1 file here. */
+static ns_err local_load(ns_frostcoord_local *l, const uint8_t *json, size_t len,
+                         const char *key_id)
 {
-    static const char *const allowed[] = {"id",
-                                          "algorithm",
-                                          "identifier",
-                                          "signing_share",
-                                          "group_public_key",
-                                          "verifying_shares",
-                                          "min_signers",
-                                          "max_signers",
-                                          "allow"};
-    const char *where = "--local-share";
-    ENSURE(cJSON_IsObject(o), NS_E_PARSE, "%s: expected one keys-file entry (a JSON object)",
-           where);
-    for (const cJSON *m = o->child; m; m = m->next) {
-        size_t i = 0;
-        while (i < sizeof allowed / sizeof *allowed && strcmp(m->string, allowed[i]) != 0) {
-            i++;
+    static const char pre[] = "{\"version\":1,\"keys\":[", post[] = "]}";
+    size_t i = 0;
+    while (i < len && (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' || json[i] == '\r')) {
+        i++;
+    }
+    int whole = len - i >= 10 && memmem(json, len, "\"version\"", 9) != NULL &&
+                memmem(json, len, "\"keys\"", 6) != NULL;
+    if (whole) {
+        GUARD(ns_signkeys_load(&l->keys, json, len));
+    } else {
+        ENSURE(memmem(json, len, "\"allow\"", 7) == NULL, NS_E_PARSE,
+               "an entry alone must not have \"allow\" (a client policy has no meaning here): "
+               "remove it, or give the whole keys file");
+        ns_buf w;
+        ns_buf_init_secret(&w, len + sizeof pre + sizeof post);
+        ns_err e = ns_buf_append(&w, pre, sizeof pre - 1);
+        if (e == NS_OK) {
+            e = ns_buf_append(&w, json, len);
         }
-        ENSURE(i < sizeof allowed / sizeof *allowed, NS_E_PARSE, "%s: unknown member \"%.40s\"",
-               where, m->string);
-    }
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
-    ENSURE(cJSON_IsString(id) && strlen(id->valuestring) >= 1 &&
-               strlen(id->valuestring) <= NS_FROST_ID_MAX,
-           NS_E_PARSE, "%s: \"id\" must be the key id (1-%d characters)", where, NS_FROST_ID_MAX);
-    ENSURE(key_id == NULL || strcmp(key_id, id->valuestring) == 0, NS_E_USAGE,
-           "%s: the entry is key \"%.64s\", not --key %s", where, id->valuestring, key_id);
-    snprintf(l->id, sizeof l->id, "%s", id->valuestring);
-    ns_frost_group g = {0};
-    GUARD(ns_frost_group_from_json(&g, o, where));
-    const cJSON *ident = cJSON_GetObjectItemCaseSensitive(o, "identifier");
-    const cJSON *share = cJSON_GetObjectItemCaseSensitive(o, "signing_share");
-    ns_err e = NS_OK;
-    if (!cJSON_IsNumber(ident) || ident->valuedouble < 1 ||
-        ident->valuedouble > NS_FROST_SIGNERS_MAX ||
-        ident->valuedouble != (double)(unsigned)ident->valuedouble) {
-        e = ns_fail(NS_E_PARSE, "%s: \"identifier\" must be an integer 1..max_signers", where);
-    }
-    uint8_t *s = ns_secret_alloc(NS_FROST_SCALAR_LEN);
-    size_t n = 0;
-    if (e == NS_OK && s == NULL) {
-        e = ns_fail(NS_E_NOMEM, "cannot allocate locked memory for the local share");
-    }
-    if (e == NS_OK &&
-        (!cJSON_IsString(share) || strlen(share->valuestring) != 2 * NS_FROST_SCALAR_LEN ||
-         ns_hex_decode(s, NS_FROST_SCALAR_LEN, &n, share->valuestring, 2 * NS_FROST_SCALAR_LEN) !=
-             NS_OK ||
-         n != NS_FROST_SCALAR_LEN)) {
-        e = ns_fail(NS_E_PARSE, "%s: \"signing_share\" must be 64 hex digits (a scalar)", where);
-    }
-    if (e == NS_OK) {
-        e = ns_frost_key_init(&l->key, &g, (unsigned)ident->valuedouble, s);
-        if (e != NS_OK) {
-            e = ns_fail_ctx(e, "%s", where);
+        if (e == NS_OK) {
+            e = ns_buf_append(&w, post, sizeof post - 1);
         }
-    }
-    if (s != NULL) {
-        ns_secret_free(s, NS_FROST_SCALAR_LEN);
-    }
-    ns_frost_group_free(&g);
-    return e;
-}
-
-/* Wipes the strings of a flat-ish JSON object (the share, and everything else alike). */
-static void wipe_strings(cJSON *o)
-{
-    for (cJSON *m = o ? o->child : NULL; m; m = m->next) {
-        if (m->valuestring) {
-            ns_wipe(m->valuestring, strlen(m->valuestring));
+        if (e == NS_OK) {
+            e = ns_signkeys_load(&l->keys, w.data, w.len);
         }
-        for (cJSON *c = m->child; c; c = c->next) {
-            if (c->valuestring) {
-                ns_wipe(c->valuestring, strlen(c->valuestring));
-            }
-        }
+        ns_buf_free(&w); /* wiped */
+        GUARD(e);
     }
+    const ns_signkey *k = NULL;
+    if (key_id != NULL) {
+        k = ns_signkeys_find(l->keys, key_id);
+    } else if (l->keys->count == 1) {
+        k = &l->keys->keys[0];
+    }
+    ENSURE(k != NULL, NS_E_USAGE, "no key \"%.64s\" in it", key_id ? key_id : "(any)");
+    ENSURE(k->frost != NULL, NS_E_USAGE, "key \"%s\" is %s, not a FROST share", k->id,
+           ns_sign_alg_name(k->alg));
+    l->key = k->frost;
+    snprintf(l->id, sizeof l->id, "%s", k->id);
+    return NS_OK;
 }
 
 ns_err ns_frostcoord_local_new(ns_frostcoord_local **out, const uint8_t *json, size_t len,
@@ -133,27 +81,16 @@ ns_err ns_frostcoord_local_new(ns_frostcoord_local **out, const uint8_t *json, s
 {
     *out = NULL;
     GUARD(ns_frost_init());
-    ENSURE(len <= 256u * 1024, NS_E_TOO_BIG, "--local-share: %zu bytes, at most 256 KiB", len);
-    ns_err v = ns_json_validate(json, len);
-    if (v != NS_OK) {
-        return ns_fail_ctx(v, "--local-share");
-    }
-    cJSON *o = cJSON_ParseWithLength((const char *)json, len);
-    ENSURE(o != NULL, NS_E_PARSE, "--local-share: not valid JSON");
     ns_frostcoord_local *l = calloc(1, sizeof *l);
-    ns_err e = l != NULL ? NS_OK : ns_fail(NS_E_NOMEM, "out of memory");
+    ENSURE(l != NULL, NS_E_NOMEM, "out of memory");
+    l->name = name;
+    l->nonces = ns_secret_alloc(NS_FROSTCOORD_BATCH_MAX * sizeof *l->nonces);
+    ns_err e =
+        l->nonces != NULL ? NS_OK : ns_fail(NS_E_NOMEM, "cannot allocate locked memory for nonces");
     if (e == NS_OK) {
-        l->name = name;
-        l->nonces = ns_secret_alloc(NS_SIGNCLIENT_FROST_BATCH_MAX * sizeof *l->nonces);
-        e = l->nonces != NULL ? NS_OK
-                              : ns_fail(NS_E_NOMEM, "cannot allocate locked memory for nonces");
+        memset(l->nonces, 0, NS_FROSTCOORD_BATCH_MAX * sizeof *l->nonces);
+        e = local_load(l, json, len, key_id);
     }
-    if (e == NS_OK) {
-        memset(l->nonces, 0, NS_SIGNCLIENT_FROST_BATCH_MAX * sizeof *l->nonces);
-        e = local_parse(l, o, key_id);
-    }
-    wipe_strings(o);
-    cJSON_Delete(o);
     if (e != NS_OK) {
         ns_frostcoord_local_free(l);
         return e;
@@ -167,28 +104,27 @@ void ns_frostcoord_local_free(ns_frostcoord_local *l)
     if (l == NULL) {
         return;
     }
-    ns_frost_key_free(&l->key);
+    ns_signkeys_free(l->keys);
     if (l->nonces != NULL) {
-        ns_secret_free(l->nonces, NS_SIGNCLIENT_FROST_BATCH_MAX * sizeof *l->nonces);
+        ns_secret_free(l->nonces, NS_FROSTCOORD_BATCH_MAX * sizeof *l->nonces);
     }
     free(l);
 }
 
-static ns_err local_commit(void *arg, const char *key_id, unsigned count,
-                           ns_signclient_frost_batch *out)
+static ns_err local_commit(void *arg, const char *key_id, unsigned count, ns_frostcoord_batch *out)
 {
     ns_frostcoord_local *l = arg;
     ENSURE(strcmp(key_id, l->id) == 0, NS_E_NOT_FOUND, "%s: the share is for key \"%s\"", l->name,
            l->id);
-    ENSURE(count >= 1 && count <= NS_SIGNCLIENT_FROST_BATCH_MAX, NS_E_USAGE, "bad count");
+    ENSURE(count >= 1 && count <= NS_FROSTCOORD_BATCH_MAX, NS_E_USAGE, "bad count");
     memset(out, 0, sizeof *out);
-    GUARD(ns_frost_group_copy(&out->group, &l->key.group));
-    out->identifier = l->key.identifier;
+    GUARD(ns_frost_group_copy(&out->group, &l->key->group));
+    out->identifier = l->key->identifier;
     out->expires_in_ms = 24u * 3600 * 1000;
     /* Slot i of the local store is id i: a new batch replaces (wipes) the previous one. */
     for (unsigned i = 0; i < count; i++) {
         ns_wipe(&l->nonces[i], sizeof l->nonces[i]);
-        ns_err e = ns_frost_commit(&l->key, &l->nonces[i]);
+        ns_err e = ns_frost_commit(l->key, &l->nonces[i]);
         if (e != NS_OK) {
             ns_frost_group_free(&out->group);
             return e;
@@ -208,9 +144,9 @@ static ns_err local_sign(void *arg, ns_frost_suite suite, const char *key_id, co
     (void)suite;
     ns_frostcoord_local *l = arg;
     uint32_t i = (uint32_t)id[0] << 24 | (uint32_t)id[1] << 16 | (uint32_t)id[2] << 8 | id[3];
-    ENSURE(strcmp(key_id, l->id) == 0 && i < NS_SIGNCLIENT_FROST_BATCH_MAX, NS_E_NOT_FOUND,
+    ENSURE(strcmp(key_id, l->id) == 0 && i < NS_FROSTCOORD_BATCH_MAX, NS_E_NOT_FOUND,
            "%s: unknown commitment", l->name);
-    return ns_frost_sign(&l->key, &l->nonces[i], msg, msg_len, list, n, out); /* wipes it */
+    return ns_frost_sign(l->key, &l->nonces[i], msg, msg_len, list, n, out); /* wipes it */
 }
 
 void ns_frostcoord_local_party(ns_frostcoord_party *p, ns_frostcoord_local *l)
@@ -222,7 +158,7 @@ void ns_frostcoord_local_party(ns_frostcoord_party *p, ns_frostcoord_local *l)
 /* --- the engine --- */
 
 typedef struct {
-    ns_signclient_frost_batch b;
+    ns_frostcoord_batch b;
     size_t next;         /* the next unused commitment of b */
     int64_t deadline_ms; /* drop what is left of b after this */
 } queue;
@@ -275,8 +211,8 @@ ns_err ns_frostcoord_new(ns_frostcoord **out, const char *key_id,
     *out = NULL;
     GUARD(ns_frost_init());
     ENSURE(n >= 1 && n <= NS_FROST_SIGNERS_MAX, NS_E_USAGE, "%zu participants", n);
-    ENSURE(batch >= 1 && batch <= NS_SIGNCLIENT_FROST_BATCH_MAX, NS_E_USAGE, "batch must be 1..%d",
-           NS_SIGNCLIENT_FROST_BATCH_MAX);
+    ENSURE(batch >= 1 && batch <= NS_FROSTCOORD_BATCH_MAX, NS_E_USAGE, "batch must be 1..%d",
+           NS_FROSTCOORD_BATCH_MAX);
     ENSURE(strlen(key_id) >= 1 && strlen(key_id) <= NS_FROST_ID_MAX, NS_E_USAGE,
            "key id of %zu characters (1-%d)", strlen(key_id), NS_FROST_ID_MAX);
     ns_frostcoord *co = calloc(1, sizeof *co);

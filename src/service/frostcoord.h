@@ -23,24 +23,39 @@
 
 #include "err.h"
 #include "frost.h"
-#include "signclient.h"
+
+/* One participant's round one: its commitments (with the ids to name them in round two), its
+ * identifier and its group. */
+#define NS_FROSTCOORD_BATCH_MAX 64
+typedef struct {
+    uint8_t id[16];                 /* the commitment id to name in FrostSign */
+    ns_frost_commitment commitment; /* the signer's identifier and its two points */
+} ns_frostcoord_commitment;
+
+typedef struct {
+    uint16_t identifier; /* the signer's own */
+    uint32_t expires_in_ms;
+    ns_frost_group group; /* validated (ns_frost_group_init): ns_frost_group_free it */
+    size_t n;
+    ns_frostcoord_commitment c[NS_FROSTCOORD_BATCH_MAX];
+} ns_frostcoord_batch;
 
 typedef struct {
     const char *name; /* for messages: the signer's address, or "--local-share FILE" */
     void *arg;
     /* Round one: count (1..64) commitments and the participant's group and identifier. */
-    ns_err (*commit)(void *arg, const char *key_id, unsigned count, ns_signclient_frost_batch *out);
+    ns_err (*commit)(void *arg, const char *key_id, unsigned count, ns_frostcoord_batch *out);
     /* Round two with the commitment named id over msg and the signing set. */
     ns_err (*sign)(void *arg, ns_frost_suite suite, const char *key_id, const uint8_t id[16],
                    const uint8_t *msg, size_t msg_len, const ns_frost_commitment *list, size_t n,
                    ns_frost_share *out);
 } ns_frostcoord_party;
 
-/* A remote signer over an attested signclient connection (c must be attested and outlive p). */
-void ns_frostcoord_remote(ns_frostcoord_party *p, ns_signclient *c);
+/* Remote signers: ns_signclient_frost_party (signclient.h). */
 
-/* The caller's own share (a plaintext keys-file FROST entry, one JSON object: the "id" must be
- * key_id when given): parsed strictly into secret memory; the JSON is wiped by the caller. */
+/* The caller's own share: a plaintext keys file holding the FROST entry of key_id (as
+ * frost-keygen writes it), or that entry alone (without "allow"); read by signkeys, strictly,
+ * into secret memory. The caller wipes its copy of the JSON. */
 typedef struct ns_frostcoord_local ns_frostcoord_local;
 ns_err ns_frostcoord_local_new(ns_frostcoord_local **l, const uint8_t *json, size_t len,
                                const char *key_id, const char *name) NS_MUST_CHECK;

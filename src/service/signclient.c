@@ -257,13 +257,13 @@ static bool dec_vshare(pb_istream_t *is, const pb_field_t *f, void **arg)
 }
 
 ns_err ns_signclient_frost_commit(ns_signclient *c, const char *key_id, unsigned count,
-                                  ns_signclient_frost_batch *out)
+                                  ns_frostcoord_batch *out)
 {
     ENSURE(c->attested, NS_E_DENIED,
            "%s: not attested: nothing is sent to sign before the attestation verified", c->server);
     ENSURE(strlen(key_id) < 65, NS_E_USAGE, "key id of %zu characters (max 64)", strlen(key_id));
-    ENSURE(count >= 1 && count <= NS_SIGNCLIENT_FROST_BATCH_MAX, NS_E_USAGE,
-           "FrostCommit count must be 1..%d", NS_SIGNCLIENT_FROST_BATCH_MAX);
+    ENSURE(count >= 1 && count <= NS_FROSTCOORD_BATCH_MAX, NS_E_USAGE,
+           "FrostCommit count must be 1..%d", NS_FROSTCOORD_BATCH_MAX);
     memset(out, 0, sizeof *out);
     nsign_v1_FrostCommitRequest q = nsign_v1_FrostCommitRequest_init_zero;
     snprintf(q.key_id, sizeof q.key_id, "%s", key_id);
@@ -311,7 +311,7 @@ ns_err ns_signclient_frost_commit(ns_signclient *c, const char *key_id, unsigned
     }
     for (pb_size_t i = 0; e == NS_OK && i < r.commitments_count; i++) {
         const nsign_v1_FrostCommitment *m = &r.commitments[i];
-        ns_signclient_frost_commitment *o = &out->c[i];
+        ns_frostcoord_commitment *o = &out->c[i];
         if (m->commitment_id.size != sizeof o->id || m->hiding_commitment.size != el ||
             m->binding_commitment.size != el) {
             e = ns_fail(NS_E_PROTO, "%s: FrostCommit: commitment %u is malformed", c->server,
@@ -396,6 +396,24 @@ ns_err ns_signclient_frost_sign(ns_signclient *c, ns_frost_suite suite, const ch
     ns_buf_free(&req);
     ns_buf_free(&resp);
     return e;
+}
+
+static ns_err remote_commit(void *arg, const char *key_id, unsigned count, ns_frostcoord_batch *out)
+{
+    return ns_signclient_frost_commit(arg, key_id, count, out);
+}
+
+static ns_err remote_sign(void *arg, ns_frost_suite suite, const char *key_id, const uint8_t id[16],
+                          const uint8_t *msg, size_t msg_len, const ns_frost_commitment *list,
+                          size_t n, ns_frost_share *out)
+{
+    return ns_signclient_frost_sign(arg, suite, key_id, id, msg, msg_len, list, n, out);
+}
+
+void ns_signclient_frost_party(ns_frostcoord_party *p, ns_signclient *c)
+{
+    *p = (ns_frostcoord_party){
+        .name = ns_signclient_server(c), .arg = c, .commit = remote_commit, .sign = remote_sign};
 }
 
 const char *ns_signclient_server(const ns_signclient *c)

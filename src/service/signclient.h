@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "err.h"
 #include "frost.h"
+#include "frostcoord.h"
 
 #define NS_SIGNCLIENT_NONCE_LEN 32
 #define NS_SIGNCLIENT_SIG_MAX 72
@@ -51,30 +52,18 @@ ns_err ns_signclient_sign(ns_signclient *c, const char *key_id, const uint8_t *m
                           const uint8_t *digest, size_t digest_len,
                           ns_signclient_sig *out) NS_MUST_CHECK;
 
-/* FROST (docs/frost.md): round one of a signer, refused before a successful attest like Sign. */
-#define NS_SIGNCLIENT_FROST_BATCH_MAX 64
-typedef struct {
-    uint8_t id[16];                 /* the commitment id to name in FrostSign */
-    ns_frost_commitment commitment; /* the signer's identifier and its two points */
-} ns_signclient_frost_commitment;
-
-typedef struct {
-    uint16_t identifier; /* the signer's own */
-    uint32_t expires_in_ms;
-    ns_frost_group group; /* validated (ns_frost_group_init): ns_frost_group_free it */
-    size_t n;
-    ns_signclient_frost_commitment c[NS_SIGNCLIENT_FROST_BATCH_MAX];
-} ns_signclient_frost_batch;
-
+/* FROST (docs/frost.md), refused before a successful attest like Sign. */
 /* FrostCommit: count (1..64) fresh commitments of the signer's share of key_id, and its group. */
 ns_err ns_signclient_frost_commit(ns_signclient *c, const char *key_id, unsigned count,
-                                  ns_signclient_frost_batch *out) NS_MUST_CHECK;
+                                  ns_frostcoord_batch *out) NS_MUST_CHECK;
 /* FrostSign: the signer's share over msg with the commitment id (consumed, whatever happens)
  * and the signing set list (n entries). */
 ns_err ns_signclient_frost_sign(ns_signclient *c, ns_frost_suite suite, const char *key_id,
                                 const uint8_t id[16], const uint8_t *msg, size_t msg_len,
                                 const ns_frost_commitment *list, size_t n,
                                 ns_frost_share *out) NS_MUST_CHECK;
+/* The coordinator's participant interface over this (attested) connection; c outlives p. */
+void ns_signclient_frost_party(ns_frostcoord_party *p, ns_signclient *c);
 /* The server's address, for messages ("tcp:127.0.0.1:5000"). */
 const char *ns_signclient_server(const ns_signclient *c);
 void ns_signclient_close(ns_signclient *c);

@@ -157,18 +157,28 @@ try:
     check(r.returncode == 2, "usage error without --key/--signer: exit 2", r.stderr)
 
     # --- 2-of-2: this process holds the device share, the enclave the other ---
-    local = write("device-share.json", json.dumps(dshares[0]))
+    bare = {k: v for k, v in dshares[0].items() if k != "allow"}
+    local = write("device-keys.json", json.dumps({"version": 1, "keys": [bare]}))
     dbase = [a if a != "treasury" else "device" for a in base]
     r = frost_sign([1], ["--local-share", local], base=dbase)
     sig = bytes.fromhex(r.stdout.strip()) if r.returncode == 0 else b""
     check(r.returncode == 0 and crypto_verify(sig, msg, bytes.fromhex(dgpk)),
-          "2-of-2 with --local-share: the signature verifies under the device key's group key",
-          r.stderr)
+          "2-of-2 with --local-share (a keys file, as frost-keygen writes it): the signature "
+          "verifies under the device key's group key", r.stderr)
     check("local_share=yes" in r.stderr and "coordinator_secret_allocs=0" not in r.stderr,
           "... and there (only) the local share is in secret memory", r.stderr)
+    r = frost_sign([1], ["--local-share", write("device-entry.json", json.dumps(bare))],
+                   base=dbase)
+    sig = bytes.fromhex(r.stdout.strip()) if r.returncode == 0 else b""
+    check(r.returncode == 0 and crypto_verify(sig, msg, bytes.fromhex(dgpk)),
+          "2-of-2 with --local-share (the entry alone)", r.stderr)
+    r = frost_sign([1], ["--local-share", write("device-allow.json", json.dumps(dshares[0]))],
+                   base=dbase)
+    check(r.returncode == 1 and "allow" in r.stderr,
+          "--local-share: an entry alone with a client policy is refused", r.stderr)
     r = frost_sign([], ["--local-share", local], base=dbase)
     check(r.returncode == 2, "--local-share alone (no --signer): usage error", r.stderr)
-    bad_local = dict(dshares[0], signing_share=frost_dealer.scalar_bytes(12345).hex())
+    bad_local = dict(bare, signing_share=frost_dealer.scalar_bytes(12345).hex())
     r = frost_sign([1], ["--local-share", write("bad-share.json", json.dumps(bad_local))],
                    base=dbase)
     check(r.returncode == 1 and "local-share" in r.stderr,

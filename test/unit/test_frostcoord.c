@@ -57,8 +57,7 @@ typedef struct {
     int tamper_share, other_identifier, other_group;
 } evil;
 
-static ns_err evil_commit(void *arg, const char *key_id, unsigned count,
-                          ns_signclient_frost_batch *out)
+static ns_err evil_commit(void *arg, const char *key_id, unsigned count, ns_frostcoord_batch *out)
 {
     evil *e = arg;
     GUARD(e->inner.commit(e->inner.arg, key_id, count, out));
@@ -162,6 +161,16 @@ static void coordinator(void)
     memcpy(strstr(j, "\"min_signers\""), "\"extra_member\"", 13);
     CHECK(ns_frostcoord_local_new(&x, (const uint8_t *)j, strlen(j), "treasury", "f") != NS_OK,
           "a local share with an unknown member: refused");
+    char file[1200];
+    entry(j, sizeof j, 2, "treasury");
+    snprintf(file, sizeof file, "{\"version\":1,\"keys\":[%s]}", j);
+    CHECK_ERR(ns_frostcoord_local_new(&x, (const uint8_t *)file, strlen(file), "treasury", "f"),
+              NS_OK, "a local share given as a whole keys file");
+    ns_frostcoord_local_free(x);
+    x = NULL;
+    snprintf(file, sizeof file, "{\"version\":1,\"keys\":[%s]}", j);
+    CHECK_ERR(ns_frostcoord_local_new(&x, (const uint8_t *)file, strlen(file), "other", "f"),
+              NS_E_USAGE, "... without the key asked for: refused");
     ns_frostcoord_local_free(l1);
     ns_frostcoord_local_free(l2);
     ns_frostcoord_local_free(l3);
