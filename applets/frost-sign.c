@@ -25,9 +25,7 @@
 #include "signclient.h"
 
 #define MSG_MAX (4u * 1024 * 1024 - 64 * 1024)
-#define KEYFILE_MAX (64u * 1024)
 #define SIGNERS_MAX 64
-#define PCR_OPTS_MAX 32
 
 static void usage(void)
 {
@@ -79,24 +77,13 @@ static void usage(void)
 }
 
 typedef struct {
-    const char *key, *msg_file, *cert, *client_key, *expect, *root, *format, *local, *group;
+    ns_signclient_opts c; /* --cert, --client-key, --expect, --pcr, --root, --timeout, --format */
+    const char *key, *msg_file, *local, *group;
     const char *signers[SIGNERS_MAX];
     int nsigners;
     const char *uds[SIGNERS_MAX];
     int nuds;
-    const char *pcrs[PCR_OPTS_MAX];
-    int npcrs;
-    int timeout_ms;
 } opts;
-
-static ns_err load_file(ns_buf *b, const char *path, const char *what)
-{
-    ns_err e = ns_read_path(path, b);
-    if (e == NS_OK && memmem(b->data, b->len, "-----BEGIN", 10) != NULL) {
-        e = ns_buf_append_u8(b, 0); /* mbedtls counts a PEM's NUL */
-    }
-    return e == NS_OK ? NS_OK : ns_fail_ctx(e, "%s %s", what, path);
-}
 
 static void hex_of(char *out, size_t cap, const uint8_t *p, size_t n)
 {
@@ -123,14 +110,8 @@ static int print_sig(const opts *o, const session *s, size_t nparties, const uin
     hex_of(sh, sizeof sh, sig, sig_len);
     hex_of(gh, sizeof gh, g->group_public_key, ns_frost_element_len(g->suite));
     ns_err e = NS_OK;
-    if (strcmp(o->format, "hex") == 0) {
-        e = ns_buf_printf(&out, "%s\n", sh);
-    } else if (strcmp(o->format, "base64") == 0) {
-        char b[128];
-        e = ns_b64_encode(b, sizeof b, sig, sig_len, NS_B64_PAD);
-        if (e == NS_OK) {
-            e = ns_buf_printf(&out, "%s\n", b);
-        }
+    if (strcmp(o->c.format, "json") != 0) {
+        e = ns_signclient_format_sig(&out, o->c.format, sig, sig_len);
     } else {
         e = ns_buf_append_str(&out, "{\"key_id\":");
         if (e == NS_OK) {
@@ -173,9 +154,11 @@ static int print_sig(const opts *o, const session *s, size_t nparties, const uin
 }
 
 /* Connects to and attests every signer (x: the shared expectations; each gets its own copy). */
-static ns_err connect_all(const opts *o, session *s, const ns_attest_expect *x, const ns_buf *cert,
-                          ns_buf *key, const ns_buf *root)
+static ns_err connect_all(const opts *o, session *s, const ns_attest_expect *x,
+                          const ns_signclient_files *f)
 {
+    size_t root_len = 0;
+    const uint8_t *root = ns_signclient_files_root(f, &root_len);
     ns_attest_expect *xi = calloc(1, sizeof *xi);
     ENSURE(xi != NULL, NS_E_NOMEM, "out of memory");
     ns_err e = NS_OK;
@@ -190,11 +173,11 @@ static ns_err connect_all(const opts *o, session *s, const ns_attest_expect *x, 
             e = ns_addr_parse(&a, o->signers[i]);
         }
         if (e == NS_OK) {
-            e = ns_signclient_open(&s->c[i], &a, cert->data, cert->len, key->data, key->len,
-                                   o->timeout_ms);
+            e = ns_signclient_open(&s->c[i], &a, f->cert.data, f->cert.len, f->key.data, f->key.len,
+                                   o->c.timeout_ms);
         }
         if (e == NS_OK) {
-            e = ns_signclient_attest(s->c[i], xi, o->root ? root->data : NULL, root->len, &d);
+            e = ns_signclient_attest(s->c[i], xi, root, root_len, &d);
         }
         if (e == NS_OK) {
             snprintf(s->module[i], sizeof s->module[i], "%.*s", (int)d.module_id.len,
@@ -209,11 +192,8 @@ static ns_err connect_all(const opts *o, session *s, const ns_attest_expect *x, 
 
 static int run(const opts *o, const ns_attest_expect *x)
 {
-    ns_buf cert, key, root_pem, root, msg, share, group;
-    ns_buf_init(&cert, KEYFILE_MAX);
-    ns_buf_init_secret(&key, KEYFILE_MAX);
-    ns_buf_init(&root_pem, KEYFILE_MAX);
-    ns_buf_init(&root, KEYFILE_MAX);
+    ns_signclient_files files;
+    ns_buf msg, share, group;
     ns_buf_init(&msg, MSG_MAX);
     ns_buf_init_secret(&share, 256 * 1024);
     ns_buf_init(&group, NS_FROST_GROUP_FILE_MAX);
@@ -222,22 +202,10 @@ static int run(const opts *o, const ns_attest_expect *x)
     ns_frost_group pin = {0};
     char pin_id[NS_FROST_ID_MAX + 1] = "";
     int rc = NS_EXIT_FAIL;
-    ns_err e = load_file(&cert, o->cert, "--cert");
-    if (e == NS_OK) {
-        e = load_file(&key, o->client_key, "--client-key");
-    }
+    ns_err e = ns_signclient_files_load(&files, &o->c);
     /* From here on the coordinator handles public values only (unless it holds a local share):
      * not one secret allocation may happen until the signature is out. */
     size_t allocs0 = ns_secret_allocs();
-    if (e == NS_OK && o->root != NULL) {
-        ns_warn("trusting --root %s instead of the AWS Nitro Enclaves root: for tests and "
-                "emulators only",
-                o->root);
-        e = ns_read_path(o->root, &root_pem);
-        if (e == NS_OK) {
-            e = ns_attest_cert_der(&root, root_pem.data, root_pem.len);
-        }
-    }
     if (e == NS_OK) {
         e = ns_read_path(o->msg_file, &msg);
         if (e != NS_OK) {
@@ -271,8 +239,8 @@ static int run(const opts *o, const ns_attest_expect *x)
         ns_log_err(e, "input");
         goto out;
     }
-    e = connect_all(o, &s, x, &cert, &key, &root);
-    ns_buf_free(&key); /* wiped: each TLS session holds its own copy */
+    e = connect_all(o, &s, x, &files);
+    ns_signclient_files_drop_key(&files); /* wiped: each TLS session holds its own copy */
     size_t np = (size_t)o->nsigners;
     if (s.local != NULL) {
         ns_frostcoord_local_party(&s.parties[np++], s.local);
@@ -306,10 +274,7 @@ out:
         ns_signclient_close(s.c[i]);
     }
     ns_frost_group_free(&pin);
-    ns_buf_free(&cert);
-    ns_buf_free(&key);
-    ns_buf_free(&root_pem);
-    ns_buf_free(&root);
+    ns_signclient_files_free(&files);
     ns_buf_free(&msg);
     ns_buf_free(&share);
     ns_buf_free(&group);
@@ -322,45 +287,28 @@ int frost_sign_main(int argc, char **argv)
         usage();
         return NS_EXIT_OK;
     }
-    enum {
-        O_KEY = 256,
-        O_SIGNER,
-        O_LOCAL,
-        O_MSG,
-        O_CERT,
-        O_CKEY,
-        O_EXP,
-        O_PCR,
-        O_UD,
-        O_GROUP,
-        O_ROOT,
-        O_FMT,
-        O_TO
-    };
+    enum { O_KEY = 256, O_SIGNER, O_LOCAL, O_MSG, O_UD, O_GROUP };
     static const struct option lo[] = {
         {"key", required_argument, NULL, O_KEY},
         {"signer", required_argument, NULL, O_SIGNER},
         {"local-share", required_argument, NULL, O_LOCAL},
         {"message-file", required_argument, NULL, O_MSG},
-        {"cert", required_argument, NULL, O_CERT},
-        {"client-key", required_argument, NULL, O_CKEY},
-        {"expect", required_argument, NULL, O_EXP},
-        {"pcr", required_argument, NULL, O_PCR},
         {"user-data", required_argument, NULL, O_UD},
         {"group", required_argument, NULL, O_GROUP},
-        {"root", required_argument, NULL, O_ROOT},
-        {"format", required_argument, NULL, O_FMT},
-        {"timeout", required_argument, NULL, O_TO},
+        NS_SIGNCLIENT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     opts o;
     memset(&o, 0, sizeof o);
-    o.format = "hex";
-    o.timeout_ms = 10000;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-        int64_t ms = 0;
+    ns_signclient_opts_init(&o.c);
+    int ch, idx = 0;
+    while ((ch = getopt_long(argc, argv, "", lo, &idx)) != -1) {
         switch (ch) {
+        case NS_SIGNCLIENT_OPT:
+            if (ns_signclient_opt(&o.c, lo[idx].name, optarg) != NS_OK) {
+                return ns_cli_usage_error("%s", ns_err_msg());
+            }
+            break;
         case O_KEY:
             o.key = optarg;
             break;
@@ -376,21 +324,6 @@ int frost_sign_main(int argc, char **argv)
         case O_MSG:
             o.msg_file = optarg;
             break;
-        case O_CERT:
-            o.cert = optarg;
-            break;
-        case O_CKEY:
-            o.client_key = optarg;
-            break;
-        case O_EXP:
-            o.expect = optarg;
-            break;
-        case O_PCR:
-            if (o.npcrs == PCR_OPTS_MAX) {
-                return ns_cli_usage_error("--pcr: at most %d", PCR_OPTS_MAX);
-            }
-            o.pcrs[o.npcrs++] = optarg;
-            break;
         case O_UD:
             if (o.nuds == SIGNERS_MAX) {
                 return ns_cli_usage_error("--user-data: at most %d", SIGNERS_MAX);
@@ -400,18 +333,6 @@ int frost_sign_main(int argc, char **argv)
         case O_GROUP:
             o.group = optarg;
             break;
-        case O_ROOT:
-            o.root = optarg;
-            break;
-        case O_FMT:
-            o.format = optarg;
-            break;
-        case O_TO:
-            if (ns_parse_seconds(optarg, &ms) != NS_OK || ms <= 0 || ms > 600000) {
-                return ns_cli_usage_error("--timeout: expected seconds (0 < S <= 600)");
-            }
-            o.timeout_ms = (int)ms;
-            break;
         default:
             return ns_cli_usage_error("invalid option");
         }
@@ -419,9 +340,11 @@ int frost_sign_main(int argc, char **argv)
     if (optind != argc) {
         return ns_cli_usage_error("unexpected argument '%s'", argv[optind]);
     }
-    if (!o.key || !o.msg_file || !o.cert || !o.client_key || !o.expect) {
-        return ns_cli_usage_error(
-            "--key, --message-file, --cert, --client-key and --expect are required");
+    if (!o.key || !o.msg_file) {
+        return ns_cli_usage_error("--key and --message-file are required");
+    }
+    if (ns_signclient_opts_check(&o.c) != NS_OK) {
+        return ns_cli_usage_error("%s", ns_err_msg());
     }
     if (o.nsigners == 0) {
         return ns_cli_usage_error("give at least one --signer");
@@ -430,32 +353,19 @@ int frost_sign_main(int argc, char **argv)
         return ns_cli_usage_error("--user-data: give it once, or once per --signer (%d)",
                                   o.nsigners);
     }
-    if (strcmp(o.format, "hex") != 0 && strcmp(o.format, "base64") != 0 &&
-        strcmp(o.format, "json") != 0) {
-        return ns_cli_usage_error("--format: hex, base64 or json");
-    }
     ns_attest_expect *x = calloc(1, sizeof *x);
     if (x == NULL) {
         ns_error("out of memory");
         return NS_EXIT_FAIL;
     }
-    ns_buf m;
-    ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
-    ns_err e = ns_read_path(o.expect, &m);
-    if (e == NS_OK) {
-        e = ns_attest_expect_measurements(x, m.data, m.len);
-    }
-    ns_buf_free(&m);
+    ns_err e = ns_signclient_opts_expect(&o.c, x);
     if (e != NS_OK) {
-        ns_log_err(e, o.expect);
         free(x);
-        return NS_EXIT_FAIL;
-    }
-    for (int i = 0; i < o.npcrs; i++) {
-        if (ns_attest_expect_pcr(x, o.pcrs[i]) != NS_OK) {
-            free(x);
-            return ns_cli_usage_error("--pcr %s: %s", o.pcrs[i], ns_err_msg());
+        if (e == NS_E_USAGE) {
+            return ns_cli_usage_error("%s", ns_err_msg());
         }
+        ns_log_err(e, "frost-sign");
+        return NS_EXIT_FAIL;
     }
     if (ns_secret_process_init() != NS_OK) {
         ns_warn("could not make the process non-dumpable");

@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "grpc.h"
 #include "h2client.h"
+#include "iox.h"
+#include "log.h"
 #include "nsign.pb.h"
 #include "rng.h"
 #include "tls.h"
@@ -428,4 +431,135 @@ void ns_signclient_close(ns_signclient *c)
         ns_tls_close(c->tls);
         free(c);
     }
+}
+
+/* --- the options the clients share --- */
+
+#define FILE_MAX (64u * 1024)
+
+void ns_signclient_opts_init(ns_signclient_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->format = "hex";
+    o->timeout_ms = 10000;
+}
+
+ns_err ns_signclient_opt(ns_signclient_opts *o, const char *name, const char *val)
+{
+    int64_t ms = 0;
+    if (strcmp(name, "cert") == 0) {
+        o->cert = val;
+    } else if (strcmp(name, "client-key") == 0) {
+        o->client_key = val;
+    } else if (strcmp(name, "expect") == 0) {
+        o->expect = val;
+    } else if (strcmp(name, "root") == 0) {
+        o->root = val;
+    } else if (strcmp(name, "format") == 0) {
+        o->format = val;
+    } else if (strcmp(name, "pcr") == 0) {
+        ENSURE(o->npcrs < NS_SIGNCLIENT_PCRS_MAX, NS_E_USAGE, "--pcr: at most %d",
+               NS_SIGNCLIENT_PCRS_MAX);
+        o->pcrs[o->npcrs++] = val;
+    } else if (strcmp(name, "timeout") == 0) {
+        ENSURE(ns_parse_seconds(val, &ms) == NS_OK && ms > 0 && ms <= 600000, NS_E_USAGE,
+               "--timeout: expected seconds (0 < S <= 600)");
+        o->timeout_ms = (int)ms;
+    } else {
+        BAIL(NS_E_USAGE, "invalid option --%s", name);
+    }
+    return NS_OK;
+}
+
+ns_err ns_signclient_opts_check(const ns_signclient_opts *o)
+{
+    ENSURE(o->cert && o->client_key && o->expect, NS_E_USAGE,
+           "--cert, --client-key and --expect are required");
+    ENSURE(strcmp(o->format, "hex") == 0 || strcmp(o->format, "base64") == 0 ||
+               strcmp(o->format, "json") == 0,
+           NS_E_USAGE, "--format: hex, base64 or json");
+    return NS_OK;
+}
+
+ns_err ns_signclient_opts_expect(const ns_signclient_opts *o, ns_attest_expect *x)
+{
+    ns_buf m;
+    ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
+    ns_err e = ns_read_path(o->expect, &m);
+    if (e == NS_OK) {
+        e = ns_attest_expect_measurements(x, m.data, m.len);
+    }
+    ns_buf_free(&m);
+    if (e != NS_OK) {
+        return ns_fail_ctx(e, "--expect %s", o->expect);
+    }
+    for (int i = 0; i < o->npcrs; i++) {
+        if (ns_attest_expect_pcr(x, o->pcrs[i]) != NS_OK) {
+            return ns_fail(NS_E_USAGE, "--pcr %s: %s", o->pcrs[i], ns_err_msg());
+        }
+    }
+    return NS_OK;
+}
+
+static ns_err load_pem(ns_buf *b, const char *path, const char *what)
+{
+    ns_err e = ns_read_path(path, b);
+    if (e == NS_OK && memmem(b->data, b->len, "-----BEGIN", 10) != NULL) {
+        e = ns_buf_append_u8(b, 0); /* mbedtls counts a PEM's NUL */
+    }
+    return e == NS_OK ? NS_OK : ns_fail_ctx(e, "%s %s", what, path);
+}
+
+ns_err ns_signclient_files_load(ns_signclient_files *f, const ns_signclient_opts *o)
+{
+    ns_buf_init(&f->cert, FILE_MAX);
+    ns_buf_init_secret(&f->key, FILE_MAX);
+    ns_buf_init(&f->root, FILE_MAX);
+    GUARD(load_pem(&f->cert, o->cert, "--cert"));
+    GUARD(load_pem(&f->key, o->client_key, "--client-key"));
+    if (o->root != NULL) {
+        ns_buf pem;
+        ns_warn("trusting --root %s instead of the AWS Nitro Enclaves root: for tests and "
+                "emulators only",
+                o->root);
+        ns_buf_init(&pem, FILE_MAX);
+        ns_err e = ns_read_path(o->root, &pem);
+        if (e == NS_OK) {
+            e = ns_attest_cert_der(&f->root, pem.data, pem.len);
+        }
+        ns_buf_free(&pem);
+        if (e != NS_OK) {
+            return ns_fail_ctx(e, "--root %s", o->root);
+        }
+    }
+    return NS_OK;
+}
+
+void ns_signclient_files_drop_key(ns_signclient_files *f)
+{
+    ns_buf_free(&f->key); /* wiped */
+}
+
+void ns_signclient_files_free(ns_signclient_files *f)
+{
+    ns_buf_free(&f->cert);
+    ns_buf_free(&f->key);
+    ns_buf_free(&f->root);
+}
+
+const uint8_t *ns_signclient_files_root(const ns_signclient_files *f, size_t *len)
+{
+    *len = f->root.len;
+    return f->root.len ? f->root.data : NULL;
+}
+
+ns_err ns_signclient_format_sig(ns_buf *out, const char *format, const uint8_t *sig, size_t len)
+{
+    char t[2 * NS_SIGNCLIENT_SIG_MAX + 4];
+    if (strcmp(format, "base64") == 0) {
+        GUARD(ns_b64_encode(t, sizeof t, sig, len, NS_B64_PAD));
+    } else {
+        GUARD(ns_hex_encode(t, sizeof t, sig, len));
+    }
+    return ns_buf_printf(out, "%s\n", t);
 }
