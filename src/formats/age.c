@@ -17,6 +17,7 @@
 
 #include "codec.h"
 #include "iox.h"
+#include "rng.h"
 #include "secret.h"
 
 #define AGE_VERSION_LINE "age-encryption.org/v1"
@@ -87,28 +88,29 @@ static uint32_t bech32_polymod_step(uint32_t chk, uint8_t v)
     return chk;
 }
 
-ns_err ns_age_parse_x25519_identity(uint8_t key[32], const char *s, size_t n)
+/* Decodes a bech32 string of 32 bytes with human-readable part hrp (lowercase; the input may be
+ * all upper or all lower case). what names the kind of string in messages. */
+static ns_err bech32_decode32(uint8_t key[32], const char *s, size_t n, const char *hrp,
+                              const char *what)
 {
-    static const char hrp[] = "age-secret-key-";
-    const size_t hrp_len = sizeof hrp - 1;
+    const size_t hrp_len = strlen(hrp);
     /* hrp + '1' + 52 data chars (32 bytes) + 6 checksum chars */
-    ENSURE(n == hrp_len + 1 + 52 + 6, NS_E_PARSE,
-           "not an X25519 identity (AGE-SECRET-KEY-1..., %zu characters): wrong length", n);
+    ENSURE(n == hrp_len + 1 + 52 + 6, NS_E_PARSE, "not an %s (%zu characters): wrong length", what,
+           n);
     int lower = 0, upper = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        ENSURE(c >= 33 && c <= 126, NS_E_PARSE, "identity: invalid character");
+        ENSURE(c >= 33 && c <= 126, NS_E_PARSE, "%s: invalid character", what);
         lower |= (c >= 'a' && c <= 'z');
         upper |= (c >= 'A' && c <= 'Z');
     }
-    ENSURE(!(lower && upper), NS_E_PARSE, "identity: mixed case is not valid bech32");
+    ENSURE(!(lower && upper), NS_E_PARSE, "%s: mixed case is not valid bech32", what);
     uint32_t chk = 1;
     for (size_t i = 0; i < hrp_len; i++) {
         char c = (char)(s[i] | 0x20);
-        ENSURE(c == hrp[i] || (hrp[i] == '-' && s[i] == '-'), NS_E_PARSE,
-               "identity: not an AGE-SECRET-KEY- identity");
+        ENSURE(c == hrp[i] || (hrp[i] == '-' && s[i] == '-'), NS_E_PARSE, "%s: wrong prefix", what);
     }
-    ENSURE(s[hrp_len] == '1', NS_E_PARSE, "identity: missing bech32 separator");
+    ENSURE(s[hrp_len] == '1', NS_E_PARSE, "%s: missing bech32 separator", what);
     for (size_t i = 0; i < hrp_len; i++) {
         chk = bech32_polymod_step(chk, (uint8_t)(hrp[i] >> 5));
     }
@@ -125,7 +127,7 @@ ns_err ns_age_parse_x25519_identity(uint8_t key[32], const char *s, size_t n)
         const char *pos = c ? strchr(BECH32_CHARSET, c) : NULL;
         if (pos == NULL) {
             ns_wipe(&acc, sizeof acc);
-            BAIL(NS_E_PARSE, "identity: invalid bech32 character");
+            BAIL(NS_E_PARSE, "%s: invalid bech32 character", what);
         }
         uint8_t v = (uint8_t)(pos - BECH32_CHARSET);
         chk = bech32_polymod_step(chk, v);
@@ -142,9 +144,19 @@ ns_err ns_age_parse_x25519_identity(uint8_t key[32], const char *s, size_t n)
     ns_wipe(&acc, sizeof acc);
     if (chk != 1 || outn != 32 || !pad_ok) {
         ns_wipe(key, 32);
-        BAIL(NS_E_PARSE, "identity: bad bech32 checksum or padding");
+        BAIL(NS_E_PARSE, "%s: bad bech32 checksum or padding", what);
     }
     return NS_OK;
+}
+
+ns_err ns_age_parse_x25519_identity(uint8_t key[32], const char *s, size_t n)
+{
+    return bech32_decode32(key, s, n, "age-secret-key-", "X25519 identity (AGE-SECRET-KEY-1...)");
+}
+
+ns_err ns_age_parse_x25519_recipient(uint8_t pk[32], const char *s, size_t n)
+{
+    return bech32_decode32(pk, s, n, "age", "X25519 recipient (age1...)");
 }
 
 /* Secret state of one decryption, in one locked allocation. */
@@ -1175,4 +1187,126 @@ ns_err ns_age_payload_decrypt_mem(ns_buf *out, const uint8_t file_key[NS_AGE_FIL
     }
     free(s);
     return e;
+}
+
+/* ---------------------------------------------------------------- encryption */
+
+/* Secrets of one encryption, in one locked allocation. */
+typedef struct {
+    uint8_t file_key[NS_AGE_FILE_KEY];
+    uint8_t eph[32]; /* X25519 ephemeral secret, one per recipient */
+    uint8_t ss[32];
+    uint8_t key[32]; /* wrap key, MAC key, payload key */
+} age_enc_secrets;
+
+static ns_err b64_line(ns_buf *out, const uint8_t *p, size_t n)
+{
+    char tmp[96];
+    GUARD(ns_b64_encode(tmp, sizeof tmp, p, n, 0));
+    return ns_buf_append_str(out, tmp);
+}
+
+/* "-> X25519 <E>\n<body>\n" for one recipient public key. */
+static ns_err wrap_x25519(ns_buf *out, age_enc_secrets *sec, const uint8_t pk[32])
+{
+    static const uint8_t zero_nonce[12] = {0};
+    uint8_t epk[32], salt[64], body[NS_AGE_FILE_KEY + NS_AGE_TAG];
+    GUARD(ns_rng_bytes(sec->eph, sizeof sec->eph));
+    ns_err rc = NS_OK;
+    if (crypto_scalarmult_base(epk, sec->eph) != 0 ||
+        crypto_scalarmult(sec->ss, sec->eph, pk) != 0) {
+        rc = ns_fail(NS_E_USAGE, "age recipient is a low-order point: not a usable X25519 key");
+    }
+    ns_wipe(sec->eph, sizeof sec->eph);
+    if (rc == NS_OK) {
+        memcpy(salt, epk, 32);
+        memcpy(salt + 32, pk, 32);
+        hkdf32(sec->key, sec->ss, 32, salt, sizeof salt, AGE_X25519_LABEL);
+        crypto_aead_chacha20poly1305_ietf_encrypt_detached(body, body + NS_AGE_FILE_KEY, NULL,
+                                                           sec->file_key, NS_AGE_FILE_KEY, NULL, 0,
+                                                           NULL, zero_nonce, sec->key);
+        rc = ns_buf_append_str(out, "-> X25519 ");
+        if (rc == NS_OK) {
+            rc = b64_line(out, epk, 32);
+        }
+        if (rc == NS_OK) {
+            rc = ns_buf_append_u8(out, '\n');
+        }
+        if (rc == NS_OK) {
+            rc = b64_line(out, body, sizeof body); /* 43 characters: one short final line */
+        }
+        if (rc == NS_OK) {
+            rc = ns_buf_append_u8(out, '\n');
+        }
+    }
+    ns_wipe(sec->ss, sizeof sec->ss);
+    ns_wipe(sec->key, sizeof sec->key);
+    return rc;
+}
+
+static ns_err encrypt_inner(ns_buf *out, age_enc_secrets *sec, const uint8_t *pt, size_t pt_len,
+                            const uint8_t (*pks)[32], size_t n)
+{
+    GUARD(ns_rng_bytes(sec->file_key, sizeof sec->file_key));
+    GUARD(ns_buf_append_str(out, AGE_VERSION_LINE "\n"));
+    for (size_t i = 0; i < n; i++) {
+        GUARD(wrap_x25519(out, sec, pks[i]));
+    }
+    GUARD(ns_buf_append_str(out, "---"));
+    uint8_t mac[32];
+    hkdf32(sec->key, sec->file_key, NS_AGE_FILE_KEY, NULL, 0, "header");
+    crypto_auth_hmacsha256(mac, out->data, out->len, sec->key);
+    GUARD(ns_buf_append_u8(out, ' '));
+    GUARD(b64_line(out, mac, sizeof mac));
+    GUARD(ns_buf_append_u8(out, '\n'));
+    uint8_t nonce_prefix[AGE_NONCE_PREFIX];
+    GUARD(ns_rng_bytes(nonce_prefix, sizeof nonce_prefix));
+    GUARD(ns_buf_append(out, nonce_prefix, sizeof nonce_prefix));
+    hkdf32(sec->key, sec->file_key, NS_AGE_FILE_KEY, nonce_prefix, sizeof nonce_prefix, "payload");
+    /* chunks of NS_AGE_CHUNK; the last one may be short, and is empty only for an empty file */
+    size_t off = 0;
+    uint64_t counter = 0;
+    do {
+        size_t take = pt_len - off < NS_AGE_CHUNK ? pt_len - off : NS_AGE_CHUNK;
+        int last = off + take == pt_len;
+        uint8_t nonce[12];
+        stream_nonce(nonce, counter++, last);
+        GUARD(ns_buf_reserve(out, take + NS_AGE_TAG));
+        uint8_t *c = out->data + out->len;
+        crypto_aead_chacha20poly1305_ietf_encrypt_detached(c, c + take, NULL, pt + off, take, NULL,
+                                                           0, NULL, nonce, sec->key);
+        out->len += take + NS_AGE_TAG;
+        off += take;
+    } while (off < pt_len);
+    return NS_OK;
+}
+
+ns_err ns_age_encrypt_mem(ns_buf *out, const uint8_t *pt, size_t pt_len,
+                          const char *const *recipients, size_t n)
+{
+    ENSURE(n >= 1 && n <= NS_AGE_MAX_STANZAS, NS_E_USAGE, "age: 1 to %u recipients",
+           NS_AGE_MAX_STANZAS);
+    ENSURE(sodium_init() >= 0, NS_E_CRYPTO, "age: libsodium failed to initialise");
+    uint8_t(*pks)[32] = malloc(n * sizeof *pks);
+    ENSURE(pks != NULL, NS_E_NOMEM, "age: out of memory");
+    ns_err rc = NS_OK;
+    for (size_t i = 0; i < n && rc == NS_OK; i++) {
+        rc = ns_age_parse_x25519_recipient(pks[i], recipients[i], strlen(recipients[i]));
+    }
+    age_enc_secrets *sec = rc == NS_OK ? ns_secret_alloc(sizeof *sec) : NULL;
+    if (rc == NS_OK && sec == NULL) {
+        rc = ns_fail(NS_E_NOMEM, "age: cannot allocate locked memory (check RLIMIT_MEMLOCK)");
+    }
+    size_t start = out->len;
+    if (rc == NS_OK) {
+        rc = encrypt_inner(out, sec, pt, pt_len, (const uint8_t(*)[32])pks, n);
+        if (rc != NS_OK) {
+            out->len = start;
+        }
+    }
+    if (sec) {
+        ns_secret_free(sec, sizeof *sec);
+    }
+    free(pks);
+    return rc;
 }

@@ -1,6 +1,7 @@
 /*
  * age: a strict age v1 decryptor (https://c2sp.org/age), X25519 and scrypt recipients, ASCII
- * armor detected automatically. Streaming with constant memory: the payload is read in 64 KiB
+ * armor detected automatically; and a minimal encryptor to X25519 recipients (frost-keygen's
+ * per-participant files). Streaming with constant memory: the payload is read in 64 KiB
  * STREAM chunks and each chunk's plaintext goes to the sink only after its Poly1305 tag verified.
  *
  * Strictness follows the spec and the CCTV vectors: one valid encoding of every header (canonical
@@ -78,6 +79,18 @@ ns_err ns_age_decrypt(const ns_age_input *in, const ns_age_opts *opts, ns_age_si
  * failure out is wiped and empty. */
 ns_err ns_age_decrypt_mem(ns_buf *out, const uint8_t *ct, size_t ct_len, const char *identities,
                           size_t identities_len) NS_MUST_CHECK;
+
+/*
+ * Encrypts pt to X25519 recipients ("age1...", bech32) in age v1's binary format, appended to
+ * out (a plain buffer: the output is ciphertext): a fresh file key, one X25519 stanza per
+ * recipient (ephemeral key, HKDF-SHA-256, ChaCha20-Poly1305), the header MAC, then the STREAM
+ * payload in 64 KiB chunks. The file key and every derived key live in locked memory and are
+ * wiped. NS_E_PARSE for a malformed recipient (its message names the problem).
+ */
+ns_err ns_age_encrypt_mem(ns_buf *out, const uint8_t *pt, size_t pt_len,
+                          const char *const *recipients, size_t n) NS_MUST_CHECK;
+/* Decodes an X25519 recipient ("age1...", all lower or all upper case) to its public key. */
+ns_err ns_age_parse_x25519_recipient(uint8_t pk[32], const char *s, size_t n) NS_MUST_CHECK;
 
 /* --- exposed for tests and fuzzing --- */
 

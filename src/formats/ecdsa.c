@@ -101,6 +101,15 @@ static void k1_init(void)
     ns_wipe(seed, sizeof seed);
 }
 
+ns_err ns_ecdsa_k1_context(const struct secp256k1_context_struct **out)
+{
+    pthread_once(&k1_once, k1_init);
+    ENSURE(k1_ctx != NULL, NS_E_CRYPTO,
+           "cannot create the randomised libsecp256k1 context (getrandom failed?)");
+    *out = k1_ctx;
+    return NS_OK;
+}
+
 static ns_err k1(const secp256k1_context **c)
 {
     pthread_once(&k1_once, k1_init);

@@ -48,4 +48,8 @@ ns_err ns_ecdsa_recover(ns_ecdsa_curve curve, const uint8_t digest[NS_ECDSA_DIGE
                         const uint8_t sig[NS_ECDSA_SIG_LEN], int recid,
                         uint8_t pub[NS_ECDSA_PUB_LEN]) NS_MUST_CHECK;
 
+/* The process's one randomised libsecp256k1 context (shared with frost.c; read-only once made). */
+struct secp256k1_context_struct;
+ns_err ns_ecdsa_k1_context(const struct secp256k1_context_struct **out) NS_MUST_CHECK;
+
 #endif

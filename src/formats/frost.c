@@ -1,40 +1,493 @@
 /*
- * frost: FROST(Ed25519, SHA-512), RFC 9591 (see frost.h for the contract).
+ * frost: FROST threshold Schnorr signatures, RFC 9591 (see frost.h for the contract), for two
+ * ciphersuites behind one table of group and scalar operations (suite_ops):
  *
- * Every group and scalar operation is libsodium's: crypto_core_ed25519_scalar_* (mod L),
+ * FROST(Ed25519, SHA-512), section 6.1, on libsodium only: crypto_core_ed25519_scalar_* (mod L),
  * crypto_scalarmult_ed25519_base_noclamp / _noclamp (constant time; they refuse an identity
- * result) and crypto_core_ed25519_add. The hash functions of section 6.1:
- *   H1 = SHA-512(ctx || "rho" || m) mod L      H2 = SHA-512(m) mod L (RFC 8032's challenge)
- *   H3 = SHA-512(ctx || "nonce" || m) mod L    H4 = SHA-512(ctx || "msg" || m)
- *   H5 = SHA-512(ctx || "com" || m)            ctx = "FROST-ED25519-SHA512-v1"
- * Invariants: every element that enters from outside passes crypto_core_ed25519_is_valid_point
- * (canonical, on the curve, prime-order subgroup, not small order: so never the identity);
- * every outside scalar is canonical. Secret scalars (shares, nonces, polynomial coefficients)
- * live in caller-provided secret memory or in locals wiped before return.
+ * result), crypto_core_ed25519_add, crypto_core_ed25519_is_valid_point. ctx =
+ * "FROST-ED25519-SHA512-v1"; H1 = SHA-512(ctx || "rho" || m) mod L, H2 = SHA-512(m) mod L (RFC
+ * 8032's challenge), H3 = ... "nonce", H4 = SHA-512(ctx || "msg" || m), H5 = ... "com".
+ * Scalars little-endian.
+ *
+ * FROST(secp256k1, SHA-256), section 6.5, on libsecp256k1's public API only. Secret scalar
+ * arithmetic uses secp256k1_ec_seckey_tweak_add / _tweak_mul / _negate, which run in constant
+ * time in both operands; their one irregularity (a zero secret-key operand or result makes them
+ * return 0 and zero the output) is absorbed without a branch: a product with a zero operand is
+ * zero, which is what the zeroed output holds, and a sum with a zero left operand is selected
+ * with a mask. Points: secp256k1_ec_pubkey_create (constant time) for secret scalars,
+ * _tweak_mul and _combine for public ones. The inverse (Lagrange coefficients: public values
+ * only) is an exponentiation by n - 2. Hashes: H1, H2, H3 are hash_to_field with
+ * expand_message_xmd(SHA-256) (RFC 9380 section 5.3.1) into 48 bytes reduced mod n, with DST =
+ * ctx || tag, ctx = "FROST-secp256k1-SHA256-v1" (tags "rho", "chal", "nonce"); the reduction
+ * of the 384-bit value is done with the same constant-time operations (x = a 2^256 + b 2^128 +
+ * c, each part below n). H4, H5 = SHA-256(ctx || tag || m). Scalars big-endian, elements
+ * 33-byte compressed SEC1.
+ *
+ * Invariants: every element that enters from outside passes the suite's element check
+ * (canonical, on the curve, in the prime-order group, never the identity; for Ed25519 no
+ * small-order point either); every outside scalar is canonical. Secret scalars (shares, nonces,
+ * polynomial coefficients) live in caller-provided secret memory or in locals wiped before
+ * return.
  */
 #include "frost.h"
 
 #include <cJSON.h>
+#include <pthread.h>
+#include <secp256k1.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
+#include "ecdsa.h"
 #include "json.h"
 #include "rng.h"
 #include "secret.h"
 
-#define EL 32 /* Ed25519 element length */
 #define SL NS_FROST_SCALAR_LEN
+#define EM NS_FROST_ELEMENT_MAX
+#define DIGEST_MAX 64
 
-static const char CTX[] = "FROST-ED25519-SHA512-v1";
+/* One piece of a hash input. */
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} part;
+
+enum { H1_RHO, H2_CHAL, H3_NONCE, H4_MSG, H5_COM };
+
+typedef struct {
+    ns_frost_suite suite;
+    size_t el; /* element bytes */
+    size_t hl; /* H4 / H5 digest bytes */
+    const char *ctx;
+    void (*id_scalar)(uint8_t out[SL], unsigned v);
+    int (*scalar_ok)(const uint8_t s[SL]); /* canonical: below the group order (0 allowed) */
+    int (*element_ok)(const uint8_t *p);
+    /* points: 0 on success, -1 for a zero scalar, an invalid point or an identity result */
+    int (*base)(uint8_t *out, const uint8_t s[SL]); /* constant time in s */
+    int (*mult)(uint8_t *out, const uint8_t s[SL], const uint8_t *p);
+    int (*sum)(uint8_t *out, const uint8_t *const *pts, size_t n);
+    /* scalars mod the order, constant time; inv for public values only (0 has none: -1) */
+    void (*add)(uint8_t out[SL], const uint8_t a[SL], const uint8_t b[SL]);
+    void (*sub)(uint8_t out[SL], const uint8_t a[SL], const uint8_t b[SL]);
+    void (*mul)(uint8_t out[SL], const uint8_t a[SL], const uint8_t b[SL]);
+    int (*inv)(uint8_t out[SL], const uint8_t a[SL]);
+    void (*hash_scalar)(uint8_t out[SL], int which, const part *parts, size_t n);
+    void (*hash_digest)(uint8_t *out, int which, const part *parts, size_t n);
+    void (*random_scalar_from)(uint8_t out[SL], const uint8_t rnd[64]); /* uniform scalar */
+} suite_ops;
+
+static const char *const TAGS[] = {"rho", "chal", "nonce", "msg", "com"};
+
+/* ---------------------------------------------------------------- FROST(Ed25519, SHA-512) */
+
+static const uint8_t ED_IDENTITY[32] = {1};
+
+static void ed_id_scalar(uint8_t out[SL], unsigned v)
+{
+    memset(out, 0, SL);
+    out[0] = (uint8_t)(v & 0xff);
+    out[1] = (uint8_t)(v >> 8);
+}
+
+static int ed_scalar_ok(const uint8_t s[SL])
+{
+    uint8_t wide[64] = {0}, red[SL];
+    memcpy(wide, s, SL);
+    crypto_core_ed25519_scalar_reduce(red, wide);
+    int ok = ns_ct_equal(red, s, SL);
+    ns_wipe(wide, sizeof wide);
+    ns_wipe(red, sizeof red);
+    return ok;
+}
+
+static int ed_element_ok(const uint8_t *p)
+{
+    return crypto_core_ed25519_is_valid_point(p) == 1;
+}
+
+static int ed_base(uint8_t *out, const uint8_t s[SL])
+{
+    return crypto_scalarmult_ed25519_base_noclamp(out, s) == 0 ? 0 : -1;
+}
+
+static int ed_mult(uint8_t *out, const uint8_t s[SL], const uint8_t *p)
+{
+    return crypto_scalarmult_ed25519_noclamp(out, s, p) == 0 ? 0 : -1;
+}
+
+static int ed_sum(uint8_t *out, const uint8_t *const *pts, size_t n)
+{
+    uint8_t acc[32];
+    memcpy(acc, ED_IDENTITY, 32);
+    for (size_t i = 0; i < n; i++) {
+        if (crypto_core_ed25519_add(acc, acc, pts[i]) != 0) {
+            return -1;
+        }
+    }
+    if (memcmp(acc, ED_IDENTITY, 32) == 0) {
+        return -1;
+    }
+    memcpy(out, acc, 32);
+    return 0;
+}
+
+static void ed_add(uint8_t out[SL], const uint8_t a[SL], const uint8_t b[SL])
+{
+    crypto_core_ed25519_scalar_add(out, a, b);
+}
+
+static void ed_sub(uint8_t out[SL], const uint8_t a[SL], const uint8_t b[SL])
+{
+    crypto_core_ed25519_scalar_sub(out, a, b);
+}
+
+static void ed_mul(uint8_t out[SL], const uint8_t a[SL], const uint8_t b[SL])
+{
+    crypto_core_ed25519_scalar_mul(out, a, b);
+}
+
+static int ed_inv(uint8_t out[SL], const uint8_t a[SL])
+{
+    return crypto_core_ed25519_scalar_invert(out, a) == 0 ? 0 : -1;
+}
+
+static void ed_hash(uint8_t out[64], int which, const part *parts, size_t n)
+{
+    static const char ctx[] = "FROST-ED25519-SHA512-v1";
+    crypto_hash_sha512_state st;
+    crypto_hash_sha512_init(&st);
+    if (which != H2_CHAL) { /* H2 is RFC 8032's plain SHA-512 */
+        crypto_hash_sha512_update(&st, (const uint8_t *)ctx, sizeof ctx - 1);
+        crypto_hash_sha512_update(&st, (const uint8_t *)TAGS[which], strlen(TAGS[which]));
+    }
+    for (size_t i = 0; i < n; i++) {
+        crypto_hash_sha512_update(&st, parts[i].p, parts[i].n);
+    }
+    crypto_hash_sha512_final(&st, out);
+    ns_wipe(&st, sizeof st);
+}
+
+static void ed_hash_scalar(uint8_t out[SL], int which, const part *parts, size_t n)
+{
+    uint8_t h[64];
+    ed_hash(h, which, parts, n);
+    crypto_core_ed25519_scalar_reduce(out, h);
+    ns_wipe(h, sizeof h);
+}
+
+static void ed_random_scalar(uint8_t out[SL], const uint8_t rnd[64])
+{
+    uint8_t t[64];
+    memcpy(t, rnd, 64);
+    crypto_core_ed25519_scalar_reduce(out, t);
+    ns_wipe(t, sizeof t);
+}
+
+static const suite_ops ED25519 = {
+    .suite = NS_FROST_ED25519_SHA512,
+    .el = 32,
+    .hl = 64,
+    .ctx = "FROST-ED25519-SHA512-v1",
+    .id_scalar = ed_id_scalar,
+    .scalar_ok = ed_scalar_ok,
+    .element_ok = ed_element_ok,
+    .base = ed_base,
+    .mult = ed_mult,
+    .sum = ed_sum,
+    .add = ed_add,
+    .sub = ed_sub,
+    .mul = ed_mul,
+    .inv = ed_inv,
+    .hash_scalar = ed_hash_scalar,
+    .hash_digest = ed_hash,
+    .random_scalar_from = ed_random_scalar,
+};
+
+/* ---------------------------------------------------------------- FROST(secp256k1, SHA-256) */
+
+static const secp256k1_context *k1c; /* ecdsa.c's randomised context, set once (k1_once) */
+
+/* n - 2, the exponent of the inverse */
+static const uint8_t K1_N_MINUS_2[SL] = {
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x3f};
+/* 2^256 mod n and 2^128 */
+static const uint8_t K1_2_256[SL] = {
+    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    1,
+    0x45, 0x51, 0x23, 0x19, 0x50, 0xb7, 0x5f, 0xc4, 0x40, 0x2d, 0xa1, 0x73, 0x2f, 0xc9, 0xbe, 0xbf};
+static const uint8_t K1_2_128[SL] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+                                     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
+static void k1_id_scalar(uint8_t out[SL], unsigned v)
+{
+    memset(out, 0, SL);
+    out[31] = (uint8_t)(v & 0xff);
+    out[30] = (uint8_t)(v >> 8);
+}
+
+static int k1_scalar_ok(const uint8_t s[SL])
+{
+    return sodium_is_zero(s, SL) || secp256k1_ec_seckey_verify(k1c, s) == 1;
+}
+
+static int k1_parse(secp256k1_pubkey *pk, const uint8_t *p)
+{
+    return (p[0] == 2 || p[0] == 3) && secp256k1_ec_pubkey_parse(k1c, pk, p, 33) == 1;
+}
+
+static void k1_ser(uint8_t *out, const secp256k1_pubkey *pk)
+{
+    size_t len = 33;
+    if (secp256k1_ec_pubkey_serialize(k1c, out, &len, pk, SECP256K1_EC_COMPRESSED) != 1) {
+        memset(out, 0, 33); /* cannot happen for a parsed or computed key */
+    }
+}
+
+static int k1_element_ok(const uint8_t *p)
+{
+    secp256k1_pubkey pk;
+    return k1_parse(&pk, p);
+}
+
+static int k1_base(uint8_t *out, const uint8_t s[SL])
+{
+    secp256k1_pubkey pk;
+    if (secp256k1_ec_pubkey_create(k1c, &pk, s) != 1) {
+        return -1;
+    }
+    k1_ser(out, &pk);
+    return 0;
+}
+
+static int k1_mult(uint8_t *out, const uint8_t s[SL], const uint8_t *p)
+{
+    secp256k1_pubkey pk;
+    if (!k1_parse(&pk, p) || secp256k1_ec_pubkey_tweak_mul(k1c, &pk, s) != 1) {
+        return -1;
+    }
+    k1_ser(out, &pk);
+    return 0;
+}
+
+static int k1_sum(uint8_t *out, const uint8_t *const *pts, size_t n)
+{
+    enum { CHUNK = 64 };
+    secp256k1_pubkey pks[CHUNK + 1], acc;
+    const secp256k1_pubkey *ptrs[CHUNK + 1];
+    size_t have = 0, i = 0;
+    /* combined in chunks so no array grows with n; infinity only matters at the end */
+    while (i < n) {
+        size_t k = 0;
+        if (have) {
+            pks[k++] = acc;
+        }
+        while (k < CHUNK + 1 && i < n) {
+            if (!k1_parse(&pks[k], pts[i])) {
+                return -1;
+            }
+            k++;
+            i++;
+        }
+        for (size_t j = 0; j < k; j++) {
+            ptrs[j] = &pks[j];
+        }
+        if (secp256k1_ec_pubkey_combine(k1c, &acc, ptrs, k) != 1) {
+            return -1;
+        }
+        have = 1;
+    }
+    if (!have) {
+        return -1;
+    }
+    k1_ser(out, &acc);
+    return 0;
+}
+
+/* out = b when mask is 0xff, else keeps out (no branch). */
+static void ct_select(uint8_t out[SL], const uint8_t b[SL], uint8_t mask)
+{
+    for (size_t i = 0; i < SL; i++) {
+        out[i] = (uint8_t)((out[i] & (uint8_t)~mask) | (b[i] & mask));
+    }
+}
+
+static void k1_add(uint8_t out[SL], const uint8_t a[SL], const uint8_t b[SL])
+{
+    uint8_t t[SL], bb[SL];
+    uint8_t a_zero = (uint8_t)(0u - (unsigned)sodium_is_zero(a, SL));
+    memcpy(t, a, SL);
+    memcpy(bb, b, SL);
+    /* returns 0 (and zeroes t) for a zero a, and for a zero sum, whose value is then right */
+    int ok = secp256k1_ec_seckey_tweak_add(k1c, t, bb);
+    (void)ok;
+    ct_select(t, bb, a_zero);
+    memcpy(out, t, SL);
+    ns_wipe(t, sizeof t);
+    ns_wipe(bb, sizeof bb);
+}
+
+static void k1_mul(uint8_t out[SL], const uint8_t a[SL], const uint8_t b[SL])
+{
+    uint8_t t[SL], bb[SL];
+    memcpy(t, a, SL);
+    memcpy(bb, b, SL);
+    /* a zero factor makes it return 0 with t zeroed: the right product */
+    int ok = secp256k1_ec_seckey_tweak_mul(k1c, t, bb);
+    (void)ok;
+    memcpy(out, t, SL);
+    ns_wipe(t, sizeof t);
+    ns_wipe(bb, sizeof bb);
+}
+
+static void k1_sub(uint8_t out[SL], const uint8_t a[SL], const uint8_t b[SL])
+{
+    uint8_t nb[SL];
+    memcpy(nb, b, SL);
+    int ok = secp256k1_ec_seckey_negate(k1c, nb); /* -0: returns 0, nb stays zero */
+    (void)ok;
+    k1_add(out, a, nb);
+    ns_wipe(nb, sizeof nb);
+}
+
+static int k1_inv(uint8_t out[SL], const uint8_t a[SL])
+{
+    if (sodium_is_zero(a, SL)) {
+        return -1;
+    }
+    uint8_t r[SL] = {0};
+    r[31] = 1;
+    for (size_t i = 0; i < SL * 8; i++) {
+        k1_mul(r, r, r);
+        if ((K1_N_MINUS_2[i / 8] >> (7 - i % 8)) & 1) {
+            k1_mul(r, r, a);
+        }
+    }
+    memcpy(out, r, SL);
+    return 0;
+}
+
+/* 48 big-endian bytes mod n: a 2^256 + b 2^128 + c with a, b, c < 2^128 < n. */
+static void k1_reduce48(uint8_t out[SL], const uint8_t u[48])
+{
+    uint8_t a[SL] = {0}, b[SL] = {0}, c[SL] = {0}, r[SL], t[SL];
+    memcpy(a + 16, u, 16);
+    memcpy(b + 16, u + 16, 16);
+    memcpy(c + 16, u + 32, 16);
+    k1_mul(r, a, K1_2_256);
+    k1_mul(t, b, K1_2_128);
+    k1_add(r, r, t);
+    k1_add(out, r, c);
+    ns_wipe(a, sizeof a);
+    ns_wipe(b, sizeof b);
+    ns_wipe(c, sizeof c);
+    ns_wipe(r, sizeof r);
+    ns_wipe(t, sizeof t);
+}
+
+static void k1_hash_digest(uint8_t *out, int which, const part *parts, size_t n)
+{
+    static const char ctx[] = "FROST-secp256k1-SHA256-v1";
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const uint8_t *)ctx, sizeof ctx - 1);
+    crypto_hash_sha256_update(&st, (const uint8_t *)TAGS[which], strlen(TAGS[which]));
+    for (size_t i = 0; i < n; i++) {
+        crypto_hash_sha256_update(&st, parts[i].p, parts[i].n);
+    }
+    crypto_hash_sha256_final(&st, out);
+    ns_wipe(&st, sizeof st);
+}
+
+/* hash_to_field(m, 1) with expand_message_xmd(SHA-256), L = 48 (RFC 9380 5.2, 5.3.1). */
+static void k1_hash_scalar(uint8_t out[SL], int which, const part *parts, size_t n)
+{
+    static const char ctx[] = "FROST-secp256k1-SHA256-v1";
+    static const uint8_t zpad[64] = {0};
+    uint8_t dst[64], b0[32], b1[32], b2[32], u[48];
+    size_t dlen = sizeof ctx - 1 + strlen(TAGS[which]);
+    memcpy(dst, ctx, sizeof ctx - 1);
+    memcpy(dst + sizeof ctx - 1, TAGS[which], strlen(TAGS[which]));
+    dst[dlen] = (uint8_t)dlen;         /* DST_prime = DST || I2OSP(len(DST), 1) */
+    const uint8_t lib[3] = {0, 48, 0}; /* I2OSP(48, 2) || I2OSP(0, 1) */
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, zpad, sizeof zpad);
+    for (size_t i = 0; i < n; i++) {
+        crypto_hash_sha256_update(&st, parts[i].p, parts[i].n);
+    }
+    crypto_hash_sha256_update(&st, lib, sizeof lib);
+    crypto_hash_sha256_update(&st, dst, dlen + 1);
+    crypto_hash_sha256_final(&st, b0);
+    uint8_t one = 1, two = 2;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, b0, 32);
+    crypto_hash_sha256_update(&st, &one, 1);
+    crypto_hash_sha256_update(&st, dst, dlen + 1);
+    crypto_hash_sha256_final(&st, b1);
+    for (size_t i = 0; i < 32; i++) {
+        b2[i] = b0[i] ^ b1[i];
+    }
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, b2, 32);
+    crypto_hash_sha256_update(&st, &two, 1);
+    crypto_hash_sha256_update(&st, dst, dlen + 1);
+    crypto_hash_sha256_final(&st, b2);
+    memcpy(u, b1, 32);
+    memcpy(u + 32, b2, 16);
+    k1_reduce48(out, u);
+    ns_wipe(&st, sizeof st);
+    ns_wipe(b0, sizeof b0);
+    ns_wipe(b1, sizeof b1);
+    ns_wipe(b2, sizeof b2);
+    ns_wipe(u, sizeof u);
+}
+
+static void k1_random_scalar(uint8_t out[SL], const uint8_t rnd[64])
+{
+    k1_reduce48(out, rnd); /* 384 bits mod n: bias below 2^-128 */
+}
+
+static const suite_ops SECP256K1 = {
+    .suite = NS_FROST_SECP256K1_SHA256,
+    .el = 33,
+    .hl = 32,
+    .ctx = "FROST-secp256k1-SHA256-v1",
+    .id_scalar = k1_id_scalar,
+    .scalar_ok = k1_scalar_ok,
+    .element_ok = k1_element_ok,
+    .base = k1_base,
+    .mult = k1_mult,
+    .sum = k1_sum,
+    .add = k1_add,
+    .sub = k1_sub,
+    .mul = k1_mul,
+    .inv = k1_inv,
+    .hash_scalar = k1_hash_scalar,
+    .hash_digest = k1_hash_digest,
+    .random_scalar_from = k1_random_scalar,
+};
 
 /* ---------------------------------------------------------------- suites and encodings */
+
+static pthread_once_t k1_once = PTHREAD_ONCE_INIT;
+
+static void k1_setup(void)
+{
+    const secp256k1_context *c = NULL;
+    if (ns_ecdsa_k1_context(&c) == NS_OK) {
+        k1c = c;
+    }
+}
 
 ns_err ns_frost_init(void)
 {
     ENSURE(sodium_init() >= 0, NS_E_CRYPTO, "frost: libsodium failed to initialise");
+    pthread_once(&k1_once, k1_setup);
+    ENSURE(k1c != NULL, NS_E_CRYPTO,
+           "frost: cannot create the randomised libsecp256k1 context (getrandom failed?)");
     return NS_OK;
 }
 
@@ -55,63 +508,58 @@ ns_err ns_frost_suite_parse(const char *name, ns_frost_suite *out)
         *out = NS_FROST_ED25519_SHA512;
         return NS_OK;
     }
-    ENSURE(strcmp(name, "frost-secp256k1-sha256") != 0, NS_E_UNSUPPORTED,
-           "frost-secp256k1-sha256 is not supported by this build (only frost-ed25519-sha512)");
-    BAIL(NS_E_PARSE, "unknown FROST ciphersuite \"%.40s\" (expected frost-ed25519-sha512)", name);
+    if (strcmp(name, "frost-secp256k1-sha256") == 0) {
+        *out = NS_FROST_SECP256K1_SHA256;
+        return NS_OK;
+    }
+    BAIL(NS_E_PARSE,
+         "unknown FROST ciphersuite \"%.40s\" (expected frost-ed25519-sha512 or "
+         "frost-secp256k1-sha256)",
+         name);
 }
 
 size_t ns_frost_element_len(ns_frost_suite suite)
 {
-    return suite == NS_FROST_SECP256K1_SHA256 ? 33 : EL;
+    return suite == NS_FROST_SECP256K1_SHA256 ? 33 : 32;
 }
 
 size_t ns_frost_sig_len(ns_frost_suite suite)
 {
-    return suite == NS_FROST_SECP256K1_SHA256 ? 65 : 64;
+    return ns_frost_element_len(suite) + SL;
 }
 
-static ns_err suite_check(ns_frost_suite suite)
+static ns_err ops_of(ns_frost_suite suite, const suite_ops **out)
 {
-    ENSURE(suite == NS_FROST_ED25519_SHA512, NS_E_UNSUPPORTED,
-           "FROST ciphersuite %s is not supported by this build", ns_frost_suite_name(suite));
     GUARD(ns_frost_init());
-    return NS_OK;
+    if (suite == NS_FROST_ED25519_SHA512) {
+        *out = &ED25519;
+        return NS_OK;
+    }
+    if (suite == NS_FROST_SECP256K1_SHA256) {
+        *out = &SECP256K1;
+        return NS_OK;
+    }
+    BAIL(NS_E_UNSUPPORTED, "FROST ciphersuite %d is not supported", (int)suite);
 }
 
 ns_err ns_frost_element_check(ns_frost_suite suite, const uint8_t *p, size_t len)
 {
-    GUARD(suite_check(suite));
-    ENSURE(len == EL, NS_E_PARSE, "element is %zu bytes, expected %d", len, EL);
-    ENSURE(crypto_core_ed25519_is_valid_point(p) == 1, NS_E_PARSE,
+    const suite_ops *o = NULL;
+    GUARD(ops_of(suite, &o));
+    ENSURE(len == o->el, NS_E_PARSE, "element is %zu bytes, expected %zu", len, o->el);
+    ENSURE(o->element_ok(p), NS_E_PARSE,
            "element is not a valid point of the prime-order group (non-canonical, off the curve, "
            "small order or the identity)");
     return NS_OK;
 }
 
-static int scalar_canonical(const uint8_t s[SL])
-{
-    uint8_t wide[64] = {0}, red[SL];
-    memcpy(wide, s, SL);
-    crypto_core_ed25519_scalar_reduce(red, wide);
-    int ok = ns_ct_equal(red, s, SL);
-    ns_wipe(wide, sizeof wide);
-    ns_wipe(red, sizeof red);
-    return ok;
-}
-
 ns_err ns_frost_scalar_check(ns_frost_suite suite, const uint8_t *p, size_t len)
 {
-    GUARD(suite_check(suite));
+    const suite_ops *o = NULL;
+    GUARD(ops_of(suite, &o));
     ENSURE(len == SL, NS_E_PARSE, "scalar is %zu bytes, expected %d", len, SL);
-    ENSURE(scalar_canonical(p), NS_E_PARSE, "scalar is not canonical (not below the group order)");
+    ENSURE(o->scalar_ok(p), NS_E_PARSE, "scalar is not canonical (not below the group order)");
     return NS_OK;
-}
-
-static void scalar_from_u16(uint8_t out[SL], unsigned v)
-{
-    memset(out, 0, SL);
-    out[0] = (uint8_t)(v & 0xff);
-    out[1] = (uint8_t)(v >> 8);
 }
 
 static int scalar_is_zero(const uint8_t s[SL])
@@ -119,83 +567,56 @@ static int scalar_is_zero(const uint8_t s[SL])
     return sodium_is_zero(s, SL);
 }
 
-/* SHA-512(ctx || tag || a || b || c) (tag NULL: no ctx, no tag: H2). */
-static void hash3(uint8_t out[64], const char *tag, const uint8_t *a, size_t alen, const uint8_t *b,
-                  size_t blen, const uint8_t *c, size_t clen)
-{
-    crypto_hash_sha512_state st;
-    crypto_hash_sha512_init(&st);
-    if (tag) {
-        crypto_hash_sha512_update(&st, (const uint8_t *)CTX, sizeof CTX - 1);
-        crypto_hash_sha512_update(&st, (const uint8_t *)tag, strlen(tag));
-    }
-    crypto_hash_sha512_update(&st, a, alen);
-    if (blen) {
-        crypto_hash_sha512_update(&st, b, blen);
-    }
-    if (clen) {
-        crypto_hash_sha512_update(&st, c, clen);
-    }
-    crypto_hash_sha512_final(&st, out);
-    ns_wipe(&st, sizeof st);
-}
-
-static void hash_to_scalar(uint8_t out[SL], const char *tag, const uint8_t *a, size_t alen,
-                           const uint8_t *b, size_t blen, const uint8_t *c, size_t clen)
-{
-    uint8_t h[64];
-    hash3(h, tag, a, alen, b, blen, c, clen);
-    crypto_core_ed25519_scalar_reduce(out, h);
-    ns_wipe(h, sizeof h);
-}
-
-static const uint8_t IDENTITY[EL] = {1};
-
 /* ---------------------------------------------------------------- groups and keys */
 
 /* lambda_i(x) = prod_{j != i} (x - x_j) / (x_i - x_j) over ids[0..n) (public values). */
-static void lagrange_at(uint8_t out[SL], const uint16_t *ids, size_t n, size_t i, unsigned x)
+static void lagrange_at(const suite_ops *o, uint8_t out[SL], const uint16_t *ids, size_t n,
+                        size_t i, unsigned x)
 {
     uint8_t num[SL], den[SL], t[SL], xi[SL], xj[SL], xs[SL], inv[SL];
-    scalar_from_u16(num, 1);
-    scalar_from_u16(den, 1);
-    scalar_from_u16(xi, ids[i]);
-    scalar_from_u16(xs, x);
+    o->id_scalar(num, 1);
+    o->id_scalar(den, 1);
+    o->id_scalar(xi, ids[i]);
+    o->id_scalar(xs, x);
     for (size_t j = 0; j < n; j++) {
         if (j == i) {
             continue;
         }
-        scalar_from_u16(xj, ids[j]);
-        crypto_core_ed25519_scalar_sub(t, xs, xj);
-        crypto_core_ed25519_scalar_mul(num, num, t);
-        crypto_core_ed25519_scalar_sub(t, xi, xj);
-        crypto_core_ed25519_scalar_mul(den, den, t);
+        o->id_scalar(xj, ids[j]);
+        o->sub(t, xs, xj);
+        o->mul(num, num, t);
+        o->sub(t, xi, xj);
+        o->mul(den, den, t);
     }
     /* den != 0: the identifiers are distinct (checked by every caller) */
-    if (crypto_core_ed25519_scalar_invert(inv, den) != 0) {
+    if (o->inv(inv, den) != 0) {
         memset(out, 0, SL);
         return;
     }
-    crypto_core_ed25519_scalar_mul(out, num, inv);
+    o->mul(out, num, inv);
 }
 
-/* sum_i k_i * P_i (public); -1 when a term or the sum is not representable (identity). */
-static int multi_mult(uint8_t out[EL], const uint8_t (*scalars)[SL], const uint8_t *const *points,
-                      size_t n)
+/* sum_i k_i * P_i (public; zero scalars skipped); -1 when the sum is the identity. */
+static int multi_mult(const suite_ops *o, uint8_t *out, const uint8_t (*scalars)[SL],
+                      const uint8_t *const *points, size_t n)
 {
-    uint8_t acc[EL], term[EL];
-    memcpy(acc, IDENTITY, EL);
-    for (size_t i = 0; i < n; i++) {
-        if (scalar_is_zero(scalars[i])) {
-            continue;
-        }
-        if (crypto_scalarmult_ed25519_noclamp(term, scalars[i], points[i]) != 0 ||
-            crypto_core_ed25519_add(acc, acc, term) != 0) {
-            return -1;
+    uint8_t(*terms)[EM] = malloc((n ? n : 1) * sizeof *terms);
+    const uint8_t **ptrs = malloc((n ? n : 1) * sizeof *ptrs);
+    size_t m = 0;
+    int rc = terms && ptrs ? 0 : -1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!scalar_is_zero(scalars[i])) {
+            rc = o->mult(terms[m], scalars[i], points[i]);
+            ptrs[m] = terms[m];
+            m++;
         }
     }
-    memcpy(out, acc, EL);
-    return 0;
+    if (rc == 0) {
+        rc = m ? o->sum(out, ptrs, m) : -1;
+    }
+    free(terms);
+    free(ptrs);
+    return rc;
 }
 
 void ns_frost_group_free(ns_frost_group *g)
@@ -208,7 +629,7 @@ void ns_frost_group_free(ns_frost_group *g)
 
 /* The verifying shares lie on one polynomial of degree T-1 (in the exponent) through the
  * group key: interpolate from identifiers 1..T, check the key and every other share. */
-static ns_err group_consistent(const ns_frost_group *g)
+static ns_err group_consistent(const suite_ops *o, const ns_frost_group *g)
 {
     unsigned t = g->min_signers, n = g->max_signers;
     uint16_t ids[NS_FROST_SIGNERS_MAX];
@@ -221,18 +642,18 @@ static ns_err group_consistent(const ns_frost_group *g)
     }
     ns_err rc = NS_OK;
     for (unsigned x = 0; x <= n && rc == NS_OK; x = x == 0 ? t + 1 : x + 1) {
-        uint8_t want[EL];
+        uint8_t want[EM];
         for (unsigned i = 0; i < t; i++) {
-            lagrange_at(lam[i], ids, t, i, x);
+            lagrange_at(o, lam[i], ids, t, i, x);
         }
-        if (multi_mult(want, (const uint8_t(*)[SL])lam, pts, t) != 0) {
+        if (multi_mult(o, want, (const uint8_t(*)[SL])lam, pts, t) != 0) {
             rc = ns_fail(NS_E_PARSE, "frost group: verifying shares interpolate to the identity");
-        } else if (x == 0 && memcmp(want, g->group_public_key, EL) != 0) {
+        } else if (x == 0 && memcmp(want, g->group_public_key, o->el) != 0) {
             rc = ns_fail(NS_E_PARSE,
                          "frost group: the verifying shares of identifiers 1..%u do not "
                          "interpolate to group_public_key",
                          t);
-        } else if (x != 0 && memcmp(want, g->verifying_shares[x - 1], EL) != 0) {
+        } else if (x != 0 && memcmp(want, g->verifying_shares[x - 1], o->el) != 0) {
             rc = ns_fail(NS_E_PARSE,
                          "frost group: the verifying share of identifier %u is not on the "
                          "polynomial of identifiers 1..%u (wrong share or wrong min_signers)",
@@ -247,35 +668,35 @@ ns_err ns_frost_group_init(ns_frost_group *g, ns_frost_suite suite, unsigned min
                            unsigned max_signers, const uint8_t *group_public_key,
                            const uint8_t *verifying_shares)
 {
+    const suite_ops *o = NULL;
     memset(g, 0, sizeof *g);
-    GUARD(suite_check(suite));
+    GUARD(ops_of(suite, &o));
     ENSURE(min_signers >= 2, NS_E_PARSE, "frost group: min_signers %u: at least 2", min_signers);
     ENSURE(min_signers <= max_signers, NS_E_PARSE,
            "frost group: min_signers %u exceeds max_signers %u", min_signers, max_signers);
     ENSURE(max_signers <= NS_FROST_SIGNERS_MAX, NS_E_TOO_BIG,
            "frost group: max_signers %u, at most %d are supported", max_signers,
            NS_FROST_SIGNERS_MAX);
-    ns_err rc = ns_frost_element_check(suite, group_public_key, EL);
+    ns_err rc = ns_frost_element_check(suite, group_public_key, o->el);
     if (rc != NS_OK) {
         return ns_fail_ctx(rc, "frost group: group_public_key");
     }
     for (unsigned i = 0; i < max_signers; i++) {
-        rc = ns_frost_element_check(suite, verifying_shares + (size_t)i * EL, EL);
+        rc = ns_frost_element_check(suite, verifying_shares + (size_t)i * o->el, o->el);
         if (rc != NS_OK) {
             return ns_fail_ctx(rc, "frost group: verifying share of identifier %u", i + 1);
         }
     }
-    g->verifying_shares = malloc((size_t)max_signers * sizeof *g->verifying_shares);
+    g->verifying_shares = calloc(max_signers, sizeof *g->verifying_shares);
     ENSURE(g->verifying_shares != NULL, NS_E_NOMEM, "frost group: out of memory");
     g->suite = suite;
     g->min_signers = (uint16_t)min_signers;
     g->max_signers = (uint16_t)max_signers;
-    memcpy(g->group_public_key, group_public_key, EL);
+    memcpy(g->group_public_key, group_public_key, o->el);
     for (unsigned i = 0; i < max_signers; i++) {
-        memset(g->verifying_shares[i], 0, NS_FROST_ELEMENT_MAX);
-        memcpy(g->verifying_shares[i], verifying_shares + (size_t)i * EL, EL);
+        memcpy(g->verifying_shares[i], verifying_shares + (size_t)i * o->el, o->el);
     }
-    rc = group_consistent(g);
+    rc = group_consistent(o, g);
     if (rc != NS_OK) {
         ns_frost_group_free(g);
     }
@@ -298,16 +719,16 @@ ns_err ns_frost_group_copy(ns_frost_group *dst, const ns_frost_group *src)
 ns_err ns_frost_key_init(ns_frost_key *k, const ns_frost_group *g, unsigned identifier,
                          const uint8_t signing_share[NS_FROST_SCALAR_LEN])
 {
+    const suite_ops *o = NULL;
     memset(k, 0, sizeof *k);
-    GUARD(suite_check(g->suite));
+    GUARD(ops_of(g->suite, &o));
     ENSURE(identifier >= 1 && identifier <= g->max_signers, NS_E_PARSE,
            "frost key: identifier %u is outside 1..%u (max_signers)", identifier, g->max_signers);
-    ENSURE(scalar_canonical(signing_share) && !scalar_is_zero(signing_share), NS_E_PARSE,
+    ENSURE(o->scalar_ok(signing_share) && !scalar_is_zero(signing_share), NS_E_PARSE,
            "frost key: signing_share is not a canonical nonzero scalar");
-    uint8_t pub[EL];
-    ENSURE(crypto_scalarmult_ed25519_base_noclamp(pub, signing_share) == 0, NS_E_PARSE,
-           "frost key: signing_share is not usable");
-    ENSURE(memcmp(pub, g->verifying_shares[identifier - 1], EL) == 0, NS_E_PARSE,
+    uint8_t pub[EM];
+    ENSURE(o->base(pub, signing_share) == 0, NS_E_PARSE, "frost key: signing_share is not usable");
+    ENSURE(memcmp(pub, g->verifying_shares[identifier - 1], o->el) == 0, NS_E_PARSE,
            "frost key: signing_share does not match the verifying share of identifier %u",
            identifier);
     k->signing_share = ns_secret_alloc(SL);
@@ -338,11 +759,12 @@ void ns_frost_key_free(ns_frost_key *k)
 /* ---------------------------------------------------------------- round one */
 
 /* nonce_generate (section 4.1): H3(random_bytes || SerializeScalar(secret)). */
-static ns_err nonce_generate(uint8_t out[SL], const uint8_t rnd[NS_FROST_RANDOM_LEN],
-                             const uint8_t secret[SL])
+static ns_err nonce_generate(const suite_ops *o, uint8_t out[SL],
+                             const uint8_t rnd[NS_FROST_RANDOM_LEN], const uint8_t secret[SL])
 {
-    hash_to_scalar(out, "nonce", rnd, NS_FROST_RANDOM_LEN, secret, SL, NULL, 0);
-    /* a zero nonce (probability 2^-252) would give an identity commitment: refuse it */
+    const part parts[2] = {{rnd, NS_FROST_RANDOM_LEN}, {secret, SL}};
+    o->hash_scalar(out, H3_NONCE, parts, 2);
+    /* a zero nonce (probability about 2^-252) would commit to the identity: refuse it */
     ENSURE(!scalar_is_zero(out), NS_E_CRYPTO, "frost: nonce generation produced zero; retry");
     return NS_OK;
 }
@@ -352,17 +774,16 @@ ns_err ns_frost_commit_with_randomness_for_test(const ns_frost_key *k,
                                                 const uint8_t binding_rand[NS_FROST_RANDOM_LEN],
                                                 ns_frost_nonces *nonces)
 {
+    const suite_ops *o = NULL;
     memset(nonces, 0, sizeof *nonces);
-    GUARD(suite_check(k->group.suite));
+    GUARD(ops_of(k->group.suite, &o));
     ENSURE(k->signing_share != NULL, NS_E_USAGE, "frost: key package has no signing share");
-    ns_err rc = nonce_generate(nonces->hiding, hiding_rand, k->signing_share);
+    ns_err rc = nonce_generate(o, nonces->hiding, hiding_rand, k->signing_share);
     if (rc == NS_OK) {
-        rc = nonce_generate(nonces->binding, binding_rand, k->signing_share);
+        rc = nonce_generate(o, nonces->binding, binding_rand, k->signing_share);
     }
-    if (rc == NS_OK &&
-        (crypto_scalarmult_ed25519_base_noclamp(nonces->commitment.hiding, nonces->hiding) != 0 ||
-         crypto_scalarmult_ed25519_base_noclamp(nonces->commitment.binding, nonces->binding) !=
-             0)) {
+    if (rc == NS_OK && (o->base(nonces->commitment.hiding, nonces->hiding) != 0 ||
+                        o->base(nonces->commitment.binding, nonces->binding) != 0)) {
         rc = ns_fail(NS_E_CRYPTO, "frost: commitment computation failed");
     }
     if (rc != NS_OK) {
@@ -402,11 +823,12 @@ void ns_frost_commitments_sort(ns_frost_commitment *list, size_t n)
 
 /* What both the signer and the coordinator derive from a commitment list. */
 typedef struct {
+    const suite_ops *o;
     size_t n;
     uint16_t ids[NS_FROST_SIGNERS_MAX];
     uint8_t (*rho)[SL];           /* binding factor of list[i] */
-    uint8_t (*comm)[EL];          /* D_i + rho_i * E_i */
-    uint8_t group_commitment[EL]; /* R */
+    uint8_t (*comm)[EM];          /* D_i + rho_i * E_i */
+    uint8_t group_commitment[EM]; /* R */
     uint8_t challenge[SL];        /* c */
 } session;
 
@@ -418,7 +840,8 @@ static void session_free(session *s)
     s->comm = NULL;
 }
 
-static ns_err list_check(const ns_frost_group *g, const ns_frost_commitment *list, size_t n)
+static ns_err list_check(const suite_ops *o, const ns_frost_group *g,
+                         const ns_frost_commitment *list, size_t n)
 {
     ENSURE(n >= g->min_signers, NS_E_USAGE,
            "commitment list has %zu participants, fewer than min_signers %u", n, g->min_signers);
@@ -435,11 +858,11 @@ static ns_err list_check(const ns_frost_group *g, const ns_frost_commitment *lis
                    "commitment list: identifiers not in ascending order (%u after %u)", id,
                    list[i - 1].identifier);
         }
-        ENSURE(crypto_core_ed25519_is_valid_point(list[i].hiding) == 1, NS_E_USAGE,
+        ENSURE(o->element_ok(list[i].hiding), NS_E_USAGE,
                "commitment list: hiding commitment of identifier %u is not a valid point "
                "(identity, small order, non-canonical or off the curve)",
                id);
-        ENSURE(crypto_core_ed25519_is_valid_point(list[i].binding) == 1, NS_E_USAGE,
+        ENSURE(o->element_ok(list[i].binding), NS_E_USAGE,
                "commitment list: binding commitment of identifier %u is not a valid point "
                "(identity, small order, non-canonical or off the curve)",
                id);
@@ -447,62 +870,63 @@ static ns_err list_check(const ns_frost_group *g, const ns_frost_commitment *lis
     return NS_OK;
 }
 
-/* Sections 4.4 (binding factors), 4.5 (group commitment), 4.6 (challenge). */
+/* Sections 4.3 (encoding), 4.4 (binding factors), 4.5 (group commitment), 4.6 (challenge). */
 static ns_err session_init(session *s, const ns_frost_group *g, const uint8_t *msg, size_t msg_len,
                            const ns_frost_commitment *list, size_t n)
 {
+    const suite_ops *o = NULL;
     memset(s, 0, sizeof *s);
-    GUARD(suite_check(g->suite));
+    GUARD(ops_of(g->suite, &o));
+    s->o = o;
     ENSURE(msg != NULL || msg_len == 0, NS_E_USAGE, "frost: no message");
-    GUARD(list_check(g, list, n));
+    GUARD(list_check(o, g, list, n));
+    size_t el = o->el, rec = SL + 2 * el;
     s->n = n;
     s->rho = malloc(n * sizeof *s->rho);
     s->comm = malloc(n * sizeof *s->comm);
-    if (s->rho == NULL || s->comm == NULL) {
-        session_free(s);
-        BAIL(NS_E_NOMEM, "frost: out of memory");
+    uint8_t *enc = malloc(n * rec);
+    const uint8_t **ptrs = malloc(n * sizeof *ptrs);
+    ns_err rc = NS_OK;
+    if (s->rho == NULL || s->comm == NULL || enc == NULL || ptrs == NULL) {
+        rc = ns_fail(NS_E_NOMEM, "frost: out of memory");
+        goto out;
     }
-    uint8_t msg_hash[64], enc_hash[64], prefix[EL + 128];
-    hash3(msg_hash, "msg", msg, msg_len, NULL, 0, NULL, 0);
-    {
-        crypto_hash_sha512_state st;
-        crypto_hash_sha512_init(&st);
-        crypto_hash_sha512_update(&st, (const uint8_t *)CTX, sizeof CTX - 1);
-        crypto_hash_sha512_update(&st, (const uint8_t *)"com", 3);
-        for (size_t i = 0; i < n; i++) {
-            uint8_t id[SL];
-            scalar_from_u16(id, list[i].identifier);
-            crypto_hash_sha512_update(&st, id, SL);
-            crypto_hash_sha512_update(&st, list[i].hiding, EL);
-            crypto_hash_sha512_update(&st, list[i].binding, EL);
-        }
-        crypto_hash_sha512_final(&st, enc_hash);
-    }
-    memcpy(prefix, g->group_public_key, EL);
-    memcpy(prefix + EL, msg_hash, 64);
-    memcpy(prefix + EL + 64, enc_hash, 64);
-    uint8_t acc[EL];
-    memcpy(acc, IDENTITY, EL);
     for (size_t i = 0; i < n; i++) {
-        uint8_t id[SL], be[EL];
+        o->id_scalar(enc + i * rec, list[i].identifier);
+        memcpy(enc + i * rec + SL, list[i].hiding, el);
+        memcpy(enc + i * rec + SL + el, list[i].binding, el);
+    }
+    uint8_t msg_hash[DIGEST_MAX], enc_hash[DIGEST_MAX];
+    const part pm = {msg, msg_len}, pe = {enc, n * rec};
+    o->hash_digest(msg_hash, H4_MSG, &pm, 1);
+    o->hash_digest(enc_hash, H5_COM, &pe, 1);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t be[EM];
+        const part parts[4] = {
+            {g->group_public_key, el}, {msg_hash, o->hl}, {enc_hash, o->hl}, {enc + i * rec, SL}};
         s->ids[i] = list[i].identifier;
-        scalar_from_u16(id, list[i].identifier);
-        hash_to_scalar(s->rho[i], "rho", prefix, sizeof prefix, id, SL, NULL, 0);
-        if (crypto_scalarmult_ed25519_noclamp(be, s->rho[i], list[i].binding) != 0 ||
-            crypto_core_ed25519_add(s->comm[i], list[i].hiding, be) != 0 ||
-            crypto_core_ed25519_add(acc, acc, s->comm[i]) != 0) {
-            session_free(s);
-            BAIL(NS_E_USAGE, "commitment list: the commitment of identifier %u is unusable",
-                 list[i].identifier);
+        o->hash_scalar(s->rho[i], H1_RHO, parts, 4);
+        const uint8_t *two[2] = {list[i].hiding, be};
+        if (o->mult(be, s->rho[i], list[i].binding) != 0 || o->sum(s->comm[i], two, 2) != 0) {
+            rc = ns_fail(NS_E_USAGE, "commitment list: the commitment of identifier %u is unusable",
+                         list[i].identifier);
+            goto out;
         }
+        ptrs[i] = s->comm[i];
     }
-    if (memcmp(acc, IDENTITY, EL) == 0) {
+    if (o->sum(s->group_commitment, ptrs, n) != 0) {
+        rc = ns_fail(NS_E_USAGE, "commitment list: the group commitment is the identity");
+        goto out;
+    }
+    const part pc[3] = {{s->group_commitment, el}, {g->group_public_key, el}, {msg, msg_len}};
+    o->hash_scalar(s->challenge, H2_CHAL, pc, 3);
+out:
+    free(enc);
+    free(ptrs);
+    if (rc != NS_OK) {
         session_free(s);
-        BAIL(NS_E_USAGE, "commitment list: the group commitment is the identity");
     }
-    memcpy(s->group_commitment, acc, EL);
-    hash_to_scalar(s->challenge, NULL, acc, EL, g->group_public_key, EL, msg, msg_len);
-    return NS_OK;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- round two */
@@ -523,6 +947,7 @@ ns_err ns_frost_sign(const ns_frost_key *k, ns_frost_nonces *nonces, const uint8
         goto out;
     }
     GUARD_GOTO(session_init(&s, &k->group, msg, msg_len, list, n), rc, out);
+    const suite_ops *o = s.o;
     size_t me = n;
     for (size_t i = 0; i < n; i++) {
         if (list[i].identifier == k->identifier) {
@@ -536,21 +961,21 @@ ns_err ns_frost_sign(const ns_frost_key *k, ns_frost_nonces *nonces, const uint8
                      k->identifier);
         goto out;
     }
-    if (memcmp(list[me].hiding, nonces->commitment.hiding, EL) != 0 ||
-        memcmp(list[me].binding, nonces->commitment.binding, EL) != 0) {
+    if (memcmp(list[me].hiding, nonces->commitment.hiding, o->el) != 0 ||
+        memcmp(list[me].binding, nonces->commitment.binding, o->el) != 0) {
         rc = ns_fail(NS_E_AUTH,
                      "commitment list: the commitment of identifier %u is not the one this "
                      "participant issued",
                      k->identifier);
         goto out;
     }
-    lagrange_at(lam, s.ids, n, me, 0);
+    lagrange_at(o, lam, s.ids, n, me, 0);
     /* z = d + e * rho + lambda * s * c */
-    crypto_core_ed25519_scalar_mul(t, lam, k->signing_share);
-    crypto_core_ed25519_scalar_mul(t, t, s.challenge);
-    crypto_core_ed25519_scalar_mul(z, nonces->binding, s.rho[me]);
-    crypto_core_ed25519_scalar_add(z, z, t);
-    crypto_core_ed25519_scalar_add(z, z, nonces->hiding);
+    o->mul(t, lam, k->signing_share);
+    o->mul(t, t, s.challenge);
+    o->mul(z, nonces->binding, s.rho[me]);
+    o->add(z, z, t);
+    o->add(z, z, nonces->hiding);
     out->identifier = k->identifier;
     memcpy(out->z, z, SL);
 out:
@@ -566,18 +991,19 @@ out:
 static ns_err share_check(const ns_frost_group *g, const session *s, size_t i,
                           const ns_frost_share *share)
 {
+    const suite_ops *o = s->o;
     uint16_t id = s->ids[i];
     ENSURE(share->identifier == id, NS_E_USAGE,
            "signature share %zu is from identifier %u, expected %u (the list's order)", i,
            share->identifier, id);
-    ENSURE(scalar_canonical(share->z), NS_E_AUTH,
+    ENSURE(o->scalar_ok(share->z), NS_E_AUTH,
            "signature share of participant %u is not a canonical scalar", id);
-    uint8_t lam[SL], cl[SL], lhs[EL], rhs[EL], t[EL];
-    lagrange_at(lam, s->ids, s->n, i, 0);
-    crypto_core_ed25519_scalar_mul(cl, s->challenge, lam);
-    int ok = crypto_scalarmult_ed25519_base_noclamp(lhs, share->z) == 0 &&
-             crypto_scalarmult_ed25519_noclamp(t, cl, g->verifying_shares[id - 1]) == 0 &&
-             crypto_core_ed25519_add(rhs, s->comm[i], t) == 0 && memcmp(lhs, rhs, EL) == 0;
+    uint8_t lam[SL], cl[SL], lhs[EM], rhs[EM], t[EM];
+    const uint8_t *two[2] = {s->comm[i], t};
+    lagrange_at(o, lam, s->ids, s->n, i, 0);
+    o->mul(cl, s->challenge, lam);
+    int ok = o->base(lhs, share->z) == 0 && o->mult(t, cl, g->verifying_shares[id - 1]) == 0 &&
+             o->sum(rhs, two, 2) == 0 && memcmp(lhs, rhs, o->el) == 0;
     ENSURE(ok, NS_E_AUTH,
            "signature share of participant %u does not verify against its verifying share", id);
     return NS_OK;
@@ -609,6 +1035,7 @@ ns_err ns_frost_aggregate(const ns_frost_group *g, const uint8_t *msg, size_t ms
     }
     session s;
     GUARD(session_init(&s, g, msg, msg_len, list, n));
+    const suite_ops *o = s.o;
     ns_err rc = NS_OK;
     uint8_t z[SL] = {0};
     for (size_t i = 0; i < n && rc == NS_OK; i++) {
@@ -616,16 +1043,16 @@ ns_err ns_frost_aggregate(const ns_frost_group *g, const uint8_t *msg, size_t ms
         if (rc == NS_E_AUTH && bad_identifier) {
             *bad_identifier = s.ids[i];
         }
-        crypto_core_ed25519_scalar_add(z, z, shares[i].z);
+        o->add(z, z, shares[i].z);
     }
     if (rc == NS_OK) {
-        uint8_t out[64];
-        memcpy(out, s.group_commitment, EL);
-        memcpy(out + EL, z, SL);
-        rc = ns_frost_verify(g->suite, g->group_public_key, msg, msg_len, out, 64);
+        uint8_t out[NS_FROST_SIG_MAX];
+        memcpy(out, s.group_commitment, o->el);
+        memcpy(out + o->el, z, SL);
+        rc = ns_frost_verify(g->suite, g->group_public_key, msg, msg_len, out, o->el + SL);
         if (rc == NS_OK) {
-            memcpy(sig, out, 64);
-            *sig_len = 64;
+            memcpy(sig, out, o->el + SL);
+            *sig_len = o->el + SL;
         }
     }
     session_free(&s);
@@ -635,50 +1062,71 @@ ns_err ns_frost_aggregate(const ns_frost_group *g, const uint8_t *msg, size_t ms
 ns_err ns_frost_verify(ns_frost_suite suite, const uint8_t *group_public_key, const uint8_t *msg,
                        size_t msg_len, const uint8_t *sig, size_t sig_len)
 {
-    GUARD(suite_check(suite));
-    ENSURE(sig_len == 64, NS_E_AUTH, "signature is %zu bytes, expected 64", sig_len);
-    ENSURE(crypto_sign_verify_detached(sig, msg, msg_len, group_public_key) == 0, NS_E_AUTH,
-           "the aggregate signature does not verify under the group public key");
+    const suite_ops *o = NULL;
+    GUARD(ops_of(suite, &o));
+    ENSURE(sig_len == o->el + SL, NS_E_AUTH, "signature is %zu bytes, expected %zu", sig_len,
+           o->el + SL);
+    if (suite == NS_FROST_ED25519_SHA512) {
+        ENSURE(crypto_sign_verify_detached(sig, msg, msg_len, group_public_key) == 0, NS_E_AUTH,
+               "the aggregate signature does not verify under the group public key");
+        return NS_OK;
+    }
+    /* z * G == R + c * PK, c = H2(R || PK || msg) */
+    uint8_t c[SL], lhs[EM], rhs[EM], t[EM];
+    const part pc[3] = {{sig, o->el}, {group_public_key, o->el}, {msg, msg_len}};
+    const uint8_t *two[2] = {sig, t};
+    o->hash_scalar(c, H2_CHAL, pc, 3);
+    int ok = o->element_ok(sig) && o->element_ok(group_public_key) && o->scalar_ok(sig + o->el) &&
+             o->base(lhs, sig + o->el) == 0 && o->mult(t, c, group_public_key) == 0 &&
+             o->sum(rhs, two, 2) == 0 && memcmp(lhs, rhs, o->el) == 0;
+    ENSURE(ok, NS_E_AUTH, "the aggregate signature does not verify under the group public key");
     return NS_OK;
 }
 
 /* ---------------------------------------------------------------- trusted dealer */
 
 /* sum_k C_k * x^k (appendix C.2), public. */
-static int vss_eval(uint8_t out[EL], const uint8_t *vss, unsigned t, unsigned x)
+static int vss_eval(const suite_ops *o, uint8_t *out, const uint8_t *vss, unsigned t, unsigned x)
 {
-    uint8_t pw[SL], xs[SL], acc[EL], term[EL];
-    scalar_from_u16(pw, 1);
-    scalar_from_u16(xs, x);
-    memcpy(acc, IDENTITY, EL);
-    for (unsigned k = 0; k < t; k++) {
-        if (crypto_scalarmult_ed25519_noclamp(term, pw, vss + (size_t)k * EL) != 0 ||
-            crypto_core_ed25519_add(acc, acc, term) != 0) {
-            return -1;
+    uint8_t(*pw)[SL] = malloc((size_t)t * SL);
+    const uint8_t **pts = malloc((size_t)t * sizeof *pts);
+    int rc = -1;
+    if (pw && pts) {
+        uint8_t xs[SL];
+        o->id_scalar(pw[0], 1);
+        o->id_scalar(xs, x);
+        for (unsigned k = 0; k < t; k++) {
+            if (k > 0) {
+                o->mul(pw[k], pw[k - 1], xs);
+            }
+            pts[k] = vss + (size_t)k * o->el;
         }
-        crypto_core_ed25519_scalar_mul(pw, pw, xs);
+        rc = multi_mult(o, out, (const uint8_t(*)[SL])pw, pts, t);
     }
-    memcpy(out, acc, EL);
-    return 0;
+    free(pw);
+    free(pts);
+    return rc;
 }
 
 ns_err ns_frost_vss_verify(ns_frost_suite suite, unsigned min_signers, unsigned identifier,
                            const uint8_t share[NS_FROST_SCALAR_LEN], const uint8_t *vss_commitment)
 {
-    GUARD(suite_check(suite));
-    uint8_t want[EL], got[EL];
-    ENSURE(vss_eval(want, vss_commitment, min_signers, identifier) == 0 &&
-               crypto_scalarmult_ed25519_base_noclamp(got, share) == 0 &&
-               memcmp(want, got, EL) == 0,
+    const suite_ops *o = NULL;
+    GUARD(ops_of(suite, &o));
+    uint8_t want[EM], got[EM];
+    ENSURE(vss_eval(o, want, vss_commitment, min_signers, identifier) == 0 &&
+               o->base(got, share) == 0 && memcmp(want, got, o->el) == 0,
            NS_E_AUTH, "the share of identifier %u does not match the VSS commitment", identifier);
     return NS_OK;
 }
 
-static ns_err keygen_core(unsigned t, unsigned n, uint8_t *coef /* secret, t*SL */, uint8_t *shares,
-                          ns_frost_group *group, uint8_t *vss)
+static ns_err keygen_core(const suite_ops *o, unsigned t, unsigned n,
+                          uint8_t *coef /* secret, t*SL */, uint8_t *shares, ns_frost_group *group,
+                          uint8_t *vss)
 {
-    uint8_t *vss_own = malloc((size_t)t * EL);
-    uint8_t *vsh = malloc((size_t)n * EL);
+    size_t el = o->el;
+    uint8_t *vss_own = malloc((size_t)t * el);
+    uint8_t *vsh = malloc((size_t)n * el);
     uint8_t *acc = ns_secret_alloc(2 * SL);
     ns_err rc = NS_OK;
     if (vss_own == NULL || vsh == NULL || acc == NULL) {
@@ -686,30 +1134,29 @@ static ns_err keygen_core(unsigned t, unsigned n, uint8_t *coef /* secret, t*SL 
         goto out;
     }
     for (unsigned k = 0; k < t; k++) {
-        if (crypto_scalarmult_ed25519_base_noclamp(vss_own + (size_t)k * EL,
-                                                   coef + (size_t)k * SL) != 0) {
+        if (o->base(vss_own + (size_t)k * el, coef + (size_t)k * SL) != 0) {
             rc = ns_fail(NS_E_CRYPTO, "frost keygen: a zero coefficient; retry");
             goto out;
         }
     }
     for (unsigned i = 1; i <= n; i++) {
         uint8_t *a = acc, *x = acc + SL;
-        scalar_from_u16(x, i);
+        o->id_scalar(x, i);
         memcpy(a, coef + (size_t)(t - 1) * SL, SL);
         for (unsigned k = t - 1; k-- > 0;) { /* Horner */
-            crypto_core_ed25519_scalar_mul(a, a, x);
-            crypto_core_ed25519_scalar_add(a, a, coef + (size_t)k * SL);
+            o->mul(a, a, x);
+            o->add(a, a, coef + (size_t)k * SL);
         }
         memcpy(shares + (size_t)(i - 1) * SL, a, SL);
-        if (crypto_scalarmult_ed25519_base_noclamp(vsh + (size_t)(i - 1) * EL, a) != 0) {
+        if (o->base(vsh + (size_t)(i - 1) * el, a) != 0) {
             rc = ns_fail(NS_E_CRYPTO, "frost keygen: share %u is zero; retry", i);
             goto out;
         }
-        GUARD_GOTO(ns_frost_vss_verify(NS_FROST_ED25519_SHA512, t, i, a, vss_own), rc, out);
+        GUARD_GOTO(ns_frost_vss_verify(o->suite, t, i, a, vss_own), rc, out);
     }
-    GUARD_GOTO(ns_frost_group_init(group, NS_FROST_ED25519_SHA512, t, n, vss_own, vsh), rc, out);
+    GUARD_GOTO(ns_frost_group_init(group, o->suite, t, n, vss_own, vsh), rc, out);
     if (vss) {
-        memcpy(vss, vss_own, (size_t)t * EL);
+        memcpy(vss, vss_own, (size_t)t * el);
     }
 out:
     if (rc != NS_OK) {
@@ -723,9 +1170,9 @@ out:
     return rc;
 }
 
-static ns_err keygen_args(ns_frost_suite suite, unsigned t, unsigned n)
+static ns_err keygen_args(ns_frost_suite suite, unsigned t, unsigned n, const suite_ops **o)
 {
-    GUARD(suite_check(suite));
+    GUARD(ops_of(suite, o));
     ENSURE(t >= 2, NS_E_USAGE, "frost keygen: threshold %u: at least 2", t);
     ENSURE(t <= n, NS_E_USAGE, "frost keygen: threshold %u exceeds the %u signers", t, n);
     ENSURE(n <= NS_FROST_SIGNERS_MAX, NS_E_USAGE, "frost keygen: %u signers, at most %d", n,
@@ -739,8 +1186,9 @@ ns_err ns_frost_keygen_with_coefficients_for_test(ns_frost_suite suite, unsigned
                                                   const uint8_t *coefficients, uint8_t *shares,
                                                   ns_frost_group *group, uint8_t *vss_commitment)
 {
+    const suite_ops *o = NULL;
     memset(group, 0, sizeof *group);
-    GUARD(keygen_args(suite, min_signers, max_signers));
+    GUARD(keygen_args(suite, min_signers, max_signers, &o));
     size_t clen = (size_t)min_signers * SL;
     uint8_t *coef = ns_secret_alloc(clen);
     ENSURE(coef != NULL, NS_E_NOMEM, "frost keygen: cannot allocate locked memory");
@@ -748,12 +1196,12 @@ ns_err ns_frost_keygen_with_coefficients_for_test(ns_frost_suite suite, unsigned
     memcpy(coef + SL, coefficients, clen - SL);
     ns_err rc = NS_OK;
     for (unsigned k = 0; k < min_signers && rc == NS_OK; k++) {
-        if (!scalar_canonical(coef + (size_t)k * SL)) {
+        if (!o->scalar_ok(coef + (size_t)k * SL)) {
             rc = ns_fail(NS_E_USAGE, "frost keygen: coefficient %u is not canonical", k);
         }
     }
     if (rc == NS_OK) {
-        rc = keygen_core(min_signers, max_signers, coef, shares, group, vss_commitment);
+        rc = keygen_core(o, min_signers, max_signers, coef, shares, group, vss_commitment);
     }
     ns_secret_free(coef, clen);
     return rc;
@@ -762,8 +1210,9 @@ ns_err ns_frost_keygen_with_coefficients_for_test(ns_frost_suite suite, unsigned
 ns_err ns_frost_keygen(ns_frost_suite suite, unsigned min_signers, unsigned max_signers,
                        uint8_t *shares, ns_frost_group *group, uint8_t *vss_commitment)
 {
+    const suite_ops *o = NULL;
     memset(group, 0, sizeof *group);
-    GUARD(keygen_args(suite, min_signers, max_signers));
+    GUARD(keygen_args(suite, min_signers, max_signers, &o));
     size_t clen = (size_t)min_signers * SL;
     uint8_t *coef = ns_secret_alloc(clen + 64);
     ENSURE(coef != NULL, NS_E_NOMEM, "frost keygen: cannot allocate locked memory");
@@ -771,15 +1220,14 @@ ns_err ns_frost_keygen(ns_frost_suite suite, unsigned min_signers, unsigned max_
     ns_err rc = NS_OK;
     for (unsigned k = 0; k < min_signers && rc == NS_OK; k++) {
         rc = ns_rng_bytes(wide, 64);
-        crypto_core_ed25519_scalar_reduce(coef + (size_t)k * SL, wide);
+        o->random_scalar_from(coef + (size_t)k * SL, wide);
     }
     if (rc == NS_OK) {
-        rc = keygen_core(min_signers, max_signers, coef, shares, group, vss_commitment);
+        rc = keygen_core(o, min_signers, max_signers, coef, shares, group, vss_commitment);
     }
     ns_secret_free(coef, clen + 64);
     return rc;
 }
-
 /* ---------------------------------------------------------------- JSON */
 
 static ns_err hex_exact(uint8_t *out, size_t n, const cJSON *v, const char *where, const char *what)
@@ -824,7 +1272,7 @@ ns_err ns_frost_group_from_json(ns_frost_group *g, const struct cJSON *obj, cons
     memset(g, 0, sizeof *g);
     const cJSON *alg = cJSON_GetObjectItemCaseSensitive(obj, "algorithm");
     ENSURE(cJSON_IsString(alg), NS_E_PARSE, "%s: \"algorithm\" must be a string", where);
-    ns_frost_suite suite;
+    ns_frost_suite suite = NS_FROST_ED25519_SHA512;
     ns_err rc = ns_frost_suite_parse(alg->valuestring, &suite);
     if (rc != NS_OK) {
         return ns_fail_ctx(rc, "%s", where);
@@ -834,13 +1282,14 @@ ns_err ns_frost_group_from_json(ns_frost_group *g, const struct cJSON *obj, cons
     GUARD(uint_member(obj, "max_signers", NS_FROST_SIGNERS_MAX, &n, where));
     ENSURE(t >= 2 && t <= n, NS_E_PARSE, "%s: need 2 <= min_signers <= max_signers (got %u and %u)",
            where, t, n);
-    uint8_t gpk[EL];
-    GUARD(hex_exact(gpk, EL, cJSON_GetObjectItemCaseSensitive(obj, "group_public_key"), where,
+    size_t el = ns_frost_element_len(suite);
+    uint8_t gpk[EM];
+    GUARD(hex_exact(gpk, el, cJSON_GetObjectItemCaseSensitive(obj, "group_public_key"), where,
                     "\"group_public_key\""));
     const cJSON *vs = cJSON_GetObjectItemCaseSensitive(obj, "verifying_shares");
     ENSURE(cJSON_IsObject(vs), NS_E_PARSE,
            "%s: \"verifying_shares\" must be an object {\"1\": hex, ..., \"%u\": hex}", where, n);
-    uint8_t *buf = calloc(n, EL);
+    uint8_t *buf = calloc(n, el);
     uint8_t *seen = calloc(n, 1);
     if (buf == NULL || seen == NULL) {
         free(buf);
@@ -860,7 +1309,7 @@ ns_err ns_frost_group_from_json(ns_frost_group *g, const struct cJSON *obj, cons
             rc = ns_fail(NS_E_PARSE, "%s: verifying_shares lists identifier %u twice", where, id);
         } else {
             seen[id - 1] = 1;
-            rc = hex_exact(buf + (size_t)(id - 1) * EL, EL, m, where, what);
+            rc = hex_exact(buf + (size_t)(id - 1) * el, el, m, where, what);
         }
     }
     if (rc == NS_OK && count != n) {
@@ -927,24 +1376,29 @@ static ns_err group_file_members(const cJSON *root, ns_frost_group *g, char *id,
         rc = ns_fail(NS_E_PARSE, "%s: \"vss_commitment\" must be an array of %u hex elements",
                      where, g->min_signers);
     }
-    uint8_t *c = rc == NS_OK ? malloc((size_t)g->min_signers * EL) : NULL;
+    const suite_ops *o = NULL;
+    if (rc == NS_OK) {
+        rc = ops_of(g->suite, &o);
+    }
+    size_t el = o ? o->el : 0;
+    uint8_t *c = rc == NS_OK ? malloc((size_t)g->min_signers * el) : NULL;
     if (rc == NS_OK && c == NULL) {
         rc = ns_fail(NS_E_NOMEM, "%s: out of memory", where);
     }
     size_t k = 0;
     for (const cJSON *e = rc == NS_OK ? vss->child : NULL; e && rc == NS_OK; e = e->next, k++) {
-        rc = hex_exact(c + k * EL, EL, e, where, "a vss_commitment element");
-        if (rc == NS_OK && crypto_core_ed25519_is_valid_point(c + k * EL) != 1) {
+        rc = hex_exact(c + k * el, el, e, where, "a vss_commitment element");
+        if (rc == NS_OK && !o->element_ok(c + k * el)) {
             rc = ns_fail(NS_E_PARSE, "%s: vss_commitment[%zu] is not a valid point", where, k);
         }
     }
-    if (rc == NS_OK && memcmp(c, g->group_public_key, EL) != 0) {
+    if (rc == NS_OK && memcmp(c, g->group_public_key, el) != 0) {
         rc = ns_fail(NS_E_PARSE, "%s: vss_commitment[0] is not the group public key", where);
     }
     for (unsigned i = 1; rc == NS_OK && i <= g->max_signers; i++) {
-        uint8_t want[EL];
-        if (vss_eval(want, c, g->min_signers, i) != 0 ||
-            memcmp(want, g->verifying_shares[i - 1], EL) != 0) {
+        uint8_t want[EM];
+        if (vss_eval(o, want, c, g->min_signers, i) != 0 ||
+            memcmp(want, g->verifying_shares[i - 1], el) != 0) {
             rc = ns_fail(NS_E_PARSE,
                          "%s: the verifying share of identifier %u does not match the VSS "
                          "commitment",
@@ -987,22 +1441,24 @@ static ns_err hex_json(ns_buf *out, const uint8_t *p, size_t n)
 ns_err ns_frost_group_file_write(const ns_frost_group *g, const char *id,
                                  const uint8_t *vss_commitment, ns_buf *out)
 {
-    GUARD(suite_check(g->suite));
+    const suite_ops *o = NULL;
+    GUARD(ops_of(g->suite, &o));
+    size_t el = o->el;
     ENSURE(id_ok(id), NS_E_USAGE, "frost group file: invalid key id");
     GUARD(ns_buf_printf(out, "{\"version\":1,\"id\":\"%s\",\"algorithm\":\"%s\",", id,
                         ns_frost_suite_name(g->suite)));
     GUARD(ns_buf_append_str(out, "\"group_public_key\":"));
-    GUARD(hex_json(out, g->group_public_key, EL));
+    GUARD(hex_json(out, g->group_public_key, el));
     GUARD(ns_buf_append_str(out, ",\"verifying_shares\":{"));
     for (unsigned i = 1; i <= g->max_signers; i++) {
         GUARD(ns_buf_printf(out, "%s\"%u\":", i > 1 ? "," : "", i));
-        GUARD(hex_json(out, g->verifying_shares[i - 1], EL));
+        GUARD(hex_json(out, g->verifying_shares[i - 1], el));
     }
     GUARD(ns_buf_printf(out, "},\"min_signers\":%u,\"max_signers\":%u,\"vss_commitment\":[",
                         g->min_signers, g->max_signers));
     for (unsigned k = 0; k < g->min_signers; k++) {
         GUARD(ns_buf_append_str(out, k ? "," : ""));
-        GUARD(hex_json(out, vss_commitment + (size_t)k * EL, EL));
+        GUARD(hex_json(out, vss_commitment + (size_t)k * el, el));
     }
     return ns_buf_append_str(out, "]}\n");
 }

@@ -6,8 +6,9 @@
  * "FROST-ED25519-SHA512-v1"): the aggregate is a plain RFC 8032 Ed25519 signature. Built on
  * libsodium's group and scalar operations only (crypto_core_ed25519_*,
  * crypto_scalarmult_ed25519_*noclamp: constant time); no field arithmetic of our own.
- * NS_FROST_SECP256K1_SHA256 is reserved in the enum and refused by every function
- * (NS_E_UNSUPPORTED) until it ships; buffers are already sized for its 33-byte points.
+ * FROST(secp256k1, SHA-256) (section 6.5, contextString "FROST-secp256k1-SHA256-v1") on
+ * libsecp256k1's public API, constant time for secrets (see frost.c): 33-byte compressed points,
+ * big-endian scalars, 65-byte signatures R || z (RFC 9591's, not BIP 340's).
  *
  * What callers (sign-service's FrostCommit/FrostSign, the frost-sign coordinator) can rely on:
  * - Every element that comes from outside (commitments, verifying shares, group key) is checked
@@ -51,7 +52,7 @@
 
 typedef enum {
     NS_FROST_ED25519_SHA512 = 1,
-    NS_FROST_SECP256K1_SHA256 = 2, /* reserved: not shipped, refused with NS_E_UNSUPPORTED */
+    NS_FROST_SECP256K1_SHA256 = 2,
 } ns_frost_suite;
 
 /* Round one output of one participant (public). */
@@ -92,12 +93,13 @@ typedef struct {
     uint8_t *signing_share; /* NS_FROST_SCALAR_LEN bytes of secret memory, owned */
 } ns_frost_key;
 
-/* Initialises libsodium; every other function calls it too (idempotent, thread-safe). */
+/* Initialises libsodium and the shared libsecp256k1 context; every other function calls it too
+ * (idempotent, thread-safe). */
 ns_err ns_frost_init(void) NS_MUST_CHECK;
 
 /* "frost-ed25519-sha512" / "frost-secp256k1-sha256" (the keys file's algorithm names). */
 const char *ns_frost_suite_name(ns_frost_suite suite);
-/* The suite of a name; NS_E_UNSUPPORTED for a name of a suite not shipped, else NS_E_PARSE. */
+/* The suite of a name; NS_E_PARSE for any other name. */
 ns_err ns_frost_suite_parse(const char *name, ns_frost_suite *out) NS_MUST_CHECK;
 /* 32 for Ed25519 (33 for secp256k1). */
 size_t ns_frost_element_len(ns_frost_suite suite);
@@ -177,7 +179,8 @@ ns_err ns_frost_aggregate(const ns_frost_group *g, const uint8_t *msg, size_t ms
                           uint8_t sig[NS_FROST_SIG_MAX], size_t *sig_len,
                           uint16_t *bad_identifier) NS_MUST_CHECK;
 
-/* Verifies an aggregate signature under the group key (Ed25519: RFC 8032, via libsodium). */
+/* Verifies an aggregate signature under the group key (Ed25519: RFC 8032, via libsodium;
+ * secp256k1: z * G == R + c * PK, RFC 9591 section 6.5). */
 ns_err ns_frost_verify(ns_frost_suite suite, const uint8_t *group_public_key, const uint8_t *msg,
                        size_t msg_len, const uint8_t *sig, size_t sig_len) NS_MUST_CHECK;
 

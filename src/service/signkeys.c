@@ -25,6 +25,10 @@ static const uint8_t SPKI_ED25519[] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
 static const uint8_t SPKI_P256[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
                                     0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
                                     0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
+/* secp256k1 with a 33-byte compressed point (a FROST(secp256k1) group key) */
+static const uint8_t SPKI_K1_COMPRESSED[] = {0x30, 0x36, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86,
+                                             0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
+                                             0x81, 0x04, 0x00, 0x0a, 0x03, 0x22, 0x00};
 static const uint8_t SPKI_K1[] = {0x30, 0x56, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86,
                                   0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
                                   0x81, 0x04, 0x00, 0x0a, 0x03, 0x42, 0x00};
@@ -40,6 +44,8 @@ const char *ns_sign_alg_name(ns_sign_alg alg)
         return "ecdsa-secp256k1";
     case NS_ALG_FROST_ED25519:
         return "frost-ed25519-sha512";
+    case NS_ALG_FROST_SECP256K1:
+        return "frost-secp256k1-sha256";
     }
     return "unknown";
 }
@@ -147,9 +153,9 @@ static ns_err load_frost(ns_signkey *k, const cJSON *ent, int version, const cha
     }
     ns_wipe(share, sizeof share);
     if (rc == NS_OK) {
-        k->alg = NS_ALG_FROST_ED25519;
-        memcpy(k->pub, g.group_public_key, 32);
-        k->pub_len = 32;
+        k->alg = g.suite == NS_FROST_ED25519_SHA512 ? NS_ALG_FROST_ED25519 : NS_ALG_FROST_SECP256K1;
+        k->pub_len = ns_frost_element_len(g.suite);
+        memcpy(k->pub, g.group_public_key, k->pub_len);
     }
     ns_frost_group_free(&g);
     return rc;
@@ -224,8 +230,8 @@ static ns_err load_entry(ns_signkey *k, const cJSON *ent, size_t idx, int versio
         return NS_OK;
     }
     BAIL(NS_E_PARSE,
-         "%s: unknown algorithm \"%.32s\" (expected ed25519, ecdsa-p256, ecdsa-secp256k1 or "
-         "frost-ed25519-sha512)",
+         "%s: unknown algorithm \"%.32s\" (expected ed25519, ecdsa-p256, ecdsa-secp256k1, "
+         "frost-ed25519-sha512 or frost-secp256k1-sha256)",
          where, a);
 }
 
@@ -335,16 +341,16 @@ size_t ns_signkey_commitment_pub(const ns_signkey *key, uint8_t out[NS_SIGNKEY_C
     const ns_frost_group *g = &key->frost->group;
     size_t el = ns_frost_element_len(g->suite);
     crypto_hash_sha256_state st;
-    memcpy(out, g->group_public_key, 32);
-    ns_put_be16(out + 32, key->frost->identifier);
-    ns_put_be16(out + 34, g->min_signers);
-    ns_put_be16(out + 36, g->max_signers);
+    memcpy(out, g->group_public_key, el);
+    ns_put_be16(out + el, key->frost->identifier);
+    ns_put_be16(out + el + 2, g->min_signers);
+    ns_put_be16(out + el + 4, g->max_signers);
     crypto_hash_sha256_init(&st);
     for (unsigned i = 0; i < g->max_signers; i++) {
         crypto_hash_sha256_update(&st, g->verifying_shares[i], el);
     }
-    crypto_hash_sha256_final(&st, out + 38);
-    return 70;
+    crypto_hash_sha256_final(&st, out + el + 6);
+    return el + 38;
 }
 
 static void commit(ns_signkeys *ks)
@@ -524,12 +530,20 @@ const uint8_t *ns_signkeys_commitment(const ns_signkeys *k)
 
 ns_err ns_signkey_spki(const ns_signkey *key, uint8_t *out, size_t cap, size_t *len)
 {
-    /* a FROST(Ed25519) group key is an ordinary Ed25519 public key */
-    int ed = key->alg == NS_ALG_ED25519 || key->alg == NS_ALG_FROST_ED25519;
-    const uint8_t *pre = ed ? SPKI_ED25519 : key->alg == NS_ALG_P256 ? SPKI_P256 : SPKI_K1;
-    size_t plen = ed                        ? sizeof SPKI_ED25519
-                  : key->alg == NS_ALG_P256 ? sizeof SPKI_P256
-                                            : sizeof SPKI_K1;
+    /* a FROST(Ed25519) group key is an ordinary Ed25519 public key; a FROST(secp256k1) one a
+     * compressed secp256k1 point */
+    const uint8_t *pre = SPKI_K1;
+    size_t plen = sizeof SPKI_K1;
+    if (key->alg == NS_ALG_ED25519 || key->alg == NS_ALG_FROST_ED25519) {
+        pre = SPKI_ED25519;
+        plen = sizeof SPKI_ED25519;
+    } else if (key->alg == NS_ALG_P256) {
+        pre = SPKI_P256;
+        plen = sizeof SPKI_P256;
+    } else if (key->alg == NS_ALG_FROST_SECP256K1) {
+        pre = SPKI_K1_COMPRESSED;
+        plen = sizeof SPKI_K1_COMPRESSED;
+    }
     ENSURE(plen + key->pub_len <= cap, NS_E_TOO_BIG, "spki: output buffer too small");
     memcpy(out, pre, plen);
     memcpy(out + plen, key->pub, key->pub_len);

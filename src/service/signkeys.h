@@ -34,6 +34,8 @@
  * share for each identifier 1..max and nothing else, all consistent with the group key, the
  * identifier in 1..max and signing_share * G equal to its verifying share. Such a key is
  * reported with the group public key and never signs through ns_signkey_sign.
+ * "frost-secp256k1-sha256" is the same with 66-hex-digit (33-byte compressed) points and
+ * big-endian scalars.
  *
  * The loaded set is read-only and may be shared by any number of threads.
  */
@@ -60,7 +62,8 @@ typedef enum {
     NS_ALG_ED25519 = 1,
     NS_ALG_P256 = 2,
     NS_ALG_SECP256K1 = 3,
-    NS_ALG_FROST_ED25519 = 4, /* a FROST(Ed25519, SHA-512) share: FrostCommit/FrostSign only */
+    NS_ALG_FROST_ED25519 = 4,   /* a FROST(Ed25519, SHA-512) share: FrostCommit/FrostSign only */
+    NS_ALG_FROST_SECP256K1 = 5, /* a FROST(secp256k1, SHA-256) share: likewise */
 } ns_sign_alg;
 
 typedef struct {
@@ -112,7 +115,8 @@ int ns_signkeys_has_policy(const ns_signkeys *k);
 int ns_signkeys_client_by_pin(const ns_signkeys *k, const uint8_t spki_sha256[32]);
 /* True when client index c may use key (always true without a policy). */
 int ns_signkey_allows(const ns_signkeys *k, const ns_signkey *key, int c);
-/* "ed25519", "ecdsa-p256", "ecdsa-secp256k1", "frost-ed25519-sha512". */
+/* "ed25519", "ecdsa-p256", "ecdsa-secp256k1", "frost-ed25519-sha512",
+ * "frost-secp256k1-sha256". */
 const char *ns_sign_alg_name(ns_sign_alg alg);
 
 /* DER SubjectPublicKeyInfo of a key (RFC 8410 for Ed25519, RFC 5480 for ECDSA). */
@@ -130,12 +134,12 @@ ns_err ns_signkey_sign(const ns_signkey *key, const uint8_t *msg, size_t msg_len
  *   "nsign-keys-v1\n" || for each key in id order: u8 len(id) || id || u8 len(alg) || alg ||
  *   u8 len(pub) || pub
  * where alg is ns_sign_alg_name and pub the raw public key (32 bytes or 65-byte SEC1); for a
- * FROST share, pub is the 70-byte record group_public_key || u16be identifier ||
+ * FROST share, pub is the record (70 or 71 bytes) group_public_key || u16be identifier ||
  * u16be min_signers || u16be max_signers || SHA-256(verifying shares of 1..max, concatenated),
  * so the commitment covers the whole entry but the secret (ns_signkey_commitment_pub).
  */
 const uint8_t *ns_signkeys_commitment(const ns_signkeys *k);
-#define NS_SIGNKEY_COMMIT_PUB_MAX 70
+#define NS_SIGNKEY_COMMIT_PUB_MAX 71
 /* The pub of one key's record in the commitment (above). */
 size_t ns_signkey_commitment_pub(const ns_signkey *key, uint8_t out[NS_SIGNKEY_COMMIT_PUB_MAX]);
 

@@ -237,10 +237,11 @@ static int decode(const ns_h2_req *req, const pb_msgdesc_t *fields, void *m, con
 
 static nsign_v1_Algorithm alg_pb(ns_sign_alg a)
 {
-    return a == NS_ALG_ED25519         ? nsign_v1_Algorithm_ED25519
-           : a == NS_ALG_P256          ? nsign_v1_Algorithm_ECDSA_P256
-           : a == NS_ALG_FROST_ED25519 ? nsign_v1_Algorithm_FROST_ED25519_SHA512
-                                       : nsign_v1_Algorithm_ECDSA_SECP256K1;
+    return a == NS_ALG_ED25519           ? nsign_v1_Algorithm_ED25519
+           : a == NS_ALG_P256            ? nsign_v1_Algorithm_ECDSA_P256
+           : a == NS_ALG_FROST_ED25519   ? nsign_v1_Algorithm_FROST_ED25519_SHA512
+           : a == NS_ALG_FROST_SECP256K1 ? nsign_v1_Algorithm_FROST_SECP256K1_SHA256
+                                         : nsign_v1_Algorithm_ECDSA_SECP256K1;
 }
 
 static void key_info(const ns_signkey *k, nsign_v1_KeyInfo *ki)

@@ -5,6 +5,7 @@
  * test/vectors/test_age.py and the interop tests in test/it/test_age.py.
  */
 #include <sodium.h>
+#include <stdlib.h>
 
 #include "age.h"
 #include "codec.h"
@@ -326,6 +327,74 @@ static void test_payload(void)
     ns_buf_free(&out);
 }
 
+/* The recipients of K1 and K2 (age-keygen -y). */
+#define R1 "age195d4fzxtjz6fcqsumetp2s2qkwkza3h65993tncqwgkyvcrt4pcs9texe2"
+#define R2 "age1e0en8jl5mgf3ghgqn2vh78v4l66y6094r4emkfytdhjwcasjlp3qydf6m7"
+
+/* The encryptor, checked by the decryptor (the age CLI decrypts it in test/it/test_age.py and
+ * test/it/test_frost_keygen.py). */
+static void test_encrypt(void)
+{
+    static const size_t sizes[] = {
+        0, 1, 12, NS_AGE_CHUNK - 1, NS_AGE_CHUNK, NS_AGE_CHUNK + 1, 2 * NS_AGE_CHUNK};
+    uint8_t *pt = malloc(2 * NS_AGE_CHUNK);
+    for (size_t i = 0; i < 2 * NS_AGE_CHUNK; i++) {
+        pt[i] = (uint8_t)(i * 7 + 3);
+    }
+    const char *both[] = {R1, R2};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        ns_buf ct, o1, o2;
+        ns_buf_init(&ct, 1u << 20);
+        ns_buf_init(&o1, 1u << 20);
+        ns_buf_init(&o2, 1u << 20);
+        CHECK_ERR(ns_age_encrypt_mem(&ct, pt, sizes[s], both, 2), NS_OK,
+                  "encrypt %zu bytes to two recipients", sizes[s]);
+        size_t chunks = sizes[s] == 0 ? 1 : (sizes[s] + NS_AGE_CHUNK - 1) / NS_AGE_CHUNK;
+        CHECK(ct.len > sizes[s] + 16 * chunks, "... %zu chunk(s)", chunks);
+        CHECK(dec(&o1, ct.data, ct.len, K1) == NS_OK && o1.len == sizes[s] &&
+                  (sizes[s] == 0 || memcmp(o1.data, pt, sizes[s]) == 0),
+              "... the first recipient's identity decrypts it (%s)", ns_err_msg());
+        CHECK(dec(&o2, ct.data, ct.len, K2) == NS_OK && o2.len == sizes[s] &&
+                  (sizes[s] == 0 || memcmp(o2.data, pt, sizes[s]) == 0),
+              "... the second recipient's identity decrypts it");
+        ns_buf_reset(&o1);
+        CHECK(dec(&o1, ct.data, ct.len, K_OTHER) == NS_E_NO_MATCH, "... another identity cannot");
+        if (sizes[s] == 12) {
+            ct.data[ct.len - 1] ^= 1;
+            ns_buf_reset(&o1);
+            CHECK(dec(&o1, ct.data, ct.len, K1) == NS_E_AUTH, "... a flipped payload bit fails");
+        }
+        ns_buf_free(&ct);
+        ns_buf_free(&o1);
+        ns_buf_free(&o2);
+    }
+    free(pt);
+    static const struct {
+        const char *r, *why;
+    } bad[] = {
+        {"age195d4fzxtjz6fcqsumetp2s2qkwkza3h65993tncqwgkyvcrt4pcs9texe3", "checksum"},
+        {"age195D4fzxtjz6fcqsumetp2s2qkwkza3h65993tncqwgkyvcrt4pcs9texe2", "mixed case"},
+        {"age195d4fzxtjz6fcqsumetp2s2qkwkza3h65993tncqwgkyvcrt4pcs9texe", "length"},
+        {K1, "an identity, not a recipient"},
+        {"ssh-ed25519 AAAA", "an SSH key"},
+        {"", "empty"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ns_buf ct;
+        ns_buf_init(&ct, 1u << 20);
+        const char *r[] = {R1, bad[i].r};
+        CHECK(ns_age_encrypt_mem(&ct, (const uint8_t *)"x", 1, r, 2) == NS_E_PARSE && ct.len == 0,
+              "encrypt refuses a bad recipient (%s): %s", bad[i].why, ns_err_msg());
+        ns_buf_free(&ct);
+    }
+    uint8_t pk[32];
+    CHECK(ns_age_parse_x25519_recipient(pk, R1, strlen(R1)) == NS_OK, "recipient parses");
+    uint8_t sk[32], want[32];
+    CHECK(ns_age_parse_x25519_identity(sk, K1, strlen(K1)) == NS_OK &&
+              crypto_scalarmult_base(want, sk) == 0 && memcmp(want, pk, 32) == 0,
+          "the recipient is the identity's public key");
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -336,5 +405,6 @@ int main(void)
     test_armor();
     test_decrypt_mem();
     test_payload();
+    test_encrypt();
     T_DONE();
 }

@@ -69,8 +69,9 @@ static int eq(const uint8_t *a, const uint8_t *b, size_t n)
 }
 
 /* One vector file, end to end. */
-static void run_vector(const char *name)
+static void run_vector(const char *name, ns_frost_suite suite)
 {
+    size_t el = ns_frost_element_len(suite), sgl = ns_frost_sig_len(suite);
     cJSON *j = load(name);
     if (!j) {
         return;
@@ -78,10 +79,10 @@ static void run_vector(const char *name)
     unsigned n = num(get(j, "config.MAX_PARTICIPANTS"));
     unsigned t = num(get(j, "config.MIN_PARTICIPANTS"));
     const cJSON *in = get(j, "inputs");
-    uint8_t secret[32], gpk[32], coef[32 * 8];
+    uint8_t secret[32], gpk[33], coef[32 * 8];
     hex(secret, 32, get(in, "group_secret_key"));
     const cJSON *g = get(in, "group_public_key");
-    hex(gpk, 32, g ? g : get(in, "verifying_key_key"));
+    hex(gpk, el, g ? g : get(in, "verifying_key_key"));
     size_t k = 0;
     for (const cJSON *c = get(in, "share_polynomial_coefficients")->child; c; c = c->next) {
         hex(coef + 32 * k++, 32, c);
@@ -90,12 +91,12 @@ static void run_vector(const char *name)
 
     /* trusted dealer with the vector's polynomial gives the vector's shares */
     uint8_t *shares = ns_secret_alloc((size_t)n * 32);
-    uint8_t vss[32 * 8];
+    uint8_t vss[33 * 8];
     ns_frost_group grp;
-    CHECK_ERR(ns_frost_keygen_with_coefficients_for_test(NS_FROST_ED25519_SHA512, t, n, secret,
-                                                         coef, shares, &grp, vss),
-              NS_OK, "%s: keygen with the vector's coefficients", name);
-    CHECK(eq(grp.group_public_key, gpk, 32), "%s: group public key", name);
+    CHECK_ERR(
+        ns_frost_keygen_with_coefficients_for_test(suite, t, n, secret, coef, shares, &grp, vss),
+        NS_OK, "%s: keygen with the vector's coefficients", name);
+    CHECK(eq(grp.group_public_key, gpk, el), "%s: group public key", name);
     size_t nshares = 0;
     int shares_ok = 1;
     for (const cJSON *s = get(in, "participant_shares")->child; s; s = s->next, nshares++) {
@@ -120,17 +121,17 @@ static void run_vector(const char *name)
     int r1 = 1;
     for (const cJSON *o = get(j, "round_one_outputs.outputs")->child; o && i < 4; o = o->next) {
         unsigned id = num(get(o, "identifier"));
-        uint8_t hr[32], br[32], hn[32], bn[32], hc[32], bc[32];
+        uint8_t hr[32], br[32], hn[32], bn[32], hc[33], bc[33];
         hex(hr, 32, get(o, "hiding_nonce_randomness"));
         hex(br, 32, get(o, "binding_nonce_randomness"));
         hex(hn, 32, get(o, "hiding_nonce"));
         hex(bn, 32, get(o, "binding_nonce"));
-        hex(hc, 32, get(o, "hiding_nonce_commitment"));
-        hex(bc, 32, get(o, "binding_nonce_commitment"));
+        hex(hc, el, get(o, "hiding_nonce_commitment"));
+        hex(bc, el, get(o, "binding_nonce_commitment"));
         r1 &= ns_frost_key_init(&keys[i], &grp, id, shares + (id - 1) * 32) == NS_OK;
         r1 &= ns_frost_commit_with_randomness_for_test(&keys[i], hr, br, &nonces[i]) == NS_OK;
         r1 &= eq(nonces[i].hiding, hn, 32) && eq(nonces[i].binding, bn, 32);
-        r1 &= eq(nonces[i].commitment.hiding, hc, 32) && eq(nonces[i].commitment.binding, bc, 32);
+        r1 &= eq(nonces[i].commitment.hiding, hc, el) && eq(nonces[i].commitment.binding, bc, el);
         list[i] = nonces[i].commitment;
         i++;
     }
@@ -158,15 +159,21 @@ static void run_vector(const char *name)
                   "%s: share of %u verifies (section 5.4)", name, out[i].identifier);
     }
 
-    uint8_t sig[NS_FROST_SIG_MAX], want[64];
+    uint8_t sig[NS_FROST_SIG_MAX], want[NS_FROST_SIG_MAX];
     size_t sl = 0;
     uint16_t bad = 99;
-    hex(want, 64, get(j, "final_output.sig"));
+    hex(want, sgl, get(j, "final_output.sig"));
     CHECK_ERR(ns_frost_aggregate(&grp, msg, mlen, list, ns, out, sig, &sl, &bad), NS_OK,
               "%s: aggregate", name);
-    CHECK(sl == 64 && eq(sig, want, 64) && bad == 0, "%s: final signature bit-exact", name);
-    CHECK(crypto_sign_verify_detached(sig, msg, mlen, gpk) == 0,
-          "%s: the aggregate is a plain Ed25519 signature (libsodium)", name);
+    CHECK(sl == sgl && eq(sig, want, sgl) && bad == 0, "%s: final signature bit-exact", name);
+    if (suite == NS_FROST_ED25519_SHA512) {
+        CHECK(crypto_sign_verify_detached(sig, msg, mlen, gpk) == 0,
+              "%s: the aggregate is a plain Ed25519 signature (libsodium)", name);
+    }
+    CHECK_ERR(ns_frost_verify(suite, gpk, msg, mlen, sig, sl), NS_OK, "%s: ns_frost_verify", name);
+    sig[sl - 1] ^= 1;
+    CHECK_ERR(ns_frost_verify(suite, gpk, msg, mlen, sig, sl), NS_E_AUTH,
+              "%s: ns_frost_verify refuses a flipped bit", name);
 
     /* a tampered share is detected and its signer named */
     ns_frost_share bad_out[4];
@@ -429,7 +436,7 @@ static void negative(void)
             NS_E_PARSE, "min_signers 1 refused");
         CHECK_ERR(
             ns_frost_group_init(&g2, NS_FROST_SECP256K1_SHA256, 2, 3, f->g.group_public_key, vs),
-            NS_E_UNSUPPORTED, "secp256k1 is refused as not shipped");
+            NS_E_PARSE, "Ed25519 points are not secp256k1 points");
     }
     /* keygen arguments */
     {
@@ -502,14 +509,117 @@ static void negative(void)
     ns_secret_free(f, sizeof *f);
 }
 
+/* FROST(secp256k1, SHA-256) beyond the RFC vector: a fresh 2-of-3 and its refusals. */
+static void secp256k1_suite(void)
+{
+    const ns_frost_suite K1 = NS_FROST_SECP256K1_SHA256;
+    uint8_t *shares = ns_secret_alloc(3 * 32);
+    uint8_t vss[2 * 33];
+    ns_frost_group g;
+    ns_frost_key k[3];
+    ns_frost_nonces *n = ns_secret_alloc(3 * sizeof *n);
+    const uint8_t msg[] = "taproot-ish";
+    int ok = ns_frost_keygen(K1, 2, 3, shares, &g, vss) == NS_OK;
+    for (unsigned i = 0; i < 3 && ok; i++) {
+        ok &= ns_frost_key_init(&k[i], &g, i + 1, shares + 32 * i) == NS_OK;
+    }
+    CHECK(ok && g.group_public_key[0] >= 2 && g.group_public_key[0] <= 3,
+          "secp256k1: keygen 2-of-3, 33-byte compressed group key");
+    int all = ok;
+    for (unsigned a = 0; a < 3 && ok; a++) {
+        for (unsigned b = a + 1; b < 3; b++) {
+            ns_frost_commitment l[2];
+            ns_frost_share sh[2];
+            uint8_t sig[NS_FROST_SIG_MAX];
+            size_t sl = 0;
+            all &= ns_frost_commit(&k[a], &n[a]) == NS_OK && ns_frost_commit(&k[b], &n[b]) == NS_OK;
+            l[0] = n[a].commitment;
+            l[1] = n[b].commitment;
+            all &= ns_frost_sign(&k[a], &n[a], msg, sizeof msg, l, 2, &sh[0]) == NS_OK;
+            all &= ns_frost_sign(&k[b], &n[b], msg, sizeof msg, l, 2, &sh[1]) == NS_OK;
+            all &= ns_frost_aggregate(&g, msg, sizeof msg, l, 2, sh, sig, &sl, NULL) == NS_OK;
+            all &= sl == 65 &&
+                   ns_frost_verify(K1, g.group_public_key, msg, sizeof msg, sig, sl) == NS_OK;
+            all &=
+                ns_frost_verify(K1, g.group_public_key, msg, sizeof msg - 1, sig, sl) == NS_E_AUTH;
+        }
+    }
+    CHECK(all, "secp256k1: every 2-subset signs; the signature verifies, not for another message");
+    if (!ok) {
+        return;
+    }
+    ns_frost_commitment l[2];
+    ns_frost_share sh[2];
+    uint8_t sig[NS_FROST_SIG_MAX];
+    size_t sl;
+    uint16_t bad = 0;
+    CHECK(ns_frost_commit(&k[0], &n[0]) == NS_OK && ns_frost_commit(&k[1], &n[1]) == NS_OK,
+          "secp256k1: commit");
+    l[0] = n[0].commitment;
+    l[1] = n[1].commitment;
+    CHECK(ns_frost_sign(&k[0], &n[0], msg, sizeof msg, l, 2, &sh[0]) == NS_OK &&
+              ns_frost_sign(&k[1], &n[1], msg, sizeof msg, l, 2, &sh[1]) == NS_OK,
+          "secp256k1: both sign");
+    sh[0].z[31] ^= 1;
+    CHECK(ns_frost_aggregate(&g, msg, sizeof msg, l, 2, sh, sig, &sl, &bad) == NS_E_AUTH &&
+              bad == 1 && strstr(ns_err_msg(), "participant 1") != NULL,
+          "secp256k1: a tampered share is refused and its participant named");
+    memset(sh[0].z, 0xff, 32);
+    CHECK_ERR(ns_frost_verify_share(&g, msg, sizeof msg, l, 2, &sh[0]), NS_E_AUTH,
+              "secp256k1: a share >= n refused");
+    /* points: uncompressed prefix, x >= p, x not on the curve, the identity's 0x00 */
+    uint8_t bads[4][33];
+    memcpy(bads[0], l[1].hiding, 33);
+    bads[0][0] = 4;
+    memset(bads[1], 0xff, 33);
+    bads[1][0] = 2;
+    memset(bads[2], 0, 33);
+    bads[2][0] = 2;
+    bads[2][32] = 5; /* x = 5: 5^3 + 7 = 132 is not a square mod p */
+    memset(bads[3], 0, 33);
+    for (int b = 0; b < 4; b++) {
+        CHECK(ns_frost_commit(&k[0], &n[0]) == NS_OK, "secp256k1: commit");
+        l[0] = n[0].commitment;
+        ns_frost_commitment m[2] = {l[0], l[1]};
+        memcpy(m[1].binding, bads[b], 33);
+        CHECK_ERR(ns_frost_sign(&k[0], &n[0], msg, sizeof msg, m, 2, &sh[0]), NS_E_USAGE,
+                  "secp256k1: invalid point %d as a commitment refused", b);
+        CHECK_ERR(ns_frost_element_check(K1, bads[b], 33), NS_E_PARSE,
+                  "secp256k1: element check refuses invalid point %d", b);
+    }
+    CHECK(ns_frost_commit(&k[0], &n[0]) == NS_OK, "secp256k1: commit");
+    l[0] = n[0].commitment;
+    CHECK_ERR(ns_frost_sign(&k[0], &n[0], msg, sizeof msg, l, 1, &sh[0]), NS_E_USAGE,
+              "secp256k1: one signer alone refused");
+    /* the group file round-trips with 33-byte elements */
+    ns_buf b;
+    ns_buf_init(&b, 1u << 20);
+    ns_frost_group g2;
+    char id[NS_FROST_ID_MAX + 1];
+    CHECK(ns_frost_group_file_write(&g, "k1", vss, &b) == NS_OK &&
+              ns_frost_group_file_parse(&g2, id, b.data, b.len) == NS_OK && g2.suite == K1 &&
+              memcmp(g2.group_public_key, g.group_public_key, 33) == 0,
+          "secp256k1: group file round-trips");
+    ns_frost_group_free(&g2);
+    ns_buf_free(&b);
+    for (unsigned i = 0; i < 3; i++) {
+        ns_frost_key_free(&k[i]);
+    }
+    ns_frost_group_free(&g);
+    ns_secret_free(n, 3 * sizeof *n);
+    ns_secret_free(shares, 3 * 32);
+}
+
 int main(void)
 {
     if (ns_frost_init() != NS_OK) {
         return 1;
     }
-    run_vector("frost-ed25519-sha512.json");
-    run_vector("zcash-frost/vectors.json");
-    run_vector("zcash-frost/vectors-big-identifier.json");
+    run_vector("frost-ed25519-sha512.json", NS_FROST_ED25519_SHA512);
+    run_vector("zcash-frost/vectors.json", NS_FROST_ED25519_SHA512);
+    run_vector("zcash-frost/vectors-big-identifier.json", NS_FROST_ED25519_SHA512);
+    run_vector("frost-secp256k1-sha256.json", NS_FROST_SECP256K1_SHA256);
     negative();
+    secp256k1_suite();
     T_DONE();
 }

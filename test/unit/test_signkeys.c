@@ -6,6 +6,7 @@
 #include "ecdsa.h"
 #include "signkeys.h"
 #include "t.h"
+#include <secp256k1.h>
 
 #define ED_SEED_B64 "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
 #define ED_PUB_HEX "79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664"
@@ -404,6 +405,54 @@ static char *frost_doc(const char *head, unsigned id, const char *share, const c
     return doc;
 }
 
+/* A FROST(secp256k1) entry on RFC 9591 appendix E.5's key material. */
+static void test_frost_k1(void)
+{
+    static const char *const sh[3] = {
+        "08f89ffe80ac94dcb920c26f3f46140bfc7f95b493f8310f5fc1ea2b01f4254c",
+        "04f0feac2edcedc6ce1253b7fab8c86b856a797f44d83d82a385554e6e401984",
+        "00e95d59dd0d46b0e303e500b62b7ccb0e555d49f5b849f5e748c071da8c0dbc"};
+    static const char gpk[] = "02f37c34b66ced1fb51c34a90bdae006901f10625cc06c4f64663b0eae87d87b4f";
+    secp256k1_context *c = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+    char vs[3][67], doc[2048];
+    for (int i = 0; i < 3; i++) {
+        uint8_t s[32], p[33];
+        size_t n = 0, pl = 33;
+        secp256k1_pubkey pk;
+        CHECK(ns_hex_decode(s, 32, &n, sh[i], 64) == NS_OK &&
+                  secp256k1_ec_pubkey_create(c, &pk, s) == 1 &&
+                  secp256k1_ec_pubkey_serialize(c, p, &pl, &pk, SECP256K1_EC_COMPRESSED) == 1 &&
+                  ns_hex_encode(vs[i], sizeof vs[i], p, 33) == NS_OK,
+              "frost k1: verifying share %d (libsecp256k1 directly)", i + 1);
+    }
+    secp256k1_context_destroy(c);
+    snprintf(doc, sizeof doc,
+             "{\"version\":1,\"keys\":[{\"id\":\"btc\",\"algorithm\":\"frost-secp256k1-sha256\","
+             "\"identifier\":3,\"signing_share\":\"%s\",\"group_public_key\":\"%s\","
+             "\"verifying_shares\":{\"1\":\"%s\",\"2\":\"%s\",\"3\":\"%s\"},\"min_signers\":2,"
+             "\"max_signers\":3}]}",
+             sh[2], gpk, vs[0], vs[1], vs[2]);
+    ns_signkeys *k = NULL;
+    CHECK(load(&k, doc) == NS_OK && k, "frost k1: an entry loads (%s)", ns_err_msg());
+    const ns_signkey *e = k ? ns_signkeys_find(k, "btc") : NULL;
+    uint8_t spki[96], rec[NS_SIGNKEY_COMMIT_PUB_MAX];
+    size_t sl = 0;
+    CHECK(e && e->alg == NS_ALG_FROST_SECP256K1 && e->pub_len == 33 && hex_is(e->pub, 33, gpk) &&
+              e->frost->identifier == 3,
+          "frost k1: 33-byte group key reported, identifier 3");
+    CHECK(e && ns_signkey_spki(e, spki, sizeof spki, &sl) == NS_OK && sl == 23 + 33 &&
+              spki[1] == 0x36 && hex_is(spki + 23, 33, gpk),
+          "frost k1: SPKI with the compressed point");
+    CHECK(e && ns_signkey_commitment_pub(e, rec) == 71 && rec[34] == 3,
+          "frost k1: 71-byte commitment record");
+    CHECK(e && strcmp(ns_sign_alg_name(e->alg), "frost-secp256k1-sha256") == 0, "frost k1: name");
+    ns_signkeys_free(k);
+    char *p = strstr(doc, sh[2]);
+    memcpy(p, sh[1], 64);
+    bad("frost k1: share 2 as identifier 3", doc, NS_E_PARSE,
+        "does not match the verifying share of identifier 3");
+}
+
 static void test_frost(void)
 {
     for (int i = 0; i < 3; i++) {
@@ -483,7 +532,8 @@ static void test_frost(void)
     char *a = strstr(d, "ed25519-sha512");
     memmove(a + 16, a + 14, strlen(a + 14) + 1);
     memcpy(a, "secp256k1-sha256", 16);
-    bad("frost: secp256k1 (not shipped)", d, NS_E_UNSUPPORTED, "not supported");
+    bad("frost: Ed25519 points under frost-secp256k1-sha256", d, NS_E_PARSE, "66 hex digits");
+    test_frost_k1();
 }
 
 int main(void)
