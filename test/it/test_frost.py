@@ -66,9 +66,40 @@ plain_entry = {"id": "plain", "algorithm": "ed25519", "allow": ["coordinator"],
                    serialization.NoEncryption())).decode()}
 
 
+# nsign frost-keygen (the operator's dealer): an Ed25519 and a secp256k1 2-of-3 key, each share
+# age-encrypted to its participant; decrypted here with Debian's age.
+def keygen(key_id, suite):
+    idents, recips = [], []
+    for i in range(3):
+        r = subprocess.run(["age-keygen"], capture_output=True, text=True, check=True)
+        path = write("%s-age%d.key" % (key_id, i + 1), r.stdout)
+        idents.append(path)
+        recips.append([ln for ln in r.stdout.splitlines() if ln.startswith("# public key: ")][0]
+                      .split(": ")[1])
+    out = os.path.join(TMP, "kg-" + key_id)
+    args = [NSIGN, "frost-keygen", "-t", "2", "-n", "3", "-o", out, "--id", key_id,
+            "--ciphersuite", suite] + sum([["--allow", c] for c in ALLOW], [])
+    for rc in recips:
+        args += ["-r", rc]
+    r = subprocess.run(args, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit("not ok - frost-keygen failed\n# " + r.stderr)
+    ents = []
+    for i in range(3):
+        d = subprocess.run(["age", "-d", "-i", idents[i], os.path.join(out, "%s.%d.age" % (
+            key_id, i + 1))], capture_output=True, check=True).stdout
+        ents.append(json.loads(d))
+    return r.stdout.strip(), ents, os.path.join(out, key_id + ".group.json")
+
+
+kg_gpk, kg_ents, kg_group = keygen("vault", "frost-ed25519-sha512")
+k1_gpk, k1_ents, k1_group = keygen("btc-vault", "frost-secp256k1-sha256")
+
+
 def keys_file(i, extra=()):
-    return write("keys%d.json" % i, json.dumps({"version": 2, "clients": CLIENTS,
-                                                 "keys": [shares[i - 1]] + list(extra)}))
+    return write("keys%d.json" % i, json.dumps({
+        "version": 2, "clients": CLIENTS,
+        "keys": [shares[i - 1], kg_ents[i - 1], k1_ents[i - 1]] + list(extra)}))
 
 
 nsm_sock, ca_dir = mtls.start_nsm(TMP, procs)
@@ -140,6 +171,26 @@ try:
     r = frost_sign([1, 2], ["--format", "base64"])
     check(r.returncode == 0 and crypto_verify(base64.b64decode(r.stdout), msg, bytes.fromhex(gpk)),
           "--format base64", r.stderr)
+
+    # --- keys from nsign frost-keygen; --group pins the group file ---
+    kbase = [a if a != "treasury" else "vault" for a in base]
+    r = frost_sign([2, 3], ["--group", kg_group], base=kbase)
+    sig = bytes.fromhex(r.stdout.strip()) if r.returncode == 0 else b""
+    check(r.returncode == 0 and crypto_verify(sig, msg, bytes.fromhex(kg_gpk))
+          and (not have_sodium or libsodium_verify(sig, msg, bytes.fromhex(kg_gpk))),
+          "a frost-keygen key, signers 2 and 3, --group pinned: verifies (cryptography, "
+          "libsodium)", r.stderr)
+    r = frost_sign([2, 3], ["--group", k1_group], base=kbase)
+    check(r.returncode == 1 and "--group" in r.stderr,
+          "--group of another key: refused", r.stderr)
+    kbase = [a if a != "treasury" else "btc-vault" for a in base]
+    r = frost_sign([1, 3], ["--group", k1_group, "--format", "json"], base=kbase)
+    j = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(r.returncode == 0 and j.get("algorithm") == "frost-secp256k1-sha256"
+          and len(bytes.fromhex(j.get("signature", ""))) == 65
+          and j.get("group_public_key") == k1_gpk,
+          "FROST(secp256k1, SHA-256), signers 1 and 3: a 65-byte signature (R || z) that "
+          "frost-sign verified under the group key", r.stdout + r.stderr)
 
     # --- refusals of the coordinator ---
     r = frost_sign([2])
