@@ -36,6 +36,9 @@ struct ns_frostnonce {
     uint32_t *free_list; /* indexes of FREE slots */
     size_t nfree;
     uint32_t owned[NS_FROSTNONCE_KEYS][NS_FROSTNONCE_CLIENTS + 1];
+    uint32_t per_key[NS_FROSTNONCE_KEYS];           /* all clients' entries of a key */
+    uint32_t per_client[NS_FROSTNONCE_CLIENTS + 1]; /* all keys' entries of a client */
+    size_t key_max, client_max;
 };
 
 static uint32_t *owned(ns_frostnonce *s, int key, int client)
@@ -55,6 +58,9 @@ ns_err ns_frostnonce_new(ns_frostnonce **out, size_t capacity, size_t per_owner,
     s->capacity = capacity;
     s->per_owner = per_owner;
     s->ttl_ms = ttl_ms ? ttl_ms : NS_FROSTNONCE_TTL_MS_DEFAULT;
+    /* No client can take more than a quarter of the store, no key more than half of it. */
+    s->client_max = capacity / 4 > per_owner ? capacity / 4 : per_owner;
+    s->key_max = capacity / 2 > per_owner ? capacity / 2 : per_owner;
     s->slots = ns_secret_alloc(capacity * sizeof(slot));
     s->free_list = calloc(capacity, sizeof(uint32_t));
     if (s->slots == NULL || s->free_list == NULL) {
@@ -94,6 +100,8 @@ static void release(ns_frostnonce *s, uint32_t i)
     uint32_t *o = owned(s, sl->key, sl->client);
     if (*o > 0) {
         (*o)--;
+        s->per_key[sl->key]--;
+        s->per_client[sl->client + 1]--;
     }
     s->outstanding--;
     ns_wipe(sl, sizeof *sl);
@@ -122,7 +130,8 @@ ns_err ns_frostnonce_put(ns_frostnonce *s, int key, int client, const ns_frost_k
     uint8_t tag[TAG_LEN];
     GUARD(ns_rng_bytes(tag, sizeof tag));
     pthread_mutex_lock(&s->mu);
-    if (s->nfree == 0 || *owned(s, key, client) >= s->per_owner) {
+    if (s->nfree == 0 || *owned(s, key, client) >= s->per_owner || s->per_key[key] >= s->key_max ||
+        s->per_client[client + 1] >= s->client_max) {
         sweep(s, now_ms);
     }
     if (*owned(s, key, client) >= s->per_owner) {
@@ -131,6 +140,15 @@ ns_err ns_frostnonce_put(ns_frostnonce *s, int key, int client, const ns_frost_k
              "%zu commitments of this client for this key are outstanding (the most allowed): "
              "use or let them expire (%u s) first",
              s->per_owner, s->ttl_ms / 1000);
+    }
+    if (s->per_client[client + 1] >= s->client_max || s->per_key[key] >= s->key_max) {
+        pthread_mutex_unlock(&s->mu);
+        BAIL(NS_E_TOO_BIG,
+             "%s has %zu commitments outstanding (the most allowed, over all its %s): use or "
+             "let them expire (%u s) first",
+             s->per_client[client + 1] >= s->client_max ? "this client" : "this key",
+             s->per_client[client + 1] >= s->client_max ? s->client_max : s->key_max,
+             s->per_client[client + 1] >= s->client_max ? "keys" : "clients", s->ttl_ms / 1000);
     }
     if (s->nfree == 0) {
         pthread_mutex_unlock(&s->mu);
@@ -142,6 +160,8 @@ ns_err ns_frostnonce_put(ns_frostnonce *s, int key, int client, const ns_frost_k
     sl->key = (int8_t)key;
     sl->client = (int8_t)client;
     (*owned(s, key, client))++;
+    s->per_key[key]++;
+    s->per_client[client + 1]++;
     s->outstanding++;
     pthread_mutex_unlock(&s->mu);
     ns_err e = ns_frost_commit(k, &sl->nonces);

@@ -10,7 +10,9 @@
  * - An entry is consumed by the first take that names it, whatever happens next (the callback
  *   may fail): a commitment id is never accepted twice, so a nonce is never used twice.
  * - Bounded: at most `capacity` entries in all, at most `per_owner` outstanding per (key,
- *   client) pair; an entry expires ttl_ms after it was made (it is then refused and reclaimed).
+ *   client) pair, and no client holds more than a quarter of the store (over all its keys), no
+ *   key more than half (over all its clients), so one client cannot starve the others; an entry
+ *   expires ttl_ms after it was made (it is then refused and reclaimed).
  * - A commitment id is 16 bytes: u32 big-endian slot || 12 random bytes (compared in constant
  *   time), so a lookup is O(1) and an id cannot be guessed or reused after its slot is recycled.
  * - Thread-safe (one mutex; the callback runs outside it on a slot already marked taken).

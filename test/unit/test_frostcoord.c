@@ -201,8 +201,8 @@ static void nonces(void)
           "fresh ids and commitments");
     CHECK_ERR(ns_frostnonce_put(s, 0, 5, &k, 1000, id[2], &pub[2]), NS_E_TOO_BIG,
               "a third for the same (key, client): over the per-owner bound");
-    CHECK_ERR(ns_frostnonce_put(s, 1, 5, &k, 1000, id[2], &pub[2]), NS_OK, "another key: fine");
-    CHECK_ERR(ns_frostnonce_put(s, 0, -1, &k, 1000, id[3], &pub[3]), NS_OK,
+    CHECK_ERR(ns_frostnonce_put(s, 1, 6, &k, 1000, id[2], &pub[2]), NS_OK, "another owner: fine");
+    CHECK_ERR(ns_frostnonce_put(s, 1, -1, &k, 1000, id[3], &pub[3]), NS_OK,
               "no client (no policy): its own owner");
     uint8_t x[16];
     CHECK_ERR(ns_frostnonce_put(s, 2, 5, &k, 1000, x, &pub[3]), NS_E_TOO_BIG, "the store is full");
@@ -226,11 +226,11 @@ static void nonces(void)
     uint8_t forged[16];
     memcpy(forged, id[3], 16);
     forged[15] ^= 1;
-    CHECK(ns_frostnonce_take(s, forged, 16, 0, -1, 1500, use, NULL, &rc) == NS_FROSTNONCE_UNKNOWN,
+    CHECK(ns_frostnonce_take(s, forged, 16, 1, -1, 1500, use, NULL, &rc) == NS_FROSTNONCE_UNKNOWN,
           "an id with the right slot but a wrong tag: unknown");
-    CHECK(ns_frostnonce_take(s, id[3], 15, 0, -1, 1500, use, NULL, &rc) == NS_FROSTNONCE_UNKNOWN,
+    CHECK(ns_frostnonce_take(s, id[3], 15, 1, -1, 1500, use, NULL, &rc) == NS_FROSTNONCE_UNKNOWN,
           "a short id: unknown");
-    CHECK(ns_frostnonce_take(s, id[3], 16, 0, -1, 2000, use, NULL, &rc) == NS_FROSTNONCE_EXPIRED &&
+    CHECK(ns_frostnonce_take(s, id[3], 16, 1, -1, 2000, use, NULL, &rc) == NS_FROSTNONCE_EXPIRED &&
               used == 1,
           "an expired id: refused, the callback does not run");
     CHECK(ns_frostnonce_outstanding(s) == 0, "every taken or refused entry is released");
@@ -239,6 +239,27 @@ static void nonces(void)
     CHECK_ERR(ns_frostnonce_put(s, 0, 5, &k, 4100, id[2], &pub[2]), NS_OK,
               "at the bound, expired entries are reclaimed for new ones");
     CHECK(ns_frostnonce_outstanding_for(s, 0, 5) == 1, "... and no longer counted");
+    ns_frostnonce_free(s);
+    /* 16 slots: a client may hold 4 (a quarter) over all its keys, a key 8 (a half). */
+    CHECK_ERR(ns_frostnonce_new(&s, 16, 2, 1000), NS_OK, "a store of 16, 2 per owner");
+    int made = 0;
+    for (int key = 0; key < 4; key++) {
+        for (int i = 0; i < 2; i++) {
+            made += ns_frostnonce_put(s, key, 7, &k, 0, x, &pub[0]) == NS_OK;
+        }
+    }
+    CHECK(made == 4 && strstr(ns_err_msg(), "this client"),
+          "one client over many keys: stops at a quarter of the store (%d)", made);
+    made = 0;
+    for (int client = 10; client < 16; client++) {
+        for (int i = 0; i < 2; i++) {
+            made += ns_frostnonce_put(s, 9, client, &k, 0, x, &pub[0]) == NS_OK;
+        }
+    }
+    CHECK(made == 8 && strstr(ns_err_msg(), "this key"),
+          "one key over many clients: stops at half of the store (%d)", made);
+    CHECK_ERR(ns_frostnonce_put(s, 10, 20, &k, 0, x, &pub[0]), NS_OK,
+              "another client and key still get commitments");
     ns_frostnonce_free(s);
     ns_frost_key_free(&k);
 }
