@@ -29,7 +29,7 @@ trap cleanup EXIT
 
 LIBS="-Wl,-u,mbedtls_hardware_poll -Lbuild/deps/lib -lnghttp2 -lmbedtls -lmbedx509 -lmbedcrypto \
     -lsecp256k1 -lsodium -lcjson -lprotobuf-nanopb -lpthread"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086,SC2046
 musl-gcc -std=c11 -D_GNU_SOURCE -O2 $(printf -- "-I%s " src src/*/) -I"$O/gen" -Ibuild/deps/include \
     -o "$work/frost_load" bench/frost_load.c "$O/libnsign.a" $LIBS -static
 
