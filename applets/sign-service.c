@@ -88,6 +88,10 @@ static void usage(void)
            "                      key_set_commitment, policy_commitment (publish it for\n"
            "                      `nsign sign --policy-commitment`), policy_epoch,\n"
            "                      client_auth_required; no key material is printed\n"
+           "  --frost-nonce-ttl S FROST commitments (FrostCommit) expire after S seconds\n"
+           "                      (default 300; 1-3600)\n"
+           "  --frost-nonces-per-client N  outstanding FROST commitments per client and key\n"
+           "                      (default 1024; 1-8192)\n"
            "\n"
            "SIGTERM or SIGINT stops it cleanly (GOAWAY to clients, keys wiped).\n"
            "exit codes: 0 stopped by a signal, 1 failure (bad keys file, cannot listen), 2 usage\n",
@@ -158,6 +162,16 @@ static int parse_valued(svc_options *o, const char *a, const char *v)
                                       v);
         }
         o->ocfg.audit_every_ms = (uint32_t)ms;
+    } else if (strcmp(a, "--frost-nonce-ttl") == 0 && v) {
+        if (ns_parse_uint(v, 3600, &n) != NS_OK || n == 0) {
+            return ns_cli_usage_error("--frost-nonce-ttl: expected 1-3600 seconds, got '%s'", v);
+        }
+        o->cfg.frost_ttl_ms = (uint32_t)n * 1000;
+    } else if (strcmp(a, "--frost-nonces-per-client") == 0 && v) {
+        if (ns_parse_uint(v, 8192, &n) != NS_OK || n == 0) {
+            return ns_cli_usage_error("--frost-nonces-per-client: expected 1-8192, got '%s'", v);
+        }
+        o->cfg.frost_per_owner = (uint32_t)n;
     } else {
         return ns_cli_usage_error("unknown option or missing value: '%s'", a);
     }

@@ -20,6 +20,7 @@
 
 #define GENESIS_TAG "nsign-audit-genesis-v1\n"
 #define ENTRY_TAG "nsign-audit-entry-v1\n"
+#define ENTRY_FROST_TAG "nsign-audit-entry-frost-v1\n"
 #define HEAD_TAG "nsign-audit-head-v1\n"
 #define ATTEST_TAG "nsign-attest-v2\n"
 #define VERIFY_LINES_MAX 10000000u
@@ -72,14 +73,16 @@ static void genesis(uint8_t out[32], const uint8_t pub[32], const uint8_t keys[3
     crypto_hash_sha256_final(&st, out);
 }
 
+/* input: 0 message, 1 digest, 2 commitments; frost: NULL for a Sign entry. */
 static void entry_hash(uint8_t out[32], uint64_t seq, uint64_t t, const char *client,
-                       const char *key, int is_digest, const uint8_t sha[32], const char *status,
-                       const uint8_t prev[32])
+                       const char *key, int input, const uint8_t sha[32], const char *status,
+                       const char *frost, const uint8_t prev[32])
 {
     crypto_hash_sha256_state st;
-    uint8_t d = is_digest ? 1 : 0;
+    uint8_t d = (uint8_t)input;
+    const char *tag = frost != NULL ? ENTRY_FROST_TAG : ENTRY_TAG;
     crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const uint8_t *)ENTRY_TAG, strlen(ENTRY_TAG));
+    crypto_hash_sha256_update(&st, (const uint8_t *)tag, strlen(tag));
     put_be64(&st, seq);
     put_be64(&st, t);
     put_str8(&st, client);
@@ -87,6 +90,14 @@ static void entry_hash(uint8_t out[32], uint64_t seq, uint64_t t, const char *cl
     crypto_hash_sha256_update(&st, &d, 1);
     crypto_hash_sha256_update(&st, sha, 32);
     put_str8(&st, status);
+    if (frost != NULL) {
+        uint8_t l[2];
+        size_t n = strlen(frost);
+        l[0] = (uint8_t)(n >> 8);
+        l[1] = (uint8_t)n;
+        crypto_hash_sha256_update(&st, l, 2);
+        crypto_hash_sha256_update(&st, (const uint8_t *)frost, n);
+    }
     crypto_hash_sha256_update(&st, prev, 32);
     crypto_hash_sha256_final(&st, out);
 }
@@ -153,14 +164,19 @@ static void hex32(char out[65], const uint8_t *p)
     }
 }
 
-static void clean(char *dst, const char *src)
+static void clean_n(char *dst, const char *src, size_t max)
 {
     size_t i = 0;
-    for (; src != NULL && src[i] && i < NS_AUDIT_FIELD_MAX; i++) {
+    for (; src != NULL && src[i] && i < max; i++) {
         unsigned char c = (unsigned char)src[i];
         dst[i] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '?';
     }
     dst[i] = 0;
+}
+
+static void clean(char *dst, const char *src)
+{
+    clean_n(dst, src, NS_AUDIT_FIELD_MAX);
 }
 
 static void emit(ns_audit *a, const char *line, int n)
@@ -300,34 +316,40 @@ static void lb_hex32(lb *b, const uint8_t *p)
     lb_put(b, h, 64);
 }
 
-void ns_audit_append(ns_audit *a, const char *client, const char *key, int input_is_digest,
-                     const uint8_t sha256[32], const char *status)
+static const char *const input_names[] = {"message", "digest", "commitments"};
+
+static void append(ns_audit *a, const char *client, const char *key, int input,
+                   const uint8_t sha256[32], const char *status, const char *frost)
 {
     char c[NS_AUDIT_FIELD_MAX + 1], k[NS_AUDIT_FIELD_MAX + 1], s[NS_AUDIT_FIELD_MAX + 1];
+    char f[NS_AUDIT_FROST_MAX + 1];
     char line[NS_AUDIT_LINE_MAX];
     uint8_t h[32];
     clean(c, client);
     clean(k, key);
     clean(s, status);
+    clean_n(f, frost, NS_AUDIT_FROST_MAX);
     /* Everything but seq, time, prev and hash is formatted before taking the lock. */
-    char tail[3 * NS_AUDIT_FIELD_MAX + 256];
+    char tail[3 * NS_AUDIT_FIELD_MAX + NS_AUDIT_FROST_MAX + 256];
     lb t = {tail, 0, sizeof tail};
     LB_LIT(&t, ",\"client\":\"");
     lb_put(&t, c, strlen(c));
     LB_LIT(&t, "\",\"key\":\"");
     lb_put(&t, k, strlen(k));
-    if (input_is_digest) {
-        LB_LIT(&t, "\",\"input\":\"digest\",\"sha256\":\"");
-    } else {
-        LB_LIT(&t, "\",\"input\":\"message\",\"sha256\":\"");
-    }
+    LB_LIT(&t, "\",\"input\":\"");
+    lb_put(&t, input_names[input], strlen(input_names[input]));
+    LB_LIT(&t, "\",\"sha256\":\"");
     lb_hex32(&t, sha256);
     LB_LIT(&t, "\",\"status\":\"");
     lb_put(&t, s, strlen(s));
+    if (frost != NULL) {
+        LB_LIT(&t, "\",\"frost\":\"");
+        lb_put(&t, f, strlen(f));
+    }
     LB_LIT(&t, "\",\"prev\":\"");
     pthread_mutex_lock(&a->mu);
     int64_t tm = wall_ms();
-    entry_hash(h, a->seq, (uint64_t)tm, c, k, input_is_digest, sha256, s, a->prev);
+    entry_hash(h, a->seq, (uint64_t)tm, c, k, input, sha256, s, frost != NULL ? f : NULL, a->prev);
     lb b = {line, 0, sizeof line};
     LB_LIT(&b, "{\"type\":\"entry\",\"seq\":");
     lb_u64(&b, a->seq);
@@ -347,6 +369,18 @@ void ns_audit_append(ns_audit *a, const char *client, const char *key, int input
         sign_head(a, 0);
     }
     pthread_mutex_unlock(&a->mu);
+}
+
+void ns_audit_append(ns_audit *a, const char *client, const char *key, int input_is_digest,
+                     const uint8_t sha256[32], const char *status)
+{
+    append(a, client, key, input_is_digest ? 1 : 0, sha256, status, NULL);
+}
+
+void ns_audit_append_frost(ns_audit *a, const char *client, const char *key, int is_commit,
+                           const uint8_t sha256[32], const char *status, const char *frost)
+{
+    append(a, client, key, is_commit ? 2 : 0, sha256, status, frost != NULL ? frost : "");
 }
 
 void ns_audit_close(ns_audit *a)
@@ -456,7 +490,7 @@ static ns_err check_start(vstate *v, rec *r)
 static ns_err check_entry(vstate *v, rec *r, int64_t *seq_out)
 {
     uint64_t seq, t;
-    const char *client, *key, *input, *status;
+    const char *client, *key, *input, *status, *frost = NULL;
     uint8_t sha[32], prev[32], hash[32], want[32];
     GUARD(get_u64(r, "seq", &seq));
     *seq_out = (int64_t)seq;
@@ -464,10 +498,20 @@ static ns_err check_entry(vstate *v, rec *r, int64_t *seq_out)
     GUARD(get_str(r, "client", &client));
     GUARD(get_str(r, "key", &key));
     GUARD(get_str(r, "input", &input));
-    ENSURE(strcmp(input, "message") == 0 || strcmp(input, "digest") == 0, NS_E_PARSE,
-           "\"input\" must be message or digest");
+    int kind = strcmp(input, "message") == 0       ? 0
+               : strcmp(input, "digest") == 0      ? 1
+               : strcmp(input, "commitments") == 0 ? 2
+                                                   : -1;
+    ENSURE(kind >= 0, NS_E_PARSE, "\"input\" must be message, digest or commitments");
     GUARD(get_hex(r, "sha256", sha, 32));
     GUARD(get_str(r, "status", &status));
+    if (cJSON_HasObjectItem(r->o, "frost")) {
+        const cJSON *fv = member(r, "frost", 1);
+        ENSURE(fv != NULL && strlen(fv->valuestring) <= NS_AUDIT_FROST_MAX, NS_E_PARSE,
+               "\"frost\" must be a string of at most %d bytes", NS_AUDIT_FROST_MAX);
+        frost = fv->valuestring;
+    }
+    ENSURE(kind != 2 || frost != NULL, NS_E_PARSE, "\"input\": commitments needs \"frost\"");
     GUARD(get_hex(r, "prev", prev, 32));
     GUARD(get_hex(r, "hash", hash, 32));
     GUARD(no_extra(r));
@@ -478,7 +522,7 @@ static ns_err check_entry(vstate *v, rec *r, int64_t *seq_out)
            "entry seq %llu does not link to the previous entry (prev differs): dropped, "
            "reordered or edited",
            (unsigned long long)seq);
-    entry_hash(want, seq, t, client, key, input[0] == 'd', sha, status, prev);
+    entry_hash(want, seq, t, client, key, kind, sha, status, frost, prev);
     ENSURE(sodium_memcmp(want, hash, 32) == 0, NS_E_AUTH,
            "entry seq %llu was edited (its fields do not hash to its hash)",
            (unsigned long long)seq);

@@ -10,6 +10,13 @@
  *    "sha256":"<32 B>","status":"OK","prev":"<32 B>","hash":"<32 B>"}
  *   {"type":"head","count":N,"time_ms":T,"head":"<32 B>","final":false,"sig":"<64 B>"}
  * sha256 is SHA-256 of the signing input (the message, or the 32-byte digest as sent).
+ * FROST entries (FrostCommit, FrostSign: docs/frost.md) have one more member after "status",
+ *   "frost":"sign commitment=<32 hex> set=1,3" (input "message": SHA-256 of the message) or
+ *   "frost":"commit count=N" (input "commitments": SHA-256 of the issued commitment ids),
+ * and hash with their own tag, the detail after the status:
+ *   hash = SHA-256("nsign-audit-entry-frost-v1\n" || be64 seq || be64 time_ms || u8 len ||
+ *           client || u8 len || key || u8 input (0 message, 2 commitments) || sha256 || u8 len ||
+ *           status || be16 len || frost || prev)
  *   genesis   = SHA-256("nsign-audit-genesis-v1\n" || audit_pub || keys_commitment)
  *   hash      = SHA-256("nsign-audit-entry-v1\n" || be64 seq || be64 time_ms || u8 len || client
  *                || u8 len || key || u8 input (0 message, 1 digest) || sha256 || u8 len ||
@@ -34,6 +41,7 @@
 #define NS_AUDIT_PUB_LEN 32
 #define NS_AUDIT_LINE_MAX 2048
 #define NS_AUDIT_FIELD_MAX 128 /* client and key strings (cut, never refused) */
+#define NS_AUDIT_FROST_MAX 400 /* a FROST entry's detail (cut, never refused) */
 
 /* Receives each record as one line ending in '\n'; called in chain order, under the trail's
  * lock: it must not block for long (a file write, or logship's ring). */
@@ -55,6 +63,10 @@ void ns_audit_keys_commitment(uint8_t out[32], const uint8_t key_set[32], const 
 /* Appends one entry (thread-safe). client/key are cleaned to printable ASCII and cut. */
 void ns_audit_append(ns_audit *a, const char *client, const char *key, int input_is_digest,
                      const uint8_t sha256[32], const char *status);
+/* Appends one FROST entry (thread-safe): is_commit 1 for FrostCommit ("commitments"), 0 for
+ * FrostSign ("message"); frost is the detail (cleaned and cut like client and key). */
+void ns_audit_append_frost(ns_audit *a, const char *client, const char *key, int is_commit,
+                           const uint8_t sha256[32], const char *status, const char *frost);
 /* Signs the final head, stops the timer, wipes the key and frees. */
 void ns_audit_close(ns_audit *a);
 

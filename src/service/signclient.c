@@ -13,8 +13,11 @@
 #include <sodium.h>
 
 #include "audit.h"
+#include "codec.h"
 #include "grpc.h"
 #include "h2client.h"
+#include "iox.h"
+#include "log.h"
 #include "nsign.pb.h"
 #include "rng.h"
 #include "tls.h"
@@ -303,6 +306,208 @@ ns_err ns_signclient_sign(ns_signclient *c, const char *key_id, const uint8_t *m
     return e;
 }
 
+/* --- FROST --- */
+
+typedef struct {
+    uint8_t *shares; /* max_signers * element_len, identifier 1 first */
+    size_t cap, el, count;
+    int bad;
+} vshares_acc;
+
+static bool dec_vshare(pb_istream_t *is, const pb_field_t *f, void **arg)
+{
+    (void)f;
+    vshares_acc *a = *arg;
+    nsign_v1_FrostVerifyingShare v = nsign_v1_FrostVerifyingShare_init_zero;
+    if (!pb_decode(is, nsign_v1_FrostVerifyingShare_fields, &v)) {
+        return false;
+    }
+    /* In order, 1..N, each of the suite's element length. */
+    if (v.identifier != a->count + 1 || a->count >= NS_FROST_SIGNERS_MAX ||
+        (a->el != 0 && v.verifying_share.size != a->el)) {
+        a->bad = 1;
+        return true;
+    }
+    a->el = v.verifying_share.size;
+    if ((a->count + 1) * a->el > a->cap) {
+        size_t ncap = a->cap ? a->cap * 2 : 64 * a->el;
+        uint8_t *n = realloc(a->shares, ncap);
+        if (n == NULL) {
+            return false;
+        }
+        a->shares = n;
+        a->cap = ncap;
+    }
+    memcpy(a->shares + a->count * a->el, v.verifying_share.bytes, a->el);
+    a->count++;
+    return true;
+}
+
+ns_err ns_signclient_frost_commit(ns_signclient *c, const char *key_id, unsigned count,
+                                  ns_frostcoord_batch *out)
+{
+    ENSURE(c->attested, NS_E_DENIED,
+           "%s: not attested: nothing is sent to sign before the attestation verified", c->server);
+    ENSURE(strlen(key_id) < 65, NS_E_USAGE, "key id of %zu characters (max 64)", strlen(key_id));
+    ENSURE(count >= 1 && count <= NS_FROSTCOORD_BATCH_MAX, NS_E_USAGE,
+           "FrostCommit count must be 1..%d", NS_FROSTCOORD_BATCH_MAX);
+    memset(out, 0, sizeof *out);
+    nsign_v1_FrostCommitRequest q = nsign_v1_FrostCommitRequest_init_zero;
+    snprintf(q.key_id, sizeof q.key_id, "%s", key_id);
+    q.count = count;
+    uint8_t req[96];
+    pb_ostream_t os = pb_ostream_from_buffer(req, sizeof req);
+    ENSURE(pb_encode(&os, nsign_v1_FrostCommitRequest_fields, &q), NS_E_INTERNAL,
+           "cannot encode FrostCommitRequest");
+    static __thread nsign_v1_FrostCommitResponse r;
+    memset(&r, 0, sizeof r);
+    vshares_acc acc = {0};
+    r.group.verifying_shares.funcs.decode = dec_vshare;
+    r.group.verifying_shares.arg = &acc;
+    ns_buf resp;
+    ns_buf_init(&resp, RESP_MAX);
+    ns_err e = call_ok(c, "/nsign.v1.Signer/FrostCommit", req, os.bytes_written, &resp);
+    int remote = e != NS_OK; /* call_ok's messages name the server already */
+    if (e == NS_OK) {
+        pb_istream_t is = pb_istream_from_buffer(resp.data, resp.len);
+        if (!pb_decode(&is, nsign_v1_FrostCommitResponse_fields, &r)) {
+            e = ns_fail(NS_E_PROTO, "%s: the FrostCommit answer does not decode (%s)", c->server,
+                        PB_GET_ERROR(&is));
+        }
+    }
+    ns_frost_suite suite = NS_FROST_ED25519_SHA512;
+    if (e == NS_OK &&
+        (!r.has_group || acc.bad || acc.count != r.group.max_signers ||
+         r.commitments_count != count || r.identifier == 0 || r.identifier > r.group.max_signers)) {
+        e = ns_fail(NS_E_PROTO,
+                    "%s: the FrostCommit answer is incomplete (group, verifying shares 1..N, "
+                    "identifier or %u commitments)",
+                    c->server, count);
+    }
+    if (e == NS_OK) {
+        e = ns_frost_suite_parse(r.group.algorithm, &suite);
+    }
+    size_t el = ns_frost_element_len(suite);
+    if (e == NS_OK && (r.group.group_public_key.size != el || acc.el != el)) {
+        e = ns_fail(NS_E_PROTO, "%s: FrostCommit: points of the wrong size for %s", c->server,
+                    r.group.algorithm);
+    }
+    if (e == NS_OK) {
+        e = ns_frost_group_init(&out->group, suite, r.group.min_signers, r.group.max_signers,
+                                r.group.group_public_key.bytes, acc.shares);
+    }
+    for (pb_size_t i = 0; e == NS_OK && i < r.commitments_count; i++) {
+        const nsign_v1_FrostCommitment *m = &r.commitments[i];
+        ns_frostcoord_commitment *o = &out->c[i];
+        if (m->commitment_id.size != sizeof o->id || m->hiding_commitment.size != el ||
+            m->binding_commitment.size != el) {
+            e = ns_fail(NS_E_PROTO, "%s: FrostCommit: commitment %u is malformed", c->server,
+                        (unsigned)i);
+            break;
+        }
+        memcpy(o->id, m->commitment_id.bytes, sizeof o->id);
+        o->commitment.identifier = (uint16_t)r.identifier;
+        memcpy(o->commitment.hiding, m->hiding_commitment.bytes, el);
+        memcpy(o->commitment.binding, m->binding_commitment.bytes, el);
+        out->n = i + 1;
+    }
+    if (e == NS_OK) {
+        out->identifier = (uint16_t)r.identifier;
+        out->expires_in_ms = r.expires_in_ms;
+    } else {
+        ns_frost_group_free(&out->group);
+        out->n = 0;
+        if (!remote && e != NS_E_PROTO) {
+            e = ns_fail_ctx(e, "%s: FrostCommit", c->server);
+        }
+    }
+    free(acc.shares);
+    ns_buf_free(&resp);
+    return e;
+}
+
+ns_err ns_signclient_frost_sign(ns_signclient *c, ns_frost_suite suite, const char *key_id,
+                                const uint8_t id[16], const uint8_t *msg, size_t msg_len,
+                                const ns_frost_commitment *list, size_t n, ns_frost_share *out)
+{
+    ENSURE(c->attested, NS_E_DENIED,
+           "%s: not attested: nothing is sent to sign before the attestation verified", c->server);
+    ENSURE(strlen(key_id) < 65, NS_E_USAGE, "key id of %zu characters (max 64)", strlen(key_id));
+    memset(out, 0, sizeof *out);
+    ns_buf req, resp;
+    ns_buf_init(&req, SIGN_REQ_MAX + n * 96);
+    ns_buf_init(&resp, RESP_MAX);
+    /* FrostSignRequest by hand (the message is not copied twice): key_id (1), commitment_id
+     * (2), message (3), then each signing commitment (4). */
+    ns_err e = NS_OK;
+    uint8_t head[160];
+    pb_ostream_t os = pb_ostream_from_buffer(head, sizeof head);
+    bool ok = pb_encode_tag(&os, PB_WT_STRING, 1) &&
+              pb_encode_string(&os, (const pb_byte_t *)key_id, strlen(key_id)) &&
+              pb_encode_tag(&os, PB_WT_STRING, 2) && pb_encode_string(&os, id, 16) &&
+              pb_encode_tag(&os, PB_WT_STRING, 3) && pb_encode_varint(&os, msg_len);
+    if (!ok || ns_buf_append(&req, head, os.bytes_written) != NS_OK ||
+        ns_buf_append(&req, msg, msg_len) != NS_OK) {
+        e = ns_fail(NS_E_TOO_BIG, "the message is too large for one FrostSign request");
+    }
+    for (size_t i = 0; e == NS_OK && i < n; i++) {
+        nsign_v1_FrostSigningCommitment m = nsign_v1_FrostSigningCommitment_init_zero;
+        size_t el = ns_frost_element_len(suite);
+        m.identifier = list[i].identifier;
+        memcpy(m.hiding.bytes, list[i].hiding, el);
+        m.hiding.size = (pb_size_t)el;
+        memcpy(m.binding.bytes, list[i].binding, el);
+        m.binding.size = (pb_size_t)el;
+        os = pb_ostream_from_buffer(head, sizeof head);
+        if (!pb_encode_tag(&os, PB_WT_STRING, 4) ||
+            !pb_encode_submessage(&os, nsign_v1_FrostSigningCommitment_fields, &m) ||
+            ns_buf_append(&req, head, os.bytes_written) != NS_OK) {
+            e = ns_fail(NS_E_TOO_BIG, "the signing set is too large for one FrostSign request");
+        }
+    }
+    if (e == NS_OK) {
+        e = call_ok(c, "/nsign.v1.Signer/FrostSign", req.data, req.len, &resp);
+    }
+    if (e == NS_OK) {
+        nsign_v1_FrostSignResponse r = nsign_v1_FrostSignResponse_init_zero;
+        pb_istream_t is = pb_istream_from_buffer(resp.data, resp.len);
+        if (!pb_decode(&is, nsign_v1_FrostSignResponse_fields, &r) ||
+            r.signature_share.size != NS_FROST_SCALAR_LEN || r.identifier == 0 ||
+            r.identifier > NS_FROST_SIGNERS_MAX) {
+            e = ns_fail(NS_E_PROTO, "%s: the FrostSign answer does not decode", c->server);
+        } else {
+            out->identifier = (uint16_t)r.identifier;
+            memcpy(out->z, r.signature_share.bytes, NS_FROST_SCALAR_LEN);
+        }
+    }
+    ns_buf_free(&req);
+    ns_buf_free(&resp);
+    return e;
+}
+
+static ns_err remote_commit(void *arg, const char *key_id, unsigned count, ns_frostcoord_batch *out)
+{
+    return ns_signclient_frost_commit(arg, key_id, count, out);
+}
+
+static ns_err remote_sign(void *arg, ns_frost_suite suite, const char *key_id, const uint8_t id[16],
+                          const uint8_t *msg, size_t msg_len, const ns_frost_commitment *list,
+                          size_t n, ns_frost_share *out)
+{
+    return ns_signclient_frost_sign(arg, suite, key_id, id, msg, msg_len, list, n, out);
+}
+
+void ns_signclient_frost_party(ns_frostcoord_party *p, ns_signclient *c)
+{
+    *p = (ns_frostcoord_party){
+        .name = ns_signclient_server(c), .arg = c, .commit = remote_commit, .sign = remote_sign};
+}
+
+const char *ns_signclient_server(const ns_signclient *c)
+{
+    return c->server;
+}
+
 void ns_signclient_close(ns_signclient *c)
 {
     if (c) {
@@ -310,4 +515,135 @@ void ns_signclient_close(ns_signclient *c)
         ns_tls_close(c->tls);
         free(c);
     }
+}
+
+/* --- the options the clients share --- */
+
+#define FILE_MAX (64u * 1024)
+
+void ns_signclient_opts_init(ns_signclient_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->format = "hex";
+    o->timeout_ms = 10000;
+}
+
+ns_err ns_signclient_opt(ns_signclient_opts *o, const char *name, const char *val)
+{
+    int64_t ms = 0;
+    if (strcmp(name, "cert") == 0) {
+        o->cert = val;
+    } else if (strcmp(name, "client-key") == 0) {
+        o->client_key = val;
+    } else if (strcmp(name, "expect") == 0) {
+        o->expect = val;
+    } else if (strcmp(name, "root") == 0) {
+        o->root = val;
+    } else if (strcmp(name, "format") == 0) {
+        o->format = val;
+    } else if (strcmp(name, "pcr") == 0) {
+        ENSURE(o->npcrs < NS_SIGNCLIENT_PCRS_MAX, NS_E_USAGE, "--pcr: at most %d",
+               NS_SIGNCLIENT_PCRS_MAX);
+        o->pcrs[o->npcrs++] = val;
+    } else if (strcmp(name, "timeout") == 0) {
+        ENSURE(ns_parse_seconds(val, &ms) == NS_OK && ms > 0 && ms <= 600000, NS_E_USAGE,
+               "--timeout: expected seconds (0 < S <= 600)");
+        o->timeout_ms = (int)ms;
+    } else {
+        BAIL(NS_E_USAGE, "invalid option --%s", name);
+    }
+    return NS_OK;
+}
+
+ns_err ns_signclient_opts_check(const ns_signclient_opts *o)
+{
+    ENSURE(o->cert && o->client_key && o->expect, NS_E_USAGE,
+           "--cert, --client-key and --expect are required");
+    ENSURE(strcmp(o->format, "hex") == 0 || strcmp(o->format, "base64") == 0 ||
+               strcmp(o->format, "json") == 0,
+           NS_E_USAGE, "--format: hex, base64 or json");
+    return NS_OK;
+}
+
+ns_err ns_signclient_opts_expect(const ns_signclient_opts *o, ns_attest_expect *x)
+{
+    ns_buf m;
+    ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
+    ns_err e = ns_read_path(o->expect, &m);
+    if (e == NS_OK) {
+        e = ns_attest_expect_measurements(x, m.data, m.len);
+    }
+    ns_buf_free(&m);
+    if (e != NS_OK) {
+        return ns_fail_ctx(e, "--expect %s", o->expect);
+    }
+    for (int i = 0; i < o->npcrs; i++) {
+        if (ns_attest_expect_pcr(x, o->pcrs[i]) != NS_OK) {
+            return ns_fail(NS_E_USAGE, "--pcr %s: %s", o->pcrs[i], ns_err_msg());
+        }
+    }
+    return NS_OK;
+}
+
+static ns_err load_pem(ns_buf *b, const char *path, const char *what)
+{
+    ns_err e = ns_read_path(path, b);
+    if (e == NS_OK && memmem(b->data, b->len, "-----BEGIN", 10) != NULL) {
+        e = ns_buf_append_u8(b, 0); /* mbedtls counts a PEM's NUL */
+    }
+    return e == NS_OK ? NS_OK : ns_fail_ctx(e, "%s %s", what, path);
+}
+
+ns_err ns_signclient_files_load(ns_signclient_files *f, const ns_signclient_opts *o)
+{
+    ns_buf_init(&f->cert, FILE_MAX);
+    ns_buf_init_secret(&f->key, FILE_MAX);
+    ns_buf_init(&f->root, FILE_MAX);
+    GUARD(load_pem(&f->cert, o->cert, "--cert"));
+    GUARD(load_pem(&f->key, o->client_key, "--client-key"));
+    if (o->root != NULL) {
+        ns_buf pem;
+        ns_warn("trusting --root %s instead of the AWS Nitro Enclaves root: for tests and "
+                "emulators only",
+                o->root);
+        ns_buf_init(&pem, FILE_MAX);
+        ns_err e = ns_read_path(o->root, &pem);
+        if (e == NS_OK) {
+            e = ns_attest_cert_der(&f->root, pem.data, pem.len);
+        }
+        ns_buf_free(&pem);
+        if (e != NS_OK) {
+            return ns_fail_ctx(e, "--root %s", o->root);
+        }
+    }
+    return NS_OK;
+}
+
+void ns_signclient_files_drop_key(ns_signclient_files *f)
+{
+    ns_buf_free(&f->key); /* wiped */
+}
+
+void ns_signclient_files_free(ns_signclient_files *f)
+{
+    ns_buf_free(&f->cert);
+    ns_buf_free(&f->key);
+    ns_buf_free(&f->root);
+}
+
+const uint8_t *ns_signclient_files_root(const ns_signclient_files *f, size_t *len)
+{
+    *len = f->root.len;
+    return f->root.len ? f->root.data : NULL;
+}
+
+ns_err ns_signclient_format_sig(ns_buf *out, const char *format, const uint8_t *sig, size_t len)
+{
+    char t[2 * NS_SIGNCLIENT_SIG_MAX + 4];
+    if (strcmp(format, "base64") == 0) {
+        GUARD(ns_b64_encode(t, sizeof t, sig, len, NS_B64_PAD));
+    } else {
+        GUARD(ns_hex_encode(t, sizeof t, sig, len));
+    }
+    return ns_buf_printf(out, "%s\n", t);
 }

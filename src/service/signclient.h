@@ -16,6 +16,7 @@
 #ifndef NS_SIGNCLIENT_H
 #define NS_SIGNCLIENT_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,8 @@
 #include "attest.h"
 #include "buf.h"
 #include "err.h"
+#include "frost.h"
+#include "frostcoord.h"
 
 #define NS_SIGNCLIENT_NONCE_LEN 32
 #define NS_SIGNCLIENT_SIG_MAX 72
@@ -82,6 +85,72 @@ ns_err ns_signclient_attest(ns_signclient *c, ns_attest_expect *x, const uint8_t
 ns_err ns_signclient_sign(ns_signclient *c, const char *key_id, const uint8_t *msg, size_t msg_len,
                           const uint8_t *digest, size_t digest_len,
                           ns_signclient_sig *out) NS_MUST_CHECK;
+
+/*
+ * The connection and attestation options of the clients (`nsign frost-sign`; `nsign sign` has
+ * the same names): --cert, --client-key, --expect, --pcr N=HEX (repeatable), --root, --timeout,
+ * --format hex|base64|json. An applet lists NS_SIGNCLIENT_LONGOPTS in its getopt_long table and
+ * hands every option whose val is NS_SIGNCLIENT_OPT to ns_signclient_opt.
+ */
+#define NS_SIGNCLIENT_OPT 0x5c0
+#define NS_SIGNCLIENT_PCRS_MAX 32
+#define NS_SIGNCLIENT_LONGOPTS                                                                     \
+    {"cert", required_argument, NULL, NS_SIGNCLIENT_OPT},                                          \
+        {"client-key", required_argument, NULL, NS_SIGNCLIENT_OPT},                                \
+        {"expect", required_argument, NULL, NS_SIGNCLIENT_OPT},                                    \
+        {"pcr", required_argument, NULL, NS_SIGNCLIENT_OPT},                                       \
+        {"root", required_argument, NULL, NS_SIGNCLIENT_OPT},                                      \
+        {"timeout", required_argument, NULL, NS_SIGNCLIENT_OPT},                                   \
+    {                                                                                              \
+        "format", required_argument, NULL, NS_SIGNCLIENT_OPT                                       \
+    }
+
+typedef struct {
+    const char *cert, *client_key, *expect, *root, *format;
+    const char *pcrs[NS_SIGNCLIENT_PCRS_MAX];
+    int npcrs;
+    int timeout_ms;
+} ns_signclient_opts;
+
+/* format "hex", timeout 10 s. */
+void ns_signclient_opts_init(ns_signclient_opts *o);
+/* One option by its long name. NS_OK; NS_E_USAGE with the message for a bad value. */
+ns_err ns_signclient_opt(ns_signclient_opts *o, const char *name, const char *val) NS_MUST_CHECK;
+/* After parsing: the required ones (--cert, --client-key, --expect) and --format's value. */
+ns_err ns_signclient_opts_check(const ns_signclient_opts *o) NS_MUST_CHECK;
+/* The expectations: --expect's measurements, then every --pcr (NS_E_USAGE for a bad one). */
+ns_err ns_signclient_opts_expect(const ns_signclient_opts *o, ns_attest_expect *x) NS_MUST_CHECK;
+
+/* The files the options name: the certificate and the key (secret memory) as mbedtls wants them
+ * (a PEM with its NUL), and --root as DER (warned: tests and emulators only). */
+typedef struct {
+    ns_buf cert, key, root;
+} ns_signclient_files;
+ns_err ns_signclient_files_load(ns_signclient_files *f, const ns_signclient_opts *o) NS_MUST_CHECK;
+/* Wipes the key once the connections hold their own copies (files_free does it too). */
+void ns_signclient_files_drop_key(ns_signclient_files *f);
+void ns_signclient_files_free(ns_signclient_files *f);
+/* The root to pass to ns_signclient_attest: NULL (the AWS root) without --root. */
+const uint8_t *ns_signclient_files_root(const ns_signclient_files *f, size_t *len);
+
+/* hex or base64 of a signature, with a newline (json is the applet's own). */
+ns_err ns_signclient_format_sig(ns_buf *out, const char *format, const uint8_t *sig,
+                                size_t len) NS_MUST_CHECK;
+
+/* FROST (docs/frost.md), refused before a successful attest like Sign. */
+/* FrostCommit: count (1..64) fresh commitments of the signer's share of key_id, and its group. */
+ns_err ns_signclient_frost_commit(ns_signclient *c, const char *key_id, unsigned count,
+                                  ns_frostcoord_batch *out) NS_MUST_CHECK;
+/* FrostSign: the signer's share over msg with the commitment id (consumed, whatever happens)
+ * and the signing set list (n entries). */
+ns_err ns_signclient_frost_sign(ns_signclient *c, ns_frost_suite suite, const char *key_id,
+                                const uint8_t id[16], const uint8_t *msg, size_t msg_len,
+                                const ns_frost_commitment *list, size_t n,
+                                ns_frost_share *out) NS_MUST_CHECK;
+/* The coordinator's participant interface over this (attested) connection; c outlives p. */
+void ns_signclient_frost_party(ns_frostcoord_party *p, ns_signclient *c);
+/* The server's address, for messages ("tcp:127.0.0.1:5000"). */
+const char *ns_signclient_server(const ns_signclient *c);
 void ns_signclient_close(ns_signclient *c);
 
 #endif

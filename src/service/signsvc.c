@@ -17,6 +17,8 @@
 #include <time.h>
 
 #include "codec.h"
+#include "frost.h"
+#include "frostnonce.h"
 #include "grpc.h"
 #include "grpc_health.pb.h"
 #include "grpc_reflection.pb.h"
@@ -30,14 +32,28 @@
 #define ATTEST_DOC_MAX (32u * 1024)
 #define DESC_FILES_MAX 8
 #define DIGEST_LOG_BYTES 8
+#define FROST_COMMIT_MAX 64  /* commitments per FrostCommit (nsign.options) */
+#define FROST_DETAIL_MAX 400 /* the audit trail's FROST detail */
 
-enum { M_LIST, M_GETPUB, M_SIGN, M_ATTEST, M_HEALTH, M_REFLECT, M_COUNT };
+enum {
+    M_LIST,
+    M_GETPUB,
+    M_SIGN,
+    M_ATTEST,
+    M_FROST_COMMIT,
+    M_FROST_SIGN,
+    M_HEALTH,
+    M_REFLECT,
+    M_COUNT
+};
 
 static const char *const method_paths[M_COUNT] = {
     "/nsign.v1.Signer/ListKeys",
     "/nsign.v1.Signer/GetPublicKey",
     "/nsign.v1.Signer/Sign",
     "/nsign.v1.Signer/Attest",
+    "/nsign.v1.Signer/FrostCommit",
+    "/nsign.v1.Signer/FrostSign",
     "/grpc.health.v1.Health/Check",
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 };
@@ -379,18 +395,21 @@ static void clean_id(char id[NS_SIGNKEY_ID_MAX + 1], const char *key)
     }
 }
 
-/* One line per Sign, and the observer's event. */
-static void audit(const char *key, const uint8_t *digest, const ns_h2_req *req, int st,
-                  const ns_signkey *k, const uint8_t *input_sha, int is_digest, double t0)
+/* One line per Sign (FrostCommit, FrostSign), and the observer's event. */
+static void audit_rpc(ns_signsvc_rpc rpc, const char *frost, const char *key, const uint8_t *digest,
+                      const ns_h2_req *req, int st, const ns_signkey *k, const uint8_t *input_sha,
+                      int is_digest, double t0)
 {
+    static const char *const names[] = {"sign", "frost-commit", "frost-sign"};
     char hex[2 * DIGEST_LOG_BYTES + 1] = "-";
     char id[NS_SIGNKEY_ID_MAX + 1];
     clean_id(id, key);
     if (digest && ns_hex_encode(hex, sizeof hex, digest, DIGEST_LOG_BYTES) != NS_OK) {
         hex[0] = 0;
     }
-    ns_info("sign key=%s digest=%s client=%s peer=%s status=%s", id, hex, req->client_id, req->peer,
-            ns_grpc_status_name(st));
+    ns_info("%s key=%s digest=%s client=%s peer=%s status=%s%s%s", names[rpc], id, hex,
+            req->client_id, req->peer, ns_grpc_status_name(st), frost ? " " : "",
+            frost ? frost : "");
     if (g_obs.on_sign != NULL) {
         ns_signsvc_sign_event ev = {.key_id = id,
                                     .alg = k ? ns_sign_alg_name(k->alg) : "-",
@@ -399,9 +418,17 @@ static void audit(const char *key, const uint8_t *digest, const ns_h2_req *req, 
                                     .status = st,
                                     .input_sha256 = input_sha,
                                     .input_is_digest = is_digest,
-                                    .seconds = mono_s() - t0};
+                                    .seconds = mono_s() - t0,
+                                    .rpc = rpc,
+                                    .frost = frost};
         g_obs.on_sign(g_obs.arg, &ev);
     }
+}
+
+static void audit(const char *key, const uint8_t *digest, const ns_h2_req *req, int st,
+                  const ns_signkey *k, const uint8_t *input_sha, int is_digest, double t0)
+{
+    audit_rpc(NS_SIGNSVC_SIGN, NULL, key, digest, req, st, k, input_sha, is_digest, t0);
 }
 
 static int do_sign(ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
@@ -481,6 +508,307 @@ static int do_sign(ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out, char 
     }
     audit(q.key_id, logp, req, st, k, isha, !has_msg, t0);
     pb_release(nsign_v1_SignRequest_fields, &q);
+    return st;
+}
+
+/* --- FROST (RFC 9591): this service as one participant --- */
+
+/* The key's policy for one call: allowed, and a token from the client's bucket. */
+static int use_policy(ns_signsvc_ctx *ctx, const ns_h2_req *req, const ns_signkey *k, char *msg,
+                      size_t cap)
+{
+    if (!ns_signkey_allows(ctx->keys, k, req->client)) {
+        return denied(req, k, msg, cap);
+    }
+    if (!rate_take(ctx, req->client)) {
+        return fail(msg, cap, NS_GRPC_RESOURCE_EXHAUSTED,
+                    "client \"%s\" is over its max_signs_per_second (%u): slow down and retry",
+                    req->client_id, (unsigned)ctx->keys->clients[req->client].max_signs_per_second);
+    }
+    return NS_GRPC_OK;
+}
+
+/* The FROST key named by a request, or a status (NOT_FOUND, FAILED_PRECONDITION). */
+static int frost_key(ns_signsvc_ctx *ctx, const char *id, const ns_signkey **out, char *msg,
+                     size_t cap)
+{
+    *out = ns_signkeys_find(ctx->keys, id);
+    if (*out == NULL) {
+        return fail(msg, cap, NS_GRPC_NOT_FOUND, "no key with id \"%.64s\"", id);
+    }
+    if ((*out)->frost == NULL) {
+        return fail(msg, cap, NS_GRPC_FAILED_PRECONDITION,
+                    "key \"%s\" is not a FROST share (%s): use Sign", (*out)->id,
+                    ns_sign_alg_name((*out)->alg));
+    }
+    if (ctx->frost_nonces == NULL) {
+        return fail(msg, cap, NS_GRPC_UNAVAILABLE, "the FROST nonce store is not available");
+    }
+    return NS_GRPC_OK;
+}
+
+static void hex_into(char *out, size_t cap, const uint8_t *p, size_t n)
+{
+    if (ns_hex_encode(out, cap, p, n) != NS_OK) {
+        out[0] = 0;
+    }
+}
+
+static bool enc_vshares(pb_ostream_t *os, const pb_field_t *f, void *const *arg)
+{
+    const ns_frost_group *g = *arg;
+    size_t el = ns_frost_element_len(g->suite);
+    for (unsigned i = 1; i <= g->max_signers; i++) {
+        nsign_v1_FrostVerifyingShare v = nsign_v1_FrostVerifyingShare_init_zero;
+        v.identifier = i;
+        memcpy(v.verifying_share.bytes, g->verifying_shares[i - 1], el);
+        v.verifying_share.size = (pb_size_t)el;
+        if (!pb_encode_tag_for_field(os, f) ||
+            !pb_encode_submessage(os, nsign_v1_FrostVerifyingShare_fields, &v)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int do_frost_commit(ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out, char *msg,
+                           size_t cap)
+{
+    static __thread nsign_v1_FrostCommitResponse r;
+    double t0 = g_obs.on_sign != NULL ? mono_s() : 0;
+    nsign_v1_FrostCommitRequest q = nsign_v1_FrostCommitRequest_init_zero;
+    const ns_signkey *k = NULL;
+    char detail[64] = "commit count=0";
+    uint8_t ids_sha[32];
+    const uint8_t *isha = NULL;
+    int st = need_client(ctx->keys, req, msg, cap);
+    if (st == NS_GRPC_OK) {
+        st = decode(req, nsign_v1_FrostCommitRequest_fields, &q, "FrostCommitRequest", msg, cap);
+    }
+    if (st == NS_GRPC_OK) {
+        st = frost_key(ctx, q.key_id, &k, msg, cap);
+    }
+    if (st == NS_GRPC_OK) {
+        st = use_policy(ctx, req, k, msg, cap);
+    }
+    if (st == NS_GRPC_OK && (q.count == 0 || q.count > FROST_COMMIT_MAX)) {
+        st = fail(msg, cap, NS_GRPC_INVALID_ARGUMENT, "count must be 1..%d, got %u",
+                  FROST_COMMIT_MAX, (unsigned)q.count);
+    }
+    memset(&r, 0, sizeof r);
+    if (st == NS_GRPC_OK) {
+        int kidx = (int)(k - ctx->keys->keys);
+        crypto_hash_sha256_state hs;
+        crypto_hash_sha256_init(&hs);
+        int64_t now = ns_now_ms();
+        for (uint32_t i = 0; i < q.count && st == NS_GRPC_OK; i++) {
+            nsign_v1_FrostCommitment *c = &r.commitments[i];
+            ns_frost_commitment pub;
+            ns_err e = ns_frostnonce_put(ctx->frost_nonces, kidx, req->client, k->frost, now,
+                                         c->commitment_id.bytes, &pub);
+            if (e != NS_OK) {
+                st = fail(msg, cap,
+                          e == NS_E_TOO_BIG ? NS_GRPC_RESOURCE_EXHAUSTED : NS_GRPC_INTERNAL,
+                          "key \"%s\": %s", k->id, ns_err_msg());
+                break;
+            }
+            size_t el = ns_frost_element_len(k->frost->group.suite);
+            c->commitment_id.size = NS_FROSTNONCE_ID_LEN;
+            memcpy(c->hiding_commitment.bytes, pub.hiding, el);
+            c->hiding_commitment.size = (pb_size_t)el;
+            memcpy(c->binding_commitment.bytes, pub.binding, el);
+            c->binding_commitment.size = (pb_size_t)el;
+            crypto_hash_sha256_update(&hs, c->commitment_id.bytes, NS_FROSTNONCE_ID_LEN);
+            r.commitments_count = (pb_size_t)(i + 1);
+        }
+        if (st != NS_GRPC_OK) {
+            /* Take back the ones made: nobody will ever learn their ids. */
+            for (pb_size_t i = 0; i < r.commitments_count; i++) {
+                int rc;
+                (void)ns_frostnonce_take(ctx->frost_nonces, r.commitments[i].commitment_id.bytes,
+                                         NS_FROSTNONCE_ID_LEN, -1, -2, now, NULL, NULL, &rc);
+            }
+        } else {
+            crypto_hash_sha256_final(&hs, ids_sha);
+            isha = ids_sha;
+            snprintf(detail, sizeof detail, "commit count=%u", (unsigned)q.count);
+        }
+    }
+    if (st == NS_GRPC_OK) {
+        const ns_frost_group *g = &k->frost->group;
+        size_t el = ns_frost_element_len(g->suite);
+        snprintf(r.key_id, sizeof r.key_id, "%s", k->id);
+        r.identifier = k->frost->identifier;
+        r.expires_in_ms = ns_frostnonce_ttl_ms(ctx->frost_nonces);
+        r.has_group = true;
+        snprintf(r.group.algorithm, sizeof r.group.algorithm, "%s", ns_frost_suite_name(g->suite));
+        memcpy(r.group.group_public_key.bytes, g->group_public_key, el);
+        r.group.group_public_key.size = (pb_size_t)el;
+        r.group.min_signers = g->min_signers;
+        r.group.max_signers = g->max_signers;
+        r.group.verifying_shares.funcs.encode = enc_vshares;
+        r.group.verifying_shares.arg = (void *)g;
+        st = encode(out, nsign_v1_FrostCommitResponse_fields, &r, msg, cap);
+    }
+    audit_rpc(NS_SIGNSVC_FROST_COMMIT, detail, q.key_id, isha, req, st, k, isha, 0, t0);
+    return st;
+}
+
+/* The signing set of a FrostSignRequest, decoded into a bounded per-thread list. */
+typedef struct {
+    ns_frost_commitment *list;
+    size_t n, cap;
+    int bad; /* 1: an identifier out of range or a point of the wrong size */
+} frost_list;
+
+static bool dec_commitment(pb_istream_t *is, const pb_field_t *f, void **arg)
+{
+    (void)f;
+    frost_list *l = *arg;
+    nsign_v1_FrostSigningCommitment c = nsign_v1_FrostSigningCommitment_init_zero;
+    if (!pb_decode(is, nsign_v1_FrostSigningCommitment_fields, &c)) {
+        return false;
+    }
+    if (l->n >= l->cap) {
+        PB_RETURN_ERROR(is, "too many signing_commitments");
+    }
+    ns_frost_commitment *o = &l->list[l->n++];
+    memset(o, 0, sizeof *o);
+    if (c.identifier == 0 || c.identifier > NS_FROST_SIGNERS_MAX) {
+        l->bad = 1;
+    }
+    o->identifier = (uint16_t)(c.identifier > NS_FROST_SIGNERS_MAX ? 0 : c.identifier);
+    memcpy(o->hiding, c.hiding.bytes, c.hiding.size);
+    memcpy(o->binding, c.binding.bytes, c.binding.size);
+    if (c.hiding.size != c.binding.size || c.hiding.size == 0) {
+        l->bad = 1;
+    }
+    return true;
+}
+
+typedef struct {
+    const ns_signkey *k;
+    int policy_st; /* the policy's answer, decided before the commitment is consumed */
+    const uint8_t *m;
+    size_t mlen;
+    frost_list *l;
+    ns_frost_share share;
+    ns_err err;
+} frost_sign_arg;
+
+static int frost_use(void *arg, ns_frost_nonces *nonces)
+{
+    frost_sign_arg *a = arg;
+    if (a->policy_st != NS_GRPC_OK) {
+        return a->policy_st; /* the nonces are wiped all the same */
+    }
+    a->err = ns_frost_sign(a->k->frost, nonces, a->m, a->mlen, a->l->list, a->l->n, &a->share);
+    return a->err == NS_OK ? NS_GRPC_OK
+           : a->err == NS_E_USAGE || a->err == NS_E_AUTH || a->err == NS_E_PARSE
+               ? NS_GRPC_INVALID_ARGUMENT
+               : NS_GRPC_INTERNAL;
+}
+
+/* "sign commitment=<hex> set=1,3" (a long set: its size and a hash of it). */
+static void frost_detail(char *out, size_t cap, const uint8_t *id, size_t id_len,
+                         const frost_list *l)
+{
+    char idh[2 * NS_FROSTNONCE_ID_LEN + 1] = "-";
+    if (id_len == NS_FROSTNONCE_ID_LEN) {
+        hex_into(idh, sizeof idh, id, id_len);
+    }
+    int n = snprintf(out, cap, "sign commitment=%s set=", idh);
+    size_t pos = n > 0 ? (size_t)n : 0;
+    for (size_t i = 0; i < l->n && pos < cap; i++) {
+        n = snprintf(out + pos, cap - pos, "%s%u", i ? "," : "", (unsigned)l->list[i].identifier);
+        pos += n > 0 ? (size_t)n : 0;
+    }
+    if (l->n == 0 && pos < cap) {
+        snprintf(out + pos, cap - pos, "-");
+    } else if (pos >= cap - 1) {
+        uint8_t h[32];
+        char hh[17];
+        crypto_hash_sha256(h, (const uint8_t *)l->list, l->n * sizeof *l->list);
+        hex_into(hh, sizeof hh, h, 8);
+        snprintf(out, cap, "sign commitment=%s set=n%zu-sha256:%s", idh, l->n, hh);
+    }
+}
+
+static int do_frost_sign(ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out, char *msg,
+                         size_t cap)
+{
+    static __thread ns_frost_commitment list[NS_FROST_SIGNERS_MAX];
+    double t0 = g_obs.on_sign != NULL ? mono_s() : 0;
+    frost_list l = {.list = list, .cap = NS_FROST_SIGNERS_MAX};
+    nsign_v1_FrostSignRequest q = nsign_v1_FrostSignRequest_init_zero;
+    q.signing_commitments.funcs.decode = dec_commitment;
+    q.signing_commitments.arg = &l;
+    const ns_signkey *k = NULL;
+    char detail[FROST_DETAIL_MAX] = "sign commitment=- set=-";
+    uint8_t msha[32];
+    const uint8_t *isha = NULL;
+    int st = need_client(ctx->keys, req, msg, cap);
+    if (st == NS_GRPC_OK) {
+        st = decode(req, nsign_v1_FrostSignRequest_fields, &q, "FrostSignRequest", msg, cap);
+    }
+    if (st != NS_GRPC_OK) {
+        audit_rpc(NS_SIGNSVC_FROST_SIGN, detail, "", NULL, req, st, NULL, NULL, 0, t0);
+        pb_release(nsign_v1_FrostSignRequest_fields, &q);
+        return st;
+    }
+    frost_sign_arg a = {.l = &l};
+    if (q.message != NULL) {
+        a.m = q.message->bytes;
+        a.mlen = q.message->size;
+    }
+    ns_frost_commitments_sort(l.list, l.n); /* RFC 9591 order; the audit names the set sorted */
+    crypto_hash_sha256(msha, a.m != NULL ? a.m : (const uint8_t *)"", a.mlen);
+    isha = msha;
+    frost_detail(detail, sizeof detail, q.commitment_id.bytes, q.commitment_id.size, &l);
+    st = frost_key(ctx, q.key_id, &k, msg, cap);
+    int kidx = st == NS_GRPC_OK ? (int)(k - ctx->keys->keys) : -1;
+    a.k = k;
+    a.policy_st = st == NS_GRPC_OK ? use_policy(ctx, req, k, msg, cap) : st;
+    if (a.policy_st == NS_GRPC_OK && l.bad) {
+        a.policy_st = fail(msg, cap, NS_GRPC_INVALID_ARGUMENT,
+                           "signing_commitments: an identifier outside 1..%d or a point of the "
+                           "wrong size",
+                           NS_FROST_SIGNERS_MAX);
+    }
+    /* The named commitment is consumed now, whatever the outcome (a policy refusal included). */
+    int rc = NS_GRPC_OK;
+    ns_frostnonce_status ts = NS_FROSTNONCE_UNKNOWN;
+    if (ctx->frost_nonces != NULL) {
+        ts = ns_frostnonce_take(ctx->frost_nonces, q.commitment_id.bytes, q.commitment_id.size,
+                                kidx, req->client, ns_now_ms(), frost_use, &a, &rc);
+    }
+    if (st != NS_GRPC_OK || a.policy_st != NS_GRPC_OK) {
+        st = st != NS_GRPC_OK ? st : a.policy_st; /* msg already says why */
+    } else if (ts == NS_FROSTNONCE_UNKNOWN) {
+        st = fail(msg, cap, NS_GRPC_NOT_FOUND,
+                  "commitment_id is unknown or already used (each commitment signs once): get "
+                  "fresh ones with FrostCommit");
+    } else if (ts == NS_FROSTNONCE_EXPIRED) {
+        st = fail(msg, cap, NS_GRPC_NOT_FOUND,
+                  "commitment_id has expired (after %u s): get fresh ones with FrostCommit",
+                  ns_frostnonce_ttl_ms(ctx->frost_nonces) / 1000);
+    } else if (ts == NS_FROSTNONCE_NOT_YOURS) {
+        st = fail(msg, cap, NS_GRPC_PERMISSION_DENIED,
+                  "commitment_id was issued to another client or for another key (it is now "
+                  "used up)");
+    } else if (rc != NS_GRPC_OK) {
+        st = fail(msg, cap, rc, "key \"%s\": %s", k->id, ns_err_msg());
+    }
+    if (st == NS_GRPC_OK) {
+        nsign_v1_FrostSignResponse r = nsign_v1_FrostSignResponse_init_zero;
+        snprintf(r.key_id, sizeof r.key_id, "%s", k->id);
+        r.identifier = a.share.identifier;
+        memcpy(r.signature_share.bytes, a.share.z, NS_FROST_SCALAR_LEN);
+        r.signature_share.size = NS_FROST_SCALAR_LEN;
+        st = encode(out, nsign_v1_FrostSignResponse_fields, &r, msg, cap);
+    }
+    audit_rpc(NS_SIGNSVC_FROST_SIGN, detail, q.key_id, isha, req, st, k, isha, 0, t0);
+    pb_release(nsign_v1_FrostSignRequest_fields, &q);
     return st;
 }
 
@@ -656,6 +984,10 @@ static int call(void *app, int method, const ns_h2_req *req, ns_buf *out, char *
         return do_sign(ctx, req, out, msg, cap);
     case M_ATTEST:
         return do_attest(ctx, req, out, msg, cap);
+    case M_FROST_COMMIT:
+        return do_frost_commit(ctx, req, out, msg, cap);
+    case M_FROST_SIGN:
+        return do_frost_sign(ctx, req, out, msg, cap);
     case M_HEALTH:
         return do_health(req, out, msg, cap);
     case M_REFLECT:
@@ -670,7 +1002,22 @@ void ns_signsvc_handler(ns_h2_handler *h, ns_signsvc_ctx *ctx, size_t max_msg)
     pthread_mutex_init(&ctx->rate_mu, NULL);
     memset(ctx->rate_mt, 0, sizeof ctx->rate_mt);
     memset(ctx->rate_last, 0, sizeof ctx->rate_last);
+    ctx->frost_nonces = NULL;
+    int frost = 0;
+    for (size_t i = 0; ctx->keys != NULL && i < ctx->keys->count; i++) {
+        frost |= ctx->keys->keys[i].frost != NULL;
+    }
+    if (frost && ns_frostnonce_new(&ctx->frost_nonces, 0, ctx->frost_per_owner,
+                                   ctx->frost_ttl_ms) != NS_OK) {
+        ns_log_err(NS_E_NOMEM, "frost: FrostCommit and FrostSign will answer UNAVAILABLE");
+    }
     *h = (ns_h2_handler){.app = ctx, .max_msg = max_msg, .route = route, .call = call};
+}
+
+void ns_signsvc_handler_free(ns_signsvc_ctx *ctx)
+{
+    ns_frostnonce_free(ctx->frost_nonces);
+    ctx->frost_nonces = NULL;
 }
 
 ns_err ns_signsvc_load_keys(ns_signsvc_keys **keys, const uint8_t *json, size_t len)
@@ -700,6 +1047,8 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, ns_stop 
     ENSURE(keys != NULL && keys->count > 0, NS_E_USAGE, "sign-service: no keys loaded");
     static ns_signsvc_ctx ctx; /* one service per process; its threads share it */
     ctx.keys = keys;
+    ctx.frost_ttl_ms = cfg->frost_ttl_ms;
+    ctx.frost_per_owner = cfg->frost_per_owner;
     ns_signsvc_handler(&h, &ctx, cfg->max_msg);
     h.max_buffered = cfg->max_buffered;
     h.idle_ms = cfg->idle_ms;
@@ -741,6 +1090,7 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, ns_stop 
                 "ListKeys, GetPublicKey and Sign is UNAUTHENTICATED");
     }
     ns_err e = ns_h2_serve(&sc, &h, stop);
+    ns_signsvc_handler_free(&ctx);
     ctx.tls_cert = ctx.tls_spki = NULL;
     ns_tls_server_free(tls);
     return e;

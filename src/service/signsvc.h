@@ -4,6 +4,13 @@
  * grpc.reflection.v1alpha.ServerReflection (file descriptors embedded at build time), with one
  * audit log line per Sign (key id, digest prefix, peer, status; never key material).
  *
+ * FROST (RFC 9591, docs/frost.md): for a key whose entry is a FROST share, FrostCommit makes
+ * round-one commitments whose nonces stay in a frostnonce store (secret memory, single use,
+ * bounded per key and client, expiring) and FrostSign answers this participant's signature share.
+ * Both go through the same policy as Sign (client, allow list, one rate token per call) and the
+ * same observer (metrics, audit trail: message digest, signing set, commitment id). A FrostSign
+ * that names a commitment id consumes it, whatever the outcome (even refused by the policy).
+ *
  * Policy (keys file version 2, see signkeys.h): the transport names the client (TLS client
  * certificate pinned by SPKI SHA-256). Without an authenticated client, ListKeys, GetPublicKey
  * and Sign are UNAUTHENTICATED; a client on a key it is not allowed gets PERMISSION_DENIED;
@@ -32,12 +39,14 @@ typedef struct ns_signkeys ns_signsvc_keys;
 
 typedef struct {
     ns_addr listen;
-    int tls;             /* 1: TLS (tls.c's server; mutual with a version-2 keys file); 0: h2c */
-    int threads;         /* 0 = one per core */
-    size_t max_msg;      /* 0 = 4 MiB */
-    size_t max_buffered; /* request bytes buffered by all connections; 0 = h2server's default */
-    int idle_ms;         /* 0 = h2server's default (60 s) */
-    int body_idle_ms;    /* 0 = h2server's default (10 s) */
+    int tls;               /* 1: TLS (tls.c's server; mutual with a version-2 keys file); 0: h2c */
+    int threads;           /* 0 = one per core */
+    size_t max_msg;        /* 0 = 4 MiB */
+    size_t max_buffered;   /* request bytes buffered by all connections; 0 = h2server's default */
+    int idle_ms;           /* 0 = h2server's default (60 s) */
+    int body_idle_ms;      /* 0 = h2server's default (10 s) */
+    uint32_t frost_ttl_ms; /* FROST commitments expire after this; 0 = 5 minutes */
+    uint32_t frost_per_owner; /* outstanding commitments per (client, key); 0 = 1024 */
     /* Optional: called once the listener is bound, with the actual address (port 0 resolved). */
     void (*on_listening)(const char *addr, void *arg);
     void *on_listening_arg;
@@ -51,7 +60,11 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys,
 /* Wipes and frees. */
 void ns_signsvc_keys_free(ns_signsvc_keys *keys);
 
-/* What one Sign did, for metrics and the audit trail (never key material). */
+/* The RPCs an event can come from. */
+typedef enum { NS_SIGNSVC_SIGN = 0, NS_SIGNSVC_FROST_COMMIT, NS_SIGNSVC_FROST_SIGN } ns_signsvc_rpc;
+
+/* What one Sign (or FrostCommit / FrostSign) did, for metrics and the audit trail (never key
+ * material). */
 typedef struct {
     const char *key_id;          /* the requested id, cleaned to the id alphabet ('?' else) */
     const char *alg;             /* "ed25519", ... or "-" when no such key */
@@ -62,6 +75,10 @@ typedef struct {
                                   * sent); NULL when the request did not parse */
     int input_is_digest;
     double seconds; /* time spent in the handler */
+    ns_signsvc_rpc rpc;
+    /* FROST only, printable ASCII: "sign commitment=<32 hex> set=1,3" (input_sha256: the
+     * message's SHA-256) or "commit count=N" (input_sha256: SHA-256 of the issued ids). */
+    const char *frost;
 } ns_signsvc_sign_event;
 
 typedef struct {
@@ -87,11 +104,18 @@ typedef struct {
     pthread_mutex_t rate_mu;
     int64_t rate_mt[NS_SIGNKEYS_CLIENTS_MAX];   /* milli-tokens left */
     int64_t rate_last[NS_SIGNKEYS_CLIENTS_MAX]; /* ms of the last refill; 0: never */
+    /* FROST round-one nonces (made by ns_signsvc_handler when a key is FROST; NULL otherwise);
+     * the two limits are read there (0: frostnonce.h's defaults). */
+    struct ns_frostnonce *frost_nonces;
+    uint32_t frost_ttl_ms;
+    uint32_t frost_per_owner;
 } ns_signsvc_ctx;
 
 /* The gRPC handler over ctx (ctx->keys and the TLS fields set by the caller; the rest is
  * initialised here), for ns_signsvc_run and for the request path without sockets (tests,
  * fuzzing). */
 void ns_signsvc_handler(ns_h2_handler *h, ns_signsvc_ctx *ctx, size_t max_msg);
+/* Frees what ns_signsvc_handler made (the FROST nonce store, wiped). */
+void ns_signsvc_handler_free(ns_signsvc_ctx *ctx);
 
 #endif

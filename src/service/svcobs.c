@@ -67,7 +67,7 @@ void ns_svcobs_early_flush(const char *addr)
 struct ns_svcobs {
     ns_svcobs_cfg cfg;
     ns_metrics *reg;
-    ns_metric *sign_total, *sign_seconds, *boot_steps, *denials;
+    ns_metric *sign_total, *sign_seconds, *boot_steps, *denials, *frost_total, *frost_seconds;
     ns_metric_series *audit_entries;
     ns_httpd *http;
     ns_logship *logs;
@@ -179,6 +179,8 @@ static ns_err families(ns_svcobs *o)
     const char *sign_l[] = {"key", "algorithm", "client", "status"};
     const char *dur_l[] = {"key", "algorithm"};
     const char *den_l[] = {"key", "client"};
+    const char *frost_l[] = {"key", "rpc", "client", "status"};
+    const char *frost_dur_l[] = {"key", "rpc"};
     const char *step_l[] = {"step"};
     const char *ver_l[] = {"version"};
     ns_metric *m;
@@ -189,6 +191,13 @@ static ns_err families(ns_svcobs *o)
                          "nsign_sign_duration_seconds",
                          "Time spent answering a Sign RPC in the server, in seconds.", 2, dur_l,
                          buckets, sizeof buckets / sizeof *buckets, 128));
+    GUARD(ns_metrics_add(o->reg, &o->frost_total, NS_METRIC_COUNTER, "nsign_frost_requests_total",
+                         "FROST RPCs (rpc: commit, sign) by key, client and gRPC status.", 4,
+                         frost_l, NULL, 0, 256));
+    GUARD(ns_metrics_add(o->reg, &o->frost_seconds, NS_METRIC_HISTOGRAM,
+                         "nsign_frost_duration_seconds",
+                         "Time spent answering a FrostCommit or FrostSign RPC, in seconds.", 2,
+                         frost_dur_l, buckets, sizeof buckets / sizeof *buckets, 128));
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_GAUGE, "nsign_requests_in_flight",
                               "gRPC requests (HTTP/2 streams) open right now.", in_flight, o));
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_GAUGE, "nsign_connections_open",
@@ -298,18 +307,31 @@ static void on_sign(void *arg, const ns_signsvc_sign_event *ev)
         *colon = 0;
     }
     const char *status = ns_grpc_status_name(ev->status);
-    const char *sv[] = {ev->key_id, ev->alg, client, status};
-    ns_metric_inc(ns_metric_get(o->sign_total, sv), 1);
-    const char *dv[] = {ev->key_id, ev->alg};
-    ns_metric_observe(ns_metric_get(o->sign_seconds, dv), ev->seconds);
+    if (ev->rpc == NS_SIGNSVC_SIGN) {
+        const char *sv[] = {ev->key_id, ev->alg, client, status};
+        ns_metric_inc(ns_metric_get(o->sign_total, sv), 1);
+        const char *dv[] = {ev->key_id, ev->alg};
+        ns_metric_observe(ns_metric_get(o->sign_seconds, dv), ev->seconds);
+    } else {
+        const char *rpc = ev->rpc == NS_SIGNSVC_FROST_COMMIT ? "commit" : "sign";
+        const char *fv[] = {ev->key_id, rpc, client, status};
+        ns_metric_inc(ns_metric_get(o->frost_total, fv), 1);
+        const char *dv[] = {ev->key_id, rpc};
+        ns_metric_observe(ns_metric_get(o->frost_seconds, dv), ev->seconds);
+    }
     /* The client policy refused: not this client's key, or no authenticated client at all. */
     if (ev->status == NS_GRPC_PERMISSION_DENIED || ev->status == NS_GRPC_UNAUTHENTICATED) {
         const char *pv[] = {ev->key_id, client};
         ns_metric_inc(ns_metric_get(o->denials, pv), 1);
     }
-    if (o->audit != NULL && ev->input_sha256 != NULL) {
-        ns_audit_append(o->audit, authed ? ev->client : ev->peer, ev->key_id,
-                        ev->input_is_digest, ev->input_sha256, status);
+    if (o->audit != NULL && ev->input_sha256 != NULL && ev->rpc == NS_SIGNSVC_SIGN) {
+        ns_audit_append(o->audit, authed ? ev->client : ev->peer, ev->key_id, ev->input_is_digest,
+                        ev->input_sha256, status);
+        ns_metric_inc(o->audit_entries, 1);
+    } else if (o->audit != NULL && ev->input_sha256 != NULL) {
+        ns_audit_append_frost(o->audit, authed ? ev->client : ev->peer, ev->key_id,
+                              ev->rpc == NS_SIGNSVC_FROST_COMMIT, ev->input_sha256, status,
+                              ev->frost);
         ns_metric_inc(o->audit_entries, 1);
     }
 }

@@ -6,8 +6,11 @@
  * Metrics (all prefixed nsign_):
  *   sign_requests_total{key,algorithm,client,status}  counter  (client: peer address, no port)
  *   sign_duration_seconds{key,algorithm}               histogram of the Sign handler's time
+ *   frost_requests_total{key,rpc,client,status}        counter, FrostCommit (rpc "commit") and
+ *                                                      FrostSign ("sign")
+ *   frost_duration_seconds{key,rpc}                    histogram of their handlers' time
  *   requests_in_flight, connections_open               gauges (HTTP/2 streams, connections)
- *   policy_denials_total{key,client}   Sign refused by the keys file's client policy
+ *   policy_denials_total{key,client}   Sign/Frost* refused by the keys file's client policy
  *                                      (PERMISSION_DENIED or UNAUTHENTICATED)
  *   tls_handshake_failures_total       counter (refused or failed TLS handshakes)
  *   boot_step_duration_seconds{step}                   gauge, set by enclave-entrypoint

@@ -371,8 +371,9 @@ try:
             except KeyError:
                 pool.Add(fdp)
     svc = pool.FindServiceByName("nsign.v1.Signer")
-    check(sorted(m.name for m in svc.methods) == ["Attest", "GetPublicKey", "ListKeys", "Sign"],
-          "reflection: nsign.v1.Signer described with its 4 methods")
+    check(sorted(m.name for m in svc.methods) == ["Attest", "FrostCommit", "FrostSign",
+                                                  "GetPublicKey", "ListKeys", "Sign"],
+          "reflection: nsign.v1.Signer described with its 6 methods (FROST's two included)")
     check(pool.FindMessageTypeByName("grpc.reflection.v1alpha.ServerReflectionRequest") is not None,
           "reflection: file_by_filename")
     check(outs[4].WhichOneof("message_response") == "error_response" and

@@ -50,6 +50,62 @@ static ns_err verify(ns_buf *b, const uint8_t *ud, int live, ns_audit_report *re
 static char L[LINES_MAX][NS_AUDIT_LINE_MAX];
 static char M[LINES_MAX][NS_AUDIT_LINE_MAX];
 
+/* FROST entries (FrostCommit, FrostSign): their detail is covered by the hash. */
+static void frost_entries(const uint8_t keys[32])
+{
+    ns_buf t, b;
+    ns_audit *a = NULL;
+    ns_audit_report rep;
+    uint8_t sha[32] = {1}, ud[32];
+    ns_buf_init(&t, 1 << 20);
+    CHECK_ERR(ns_audit_new(&a, keys, 100, 60000, sink, &t), NS_OK, "a trail for FROST entries");
+    ns_audit_user_data(a, ud);
+    ns_audit_append_frost(a, "coordinator", "treasury", 1, sha, "OK", "commit count=4");
+    ns_audit_append_frost(a, "coordinator", "treasury", 0, sha, "OK",
+                          "sign commitment=000000011122334455667788990011aa set=1,3");
+    ns_audit_append(a, "coordinator", "plain", 0, sha, "OK");
+    ns_audit_close(a);
+    CHECK_ERR(ns_audit_verify(t.data, t.len, ud, 0, &rep), NS_OK,
+              "a trail with FROST entries verifies (%zu entries)", rep.entries);
+    CHECK(strstr((const char *)t.data, "\"input\":\"commitments\"") &&
+              strstr((const char *)t.data,
+                     "\"frost\":\"sign commitment=000000011122334455667788990011aa "
+                     "set=1,3\""),
+          "FROST entries carry the input kind and the detail");
+    static char M2[LINES_MAX][NS_AUDIT_LINE_MAX];
+    static char T2[LINES_MAX][NS_AUDIT_LINE_MAX];
+    size_t n = split(&t, T2);
+    const char *edits[][2] = {{"set=1,3", "set=1,2"},
+                              {"commit count=4", "commit count=5"},
+                              {"\"input\":\"commitments\"", "\"input\":\"message\""}};
+    for (size_t i = 0; i < sizeof edits / sizeof *edits; i++) {
+        memcpy(M2, T2, sizeof M2);
+        for (size_t j = 0; j < n; j++) {
+            char *p = strstr(M2[j], edits[i][0]);
+            if (p && strlen(edits[i][0]) == strlen(edits[i][1])) {
+                memcpy(p, edits[i][1], strlen(edits[i][1]));
+            } else if (p) {
+                char tail[NS_AUDIT_LINE_MAX];
+                snprintf(tail, sizeof tail, "%s", p + strlen(edits[i][0]));
+                snprintf(p, NS_AUDIT_LINE_MAX - (size_t)(p - M2[j]), "%s%s", edits[i][1], tail);
+            }
+        }
+        b = join(M2, n);
+        CHECK_ERR(verify(&b, ud, 0, &rep), NS_E_AUTH, "FROST entry edited (%s): detected",
+                  edits[i][1]);
+        ns_buf_free(&b);
+    }
+    /* The detail removed from a FROST entry: the entry no longer hashes (its own tag). */
+    memcpy(M2, T2, sizeof M2);
+    char *f = strstr(M2[2], ",\"frost\":\"");
+    char *end = strstr(f + 10, "\"");
+    memmove(f, end + 1, strlen(end + 1) + 1);
+    b = join(M2, n);
+    CHECK_ERR(verify(&b, ud, 0, &rep), NS_E_AUTH, "FROST detail removed: detected");
+    ns_buf_free(&b);
+    ns_buf_free(&t);
+}
+
 int main(void)
 {
     uint8_t keys[32], ud[32], sha[32];
@@ -180,5 +236,6 @@ int main(void)
     CHECK_ERR(verify(&b, ud, 0, &rep), NS_E_TRUNCATED, "cut-off last line refused");
     ns_buf_free(&b);
     ns_buf_free(&trail);
+    frost_entries(keys);
     T_DONE();
 }
