@@ -123,24 +123,18 @@ void ns_hostobs_client_auth(ns_hostobs *o, char *out, size_t cap)
     pthread_mutex_unlock(&o->mu);
 }
 
-static ns_err open_append(const char *path, const char *what, int *fd)
-{
-    *fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    return *fd < 0 ? ns_fail_errno(NS_E_IO, "open %s %s", what, path) : NS_OK;
-}
-
 static ns_err start_parts(ns_hostobs *o, const ns_hostobs_cfg *c)
 {
     ns_addr a;
     if (c->log_file[0]) {
-        GUARD(open_append(c->log_file, "ENCLAVE_LOG_FILE", &o->log_fd));
+        GUARD(ns_open_private(&o->log_fd, c->log_file, NS_OPEN_APPEND, "ENCLAVE_LOG_FILE"));
     }
     if (c->log_listen[0]) {
         GUARD(ns_addr_parse(&a, c->log_listen));
         GUARD(ns_logrecv_start(&o->logs, &a, on_enclave_line, o));
     }
     if (c->audit_listen[0]) {
-        GUARD(open_append(c->audit_file, "AUDIT_LOG_FILE", &o->audit_fd));
+        GUARD(ns_open_private(&o->audit_fd, c->audit_file, NS_OPEN_APPEND, "AUDIT_LOG_FILE"));
         GUARD(ns_addr_parse(&a, c->audit_listen));
         GUARD(ns_logrecv_start(&o->audit, &a, on_audit_line, o));
     }

@@ -19,6 +19,7 @@
 #include "grpc.h"
 #include "h2server.h"
 #include "httpd.h"
+#include "iox.h"
 #include "log.h"
 #include "logship.h"
 #include "metrics.h"
@@ -323,11 +324,7 @@ ns_err ns_svcobs_attach(ns_svcobs *o, const ns_signsvc_keys *keys)
             GUARD(ns_addr_parse(&a, out));
             GUARD(ns_logship_start(&o->audit_ship, &a, AUDIT_RING));
         } else {
-            o->audit_fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-            ENSURE(o->audit_fd >= 0, NS_E_IO,
-                   "--audit-out %s: cannot open for appending: %s (check the directory and its "
-                   "permissions)",
-                   out, strerror(errno));
+            GUARD(ns_open_private(&o->audit_fd, out, NS_OPEN_APPEND, "--audit-out"));
         }
         GUARD(ns_audit_new(&o->audit, ns_signkeys_commitment(keys),
                            o->cfg.audit_every_n ? o->cfg.audit_every_n : 100,

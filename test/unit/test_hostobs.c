@@ -5,6 +5,7 @@
  * audit lines reach their file, readiness follows the status (state and age), client_auth is
  * reported, and a start that cannot open its file leaves nothing running.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,17 @@ static void test_running(void)
               "a log file that cannot be opened fails the start");
     CHECK(o == NULL && strstr(ns_err_msg(), "ENCLAVE_LOG_FILE") != NULL,
           "nothing returned; the error names ENCLAVE_LOG_FILE (%s)", ns_err_msg());
+    /* A symbolic link as ENCLAVE_LOG_FILE or AUDIT_LOG_FILE: refused, never written through. */
+    char victim[160], link[160];
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    snprintf(link, sizeof link, "%s/link.log", dir);
+    CHECK(close(open(victim, O_WRONLY | O_CREAT, 0600)) == 0 && symlink(victim, link) == 0,
+          "a link to a victim file");
+    c.log_file = link;
+    CHECK_ERR(ns_hostobs_start(&o, &c), NS_E_USAGE, "a symlinked ENCLAVE_LOG_FILE refused");
+    CHECK(o == NULL && strstr(ns_err_msg(), "ENCLAVE_LOG_FILE") &&
+              strstr(ns_err_msg(), "symbolic link"),
+          "the error names the variable and the link (%s)", ns_err_msg());
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0, "scratch dir removed");
