@@ -222,8 +222,8 @@ ns_err ns_open_private(int *fd, const char *path, ns_open_mode mode, const char 
         ENSURE(e != ENXIO && e != EISDIR, NS_E_USAGE,
                "%s %s is not a regular file (a FIFO, device or directory): give a file path", what,
                path);
-        ENSURE(!(e == ENOENT && mode == NS_OPEN_LOCK_EXISTING), NS_E_NOT_FOUND, "%s %s: none",
-               what, path);
+        ENSURE(!(e == ENOENT && mode == NS_OPEN_LOCK_EXISTING), NS_E_NOT_FOUND, "%s %s: none", what,
+               path);
         errno = e;
         return ns_fail_errno(NS_E_IO, "open %s %s", what, path);
     }

@@ -45,7 +45,8 @@ typedef enum { NS_OPEN_APPEND, NS_OPEN_LOCK, NS_OPEN_LOCK_EXISTING } ns_open_mod
  * lock file, truncate its target), and only a regular file (a FIFO, device or directory is
  * refused without blocking). Both refusals are NS_E_USAGE; WHAT names the setting in the error
  * ("ENCLAVE_LOG_FILE"). The descriptor is close-on-exec and blocking. */
-ns_err ns_open_private(int *fd, const char *path, ns_open_mode mode, const char *what) NS_MUST_CHECK;
+ns_err ns_open_private(int *fd, const char *path, ns_open_mode mode,
+                       const char *what) NS_MUST_CHECK;
 /* Removes path if it is a unix socket (a stale listener); never touches other file types. */
 void ns_io_unlink_stale_socket(const char *path);
 /* Raises the soft RLIMIT_NOFILE to the hard limit (servers: descriptors per connection). */
