@@ -299,13 +299,19 @@ static void on_sign(void *arg, const ns_signsvc_sign_event *ev)
         *colon = 0;
     }
     const char *status = ns_grpc_status_name(ev->status);
-    const char *sv[] = {ev->key_id, ev->alg, client, status};
+    /* Only ids of loaded keys become label values (alg "-": no such key): a client that makes up
+     * ids would otherwise fill the series cap and push real keys into "_other". Unknown ids
+     * share one value outside the id alphabet ("-" stays: refused before an id was read); the
+     * audit trail keeps the id asked for. */
+    int known = strcmp(ev->alg, "-") != 0 || strcmp(ev->key_id, "-") == 0;
+    const char *key = known ? ev->key_id : NS_SVCOBS_UNKNOWN_KEY;
+    const char *sv[] = {key, ev->alg, client, status};
     ns_metric_inc(ns_metric_get(o->sign_total, sv), 1);
-    const char *dv[] = {ev->key_id, ev->alg};
+    const char *dv[] = {key, ev->alg};
     ns_metric_observe(ns_metric_get(o->sign_seconds, dv), ev->seconds);
     /* The client policy refused: not this client's key, or no authenticated client at all. */
     if (ev->status == NS_GRPC_PERMISSION_DENIED || ev->status == NS_GRPC_UNAUTHENTICATED) {
-        const char *pv[] = {ev->key_id, client};
+        const char *pv[] = {key, client};
         ns_metric_inc(ns_metric_get(o->denials, pv), 1);
     }
     if (o->audit != NULL && ev->input_sha256 != NULL) {

@@ -231,9 +231,10 @@ def main():
           "sign_requests_total by key, algorithm, client and status", body[:2000])
     check(metric_value(body, "nsign_sign_requests_total", {"key": "api", "status": "OK"}) == 5,
           "sign_requests_total for the P-256 key")
-    check(metric_value(body, "nsign_sign_requests_total", {"key": "nope???", "algorithm": "-",
+    check(metric_value(body, "nsign_sign_requests_total", {"key": "(unknown)", "algorithm": "-",
                                                            "status": "NOT_FOUND"}) == 3,
-          "a client-chosen key id is a cleaned label value")
+          "an unknown key id is counted under one fixed label")
+    check("nope" not in body, "a client-chosen key id never becomes a label value")
     check(metric_value(body, "nsign_sign_duration_seconds_count", {"key": "payments"}) == 12 and
           metric_value(body, "nsign_sign_duration_seconds_bucket",
                        {"key": "payments", "le": "+Inf"}) == 12,
@@ -288,6 +289,26 @@ def main():
           "Prometheus sees one latency histogram per (key, algorithm)", qj[:500])
     prom.terminate()
     prom.wait(timeout=20)
+
+    # --- label exhaustion: made-up key ids never push real keys into "_other" (issue 22) ---
+    for i in range(300):
+        try:
+            sign(pb.SignRequest(key_id="made-up-%d" % i, message=b"x"), timeout=10)
+        except grpc.RpcError:
+            pass
+        signed.append(("made-up-%d" % i, "message", b"x", "NOT_FOUND"))
+    try:
+        sign(pb.SignRequest(key_id="api"), timeout=10)  # no input: a new (key, status) series
+    except grpc.RpcError as e:
+        check(e.code() == grpc.StatusCode.INVALID_ARGUMENT, "Sign without input: INVALID_ARGUMENT")
+    signed.append(("api", "digest", b"", "INVALID_ARGUMENT"))
+    _, _, bodyx = http_get(mport)
+    check(metric_value(bodyx, "nsign_sign_requests_total",
+                       {"key": "(unknown)", "status": "NOT_FOUND"}) == 303,
+          "303 made-up ids: one series")
+    check(metric_value(bodyx, "nsign_sign_requests_total",
+                       {"key": "api", "status": "INVALID_ARGUMENT"}) == 1 and
+          "_other" not in bodyx, "a real key's new series is still labelled by its id")
 
     # --- hostile clients on the metrics port ---
     out = raw_http(mport, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
