@@ -7,6 +7,7 @@ document from the software NSM, and by an independent Python implementation of R
 definitions; drop, edit, reorder, append and a replaced audit key are each detected; no secret
 in any log, trail or metric."""
 import base64
+import datetime
 import http.client
 import hashlib
 import json
@@ -484,6 +485,38 @@ def main():
     tampered("append", lines + [lines[i5]], len(lines) + 1, "an appended line")
     tampered("truncate", lines[:-1], idx[-1] + 1 if recs[-2]["type"] == "entry" else len(lines),
              "a trail cut before its final head")
+
+    # A trail cut exactly at a signed head still verifies with --live: the report says how far
+    # the signed heads reach and when, and --expect-entries / --since turn a cut into a failure
+    # (issue 22 item 9).
+    h1 = [i for i, x in enumerate(recs) if x["type"] == "head"][0]
+    cut = os.path.join(TMP, "cut.jsonl")
+    with open(cut, "w") as f:
+        f.writelines(lines[:h1 + 1] + lines[h1 + 1:h1 + 3])
+    n_cut = recs[h1]["count"]
+    tail = sum(1 for x in recs[h1 + 1:h1 + 3] if x["type"] == "entry")
+    hms = recs[h1]["time_ms"]
+    htime = datetime.datetime.fromtimestamp(hms / 1000, datetime.timezone.utc)
+    v = verify(cut, extra=["--live"])
+    check(v.returncode == 0 and " signed=%d unsigned_tail=%d " % (n_cut, tail) in v.stdout and
+          " last_head=%s.%03dZ " % (htime.strftime("%Y-%m-%dT%H:%M:%S"), hms % 1000) in v.stdout,
+          "--live on a cut trail: verifies, reporting the signed count, the tail and the head's "
+          "time", v.stdout + v.stderr)
+    v = verify(cut, extra=["--live", "--expect-entries", str(len(entries))])
+    check(v.returncode == 1 and "fewer than the %d expected" % len(entries) in v.stderr,
+          "--live --expect-entries: a trail cut at a signed head fails", v.stdout + v.stderr)
+    v = verify(cut, extra=["--live", "--expect-entries", str(n_cut)])
+    check(v.returncode == 0, "--expect-entries met by the signed heads: ok", v.stderr)
+    v = verify(cut, extra=["--live", "--since", str(hms // 1000 + 1)])
+    check(v.returncode == 1 and "older than --since" in v.stderr,
+          "--live --since after the last signed head: fails", v.stdout + v.stderr)
+    v = verify(cut, extra=["--live", "--since", htime.strftime("%Y-%m-%dT%H:%M:%SZ")])
+    check(v.returncode == 0, "--since at the head's second (UTC form): ok", v.stderr)
+    v = verify(trail, extra=["--expect-entries", str(len(entries)), "--since",
+                             str(recs[-1]["time_ms"] // 1000)])
+    check(v.returncode == 0, "the complete trail meets both bounds", v.stderr)
+    v = verify(cut, extra=["--live", "--since", "yesterday"])
+    check(v.returncode == 2, "--since with a bad time: usage error", v.stderr)
 
     # A replaced audit key: a second service run (another audit key) and a trail forged in
     # Python with a key of our own, each self-consistent; neither matches the document.
