@@ -51,6 +51,8 @@ typedef struct {
     char ready_listen[NS_ADDR_STR_MAX];
     char log_file[NS_RUNCFG_STR], audit_file[NS_RUNCFG_STR + 64];
     int ready_max_age_s;
+    uint32_t log_peer_cid; /* the vsock CID the log, status and audit channels accept
+                            * (NSIGN_HOST_LOG_PEER_CID, default ENCLAVE_CID) */
     int emu; /* --emulator or NSIGN_EMULATOR=1: QEMU's nitro-enclave machine, see emu.h */
     char emu_dir[NS_RUNCFG_STR + 16];
     ns_emu_cfg emu_cfg; /* the ports (the rest is filled when the emulator starts) */

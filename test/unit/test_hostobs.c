@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -174,9 +175,72 @@ static void test_running(void)
     CHECK(system(cmd) == 0, "scratch dir removed");
 }
 
+/* Only the enclave may write the channels (issue 22 item 4): a peer that fails the rule (here a
+ * unix peer of another uid than the one required) is closed unread and counted; its status line
+ * neither changes readiness nor client_auth, its log line reaches no file. */
+static void test_peers(void)
+{
+    char dir[] = "/tmp/test_hostobs.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "scratch dir");
+    char logs[128], logf[128], logs_addr[140], audit[128], audit_addr[140], auditf[128];
+    snprintf(logs, sizeof logs, "%s/logs.sock", dir);
+    snprintf(logf, sizeof logf, "%s/enclave.log", dir);
+    snprintf(logs_addr, sizeof logs_addr, "unix:%s", logs);
+    snprintf(audit, sizeof audit, "%s/audit.sock", dir);
+    snprintf(audit_addr, sizeof audit_addr, "unix:%s", audit);
+    snprintf(auditf, sizeof auditf, "%s/audit.jsonl", dir);
+    ns_addr_peer_rule other = {.vsock_cid = 16, .unix_uid = (uint32_t)geteuid() + 1};
+    ns_hostobs_cfg c = {.log_listen = logs_addr,
+                        .log_file = logf,
+                        .audit_listen = audit_addr,
+                        .audit_file = auditf,
+                        .ready_listen = "",
+                        .ready_max_age_s = 3600,
+                        .peer = &other};
+    ns_hostobs *o = NULL;
+    CHECK_ERR(ns_hostobs_start(&o, &c), NS_OK, "start with a peer rule this process fails");
+    if (o == NULL) {
+        return;
+    }
+    send_lines(logs, "nsign enclave-entrypoint: status state=SERVING seq=9 client_auth=required\n"
+                     "nsign enclave-entrypoint: info FORGED\n");
+    send_lines(audit, "{\"forged\":1}\n");
+    uint64_t rl = 0, ra = 0;
+    for (int i = 0; i < 500 && (rl == 0 || ra == 0); i++) {
+        usleep(10 * 1000);
+        ns_hostobs_refused(o, &rl, &ra);
+    }
+    CHECK(rl == 1 && ra == 1, "one refused peer counted on each channel (%llu, %llu)",
+          (unsigned long long)rl, (unsigned long long)ra);
+    char body[128], auth[16];
+    ns_hostobs_client_auth(o, auth, sizeof auth);
+    CHECK(auth[0] == '\0' && ns_hostobs_ready(o, body, sizeof body) == 503,
+          "the refused peer's status line changed nothing (client_auth '%s')", auth);
+    ns_hostobs_stop(o);
+    struct stat st;
+    CHECK(stat(logf, &st) == 0 && st.st_size == 0 && stat(auditf, &st) == 0 && st.st_size == 0,
+          "nothing of the refused peer in ENCLAVE_LOG_FILE or AUDIT_LOG_FILE");
+
+    ns_addr_peer_rule me = {.vsock_cid = 16, .unix_uid = (uint32_t)geteuid()};
+    c.peer = &me;
+    CHECK_ERR(ns_hostobs_start(&o, &c), NS_OK, "start with a rule this process passes");
+    if (o == NULL) {
+        return;
+    }
+    send_lines(logs, "nsign enclave-entrypoint: info accepted\n");
+    CHECK(file_has(logf, "nsign enclave-entrypoint: info accepted\n"), "its line is logged");
+    ns_hostobs_refused(o, &rl, &ra);
+    CHECK(rl == 0 && ra == 0, "nothing refused");
+    ns_hostobs_stop(o);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0, "scratch dir removed");
+}
+
 int main(void)
 {
     test_parse();
     test_running();
+    test_peers();
     T_DONE();
 }

@@ -60,6 +60,9 @@ export NSIGN_HOST_WATCH_SECONDS=1
 export NSIGN_ENCLAVE_LOG_ADDR=vsock:1:7110 NSIGN_ENCLAVE_AUDIT_ADDR=vsock:1:7111
 export NSIGN_ENCLAVE_METRICS_ADDR=vsock:any:7112 NSIGN_HOST_METRICS_CONNECT=vsock:1:7112
 export NSIGN_ENCLAVE_STATUS_INTERVAL=1 READY_MAX_AGE_SECONDS=5 ENCLAVE_LOG_FILE=/tmp/logs/enclave.log
+# The enclave is a local process here: its log connections come from CID 1 (vsock loopback),
+# which run-enclave otherwise refuses (only ENCLAVE_CID may write them).
+export NSIGN_HOST_LOG_PEER_CID=1
 
 # start NAME [VAR=VALUE...]: run-enclave with ENCLAVE_NAME=NAME in the background (pid in $RE);
 # its log is /tmp/logs/NAME.run.log, the enclave's console /tmp/nitro/NAME.console.
@@ -184,7 +187,7 @@ check "good path: run-enclave pushed all three payloads" \
     grep -q 'step=push ok' /tmp/logs/good.run.log
 wait_until 20 grep -q 'moving the ingress' /tmp/logs/good.run.log
 check "good path: the enclave requires client certificates, so the ingress moves to 0.0.0.0" \
-    grep -q 'client_auth=required): moving the ingress from tcp:127.0.0.1:50052 to tcp:0.0.0.0:50052' \
+    grep -q 'refused a client without a certificate through tcp:127.0.0.1:50052): moving the ingress from tcp:127.0.0.1:50052 to tcp:0.0.0.0:50052' \
     /tmp/logs/good.run.log
 wait_until 10 sh -c 'netstat -ltn | grep -q "0.0.0.0:50052 "'
 check "good path: the ingress listens on 0.0.0.0:50052" sh -c 'netstat -ltn | grep -q "0.0.0.0:50052 "'
