@@ -265,6 +265,7 @@ ns_err ns_enclave_cfg_load_ex(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, voi
     GUARD(cfg_str(get, ctx, "AWS_CA_BUNDLE", "", cfg->ca_bundle, sizeof cfg->ca_bundle));
     GUARD(cfg_flag(get, ctx, "NSIGN_ENCLAVE_ATTEST", -1, &cfg->attest));
     GUARD(cfg_flag(get, ctx, "NSIGN_ALLOW_DEBUG_MODE", 0, &cfg->allow_debug));
+    GUARD(cfg_flag(get, ctx, "NSIGN_ENCLAVE_PSEUDONYMOUS_CLIENTS", 0, &cfg->pseudonymous_clients));
     cfg->is_pid1 = is_pid1;
 
     const char *t = get("NSIGN_ENCLAVE_RECV_TIMEOUT", ctx);

@@ -38,6 +38,11 @@ typedef struct {
     size_t max_buffered; /* request bytes buffered by all connections; 0 = h2server's default */
     int idle_ms;         /* 0 = h2server's default (60 s) */
     int body_idle_ms;    /* 0 = h2server's default (10 s) */
+    /* 1: an authenticated client is named "c-" + 12 hex digits of HMAC-SHA256(a key drawn at
+     * start and never shown, its id) wherever the service names it (log lines, metrics, the
+     * audit trail, error messages), so those host-visible channels carry no client identity:
+     * stable for one run, unlinkable across runs, not reversible without the key. */
+    int pseudonymous_clients;
     /* Optional: called once the listener is bound, with the actual address (port 0 resolved). */
     void (*on_listening)(const char *addr, void *arg);
     void *on_listening_arg;
