@@ -518,6 +518,23 @@ def main():
     v = verify(cut, extra=["--live", "--since", "yesterday"])
     check(v.returncode == 2, "--since with a bad time: usage error", v.stderr)
 
+    # --audit-out through a symbolic link: refused, the link's target untouched (issue 22 item 5)
+    victim = os.path.join(TMP, "victim.txt")
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    link = os.path.join(TMP, "audit-link.jsonl")
+    os.symlink(victim, link)
+    try:
+        r = subprocess.run([NSIGN, "sign-service", "--plaintext", "--keys", keys_path, "--listen",
+                            "tcp:127.0.0.1:%d" % free_port(), "--audit-out", link],
+                           capture_output=True, text=True, timeout=15)
+        rc, err = r.returncode, r.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, err = None, "still serving after 15 s: %s" % e
+    check(rc == 1 and "--audit-out" in err and "symbolic link" in err,
+          "--audit-out naming a symbolic link: refused with a clear error", err)
+    check(open(victim).read() == "precious\n", "the link's target is untouched")
+
     # A replaced audit key: a second service run (another audit key) and a trail forged in
     # Python with a key of our own, each self-consistent; neither matches the document.
     trail2 = os.path.join(TMP, "audit2.jsonl")
