@@ -50,9 +50,9 @@ static void usage(void)
            "  --expect-entries N fail unless the signed heads cover at least N entries (e.g. the\n"
            "                     enclave's nsign_audit_entries_total, or the Signs a client made)\n"
            "\n"
-           "output: 'ok entries=N heads=N signed=N unsigned_tail=N last_head=TIME audit_key=HEX'\n"
-           "on stdout: signed = entries the last signed head covers, unsigned_tail = entries after\n"
-           "it (not proven), last_head = that head's time (UTC, or 'none').\n"
+           "output on stdout: 'ok entries=N heads=N signed=N unsigned_tail=N last_head=TIME\n"
+           "audit_key=HEX': signed = entries the last signed head covers, unsigned_tail =\n"
+           "entries after it (not proven), last_head = that head's time (UTC, or 'none').\n"
            "exit codes: 0 the trail verifies, 1 it does not (the first broken line is named:\n"
            "'line N (entry seq S): what'), 2 usage\n");
 }

@@ -56,8 +56,8 @@ typedef struct {
     /* sign-service (default tcp:127.0.0.1:50051) and the ingress bridge to it. */
     ns_addr sign_listen;
     int ingress_enabled;
-    ns_addr ingress_listen; /* default vsock:any:50051 */
-    int sign_threads;       /* 0 = one per core */
+    ns_addr ingress_listen;   /* default vsock:any:50051 */
+    int sign_threads;         /* 0 = one per core */
     int pseudonymous_clients; /* sign-service --pseudonymous-clients (signsvc.h) */
     /* Egress bridge tcp:127.0.0.1:8080 -> vsock:3:8080. */
     int egress_enabled;

@@ -1,8 +1,9 @@
 /*
  * cose: COSE_Sign1 / Nitro attestation document parsing and verification (see cose.h).
  * The parsers read the schema in order with the bounded CBOR reader; map keys are looked up by
- * name, unknown keys are skipped, and no map may hold a key twice (known or not, null or not). Verification uses mbedtls X.509 and
- * ECDSA; certificate validity is judged at the document's timestamp, not the wall clock.
+ * name, unknown keys are skipped, and no map may hold a key twice (known or not, null or not).
+ * Verification uses mbedtls X.509 and ECDSA; certificate validity is judged at the document's
+ * timestamp, not the wall clock.
  */
 #include "cose.h"
 

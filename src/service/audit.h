@@ -54,11 +54,11 @@ void ns_audit_append(ns_audit *a, const char *client, const char *key, int input
 void ns_audit_close(ns_audit *a);
 
 typedef struct {
-    size_t line;          /* 1-based line of the first problem (0: none) */
-    int64_t seq;          /* the entry's seq there, -1 when not an entry */
-    size_t entries;       /* entries checked */
-    size_t heads;         /* signed heads checked */
-    size_t unsigned_tail; /* entries after the last signed head (live mode) */
+    size_t line;           /* 1-based line of the first problem (0: none) */
+    int64_t seq;           /* the entry's seq there, -1 when not an entry */
+    size_t entries;        /* entries checked */
+    size_t heads;          /* signed heads checked */
+    size_t unsigned_tail;  /* entries after the last signed head (live mode) */
     size_t signed_entries; /* entries the last signed head covers */
     int64_t last_head_ms;  /* that head's time_ms (ms since the epoch), -1: no signed head */
     uint8_t audit_pub[32];

@@ -131,8 +131,7 @@ static ns_err metrics_new(ns_hostobs *o)
                               "Connections to the enclave's log and status channel refused: the "
                               "peer is not the enclave.",
                               refused_log, o));
-    GUARD(ns_metrics_add_func(o->metrics, NS_METRIC_COUNTER,
-                              "nsign_host_audit_refused_peers_total",
+    GUARD(ns_metrics_add_func(o->metrics, NS_METRIC_COUNTER, "nsign_host_audit_refused_peers_total",
                               "Connections to the enclave's audit channel refused: the peer is "
                               "not the enclave.",
                               refused_audit, o));

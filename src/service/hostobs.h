@@ -21,12 +21,12 @@
 #include "err.h"
 
 typedef struct {
-    const char *log_listen;   /* the enclave's log lines, or "" */
-    const char *log_file;     /* also append them here, or "" */
-    const char *audit_listen; /* the audit trail, or "" */
-    const char *audit_file;   /* where the audit trail is appended (with audit_listen) */
-    const char *ready_listen; /* GET /ready, or "" */
-    int ready_max_age_s;      /* a status line older than this is not ready */
+    const char *log_listen;        /* the enclave's log lines, or "" */
+    const char *log_file;          /* also append them here, or "" */
+    const char *audit_listen;      /* the audit trail, or "" */
+    const char *audit_file;        /* where the audit trail is appended (with audit_listen) */
+    const char *ready_listen;      /* GET /ready, or "" */
+    int ready_max_age_s;           /* a status line older than this is not ready */
     const ns_addr_peer_rule *peer; /* who may connect to log_listen and audit_listen; NULL:
                                     * anyone (tests of this module only) */
 } ns_hostobs_cfg;

@@ -147,24 +147,24 @@ static void payload_with(ns_buf *b, const char *const *pairs, size_t npairs)
 {
     uint8_t pcr[48] = {0};
     ns_buf_init(b, 4096);
-    CHECK(ns_cbor_put_head(b, NS_CBOR_MAP, 6 + npairs) == NS_OK &&
-              ns_cbor_put_tstr(b, "module_id") == NS_OK && ns_cbor_put_tstr(b, "m") == NS_OK &&
-              ns_cbor_put_tstr(b, "digest") == NS_OK && ns_cbor_put_tstr(b, "SHA384") == NS_OK &&
-              ns_cbor_put_tstr(b, "timestamp") == NS_OK &&
-              ns_cbor_put_head(b, NS_CBOR_UINT, 1) == NS_OK &&
-              ns_cbor_put_tstr(b, "pcrs") == NS_OK && ns_cbor_put_head(b, NS_CBOR_MAP, 1) == NS_OK &&
-              ns_cbor_put_head(b, NS_CBOR_UINT, 0) == NS_OK &&
-              ns_cbor_put_bstr(b, pcr, sizeof pcr) == NS_OK &&
-              ns_cbor_put_tstr(b, "certificate") == NS_OK &&
-              ns_cbor_put_bstr(b, pcr, 1) == NS_OK && ns_cbor_put_tstr(b, "cabundle") == NS_OK &&
-              ns_cbor_put_head(b, NS_CBOR_ARRAY, 1) == NS_OK &&
-              ns_cbor_put_bstr(b, pcr, 1) == NS_OK,
-          "payload built");
+    CHECK(
+        ns_cbor_put_head(b, NS_CBOR_MAP, 6 + npairs) == NS_OK &&
+            ns_cbor_put_tstr(b, "module_id") == NS_OK && ns_cbor_put_tstr(b, "m") == NS_OK &&
+            ns_cbor_put_tstr(b, "digest") == NS_OK && ns_cbor_put_tstr(b, "SHA384") == NS_OK &&
+            ns_cbor_put_tstr(b, "timestamp") == NS_OK &&
+            ns_cbor_put_head(b, NS_CBOR_UINT, 1) == NS_OK && ns_cbor_put_tstr(b, "pcrs") == NS_OK &&
+            ns_cbor_put_head(b, NS_CBOR_MAP, 1) == NS_OK &&
+            ns_cbor_put_head(b, NS_CBOR_UINT, 0) == NS_OK &&
+            ns_cbor_put_bstr(b, pcr, sizeof pcr) == NS_OK &&
+            ns_cbor_put_tstr(b, "certificate") == NS_OK && ns_cbor_put_bstr(b, pcr, 1) == NS_OK &&
+            ns_cbor_put_tstr(b, "cabundle") == NS_OK &&
+            ns_cbor_put_head(b, NS_CBOR_ARRAY, 1) == NS_OK && ns_cbor_put_bstr(b, pcr, 1) == NS_OK,
+        "payload built");
     for (size_t i = 0; i < npairs; i++) {
         const char *v = pairs[2 * i + 1];
         CHECK(ns_cbor_put_tstr(b, pairs[2 * i]) == NS_OK &&
-                  (v ? ns_cbor_put_bstr(b, (const uint8_t *)v, strlen(v))
-                     : ns_cbor_put_null(b)) == NS_OK,
+                  (v ? ns_cbor_put_bstr(b, (const uint8_t *)v, strlen(v)) : ns_cbor_put_null(b)) ==
+                      NS_OK,
               "field %s added", pairs[2 * i]);
     }
 }
@@ -207,8 +207,8 @@ static void test_duplicates(void)
     CHECK_ERR(ns_att_doc_parse(&d, b.data, b.len), NS_E_TOO_BIG, "65 keys: refused (bounded)");
     ns_buf_free(&b);
     /* The protected header: {1: -35, 4: h'', 4: h''} (kid twice). */
-    const uint8_t hdr_dup[] = {0x84, 0x47, 0xa3, 0x01, 0x38, 0x22, 0x04, 0x40,
-                               0x04, 0x40, 0xa0, 0x40, 0x40};
+    const uint8_t hdr_dup[] = {0x84, 0x47, 0xa3, 0x01, 0x38, 0x22, 0x04,
+                               0x40, 0x04, 0x40, 0xa0, 0x40, 0x40};
     ns_cose_sign1 s;
     CHECK_ERR(ns_cose_sign1_parse(&s, hdr_dup, sizeof hdr_dup), NS_E_PARSE,
               "protected header: a label twice refused");
