@@ -60,6 +60,21 @@ static void send_lines(const char *path, const char *text)
     }
 }
 
+/* Connects and writes TEXT to a listener that may close the connection unread: the write may
+ * fail (EPIPE, with SIGPIPE ignored), which is not this test's concern. */
+static void send_refused(const char *path, const char *text)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connected to %s", path);
+    if (fd >= 0) {
+        ssize_t w = send(fd, text, strlen(text), MSG_NOSIGNAL);
+        (void)w;
+        close(fd);
+    }
+}
+
 /* Until FILE holds WANT (or 5 s). */
 static int file_has(const char *file, const char *want)
 {
@@ -202,9 +217,9 @@ static void test_peers(void)
     if (o == NULL) {
         return;
     }
-    send_lines(logs, "nsign enclave-entrypoint: status state=SERVING seq=9 client_auth=required\n"
-                     "nsign enclave-entrypoint: info FORGED\n");
-    send_lines(audit, "{\"forged\":1}\n");
+    send_refused(logs, "nsign enclave-entrypoint: status state=SERVING seq=9 client_auth=required\n"
+                       "nsign enclave-entrypoint: info FORGED\n");
+    send_refused(audit, "{\"forged\":1}\n");
     uint64_t rl = 0, ra = 0;
     for (int i = 0; i < 500 && (rl == 0 || ra == 0); i++) {
         usleep(10 * 1000);
