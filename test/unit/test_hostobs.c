@@ -94,20 +94,32 @@ static int file_has(const char *file, const char *want)
     return 0;
 }
 
+/* A scratch folder's sockets and files for one hostobs. */
+typedef struct {
+    char dir[32];
+    char logs[128], audit[128], logf[128], auditf[128], logs_addr[140], audit_addr[140];
+} scratch;
+
+static void scratch_make(scratch *s)
+{
+    snprintf(s->dir, sizeof s->dir, "/tmp/test_hostobs.XXXXXX");
+    CHECK(mkdtemp(s->dir) != NULL, "scratch dir");
+    snprintf(s->logs, sizeof s->logs, "%s/logs.sock", s->dir);
+    snprintf(s->audit, sizeof s->audit, "%s/audit.sock", s->dir);
+    snprintf(s->logf, sizeof s->logf, "%s/enclave.log", s->dir);
+    snprintf(s->auditf, sizeof s->auditf, "%s/audit.jsonl", s->dir);
+    snprintf(s->logs_addr, sizeof s->logs_addr, "unix:%s", s->logs);
+    snprintf(s->audit_addr, sizeof s->audit_addr, "unix:%s", s->audit);
+}
+
 static void test_running(void)
 {
-    char dir[] = "/tmp/test_hostobs.XXXXXX";
-    CHECK(mkdtemp(dir) != NULL, "scratch dir");
-    char logs[128], audit[128], logf[128], auditf[128], logs_addr[140], audit_addr[140];
-    snprintf(logs, sizeof logs, "%s/logs.sock", dir);
-    snprintf(audit, sizeof audit, "%s/audit.sock", dir);
-    snprintf(logf, sizeof logf, "%s/enclave.log", dir);
-    snprintf(auditf, sizeof auditf, "%s/audit.jsonl", dir);
-    snprintf(logs_addr, sizeof logs_addr, "unix:%s", logs);
-    snprintf(audit_addr, sizeof audit_addr, "unix:%s", audit);
-    ns_hostobs_cfg c = {.log_listen = logs_addr,
+    static scratch sc;
+    scratch_make(&sc);
+    char *dir = sc.dir, *logs = sc.logs, *audit = sc.audit, *logf = sc.logf, *auditf = sc.auditf;
+    ns_hostobs_cfg c = {.log_listen = sc.logs_addr,
                         .log_file = logf,
-                        .audit_listen = audit_addr,
+                        .audit_listen = sc.audit_addr,
                         .audit_file = auditf,
                         .ready_listen = "",
                         .ready_max_age_s = 3600};
@@ -195,19 +207,13 @@ static void test_running(void)
  * neither changes readiness nor client_auth, its log line reaches no file. */
 static void test_peers(void)
 {
-    char dir[] = "/tmp/test_hostobs.XXXXXX";
-    CHECK(mkdtemp(dir) != NULL, "scratch dir");
-    char logs[128], logf[128], logs_addr[140], audit[128], audit_addr[140], auditf[128];
-    snprintf(logs, sizeof logs, "%s/logs.sock", dir);
-    snprintf(logf, sizeof logf, "%s/enclave.log", dir);
-    snprintf(logs_addr, sizeof logs_addr, "unix:%s", logs);
-    snprintf(audit, sizeof audit, "%s/audit.sock", dir);
-    snprintf(audit_addr, sizeof audit_addr, "unix:%s", audit);
-    snprintf(auditf, sizeof auditf, "%s/audit.jsonl", dir);
+    static scratch sc;
+    scratch_make(&sc);
+    char *dir = sc.dir, *logs = sc.logs, *audit = sc.audit, *logf = sc.logf, *auditf = sc.auditf;
     ns_addr_peer_rule other = {.vsock_cid = 16, .unix_uid = (uint32_t)geteuid() + 1};
-    ns_hostobs_cfg c = {.log_listen = logs_addr,
+    ns_hostobs_cfg c = {.log_listen = sc.logs_addr,
                         .log_file = logf,
-                        .audit_listen = audit_addr,
+                        .audit_listen = sc.audit_addr,
                         .audit_file = auditf,
                         .ready_listen = "",
                         .ready_max_age_s = 3600,
