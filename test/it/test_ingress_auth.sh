@@ -16,6 +16,9 @@
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 if [ -z "${NS_IN_NETNS:-}" ]; then
+    for tool in ip ss setpriv unshare; do
+        command -v "$tool" >/dev/null || { skip "ingress authentication" "$tool is not installed"; exit 0; }
+    done
     if ! unshare -n true 2>/dev/null; then
         skip "ingress authentication" "needs unshare -n (root or user namespaces)"
         exit 0
