@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "../applets/applets.h"
 #include "audit.h"
@@ -26,6 +27,7 @@
 static void usage(void)
 {
     printf("usage: nsign audit-verify LOGFILE|- (--attestation DOC | --no-attestation) [--live]\n"
+           "                          [--since TIME] [--expect-entries N]\n"
            "\n"
            "Checks an audit trail written by 'nsign sign-service --audit-out': the chain of\n"
            "entries (one per Sign) is intact, no entry is missing, edited, reordered or\n"
@@ -40,10 +42,61 @@ static void usage(void)
            "                     consistency only: anyone can make such a trail)\n"
            "  --live             the trail is still being written: no final head needed; entries\n"
            "                     after the last signed head are reported, not proven\n"
+           "  --since TIME       fail unless a signed head at or after TIME covers the trail\n"
+           "                     (TIME: seconds since the epoch, or UTC as 2026-01-31T12:00:00Z).\n"
+           "                     A host can cut a trail exactly at a signed head and the rest\n"
+           "                     still verifies; a running service signs a head every\n"
+           "                     --audit-interval while it signs (an idle one signs none)\n"
+           "  --expect-entries N fail unless the signed heads cover at least N entries (e.g. the\n"
+           "                     enclave's nsign_audit_entries_total, or the Signs a client made)\n"
            "\n"
-           "output: 'ok entries=N heads=N audit_key=HEX' on stdout.\n"
+           "output on stdout: 'ok entries=N heads=N signed=N unsigned_tail=N last_head=TIME\n"
+           "audit_key=HEX': signed = entries the last signed head covers, unsigned_tail =\n"
+           "entries after it (not proven), last_head = that head's time (UTC, or 'none').\n"
            "exit codes: 0 the trail verifies, 1 it does not (the first broken line is named:\n"
            "'line N (entry seq S): what'), 2 usage\n");
+}
+
+/* --since: seconds since the epoch, or UTC "YYYY-MM-DDTHH:MM:SS[.fff]Z"; into ms. */
+static int parse_since(const char *s, int64_t *ms)
+{
+    uint64_t secs;
+    if (ns_parse_uint(s, (uint64_t)INT64_MAX / 1000, &secs) == NS_OK) {
+        *ms = (int64_t)secs * 1000;
+        return 0;
+    }
+    struct tm tm;
+    int frac = 0, used = 0, fused = 0;
+    memset(&tm, 0, sizeof tm);
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &used) != 6 ||
+        tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60) {
+        return -1;
+    }
+    if (s[used] == '.' && sscanf(s + used + 1, "%3d%n", &frac, &fused) == 1 && fused == 3) {
+        used += 4;
+    }
+    if (strcmp(s + used, "Z") != 0) {
+        return -1;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *ms = (int64_t)timegm(&tm) * 1000 + frac;
+    return 0;
+}
+
+static void format_ms(char *out, size_t cap, int64_t ms)
+{
+    struct tm tm;
+    time_t t = (time_t)(ms / 1000);
+    if (ms < 0 || gmtime_r(&t, &tm) == NULL) {
+        snprintf(out, cap, "none");
+        return;
+    }
+    char d[32];
+    strftime(d, sizeof d, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, cap, "%s.%03dZ", d, (int)(ms % 1000));
 }
 
 /* The document, raw CBOR or base64 text; user_data must be 32 bytes. */
@@ -103,6 +156,8 @@ int audit_verify_main(int argc, char **argv)
     }
     const char *trail_path = NULL, *doc = NULL;
     int live = 0, no_att = 0;
+    int64_t since_ms = -1;
+    uint64_t min_entries = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--attestation") == 0 && i + 1 < argc) {
@@ -111,6 +166,16 @@ int audit_verify_main(int argc, char **argv)
             no_att = 1;
         } else if (strcmp(a, "--live") == 0) {
             live = 1;
+        } else if (strcmp(a, "--since") == 0 && i + 1 < argc) {
+            if (parse_since(argv[++i], &since_ms) != 0) {
+                return ns_cli_usage_error("--since '%s': give seconds since the epoch or UTC as "
+                                          "2026-01-31T12:00:00Z",
+                                          argv[i]);
+            }
+        } else if (strcmp(a, "--expect-entries") == 0 && i + 1 < argc) {
+            if (ns_parse_uint(argv[++i], UINT64_MAX, &min_entries) != NS_OK) {
+                return ns_cli_usage_error("--expect-entries '%s' is not a count", argv[i]);
+            }
         } else if ((a[0] != '-' || strcmp(a, "-") == 0) && trail_path == NULL) {
             trail_path = a;
         } else {
@@ -142,6 +207,11 @@ int audit_verify_main(int argc, char **argv)
     ns_audit_report rep;
     e = ns_audit_verify(trail.data, trail.len, doc ? ud : NULL, live, &rep);
     ns_buf_free(&trail);
+    if (e == NS_OK) {
+        e = ns_audit_check_bounds(&rep, since_ms, min_entries);
+    }
+    char last[40];
+    format_ms(last, sizeof last, rep.last_head_ms);
     if (e != NS_OK) {
         ns_log_err(e, trail_path);
         return NS_EXIT_FAIL;
@@ -151,10 +221,12 @@ int audit_verify_main(int argc, char **argv)
         key[0] = 0;
     }
     if (rep.unsigned_tail > 0) {
-        ns_warn("%zu entries after the last signed head are not proven yet (live trail)",
-                rep.unsigned_tail);
+        ns_warn("%zu entries after the last signed head (%s, covering %zu) are not proven yet "
+                "(live trail)",
+                rep.unsigned_tail, last, rep.signed_entries);
     }
-    printf("ok entries=%zu heads=%zu audit_key=%s%s\n", rep.entries, rep.heads, key,
+    printf("ok entries=%zu heads=%zu signed=%zu unsigned_tail=%zu last_head=%s audit_key=%s%s\n",
+           rep.entries, rep.heads, rep.signed_entries, rep.unsigned_tail, last, key,
            doc ? "" : " (not attested)");
     return NS_EXIT_OK;
 }

@@ -225,6 +225,7 @@ static ns_err ee_serve(void *vctx, const ns_enclave_cfg *cfg, ns_stop *stop)
     memset(&scfg, 0, sizeof scfg);
     scfg.listen = cfg->sign_listen;
     scfg.threads = cfg->sign_threads;
+    scfg.pseudonymous_clients = cfg->pseudonymous_clients;
     scfg.tls = 1; /* TLS ends here, in the enclave: the host relays only ciphertext (issue 13) */
     ns_addr_format(&cfg->sign_listen, a, sizeof a);
     scfg.on_listening = ee_on_listening;

@@ -61,6 +61,8 @@
 #define RE_RESTARTS_MAX 5
 #define RE_RESTART_BACKOFF_MS 1000
 #define RE_TICK_MS 100
+#define RE_PROBE_EVERY_MS 2000 /* the ingress probe, while it cannot decide */
+#define RE_PROBE_TIMEOUT_MS 5000
 #define RE_PATH_MAX 4096
 
 static const char usage_text[] =
@@ -110,7 +112,8 @@ static const char usage_text[] =
     "    (the ingress bridge closes a connection idle both ways for 120 s and takes at most 32\n"
     "    concurrent connections from one client IP address). The enclave serves TLS; the\n"
     "    ingress listens on 127.0.0.1:HOST_GRPC_PORT until the enclave reports that only\n"
-    "    pinned clients can sign (a version-2 keys file), then on all addresses; with a\n"
+    "    pinned clients can sign (a version-2 keys file) and its server, asked through\n"
+    "    127.0.0.1, refuses a client without a certificate, then on all addresses; with a\n"
     "    version-1 keys file (anyone could sign) it stays on 127.0.0.1, with a warning\n"
     "  HOST_EGRESS_ENABLED=1  HOST_EGRESS_TARGET_HOST=127.0.0.1  HOST_EGRESS_TARGET_PORT=8080\n"
     "  HOST_EGRESS_VSOCK_PORT=8080\n"
@@ -139,6 +142,10 @@ static const char usage_text[] =
     "                              SERVING and its last status line is at most\n"
     "                              READY_MAX_AGE_SECONDS=15 old, 503 otherwise\n"
     "  NSIGN_HOST_LOG_LISTEN, NSIGN_HOST_AUDIT_LISTEN, NSIGN_HOST_METRICS_CONNECT (addresses)\n"
+    "  only the enclave may write the log and audit channels: a vsock peer must be\n"
+    "    NSIGN_HOST_LOG_PEER_CID=$ENCLAVE_CID (a unix peer: this user); any other is closed\n"
+    "    unread, logged and counted (GET /metrics on NSIGN_HOST_READY_LISTEN:\n"
+    "    nsign_host_log_refused_peers_total, nsign_host_audit_refused_peers_total)\n"
     "  every address can be overridden (tcp:, unix: or vsock: syntax), e.g. to run the flow on\n"
     "  one machine: NSIGN_HOST_CREDS_ADDR, NSIGN_HOST_AGE_KEY_ADDR, NSIGN_HOST_SHARES_ADDR,\n"
     "  NSIGN_HOST_CONFIG_ADDR (push targets; CONFIG \"none\": no configuration frame, for\n"
@@ -236,6 +243,8 @@ typedef struct {
     int ingress_wide;
     int ingress_warned;
     int serving; /* the enclave reported SERVING (hostobs' readiness) */
+    int ingress_probe_warned;
+    int64_t ingress_probe_next_ms;
     char ingress_narrow[NS_ADDR_STR_MAX];
 } re_state;
 
@@ -526,12 +535,17 @@ static ns_err step_observability(re_state *s)
         return NS_OK;
     }
     int64_t t0 = ns_now_ms();
+    /* Only the enclave may write its log, status and audit lines: on vsock its CID (assigned by
+     * the hypervisor, so no other enclave or local process can claim it), on the emulator's
+     * and the tests' unix sockets a process of this user (the backend, a local enclave). */
+    const ns_addr_peer_rule peer = {.vsock_cid = c->log_peer_cid, .unix_uid = (uint32_t)geteuid()};
     const ns_hostobs_cfg hc = {.log_listen = c->log_listen,
                                .log_file = c->log_file,
                                .audit_listen = c->audit_listen,
                                .audit_file = c->audit_file,
                                .ready_listen = c->ready_listen,
-                               .ready_max_age_s = c->ready_max_age_s};
+                               .ready_max_age_s = c->ready_max_age_s,
+                               .peer = &peer};
     GUARD(ns_hostobs_start(&s->obs, &hc));
     ns_info("step=observe ok ms=%lld logs=%s audit=%s audit_file=%s ready=%s metrics=%s",
             (long long)(ns_now_ms() - t0), c->log_listen[0] ? c->log_listen : "none",
@@ -566,8 +580,9 @@ static ns_err step_bridges(re_state *s)
                      s->c->egress ? "ingress and egress" : "ingress");
     if (!s->ingress_wide) {
         snprintf(note + k, sizeof note - (size_t)k,
-                 "; the ingress moves to %s once the enclave reports client_auth=required (a "
-                 "version-2 keys file: only pinned clients sign)",
+                 "; the ingress moves to %s once the enclave reports client_auth=required and "
+                 "its server refuses a client without a certificate (a version-2 keys file: only "
+                 "pinned clients sign)",
                  s->c->grpc_listen);
     }
     show("bridges", av, note);
@@ -694,8 +709,31 @@ static void stop_all(re_state *s)
     }
 }
 
-/* Widens the ingress once the enclave says only pinned clients can sign; warns once when it
- * says anyone could (a version-1 keys file), and keeps it on loopback. */
+/* Whether the enclave's server, asked through the loopback ingress, refuses a client without
+ * a certificate (hostobs.h): 1 confirmed, 0 not (or not yet decidable: asked again later). */
+static int ingress_confirm_auth(re_state *s)
+{
+    if (ns_now_ms() < s->ingress_probe_next_ms) {
+        return 0;
+    }
+    s->ingress_probe_next_ms = ns_now_ms() + RE_PROBE_EVERY_MS;
+    int required = 0;
+    if (ns_hostobs_probe_client_auth(s->ingress_narrow, RE_PROBE_TIMEOUT_MS, &required) != NS_OK) {
+        return 0; /* nothing decided (not listening yet, a handshake that failed) */
+    }
+    if (!required && !s->ingress_probe_warned) {
+        s->ingress_probe_warned = 1;
+        ns_warn("ingress: a status line says client_auth=required, but the enclave's server "
+                "served a client without a certificate through %s: keeping the ingress there "
+                "(a forged status line, or a server without mutual TLS)",
+                s->ingress_narrow);
+    }
+    return required;
+}
+
+/* Widens the ingress once the enclave says only pinned clients can sign and its server, asked
+ * directly, refuses a client without a certificate; warns once when it says anyone could (a
+ * version-1 keys file), and keeps it on loopback. */
 static ns_err ingress_follow_auth(re_state *s)
 {
     if (s->ingress_wide || s->bridges.pid == 0) {
@@ -703,10 +741,11 @@ static ns_err ingress_follow_auth(re_state *s)
     }
     char auth[sizeof((ns_hostobs_status *)0)->client_auth];
     ns_hostobs_client_auth(s->obs, auth, sizeof auth);
-    if (strcmp(auth, "required") == 0) {
-        ns_info("ingress: the enclave serves pinned clients only (client_auth=required): moving "
-                "the ingress from %s to %s",
-                s->ingress_narrow, s->c->grpc_listen);
+    if (strcmp(auth, "required") == 0 && ingress_confirm_auth(s)) {
+        ns_info("ingress: the enclave serves pinned clients only (client_auth=required, and its "
+                "server refused a client without a certificate through %s): moving the ingress "
+                "from %s to %s",
+                s->ingress_narrow, s->ingress_narrow, s->c->grpc_listen);
         s->ingress_wide = 1;
         ns_supervise_stop(&s->bridges, RE_STOP_GRACE_MS);
         char *av[18];

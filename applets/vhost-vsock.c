@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../applets/applets.h"
 #include "addr.h"
@@ -20,11 +21,23 @@
 #define VV_MAX_TIMEOUT_MS (3600ll * 1000)
 
 static ns_stop g_stop;
+static const char *g_socket; /* removed by on_fatal */
 
 static void on_signal(int sig)
 {
     (void)sig;
     g_stop = 1;
+}
+
+/* A fault (a guest file truncated under its mapping: SIGBUS) or an uncaught stop signal still
+ * removes the socket file, so the next start does not find a dead listener; then the signal's
+ * default action runs (SA_RESETHAND), with its usual exit status. */
+static void on_fatal(int sig)
+{
+    if (g_socket != NULL) {
+        (void)unlink(g_socket);
+    }
+    (void)raise(sig);
 }
 
 static void usage(void)
@@ -236,7 +249,14 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     (void)sigaction(SIGTERM, &sa, NULL);
     (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    sa.sa_handler = on_fatal;
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    int fatal[] = {SIGBUS, SIGSEGV, SIGILL, SIGFPE, SIGABRT, SIGQUIT, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) {
+        (void)sigaction(fatal[i], &sa, NULL);
+    }
 }
 
 int vhost_vsock_main(int argc, char **argv)
@@ -250,6 +270,7 @@ int vhost_vsock_main(int argc, char **argv)
     if (rc != NS_EXIT_OK) {
         return rc;
     }
+    g_socket = o.cfg.socket_path;
     install_signals();
     ns_err e = ns_vhost_vsock_serve(&o.cfg, &g_stop);
     if (e != NS_OK) {

@@ -262,10 +262,8 @@ ns_err ns_emu_start(ns_emu *e, const ns_emu_cfg *c)
                "the vsock backend did not create %s within %d ms", sock, EMU_BACKEND_WAIT_MS);
         usleep(20 * 1000);
     }
-    int fd = open(c->console_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return ns_fail_errno(NS_E_IO, "open CONSOLE_FILE %s", c->console_file);
-    }
+    int fd;
+    GUARD(ns_open_private(&fd, c->console_file, NS_OPEN_APPEND, "CONSOLE_FILE"));
     ns_err err = ns_supervise_spawn(&e->qemu, e->argv_qemu, NS_SPAWN_STDIN_NULL, fd);
     close(fd);
     e->boot_ms = ns_now_ms();

@@ -273,6 +273,7 @@ ns_err ns_enclave_cfg_load_ex(ns_enclave_cfg *cfg, ns_enclave_getenv_fn get, voi
         ns_parse_uint(ep, 4294967295u, &cfg->min_policy_epoch) != NS_OK) {
         BAIL(NS_E_USAGE, "NSIGN_MIN_POLICY_EPOCH=%s: want an integer 0..4294967295", ep);
     }
+    GUARD(cfg_flag(get, ctx, "NSIGN_ENCLAVE_PSEUDONYMOUS_CLIENTS", 0, &cfg->pseudonymous_clients));
     cfg->is_pid1 = is_pid1;
 
     const char *t = get("NSIGN_ENCLAVE_RECV_TIMEOUT", ctx);

@@ -56,8 +56,9 @@ typedef struct {
     /* sign-service (default tcp:127.0.0.1:50051) and the ingress bridge to it. */
     ns_addr sign_listen;
     int ingress_enabled;
-    ns_addr ingress_listen; /* default vsock:any:50051 */
-    int sign_threads;       /* 0 = one per core */
+    ns_addr ingress_listen;   /* default vsock:any:50051 */
+    int sign_threads;         /* 0 = one per core */
+    int pseudonymous_clients; /* sign-service --pseudonymous-clients (signsvc.h) */
     /* Egress bridge tcp:127.0.0.1:8080 -> vsock:3:8080. */
     int egress_enabled;
     ns_addr egress_listen;
@@ -105,7 +106,8 @@ const char *ns_enclave_getenv(const char *name, void *ctx);
  * NSIGN_ENCLAVE_{CREDS,AGE_KEY,SHARES,CONFIG,SIGN,
  * INGRESS,EGRESS_LISTEN,EGRESS_CONNECT,KMS_PROXY,HEARTBEAT}_ADDR ("none" disables the config
  * frame, ingress, egress and heartbeat), NSIGN_ENCLAVE_RECV_TIMEOUT (seconds),
- * NSIGN_ENCLAVE_SIGN_THREADS, NSIGN_ENCLAVE_ATTEST (1/0/auto), NSIGN_ALLOW_DEBUG_MODE,
+ * NSIGN_ENCLAVE_SIGN_THREADS, NSIGN_ENCLAVE_PSEUDONYMOUS_CLIENTS (0/1: client ids kept out of
+ * what the host receives, signsvc.h), NSIGN_ENCLAVE_ATTEST (1/0/auto), NSIGN_ALLOW_DEBUG_MODE,
  * NSIGN_ALLOW_ANONYMOUS_CLIENTS (1/0, default 0), NSIGN_MIN_POLICY_EPOCH (0..4294967295, default
  * 0), NSIGN_MODULES, KMS_KEY_ID,
  * AWS_ENDPOINT_URL_KMS, AWS_CA_BUNDLE. is_pid1 turns the heartbeat on by default.

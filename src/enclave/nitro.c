@@ -256,10 +256,8 @@ void ns_nitro_console_argv(char **av, char *nitro, char *name)
 
 ns_err ns_nitro_console_start(ns_supervise_child *ch, char *const av[], const char *console_file)
 {
-    int fd = open(console_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return ns_fail_errno(NS_E_IO, "open CONSOLE_FILE %s", console_file);
-    }
+    int fd;
+    GUARD(ns_open_private(&fd, console_file, NS_OPEN_APPEND, "CONSOLE_FILE"));
     ns_err e = ns_supervise_spawn(ch, av, NS_SPAWN_STDIN_NULL, fd);
     close(fd);
     return e;
@@ -320,10 +318,7 @@ ns_err ns_nitro_lock_take(ns_nitro_lock *l, const char *run_dir, const char *nam
         return ns_fail_errno(NS_E_IO, "mkdir NSIGN_RUN_DIR %s", run_dir);
     }
     GUARD(ns_nitro_lock_path(l->path, sizeof l->path, run_dir, name));
-    l->fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (l->fd < 0) {
-        return ns_fail_errno(NS_E_IO, "open lock file %s", l->path);
-    }
+    GUARD(ns_open_private(&l->fd, l->path, NS_OPEN_LOCK, "the lock file"));
     if (flock(l->fd, LOCK_EX | LOCK_NB) != 0) {
         char pid[32];
         lock_read_pid(l->fd, pid, sizeof pid);
@@ -357,10 +352,11 @@ ns_err ns_nitro_lock_probe(ns_nitro_lock *l, const char *run_dir, const char *na
     *pid = 0;
     l->fd = -1;
     GUARD(ns_nitro_lock_path(l->path, sizeof l->path, run_dir, name));
-    l->fd = open(l->path, O_RDWR | O_CLOEXEC);
-    if (l->fd < 0) {
+    ns_err e = ns_open_private(&l->fd, l->path, NS_OPEN_LOCK_EXISTING, "the lock file");
+    if (e == NS_E_NOT_FOUND) {
         return NS_OK;
     }
+    GUARD(e);
     if (flock(l->fd, LOCK_EX | LOCK_NB) == 0) {
         *state = NS_NITRO_LOCK_STALE;
         ns_nitro_lock_release(l);

@@ -6,6 +6,7 @@
 #include "runcfg.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
@@ -348,6 +349,11 @@ static ns_err load_observability(ns_runcfg *c, const env *v)
     GUARD(env_uint(v, "READY_MAX_AGE_SECONDS", 15, 86400, &age));
     ENSURE(age > 0, NS_E_USAGE, "READY_MAX_AGE_SECONDS must be positive");
     c->ready_max_age_s = (int)age;
+    /* Only the enclave may write its log, status and audit lines: its CID by default. A test
+     * that runs the enclave as a local process over vsock loopback names CID 1 here. */
+    uint64_t peer;
+    GUARD(env_uint(v, "NSIGN_HOST_LOG_PEER_CID", strtoull(c->cid, NULL, 10), 0xFFFFFFFEu, &peer));
+    c->log_peer_cid = (uint32_t)peer;
     return NS_OK;
 }
 

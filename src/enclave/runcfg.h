@@ -53,6 +53,8 @@ typedef struct {
     char kms_key_id[NS_RUNCFG_DOC_MAX]; /* KMS_KEY_ID, "" when unset (--preflight reads its policy)
                                          */
     int ready_max_age_s;
+    uint32_t log_peer_cid; /* the vsock CID the log, status and audit channels accept
+                            * (NSIGN_HOST_LOG_PEER_CID, default ENCLAVE_CID) */
     int emu; /* --emulator or NSIGN_EMULATOR=1: QEMU's nitro-enclave machine, see emu.h */
     char emu_dir[NS_RUNCFG_STR + 16];
     ns_emu_cfg emu_cfg; /* the ports (the rest is filled when the emulator starts) */

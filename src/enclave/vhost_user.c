@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -210,6 +211,19 @@ static ns_err mem_table(ns_vhost *s, const ns_vhost_msg *m, int *fds, size_t nfd
             }
         }
         if (e != NS_OK) {
+            break;
+        }
+        /* Pages mapped past the end of the file fault with SIGBUS when touched: the region must
+         * lie within the file as it is now (a memfd or memory-backend-file: a regular file). */
+        struct stat st = {0};
+        if (fstat(fds[i], &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
+            size + off > (uint64_t)st.st_size) {
+            e = ns_fail(NS_E_PROTO,
+                        "SET_MEM_TABLE: region %u (offset 0x%llx + 0x%llx bytes) lies beyond its "
+                        "file (%s 0x%llx bytes)",
+                        i, (unsigned long long)off, (unsigned long long)size,
+                        S_ISREG(st.st_mode) ? "a regular file of" : "not a regular file,",
+                        (unsigned long long)st.st_size);
             break;
         }
         void *base = mmap(NULL, (size_t)(size + off), PROT_READ | PROT_WRITE,

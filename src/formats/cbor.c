@@ -138,6 +138,30 @@ int ns_cbor_tstr_eq(const ns_cbor_item *it, const char *s)
     return it->major == NS_CBOR_TSTR && it->val == n && memcmp(it->data, s, n) == 0;
 }
 
+ns_err ns_cbor_keys_init(ns_cbor_keys *ks, uint64_t npairs, const char *what)
+{
+    ks->count = 0;
+    ENSURE(npairs <= NS_CBOR_MAP_KEYS_MAX, NS_E_TOO_BIG, "cbor: %s has %llu keys (max %d)", what,
+           (unsigned long long)npairs, NS_CBOR_MAP_KEYS_MAX);
+    return NS_OK;
+}
+
+ns_err ns_cbor_keys_add(ns_cbor_keys *ks, const ns_cur *c, size_t start, const char *what)
+{
+    ENSURE(ks->count < NS_CBOR_MAP_KEYS_MAX && start <= c->pos, NS_E_INTERNAL,
+           "cbor: %s: key bookkeeping out of range", what);
+    const uint8_t *p = c->p + start;
+    size_t n = c->pos - start;
+    for (size_t i = 0; i < ks->count; i++) {
+        ENSURE(!(ks->n[i] == n && memcmp(ks->p[i], p, n) == 0), NS_E_PARSE,
+               "cbor: %s has a duplicate key (a map's keys must be unique)", what);
+    }
+    ks->p[ks->count] = p;
+    ks->n[ks->count] = n;
+    ks->count++;
+    return NS_OK;
+}
+
 ns_err ns_cbor_put_head(ns_buf *b, ns_cbor_major major, uint64_t val)
 {
     uint8_t h[9];

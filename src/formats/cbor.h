@@ -56,6 +56,24 @@ ns_err ns_cbor_bstr_or_null(ns_cur *c, const uint8_t **p, size_t *n, int *is_nul
 /* True when the text string item equals the NUL-terminated s. */
 int ns_cbor_tstr_eq(const ns_cbor_item *it, const char *s);
 
+/* The keys of one map read so far, to refuse a duplicate whatever its value (RFC 8949 5.6: such
+ * a map is not valid, and a reader keeping the first value and one keeping the last would see
+ * two different documents). Keys compare by their encoding, which is unique (minimal heads). A
+ * map of more than NS_CBOR_MAP_KEYS_MAX pairs is refused, which bounds the comparisons. */
+#define NS_CBOR_MAP_KEYS_MAX 64
+typedef struct {
+    const uint8_t *p[NS_CBOR_MAP_KEYS_MAX];
+    size_t n[NS_CBOR_MAP_KEYS_MAX];
+    size_t count;
+} ns_cbor_keys;
+
+/* Starts a map of npairs pairs (from its head); NS_E_TOO_BIG beyond NS_CBOR_MAP_KEYS_MAX. */
+ns_err ns_cbor_keys_init(ns_cbor_keys *ks, uint64_t npairs, const char *what) NS_MUST_CHECK;
+/* Records the key that was just read: from offset start (its head's) to c's position.
+ * NS_E_PARSE when the map already had it. */
+ns_err ns_cbor_keys_add(ns_cbor_keys *ks, const ns_cur *c, size_t start,
+                        const char *what) NS_MUST_CHECK;
+
 /* Writer: appends a head, byte string, text string, or simple value. */
 ns_err ns_cbor_put_head(ns_buf *b, ns_cbor_major major, uint64_t val) NS_MUST_CHECK;
 ns_err ns_cbor_put_bstr(ns_buf *b, const uint8_t *p, size_t n) NS_MUST_CHECK;

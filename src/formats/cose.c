@@ -1,8 +1,9 @@
 /*
  * cose: COSE_Sign1 / Nitro attestation document parsing and verification (see cose.h).
  * The parsers read the schema in order with the bounded CBOR reader; map keys are looked up by
- * name, each at most once, and unknown keys are skipped. Verification uses mbedtls X.509 and
- * ECDSA; certificate validity is judged at the document's timestamp, not the wall clock.
+ * name, unknown keys are skipped, and no map may hold a key twice (known or not, null or not).
+ * Verification uses mbedtls X.509 and ECDSA; certificate validity is judged at the document's
+ * timestamp, not the wall clock.
  */
 #include "cose.h"
 
@@ -43,11 +44,17 @@ ns_err ns_cose_sign1_parse(ns_cose_sign1 *s, const uint8_t *p, size_t n)
         /* protected = {1: -35} and nothing else we do not understand. */
         ns_cur h;
         ns_cbor_item m, k, v;
+        ns_cbor_keys ks;
         int alg_seen = 0;
         ns_cur_init(&h, s->protected_hdr, s->protected_len);
         GUARD(ns_cbor_expect(&h, NS_CBOR_MAP, &m, "COSE protected header"));
+        GUARD(ns_cbor_keys_init(&ks, m.val, "the COSE protected header"));
         for (uint64_t i = 0; i < m.val; i++) {
             GUARD(ns_cbor_head(&h, &k));
+            /* A COSE label is an integer or a text string (RFC 9052 1.4). */
+            ENSURE(k.major == NS_CBOR_UINT || k.major == NS_CBOR_NINT || k.major == NS_CBOR_TSTR,
+                   NS_E_PARSE, "cose: a protected header label is not an integer or text");
+            GUARD(ns_cbor_keys_add(&ks, &h, k.start, "the COSE protected header"));
             if (k.major == NS_CBOR_UINT && k.val == 1) {
                 GUARD(ns_cbor_head(&h, &v));
                 /* -1 - v.val is the CBOR negative integer: 34 is -35 (ES384), 0 is -1 */
@@ -172,12 +179,17 @@ ns_err ns_att_doc_parse(ns_att_doc *d, const uint8_t *payload, size_t n)
 {
     ns_cur c;
     ns_cbor_item m, k, it;
+    ns_cbor_keys ks, pks;
     int have_ts = 0, have_pcrs = 0, have_cab = 0;
     memset(d, 0, sizeof *d);
     ns_cur_init(&c, payload, n);
     GUARD(ns_cbor_expect(&c, NS_CBOR_MAP, &m, "attestation document"));
+    /* Every key at most once, whatever its value: a field first null then set (public_key,
+     * user_data, nonce) would otherwise take the second value. */
+    GUARD(ns_cbor_keys_init(&ks, m.val, "the attestation document"));
     for (uint64_t i = 0; i < m.val; i++) {
         GUARD(ns_cbor_expect(&c, NS_CBOR_TSTR, &k, "attestation document key"));
+        GUARD(ns_cbor_keys_add(&ks, &c, k.start, "the attestation document"));
         if (ns_cbor_tstr_eq(&k, "module_id")) {
             GUARD(text_field(&c, &d->module_id, "module_id"));
         } else if (ns_cbor_tstr_eq(&k, "digest")) {
@@ -194,9 +206,11 @@ ns_err ns_att_doc_parse(ns_att_doc *d, const uint8_t *payload, size_t n)
                    "attestation document: %llu PCRs "
                    "(max %d)",
                    (unsigned long long)it.val, NS_ATT_PCR_MAX);
+            GUARD(ns_cbor_keys_init(&pks, it.val, "the attestation document's pcrs"));
             for (uint64_t j = 0; j < it.val; j++) {
                 ns_cbor_item idx;
                 GUARD(ns_cbor_expect(&c, NS_CBOR_UINT, &idx, "PCR index"));
+                GUARD(ns_cbor_keys_add(&pks, &c, idx.start, "the attestation document's pcrs"));
                 ENSURE(idx.val < NS_ATT_PCR_MAX, NS_E_PARSE,
                        "attestation document: PCR "
                        "index %llu out of range",
@@ -280,7 +294,7 @@ ns_err ns_att_verify(ns_att_doc *d, const uint8_t *cose, size_t n, const uint8_t
                      size_t root_len)
 {
     ns_cose_sign1 s;
-    mbedtls_x509_crt chain, root;
+    mbedtls_x509_crt chain, root, cab0;
     ns_err rc = NS_OK;
     GUARD(ns_cose_sign1_parse(&s, cose, n));
     GUARD(ns_att_doc_parse(d, s.payload, s.payload_len));
@@ -289,11 +303,23 @@ ns_err ns_att_verify(ns_att_doc *d, const uint8_t *cose, size_t n, const uint8_t
            "chain to a trusted root");
     mbedtls_x509_crt_init(&chain);
     mbedtls_x509_crt_init(&root);
+    mbedtls_x509_crt_init(&cab0);
     if (mbedtls_x509_crt_parse_der(&root, root_der, root_len) != 0) {
         rc = ns_fail(NS_E_PARSE, "attestation: the trusted root is not valid DER X.509");
         goto out;
     }
-    /* chain = leaf, then cabundle from the instance CA up; cabundle[0] is the root itself. */
+    /* cabundle[0] is the root itself: it is parsed like every entry and must be the trusted
+     * root, so a document cannot carry an unchecked blob there. */
+    if (mbedtls_x509_crt_parse_der(&cab0, d->cabundle[0].p, d->cabundle[0].len) != 0) {
+        rc = ns_fail(NS_E_PARSE, "attestation: cabundle[0] is not valid DER X.509");
+        goto out;
+    }
+    if (cab0.raw.len != root.raw.len || memcmp(cab0.raw.p, root.raw.p, root.raw.len) != 0) {
+        rc = ns_fail(NS_E_AUTH, "attestation: cabundle[0] is not the trusted root (a document "
+                                "from another root, or an edited bundle)");
+        goto out;
+    }
+    /* chain = leaf, then cabundle from the instance CA up. */
     if (mbedtls_x509_crt_parse_der(&chain, d->certificate.p, d->certificate.len) != 0) {
         rc = ns_fail(NS_E_PARSE, "attestation: the leaf certificate is not valid DER X.509");
         goto out;
@@ -328,5 +354,6 @@ ns_err ns_att_verify(ns_att_doc *d, const uint8_t *cose, size_t n, const uint8_t
 out:
     mbedtls_x509_crt_free(&chain);
     mbedtls_x509_crt_free(&root);
+    mbedtls_x509_crt_free(&cab0);
     return rc;
 }

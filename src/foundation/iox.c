@@ -205,6 +205,46 @@ void ns_set_nonblock(int fd, int on)
     }
 }
 
+ns_err ns_open_private(int *fd, const char *path, ns_open_mode mode, const char *what)
+{
+    /* O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader before the type
+     * check below could refuse it. */
+    int flags = O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
+    flags |= mode == NS_OPEN_APPEND ? O_WRONLY | O_CREAT | O_APPEND
+             : mode == NS_OPEN_LOCK ? O_RDWR | O_CREAT
+                                    : O_RDWR;
+    *fd = open(path, flags, 0600);
+    if (*fd < 0) {
+        int e = errno;
+        ENSURE(e != ELOOP, NS_E_USAGE,
+               "%s %s is a symbolic link: nsign does not write through links, give the real path",
+               what, path);
+        ENSURE(e != ENXIO && e != EISDIR, NS_E_USAGE,
+               "%s %s is not a regular file (a FIFO, device or directory): give a file path", what,
+               path);
+        ENSURE(!(e == ENOENT && mode == NS_OPEN_LOCK_EXISTING), NS_E_NOT_FOUND, "%s %s: none", what,
+               path);
+        errno = e;
+        return ns_fail_errno(NS_E_IO, "open %s %s", what, path);
+    }
+    struct stat st;
+    if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(*fd);
+        *fd = -1;
+        BAIL(NS_E_USAGE,
+             "%s %s is not a regular file (a FIFO, device or directory): give a file path", what,
+             path);
+    }
+    int fl = fcntl(*fd, F_GETFL);
+    if (fl < 0 || fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        ns_err err = ns_fail_errno(NS_E_IO, "open %s %s", what, path);
+        close(*fd);
+        *fd = -1;
+        return err;
+    }
+    return NS_OK;
+}
+
 void ns_io_unlink_stale_socket(const char *path)
 {
     struct stat st;

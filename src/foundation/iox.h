@@ -36,6 +36,17 @@ ns_err ns_read_path(const char *path, ns_buf *b) NS_MUST_CHECK;
 ns_err ns_open_input(const char *path, int *fd) NS_MUST_CHECK;
 
 void ns_set_nonblock(int fd, int on);
+/* How ns_open_private opens: an append-only log, a lock file (read-write, created if missing),
+ * or an existing lock file (NS_E_NOT_FOUND when there is none). */
+typedef enum { NS_OPEN_APPEND, NS_OPEN_LOCK, NS_OPEN_LOCK_EXISTING } ns_open_mode;
+/* Opens a file nsign writes in place (logs, audit trails, console captures, lock files), the one
+ * way every such file is opened: created 0600 when missing, never through a symbolic link in its
+ * last component (O_NOFOLLOW: a link planted there would otherwise redirect the write or, for a
+ * lock file, truncate its target), and only a regular file (a FIFO, device or directory is
+ * refused without blocking). Both refusals are NS_E_USAGE; WHAT names the setting in the error
+ * ("ENCLAVE_LOG_FILE"). The descriptor is close-on-exec and blocking. */
+ns_err ns_open_private(int *fd, const char *path, ns_open_mode mode,
+                       const char *what) NS_MUST_CHECK;
 /* Removes path if it is a unix socket (a stale listener); never touches other file types. */
 void ns_io_unlink_stale_socket(const char *path);
 /* Raises the soft RLIMIT_NOFILE to the hard limit (servers: descriptors per connection). */

@@ -462,6 +462,7 @@ typedef struct {
     uint8_t prev[32];
     uint64_t seq;
     uint64_t signed_count;
+    int64_t last_head_ms;
     const uint8_t *user_data;
 } vstate;
 
@@ -551,6 +552,7 @@ static ns_err check_head(vstate *v, rec *r)
            "dropped, added or reordered",
            (unsigned long long)count, (unsigned long long)v->seq);
     v->signed_count = count;
+    v->last_head_ms = t > INT64_MAX ? INT64_MAX : (int64_t)t;
     v->finished = cJSON_IsTrue(f);
     return NS_OK;
 }
@@ -592,6 +594,8 @@ ns_err ns_audit_verify(const uint8_t *log, size_t n, const uint8_t *user_data, i
     vstate v;
     memset(&v, 0, sizeof v);
     v.user_data = user_data;
+    v.last_head_ms = -1;
+    rep->last_head_ms = -1;
     size_t pos = 0, line = 0, first_unsigned_line = 0;
     while (pos < n) {
         const uint8_t *nl = memchr(log + pos, '\n', n - pos);
@@ -620,6 +624,8 @@ ns_err ns_audit_verify(const uint8_t *log, size_t n, const uint8_t *user_data, i
     memcpy(rep->audit_pub, v.pub, 32);
     rep->entries = v.seq;
     rep->unsigned_tail = v.seq - v.signed_count;
+    rep->signed_entries = v.signed_count;
+    rep->last_head_ms = v.last_head_ms;
     if (!v.started) {
         rep->line = 1;
         BAIL(NS_E_AUTH, "line 1: the trail is empty (no start record)");
@@ -634,5 +640,19 @@ ns_err ns_audit_verify(const uint8_t *log, size_t n, const uint8_t *user_data, i
              rep->unsigned_tail ? "this entry and those after it are not covered by"
                                 : "the trail ends without");
     }
+    return NS_OK;
+}
+
+ns_err ns_audit_check_bounds(const ns_audit_report *rep, int64_t since_ms, uint64_t min_entries)
+{
+    ENSURE(since_ms < 0 || rep->last_head_ms >= since_ms, NS_E_AUTH,
+           "the last signed head (%lld ms since the epoch, covering %zu entries) is older than "
+           "--since (%lld): the trail ends before that time, cut at a signed head or the service "
+           "stopped signing",
+           (long long)rep->last_head_ms, rep->signed_entries, (long long)since_ms);
+    ENSURE(min_entries == 0 || rep->signed_entries >= min_entries, NS_E_AUTH,
+           "the signed heads cover %zu entries, fewer than the %llu expected: the trail was cut "
+           "(%zu entries follow the last signed head, not proven)",
+           rep->signed_entries, (unsigned long long)min_entries, rep->unsigned_tail);
     return NS_OK;
 }

@@ -71,11 +71,13 @@ void ns_audit_append_frost(ns_audit *a, const char *client, const char *key, int
 void ns_audit_close(ns_audit *a);
 
 typedef struct {
-    size_t line;          /* 1-based line of the first problem (0: none) */
-    int64_t seq;          /* the entry's seq there, -1 when not an entry */
-    size_t entries;       /* entries checked */
-    size_t heads;         /* signed heads checked */
-    size_t unsigned_tail; /* entries after the last signed head (live mode) */
+    size_t line;           /* 1-based line of the first problem (0: none) */
+    int64_t seq;           /* the entry's seq there, -1 when not an entry */
+    size_t entries;        /* entries checked */
+    size_t heads;          /* signed heads checked */
+    size_t unsigned_tail;  /* entries after the last signed head (live mode) */
+    size_t signed_entries; /* entries the last signed head covers */
+    int64_t last_head_ms;  /* that head's time_ms (ms since the epoch), -1: no signed head */
     uint8_t audit_pub[32];
 } ns_audit_report;
 
@@ -88,5 +90,16 @@ typedef struct {
  */
 ns_err ns_audit_verify(const uint8_t *log, size_t n, const uint8_t *user_data, int live,
                        ns_audit_report *rep) NS_MUST_CHECK;
+
+/*
+ * What an auditor knows from elsewhere, checked against a verified report: a host may cut a trail
+ * exactly at a signed head (everything after it gone, the rest still verifies), which only an
+ * outside bound can tell from a service that stopped signing. since_ms >= 0: the last signed head
+ * must be at or after it; min_entries > 0: the signed heads must cover at least that many
+ * entries (e.g. nsign_audit_entries_total, or the Sign calls a client made). NS_E_AUTH naming
+ * what is missing.
+ */
+ns_err ns_audit_check_bounds(const ns_audit_report *rep, int64_t since_ms,
+                             uint64_t min_entries) NS_MUST_CHECK;
 
 #endif

@@ -15,11 +15,18 @@
 #include "httpd.h"
 #include "iox.h"
 #include "logship.h"
+#include "metrics.h"
 #include "svcobs.h"
+#include "tls.h"
+
+/* The HTTP/2 client preface and an empty SETTINGS frame (RFC 9113 3.4). */
+static const char H2_PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
+#define H2_PREFACE_LEN (sizeof H2_PREFACE - 1)
 
 struct ns_hostobs {
     ns_logrecv *logs, *audit;
     ns_httpd *ready;
+    ns_metrics *metrics; /* GET /metrics on the readiness listener */
     int log_fd, audit_fd;
     int max_age_ms;
     pthread_mutex_t mu;
@@ -101,9 +108,44 @@ int ns_hostobs_ready(ns_hostobs *o, char *body, size_t cap)
     return ok ? 200 : 503;
 }
 
+void ns_hostobs_refused(ns_hostobs *o, uint64_t *log, uint64_t *audit)
+{
+    *log = ns_logrecv_refused(o->logs);
+    *audit = ns_logrecv_refused(o->audit);
+}
+
+static double refused_log(void *arg)
+{
+    return (double)ns_logrecv_refused(((ns_hostobs *)arg)->logs);
+}
+
+static double refused_audit(void *arg)
+{
+    return (double)ns_logrecv_refused(((ns_hostobs *)arg)->audit);
+}
+
+static ns_err metrics_new(ns_hostobs *o)
+{
+    GUARD(ns_metrics_new(&o->metrics));
+    GUARD(ns_metrics_add_func(o->metrics, NS_METRIC_COUNTER, "nsign_host_log_refused_peers_total",
+                              "Connections to the enclave's log and status channel refused: the "
+                              "peer is not the enclave.",
+                              refused_log, o));
+    GUARD(ns_metrics_add_func(o->metrics, NS_METRIC_COUNTER, "nsign_host_audit_refused_peers_total",
+                              "Connections to the enclave's audit channel refused: the peer is "
+                              "not the enclave.",
+                              refused_audit, o));
+    return NS_OK;
+}
+
 static int serve_ready(void *arg, const ns_httpd_req *r, ns_buf *body, const char **ctype)
 {
     char line[96];
+    ns_hostobs *o = arg;
+    if (strcmp(r->path, "/metrics") == 0) {
+        *ctype = NS_METRICS_CONTENT_TYPE;
+        return ns_metrics_render(o->metrics, body) != NS_OK ? 500 : 200;
+    }
     if (strcmp(r->path, "/ready") != 0 && strcmp(r->path, "/") != 0) {
         return 404;
     }
@@ -123,28 +165,23 @@ void ns_hostobs_client_auth(ns_hostobs *o, char *out, size_t cap)
     pthread_mutex_unlock(&o->mu);
 }
 
-static ns_err open_append(const char *path, const char *what, int *fd)
-{
-    *fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    return *fd < 0 ? ns_fail_errno(NS_E_IO, "open %s %s", what, path) : NS_OK;
-}
-
 static ns_err start_parts(ns_hostobs *o, const ns_hostobs_cfg *c)
 {
     ns_addr a;
     if (c->log_file[0]) {
-        GUARD(open_append(c->log_file, "ENCLAVE_LOG_FILE", &o->log_fd));
+        GUARD(ns_open_private(&o->log_fd, c->log_file, NS_OPEN_APPEND, "ENCLAVE_LOG_FILE"));
     }
     if (c->log_listen[0]) {
         GUARD(ns_addr_parse(&a, c->log_listen));
-        GUARD(ns_logrecv_start(&o->logs, &a, on_enclave_line, o));
+        GUARD(ns_logrecv_start(&o->logs, &a, c->peer, on_enclave_line, o));
     }
     if (c->audit_listen[0]) {
-        GUARD(open_append(c->audit_file, "AUDIT_LOG_FILE", &o->audit_fd));
+        GUARD(ns_open_private(&o->audit_fd, c->audit_file, NS_OPEN_APPEND, "AUDIT_LOG_FILE"));
         GUARD(ns_addr_parse(&a, c->audit_listen));
-        GUARD(ns_logrecv_start(&o->audit, &a, on_audit_line, o));
+        GUARD(ns_logrecv_start(&o->audit, &a, c->peer, on_audit_line, o));
     }
     if (c->ready_listen[0]) {
+        GUARD(metrics_new(o));
         GUARD(ns_addr_parse(&a, c->ready_listen));
         ns_err e = ns_httpd_start(&o->ready, &a, serve_ready, o);
         if (e != NS_OK) {
@@ -179,6 +216,7 @@ void ns_hostobs_stop(ns_hostobs *o)
     ns_httpd_stop(o->ready);
     ns_logrecv_stop(o->logs);
     ns_logrecv_stop(o->audit);
+    ns_metrics_free(o->metrics);
     if (o->log_fd >= 0) {
         close(o->log_fd);
     }
@@ -188,4 +226,40 @@ void ns_hostobs_stop(ns_hostobs *o)
     }
     pthread_mutex_destroy(&o->mu);
     free(o);
+}
+
+ns_err ns_hostobs_probe_client_auth(const char *addr, int timeout_ms, int *required)
+{
+    ns_addr a;
+    ns_tls *t = NULL;
+    int fd = -1;
+    *required = 0;
+    GUARD(ns_addr_parse(&a, addr));
+    ns_err e = ns_addr_connect(&a, timeout_ms, &fd);
+    if (e == NS_OK) {
+        /* No certificate: the question is whether the server serves such a client. The
+         * server's own certificate needs no check here: what answers is whatever the bridge
+         * reaches at the enclave's vsock port, and only the enclave can listen there. */
+        ns_tls_attested_opts opts = {.server_name = "nsign-enclave"};
+        e = ns_tls_connect_attested(&t, fd, &opts, timeout_ms);
+    }
+    if (e == NS_OK) {
+        /* The write may already fail if the server refused at once; the read tells. */
+        ns_err we = ns_tls_write(t, H2_PREFACE, H2_PREFACE_LEN, timeout_ms);
+        uint8_t buf[64];
+        size_t got = 0;
+        ns_err re = ns_tls_read(t, buf, sizeof buf, &got, timeout_ms);
+        if (re == NS_OK && got > 0) {
+            *required = 0; /* HTTP/2 came back: a client without a certificate is served */
+        } else if (re == NS_E_TIMEOUT && we == NS_OK) {
+            e = ns_fail(NS_E_TIMEOUT, "no answer within %d ms", timeout_ms);
+        } else {
+            *required = 1; /* the handshake completed, then the server ended the connection */
+        }
+    }
+    ns_tls_close(t);
+    if (e != NS_OK) {
+        return ns_fail_ctx(e, "probing the enclave's client authentication through %s", addr);
+    }
+    return NS_OK;
 }

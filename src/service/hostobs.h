@@ -5,21 +5,30 @@
  * escapes); its signed audit trail is appended to a file; its status lines (svcobs.h) are not
  * printed but feed a readiness endpoint (GET /ready: 200 while the last status says SERVING and
  * is recent, else 503) and tell the coordinator the enclave's client policy.
+ *
+ * Only the enclave may write these channels: every accepted connection's peer is checked against
+ * cfg.peer (the enclave's CID on vsock; addr.h) and any other is closed unread, logged and
+ * counted (GET /metrics on the readiness listener: nsign_host_refused_peers_total). A status
+ * line is still only the enclave's word: what widens the ingress is confirmed by
+ * ns_hostobs_probe_client_auth, which asks the enclave's TLS server itself.
  */
 #ifndef NS_HOSTOBS_H
 #define NS_HOSTOBS_H
 
 #include <stddef.h>
 
+#include "addr.h"
 #include "err.h"
 
 typedef struct {
-    const char *log_listen;   /* the enclave's log lines, or "" */
-    const char *log_file;     /* also append them here, or "" */
-    const char *audit_listen; /* the audit trail, or "" */
-    const char *audit_file;   /* where the audit trail is appended (with audit_listen) */
-    const char *ready_listen; /* GET /ready, or "" */
-    int ready_max_age_s;      /* a status line older than this is not ready */
+    const char *log_listen;        /* the enclave's log lines, or "" */
+    const char *log_file;          /* also append them here, or "" */
+    const char *audit_listen;      /* the audit trail, or "" */
+    const char *audit_file;        /* where the audit trail is appended (with audit_listen) */
+    const char *ready_listen;      /* GET /ready, or "" */
+    int ready_max_age_s;           /* a status line older than this is not ready */
+    const ns_addr_peer_rule *peer; /* who may connect to log_listen and audit_listen; NULL:
+                                    * anyone (tests of this module only) */
 } ns_hostobs_cfg;
 
 /* What one status line says: state (SERVING, STARTING...) and client_auth ("required",
@@ -41,6 +50,20 @@ ns_err ns_hostobs_start(ns_hostobs **o, const ns_hostobs_cfg *c) NS_MUST_CHECK;
 
 /* The client_auth of the latest status line ("" before one arrived). */
 void ns_hostobs_client_auth(ns_hostobs *o, char *out, size_t cap);
+
+/* Connections refused by the peer rule: on the log channel, on the audit channel. */
+void ns_hostobs_refused(ns_hostobs *o, uint64_t *log, uint64_t *audit);
+
+/*
+ * Whether the gRPC server behind ADDR (run-enclave's loopback ingress, which the bridge connects
+ * to the enclave's vsock port: only the enclave can listen there) refuses a client without a
+ * certificate. A TLS handshake is made without one, then the HTTP/2 preface is sent: a server
+ * that requires client certificates fails the connection (TLS 1.3: its alert follows the
+ * client's Finished) and nothing of HTTP/2 comes back; one that does not answers with its
+ * SETTINGS frame. *required: 1 refused, 0 served. An error (nothing listening yet, no TLS,
+ * a handshake that fails) decides nothing: the caller keeps the ingress narrow and asks again.
+ */
+ns_err ns_hostobs_probe_client_auth(const char *addr, int timeout_ms, int *required) NS_MUST_CHECK;
 
 /* The readiness answer: 200 (ready) or 503, with a one-line text BODY. */
 int ns_hostobs_ready(ns_hostobs *o, char *body, size_t cap);

@@ -27,6 +27,7 @@
 #include "nsign.pb.h"
 #include "nsm.h"
 #include "proto_descriptors.h"
+#include "rng.h"
 #include "tls.h"
 
 #define ATTEST_DOC_MAX (32u * 1024)
@@ -1030,13 +1031,30 @@ void ns_signsvc_keys_free(ns_signsvc_keys *keys)
     ns_signkeys_free(keys);
 }
 
-/* The TLS server's pin lookup: the client's index in the keys file, or -1. */
+/* What the TLS server's pin lookup needs: the keys, and with pseudonymous clients the key of
+ * their names (drawn once per run, kept in this process only). */
+typedef struct {
+    const ns_signkeys *keys;
+    int pseudonymous;
+    uint8_t name_key[crypto_auth_hmacsha256_KEYBYTES];
+} pin_ctx;
+
+/* The TLS server's pin lookup: the client's index in the keys file, or -1; its name in id. */
 static int pin_lookup(void *arg, const uint8_t pin[32], char *id, size_t cap)
 {
-    const ns_signkeys *ks = arg;
-    int i = ns_signkeys_client_by_pin(ks, pin);
-    if (i >= 0) {
-        snprintf(id, cap, "%s", ks->clients[i].id);
+    const pin_ctx *p = arg;
+    int i = ns_signkeys_client_by_pin(p->keys, pin);
+    if (i >= 0 && p->pseudonymous) {
+        const char *real = p->keys->clients[i].id;
+        uint8_t mac[crypto_auth_hmacsha256_BYTES];
+        char hex[13] = "";
+        crypto_auth_hmacsha256(mac, (const uint8_t *)real, strlen(real), p->name_key);
+        if (ns_hex_encode(hex, sizeof hex, mac, 6) != NS_OK) {
+            hex[0] = '\0';
+        }
+        snprintf(id, cap, "c-%s", hex);
+    } else if (i >= 0) {
+        snprintf(id, cap, "%s", p->keys->clients[i].id);
     }
     return i;
 }
@@ -1060,11 +1078,19 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, ns_stop 
                           .on_listening_arg = cfg->on_listening_arg};
     int policy = ns_signkeys_has_policy(keys);
     ns_tls_server *tls = NULL;
+    static pin_ctx pins; /* outlives the TLS server, like ctx */
+    pins.keys = keys;
+    pins.pseudonymous = cfg->pseudonymous_clients;
+    if (pins.pseudonymous) {
+        GUARD(ns_rng_bytes(pins.name_key, sizeof pins.name_key));
+        ns_info("clients are pseudonymous: log lines, metrics and the audit trail name each "
+                "authenticated client c-HMAC(a key drawn for this run, its id)");
+    }
     if (cfg->tls) {
         ns_tls_server_opts o = {.name = "nsign-enclave",
                                 .require_client = policy,
                                 .client_by_pin = pin_lookup,
-                                .arg = keys};
+                                .arg = &pins};
         GUARD(ns_tls_server_new(&tls, &o));
         ctx.tls_cert = ns_tls_server_cert(tls, &ctx.tls_cert_len);
         ctx.tls_spki = ns_tls_server_spki(tls, &ctx.tls_spki_len);
@@ -1093,5 +1119,6 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, ns_stop 
     ns_signsvc_handler_free(&ctx);
     ctx.tls_cert = ctx.tls_spki = NULL;
     ns_tls_server_free(tls);
+    sodium_memzero(pins.name_key, sizeof pins.name_key);
     return e;
 }

@@ -47,6 +47,11 @@ typedef struct {
     int body_idle_ms;      /* 0 = h2server's default (10 s) */
     uint32_t frost_ttl_ms; /* FROST commitments expire after this; 0 = 5 minutes */
     uint32_t frost_per_owner; /* outstanding commitments per (client, key); 0 = 1024 */
+    /* 1: an authenticated client is named "c-" + 12 hex digits of HMAC-SHA256(a key drawn at
+     * start and never shown, its id) wherever the service names it (log lines, metrics, the
+     * audit trail, error messages), so those host-visible channels carry no client identity:
+     * stable for one run, unlinkable across runs, not reversible without the key. */
+    int pseudonymous_clients;
     /* Optional: called once the listener is bound, with the actual address (port 0 resolved). */
     void (*on_listening)(const char *addr, void *arg);
     void *on_listening_arg;

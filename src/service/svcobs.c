@@ -19,6 +19,7 @@
 #include "grpc.h"
 #include "h2server.h"
 #include "httpd.h"
+#include "iox.h"
 #include "log.h"
 #include "logship.h"
 #include "metrics.h"
@@ -307,21 +308,27 @@ static void on_sign(void *arg, const ns_signsvc_sign_event *ev)
         *colon = 0;
     }
     const char *status = ns_grpc_status_name(ev->status);
+    /* Only ids of loaded keys become label values (alg "-": no such key): a client that makes up
+     * ids would otherwise fill the series cap and push real keys into "_other". Unknown ids
+     * share one value outside the id alphabet ("-" stays: refused before an id was read); the
+     * audit trail keeps the id asked for. */
+    int known = strcmp(ev->alg, "-") != 0 || strcmp(ev->key_id, "-") == 0;
+    const char *key = known ? ev->key_id : NS_SVCOBS_UNKNOWN_KEY;
     if (ev->rpc == NS_SIGNSVC_SIGN) {
-        const char *sv[] = {ev->key_id, ev->alg, client, status};
+        const char *sv[] = {key, ev->alg, client, status};
         ns_metric_inc(ns_metric_get(o->sign_total, sv), 1);
-        const char *dv[] = {ev->key_id, ev->alg};
+        const char *dv[] = {key, ev->alg};
         ns_metric_observe(ns_metric_get(o->sign_seconds, dv), ev->seconds);
     } else {
         const char *rpc = ev->rpc == NS_SIGNSVC_FROST_COMMIT ? "commit" : "sign";
-        const char *fv[] = {ev->key_id, rpc, client, status};
+        const char *fv[] = {key, rpc, client, status};
         ns_metric_inc(ns_metric_get(o->frost_total, fv), 1);
-        const char *dv[] = {ev->key_id, rpc};
+        const char *dv[] = {key, rpc};
         ns_metric_observe(ns_metric_get(o->frost_seconds, dv), ev->seconds);
     }
     /* The client policy refused: not this client's key, or no authenticated client at all. */
     if (ev->status == NS_GRPC_PERMISSION_DENIED || ev->status == NS_GRPC_UNAUTHENTICATED) {
-        const char *pv[] = {ev->key_id, client};
+        const char *pv[] = {key, client};
         ns_metric_inc(ns_metric_get(o->denials, pv), 1);
     }
     if (o->audit != NULL && ev->input_sha256 != NULL && ev->rpc == NS_SIGNSVC_SIGN) {
@@ -345,11 +352,7 @@ ns_err ns_svcobs_attach(ns_svcobs *o, const ns_signsvc_keys *keys)
             GUARD(ns_addr_parse(&a, out));
             GUARD(ns_logship_start(&o->audit_ship, &a, AUDIT_RING));
         } else {
-            o->audit_fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-            ENSURE(o->audit_fd >= 0, NS_E_IO,
-                   "--audit-out %s: cannot open for appending: %s (check the directory and its "
-                   "permissions)",
-                   out, strerror(errno));
+            GUARD(ns_open_private(&o->audit_fd, out, NS_OPEN_APPEND, "--audit-out"));
         }
         GUARD(ns_audit_new(&o->audit, ns_signkeys_commitment(keys),
                            o->cfg.audit_every_n ? o->cfg.audit_every_n : 100,

@@ -44,6 +44,8 @@ typedef struct {
  * only on "required". */
 #define NS_SVCOBS_CLIENT_AUTH_TAG " client_auth="
 #define NS_SVCOBS_STATUS_TAG ": status state="
+/* The key label of every Sign that named no loaded key (metrics: bounded series). */
+#define NS_SVCOBS_UNKNOWN_KEY "(unknown)"
 
 typedef struct ns_svcobs ns_svcobs;
 

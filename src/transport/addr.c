@@ -511,6 +511,53 @@ void ns_addr_peer(int fd, char *out, size_t cap)
     }
 }
 
+int ns_addr_peer_allowed(int fd, const ns_addr_peer_rule *rule, char *desc, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
+        snprintf(desc, cap, "(unknown)");
+        return 0;
+    }
+    switch (ss.ss_family) {
+    case AF_VSOCK: {
+        const struct ns_sockaddr_vm *v = (const struct ns_sockaddr_vm *)&ss;
+        snprintf(desc, cap, "vsock:%u:%u", v->svm_cid, v->svm_port);
+        return rule->vsock_cid == NS_VSOCK_CID_ANY || v->svm_cid == rule->vsock_cid;
+    }
+    case AF_UNIX: {
+        struct ucred cr;
+        socklen_t cl = sizeof cr;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || cl != sizeof cr) {
+            snprintf(desc, cap, "unix:(no credentials)");
+            return 0;
+        }
+        snprintf(desc, cap, "unix:uid=%u,pid=%d", (unsigned)cr.uid, (int)cr.pid);
+        return rule->unix_uid == NS_ADDR_UID_ANY || (uint32_t)cr.uid == rule->unix_uid;
+    }
+    case AF_INET:
+    case AF_INET6: {
+        char ip[INET6_ADDRSTRLEN] = "";
+        int lo;
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+            lo = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+        } else {
+            const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+            lo = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
+                 (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && s6->sin6_addr.s6_addr[12] == 127);
+        }
+        snprintf(desc, cap, "tcp:%s", ip);
+        return lo;
+    }
+    default:
+        snprintf(desc, cap, "(family %d)", ss.ss_family);
+        return 0;
+    }
+}
+
 int ns_addr_can_splice(const ns_addr *a)
 {
     return a->kind == NS_ADDR_TCP || a->kind == NS_ADDR_UNIX || a->kind == NS_ADDR_VSOCK;

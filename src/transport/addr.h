@@ -67,6 +67,21 @@ int ns_addr_host_is_loopback(const char *host);
 
 /* "tcp:1.2.3.4:5678", "unix:", "vsock:16:1234" for the peer of fd. */
 void ns_addr_peer(int fd, char *out, size_t cap);
+/* Who may connect to a listener whose peers are not authenticated otherwise (the enclave's
+ * log, status and audit channels). A vsock peer must have the CID given: the hypervisor assigns
+ * CIDs, so another enclave or a local process (vsock loopback) cannot claim the enclave's. A
+ * unix peer must run as the uid given (SO_PEERCRED). A tcp peer must be on a loopback address
+ * (tcp stands in for vsock in tests only). */
+#define NS_ADDR_UID_ANY 0xFFFFFFFFu
+typedef struct {
+    uint32_t vsock_cid; /* NS_VSOCK_CID_ANY: any */
+    uint32_t unix_uid;  /* NS_ADDR_UID_ANY: any */
+} ns_addr_peer_rule;
+
+/* 1 when the peer of the accepted fd passes RULE, else 0; desc gets the peer for the log line
+ * ("vsock:17:1034", "unix:uid=1000,pid=42", "tcp:10.0.0.5:4242"). */
+int ns_addr_peer_allowed(int fd, const ns_addr_peer_rule *rule, char *desc, size_t cap);
+
 /* Whether sockets of this kind support splice(2) (all of ours do; kept for the fallback path). */
 int ns_addr_can_splice(const ns_addr *a);
 

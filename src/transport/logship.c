@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,6 +307,9 @@ typedef struct {
 struct ns_logrecv {
     int lfd;
     ns_addr addr;
+    int has_peer;
+    ns_addr_peer_rule peer;
+    _Atomic uint64_t refused;
     ns_logrecv_fn fn;
     void *arg;
     ns_stop stop;
@@ -386,6 +390,20 @@ static void *receiver(void *arg)
         }
         if ((pf[0].revents & POLLIN) && !r->stop) {
             int fd = accept4(r->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            char who[96];
+            if (fd >= 0 && r->has_peer && !ns_addr_peer_allowed(fd, &r->peer, who, sizeof who)) {
+                /* Not the enclave: nothing it sends is read. Logged at powers of two so a
+                 * flood of attempts costs a few lines. */
+                uint64_t n = atomic_fetch_add(&r->refused, 1) + 1;
+                if ((n & (n - 1)) == 0) {
+                    char on[NS_ADDR_STR_MAX];
+                    ns_addr_format(&r->addr, on, sizeof on);
+                    ns_warn("refused peer=%s on=%s refused_total=%llu: not the enclave", who, on,
+                            (unsigned long long)n);
+                }
+                close(fd);
+                fd = -1;
+            }
             int placed = 0;
             for (int i = 0; fd >= 0 && i < NS_LOGRECV_CONNS && !placed; i++) {
                 if (r->c[i] == NULL && (r->c[i] = calloc(1, sizeof(rconn))) != NULL) {
@@ -401,13 +419,18 @@ static void *receiver(void *arg)
     return NULL;
 }
 
-ns_err ns_logrecv_start(ns_logrecv **out, const ns_addr *listen, ns_logrecv_fn fn, void *arg)
+ns_err ns_logrecv_start(ns_logrecv **out, const ns_addr *listen, const ns_addr_peer_rule *peer,
+                        ns_logrecv_fn fn, void *arg)
 {
     ns_logrecv *r = calloc(1, sizeof *r);
     ENSURE(r != NULL, NS_E_NOMEM, "out of memory");
     r->fn = fn;
     r->arg = arg;
     r->addr = *listen;
+    if (peer != NULL) {
+        r->has_peer = 1;
+        r->peer = *peer;
+    }
     ns_err e = ns_addr_listen(listen, 8, NS_LISTEN_NONBLOCK, &r->lfd);
     if (e != NS_OK) {
         free(r);
@@ -420,6 +443,11 @@ ns_err ns_logrecv_start(ns_logrecv **out, const ns_addr *listen, ns_logrecv_fn f
     }
     *out = r;
     return NS_OK;
+}
+
+uint64_t ns_logrecv_refused(ns_logrecv *r)
+{
+    return r == NULL ? 0 : atomic_load(&r->refused);
 }
 
 void ns_logrecv_stop(ns_logrecv *r)

@@ -15,7 +15,9 @@
  *
  * Receiver (ns_logrecv): accepts connections on an address (one at a time is the expected use,
  * up to NS_LOGRECV_CONNS), splits the stream into lines of at most NS_LOGRECV_LINE_MAX bytes
- * (longer ones are cut) and hands each, without its '\n', to a callback on its thread.
+ * (longer ones are cut) and hands each, without its '\n', to a callback on its thread. With a
+ * peer rule (addr.h), a connection from any other peer is closed unread, counted and logged
+ * (at powers of two): on the host, only the enclave's CID may write its log or audit lines.
  */
 #ifndef NS_LOGSHIP_H
 #define NS_LOGSHIP_H
@@ -54,8 +56,11 @@ void ns_logship_stop(ns_logship *ls, int flush_ms);
 typedef struct ns_logrecv ns_logrecv;
 typedef void (*ns_logrecv_fn)(void *arg, const char *line, size_t n);
 
-ns_err ns_logrecv_start(ns_logrecv **r, const ns_addr *listen, ns_logrecv_fn fn,
-                        void *arg) NS_MUST_CHECK;
+/* peer: who may connect (NULL: anyone). */
+ns_err ns_logrecv_start(ns_logrecv **r, const ns_addr *listen, const ns_addr_peer_rule *peer,
+                        ns_logrecv_fn fn, void *arg) NS_MUST_CHECK;
+/* Connections refused by the peer rule so far (0 for NULL). */
+uint64_t ns_logrecv_refused(ns_logrecv *r);
 /* Stops accepting, reads what open connections still send until they close (at most
  * NS_LOGRECV_DRAIN_MS), then frees. */
 void ns_logrecv_stop(ns_logrecv *r);

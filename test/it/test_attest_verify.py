@@ -259,6 +259,54 @@ fails_with(["--root", os.path.join(ca, "root.pem"), put("late.cbor", resign(chai
 fails_with(["--root", os.path.join(ca, "root.pem"), put("wi.cbor", resign(chain, wrong_issuer))],
            "check chain failed", "a leaf issued by another chain's CA fails the chain")
 
+
+
+def resign_raw(pairs):
+    """A document whose payload is the CBOR map of PAIRS (key, value) as given, duplicates
+    included (a dict cannot hold them), signed by a fresh leaf of the test chain."""
+    leaf_key = ec.generate_private_key(ec.SECP384R1())
+    leaf = nsm_fake.make_cert(nsm_fake.name("leaf"), leaf_key.public_key(), chain.inter.subject,
+                              chain.int_key, False, now - datetime.timedelta(minutes=1),
+                              now + datetime.timedelta(hours=3))
+    d = cbor2.loads(forged)
+    base = cbor2.loads(d[2])
+    base["certificate"] = leaf.public_bytes(serialization.Encoding.DER)
+    base["timestamp"] = int(now.timestamp() * 1000)
+    items = [(k, base[k]) for k in ("module_id", "digest", "timestamp", "pcrs", "certificate")]
+    items += pairs
+    assert len(items) < 24  # a one-byte map head
+    payload_b = bytes([0xa0 + len(items)]) + b"".join(cbor2.dumps(k) + cbor2.dumps(v) for k, v in items)
+    sig_structure = cbor2.dumps(["Signature1", d[0], b"", payload_b])
+    r, s_ = decode_dss_signature(leaf_key.sign(sig_structure, ec.ECDSA(hashes.SHA384())))
+    return cbor2.dumps([d[0], {}, payload_b, r.to_bytes(48, "big") + s_.to_bytes(48, "big")])
+
+
+# A duplicate key whose first value is null: the second used to win (issue 22 item 8). The
+# document is otherwise genuine (signed by a leaf of the test chain); every key must be unique.
+cab = [chain.root.public_bytes(serialization.Encoding.DER),
+       chain.inter.public_bytes(serialization.Encoding.DER)]
+rootp = os.path.join(ca, "root.pem")
+ok_doc = resign_raw([("cabundle", cab), ("public_key", None), ("user_data", b"ud"),
+                     ("nonce", b"n")])
+rc, out, err = run(["--root", rootp, "--user-data", b"ud".hex(), put("ok.cbor", ok_doc)])
+check(rc == 0, "resigned control document verifies", err)
+for field in ("public_key", "user_data", "nonce"):
+    dup = resign_raw([("cabundle", cab), ("public_key", None), ("user_data", None),
+                      ("nonce", None), (field, b"evil")])
+    fails_with(["--root", rootp, put("dup.cbor", dup)], "duplicate key",
+               "%s first null then set: refused" % field)
+dup = resign_raw([("cabundle", cab), ("x-extra", 1), ("x-extra", 1)])
+fails_with(["--root", rootp, put("dup2.cbor", dup)], "duplicate key",
+           "an unknown key twice, same value: refused")
+# cabundle[0] (the root) was never parsed: garbage or another certificate passed
+for c0, needle, desc in ((b"\x00" * 64, "cabundle[0] is not valid DER",
+                          "cabundle[0] garbage: refused"),
+                         (chain.inter.public_bytes(serialization.Encoding.DER),
+                          "cabundle[0] is not the trusted root",
+                          "cabundle[0] another certificate: refused")):
+    bad = resign_raw([("cabundle", [c0] + cab[1:]), ("public_key", None)])
+    fails_with(["--root", rootp, put("cab0.cbor", bad)], needle, desc)
+
 # 7. usage and expectation-file errors
 for args, desc in ((["--pcr", "x=00", p_forged], "--pcr without an index"),
                    (["--pcr", "32=00", p_forged], "--pcr index out of range"),

@@ -7,6 +7,7 @@ document from the software NSM, and by an independent Python implementation of R
 definitions; drop, edit, reorder, append and a replaced audit key are each detected; no secret
 in any log, trail or metric."""
 import base64
+import datetime
 import http.client
 import hashlib
 import json
@@ -231,9 +232,10 @@ def main():
           "sign_requests_total by key, algorithm, client and status", body[:2000])
     check(metric_value(body, "nsign_sign_requests_total", {"key": "api", "status": "OK"}) == 5,
           "sign_requests_total for the P-256 key")
-    check(metric_value(body, "nsign_sign_requests_total", {"key": "nope???", "algorithm": "-",
+    check(metric_value(body, "nsign_sign_requests_total", {"key": "(unknown)", "algorithm": "-",
                                                            "status": "NOT_FOUND"}) == 3,
-          "a client-chosen key id is a cleaned label value")
+          "an unknown key id is counted under one fixed label")
+    check("nope" not in body, "a client-chosen key id never becomes a label value")
     check(metric_value(body, "nsign_sign_duration_seconds_count", {"key": "payments"}) == 12 and
           metric_value(body, "nsign_sign_duration_seconds_bucket",
                        {"key": "payments", "le": "+Inf"}) == 12,
@@ -288,6 +290,26 @@ def main():
           "Prometheus sees one latency histogram per (key, algorithm)", qj[:500])
     prom.terminate()
     prom.wait(timeout=20)
+
+    # --- label exhaustion: made-up key ids never push real keys into "_other" (issue 22) ---
+    for i in range(300):
+        try:
+            sign(pb.SignRequest(key_id="made-up-%d" % i, message=b"x"), timeout=10)
+        except grpc.RpcError:
+            pass
+        signed.append(("made-up-%d" % i, "message", b"x", "NOT_FOUND"))
+    try:
+        sign(pb.SignRequest(key_id="api"), timeout=10)  # no input: a new (key, status) series
+    except grpc.RpcError as e:
+        check(e.code() == grpc.StatusCode.INVALID_ARGUMENT, "Sign without input: INVALID_ARGUMENT")
+    signed.append(("api", "digest", b"", "INVALID_ARGUMENT"))
+    _, _, bodyx = http_get(mport)
+    check(metric_value(bodyx, "nsign_sign_requests_total",
+                       {"key": "(unknown)", "status": "NOT_FOUND"}) == 303,
+          "303 made-up ids: one series")
+    check(metric_value(bodyx, "nsign_sign_requests_total",
+                       {"key": "api", "status": "INVALID_ARGUMENT"}) == 1 and
+          "_other" not in bodyx, "a real key's new series is still labelled by its id")
 
     # --- hostile clients on the metrics port ---
     out = raw_http(mport, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
@@ -475,6 +497,55 @@ def main():
     tampered("append", lines + [lines[i5]], len(lines) + 1, "an appended line")
     tampered("truncate", lines[:-1], idx[-1] + 1 if recs[-2]["type"] == "entry" else len(lines),
              "a trail cut before its final head")
+
+    # A trail cut exactly at a signed head still verifies with --live: the report says how far
+    # the signed heads reach and when, and --expect-entries / --since turn a cut into a failure
+    # (issue 22 item 9).
+    h1 = [i for i, x in enumerate(recs) if x["type"] == "head"][0]
+    cut = os.path.join(TMP, "cut.jsonl")
+    with open(cut, "w") as f:
+        f.writelines(lines[:h1 + 1] + lines[h1 + 1:h1 + 3])
+    n_cut = recs[h1]["count"]
+    tail = sum(1 for x in recs[h1 + 1:h1 + 3] if x["type"] == "entry")
+    hms = recs[h1]["time_ms"]
+    htime = datetime.datetime.fromtimestamp(hms / 1000, datetime.timezone.utc)
+    v = verify(cut, extra=["--live"])
+    check(v.returncode == 0 and " signed=%d unsigned_tail=%d " % (n_cut, tail) in v.stdout and
+          " last_head=%s.%03dZ " % (htime.strftime("%Y-%m-%dT%H:%M:%S"), hms % 1000) in v.stdout,
+          "--live on a cut trail: verifies, reporting the signed count, the tail and the head's "
+          "time", v.stdout + v.stderr)
+    v = verify(cut, extra=["--live", "--expect-entries", str(len(entries))])
+    check(v.returncode == 1 and "fewer than the %d expected" % len(entries) in v.stderr,
+          "--live --expect-entries: a trail cut at a signed head fails", v.stdout + v.stderr)
+    v = verify(cut, extra=["--live", "--expect-entries", str(n_cut)])
+    check(v.returncode == 0, "--expect-entries met by the signed heads: ok", v.stderr)
+    v = verify(cut, extra=["--live", "--since", str(hms // 1000 + 1)])
+    check(v.returncode == 1 and "older than --since" in v.stderr,
+          "--live --since after the last signed head: fails", v.stdout + v.stderr)
+    v = verify(cut, extra=["--live", "--since", htime.strftime("%Y-%m-%dT%H:%M:%SZ")])
+    check(v.returncode == 0, "--since at the head's second (UTC form): ok", v.stderr)
+    v = verify(trail, extra=["--expect-entries", str(len(entries)), "--since",
+                             str(recs[-1]["time_ms"] // 1000)])
+    check(v.returncode == 0, "the complete trail meets both bounds", v.stderr)
+    v = verify(cut, extra=["--live", "--since", "yesterday"])
+    check(v.returncode == 2, "--since with a bad time: usage error", v.stderr)
+
+    # --audit-out through a symbolic link: refused, the link's target untouched (issue 22 item 5)
+    victim = os.path.join(TMP, "victim.txt")
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    link = os.path.join(TMP, "audit-link.jsonl")
+    os.symlink(victim, link)
+    try:
+        r = subprocess.run([NSIGN, "sign-service", "--plaintext", "--keys", keys_path, "--listen",
+                            "tcp:127.0.0.1:%d" % free_port(), "--audit-out", link],
+                           capture_output=True, text=True, timeout=15)
+        rc, err = r.returncode, r.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, err = None, "still serving after 15 s: %s" % e
+    check(rc == 1 and "--audit-out" in err and "symbolic link" in err,
+          "--audit-out naming a symbolic link: refused with a clear error", err)
+    check(open(victim).read() == "precious\n", "the link's target is untouched")
 
     # A replaced audit key: a second service run (another audit key) and a trail forged in
     # Python with a key of our own, each self-consistent; neither matches the document.

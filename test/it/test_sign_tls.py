@@ -532,6 +532,45 @@ try:
           "swapped server (a relay with its own TLS key): Attest got through, Sign never sent",
           r.stderr)
     lsock.close()
+
+    # --- --pseudonymous-clients: no client id in what the host receives (issue 22 item 10) ---
+    import re
+    import urllib.request
+    trail = os.path.join(TMP, "pseudo-audit.jsonl")
+    mport2 = free_port()
+    srv2, port2, log2 = start(keys_v2, ["--pseudonymous-clients", "--audit-out", trail,
+                                        "--metrics", "tcp:127.0.0.1:%d" % mport2])
+    ok2, der2 = tls_probe(port2, pay)
+    pem2 = x509.load_der_x509_certificate(der2).public_bytes(PEM) if ok2 else b""
+    codes = []
+    for cert in (pay, pay, ops):  # two connections of one client, then another client
+        ch2 = channel(port2, cert, pem2)
+        c, _ = code_of(unary(ch2, "Sign", pb.SignRequest, pb.SignResponse),
+                       pb.SignRequest(key_id="payments", message=b"pseudonymous"))
+        codes.append(c)
+        ch2.close()
+    mbody = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport2, timeout=10).read()
+    srv2.terminate()
+    srv2.wait(timeout=30)
+    logtext, audtext, mtext = open(log2).read(), open(trail).read(), mbody.decode()
+    check(codes == [grpc.StatusCode.OK] * 3, "pseudonymous: both clients still sign", codes)
+    names = re.findall(r"sign key=payments digest=\S+ client=(\S+) ", logtext)
+    check(len(names) == 3 and all(re.fullmatch(r"c-[0-9a-f]{12}", n) for n in names)
+          and names[0] == names[1] != names[2],
+          "pseudonymous: log lines name c-<12 hex>, one per client, stable across connections",
+          names)
+    entries = [json.loads(x) for x in audtext.splitlines() if '"type":"entry"' in x]
+    check([e["client"] for e in entries] == names, "pseudonymous: the audit trail uses them too",
+          entries)
+    check(all('client="%s"' % n in mtext for n in set(names)),
+          "pseudonymous: and the metrics' client label")
+    leaked = [w for w in ("payments-api", "client=ops", '"ops"', "ops\"")
+              if w in logtext or w in audtext or w in mtext]
+    check(not leaked, "pseudonymous: no client id in the log, the audit trail or the metrics",
+          leaked)
+    v = subprocess.run([NSIGN, "audit-verify", trail, "--no-attestation"], capture_output=True,
+                       text=True, timeout=60)
+    check(v.returncode == 0, "pseudonymous: the trail still verifies", v.stderr)
 finally:
     kill_all(procs)
     shutil.rmtree(TMP, ignore_errors=True)

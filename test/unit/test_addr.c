@@ -25,6 +25,38 @@ static int parses(const char *s, const char *canon)
     return 1;
 }
 
+/* ns_addr_peer_allowed on an accepted connection from this process (issue 22 item 4): tcp
+ * peers must be loopback, unix peers must run as the rule's uid. */
+static void test_peer_rule(const char *listen, const char *want_desc)
+{
+    ns_addr a;
+    int lfd = -1, cfd = -1;
+    uint32_t port = 0;
+    char spec[NS_ADDR_STR_MAX], desc[96];
+    CHECK_ERR(ns_addr_parse(&a, listen), NS_OK, "peer rule: parse %s", listen);
+    CHECK_ERR(ns_addr_listen(&a, 8, 0, &lfd), NS_OK, "peer rule: listen %s", listen);
+    if (a.kind == NS_ADDR_TCP) {
+        CHECK_ERR(ns_addr_local_port(lfd, &port), NS_OK, "peer rule: port");
+        snprintf(spec, sizeof spec, "tcp:127.0.0.1:%u", port);
+        CHECK_ERR(ns_addr_parse(&a, spec), NS_OK, "peer rule: connect address");
+    }
+    CHECK_ERR(ns_addr_connect(&a, 2000, &cfd), NS_OK, "peer rule: connect");
+    int afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0, "peer rule: accepted");
+    ns_addr_peer_rule me = {.vsock_cid = 16, .unix_uid = (uint32_t)geteuid()};
+    ns_addr_peer_rule other = {.vsock_cid = 16, .unix_uid = (uint32_t)geteuid() + 1};
+    ns_addr_peer_rule any = {.vsock_cid = NS_VSOCK_CID_ANY, .unix_uid = NS_ADDR_UID_ANY};
+    CHECK(ns_addr_peer_allowed(afd, &me, desc, sizeof desc) && strstr(desc, want_desc) == desc,
+          "peer rule: %s peer allowed, named %s", listen, desc);
+    CHECK(ns_addr_peer_allowed(afd, &any, desc, sizeof desc), "peer rule: anyone allowed");
+    int is_unix = strncmp(listen, "unix:", 5) == 0;
+    CHECK(ns_addr_peer_allowed(afd, &other, desc, sizeof desc) == !is_unix, "peer rule: %s",
+          is_unix ? "a unix peer of another uid refused" : "tcp: the uid is moot");
+    close(afd);
+    close(cfd);
+    ns_addr_unlisten(&a, lfd);
+}
+
 int main(void)
 {
     ns_addr a;
@@ -96,5 +128,9 @@ int main(void)
 
     CHECK_ERR(ns_addr_parse(&a, "tcp:no-such-host.invalid:1"), NS_OK, "parse unresolvable");
     CHECK_ERR(ns_addr_connect(&a, 1000, &cfd), NS_E_RESOLVE, "unresolvable name is NS_E_RESOLVE");
+    test_peer_rule("tcp:127.0.0.1:0", "tcp:127.0.0.1");
+    char up[64];
+    snprintf(up, sizeof up, "unix:/tmp/ns-test-peer-%d.sock", (int)getpid());
+    test_peer_rule(up, "unix:uid=");
     T_DONE();
 }

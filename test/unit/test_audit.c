@@ -183,6 +183,23 @@ int main(void)
     ns_buf_free(&b);
     b = join(L, 9);
     CHECK_ERR(verify(&b, ud, 0, &rep), NS_E_AUTH, "cut after a periodic head: detected");
+    /* --live accepts a trail cut exactly at a signed head; the bounds tell the cut apart. */
+    CHECK_ERR(verify(&b, ud, 1, &rep), NS_OK, "--live: cut at a signed head verifies");
+    CHECK(rep.unsigned_tail == 0 && rep.signed_entries == 6 && rep.last_head_ms > 0,
+          "reported: 6 signed entries, no tail, the head's time (%zu, %lld)", rep.signed_entries,
+          (long long)rep.last_head_ms);
+    CHECK_ERR(ns_audit_check_bounds(&rep, -1, 0), NS_OK, "no bounds: ok");
+    CHECK_ERR(ns_audit_check_bounds(&rep, -1, 7), NS_E_AUTH, "7 expected, 6 signed: cut");
+    CHECK(strstr(ns_err_msg(), "fewer than the 7 expected") != NULL, "says so: %s", ns_err_msg());
+    CHECK_ERR(ns_audit_check_bounds(&rep, -1, 6), NS_OK, "6 expected: ok");
+    CHECK_ERR(ns_audit_check_bounds(&rep, rep.last_head_ms, 0), NS_OK, "since the head: ok");
+    CHECK_ERR(ns_audit_check_bounds(&rep, rep.last_head_ms + 1, 0), NS_E_AUTH,
+              "since after the head: cut");
+    ns_buf_free(&b);
+    b = join(L, 1);
+    CHECK_ERR(verify(&b, ud, 1, &rep), NS_OK, "--live: the start record alone verifies");
+    CHECK(rep.last_head_ms == -1 && rep.signed_entries == 0, "no head: time -1");
+    CHECK_ERR(ns_audit_check_bounds(&rep, 0, 0), NS_E_AUTH, "--since with no signed head: fails");
     ns_buf_free(&b);
 
     /* A head edited (its count) no longer verifies. */

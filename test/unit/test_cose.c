@@ -3,6 +3,7 @@
  * verify against the AWS Nitro root at their own timestamps, and fail once forged; the
  * self-signed negative sample parses but must not verify against the AWS root.
  */
+#include "cbor.h"
 #include "codec.h"
 #include "cose.h"
 #include "iox.h"
@@ -138,6 +139,82 @@ static int dump(const char *path, const char *root_path)
     ns_buf_free(&doc);
     ns_buf_free(&root);
     return 0;
+}
+
+/* A minimal complete payload, then PAIRS more fields: each "name" followed by null (NULL) or the
+ * byte string of that text. */
+static void payload_with(ns_buf *b, const char *const *pairs, size_t npairs)
+{
+    uint8_t pcr[48] = {0};
+    ns_buf_init(b, 4096);
+    CHECK(
+        ns_cbor_put_head(b, NS_CBOR_MAP, 6 + npairs) == NS_OK &&
+            ns_cbor_put_tstr(b, "module_id") == NS_OK && ns_cbor_put_tstr(b, "m") == NS_OK &&
+            ns_cbor_put_tstr(b, "digest") == NS_OK && ns_cbor_put_tstr(b, "SHA384") == NS_OK &&
+            ns_cbor_put_tstr(b, "timestamp") == NS_OK &&
+            ns_cbor_put_head(b, NS_CBOR_UINT, 1) == NS_OK && ns_cbor_put_tstr(b, "pcrs") == NS_OK &&
+            ns_cbor_put_head(b, NS_CBOR_MAP, 1) == NS_OK &&
+            ns_cbor_put_head(b, NS_CBOR_UINT, 0) == NS_OK &&
+            ns_cbor_put_bstr(b, pcr, sizeof pcr) == NS_OK &&
+            ns_cbor_put_tstr(b, "certificate") == NS_OK && ns_cbor_put_bstr(b, pcr, 1) == NS_OK &&
+            ns_cbor_put_tstr(b, "cabundle") == NS_OK &&
+            ns_cbor_put_head(b, NS_CBOR_ARRAY, 1) == NS_OK && ns_cbor_put_bstr(b, pcr, 1) == NS_OK,
+        "payload built");
+    for (size_t i = 0; i < npairs; i++) {
+        const char *v = pairs[2 * i + 1];
+        CHECK(ns_cbor_put_tstr(b, pairs[2 * i]) == NS_OK &&
+                  (v ? ns_cbor_put_bstr(b, (const uint8_t *)v, strlen(v)) : ns_cbor_put_null(b)) ==
+                      NS_OK,
+              "field %s added", pairs[2 * i]);
+    }
+}
+
+/* Duplicate keys, whatever their values (issue 22 item 8). */
+static void test_duplicates(void)
+{
+    ns_att_doc d;
+    ns_buf b;
+    const char *ok[] = {"public_key", NULL, "user_data", "u", "nonce", NULL};
+    payload_with(&b, ok, 3);
+    CHECK_ERR(ns_att_doc_parse(&d, b.data, b.len), NS_OK, "control: a complete payload parses");
+    CHECK(!d.public_key.present && d.user_data.present && !d.nonce.present, "control: fields");
+    ns_buf_free(&b);
+    const char *fields[] = {"public_key", "user_data", "nonce"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *dup[] = {fields[i], NULL, fields[i], "evil"};
+        payload_with(&b, dup, 2);
+        CHECK_ERR(ns_att_doc_parse(&d, b.data, b.len), NS_E_PARSE,
+                  "%s null then set: refused (the second value used to win)", fields[i]);
+        CHECK(strstr(ns_err_msg(), "duplicate key") != NULL, "%s: says why (%s)", fields[i],
+              ns_err_msg());
+        ns_buf_free(&b);
+    }
+    const char *unk[] = {"x", "1", "x", "1"};
+    payload_with(&b, unk, 2);
+    CHECK_ERR(ns_att_doc_parse(&d, b.data, b.len), NS_E_PARSE, "an unknown key twice: refused");
+    ns_buf_free(&b);
+    const char *many[2 * 60];
+    char names[60][8];
+    for (int i = 0; i < 60; i++) {
+        snprintf(names[i], sizeof names[i], "k%d", i);
+        many[2 * i] = names[i];
+        many[2 * i + 1] = NULL;
+    }
+    payload_with(&b, many, 58); /* 64 keys: the most a map may have */
+    CHECK_ERR(ns_att_doc_parse(&d, b.data, b.len), NS_OK, "64 distinct keys parse");
+    ns_buf_free(&b);
+    payload_with(&b, many, 59);
+    CHECK_ERR(ns_att_doc_parse(&d, b.data, b.len), NS_E_TOO_BIG, "65 keys: refused (bounded)");
+    ns_buf_free(&b);
+    /* The protected header: {1: -35, 4: h'', 4: h''} (kid twice). */
+    const uint8_t hdr_dup[] = {0x84, 0x47, 0xa3, 0x01, 0x38, 0x22, 0x04,
+                               0x40, 0x04, 0x40, 0xa0, 0x40, 0x40};
+    ns_cose_sign1 s;
+    CHECK_ERR(ns_cose_sign1_parse(&s, hdr_dup, sizeof hdr_dup), NS_E_PARSE,
+              "protected header: a label twice refused");
+    const uint8_t hdr_arr[] = {0x84, 0x46, 0xa2, 0x01, 0x38, 0x22, 0x80, 0x40, 0xa0, 0x40, 0x40};
+    CHECK_ERR(ns_cose_sign1_parse(&s, hdr_arr, sizeof hdr_arr), NS_E_PARSE,
+              "protected header: an array label refused");
 }
 
 int main(int argc, char **argv)
@@ -284,6 +361,7 @@ int main(int argc, char **argv)
         CHECK_ERR(ns_att_doc_parse(&d, badpcr, sizeof badpcr), NS_E_PARSE,
                   "attestation: PCR index 64 rejected");
     }
+    test_duplicates();
     mbedtls_x509_crt_free(&root);
     T_DONE();
 }

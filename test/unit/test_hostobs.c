@@ -5,10 +5,12 @@
  * audit lines reach their file, readiness follows the status (state and age), client_auth is
  * reported, and a start that cannot open its file leaves nothing running.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -58,6 +60,21 @@ static void send_lines(const char *path, const char *text)
     }
 }
 
+/* Connects and writes TEXT to a listener that may close the connection unread: the write may
+ * fail (EPIPE, with SIGPIPE ignored), which is not this test's concern. */
+static void send_refused(const char *path, const char *text)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connected to %s", path);
+    if (fd >= 0) {
+        ssize_t w = send(fd, text, strlen(text), MSG_NOSIGNAL);
+        (void)w;
+        close(fd);
+    }
+}
+
 /* Until FILE holds WANT (or 5 s). */
 static int file_has(const char *file, const char *want)
 {
@@ -77,20 +94,32 @@ static int file_has(const char *file, const char *want)
     return 0;
 }
 
+/* A scratch folder's sockets and files for one hostobs. */
+typedef struct {
+    char dir[32];
+    char logs[128], audit[128], logf[128], auditf[128], logs_addr[140], audit_addr[140];
+} scratch;
+
+static void scratch_make(scratch *s)
+{
+    snprintf(s->dir, sizeof s->dir, "/tmp/test_hostobs.XXXXXX");
+    CHECK(mkdtemp(s->dir) != NULL, "scratch dir");
+    snprintf(s->logs, sizeof s->logs, "%s/logs.sock", s->dir);
+    snprintf(s->audit, sizeof s->audit, "%s/audit.sock", s->dir);
+    snprintf(s->logf, sizeof s->logf, "%s/enclave.log", s->dir);
+    snprintf(s->auditf, sizeof s->auditf, "%s/audit.jsonl", s->dir);
+    snprintf(s->logs_addr, sizeof s->logs_addr, "unix:%s", s->logs);
+    snprintf(s->audit_addr, sizeof s->audit_addr, "unix:%s", s->audit);
+}
+
 static void test_running(void)
 {
-    char dir[] = "/tmp/test_hostobs.XXXXXX";
-    CHECK(mkdtemp(dir) != NULL, "scratch dir");
-    char logs[128], audit[128], logf[128], auditf[128], logs_addr[140], audit_addr[140];
-    snprintf(logs, sizeof logs, "%s/logs.sock", dir);
-    snprintf(audit, sizeof audit, "%s/audit.sock", dir);
-    snprintf(logf, sizeof logf, "%s/enclave.log", dir);
-    snprintf(auditf, sizeof auditf, "%s/audit.jsonl", dir);
-    snprintf(logs_addr, sizeof logs_addr, "unix:%s", logs);
-    snprintf(audit_addr, sizeof audit_addr, "unix:%s", audit);
-    ns_hostobs_cfg c = {.log_listen = logs_addr,
+    static scratch sc;
+    scratch_make(&sc);
+    char *dir = sc.dir, *logs = sc.logs, *audit = sc.audit, *logf = sc.logf, *auditf = sc.auditf;
+    ns_hostobs_cfg c = {.log_listen = sc.logs_addr,
                         .log_file = logf,
-                        .audit_listen = audit_addr,
+                        .audit_listen = sc.audit_addr,
                         .audit_file = auditf,
                         .ready_listen = "",
                         .ready_max_age_s = 3600};
@@ -157,6 +186,73 @@ static void test_running(void)
               "a log file that cannot be opened fails the start");
     CHECK(o == NULL && strstr(ns_err_msg(), "ENCLAVE_LOG_FILE") != NULL,
           "nothing returned; the error names ENCLAVE_LOG_FILE (%s)", ns_err_msg());
+    /* A symbolic link as ENCLAVE_LOG_FILE or AUDIT_LOG_FILE: refused, never written through. */
+    char victim[160], link[160];
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    snprintf(link, sizeof link, "%s/link.log", dir);
+    CHECK(close(open(victim, O_WRONLY | O_CREAT, 0600)) == 0 && symlink(victim, link) == 0,
+          "a link to a victim file");
+    c.log_file = link;
+    CHECK_ERR(ns_hostobs_start(&o, &c), NS_E_USAGE, "a symlinked ENCLAVE_LOG_FILE refused");
+    CHECK(o == NULL && strstr(ns_err_msg(), "ENCLAVE_LOG_FILE") &&
+              strstr(ns_err_msg(), "symbolic link"),
+          "the error names the variable and the link (%s)", ns_err_msg());
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0, "scratch dir removed");
+}
+
+/* Only the enclave may write the channels (issue 22 item 4): a peer that fails the rule (here a
+ * unix peer of another uid than the one required) is closed unread and counted; its status line
+ * neither changes readiness nor client_auth, its log line reaches no file. */
+static void test_peers(void)
+{
+    static scratch sc;
+    scratch_make(&sc);
+    char *dir = sc.dir, *logs = sc.logs, *audit = sc.audit, *logf = sc.logf, *auditf = sc.auditf;
+    ns_addr_peer_rule other = {.vsock_cid = 16, .unix_uid = (uint32_t)geteuid() + 1};
+    ns_hostobs_cfg c = {.log_listen = sc.logs_addr,
+                        .log_file = logf,
+                        .audit_listen = sc.audit_addr,
+                        .audit_file = auditf,
+                        .ready_listen = "",
+                        .ready_max_age_s = 3600,
+                        .peer = &other};
+    ns_hostobs *o = NULL;
+    CHECK_ERR(ns_hostobs_start(&o, &c), NS_OK, "start with a peer rule this process fails");
+    if (o == NULL) {
+        return;
+    }
+    send_refused(logs, "nsign enclave-entrypoint: status state=SERVING seq=9 client_auth=required\n"
+                       "nsign enclave-entrypoint: info FORGED\n");
+    send_refused(audit, "{\"forged\":1}\n");
+    uint64_t rl = 0, ra = 0;
+    for (int i = 0; i < 500 && (rl == 0 || ra == 0); i++) {
+        usleep(10 * 1000);
+        ns_hostobs_refused(o, &rl, &ra);
+    }
+    CHECK(rl == 1 && ra == 1, "one refused peer counted on each channel (%llu, %llu)",
+          (unsigned long long)rl, (unsigned long long)ra);
+    char body[128], auth[16];
+    ns_hostobs_client_auth(o, auth, sizeof auth);
+    CHECK(auth[0] == '\0' && ns_hostobs_ready(o, body, sizeof body) == 503,
+          "the refused peer's status line changed nothing (client_auth '%s')", auth);
+    ns_hostobs_stop(o);
+    struct stat st;
+    CHECK(stat(logf, &st) == 0 && st.st_size == 0 && stat(auditf, &st) == 0 && st.st_size == 0,
+          "nothing of the refused peer in ENCLAVE_LOG_FILE or AUDIT_LOG_FILE");
+
+    ns_addr_peer_rule me = {.vsock_cid = 16, .unix_uid = (uint32_t)geteuid()};
+    c.peer = &me;
+    CHECK_ERR(ns_hostobs_start(&o, &c), NS_OK, "start with a rule this process passes");
+    if (o == NULL) {
+        return;
+    }
+    send_lines(logs, "nsign enclave-entrypoint: info accepted\n");
+    CHECK(file_has(logf, "nsign enclave-entrypoint: info accepted\n"), "its line is logged");
+    ns_hostobs_refused(o, &rl, &ra);
+    CHECK(rl == 0 && ra == 0, "nothing refused");
+    ns_hostobs_stop(o);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0, "scratch dir removed");
@@ -166,5 +262,6 @@ int main(void)
 {
     test_parse();
     test_running();
+    test_peers();
     T_DONE();
 }

@@ -126,6 +126,51 @@ int main(void)
     close(fds[0]);
     close(fds[1]);
 
+    /* ns_open_private: regular files only, never through a link (issue 22 item 5). */
+    char lp[160], tp[160];
+    snprintf(lp, sizeof lp, "%s/app.log", dir);
+    snprintf(tp, sizeof tp, "%s/target", dir);
+    int fd;
+    CHECK_ERR(ns_open_private(&fd, lp, NS_OPEN_APPEND, "LOG"), NS_OK, "append: created");
+    CHECK(write(fd, "a\n", 2) == 2 && fstat(fd, &st) == 0 && (st.st_mode & 0777) == 0600,
+          "append: 0600");
+    close(fd);
+    CHECK_ERR(ns_open_private(&fd, lp, NS_OPEN_APPEND, "LOG"), NS_OK, "append: reopened");
+    CHECK(write(fd, "b\n", 2) == 2 && fstat(fd, &st) == 0 && st.st_size == 4, "append: appends");
+    CHECK((fcntl(fd, F_GETFL) & O_NONBLOCK) == 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC),
+          "append: blocking, close-on-exec");
+    close(fd);
+    CHECK(rename(lp, tp) == 0 && symlink(tp, lp) == 0, "the log replaced by a link to it");
+    CHECK_ERR(ns_open_private(&fd, lp, NS_OPEN_APPEND, "LOG"), NS_E_USAGE, "append: link refused");
+    CHECK(fd == -1 && strstr(ns_err_msg(), "LOG ") && strstr(ns_err_msg(), "symbolic link"),
+          "append: the error names the setting and the link (%s)", ns_err_msg());
+    CHECK_ERR(ns_open_private(&fd, lp, NS_OPEN_LOCK, "LOCK"), NS_E_USAGE, "lock: link refused");
+    CHECK_ERR(ns_open_private(&fd, lp, NS_OPEN_LOCK_EXISTING, "LOCK"), NS_E_USAGE,
+              "existing lock: link refused");
+    CHECK(stat(tp, &st) == 0 && st.st_size == 4, "the link's target untouched");
+    unlink(lp);
+    CHECK(symlink("/nonexistent/dangling", lp) == 0, "a dangling link");
+    CHECK_ERR(ns_open_private(&fd, lp, NS_OPEN_APPEND, "LOG"), NS_E_USAGE,
+              "append: a dangling link refused (not created through)");
+    unlink(lp);
+    CHECK(mkfifo(lp, 0600) == 0, "a FIFO without a reader");
+    CHECK_ERR(ns_open_private(&fd, lp, NS_OPEN_APPEND, "LOG"), NS_E_USAGE,
+              "append: a FIFO refused without blocking");
+    CHECK_ERR(ns_open_private(&fd, lp, NS_OPEN_LOCK, "LOG"), NS_E_USAGE, "lock: a FIFO refused");
+    CHECK(strstr(ns_err_msg(), "not a regular file"), "FIFO: says why (%s)", ns_err_msg());
+    unlink(lp);
+    CHECK_ERR(ns_open_private(&fd, dir, NS_OPEN_APPEND, "LOG"), NS_E_USAGE, "a directory refused");
+    CHECK_ERR(ns_open_private(&fd, "/dev/null", NS_OPEN_APPEND, "LOG"), NS_E_USAGE,
+              "a device refused");
+    CHECK_ERR(ns_open_private(&fd, lp, NS_OPEN_LOCK_EXISTING, "LOCK"), NS_E_NOT_FOUND,
+              "existing lock: none is NOT_FOUND");
+    CHECK_ERR(ns_open_private(&fd, lp, NS_OPEN_LOCK, "LOCK"), NS_OK, "lock: created");
+    close(fd);
+    CHECK_ERR(ns_open_private(&fd, lp, NS_OPEN_LOCK_EXISTING, "LOCK"), NS_OK, "existing lock");
+    close(fd);
+    unlink(lp);
+    unlink(tp);
+
     unlink(path);
     rmdir(dir);
     T_DONE();

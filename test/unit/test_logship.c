@@ -61,7 +61,7 @@ int main(void)
         ns_logship_write(ls, line, (size_t)k);
     }
     ns_logrecv *r;
-    CHECK_ERR(ns_logrecv_start(&r, &a, collect, NULL), NS_OK, "receiver listening");
+    CHECK_ERR(ns_logrecv_start(&r, &a, NULL, collect, NULL), NS_OK, "receiver listening");
     CHECK(wait_lines(100), "all 100 lines arrive once the receiver listens");
     CHECK(ns_buf_cstr(&got) == NS_OK, "cstr");
     CHECK(strncmp((char *)got.data, "line 0\nline 1\n", 14) == 0 &&
@@ -145,7 +145,7 @@ int main(void)
     unlink(path);
     got.len = 0;
     got_lines = 0;
-    CHECK_ERR(ns_logrecv_start(&r, &a, collect, NULL), NS_OK, "new receiver");
+    CHECK_ERR(ns_logrecv_start(&r, &a, NULL, collect, NULL), NS_OK, "new receiver");
     ns_logship_write(ls, "again\n", 6);
     CHECK(wait_lines(1), "sender reconnected");
     ns_logship_stop(ls, 2000);

@@ -366,6 +366,27 @@ static void test_lock(void)
     CHECK(flock(fd, LOCK_UN) == 0, "unlocked");
     close(fd);
     unlink(path);
+
+    /* A symbolic link planted at RUN_DIR/NAME.pid: taking the lock used to truncate its target
+     * and write a pid into it. Now refused, the target untouched (issue 22 item 5). */
+    char victim[300];
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    fd = open(victim, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0 && write(fd, "precious\n", 9) == 9, "victim written");
+    close(fd);
+    CHECK(symlink(victim, path) == 0, "lock path is a symbolic link");
+    CHECK_ERR(ns_nitro_lock_take(&l, run, "e"), NS_E_USAGE, "take: a symlinked lock refused");
+    CHECK(strstr(ns_err_msg(), "is a symbolic link") != NULL && l.fd == -1,
+          "take: the error says why (%s)", ns_err_msg());
+    CHECK_ERR(ns_nitro_lock_probe(&l2, run, "e", &st, &pid), NS_E_USAGE,
+              "probe: a symlinked lock refused");
+    char vb[16] = {0};
+    fd = open(victim, O_RDONLY);
+    CHECK(fd >= 0 && read(fd, vb, sizeof vb - 1) == 9 && strcmp(vb, "precious\n") == 0,
+          "the link's target is untouched");
+    close(fd);
+    unlink(path);
+    unlink(victim);
     char longname[NS_NITRO_NAME_MAX * 2];
     memset(longname, 'n', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';

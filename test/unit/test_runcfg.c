@@ -54,6 +54,7 @@ static void test_defaults(void)
           "defaults: the configuration document holds the region only");
     CHECK(c.readiness_s == 60 && c.watch_s == 10 && c.ready_max_age_s == 15,
           "defaults: readiness 5+20+35 s, watch every 10 s, ready max age 15 s");
+    CHECK(c.log_peer_cid == 16, "defaults: only the enclave's CID may write the log channels");
     CHECK(str_is(c.log_listen, "vsock:any:7110", "log") &&
               str_is(c.audit_listen, "vsock:any:7111", "audit") &&
               str_is(c.metrics_listen, "tcp:127.0.0.1:9100", "metrics listen") &&
@@ -162,6 +163,8 @@ static void test_every_variable(void)
                                       "/x/audit.jsonl",
                                       "READY_MAX_AGE_SECONDS",
                                       "30",
+                                      "NSIGN_HOST_LOG_PEER_CID",
+                                      "1",
                                       NULL};
     t_env = env;
     CHECK_ERR(ns_runcfg_load(&c, t_getenv, NULL, 0), NS_OK, "every variable: load");
@@ -199,7 +202,8 @@ static void test_every_variable(void)
               str_is(c.metrics_connect, "vsock:21:9112", "metrics connect") &&
               str_is(c.ready_listen, "", "ready none") &&
               str_is(c.log_file, "/x/enclave.log", "log file") &&
-              str_is(c.audit_file, "/x/audit.jsonl", "audit file") && c.ready_max_age_s == 30,
+              str_is(c.audit_file, "/x/audit.jsonl", "audit file") && c.ready_max_age_s == 30 &&
+              c.log_peer_cid == 1,
           "every variable: observability ports, readiness off, files");
 
     static const char *const env2[] = {URIS,

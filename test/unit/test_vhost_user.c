@@ -198,6 +198,26 @@ static void test_handler(void)
     put32(m.payload, 9);
     dupfd = dup(mfd);
     CHECK_ERR(handle(&s, &m, dupfd, &reply, &has), NS_E_PROTO, "9 regions are refused");
+    /* A file shorter than the region it backs: mapping it would SIGBUS on the first touch past
+     * its end (issue 22 item 7), so the region is refused. */
+    int short_fd = memfd_create("short", MFD_CLOEXEC);
+    CHECK(short_fd >= 0 && ftruncate(short_fd, 4096) == 0, "a 4 KiB memfd");
+    m = mk_mem(VG_GPA, VG_SIZE, VG_UVA);
+    CHECK_ERR(handle(&s, &m, short_fd, &reply, &has), NS_E_PROTO,
+              "a region larger than its memfd is refused");
+    CHECK(strstr(ns_err_msg(), "beyond its file") != NULL && !fd_open(short_fd),
+          "the error says why and the descriptor is closed (%s)", ns_err_msg());
+    m = mk_mem(VG_GPA, VG_SIZE, VG_UVA);
+    put64(m.payload + 8 + 24, 4096); /* mmap_offset: the file's size plus the offset */
+    dupfd = dup(mfd);
+    CHECK_ERR(handle(&s, &m, dupfd, &reply, &has), NS_E_PROTO,
+              "a region that fits only without its offset is refused");
+    int pfd[2];
+    CHECK(pipe2(pfd, O_CLOEXEC) == 0, "a pipe");
+    close(pfd[1]);
+    m = mk_mem(VG_GPA, 4096, VG_UVA);
+    CHECK_ERR(handle(&s, &m, pfd[0], &reply, &has), NS_E_PROTO,
+              "a region backed by a pipe is refused");
     m = mk_mem(VG_GPA, VG_SIZE, VG_UVA);
     m.flags |= NS_VHOST_FLAG_NEED_REPLY;
     dupfd = dup(mfd);

@@ -60,6 +60,9 @@ export NSIGN_HOST_WATCH_SECONDS=1
 export NSIGN_ENCLAVE_LOG_ADDR=vsock:1:7110 NSIGN_ENCLAVE_AUDIT_ADDR=vsock:1:7111
 export NSIGN_ENCLAVE_METRICS_ADDR=vsock:any:7112 NSIGN_HOST_METRICS_CONNECT=vsock:1:7112
 export NSIGN_ENCLAVE_STATUS_INTERVAL=1 READY_MAX_AGE_SECONDS=5 ENCLAVE_LOG_FILE=/tmp/logs/enclave.log
+# The enclave is a local process here: its log connections come from CID 1 (vsock loopback),
+# which run-enclave otherwise refuses (only ENCLAVE_CID may write them).
+export NSIGN_HOST_LOG_PEER_CID=1
 
 # start NAME [VAR=VALUE...]: run-enclave with ENCLAVE_NAME=NAME in the background (pid in $RE);
 # its log is /tmp/logs/NAME.run.log, the enclave's console /tmp/nitro/NAME.console.
@@ -181,6 +184,25 @@ stop
 check "version-1 keys file: run-enclave exits 0 on SIGTERM" test "$RC" = 0
 show /tmp/logs/v1.run.log
 
+# 5b. Only the enclave's CID may write the log, status and audit channels (issue 22 item 4):
+# told to expect CID 16, run-enclave refuses this enclave's connections from CID 1 over real
+# AF_VSOCK (as it would another enclave's or a local process's): closed unread, logged, counted;
+# no status line is believed, so the ingress stays on 127.0.0.1.
+start strange NSIGN_HOST_LOG_PEER_CID=16 ENCLAVE_LOG_FILE=/tmp/logs/strange.enclave.log
+wait_until 150 sh -c "grep -q SERVING /tmp/nitro/strange.console || ! kill -0 $RE" 2>/dev/null
+check "another CID expected: the enclave still boots" console_has strange 'SERVING'
+wait_until 20 grep -q 'warn refused peer=vsock:1:' /tmp/logs/strange.run.log
+check "another CID expected: run-enclave refuses the vsock peer from CID 1, naming it" \
+    grep -q 'warn refused peer=vsock:1:[0-9]* on=vsock:any:7110 refused_total=1: not the enclave' \
+    /tmp/logs/strange.run.log
+wget -q -O /tmp/strange.metrics http://127.0.0.1:9101/metrics
+check "another CID expected: refused peers counted on the readiness listener's /metrics" \
+    grep -q '^nsign_host_log_refused_peers_total [1-9]' /tmp/strange.metrics
+check "another CID expected: nothing reached ENCLAVE_LOG_FILE, the ingress stayed on loopback" \
+    sh -c '! [ -s /tmp/logs/strange.enclave.log ] && ! grep -q "moving the ingress" /tmp/logs/strange.run.log'
+stop
+show /tmp/strange.metrics
+
 # 6. The whole flow (a version-2 keys file: one pinned client); the test machine then signs
 # through the ingress bridge, which run-enclave opened to all addresses once the enclave said
 # that only pinned clients can sign.
@@ -195,7 +217,7 @@ check "good path: run-enclave pushed all three payloads" \
     grep -q 'step=push ok' /tmp/logs/good.run.log
 wait_until 20 grep -q 'moving the ingress' /tmp/logs/good.run.log
 check "good path: the enclave requires client certificates, so the ingress moves to 0.0.0.0" \
-    grep -q 'client_auth=required): moving the ingress from tcp:127.0.0.1:50052 to tcp:0.0.0.0:50052' \
+    grep -q 'refused a client without a certificate through tcp:127.0.0.1:50052): moving the ingress from tcp:127.0.0.1:50052 to tcp:0.0.0.0:50052' \
     /tmp/logs/good.run.log
 wait_until 10 sh -c 'netstat -ltn | grep -q "0.0.0.0:50052 "'
 check "good path: the ingress listens on 0.0.0.0:50052" sh -c 'netstat -ltn | grep -q "0.0.0.0:50052 "'
