@@ -38,6 +38,8 @@ typedef struct {
     size_t max_buffered; /* request bytes buffered by all connections; 0 = h2server's default */
     int idle_ms;         /* 0 = h2server's default (60 s) */
     int body_idle_ms;    /* 0 = h2server's default (10 s) */
+    size_t max_output;   /* h2server's output budget; 0 = its default */
+    int stall_ms;        /* reap answers not taken for this long; 0 = h2server's default */
     /* Optional: called once the listener is bound, with the actual address (port 0 resolved). */
     void (*on_listening)(const char *addr, void *arg);
     void *on_listening_arg;

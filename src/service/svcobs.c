@@ -144,6 +144,47 @@ static double conns_open(void *arg)
     return (double)c;
 }
 
+/* The output budget (h2server.h, issue 22): what it holds and what it refused or reaped. */
+static double out_held(void *arg)
+{
+    (void)arg;
+    ns_h2_output_stats st;
+    ns_h2_output_stats_get(&st);
+    return (double)st.held;
+}
+
+static double out_limit(void *arg)
+{
+    (void)arg;
+    ns_h2_output_stats st;
+    ns_h2_output_stats_get(&st);
+    return (double)st.limit;
+}
+
+static double conns_refused(void *arg)
+{
+    (void)arg;
+    ns_h2_output_stats st;
+    ns_h2_output_stats_get(&st);
+    return (double)(st.conns_refused + st.streams_refused);
+}
+
+static double conns_reaped(void *arg)
+{
+    (void)arg;
+    ns_h2_output_stats st;
+    ns_h2_output_stats_get(&st);
+    return (double)st.conns_reaped;
+}
+
+static double streams_reaped(void *arg)
+{
+    (void)arg;
+    ns_h2_output_stats st;
+    ns_h2_output_stats_get(&st);
+    return (double)st.streams_reaped;
+}
+
 static double tls_failures(void *arg)
 {
     (void)arg;
@@ -193,6 +234,24 @@ static ns_err families(ns_svcobs *o)
                               "gRPC requests (HTTP/2 streams) open right now.", in_flight, o));
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_GAUGE, "nsign_connections_open",
                               "Client connections open right now.", conns_open, o));
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_GAUGE, "nsign_output_bytes",
+                              "Memory held for clients: unsent answers and connection, stream "
+                              "and TLS state (the --max-output budget).",
+                              out_held, o));
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_GAUGE, "nsign_output_limit_bytes",
+                              "The --max-output budget.", out_limit, o));
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_output_refusals_total",
+                              "Connections and streams refused because the output budget was "
+                              "full.",
+                              conns_refused, o));
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_stalled_connections_closed_total",
+                              "Connections closed because the client took none of its answers "
+                              "for the stall timeout.",
+                              conns_reaped, o));
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_stalled_streams_reset_total",
+                              "Streams reset because the client kept their window shut for the "
+                              "stall timeout.",
+                              streams_reaped, o));
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_tls_handshake_failures_total",
                               "TLS handshakes that failed or were refused (no ALPN h2, no known "
                               "client certificate, protocol errors).",
@@ -308,8 +367,8 @@ static void on_sign(void *arg, const ns_signsvc_sign_event *ev)
         ns_metric_inc(ns_metric_get(o->denials, pv), 1);
     }
     if (o->audit != NULL && ev->input_sha256 != NULL) {
-        ns_audit_append(o->audit, authed ? ev->client : ev->peer, ev->key_id,
-                        ev->input_is_digest, ev->input_sha256, status);
+        ns_audit_append(o->audit, authed ? ev->client : ev->peer, ev->key_id, ev->input_is_digest,
+                        ev->input_sha256, status);
         ns_metric_inc(o->audit_entries, 1);
     }
 }
