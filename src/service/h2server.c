@@ -83,6 +83,7 @@ struct ns_h2_conn {
     size_t charged;       /* all this connection counts in the output budget */
     size_t out_charged;   /* of which c->out's allocation */
     size_t queued;        /* answer bytes in its streams' queues, not yet taken by nghttp2 */
+    size_t queue_mem;     /* the allocations of those queues (the sum of s->out_charged) */
     int ndeferred;        /* streams with s->deferred */
     int64_t queued_since; /* ms: since when none of the queued answer bytes moved; -1 none */
     int64_t unsent_since; /* ms: since when c->out has had bytes and none were sent; -1 none */
@@ -141,10 +142,10 @@ static size_t output_limit(const ns_h2_handler *h)
     return h->max_output ? h->max_output : NS_H2_OUTPUT_DEFAULT;
 }
 
-/* Bytes of answers c holds and has not sent: its streams' queues and its unsent output. */
+/* Memory c holds for answers not sent yet: its streams' queues and its unsent output. */
 static size_t conn_pending_out(const ns_h2_conn *c)
 {
-    return c->queued + (c->out.len - c->out_off);
+    return c->queue_mem + (c->out.len - c->out_off);
 }
 
 /* What c may fill the output budget up to: all of it while c holds no unsent answer, all but
@@ -189,6 +190,13 @@ static void output_sync(ns_h2_conn *c, size_t *slot, size_t cap)
         output_put(c, *slot - cap);
     }
     *slot = cap;
+}
+
+/* Brings the charge of s's answer queue to its allocation. */
+static void queue_sync(ns_h2_conn *c, stream *s)
+{
+    c->queue_mem = c->queue_mem - s->out_charged + s->out.cap;
+    output_sync(c, &s->out_charged, s->out.cap);
 }
 
 /* Whether s may run its next message now: the stream, its connection and the process have
@@ -306,7 +314,7 @@ static void stream_free(ns_h2_conn *c, stream *s)
     in_release(c, s);
     ns_buf_free(&s->in);
     ns_buf_free(&s->out);
-    output_sync(c, &s->out_charged, 0);
+    queue_sync(c, s);
     output_put(c, NS_H2_STREAM_COST);
     ns_tc_free(s);
 }
@@ -346,7 +354,7 @@ static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, siz
     }
     if (s->out_off == s->out.len) {
         ns_buf_free(&s->out); /* a stream that waits holds nothing */
-        output_sync(c, &s->out_charged, 0);
+        queue_sync(c, s);
         s->out_off = 0;
         if (s->done) {
             char st[16], enc[NS_GRPC_MSG_MAX * 3 + 1];
@@ -448,13 +456,13 @@ static int run_call(ns_h2_conn *c, stream *s, const uint8_t *msg, size_t len)
     int st = c->h->call(c->h->app, s->method, &req, &s->out, emsg, sizeof emsg);
     if (st != NS_GRPC_OK) {
         s->out.len = start;
-        output_sync(c, &s->out_charged, s->out.cap);
+        queue_sync(c, s);
         finish(c, s, st, emsg[0] ? emsg : ns_grpc_status_name(st));
         return st;
     }
     ns_grpc_frame_prefix(s->out.data + start, (uint32_t)(s->out.len - start - NS_GRPC_PREFIX_LEN));
     queue_add(c, s, s->out.len - start);
-    output_sync(c, &s->out_charged, s->out.cap);
+    queue_sync(c, s);
     s->nmsg++;
     return NS_GRPC_OK;
 }
