@@ -104,17 +104,23 @@ static size_t budget_of(const ns_h2_handler *h)
     return h->max_buffered ? h->max_buffered : NS_H2_BUFFERED_DEFAULT;
 }
 
-/* Takes n bytes of the process-wide budget when the total stays within limit. */
-static int budget_take(size_t n, size_t limit)
+/* Adds n to a process-wide counter when the total stays within limit. */
+static int counter_take(size_t *ctr, size_t n, size_t limit)
 {
-    size_t cur = __atomic_load_n(&g_buffered, __ATOMIC_RELAXED);
+    size_t cur = __atomic_load_n(ctr, __ATOMIC_RELAXED);
     do {
         if (cur > limit || n > limit - cur) {
             return -1;
         }
-    } while (!__atomic_compare_exchange_n(&g_buffered, &cur, cur + n, 1, __ATOMIC_RELAXED,
-                                          __ATOMIC_RELAXED));
+    } while (
+        !__atomic_compare_exchange_n(ctr, &cur, cur + n, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
     return 0;
+}
+
+/* Takes n bytes of the process-wide request budget when the total stays within limit. */
+static int budget_take(size_t n, size_t limit)
+{
+    return counter_take(&g_buffered, n, limit);
 }
 
 static void budget_put(size_t n)
@@ -162,13 +168,9 @@ static size_t output_cap(const ns_h2_conn *c)
 /* Takes n bytes of the output budget for c when the total stays within limit. */
 static int output_take(ns_h2_conn *c, size_t n, size_t limit)
 {
-    size_t cur = __atomic_load_n(&g_output, __ATOMIC_RELAXED);
-    do {
-        if (cur > limit || n > limit - cur) {
-            return -1;
-        }
-    } while (!__atomic_compare_exchange_n(&g_output, &cur, cur + n, 1, __ATOMIC_RELAXED,
-                                          __ATOMIC_RELAXED));
+    if (counter_take(&g_output, n, limit) != 0) {
+        return -1;
+    }
     c->charged += n;
     return 0;
 }

@@ -144,45 +144,28 @@ static double conns_open(void *arg)
     return (double)c;
 }
 
-/* The output budget (h2server.h, issue 22): what it holds and what it refused or reaped. */
-static double out_held(void *arg)
-{
-    (void)arg;
-    ns_h2_output_stats st;
-    ns_h2_output_stats_get(&st);
-    return (double)st.held;
-}
+/* The output budget (h2server.h, issue 22): what it holds and what it refused or reaped; arg
+ * points at one of OUT_STAT's entries, which names the field. */
+enum { OUT_HELD, OUT_LIMIT, OUT_REFUSED, OUT_CONNS_REAPED, OUT_STREAMS_REAPED };
+static const int OUT_STAT[] = {OUT_HELD, OUT_LIMIT, OUT_REFUSED, OUT_CONNS_REAPED,
+                               OUT_STREAMS_REAPED};
 
-static double out_limit(void *arg)
+static double out_stat(void *arg)
 {
-    (void)arg;
     ns_h2_output_stats st;
     ns_h2_output_stats_get(&st);
-    return (double)st.limit;
-}
-
-static double conns_refused(void *arg)
-{
-    (void)arg;
-    ns_h2_output_stats st;
-    ns_h2_output_stats_get(&st);
-    return (double)(st.conns_refused + st.streams_refused);
-}
-
-static double conns_reaped(void *arg)
-{
-    (void)arg;
-    ns_h2_output_stats st;
-    ns_h2_output_stats_get(&st);
-    return (double)st.conns_reaped;
-}
-
-static double streams_reaped(void *arg)
-{
-    (void)arg;
-    ns_h2_output_stats st;
-    ns_h2_output_stats_get(&st);
-    return (double)st.streams_reaped;
+    switch (*(const int *)arg) {
+    case OUT_HELD:
+        return (double)st.held;
+    case OUT_LIMIT:
+        return (double)st.limit;
+    case OUT_REFUSED:
+        return (double)(st.conns_refused + st.streams_refused);
+    case OUT_CONNS_REAPED:
+        return (double)st.conns_reaped;
+    default:
+        return (double)st.streams_reaped;
+    }
 }
 
 static double tls_failures(void *arg)
@@ -237,21 +220,21 @@ static ns_err families(ns_svcobs *o)
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_GAUGE, "nsign_output_bytes",
                               "Memory held for clients: unsent answers and connection, stream "
                               "and TLS state (the --max-output budget).",
-                              out_held, o));
+                              out_stat, (void *)&OUT_STAT[OUT_HELD]));
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_GAUGE, "nsign_output_limit_bytes",
-                              "The --max-output budget.", out_limit, o));
+                              "The --max-output budget.", out_stat, (void *)&OUT_STAT[OUT_LIMIT]));
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_output_refusals_total",
                               "Connections and streams refused because the output budget was "
                               "full.",
-                              conns_refused, o));
+                              out_stat, (void *)&OUT_STAT[OUT_REFUSED]));
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_stalled_connections_closed_total",
                               "Connections closed because the client took none of its answers "
                               "for the stall timeout.",
-                              conns_reaped, o));
+                              out_stat, (void *)&OUT_STAT[OUT_CONNS_REAPED]));
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_stalled_streams_reset_total",
                               "Streams reset because the client kept their window shut for the "
                               "stall timeout.",
-                              streams_reaped, o));
+                              out_stat, (void *)&OUT_STAT[OUT_STREAMS_REAPED]));
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_tls_handshake_failures_total",
                               "TLS handshakes that failed or were refused (no ALPN h2, no known "
                               "client certificate, protocol errors).",
