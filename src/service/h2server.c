@@ -911,6 +911,7 @@ ns_err ns_h2_conn_pending(ns_h2_conn *c, const uint8_t **p, size_t *n)
         ns_log_flush(); /* their audit lines go out before their answers */
         GUARD(fill_out(c));
     }
+    output_sync(c, &c->out_charged, c->out.cap); /* also what check_preface wrote */
     *n = c->out.len - c->out_off;
     *p = *n ? c->out.data + c->out_off : NULL;
     if (*n == 0) {
@@ -952,8 +953,8 @@ static void drop_out(ns_h2_conn *c)
     c->unsent_since = -1;
 }
 
-/* A stream whose peer kept its window shut for stall_ms: reset (its answers are dropped when
- * nghttp2 closes it, as the RST_STREAM goes out). */
+/* A stream whose peer kept its window shut for stall_ms: its answers dropped now, reset (nghttp2
+ * closes it as the RST_STREAM goes out). */
 static void stream_reap(ns_h2_conn *c, stream *s)
 {
     atomic_fetch_add_explicit(&st_streams_reaped, 1, memory_order_relaxed);
@@ -962,6 +963,13 @@ static void stream_reap(ns_h2_conn *c, stream *s)
     s->reset = s->done = 1;
     defer(c, s, 0);
     in_drop(c, s);
+    c->queued -= s->out.len - s->out_off;
+    if (c->queued == 0) {
+        c->queued_since = -1;
+    }
+    ns_buf_free(&s->out);
+    s->out_off = 0;
+    queue_sync(c, s);
     s->out_since = -1;
     if (nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL) != 0) {
         c->reap_at = ns_now_ms(); /* cannot even reset: close the connection */
