@@ -21,7 +21,7 @@
  *
  * Memory is bounded per connection and per process. Per connection: at most NS_H2_MAX_STREAMS
  * concurrent streams, each request buffer at most max_msg + 5 bytes, all request buffers together
- * at most max_msg + 5 + NS_H2_CONN_IN_SMALL, 64 KiB of queued response per stream, output at most
+ * at most max_msg + 5 + NS_H2_CONN_IN_SMALL, one answer at most 64 KiB, output at most
  * NS_H2_OUT_HIGH before reading stops. Per process: the request bytes buffered by all
  * connections together stay within max_buffered (default NS_H2_BUFFERED_DEFAULT, overshoot at
  * most one DATA frame per connection). A message is counted whole from its 5-byte prefix, so it
@@ -32,7 +32,8 @@
  * Output is bounded the same way (issue 22: a client that never opens its flow-control window
  * must not make the server hold its answers without limit). A stream runs its next message only
  * while it holds less than NS_H2_STREAM_OUT_MAX of unsent answers, a connection only while it
- * holds less than NS_H2_CONN_OUT_MAX (its streams' queues plus its unsent bytes); otherwise the
+ * holds less than NS_H2_CONN_OUT_MAX (the memory of its streams' queues plus its unsent bytes;
+ * a stream that waits holds no buffer); otherwise the
  * request waits, its bytes counted as request bytes above, and once a waiting connection has
  * taken NS_H2_DEFER_IN_MAX of such bytes it is no longer read (ns_h2_conn_want_read) until its
  * output drains. Per process, one output budget (max_output, default NS_H2_OUTPUT_DEFAULT)
@@ -41,10 +42,12 @@
  * connection is refused when the budget is full; a connection that already holds output may
  * open streams and queue answers only up to NS_H2_OUTPUT_RESERVE below the end, which keeps room
  * for clients that read their answers. Answers that do not move for stall_ms (default
- * NS_H2_STALL_MS_DEFAULT) are reaped: a stream whose peer keeps its window shut is reset
- * (RST_STREAM CANCEL); a connection none of whose queued answers moved, or whose unsent bytes
- * the peer does not read, gets GOAWAY (ENHANCE_YOUR_CALM) and is closed at most
- * NS_H2_REAP_GRACE_MS later, unsent bytes or not.
+ * NS_H2_STALL_MS_DEFAULT) are reaped: a stream whose peer keeps its window shut while other
+ * answers of its connection move is reset (RST_STREAM CANCEL, its answers dropped); a connection
+ * none of whose queued answers moved, or whose unsent bytes the peer does not read, gets GOAWAY
+ * (ENHANCE_YOUR_CALM) and is closed at most NS_H2_REAP_GRACE_MS later, unsent bytes or not.
+ * A connection whose requests wait is still read, up to NS_H2_DEFER_IN_MAX of them, so that the
+ * WINDOW_UPDATE that lets its answers go can arrive.
  */
 #ifndef NS_H2SERVER_H
 #define NS_H2SERVER_H
