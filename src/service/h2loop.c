@@ -367,6 +367,7 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, ns_stop *
         n = MAX_THREADS;
     }
     int lfd;
+    ns_h2_output_configure(h);
     GUARD(ns_addr_listen(&cfg->listen, 1024, NS_LISTEN_NONBLOCK, &lfd));
     ns_addr bound = cfg->listen;
     if (bound.kind == NS_ADDR_TCP) {

@@ -148,6 +148,11 @@ static size_t output_limit(const ns_h2_handler *h)
     return h->max_output ? h->max_output : NS_H2_OUTPUT_DEFAULT;
 }
 
+void ns_h2_output_configure(const ns_h2_handler *h)
+{
+    __atomic_store_n(&g_output_limit, output_limit(h), __ATOMIC_RELAXED);
+}
+
 /* Memory c holds for answers not sent yet: its streams' queues and its unsent output. */
 static size_t conn_pending_out(const ns_h2_conn *c)
 {
@@ -765,7 +770,7 @@ ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer,
     nghttp2_session_callbacks *cb = NULL;
     ENSURE(c != NULL, NS_E_NOMEM, "h2: out of memory for a connection");
     c->h = h;
-    __atomic_store_n(&g_output_limit, output_limit(h), __ATOMIC_RELAXED);
+    ns_h2_output_configure(h);
     if (extra > output_limit(h) || output_take(c, NS_H2_CONN_COST + extra, output_limit(h)) != 0) {
         atomic_fetch_add_explicit(&st_conns_refused, 1, memory_order_relaxed);
         free(c);

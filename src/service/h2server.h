@@ -154,5 +154,7 @@ typedef struct {
 } ns_h2_output_stats;
 
 void ns_h2_output_stats_get(ns_h2_output_stats *st);
+/* Records h's budget for the stats before the first connection (ns_h2_serve calls it). */
+void ns_h2_output_configure(const ns_h2_handler *h);
 
 #endif
