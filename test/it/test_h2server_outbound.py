@@ -199,6 +199,8 @@ def half_open_handshakes():
     are refused at once, memory stays near 8 MiB above the start, and once they are gone a
     client is served again."""
     p, port, mport, log = start(["--max-output", "8M"], tls=True)
+    check(metric(mport, "nsign_output_limit_bytes") == 8 * 2**20,
+          "metrics: nsign_output_limit_bytes is --max-output")
     base = zw.status_kb(p.pid, "VmRSS")
     hello = client_hello()
     socks = []
