@@ -1072,10 +1072,21 @@ int ns_h2_conn_done(const ns_h2_conn *c)
     return !nghttp2_session_want_read(c->s) && !nghttp2_session_want_write(c->s);
 }
 
+/* Request bytes buffered by the streams that wait for output room. Only theirs count: a large
+ * upload on another stream must not stop the reading that brings the client's WINDOW_UPDATEs. */
+static size_t deferred_in(const ns_h2_conn *c)
+{
+    size_t n = 0;
+    for (const stream *s = c->streams; s != NULL && c->ndeferred > 0; s = s->next) {
+        n += s->deferred ? s->in.len : 0;
+    }
+    return n;
+}
+
 int ns_h2_conn_want_read(const ns_h2_conn *c)
 {
     return !c->fatal && c->reap_at < 0 && c->out.len - c->out_off < NS_H2_OUT_HIGH &&
-           !(c->ndeferred > 0 && c->in_total >= NS_H2_DEFER_IN_MAX);
+           (c->ndeferred == 0 || deferred_in(c) < NS_H2_DEFER_IN_MAX);
 }
 
 const char *ns_h2_conn_peer(const ns_h2_conn *c)

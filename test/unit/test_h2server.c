@@ -223,6 +223,46 @@ static void test_deferral_and_resume(void)
     CHECK(held() == start, "deferral: freeing returns the budget (%zu -> %zu)", start, held());
 }
 
+/* A large upload on one stream while another waits for output room: reading goes on (only the
+ * waiting requests count towards NS_H2_DEFER_IN_MAX), so the client's window opening, sent
+ * after the upload began, arrives and every answer goes out. */
+static void test_upload_while_waiting(void)
+{
+    static uint8_t msgs[20 * (NS_GRPC_PREFIX_LEN + 100)];
+    static uint8_t big[NS_GRPC_PREFIX_LEN + 300 * 1024];
+    size_t mlen = messages(msgs, 20, 100);
+    size_t blen = messages(big, 1, 300 * 1024);
+    ns_h2_handler h = handler(0, 0);
+    ns_h2_conn *c;
+    client cl;
+    CHECK(ns_h2_conn_new(&c, &h, "t", 0) == NS_OK, "upload: connection");
+    cl_new(&cl, 0);
+    body bs = {.p = msgs, .len = mlen, .end = 1};
+    (void)cl_open(&cl, "/t.S/Stream", &bs);
+    calls = 0;
+    (void)pump(&cl, c);
+    CHECK(calls > 0 && calls < 20, "upload: the stream's answers wait (%d of 20 run)", calls);
+    body bu = {.p = big, .len = blen, .end = 1};
+    (void)cl_open(&cl, "/t.S/Unary", &bu);
+    for (int i = 0; i < 8; i++) { /* a part of the upload only */
+        const uint8_t *d;
+        ssize_t k = nghttp2_session_mem_send(cl.s, &d);
+        if (k > 0 && ns_h2_conn_want_read(c) && ns_h2_conn_recv(c, d, (size_t)k) != NS_OK) {
+            break;
+        }
+    }
+    CHECK(ns_h2_conn_want_read(c), "upload: still read while a large request arrives");
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20}};
+    (void)nghttp2_submit_settings(cl.s, NGHTTP2_FLAG_NONE, iv, 1);
+    (void)nghttp2_submit_window_update(cl.s, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+    (void)pump(&cl, c);
+    CHECK(calls == 21 && cl.data == 21 * (NS_GRPC_PREFIX_LEN + ANSWER),
+          "upload: the window opened behind the upload: all 21 answers delivered (%d calls)",
+          calls);
+    nghttp2_session_del(cl.s);
+    ns_h2_conn_free(c);
+}
+
 /* Requests that wait fill NS_H2_DEFER_IN_MAX: reading stops; the stall reaper closes it. */
 static void test_reap_connection(void)
 {
@@ -379,6 +419,7 @@ static void test_budget(void)
 int main(void)
 {
     test_deferral_and_resume();
+    test_upload_while_waiting();
     test_reap_connection();
     test_reap_unread();
     test_reap_stream();
