@@ -35,6 +35,7 @@ static void usage(void)
            "                          [--threads N] [--pseudonymous-clients]\n"
            "                          [--max-msg SIZE] [--max-buffered SIZE]\n"
            "                          [--idle-timeout SECONDS] [--body-timeout SECONDS]\n"
+           "                          [--max-output SIZE] [--stall-timeout SECONDS]\n"
            "                          [--metrics ADDR] [--log-out ADDR]\n"
            "                          [--audit-out FILE|ADDR [--audit-every N]\n"
            "                          [--audit-interval SECONDS]]\n"
@@ -72,6 +73,15 @@ static void usage(void)
            "                      (default 60; PINGs alone do not keep it open)\n"
            "  --body-timeout SECONDS  answer DEADLINE_EXCEEDED to a request whose body stops\n"
            "                      arriving for this long (default 10)\n"
+           "  --max-output SIZE   memory all connections may hold for their clients together:\n"
+           "                      unsent answers, per-connection and per-stream state, TLS\n"
+           "                      sessions (default 32M). A connection that holds 128K of\n"
+           "                      unsent answers gets no more until they move; when the budget\n"
+           "                      is full new connections are refused; the last 4M is kept for\n"
+           "                      connections that read their answers\n"
+           "  --stall-timeout SECONDS  reset a stream, or GOAWAY and close a connection, whose\n"
+           "                      client has taken none of its queued answers for this long\n"
+           "                      (flow-control window kept shut, socket not read; default 10)\n"
            "  --metrics ADDR      serve Prometheus metrics (text format 0.0.4) at GET /metrics\n"
            "                      over plain HTTP/1.1 on ADDR (tcp:, unix: or vsock:)\n"
            "  --log-out ADDR      also send every log line to ADDR through a bounded ring that\n"
@@ -106,9 +116,11 @@ static void usage(void)
 static void on_listening(const char *addr, void *arg)
 {
     const ns_signsvc_cfg *cfg = arg;
-    ns_info("serving addr=%s threads=%d max_msg=%zu max_buffered=%zu", addr,
-            cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), cfg->max_msg,
-            cfg->max_buffered);
+    ns_info("serving addr=%s threads=%d max_msg=%zu max_buffered=%zu max_output=%zu "
+            "stall_ms=%d",
+            addr, cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), cfg->max_msg,
+            cfg->max_buffered, cfg->max_output ? cfg->max_output : NS_H2_OUTPUT_DEFAULT,
+            cfg->stall_ms ? cfg->stall_ms : NS_H2_STALL_MS_DEFAULT);
 }
 
 typedef struct {
@@ -148,6 +160,18 @@ static int parse_valued(svc_options *o, const char *a, const char *v)
             return ns_cli_usage_error("%s: expected 1-86400 seconds, got '%s'", a, v);
         }
         *(a[2] == 'i' ? &o->cfg.idle_ms : &o->cfg.body_idle_ms) = (int)n * 1000;
+    } else if (strcmp(a, "--max-output") == 0 && v) {
+        if (ns_parse_size(v, 1024u * 1024 * 1024, &n) != NS_OK || n < 2 * NS_H2_OUTPUT_RESERVE) {
+            return ns_cli_usage_error("--max-output: expected a size from 8M to 1G, got '%s'", v);
+        }
+        o->cfg.max_output = (size_t)n;
+    } else if (strcmp(a, "--stall-timeout") == 0 && v) {
+        int64_t ms;
+        if (ns_parse_seconds(v, &ms) != NS_OK || ms < 100 || ms > 86400000) {
+            return ns_cli_usage_error("--stall-timeout: expected seconds (0.1 to 86400), got '%s'",
+                                      v);
+        }
+        o->cfg.stall_ms = (int)ms;
     } else if (strcmp(a, "--metrics") == 0 && v) {
         o->ocfg.metrics = v;
     } else if (strcmp(a, "--log-out") == 0 && v) {

@@ -49,6 +49,7 @@ typedef struct worker {
     int nworkers;
     int index;
     pthread_t tid;
+    int64_t last_budget_warn; /* ms; -1 never */
     ns_err err;
     char errmsg[256];
 } worker;
@@ -175,7 +176,17 @@ static void adopt(worker *w, int ep, econn **head, int fd)
     econn *e = calloc(1, sizeof *e);
     char peer[NS_H2_PEER_MAX];
     ns_addr_peer(fd, peer, sizeof peer);
-    if (e == NULL || ns_h2_conn_new(&e->c, w->h, peer) != NS_OK) {
+    if (e == NULL) {
+        goto drop;
+    }
+    ns_err err = ns_h2_conn_new(&e->c, w->h, peer, w->tr ? w->tr->conn_cost : 0);
+    if (err != NS_OK) {
+        int64_t now = ns_now_ms();
+        if (err == NS_E_UNAVAILABLE &&
+            (w->last_budget_warn < 0 || now - w->last_budget_warn >= FD_WARN_EVERY_MS)) {
+            ns_warn("%s", ns_err_msg()); /* counted in nsign_connections_refused_total */
+            w->last_budget_warn = now;
+        }
         goto drop;
     }
     e->tr = w->tr;
@@ -356,6 +367,7 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, ns_stop *
         n = MAX_THREADS;
     }
     int lfd;
+    ns_h2_output_configure(h);
     GUARD(ns_addr_listen(&cfg->listen, 1024, NS_LISTEN_NONBLOCK, &lfd));
     ns_addr bound = cfg->listen;
     if (bound.kind == NS_ADDR_TCP) {
@@ -379,7 +391,8 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, ns_stop *
                              .lfd = lfd,
                              .all = ws,
                              .nworkers = n,
-                             .index = piped};
+                             .index = piped,
+                             .last_budget_warn = -1};
         if (pipe2(ws[piped].handoff, O_NONBLOCK | O_CLOEXEC) != 0) {
             rc = ns_fail_errno(NS_E_IO, "pipe2 for event loop %d", piped);
             break;

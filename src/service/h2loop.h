@@ -4,7 +4,8 @@
  * per connection; a loop hands a connection to the least loaded one), non-blocking throughout,
  * each connection in cleartext (h2c) or over an ns_h2_transport (TLS from tls.c). The limits of
  * one connection are h2server's; this layer owns descriptors, readiness, hand-off, the accept
- * pause when descriptors run out, and the clean stop.
+ * pause when descriptors run out, the refusal of connections the output budget cannot take
+ * (warned about at most every FD_WARN_EVERY_MS), and the clean stop.
  */
 #ifndef NS_H2LOOP_H
 #define NS_H2LOOP_H
@@ -42,6 +43,10 @@ typedef struct {
     int (*pending)(void *t);
     /* Best-effort goodbye and free; the loop closes the descriptor. */
     void (*close)(void *t);
+    /* Bytes of memory one connection's transport state takes (a TLS session with its record
+     * buffers, from the first handshake message on), counted in h2server's output budget: a
+     * connection the budget cannot take is refused before open. */
+    size_t conn_cost;
 } ns_h2_transport;
 
 typedef struct {
@@ -53,7 +58,6 @@ typedef struct {
 } ns_h2_serve_cfg;
 
 /* Serves until *stop becomes non-zero (checked at least every 100 ms); then closes cleanly. */
-ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h,
-                   ns_stop *stop) NS_MUST_CHECK;
+ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, ns_stop *stop) NS_MUST_CHECK;
 
 #endif

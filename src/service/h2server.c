@@ -7,6 +7,9 @@
  * gRPC layer: per-stream request buffers with hard caps, routing, deadlines, and the
  * response shapes (headers + DATA + trailers, or Trailers-Only for an early error).
  * Invariant: a stream is answered at most once (s->answered); after that its input is dropped.
+ * Output accounting (issue 22): every byte this file allocates for a peer's answers (the streams'
+ * queues, c->out) and the fixed costs of its connections and streams are in g_output, and a
+ * connection's share in c->charged, so freeing a connection returns exactly what it took.
  */
 #include "h2server.h"
 
@@ -23,7 +26,8 @@
 
 #define PATH_MAX_LEN 128
 #define OUT_MAX (NS_H2_OUT_HIGH + 64u * 1024) /* mem_send chunks are at most ~16 KiB each */
-#define RESP_MAX (64u * 1024) /* one stream's queued response bytes (largest: ~33 KiB Attest) */
+#define RESP_MAX (64u * 1024) /* one stream's answer buffer (largest answer: ~33 KiB Attest) */
+#define OUT_KEEP (16u * 1024) /* c->out allocation kept when drained; a larger one is freed */
 
 static const char HTTP1_REPLY[] =
     "HTTP/1.1 505 HTTP Version Not Supported\r\n"
@@ -39,13 +43,18 @@ typedef struct stream {
     int is_post;
     int ct_ok;
     int path_too_long;
-    int answered;     /* response headers (or Trailers-Only) submitted */
-    int done;         /* the final status is known; trailers follow the queued data */
-    int status;       /* final gRPC status */
-    int64_t deadline; /* ms on CLOCK_MONOTONIC; -1 none */
-    size_t nmsg;      /* request messages handled (streaming) or seen (unary) */
-    size_t resv;      /* request bytes counted against the budgets (see in_account) */
-    int64_t last_in;  /* ms: when request headers or data last arrived */
+    int answered;       /* response headers (or Trailers-Only) submitted */
+    int done;           /* the final status is known; trailers follow the queued data */
+    int status;         /* final gRPC status */
+    int64_t deadline;   /* ms on CLOCK_MONOTONIC; -1 none */
+    size_t nmsg;        /* request messages handled (streaming) or seen (unary) */
+    size_t resv;        /* request bytes counted against the budgets (see in_account) */
+    int64_t last_in;    /* ms: when request headers or data last arrived */
+    int deferred;       /* a complete message waits for output room (out_room) */
+    int ended;          /* the request half-closed */
+    int reset;          /* reaped: RST_STREAM submitted, nothing more is sent */
+    size_t out_charged; /* s->out's allocation, counted in the output budget */
+    int64_t out_since;  /* ms: since when its queued answer bytes have not moved; -1 none */
     char path[PATH_MAX_LEN];
     char msg[NS_GRPC_MSG_MAX];
     ns_buf in;  /* request bytes not yet consumed */
@@ -71,6 +80,14 @@ struct ns_h2_conn {
     char peer[NS_H2_PEER_MAX];
     int client; /* -1 until a transport authenticates one */
     char client_id[NS_H2_CLIENT_ID_MAX + 1];
+    size_t charged;       /* all this connection counts in the output budget */
+    size_t out_charged;   /* of which c->out's allocation */
+    size_t queued;        /* answer bytes in its streams' queues, not yet taken by nghttp2 */
+    size_t queue_mem;     /* the allocations of those queues (the sum of s->out_charged) */
+    int ndeferred;        /* streams with s->deferred */
+    int64_t queued_since; /* ms: since when none of the queued answer bytes moved; -1 none */
+    int64_t unsent_since; /* ms: since when c->out has had bytes and none were sent; -1 none */
+    int64_t reap_at;      /* ms: reaped for a stall, closed at this time at the latest; -1 */
 };
 
 /* Request bytes buffered (or announced by a message prefix and reserved) by every connection of
@@ -87,22 +104,149 @@ static size_t budget_of(const ns_h2_handler *h)
     return h->max_buffered ? h->max_buffered : NS_H2_BUFFERED_DEFAULT;
 }
 
-/* Takes n bytes of the process-wide budget when the total stays within limit. */
-static int budget_take(size_t n, size_t limit)
+/* Adds n to a process-wide counter when the total stays within limit. */
+static int counter_take(size_t *ctr, size_t n, size_t limit)
 {
-    size_t cur = __atomic_load_n(&g_buffered, __ATOMIC_RELAXED);
+    size_t cur = __atomic_load_n(ctr, __ATOMIC_RELAXED);
     do {
         if (cur > limit || n > limit - cur) {
             return -1;
         }
-    } while (!__atomic_compare_exchange_n(&g_buffered, &cur, cur + n, 1, __ATOMIC_RELAXED,
-                                          __ATOMIC_RELAXED));
+    } while (
+        !__atomic_compare_exchange_n(ctr, &cur, cur + n, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
     return 0;
+}
+
+/* Takes n bytes of the process-wide request budget when the total stays within limit. */
+static int budget_take(size_t n, size_t limit)
+{
+    return counter_take(&g_buffered, n, limit);
 }
 
 static void budget_put(size_t n)
 {
     __atomic_sub_fetch(&g_buffered, n, __ATOMIC_RELAXED);
+}
+
+/* The output budget (h2server.h): bytes held for peers by every connection of the process. */
+static size_t g_output;
+static size_t g_output_limit = NS_H2_OUTPUT_DEFAULT;
+static atomic_ulong st_conns_refused, st_streams_refused, st_conns_reaped, st_streams_reaped;
+
+void ns_h2_output_stats_get(ns_h2_output_stats *st)
+{
+    st->held = __atomic_load_n(&g_output, __ATOMIC_RELAXED);
+    st->limit = __atomic_load_n(&g_output_limit, __ATOMIC_RELAXED);
+    st->conns_refused = atomic_load_explicit(&st_conns_refused, memory_order_relaxed);
+    st->streams_refused = atomic_load_explicit(&st_streams_refused, memory_order_relaxed);
+    st->conns_reaped = atomic_load_explicit(&st_conns_reaped, memory_order_relaxed);
+    st->streams_reaped = atomic_load_explicit(&st_streams_reaped, memory_order_relaxed);
+}
+
+static size_t output_limit(const ns_h2_handler *h)
+{
+    return h->max_output ? h->max_output : NS_H2_OUTPUT_DEFAULT;
+}
+
+void ns_h2_output_configure(const ns_h2_handler *h)
+{
+    __atomic_store_n(&g_output_limit, output_limit(h), __ATOMIC_RELAXED);
+}
+
+/* Memory c holds for answers not sent yet: its streams' queues and its unsent output. */
+static size_t conn_pending_out(const ns_h2_conn *c)
+{
+    return c->queue_mem + (c->out.len - c->out_off);
+}
+
+/* What c may fill the output budget up to: all of it while c holds no unsent answer, all but
+ * NS_H2_OUTPUT_RESERVE once it does (the reserve is for clients that read their answers). */
+static size_t output_cap(const ns_h2_conn *c)
+{
+    size_t lim = output_limit(c->h);
+    if (conn_pending_out(c) == 0) {
+        return lim;
+    }
+    return lim > NS_H2_OUTPUT_RESERVE ? lim - NS_H2_OUTPUT_RESERVE : 0;
+}
+
+/* Takes n bytes of the output budget for c when the total stays within limit. */
+static int output_take(ns_h2_conn *c, size_t n, size_t limit)
+{
+    if (counter_take(&g_output, n, limit) != 0) {
+        return -1;
+    }
+    c->charged += n;
+    return 0;
+}
+
+static void output_put(ns_h2_conn *c, size_t n)
+{
+    __atomic_sub_fetch(&g_output, n, __ATOMIC_RELAXED);
+    c->charged -= n;
+}
+
+/* Brings the charge *slot of a buffer to its allocation (always allowed: the decision to let it
+ * grow was out_room's). */
+static void output_sync(ns_h2_conn *c, size_t *slot, size_t cap)
+{
+    if (cap > *slot) {
+        __atomic_add_fetch(&g_output, cap - *slot, __ATOMIC_RELAXED);
+        c->charged += cap - *slot;
+    } else if (cap < *slot) {
+        output_put(c, *slot - cap);
+    }
+    *slot = cap;
+}
+
+/* Brings the charge of s's answer queue to its allocation. */
+static void queue_sync(ns_h2_conn *c, stream *s)
+{
+    c->queue_mem = c->queue_mem - s->out_charged + s->out.cap;
+    output_sync(c, &s->out_charged, s->out.cap);
+}
+
+/* Whether s may run its next message now: the stream, its connection and the process have
+ * output room. Otherwise the message waits in s->in (s->deferred). */
+static int out_room(const ns_h2_conn *c, const stream *s)
+{
+    if (s->out.len - s->out_off >= NS_H2_STREAM_OUT_MAX ||
+        conn_pending_out(c) >= NS_H2_CONN_OUT_MAX) {
+        return 0;
+    }
+    return __atomic_load_n(&g_output, __ATOMIC_RELAXED) < output_cap(c);
+}
+
+static void defer(ns_h2_conn *c, stream *s, int on)
+{
+    if (s->deferred != on) {
+        s->deferred = on;
+        c->ndeferred += on ? 1 : -1;
+    }
+}
+
+/* n answer bytes entered (added) or left s's queue: the queue sizes and the stall clocks. */
+static void queue_add(ns_h2_conn *c, stream *s, size_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    int64_t now = ns_now_ms();
+    if (s->out_since < 0) {
+        s->out_since = now;
+    }
+    if (c->queued == 0) {
+        c->queued_since = now;
+    }
+    c->queued += n;
+}
+
+static void queue_took(ns_h2_conn *c, stream *s, size_t n)
+{
+    int64_t now = ns_now_ms();
+    c->queued -= n;
+    c->queued_since = c->queued ? now : -1;
+    s->out_since = s->out.len > s->out_off ? now : -1;
 }
 
 /* Brings s->resv to what the stream's buffer holds or will hold: its length, or the whole
@@ -161,6 +305,11 @@ void ns_h2_stats(long *conns, long *streams)
 static void stream_free(ns_h2_conn *c, stream *s)
 {
     atomic_fetch_sub_explicit(&stat_streams, 1, memory_order_relaxed);
+    defer(c, s, 0);
+    c->queued -= s->out.len - s->out_off;
+    if (c->queued == 0) {
+        c->queued_since = -1;
+    }
     if (s->prev) {
         s->prev->next = s->next;
     } else {
@@ -172,6 +321,8 @@ static void stream_free(ns_h2_conn *c, stream *s)
     in_release(c, s);
     ns_buf_free(&s->in);
     ns_buf_free(&s->out);
+    queue_sync(c, s);
+    output_put(c, NS_H2_STREAM_COST);
     ns_tc_free(s);
 }
 
@@ -192,19 +343,25 @@ static void in_consume(ns_h2_conn *c, stream *s, size_t n)
 static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *source, void *user)
 {
-    (void)source, (void)user;
+    (void)source;
+    ns_h2_conn *c = user;
     stream *s = nghttp2_session_get_stream_user_data(session, id);
     if (s == NULL) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    if (s->reset) {
+        return NGHTTP2_ERR_DEFERRED; /* its RST_STREAM closes it */
     }
     size_t left = s->out.len - s->out_off;
     size_t n = left < length ? left : length;
     if (n) {
         memcpy(buf, s->out.data + s->out_off, n);
+        s->out_off += n;
+        queue_took(c, s, n);
     }
-    s->out_off += n;
     if (s->out_off == s->out.len) {
-        ns_buf_reset(&s->out);
+        ns_buf_free(&s->out); /* a stream that waits holds nothing */
+        queue_sync(c, s);
         s->out_off = 0;
         if (s->done) {
             char st[16], enc[NS_GRPC_MSG_MAX * 3 + 1];
@@ -246,6 +403,7 @@ static void finish(ns_h2_conn *c, stream *s, int status, const char *msg)
         return;
     }
     s->done = 1;
+    defer(c, s, 0);
     s->status = status;
     snprintf(s->msg, sizeof s->msg, "%s", msg ? msg : "");
     in_drop(c, s);
@@ -289,6 +447,10 @@ static int run_call(ns_h2_conn *c, stream *s, const uint8_t *msg, size_t len)
     if (s->out.max == 0) {
         ns_buf_init_cached(&s->out, RESP_MAX);
     }
+    if (s->out_off != 0) { /* room for the next answer: RESP_MAX - NS_H2_STREAM_OUT_MAX */
+        ns_buf_consume(&s->out, s->out_off);
+        s->out_off = 0;
+    }
     size_t start = s->out.len;
     uint8_t prefix[NS_GRPC_PREFIX_LEN] = {0};
     char emsg[NS_GRPC_MSG_MAX] = "";
@@ -301,10 +463,13 @@ static int run_call(ns_h2_conn *c, stream *s, const uint8_t *msg, size_t len)
     int st = c->h->call(c->h->app, s->method, &req, &s->out, emsg, sizeof emsg);
     if (st != NS_GRPC_OK) {
         s->out.len = start;
+        queue_sync(c, s);
         finish(c, s, st, emsg[0] ? emsg : ns_grpc_status_name(st));
         return st;
     }
     ns_grpc_frame_prefix(s->out.data + start, (uint32_t)(s->out.len - start - NS_GRPC_PREFIX_LEN));
+    queue_add(c, s, s->out.len - start);
+    queue_sync(c, s);
     s->nmsg++;
     return NS_GRPC_OK;
 }
@@ -325,6 +490,11 @@ static void pump_streaming(ns_h2_conn *c, stream *s)
             finish(c, s, ns_grpc_status_from_err(e), ns_err_msg());
             return;
         }
+        if (!out_room(c, s)) {
+            defer(c, s, 1); /* resumed when its answers move (resume) */
+            break;
+        }
+        defer(c, s, 0);
         if (!s->answered && start_body(c, s) != 0) {
             finish(c, s, NS_GRPC_INTERNAL, "cannot start the response");
             return;
@@ -347,6 +517,9 @@ static void end_of_request(ns_h2_conn *c, stream *s)
     }
     if (s->streaming) {
         pump_streaming(c, s);
+        if (s->deferred) {
+            return; /* resume ends it once its last messages ran */
+        }
         if (!s->done) {
             if (s->in.len != 0) {
                 finish(c, s, NS_GRPC_INTERNAL, "request ended inside a message");
@@ -379,6 +552,11 @@ static void end_of_request(ns_h2_conn *c, stream *s)
         finish(c, s, NS_GRPC_INTERNAL, "unary call with more than one request message");
         return;
     }
+    if (!out_room(c, s)) {
+        defer(c, s, 1);
+        return;
+    }
+    defer(c, s, 0);
     if (run_call(c, s, msg, len) != NS_GRPC_OK) {
         return;
     }
@@ -418,14 +596,24 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *f, vo
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) {
         return 0;
     }
+    if (output_take(c, NS_H2_STREAM_COST, output_cap(c)) != 0) {
+        /* Retryable by the client (RFC 9113 8.7); its frames find no stream and are dropped. */
+        atomic_fetch_add_explicit(&st_streams_refused, 1, memory_order_relaxed);
+        return nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                                         NGHTTP2_REFUSED_STREAM) == 0
+                   ? 0
+                   : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     stream *s = ns_tc_calloc(1, sizeof *s);
     if (s == NULL) {
+        output_put(c, NS_H2_STREAM_COST);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     atomic_fetch_add_explicit(&stat_streams, 1, memory_order_relaxed);
     s->id = f->hd.stream_id;
     s->method = -1;
     s->deadline = -1;
+    s->out_since = -1;
     s->last_in = ns_now_ms();
     ns_buf_init_cached(&s->in, c->max_msg + NS_GRPC_PREFIX_LEN);
     s->next = c->streams;
@@ -489,11 +677,14 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *f, void 
     if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
         headers_done(c, s);
     }
-    if (f->hd.type == NGHTTP2_DATA && s->streaming && !s->done) {
+    if (f->hd.type == NGHTTP2_DATA && s->streaming && !s->done && !s->deferred) {
         pump_streaming(c, s);
     }
     if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->done) {
-        end_of_request(c, s);
+        s->ended = 1;
+        if (!s->deferred) {
+            end_of_request(c, s);
+        }
     }
     return 0;
 }
@@ -573,12 +764,22 @@ static void *mem_realloc(void *p, size_t n, void *u)
 
 static nghttp2_mem tc_mem = {NULL, mem_malloc, mem_free, mem_calloc, mem_realloc};
 
-ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer)
+ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer, size_t extra)
 {
     ns_h2_conn *c = calloc(1, sizeof *c);
     nghttp2_session_callbacks *cb = NULL;
     ENSURE(c != NULL, NS_E_NOMEM, "h2: out of memory for a connection");
     c->h = h;
+    ns_h2_output_configure(h);
+    if (extra > output_limit(h) || output_take(c, NS_H2_CONN_COST + extra, output_limit(h)) != 0) {
+        atomic_fetch_add_explicit(&st_conns_refused, 1, memory_order_relaxed);
+        free(c);
+        BAIL(NS_E_UNAVAILABLE,
+             "h2: connection from %s refused: the output budget of %zu bytes is in use (clients "
+             "that do not read their answers are reaped after the stall timeout)",
+             peer ? peer : "?", output_limit(h));
+    }
+    c->queued_since = c->unsent_since = c->reap_at = -1;
     c->max_msg = h->max_msg ? h->max_msg : NS_GRPC_MAX_MSG_DEFAULT;
     c->in_cap = c->max_msg + NS_GRPC_PREFIX_LEN + NS_H2_CONN_IN_SMALL;
     snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
@@ -586,8 +787,9 @@ ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer)
     snprintf(c->client_id, sizeof c->client_id, "-");
     c->created = ns_now_ms();
     c->last_active = c->created;
-    ns_buf_init(&c->out, OUT_MAX);
+    ns_buf_init_cached(&c->out, OUT_MAX);
     if (nghttp2_session_callbacks_new(&cb) != 0) {
+        output_put(c, c->charged);
         free(c);
         BAIL(NS_E_NOMEM, "h2: out of memory for nghttp2 callbacks");
     }
@@ -599,6 +801,7 @@ ns_err ns_h2_conn_new(ns_h2_conn **cp, const ns_h2_handler *h, const char *peer)
     int rv = nghttp2_session_server_new3(&c->s, cb, c, NULL, &tc_mem);
     nghttp2_session_callbacks_del(cb);
     if (rv != 0) {
+        output_put(c, c->charged);
         free(c);
         BAIL(NS_E_NOMEM, "h2: cannot create an nghttp2 session: %s", nghttp2_strerror(rv));
     }
@@ -654,12 +857,30 @@ ns_err ns_h2_conn_recv(ns_h2_conn *c, const uint8_t *p, size_t n)
     return NS_OK;
 }
 
-ns_err ns_h2_conn_pending(ns_h2_conn *c, const uint8_t **p, size_t *n)
+/* Runs the messages that waited for output room while there is room; returns how many streams
+ * moved on. Called outside nghttp2's callbacks (pending, tick). */
+static int resume(ns_h2_conn *c)
 {
-    if (c->out_off == c->out.len) {
-        ns_buf_reset(&c->out);
-        c->out_off = 0;
+    int n = 0;
+    for (stream *s = c->streams; s != NULL && c->ndeferred > 0; s = s->next) {
+        if (!s->deferred || s->done || !out_room(c, s)) {
+            continue;
+        }
+        defer(c, s, 0);
+        if (s->streaming) {
+            pump_streaming(c, s);
+        }
+        if (s->ended && !s->deferred) {
+            end_of_request(c, s);
+        }
+        n++;
     }
+    return n;
+}
+
+/* Moves nghttp2's output into c->out until NS_H2_OUT_HIGH. */
+static ns_err fill_out(ns_h2_conn *c)
+{
     while (c->preface_ok && !c->fatal && c->out.len < NS_H2_OUT_HIGH) {
         const uint8_t *data;
         ssize_t k = nghttp2_session_mem_send(c->s, &data);
@@ -670,16 +891,127 @@ ns_err ns_h2_conn_pending(ns_h2_conn *c, const uint8_t **p, size_t *n)
         if (k == 0) {
             break;
         }
-        GUARD(ns_buf_append(&c->out, data, (size_t)k));
+        ns_err e = ns_buf_append(&c->out, data, (size_t)k);
+        output_sync(c, &c->out_charged, c->out.cap);
+        GUARD(e);
     }
+    return NS_OK;
+}
+
+ns_err ns_h2_conn_pending(ns_h2_conn *c, const uint8_t **p, size_t *n)
+{
+    if (c->out_off == c->out.len) {
+        if (c->out.cap > OUT_KEEP) {
+            ns_buf_free(&c->out);
+        } else {
+            ns_buf_reset(&c->out);
+        }
+        output_sync(c, &c->out_charged, c->out.cap);
+        c->out_off = 0;
+    }
+    GUARD(fill_out(c));
+    /* Answers leaving the queues make room for the messages that waited: run them too. */
+    while (c->ndeferred > 0 && !c->fatal && c->reap_at < 0 && c->out.len < NS_H2_OUT_HIGH &&
+           resume(c) > 0) {
+        ns_log_flush(); /* their audit lines go out before their answers */
+        GUARD(fill_out(c));
+    }
+    output_sync(c, &c->out_charged, c->out.cap); /* also what check_preface wrote */
     *n = c->out.len - c->out_off;
     *p = *n ? c->out.data + c->out_off : NULL;
+    if (*n == 0) {
+        c->unsent_since = -1;
+    } else if (c->unsent_since < 0) {
+        c->unsent_since = ns_now_ms();
+    }
     return NS_OK;
 }
 
 void ns_h2_conn_sent(ns_h2_conn *c, size_t n)
 {
     c->out_off += n;
+    if (n != 0) {
+        c->unsent_since = c->out_off < c->out.len ? ns_now_ms() : -1;
+    }
+}
+
+/* Gives up on a peer that does not take its answers: GOAWAY now, closed when that is sent or
+ * NS_H2_REAP_GRACE_MS later, whichever comes first. */
+static void reap(ns_h2_conn *c, int64_t now, const char *why, int stall_ms)
+{
+    atomic_fetch_add_explicit(&st_conns_reaped, 1, memory_order_relaxed);
+    ns_info("closing connection peer=%s client=%s reason=\"%s for %d ms\" queued=%zu unsent=%zu",
+            c->peer, c->client_id, why, stall_ms, c->queued, c->out.len - c->out_off);
+    c->reap_at = now + NS_H2_REAP_GRACE_MS;
+    if (!c->preface_ok || c->fatal ||
+        nghttp2_session_terminate_session(c->s, NGHTTP2_ENHANCE_YOUR_CALM) != 0) {
+        c->reap_at = now;
+    }
+}
+
+/* Drops the unsent output of a connection that is closed without sending it. */
+static void drop_out(ns_h2_conn *c)
+{
+    ns_buf_free(&c->out);
+    output_sync(c, &c->out_charged, 0);
+    c->out_off = 0;
+    c->unsent_since = -1;
+}
+
+/* A stream whose peer kept its window shut for stall_ms: its answers dropped now, reset (nghttp2
+ * closes it as the RST_STREAM goes out). */
+static void stream_reap(ns_h2_conn *c, stream *s)
+{
+    atomic_fetch_add_explicit(&st_streams_reaped, 1, memory_order_relaxed);
+    ns_debug("resetting stream peer=%s stream=%d reason=\"flow-control window shut\" queued=%zu",
+             c->peer, (int)s->id, s->out.len - s->out_off);
+    s->reset = s->done = 1;
+    defer(c, s, 0);
+    in_drop(c, s);
+    c->queued -= s->out.len - s->out_off;
+    if (c->queued == 0) {
+        c->queued_since = -1;
+    }
+    ns_buf_free(&s->out);
+    s->out_off = 0;
+    queue_sync(c, s);
+    s->out_since = -1;
+    if (nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL) != 0) {
+        c->reap_at = ns_now_ms(); /* cannot even reset: close the connection */
+    }
+}
+
+/* The stall reaper (h2server.h); returns 1 when it acted. */
+static int tick_stalls(ns_h2_conn *c, int64_t now)
+{
+    int stall_ms = c->h->stall_ms ? c->h->stall_ms : NS_H2_STALL_MS_DEFAULT;
+    if (c->reap_at >= 0) {
+        if (now < c->reap_at) {
+            return 0;
+        }
+        c->fatal = 1; /* GOAWAY not taken in time: close without it */
+        drop_out(c);
+        return 1;
+    }
+    if (c->unsent_since >= 0 && now - c->unsent_since >= stall_ms) {
+        reap(c, now, "the peer does not read", stall_ms);
+        return 1;
+    }
+    if (c->fatal || !c->preface_ok) {
+        return 0;
+    }
+    if (c->queued_since >= 0 && now - c->queued_since >= stall_ms) {
+        reap(c, now, "the peer keeps its flow-control window shut", stall_ms);
+        return 1;
+    }
+    int n = 0;
+    for (stream *s = c->streams; s; s = s->next) {
+        if (s->out_since >= 0 && !s->reset && now - s->out_since >= stall_ms) {
+            stream_reap(c, s);
+            n = 1;
+        }
+    }
+    return n;
 }
 
 int ns_h2_conn_tick(ns_h2_conn *c, int64_t now)
@@ -689,8 +1021,15 @@ int ns_h2_conn_tick(ns_h2_conn *c, int64_t now)
         c->fatal = 1; /* silent or too slow to even start: free the slot */
         return 1;
     }
+    if (tick_stalls(c, now)) {
+        return 1;
+    }
     int body_ms = c->h->body_idle_ms ? c->h->body_idle_ms : NS_H2_BODY_IDLE_MS_DEFAULT;
+    int paused = !ns_h2_conn_want_read(c);
     for (stream *s = c->streams; s; s = s->next) {
+        if (paused || s->deferred) {
+            s->last_in = now; /* its body is not arriving because of us, not the client */
+        }
         if (!s->done && s->deadline >= 0 && now >= s->deadline) {
             finish(c, s, NS_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
             n++;
@@ -702,6 +1041,9 @@ int ns_h2_conn_tick(ns_h2_conn *c, int64_t now)
             finish(c, s, NS_GRPC_DEADLINE_EXCEEDED, m);
             n++;
         }
+    }
+    if (c->ndeferred > 0 && !c->fatal && c->reap_at < 0) {
+        n += resume(c); /* the process-wide budget may have room again */
     }
     if (c->preface_ok && !c->fatal && !c->idle_closing) {
         int idle_ms = c->h->idle_ms ? c->h->idle_ms : NS_H2_IDLE_MS_DEFAULT;
@@ -730,9 +1072,21 @@ int ns_h2_conn_done(const ns_h2_conn *c)
     return !nghttp2_session_want_read(c->s) && !nghttp2_session_want_write(c->s);
 }
 
+/* Request bytes buffered by the streams that wait for output room. Only theirs count: a large
+ * upload on another stream must not stop the reading that brings the client's WINDOW_UPDATEs. */
+static size_t deferred_in(const ns_h2_conn *c)
+{
+    size_t n = 0;
+    for (const stream *s = c->streams; s != NULL && c->ndeferred > 0; s = s->next) {
+        n += s->deferred ? s->in.len : 0;
+    }
+    return n;
+}
+
 int ns_h2_conn_want_read(const ns_h2_conn *c)
 {
-    return !c->fatal && c->out.len - c->out_off < NS_H2_OUT_HIGH;
+    return !c->fatal && c->reap_at < 0 && c->out.len - c->out_off < NS_H2_OUT_HIGH &&
+           (c->ndeferred == 0 || deferred_in(c) < NS_H2_DEFER_IN_MAX);
 }
 
 const char *ns_h2_conn_peer(const ns_h2_conn *c)
@@ -757,6 +1111,7 @@ void ns_h2_conn_free(ns_h2_conn *c)
     while (c->streams) {
         stream_free(c, c->streams);
     }
-    ns_buf_free(&c->out);
+    drop_out(c);
+    output_put(c, c->charged); /* the fixed costs */
     free(c);
 }

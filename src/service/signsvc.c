@@ -1071,6 +1071,8 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, ns_stop 
     h.max_buffered = cfg->max_buffered;
     h.idle_ms = cfg->idle_ms;
     h.body_idle_ms = cfg->body_idle_ms;
+    h.max_output = cfg->max_output;
+    h.stall_ms = cfg->stall_ms;
     pthread_once(&desc_once, desc_init);
     ns_h2_serve_cfg sc = {.listen = cfg->listen,
                           .threads = cfg->threads,

@@ -45,6 +45,8 @@ typedef struct {
     size_t max_buffered;   /* request bytes buffered by all connections; 0 = h2server's default */
     int idle_ms;           /* 0 = h2server's default (60 s) */
     int body_idle_ms;      /* 0 = h2server's default (10 s) */
+    size_t max_output;     /* h2server's output budget; 0 = its default */
+    int stall_ms;          /* reap answers not taken for this long; 0 = h2server's default */
     uint32_t frost_ttl_ms; /* FROST commitments expire after this; 0 = 5 minutes */
     uint32_t frost_per_owner; /* outstanding commitments per (client, key); 0 = 1024 */
     /* 1: an authenticated client is named "c-" + 12 hex digits of HMAC-SHA256(a key drawn at

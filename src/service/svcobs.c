@@ -145,6 +145,30 @@ static double conns_open(void *arg)
     return (double)c;
 }
 
+/* The output budget (h2server.h, issue 22): what it holds and what it refused or reaped; arg
+ * points at one of OUT_STAT's entries, which names the field. */
+enum { OUT_HELD, OUT_LIMIT, OUT_REFUSED, OUT_CONNS_REAPED, OUT_STREAMS_REAPED };
+static const int OUT_STAT[] = {OUT_HELD, OUT_LIMIT, OUT_REFUSED, OUT_CONNS_REAPED,
+                               OUT_STREAMS_REAPED};
+
+static double out_stat(void *arg)
+{
+    ns_h2_output_stats st;
+    ns_h2_output_stats_get(&st);
+    switch (*(const int *)arg) {
+    case OUT_HELD:
+        return (double)st.held;
+    case OUT_LIMIT:
+        return (double)st.limit;
+    case OUT_REFUSED:
+        return (double)(st.conns_refused + st.streams_refused);
+    case OUT_CONNS_REAPED:
+        return (double)st.conns_reaped;
+    default:
+        return (double)st.streams_reaped;
+    }
+}
+
 static double tls_failures(void *arg)
 {
     (void)arg;
@@ -203,6 +227,24 @@ static ns_err families(ns_svcobs *o)
                               "gRPC requests (HTTP/2 streams) open right now.", in_flight, o));
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_GAUGE, "nsign_connections_open",
                               "Client connections open right now.", conns_open, o));
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_GAUGE, "nsign_output_bytes",
+                              "Memory held for clients: unsent answers and connection, stream "
+                              "and TLS state (the --max-output budget).",
+                              out_stat, (void *)&OUT_STAT[OUT_HELD]));
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_GAUGE, "nsign_output_limit_bytes",
+                              "The --max-output budget.", out_stat, (void *)&OUT_STAT[OUT_LIMIT]));
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_output_refusals_total",
+                              "Connections and streams refused because the output budget was "
+                              "full.",
+                              out_stat, (void *)&OUT_STAT[OUT_REFUSED]));
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_stalled_connections_closed_total",
+                              "Connections closed because the client took none of its answers "
+                              "for the stall timeout.",
+                              out_stat, (void *)&OUT_STAT[OUT_CONNS_REAPED]));
+    GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_stalled_streams_reset_total",
+                              "Streams reset because the client kept their window shut for the "
+                              "stall timeout.",
+                              out_stat, (void *)&OUT_STAT[OUT_STREAMS_REAPED]));
     GUARD(ns_metrics_add_func(o->reg, NS_METRIC_COUNTER, "nsign_tls_handshake_failures_total",
                               "TLS handshakes that failed or were refused (no ALPN h2, no known "
                               "client certificate, protocol errors).",

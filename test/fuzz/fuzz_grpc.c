@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ns_signsvc_handler(&handler, &ctx, 64 * 1024);
     }
     ns_h2_conn *c;
-    if (ns_h2_conn_new(&c, &handler, "fuzz") != NS_OK) {
+    if (ns_h2_conn_new(&c, &handler, "fuzz", 0) != NS_OK) {
         return 0;
     }
     ns_err e = ns_h2_conn_recv(c, (const uint8_t *)magic, 24);

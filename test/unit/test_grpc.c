@@ -97,7 +97,7 @@ static void test_conn_preface(void)
     ns_h2_conn *c;
     const uint8_t *p;
     size_t n;
-    CHECK(ns_h2_conn_new(&c, &h, "test") == NS_OK, "conn: new");
+    CHECK(ns_h2_conn_new(&c, &h, "test", 0) == NS_OK, "conn: new");
     const char *get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     CHECK_ERR(ns_h2_conn_recv(c, (const uint8_t *)get, strlen(get)), NS_E_PROTO,
               "conn: HTTP/1.1 request refused");
@@ -106,7 +106,7 @@ static void test_conn_preface(void)
     CHECK(ns_h2_conn_done(c), "conn: done after the HTTP/1 answer");
     ns_h2_conn_free(c);
 
-    CHECK(ns_h2_conn_new(&c, &h, "test") == NS_OK, "conn: new (split preface)");
+    CHECK(ns_h2_conn_new(&c, &h, "test", 0) == NS_OK, "conn: new (split preface)");
     const char *magic = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     for (size_t i = 0; i < 24; i++) {
         if (ns_h2_conn_recv(c, (const uint8_t *)magic + i, 1) != NS_OK) {

@@ -71,7 +71,7 @@ int main(void)
     ns_h2_handler h;
     ns_signsvc_handler(&h, &ctx, 64 * 1024);
     mem m = {NULL, -1};
-    CHECK(ns_h2_conn_new(&m.srv, &h, "mem") == NS_OK, "server connection");
+    CHECK(ns_h2_conn_new(&m.srv, &h, "mem", 0) == NS_OK, "server connection");
     ns_h2c_io io = {&m, mem_write, mem_read};
     ns_h2c *c = NULL;
     CHECK(ns_h2c_new(&c, &io, "nsign-enclave") == NS_OK, "client connection");
