@@ -81,16 +81,36 @@ struct ns_svcobs {
     pthread_cond_t cv;
     int stopping;
     const char *state;
+    const ns_stop *drain; /* while non-zero, SERVING reads DRAINING; or NULL */
     uint64_t status_seq;
     const char *client_auth; /* "required" (a client policy), "none", or "-" before the keys */
 };
+
+/* Under o->mu: the state as reported. */
+static const char *state_now(const ns_svcobs *o)
+{
+    if (o->drain && *o->drain && strcmp(o->state, "SERVING") == 0) {
+        return "DRAINING";
+    }
+    return o->state;
+}
+
+void ns_svcobs_watch_drain(ns_svcobs *o, const ns_stop *drain)
+{
+    if (o == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&o->mu);
+    o->drain = drain;
+    pthread_mutex_unlock(&o->mu);
+}
 
 /* Under o->mu. */
 static void send_status(ns_svcobs *o)
 {
     char line[160];
     int n = snprintf(line, sizeof line, "nsign %s%s%s seq=%llu" NS_SVCOBS_CLIENT_AUTH_TAG "%s\n",
-                     ns_log_applet(), NS_SVCOBS_STATUS_TAG, o->state,
+                     ns_log_applet(), NS_SVCOBS_STATUS_TAG, state_now(o),
                      (unsigned long long)o->status_seq++, o->client_auth ? o->client_auth : "-");
     if (n > 0 && (size_t)n < sizeof line) {
         ns_logship_write(o->logs, line, (size_t)n);
@@ -159,6 +179,15 @@ static double log_dropped(void *arg)
 static int serve_metrics(void *arg, const ns_httpd_req *r, ns_buf *body, const char **ctype)
 {
     ns_svcobs *o = arg;
+    if (strcmp(r->path, "/ready") == 0) {
+        pthread_mutex_lock(&o->mu);
+        const char *st = state_now(o);
+        int ok = strcmp(st, "SERVING") == 0;
+        ns_err e = ns_buf_append(body, st, strlen(st));
+        pthread_mutex_unlock(&o->mu);
+        *ctype = "text/plain";
+        return e != NS_OK ? 500 : ok ? 200 : 503;
+    }
     if (strcmp(r->path, "/metrics") != 0) {
         return 404;
     }
@@ -308,8 +337,8 @@ static void on_sign(void *arg, const ns_signsvc_sign_event *ev)
         ns_metric_inc(ns_metric_get(o->denials, pv), 1);
     }
     if (o->audit != NULL && ev->input_sha256 != NULL) {
-        ns_audit_append(o->audit, authed ? ev->client : ev->peer, ev->key_id,
-                        ev->input_is_digest, ev->input_sha256, status);
+        ns_audit_append(o->audit, authed ? ev->client : ev->peer, ev->key_id, ev->input_is_digest,
+                        ev->input_sha256, status);
         ns_metric_inc(o->audit_entries, 1);
     }
 }
