@@ -25,6 +25,7 @@ struct ns_hostobs {
     pthread_mutex_t mu;
     ns_hostobs_status last; /* under mu */
     int64_t last_ms;        /* under mu; 0: no status line yet */
+    int draining;           /* under mu; run-enclave began a drain: /ready is 503 */
 };
 
 /* Copies the word after TAG in LINE (up to a space or the end) into OUT; "" without TAG. */
@@ -94,9 +95,13 @@ int ns_hostobs_ready(ns_hostobs *o, char *body, size_t cap)
 {
     pthread_mutex_lock(&o->mu);
     int64_t age = o->last_ms ? ns_now_ms() - o->last_ms : -1;
-    int ok = age >= 0 && age <= o->max_age_ms && strcmp(o->last.state, "SERVING") == 0;
+    int ok =
+        age >= 0 && age <= o->max_age_ms && strcmp(o->last.state, "SERVING") == 0 && !o->draining;
     snprintf(body, cap, "%s state=%s last_status_ms_ago=%lld\n", ok ? "ready" : "not ready",
-             o->last.state[0] ? o->last.state : "none", (long long)age);
+             o->draining        ? "DRAINING"
+             : o->last.state[0] ? o->last.state
+                                : "none",
+             (long long)age);
     pthread_mutex_unlock(&o->mu);
     return ok ? 200 : 503;
 }
@@ -104,12 +109,25 @@ int ns_hostobs_ready(ns_hostobs *o, char *body, size_t cap)
 static int serve_ready(void *arg, const ns_httpd_req *r, ns_buf *body, const char **ctype)
 {
     char line[96];
+    if (!ns_httpd_get_only(r)) {
+        return 405;
+    }
     if (strcmp(r->path, "/ready") != 0 && strcmp(r->path, "/") != 0) {
         return 404;
     }
     int code = ns_hostobs_ready(arg, line, sizeof line);
     *ctype = "text/plain; charset=utf-8";
     return ns_buf_append(body, line, strlen(line)) != NS_OK ? 500 : code;
+}
+
+void ns_hostobs_set_draining(ns_hostobs *o)
+{
+    if (o == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&o->mu);
+    o->draining = 1;
+    pthread_mutex_unlock(&o->mu);
 }
 
 void ns_hostobs_client_auth(ns_hostobs *o, char *out, size_t cap)

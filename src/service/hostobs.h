@@ -42,6 +42,10 @@ ns_err ns_hostobs_start(ns_hostobs **o, const ns_hostobs_cfg *c) NS_MUST_CHECK;
 /* The client_auth of the latest status line ("" before one arrived). */
 void ns_hostobs_client_auth(ns_hostobs *o, char *out, size_t cap);
 
+/* From now on /ready answers 503 (state=DRAINING), whatever the enclave says: run-enclave's
+ * drain, so a load balancer stops sending new connections first. */
+void ns_hostobs_set_draining(ns_hostobs *o);
+
 /* The readiness answer: 200 (ready) or 503, with a one-line text BODY. */
 int ns_hostobs_ready(ns_hostobs *o, char *body, size_t cap);
 

@@ -81,7 +81,7 @@ struct ns_svcobs {
     pthread_cond_t cv;
     int stopping;
     const char *state;
-    const ns_stop *drain; /* while non-zero, SERVING reads DRAINING; or NULL */
+    ns_stop *drain; /* while non-zero, SERVING reads DRAINING; POST /drain sets it; or NULL */
     uint64_t status_seq;
     const char *client_auth; /* "required" (a client policy), "none", or "-" before the keys */
 };
@@ -95,7 +95,7 @@ static const char *state_now(const ns_svcobs *o)
     return o->state;
 }
 
-void ns_svcobs_watch_drain(ns_svcobs *o, const ns_stop *drain)
+void ns_svcobs_watch_drain(ns_svcobs *o, ns_stop *drain)
 {
     if (o == NULL) {
         return;
@@ -179,6 +179,21 @@ static double log_dropped(void *arg)
 static int serve_metrics(void *arg, const ns_httpd_req *r, ns_buf *body, const char **ctype)
 {
     ns_svcobs *o = arg;
+    if (!ns_httpd_get_only(r)) {
+        /* POST /drain: the host's drain request (a Nitro host cannot signal the enclave). */
+        if (strcmp(r->path, "/drain") != 0) {
+            return 405;
+        }
+        pthread_mutex_lock(&o->mu);
+        int can = o->drain != NULL;
+        if (can && !*o->drain) {
+            *o->drain = 1;
+            ns_info("drain requested: POST /drain on the metrics address");
+        }
+        pthread_mutex_unlock(&o->mu);
+        *ctype = "text/plain";
+        return can && ns_buf_append(body, "DRAINING\n", 9) == NS_OK ? 202 : 404;
+    }
     if (strcmp(r->path, "/ready") == 0) {
         pthread_mutex_lock(&o->mu);
         const char *st = state_now(o);

@@ -75,8 +75,12 @@ void ns_svcobs_boot_step(ns_svcobs *o, const char *step, double seconds);
 void ns_svcobs_set_state(ns_svcobs *o, const char *state);
 /* From now on, while *drain is non-zero a SERVING state is reported as DRAINING (status lines,
  * and GET /ready on the metrics address: 200 only while SERVING, else 503), so a load
- * balancer and the host stop sending new connections as soon as a drain begins. */
-void ns_svcobs_watch_drain(ns_svcobs *o, const ns_stop *drain);
+ * balancer and the host stop sending new connections as soon as a drain begins; and a POST
+ * /drain (no body) on the metrics address sets *drain (202): the channel by which a Nitro host,
+ * which cannot signal a process in the enclave, asks it to drain. Anyone who reaches that address
+ * can already stop the enclave (it is the host's, bridged to its loopback), so it grants nothing.
+ * NULL drain: POST /drain is 404. */
+void ns_svcobs_watch_drain(ns_svcobs *o, ns_stop *drain);
 /* The bound metrics port (tcp/vsock), 0 without one. */
 uint32_t ns_svcobs_metrics_port(const ns_svcobs *o);
 /* Signs the final audit head, flushes shipped lines (bounded), stops everything. */
