@@ -34,7 +34,9 @@ static void usage(void)
            "\n"
            "options:\n"
            "  --pcrs FILE          measurements.json as `make eif` (or nitro-cli build-enclave)\n"
-           "                       writes it: every PCRn in it must match\n"
+           "                       writes it: every PCRn in it must match; repeatable (a\n"
+           "                       rolling upgrade: the old and the new image), the document\n"
+           "                       then matches one file's PCRs whole, never a mix\n"
            "  --pcr N=HEX          PCR N (0..31) must equal HEX; repeatable\n"
            "  --nonce HEX          the document's nonce must equal HEX\n"
            "  --user-data HEX      user_data must equal HEX (sign-service puts its key-set\n"
@@ -51,7 +53,9 @@ static void usage(void)
 }
 
 typedef struct {
-    const char *pcrs_file;
+    const char *pcrs_file[1 + NS_ATTEST_ALT_MAX]; /* the first merges with --pcr; each further
+                                                   * one is another accepted set */
+    int npcrs;
     const char *cert_file;
     const char *root_file;
     const char *doc_file;
@@ -63,13 +67,15 @@ static ns_err load_expect(ns_attest_expect *x, const files *f)
     ns_buf b;
     ns_err e = NS_OK;
     ns_buf_init(&b, NS_ATTEST_MEASUREMENTS_MAX);
-    if (f->pcrs_file != NULL) {
-        e = ns_read_path(f->pcrs_file, &b);
+    for (int i = 0; e == NS_OK && i < f->npcrs; i++) {
+        ns_buf_reset(&b);
+        e = ns_read_path(f->pcrs_file[i], &b);
         if (e == NS_OK) {
-            e = ns_attest_expect_measurements(x, b.data, b.len);
+            e = i == 0 ? ns_attest_expect_measurements(x, b.data, b.len)
+                       : ns_attest_expect_alt(x, b.data, b.len);
         }
         if (e != NS_OK) {
-            e = ns_fail_ctx(e, "--pcrs %s", f->pcrs_file);
+            e = ns_fail_ctx(e, "--pcrs %s", f->pcrs_file[i]);
         }
     }
     ns_buf_reset(&b);
@@ -169,13 +175,17 @@ int attest_verify_main(int argc, char **argv)
         return NS_EXIT_FAIL;
     }
     ns_attest_expect_init(x);
-    files f = {NULL, NULL, NULL, NULL};
+    files f;
+    memset(&f, 0, sizeof f);
     ns_err e = NS_OK;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case OPT_PCRS:
-            f.pcrs_file = optarg;
+            if (f.npcrs == 1 + NS_ATTEST_ALT_MAX) {
+                return ns_cli_usage_error("--pcrs: at most %d files", 1 + NS_ATTEST_ALT_MAX);
+            }
+            f.pcrs_file[f.npcrs++] = optarg;
             break;
         case OPT_PCR:
             e = ns_attest_expect_pcr(x, optarg);

@@ -6,6 +6,7 @@
 
 #include <cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -137,6 +138,27 @@ ns_err ns_attest_expect_measurements(ns_attest_expect *x, const uint8_t *json, s
     ns_err rc = measurements(x, root);
     cJSON_Delete(root);
     return rc;
+}
+
+ns_err ns_attest_expect_alt(ns_attest_expect *x, const uint8_t *json, size_t len)
+{
+    if (x->pcr_set == 0) {
+        return ns_attest_expect_measurements(x, json, len);
+    }
+    ENSURE(x->nalt < NS_ATTEST_ALT_MAX, NS_E_USAGE,
+           "measurements: at most %d sets of PCRs (one per image in a rolling upgrade)",
+           NS_ATTEST_ALT_MAX + 1);
+    ns_attest_expect *t = calloc(1, sizeof *t);
+    ENSURE(t != NULL, NS_E_NOMEM, "measurements: out of memory");
+    ns_err e = ns_attest_expect_measurements(t, json, len);
+    if (e == NS_OK) {
+        ns_attest_pcrs *a = &x->alt[x->nalt++];
+        memcpy(a->pcr, t->pcr, sizeof a->pcr);
+        memcpy(a->pcr_len, t->pcr_len, sizeof a->pcr_len);
+        a->pcr_set = t->pcr_set;
+    }
+    free(t);
+    return e;
 }
 
 ns_err ns_attest_expect_hex(ns_attest_field *f, const char *hex, const char *what)
@@ -272,10 +294,12 @@ static ns_err check_field(const ns_att_bytes *got, const ns_attest_field *want, 
     return NS_OK;
 }
 
-ns_err ns_attest_check(const ns_att_doc *d, const ns_attest_expect *x)
+/* One set of PCRs against the document. */
+static ns_err check_pcrs(const ns_att_doc *d, const uint8_t (*pcr)[NS_ATT_PCR_LEN_MAX],
+                         const size_t *pcr_len, uint32_t pcr_set)
 {
     for (unsigned i = 0; i < NS_ATT_PCR_MAX; i++) {
-        if (!(x->pcr_set & (1u << i))) {
+        if (!(pcr_set & (1u << i))) {
             continue;
         }
         const ns_att_bytes *g = &d->pcr[i];
@@ -283,13 +307,29 @@ ns_err ns_attest_check(const ns_att_doc *d, const ns_attest_expect *x)
         ENSURE(i < d->npcr && g->present, NS_E_AUTH,
                "check pcr%u failed: the document has no PCR%u", i, i);
         hex_short(a, sizeof a, g->p, g->len);
-        hex_short(b, sizeof b, x->pcr[i], x->pcr_len[i]);
-        ENSURE(g->len == x->pcr_len[i] && memcmp(g->p, x->pcr[i], g->len) == 0, NS_E_AUTH,
+        hex_short(b, sizeof b, pcr[i], pcr_len[i]);
+        ENSURE(g->len == pcr_len[i] && memcmp(g->p, pcr[i], g->len) == 0, NS_E_AUTH,
                "check pcr%u failed: the document has %s, expected %s%s", i, a, b,
                i <= 2 && g->len > 0 && g->p[0] == 0 && memcmp(g->p, g->p + 1, g->len - 1) == 0
                    ? " (all zero: a debug-mode enclave)"
                    : "");
     }
+    return NS_OK;
+}
+
+ns_err ns_attest_check(const ns_att_doc *d, const ns_attest_expect *x)
+{
+    ns_err e = check_pcrs(d, x->pcr, x->pcr_len, x->pcr_set);
+    if (e != NS_OK && x->nalt > 0) {
+        char first[256];
+        snprintf(first, sizeof first, "%s", ns_err_msg());
+        for (int k = 0; k < x->nalt && e != NS_OK; k++) {
+            e = check_pcrs(d, x->alt[k].pcr, x->alt[k].pcr_len, x->alt[k].pcr_set);
+        }
+        ENSURE(e == NS_OK, NS_E_AUTH, "%s, and no other accepted set of PCRs (%d more) matches",
+               first, x->nalt);
+    }
+    GUARD(e);
     GUARD(check_field(&d->nonce, &x->nonce, "nonce"));
     GUARD(check_field(&d->user_data, &x->user_data, "user_data"));
     GUARD(check_field(&d->public_key, &x->public_key, "public_key"));

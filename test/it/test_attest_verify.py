@@ -108,6 +108,16 @@ fails_with(["--pcrs", p_meas, os.path.join(ATT, full)], "check pcr0 failed",
 rc, out, err = run(["--pcrs", p_meas, os.path.join(ATT, full)])
 check("debug-mode" in err, "an all-zero PCR0 is called out as a debug-mode enclave", err)
 
+# A rolling upgrade (issue 23): --pcrs twice accepts either image's PCRs, whole, never a mix.
+other = {"Measurements": dict(meas["Measurements"], PCR0="ab" * 48, PCR1="cd" * 48)}
+p_other = put("measurements-new.json", json.dumps(other).encode())
+rc, out, err = run(["--pcrs", p_other, "--pcrs", p_meas, os.path.join(ATT, prod)])
+check(rc == 0, "--pcrs new --pcrs old: the old image's document passes", err)
+mix = {"Measurements": dict(meas["Measurements"], PCR1="cd" * 48)}
+fails_with(["--pcrs", p_other, "--pcrs", put("mix.json", json.dumps(mix).encode()),
+            os.path.join(ATT, prod)], "no other accepted set of PCRs (1 more) matches",
+           "--pcrs twice: a document matching neither set whole is refused")
+
 # 4. wrong expectations: each PCR, nonce, user_data, public_key is named
 for i in range(16):
     v = bytearray(bytes.fromhex(s["pcrs"][str(i)]))
