@@ -463,7 +463,7 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, ns_stop *
      * is refused by the kernel rather than left in the backlog. */
     while (rc == NS_OK && cfg->drain && !*stop &&
            __atomic_load_n(&released, __ATOMIC_SEQ_CST) < started) {
-        usleep(20 * 1000);
+        usleep(50 * 1000);
     }
     if (rc == NS_OK && cfg->drain && __atomic_load_n(&released, __ATOMIC_SEQ_CST) == started) {
         ns_addr_unlisten(&cfg->listen, lfd);
