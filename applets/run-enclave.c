@@ -907,7 +907,8 @@ static int ask_enclave_drain(const char *addr)
 /*
  * SIGTERM with a drain time (NSIGN_HOST_DRAIN_SECONDS, or stop-enclave --drain N): /ready turns
  * 503 at once, so a load balancer stops sending new connections; after
- * NSIGN_HOST_DRAIN_DELAY_SECONDS the enclave is asked to drain (GOAWAY, its listener closed,
+ * NSIGN_HOST_DRAIN_DELAY_SECONDS the ingress stops accepting (SIGUSR1 to the bridges) and the
+ * enclave is asked to drain (GOAWAY, its listener closed,
  * calls in flight answered; then it exits by itself); stop_all then stops the bridges and
  * terminates whatever is left when the drain time is up. A second signal ends the drain.
  */
@@ -926,6 +927,11 @@ static void drain(re_state *s)
             delay, secs);
     while (g_signals < 2 && ns_now_ms() < t0 + (int64_t)delay * 1000) {
         usleep(RE_TICK_MS * 1000);
+    }
+    /* The host's ingress stops taking clients (the bridges close their listeners and keep
+     * relaying what is open), then the enclave drains what it has. */
+    if (s->bridges.pid > 0 && kill(s->bridges.pid, SIGUSR1) != 0) {
+        ns_warn("cannot ask the bridges to stop accepting: %s", strerror(errno));
     }
     int st = g_signals < 2 && c->metrics_connect[0] ? ask_enclave_drain(c->metrics_connect) : -1;
     if (st != 202) {

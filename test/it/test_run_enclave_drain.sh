@@ -34,4 +34,6 @@ check "run-enclave exits 0 after the drain" test "$RC" = 0
 check "run-enclave: the enclave drained and exited by itself (not cut at the drain's end)" \
     grep -q 'drained: the enclave finished its calls and exited' "$T/drain.log"
 check "the enclave logged the host's drain request" grep -q 'drain requested: POST /drain' "$CONSOLE"
+check "the host's bridges stopped accepting and kept relaying (SIGUSR1: quiesced)" \
+    grep -q 'quiesced: listeners closed' "$T/drain.log"
 tap_done
