@@ -120,10 +120,12 @@ int main(void)
     exchange(port, "DELETE /metrics HTTP/1.1\r\n\r\n", 28, 0, out, sizeof out);
     CHECK(strncmp(out, "HTTP/1.1 405 ", 13) == 0 && strstr(out, "Allow: GET, HEAD"),
           "other method 405 with Allow");
-    exchange(port, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 46, 0, out, sizeof out);
+    const char *post0 = "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+    exchange(port, post0, strlen(post0), 0, out, sizeof out);
     CHECK(strncmp(out, "HTTP/1.1 405 ", 13) == 0,
           "bodyless POST to a GET endpoint: the endpoint refuses it, 405");
-    exchange(port, "POST /act HTTP/1.1\r\n\r\n", 24, 0, out, sizeof out);
+    const char *post1 = "POST /act HTTP/1.1\r\n\r\n";
+    exchange(port, post1, strlen(post1), 0, out, sizeof out);
     CHECK(strncmp(out, "HTTP/1.1 202 ", 13) == 0, "bodyless POST reaches an endpoint that acts");
     exchange(port, "\x16\x03\x01\x00\x10", 5, 0, out, sizeof out);
     CHECK(strncmp(out, "HTTP/1.1 400 ", 13) == 0, "garbage 400");
