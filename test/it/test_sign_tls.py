@@ -305,14 +305,17 @@ try:
     base = [NSIGN, "sign", "--addr", "tcp:127.0.0.1:%d" % port, "--cert", pay["cert"],
             "--client-key", pay["key"], "--expect", meas, "--root",
             os.path.join(ca_dir, "root.pem")]
-    r = subprocess.run(base + ["--key", "payments", "--message-file", msgf],
-                       capture_output=True, text=True, timeout=60)
-    ok = r.returncode == 0
-    if ok:
+    def sign_payments(argv):
+        """Runs nsign sign for key payments; (result, True when it signed and verifies)."""
+        r = subprocess.run(argv + ["--key", "payments", "--message-file", msgf],
+                           capture_output=True, text=True, timeout=60)
         try:
             ed.public_key().verify(bytes.fromhex(r.stdout.strip()), msg)
+            return r, r.returncode == 0
         except Exception:
-            ok = False
+            return r, False
+
+    r, ok = sign_payments(base)
     check(ok and "instead of the AWS" in r.stderr,
           "nsign sign: attests, then signs (hex), --root warned", r.stderr + r.stdout)
 
@@ -357,14 +360,7 @@ try:
     via = [a if a != "tcp:127.0.0.1:%d" % port else "tcp:127.0.0.1:%d" % drop.getsockname()[1]
            for a in base]
     before_r = open(log).read().count("sign key=")
-    r = subprocess.run(via + ["--key", "payments", "--message-file", msgf],
-                       capture_output=True, text=True, timeout=60)
-    ok = r.returncode == 0
-    if ok:
-        try:
-            ed.public_key().verify(bytes.fromhex(r.stdout.strip()), msg)
-        except Exception:
-            ok = False
+    r, ok = sign_payments(via)
     check(ok and dropped and "retrying on a new connection" in r.stderr and
           open(log).read().count("sign key=") == before_r + 1,
           "nsign sign: a connection closed before TLS is retried on a new one, signed once",
