@@ -36,7 +36,9 @@ static void usage(void)
         "\n"
         "options:\n"
         "  --pcrs FILE          measurements.json as `make eif` (or nitro-cli build-enclave)\n"
-        "                       writes it: every PCRn in it must match\n"
+        "                       writes it: every PCRn in it must match; repeatable (a\n"
+        "                       rolling upgrade: the old and the new image), the document\n"
+        "                       then matches one file's PCRs whole, never a mix\n"
         "  --pcr N=HEX          PCR N (0..31) must equal HEX; repeatable\n"
         "  --nonce HEX          the document's nonce must equal HEX\n"
         "  --user-data HEX      user_data must equal HEX (sign-service puts its key-set\n"
@@ -59,7 +61,11 @@ static void usage(void)
 }
 
 typedef struct {
-    const char *pcrs_file;
+    const char *pcrs_file[1 + NS_ATTEST_ALT_MAX]; /* the first merges with --pcr; each further
+                                                   * one is another accepted set */
+    int npcrs;
+    const char *pcr[NS_ATT_PCR_MAX]; /* --pcr N=HEX: applied to every set once all are read */
+    int npcr;
     const char *cert_file;
     const char *root_file;
     const char *doc_file;
@@ -72,13 +78,15 @@ static ns_err load_expect(ns_attest_expect *x, const files *f)
     ns_buf b;
     ns_err e = NS_OK;
     ns_buf_init(&b, NS_ATTEST_MEASUREMENTS_MAX);
-    if (f->pcrs_file != NULL) {
-        e = ns_read_path(f->pcrs_file, &b);
+    for (int i = 0; e == NS_OK && i < f->npcrs; i++) {
+        ns_buf_reset(&b);
+        e = ns_read_path(f->pcrs_file[i], &b);
         if (e == NS_OK) {
-            e = ns_attest_expect_measurements(x, b.data, b.len);
+            e = i == 0 ? ns_attest_expect_measurements(x, b.data, b.len)
+                       : ns_attest_expect_alt(x, b.data, b.len);
         }
         if (e != NS_OK) {
-            e = ns_fail_ctx(e, "--pcrs %s", f->pcrs_file);
+            e = ns_fail_ctx(e, "--pcrs %s", f->pcrs_file[i]);
         }
     }
     ns_buf_reset(&b);
@@ -179,16 +187,24 @@ int attest_verify_main(int argc, char **argv)
         return NS_EXIT_FAIL;
     }
     ns_attest_expect_init(x);
-    files f = {NULL, NULL, NULL, NULL, 0};
+    files f;
+    memset(&f, 0, sizeof f);
     ns_err e = NS_OK;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case OPT_PCRS:
-            f.pcrs_file = optarg;
+            if (f.npcrs == 1 + NS_ATTEST_ALT_MAX) {
+                return ns_cli_usage_error("--pcrs: at most %d files", 1 + NS_ATTEST_ALT_MAX);
+            }
+            f.pcrs_file[f.npcrs++] = optarg;
             break;
         case OPT_PCR:
-            e = ns_attest_expect_pcr(x, optarg);
+            if (f.npcr == NS_ATT_PCR_MAX) {
+                free(x);
+                return ns_cli_usage_error("--pcr: at most %d", NS_ATT_PCR_MAX);
+            }
+            f.pcr[f.npcr++] = optarg;
             break;
         case OPT_NONCE:
             e = ns_attest_expect_hex(&x->nonce, optarg, "--nonce");
@@ -221,7 +237,14 @@ int attest_verify_main(int argc, char **argv)
     f.doc_file = argv[optind];
     int rc = NS_EXIT_FAIL;
     e = load_expect(x, &f);
-    int pinned16 = (x->pcr_set >> 16) & 1;
+    /* --pcr after every --pcrs file: a pin holds whichever image's set the document matches */
+    for (int i = 0; e == NS_OK && i < f.npcr; i++) {
+        if (ns_attest_expect_pcr(x, f.pcr[i]) != NS_OK) {
+            free(x);
+            return ns_cli_usage_error("%s", ns_err_msg());
+        }
+    }
+    int pinned16 = ns_attest_expect_pins(x, 16);
     if (e == NS_OK && f.no_pcr16 && (pinned16 || f.cert_file == NULL)) {
         free(x);
         return ns_cli_usage_error(pinned16 ? "--no-pcr16 with PCR16 pinned: give one or the other"

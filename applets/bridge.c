@@ -20,44 +20,51 @@
 #define BRIDGE_MAX_TIMEOUT_MS (86400ll * 1000)
 
 static ns_stop g_stop;
+static ns_stop g_quiesce; /* SIGUSR1: stop accepting, keep relaying (ns_bridge_set_quiesce) */
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    if (sig == SIGUSR1) {
+        g_quiesce = 1;
+    } else {
+        g_stop = 1;
+    }
 }
 
 static void usage(void)
 {
-    printf("usage: nsign bridge [OPTIONS] LISTEN CONNECT [LISTEN CONNECT ...]\n"
-           "\n"
-           "Accepts connections on each LISTEN address and forwards each one to its CONNECT\n"
-           "address, both ways, until both sides closed (half-close is propagated). Addresses:\n"
-           "vsock:CID:PORT (CID any|parent|local|host|number), tcp:HOST:PORT, unix:PATH.\n"
-           "One event loop; zero-copy splice where possible; bounded memory per connection.\n"
-           "\n"
-           "  --allow HOST:PORT       allowed CONNECT target (repeatable; also a full address\n"
-           "                          like vsock:3:8000). When given, every CONNECT must be on\n"
-           "                          the list. Names resolve at connect time.\n"
-           "  --max-conns N           concurrent connections over all pairs; more are accepted\n"
-           "                          and closed at once (default %d)\n"
-           "  --max-per-peer N        concurrent connections from one client IP address on a\n"
-           "                          tcp listener; more are accepted and closed at once\n"
-           "                          (default: no cap; vsock and unix peers are not capped)\n"
-           "  --idle-timeout S        close a connection idle both ways for S seconds\n"
-           "                          (default 0 = never)\n"
-           "  --connect-timeout S     give up connecting to CONNECT after S seconds (default %d)\n"
-           "  --no-splice             copy with read/write instead of splice(2) (the fallback\n"
-           "                          used where a socket family refuses splice)\n"
-           "\n"
-           "Logs one line per closed connection: from, to, up (client->target bytes), down\n"
-           "(target->client bytes), ms, reason. Stops cleanly on SIGTERM/SIGINT.\n"
-           "Example (the KMS proxy):\n"
-           "  nsign bridge vsock:any:5000 tcp:kms.us-east-1.amazonaws.com:443 \\\n"
-           "      --allow kms.us-east-1.amazonaws.com:443\n"
-           "\n"
-           "Exit: 0 stopped by a signal, 1 failure (cannot listen, target not allowed), 2 usage.\n",
-           NS_BRIDGE_DEFAULT_MAX_CONNS, NS_BRIDGE_DEFAULT_CONNECT_TIMEOUT_MS / 1000);
+    printf(
+        "usage: nsign bridge [OPTIONS] LISTEN CONNECT [LISTEN CONNECT ...]\n"
+        "\n"
+        "Accepts connections on each LISTEN address and forwards each one to its CONNECT\n"
+        "address, both ways, until both sides closed (half-close is propagated). Addresses:\n"
+        "vsock:CID:PORT (CID any|parent|local|host|number), tcp:HOST:PORT, unix:PATH.\n"
+        "One event loop; zero-copy splice where possible; bounded memory per connection.\n"
+        "\n"
+        "  --allow HOST:PORT       allowed CONNECT target (repeatable; also a full address\n"
+        "                          like vsock:3:8000). When given, every CONNECT must be on\n"
+        "                          the list. Names resolve at connect time.\n"
+        "  --max-conns N           concurrent connections over all pairs; more are accepted\n"
+        "                          and closed at once (default %d)\n"
+        "  --max-per-peer N        concurrent connections from one client IP address on a\n"
+        "                          tcp listener; more are accepted and closed at once\n"
+        "                          (default: no cap; vsock and unix peers are not capped)\n"
+        "  --idle-timeout S        close a connection idle both ways for S seconds\n"
+        "                          (default 0 = never)\n"
+        "  --connect-timeout S     give up connecting to CONNECT after S seconds (default %d)\n"
+        "  --no-splice             copy with read/write instead of splice(2) (the fallback\n"
+        "                          used where a socket family refuses splice)\n"
+        "\n"
+        "Logs one line per closed connection: from, to, up (client->target bytes), down\n"
+        "(target->client bytes), ms, reason. Stops cleanly on SIGTERM/SIGINT. SIGUSR1 closes the\n"
+        "listeners (new connections are refused) and keeps relaying the open connections\n"
+        "(run-enclave's drain).\n"
+        "Example (the KMS proxy):\n"
+        "  nsign bridge vsock:any:5000 tcp:kms.us-east-1.amazonaws.com:443 \\\n"
+        "      --allow kms.us-east-1.amazonaws.com:443\n"
+        "\n"
+        "Exit: 0 stopped by a signal, 1 failure (cannot listen, target not allowed), 2 usage.\n",
+        NS_BRIDGE_DEFAULT_MAX_CONNS, NS_BRIDGE_DEFAULT_CONNECT_TIMEOUT_MS / 1000);
 }
 
 static int parse_timeout(const char *opt, const char *s, int *ms)
@@ -151,6 +158,7 @@ int bridge_main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     (void)sigaction(SIGTERM, &sa, NULL);
     (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     ns_bridge *b = NULL;
@@ -159,6 +167,7 @@ int bridge_main(int argc, char **argv)
         ns_log_err(e, NULL); /* the detail names the address or the target */
         return NS_EXIT_FAIL;
     }
+    ns_bridge_set_quiesce(b, &g_quiesce);
     e = ns_bridge_serve(b, &g_stop);
     ns_bridge_free(b);
     if (e != NS_OK) {

@@ -108,14 +108,27 @@ static const char usage_text[] =
     "one line \"refusing the keys file: check=client-auth|policy-epoch: ...\", boot failed at\n"
     "load-keys, so a host cannot roll the enclave back to an older, looser keys file.\n"
     "\n"
+    "Once serving, SIGTERM (or the host's POST /drain on the metrics address, which is how\n"
+    "run-enclave asks, a Nitro host being unable to signal the enclave) drains: GOAWAY, the\n"
+    "listener closed, calls in flight answered, then exit; a second SIGTERM or SIGINT stops.\n"
     "exit status: 0 stopped by SIGTERM/SIGINT, 1 a step failed, 2 usage.\n";
 
-static ns_stop g_stop;
+/* The drain's own bound; the host bounds it too (run-enclave terminates the enclave at the end
+ * of NSIGN_HOST_DRAIN_SECONDS). */
+#define EE_DRAIN_MS (300 * 1000)
 
+static ns_stop g_stop;
+static ns_stop g_drain;   /* SIGTERM or the host's POST /drain once serving (h2loop.h) */
+static ns_stop g_serving; /* set once the sign-service listens */
+
+/* While serving, SIGTERM drains (a second one stops); before that, and SIGINT, stop at once. */
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    if (sig == SIGTERM && g_serving && !g_drain) {
+        g_drain = 1;
+    } else {
+        g_stop = 1;
+    }
 }
 
 /* ---- the steps' work, bound to the modules ---- */
@@ -214,6 +227,7 @@ static void ee_on_listening(const char *addr, void *arg)
 {
     ee_ctx *c = arg;
     ns_svcobs_set_state(c->obs, "SERVING");
+    g_serving = 1;
     ns_info("SERVING addr=%s since_start_ms=%lld", addr, (long long)(ns_now_ms() - c->t_start));
 }
 
@@ -230,6 +244,8 @@ static ns_err ee_serve(void *vctx, const ns_enclave_cfg *cfg, ns_stop *stop)
     ns_addr_format(&cfg->sign_listen, a, sizeof a);
     scfg.on_listening = ee_on_listening;
     scfg.on_listening_arg = c;
+    scfg.drain = &g_drain;
+    scfg.drain_ms = EE_DRAIN_MS;
     ns_info("step=sign-service starting listen=%s", a);
     ns_err e = ns_svcobs_attach(c->obs, c->keys);
     if (e == NS_OK) {
@@ -566,6 +582,7 @@ int enclave_entrypoint_main(int argc, char **argv)
         }
         return fail_early(NS_EXIT_FAIL, &cfg, is_pid1);
     }
+    ns_svcobs_watch_drain(ctx.obs, &g_drain);
     ns_info("step=observability ok ms=%lld logs=%s audit=%s metrics=%s",
             (long long)(ns_now_ms() - t_obs), ocfg.log_out ? ocfg.log_out : "none",
             ocfg.audit_out ? ocfg.audit_out : "none", ocfg.metrics ? ocfg.metrics : "none");

@@ -73,8 +73,11 @@ static const char usage_text[] =
     "from S3 into memory, starts the KMS proxy, runs `nitro-cli run-enclave`, starts the ingress\n"
     "and egress bridges and pushes the run-time configuration (region, KMS key) and the three\n"
     "payloads (retrying until the enclave listens).\n"
-    "SIGTERM or SIGINT stops the bridges and terminates the enclave; so does `nsign "
-    "stop-enclave`.\n"
+    "SIGTERM drains first (NSIGN_HOST_DRAIN_SECONDS; docs/fleet.md): /ready turns 503, the\n"
+    "enclave is asked to drain (POST /drain on its metrics address: GOAWAY, new connections\n"
+    "refused, calls in flight answered) and exits; then, or at the end of the drain time, the\n"
+    "bridges stop and the enclave is terminated. SIGINT, or a second SIGTERM, stops at once.\n"
+    "`nsign stop-enclave [--drain SECONDS]` sends that SIGTERM.\n"
     "\n"
     "options:\n"
     "  --dry-run   print every step (the exact commands) and exit\n"
@@ -129,6 +132,9 @@ static const char usage_text[] =
     "  NSIGN_RUN_DIR=/run/nsign    where the lock file ENCLAVE_NAME.pid lives\n"
     "  NSIGN_HOST_WATCH_SECONDS=10 how often to check that the enclave still runs (0: never);\n"
     "                              when it is gone, run-enclave stops its bridges and exits 1\n"
+    "  NSIGN_HOST_DRAIN_SECONDS=30 the drain on SIGTERM, at most (0: stop at once)\n"
+    "  NSIGN_HOST_DRAIN_DELAY_SECONDS=0  /ready is 503 this long before the enclave drains\n"
+    "                              (the load balancer's time to see it: interval x fall)\n"
     "observability (\"none\" disables each):\n"
     "  ENCLAVE_LOG_VSOCK_PORT=7110  the enclave's log lines, received on vsock:any:7110, go to\n"
     "                              stderr prefixed 'enclave: ' and to ENCLAVE_LOG_FILE if set\n"
@@ -165,9 +171,16 @@ static int g_preflight;
 static int g_fetch; /* --dry-run --fetch: the read-only steps run, to predict PCR16 */
 static int g_step;
 static ns_stop g_stop;
+static ns_stop g_signals;      /* signals received: a second one during the drain stops at once */
+static ns_stop g_drain_s = -1; /* stop-enclave --drain N (sigqueue's value); -1: the config's */
 
-static void on_signal(int sig)
+static void on_signal(int sig, siginfo_t *si, void *uc)
 {
+    (void)uc;
+    if (sig == SIGTERM && si != NULL && si->si_code == SI_QUEUE) {
+        g_drain_s = si->si_value.sival_int;
+    }
+    g_signals += 1;
     g_stop = sig;
 }
 
@@ -864,7 +877,8 @@ static ns_err prepare_run(re_state *s)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -928,6 +942,83 @@ static void show_supervise_plan(re_state *s)
            ++g_step, "supervise", RE_RESTARTS_MAX, s->nitro, s->c->name);
 }
 
+/* ---- the drain on SIGTERM (issue 23; docs/fleet.md) ---- */
+
+/* Asks the enclave to drain: POST /drain on its metrics address (the only way in: a Nitro host
+ * cannot signal a process inside the enclave). Returns the HTTP status, or -1. */
+static int ask_enclave_drain(const char *addr)
+{
+    ns_addr a;
+    int fd = -1, status = -1;
+    static const char req[] = "POST /drain HTTP/1.1\r\nHost: enclave\r\nContent-Length: 0\r\n\r\n";
+    char resp[64];
+    size_t got = 0;
+    if (ns_addr_parse(&a, addr) != NS_OK || ns_addr_connect(&a, 5000, &fd) != NS_OK) {
+        return -1;
+    }
+    if (ns_write_all(fd, req, sizeof req - 1) == NS_OK &&
+        ns_read_some(fd, resp, sizeof resp - 1, &got, 5000) == NS_OK && got >= 12) {
+        resp[got] = 0;
+        if (sscanf(resp, "HTTP/1.%*1[01] %3d", &status) != 1) {
+            status = -1;
+        }
+    }
+    close(fd);
+    return status;
+}
+
+/*
+ * SIGTERM with a drain time (NSIGN_HOST_DRAIN_SECONDS, or stop-enclave --drain N): /ready turns
+ * 503 at once, so a load balancer stops sending new connections; after
+ * NSIGN_HOST_DRAIN_DELAY_SECONDS the ingress stops accepting (SIGUSR1 to the bridges) and the
+ * enclave is asked to drain (GOAWAY, its listener closed,
+ * calls in flight answered; then it exits by itself); stop_all then stops the bridges and
+ * terminates whatever is left when the drain time is up. A second signal ends the drain.
+ */
+static void drain(re_state *s)
+{
+    ns_runcfg *c = s->c;
+    int secs = g_drain_s >= 0 ? (int)g_drain_s : c->drain_s;
+    if (g_stop != SIGTERM || secs <= 0 || !s->enclave_started) {
+        return;
+    }
+    ns_supervise_set_cancel(NULL); /* the drain's nitro-cli checks must run */
+    ns_hostobs_set_draining(s->obs);
+    int64_t t0 = ns_now_ms(), end = t0 + (int64_t)secs * 1000;
+    int delay = c->drain_delay_s < secs ? c->drain_delay_s : secs;
+    ns_info("draining: /ready is 503; the enclave is asked to drain in %d s; at most %d s in all",
+            delay, secs);
+    while (g_signals < 2 && ns_now_ms() < t0 + (int64_t)delay * 1000) {
+        usleep(RE_TICK_MS * 1000);
+    }
+    /* The host's ingress stops taking clients (the bridges close their listeners and keep
+     * relaying what is open), then the enclave drains what it has. */
+    if (s->bridges.pid > 0 && kill(s->bridges.pid, SIGUSR1) != 0) {
+        ns_warn("cannot ask the bridges to stop accepting: %s", strerror(errno));
+    }
+    int st = g_signals < 2 && c->metrics_connect[0] ? ask_enclave_drain(c->metrics_connect) : -1;
+    if (st != 202) {
+        ns_warn("cannot ask the enclave to drain (POST /drain on %s: %s): stopping it now",
+                c->metrics_connect[0] ? c->metrics_connect : "no metrics address",
+                st < 0 ? "no answer" : "refused");
+        return;
+    }
+    int64_t next_watch = 0;
+    while (g_signals < 2 && ns_now_ms() < end) {
+        if (ns_now_ms() >= next_watch) {
+            if (watch_enclave(s) == NS_E_CLOSED) {
+                ns_info("drained: the enclave finished its calls and exited ms=%lld",
+                        (long long)(ns_now_ms() - t0));
+                return;
+            }
+            next_watch = ns_now_ms() + 1000;
+        }
+        usleep(RE_TICK_MS * 1000);
+    }
+    ns_warn("drain: %s after %lld ms; stopping the enclave with whatever it still serves",
+            g_signals >= 2 ? "a second signal" : "time is up", (long long)(ns_now_ms() - t0));
+}
+
 /* Until a signal: watch the enclave, restart dead bridges, follow the enclave's client policy. */
 static ns_err supervise(re_state *s)
 {
@@ -955,6 +1046,7 @@ static ns_err supervise(re_state *s)
         GUARD(supervise_child(s, &s->kms, &s->kms_restarts, "KMS proxy", build_kms_argv));
         usleep(RE_TICK_MS * 1000);
     }
+    drain(s);
     ns_info("signal %d: stopping bridges and the enclave", (int)g_stop);
     return NS_OK;
 }

@@ -22,11 +22,18 @@
 #define DEFAULT_LISTEN "tcp:127.0.0.1:50051"
 
 static ns_stop g_stop;
+static ns_stop g_drain;     /* SIGTERM with --drain > 0: drain first (h2loop.h) */
+static int g_drain_enabled; /* --drain > 0 */
+static ns_svcobs *g_obs;    /* for the SERVING state of /ready and the status lines */
 
+/* SIGTERM drains when --drain allows it (a second SIGTERM stops at once); SIGINT stops. */
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    if (sig == SIGTERM && g_drain_enabled && !g_drain) {
+        g_drain = 1;
+    } else {
+        g_stop = 1;
+    }
 }
 
 static void usage(void)
@@ -36,6 +43,7 @@ static void usage(void)
            "                          [--max-msg SIZE] [--max-buffered SIZE]\n"
            "                          [--idle-timeout SECONDS] [--body-timeout SECONDS]\n"
            "                          [--max-output SIZE] [--stall-timeout SECONDS]\n"
+           "                          [--drain SECONDS]\n"
            "                          [--metrics ADDR] [--log-out ADDR]\n"
            "                          [--audit-out FILE|ADDR [--audit-every N]\n"
            "                          [--audit-interval SECONDS]]\n"
@@ -82,8 +90,14 @@ static void usage(void)
            "  --stall-timeout SECONDS  reset a stream, or GOAWAY and close a connection, whose\n"
            "                      client has taken none of its queued answers for this long\n"
            "                      (flow-control window kept shut, socket not read; default 10)\n"
+           "  --drain SECONDS     on SIGTERM, drain for at most this long (default 10; 0: stop\n"
+           "                      at once): the listener closes (new connections are refused),\n"
+           "                      clients get GOAWAY, calls already taken finish, Health/Check\n"
+           "                      and GET /ready turn NOT_SERVING/503; a second SIGTERM stops\n"
+           "                      at once\n"
            "  --metrics ADDR      serve Prometheus metrics (text format 0.0.4) at GET /metrics\n"
-           "                      over plain HTTP/1.1 on ADDR (tcp:, unix: or vsock:)\n"
+           "                      over plain HTTP/1.1 on ADDR (tcp:, unix: or vsock:), and\n"
+           "                      GET /ready: 200 while serving, 503 starting or draining\n"
            "  --log-out ADDR      also send every log line to ADDR through a bounded ring that\n"
            "                      never blocks signing (dropped lines are counted and reported),\n"
            "                      from the first one on, also when the start fails\n"
@@ -108,7 +122,8 @@ static void usage(void)
            "                      host receives then carries no client identity (stable for\n"
            "                      one run; key ids and counts are still visible)\n"
            "\n"
-           "SIGTERM or SIGINT stops it cleanly (GOAWAY to clients, keys wiped).\n"
+           "SIGTERM drains (see --drain), SIGINT stops at once (GOAWAY to clients); either way\n"
+           "the keys are wiped.\n"
            "exit codes: 0 stopped by a signal, 1 failure (bad keys file, cannot listen), 2 usage\n",
            DEFAULT_LISTEN);
 }
@@ -121,6 +136,9 @@ static void on_listening(const char *addr, void *arg)
             addr, cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), cfg->max_msg,
             cfg->max_buffered, cfg->max_output ? cfg->max_output : NS_H2_OUTPUT_DEFAULT,
             cfg->stall_ms ? cfg->stall_ms : NS_H2_STALL_MS_DEFAULT);
+    if (g_obs != NULL) {
+        ns_svcobs_set_state(g_obs, "SERVING");
+    }
 }
 
 typedef struct {
@@ -172,6 +190,11 @@ static int parse_valued(svc_options *o, const char *a, const char *v)
                                       v);
         }
         o->cfg.stall_ms = (int)ms;
+    } else if (strcmp(a, "--drain") == 0 && v) {
+        if (ns_parse_uint(v, 3600, &n) != NS_OK) {
+            return ns_cli_usage_error("--drain: expected 0-3600 seconds, got '%s'", v);
+        }
+        o->cfg.drain_ms = (int)n * 1000;
     } else if (strcmp(a, "--metrics") == 0 && v) {
         o->ocfg.metrics = v;
     } else if (strcmp(a, "--log-out") == 0 && v) {
@@ -213,6 +236,7 @@ static int parse_options(svc_options *o, int argc, char **argv)
     memset(o, 0, sizeof *o);
     o->listen = DEFAULT_LISTEN;
     o->cfg.max_msg = 4u * 1024 * 1024;
+    o->cfg.drain_ms = 10 * 1000;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--plaintext") == 0) {
             o->plaintext = 1;
@@ -352,6 +376,8 @@ static ns_err serve(svc_options *o, ns_signsvc_keys *keys)
     o->cfg.tls = !o->plaintext;
     o->cfg.on_listening = on_listening;
     o->cfg.on_listening_arg = &o->cfg;
+    g_drain_enabled = o->cfg.drain_ms > 0;
+    o->cfg.drain = g_drain_enabled ? &g_drain : NULL;
     ns_err e = ns_signsvc_run(&o->cfg, keys, &g_stop);
     if (e != NS_OK) {
         ns_log_err(e, "serve");
@@ -385,6 +411,8 @@ int sign_service_main(int argc, char **argv)
         return NS_EXIT_FAIL;
     }
     ns_io_raise_nofile(); /* one descriptor per client connection */
+    g_obs = obs;
+    ns_svcobs_watch_drain(obs, &g_drain);
     install_signals();
     ns_err e = serve(&o, keys);
     ns_svcobs_stop(obs); /* the final audit head, then the shipped lines flushed */

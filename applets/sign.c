@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../applets/applets.h"
 #include "attest.h"
@@ -55,9 +56,10 @@ static void usage(void)
         "  --cert C, --client-key K  the client certificate and its unencrypted private key\n"
         "                       (PEM or DER); the keys file pins the certificate's public key\n"
         "  --expect FILE        measurements.json of the enclave image (`make eif`): PCR0-2;\n"
-        "                       optional when --pcr 0=HEX pins the image\n"
-        "  --pcr N=HEX          PCR N must equal HEX (repeatable; a value differing from\n"
-        "                       --expect's for the same N is an error). PCR16 measures what\n"
+        "                       optional when --pcr 0=HEX pins the image; again for a\n"
+        "                       rolling upgrade (up to 4): any one image's PCRs, whole\n"
+        "  --pcr N=HEX          PCR N must equal HEX, whichever image (repeatable; a value\n"
+        "                       differing from an --expect's is an error). PCR16 measures what\n"
         "                       the host loaded (age key, keys file, configuration): pin it\n"
         "                       with --pcr 16=HEX (run-enclave logs `expected pcr16=`, `nsign\n"
         "                       eif pcr16` computes it); without it a host could boot the\n"
@@ -75,6 +77,11 @@ static void usage(void)
         "  --format F           hex (default: the signature), base64, or json (signature,\n"
         "                       signature_der, recovery_id, digest, algorithm, module_id)\n"
         "  --timeout SECONDS    bound for connecting and each call (default 10)\n"
+        "  --retries N          new connections (each attested again) after a failure that\n"
+        "                       proves the Sign was not taken: connecting, TLS, Attest's\n"
+        "                       transport, or UNAVAILABLE (default 3; behind a load balancer\n"
+        "                       another replica answers); never after an attestation check\n"
+        "                       failed or Sign was sent on a connection that then broke\n"
         "  -h, --help           this help\n"
         "\n"
         "exit codes: 0 signed; 1 connection, attestation or signing failed (the error says\n"
@@ -91,7 +98,45 @@ typedef struct {
     int npcrs;
     int no_pcr16;
     ns_signclient_policy policy;
+    const char *expect_more[NS_ATTEST_ALT_MAX]; /* --expect again: other accepted images */
+    int nexpect_more;
+    int retries;
 } opts;
+
+/* ---- replicas behind a load balancer (issue 23; docs/fleet.md) ---- */
+
+/* Whether a failed attempt proves the Sign was not taken, so another connection (another
+ * replica) may try it: a failure to connect, of the TLS handshake or of Attest's transport
+ * before Sign was sent, or Sign answered UNAVAILABLE. Never an attestation check, a refusal,
+ * nor a connection lost after Sign was sent (it may have been signed). */
+static int retryable(ns_err e, int sign_sent)
+{
+    if (e == NS_E_UNAVAILABLE) {
+        return 1;
+    }
+    return !sign_sent && (e == NS_E_CONNECT || e == NS_E_CLOSED || e == NS_E_TIMEOUT ||
+                          e == NS_E_IO || e == NS_E_TLS);
+}
+
+/* The further --expect files: each one more accepted set of PCRs (ns_attest_expect_alt). */
+static ns_err load_more_expect(const opts *o, ns_attest_expect *x)
+{
+    ns_buf m;
+    ns_err e = NS_OK;
+    ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
+    for (int i = 0; e == NS_OK && i < o->nexpect_more; i++) {
+        ns_buf_reset(&m);
+        e = ns_read_path(o->expect_more[i], &m);
+        if (e == NS_OK) {
+            e = ns_attest_expect_alt(x, m.data, m.len);
+        }
+        if (e != NS_OK) {
+            e = ns_fail_ctx(e, "--expect %s", o->expect_more[i]);
+        }
+    }
+    ns_buf_free(&m);
+    return e;
+}
 
 static ns_err load_file(ns_buf *b, const char *path, const char *what)
 {
@@ -199,19 +244,32 @@ static int run(const opts *o, ns_attest_expect *x)
         ns_log_err(e, "input");
         goto out;
     }
-    e = ns_signclient_open(&c, &a, cert.data, cert.len, key.data, key.len, o->timeout_ms);
-    ns_buf_free(&key); /* wiped: the TLS session holds its own copy */
-    if (e == NS_OK) {
-        e = ns_signclient_attest(c, x, o->root ? root.data : NULL, root.len, &o->policy, &d,
-                                 &epoch);
+    /* Each attempt is a new connection, so a new attestation of whichever replica it reaches. */
+    for (int i = 0;; i++) {
+        int sent = 0;
+        c = NULL;
+        e = ns_signclient_open(&c, &a, cert.data, cert.len, key.data, key.len, o->timeout_ms);
+        if (e == NS_OK) {
+            e = ns_signclient_attest(c, x, o->root ? root.data : NULL, root.len, &o->policy, &d,
+                                     &epoch);
+        }
+        if (e == NS_OK) {
+            ns_info("attested addr=%s module_id=%.*s pcr16=%s policy_epoch=%llu", o->addr,
+                    (int)d.module_id.len, (const char *)d.module_id.p,
+                    o->no_pcr16 ? "unchecked" : "pinned", (unsigned long long)epoch);
+            sent = 1;
+            e = ns_signclient_sign(c, o->key, msg.data, msg.len, o->digest_hex ? digest : NULL,
+                                   dlen, &sig);
+        }
+        if (e == NS_OK || i >= o->retries || !retryable(e, sent)) {
+            break;
+        }
+        ns_warn("attempt %d of %d failed (%s: %s): retrying on a new connection", i + 1,
+                o->retries + 1, ns_err_name(e), ns_err_msg());
+        ns_signclient_close(c);
+        usleep((useconds_t)(100000u << (i < 4 ? i : 4)));
     }
-    if (e == NS_OK) {
-        ns_info("attested addr=%s module_id=%.*s pcr16=%s policy_epoch=%llu", o->addr,
-                (int)d.module_id.len, (const char *)d.module_id.p,
-                o->no_pcr16 ? "unchecked" : "pinned", (unsigned long long)epoch);
-        e = ns_signclient_sign(c, o->key, msg.data, msg.len, o->digest_hex ? digest : NULL, dlen,
-                               &sig);
-    }
+    ns_buf_free(&key); /* wiped: no further connection needs it */
     if (e != NS_OK) {
         ns_log_err(e, "sign");
         goto out;
@@ -249,7 +307,8 @@ int sign_main(int argc, char **argv)
         O_NOPCR16,
         O_MINEP,
         O_POLICY,
-        O_ANON
+        O_ANON,
+        O_RETRY
     };
     static const struct option lo[] = {
         {"addr", required_argument, NULL, O_ADDR},
@@ -268,12 +327,14 @@ int sign_main(int argc, char **argv)
         {"min-policy-epoch", required_argument, NULL, O_MINEP},
         {"policy-commitment", required_argument, NULL, O_POLICY},
         {"allow-anonymous-service", no_argument, NULL, O_ANON},
+        {"retries", required_argument, NULL, O_RETRY},
         {NULL, 0, NULL, 0},
     };
     opts o;
     memset(&o, 0, sizeof o);
     o.format = "hex";
     o.timeout_ms = 10000;
+    o.retries = 3;
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         int64_t ms = 0;
@@ -297,8 +358,22 @@ int sign_main(int argc, char **argv)
             o.client_key = optarg;
             break;
         case O_EXP:
-            o.expect = optarg;
+            if (o.expect == NULL) {
+                o.expect = optarg;
+            } else if (o.nexpect_more < NS_ATTEST_ALT_MAX) {
+                o.expect_more[o.nexpect_more++] = optarg;
+            } else {
+                return ns_cli_usage_error("--expect: at most %d files", NS_ATTEST_ALT_MAX + 1);
+            }
             break;
+        case O_RETRY: {
+            uint64_t n;
+            if (ns_parse_uint(optarg, 10, &n) != NS_OK) {
+                return ns_cli_usage_error("--retries: expected 0-10");
+            }
+            o.retries = (int)n;
+            break;
+        }
         case O_UD:
             o.ud_hex = optarg;
             break;
@@ -375,6 +450,9 @@ int sign_main(int argc, char **argv)
     if (e == NS_OK && o.ud_hex) {
         e = ns_attest_expect_hex(&x->user_data, o.ud_hex, "--user-data");
     }
+    if (e == NS_OK) {
+        e = load_more_expect(&o, x);
+    }
     if (e != NS_OK) {
         ns_log_err(e, o.expect ? o.expect : "--user-data");
         free(x);
@@ -387,12 +465,12 @@ int sign_main(int argc, char **argv)
                                       o.expect ? o.expect : "");
         }
     }
-    if (!(x->pcr_set & 1u)) {
+    if (!ns_attest_expect_pins(x, 0)) {
         free(x);
         return ns_cli_usage_error("PCR0 is not pinned: give --expect measurements.json (`make "
                                   "eif`) or --pcr 0=HEX (`nsign eif describe`)");
     }
-    int pinned16 = (x->pcr_set >> 16) & 1;
+    int pinned16 = ns_attest_expect_pins(x, 16); /* in every accepted image's set */
     if (pinned16 && o.no_pcr16) {
         free(x);
         return ns_cli_usage_error("--no-pcr16 with PCR16 pinned: give one or the other");

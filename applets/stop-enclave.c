@@ -21,11 +21,12 @@
 #include "runcfg.h"
 #include "supervise.h"
 
-#define SE_DEFAULT_WAIT_S 30
+#define SE_DEFAULT_WAIT_S 60
+#define SE_DRAIN_MAX_S 3600
 #define SE_PATH_MAX 4096
 
 static const char usage_text[] =
-    "usage: nsign stop-enclave [--dry-run] [--timeout SECONDS]\n"
+    "usage: nsign stop-enclave [--dry-run] [--timeout SECONDS] [--drain SECONDS]\n"
     "\n"
     "Stops the enclave ENCLAVE_NAME and the bridges its run-enclave started: sends SIGTERM to\n"
     "the run-enclave holding NSIGN_RUN_DIR/ENCLAVE_NAME.pid, waits for it to finish (it stops\n"
@@ -34,7 +35,12 @@ static const char usage_text[] =
     "\n"
     "options:\n"
     "  --dry-run           print what it would do\n"
-    "  --timeout SECONDS   how long to wait for run-enclave to stop (default 30)\n"
+    "  --timeout SECONDS   how long to wait for run-enclave to stop (default 60), on top\n"
+    "                      of --drain\n"
+    "  --drain SECONDS     drain for at most this long instead of run-enclave's\n"
+    "                      NSIGN_HOST_DRAIN_SECONDS (default 30): /ready turns 503, the\n"
+    "                      enclave sends GOAWAY, refuses new connections and finishes the\n"
+    "                      calls in flight, then stops; 0 stops at once (docs/fleet.md)\n"
     "\n"
     "environment: ENCLAVE_NAME=sign-service-enclave, NITRO_CLI=nitro-cli,\n"
     "  NSIGN_RUN_DIR=/run/nsign, NSIGN_EMULATOR=1 (run-enclave --emulator: stopping it stops\n"
@@ -43,7 +49,7 @@ static const char usage_text[] =
     "exit status: 0 stopped (or nothing was running), 1 failure, 2 usage.\n";
 
 /* Options; -1 to go on, else the exit status. */
-static int parse_args(int argc, char **argv, int *dry, int64_t *wait_ms)
+static int parse_args(int argc, char **argv, int *dry, int64_t *wait_ms, int *drain_s)
 {
     if (ns_cli_wants_help(argc, argv)) {
         fputs(usage_text, stdout);
@@ -52,6 +58,12 @@ static int parse_args(int argc, char **argv, int *dry, int64_t *wait_ms)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--dry-run") == 0) {
             *dry = 1;
+        } else if (strcmp(argv[i], "--drain") == 0 && i + 1 < argc) {
+            uint64_t n;
+            if (ns_parse_uint(argv[++i], SE_DRAIN_MAX_S, &n) != NS_OK) {
+                return ns_cli_usage_error("--drain %s: want 0-%d seconds", argv[i], SE_DRAIN_MAX_S);
+            }
+            *drain_s = (int)n;
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             if (ns_parse_seconds(argv[++i], wait_ms) != NS_OK || *wait_ms <= 0) {
                 return ns_cli_usage_error("--timeout %s: want seconds > 0", argv[i]);
@@ -63,15 +75,21 @@ static int parse_args(int argc, char **argv, int *dry, int64_t *wait_ms)
     return -1;
 }
 
-static int show_plan(const ns_runcfg_common *c, const char *nitro, int64_t wait_ms)
+static int show_plan(const ns_runcfg_common *c, const char *nitro, int64_t wait_ms, int drain_s)
 {
     char lock[SE_PATH_MAX];
     if (ns_nitro_lock_path(lock, sizeof lock, c->run_dir, c->name) != NS_OK) {
         ns_log_err(NS_E_TOO_BIG, "");
         return NS_EXIT_FAIL;
     }
-    printf(" 1 signal       SIGTERM to the run-enclave holding %s; wait up to %lld s\n", lock,
-           (long long)(wait_ms / 1000));
+    if (drain_s >= 0) {
+        printf(" 1 signal       SIGTERM (sigqueue, drain %d s) to the run-enclave holding %s; "
+               "wait up to %lld s\n",
+               drain_s, lock, (long long)(wait_ms / 1000));
+    } else {
+        printf(" 1 signal       SIGTERM to the run-enclave holding %s; wait up to %lld s\n", lock,
+               (long long)(wait_ms / 1000));
+    }
     printf(" 2 check        %s describe-enclaves\n", nitro);
     printf(" 3 terminate    %s terminate-enclave --enclave-name %s   # if still listed\n", nitro,
            c->name);
@@ -79,7 +97,7 @@ static int show_plan(const ns_runcfg_common *c, const char *nitro, int64_t wait_
 }
 
 /* Asks the run-enclave holding the lock to stop and waits until it has (it released the lock). */
-static ns_err stop_run_enclave(const ns_runcfg_common *c, int64_t wait_ms)
+static ns_err stop_run_enclave(const ns_runcfg_common *c, int64_t wait_ms, int drain_s)
 {
     ns_nitro_lock l;
     ns_nitro_lock_state state;
@@ -94,7 +112,10 @@ static ns_err stop_run_enclave(const ns_runcfg_common *c, int64_t wait_ms)
         return NS_OK;
     }
     ns_info("stopping run-enclave pid=%ld name=%s", pid, c->name);
-    if (kill((pid_t)pid, SIGTERM) != 0 && errno != ESRCH) {
+    /* --drain: the drain time rides on the signal (sigqueue's value), read by run-enclave. */
+    int r = drain_s >= 0 ? sigqueue((pid_t)pid, SIGTERM, (union sigval){.sival_int = drain_s})
+                         : kill((pid_t)pid, SIGTERM);
+    if (r != 0 && errno != ESRCH) {
         ns_err e = ns_fail_errno(NS_E_IO, "cannot signal run-enclave pid %ld", pid);
         ns_nitro_lock_release(&l);
         return e;
@@ -137,12 +158,16 @@ int stop_enclave_main(int argc, char **argv)
 {
     int dry = 0;
     int64_t wait_ms = SE_DEFAULT_WAIT_S * 1000;
+    int drain_s = -1;
     ns_runcfg_common c;
     char nitro[SE_PATH_MAX];
 
-    int rc = parse_args(argc, argv, &dry, &wait_ms);
+    int rc = parse_args(argc, argv, &dry, &wait_ms, &drain_s);
     if (rc >= 0) {
         return rc;
+    }
+    if (drain_s > 0) {
+        wait_ms += (int64_t)drain_s * 1000;
     }
     if (ns_runcfg_common_load(&c, ns_enclave_getenv, NULL) != NS_OK) {
         return ns_cli_usage_error("%s", ns_err_msg());
@@ -152,9 +177,9 @@ int stop_enclave_main(int argc, char **argv)
         snprintf(nitro, sizeof nitro, "%s", c.nitro_name);
     }
     if (dry) {
-        return show_plan(&c, nitro, wait_ms);
+        return show_plan(&c, nitro, wait_ms, drain_s);
     }
-    ns_err e = stop_run_enclave(&c, wait_ms);
+    ns_err e = stop_run_enclave(&c, wait_ms, drain_s);
     if (e == NS_OK && c.emu) {
         /* run-enclave --emulator stopped QEMU (its child) itself; there is no nitro-cli. */
         return NS_EXIT_OK;

@@ -315,6 +315,11 @@ static ns_err load_timing(ns_runcfg *c, const env *v)
     c->readiness_s = (int)ready;
     GUARD(env_uint(v, "NSIGN_HOST_WATCH_SECONDS", 10, 86400, &watch));
     c->watch_s = (int)watch;
+    uint64_t drain, delay;
+    GUARD(env_uint(v, "NSIGN_HOST_DRAIN_SECONDS", 30, 3600, &drain));
+    GUARD(env_uint(v, "NSIGN_HOST_DRAIN_DELAY_SECONDS", 0, 3600, &delay));
+    c->drain_s = (int)drain;
+    c->drain_delay_s = (int)delay;
     return NS_OK;
 }
 

@@ -45,6 +45,10 @@ typedef struct {
     char kms_allow[NS_RUNCFG_STR]; /* the KMS proxy's --allow entry; "" = none (not tcp) */
     int readiness_s;
     int watch_s; /* how often to check that the enclave still runs; 0 = never */
+    /* The drain on SIGTERM (NSIGN_HOST_DRAIN_SECONDS, 0 = none: stop at once) and how long
+     * /ready is 503 before the enclave is asked to drain (NSIGN_HOST_DRAIN_DELAY_SECONDS: the
+     * load balancer's time to notice). */
+    int drain_s, drain_delay_s;
     /* Observability; "" when disabled. */
     char log_listen[NS_ADDR_STR_MAX], audit_listen[NS_ADDR_STR_MAX];
     char metrics_listen[NS_ADDR_STR_MAX], metrics_connect[NS_ADDR_STR_MAX];

@@ -6,6 +6,7 @@
 
 #include <cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -42,9 +43,10 @@ void ns_attest_expect_init(ns_attest_expect *x)
     memset(x, 0, sizeof *x);
 }
 
-/* Sets PCR idx from hex; a second expectation for the same PCR must agree with the first. */
-static ns_err set_pcr(ns_attest_expect *x, unsigned long idx, const char *hex, size_t hlen,
-                      const char *from)
+/* Sets PCR idx of one set (pcr, pcr_len, *set) from hex; a second expectation for the same PCR
+ * must agree with the first. */
+static ns_err set_pcr_of(uint8_t pcr[][NS_ATT_PCR_LEN_MAX], size_t *pcr_len, uint32_t *set,
+                         unsigned long idx, const char *hex, size_t hlen, const char *from)
 {
     uint8_t v[NS_ATT_PCR_LEN_MAX];
     size_t n = 0;
@@ -56,15 +58,21 @@ static ns_err set_pcr(ns_attest_expect *x, unsigned long idx, const char *hex, s
     if (ns_hex_decode(v, sizeof v, &n, hex, hlen) != NS_OK) {
         BAIL(NS_E_USAGE, "%s: PCR%lu is not valid hex", from, idx);
     }
-    if (x->pcr_set & (1u << idx)) {
-        ENSURE(x->pcr_len[idx] == n && memcmp(x->pcr[idx], v, n) == 0, NS_E_USAGE,
+    if (*set & (1u << idx)) {
+        ENSURE(pcr_len[idx] == n && memcmp(pcr[idx], v, n) == 0, NS_E_USAGE,
                "%s: PCR%lu is expected twice with different values", from, idx);
         return NS_OK;
     }
-    memcpy(x->pcr[idx], v, n);
-    x->pcr_len[idx] = n;
-    x->pcr_set |= 1u << idx;
+    memcpy(pcr[idx], v, n);
+    pcr_len[idx] = n;
+    *set |= 1u << idx;
     return NS_OK;
+}
+
+static ns_err set_pcr(ns_attest_expect *x, unsigned long idx, const char *hex, size_t hlen,
+                      const char *from)
+{
+    return set_pcr_of(x->pcr, x->pcr_len, &x->pcr_set, idx, hex, hlen, from);
 }
 
 /* A decimal index of 1-2 digits without sign or leading zero ("0".."31"). */
@@ -90,7 +98,25 @@ ns_err ns_attest_expect_pcr(ns_attest_expect *x, const char *spec)
     unsigned long idx = 0;
     ENSURE(eq != NULL && parse_index(spec, (size_t)(eq - spec), &idx), NS_E_USAGE,
            "--pcr \"%.80s\": expected N=HEX (N a PCR index 0..%d)", spec, NS_ATT_PCR_MAX - 1);
-    return set_pcr(x, idx, eq + 1, strlen(eq + 1), "--pcr");
+    GUARD(set_pcr(x, idx, eq + 1, strlen(eq + 1), "--pcr"));
+    for (int k = 0; k < x->nalt; k++) {
+        ns_attest_pcrs *a = &x->alt[k];
+        GUARD(set_pcr_of(a->pcr, a->pcr_len, &a->pcr_set, idx, eq + 1, strlen(eq + 1), "--pcr"));
+    }
+    return NS_OK;
+}
+
+int ns_attest_expect_pins(const ns_attest_expect *x, unsigned idx)
+{
+    if (idx >= NS_ATT_PCR_MAX || !((x->pcr_set >> idx) & 1u)) {
+        return 0;
+    }
+    for (int k = 0; k < x->nalt; k++) {
+        if (!((x->alt[k].pcr_set >> idx) & 1u)) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static ns_err measurements(ns_attest_expect *x, const cJSON *root)
@@ -137,6 +163,27 @@ ns_err ns_attest_expect_measurements(ns_attest_expect *x, const uint8_t *json, s
     ns_err rc = measurements(x, root);
     cJSON_Delete(root);
     return rc;
+}
+
+ns_err ns_attest_expect_alt(ns_attest_expect *x, const uint8_t *json, size_t len)
+{
+    if (x->pcr_set == 0) {
+        return ns_attest_expect_measurements(x, json, len);
+    }
+    ENSURE(x->nalt < NS_ATTEST_ALT_MAX, NS_E_USAGE,
+           "measurements: at most %d sets of PCRs (one per image in a rolling upgrade)",
+           NS_ATTEST_ALT_MAX + 1);
+    ns_attest_expect *t = calloc(1, sizeof *t);
+    ENSURE(t != NULL, NS_E_NOMEM, "measurements: out of memory");
+    ns_err e = ns_attest_expect_measurements(t, json, len);
+    if (e == NS_OK) {
+        ns_attest_pcrs *a = &x->alt[x->nalt++];
+        memcpy(a->pcr, t->pcr, sizeof a->pcr);
+        memcpy(a->pcr_len, t->pcr_len, sizeof a->pcr_len);
+        a->pcr_set = t->pcr_set;
+    }
+    free(t);
+    return e;
 }
 
 ns_err ns_attest_expect_hex(ns_attest_field *f, const char *hex, const char *what)
@@ -272,10 +319,12 @@ static ns_err check_field(const ns_att_bytes *got, const ns_attest_field *want, 
     return NS_OK;
 }
 
-ns_err ns_attest_check(const ns_att_doc *d, const ns_attest_expect *x)
+/* One set of PCRs against the document. */
+static ns_err check_pcrs(const ns_att_doc *d, const uint8_t (*pcr)[NS_ATT_PCR_LEN_MAX],
+                         const size_t *pcr_len, uint32_t pcr_set)
 {
     for (unsigned i = 0; i < NS_ATT_PCR_MAX; i++) {
-        if (!(x->pcr_set & (1u << i))) {
+        if (!(pcr_set & (1u << i))) {
             continue;
         }
         const ns_att_bytes *g = &d->pcr[i];
@@ -283,13 +332,29 @@ ns_err ns_attest_check(const ns_att_doc *d, const ns_attest_expect *x)
         ENSURE(i < d->npcr && g->present, NS_E_AUTH,
                "check pcr%u failed: the document has no PCR%u", i, i);
         hex_short(a, sizeof a, g->p, g->len);
-        hex_short(b, sizeof b, x->pcr[i], x->pcr_len[i]);
-        ENSURE(g->len == x->pcr_len[i] && memcmp(g->p, x->pcr[i], g->len) == 0, NS_E_AUTH,
+        hex_short(b, sizeof b, pcr[i], pcr_len[i]);
+        ENSURE(g->len == pcr_len[i] && memcmp(g->p, pcr[i], g->len) == 0, NS_E_AUTH,
                "check pcr%u failed: the document has %s, expected %s%s", i, a, b,
                i <= 2 && g->len > 0 && g->p[0] == 0 && memcmp(g->p, g->p + 1, g->len - 1) == 0
                    ? " (all zero: a debug-mode enclave)"
                    : "");
     }
+    return NS_OK;
+}
+
+ns_err ns_attest_check(const ns_att_doc *d, const ns_attest_expect *x)
+{
+    ns_err e = check_pcrs(d, x->pcr, x->pcr_len, x->pcr_set);
+    if (e != NS_OK && x->nalt > 0) {
+        char first[256];
+        snprintf(first, sizeof first, "%s", ns_err_msg());
+        for (int k = 0; k < x->nalt && e != NS_OK; k++) {
+            e = check_pcrs(d, x->alt[k].pcr, x->alt[k].pcr_len, x->alt[k].pcr_set);
+        }
+        ENSURE(e == NS_OK, NS_E_AUTH, "%s, and no other accepted set of PCRs (%d more) matches",
+               first, x->nalt);
+    }
+    GUARD(e);
     GUARD(check_field(&d->nonce, &x->nonce, "nonce"));
     GUARD(check_field(&d->user_data, &x->user_data, "user_data"));
     GUARD(check_field(&d->public_key, &x->public_key, "public_key"));

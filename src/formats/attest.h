@@ -34,10 +34,21 @@ typedef struct {
     int set;
 } ns_attest_field;
 
+/* Another accepted set of PCRs (a rolling upgrade: the old and the new image). */
+#define NS_ATTEST_ALT_MAX 3
+typedef struct {
+    uint8_t pcr[NS_ATT_PCR_MAX][NS_ATT_PCR_LEN_MAX];
+    size_t pcr_len[NS_ATT_PCR_MAX];
+    uint32_t pcr_set;
+} ns_attest_pcrs;
+
 typedef struct {
     uint8_t pcr[NS_ATT_PCR_MAX][NS_ATT_PCR_LEN_MAX];
     size_t pcr_len[NS_ATT_PCR_MAX];
     uint32_t pcr_set; /* bit i: PCR i is expected */
+    /* The document may match these PCRs or any one alternative set (ns_attest_expect_alt). */
+    ns_attest_pcrs alt[NS_ATTEST_ALT_MAX];
+    int nalt;
     ns_attest_field nonce;
     ns_attest_field user_data;
     ns_attest_field public_key; /* DER SubjectPublicKeyInfo */
@@ -47,11 +58,19 @@ typedef struct {
 extern const char ns_attest_root_g1_pem[];
 
 void ns_attest_expect_init(ns_attest_expect *x);
-/* "N=HEX": PCR N (0..31) must equal HEX (1..64 bytes). A PCR given twice must agree. */
+/* "N=HEX": PCR N (0..31) must equal HEX (1..64 bytes), in the first set and in every alternative
+ * set already added (ns_attest_expect_alt: call this after them), so a pin holds whichever image
+ * the document matches. A PCR given twice in a set must agree. */
 ns_err ns_attest_expect_pcr(ns_attest_expect *x, const char *spec) NS_MUST_CHECK;
+/* 1 when every accepted set pins PCR idx. */
+int ns_attest_expect_pins(const ns_attest_expect *x, unsigned idx);
 /* measurements.json of `make eif` / `nitro-cli build-enclave`: every "PCRn" becomes expected. */
 ns_err ns_attest_expect_measurements(ns_attest_expect *x, const uint8_t *json,
                                      size_t len) NS_MUST_CHECK;
+/* Every measurements.json after the first (several --expect FILE during a rolling upgrade): its
+ * PCRs become one more accepted set; a document passes when its PCRs match any one set whole
+ * (never a mix of sets). The first call fills x's own PCRs. At most 1 + NS_ATTEST_ALT_MAX. */
+ns_err ns_attest_expect_alt(ns_attest_expect *x, const uint8_t *json, size_t len) NS_MUST_CHECK;
 /* A hex string (possibly empty) into a field. what names the option in errors. */
 ns_err ns_attest_expect_hex(ns_attest_field *f, const char *hex, const char *what) NS_MUST_CHECK;
 

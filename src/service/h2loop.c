@@ -36,12 +36,19 @@ typedef struct econn {
     ns_h2_conn *c;
     const ns_h2_transport *tr; /* NULL: plain socket */
     void *t;                   /* the transport's state */
+    int drained;               /* drain GOAWAYs submitted: 0, 1 (notice), 2 (final) */
 } econn;
 
 typedef struct worker {
     const ns_h2_handler *h;
     const ns_h2_transport *tr;
     ns_stop *stop;
+    ns_stop *drain; /* cfg.drain, or NULL */
+    int drain_ms;
+    int draining;      /* this loop saw *drain and released the listener */
+    int64_t drain_end; /* ms: when whatever is left is closed */
+    int64_t final_at;  /* ms: when the final GOAWAYs go out */
+    int *released;     /* loops that released the listener (atomic; shared) */
     int lfd;
     int handoff[2]; /* pipe: descriptors accepted by another loop for this one, 4 bytes each */
     int nconn;      /* connections owned or handed over (atomic: other loops read it) */
@@ -278,6 +285,54 @@ static void take_handoffs(worker *w, int ep, econn **head)
     }
 }
 
+/* ---- the drain (cfg.drain, see h2loop.h): kept apart from the serving path ---- */
+
+/* Closes a connection of this loop. */
+static void worker_close(worker *w, int ep, econn **head, econn *e)
+{
+    econn_close(ep, head, e);
+    __atomic_sub_fetch(&w->nconn, 1, __ATOMIC_RELAXED);
+}
+
+/* Called once per loop turn. Returns 1 once this loop is done: every connection closed after
+ * the final GOAWAYs, or the drain's time is up. */
+static int drain_tick(worker *w, int ep, econn **head)
+{
+    int64_t now = ns_now_ms();
+    if (!w->draining) {
+        if (w->drain == NULL || !*w->drain) {
+            return 0;
+        }
+        int notice =
+            w->drain_ms / 2 < NS_H2_DRAIN_NOTICE_MS ? w->drain_ms / 2 : NS_H2_DRAIN_NOTICE_MS;
+        w->draining = 1;
+        w->drain_end = now + w->drain_ms;
+        w->final_at = now + notice;
+        (void)epoll_ctl(ep, EPOLL_CTL_DEL, w->lfd, NULL);
+        __atomic_add_fetch(w->released, 1, __ATOMIC_SEQ_CST);
+        if (w->index == 0) {
+            ns_info("draining: new connections refused, GOAWAY sent, up to %d ms for the "
+                    "calls in flight",
+                    w->drain_ms);
+        }
+    }
+    int want = now >= w->final_at ? 2 : 1;
+    for (econn *e = *head, *next; e; e = next) {
+        next = e->next;
+        if (e->drained >= want) {
+            continue;
+        }
+        while (e->drained < want &&
+               (e->drained == 0 ? ns_h2_conn_drain_notice(e->c) : ns_h2_conn_drain_final(e->c))) {
+            e->drained++;
+        }
+        if (econn_service(ep, e, 0) != 0) {
+            worker_close(w, ep, head, e);
+        }
+    }
+    return (want == 2 && *head == NULL) || now >= w->drain_end;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -328,7 +383,7 @@ static void *worker_main(void *arg)
             }
         }
         int64_t now = ns_now_ms();
-        if (accept_paused_until >= 0 && now >= accept_paused_until &&
+        if (accept_paused_until >= 0 && now >= accept_paused_until && !w->draining &&
             epoll_ctl(ep, EPOLL_CTL_ADD, w->lfd, &lev) == 0) {
             accept_paused_until = -1;
         }
@@ -343,6 +398,9 @@ static void *worker_main(void *arg)
             }
         }
         ns_log_flush();
+        if (drain_tick(w, ep, &head)) {
+            break;
+        }
     }
     /* Clean shutdown: GOAWAY to every client, one best-effort flush, close. */
     while (head) {
@@ -384,10 +442,14 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, ns_stop *
     int started = 0;
     ns_err rc = NS_OK;
     int piped = 0;
+    int released = 0;
     for (; piped < n; piped++) {
         ws[piped] = (worker){.h = h,
                              .tr = cfg->transport,
                              .stop = stop,
+                             .drain = cfg->drain,
+                             .drain_ms = cfg->drain_ms,
+                             .released = &released,
                              .lfd = lfd,
                              .all = ws,
                              .nworkers = n,
@@ -410,6 +472,16 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, ns_stop *
         ns_addr_format(&bound, name, sizeof name);
         cfg->on_listening(name, cfg->on_listening_arg);
     }
+    /* A drain closes the listener once no loop waits on it any more: from then on a connection
+     * is refused by the kernel rather than left in the backlog. */
+    while (rc == NS_OK && cfg->drain && !*stop &&
+           __atomic_load_n(&released, __ATOMIC_SEQ_CST) < started) {
+        usleep(50 * 1000);
+    }
+    if (rc == NS_OK && cfg->drain && __atomic_load_n(&released, __ATOMIC_SEQ_CST) == started) {
+        ns_addr_unlisten(&cfg->listen, lfd);
+        lfd = -1;
+    }
     for (int i = 0; i < started; i++) {
         pthread_join(ws[i].tid, NULL);
         if (rc == NS_OK && ws[i].err != NS_OK) {
@@ -426,6 +498,8 @@ ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, ns_stop *
         close(ws[i].handoff[1]);
     }
     free(ws);
-    ns_addr_unlisten(&cfg->listen, lfd);
+    if (lfd >= 0) {
+        ns_addr_unlisten(&cfg->listen, lfd);
+    }
     return rc;
 }

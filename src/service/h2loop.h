@@ -55,9 +55,21 @@ typedef struct {
     int threads;                                       /* 0 = one per online CPU */
     void (*on_listening)(const char *addr, void *arg); /* once bound, with the actual address */
     void *on_listening_arg;
+    /* Optional graceful drain, for rolling upgrades behind a load balancer: once *drain becomes
+     * non-zero (checked at least every 100 ms) every loop stops accepting and the listener is
+     * closed (new connections are refused, not queued), every connection gets the two GOAWAYs
+     * of a drain (h2server.h: a notice, then after NS_H2_DRAIN_NOTICE_MS the final one naming
+     * the last stream taken), streams already taken run to their answers, and ns_h2_serve
+     * returns once every connection is closed or drain_ms has passed, whichever is first
+     * (what is left then is closed as on a stop). */
+    ns_stop *drain;
+    int drain_ms;
 } ns_h2_serve_cfg;
 
-/* Serves until *stop becomes non-zero (checked at least every 100 ms); then closes cleanly. */
+#define NS_H2_DRAIN_NOTICE_MS 1000
+
+/* Serves until *stop becomes non-zero (checked at least every 100 ms), or a drain ends; then
+ * closes cleanly. */
 ns_err ns_h2_serve(const ns_h2_serve_cfg *cfg, const ns_h2_handler *h, ns_stop *stop) NS_MUST_CHECK;
 
 #endif

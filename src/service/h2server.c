@@ -1101,6 +1101,35 @@ void ns_h2_conn_shutdown(ns_h2_conn *c)
     }
 }
 
+int ns_h2_conn_drain_notice(ns_h2_conn *c)
+{
+    if (c->fatal) {
+        return 1;
+    }
+    if (!c->preface_ok) {
+        return 0;
+    }
+    if (nghttp2_submit_shutdown_notice(c->s) != 0) {
+        c->fatal = 1;
+    }
+    return 1;
+}
+
+int ns_h2_conn_drain_final(ns_h2_conn *c)
+{
+    if (c->fatal) {
+        return 1;
+    }
+    if (!c->preface_ok) {
+        return 0;
+    }
+    int32_t last = nghttp2_session_get_last_proc_stream_id(c->s);
+    if (nghttp2_submit_goaway(c->s, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0) != 0) {
+        c->fatal = 1;
+    }
+    return 1;
+}
+
 void ns_h2_conn_free(ns_h2_conn *c)
 {
     if (c == NULL) {

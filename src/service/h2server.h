@@ -137,6 +137,17 @@ void ns_h2_conn_set_client(ns_h2_conn *c, int client, const char *id);
 const char *ns_h2_conn_peer(const ns_h2_conn *c);
 /* Starts a graceful shutdown (GOAWAY). */
 void ns_h2_conn_shutdown(ns_h2_conn *c);
+/*
+ * The two steps of a drain (RFC 9113 section 6.8). ns_h2_conn_drain_notice sends a GOAWAY
+ * naming stream 2^31-1: the client opens no new streams but those already in flight are still
+ * taken. After a round trip, ns_h2_conn_drain_final sends the GOAWAY naming the last stream
+ * processed: a stream above it was never seen, so the client may retry it elsewhere; those at or
+ * below it run to their answers, then the connection is done. Each returns 1 when done (sent,
+ * or nothing to send on a failing connection), 0 while the client preface has not arrived yet
+ * (call it again later).
+ */
+int ns_h2_conn_drain_notice(ns_h2_conn *c);
+int ns_h2_conn_drain_final(ns_h2_conn *c);
 void ns_h2_conn_free(ns_h2_conn *c);
 /* Request bytes counted against the process-wide budget right now (for tests and metrics). */
 size_t ns_h2_buffered(void);

@@ -32,6 +32,7 @@ struct ns_hostobs {
     pthread_mutex_t mu;
     ns_hostobs_status last; /* under mu */
     int64_t last_ms;        /* under mu; 0: no status line yet */
+    int draining;           /* under mu; run-enclave began a drain: /ready is 503 */
 };
 
 /* Copies the word after TAG in LINE (up to a space or the end) into OUT; "" without TAG. */
@@ -101,9 +102,13 @@ int ns_hostobs_ready(ns_hostobs *o, char *body, size_t cap)
 {
     pthread_mutex_lock(&o->mu);
     int64_t age = o->last_ms ? ns_now_ms() - o->last_ms : -1;
-    int ok = age >= 0 && age <= o->max_age_ms && strcmp(o->last.state, "SERVING") == 0;
+    int ok =
+        age >= 0 && age <= o->max_age_ms && strcmp(o->last.state, "SERVING") == 0 && !o->draining;
     snprintf(body, cap, "%s state=%s last_status_ms_ago=%lld\n", ok ? "ready" : "not ready",
-             o->last.state[0] ? o->last.state : "none", (long long)age);
+             o->draining        ? "DRAINING"
+             : o->last.state[0] ? o->last.state
+                                : "none",
+             (long long)age);
     pthread_mutex_unlock(&o->mu);
     return ok ? 200 : 503;
 }
@@ -142,6 +147,9 @@ static int serve_ready(void *arg, const ns_httpd_req *r, ns_buf *body, const cha
 {
     char line[96];
     ns_hostobs *o = arg;
+    if (!ns_httpd_get_only(r)) {
+        return 405;
+    }
     if (strcmp(r->path, "/metrics") == 0) {
         *ctype = NS_METRICS_CONTENT_TYPE;
         return ns_metrics_render(o->metrics, body) != NS_OK ? 500 : 200;
@@ -152,6 +160,16 @@ static int serve_ready(void *arg, const ns_httpd_req *r, ns_buf *body, const cha
     int code = ns_hostobs_ready(arg, line, sizeof line);
     *ctype = "text/plain; charset=utf-8";
     return ns_buf_append(body, line, strlen(line)) != NS_OK ? 500 : code;
+}
+
+void ns_hostobs_set_draining(ns_hostobs *o)
+{
+    if (o == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&o->mu);
+    o->draining = 1;
+    pthread_mutex_unlock(&o->mu);
 }
 
 void ns_hostobs_client_auth(ns_hostobs *o, char *out, size_t cap)

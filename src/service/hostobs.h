@@ -65,6 +65,10 @@ void ns_hostobs_refused(ns_hostobs *o, uint64_t *log, uint64_t *audit);
  */
 ns_err ns_hostobs_probe_client_auth(const char *addr, int timeout_ms, int *required) NS_MUST_CHECK;
 
+/* From now on /ready answers 503 (state=DRAINING), whatever the enclave says: run-enclave's
+ * drain, so a load balancer stops sending new connections first. */
+void ns_hostobs_set_draining(ns_hostobs *o);
+
 /* The readiness answer: 200 (ready) or 503, with a one-line text BODY. */
 int ns_hostobs_ready(ns_hostobs *o, char *body, size_t cap);
 

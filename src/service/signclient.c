@@ -97,8 +97,12 @@ static ns_err call_ok(ns_signclient *c, const char *path, const uint8_t *req, si
     int st = -1;
     char msg[NS_H2C_MSG_MAX];
     GUARD(ns_h2c_unary(c->h2, path, req, len, resp, &st, msg));
-    ENSURE(st == 0, st == NS_GRPC_PERMISSION_DENIED ? NS_E_DENIED : NS_E_REMOTE, "%s %s: %s: %s",
-           c->server, path, ns_grpc_status_name(st), msg);
+    /* UNAVAILABLE: the server did not take the call (a caller may retry it elsewhere). */
+    ENSURE(st == 0,
+           st == NS_GRPC_PERMISSION_DENIED ? NS_E_DENIED
+           : st == NS_GRPC_UNAVAILABLE     ? NS_E_UNAVAILABLE
+                                           : NS_E_REMOTE,
+           "%s %s: %s: %s", c->server, path, ns_grpc_status_name(st), msg);
     return NS_OK;
 }
 

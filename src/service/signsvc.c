@@ -867,7 +867,8 @@ static int do_attest(ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out, cha
     return st;
 }
 
-static int do_health(const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
+static int do_health(const ns_signsvc_ctx *ctx, const ns_h2_req *req, ns_buf *out, char *msg,
+                     size_t cap)
 {
     grpc_health_v1_HealthCheckRequest q = grpc_health_v1_HealthCheckRequest_init_zero;
     int st =
@@ -883,7 +884,9 @@ static int do_health(const ns_h2_req *req, ns_buf *out, char *msg, size_t cap)
         return fail(msg, cap, NS_GRPC_NOT_FOUND, "unknown service \"%.100s\"", q.service);
     }
     grpc_health_v1_HealthCheckResponse r = grpc_health_v1_HealthCheckResponse_init_zero;
-    r.status = grpc_health_v1_HealthCheckResponse_ServingStatus_SERVING;
+    r.status = ctx->draining && *ctx->draining
+                   ? grpc_health_v1_HealthCheckResponse_ServingStatus_NOT_SERVING
+                   : grpc_health_v1_HealthCheckResponse_ServingStatus_SERVING;
     return encode(out, grpc_health_v1_HealthCheckResponse_fields, &r, msg, cap);
 }
 
@@ -990,7 +993,7 @@ static int call(void *app, int method, const ns_h2_req *req, ns_buf *out, char *
     case M_FROST_SIGN:
         return do_frost_sign(ctx, req, out, msg, cap);
     case M_HEALTH:
-        return do_health(req, out, msg, cap);
+        return do_health(ctx, req, out, msg, cap);
     case M_REFLECT:
         return do_reflect(req, out, msg, cap);
     default:
@@ -1068,6 +1071,7 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, ns_stop 
     ctx.frost_ttl_ms = cfg->frost_ttl_ms;
     ctx.frost_per_owner = cfg->frost_per_owner;
     ns_signsvc_handler(&h, &ctx, cfg->max_msg);
+    ctx.draining = cfg->drain;
     h.max_buffered = cfg->max_buffered;
     h.idle_ms = cfg->idle_ms;
     h.body_idle_ms = cfg->body_idle_ms;
@@ -1077,7 +1081,9 @@ ns_err ns_signsvc_run(const ns_signsvc_cfg *cfg, ns_signsvc_keys *keys, ns_stop 
     ns_h2_serve_cfg sc = {.listen = cfg->listen,
                           .threads = cfg->threads,
                           .on_listening = cfg->on_listening,
-                          .on_listening_arg = cfg->on_listening_arg};
+                          .on_listening_arg = cfg->on_listening_arg,
+                          .drain = cfg->drain,
+                          .drain_ms = cfg->drain_ms};
     int policy = ns_signkeys_has_policy(keys);
     ns_tls_server *tls = NULL;
     static pin_ctx pins; /* outlives the TLS server, like ctx */

@@ -16,7 +16,8 @@
  * and Sign are UNAUTHENTICATED; a client on a key it is not allowed gets PERMISSION_DENIED;
  * above its max_signs_per_second (a token bucket holding one second's worth) RESOURCE_EXHAUSTED;
  * ListKeys lists only the client's keys. Audit lines name the client ("-" without a policy).
- * Attest and Health answer anyone who completed the handshake.
+ * Attest and Health answer anyone who completed the handshake. Health/Check answers SERVING, or
+ * NOT_SERVING once a drain began (Watch is not served: UNIMPLEMENTED).
  *
  * Status mapping: unknown key NOT_FOUND; malformed protobuf, wrong digest length or a
  * message/digest mismatch INVALID_ARGUMENT; no NSM (outside an enclave) UNAVAILABLE; the
@@ -57,6 +58,10 @@ typedef struct {
     /* Optional: called once the listener is bound, with the actual address (port 0 resolved). */
     void (*on_listening)(const char *addr, void *arg);
     void *on_listening_arg;
+    /* Optional graceful drain (h2loop.h): once *drain is non-zero the health service answers
+     * NOT_SERVING and the server drains for at most drain_ms, then ns_signsvc_run returns. */
+    ns_stop *drain;
+    int drain_ms;
 } ns_signsvc_cfg;
 
 /* Validates strictly and copies into secret memory; the caller then wipes its json. */
@@ -116,6 +121,7 @@ typedef struct {
     struct ns_frostnonce *frost_nonces;
     uint32_t frost_ttl_ms;
     uint32_t frost_per_owner;
+    const ns_stop *draining; /* non-zero once a drain began (Health: NOT_SERVING); or NULL */
 } ns_signsvc_ctx;
 
 /* The gRPC handler over ctx (ctx->keys and the TLS fields set by the caller; the rest is

@@ -82,16 +82,36 @@ struct ns_svcobs {
     pthread_cond_t cv;
     int stopping;
     const char *state;
+    ns_stop *drain; /* while non-zero, SERVING reads DRAINING; POST /drain sets it; or NULL */
     uint64_t status_seq;
     const char *client_auth; /* "required" (a client policy), "none", or "-" before the keys */
 };
+
+/* Under o->mu: the state as reported. */
+static const char *state_now(const ns_svcobs *o)
+{
+    if (o->drain && *o->drain && strcmp(o->state, "SERVING") == 0) {
+        return "DRAINING";
+    }
+    return o->state;
+}
+
+void ns_svcobs_watch_drain(ns_svcobs *o, ns_stop *drain)
+{
+    if (o == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&o->mu);
+    o->drain = drain;
+    pthread_mutex_unlock(&o->mu);
+}
 
 /* Under o->mu. */
 static void send_status(ns_svcobs *o)
 {
     char line[160];
     int n = snprintf(line, sizeof line, "nsign %s%s%s seq=%llu" NS_SVCOBS_CLIENT_AUTH_TAG "%s\n",
-                     ns_log_applet(), NS_SVCOBS_STATUS_TAG, o->state,
+                     ns_log_applet(), NS_SVCOBS_STATUS_TAG, state_now(o),
                      (unsigned long long)o->status_seq++, o->client_auth ? o->client_auth : "-");
     if (n > 0 && (size_t)n < sizeof line) {
         ns_logship_write(o->logs, line, (size_t)n);
@@ -184,6 +204,30 @@ static double log_dropped(void *arg)
 static int serve_metrics(void *arg, const ns_httpd_req *r, ns_buf *body, const char **ctype)
 {
     ns_svcobs *o = arg;
+    if (!ns_httpd_get_only(r)) {
+        /* POST /drain: the host's drain request (a Nitro host cannot signal the enclave). */
+        if (strcmp(r->path, "/drain") != 0) {
+            return 405;
+        }
+        pthread_mutex_lock(&o->mu);
+        int can = o->drain != NULL;
+        if (can && !*o->drain) {
+            *o->drain = 1;
+            ns_info("drain requested: POST /drain on the metrics address");
+        }
+        pthread_mutex_unlock(&o->mu);
+        *ctype = "text/plain";
+        return can && ns_buf_append(body, "DRAINING\n", 9) == NS_OK ? 202 : 404;
+    }
+    if (strcmp(r->path, "/ready") == 0) {
+        pthread_mutex_lock(&o->mu);
+        const char *st = state_now(o);
+        int ok = strcmp(st, "SERVING") == 0;
+        ns_err e = ns_buf_append(body, st, strlen(st));
+        pthread_mutex_unlock(&o->mu);
+        *ctype = "text/plain";
+        return e != NS_OK ? 500 : ok ? 200 : 503;
+    }
     if (strcmp(r->path, "/metrics") != 0) {
         return 404;
     }

@@ -17,7 +17,8 @@
  *   log_lines_dropped_total                            counter, logship's drops
  *   audit_entries_total                                counter
  *   build_info{version}                                gauge, 1
- * Label sets are bounded (metrics.h), so hostile clients cannot grow memory.
+ * Label sets are bounded (metrics.h), so hostile clients cannot grow memory. The metrics address
+ * also answers GET /ready: 200 "SERVING", or 503 with the state (STARTING, DRAINING, STOPPING).
  */
 #ifndef NS_SVCOBS_H
 #define NS_SVCOBS_H
@@ -26,6 +27,7 @@
 
 #include "err.h"
 #include "signsvc.h"
+#include "stop.h"
 
 typedef struct {
     const char *metrics;      /* ADDR for GET /metrics, or NULL */
@@ -76,6 +78,14 @@ ns_err ns_svcobs_attach(ns_svcobs *o, const ns_signsvc_keys *keys) NS_MUST_CHECK
 void ns_svcobs_boot_step(ns_svcobs *o, const char *step, double seconds);
 /* STARTING at first; SERVING once listening; STOPPING on the way out. A static string. */
 void ns_svcobs_set_state(ns_svcobs *o, const char *state);
+/* From now on, while *drain is non-zero a SERVING state is reported as DRAINING (status lines,
+ * and GET /ready on the metrics address: 200 only while SERVING, else 503), so a load
+ * balancer and the host stop sending new connections as soon as a drain begins; and a POST
+ * /drain (no body) on the metrics address sets *drain (202): the channel by which a Nitro host,
+ * which cannot signal a process in the enclave, asks it to drain. Anyone who reaches that address
+ * can already stop the enclave (it is the host's, bridged to its loopback), so it grants nothing.
+ * NULL drain: POST /drain is 404. */
+void ns_svcobs_watch_drain(ns_svcobs *o, ns_stop *drain);
 /* The bound metrics port (tcp/vsock), 0 without one. */
 uint32_t ns_svcobs_metrics_port(const ns_svcobs *o);
 /* Signs the final audit head, flushes shipped lines (bounded), stops everything. */

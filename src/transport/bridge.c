@@ -105,7 +105,9 @@ struct ns_bridge {
     conn *live, *dead;
     size_t nconns;
     uint64_t next_id;
-    int64_t accept_resume; /* 0: accepting */
+    int64_t accept_resume;  /* 0: accepting */
+    const ns_stop *quiesce; /* ns_bridge_set_quiesce, or NULL */
+    int quiesced;           /* the listeners are closed */
 };
 
 static ns_err parse_allow(ns_addr *a, const char *s)
@@ -505,8 +507,8 @@ static void on_accept(ns_bridge *b, listener *l)
             continue;
         }
         if (peer_over_cap(b, from)) {
-            ns_warn("rejected from=%s on=%s reason=max-per-peer max=%d", from,
-                    b->names[l->pair][0], b->max_per_peer);
+            ns_warn("rejected from=%s on=%s reason=max-per-peer max=%d", from, b->names[l->pair][0],
+                    b->max_per_peer);
             close(fd);
             continue;
         }
@@ -571,7 +573,7 @@ static void check_timers(ns_bridge *b)
             conn_close(b, c, "idle-timeout");
         }
     }
-    if (b->accept_resume != 0 && now >= b->accept_resume) {
+    if (b->accept_resume != 0 && now >= b->accept_resume && !b->quiesced) {
         b->accept_resume = 0;
         listeners_set(b, 1);
     }
@@ -652,6 +654,30 @@ unsigned ns_bridge_port(const ns_bridge *b, size_t i)
     return port;
 }
 
+void ns_bridge_set_quiesce(ns_bridge *b, const ns_stop *quiesce)
+{
+    b->quiesce = quiesce;
+}
+
+/* Closes the listeners for good; the connections stay. */
+static void quiesce_now(ns_bridge *b)
+{
+    listeners_set(b, 0);
+    b->accept_resume = 0;
+    for (size_t i = 0; i < b->npairs; i++) {
+        if (b->ls[i].fd >= 0) {
+            close(b->ls[i].fd);
+            b->ls[i].fd = -1;
+            const ns_addr *a = &b->pairs[i].listen;
+            if (a->kind == NS_ADDR_UNIX && a->path[0] != '@') {
+                ns_io_unlink_stale_socket(a->path);
+            }
+        }
+    }
+    b->quiesced = 1;
+    ns_info("quiesced: listeners closed, %zu connection(s) still relayed", b->nconns);
+}
+
 ns_err ns_bridge_serve(ns_bridge *b, ns_stop *stop)
 {
     sigset_t pipe_set, old;
@@ -689,6 +715,9 @@ ns_err ns_bridge_serve(ns_bridge *b, ns_stop *stop)
             conn_pump(b, c, evs[i].events, hit);
         }
         free_dead(b);
+        if (b->quiesce != NULL && *b->quiesce && !b->quiesced) {
+            quiesce_now(b);
+        }
         int64_t now = ns_now_ms();
         if (now >= next_scan) {
             check_timers(b);

@@ -51,7 +51,7 @@ typedef struct {
     /* Allowed connect targets: "HOST:PORT" (tcp) or a full address; NULL/0 = no allow-list. */
     const char *const *allow;
     size_t nallow;
-    int max_conns;       /* concurrent connections over all pairs; <= 0: default */
+    int max_conns; /* concurrent connections over all pairs; <= 0: default */
     /* concurrent connections from one client IP address on tcp listeners; <= 0: no cap (vsock
      * and unix peers are not capped: a vsock listener's peers are one VM or the host) */
     int max_per_peer;
@@ -74,6 +74,11 @@ unsigned ns_bridge_port(const ns_bridge *b, size_t i);
  * reason=shutdown) and returns NS_OK. Fails only if epoll itself fails.
  */
 ns_err ns_bridge_serve(ns_bridge *b, ns_stop *stop) NS_MUST_CHECK;
+/* From now on, once *quiesce is non-zero (checked like stop), the loop closes its listeners (new
+ * connections are refused; unix socket files unlinked) and keeps relaying the connections it
+ * has until they end or *stop: a host stops taking clients for a draining enclave (issue 23).
+ * Call before ns_bridge_serve. */
+void ns_bridge_set_quiesce(ns_bridge *b, const ns_stop *quiesce);
 /* Closes the listeners (unlinking unix socket files it created) and frees b. NULL is fine. */
 void ns_bridge_free(ns_bridge *b);
 

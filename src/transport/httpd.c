@@ -105,12 +105,10 @@ ns_err ns_httpd_parse(ns_httpd_req *r, const uint8_t *p, size_t n, size_t *head_
     while (plen < tlen && p[t0 + plen] != '?') {
         plen++;
     }
-    ENSURE(plen < sizeof r->path, NS_E_TOO_BIG, "request target over %u bytes",
-           NS_HTTPD_PATH_MAX);
+    ENSURE(plen < sizeof r->path, NS_E_TOO_BIG, "request target over %u bytes", NS_HTTPD_PATH_MAX);
     memcpy(r->path, p + t0, plen);
     i++;
-    ENSURE(end - i >= 10 && memcmp(p + i, "HTTP/", 5) == 0, NS_E_PARSE,
-           "malformed HTTP version");
+    ENSURE(end - i >= 10 && memcmp(p + i, "HTTP/", 5) == 0, NS_E_PARSE, "malformed HTTP version");
     ENSURE(p[i + 5] == '1' && p[i + 6] == '.' && p[i + 7] >= '0' && p[i + 7] <= '9',
            NS_E_UNSUPPORTED, "only HTTP/1.x is served");
     r->minor = p[i + 7] - '0';
@@ -184,13 +182,19 @@ static const char *reason(int st)
     }
 }
 
+int ns_httpd_get_only(const ns_httpd_req *r)
+{
+    return strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+}
+
 static void respond(ns_httpd *h, conn *c, int st, const ns_httpd_req *r)
 {
     ns_buf body;
     ns_buf_init(&body, NS_HTTPD_BODY_MAX);
     const char *ctype = "text/plain; charset=utf-8";
     if (st == 200 && r != NULL) {
-        if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+        if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
+            strcmp(r->method, "POST") != 0) {
             st = 405;
         } else {
             st = h->fn(h->arg, r, &body, &ctype);

@@ -7,7 +7,9 @@
  * are open (further ones are accepted and closed at once); one request per connection (the
  * answer says "Connection: close"); a request with a body (Content-Length other than 0, or any
  * Transfer-Encoding) is refused with 400, since no endpoint takes one. Only GET and HEAD
- * (others: 405). The parser (ns_httpd_parse) is separate from the I/O and fuzzed.
+ * (others: 405), and POST without a body, which reaches the endpoint function only to be refused
+ * (405) unless it acts on it (an admin action such as sign-service's POST /drain). The parser
+ * (ns_httpd_parse) is separate from the I/O and fuzzed.
  */
 #ifndef NS_HTTPD_H
 #define NS_HTTPD_H
@@ -40,8 +42,12 @@ typedef struct {
  */
 ns_err ns_httpd_parse(ns_httpd_req *r, const uint8_t *p, size_t n, size_t *head_len) NS_MUST_CHECK;
 
-/* Answers one GET/HEAD request: fills body and *ctype (static string), returns the status. */
+/* Answers one GET/HEAD (or bodyless POST) request: fills body and *ctype (static string),
+ * returns the status. A function that takes no POST returns 405 for it (ns_httpd_get_only). */
 typedef int (*ns_httpd_fn)(void *arg, const ns_httpd_req *r, ns_buf *body, const char **ctype);
+
+/* 1 when r is a GET or HEAD; an endpoint function that takes no POST answers 405 otherwise. */
+int ns_httpd_get_only(const ns_httpd_req *r);
 
 typedef struct ns_httpd ns_httpd;
 

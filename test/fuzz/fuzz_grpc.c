@@ -2,7 +2,8 @@
  * libFuzzer target: raw bytes from a client into the whole request path: the HTTP/2 preface
  * (prepended), nghttp2, the gRPC framing and routing in h2server, nanopb decoding and the real
  * handlers of signsvc with test keys. Output is drained as a server would; deadlines are
- * fired by a tick far in the future. Any crash, leak or sanitizer report is a bug.
+ * fired by a tick far in the future; some inputs are drained (GOAWAY notice, then final) part
+ * way. Any crash, leak or sanitizer report is a bug.
  */
 #include <stdint.h>
 #include <string.h>
@@ -52,14 +53,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     ns_err e = ns_h2_conn_recv(c, (const uint8_t *)magic, 24);
-    /* Feed in a few chunks so partial frames and messages are exercised too. */
+    /* Feed in a few chunks so partial frames and messages are exercised too. The first byte
+     * also picks a drain (h2loop's): none, the notice GOAWAY after the first chunk, or the
+     * notice and then the final GOAWAY after the second, so requests arrive after each. */
+    int mode = size ? data[0] % 3 : 0;
     size_t off = 0;
     size_t chunk = size / 3 + 1;
-    while (e == NS_OK && off < size) {
+    for (int k = 0; e == NS_OK && off < size; k++) {
         size_t n = size - off < chunk ? size - off : chunk;
         e = ns_h2_conn_recv(c, data + off, n);
         drain(c);
         off += n;
+        if (mode >= 1 && k == 0) {
+            (void)ns_h2_conn_drain_notice(c);
+        }
+        if (mode == 2 && k == 1) {
+            (void)ns_h2_conn_drain_final(c);
+        }
+        drain(c);
     }
     (void)ns_h2_conn_tick(c, INT64_MAX / 2);
     drain(c);

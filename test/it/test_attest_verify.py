@@ -108,6 +108,26 @@ fails_with(["--pcrs", p_meas, os.path.join(ATT, full)], "check pcr0 failed",
 rc, out, err = run(["--pcrs", p_meas, os.path.join(ATT, full)])
 check("debug-mode" in err, "an all-zero PCR0 is called out as a debug-mode enclave", err)
 
+# A rolling upgrade (issue 23): --pcrs twice accepts either image's PCRs, whole, never a mix.
+other = {"Measurements": dict(meas["Measurements"], PCR0="ab" * 48, PCR1="cd" * 48)}
+p_other = put("measurements-new.json", json.dumps(other).encode())
+rc, out, err = run(["--pcrs", p_other, "--pcrs", p_meas, os.path.join(ATT, prod)])
+check(rc == 0, "--pcrs new --pcrs old: the old image's document passes", err)
+mix = {"Measurements": dict(meas["Measurements"], PCR1="cd" * 48)}
+fails_with(["--pcrs", p_other, "--pcrs", put("mix.json", json.dumps(mix).encode()),
+            os.path.join(ATT, prod)], "no other accepted set of PCRs (1 more) matches",
+           "--pcrs twice: a document matching neither set whole is refused")
+# A --pcr pin holds in every accepted set, whichever image the document matches (PCR16 pinned
+# with --pcr must not be lost when the document matches the second --pcrs file).
+bad3 = bytearray(bytes.fromhex(sp["pcrs"]["3"]))
+bad3[-1] ^= 1
+fails_with(["--pcr", "3=" + bad3.hex(), "--pcrs", p_other, "--pcrs", p_meas,
+            os.path.join(ATT, prod)], "no other accepted set of PCRs (1 more) matches",
+           "--pcr with --pcrs twice: the pin holds in the set the document matches")
+rc, out, err = run(["--pcr", "3=" + sp["pcrs"]["3"], "--pcrs", p_other, "--pcrs", p_meas,
+                    os.path.join(ATT, prod)])
+check(rc == 0, "--pcr (the document's value) with --pcrs twice passes", err)
+
 # 4. wrong expectations: each PCR, nonce, user_data, public_key is named
 for i in range(16):
     v = bytearray(bytes.fromhex(s["pcrs"][str(i)]))

@@ -458,6 +458,34 @@ def main():
     for c in idle:
         c.close()
 
+    # SIGUSR1 (run-enclave's drain, issue 23): the listener closes, a new connection is refused,
+    # an open one keeps relaying both ways; SIGTERM still stops.
+    fq = free_port()
+    bq = Bridge(addr_str(fq), addr_str(tcp_echo.addr))
+    held = connect(fq)
+    held.sendall(b"before ")
+    first = held.recv(7)
+    bq.p.send_signal(signal.SIGUSR1)
+    bq.wait_for(lambda: bq.grep("quiesced: listeners closed"), 10)
+    try:
+        connect(fq, timeout=5).close()
+        refused = False
+    except ConnectionRefusedError:
+        refused = True
+    except OSError:
+        refused = False
+    held.sendall(b"after")
+    got = b""
+    while len(got) < 5:
+        d = held.recv(5 - len(got))
+        if not d:
+            break
+        got += d
+    check(first == b"before " and refused and got == b"after",
+          "SIGUSR1: new connections refused, the open one still relayed", (first, refused, got))
+    held.close()
+    check(bq.stop() == 0, "SIGUSR1 then SIGTERM: exits 0")
+
     # --allow
     p = subprocess.run([NSIGN, "bridge", addr_str(free_port()), "tcp:127.0.0.1:9",
                         "--allow", "127.0.0.1:10"], stderr=subprocess.PIPE, timeout=10)

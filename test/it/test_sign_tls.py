@@ -20,6 +20,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 
 import grpc
 from cryptography import x509
@@ -312,14 +313,18 @@ try:
              "--client-key", pay["key"], "--expect", meas, "--root",
              os.path.join(ca_dir, "root.pem")]
     base = nopin + ["--no-pcr16"]
-    r = subprocess.run(base + ["--key", "payments", "--message-file", msgf],
-                       capture_output=True, text=True, timeout=60)
-    ok = r.returncode == 0
-    if ok:
+
+    def sign_payments(argv):
+        """Runs nsign sign for key payments; (result, True when it signed and verifies)."""
+        r = subprocess.run(argv + ["--key", "payments", "--message-file", msgf],
+                           capture_output=True, text=True, timeout=60)
         try:
             ed.public_key().verify(bytes.fromhex(r.stdout.strip()), msg)
+            return r, r.returncode == 0
         except Exception:
-            ok = False
+            return r, False
+
+    r, ok = sign_payments(base)
     check(ok and "instead of the AWS" in r.stderr and "--no-pcr16: PCR16 is not checked" in r.stderr,
           "nsign sign: attests, then signs (hex), --root and --no-pcr16 warned",
           r.stderr + r.stdout)
@@ -379,6 +384,65 @@ try:
           "nsign sign --policy-commitment of another policy: refused", r.stderr)
     check(open(log).read().count("sign key=") == before,
           "nothing was sent to sign to an enclave with an older or other policy")
+
+    # Behind a load balancer (issue 23): the first connection reaches a replica that is gone
+    # (accepted and closed before any TLS byte); --retries opens a new connection, attests the
+    # replica it reaches, and signs once. --retries 0 gives up; two --expect accept either set.
+    drop = socket.socket()
+    drop.bind(("127.0.0.1", 0))
+    drop.listen(8)
+    dropped = []
+
+    def drop_first():
+        while True:
+            try:
+                cl, _ = drop.accept()
+            except OSError:
+                return
+            if not dropped:
+                dropped.append(1)
+                cl.close()
+                continue
+            up = socket.create_connection(("127.0.0.1", port))
+            for a, b in ((cl, up), (up, cl)):
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    def pipe(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    threading.Thread(target=drop_first, daemon=True).start()
+    via = [a if a != "tcp:127.0.0.1:%d" % port else "tcp:127.0.0.1:%d" % drop.getsockname()[1]
+           for a in base]
+    before_r = open(log).read().count("sign key=")
+    r, ok = sign_payments(via)
+    check(ok and dropped and "retrying on a new connection" in r.stderr and
+          open(log).read().count("sign key=") == before_r + 1,
+          "nsign sign: a connection closed before TLS is retried on a new one, signed once",
+          r.stderr)
+    dropped.clear()
+    r = subprocess.run(via + ["--retries", "0", "--key", "payments", "--message-file", msgf],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and "retrying" not in r.stderr, "nsign sign --retries 0: no retry",
+          r.stderr)
+    drop.close()
+    other = write("other.json", json.dumps({"Measurements": {"PCR0": "11" * 48}}).encode())
+    r = subprocess.run([a if a != meas else other for a in base] +
+                       ["--expect", meas, "--key", "payments", "--message-file", msgf],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "nsign sign --expect new --expect old (a rolling upgrade): the old image passes",
+          r.stderr)
     r = subprocess.run(base + ["--key", "api", "--message-file", msgf, "--format", "json"],
                        capture_output=True, text=True, timeout=60)
     ok = r.returncode == 0

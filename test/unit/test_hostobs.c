@@ -157,6 +157,16 @@ static void test_running(void)
     CHECK(ns_hostobs_ready(o, body, sizeof body) == 503 && strstr(body, "state=DRAINING") != NULL,
           "a fresh status that is not SERVING: 503 (%.*s)", (int)strcspn(body, "\n"), body);
     CHECK(strcmp(auth, "none") == 0, "client_auth follows the latest status line");
+    send_lines(logs, "nsign sign-service: status state=SERVING seq=3 client_auth=required\n");
+    for (int i = 0; i < 500 && strcmp(auth, "required") != 0; i++) {
+        usleep(10 * 1000);
+        ns_hostobs_client_auth(o, auth, sizeof auth);
+    }
+    CHECK(ns_hostobs_ready(o, body, sizeof body) == 200, "SERVING again: 200");
+    ns_hostobs_set_draining(o);
+    CHECK(ns_hostobs_ready(o, body, sizeof body) == 503 && strstr(body, "state=DRAINING") != NULL,
+          "run-enclave's drain: 503 DRAINING while the enclave still says SERVING (%.*s)",
+          (int)strcspn(body, "\n"), body);
     ns_hostobs_stop(o);
 
     /* Max age 0: a SERVING status read at least 5 ms ago is already too old. */

@@ -18,6 +18,9 @@ static int answer(void *arg, const ns_httpd_req *r, ns_buf *body, const char **c
 {
     (void)arg;
     *ctype = "text/plain";
+    if (!ns_httpd_get_only(r)) {
+        return strcmp(r->path, "/act") == 0 ? 202 : 405;
+    }
     if (strcmp(r->path, "/metrics") != 0) {
         return 404;
     }
@@ -117,6 +120,13 @@ int main(void)
     exchange(port, "DELETE /metrics HTTP/1.1\r\n\r\n", 28, 0, out, sizeof out);
     CHECK(strncmp(out, "HTTP/1.1 405 ", 13) == 0 && strstr(out, "Allow: GET, HEAD"),
           "other method 405 with Allow");
+    const char *post0 = "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+    exchange(port, post0, strlen(post0), 0, out, sizeof out);
+    CHECK(strncmp(out, "HTTP/1.1 405 ", 13) == 0,
+          "bodyless POST to a GET endpoint: the endpoint refuses it, 405");
+    const char *post1 = "POST /act HTTP/1.1\r\n\r\n";
+    exchange(port, post1, strlen(post1), 0, out, sizeof out);
+    CHECK(strncmp(out, "HTTP/1.1 202 ", 13) == 0, "bodyless POST reaches an endpoint that acts");
     exchange(port, "\x16\x03\x01\x00\x10", 5, 0, out, sizeof out);
     CHECK(strncmp(out, "HTTP/1.1 400 ", 13) == 0, "garbage 400");
     exchange(port, big, sizeof big, 0, out, sizeof out);

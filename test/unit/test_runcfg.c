@@ -55,6 +55,8 @@ static void test_defaults(void)
     CHECK(c.readiness_s == 60 && c.watch_s == 10 && c.ready_max_age_s == 15,
           "defaults: readiness 5+20+35 s, watch every 10 s, ready max age 15 s");
     CHECK(c.log_peer_cid == 16, "defaults: only the enclave's CID may write the log channels");
+    CHECK(c.drain_s == 30 && c.drain_delay_s == 0,
+          "defaults: drain 30 s on SIGTERM, no delay before the enclave drains");
     CHECK(str_is(c.log_listen, "vsock:any:7110", "log") &&
               str_is(c.audit_listen, "vsock:any:7111", "audit") &&
               str_is(c.metrics_listen, "tcp:127.0.0.1:9100", "metrics listen") &&
@@ -147,6 +149,10 @@ static void test_every_variable(void)
                                       "2",
                                       "NSIGN_HOST_WATCH_SECONDS",
                                       "0",
+                                      "NSIGN_HOST_DRAIN_SECONDS",
+                                      "0",
+                                      "NSIGN_HOST_DRAIN_DELAY_SECONDS",
+                                      "7",
                                       "ENCLAVE_LOG_VSOCK_PORT",
                                       "9110",
                                       "AUDIT_VSOCK_PORT",
@@ -196,6 +202,7 @@ static void test_every_variable(void)
                  "config doc"),
           "every variable: the configuration document, JSON-escaped");
     CHECK(c.readiness_s == 38 && c.watch_s == 0, "every variable: readiness 1+2+35, no watch");
+    CHECK(c.drain_s == 0 && c.drain_delay_s == 7, "every variable: no drain, a 7 s delay");
     CHECK(str_is(c.log_listen, "vsock:any:9110", "log") &&
               str_is(c.audit_listen, "vsock:any:9111", "audit") &&
               str_is(c.metrics_listen, "tcp:127.0.0.1:19100", "metrics") &&
@@ -351,6 +358,8 @@ static void test_malformed(void)
         {"READINESS_TIMEOUT_SECONDS", "0", "READINESS_TIMEOUT_SECONDS must be positive",
          NS_E_USAGE},
         {"NSIGN_HOST_WATCH_SECONDS", "86401", "NSIGN_HOST_WATCH_SECONDS=86401", NS_E_USAGE},
+        {"NSIGN_HOST_DRAIN_SECONDS", "3601", "NSIGN_HOST_DRAIN_SECONDS=3601", NS_E_USAGE},
+        {"NSIGN_HOST_DRAIN_DELAY_SECONDS", "-1", "NSIGN_HOST_DRAIN_DELAY_SECONDS=-1", NS_E_USAGE},
         {"READY_MAX_AGE_SECONDS", "0", "READY_MAX_AGE_SECONDS must be positive", NS_E_USAGE},
         {"HOST_EGRESS_ENABLED", "on", "HOST_EGRESS_ENABLED=on: want 1 or 0", NS_E_USAGE},
     };

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "grpc.h"
+#include "grpc_health.pb.h"
 #include "nsign.pb.h"
 #include "signsvc.h"
 #include "t.h"
@@ -149,6 +150,26 @@ int main(void)
         unlimited += sign(0, "payments-api", "payments", &out, msg) == NS_GRPC_OK;
     }
     CHECK(unlimited == 20, "rate: a client without a limit is not limited");
+
+    /* Health/Check follows the drain flag: SERVING, then NOT_SERVING once a drain began. */
+    static ns_stop drain;
+    ctx.draining = &drain;
+    grpc_health_v1_HealthCheckRequest hq = grpc_health_v1_HealthCheckRequest_init_zero;
+    for (int d = 0; d < 2; d++) {
+        drain = d;
+        grpc_health_v1_HealthCheckResponse hr = grpc_health_v1_HealthCheckResponse_init_zero;
+        int st = call("/grpc.health.v1.Health/Check", -1, "-",
+                      grpc_health_v1_HealthCheckRequest_fields, &hq, &out, msg);
+        pb_istream_t is = pb_istream_from_buffer(out.data, out.len);
+        int decoded =
+            st == NS_GRPC_OK && pb_decode(&is, grpc_health_v1_HealthCheckResponse_fields, &hr);
+        CHECK(decoded &&
+                  hr.status == (d ? grpc_health_v1_HealthCheckResponse_ServingStatus_NOT_SERVING
+                                  : grpc_health_v1_HealthCheckResponse_ServingStatus_SERVING),
+              "Health/Check: %s while %s", d ? "NOT_SERVING" : "SERVING",
+              d ? "draining" : "serving");
+    }
+    ctx.draining = NULL;
     ns_signkeys_free(ks);
 
     /* version 1: no policy, anyone */

@@ -8,7 +8,9 @@
 # network. Exits non-zero, saying why, when they are not cached and npm cannot install them: a
 # test that needs them must fail then, never skip.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
+# An optional argument names another folder with its own package.json and package-lock.json
+# (test/lib/k8s): installed and cached the same way.
+HERE=$(cd "${1:-$(dirname "$0")}" && pwd)
 die() {
     echo "grpcjs/install.sh: $*" >&2
     exit 1
@@ -43,7 +45,7 @@ if [ ! -f "$DIR/.complete" ]; then
             --cache "$CACHE/npm-download-cache" >npm.log 2>&1); then
             grep -m8 "npm error" "$tmp/npm.log" >&2 || tail -8 "$tmp/npm.log" >&2 || true
             rm -rf "$tmp"
-            die "npm ci of test/lib/grpcjs/package-lock.json failed (registry $(npm config get registry) not reachable?); the grpc-js test needs these modules once, then they are cached in $DIR"
+            die "npm ci of $HERE/package-lock.json failed (registry $(npm config get registry) not reachable?); the test needs these modules once, then they are cached in $DIR"
         fi
         touch "$tmp/.complete"
         rm -rf "$DIR"
