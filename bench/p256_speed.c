@@ -530,8 +530,9 @@ static int sx(uint8_t out[32])
 }
 static int (*b_x25519)(uint8_t out[32]) = sx;
 #else
-#error                                                                                             \
-    "compile with one of -DB_MBEDTLS -DB_MBEDTLS_LEGACY -DB_MBEDTLS_P256M -DB_P256M -DB_NETTLE -DB_WOLFSSL -DB_OPENSSL -DB_SODIUM"
+/* One of B_MBEDTLS, B_MBEDTLS_LEGACY, B_MBEDTLS_P256M, B_P256M, B_NETTLE, B_WOLFSSL, B_OPENSSL,
+ * B_SODIUM (bench/p256.sh). */
+#error "define the backend: -DB_NAME"
 #endif
 
 static double now(void)
