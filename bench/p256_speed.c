@@ -123,7 +123,15 @@ static int b_init(void)
                    PSA_KEY_USAGE_DERIVE, D2, 32);
     kx = import(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_MONTGOMERY), PSA_ALG_ECDH,
                 PSA_KEY_USAGE_DERIVE, XB, 32);
-    return ksign && kverify && kecdh && kx ? 0 : -1;
+    if (!ksign || !kverify || !kecdh || !kx) {
+        return -1;
+    }
+    /* A point off the curve (Q with y changed) must be refused, whichever driver runs. */
+    uint8_t bad[65], out[32];
+    size_t n = 0;
+    memcpy(bad, Q, 65);
+    bad[64] ^= 1;
+    return psa_raw_key_agreement(PSA_ALG_ECDH, kecdh, bad, 65, out, 32, &n) == PSA_SUCCESS ? -4 : 0;
 }
 static int b_sign(uint8_t sig[64])
 {
