@@ -99,7 +99,8 @@ nettle_build "$W/nettle-minigmp" --enable-mini-gmp
 WOLFSSL_SRC=$(fetch $WOLFSSL_PIN)
 if [ ! -f "$W/wolfssl/lib/libwolfssl.a" ]; then
     log "building wolfssl"
-    (cd "$WOLFSSL_SRC" && CC=musl-gcc CFLAGS="${CF[*]}" ./configure -q --enable-static --disable-shared \
+    # Debian's source has no generated configure (debian/rules runs dh_autoreconf): the same.
+    (cd "$WOLFSSL_SRC" && autoreconf -fi >/dev/null 2>&1 && CC=musl-gcc CFLAGS="${CF[*]}" ./configure -q --enable-static --disable-shared \
         --enable-cryptonly --enable-ecc --enable-sp=yes --enable-sp-asm --enable-sp-math-all \
         --enable-curve25519 --disable-examples --disable-crypttests --disable-benchmark \
         --prefix="$W/wolfssl" >/dev/null && make -s -j"$(nproc)" >/dev/null 2>&1 && make -s install >/dev/null 2>&1)
