@@ -545,6 +545,19 @@ ns_err ns_signclient_opt(ns_signclient_opts *o, const char *name, const char *va
         ENSURE(o->npcrs < NS_SIGNCLIENT_PCRS_MAX, NS_E_USAGE, "--pcr: at most %d",
                NS_SIGNCLIENT_PCRS_MAX);
         o->pcrs[o->npcrs++] = val;
+    } else if (strcmp(name, "no-pcr16") == 0) {
+        o->no_pcr16 = 1;
+    } else if (strcmp(name, "min-policy-epoch") == 0) {
+        ENSURE(ns_parse_uint(val, 4294967295u, &o->policy.min_policy_epoch) == NS_OK, NS_E_USAGE,
+               "--min-policy-epoch: expected an integer 0..4294967295");
+    } else if (strcmp(name, "policy-commitment") == 0) {
+        size_t n = 0;
+        ENSURE(strlen(val) == 64 &&
+                   ns_hex_decode(o->policy.policy_commitment, 32, &n, val, 64) == NS_OK,
+               NS_E_USAGE, "--policy-commitment: expected 64 hex digits");
+        o->policy.policy_set = 1;
+    } else if (strcmp(name, "allow-anonymous-service") == 0) {
+        o->policy.allow_anonymous = 1;
     } else if (strcmp(name, "timeout") == 0) {
         ENSURE(ns_parse_seconds(val, &ms) == NS_OK && ms > 0 && ms <= 600000, NS_E_USAGE,
                "--timeout: expected seconds (0 < S <= 600)");
@@ -557,8 +570,7 @@ ns_err ns_signclient_opt(ns_signclient_opts *o, const char *name, const char *va
 
 ns_err ns_signclient_opts_check(const ns_signclient_opts *o)
 {
-    ENSURE(o->cert && o->client_key && o->expect, NS_E_USAGE,
-           "--cert, --client-key and --expect are required");
+    ENSURE(o->cert && o->client_key, NS_E_USAGE, "--cert and --client-key are required");
     ENSURE(strcmp(o->format, "hex") == 0 || strcmp(o->format, "base64") == 0 ||
                strcmp(o->format, "json") == 0,
            NS_E_USAGE, "--format: hex, base64 or json");
@@ -567,22 +579,45 @@ ns_err ns_signclient_opts_check(const ns_signclient_opts *o)
 
 ns_err ns_signclient_opts_expect(const ns_signclient_opts *o, ns_attest_expect *x)
 {
-    ns_buf m;
-    ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
-    ns_err e = ns_read_path(o->expect, &m);
-    if (e == NS_OK) {
-        e = ns_attest_expect_measurements(x, m.data, m.len);
-    }
-    ns_buf_free(&m);
-    if (e != NS_OK) {
-        return ns_fail_ctx(e, "--expect %s", o->expect);
+    if (o->expect != NULL) {
+        ns_buf m;
+        ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
+        ns_err e = ns_read_path(o->expect, &m);
+        if (e == NS_OK) {
+            e = ns_attest_expect_measurements(x, m.data, m.len);
+        }
+        ns_buf_free(&m);
+        if (e != NS_OK) {
+            return ns_fail_ctx(e, "--expect %s", o->expect);
+        }
     }
     for (int i = 0; i < o->npcrs; i++) {
         if (ns_attest_expect_pcr(x, o->pcrs[i]) != NS_OK) {
             return ns_fail(NS_E_USAGE, "--pcr %s: %s", o->pcrs[i], ns_err_msg());
         }
     }
+    /* The messages are nsign sign's (applets/sign.c), word for word. */
+    ENSURE(x->pcr_set & 1u, NS_E_USAGE,
+           "PCR0 is not pinned: give --expect measurements.json (`make eif`) or --pcr 0=HEX "
+           "(`nsign eif describe`)");
+    int pinned16 = (x->pcr_set >> 16) & 1;
+    ENSURE(!(pinned16 && o->no_pcr16), NS_E_USAGE,
+           "--no-pcr16 with PCR16 pinned: give one or the other");
+    ENSURE(pinned16 || o->no_pcr16, NS_E_USAGE,
+           "PCR16 is not pinned: add --pcr 16=HEX (what the enclave measured from the age key, "
+           "keys file and configuration: run-enclave logs it as `expected pcr16=`, `nsign eif "
+           "pcr16` computes it), or --no-pcr16 to accept whatever the host loaded");
+    if (o->no_pcr16) {
+        ns_warn("--no-pcr16: PCR16 is not checked, so this accepts the genuine image booted with "
+                "any age key, keys file and configuration the host chose; pin it with --pcr "
+                "16=HEX");
+    }
     return NS_OK;
+}
+
+const char *ns_signclient_opts_pcr16(const ns_signclient_opts *o)
+{
+    return o->no_pcr16 ? "unchecked" : "pinned";
 }
 
 static ns_err load_pem(ns_buf *b, const char *path, const char *what)
