@@ -628,6 +628,46 @@ static int lagrange_all(const suite_ops *o, uint8_t (*lam)[SL], const uint16_t *
     return 0;
 }
 
+/*
+ * lambda_i(0) of a signing set, remembered: it depends on the suite and the identifiers only
+ * (public values), and a deployment signs with few distinct sets (three for 2-of-3), while the
+ * batched inversion costs as much as a third of a variable-base multiplication. One small
+ * cache per thread (no lock); an entry is used only for the exact same suite and identifiers.
+ */
+#define LAG_CACHE 8
+#define LAG_CACHE_N 8 /* signing sets of up to this many participants are remembered */
+typedef struct {
+    const suite_ops *o;
+    size_t n;
+    uint16_t ids[LAG_CACHE_N];
+    uint8_t lam[LAG_CACHE_N][SL];
+} lag_entry;
+static __thread lag_entry lag_cache[LAG_CACHE];
+static __thread unsigned lag_next;
+
+static int lagrange_at_zero(const suite_ops *o, uint8_t (*lam)[SL], const uint16_t *ids, size_t n)
+{
+    if (n > LAG_CACHE_N) {
+        return lagrange_all(o, lam, ids, n, 0);
+    }
+    for (unsigned k = 0; k < LAG_CACHE; k++) {
+        lag_entry *c = &lag_cache[k];
+        if (c->o == o && c->n == n && memcmp(c->ids, ids, n * sizeof *ids) == 0) {
+            memcpy(lam, c->lam, n * SL);
+            return 0;
+        }
+    }
+    if (lagrange_all(o, lam, ids, n, 0) != 0) {
+        return -1;
+    }
+    lag_entry *c = &lag_cache[lag_next++ % LAG_CACHE];
+    c->o = o;
+    c->n = n;
+    memcpy(c->ids, ids, n * sizeof *ids);
+    memcpy(c->lam, lam, n * SL);
+    return 0;
+}
+
 /* sum_i k_i * P_i (public; zero scalars skipped); -1 when the sum is the identity. */
 static int multi_mult(const suite_ops *o, uint8_t *out, const uint8_t (*scalars)[SL],
                       const uint8_t *const *points, size_t n)
@@ -985,7 +1025,7 @@ static ns_err session_init(session *s, const ns_frost_group *g, const uint8_t *m
     }
     const part pc[3] = {{s->group_commitment, el}, {g->group_public_key, el}, {msg, msg_len}};
     o->hash_scalar(s->challenge, H2_CHAL, pc, 3);
-    if (lagrange_all(o, s->lam, s->ids, n, 0) != 0) {
+    if (lagrange_at_zero(o, s->lam, s->ids, n) != 0) {
         rc = ns_fail(NS_E_NOMEM, "frost: out of memory");
     }
 out:
