@@ -31,7 +31,29 @@ struct ns_signclient {
     int timeout_ms;
     int attested;
     char server[NS_ADDR_STR_MAX];
+    /* The last group a FrostCommit answer reported, validated (ns_frost_group_init: every point
+     * and the polynomial): an answer repeating it byte for byte is not validated again. */
+    ns_frost_group group;
+    int group_ok;
 };
+
+/* The group of a FrostCommit answer equals c's validated one, byte for byte. */
+static int group_known(const ns_signclient *c, ns_frost_suite suite, unsigned min, unsigned max,
+                       const uint8_t *gpk, const uint8_t *shares)
+{
+    const ns_frost_group *g = &c->group;
+    size_t el = ns_frost_element_len(suite);
+    if (!c->group_ok || g->suite != suite || g->min_signers != min || g->max_signers != max ||
+        memcmp(g->group_public_key, gpk, el) != 0) {
+        return 0;
+    }
+    for (unsigned i = 0; i < max; i++) {
+        if (memcmp(g->verifying_shares[i], shares + (size_t)i * el, el) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
 
 static ns_err io_write(void *arg, const uint8_t *p, size_t n)
 {
@@ -392,9 +414,16 @@ ns_err ns_signclient_frost_commit(ns_signclient *c, const char *key_id, unsigned
         e = ns_fail(NS_E_PROTO, "%s: FrostCommit: points of the wrong size for %s", c->server,
                     r.group.algorithm);
     }
-    if (e == NS_OK) {
+    if (e == NS_OK && group_known(c, suite, r.group.min_signers, r.group.max_signers,
+                                  r.group.group_public_key.bytes, acc.shares)) {
+        e = ns_frost_group_copy(&out->group, &c->group);
+    } else if (e == NS_OK) {
         e = ns_frost_group_init(&out->group, suite, r.group.min_signers, r.group.max_signers,
                                 r.group.group_public_key.bytes, acc.shares);
+        if (e == NS_OK) {
+            ns_frost_group_free(&c->group);
+            c->group_ok = ns_frost_group_copy(&c->group, &out->group) == NS_OK;
+        }
     }
     for (pb_size_t i = 0; e == NS_OK && i < r.commitments_count; i++) {
         const nsign_v1_FrostCommitment *m = &r.commitments[i];
@@ -513,6 +542,7 @@ void ns_signclient_close(ns_signclient *c)
     if (c) {
         ns_h2c_free(c->h2);
         ns_tls_close(c->tls);
+        ns_frost_group_free(&c->group);
         free(c);
     }
 }
