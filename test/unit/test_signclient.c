@@ -3,7 +3,8 @@
  * recomputed from the Attest answer's keys commitment and its parts (audit.h, signkeys.h), and
  * the client's policy demands: client authentication, a minimum policy_epoch, an exact policy.
  * Then the shared client options (ns_signclient_opt, ns_signclient_opts_expect): the policy they
- * build and the PCR0 / PCR16 pins they demand. The TLS and gRPC path is tested against the real binary in test/it/test_sign_tls.py.
+ * build and the PCR0 / PCR16 pins they demand. The TLS and gRPC path is tested against the real
+ * binary in test/it/test_sign_tls.py.
  */
 #include <stdio.h>
 #include <string.h>
