@@ -420,6 +420,15 @@ int frost_sign_main(int argc, char **argv)
         ns_log_err(e, "frost-sign");
         return NS_EXIT_FAIL;
     }
+    for (int i = 1; i < o.npcr16s; i++) { /* the first was checked with the shared ones */
+        ns_attest_expect *xi = calloc(1, sizeof *xi);
+        ns_err pe = xi == NULL ? NS_E_NOMEM : ns_attest_expect_pcr(xi, o.pcr16s[i]);
+        free(xi);
+        if (pe != NS_OK) {
+            free(x);
+            return ns_cli_usage_error("--pcr %s: %s", o.pcr16s[i], ns_err_msg());
+        }
+    }
     if (ns_secret_process_init() != NS_OK) {
         ns_warn("could not make the process non-dumpable");
     }

@@ -227,6 +227,9 @@ try:
                             "--pcr", "16=" + "cc" * 48], base=nopin)
     check(r.returncode == 2 and "once per --signer" in r.stderr,
           "--pcr 16=HEX three times for two signers: usage error", r.stderr)
+    r = frost_sign([1, 2], ["--pcr", "16=" + "aa" * 48, "--pcr", "16=zz"], base=nopin)
+    check(r.returncode == 2 and "--pcr 16=zz" in r.stderr,
+          "--pcr 16=HEX per signer: a bad second value is a usage error", r.stderr)
     r = frost_sign([1, 2], ["--pcr", "16=" + "aa" * 48, "--pcr", "16=" + "bb" * 48],
                    base=nopin)
     check(r.returncode == 1 and "check pcr16 failed" in r.stderr,
