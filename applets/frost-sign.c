@@ -32,7 +32,10 @@ static void usage(void)
     printf(
         "usage: nsign frost-sign --key ID --signer ADDR [--signer ADDR]... [--local-share FILE]\n"
         "                        --message-file F --cert C --client-key K\n"
-        "                        --expect measurements.json [--pcr N=HEX]... [--user-data HEX]...\n"
+        "                        (--expect measurements.json | --pcr 0=HEX)\n"
+        "                        (--pcr 16=HEX | --no-pcr16) [--pcr N=HEX]...\n"
+        "                        [--min-policy-epoch N] [--policy-commitment HEX]\n"
+        "                        [--allow-anonymous-service] [--user-data HEX]...\n"
         "                        [--group FILE] [--root PEM] [--format hex|base64|json]\n"
         "                        [--timeout SECONDS]\n"
         "\n"
@@ -59,8 +62,24 @@ static void usage(void)
         "  --message-file F     sign the bytes of F ('-': standard input)\n"
         "  --cert C, --client-key K  the client certificate and its unencrypted private key\n"
         "                       (PEM or DER); every signer's keys file pins the certificate\n"
-        "  --expect FILE        measurements.json of the enclave image (`make eif`)\n"
-        "  --pcr N=HEX          PCR N must equal HEX (repeatable)\n"
+        "  --expect FILE        measurements.json of the enclave image (`make eif`): PCR0-2;\n"
+        "                       optional when --pcr 0=HEX pins the image\n"
+        "  --pcr N=HEX          PCR N must equal HEX (repeatable; a value differing from\n"
+        "                       --expect's for the same N is an error). PCR16 measures what\n"
+        "                       the host loaded (age key, keys file, configuration): pin it\n"
+        "                       with --pcr 16=HEX (run-enclave logs `expected pcr16=`, `nsign\n"
+        "                       eif pcr16` computes it); without it a host could boot the\n"
+        "                       genuine image with keys and a policy of its choosing. Each\n"
+        "                       signer loads its own share, so its own PCR16: give --pcr\n"
+        "                       16=HEX once per --signer, in the same order (once: the same\n"
+        "                       for every signer)\n"
+        "  --no-pcr16           sign without pinning PCR16 (warned on stderr): any keys file\n"
+        "                       the host loaded is accepted, within the checks below\n"
+        "  --min-policy-epoch N refuse a signer whose keys file has a lower policy_epoch\n"
+        "  --policy-commitment HEX  the client policy the operator published (`nsign\n"
+        "                       sign-service --keys F --commitments`) must be every signer's\n"
+        "  --allow-anonymous-service  accept a signer that does not require client\n"
+        "                       certificates (a version-1 keys file)\n"
         "  --user-data HEX      the expected Attest user_data: once for every signer, or once\n"
         "                       per --signer in the same order\n"
         "  --group FILE         the group file of `nsign frost-keygen`: every signer's group\n"
@@ -73,16 +92,19 @@ static void usage(void)
         "  -h, --help           this help\n"
         "\n"
         "exit codes: 0 signed; 1 connection, attestation, a refusal, a bad share (the signer\n"
-        "is named) or a signature that does not verify; 2 usage.\n");
+        "is named) or a signature that does not verify; 2 usage (also: PCR16 neither pinned\n"
+        "nor waived with --no-pcr16).\n");
 }
 
 typedef struct {
-    ns_signclient_opts c; /* --cert, --client-key, --expect, --pcr, --root, --timeout, --format */
+    ns_signclient_opts c; /* the connection and attestation options (signclient.h) */
     const char *key, *msg_file, *local, *group;
     const char *signers[SIGNERS_MAX];
     int nsigners;
     const char *uds[SIGNERS_MAX];
     int nuds;
+    const char *pcr16s[SIGNERS_MAX]; /* --pcr 16=HEX per --signer (when given more than once) */
+    int npcr16s;
 } opts;
 
 static void hex_of(char *out, size_t cap, const uint8_t *p, size_t n)
@@ -165,9 +187,14 @@ static ns_err connect_all(const opts *o, session *s, const ns_attest_expect *x,
     for (int i = 0; e == NS_OK && i < o->nsigners; i++) {
         ns_addr a;
         ns_att_doc d;
+        uint64_t epoch = 0;
         *xi = *x;
         if (o->nuds > 0) {
             e = ns_attest_expect_hex(&xi->user_data, o->uds[o->nuds == 1 ? 0 : i], "--user-data");
+        }
+        if (e == NS_OK && o->npcr16s > 0) {
+            xi->pcr_set &= ~(1u << 16);
+            e = ns_attest_expect_pcr(xi, o->pcr16s[i]);
         }
         if (e == NS_OK) {
             e = ns_addr_parse(&a, o->signers[i]);
@@ -177,12 +204,13 @@ static ns_err connect_all(const opts *o, session *s, const ns_attest_expect *x,
                                    o->c.timeout_ms);
         }
         if (e == NS_OK) {
-            e = ns_signclient_attest(s->c[i], xi, root, root_len, NULL, &d, NULL);
+            e = ns_signclient_attest(s->c[i], xi, root, root_len, &o->c.policy, &d, &epoch);
         }
         if (e == NS_OK) {
             snprintf(s->module[i], sizeof s->module[i], "%.*s", (int)d.module_id.len,
                      (const char *)d.module_id.p);
-            ns_info("attested signer=%s module_id=%s", o->signers[i], s->module[i]);
+            ns_info("attested signer=%s module_id=%s pcr16=%s policy_epoch=%llu", o->signers[i],
+                    s->module[i], ns_signclient_opts_pcr16(&o->c), (unsigned long long)epoch);
             ns_signclient_frost_party(&s->parties[i], s->c[i]);
         }
     }
@@ -353,6 +381,31 @@ int frost_sign_main(int argc, char **argv)
         return ns_cli_usage_error("--user-data: give it once, or once per --signer (%d)",
                                   o.nsigners);
     }
+    /* --pcr 16=HEX more than once: one per --signer, in order; the first stands for all in the
+     * shared checks (each signer's own is applied in connect_all). */
+    int keep = 0, first16 = -1;
+    for (int i = 0; i < o.c.npcrs; i++) {
+        if (strncmp(o.c.pcrs[i], "16=", 3) == 0) {
+            if (first16 < 0) {
+                first16 = keep;
+            } else if (o.npcr16s == 0) {
+                o.pcr16s[o.npcr16s++] = o.c.pcrs[first16];
+            }
+            if (o.npcr16s > 0) {
+                if (o.npcr16s == SIGNERS_MAX) {
+                    return ns_cli_usage_error("--pcr 16: at most %d", SIGNERS_MAX);
+                }
+                o.pcr16s[o.npcr16s++] = o.c.pcrs[i];
+                continue;
+            }
+        }
+        o.c.pcrs[keep++] = o.c.pcrs[i];
+    }
+    o.c.npcrs = keep;
+    if (o.npcr16s > 0 && o.npcr16s != o.nsigners) {
+        return ns_cli_usage_error("--pcr 16=HEX: give it once, or once per --signer (%d)",
+                                  o.nsigners);
+    }
     ns_attest_expect *x = calloc(1, sizeof *x);
     if (x == NULL) {
         ns_error("out of memory");
@@ -366,6 +419,15 @@ int frost_sign_main(int argc, char **argv)
         }
         ns_log_err(e, "frost-sign");
         return NS_EXIT_FAIL;
+    }
+    for (int i = 1; i < o.npcr16s; i++) { /* the first was checked with the shared ones */
+        ns_attest_expect *xi = calloc(1, sizeof *xi);
+        ns_err pe = xi == NULL ? NS_E_NOMEM : ns_attest_expect_pcr(xi, o.pcr16s[i]);
+        free(xi);
+        if (pe != NS_OK) {
+            free(x);
+            return ns_cli_usage_error("--pcr %s: %s", o.pcr16s[i], ns_err_msg());
+        }
     }
     if (ns_secret_process_init() != NS_OK) {
         ns_warn("could not make the process non-dumpable");

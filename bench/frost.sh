@@ -72,7 +72,8 @@ done
 echo "bench/frost.sh: $(nproc) cores, $THREADS coordinator threads, batch $BATCH, ${DUR}s per run,"
 echo "  servers with $STHREADS thread(s) each; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 out=$("$work/frost_load" --cert "$work/bench.pem" --client-key "$work/bench.key" \
-    --root "$work/ca/root.pem" --key treasury --sign-key plain \
+    --root "$work/ca/root.pem" --pcr "0=$(printf '00%.0s' $(seq 48))" --no-pcr16 \
+    --key treasury --sign-key plain \
     --signer "tcp:127.0.0.1:${ports[0]}" --signer "tcp:127.0.0.1:${ports[1]}" \
     --threads "$THREADS" --seconds "$DUR" --batch "$BATCH")
 echo "$out"

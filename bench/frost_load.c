@@ -5,9 +5,12 @@
  * threads do single-key Ed25519 Sign calls through the same client code on the same service, for
  * the same time. Prints signatures/s, p50 and p99 per mode. Numbers only, no pass/fail.
  *
- * usage: frost_load --cert C --client-key K --root PEM --key ID --sign-key ID
- *                   --signer ADDR [--signer ADDR]... [--threads N] [--seconds S] [--batch B]
+ * usage: frost_load --key ID --sign-key ID --signer ADDR [--signer ADDR]...
+ *                   [--threads N] [--seconds S] [--batch B] and nsign sign's connection and
+ *                   attestation options (signclient.h: --cert, --client-key, --root, --expect or
+ *                   --pcr 0=HEX, --pcr 16=HEX or --no-pcr16, --min-policy-epoch, ...)
  */
+#include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +28,15 @@
 #define SIGNERS_MAX 8
 #define THREADS_MAX 64
 
+static ns_signclient_opts sc;
+static ns_signclient_files files;
+static ns_attest_expect expect;
+
 static struct {
-    const char *cert, *ckey, *root, *key, *sign_key;
+    const char *key, *sign_key;
     const char *signers[SIGNERS_MAX];
     int nsigners, threads, seconds, batch, mode; /* mode 0 frost, 1 plain Sign */
 } opt = {.threads = 8, .seconds = 10, .batch = 64};
-static ns_buf cert, ckey, rootder;
 static double t_end;
 
 typedef struct {
@@ -62,11 +68,13 @@ static ns_err connect_one(ns_signclient **c, const char *addr)
 {
     ns_addr a;
     ns_att_doc d;
-    ns_attest_expect x;
-    ns_attest_expect_init(&x);
+    ns_attest_expect x = expect;
+    size_t root_len = 0;
+    const uint8_t *root = ns_signclient_files_root(&files, &root_len);
     GUARD(ns_addr_parse(&a, addr));
-    GUARD(ns_signclient_open(c, &a, cert.data, cert.len, ckey.data, ckey.len, 10000));
-    return ns_signclient_attest(*c, &x, rootder.data, rootder.len, NULL, &d, NULL);
+    GUARD(ns_signclient_open(c, &a, files.cert.data, files.cert.len, files.key.data, files.key.len,
+                             sc.timeout_ms));
+    return ns_signclient_attest(*c, &x, root, root_len, &sc.policy, &d, NULL);
 }
 
 static void *worker(void *arg)
@@ -200,58 +208,66 @@ static void crypto_only(void)
     ns_frost_group_free(&g);
 }
 
-static void load(ns_buf *b, const char *path)
-{
-    ns_buf_init(b, 1 << 20);
-    if (ns_read_path(path, b) != NS_OK || ns_buf_append_u8(b, 0) != NS_OK) {
-        fprintf(stderr, "frost_load: %s: %s\n", path, ns_err_msg());
-        exit(1);
-    }
-}
-
 int main(int argc, char **argv)
 {
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const char *a = argv[i], *v = argv[i + 1];
-        if (!strcmp(a, "--cert")) {
-            opt.cert = v;
-        } else if (!strcmp(a, "--client-key")) {
-            opt.ckey = v;
-        } else if (!strcmp(a, "--root")) {
-            opt.root = v;
-        } else if (!strcmp(a, "--key")) {
-            opt.key = v;
-        } else if (!strcmp(a, "--sign-key")) {
-            opt.sign_key = v;
-        } else if (!strcmp(a, "--signer") && opt.nsigners < SIGNERS_MAX) {
-            opt.signers[opt.nsigners++] = v;
-        } else if (!strcmp(a, "--threads")) {
-            opt.threads = atoi(v);
-        } else if (!strcmp(a, "--seconds")) {
-            opt.seconds = atoi(v);
-        } else if (!strcmp(a, "--batch")) {
-            opt.batch = atoi(v);
-        } else {
-            fprintf(stderr, "frost_load: unknown option %s\n", a);
-            return 2;
+    enum { O_KEY = 256, O_SIGN_KEY, O_SIGNER, O_THREADS, O_SECONDS, O_BATCH };
+    static const struct option lo[] = {
+        {"key", required_argument, NULL, O_KEY},
+        {"sign-key", required_argument, NULL, O_SIGN_KEY},
+        {"signer", required_argument, NULL, O_SIGNER},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"seconds", required_argument, NULL, O_SECONDS},
+        {"batch", required_argument, NULL, O_BATCH},
+        NS_SIGNCLIENT_LONGOPTS,
+        {NULL, 0, NULL, 0},
+    };
+    ns_signclient_opts_init(&sc);
+    int ch, idx = 0, bad = 0;
+    while (!bad && (ch = getopt_long(argc, argv, "", lo, &idx)) != -1) {
+        switch (ch) {
+        case NS_SIGNCLIENT_OPT:
+            if (ns_signclient_opt(&sc, lo[idx].name, optarg) != NS_OK) {
+                fprintf(stderr, "frost_load: %s\n", ns_err_msg());
+                return 2;
+            }
+            break;
+        case O_KEY:
+            opt.key = optarg;
+            break;
+        case O_SIGN_KEY:
+            opt.sign_key = optarg;
+            break;
+        case O_SIGNER:
+            bad = opt.nsigners == SIGNERS_MAX;
+            opt.signers[opt.nsigners < SIGNERS_MAX ? opt.nsigners++ : 0] = optarg;
+            break;
+        case O_THREADS:
+            opt.threads = atoi(optarg);
+            break;
+        case O_SECONDS:
+            opt.seconds = atoi(optarg);
+            break;
+        case O_BATCH:
+            opt.batch = atoi(optarg);
+            break;
+        default:
+            bad = 1;
         }
     }
-    if (!opt.cert || !opt.ckey || !opt.root || !opt.key || !opt.sign_key || opt.nsigners < 1 ||
-        opt.threads < 1 || opt.threads > THREADS_MAX) {
-        fprintf(stderr, "usage: frost_load --cert C --client-key K --root PEM --key ID "
-                        "--sign-key ID --signer ADDR... [--threads N] [--seconds S] [--batch B]\n");
+    if (bad || optind != argc || !opt.key || !opt.sign_key || opt.nsigners < 1 || opt.threads < 1 ||
+        opt.threads > THREADS_MAX || ns_signclient_opts_check(&sc) != NS_OK) {
+        fprintf(stderr, "usage: frost_load --key ID --sign-key ID --signer ADDR... [--threads N] "
+                        "[--seconds S] [--batch B] --cert C --client-key K [--root PEM] "
+                        "(--expect F | --pcr 0=HEX) (--pcr 16=HEX | --no-pcr16) ...\n");
+        return 2;
+    }
+    ns_attest_expect_init(&expect);
+    if (ns_signclient_opts_expect(&sc, &expect) != NS_OK ||
+        ns_signclient_files_load(&files, &sc) != NS_OK) {
+        fprintf(stderr, "frost_load: %s\n", ns_err_msg());
         return 2;
     }
     ns_log_set_level(NS_LOG_ERROR);
-    ns_buf rootpem;
-    load(&cert, opt.cert);
-    load(&ckey, opt.ckey);
-    load(&rootpem, opt.root);
-    ns_buf_init(&rootder, 1 << 16);
-    if (ns_attest_cert_der(&rootder, rootpem.data, rootpem.len) != NS_OK) {
-        fprintf(stderr, "frost_load: --root: %s\n", ns_err_msg());
-        return 1;
-    }
     char label[64];
     snprintf(label, sizeof label, "FROST %d-signer (batch %d)", opt.nsigners, opt.batch);
     opt.mode = 0;

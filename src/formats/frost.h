@@ -25,9 +25,11 @@
  *   still keeps each ns_frost_nonces in secret memory (ns_secret_alloc) and frees it wiped.
  * - ns_frost_sign refuses a list that does not contain this participant's own commitment exactly
  *   as round one produced it (held inside ns_frost_nonces).
- * - ns_frost_aggregate verifies every signature share (RFC 9591 section 5.4) before it
- *   aggregates; a bad share fails with NS_E_AUTH, the message names the participant and
- *   *bad_identifier holds it. The final signature is verified too before it is returned.
+ * - ns_frost_aggregate verifies every signature share (RFC 9591 section 5.4): shares 1..n-1
+ *   on their own, the last one as the aggregate's verification minus theirs (exact in a
+ *   prime-order group, given a consistent group: see frost.c); a bad share fails with
+ *   NS_E_AUTH, the message names the participant and *bad_identifier holds it. The final
+ *   signature is verified before it is returned.
  * - Error messages never contain secrets; they name the participant / list index at fault.
  * - Thread-safe: the only global state is libsodium's (sodium_init) and the one randomised
  *   libsecp256k1 context shared with ecdsa.c, both set up once by ns_frost_init.

@@ -317,9 +317,7 @@ ns_err ns_frostcoord_sign(ns_frostcoord *co, const uint8_t *msg, size_t msg_len,
                        "against its verifying share: it is faulty or compromised",
                        i < co->n ? co->parties[i].name : "?", bad);
     }
-    GUARD(e);
-    return ns_frost_verify(co->group.suite, co->group.group_public_key, msg, msg_len, sig,
-                           *sig_len);
+    return e; /* ns_frost_aggregate verified the signature under the group key */
 }
 
 void ns_frostcoord_free(ns_frostcoord *co)

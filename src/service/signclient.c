@@ -31,7 +31,29 @@ struct ns_signclient {
     int timeout_ms;
     int attested;
     char server[NS_ADDR_STR_MAX];
+    /* The last group a FrostCommit answer reported, validated (ns_frost_group_init: every point
+     * and the polynomial): an answer repeating it byte for byte is not validated again. */
+    ns_frost_group group;
+    int group_ok;
 };
+
+/* The group of a FrostCommit answer equals c's validated one, byte for byte. */
+static int group_known(const ns_signclient *c, ns_frost_suite suite, unsigned min, unsigned max,
+                       const uint8_t *gpk, const uint8_t *shares)
+{
+    const ns_frost_group *g = &c->group;
+    size_t el = ns_frost_element_len(suite);
+    if (!c->group_ok || g->suite != suite || g->min_signers != min || g->max_signers != max ||
+        memcmp(g->group_public_key, gpk, el) != 0) {
+        return 0;
+    }
+    for (unsigned i = 0; i < max; i++) {
+        if (memcmp(g->verifying_shares[i], shares + (size_t)i * el, el) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
 
 static ns_err io_write(void *arg, const uint8_t *p, size_t n)
 {
@@ -396,9 +418,16 @@ ns_err ns_signclient_frost_commit(ns_signclient *c, const char *key_id, unsigned
         e = ns_fail(NS_E_PROTO, "%s: FrostCommit: points of the wrong size for %s", c->server,
                     r.group.algorithm);
     }
-    if (e == NS_OK) {
+    if (e == NS_OK && group_known(c, suite, r.group.min_signers, r.group.max_signers,
+                                  r.group.group_public_key.bytes, acc.shares)) {
+        e = ns_frost_group_copy(&out->group, &c->group);
+    } else if (e == NS_OK) {
         e = ns_frost_group_init(&out->group, suite, r.group.min_signers, r.group.max_signers,
                                 r.group.group_public_key.bytes, acc.shares);
+        if (e == NS_OK) {
+            ns_frost_group_free(&c->group);
+            c->group_ok = ns_frost_group_copy(&c->group, &out->group) == NS_OK;
+        }
     }
     for (pb_size_t i = 0; e == NS_OK && i < r.commitments_count; i++) {
         const nsign_v1_FrostCommitment *m = &r.commitments[i];
@@ -517,6 +546,7 @@ void ns_signclient_close(ns_signclient *c)
     if (c) {
         ns_h2c_free(c->h2);
         ns_tls_close(c->tls);
+        ns_frost_group_free(&c->group);
         free(c);
     }
 }
@@ -549,6 +579,19 @@ ns_err ns_signclient_opt(ns_signclient_opts *o, const char *name, const char *va
         ENSURE(o->npcrs < NS_SIGNCLIENT_PCRS_MAX, NS_E_USAGE, "--pcr: at most %d",
                NS_SIGNCLIENT_PCRS_MAX);
         o->pcrs[o->npcrs++] = val;
+    } else if (strcmp(name, "no-pcr16") == 0) {
+        o->no_pcr16 = 1;
+    } else if (strcmp(name, "min-policy-epoch") == 0) {
+        ENSURE(ns_parse_uint(val, 4294967295u, &o->policy.min_policy_epoch) == NS_OK, NS_E_USAGE,
+               "--min-policy-epoch: expected an integer 0..4294967295");
+    } else if (strcmp(name, "policy-commitment") == 0) {
+        size_t n = 0;
+        ENSURE(strlen(val) == 64 &&
+                   ns_hex_decode(o->policy.policy_commitment, 32, &n, val, 64) == NS_OK,
+               NS_E_USAGE, "--policy-commitment: expected 64 hex digits");
+        o->policy.policy_set = 1;
+    } else if (strcmp(name, "allow-anonymous-service") == 0) {
+        o->policy.allow_anonymous = 1;
     } else if (strcmp(name, "timeout") == 0) {
         ENSURE(ns_parse_seconds(val, &ms) == NS_OK && ms > 0 && ms <= 600000, NS_E_USAGE,
                "--timeout: expected seconds (0 < S <= 600)");
@@ -561,8 +604,7 @@ ns_err ns_signclient_opt(ns_signclient_opts *o, const char *name, const char *va
 
 ns_err ns_signclient_opts_check(const ns_signclient_opts *o)
 {
-    ENSURE(o->cert && o->client_key && o->expect, NS_E_USAGE,
-           "--cert, --client-key and --expect are required");
+    ENSURE(o->cert && o->client_key, NS_E_USAGE, "--cert and --client-key are required");
     ENSURE(strcmp(o->format, "hex") == 0 || strcmp(o->format, "base64") == 0 ||
                strcmp(o->format, "json") == 0,
            NS_E_USAGE, "--format: hex, base64 or json");
@@ -571,22 +613,45 @@ ns_err ns_signclient_opts_check(const ns_signclient_opts *o)
 
 ns_err ns_signclient_opts_expect(const ns_signclient_opts *o, ns_attest_expect *x)
 {
-    ns_buf m;
-    ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
-    ns_err e = ns_read_path(o->expect, &m);
-    if (e == NS_OK) {
-        e = ns_attest_expect_measurements(x, m.data, m.len);
-    }
-    ns_buf_free(&m);
-    if (e != NS_OK) {
-        return ns_fail_ctx(e, "--expect %s", o->expect);
+    if (o->expect != NULL) {
+        ns_buf m;
+        ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
+        ns_err e = ns_read_path(o->expect, &m);
+        if (e == NS_OK) {
+            e = ns_attest_expect_measurements(x, m.data, m.len);
+        }
+        ns_buf_free(&m);
+        if (e != NS_OK) {
+            return ns_fail_ctx(e, "--expect %s", o->expect);
+        }
     }
     for (int i = 0; i < o->npcrs; i++) {
         if (ns_attest_expect_pcr(x, o->pcrs[i]) != NS_OK) {
             return ns_fail(NS_E_USAGE, "--pcr %s: %s", o->pcrs[i], ns_err_msg());
         }
     }
+    /* The messages are nsign sign's (applets/sign.c), word for word. */
+    ENSURE(x->pcr_set & 1u, NS_E_USAGE,
+           "PCR0 is not pinned: give --expect measurements.json (`make eif`) or --pcr 0=HEX "
+           "(`nsign eif describe`)");
+    int pinned16 = (x->pcr_set >> 16) & 1;
+    ENSURE(!(pinned16 && o->no_pcr16), NS_E_USAGE,
+           "--no-pcr16 with PCR16 pinned: give one or the other");
+    ENSURE(pinned16 || o->no_pcr16, NS_E_USAGE,
+           "PCR16 is not pinned: add --pcr 16=HEX (what the enclave measured from the age key, "
+           "keys file and configuration: run-enclave logs it as `expected pcr16=`, `nsign eif "
+           "pcr16` computes it), or --no-pcr16 to accept whatever the host loaded");
+    if (o->no_pcr16) {
+        ns_warn("--no-pcr16: PCR16 is not checked, so this accepts the genuine image booted with "
+                "any age key, keys file and configuration the host chose; pin it with --pcr "
+                "16=HEX");
+    }
     return NS_OK;
+}
+
+const char *ns_signclient_opts_pcr16(const ns_signclient_opts *o)
+{
+    return o->no_pcr16 ? "unchecked" : "pinned";
 }
 
 static ns_err load_pem(ns_buf *b, const char *path, const char *what)

@@ -88,9 +88,11 @@ ns_err ns_signclient_sign(ns_signclient *c, const char *key_id, const uint8_t *m
 
 /*
  * The connection and attestation options of the clients (`nsign frost-sign`; `nsign sign` has
- * the same names): --cert, --client-key, --expect, --pcr N=HEX (repeatable), --root, --timeout,
- * --format hex|base64|json. An applet lists NS_SIGNCLIENT_LONGOPTS in its getopt_long table and
- * hands every option whose val is NS_SIGNCLIENT_OPT to ns_signclient_opt.
+ * the same names and messages): --cert, --client-key, --expect, --pcr N=HEX (repeatable),
+ * --no-pcr16, --min-policy-epoch N, --policy-commitment HEX, --allow-anonymous-service, --root,
+ * --timeout, --format hex|base64|json. An applet lists NS_SIGNCLIENT_LONGOPTS in its getopt_long
+ * table and hands every option whose val is NS_SIGNCLIENT_OPT to ns_signclient_opt (optarg NULL
+ * for the flags).
  */
 #define NS_SIGNCLIENT_OPT 0x5c0
 #define NS_SIGNCLIENT_PCRS_MAX 32
@@ -99,6 +101,10 @@ ns_err ns_signclient_sign(ns_signclient *c, const char *key_id, const uint8_t *m
         {"client-key", required_argument, NULL, NS_SIGNCLIENT_OPT},                                \
         {"expect", required_argument, NULL, NS_SIGNCLIENT_OPT},                                    \
         {"pcr", required_argument, NULL, NS_SIGNCLIENT_OPT},                                       \
+        {"no-pcr16", no_argument, NULL, NS_SIGNCLIENT_OPT},                                        \
+        {"min-policy-epoch", required_argument, NULL, NS_SIGNCLIENT_OPT},                          \
+        {"policy-commitment", required_argument, NULL, NS_SIGNCLIENT_OPT},                         \
+        {"allow-anonymous-service", no_argument, NULL, NS_SIGNCLIENT_OPT},                         \
         {"root", required_argument, NULL, NS_SIGNCLIENT_OPT},                                      \
         {"timeout", required_argument, NULL, NS_SIGNCLIENT_OPT},                                   \
     {                                                                                              \
@@ -110,16 +116,26 @@ typedef struct {
     const char *pcrs[NS_SIGNCLIENT_PCRS_MAX];
     int npcrs;
     int timeout_ms;
+    int no_pcr16; /* --no-pcr16: PCR16 waived (warned by opts_expect) */
+    ns_signclient_policy
+        policy; /* --min-policy-epoch, --policy-commitment, --allow-anonymous-service */
 } ns_signclient_opts;
 
 /* format "hex", timeout 10 s. */
 void ns_signclient_opts_init(ns_signclient_opts *o);
-/* One option by its long name. NS_OK; NS_E_USAGE with the message for a bad value. */
+/* One option by its long name (val NULL for a flag). NS_OK; NS_E_USAGE with the message for a
+ * bad value. */
 ns_err ns_signclient_opt(ns_signclient_opts *o, const char *name, const char *val) NS_MUST_CHECK;
-/* After parsing: the required ones (--cert, --client-key, --expect) and --format's value. */
+/* After parsing: the required ones (--cert, --client-key) and --format's value. */
 ns_err ns_signclient_opts_check(const ns_signclient_opts *o) NS_MUST_CHECK;
-/* The expectations: --expect's measurements, then every --pcr (NS_E_USAGE for a bad one). */
+/*
+ * The expectations: --expect's measurements (if given), then every --pcr; then what must be
+ * pinned: PCR0 (--expect or --pcr 0=HEX), and PCR16 unless --no-pcr16 (warned on stderr here).
+ * NS_E_USAGE for a bad --pcr or a missing pin (the message names the fix; exit 2).
+ */
 ns_err ns_signclient_opts_expect(const ns_signclient_opts *o, ns_attest_expect *x) NS_MUST_CHECK;
+/* "pinned" or "unchecked", for the `attested` log line. */
+const char *ns_signclient_opts_pcr16(const ns_signclient_opts *o);
 
 /* The files the options name: the certificate and the key (secret memory) as mbedtls wants them
  * (a PEM with its NUL), and --root as DER (warned: tests and emulators only). */

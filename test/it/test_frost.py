@@ -139,8 +139,11 @@ try:
     addr = {1: "tcp:127.0.0.1:%d" % p1, 2: "tcp:127.0.0.1:%d" % p2, 3: "tcp:127.0.0.1:%d" % p3}
     msg = b"pay 5 BTC to treasury cold storage"
     msgf = write("msg.bin", msg)
-    base = [NSIGN, "frost-sign", "--key", "treasury", "--message-file", msgf, "--cert",
-            coord["cert"], "--client-key", coord["key"], "--expect", meas, "--root", root]
+    # sign-service alone does not measure: its documents carry no PCR16, so --no-pcr16 here
+    # (as test_sign_tls.py does); the PCR16 rule itself is checked below.
+    nopin = [NSIGN, "frost-sign", "--key", "treasury", "--message-file", msgf, "--cert",
+             coord["cert"], "--client-key", coord["key"], "--expect", meas, "--root", root]
+    base = nopin + ["--no-pcr16"]
 
     def frost_sign(ids, extra=(), base=base):
         args = list(base)
@@ -206,6 +209,45 @@ try:
           "a signer whose attestation does not hold: refused before any FROST call", r.stderr)
     r = subprocess.run(base[:2] + ["--message-file", msgf], capture_output=True, text=True)
     check(r.returncode == 2, "usage error without --key/--signer: exit 2", r.stderr)
+
+    # --- nsign sign's attestation policy: PCR16 pinned or waived, epoch, policy commitment ---
+    r = frost_sign([1, 2], base=nopin)
+    check(r.returncode == 2 and "PCR16 is not pinned: add --pcr 16=HEX" in r.stderr
+          and "--no-pcr16" in r.stderr and r.stdout == "",
+          "PCR16 neither pinned nor waived: usage error (exit 2) naming --pcr 16=HEX and "
+          "--no-pcr16", r.stderr)
+    r = frost_sign([1, 2])
+    check(r.returncode == 0 and "--no-pcr16: PCR16 is not checked" in r.stderr
+          and "pcr16=unchecked" in r.stderr,
+          "--no-pcr16: signs, warned on stderr", r.stderr)
+    r = frost_sign([1, 2], ["--pcr", "16=" + "aa" * 48], base=nopin)
+    check(r.returncode == 1 and "check pcr16 failed" in r.stderr and r.stdout == "",
+          "--pcr 16=HEX: a signer whose document lacks that PCR16 is refused", r.stderr)
+    r = frost_sign([1, 2], ["--pcr", "16=" + "aa" * 48, "--pcr", "16=" + "bb" * 48,
+                            "--pcr", "16=" + "cc" * 48], base=nopin)
+    check(r.returncode == 2 and "once per --signer" in r.stderr,
+          "--pcr 16=HEX three times for two signers: usage error", r.stderr)
+    r = frost_sign([1, 2], ["--pcr", "16=" + "aa" * 48, "--pcr", "16=zz"], base=nopin)
+    check(r.returncode == 2 and "--pcr 16=zz" in r.stderr,
+          "--pcr 16=HEX per signer: a bad second value is a usage error", r.stderr)
+    r = frost_sign([1, 2], ["--pcr", "16=" + "aa" * 48, "--pcr", "16=" + "bb" * 48],
+                   base=nopin)
+    check(r.returncode == 1 and "check pcr16 failed" in r.stderr,
+          "--pcr 16=HEX once per signer: each signer's own is checked", r.stderr)
+    r = frost_sign([1, 2], ["--pcr", "16=" + "aa" * 48])
+    check(r.returncode == 2 and "--no-pcr16 with PCR16 pinned" in r.stderr,
+          "--pcr 16 and --no-pcr16 together: usage error", r.stderr)
+    r = frost_sign([1, 2], ["--min-policy-epoch", "7"])
+    check(r.returncode == 1 and "policy_epoch 0 is below 7" in r.stderr and r.stdout == "",
+          "--min-policy-epoch above the keys files' epoch: refused", r.stderr)
+    r = frost_sign([1, 2], ["--min-policy-epoch", "0"])
+    check(r.returncode == 0, "--min-policy-epoch 0: signs", r.stderr)
+    r = frost_sign([1, 2], ["--policy-commitment", "00" * 32])
+    check(r.returncode == 1 and "policy_commitment differs" in r.stderr,
+          "--policy-commitment that is not the signers': refused", r.stderr)
+    r = frost_sign([1, 2], ["--policy-commitment", "00"])
+    check(r.returncode == 2 and "64 hex digits" in r.stderr,
+          "--policy-commitment of the wrong length: usage error", r.stderr)
 
     # --- 2-of-2: this process holds the device share, the enclave the other ---
     bare = {k: v for k, v in dshares[0].items() if k != "allow"}

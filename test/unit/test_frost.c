@@ -185,6 +185,16 @@ static void run_vector(const char *name, ns_frost_suite suite)
     snprintf(want_msg, sizeof want_msg, "participant %u", out[ns - 1].identifier);
     CHECK(bad == out[ns - 1].identifier && strstr(ns_err_msg(), want_msg) && sl == 0,
           "%s: the bad share's participant is named (%s)", name, ns_err_msg());
+    if (suite == NS_FROST_ED25519_SHA512) {
+        /* two shares off by +d and -d: the aggregate would verify, each share does not */
+        static const uint8_t one[32] = {1};
+        memcpy(bad_out, out, sizeof out);
+        crypto_core_ed25519_scalar_add(bad_out[0].z, bad_out[0].z, one);
+        crypto_core_ed25519_scalar_sub(bad_out[ns - 1].z, bad_out[ns - 1].z, one);
+        CHECK_ERR(ns_frost_aggregate(&grp, msg, mlen, list, ns, bad_out, sig, &sl, &bad),
+                  NS_E_AUTH, "%s: shares tampered so that their sum is right: refused", name);
+        CHECK(bad == out[0].identifier && sl == 0, "%s: ... the first one named (%u)", name, bad);
+    }
 
     for (i = 0; i < ns; i++) {
         ns_frost_key_free(&keys[i]);

@@ -2,8 +2,11 @@
  * Unit tests for signclient's commitment checks (ns_signclient_check_commitments): user_data
  * recomputed from the Attest answer's keys commitment and its parts (audit.h, signkeys.h), and
  * the client's policy demands: client authentication, a minimum policy_epoch, an exact policy.
- * The TLS and gRPC path is tested against the real binary in test/it/test_sign_tls.py.
+ * Then the shared client options (ns_signclient_opt, ns_signclient_opts_expect): the policy they
+ * build and the PCR0 / PCR16 pins they demand. The TLS and gRPC path is tested against the real
+ * binary in test/it/test_sign_tls.py.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "audit.h"
@@ -107,5 +110,48 @@ int main(void)
     make(&a, 0, 1, 0);
     a.c.keys_len = 31;
     CHECK_ERR(check(&a, a.ud, &any), NS_E_AUTH, "a keys commitment of 31 bytes: refused");
+
+    /* The shared client options: the policy they build, and what must be pinned. */
+    ns_signclient_opts o;
+    ns_signclient_opts_init(&o);
+    CHECK_ERR(ns_signclient_opt(&o, "min-policy-epoch", "7"), NS_OK, "--min-policy-epoch 7");
+    CHECK(o.policy.min_policy_epoch == 7, "... in the policy");
+    CHECK_ERR(ns_signclient_opt(&o, "min-policy-epoch", "4294967296"), NS_E_USAGE,
+              "--min-policy-epoch 2^32: usage error");
+    CHECK_ERR(ns_signclient_opt(&o, "policy-commitment", "2222"), NS_E_USAGE,
+              "--policy-commitment of 2 bytes: usage error");
+    char hex[65];
+    memset(hex, '2', 64);
+    hex[64] = 0;
+    CHECK_ERR(ns_signclient_opt(&o, "policy-commitment", hex), NS_OK, "--policy-commitment");
+    CHECK(o.policy.policy_set && memcmp(o.policy.policy_commitment, pol.policy_commitment, 31) == 0,
+          "... in the policy");
+    CHECK_ERR(ns_signclient_opt(&o, "allow-anonymous-service", NULL), NS_OK,
+              "--allow-anonymous-service");
+    CHECK(o.policy.allow_anonymous, "... in the policy");
+    static ns_attest_expect x;
+    ns_attest_expect_init(&x);
+    CHECK_ERR(ns_signclient_opts_expect(&o, &x), NS_E_USAGE, "nothing pinned: usage error");
+    CHECK(strstr(ns_err_msg(), "PCR0 is not pinned") != NULL, "... PCR0 named: %s", ns_err_msg());
+    char pcr0[64 + 48 * 2];
+    snprintf(pcr0, sizeof pcr0, "0=%096d", 0);
+    CHECK_ERR(ns_signclient_opt(&o, "pcr", pcr0), NS_OK, "--pcr 0=HEX");
+    ns_attest_expect_init(&x);
+    CHECK_ERR(ns_signclient_opts_expect(&o, &x), NS_E_USAGE, "PCR16 neither pinned nor waived");
+    CHECK(strstr(ns_err_msg(), "PCR16 is not pinned: add --pcr 16=HEX") != NULL, "... named: %s",
+          ns_err_msg());
+    CHECK_ERR(ns_signclient_opt(&o, "no-pcr16", NULL), NS_OK, "--no-pcr16");
+    ns_attest_expect_init(&x);
+    CHECK_ERR(ns_signclient_opts_expect(&o, &x), NS_OK, "PCR16 waived: accepted (warned)");
+    CHECK(strcmp(ns_signclient_opts_pcr16(&o), "unchecked") == 0, "... logged as unchecked");
+    char pcr16[64 + 48 * 2];
+    snprintf(pcr16, sizeof pcr16, "16=%096d", 0);
+    CHECK_ERR(ns_signclient_opt(&o, "pcr", pcr16), NS_OK, "--pcr 16=HEX");
+    ns_attest_expect_init(&x);
+    CHECK_ERR(ns_signclient_opts_expect(&o, &x), NS_E_USAGE, "--pcr 16 with --no-pcr16");
+    o.no_pcr16 = 0;
+    ns_attest_expect_init(&x);
+    CHECK_ERR(ns_signclient_opts_expect(&o, &x), NS_OK, "PCR0 and PCR16 pinned: accepted");
+    CHECK(strcmp(ns_signclient_opts_pcr16(&o), "pinned") == 0, "... logged as pinned");
     T_DONE();
 }
