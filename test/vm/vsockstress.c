@@ -52,20 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* musl ships no <linux/vm_sockets.h>: the kernel ABI's struct sockaddr_vm. */
-#ifndef AF_VSOCK
-#define AF_VSOCK 40
-#endif
-#define VMADDR_CID_ANY 0xFFFFFFFFu
-struct sockaddr_vm {
-    sa_family_t svm_family;
-    unsigned short svm_reserved1;
-    unsigned int svm_port;
-    unsigned int svm_cid;
-    unsigned char svm_flags;
-    unsigned char svm_zero[sizeof(struct sockaddr) - sizeof(sa_family_t) - sizeof(unsigned short) -
-                           2 * sizeof(unsigned int) - 1];
-};
+#include "vm_sockets.h"
 
 #define MAX_CONNS 256
 #define PORT_OUT 7000u /* guest -> CID 3 */
