@@ -577,6 +577,7 @@ int main(int argc, char **argv)
         seconds, n_streams, n_peer, n_churn);
     int rc = run();
     if (!is_host && getpid() == 1) {
+        out("powering off");
         sync();
         reboot(RB_POWER_OFF);
     }
