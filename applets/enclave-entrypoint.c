@@ -461,15 +461,9 @@ int enclave_entrypoint_main(int argc, char **argv)
         fputs(usage_text, stdout);
         return NS_EXIT_OK;
     }
-    /* As the kernel's init, the arguments are the command-line words the kernel did not know
-     * (AWS's command line has `nomodules`, which no kernel option matches): not ours to
-     * refuse, since failing here would panic the kernel. They are logged and ignored. */
-    int kernel_words = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--pid1") == 0) {
             is_pid1 = 1;
-        } else if (getpid() == 1 && argv[i][0] != '-') {
-            kernel_words++;
         } else {
             return ns_cli_usage_error("unknown argument '%s'", argv[i]);
         }
@@ -481,11 +475,6 @@ int enclave_entrypoint_main(int argc, char **argv)
         ns_warn("the first log lines reach only the console: %s", ns_err_msg());
     }
     ns_info("starting pid=%d pid1=%d", (int)getpid(), is_pid1);
-    for (int i = 1; kernel_words > 0 && i < argc; i++) {
-        if (strcmp(argv[i], "--pid1") != 0) {
-            ns_info("ignoring the kernel command-line word '%.64s' (passed to init)", argv[i]);
-        }
-    }
     if (is_pid1 && pid1_setup() != NS_OK) {
         return fail_early(NS_EXIT_FAIL, NULL, is_pid1);
     }

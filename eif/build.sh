@@ -36,8 +36,9 @@ nsign=${2:?usage: eif/build.sh OUT NSIGN}
 here=$(cd "$(dirname "$0")" && pwd)
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0} LC_ALL=C TZ=UTC
 # AWS's x86_64 enclave command line exactly (aws-nitro-enclaves-sdk-bootstrap,
-# kernel/cmdline/x86_64.cmdline), then nsign's init. The kernel hands words it does not know
-# (`nomodules`) to init as arguments; enclave-entrypoint as PID 1 logs and ignores them.
+# kernel/cmdline/x86_64.cmdline), then nsign's init. rdinit= must stay last: the kernel would
+# hand the words it does not know (`nomodules`) to init as arguments, and rdinit= clears those
+# seen before it, so enclave-entrypoint starts with none.
 AWS_CMDLINE="reboot=k panic=30 pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on"
 NSIGN_CMDLINE="$AWS_CMDLINE rdinit=/bin/enclave-entrypoint"
 blobs=${NITRO_BLOBS:-/usr/share/nitro_enclaves/blobs}

@@ -9,8 +9,8 @@
 # device must be /dev/hwrng, the self-built QEMU's virtio-nsm device must be /dev/nsm, and
 # enclave-entrypoint must get as far as the Nitro heartbeat (vsock:3:9000; there is no vsock
 # device here, so the step must fail and say so) and power off.
-# The EIF's command line must start with AWS's x86_64 enclave command line exactly; the words
-# the kernel does not know (`nomodules`) reach PID 1, which must ignore them.
+# The EIF's command line must start with AWS's x86_64 enclave command line exactly; the word
+# the kernel does not know (`nomodules`) must not reach PID 1 (rdinit=, last, clears it).
 # A second boot of the same kernel under `microvm` with ACPI on finds the same devices through
 # ACPI instead (no virtio_mmio.device= on the command line), plus a virtio-vsock device served
 # by nsign's own vhost-user backend (nsign vhost-vsock): test/vm/vsockstress.c then runs
@@ -137,8 +137,10 @@ check "virtio-nsm is found and bound to the NSM driver (virtio id 33)" has own '
 check "/dev/hwrng gives random bytes" has own 'devprobe: hwrng read 16 bytes'
 check "/dev/nsm answers GetRandom through the NSM driver" has own 'devprobe: nsm GetRandom [0-9]+ bytes'
 check "nsign's enclave-entrypoint runs as PID 1" has own 'enclave-entrypoint: info starting pid=1 pid1=1'
-check "PID 1 ignores the command-line word the kernel passes to init (AWS's nomodules)" \
-    has own "ignoring the kernel command-line word 'nomodules'"
+check "the kernel does not know AWS's nomodules and would pass it to init" \
+    has own 'Unknown kernel command line parameters "nomodules.*will be passed to user space'
+check "but rdinit= comes after it and clears it: PID 1 starts with no argument" \
+    has own $'devprobe: exec /bin/enclave-entrypoint\r?$'
 check "PID 1: mount and loopback steps succeed" bash -c "grep -q 'step=mount ok' '$T/own.log' && grep -q 'step=loopback ok' '$T/own.log'"
 check "PID 1: no modules to load (the drivers are built in)" hasnt own 'step=modules (ok|failed)'
 check "PID 1 reaches the heartbeat to vsock:3:9000 and reports its failure (no vsock device here)" \
