@@ -87,12 +87,12 @@ printf 'nsm-module' >"$tmp/blobs/nsm.ko"
 # The layout trap: blobs installed (as on an EC2 host with nitro-cli) change nothing unless the
 # nitro layout is asked for by name.
 check "eif/kernel.sh with blobs installed still picks nsign's kernel" \
-    test "$(NITRO_BLOBS=$tmp/blobs KERNEL= bash eif/kernel.sh --build 2>&1)" = "$kernel"
-NITRO_BLOBS=$tmp/blobs KERNEL= bash eif/build.sh "$tmp/trap" "$NSIGN" >/dev/null 2>"$tmp/trap.err"
+    test "$(NITRO_BLOBS=$tmp/blobs KERNEL='' bash eif/kernel.sh --build 2>&1)" = "$kernel"
+NITRO_BLOBS=$tmp/blobs KERNEL='' bash eif/build.sh "$tmp/trap" "$NSIGN" >/dev/null 2>"$tmp/trap.err"
 check "blobs installed, no LAYOUT: eif/build.sh builds the nsign layout with nsign's kernel" \
     grep -q "layout=nsign kernel=$kernel " "$tmp/trap.err"
 check "and the same EIF as without blobs" cmp -s "$tmp/trap/nsign.eif" "$tmp/a/out/nsign.eif"
-NITRO_BLOBS=$tmp/blobs KERNEL= make -s O="$NS_BUILD" eif >"$tmp/mk.json" 2>"$tmp/mk.err"
+NITRO_BLOBS=$tmp/blobs KERNEL='' make -s O="$NS_BUILD" eif >"$tmp/mk.json" 2>"$tmp/mk.err"
 check "blobs installed: make eif builds the nsign layout" \
     grep -q "layout=nsign kernel=$kernel " "$tmp/mk.err"
 (cd "$tmp/a" && LAYOUT=nitro NITRO_BLOBS=$tmp/no-such-blobs bash src/eif/build.sh nb "$NSIGN" \
