@@ -191,8 +191,9 @@ qemu:
 	$(Q)bash scripts/qemu.sh
 
 # The enclave image (Dockerfile.enclave, docker or buildah) and the reproducible EIF (no Docker;
-# KERNEL=path picks the kernel, default eif/kernel.sh: nitro-cli's blobs when installed, else
-# nsign's kernel of `make kernel`, built if needed). Outputs in $(O)/eif/; see eif/README.md.
+# the nsign layout with nsign's kernel of `make kernel`, built if needed, whatever is installed;
+# KERNEL=path picks another kernel; LAYOUT=nitro, only by name, builds nitro-cli's layout from
+# its blobs). Outputs in $(O)/eif/; see eif/README.md.
 image: all
 	$(Q)bash eif/image.sh $(O)/eif $(O)/nsign
 eif: all

@@ -8,18 +8,20 @@
 #   bootstrap.cpio, app.cpio   their deterministic newc archives (`nsign eif cpio`)
 #   nsign.eif      the EIF (`nsign eif build`); measurements.json its PCRs
 #
-# Two layouts, picked by the kernel:
-#   nitro   kernel = nitro-cli's blobs (NITRO_BLOBS, default /usr/share/nitro_enclaves/blobs):
-#           ramdisk[0] = AWS's init + nsm.ko, ramdisk[1] = rootfs/ + cmd + env, exactly the
-#           layout `nitro-cli build-enclave` makes; AWS's init runs /bin/enclave-entrypoint.
-#   nsign   any other kernel (KERNEL=..., e.g. the pinned Debian one): ramdisk[0] = mount points
-#           and the kernel modules in MODULES (at /NAME.ko), ramdisk[1] = rootfs/ at / plus
-#           /env (NSIGN_MODULES=/NAME.ko,... and the lines of ENCLAVE_ENV, read by PID 1); the
-#           command line's rdinit=/bin/enclave-entrypoint makes nsign PID 1, so nsign and a
-#           kernel are enough.
+# Two layouts, picked by LAYOUT (by name only: installed blobs never change it):
+#   nsign   (the default) kernel = nsign's own (eif/kernel.sh: `make kernel`) or KERNEL=...:
+#           ramdisk[0] = mount points and the kernel modules in MODULES (at /NAME.ko),
+#           ramdisk[1] = rootfs/ at / plus /env (NSIGN_MODULES=/NAME.ko,... and the lines of
+#           ENCLAVE_ENV, read by PID 1); the command line is AWS's x86_64 one followed by
+#           rdinit=/bin/enclave-entrypoint, which makes nsign PID 1, so nsign and a kernel are
+#           enough.
+#   nitro   (LAYOUT=nitro) kernel = nitro-cli's blobs (NITRO_BLOBS, default
+#           /usr/share/nitro_enclaves/blobs): ramdisk[0] = AWS's init + nsm.ko, ramdisk[1] =
+#           rootfs/ + cmd + env, exactly the layout `nitro-cli build-enclave` makes; AWS's init
+#           runs /bin/enclave-entrypoint.
 #
-# Environment: KERNEL (default: eif/kernel.sh), CMDLINE (default: the blobs' cmdline, or
-# NSIGN_CMDLINE below), MODULES (space-separated .ko files, nsign layout), ENCLAVE_ENV (a file
+# Environment: LAYOUT (nsign | nitro), KERNEL (default: eif/kernel.sh), CMDLINE (default:
+# NSIGN_CMDLINE below, or the blobs' cmdline), MODULES (space-separated .ko files, nsign layout), ENCLAVE_ENV (a file
 # of KEY=VALUE lines for enclave-entrypoint, nsign layout), ENCLAVE_FILES ("SRC:DST ..." extra
 # files in the image, nsign layout; tests), KERNEL_VERSION,
 # ALLOW_DEBUG_MODE=1 (the image lets a debug-mode enclave, PCR0 all zero, decrypt: written to its
@@ -37,15 +39,27 @@ out=${1:?usage: eif/build.sh OUT NSIGN}
 nsign=${2:?usage: eif/build.sh OUT NSIGN}
 here=$(cd "$(dirname "$0")" && pwd)
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0} LC_ALL=C TZ=UTC
-NSIGN_CMDLINE="reboot=k panic=30 pci=off console=ttyS0 random.trust_cpu=on rdinit=/bin/enclave-entrypoint"
+# AWS's x86_64 enclave command line exactly (aws-nitro-enclaves-sdk-bootstrap,
+# kernel/cmdline/x86_64.cmdline), then nsign's init. rdinit= must stay last: the kernel would
+# hand the words it does not know (`nomodules`) to init as arguments, and rdinit= clears those
+# seen before it, so enclave-entrypoint starts with none.
+AWS_CMDLINE="reboot=k panic=30 pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on"
+NSIGN_CMDLINE="$AWS_CMDLINE rdinit=/bin/enclave-entrypoint"
 blobs=${NITRO_BLOBS:-/usr/share/nitro_enclaves/blobs}
-kernel=${KERNEL:-$(bash "$here/kernel.sh" --build)}
+layout=${LAYOUT:-nsign}
+case $layout in
+nsign | nitro) ;;
+*) echo "eif/build.sh: unknown LAYOUT '$layout': use nsign (the default) or nitro" >&2; exit 1 ;;
+esac
+if [ $layout = nitro ]; then
+    for f in bzImage cmdline init nsm.ko; do
+        [ -f "$blobs/$f" ] || { echo "eif/build.sh: LAYOUT=nitro needs nitro-cli's blobs, and" \
+            "$blobs/$f does not exist (install aws-nitro-enclaves-cli or set NITRO_BLOBS)" >&2; exit 1; }
+    done
+fi
+kernel=${KERNEL:-$(LAYOUT=$layout bash "$here/kernel.sh" --build)}
 [ -f "$kernel" ] || { echo "eif/build.sh: kernel $kernel not found" >&2; exit 1; }
 [ -x "$nsign" ] || { echo "eif/build.sh: $nsign is not an executable nsign" >&2; exit 1; }
-layout=nsign
-if [ "$(dirname "$(readlink -f "$kernel")")" = "$(readlink -f "$blobs" 2>/dev/null || true)" ]; then
-    layout=nitro
-fi
 kver=${KERNEL_VERSION:-}
 if [ -z "$kver" ] && command -v file >/dev/null 2>&1; then
     # "Linux kernel x86 boot executable bzImage, version 6.1.0-56-amd64 (...)"

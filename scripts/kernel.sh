@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# scripts/kernel.sh [build|path WHAT|second-build]: nsign's enclave kernel, built from Debian 13's
-# pinned linux 6.12 source package (KERNEL_PIN in scripts/pins.sh) with the committed
-# configuration fragment eif/kernel.config applied to tinyconfig: everything the enclave needs
-# built in (virtio-mmio with command-line devices, vsock over virtio, the NSM driver, hwrng, the
-# 8250 console, initramfs), no modules.
+# scripts/kernel.sh [build|path WHAT|second-build|check-config|check-platform]: nsign's enclave
+# kernel, built from Debian 13's pinned linux 6.12 source package (KERNEL_PIN in
+# scripts/pins.sh) with nsign's own patches (eif/kernel-patches/*.patch, applied in name order)
+# and the committed configuration fragment eif/kernel.config applied to tinyconfig: everything
+# the enclave needs built in (virtio-mmio with command-line devices, vsock over virtio, the NSM
+# driver, hwrng, the 8250 console, initramfs, ACPI), no modules. The resolved configuration
+# must pass the platform list eif/kernel-platform.txt (the options that equal AWS's enclave
+# kernel, and the deliberate differences).
 #
 # Cache (machine-wide, ${NSIGN_CACHE:-/var/cache/nsign}):
 #   linux-src-<version>/                 the unpacked source (linux-source-6.12: Debian's
-#                                        patches applied), shared by every configuration
+#                                        patches applied), shared by every configuration; never
+#                                        modified
+#   linux-src-<version>+<pkey>/          that source with nsign's patches applied (pkey = hash
+#                                        of the patches): hard links to the unpacked source
+#                                        except for the files the patches change
 #   apt-trixie/                          apt's private state for fetching it (see below)
-#   kernel-<version>-<key>/              bzImage, vmlinux, config (the full .config), BUILDINFO;
-#                                        key = hash of the pin, the fragment and the build recipe
+#   kernel-<version>-<key>/              bzImage, vmlinux, config (the full .config), BUILDINFO
+#                                        (with every patch: file name and SHA-256); key = hash of
+#                                        the pin, the patches, the fragment and the build recipe
 #   kernel-<version>-<key>-second/       `second-build`: the same kernel built again in another
 #                                        build folder, for the reproducibility test
 # Each entry is built in a temporary folder and renamed into place when complete, under a lock:
@@ -19,8 +27,12 @@
 #   build (default)   build if needed, link build/kernel/, print the bzImage path
 #   path bzImage|vmlinux|config|dir|release    the cached file (built if needed)
 #   second-build      build the second copy if needed; print its bzImage path
-#   check-config      configure only (in a temporary folder) and check the fragment holds
-# NS_KERNEL_FRAGMENT=FILE replaces eif/kernel.config (it is part of the cache key).
+#   check-config      configure only (in a temporary folder) and check that the fragment holds
+#                     and that the result passes eif/kernel-platform.txt
+#   check-platform [CONFIG]   check a resolved .config (default: the cached kernel's `config`,
+#                     which must be built) against eif/kernel-platform.txt; no build, no lock
+# NS_KERNEL_FRAGMENT=FILE replaces eif/kernel.config, NS_KERNEL_PATCHES=DIR eif/kernel-patches/
+# (both are part of the cache key), NS_KERNEL_PLATFORM=FILE eif/kernel-platform.txt.
 # Reproducible: KBUILD_BUILD_TIMESTAMP (the Debian changelog's date), USER, HOST and VERSION are
 # fixed, the build path does not reach the image; the same compiler (Debian 12's gcc) is assumed.
 set -euo pipefail
@@ -28,12 +40,28 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/pins.sh"
 CACHE=${NSIGN_CACHE:-/var/cache/nsign}
 FRAGMENT=${NS_KERNEL_FRAGMENT:-$ROOT/eif/kernel.config}
+PATCH_DIR=${NS_KERNEL_PATCHES:-$ROOT/eif/kernel-patches}
+PLATFORM=${NS_KERNEL_PLATFORM:-$ROOT/eif/kernel-platform.txt}
 VERSION=${KERNEL_PIN#*=}
-RECIPE_VERSION=1 # bump when the build steps below change what is built
-BUILD_DEPS=(build-essential bc flex bison libelf-dev libssl-dev xz-utils cpio dpkg-dev debian-archive-keyring)
-KEY=$( { echo "$KERNEL_PIN $RECIPE_VERSION $(gcc -dumpfullversion 2>/dev/null)"; cat "$FRAGMENT"; } |
-    sha256sum | cut -c1-12)
-SRC=$CACHE/linux-src-$VERSION
+RECIPE_VERSION=2 # bump when the build steps below change what is built (2: patches, ACPI)
+BUILD_DEPS=(build-essential bc flex bison libelf-dev libssl-dev xz-utils cpio dpkg-dev debian-archive-keyring patch)
+shopt -s nullglob
+PATCHES=("$PATCH_DIR"/*.patch) # name order (the glob sorts)
+shopt -u nullglob
+# The patches' names and bytes, one line each: part of the cache key and of BUILDINFO.
+patch_list() {
+    local p
+    for p in ${PATCHES[@]+"${PATCHES[@]}"}; do
+        echo "$(basename "$p") sha256 $(sha256sum <"$p" | cut -d' ' -f1)"
+    done
+}
+PATCH_LIST=$(patch_list)
+PKEY=$(echo "$PATCH_LIST" | sha256sum | cut -c1-12)
+KEY=$( { echo "$KERNEL_PIN $RECIPE_VERSION $(gcc -dumpfullversion 2>/dev/null)"; echo "$PATCH_LIST"
+    cat "$FRAGMENT"; } | sha256sum | cut -c1-12)
+SRC0=$CACHE/linux-src-$VERSION # as unpacked, never modified
+SRC=$SRC0                      # what is built: SRC0, or its patched copy (patch_source)
+[ ${#PATCHES[@]} -eq 0 ] || SRC=$CACHE/linux-src-$VERSION+$PKEY
 DIR=$CACHE/kernel-$VERSION-$KEY
 JOBS=${NS_JOBS:-2}
 
@@ -75,7 +103,7 @@ apt_private() {
 }
 
 fetch_source() {
-    [ -f "$SRC/.complete" ] && return 0
+    [ -f "$SRC0/.complete" ] && return 0
     local tmp t0=$SECONDS pkg=${KERNEL_PIN%%=*}
     tmp=$CACHE/.linux-src-$VERSION.tmp # fixed name: a killed fetch is cleaned up by the next one
     rm -rf "$tmp"
@@ -104,10 +132,39 @@ fetch_source() {
     gzip -dc "$tmp/usr/share/doc/linux-source-6.12/changelog.Debian.gz" >"$tmp/changelog"
     dpkg-parsechangelog -l "$tmp/changelog" -S Date >"$tmp/linux-source-6.12/.nsign-timestamp"
     touch "$tmp/linux-source-6.12/.complete"
-    rm -rf "$SRC"
-    mv "$tmp/linux-source-6.12" "$SRC"
+    rm -rf "$SRC0"
+    mv "$tmp/linux-source-6.12" "$SRC0"
     rm -rf "$tmp"
     echo "kernel: source unpacked in $((SECONDS - t0)) s" >&2
+}
+
+# patch_source: $SRC = $SRC0 with the patches applied, made once per set of patches. The copy
+# is hard links (cheap: no second 1.5 GB tree) except the files the patches touch, which get
+# their own copy first, so the unpacked source shared by other keys is never changed. Every
+# patch must apply exactly (no fuzz, no offset guessing beyond patch's own, no reversed hunks).
+patch_source() {
+    [ "$SRC" = "$SRC0" ] && return 0
+    [ -f "$SRC/.complete" ] && return 0
+    local tmp=$CACHE/.linux-src-$VERSION+$PKEY.tmp p f t0=$SECONDS
+    rm -rf "$tmp"
+    cp -al "$SRC0" "$tmp" 2>/dev/null || { rm -rf "$tmp"; cp -a "$SRC0" "$tmp"; }
+    rm -f "$tmp/.complete"
+    for p in "${PATCHES[@]}"; do
+        # Break the hard links of the files this patch names (+++ b/PATH).
+        for f in $(sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$p"); do
+            [ -f "$tmp/$f" ] || continue
+            cp -p "$tmp/$f" "$tmp/$f.nsign-copy" && mv -f "$tmp/$f.nsign-copy" "$tmp/$f"
+        done
+        patch -d "$tmp" -p1 --forward --batch --fuzz=0 --no-backup-if-mismatch -s <"$p" >"$tmp.log" 2>&1 ||
+            { sed 's/^/  /' "$tmp.log" >&2; rm -rf "$tmp" "$tmp.log"
+              die "$(basename "$p") does not apply to $KERNEL_PIN: update the patch"; }
+    done
+    rm -f "$tmp.log"
+    echo "$PATCH_LIST" >"$tmp/.nsign-patches"
+    touch "$tmp/.complete"
+    rm -rf "$SRC"
+    mv "$tmp" "$SRC"
+    echo "kernel: ${#PATCHES[@]} patch(es) applied in $SRC ($((SECONDS - t0)) s)" >&2
 }
 
 # kmake BUILDDIR TARGET...: the kernel's make, out of tree, with the reproducibility settings.
@@ -144,6 +201,46 @@ kconfigure() {
         esac
     done <"$FRAGMENT"
     [ "$bad" = 0 ] || die "$FRAGMENT does not apply to $KERNEL_PIN (see above)"
+    check_platform "$b/.config" >>"$b.log" || die "the configuration does not pass $PLATFORM (see above)"
+}
+
+# check_platform CONFIG: every `same OPTION VALUE` line of the platform list must hold in the
+# resolved CONFIG (VALUE n: not set or absent), and every `differ OPTION AWS NSIGN REASON` line
+# must hold with NSIGN and carry a reason, so the list of differences stays true. One line per
+# failure on stderr; a summary on stdout.
+config_value() { # config_value CONFIG OPTION: its value, n when not set or absent
+    local v
+    v=$(sed -n "s/^$2=//p" "$1" | tail -1)
+    echo "${v:-n}"
+}
+check_platform() {
+    local cfg=$1 kind opt a b reason bad=0 n=0 d=0 got lineno=0
+    [ -f "$PLATFORM" ] || { echo "kernel: no platform list $PLATFORM" >&2; return 1; }
+    [ -f "$cfg" ] || { echo "kernel: no configuration $cfg" >&2; return 1; }
+    while read -r kind opt a b reason; do
+        lineno=$((lineno + 1))
+        case $kind in
+        '' | '#'*) continue ;;
+        same)
+            [ -n "$a" ] && [ -z "$b" ] ||
+                { echo "kernel: $PLATFORM:$lineno: want 'same OPTION VALUE'" >&2; bad=1; continue; }
+            got=$(config_value "$cfg" "$opt")
+            [ "$got" = "$a" ] || { echo "kernel: $opt=$got, but AWS's enclave kernel has $opt=$a" \
+                "($PLATFORM:$lineno)" >&2; bad=1; }
+            n=$((n + 1)) ;;
+        differ)
+            [ -n "$reason" ] ||
+                { echo "kernel: $PLATFORM:$lineno: want 'differ OPTION AWS NSIGN REASON'" >&2; bad=1; continue; }
+            got=$(config_value "$cfg" "$opt")
+            [ "$got" = "$b" ] || { echo "kernel: $opt=$got, but $PLATFORM:$lineno lists it as a" \
+                "deliberate difference with $opt=$b (AWS: $a): update the list or the fragment" >&2; bad=1; }
+            d=$((d + 1)) ;;
+        *) echo "kernel: $PLATFORM:$lineno: unknown line kind '$kind'" >&2; bad=1 ;;
+        esac
+    done < <(sed 's/\r$//' "$PLATFORM")
+    [ "$n" -gt 0 ] || { echo "kernel: $PLATFORM lists no option" >&2; bad=1; }
+    [ "$bad" = 0 ] || return 1
+    echo "kernel: $cfg passes $(basename "$PLATFORM"): $n options as AWS's, $d listed differences"
 }
 
 # kbuild BUILDDIR OUTDIR: configures and builds into BUILDDIR, copies the results to OUTDIR.
@@ -159,6 +256,7 @@ kbuild() {
     cat "$b/include/config/kernel.release" >"$out/release"
     { echo "source: $KERNEL_PIN (Debian 13; Debian's patches applied)"
       echo "config: eif/kernel.config on tinyconfig (key $KEY, recipe $RECIPE_VERSION)"
+      if [ -n "$PATCH_LIST" ]; then echo "$PATCH_LIST" | sed 's/^/patch: /'; else echo "patch: none"; fi
       echo "compiler: $(gcc --version | head -1)"
       echo "timestamp: $ts"
       echo "built: $(date -u +%FT%TZ) in $((SECONDS - t0)) s with -j$JOBS"
@@ -173,6 +271,7 @@ build_entry() {
     [ -f "$dest/.complete" ] && return 0
     install_deps
     fetch_source
+    patch_source
     local b=$CACHE/$bname tmp t0=$SECONDS
     rm -rf "$b" "$b.log"
     tmp=$CACHE/.kernel-out-$(basename "$dest")
@@ -187,6 +286,15 @@ build_entry() {
     rm -rf "$b" "$b.log"
     echo "kernel: built $dest/bzImage ($(stat -c %s "$dest/bzImage") bytes) in $((SECONDS - t0)) s" >&2
 }
+
+# check-platform needs no lock and no build: it reads a finished configuration.
+if [ "${1:-}" = check-platform ]; then
+    cfg=${2:-$DIR/config}
+    [ -n "${2:-}" ] || [ -f "$DIR/.complete" ] ||
+        die "no kernel built for key $KEY yet ($DIR): run 'make kernel', or pass a .config"
+    check_platform "$cfg" || die "$cfg does not pass $PLATFORM"
+    exit 0
+fi
 
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.kernel-$VERSION.lock"
@@ -216,10 +324,11 @@ second-build)
 check-config)
     install_deps
     fetch_source
+    patch_source
     b=$(mktemp -d "$CACHE/.kernel-check.XXXXXX")
     trap 'rm -rf "$b" "$b.log"' EXIT
     kconfigure "$b"
-    echo "kernel: $FRAGMENT applies to $KERNEL_PIN"
+    echo "kernel: $FRAGMENT applies to $KERNEL_PIN and passes $(basename "$PLATFORM")"
     ;;
-*) die "usage: scripts/kernel.sh [build | path bzImage|vmlinux|config|release|dir | second-build | check-config]" ;;
+*) die "usage: scripts/kernel.sh [build | path bzImage|vmlinux|config|release|dir | second-build | check-config | check-platform [CONFIG]]" ;;
 esac

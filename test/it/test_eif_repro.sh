@@ -74,6 +74,9 @@ check "/env names them for enclave-entrypoint, then ENCLAVE_ENV" \
     test "$(cat "$tmp/env2/env")" = "$(printf 'NSIGN_MODULES=/nsm.ko,/vsock.ko\nNSIGN_LOG=debug')"
 grep -q 'rdinit=/bin/enclave-entrypoint' "$tmp/cmdline"
 check "default command line makes enclave-entrypoint PID 1" test $? = 0
+aws_cmdline="reboot=k panic=30 pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on"
+check "default command line: AWS's x86_64 enclave command line exactly, then rdinit" \
+    test "$(tr -d '\0' <"$tmp/cmdline")" = "$aws_cmdline rdinit=/bin/enclave-entrypoint"
 
 # The nitro layout, with a stand-in for nitro-cli's blobs directory (no real blobs here).
 mkdir -p "$tmp/blobs"
@@ -81,10 +84,28 @@ cp "$kernel" "$tmp/blobs/bzImage"
 printf 'reboot=k panic=30 pci=off nomodules console=ttyS0\n' >"$tmp/blobs/cmdline"
 printf 'aws-init' >"$tmp/blobs/init"
 printf 'nsm-module' >"$tmp/blobs/nsm.ko"
-(cd "$tmp/a" && NITRO_BLOBS=$tmp/blobs bash src/eif/build.sh nitro "$NSIGN" >/dev/null 2>nitro.err)
-check "nitro layout: build with NITRO_BLOBS" test $? = 0
-grep -q 'layout=nitro' "$tmp/a/nitro.err"
-check "nitro layout picked for the blobs' kernel" test $? = 0
+# The layout trap: blobs installed (as on an EC2 host with nitro-cli) change nothing unless the
+# nitro layout is asked for by name.
+check "eif/kernel.sh with blobs installed still picks nsign's kernel" \
+    test "$(NITRO_BLOBS=$tmp/blobs KERNEL='' bash eif/kernel.sh --build 2>&1)" = "$kernel"
+NITRO_BLOBS=$tmp/blobs KERNEL='' bash eif/build.sh "$tmp/trap" "$NSIGN" >/dev/null 2>"$tmp/trap.err"
+check "blobs installed, no LAYOUT: eif/build.sh builds the nsign layout with nsign's kernel" \
+    grep -q "layout=nsign kernel=$kernel " "$tmp/trap.err"
+check "and the same EIF as without blobs" cmp -s "$tmp/trap/nsign.eif" "$tmp/a/out/nsign.eif"
+NITRO_BLOBS=$tmp/blobs KERNEL='' make -s O="$NS_BUILD" eif >"$tmp/mk.json" 2>"$tmp/mk.err"
+check "blobs installed: make eif builds the nsign layout" \
+    grep -q "layout=nsign kernel=$kernel " "$tmp/mk.err"
+(cd "$tmp/a" && LAYOUT=nitro NITRO_BLOBS=$tmp/no-such-blobs bash src/eif/build.sh nb "$NSIGN" \
+    >/dev/null 2>nb.err)
+check "LAYOUT=nitro without blobs fails, naming the missing blob and NITRO_BLOBS" \
+    grep -q "no-such-blobs/bzImage does not exist (install aws-nitro-enclaves-cli or set NITRO_BLOBS)" \
+    "$tmp/a/nb.err"
+(cd "$tmp/a" && LAYOUT=docker bash src/eif/build.sh bad "$NSIGN" >/dev/null 2>bad.err)
+check "an unknown LAYOUT is refused by name" grep -q "unknown LAYOUT 'docker'" "$tmp/a/bad.err"
+(cd "$tmp/a" && LAYOUT=nitro NITRO_BLOBS=$tmp/blobs bash src/eif/build.sh nitro "$NSIGN" >/dev/null 2>nitro.err)
+check "nitro layout: build with LAYOUT=nitro and NITRO_BLOBS" test $? = 0
+grep -q "layout=nitro kernel=$tmp/blobs/bzImage" "$tmp/a/nitro.err"
+check "nitro layout takes the blobs' kernel" test $? = 0
 boot=$(cpio -it --quiet <"$tmp/a/nitro/bootstrap.cpio" | tr '\n' ' ')
 check "nitro layout: ramdisk[0] = dev, init, nsm.ko (got $boot)" test "$boot" = "dev init nsm.ko "
 app=$(cpio -it --quiet <"$tmp/a/nitro/app.cpio")

@@ -25,7 +25,7 @@ printf 'reboot=k panic=30 pci=off nomodules console=ttyS0\n' >"$T/blobs/cmdline"
 printf 'aws-init' >"$T/blobs/init"
 printf 'nsm-module' >"$T/blobs/nsm.ko"
 KERNEL=$T/kernel bash "$NS_ROOT/eif/build.sh" "$T/eif-nsign" "$NSIGN" >/dev/null 2>"$T/eif1.err"
-NITRO_BLOBS=$T/blobs KERNEL=$T/blobs/bzImage bash "$NS_ROOT/eif/build.sh" "$T/eif-nitro" "$NSIGN" \
+LAYOUT=nitro NITRO_BLOBS=$T/blobs KERNEL=$T/blobs/bzImage bash "$NS_ROOT/eif/build.sh" "$T/eif-nitro" "$NSIGN" \
     >/dev/null 2>"$T/eif2.err"
 check "both layouts build (nsign, nitro)" bash -c \
     "grep -q layout=nsign '$T/eif1.err' && grep -q layout=nitro '$T/eif2.err'"

@@ -40,8 +40,9 @@ emu_begin() {
     EMU_QEMU=${NSIGN_QEMU:-$NS_ROOT/build/qemu/qemu-system-x86_64}
     EMU_KERNEL=${NSIGN_EMU_KERNEL:-}
     if [ -z "$EMU_KERNEL" ]; then
+        # make kernel's (this checkout's configuration and patches) first; any cached one else
         for k in "$NS_ROOT/build/kernel/bzImage" /var/cache/nsign/kernel-*/bzImage; do
-            [ -f "$k" ] && EMU_KERNEL=$k
+            [ -f "$k" ] && { EMU_KERNEL=$k; break; }
         done
     fi
     if ! [ -x "$EMU_QEMU" ] || ! "$EMU_QEMU" -M help 2>/dev/null | grep -q nitro-enclave; then

@@ -1,8 +1,10 @@
 /*
  * devprobe: test code for test/vm/test_enclave_kernel.sh. Runs as the guest's PID 1 before
  * nsign (rdinit=/devprobe added to an EIF's own command line), reports what the kernel found,
- * then execs /bin/enclave-entrypoint so that nsign is PID 1 for the rest of the boot.
- * Built static with musl-gcc; needs nothing from nsign.
+ * then execs /bin/enclave-entrypoint (or PROBE_NEXT) with the arguments the kernel gave it
+ * (the command-line words it did not know, as AWS's `nomodules`), so that nsign is PID 1 for
+ * the rest of the boot exactly as without the probe. Built static with musl-gcc; needs nothing
+ * from nsign.
  *
  * It mounts /proc, /sys and /dev (devtmpfs), loads the modules listed in the environment
  * variable PROBE_MODULES (comma-separated .ko paths; the kernel passes unknown NAME=VALUE
@@ -13,7 +15,7 @@
  *   hwrng available=LIST current=NAME    /sys/class/misc/hw_random (absent: "none")
  *   hwrng read N bytes | hwrng read failed: ERR     16 bytes from /dev/hwrng
  *   nsm GetRandom N bytes | nsm open failed: ERR | nsm ioctl failed: ERR
- *   exec /bin/enclave-entrypoint
+ *   exec PROGRAM ARGS...                 PROBE_NEXT, default /bin/enclave-entrypoint
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -159,7 +161,7 @@ static void nsm(void)
     close(fd);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     mkdir("/proc", 0555);
     mkdir("/sys", 0555);
@@ -173,9 +175,18 @@ int main(void)
     virtio_devices();
     hwrng();
     nsm();
-    say("exec /bin/enclave-entrypoint%s%s", "", "");
-    char *argv[] = {"/bin/enclave-entrypoint", NULL};
-    execv(argv[0], argv);
-    say("exec /bin/enclave-entrypoint failed: %s%s", strerror(errno), "");
+    const char *next = getenv("PROBE_NEXT");
+    if (next == NULL || next[0] == '\0') {
+        next = "/bin/enclave-entrypoint";
+    }
+    printf("devprobe: exec %s", next);
+    for (int i = 1; i < argc; i++) {
+        printf(" %s", argv[i]);
+    }
+    printf("\n");
+    fflush(stdout);
+    argv[0] = (char *)next;
+    execv(next, argv);
+    say("exec %s failed: %s", next, strerror(errno));
     return 1;
 }

@@ -29,19 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* musl ships no <linux/vm_sockets.h>: the kernel ABI (include/uapi/linux/vm_sockets.h). */
-#ifndef AF_VSOCK
-#define AF_VSOCK 40
-#endif
-#define VMADDR_CID_ANY 0xFFFFFFFFu
-struct sockaddr_vm {
-    sa_family_t svm_family;
-    unsigned short svm_reserved1;
-    unsigned int svm_port;
-    unsigned int svm_cid;
-    unsigned char svm_zero[sizeof(struct sockaddr) - sizeof(sa_family_t) - sizeof(unsigned short) -
-                           2 * sizeof(unsigned int)];
-};
+#include "vm_sockets.h"
 
 #define CHUNK 65536
 #define RETRY_NS 50000000L
