@@ -88,19 +88,11 @@ static void usage(void)
         "which check); 2 usage (also: PCR16 neither pinned nor waived with --no-pcr16).\n");
 }
 
-#define PCR_OPTS_MAX 32
-
 typedef struct {
-    const char *addr, *key, *msg_file, *digest_hex, *cert, *client_key, *expect, *ud_hex, *root,
-        *format;
-    int timeout_ms;
-    const char *pcrs[PCR_OPTS_MAX]; /* --pcr N=HEX, applied after --expect */
-    int npcrs;
-    int no_pcr16;
-    ns_signclient_policy policy;
-    const char *expect_more[NS_ATTEST_ALT_MAX]; /* --expect again: other accepted images */
-    int nexpect_more;
+    const char *addr, *key, *msg_file, *digest_hex, *ud_hex;
     int retries;
+    ns_signclient_opts c; /* --cert, --client-key, --expect, --pcr, --no-pcr16, the policy
+                           * options, --root, --timeout, --format: shared with frost-sign */
 } opts;
 
 /* ---- replicas behind a load balancer (issue 23; docs/fleet.md) ---- */
@@ -116,35 +108,6 @@ static int retryable(ns_err e, int sign_sent)
     }
     return !sign_sent && (e == NS_E_CONNECT || e == NS_E_CLOSED || e == NS_E_TIMEOUT ||
                           e == NS_E_IO || e == NS_E_TLS);
-}
-
-/* The further --expect files: each one more accepted set of PCRs (ns_attest_expect_alt). */
-static ns_err load_more_expect(const opts *o, ns_attest_expect *x)
-{
-    ns_buf m;
-    ns_err e = NS_OK;
-    ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
-    for (int i = 0; e == NS_OK && i < o->nexpect_more; i++) {
-        ns_buf_reset(&m);
-        e = ns_read_path(o->expect_more[i], &m);
-        if (e == NS_OK) {
-            e = ns_attest_expect_alt(x, m.data, m.len);
-        }
-        if (e != NS_OK) {
-            e = ns_fail_ctx(e, "--expect %s", o->expect_more[i]);
-        }
-    }
-    ns_buf_free(&m);
-    return e;
-}
-
-static ns_err load_file(ns_buf *b, const char *path, const char *what)
-{
-    ns_err e = ns_read_path(path, b);
-    if (e == NS_OK && memmem(b->data, b->len, "-----BEGIN", 10) != NULL) {
-        e = ns_buf_append_u8(b, 0); /* mbedtls counts a PEM's NUL */
-    }
-    return e == NS_OK ? NS_OK : ns_fail_ctx(e, "%s %s", what, path);
 }
 
 static void hex_of(char *out, size_t cap, const uint8_t *p, size_t n)
@@ -163,9 +126,9 @@ static int print_sig(const opts *o, const ns_signclient_sig *s, const ns_att_doc
     hex_of(der, sizeof der, s->signature_der, s->signature_der_len);
     hex_of(dig, sizeof dig, s->digest, s->digest_len);
     ns_err e = NS_OK;
-    if (strcmp(o->format, "hex") == 0) {
+    if (strcmp(o->c.format, "hex") == 0) {
         e = ns_buf_printf(&out, "%s\n", sig);
-    } else if (strcmp(o->format, "base64") == 0) {
+    } else if (strcmp(o->c.format, "base64") == 0) {
         char b[128];
         e = ns_b64_encode(b, sizeof b, s->signature, s->signature_len, NS_B64_PAD);
         if (e == NS_OK) {
@@ -203,11 +166,9 @@ static int print_sig(const opts *o, const ns_signclient_sig *s, const ns_att_doc
 static int run(const opts *o, ns_attest_expect *x)
 {
     ns_addr a;
-    ns_buf cert, key, root_pem, root, msg;
-    ns_buf_init(&cert, KEYFILE_MAX);
-    ns_buf_init_secret(&key, KEYFILE_MAX);
-    ns_buf_init(&root_pem, KEYFILE_MAX);
-    ns_buf_init(&root, KEYFILE_MAX);
+    ns_signclient_files files;
+    memset(&files, 0, sizeof files); /* freed on every path, loaded or not */
+    ns_buf msg;
     ns_buf_init(&msg, MSG_MAX);
     uint8_t digest[64];
     size_t dlen = 0;
@@ -216,21 +177,10 @@ static int run(const opts *o, ns_attest_expect *x)
     ns_signclient_sig sig;
     uint64_t epoch = 0;
     int rc = NS_EXIT_FAIL;
+    size_t root_len = 0;
     ns_err e = ns_addr_parse(&a, o->addr);
     if (e == NS_OK) {
-        e = load_file(&cert, o->cert, "--cert");
-    }
-    if (e == NS_OK) {
-        e = load_file(&key, o->client_key, "--client-key");
-    }
-    if (e == NS_OK && o->root != NULL) {
-        ns_warn("trusting --root %s instead of the AWS Nitro Enclaves root: for tests and "
-                "emulators only",
-                o->root);
-        e = ns_read_path(o->root, &root_pem);
-        if (e == NS_OK) {
-            e = ns_attest_cert_der(&root, root_pem.data, root_pem.len);
-        }
+        e = ns_signclient_files_load(&files, &o->c);
     }
     if (e == NS_OK && o->digest_hex != NULL &&
         ns_hex_decode(digest, sizeof digest, &dlen, o->digest_hex, strlen(o->digest_hex)) !=
@@ -248,15 +198,16 @@ static int run(const opts *o, ns_attest_expect *x)
     for (int i = 0;; i++) {
         int sent = 0;
         c = NULL;
-        e = ns_signclient_open(&c, &a, cert.data, cert.len, key.data, key.len, o->timeout_ms);
+        e = ns_signclient_open(&c, &a, files.cert.data, files.cert.len, files.key.data,
+                               files.key.len, o->c.timeout_ms);
         if (e == NS_OK) {
-            e = ns_signclient_attest(c, x, o->root ? root.data : NULL, root.len, &o->policy, &d,
-                                     &epoch);
+            const uint8_t *root = ns_signclient_files_root(&files, &root_len);
+            e = ns_signclient_attest(c, x, root, root_len, &o->c.policy, &d, &epoch);
         }
         if (e == NS_OK) {
             ns_info("attested addr=%s module_id=%.*s pcr16=%s policy_epoch=%llu", o->addr,
                     (int)d.module_id.len, (const char *)d.module_id.p,
-                    o->no_pcr16 ? "unchecked" : "pinned", (unsigned long long)epoch);
+                    ns_signclient_opts_pcr16(&o->c), (unsigned long long)epoch);
             sent = 1;
             e = ns_signclient_sign(c, o->key, msg.data, msg.len, o->digest_hex ? digest : NULL,
                                    dlen, &sig);
@@ -269,7 +220,7 @@ static int run(const opts *o, ns_attest_expect *x)
         ns_signclient_close(c);
         usleep((useconds_t)(100000u << (i < 4 ? i : 4)));
     }
-    ns_buf_free(&key); /* wiped: no further connection needs it */
+    ns_signclient_files_drop_key(&files); /* wiped: no further connection needs it */
     if (e != NS_OK) {
         ns_log_err(e, "sign");
         goto out;
@@ -277,10 +228,7 @@ static int run(const opts *o, ns_attest_expect *x)
     rc = print_sig(o, &sig, &d);
 out:
     ns_signclient_close(c);
-    ns_buf_free(&cert);
-    ns_buf_free(&key);
-    ns_buf_free(&root_pem);
-    ns_buf_free(&root);
+    ns_signclient_files_free(&files);
     ns_buf_free(&msg);
     return rc;
 }
@@ -291,54 +239,29 @@ int sign_main(int argc, char **argv)
         usage();
         return NS_EXIT_OK;
     }
-    enum {
-        O_ADDR = 256,
-        O_KEY,
-        O_MSG,
-        O_DIG,
-        O_CERT,
-        O_CKEY,
-        O_EXP,
-        O_UD,
-        O_ROOT,
-        O_FMT,
-        O_TO,
-        O_PCR,
-        O_NOPCR16,
-        O_MINEP,
-        O_POLICY,
-        O_ANON,
-        O_RETRY
-    };
+    enum { O_ADDR = 256, O_KEY, O_MSG, O_DIG, O_UD, O_RETRY };
     static const struct option lo[] = {
         {"addr", required_argument, NULL, O_ADDR},
         {"key", required_argument, NULL, O_KEY},
         {"message-file", required_argument, NULL, O_MSG},
         {"digest", required_argument, NULL, O_DIG},
-        {"cert", required_argument, NULL, O_CERT},
-        {"client-key", required_argument, NULL, O_CKEY},
-        {"expect", required_argument, NULL, O_EXP},
         {"user-data", required_argument, NULL, O_UD},
-        {"root", required_argument, NULL, O_ROOT},
-        {"format", required_argument, NULL, O_FMT},
-        {"timeout", required_argument, NULL, O_TO},
-        {"pcr", required_argument, NULL, O_PCR},
-        {"no-pcr16", no_argument, NULL, O_NOPCR16},
-        {"min-policy-epoch", required_argument, NULL, O_MINEP},
-        {"policy-commitment", required_argument, NULL, O_POLICY},
-        {"allow-anonymous-service", no_argument, NULL, O_ANON},
         {"retries", required_argument, NULL, O_RETRY},
+        NS_SIGNCLIENT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     opts o;
     memset(&o, 0, sizeof o);
-    o.format = "hex";
-    o.timeout_ms = 10000;
+    ns_signclient_opts_init(&o.c);
     o.retries = 3;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-        int64_t ms = 0;
+    int ch, idx = 0;
+    while ((ch = getopt_long(argc, argv, "", lo, &idx)) != -1) {
         switch (ch) {
+        case NS_SIGNCLIENT_OPT:
+            if (ns_signclient_opt(&o.c, lo[idx].name, optarg) != NS_OK) {
+                return ns_cli_usage_error("%s", ns_err_msg());
+            }
+            break;
         case O_ADDR:
             o.addr = optarg;
             break;
@@ -351,20 +274,8 @@ int sign_main(int argc, char **argv)
         case O_DIG:
             o.digest_hex = optarg;
             break;
-        case O_CERT:
-            o.cert = optarg;
-            break;
-        case O_CKEY:
-            o.client_key = optarg;
-            break;
-        case O_EXP:
-            if (o.expect == NULL) {
-                o.expect = optarg;
-            } else if (o.nexpect_more < NS_ATTEST_ALT_MAX) {
-                o.expect_more[o.nexpect_more++] = optarg;
-            } else {
-                return ns_cli_usage_error("--expect: at most %d files", NS_ATTEST_ALT_MAX + 1);
-            }
+        case O_UD:
+            o.ud_hex = optarg;
             break;
         case O_RETRY: {
             uint64_t n;
@@ -374,47 +285,6 @@ int sign_main(int argc, char **argv)
             o.retries = (int)n;
             break;
         }
-        case O_UD:
-            o.ud_hex = optarg;
-            break;
-        case O_ROOT:
-            o.root = optarg;
-            break;
-        case O_FMT:
-            o.format = optarg;
-            break;
-        case O_TO:
-            if (ns_parse_seconds(optarg, &ms) != NS_OK || ms <= 0 || ms > 600000) {
-                return ns_cli_usage_error("--timeout: expected seconds (0 < S <= 600)");
-            }
-            o.timeout_ms = (int)ms;
-            break;
-        case O_PCR:
-            if (o.npcrs == PCR_OPTS_MAX) {
-                return ns_cli_usage_error("--pcr: at most %d", PCR_OPTS_MAX);
-            }
-            o.pcrs[o.npcrs++] = optarg;
-            break;
-        case O_NOPCR16:
-            o.no_pcr16 = 1;
-            break;
-        case O_MINEP:
-            if (ns_parse_uint(optarg, 4294967295u, &o.policy.min_policy_epoch) != NS_OK) {
-                return ns_cli_usage_error("--min-policy-epoch: expected an integer 0..4294967295");
-            }
-            break;
-        case O_POLICY: {
-            size_t n = 0;
-            if (strlen(optarg) != 64 ||
-                ns_hex_decode(o.policy.policy_commitment, 32, &n, optarg, 64) != NS_OK) {
-                return ns_cli_usage_error("--policy-commitment: expected 64 hex digits");
-            }
-            o.policy.policy_set = 1;
-            break;
-        }
-        case O_ANON:
-            o.policy.allow_anonymous = 1;
-            break;
         default:
             return ns_cli_usage_error("invalid option");
         }
@@ -422,70 +292,32 @@ int sign_main(int argc, char **argv)
     if (optind != argc) {
         return ns_cli_usage_error("unexpected argument '%s'", argv[optind]);
     }
-    if (!o.addr || !o.key || !o.cert || !o.client_key) {
+    if (!o.addr || !o.key || !o.c.cert || !o.c.client_key) {
         return ns_cli_usage_error("--addr, --key, --cert and --client-key are required");
     }
     if ((o.msg_file == NULL) == (o.digest_hex == NULL)) {
         return ns_cli_usage_error("give exactly one of --message-file and --digest");
     }
-    if (strcmp(o.format, "hex") != 0 && strcmp(o.format, "base64") != 0 &&
-        strcmp(o.format, "json") != 0) {
-        return ns_cli_usage_error("--format: hex, base64 or json");
+    if (ns_signclient_opts_check(&o.c) != NS_OK) {
+        return ns_cli_usage_error("%s", ns_err_msg());
     }
     ns_attest_expect *x = calloc(1, sizeof *x);
     if (x == NULL) {
         ns_error("out of memory");
         return NS_EXIT_FAIL;
     }
-    ns_err e = NS_OK;
-    if (o.expect != NULL) {
-        ns_buf m;
-        ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
-        e = ns_read_path(o.expect, &m);
-        if (e == NS_OK) {
-            e = ns_attest_expect_measurements(x, m.data, m.len);
-        }
-        ns_buf_free(&m);
-    }
+    /* --expect (each file), --pcr (in every set), PCR0 and PCR16 pinned or --no-pcr16 (warned) */
+    ns_err e = ns_signclient_opts_expect(&o.c, x);
     if (e == NS_OK && o.ud_hex) {
         e = ns_attest_expect_hex(&x->user_data, o.ud_hex, "--user-data");
     }
-    if (e == NS_OK) {
-        e = load_more_expect(&o, x);
-    }
     if (e != NS_OK) {
-        ns_log_err(e, o.expect ? o.expect : "--user-data");
         free(x);
-        return NS_EXIT_FAIL;
-    }
-    for (int i = 0; i < o.npcrs; i++) {
-        if (ns_attest_expect_pcr(x, o.pcrs[i]) != NS_OK) {
-            free(x);
-            return ns_cli_usage_error("%s%s%s", ns_err_msg(), o.expect ? " against --expect " : "",
-                                      o.expect ? o.expect : "");
+        if (e == NS_E_USAGE) {
+            return ns_cli_usage_error("%s", ns_err_msg());
         }
-    }
-    if (!ns_attest_expect_pins(x, 0)) {
-        free(x);
-        return ns_cli_usage_error("PCR0 is not pinned: give --expect measurements.json (`make "
-                                  "eif`) or --pcr 0=HEX (`nsign eif describe`)");
-    }
-    int pinned16 = ns_attest_expect_pins(x, 16); /* in every accepted image's set */
-    if (pinned16 && o.no_pcr16) {
-        free(x);
-        return ns_cli_usage_error("--no-pcr16 with PCR16 pinned: give one or the other");
-    }
-    if (!pinned16 && !o.no_pcr16) {
-        free(x);
-        return ns_cli_usage_error(
-            "PCR16 is not pinned: add --pcr 16=HEX (what the enclave measured from the age key, "
-            "keys file and configuration: run-enclave logs it as `expected pcr16=`, `nsign eif "
-            "pcr16` computes it), or --no-pcr16 to accept whatever the host loaded");
-    }
-    if (o.no_pcr16) {
-        ns_warn("--no-pcr16: PCR16 is not checked, so this accepts the genuine image booted with "
-                "any age key, keys file and configuration the host chose; pin it with --pcr "
-                "16=HEX");
+        ns_log_err(e, "expectations");
+        return NS_EXIT_FAIL;
     }
     if (ns_secret_process_init() != NS_OK) {
         ns_warn("could not make the process non-dumpable");

@@ -570,7 +570,9 @@ ns_err ns_signclient_opt(ns_signclient_opts *o, const char *name, const char *va
     } else if (strcmp(name, "client-key") == 0) {
         o->client_key = val;
     } else if (strcmp(name, "expect") == 0) {
-        o->expect = val;
+        ENSURE(o->nexpect < 1 + NS_ATTEST_ALT_MAX, NS_E_USAGE, "--expect: at most %d files",
+               1 + NS_ATTEST_ALT_MAX);
+        o->expect[o->nexpect++] = val;
     } else if (strcmp(name, "root") == 0) {
         o->root = val;
     } else if (strcmp(name, "format") == 0) {
@@ -613,28 +615,26 @@ ns_err ns_signclient_opts_check(const ns_signclient_opts *o)
 
 ns_err ns_signclient_opts_expect(const ns_signclient_opts *o, ns_attest_expect *x)
 {
-    if (o->expect != NULL) {
+    for (int i = 0; i < o->nexpect; i++) {
         ns_buf m;
         ns_buf_init(&m, NS_ATTEST_MEASUREMENTS_MAX);
-        ns_err e = ns_read_path(o->expect, &m);
+        ns_err e = ns_read_path(o->expect[i], &m);
         if (e == NS_OK) {
-            e = ns_attest_expect_measurements(x, m.data, m.len);
+            e = i == 0 ? ns_attest_expect_measurements(x, m.data, m.len)
+                       : ns_attest_expect_alt(x, m.data, m.len);
         }
         ns_buf_free(&m);
         if (e != NS_OK) {
-            return ns_fail_ctx(e, "--expect %s", o->expect);
+            return ns_fail_ctx(e, "--expect %s", o->expect[i]);
         }
     }
     for (int i = 0; i < o->npcrs; i++) {
-        if (ns_attest_expect_pcr(x, o->pcrs[i]) != NS_OK) {
-            return ns_fail(NS_E_USAGE, "--pcr %s: %s", o->pcrs[i], ns_err_msg());
-        }
+        GUARD(ns_attest_expect_pcr(x, o->pcrs[i])); /* NS_E_USAGE, naming --pcr */
     }
-    /* The messages are nsign sign's (applets/sign.c), word for word. */
-    ENSURE(x->pcr_set & 1u, NS_E_USAGE,
+    ENSURE(ns_attest_expect_pins(x, 0), NS_E_USAGE,
            "PCR0 is not pinned: give --expect measurements.json (`make eif`) or --pcr 0=HEX "
            "(`nsign eif describe`)");
-    int pinned16 = (x->pcr_set >> 16) & 1;
+    int pinned16 = ns_attest_expect_pins(x, 16); /* in every accepted image's set */
     ENSURE(!(pinned16 && o->no_pcr16), NS_E_USAGE,
            "--no-pcr16 with PCR16 pinned: give one or the other");
     ENSURE(pinned16 || o->no_pcr16, NS_E_USAGE,

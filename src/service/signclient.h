@@ -112,7 +112,11 @@ ns_err ns_signclient_sign(ns_signclient *c, const char *key_id, const uint8_t *m
     }
 
 typedef struct {
-    const char *cert, *client_key, *expect, *root, *format;
+    const char *cert, *client_key, *root, *format;
+    /* --expect, repeatable for a rolling upgrade: the first file, then other accepted images
+     * (ns_attest_expect_alt: a document matches one image's PCRs whole) */
+    const char *expect[1 + NS_ATTEST_ALT_MAX];
+    int nexpect;
     const char *pcrs[NS_SIGNCLIENT_PCRS_MAX];
     int npcrs;
     int timeout_ms;
@@ -129,7 +133,8 @@ ns_err ns_signclient_opt(ns_signclient_opts *o, const char *name, const char *va
 /* After parsing: the required ones (--cert, --client-key) and --format's value. */
 ns_err ns_signclient_opts_check(const ns_signclient_opts *o) NS_MUST_CHECK;
 /*
- * The expectations: --expect's measurements (if given), then every --pcr; then what must be
+ * The expectations: every --expect's measurements (the first, then each further one as another
+ * accepted set), then every --pcr (in every set); then what must be
  * pinned: PCR0 (--expect or --pcr 0=HEX), and PCR16 unless --no-pcr16 (warned on stderr here).
  * NS_E_USAGE for a bad --pcr or a missing pin (the message names the fix; exit 2).
  */

@@ -166,6 +166,20 @@ try:
             skip("... and with libsodium", "no libsodium shared library on this machine")
         check(r.returncode == 0 and "coordinator_secret_allocs=0" in r.stderr,
               "... the coordinator path allocated no secret memory", r.stderr)
+    # A rolling upgrade (issue 23): --expect twice accepts either image's PCRs, whole; a --pcr
+    # pin holds in both sets.
+    meas_new = write("measurements-new.json", json.dumps({"Measurements": {
+        "HashAlgorithm": "Sha384 { ... }", "PCR0": "11" * 48, "PCR1": "22" * 48,
+        "PCR2": "33" * 48}}).encode())
+    two = [a if a != meas else meas_new for a in base] + ["--expect", meas]
+    r = frost_sign([1, 2], base=two)
+    check(r.returncode == 0 and crypto_verify(bytes.fromhex(r.stdout.strip()), msg,
+                                              bytes.fromhex(gpk)),
+          "frost-sign --expect new --expect old: the old image's signers pass", r.stderr)
+    r = frost_sign([1, 2], ["--pcr", "3=" + "ee" * 48], base=two)
+    check(r.returncode == 1 and "no other accepted set of PCRs" in r.stderr and r.stdout == "",
+          "frost-sign --expect twice with a --pcr the documents do not have: refused (the pin "
+          "holds in the matching set)", r.stderr)
     r = frost_sign([1, 2], ["--format", "json"])
     j = json.loads(r.stdout) if r.returncode == 0 else {}
     check(j.get("group_public_key") == gpk and j.get("algorithm") == "frost-ed25519-sha512"
