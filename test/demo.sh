@@ -131,7 +131,7 @@ fi
 emu_qemu=$O/qemu/qemu-system-x86_64
 if [ "${DEMO_EMU:-auto}" != 0 ] && [ -x "$emu_qemu" ] &&
     "$emu_qemu" -M help 2>/dev/null | grep -q nitro-enclave &&
-    ls "$O"/kernel/bzImage /var/cache/nsign/kernel-*/bzImage >/dev/null 2>&1; then
+    ls "$O"/kernel/bzImage "${NSIGN_CACHE:-/var/cache/nsign}"/kernel-*/bzImage >/dev/null 2>&1; then
     say "8. The real EIF on QEMU's nitro-enclave machine (run-enclave --emulator, a local Nitro)"
     echo "  QEMU loads the EIF itself, measures PCR0/1/2 into its NSM; nsign vhost-vsock serves its vsock"
     # A clean environment: the variables this demo exported for its own flow must not reach it.

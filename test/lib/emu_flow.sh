@@ -41,7 +41,7 @@ emu_begin() {
     EMU_KERNEL=${NSIGN_EMU_KERNEL:-}
     if [ -z "$EMU_KERNEL" ]; then
         # make kernel's (this checkout's configuration and patches) first; any cached one else
-        for k in "$NS_ROOT/build/kernel/bzImage" /var/cache/nsign/kernel-*/bzImage; do
+        for k in "$NS_ROOT/build/kernel/bzImage" "${NSIGN_CACHE:-/var/cache/nsign}"/kernel-*/bzImage; do
             [ -f "$k" ] && { EMU_KERNEL=$k; break; }
         done
     fi
