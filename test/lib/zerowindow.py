@@ -93,6 +93,14 @@ class Attacker(threading.Thread):
         left = {}  # stream id -> request bytes not yet sent
         settled = False
         while not self.stop.is_set():
+            if self.goaway is not None:
+                # The server said GOAWAY (a reaped connection): h2 refuses anything more, so only
+                # read until it closes (a slow attacker may still be opening streams then).
+                settled, out = True, bytearray()
+                left.clear()
+                if not self._read(sock, conn, 0.2):
+                    break
+                continue
             if not settled and self.opened < self.nstreams:
                 try:
                     sid = conn.get_next_available_stream_id()
